@@ -1,0 +1,2 @@
+#include "cjail.h"
+int cjail_version(void) { return 1; }

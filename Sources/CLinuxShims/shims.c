@@ -1,0 +1,2 @@
+#include "clinux_shims.h"
+int clinux_shims_version(void) { return 1; }

@@ -1,0 +1,2 @@
+import MiniAppJSON
+print("fuzz-json placeholder")

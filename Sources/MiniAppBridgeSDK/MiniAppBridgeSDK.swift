@@ -1,0 +1,1 @@
+// Module MiniAppBridgeSDK: see README 'Source layout'.

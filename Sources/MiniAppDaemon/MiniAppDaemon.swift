@@ -1,0 +1,1 @@
+// Module MiniAppDaemon: see README 'Source layout'.

@@ -1,0 +1,1 @@
+// Module MiniAppJail: see README 'Source layout'.

@@ -1,0 +1,1 @@
+// Module MiniAppPackages: see README 'Source layout'.

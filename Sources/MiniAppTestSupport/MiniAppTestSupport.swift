@@ -1,0 +1,1 @@
+// Module MiniAppTestSupport: see README 'Source layout'.

@@ -1,0 +1,1 @@
+print("miniapp: not yet implemented")

@@ -1,0 +1,1 @@
+print("miniappd: not yet implemented")
