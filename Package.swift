@@ -82,7 +82,8 @@ let package = Package(
         .target(name: "MiniAppBridgeSDK", swiftSettings: strict),
 
         // MARK: fuzz targets (libFuzzer when built with -sanitize=fuzzer; corpus replay otherwise)
-        .executableTarget(name: "fuzz-json", dependencies: ["MiniAppJSON", "MiniAppModel"], path: "Sources/Fuzz/json"),
+        .target(name: "FuzzSupport", path: "Sources/FuzzSupport"),
+        .executableTarget(name: "fuzz-json", dependencies: ["FuzzSupport", "MiniAppJSON"], path: "Sources/Fuzz/json"),
 
         // MARK: tests
         .target(

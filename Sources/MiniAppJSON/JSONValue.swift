@@ -82,6 +82,34 @@ public struct JSONObject: Sendable, Hashable, Sequence, ExpressibleByDictionaryL
 }
 
 extension JSONValue {
+    /// Numbers compare by value (`.int(2500) == .double(2500)`), since `2.5e3` and `2500` are the
+    /// same JSON number; everything else structurally.
+    public static func == (a: JSONValue, b: JSONValue) -> Bool {
+        switch (a, b) {
+        case (.null, .null): true
+        case (.bool(let x), .bool(let y)): x == y
+        case (.int(let x), .int(let y)): x == y
+        case (.double(let x), .double(let y)): x == y
+        case (.int(let x), .double(let y)), (.double(let y), .int(let x)): Double(x) == y && y.intValue == x
+        case (.string(let x), .string(let y)): x == y
+        case (.array(let x), .array(let y)): x == y
+        case (.object(let x), .object(let y)): x == y
+        default: false
+        }
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        switch self {
+        case .null: hasher.combine(0)
+        case .bool(let b): hasher.combine(b)
+        case .int(let i): hasher.combine(Double(i))
+        case .double(let d): hasher.combine(d)
+        case .string(let s): hasher.combine(s)
+        case .array(let a): hasher.combine(a)
+        case .object(let o): hasher.combine(o)
+        }
+    }
+
     /// The string, if this is a string.
     public var stringValue: String? { if case .string(let s) = self { s } else { nil } }
     /// The boolean, if this is a boolean.
@@ -139,4 +167,9 @@ extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, Ex
     }
     public init(nilLiteral: ()) { self = .null }
     public init(floatLiteral value: Double) { self = .double(value) }
+}
+
+extension Double {
+    /// The exact Int64 value of an integral double, else nil.
+    fileprivate var intValue: Int64? { JSONValue.double(self).intValue }
 }

@@ -99,3 +99,11 @@ import Testing
         #expect(try JSONValue.parse(text).jsonString == text)
     }
 }
+
+@Suite struct JSONEqualityTests {
+    @Test func numbersCompareByValue() throws {
+        #expect(try JSONValue.parse("2.5e3") == JSONValue.parse("2500"))
+        #expect(try JSONValue.parse("2.5e3").hashValue == JSONValue.parse("2500").hashValue)
+        #expect(JSONValue.int(1) != .double(1.5))
+    }
+}

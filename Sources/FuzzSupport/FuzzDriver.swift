@@ -1,0 +1,42 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The libFuzzer entry point type.
+public typealias FuzzTestOneInput = @convention(c) (UnsafePointer<UInt8>, Int) -> CInt
+
+private typealias RunDriver = @convention(c) (
+    UnsafeMutablePointer<CInt>, UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+    FuzzTestOneInput
+) -> CInt
+
+/// Runs `body` under libFuzzer when the binary was built with `-sanitize=fuzzer` (so
+/// `LLVMFuzzerRunDriver` exists); otherwise replays every file named on the command line once
+/// and exits 0 (a crash is the failure signal). Never returns.
+public func runFuzzer(_ body: FuzzTestOneInput) -> Never {
+    var argc = CommandLine.argc
+    var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
+    if let sym = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "LLVMFuzzerRunDriver") {
+        let driver = unsafeBitCast(sym, to: RunDriver.self)
+        exit(driver(&argc, &argv, body))
+    }
+    var replayed = 0
+    for path in CommandLine.arguments.dropFirst() where !path.hasPrefix("-") {
+        guard let f = fopen(path, "rb") else { continue }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = fread(&chunk, 1, chunk.count, f)
+            if n <= 0 { break }
+            bytes.append(contentsOf: chunk[0..<n])
+        }
+        fclose(f)
+        bytes.withUnsafeBufferPointer { p in
+            let base = p.baseAddress ?? UnsafePointer(bitPattern: 1)!
+            _ = body(base, p.count)
+        }
+        replayed += 1
+    }
+    print("replayed \(replayed) inputs")
+    exit(0)
+}

@@ -1,1 +1,0 @@
-print("miniapp: not yet implemented")
