@@ -82,7 +82,8 @@ let package = Package(
         .target(name: "MiniAppBridgeSDK", swiftSettings: strict),
 
         // MARK: fuzz targets (libFuzzer when built with -sanitize=fuzzer; corpus replay otherwise)
-        .target(name: "FuzzSupport", path: "Sources/FuzzSupport"),
+        .target(name: "CFuzzSupport", path: "Sources/CFuzzSupport"),
+        .target(name: "FuzzSupport", dependencies: ["CFuzzSupport"], path: "Sources/FuzzSupport"),
         .executableTarget(name: "fuzz-json", dependencies: ["FuzzSupport", "MiniAppJSON"], path: "Sources/Fuzz/json"),
 
         // MARK: tests
