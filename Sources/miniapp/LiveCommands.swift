@@ -1,0 +1,101 @@
+import ArgumentParser
+import Foundation
+import MiniAppDaemon
+import MiniAppJSON
+import MiniAppModel
+
+extension ControlCommands {
+    /// `miniapp inspect [ID]`: the Bridge Inspector as a live stream, one line per call.
+    struct Inspect: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Stream Bridge calls live (Ctrl-C to stop).")
+        @OptionGroup var socket: SocketOptions
+        @Argument(help: "Only this program id.") var id: String?
+        @Flag(help: "Print raw JSON events.") var json = false
+        @Option(help: "Stop after this many events (0 = forever).") var count: Int = 0
+
+        func run() throws {
+            let client = try failing { try socket.client() }
+            var params: JSONObject = [:]
+            if let id { params["programId"] = .string(id) }
+            _ = try failing { try client.call("inspector.subscribe", params) }
+            var seen = 0
+            while let msg = try failing({ try client.nextNotification() }) {
+                guard msg["method"]?.stringValue == "inspector.event", let e = msg["params"] else { continue }
+                print(json ? e.jsonString : Self.line(e))
+                fflush(nil)
+                seen += 1
+                if count > 0 && seen >= count { return }
+            }
+        }
+
+        static func line(_ e: JSONValue) -> String {
+            let code = e["code"]?.stringValue.map { " \($0)" } ?? ""
+            let t = e["time"]?.stringValue ?? e["time"]?.jsonString ?? ""
+            return "\(t) \(e["workerId"]?.stringValue ?? "?") \(e["programId"]?.stringValue ?? "?") "
+                + "\(e["method"]?.stringValue ?? "?") \(e["decision"]?.stringValue ?? "?")\(code) "
+                + "\(e["micros"]?.intValue ?? 0)us in=\(e["bytesIn"]?.intValue ?? 0) out=\(e["bytesOut"]?.intValue ?? 0)"
+        }
+    }
+
+    /// `miniapp top`: workers, memory, CPU, calls/s and denials, refreshed every second.
+    struct Top: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Live view of workers (Ctrl-C to stop).")
+        @OptionGroup var socket: SocketOptions
+        @Option(help: "Refresh interval in seconds.") var interval: Double = 1
+        @Option(help: "Stop after this many refreshes (0 = forever).") var iterations: Int = 0
+
+        func run() throws {
+            let client = try failing { try socket.client() }
+            var last: [String: (calls: Int64, cpu: Int64)] = [:]
+            var n = 0
+            while iterations == 0 || n < iterations {
+                let r = try failing { try client.call("programs.list") }
+                let info = try failing { try client.call("daemon.info") }
+                let workers = r["workers"]?.arrayValue ?? []
+                var rates: [String: (Double, Double)] = [:]
+                for w in workers {
+                    guard let id = w["workerId"]?.stringValue else { continue }
+                    let calls = w["bridgeCalls"]?.intValue ?? 0
+                    let cpu = w["cpuMicros"]?.intValue ?? 0
+                    if let prev = last[id] {
+                        rates[id] = (Double(calls - prev.calls) / interval, Double(cpu - prev.cpu) / (interval * 10_000))
+                    }
+                    last[id] = (calls, cpu)
+                }
+                print("\u{1B}[H\u{1B}[2J", terminator: "")
+                print("miniappd \(info["version"]?.stringValue ?? "") host \(info["hostVersion"]?.stringValue ?? "") "
+                    + "mode \(info["mode"]?.stringValue ?? "") cgroups \(info["cgroups"]?.stringValue ?? "") "
+                    + "workers \(workers.count) denials \(info["denials"]?.intValue ?? 0)")
+                print(WorkerTable.render(workers, rates: rates))
+                fflush(nil)
+                n += 1
+                if iterations == 0 || n < iterations { Thread.sleep(forTimeInterval: interval) }
+            }
+        }
+    }
+}
+
+/// The `ps`/`top` table.
+enum WorkerTable {
+    static func render(_ workers: [JSONValue], rates: [String: (Double, Double)] = [:]) -> String {
+        var rows = [["WORKER", "PROGRAM", "VERSION", "STATE", "PID", "MEM", "CPU", "CALLS", "CALLS/S", "CPU%"]]
+        for w in workers {
+            let id = w["workerId"]?.stringValue ?? "?"
+            let rate = rates[id]
+            rows.append([
+                id, w["id"]?.stringValue ?? "?", w["version"]?.stringValue ?? "?", w["state"]?.stringValue ?? "?",
+                String(w["pid"]?.intValue ?? 0), bytes(w["memoryBytes"]?.intValue ?? 0),
+                String(format: "%.2fs", Double(w["cpuMicros"]?.intValue ?? 0) / 1e6), String(w["bridgeCalls"]?.intValue ?? 0),
+                rate.map { String(format: "%.0f", $0.0) } ?? "-", rate.map { String(format: "%.1f", $0.1) } ?? "-",
+            ])
+        }
+        let widths = (0..<rows[0].count).map { c in rows.map { $0[c].count }.max() ?? 0 }
+        return rows.map { r in
+            zip(r, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")
+        }.joined(separator: "\n")
+    }
+
+    static func bytes(_ n: Int64) -> String {
+        n >= 1 << 20 ? String(format: "%.1fM", Double(n) / 1_048_576) : String(format: "%.0fK", Double(n) / 1024)
+    }
+}
