@@ -1,0 +1,41 @@
+import MiniAppJSON
+import MiniAppModel
+import Testing
+
+@Suite struct DaemonConfigTests {
+    @Test func defaultsNeedNoFile() {
+        let c = DaemonConfig()
+        #expect(c.stateDir == "/var/lib/miniappd")
+        #expect(c.policyDir == nil)
+        #expect(c.maxMessageBytes == 1 << 20)
+    }
+
+    @Test func fileOverridesDefaults() throws {
+        var c = DaemonConfig()
+        try c.apply(file: JSONValue.parse("""
+            // operators may comment
+            {"stateDir": "/srv/m", "idleTimeoutSeconds": 30, "workerMode": "rootless", "controlAllowedGids": [1000],
+             "services": {"storage": {"quotaBytes": 1024}}}
+            """, options: .policy))
+        #expect(c.stateDir == "/srv/m")
+        #expect(c.idleTimeoutSeconds == 30)
+        #expect(c.workerMode == "rootless")
+        #expect(c.controlAllowedGIDs == [1000])
+        #expect(c.services["storage"]?["quotaBytes"]?.intValue == 1024)
+    }
+
+    @Test(arguments: [
+        ("{\"stateDri\": \"/x\"}", "stateDri"),
+        ("{\"idleTimeoutSeconds\": -1}", "idleTimeoutSeconds"),
+        ("{\"maxWorkers\": \"many\"}", "maxWorkers"),
+        ("{\"workerMode\": \"root\"}", "workerMode"),
+        ("{\"controlAllowedUids\": [-1]}", "controlAllowedUids"),
+        ("{\"stateDir\": \"\"}", "stateDir"),
+        ("[]", "(root)"),
+    ])
+    func refusesBadSettings(_ text: String, _ field: String) throws {
+        var c = DaemonConfig()
+        #expect(throws: ConfigError.self) { try c.apply(file: JSONValue.parse(text, options: .policy)) }
+        do { try c.apply(file: JSONValue.parse(text, options: .policy)) } catch let e as ConfigError { #expect(e.field == field) }
+    }
+}
