@@ -96,5 +96,8 @@ let package = Package(
             dependencies: ["MiniAppModel", "MiniAppSystem"],
             swiftSettings: strict),
         .testTarget(name: "ModelTests", dependencies: ["MiniAppJSON", "MiniAppModel", "MiniAppTestSupport"]),
+        .testTarget(
+            name: "DaemonTests",
+            dependencies: ["MiniAppDaemon", "MiniAppBroker", "MiniAppJSON", "MiniAppModel", "MiniAppTestSupport"]),
     ]
 )

@@ -1,0 +1,161 @@
+import Foundation
+import MiniAppBroker
+@testable import MiniAppDaemon
+import MiniAppJSON
+import MiniAppModel
+import Synchronization
+import Testing
+
+/// Fakes for the far side of the supervisor's seams; the real jail and broker are exercised by
+/// the end-to-end tests.
+final class FakeWorker: WorkerHandle, @unchecked Sendable {
+    let pid: Int32
+    let onExit: @Sendable (WorkerExitInfo) -> Void
+    let frozen = Mutex(false)
+    init(pid: Int32, onExit: @escaping @Sendable (WorkerExitInfo) -> Void) {
+        self.pid = pid
+        self.onExit = onExit
+    }
+    func suspend() throws(MiniAppError) { frozen.withLock { $0 = true } }
+    func resume() throws(MiniAppError) { frozen.withLock { $0 = false } }
+    func stop(graceMillis: Int) { onExit(WorkerExitInfo(status: 143, signal: "SIGTERM", reason: .signal)) }
+    func kill() { onExit(WorkerExitInfo(status: 137, signal: "SIGKILL", reason: .signal)) }
+    func usage() -> (memoryBytes: Int64, cpuMicros: Int64) { (4096, 10) }
+}
+
+final class FakeSpawner: WorkerSpawner, @unchecked Sendable {
+    let spawned = Mutex<[FakeWorker]>([])
+    func spawn(_ r: WorkerSpawnRequest, onExit: @escaping @Sendable (WorkerExitInfo) -> Void) throws(MiniAppError) -> any WorkerHandle {
+        let w = FakeWorker(pid: Int32(1000 + spawned.withLock { $0.count }), onExit: onExit)
+        spawned.withLock { $0.append(w) }
+        return w
+    }
+}
+
+struct FakeResolver: ProgramResolver {
+    func launchable(_ id: String) throws(MiniAppError) -> LaunchableProgram {
+        guard id.hasPrefix("com.") else { throw MiniAppError(.notFound, "no package \(id)") }
+        return LaunchableProgram(
+            id: id, version: "1.0.0", partnerId: "com.p", appDir: "/nonexistent", entryPoint: "main.js", runtime: "node",
+            permissions: [], allowedDomains: [])
+    }
+    func dataDirectory(_ id: String) throws(MiniAppError) -> String { "/nonexistent/\(id)" }
+}
+
+final class FakeBridge: BridgeAttacher, @unchecked Sendable {
+    let attached = Mutex<Set<String>>([])
+    let events = Mutex<[(String, String)]>([])
+    func attach(identity: CallerIdentity) throws(MiniAppError) -> Int32 {
+        attached.withLock { _ = $0.insert(identity.workerId) }
+        return dup(0)
+    }
+    func detach(workerId: String) { attached.withLock { _ = $0.remove(workerId) } }
+    func sendEvent(workerId: String, name: String, data: JSONValue) throws(MiniAppError) {
+        events.withLock { $0.append((workerId, name)) }
+    }
+    func activity(workerId: String) -> (calls: Int64, lastCallNanos: UInt64) { (3, 0) }
+}
+
+final class Notes: @unchecked Sendable {
+    let items = Mutex<[(String, JSONValue)]>([])
+    func add(_ m: String, _ p: JSONValue) { items.withLock { $0.append((m, p)) } }
+    func named(_ m: String) -> [JSONValue] { items.withLock { $0.filter { $0.0 == m }.map(\.1) } }
+}
+
+struct SupervisorFixture {
+    let dir: String
+    let spawner = FakeSpawner()
+    let bridge = FakeBridge()
+    let notes = Notes()
+    let supervisor: Supervisor
+
+    init(_ tweak: (inout SupervisorSettings) -> Void = { _ in }) throws {
+        dir = NSTemporaryDirectory() + "sup-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        var settings = SupervisorSettings()
+        settings.restartBackoffMillis = 10
+        tweak(&settings)
+        let notes = self.notes
+        supervisor = Supervisor(
+            settings: settings, ids: try WorkerIDAllocator(path: dir + "/workers.seq"), spawner: spawner,
+            resolver: FakeResolver(), bridge: bridge, notify: { m, p in notes.add(m, p) })
+    }
+}
+
+@Suite struct SupervisorTests {
+    @Test func secondLaunchAnswersWithTheRunningWorker() throws {
+        let f = try SupervisorFixture()
+        let a = try f.supervisor.launch("com.p.app")
+        let b = try f.supervisor.launch("com.p.app")
+        #expect(a["workerId"] == b["workerId"])
+        #expect(f.spawner.spawned.withLock { $0.count } == 1)
+        #expect(f.supervisor.list().count == 1)
+    }
+
+    @Test func unknownProgramIsNotFound() throws {
+        let f = try SupervisorFixture()
+        #expect(throws: MiniAppError.self) { try f.supervisor.launch("nope") }
+        do { _ = try f.supervisor.launch("nope") } catch { #expect(error.code == .notFound) }
+    }
+
+    @Test func stopReportsStoppedAndDetachesTheBridge() throws {
+        let f = try SupervisorFixture()
+        let wid = try f.supervisor.launch("com.p.app")["workerId"]!.stringValue!
+        let status = Mutex<Int32?>(nil)
+        try f.supervisor.stop(wid, graceMillis: 10) { s in status.withLock { $0 = s } }
+        #expect(status.withLock { $0 } == 143)
+        let exited = f.notes.named("program.exited")
+        #expect(exited.count == 1)
+        #expect(exited.first?["reason"] == "stopped")
+        #expect(exited.first?["signal"] == "SIGTERM")
+        #expect(f.bridge.attached.withLock { $0.isEmpty })
+        #expect(f.supervisor.list().isEmpty)
+        #expect(throws: MiniAppError.self) { try f.supervisor.stop(wid, graceMillis: 1) { _ in } }
+    }
+
+    @Test func suspendResumeFollowTheStateMachine() throws {
+        let f = try SupervisorFixture()
+        let wid = try f.supervisor.launch("com.p.app")["workerId"]!.stringValue!
+        #expect(throws: MiniAppError.self) { try f.supervisor.resume(wid) }
+        try f.supervisor.suspend(wid)
+        #expect(f.supervisor.list().first?["state"] == "suspended")
+        #expect(throws: MiniAppError.self) { try f.supervisor.suspend(wid) }
+        try f.supervisor.resume(wid)
+        #expect(f.supervisor.list().first?["state"] == "running")
+    }
+
+    @Test func crashRestartsWithBackoffThenGivesUp() async throws {
+        let f = try SupervisorFixture { $0.maxRestarts = 2 }
+        _ = try f.supervisor.launch("com.p.app")
+        for round in 1...3 {
+            let w = f.spawner.spawned.withLock { $0.last! }
+            w.onExit(WorkerExitInfo(status: 1, reason: .exit))
+            if round < 3 {
+                for _ in 0..<200 where f.spawner.spawned.withLock({ $0.count }) == round { try await Task.sleep(for: .milliseconds(10)) }
+            } else {
+                try await Task.sleep(for: .milliseconds(200))
+            }
+        }
+        #expect(f.spawner.spawned.withLock { $0.count } == 3, "two restarts, then no more")
+        #expect(f.notes.named("program.restarted").count == 2)
+        #expect(f.notes.named("program.exited").count == 3)
+    }
+
+    @Test func workerIdsAreNeverReusedAcrossRestarts() throws {
+        let dir = NSTemporaryDirectory() + "ids-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let a = try WorkerIDAllocator(path: dir + "/seq", block: 4)
+        let first = try (0..<6).map { _ in try a.next() }
+        let b = try WorkerIDAllocator(path: dir + "/seq", block: 4)  // as after a crash
+        let second = try b.next()
+        #expect(Set(first).count == 6)
+        #expect(!first.contains(second))
+    }
+
+    @Test func idleWorkersAreStopped() async throws {
+        let f = try SupervisorFixture { $0.idleTimeoutSeconds = 1 }
+        _ = try f.supervisor.launch("com.p.app")
+        for _ in 0..<40 where f.notes.named("program.exited").isEmpty { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(f.notes.named("program.exited").first?["detail"] == "idle timeout")
+    }
+}
