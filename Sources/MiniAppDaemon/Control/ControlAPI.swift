@@ -1,0 +1,217 @@
+public import MiniAppJSON
+public import MiniAppModel
+
+/// A connected, authorized control peer (a host runtime, the CLI, a test).
+public protocol ControlPeer: AnyObject, Sendable {
+    /// Stable id of the connection, for logs.
+    var connectionId: UInt64 { get }
+    /// Credentials from SO_PEERCRED at accept time.
+    var uid: UInt32 { get }
+    /// Sends one message (notification or request) to the peer.
+    func send(_ message: JSONValue)
+}
+
+/// The package side of the control API (bound to MiniAppPackages' store).
+public protocol PackageControl: Sendable {
+    /// `packages.install` → `{id, version, active}`; throws `INVALID_PACKAGE` with `data.reason`.
+    func install(path: String, allowDowngrade: Bool) throws(MiniAppError) -> JSONValue
+    /// `packages.list` → `{packages:[…]}`.
+    func list() throws(MiniAppError) -> JSONValue
+    /// `packages.rollback` → `{id, active}`.
+    func rollback(id: String) throws(MiniAppError) -> JSONValue
+    /// `packages.remove`.
+    func remove(id: String) throws(MiniAppError)
+    /// `updates.check` → `{updates:[…]}`.
+    func checkUpdates(id: String?) throws(MiniAppError) -> JSONValue
+}
+
+/// The broker side of the control API (bound to MiniAppBroker and its services).
+public protocol BrokerControl: Sendable {
+    /// `bridge.provide`: the peer now serves these host-provided methods.
+    func provide(methods: [String], peer: any ControlPeer) throws(MiniAppError)
+    /// `inspector.subscribe`.
+    func subscribeInspector(programId: String?, peer: any ControlPeer)
+    /// A reply from a provider peer to a `bridge.call` the daemon sent it.
+    func providerReply(_ message: JSONObject, peer: any ControlPeer)
+    /// The peer went away: fail its pending provider calls with HOST_UNAVAILABLE, drop subscriptions.
+    func peerClosed(_ peer: any ControlPeer)
+    /// `permissions.refresh`.
+    func refreshPermissions() throws(MiniAppError)
+    /// `session.set`.
+    func setSession(userId: String, claims: JSONObject) throws(MiniAppError)
+    /// `auth.keys`.
+    func jwks() -> JSONValue
+    /// Bridge denials so far (for `daemon.info` and `miniapp top`).
+    func denials() -> Int64
+}
+
+/// Static facts for `daemon.info`.
+public struct DaemonFacts: Sendable {
+    /// The daemon's version.
+    public var version: String
+    /// The host version packages are checked against.
+    public var hostVersion: String
+    /// `privileged` or `rootless`.
+    public var mode: String
+    /// `v1` or `v2`.
+    public var cgroups: String
+
+    public init(version: String, hostVersion: String, mode: String, cgroups: String) {
+        self.version = version
+        self.hostVersion = hostVersion
+        self.mode = mode
+        self.cgroups = cgroups
+    }
+}
+
+/// The control API's methods (spec/control-api.md), independent of the transport: the control
+/// server decodes a request, checks the peer, and calls `handle`, which answers through `reply`
+/// exactly once (immediately, or later for `programs.stop`).
+public final class ControlAPI: Sendable {
+    private let facts: DaemonFacts
+    private let supervisor: Supervisor
+    private let packages: any PackageControl
+    private let broker: any BrokerControl
+
+    public init(facts: DaemonFacts, supervisor: Supervisor, packages: any PackageControl, broker: any BrokerControl) {
+        self.facts = facts
+        self.supervisor = supervisor
+        self.packages = packages
+        self.broker = broker
+    }
+
+    /// The methods served (anything else is METHOD_NOT_FOUND).
+    public static let methods: Set<String> = [
+        "daemon.info", "packages.install", "packages.list", "packages.rollback", "packages.remove", "programs.launch",
+        "programs.suspend", "programs.resume", "programs.stop", "programs.list", "programs.send", "bridge.provide",
+        "session.set", "inspector.subscribe", "permissions.refresh", "updates.check", "auth.keys",
+    ]
+
+    /// Serves one request.
+    public func handle(
+        method: String, params: JSONValue?, peer: any ControlPeer,
+        reply: @escaping @Sendable (Result<JSONValue, MiniAppError>) -> Void
+    ) {
+        let p = params?.objectValue ?? [:]
+        if let params, params.objectValue == nil {
+            return reply(.failure(MiniAppError(.invalidParams, "params must be an object")))
+        }
+        if method == "programs.stop" { return stop(p, reply) }
+        do throws(MiniAppError) {
+            reply(.success(try handleSync(method: method, p: p, peer: peer)))
+        } catch {
+            reply(.failure(error))
+        }
+    }
+
+    private func handleSync(method: String, p: JSONObject, peer: any ControlPeer) throws(MiniAppError) -> JSONValue {
+        switch method {
+        case "daemon.info": return info()
+        case "packages.install":
+            return try packages.install(path: try Params.string(p, "path"), allowDowngrade: try Params.bool(p, "allowDowngrade") ?? false)
+        case "packages.list": return try packages.list()
+        case "packages.rollback": return try packages.rollback(id: try Params.string(p, "id"))
+        case "packages.remove":
+            let id = try Params.string(p, "id")
+            guard !supervisor.isRunning(programId: id) else {
+                throw MiniAppError(.alreadyRunning, "\(id) is running; stop it before removing it")
+            }
+            try packages.remove(id: id)
+            return [:]
+        case "programs.launch": return try supervisor.launch(try Params.string(p, "id"), args: try Params.strings(p, "args") ?? [])
+        case "programs.suspend":
+            try supervisor.suspend(try Params.string(p, "workerId"))
+            return [:]
+        case "programs.resume":
+            try supervisor.resume(try Params.string(p, "workerId"))
+            return [:]
+        case "programs.list": return ["workers": .array(supervisor.list())]
+        case "programs.send":
+            try supervisor.send(try Params.string(p, "workerId"), name: try Params.string(p, "name"), data: p["data"] ?? [:])
+            return [:]
+        default: return try handleBroker(method: method, p: p, peer: peer)
+        }
+    }
+
+    private func handleBroker(method: String, p: JSONObject, peer: any ControlPeer) throws(MiniAppError) -> JSONValue {
+        switch method {
+        case "bridge.provide":
+            guard let methods = try Params.strings(p, "methods"), !methods.isEmpty else {
+                throw MiniAppError(.invalidParams, "methods must be a non-empty array of method names")
+            }
+            try broker.provide(methods: methods, peer: peer)
+        case "session.set":
+            let claims = p["claims"]
+            if let claims, claims.objectValue == nil, !claims.isNull {
+                throw MiniAppError(.invalidParams, "claims must be an object")
+            }
+            try broker.setSession(userId: try Params.string(p, "userId"), claims: claims?.objectValue ?? [:])
+        case "inspector.subscribe": broker.subscribeInspector(programId: try Params.optionalString(p, "programId"), peer: peer)
+        case "permissions.refresh": try broker.refreshPermissions()
+        case "updates.check": return try packages.checkUpdates(id: try Params.optionalString(p, "id"))
+        case "auth.keys": return broker.jwks()
+        default: throw MiniAppError(.methodNotFound, "no control method \(method); see spec/control-api.md")
+        }
+        return [:]
+    }
+
+    private func stop(_ p: JSONObject, _ reply: @escaping @Sendable (Result<JSONValue, MiniAppError>) -> Void) {
+        do throws(MiniAppError) {
+            let wid = try Params.string(p, "workerId")
+            let grace = try Params.int(p, "graceMillis", 0...600_000)
+            try supervisor.stop(wid, graceMillis: grace) { status in reply(.success(["status": .int(Int64(status))])) }
+        } catch {
+            reply(.failure(error))
+        }
+    }
+
+    private func info() -> JSONValue {
+        let counts = supervisor.counts()
+        return [
+            "version": .string(facts.version), "hostVersion": .string(facts.hostVersion), "mode": .string(facts.mode),
+            "cgroups": .string(facts.cgroups), "workers": .int(Int64(counts.values.reduce(0, +))),
+            "workersByState": .object(JSONObject(counts.map { ($0.key, .int(Int64($0.value))) })),
+            "denials": .int(broker.denials()),
+        ]
+    }
+}
+
+/// Typed access to request params, with INVALID_PARAMS messages that name the member.
+enum Params {
+    static func string(_ p: JSONObject, _ key: String) throws(MiniAppError) -> String {
+        guard let s = p[key]?.stringValue, !s.isEmpty else {
+            throw MiniAppError(.invalidParams, "params.\(key) must be a non-empty string")
+        }
+        return s
+    }
+
+    static func optionalString(_ p: JSONObject, _ key: String) throws(MiniAppError) -> String? {
+        guard let v = p[key], !v.isNull else { return nil }
+        return try string(p, key)
+    }
+
+    static func bool(_ p: JSONObject, _ key: String) throws(MiniAppError) -> Bool? {
+        guard let v = p[key], !v.isNull else { return nil }
+        guard let b = v.boolValue else { throw MiniAppError(.invalidParams, "params.\(key) must be true or false") }
+        return b
+    }
+
+    static func int(_ p: JSONObject, _ key: String, _ range: ClosedRange<Int>) throws(MiniAppError) -> Int? {
+        guard let v = p[key], !v.isNull else { return nil }
+        guard let i = v.intValue, let n = Int(exactly: i), range.contains(n) else {
+            throw MiniAppError(.invalidParams, "params.\(key) must be an integer in \(range.lowerBound)…\(range.upperBound)")
+        }
+        return n
+    }
+
+    static func strings(_ p: JSONObject, _ key: String) throws(MiniAppError) -> [String]? {
+        guard let v = p[key], !v.isNull else { return nil }
+        guard let a = v.arrayValue else { throw MiniAppError(.invalidParams, "params.\(key) must be an array of strings") }
+        var out: [String] = []
+        for x in a {
+            guard let s = x.stringValue else { throw MiniAppError(.invalidParams, "params.\(key) must be an array of strings") }
+            out.append(s)
+        }
+        return out
+    }
+}
