@@ -1,1 +1,0 @@
-// Module MiniAppDaemon: see README 'Source layout'.

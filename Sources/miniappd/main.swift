@@ -1,1 +1,0 @@
-print("miniappd: not yet implemented")
