@@ -98,6 +98,6 @@ let package = Package(
         .testTarget(name: "ModelTests", dependencies: ["MiniAppJSON", "MiniAppModel", "MiniAppTestSupport"]),
         .testTarget(
             name: "DaemonTests",
-            dependencies: ["MiniAppDaemon", "MiniAppBroker", "MiniAppJSON", "MiniAppModel", "MiniAppTestSupport"]),
+            dependencies: ["MiniAppDaemon", "MiniAppBroker", "MiniAppJSON", "MiniAppModel", "MiniAppSystem", "MiniAppTestSupport"]),
     ]
 )

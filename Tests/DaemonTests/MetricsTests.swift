@@ -1,0 +1,50 @@
+import Foundation
+import MiniAppDaemon
+import MiniAppSystem
+import Testing
+
+@Suite struct MetricsTests {
+    /// Scrapes the real endpoint with curl, as Prometheus would.
+    @Test func exposesPrometheusTextOverLoopbackHTTP() throws {
+        let metrics = DaemonMetrics()
+        metrics.counter("miniappd_bridge_calls_total", [("method", "storage.get"), ("decision", "allow")]).increment(by: 3)
+        metrics.gauge("miniappd_workers", [("state", "running")]).record(2)
+        let fd = try ListeningSocket.listen(.tcp(host: "127.0.0.1", port: 0))
+        let port = try #require(ListeningSocket.boundPort(fd))
+        let server = TinyHTTPServer(listeningFD: fd) { path in
+            path == "/metrics" ? (200, "text/plain; version=0.0.4", metrics.exposition()) : nil
+        }
+        server.start()
+        defer { server.stop() }
+        let body = try curl("http://127.0.0.1:\(port)/metrics")
+        #expect(body.contains("miniappd_bridge_calls_total{method=\"storage.get\",decision=\"allow\"} 3"))
+        #expect(body.contains("miniappd_workers{state=\"running\"} 2"))
+        #expect(try curl("-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(port)/nope") == "404")
+        #expect(try curl("-X", "POST", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(port)/metrics") == "405")
+    }
+
+    @Test(arguments: [
+        ("unix:/run/x.sock", ListenAddress.unix(path: "/run/x.sock")), ("/run/y", .unix(path: "/run/y")),
+        ("127.0.0.1:9464", .tcp(host: "127.0.0.1", port: 9464)), ("localhost:1", .tcp(host: "127.0.0.1", port: 1)),
+    ])
+    func parsesListenAddresses(_ text: String, _ expected: ListenAddress) {
+        #expect(ListenAddress.parse(text) == expected)
+    }
+
+    @Test func refusesGarbageAddresses() {
+        #expect(ListenAddress.parse("nonsense") == nil)
+        #expect(ListenAddress.parse("1.2.3.4:99999") == nil)
+    }
+
+    func curl(_ args: String...) throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        p.arguments = ["-s", "--max-time", "5"] + args
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return String(decoding: data, as: UTF8.self)
+    }
+}
