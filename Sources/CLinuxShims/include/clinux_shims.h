@@ -8,4 +8,10 @@ int clinux_accept_cloexec(int fd);
 
 /* Sets the calling thread's name (pthread_setname_np is GNU-only); names show in top/ps. */
 void clinux_set_thread_name(const char *name);
+
+/* signalfd for `sigs` with SFD_CLOEXEC; <sys/signalfd.h> is not in Glibc's Swift module. */
+#include <signal.h>
+int clinux_signalfd(const sigset_t *sigs);
+/* Reads one signalfd_siginfo; returns the signal number, or -1 (errno set). */
+int clinux_signalfd_read(int fd);
 #endif
