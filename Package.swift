@@ -72,7 +72,7 @@ let package = Package(
         // MARK: executables
         .executableTarget(
             name: "miniappd",
-            dependencies: ["MiniAppDaemon", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["MiniAppDaemon", "MiniAppSystem", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict),
         .executableTarget(
             name: "miniapp",

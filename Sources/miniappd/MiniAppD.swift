@@ -3,6 +3,7 @@ import Foundation
 import MiniAppDaemon
 import MiniAppJSON
 import MiniAppModel
+import MiniAppSystem
 
 /// `miniappd`: runs with no config file on embedded defaults; flags override the config file
 /// (spec/cli-and-config.md).
@@ -23,6 +24,9 @@ struct MiniAppD: ParsableCommand {
     @Option(help: "auto, privileged or rootless.") var workerMode: String?
 
     func run() throws {
+        // Before any thread exists, so every thread inherits the mask and signals reach only
+        // the signalfd loop.
+        SignalLoop.blockInProcess()
         let cfg: DaemonConfig
         do {
             cfg = try loadConfig()
