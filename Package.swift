@@ -93,7 +93,7 @@ let package = Package(
         // MARK: tests
         .target(
             name: "MiniAppTestSupport",
-            dependencies: ["MiniAppModel", "MiniAppSystem"],
+            dependencies: ["MiniAppModel", "MiniAppSystem", "MiniAppDaemon"],
             swiftSettings: strict),
         .testTarget(name: "ModelTests", dependencies: ["MiniAppJSON", "MiniAppModel", "MiniAppTestSupport"]),
         .testTarget(

@@ -1,0 +1,71 @@
+import Foundation
+public import MiniAppDaemon
+
+/// A real `miniappd` process on a private state dir and control socket, for end-to-end tests.
+/// Started by the test, stopped by the test (SIGTERM, then SIGKILL if it hangs).
+public final class DaemonHarness: @unchecked Sendable {
+    /// Scratch space: `state/`, `control.sock`, `daemon.log`.
+    public let dir: TempDir
+    /// The control socket path.
+    public let socket: String
+    /// The daemon's process.
+    public let process: Process
+    private let log: FileHandle
+
+    /// Starts `miniappd` with `--state-dir`, `--control-socket` and any `extraArgs`, and waits
+    /// until it answers `daemon.info`.
+    public init(policyDir: String, extraArgs: [String] = [], stateDir: String? = nil, timeout: Double = 30) throws {
+        dir = try TempDir("d")
+        socket = dir.file("control.sock")
+        FileManager.default.createFile(atPath: dir.file("daemon.log"), contents: nil)
+        log = try FileHandle(forWritingTo: URL(fileURLWithPath: dir.file("daemon.log")))
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: productsDirectory() + "/miniappd")
+        process.arguments = [
+            "--state-dir", stateDir ?? dir.file("state"), "--control-socket", socket, "--policy-dir", policyDir,
+        ] + extraArgs
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if !process.isRunning { throw HarnessError("miniappd exited early:\n\(logText())") }
+            if let c = try? ControlClient(socketPath: socket), (try? c.call("daemon.info", timeoutMillis: 2000)) != nil { return }
+            usleep(20_000)
+        }
+        stop()
+        throw HarnessError("miniappd did not become ready in \(timeout)s:\n\(logText())")
+    }
+
+    /// A new control connection.
+    public func client() throws -> ControlClient { try ControlClient(socketPath: socket) }
+
+    /// The daemon's stdout/stderr so far.
+    public func logText() -> String { (try? String(contentsOfFile: dir.file("daemon.log"), encoding: .utf8)) ?? "" }
+
+    /// SIGTERM and wait; returns the exit status (SIGKILL after `timeout`).
+    @discardableResult
+    public func stop(timeout: Double = 20) -> Int32 {
+        guard process.isRunning else { return process.terminationStatus }
+        kill(process.processIdentifier, SIGTERM)
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    /// SIGKILL now (crash tests).
+    public func crash() {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    deinit { stop(timeout: 5) }
+}
+
+/// A harness failure with the daemon's log attached.
+public struct HarnessError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ d: String) { description = d }
+}

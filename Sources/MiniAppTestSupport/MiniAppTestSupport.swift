@@ -1,1 +1,0 @@
-// Module MiniAppTestSupport: see README 'Source layout'.

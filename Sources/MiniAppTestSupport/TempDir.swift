@@ -1,0 +1,34 @@
+import Foundation
+
+/// A private temporary directory (0700), removed when dropped unless `MINIAPP_KEEP_TMP` is set.
+public final class TempDir: @unchecked Sendable {
+    /// Its absolute path.
+    public let path: String
+
+    /// Creates `/tmp/miniapp-<label>-XXXXXX` (short: Unix socket paths must fit in 108 bytes).
+    public init(_ label: String = "t") throws {
+        var template = Array("/tmp/ma-\(label.prefix(12))-XXXXXX".utf8CString)
+        guard let p = mkdtemp(&template) else { throw CocoaError(.fileWriteUnknown) }
+        path = String(cString: p)
+    }
+
+    /// `path/name`.
+    public func file(_ name: String) -> String { path + "/" + name }
+
+    /// Writes `text` to `path/name` (creating parent directories) and returns the full path.
+    @discardableResult
+    public func write(_ name: String, _ text: String, mode: Int = 0o644) throws -> String {
+        let full = file(name)
+        try FileManager.default.createDirectory(
+            atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try Data(text.utf8).write(to: URL(fileURLWithPath: full))
+        chmod(full, mode_t(mode))
+        return full
+    }
+
+    deinit {
+        if ProcessInfo.processInfo.environment["MINIAPP_KEEP_TMP"] == nil {
+            try? FileManager.default.removeItem(atPath: path)
+        }
+    }
+}
