@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 public import MiniAppDaemon
 
 /// A real `miniappd` process on a private state dir and control socket, for end-to-end tests.
@@ -17,7 +17,7 @@ public final class DaemonHarness: @unchecked Sendable {
     public init(policyDir: String, extraArgs: [String] = [], stateDir: String? = nil, timeout: Double = 30) throws {
         dir = try TempDir("d")
         socket = dir.file("control.sock")
-        FileManager.default.createFile(atPath: dir.file("daemon.log"), contents: nil)
+        _ = FileManager.default.createFile(atPath: dir.file("daemon.log"), contents: nil)
         log = try FileHandle(forWritingTo: URL(fileURLWithPath: dir.file("daemon.log")))
         process = Process()
         process.executableURL = URL(fileURLWithPath: productsDirectory() + "/miniappd")

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// The result of running a command.
 public struct RunResult: Sendable {
