@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// A private temporary directory (0700), removed when dropped unless `MINIAPP_KEEP_TMP` is set.
 public final class TempDir: @unchecked Sendable {
