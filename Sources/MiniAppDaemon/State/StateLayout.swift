@@ -1,0 +1,74 @@
+import Foundation
+import Glibc
+public import MiniAppModel
+import MiniAppSystem
+
+/// Where everything lives under `--state-dir` (README "State directory"). Created 0700: the
+/// directory holds signing keys, every program's data and the audit log.
+public struct StateLayout: Sendable {
+    /// The state directory.
+    public let root: String
+
+    public init(root: String) { self.root = root }
+
+    public var packages: String { root + "/packages" }
+    public var data: String { root + "/data" }
+    public var storageDatabase: String { root + "/storage.sqlite" }
+    public var keys: String { root + "/keys" }
+    public var audit: String { root + "/audit" }
+    public var uids: String { root + "/uids.json" }
+    public var workerSequence: String { root + "/workers.seq" }
+    public var partnersCache: String { root + "/partners-cache.json" }
+    public var downloads: String { root + "/downloads" }
+    public var embeddedPolicies: String { root + "/policies-embedded" }
+    public var sdk: String { root + "/sdk" }
+
+    /// Creates the directories (0700) that do not exist yet.
+    public func create() throws(MiniAppError) {
+        for dir in [root, packages, data, keys, audit, downloads] {
+            try Self.mkdir(dir, mode: 0o700)
+        }
+    }
+
+    static func mkdir(_ path: String, mode: mode_t) throws(MiniAppError) {
+        if Glibc.mkdir(path, mode) != 0 && errno != EEXIST {
+            throw MiniAppError(.internal, "cannot create \(path): \(String(cString: strerror(errno))). Check --state-dir and its permissions.")
+        }
+    }
+
+    /// Writes `files` under `dir` afresh (a stale file from an older binary must not linger)
+    /// and returns `dir`. Used for the embedded policies and SDKs.
+    public func materialize(_ files: [(String, String)], into dir: String) throws(MiniAppError) -> String {
+        let staging = dir + ".new-\(getpid())"
+        _ = try? removeTree(staging)
+        try Self.mkdir(staging, mode: 0o755)
+        for (rel, text) in files {
+            let full = staging + "/" + rel
+            try makeParents(of: full, under: staging)
+            do {
+                try AtomicFile.write(path: full, bytes: Array(text.utf8), mode: 0o644)
+            } catch {
+                throw MiniAppError(.internal, "cannot write \(full): \(error)")
+            }
+        }
+        _ = try? removeTree(dir)
+        guard rename(staging, dir) == 0 else {
+            throw MiniAppError(.internal, "cannot install \(dir): \(String(cString: strerror(errno)))")
+        }
+        return dir
+    }
+
+    private func makeParents(of file: String, under base: String) throws(MiniAppError) {
+        let rel = file.dropFirst(base.count + 1)
+        var path = base
+        for part in rel.split(separator: "/").dropLast() {
+            path += "/" + part
+            try Self.mkdir(path, mode: 0o755)
+        }
+    }
+
+    /// rm -rf; FileManager removes symlinks themselves, never what they point to.
+    func removeTree(_ path: String) throws {
+        if FileManager.default.fileExists(atPath: path) { try FileManager.default.removeItem(atPath: path) }
+    }
+}
