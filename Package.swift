@@ -39,6 +39,8 @@ let package = Package(
         // MARK: C: the jail steps between clone and execve, and thin libc shims
         .target(name: "CJail", path: "Sources/CJail"),
         .target(name: "CLinuxShims", path: "Sources/CLinuxShims"),
+        // Typed wrappers for libcurl's variadic curl_easy_setopt/getinfo (Swift cannot call C varargs).
+        .target(name: "CCurlShim", dependencies: ["CCurl"], path: "Sources/CCurlShim"),
 
         // MARK: pure Swift (no syscalls)
         .target(name: "MiniAppJSON", swiftSettings: strict, linkerSettings: [.linkedLibrary("m")]),
@@ -47,7 +49,7 @@ let package = Package(
         // MARK: system layer
         .target(
             name: "MiniAppSystem",
-            dependencies: ["MiniAppModel", "CJail", "CLinuxShims", "CSeccomp", "COpenSSL", "CSQLite", "CZlib", "CCurl"],
+            dependencies: ["MiniAppModel", "CJail", "CLinuxShims", "CSeccomp", "COpenSSL", "CSQLite", "CZlib", "CCurl", "CCurlShim"],
             swiftSettings: strict),
 
         // MARK: mechanisms and services
@@ -91,5 +93,12 @@ let package = Package(
             dependencies: ["MiniAppModel", "MiniAppSystem"],
             swiftSettings: strict),
         .testTarget(name: "ModelTests", dependencies: ["MiniAppJSON", "MiniAppModel", "MiniAppTestSupport"]),
+        // Opens the storage store, acknowledges storage.set on stdout, and is SIGKILLed by ServiceTests.
+        .executableTarget(
+            name: "storage-crash-helper", dependencies: ["MiniAppBroker", "MiniAppModel"],
+            path: "Tests/Helpers/storage-crash-helper", swiftSettings: strict),
+        .testTarget(
+            name: "ServiceTests",
+            dependencies: ["MiniAppBroker", "MiniAppSystem", "MiniAppJSON", "MiniAppModel", "MiniAppBridgeSDK"]),
     ]
 )
