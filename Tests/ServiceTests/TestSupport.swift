@@ -51,3 +51,35 @@ func packageRoot() -> String {
     for _ in 0..<3 { url.deleteLastPathComponent() }
     return url.path
 }
+
+/// Runs a program to completion and returns its exit status, stdout and stderr.
+func runProcess(_ path: String, _ args: [String], environment: [String: String]? = nil) throws -> (
+    status: Int32, out: String, err: String
+) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: path)
+    p.arguments = args
+    if let environment { p.environment = environment }
+    let out = Pipe()
+    let err = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    try p.run()
+    // Read both pipes to EOF before waiting, so a chatty child cannot fill a pipe and stall.
+    let errData = LockedData()
+    let errReader = Thread { errData.set(err.fileHandleForReading.readDataToEndOfFile()) }
+    errReader.start()
+    let outData = out.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    while !errData.done { usleep(1000) }
+    return (p.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData.get(), as: UTF8.self))
+}
+
+final class LockedData: @unchecked Sendable {
+    private let lock = NSLock()
+    private var data = Data()
+    private var finished = false
+    func set(_ d: Data) { lock.lock(); data = d; finished = true; lock.unlock() }
+    func get() -> Data { lock.lock(); defer { lock.unlock() }; return data }
+    var done: Bool { lock.lock(); defer { lock.unlock() }; return finished }
+}

@@ -29,6 +29,10 @@ public struct ServicesConfig: Sendable {
         public var allowedScopes: Set<String> = ["basic"]
         /// Scope used when the program asks for none. Default `basic`.
         public var defaultScope: String = "basic"
+        /// Names of `session.set` claims copied into tokens. Default empty: the host's session
+        /// may carry its master session token or personal data, so nothing is forwarded to a
+        /// program unless listed here. Registered claim names are never overridden.
+        public var forwardedClaims: Set<String> = []
         /// PEM file (PKCS#8, mode 0600) holding the Ed25519 signing key, inside the state
         /// directory. Created on first start, reused afterwards. Default `auth-ed25519.pem`.
         public var keyFileName: String = "auth-ed25519.pem"
