@@ -53,13 +53,14 @@ func packageRoot() -> String {
 }
 
 /// Runs a program to completion and returns its exit status, stdout and stderr.
-func runProcess(_ path: String, _ args: [String], environment: [String: String]? = nil) throws -> (
+func runProcess(_ path: String, _ args: [String], environment: [String: String]? = nil, cwd: String? = nil) throws -> (
     status: Int32, out: String, err: String
 ) {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: path)
     p.arguments = args
     if let environment { p.environment = environment }
+    if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
     let out = Pipe()
     let err = Pipe()
     p.standardOutput = out

@@ -18,4 +18,17 @@ CURLcode miniapp_curl_setopt_slist(CURL *handle, CURLoption option, struct curl_
 CURLcode miniapp_curl_setopt_write_fn(CURL *handle, CURLoption option, miniapp_curl_write_fn fn);
 CURLcode miniapp_curl_getinfo_long(CURL *handle, CURLINFO info, long *out);
 
+/// The one address a transfer may connect to, in inet_ntop form ("127.0.0.1", "2001:db8::1").
+/// `refused` is set when libcurl tried any other address (or a non-connection socket).
+typedef struct miniapp_curl_pin {
+    char address[64];
+    int refused;
+} miniapp_curl_pin;
+
+/// Installs an open-socket callback that refuses every connection except to `pin->address`,
+/// and opens sockets close-on-exec (the daemon forks workers). `pin` must outlive the transfer.
+/// This checks the address at connect(2) time, after every name resolution libcurl did, so
+/// neither DNS rebinding nor a resolver surprise can send the request elsewhere.
+CURLcode miniapp_curl_pin_address(CURL *handle, miniapp_curl_pin *pin);
+
 #endif
