@@ -81,7 +81,7 @@ let package = Package(
             swiftSettings: strict),
 
         // MARK: SDK for Swift mini-programs (JS and Python SDKs live in Sources/SDK)
-        .target(name: "MiniAppBridgeSDK", swiftSettings: strict),
+        .target(name: "MiniAppBridgeSDK", dependencies: ["MiniAppJSON"], swiftSettings: strict),
 
         // MARK: fuzz targets (libFuzzer when built with -sanitize=fuzzer; corpus replay otherwise)
         .target(name: "FuzzSupport", path: "Sources/FuzzSupport"),
