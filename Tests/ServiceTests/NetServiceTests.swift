@@ -114,6 +114,14 @@ func withTLSServer(_ body: (TLSServer) async throws -> Void) async throws {
                 ("rebinding to a private address", server.url("rebind.partner.test", "/ok"), .domainNotAllowed),
                 ("cloud metadata address", server.url("meta.partner.test", "/ok"), .domainNotAllowed),
                 ("ftp scheme", "ftp://api.partner.test/x", .invalidParams),
+                ("upper-case host is the same host", "https://API.Partner.TEST:\(server.port)/ok", nil),
+                ("fragment hiding the real host", "https://evil.test:\(server.port)#@api.partner.test/ok", .domainNotAllowed),
+                ("allowed name as a prefix", server.url("api.partner.test.evil.test", "/ok"), .domainNotAllowed),
+                ("hex IPv4 literal", server.url("0x7f.1", "/ok"), .domainNotAllowed),
+                ("percent-encoded host, decoded by the parser that also fetches", server.url("api%2epartner.test", "/ok"), nil),
+                ("percent-encoded disallowed host", server.url("evil%2etest", "/ok"), .domainNotAllowed),
+                ("backslash trick", "https://api.partner.test\\@evil.test:\(server.port)/ok", .invalidParams),
+                ("IPv4-mapped IPv6 literal", server.url("[::ffff:127.0.0.1]", "/ok"), .domainNotAllowed),
                 ("not a URL", "api.partner.test/ok", .invalidParams),
             ]
             for (name, url, expected) in cases {

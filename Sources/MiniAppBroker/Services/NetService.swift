@@ -111,7 +111,8 @@ public final class NetService: BridgeService {
             return .failure(error)
         }
         let addresses = NetAddressPolicy.resolve(url.host, override: config.resolverOverride)
-        guard let pinned = addresses.first else {
+        // IPv4 first: a node without IPv6 egress would otherwise fail on AAAA-first answers.
+        guard let pinned = addresses.first(where: \.isV4) ?? addresses.first else {
             return .failure(MiniAppError(.domainNotAllowed, "net.request: \(url.host) does not resolve", data: ["reason": "dns"]))
         }
         if let bad = addresses.first(where: { !policy.permits($0) }) {

@@ -65,7 +65,12 @@ function createBridge(fd) {
 
   function open() {
     if (socket || closed) return socket;
-    socket = new net.Socket({ fd, readable: true, writable: true });
+    try {
+      socket = new net.Socket({ fd, readable: true, writable: true });
+    } catch (_) {
+      closed = true;  // no Bridge on this fd: every call rejects with BRIDGE_CLOSED
+      return null;
+    }
     socket.setEncoding('utf8');
     socket.on('data', onData);
     socket.on('error', () => shutdown());
@@ -161,6 +166,7 @@ function createBridge(fd) {
     open();
     updateRef();
   }
+
 
   return Object.freeze({ call, on, off, keepAlive, BridgeError });
 }
