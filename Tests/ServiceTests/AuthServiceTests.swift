@@ -162,3 +162,37 @@ final class LockedLines: @unchecked Sendable {
     func append(_ s: String) { lock.lock(); lines.append(s); lock.unlock() }
     var all: [String] { lock.lock(); defer { lock.unlock() }; return lines }
 }
+
+@Suite struct BuiltinServicesTests {
+    @Test func constructsEveryBuiltInMethodOnce() async throws {
+        let root = try makeTempDir("builtin")
+        defer { removeTree(root) }
+        let dir = root + "/state"
+        let services = try BuiltinServices(stateDirectory: dir, config: ServicesConfig(hostVersion: "3.0.0")) { _, _, _, _ in }
+        defer { services.shutdown() }
+        let methods = services.all.flatMap(\.methods)
+        #expect(Set(methods).count == methods.count)
+        #expect(Set(methods) == [
+            "system.info", "storage.get", "storage.set", "storage.remove", "storage.keys", "auth.getToken", "net.request",
+            "log.write",
+        ])
+        let mode = try FileManager.default.attributesOfItem(atPath: dir)[.posixPermissions] as? Int
+        #expect(mode == 0o700)
+        #expect(await call(services.system, "system.info", nil, as: caller("com.a.app")).value?["hostVersion"] == "3.0.0")
+    }
+
+    /// Two daemons racing to create the key end up with the same key.
+    @Test func concurrentKeyCreationAgrees() async throws {
+        let dir = try makeTempDir("auth")
+        defer { removeTree(dir) }
+        let config = ServicesConfig(hostVersion: "1")
+        let kids = await withTaskGroup(of: String?.self) { group in
+            for _ in 0..<8 { group.addTask { try? AuthService(stateDirectory: dir, config: config).keyId } }
+            var out: [String?] = []
+            for await k in group { out.append(k) }
+            return out
+        }
+        #expect(kids.allSatisfy { $0 != nil })
+        #expect(Set(kids).count == 1)
+    }
+}

@@ -102,7 +102,7 @@ public final class Ed25519PrivateKey: @unchecked Sendable {
 
     /// Loads the key at `path`, or creates one there if the file does not exist.
     ///
-    /// The file is written 0600 (O_EXCL on a temporary name, fsync, rename, fsync of the
+    /// The file is written 0600 (O_EXCL on a temporary name, fsync, link, fsync of the
     /// directory) so a crash never leaves a half-written key that the next start would reject,
     /// nor a window where the key is readable by others. An existing file that group or others
     /// can read, or that is a symlink, is refused: a leaked signing key lets anyone mint tokens
@@ -118,7 +118,13 @@ public final class Ed25519PrivateKey: @unchecked Sendable {
             throw Ed25519Error("load", "cannot open \(path): \(String(cString: strerror(err)))")
         }
         let key = try generate()
-        try writeAtomically(try key.pem(), to: path)
+        if try !writeAtomically(try key.pem(), to: path) {
+            // Another process created the key first: use that one, so both sign with one key.
+            let again = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+            guard again >= 0 else { throw Ed25519Error("load", "cannot open \(path): \(String(cString: strerror(Glibc.errno)))") }
+            defer { _ = Glibc.close(again) }
+            return try fromPEM(try readKeyFile(again, path: path))
+        }
         return key
     }
 
@@ -143,7 +149,9 @@ public final class Ed25519PrivateKey: @unchecked Sendable {
         return data
     }
 
-    private static func writeAtomically(_ bytes: [UInt8], to path: String) throws(Ed25519Error) {
+    /// Writes `bytes` to `path` without ever replacing an existing file (link(2) of a fsynced
+    /// temporary): returns false when `path` already exists.
+    private static func writeAtomically(_ bytes: [UInt8], to path: String) throws(Ed25519Error) -> Bool {
         let tmp = path + ".tmp-\(getpid())"
         _ = unlink(tmp)
         let fd = Glibc.open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
@@ -161,9 +169,12 @@ public final class Ed25519PrivateKey: @unchecked Sendable {
         }
         let synced = fsync(fd) == 0
         _ = Glibc.close(fd)
-        guard synced, rename(tmp, path) == 0 else {
-            _ = unlink(tmp)
-            throw Ed25519Error("save", "cannot store \(path): \(String(cString: strerror(Glibc.errno)))")
+        let linked = synced ? link(tmp, path) : -1
+        let linkErrno = Glibc.errno
+        _ = unlink(tmp)
+        if linked != 0 && synced && linkErrno == EEXIST { return false }
+        guard linked == 0 else {
+            throw Ed25519Error("save", "cannot store \(path): \(String(cString: strerror(linkErrno)))")
         }
         let dir = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
         let dfd = Glibc.open(dir.isEmpty ? "/" : dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
@@ -171,6 +182,7 @@ public final class Ed25519PrivateKey: @unchecked Sendable {
             _ = fsync(dfd)
             _ = Glibc.close(dfd)
         }
+        return true
     }
 }
 

@@ -105,6 +105,7 @@ final class CurlTransfer {
             miniapp_curl_setopt_long(easy, CURLOPT_NOSIGNAL, 1),
             miniapp_curl_setopt_long(easy, CURLOPT_SSL_VERIFYPEER, 1),
             miniapp_curl_setopt_long(easy, CURLOPT_SSL_VERIFYHOST, 2),
+            miniapp_curl_setopt_long(easy, CURLOPT_SSLVERSION, CURL_SSLVERSION_TLSv1_2),
             miniapp_curl_setopt_string(easy, CURLOPT_PROXY, ""),
             miniapp_curl_setopt_string(easy, CURLOPT_NOPROXY, "*"),
             miniapp_curl_setopt_long(easy, CURLOPT_NETRC, Int(CURL_NETRC_IGNORED.rawValue)),
