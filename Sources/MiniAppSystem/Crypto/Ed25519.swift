@@ -152,8 +152,8 @@ public final class Ed25519PrivateKey: @unchecked Sendable {
     /// Writes `bytes` to `path` without ever replacing an existing file (link(2) of a fsynced
     /// temporary): returns false when `path` already exists.
     private static func writeAtomically(_ bytes: [UInt8], to path: String) throws(Ed25519Error) -> Bool {
-        let tmp = path + ".tmp-\(getpid())"
-        _ = unlink(tmp)
+        // A random name: two creators (threads or processes) never share a temporary file.
+        let tmp = path + ".tmp-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
         let fd = Glibc.open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard fd >= 0 else { throw Ed25519Error("save", "cannot create \(tmp): \(String(cString: strerror(Glibc.errno)))") }
         var off = 0
