@@ -174,7 +174,7 @@ final class Reaped: @unchecked Sendable {
         except bridge.BridgeError as e:
             out["err"] = {"code": e.code, "message": e.message, "rpc": e.rpc_code}
         events = []
-        bridge.on_event("tick", lambda d: events.append(d))
+        bridge.on_event("tick", lambda d: events.append([d, bridge.call("echo", {"in": "callback"})]))  # re-entrant
         results = {}
         threads = [threading.Thread(target=lambda n=n: results.__setitem__(n, bridge.call("delayed", {"n": n}))) for n in (1, 2)]
         for t in threads: t.start()
@@ -216,7 +216,7 @@ final class Reaped: @unchecked Sendable {
         #expect(out["echo"] == ["a": 1])
         #expect(out["err"] == ["code": "PERMISSION_DENIED", "message": "payment.pay needs permission 'payment'", "rpc": -32001])
         #expect(out["delayed"] == [["n": 1], ["n": 2]])
-        #expect(out["events"] == [["k": 1]])
+        #expect(out["events"] == [[["k": 1], ["in": "callback"]]])
         #expect(out["async"] == [["n": 3], ["n": 4], [2, "PERMISSION_DENIED"]])
     }
 

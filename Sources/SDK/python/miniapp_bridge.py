@@ -140,14 +140,16 @@ class Bridge:
             if self._reading:
                 return
             self._reading = True
+        events = []
         try:
             ready, _, _ = select.select([self._sock], [], [], timeout)
             if ready:
-                self._read_once()
+                events = self._read_once()
         finally:
             with self._cond:
                 self._reading = False
                 self._cond.notify_all()
+        self._dispatch(events)
 
     def _wait_for(self, request_id):
         with self._cond:
@@ -159,15 +161,29 @@ class Bridge:
                     continue
                 self._reading = True
                 self._cond.release()
+                events = []
                 try:
-                    self._read_once()
+                    events = self._read_once()
                 finally:
                     self._cond.acquire()
                     self._reading = False
                     self._cond.notify_all()
+                if events:
+                    # Callbacks run without the lock and with no read in progress, so a callback
+                    # may itself call the bridge.
+                    self._cond.release()
+                    try:
+                        self._dispatch(events)
+                    finally:
+                        self._cond.acquire()
             return self._results.pop(request_id)
 
+    def _dispatch(self, events):
+        for params in events:
+            self._events.dispatch(params)
+
     def _read_once(self):
+        """One recv: stores replies, returns the event params received (not yet dispatched)."""
         try:
             chunk = self._sock.recv(65536)
         except OSError:
@@ -175,26 +191,32 @@ class Bridge:
         if not chunk:
             with self._cond:
                 self._closed = True
-            return
+            return []
         self._buffer += chunk
         *lines, self._buffer = self._buffer.split(b"\n")
+        events = []
         for raw in lines:
-            self._handle_line(raw)
+            event = self._handle_line(raw)
+            if event is not None:
+                events.append(event)
+        return events
 
     def _handle_line(self, raw):
         if not raw.strip():
-            return
+            return None
         try:
             message = json.loads(raw)
         except ValueError:
-            return
+            return None
         if not isinstance(message, dict):
-            return
+            return None
         if message.get("id") is not None:
             with self._cond:
                 self._results[message["id"]] = message
-        elif message.get("method") == "event":
-            self._events.dispatch(message.get("params"))
+            return None
+        if message.get("method") == "event":
+            return message.get("params")
+        return None
 
     def close(self):
         self._sock.close()
