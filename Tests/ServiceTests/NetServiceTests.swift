@@ -70,6 +70,7 @@ final class TLSServer {
         for n in Self.names { map[n] = ["127.0.0.1"] }
         map["rebind.partner.test"] = ["10.1.2.3"]
         map["meta.partner.test"] = ["169.254.169.254"]
+        map["mixed.partner.test"] = ["127.0.0.1", "10.9.9.9"]
         c.net.resolverOverride = map
         tweak(&c)
         return c
@@ -86,7 +87,7 @@ func withTLSServer(_ body: (TLSServer) async throws -> Void) async throws {
 
 @Suite struct NetServiceTests {
     static let program = caller(
-        "com.partner.loans", domains: ["api.partner.test", "*.cdn.partner.test", "meta.partner.test", "rebind.partner.test"],
+        "com.partner.loans", domains: ["api.partner.test", "*.cdn.partner.test", "meta.partner.test", "rebind.partner.test", "mixed.partner.test"],
         permissions: ["network"])
 
     func request(_ net: NetService, _ url: String, _ extra: [(String, JSONValue)] = []) async -> Result<JSONValue, MiniAppError> {
@@ -113,6 +114,7 @@ func withTLSServer(_ body: (TLSServer) async throws -> Void) async throws {
                 ("credentials in URL", "https://u:p@api.partner.test:\(server.port)/ok", .invalidParams),
                 ("rebinding to a private address", server.url("rebind.partner.test", "/ok"), .domainNotAllowed),
                 ("cloud metadata address", server.url("meta.partner.test", "/ok"), .domainNotAllowed),
+                ("one private address among several", server.url("mixed.partner.test", "/ok"), .domainNotAllowed),
                 ("ftp scheme", "ftp://api.partner.test/x", .invalidParams),
                 ("upper-case host is the same host", "https://API.Partner.TEST:\(server.port)/ok", nil),
                 ("fragment hiding the real host", "https://evil.test:\(server.port)#@api.partner.test/ok", .domainNotAllowed),

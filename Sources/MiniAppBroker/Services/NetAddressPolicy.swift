@@ -88,6 +88,13 @@ struct NetAddressPolicy {
         "fc00::/7", "fe80::/10", "fec0::/10", "ff00::/8",
     ].compactMap(CIDR.init)
 
+    /// Cloud metadata endpoints (AWS/GCP/Azure 169.254.169.254, AWS ECS 169.254.170.2, AWS IPv6
+    /// fd00:ec2::254, Alibaba 100.100.100.200): refused even inside an exempt range, because
+    /// credentials sit behind them.
+    static let metadata: [CIDR] = [
+        "169.254.169.254/32", "169.254.170.2/32", "fd00:ec2::254/128", "100.100.100.200/32",
+    ].compactMap(CIDR.init)
+
     let exempt: [CIDR]
 
     /// Throws INTERNAL for a malformed CIDR in the configuration (fail at start, not per call).
@@ -102,10 +109,11 @@ struct NetAddressPolicy {
         exempt = list
     }
 
-    /// True when the address is public unicast, or inside an exempt range.
+    /// True when the address is public unicast, or inside an exempt range (metadata never).
     func permits(_ a: IPAddress) -> Bool {
-        if exempt.contains(where: { $0.contains(a) }) { return true }
         if let v4 = a.mappedV4 { return permits(v4) }
+        if Self.metadata.contains(where: { $0.contains(a) }) { return false }
+        if exempt.contains(where: { $0.contains(a) }) { return true }
         return !Self.forbidden.contains { $0.contains(a) }
     }
 
