@@ -242,6 +242,25 @@ func withTLSServer(_ body: (TLSServer) async throws -> Void) async throws {
         }
     }
 
+    /// One program cannot hold more than its share of the daemon's request threads.
+    @Test func perProgramConcurrencyCap() async throws {
+        try await withTLSServer { server in
+            let net = try NetService(config: server.config { $0.net.maxConcurrentRequestsPerProgram = 1 })
+            let slowURL = server.url("api.partner.test", "/slow?s=1")
+            async let slow = request(net, slowURL)
+            var second: ErrorCode? = nil
+            // The first call holds the slot until the slow response; poll until the cap is observed.
+            for _ in 0..<100 {
+                second = await request(net, server.url("api.partner.test", "/ok")).code
+                if second == .rateLimited { break }
+            }
+            #expect(second == .rateLimited)
+            #expect(await slow.value?["status"] == 200)
+            let other = caller("com.other.app", domains: ["api.partner.test"], permissions: ["network"])
+            #expect(await call(net, "net.request", ["url": .string(server.url("api.partner.test", "/ok"))], as: other).code == nil)
+        }
+    }
+
     @Test(arguments: [
         ("api.example.com", ["api.example.com"], true), ("API.example.com", ["api.example.com"], false),
         ("a.example.com", ["*.example.com"], true), ("a.b.example.com", ["*.example.com"], true),

@@ -2,6 +2,7 @@ public import MiniAppJSON
 public import MiniAppModel
 internal import MiniAppSystem
 internal import Foundation
+internal import Synchronization
 
 /// `net.request {url, method?, headers?, body?}` → `{status, headers, body, bodyEncoding}`: the
 /// program's only way to the network, as an egress proxy that checks every hop.
@@ -52,6 +53,8 @@ public final class NetService: BridgeService {
     private let policy: NetAddressPolicy
     private let client: HTTPClient
     private let userAgent: String
+    /// Requests in flight per program id.
+    private let inFlight = Mutex<[String: Int]>([:])
 
     /// Throws INTERNAL for an invalid `allowedPrivateCIDRs` entry.
     public init(config: ServicesConfig) throws(MiniAppError) {
@@ -66,14 +69,39 @@ public final class NetService: BridgeService {
             guard method == "net.request" else { throw MiniAppError.unservedMethod(method, service: "net") }
             let request = try NetRequest(params, limits: config)
             let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(max(1, config.totalTimeoutSeconds)) * 1_000_000_000
+            try acquireSlot(caller.programId)
             let accepted = client.submit { [self] in
-                reply(run(request, caller: caller, deadline: deadline).map(\.json))
+                let result = run(request, caller: caller, deadline: deadline).map(\.json)
+                releaseSlot(caller.programId)
+                reply(result)
             }
             if !accepted {
+                releaseSlot(caller.programId)
                 throw MiniAppError(.rateLimited, "net.request: too many requests in flight in the daemon; retry later")
             }
         } catch {
             reply(.failure(error))
+        }
+    }
+
+    private func acquireSlot(_ program: String) throws(MiniAppError) {
+        let limit = config.maxConcurrentRequestsPerProgram
+        let ok = inFlight.withLock { m in
+            let n = m[program, default: 0]
+            if n >= limit { return false }
+            m[program] = n + 1
+            return true
+        }
+        if !ok {
+            throw MiniAppError(
+                .rateLimited, "net.request: at most \(limit) requests in flight per program; wait for one to finish")
+        }
+    }
+
+    private func releaseSlot(_ program: String) {
+        inFlight.withLock { m in
+            let n = (m[program] ?? 1) - 1
+            m[program] = n > 0 ? n : nil
         }
     }
 

@@ -66,8 +66,11 @@ public struct ServicesConfig: Sendable {
         public var connectTimeoutSeconds: Int = 10
         /// Whole-request time budget across all hops, seconds (TIMEOUT). Default 30.
         public var totalTimeoutSeconds: Int = 30
-        /// Concurrent requests in flight, daemon-wide (threads of the HTTP client). Default 8.
-        public var maxConcurrentRequests: Int = 8
+        /// Concurrent requests in flight, daemon-wide (threads of the HTTP client). Default 16.
+        public var maxConcurrentRequests: Int = 16
+        /// Concurrent requests in flight per program (RATE_LIMITED beyond). Default 4, so one
+        /// program pointing at a slow server cannot occupy every thread and stall the others.
+        public var maxConcurrentRequestsPerProgram: Int = 4
         public init() {}
     }
 
