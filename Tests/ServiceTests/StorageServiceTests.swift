@@ -199,3 +199,25 @@ import Testing
         #expect(lost.isEmpty, "acknowledged but lost after SIGKILL: \(lost.prefix(20))")
     }
 }
+
+extension StorageServiceTests {
+    /// A program cannot queue unbounded writes while the disk is busy.
+    @Test func pendingWritesAreBounded() async throws {
+        try await withStore({ $0.storage.maxPendingWritesPerProgram = 4 }) { s, _ in
+            let a = caller("com.a.app")
+            let results = LockedLines()
+            for i in 0..<200 {
+                s.handle(method: "storage.set", params: ["key": .string("k\(i)"), "value": .int(Int64(i))], caller: a) { r in
+                    if case .failure(let e) = r { results.append(e.code.rawValue) } else { results.append("ok") }
+                }
+            }
+            s.flush()
+            #expect(results.all.count == 200)
+            #expect(results.all.contains("RATE_LIMITED"))
+            #expect(results.all.filter { $0 == "ok" }.count >= 4)
+            #expect(s.usage(programId: "com.a.app").keys == results.all.filter { $0 == "ok" }.count)
+            // Another program is not affected.
+            #expect(await call(s, "storage.set", ["key": "x", "value": 1], as: caller("com.b.app")).value == [:])
+        }
+    }
+}

@@ -16,6 +16,10 @@ public struct ServicesConfig: Sendable {
         /// Per-program quota on the number of keys (QUOTA_EXCEEDED). Default 1,000, which also
         /// keeps a `storage.keys` reply well under the 1 MiB message limit.
         public var quotaKeysPerProgram: Int = 1000
+        /// Writes of one program queued but not yet committed (RATE_LIMITED beyond). Default 1,024:
+        /// bounds the memory a program can pin (values up to `maxValueBytes` each) while the
+        /// disk is slow.
+        public var maxPendingWritesPerProgram: Int = 1024
         /// Database file name inside the state directory. Default `storage.sqlite`.
         public var databaseFileName: String = "storage.sqlite"
         public init() {}

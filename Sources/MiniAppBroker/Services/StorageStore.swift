@@ -52,6 +52,8 @@ final class StorageStore: Sendable {
         var committed: [KeyBytes: Entry] = [:]
         var projectedSizes: [KeyBytes: Int] = [:]
         var projectedBytes = 0
+        /// Writes queued or being committed.
+        var pendingWrites = 0
 
         mutating func project(_ op: Op) {
             projectedBytes -= projectedSizes[op.key] ?? 0
@@ -178,10 +180,15 @@ final class StorageStore: Sendable {
                 return .failure(MiniAppError(.internal, "storage is shutting down; retry after the daemon restarts"))
             }
             var space = s.spaces[program] ?? Space()
+            if space.pendingWrites >= limits.maxPendingWritesPerProgram {
+                return .failure(MiniAppError(
+                    .rateLimited, "storage: \(space.pendingWrites) writes are still being stored; wait for their replies"))
+            }
             if case .set(let key, _, let entry) = op {
                 if let err = quotaError(space, key: key, size: entry.size) { return .failure(err) }
             }
             space.project(op)
+            space.pendingWrites += 1
             s.spaces[program] = space
             s.queue.append(PendingWrite(program: program, op: op, reply: reply))
             let schedule = !s.drainScheduled
@@ -265,6 +272,7 @@ final class StorageStore: Sendable {
 
     private func finish(_ batch: [PendingWrite], _ outcome: Result<Void, SQLiteError>) {
         state.withLock { s in
+            for w in batch { s.spaces[w.program]?.pendingWrites -= 1 }
             switch outcome {
             case .success:
                 for w in batch { s.spaces[w.program]?.commit(w.op) }
