@@ -41,6 +41,8 @@ let package = Package(
         // MARK: C: the jail steps between clone and execve, and thin libc shims
         .target(name: "CJail", path: "Sources/CJail"),
         .target(name: "CLinuxShims", path: "Sources/CLinuxShims"),
+        // Typed wrappers for libcurl's variadic curl_easy_setopt/getinfo (Swift cannot call C varargs).
+        .target(name: "CCurlShim", dependencies: ["CCurl"], path: "Sources/CCurlShim"),
 
         // MARK: pure Swift (no syscalls)
         .target(name: "MiniAppJSON", swiftSettings: strict, linkerSettings: [.linkedLibrary("m")]),
@@ -49,7 +51,7 @@ let package = Package(
         // MARK: system layer
         .target(
             name: "MiniAppSystem",
-            dependencies: ["MiniAppModel", "CJail", "CLinuxShims", "CSeccomp", "COpenSSL", "CSQLite", "CZlib", "CCurl"],
+            dependencies: ["MiniAppModel", "CJail", "CLinuxShims", "CSeccomp", "COpenSSL", "CSQLite", "CZlib", "CCurl", "CCurlShim"],
             swiftSettings: strict),
 
         // MARK: mechanisms and services
@@ -83,7 +85,7 @@ let package = Package(
             swiftSettings: strict),
 
         // MARK: SDK for Swift mini-programs (JS and Python SDKs live in Sources/SDK)
-        .target(name: "MiniAppBridgeSDK", swiftSettings: strict),
+        .target(name: "MiniAppBridgeSDK", dependencies: ["MiniAppJSON"], swiftSettings: strict),
 
         // MARK: fuzz targets (libFuzzer when built with -sanitize=fuzzer; corpus replay otherwise)
         .target(name: "CFuzzSupport", path: "Sources/CFuzzSupport"),
@@ -99,5 +101,13 @@ let package = Package(
         .testTarget(
             name: "DaemonTests",
             dependencies: ["MiniAppDaemon", "MiniAppBroker", "MiniAppJSON", "MiniAppModel", "MiniAppSystem", "MiniAppTestSupport"]),
+        // Opens the storage store, acknowledges storage.set on stdout, and is SIGKILLed by ServiceTests.
+        .executableTarget(
+            name: "storage-crash-helper", dependencies: ["MiniAppBroker", "MiniAppModel"],
+            path: "Tests/Helpers/storage-crash-helper", swiftSettings: strict),
+        .testTarget(
+            name: "ServiceTests",
+            dependencies: ["MiniAppBroker", "MiniAppSystem", "MiniAppJSON", "MiniAppModel", "MiniAppBridgeSDK"],
+            exclude: ["Fixtures"]),
     ]
 )

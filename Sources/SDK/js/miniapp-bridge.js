@@ -1,0 +1,184 @@
+'use strict';
+/**
+ * MiniAppBridge for Node.js mini-programs: JSON-RPC 2.0 over the Bridge socket (fd 3,
+ * newline-delimited JSON; see spec/bridge-protocol.md).
+ *
+ *   const r = await MiniAppBridge.call('storage.get', { key: 'k' });   // resolves with `result`
+ *   MiniAppBridge.call('payment.pay', {...}).catch(err => err.code);    // 'PERMISSION_DENIED'
+ *   MiniAppBridge.on('lifecycle.show', data => { ... });                // host `event` notifications
+ *
+ * - Calls may be pipelined; replies are matched by id, in any order.
+ * - A rejected call gives an Error with `code` (error.data.code, e.g. 'INVALID_PARAMS'),
+ *   `message`, `rpcCode` (the JSON-RPC number) and `data`. When the connection closes, pending
+ *   and later calls reject with code 'BRIDGE_CLOSED' (an SDK code, never sent by the daemon).
+ * - The socket does not keep the process alive while no call is pending, so a program exits
+ *   when its work is done. A program that only waits for events calls
+ *   `MiniAppBridge.keepAlive(true)`.
+ * - The fd comes from MINIAPP_BRIDGE_FD (default 3).
+ *
+ * `node --require /sdk/js/preload.js main.js` defines the global `MiniAppBridge`, as a WebView
+ * host injects it; `require('/sdk/js/miniapp-bridge.js')` works too.
+ */
+
+const net = require('net');
+
+const CODE_BY_NUMBER = {
+  '-32700': 'PARSE_ERROR', '-32600': 'INVALID_REQUEST', '-32601': 'METHOD_NOT_FOUND',
+  '-32602': 'INVALID_PARAMS', '-32603': 'INTERNAL', '-32001': 'PERMISSION_DENIED',
+  '-32002': 'RATE_LIMITED', '-32003': 'QUOTA_EXCEEDED', '-32004': 'TIMEOUT',
+  '-32005': 'HOST_UNAVAILABLE', '-32006': 'DOMAIN_NOT_ALLOWED', '-32007': 'MESSAGE_TOO_LARGE',
+};
+
+/** The error a rejected call gives: `code` is the stable string of the spec's error table. */
+class BridgeError extends Error {
+  constructor(code, message, rpcCode, data) {
+    super(message);
+    this.name = 'BridgeError';
+    this.code = code;
+    this.rpcCode = rpcCode;
+    this.data = data;
+  }
+}
+
+function errorFromWire(error) {
+  const e = error && typeof error === 'object' ? error : {};
+  const data = e.data && typeof e.data === 'object' ? e.data : undefined;
+  const code = (data && typeof data.code === 'string' && data.code) || CODE_BY_NUMBER[String(e.code)] || 'INTERNAL';
+  const message = typeof e.message === 'string' ? e.message : 'bridge call failed';
+  return new BridgeError(code, message, typeof e.code === 'number' ? e.code : -32603, data);
+}
+
+/** A bridge over file descriptor `fd`. Most programs use the default instance. */
+function createBridge(fd) {
+  let socket = null;
+  let closed = false;
+  let nextId = 1;
+  let keep = false;
+  let buffer = '';
+  const pending = new Map();
+  const listeners = new Map();
+
+  function updateRef() {
+    if (!socket) return;
+    if (keep || pending.size > 0) socket.ref(); else socket.unref();
+  }
+
+  function open() {
+    if (socket || closed) return socket;
+    try {
+      socket = new net.Socket({ fd, readable: true, writable: true });
+    } catch (_) {
+      closed = true;  // no Bridge on this fd: every call rejects with BRIDGE_CLOSED
+      return null;
+    }
+    socket.setEncoding('utf8');
+    socket.on('data', onData);
+    socket.on('error', () => shutdown());
+    socket.on('close', () => shutdown());
+    updateRef();
+    return socket;
+  }
+
+  function shutdown() {
+    if (closed) return;
+    closed = true;
+    for (const { reject } of pending.values()) {
+      reject(new BridgeError('BRIDGE_CLOSED', 'the Bridge connection is closed', -32603));
+    }
+    pending.clear();
+  }
+
+  function onData(chunk) {
+    buffer += chunk;
+    let nl;
+    while ((nl = buffer.indexOf('\n')) >= 0) {
+      const line = buffer.slice(0, nl);
+      buffer = buffer.slice(nl + 1);
+      if (line.length > 0) onMessage(line);
+    }
+  }
+
+  function onMessage(line) {
+    let msg;
+    try { msg = JSON.parse(line); } catch (_) { return; }
+    if (!msg || typeof msg !== 'object') return;
+    if (msg.id !== undefined && msg.id !== null && pending.has(msg.id)) {
+      const { resolve, reject } = pending.get(msg.id);
+      pending.delete(msg.id);
+      updateRef();
+      if (msg.error !== undefined) reject(errorFromWire(msg.error)); else resolve(msg.result);
+      return;
+    }
+    if (msg.id === undefined && msg.method === 'event' && msg.params && typeof msg.params.name === 'string') {
+      dispatch(msg.params.name, msg.params.data);
+    }
+  }
+
+  function dispatch(name, data) {
+    for (const key of [name, '*']) {
+      for (const fn of listeners.get(key) || []) {
+        try { key === '*' ? fn(name, data) : fn(data); } catch (err) { process.nextTick(() => { throw err; }); }
+      }
+    }
+  }
+
+  /** Calls `method` with `params`; resolves with the result or rejects with a BridgeError. */
+  function call(method, params) {
+    if (typeof method !== 'string' || method.length === 0) {
+      return Promise.reject(new BridgeError('INVALID_REQUEST', 'method must be a non-empty string', -32600));
+    }
+    open();
+    if (closed) return Promise.reject(new BridgeError('BRIDGE_CLOSED', 'the Bridge connection is closed', -32603));
+    const id = nextId++;
+    const request = { jsonrpc: '2.0', id, method };
+    if (params !== undefined) request.params = params;
+    let line;
+    try { line = JSON.stringify(request) + '\n'; } catch (err) {
+      return Promise.reject(new BridgeError('INVALID_PARAMS', 'params are not serializable: ' + err.message, -32602));
+    }
+    return new Promise((resolve, reject) => {
+      pending.set(id, { resolve, reject });
+      updateRef();
+      socket.write(line);
+    });
+  }
+
+  /** Subscribes `fn(data)` to host event `name` ('*' receives `fn(name, data)` for all). */
+  function on(name, fn) {
+    if (typeof fn !== 'function') throw new TypeError('listener must be a function');
+    open();
+    if (!listeners.has(name)) listeners.set(name, []);
+    listeners.get(name).push(fn);
+    return () => off(name, fn);
+  }
+
+  /** Removes a listener added with `on`. */
+  function off(name, fn) {
+    const list = listeners.get(name);
+    if (!list) return;
+    const i = list.indexOf(fn);
+    if (i >= 0) list.splice(i, 1);
+  }
+
+  /** Keeps the process alive while idle (for programs that only wait for events). */
+  function keepAlive(on) {
+    keep = !!on;
+    open();
+    updateRef();
+  }
+
+
+  return Object.freeze({ call, on, off, keepAlive, BridgeError });
+}
+
+const envFd = Number.parseInt(process.env.MINIAPP_BRIDGE_FD || '3', 10);
+const defaultBridge = createBridge(Number.isInteger(envFd) && envFd >= 0 ? envFd : 3);
+
+module.exports = Object.freeze({
+  call: defaultBridge.call,
+  on: defaultBridge.on,
+  off: defaultBridge.off,
+  keepAlive: defaultBridge.keepAlive,
+  BridgeError,
+  createBridge,
+});

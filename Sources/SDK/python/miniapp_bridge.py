@@ -1,0 +1,317 @@
+"""MiniAppBridge for Python mini-programs: JSON-RPC 2.0 over the Bridge socket (fd 3,
+newline-delimited JSON; see spec/bridge-protocol.md).
+
+    import miniapp_bridge as bridge
+
+    value = bridge.call("storage.get", {"key": "k"})["value"]
+    try:
+        bridge.call("payment.pay", {"orderId": "o-1", "amount": 9.5, "currency": "USD"})
+    except bridge.BridgeError as err:
+        print(err.code, err.message)          # e.g. PERMISSION_DENIED
+    bridge.on_event("lifecycle.show", lambda data: ...)
+
+- ``call`` blocks until its reply; it is thread-safe, and calls from several threads are
+  pipelined on the one connection (replies are matched by id, in any order).
+- Events (``event`` notifications) are delivered to ``on_event`` callbacks on whichever thread
+  is reading at the time: inside a ``call`` or in ``poll_events``.
+- ``AsyncBridge`` is the asyncio variant: ``await AsyncBridge().call(...)``.
+- When the connection closes, calls raise ``BridgeError`` with code ``BRIDGE_CLOSED`` (an SDK
+  code, never sent by the daemon).
+- The fd comes from ``MINIAPP_BRIDGE_FD`` (default 3).
+"""
+
+import asyncio
+import itertools
+import json
+import os
+import select
+import socket
+import threading
+
+__all__ = ["BridgeError", "Bridge", "AsyncBridge", "call", "on_event", "poll_events", "default_bridge"]
+
+_CODE_BY_NUMBER = {
+    -32700: "PARSE_ERROR", -32600: "INVALID_REQUEST", -32601: "METHOD_NOT_FOUND",
+    -32602: "INVALID_PARAMS", -32603: "INTERNAL", -32001: "PERMISSION_DENIED",
+    -32002: "RATE_LIMITED", -32003: "QUOTA_EXCEEDED", -32004: "TIMEOUT",
+    -32005: "HOST_UNAVAILABLE", -32006: "DOMAIN_NOT_ALLOWED", -32007: "MESSAGE_TOO_LARGE",
+}
+
+
+class BridgeError(Exception):
+    """A failed call: ``code`` is the stable string of the spec's error table (``data.code``),
+    ``message`` the daemon's explanation, ``rpc_code`` the JSON-RPC number, ``data`` the rest."""
+
+    def __init__(self, code, message, rpc_code=-32603, data=None):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.rpc_code = rpc_code
+        self.data = data
+
+    @classmethod
+    def from_wire(cls, error):
+        e = error if isinstance(error, dict) else {}
+        data = e.get("data") if isinstance(e.get("data"), dict) else None
+        number = e.get("code") if isinstance(e.get("code"), int) else -32603
+        code = (data or {}).get("code") or _CODE_BY_NUMBER.get(number, "INTERNAL")
+        message = e.get("message") if isinstance(e.get("message"), str) else "bridge call failed"
+        return cls(code, message, number, data)
+
+
+def _closed():
+    return BridgeError("BRIDGE_CLOSED", "the Bridge connection is closed")
+
+
+def _encode(request_id, method, params):
+    if not isinstance(method, str) or not method:
+        raise BridgeError("INVALID_REQUEST", "method must be a non-empty string", -32600)
+    request = {"jsonrpc": "2.0", "id": request_id, "method": method}
+    if params is not None:
+        request["params"] = params
+    try:
+        # ensure_ascii keeps the line free of raw U+2028/U+2029; allow_nan=False: JSON has no NaN.
+        return (json.dumps(request, separators=(",", ":"), allow_nan=False) + "\n").encode()
+    except (TypeError, ValueError) as err:
+        raise BridgeError("INVALID_PARAMS", f"params are not serializable: {err}", -32602) from None
+
+
+class _Events:
+    def __init__(self):
+        self._listeners = {}
+        self._lock = threading.Lock()
+
+    def add(self, name, callback):
+        with self._lock:
+            self._listeners.setdefault(name, []).append(callback)
+
+    def dispatch(self, params):
+        if not isinstance(params, dict) or not isinstance(params.get("name"), str):
+            return
+        name, data = params["name"], params.get("data")
+        with self._lock:
+            named = list(self._listeners.get(name, ()))
+            wildcard = list(self._listeners.get("*", ()))
+        for cb in named:
+            cb(data)
+        for cb in wildcard:
+            cb(name, data)
+
+
+class Bridge:
+    """A blocking bridge over a connected stream socket (``fd``, default MINIAPP_BRIDGE_FD or 3)."""
+
+    def __init__(self, fd=None):
+        if fd is None:
+            fd = int(os.environ.get("MINIAPP_BRIDGE_FD", "3"))
+        self._sock = socket.socket(fileno=fd)
+        self._sock.setblocking(True)
+        self._ids = itertools.count(1)
+        self._send_lock = threading.Lock()
+        self._cond = threading.Condition()
+        self._results = {}
+        self._reading = False
+        self._closed = False
+        self._buffer = b""
+        self._events = _Events()
+
+    def call(self, method, params=None):
+        """Calls ``method``; returns its ``result`` or raises ``BridgeError``."""
+        with self._cond:
+            request_id = next(self._ids)
+        line = _encode(request_id, method, params)
+        with self._send_lock:
+            try:
+                self._sock.sendall(line)
+            except OSError:
+                raise _closed() from None
+        message = self._wait_for(request_id)
+        if "error" in message:
+            raise BridgeError.from_wire(message["error"])
+        return message.get("result")
+
+    def on_event(self, name, callback):
+        """``callback(data)`` for host event ``name``; ``"*"`` gets ``callback(name, data)``."""
+        self._events.add(name, callback)
+
+    def poll_events(self, timeout=None):
+        """Reads and dispatches events for up to ``timeout`` seconds (None: until one arrives)."""
+        with self._cond:
+            if self._reading:
+                return
+            self._reading = True
+        events = []
+        try:
+            ready, _, _ = select.select([self._sock], [], [], timeout)
+            if ready:
+                events = self._read_once()
+        finally:
+            with self._cond:
+                self._reading = False
+                self._cond.notify_all()
+        self._dispatch(events)
+
+    def _wait_for(self, request_id):
+        with self._cond:
+            while request_id not in self._results:
+                if self._closed:
+                    raise _closed()
+                if self._reading:
+                    self._cond.wait()
+                    continue
+                self._reading = True
+                self._cond.release()
+                events = []
+                try:
+                    events = self._read_once()
+                finally:
+                    self._cond.acquire()
+                    self._reading = False
+                    self._cond.notify_all()
+                if events:
+                    # Callbacks run without the lock and with no read in progress, so a callback
+                    # may itself call the bridge.
+                    self._cond.release()
+                    try:
+                        self._dispatch(events)
+                    finally:
+                        self._cond.acquire()
+            return self._results.pop(request_id)
+
+    def _dispatch(self, events):
+        for params in events:
+            self._events.dispatch(params)
+
+    def _read_once(self):
+        """One recv: stores replies, returns the event params received (not yet dispatched)."""
+        try:
+            chunk = self._sock.recv(65536)
+        except OSError:
+            chunk = b""
+        if not chunk:
+            with self._cond:
+                self._closed = True
+            return []
+        self._buffer += chunk
+        *lines, self._buffer = self._buffer.split(b"\n")
+        events = []
+        for raw in lines:
+            event = self._handle_line(raw)
+            if event is not None:
+                events.append(event)
+        return events
+
+    def _handle_line(self, raw):
+        if not raw.strip():
+            return None
+        try:
+            message = json.loads(raw)
+        except ValueError:
+            return None
+        if not isinstance(message, dict):
+            return None
+        if message.get("id") is not None:
+            with self._cond:
+                self._results[message["id"]] = message
+            return None
+        if message.get("method") == "event":
+            return message.get("params")
+        return None
+
+    def close(self):
+        self._sock.close()
+
+
+class AsyncBridge:
+    """The asyncio variant: ``result = await AsyncBridge().call("system.info")``."""
+
+    def __init__(self, fd=None):
+        if fd is None:
+            fd = int(os.environ.get("MINIAPP_BRIDGE_FD", "3"))
+        self._fd = fd
+        self._ids = itertools.count(1)
+        self._pending = {}
+        self._events = _Events()
+        self._writer = None
+        self._reader_task = None
+        self._start_lock = None
+
+    async def _start(self):
+        if self._start_lock is None:
+            self._start_lock = asyncio.Lock()
+        async with self._start_lock:
+            if self._writer is None:
+                sock = socket.socket(fileno=self._fd)
+                reader, self._writer = await asyncio.open_unix_connection(sock=sock, limit=2 ** 21)
+                self._reader_task = asyncio.get_running_loop().create_task(self._read_loop(reader))
+
+    async def _read_loop(self, reader):
+        try:
+            while True:
+                raw = await reader.readline()
+                if not raw:
+                    break
+                try:
+                    message = json.loads(raw)
+                except ValueError:
+                    continue
+                if not isinstance(message, dict):
+                    continue
+                future = self._pending.pop(message.get("id"), None) if message.get("id") is not None else None
+                if future is not None and not future.done():
+                    future.set_result(message)
+                elif message.get("id") is None and message.get("method") == "event":
+                    self._events.dispatch(message.get("params"))
+        finally:
+            for future in self._pending.values():
+                if not future.done():
+                    future.set_exception(_closed())
+            self._pending.clear()
+
+    async def call(self, method, params=None):
+        """Calls ``method``; returns its ``result`` or raises ``BridgeError``."""
+        await self._start()
+        if self._reader_task.done():
+            raise _closed()
+        request_id = next(self._ids)
+        line = _encode(request_id, method, params)
+        future = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        self._writer.write(line)
+        await self._writer.drain()
+        message = await future
+        if "error" in message:
+            raise BridgeError.from_wire(message["error"])
+        return message.get("result")
+
+    def on_event(self, name, callback):
+        """``callback(data)`` for host event ``name``; ``"*"`` gets ``callback(name, data)``."""
+        self._events.add(name, callback)
+
+
+_default = None
+_default_lock = threading.Lock()
+
+
+def default_bridge():
+    """The process-wide blocking bridge on MINIAPP_BRIDGE_FD (created on first use)."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Bridge()
+        return _default
+
+
+def call(method, params=None):
+    """``default_bridge().call(method, params)``."""
+    return default_bridge().call(method, params)
+
+
+def on_event(name, callback):
+    """``default_bridge().on_event(name, callback)``."""
+    default_bridge().on_event(name, callback)
+
+
+def poll_events(timeout=None):
+    """``default_bridge().poll_events(timeout)``."""
+    default_bridge().poll_events(timeout)
