@@ -39,6 +39,8 @@ let package = Package(
         // MARK: C: the jail steps between clone and execve, and thin libc shims
         .target(name: "CJail", path: "Sources/CJail"),
         .target(name: "CLinuxShims", path: "Sources/CLinuxShims"),
+        // epoll/eventfd/accept4 declarations for the reactor (branch broker; header only)
+        .systemLibrary(name: "CNetShims", path: "Sources/CNetShims"),
 
         // MARK: pure Swift (no syscalls)
         .target(name: "MiniAppJSON", swiftSettings: strict, linkerSettings: [.linkedLibrary("m")]),
@@ -47,7 +49,7 @@ let package = Package(
         // MARK: system layer
         .target(
             name: "MiniAppSystem",
-            dependencies: ["MiniAppModel", "CJail", "CLinuxShims", "CSeccomp", "COpenSSL", "CSQLite", "CZlib", "CCurl"],
+            dependencies: ["MiniAppModel", "CJail", "CLinuxShims", "CNetShims", "CSeccomp", "COpenSSL", "CSQLite", "CZlib", "CCurl"],
             swiftSettings: strict),
 
         // MARK: mechanisms and services

@@ -1,0 +1,279 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CNetShims
+import MiniAppModel
+import Synchronization
+
+/// What a `LineConnection` tells its owner. Every method runs on the reactor's loop thread.
+public protocol LineHandler: AnyObject {
+    /// The connection is registered and may be written to.
+    func connectionDidOpen(_ connection: LineConnection)
+    /// One complete message (newline excluded). `line` is valid only during the call.
+    func connection(_ connection: LineConnection, didReceiveLine line: UnsafeBufferPointer<UInt8>)
+    /// A message exceeded the size limit. The connection closes once its output is flushed;
+    /// this is the moment to queue a `MESSAGE_TOO_LARGE` answer.
+    func connection(_ connection: LineConnection, didReceiveOversizeMessage size: Int)
+    /// The peer shut down its sending side (EOF). The default closes after flushing output.
+    func connectionDidReachEOF(_ connection: LineConnection)
+    /// The connection is closed; drop references to it.
+    func connectionDidClose(_ connection: LineConnection, reason: LineConnection.CloseReason)
+}
+
+extension LineHandler {
+    public func connectionDidOpen(_ connection: LineConnection) {}
+    public func connection(_ connection: LineConnection, didReceiveOversizeMessage size: Int) {}
+    public func connectionDidReachEOF(_ connection: LineConnection) { connection.closeAfterFlush() }
+    public func connectionDidClose(_ connection: LineConnection, reason: LineConnection.CloseReason) {}
+}
+
+/// A non-blocking, line-framed stream connection served by a `Reactor`: the Bridge socket of a
+/// worker, or a control-socket client. Reads are framed with `LineFramer` and handed to the
+/// handler in place; writes are buffered per connection and flushed with as few `send(2)`s as
+/// possible (all answers produced by one read go out together).
+///
+/// Backpressure: when more than half of `maxQueuedOutputBytes` is waiting, the connection stops
+/// reading (the peer's own writes then block, not the daemon); when the queue would exceed the
+/// limit anyway (events, late replies) the peer is disconnected. A peer that does not read can
+/// therefore never make the daemon block or grow without bound.
+public final class LineConnection: @unchecked Sendable {
+    /// Size limits of one connection.
+    public struct Limits: Sendable {
+        /// Largest message accepted, newline excluded (spec default 1 MiB).
+        public var maxLineBytes: Int
+        /// Largest amount of unsent output before the peer is disconnected.
+        public var maxQueuedOutputBytes: Int
+        /// Bytes read per readiness event; bounds how long one busy peer holds the loop.
+        public var readChunkBytes: Int
+
+        public init(maxLineBytes: Int = 1 << 20, maxQueuedOutputBytes: Int = 8 << 20, readChunkBytes: Int = 64 << 10) {
+            self.maxLineBytes = maxLineBytes
+            self.maxQueuedOutputBytes = maxQueuedOutputBytes
+            self.readChunkBytes = readChunkBytes
+        }
+    }
+
+    /// Why a connection closed.
+    public enum CloseReason: Sendable, Equatable {
+        /// The peer closed (EOF) or reset the connection.
+        case peerClosed
+        /// `close()` or `closeAfterFlush()` was called.
+        case local
+        /// A message exceeded `maxLineBytes`.
+        case messageTooLarge
+        /// The peer did not read and the output queue hit its limit.
+        case slowReader
+        /// A read or write failed with this errno.
+        case ioError(Int32)
+        /// The reactor shut down.
+        case reactorShutdown
+    }
+
+    private static let idCounter = Atomic<UInt64>(0)
+
+    /// Unique id of this connection for the process lifetime.
+    public let id: UInt64
+    /// The reactor serving it.
+    public let reactor: Reactor
+    /// Credentials of the peer, when known (accepted connections always have them).
+    public let peer: PeerCredentials?
+    /// The limits.
+    public let limits: Limits
+
+    // Loop-confined state.
+    private let fd: Int32
+    private var token: UInt64 = 0
+    private var handler: (any LineHandler)?
+    private var framer: LineFramer
+    private var out: [UInt8] = []
+    private var outHead = 0
+    private var corked = false
+    private var interest: UInt32 = 0
+    private var readPaused = false
+    private var readEnded = false
+    private var closing = false
+    private var closed = false
+
+    init(fd: Int32, reactor: Reactor, peer: PeerCredentials?, limits: Limits, handler: any LineHandler) {
+        self.id = Self.idCounter.wrappingAdd(1, ordering: .relaxed).newValue
+        self.fd = fd
+        self.reactor = reactor
+        self.peer = peer
+        self.limits = limits
+        self.handler = handler
+        self.framer = LineFramer(maxLineBytes: limits.maxLineBytes, initialCapacity: min(16 << 10, limits.maxLineBytes + 1))
+    }
+
+    /// True until the connection is closed (loop thread).
+    public var isOpen: Bool { !closed && !closing }
+
+    /// Output bytes waiting to be sent (loop thread).
+    public var queuedOutputBytes: Int { out.count - outHead }
+
+    // MARK: Writing
+
+    /// Queues `bytes` (one or more complete lines, each ending in `\n`) for sending. Safe from
+    /// any thread: off the loop thread the bytes are handed to the loop first.
+    public func send(_ bytes: [UInt8]) {
+        if reactor.isInLoopThread {
+            appendOutput { $0.append(contentsOf: bytes) }
+        } else {
+            reactor.execute { [self] in appendOutput { $0.append(contentsOf: bytes) } }
+        }
+    }
+
+    /// Lets `body` append complete lines straight into the output buffer, then flushes unless
+    /// answers are being batched (loop thread only). The zero-copy path for replies.
+    public func appendOutput(_ body: (inout [UInt8]) -> Void) {
+        precondition(reactor.isInLoopThread, "LineConnection.appendOutput must run on the loop thread")
+        guard !closed, !closing else { return }
+        body(&out)
+        if queuedOutputBytes > limits.maxQueuedOutputBytes {
+            close(reason: .slowReader)
+            return
+        }
+        if !corked { flush() }
+    }
+
+    /// Closes now, dropping unsent output. Safe from any thread.
+    public func close() {
+        if reactor.isInLoopThread { close(reason: .local) } else { reactor.execute { [self] in close(reason: .local) } }
+    }
+
+    /// Stops reading and closes once all queued output is sent. Safe from any thread.
+    public func closeAfterFlush() {
+        guard reactor.isInLoopThread else {
+            reactor.execute { [self] in closeAfterFlush() }
+            return
+        }
+        guard !closed else { return }
+        closing = true
+        if queuedOutputBytes == 0 { close(reason: .local) } else { updateInterest() }
+    }
+
+    // MARK: Reactor side
+
+    func open() {
+        do throws(SystemError) {
+            interest = EPOLLIN.rawValue | EPOLLRDHUP.rawValue
+            token = try reactor.register(fd: fd, events: interest, source: self)
+        } catch {
+            closed = true
+            _ = Glibc.close(fd)
+            handler?.connectionDidClose(self, reason: .ioError(error.errno))
+            handler = nil
+            return
+        }
+        handler?.connectionDidOpen(self)
+    }
+
+    func close(reason: CloseReason) {
+        guard !closed else { return }
+        closed = true
+        closing = true
+        if token != 0 { reactor.unregister(fd: fd, token: token) }
+        _ = Glibc.close(fd)
+        out = []
+        outHead = 0
+        let h = handler
+        handler = nil
+        h?.connectionDidClose(self, reason: reason)
+    }
+
+    private func flush() {
+        while outHead < out.count {
+            let n = out.withUnsafeBytes { p in
+                Glibc.send(fd, p.baseAddress! + outHead, p.count - outHead, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT))
+            }
+            if n > 0 {
+                outHead += n
+                continue
+            }
+            let e = errno
+            if n < 0 && e == EINTR { continue }
+            if n < 0 && (e == EAGAIN || e == EWOULDBLOCK) { break }
+            close(reason: e == EPIPE || e == ECONNRESET ? .peerClosed : .ioError(e))
+            return
+        }
+        if outHead == out.count {
+            out.removeAll(keepingCapacity: out.capacity <= 256 << 10)
+            outHead = 0
+            if closing { close(reason: .local); return }
+        } else if outHead >= 64 << 10 {
+            out.removeFirst(outHead)
+            outHead = 0
+        }
+        updateInterest()
+    }
+
+    private func updateInterest() {
+        guard !closed else { return }
+        let pending = queuedOutputBytes
+        readPaused = closing || pending > limits.maxQueuedOutputBytes / 2
+        var ev: UInt32 = 0
+        if !readPaused && !readEnded { ev |= EPOLLIN.rawValue | EPOLLRDHUP.rawValue }
+        if pending > 0 { ev |= EPOLLOUT.rawValue }
+        guard ev != interest else { return }
+        interest = ev
+        reactor.modify(fd: fd, token: token, events: ev)
+    }
+}
+
+extension LineConnection: ReactorSource {
+    func handleEvents(_ events: UInt32) {
+        if events & EPOLLOUT.rawValue != 0 { flush() }
+        if closed { return }
+        let readable = EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue
+        if events & readable != 0 && !readPaused && !readEnded {
+            readOnce()
+        } else if events & (EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 {
+            // Both directions are gone (or the socket failed) while we were not reading:
+            // nobody can receive what is queued. Level-triggered HUP would otherwise spin.
+            close(reason: .peerClosed)
+        }
+    }
+
+    func reactorDidStop() { close(reason: .reactorShutdown) }
+
+    /// One `read(2)` per readiness event (level-triggered): a flooding peer gets one chunk per
+    /// loop turn like everyone else, so it cannot starve the other workers.
+    private func readOnce() {
+        var err: Int32 = 0
+        let n = framer.withWritableSpace(minimum: limits.readChunkBytes) { raw in
+            let r = Glibc.read(fd, raw.baseAddress!, min(raw.count, limits.readChunkBytes))
+            if r < 0 { err = errno }
+            return r
+        }
+        if n < 0 {
+            if err == EINTR || err == EAGAIN || err == EWOULDBLOCK { return }
+            close(reason: err == ECONNRESET ? .peerClosed : .ioError(err))
+            return
+        }
+        corked = true
+        if n == 0 {
+            readEnded = true
+            framer.finish { ev in deliver(ev) }
+            corked = false
+            if !closed { handler?.connectionDidReachEOF(self) }
+            if !closed { flush() }
+            return
+        }
+        framer.drain { ev in
+            deliver(ev)
+            return !closed && !closing
+        }
+        corked = false
+        if !closed { flush() }
+    }
+
+    private func deliver(_ ev: FramedLine) {
+        guard let h = handler, !closed else { return }
+        switch ev {
+        case .line(let line):
+            h.connection(self, didReceiveLine: line)
+        case .tooLarge(let size):
+            h.connection(self, didReceiveOversizeMessage: size)
+            closing = true
+        }
+    }
+}
