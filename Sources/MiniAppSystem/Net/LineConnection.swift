@@ -93,6 +93,7 @@ public final class LineConnection: @unchecked Sendable {
     private var readEnded = false
     private var closing = false
     private var closed = false
+    private var closeObservers: [() -> Void] = []
 
     init(fd: Int32, reactor: Reactor, peer: PeerCredentials?, limits: Limits, handler: any LineHandler) {
         self.id = Self.idCounter.wrappingAdd(1, ordering: .relaxed).newValue
@@ -133,6 +134,14 @@ public final class LineConnection: @unchecked Sendable {
             return
         }
         if !corked { flush() }
+    }
+
+    /// Runs `body` once when the connection closes, after the handler heard of it (loop thread
+    /// only; runs at once if already closed). For registries that hold the connection, such as
+    /// host providers and inspector subscriptions, so they never outlive it.
+    public func addCloseObserver(_ body: @escaping () -> Void) {
+        precondition(reactor.isInLoopThread, "LineConnection.addCloseObserver must run on the loop thread")
+        if closed { body() } else { closeObservers.append(body) }
     }
 
     /// Closes now, dropping unsent output. Safe from any thread.
@@ -178,6 +187,9 @@ public final class LineConnection: @unchecked Sendable {
         let h = handler
         handler = nil
         h?.connectionDidClose(self, reason: reason)
+        let observers = closeObservers
+        closeObservers = []
+        for o in observers { o() }
     }
 
     private func flush() {
