@@ -93,5 +93,6 @@ let package = Package(
             dependencies: ["MiniAppModel", "MiniAppSystem"],
             swiftSettings: strict),
         .testTarget(name: "ModelTests", dependencies: ["MiniAppJSON", "MiniAppModel", "MiniAppTestSupport"]),
+        .testTarget(name: "BridgeTests", dependencies: ["MiniAppJSON", "MiniAppModel", "MiniAppSystem", "MiniAppBroker"]),
     ]
 )

@@ -25,6 +25,7 @@ public struct PeerCredentials: Sendable, Hashable, CustomStringConvertible {
 
 /// Both ends of a `socketpair`: the daemon keeps `daemonSide`, the worker gets `workerSide`
 /// (dup2'ed to fd 3 by the spawner). A struct because tuples cannot hold `~Copyable` values.
+@frozen
 public struct SocketPair: ~Copyable {
     /// The end the broker serves.
     public var daemonSide: OwnedFD
