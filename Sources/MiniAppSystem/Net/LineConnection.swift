@@ -92,6 +92,9 @@ public final class LineConnection: @unchecked Sendable {
     private var readPaused = false
     private var readEnded = false
     private var closing = false
+    private var closeReason: CloseReason = .local
+    private var draining = false
+    private var drained = 0
     private var closed = false
     private var closeObservers: [() -> Void] = []
 
@@ -155,9 +158,9 @@ public final class LineConnection: @unchecked Sendable {
             reactor.execute { [self] in closeAfterFlush() }
             return
         }
-        guard !closed else { return }
+        guard !closed, !closing else { return }
         closing = true
-        if queuedOutputBytes == 0 { close(reason: .local) } else { updateInterest() }
+        if queuedOutputBytes == 0 { startLingeringClose() } else { updateInterest() }
     }
 
     // MARK: Reactor side
@@ -210,7 +213,7 @@ public final class LineConnection: @unchecked Sendable {
         if outHead == out.count {
             out.removeAll(keepingCapacity: out.capacity <= 256 << 10)
             outHead = 0
-            if closing { close(reason: .local); return }
+            if closing { startLingeringClose(); return }
         } else if outHead >= 64 << 10 {
             out.removeFirst(outHead)
             outHead = 0
@@ -218,8 +221,37 @@ public final class LineConnection: @unchecked Sendable {
         updateInterest()
     }
 
+    /// Closing a Unix socket with unread input makes the kernel reset the peer (ECONNRESET),
+    /// which can destroy our last answer (`MESSAGE_TOO_LARGE`) before the peer reads it. So,
+    /// like HTTP servers' "lingering close": shut down our sending side, then read and discard
+    /// what the peer still sends — bounded in bytes and time — and close after that.
+    private func startLingeringClose() {
+        guard !closed, !draining else { return }
+        draining = true
+        shutdown(fd, Int32(SHUT_WR))
+        interest = EPOLLIN.rawValue | EPOLLRDHUP.rawValue
+        reactor.modify(fd: fd, token: token, events: interest)
+        reactor.schedule(afterNanos: 2_000_000_000) { [self] in close(reason: closeReason) }
+        drainAndDiscard()
+    }
+
+    private func drainAndDiscard() {
+        var scratch = [UInt8](repeating: 0, count: 16 << 10)
+        while !closed {
+            let n = scratch.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress!, $0.count) }
+            if n > 0 {
+                drained += n
+                if drained > 4 * limits.maxLineBytes + (1 << 20) { close(reason: closeReason) }
+                continue
+            }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return }
+            close(reason: closeReason)
+        }
+    }
+
     private func updateInterest() {
-        guard !closed else { return }
+        guard !closed, !draining else { return }
         let pending = queuedOutputBytes
         readPaused = closing || pending > limits.maxQueuedOutputBytes / 2
         var ev: UInt32 = 0
@@ -233,6 +265,10 @@ public final class LineConnection: @unchecked Sendable {
 
 extension LineConnection: ReactorSource {
     func handleEvents(_ events: UInt32) {
+        if draining {
+            drainAndDiscard()
+            return
+        }
         if events & EPOLLOUT.rawValue != 0 { flush() }
         if closed { return }
         let readable = EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue
@@ -284,6 +320,7 @@ extension LineConnection: ReactorSource {
         case .line(let line):
             h.connection(self, didReceiveLine: line)
         case .tooLarge(let size):
+            closeReason = .messageTooLarge
             h.connection(self, didReceiveOversizeMessage: size)
             closing = true
         }
