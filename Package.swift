@@ -86,6 +86,14 @@ let package = Package(
         // MARK: fuzz targets (libFuzzer when built with -sanitize=fuzzer; corpus replay otherwise)
         .target(name: "FuzzSupport", path: "Sources/FuzzSupport"),
         .executableTarget(name: "fuzz-json", dependencies: ["FuzzSupport", "MiniAppJSON"], path: "Sources/Fuzz/json"),
+        .executableTarget(
+            name: "fuzz-bridge", dependencies: ["FuzzSupport", "MiniAppJSON", "MiniAppModel", "MiniAppBroker"],
+            path: "Sources/Fuzz/bridge"),
+
+        // MARK: benchmarks (scripts/bench.d/*)
+        .executableTarget(
+            name: "bench-bridge", dependencies: ["MiniAppJSON", "MiniAppModel", "MiniAppSystem", "MiniAppBroker"],
+            path: "Sources/Bench/bridge"),
 
         // MARK: tests
         .target(
