@@ -19,6 +19,8 @@ public struct BrokerConfiguration: Sendable {
     public var audit: AuditConfiguration?
     /// Inspector events carry (redacted) params and results.
     public var inspectorPayloads: Bool
+    /// Peek requests and consume them after answering (`LineConnection.Limits.deferConsume`).
+    public var deferConsume: Bool = true
 
     public init(
         maxMessageBytes: Int = 1 << 20, maxQueuedOutputBytes: Int = 8 << 20, maxInFlightPerWorker: Int = 256,
@@ -118,7 +120,8 @@ public final class Broker: @unchecked Sendable {
         guard fresh else { throw MiniAppError(.internal, "worker \(identity.workerId) is already attached") }
         counterStore.attach(identity.workerId)
         let limits = LineConnection.Limits(
-            maxLineBytes: configuration.maxMessageBytes, maxQueuedOutputBytes: configuration.maxQueuedOutputBytes)
+            maxLineBytes: configuration.maxMessageBytes, maxQueuedOutputBytes: configuration.maxQueuedOutputBytes,
+            deferConsume: configuration.deferConsume)
         do {
             _ = try reactor.adopt(workerFD, limits: limits, handler: session)
         } catch {

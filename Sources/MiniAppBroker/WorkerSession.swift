@@ -25,7 +25,7 @@ final class WorkerSession: LineHandler, @unchecked Sendable {
     }
 
     let identity: CallerIdentity
-    unowned let broker: Broker
+    let broker: Broker  // strong: the cycle is broken when the connection closes
     var connection: LineConnection?
     private var pending: [UInt64: Pending] = [:]
     private var nextToken: UInt64 = 1
@@ -47,8 +47,13 @@ final class WorkerSession: LineHandler, @unchecked Sendable {
     func connection(_ connection: LineConnection, didReceiveLine line: UnsafeBufferPointer<UInt8>) {
         let arrival = monotonicNanos()
         let bytesIn = line.count + 1
+        let depth = broker.configuration.maxDepth
+        if let fast = RPCCodec.decodeRequestFast(line, maxDepth: depth) {
+            process(fast, arrival: arrival, bytesIn: bytesIn)
+            return
+        }
         let request: RPCRequest
-        switch RPCCodec.parse(line, maxDepth: broker.configuration.maxDepth).flatMap(RPCCodec.decodeRequest) {
+        switch RPCCodec.parse(line, maxDepth: depth).flatMap(RPCCodec.decodeRequest) {
         case .success(let r): request = r
         case .failure(let e):
             broker.logger.debug("bridge: malformed message from \(identity.workerId): \(e.message)")

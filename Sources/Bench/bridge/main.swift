@@ -85,7 +85,11 @@ func wait(_ pid: pid_t) {
 func makeBroker(_ reactor: Reactor) -> Broker {
     do {
         let catalogue = try MethodCatalogue.parse(Array(benchCatalogue.utf8))
-        return try Broker(reactor: reactor, catalogue: catalogue, grants: ["com.bench": ["payment"]], services: [BenchStorage()])
+        var config = BrokerConfiguration()
+        config.deferConsume = getenv("BENCH_NO_PEEK") == nil
+        return try Broker(
+            reactor: reactor, catalogue: catalogue, grants: ["com.bench": ["payment"]], services: [BenchStorage()],
+            configuration: config)
     } catch { fail("broker: \(error)") }
 }
 
@@ -101,9 +105,22 @@ func attachWorker(_ broker: Broker, _ n: Int) -> Int32 {
     } catch { fail("attach: \(error)") }
 }
 
+/// The reactor alone (no broker): answers each line with a canned result carrying the request's
+/// numeric id. `raw` mode measures the event loop's own floor.
+final class RawEcho: LineHandler {
+    func connection(_ connection: LineConnection, didReceiveLine line: UnsafeBufferPointer<UInt8>) {
+        var i = 0, id: Int64 = 0
+        let key = Array(#""id":"#.utf8)
+        while i + key.count < line.count && !line[i..<(i + key.count)].elementsEqual(key) { i += 1 }
+        i += key.count
+        while i < line.count, line[i] >= 0x30, line[i] <= 0x39 { id = id * 10 + Int64(line[i] - 0x30); i += 1 }
+        connection.appendOutput { RPCCodec.writeResult(id: .int(id), result: ["value": "solarized-dark-high-contrast"], into: &$0) }
+    }
+}
+
 let storageParams = #"{"key":"user/settings/theme-preference"}"#
 
-func runLatency(client: String, host: Bool, iters: String, warmup: String) {
+func runLatency(client: String, host: Bool, raw: Bool = false, iters: String, warmup: String) {
     let reactor = must("reactor") { try Reactor() }
     must("reactor start") { try reactor.start() }
     let broker = makeBroker(reactor)
@@ -118,7 +135,14 @@ func runLatency(client: String, host: Bool, iters: String, warmup: String) {
         providerPid = spawn([client, "provider"], fd3: fd)
         close(fd)
     }
-    let fd = attachWorker(broker, 1)
+    let fd = raw
+        ? must("raw") { () throws -> Int32 in
+            let pair = try UnixSocket.pair()
+            let peek = getenv("BENCH_NO_PEEK") == nil
+            _ = try reactor.adopt(pair.daemonSide, limits: .init(deferConsume: peek), handler: RawEcho())
+            return pair.workerSide.take()
+        }
+        : attachWorker(broker, 1)
     let argv = host
         ? [client, "lat", "bridge.rtt.host", "payment.pay", #"{"orderId":"order-123","amount":99.99,"currency":"USD"}"#, iters, warmup]
         : [client, "lat", "bridge.rtt", "storage.get", storageParams, iters, warmup]
@@ -155,13 +179,42 @@ func runThroughput(client: String, clients: Int, seconds: String, depth: String)
     print("RESULT|bridge.throughput|-|-|-|\(Int(Double(total) / secs))|calls/s|storage.get via miniappd broker, \(clients) C client procs, \(depth) calls in flight each, \(seconds)s window")
 }
 
+/// In-process cost of the decode steps, per call (no sockets).
+func runCPU() {
+    let line = Array(#"{"jsonrpc":"2.0","id":12345,"method":"storage.get","params":{"key":"user/settings/theme-preference"}}"#.utf8)
+    let n = 200_000
+    var sink = 0
+    let t0 = monotonicNanos()
+    for _ in 0..<n {
+        line.withUnsafeBufferPointer { buf in
+            if case .success(let r) = RPCCodec.parse(buf).flatMap(RPCCodec.decodeRequest) { sink &+= r.method.utf8.count }
+        }
+    }
+    let t1 = monotonicNanos()
+    var out: [UInt8] = []
+    out.reserveCapacity(256)
+    let result: JSONValue = ["key": "user/settings/theme-preference", "value": "solarized-dark-high-contrast"]
+    for i in 0..<n {
+        out.removeAll(keepingCapacity: true)
+        RPCCodec.writeResult(id: .int(Int64(i)), result: result, into: &out)
+        sink &+= out.count
+    }
+    let t2 = monotonicNanos()
+    print("decode \(Double(t1 - t0) / Double(n)) ns/call, encode \(Double(t2 - t1) / Double(n)) ns/call (\(sink))")
+}
+
 signal(SIGPIPE, SIG_IGN)
+if CommandLine.arguments.count == 2 && CommandLine.arguments[1] == "cpu" {
+    runCPU()
+    exit(0)
+}
 let args = CommandLine.arguments
 guard args.count >= 5 else {
     fail("usage: bench-bridge <client> rtt|host <iters> <warmup> | tput <clients> <secs> <depth>")
 }
 switch args[2] {
 case "rtt": runLatency(client: args[1], host: false, iters: args[3], warmup: args[4])
+case "raw": runLatency(client: args[1], host: false, raw: true, iters: args[3], warmup: args[4])
 case "host": runLatency(client: args[1], host: true, iters: args[3], warmup: args[4])
 case "tput" where args.count >= 6: runThroughput(client: args[1], clients: Int(args[3]) ?? 8, seconds: args[4], depth: args[5])
 default: fail("unknown mode \(args[2])")

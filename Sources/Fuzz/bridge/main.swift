@@ -39,9 +39,27 @@ func checkAnswer(_ id: RPCId, _ error: MiniAppError) {
     precondition(v?["error"]?["code"]?.intValue == Int64(error.code.rpcNumber), "answer lost its code")
 }
 
+/// The fast envelope decoder may only accept what the general path accepts, identically.
+func checkFastPath(_ line: UnsafeBufferPointer<UInt8>, _ slow: Result<RPCRequest, RPCDecodeError>) {
+    guard let fast = RPCCodec.decodeRequestFast(line) else { return }
+    guard case .success(let r) = slow else { preconditionFailure("fast path accepted what the general path refuses") }
+    precondition(fast.id == r.id && fast.method == r.method && fast.params == r.params, "fast path decoded differently")
+}
+
+/// The fast writer must produce the shared writer's bytes.
+func checkWriter(_ v: JSONValue?) {
+    guard let v else { return }
+    var fast: [UInt8] = []
+    FastJSONWriter.write(v, into: &fast)
+    precondition(fast == v.serialized(), "FastJSONWriter differs from JSONValue.serialized()")
+}
+
 func handle(_ line: UnsafeBufferPointer<UInt8>) {
     precondition(line.count <= maxLine, "framer let an oversize line through")
-    switch RPCCodec.parse(line).flatMap(RPCCodec.decodeRequest) {
+    let slow = RPCCodec.parse(line).flatMap(RPCCodec.decodeRequest)
+    checkFastPath(line, slow)
+    if case .success(let v) = RPCCodec.parse(line) { checkWriter(v) }
+    switch slow {
     case .failure(let e):
         checkAnswer(e.id, e.error)
     case .success(let r):

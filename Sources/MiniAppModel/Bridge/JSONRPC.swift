@@ -19,7 +19,13 @@ public enum RPCId: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Appends the JSON form.
-    public func write(into out: inout [UInt8]) { jsonValue.write(into: &out) }
+    public func write(into out: inout [UInt8]) {
+        switch self {
+        case .int(let i): FastJSONWriter.writeInt(i, into: &out)
+        case .string(let s): FastJSONWriter.writeString(s, into: &out)
+        default: jsonValue.write(into: &out)
+        }
+    }
 
     public var description: String { jsonValue.jsonString }
 }

@@ -144,7 +144,7 @@ extension RPCCodec {
         out.append(contentsOf: head)
         id.write(into: &out)
         out.append(contentsOf: #","result":"#.utf8)
-        result.write(into: &out)
+        FastJSONWriter.write(result, into: &out)
         out.append(contentsOf: "}\n".utf8)
     }
 
@@ -163,12 +163,12 @@ extension RPCCodec {
         out.append(contentsOf: head)
         id.write(into: &out)
         out.append(contentsOf: #","error":{"code":"#.utf8)
-        JSONValue.int(code).write(into: &out)
+        FastJSONWriter.writeInt(code, into: &out)
         out.append(contentsOf: #","message":"#.utf8)
-        JSONValue.string(message).write(into: &out)
+        FastJSONWriter.writeString(message, into: &out)
         if let data {
             out.append(contentsOf: #","data":"#.utf8)
-            data.write(into: &out)
+            FastJSONWriter.write(data, into: &out)
         }
         out.append(contentsOf: "}}\n".utf8)
     }
@@ -188,10 +188,10 @@ extension RPCCodec {
 
     private static func writeMethodAndParams(_ method: String, _ params: JSONValue?, into out: inout [UInt8]) {
         out.append(contentsOf: #","method":"#.utf8)
-        JSONValue.string(method).write(into: &out)
+        FastJSONWriter.writeString(method, into: &out)
         if let params {
             out.append(contentsOf: #","params":"#.utf8)
-            params.write(into: &out)
+            FastJSONWriter.write(params, into: &out)
         }
         out.append(contentsOf: "}\n".utf8)
     }

@@ -45,11 +45,18 @@ public final class LineConnection: @unchecked Sendable {
         public var maxQueuedOutputBytes: Int
         /// Bytes read per readiness event; bounds how long one busy peer holds the loop.
         public var readChunkBytes: Int
+        /// Read with `MSG_PEEK` and consume only after the answers are sent (see
+        /// `consumePeeked`): one more syscall per read, off the latency path.
+        public var deferConsume: Bool
 
-        public init(maxLineBytes: Int = 1 << 20, maxQueuedOutputBytes: Int = 8 << 20, readChunkBytes: Int = 64 << 10) {
+        public init(
+            maxLineBytes: Int = 1 << 20, maxQueuedOutputBytes: Int = 8 << 20, readChunkBytes: Int = 64 << 10,
+            deferConsume: Bool = true
+        ) {
             self.maxLineBytes = maxLineBytes
             self.maxQueuedOutputBytes = maxQueuedOutputBytes
             self.readChunkBytes = readChunkBytes
+            self.deferConsume = deferConsume
         }
     }
 
@@ -287,8 +294,9 @@ extension LineConnection: ReactorSource {
     /// loop turn like everyone else, so it cannot starve the other workers.
     private func readOnce() {
         var err: Int32 = 0
+        let flags = limits.deferConsume ? Int32(MSG_PEEK) : 0
         let n = framer.withWritableSpace(minimum: limits.readChunkBytes) { raw in
-            let r = Glibc.read(fd, raw.baseAddress!, min(raw.count, limits.readChunkBytes))
+            let r = Glibc.recv(fd, raw.baseAddress!, min(raw.count, limits.readChunkBytes), flags)
             if r < 0 { err = errno }
             return r
         }
@@ -312,6 +320,27 @@ extension LineConnection: ReactorSource {
         }
         corked = false
         if !closed { flush() }
+        if flags != 0 && !closed && !draining { consumePeeked(n) }
+    }
+
+    /// Removes the `n` bytes read with `MSG_PEEK` from the socket, now that the answers are out.
+    /// Consuming a Unix-socket message frees its buffer, which wakes every sleeper on the
+    /// *sender's* socket — including the peer blocked in `read` for its answer — whether or not
+    /// an answer is there yet. Reading first and consuming after answering turns that spurious
+    /// wake-up (a VM exit and an IPI here) into one that finds the answer waiting.
+    private func consumePeeked(_ n: Int) {
+        var left = n
+        while left > 0 {
+            let r = reactor.withScratch { Glibc.recv(fd, $0.baseAddress!, min(left, $0.count), 0) }
+            if r > 0 {
+                left -= r
+            } else if r < 0 && errno == EINTR {
+                continue
+            } else {
+                close(reason: r == 0 ? .peerClosed : .ioError(errno))
+                return
+            }
+        }
     }
 
     private func deliver(_ ev: FramedLine) {

@@ -40,6 +40,7 @@ public final class Reactor: @unchecked Sendable {
     private var nextTimer: UInt64 = 1
     private var beforeSleep: [() -> Void] = []
     private var running = true
+    private let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 16)
 
     /// Creates the epoll instance and its wake-up eventfd. Call `start()` to run the loop.
     public init() throws(SystemError) {
@@ -54,6 +55,7 @@ public final class Reactor: @unchecked Sendable {
     }
 
     deinit {
+        scratch.deallocate()
         Glibc.close(epfd)
         Glibc.close(wakeFD)
     }
@@ -131,6 +133,9 @@ public final class Reactor: @unchecked Sendable {
         precondition(isInLoopThread, "Reactor.addBeforeSleepHook must run on the loop thread")
         beforeSleep.append(body)
     }
+
+    /// A 64 KiB buffer for bytes that are read only to be thrown away (loop thread only).
+    func withScratch<R>(_ body: (UnsafeMutableRawBufferPointer) -> R) -> R { body(scratch) }
 
     func register(fd: Int32, events: UInt32, source: any ReactorSource) throws(SystemError) -> UInt64 {
         let token = nextToken
