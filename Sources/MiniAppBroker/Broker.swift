@@ -118,7 +118,6 @@ public final class Broker: @unchecked Sendable {
             return true
         }
         guard fresh else { throw MiniAppError(.internal, "worker \(identity.workerId) is already attached") }
-        counterStore.attach(identity.workerId)
         let limits = LineConnection.Limits(
             maxLineBytes: configuration.maxMessageBytes, maxQueuedOutputBytes: configuration.maxQueuedOutputBytes,
             deferConsume: configuration.deferConsume)
@@ -154,9 +153,8 @@ public final class Broker: @unchecked Sendable {
 
     /// The counters now (any thread).
     public func counters() -> BrokerCounters {
-        var c = counterStore.snapshot()
-        c.attachedWorkers = sessions.withLock { $0.count }
-        return c
+        let workers = sessions.withLock { s in s.mapValues { $0.calls.load(ordering: .relaxed) } }
+        return counterStore.snapshot(workers: workers)
     }
 
     /// Identities of the attached workers.
@@ -171,19 +169,14 @@ public final class Broker: @unchecked Sendable {
             return true
         }
         guard removed else { return }
-        counterStore.detach(session.identity.workerId)
         for s in uniqueServices { s.workerDetached(session.identity) }
     }
 
-    /// Counts, audits and publishes one decision (loop thread).
-    func record(_ r: CallRecord) {
-        let key: String
-        if let m = r.method {
-            key = permissionReader.snapshot.catalogue.spec(for: m) == nil ? "(unknown)" : m
-        } else {
-            key = "(invalid)"
-        }
-        counterStore.count(workerId: r.workerId, methodKey: key, decision: r.decision, code: r.code?.rawValue)
+    /// Counts, audits and publishes one decision (loop thread). `known` says whether the method
+    /// is in the catalogue (unknown names are counted together, see `BrokerCounters`).
+    func record(_ r: CallRecord, known: Bool) {
+        let key = r.method == nil ? "(invalid)" : known ? r.method! : "(unknown)"
+        counterStore.count(methodKey: key, decision: r.decision, code: r.code?.rawValue)
         audit?.record(r)
         if inspector.isActive { inspector.publish(r) }
     }

@@ -21,7 +21,6 @@ public struct BrokerCounters: Sendable, Equatable {
 /// that is uncontended in practice (one writer, rare readers).
 final class CounterStore: Sendable {
     private struct State {
-        var byWorker: [String: UInt64] = [:]
         var byMethod: [String: [CallDecision: UInt64]] = [:]
         var byCode: [String: UInt64] = [:]
         var pendingHostCalls = 0
@@ -29,23 +28,20 @@ final class CounterStore: Sendable {
 
     private let state = Mutex(State())
 
-    func count(workerId: String, methodKey: String, decision: CallDecision, code: String?) {
+    func count(methodKey: String, decision: CallDecision, code: String?) {
         state.withLock { s in
-            if let v = s.byWorker[workerId] { s.byWorker[workerId] = v + 1 }
             s.byMethod[methodKey, default: [:]][decision, default: 0] += 1
             if let code { s.byCode[code, default: 0] += 1 }
         }
     }
 
-    func attach(_ workerId: String) { state.withLock { $0.byWorker[workerId] = 0 } }
-    func detach(_ workerId: String) { _ = state.withLock { $0.byWorker.removeValue(forKey: workerId) } }
     func setPendingHostCalls(_ n: Int) { state.withLock { $0.pendingHostCalls = n } }
 
-    func snapshot() -> BrokerCounters {
+    func snapshot(workers: [String: UInt64]) -> BrokerCounters {
         state.withLock { s in
             BrokerCounters(
-                bridgeCallsByWorker: s.byWorker, callsByMethod: s.byMethod, errorsByCode: s.byCode,
-                attachedWorkers: s.byWorker.count, pendingHostCalls: s.pendingHostCalls)
+                bridgeCallsByWorker: workers, callsByMethod: s.byMethod, errorsByCode: s.byCode,
+                attachedWorkers: workers.count, pendingHostCalls: s.pendingHostCalls)
         }
     }
 }

@@ -29,42 +29,40 @@ struct TokenBucket {
 /// (`policies/methods.json`). Keyed by program id, not by worker, so starting more workers of
 /// the same program does not multiply its budget. Loop-confined (the broker's loop thread).
 final class RateLimiter {
-    private struct ProgramBuckets {
-        var total: TokenBucket
-        var classes: [String: TokenBucket] = [:]
-        var workers = 0
+    /// The buckets of one program, shared by its workers (each session keeps a reference, so
+    /// the hot path does not look the program up).
+    final class ProgramBuckets {
+        fileprivate var total: TokenBucket
+        fileprivate var classes: [String: TokenBucket] = [:]
+        fileprivate var workers = 0
+        fileprivate init(total: TokenBucket) { self.total = total }
     }
 
     private var programs: [String: ProgramBuckets] = [:]
 
     /// A worker of `programId` attached: keep its buckets while any worker of it runs.
-    func retain(_ programId: String, budget: RateLimit, now: UInt64) {
-        programs[programId, default: ProgramBuckets(total: TokenBucket(budget, now: now))].workers += 1
+    func retain(_ programId: String, budget: RateLimit, now: UInt64) -> ProgramBuckets {
+        let p = programs[programId] ?? ProgramBuckets(total: TokenBucket(budget, now: now))
+        p.workers += 1
+        programs[programId] = p
+        return p
     }
 
     /// A worker detached; the buckets go with the last worker of the program.
     func release(_ programId: String) {
-        guard var p = programs[programId] else { return }
+        guard let p = programs[programId] else { return }
         p.workers -= 1
-        programs[programId] = p.workers <= 0 ? nil : p
+        if p.workers <= 0 { programs[programId] = nil }
     }
 
     /// Takes one token from the program's bucket and the class bucket; false (and nothing
     /// charged) when either is empty.
-    func admit(programId: String, rateClass: String, catalogue: MethodCatalogue, now: UInt64) -> Bool {
+    func admit(_ p: ProgramBuckets, rateClass: String, catalogue: MethodCatalogue, now: UInt64) -> Bool {
         guard let classLimit = catalogue.classes[rateClass] else { return false }
         let budget = catalogue.programBudget
-        return modify(programId, budget: budget, now: now) { p in
-            guard p.total.take(budget, now: now) else { return false }
-            var bucket = p.classes[rateClass] ?? TokenBucket(classLimit, now: now)
-            let ok = bucket.take(classLimit, now: now)
-            p.classes[rateClass] = bucket
-            if !ok { p.total.refund(budget) }
-            return ok
-        }
-    }
-
-    private func modify(_ programId: String, budget: RateLimit, now: UInt64, _ body: (inout ProgramBuckets) -> Bool) -> Bool {
-        body(&programs[programId, default: ProgramBuckets(total: TokenBucket(budget, now: now))])
+        guard p.total.take(budget, now: now) else { return false }
+        let ok = p.classes[rateClass, default: TokenBucket(classLimit, now: now)].take(classLimit, now: now)
+        if !ok { p.total.refund(budget) }
+        return ok
     }
 }

@@ -1,6 +1,7 @@
 import MiniAppJSON
 import MiniAppModel
 import MiniAppSystem
+import Synchronization
 
 /// How a dispatched call ended.
 enum CallOutcome: Sendable {
@@ -30,6 +31,12 @@ final class WorkerSession: LineHandler, @unchecked Sendable {
     private var pending: [UInt64: Pending] = [:]
     private var nextToken: UInt64 = 1
     private var readEnded = false
+    /// The call being dispatched synchronously (0 = none) and its answer if it came at once.
+    private var buckets: RateLimiter.ProgramBuckets?
+    private var syncToken: UInt64 = 0
+    private var syncOutcome: CallOutcome?
+    /// Messages received (every one counts, refused ones included); read by `counters()`.
+    let calls = Atomic<UInt64>(0)
 
     init(broker: Broker, identity: CallerIdentity) {
         self.broker = broker
@@ -40,13 +47,14 @@ final class WorkerSession: LineHandler, @unchecked Sendable {
 
     func connectionDidOpen(_ connection: LineConnection) {
         self.connection = connection
-        broker.rateLimiter.retain(
+        buckets = broker.rateLimiter.retain(
             identity.programId, budget: broker.permissionReader.snapshot.catalogue.programBudget, now: monotonicNanos())
     }
 
     func connection(_ connection: LineConnection, didReceiveLine line: UnsafeBufferPointer<UInt8>) {
         let arrival = monotonicNanos()
         let bytesIn = line.count + 1
+        calls.add(1, ordering: .relaxed)
         let depth = broker.configuration.maxDepth
         if let fast = RPCCodec.decodeRequestFast(line, maxDepth: depth) {
             process(fast, arrival: arrival, bytesIn: bytesIn)
@@ -65,6 +73,7 @@ final class WorkerSession: LineHandler, @unchecked Sendable {
 
     func connection(_ connection: LineConnection, didReceiveOversizeMessage size: Int) {
         broker.logger.notice("bridge: \(identity.workerId) sent a message over \(broker.configuration.maxMessageBytes) bytes; disconnecting")
+        calls.add(1, ordering: .relaxed)
         let err = MiniAppError(.messageTooLarge, "message exceeds \(broker.configuration.maxMessageBytes) bytes; the connection is closed")
         answerNow(id: .null, method: nil, decision: .refuse, error: err, arrival: monotonicNanos(), bytesIn: size)
     }
@@ -81,7 +90,8 @@ final class WorkerSession: LineHandler, @unchecked Sendable {
             p.cancel?()
         }
         pending.removeAll()
-        broker.rateLimiter.release(identity.programId)
+        if buckets != nil { broker.rateLimiter.release(identity.programId) }
+        buckets = nil
         broker.sessionEnded(self)
     }
 
@@ -122,7 +132,7 @@ final class WorkerSession: LineHandler, @unchecked Sendable {
         if pending.count >= broker.configuration.maxInFlightPerWorker {
             return MiniAppError(.rateLimited, "too many calls in flight (\(broker.configuration.maxInFlightPerWorker)); wait for answers", data: ["limit": "inFlight"])
         }
-        if !broker.rateLimiter.admit(programId: identity.programId, rateClass: spec.rateClass, catalogue: snapshot.catalogue, now: arrival) {
+        guard let buckets, broker.rateLimiter.admit(buckets, rateClass: spec.rateClass, catalogue: snapshot.catalogue, now: arrival) else {
             return MiniAppError(.rateLimited, "over the call budget of class '\(spec.rateClass)' or of the program; slow down", data: ["class": spec.rateClass])
         }
         return nil
@@ -131,19 +141,29 @@ final class WorkerSession: LineHandler, @unchecked Sendable {
     private func dispatch(_ request: RPCRequest, spec: MethodSpec, arrival: UInt64, bytesIn: Int) {
         let token = nextToken
         nextToken += 1
-        pending[token] = Pending(
+        let call = Pending(
             id: request.id, method: request.method, arrival: arrival, arrivalWall: wallClockMicros(), bytesIn: bytesIn,
             params: broker.wantsPayloads ? request.params : nil)
         switch spec.provider {
         case .builtin:
             guard let service = broker.services[spec.name] else {
                 broker.logger.error("bridge: no built-in service registered for \(spec.name)")
-                complete(token, .error(MiniAppError(.internal, "\(spec.name) is not available in this daemon")))
+                finish(call, .error(MiniAppError(.internal, "\(spec.name) is not available in this daemon")))
                 return
             }
-            let reply = makeReply(token)
-            service.handle(method: spec.name, params: request.params, caller: identity, reply: reply)
+            // A service that answers before returning (storage.get from memory) is finished
+            // right here: no pending entry, no timer.
+            syncToken = token
+            service.handle(method: spec.name, params: request.params, caller: identity, reply: makeReply(token))
+            syncToken = 0
+            if let outcome = syncOutcome {
+                syncOutcome = nil
+                finish(call, outcome)
+                return
+            }
+            pending[token] = call
         case .host:
+            pending[token] = call
             let cancel = broker.hostProviders.forward(spec: spec, params: request.params, caller: identity) { [self] outcome in
                 complete(token, outcome)
             }
@@ -171,7 +191,11 @@ final class WorkerSession: LineHandler, @unchecked Sendable {
             case .failure(let e): outcome = .error(e)
             }
             if reactor.isInLoopThread {
-                complete(token, outcome)
+                if token == syncToken && syncOutcome == nil {
+                    syncOutcome = outcome
+                } else {
+                    complete(token, outcome)
+                }
             } else {
                 reactor.execute { [self] in complete(token, outcome) }
             }
@@ -184,6 +208,11 @@ final class WorkerSession: LineHandler, @unchecked Sendable {
         guard let p = pending.removeValue(forKey: token) else { return }
         if let t = p.timer { broker.reactor.cancel(t) }
         if case .error(let e) = outcome, e.code == .timeout || e.code == .hostUnavailable { p.cancel?() }
+        finish(p, outcome)
+    }
+
+    /// Writes the answer of a dispatched call and records the decision.
+    private func finish(_ p: Pending, _ outcome: CallOutcome) {
         var code: ErrorCode?
         var bytesOut = 0
         var payloadResult: JSONValue?
@@ -207,7 +236,7 @@ final class WorkerSession: LineHandler, @unchecked Sendable {
         broker.record(CallRecord(
             timeMicros: p.arrivalWall, workerId: identity.workerId, programId: identity.programId, method: p.method,
             decision: .allow, code: code, micros: Int64((now &- p.arrival) / 1000), bytesIn: p.bytesIn, bytesOut: bytesOut,
-            params: p.params.map(Redactor.redact), result: payloadResult.map(Redactor.redact)))
+            params: p.params.map(Redactor.redact), result: payloadResult.map(Redactor.redact)), known: true)
         if readEnded && pending.isEmpty { connection?.closeAfterFlush() }
     }
 
@@ -231,6 +260,6 @@ final class WorkerSession: LineHandler, @unchecked Sendable {
         broker.record(CallRecord(
             timeMicros: wallClockMicros(), workerId: identity.workerId, programId: identity.programId, method: method,
             decision: decision, code: error.code, micros: Int64((now &- arrival) / 1000), bytesIn: bytesIn,
-            bytesOut: bytesOut, params: nil, result: nil))
+            bytesOut: bytesOut, params: nil, result: nil), known: error.code != .methodNotFound)
     }
 }

@@ -187,7 +187,7 @@ func runCPU() {
     let t0 = monotonicNanos()
     for _ in 0..<n {
         line.withUnsafeBufferPointer { buf in
-            if case .success(let r) = RPCCodec.parse(buf).flatMap(RPCCodec.decodeRequest) { sink &+= r.method.utf8.count }
+            if let r = RPCCodec.decodeRequestFast(buf) { sink &+= r.method.utf8.count }
         }
     }
     let t1 = monotonicNanos()
