@@ -8,6 +8,11 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <pthread.h>
+
+/* pthread_setname_np is GNU-only too: names the reactor thread for top -H, perf and /proc. */
+extern int pthread_setname_np(pthread_t thread, const char *name);
+static inline int cnet_set_thread_name(const char *name) { return pthread_setname_np(pthread_self(), name); }
 
 /* accept4(2) is declared by glibc only under _GNU_SOURCE. */
 extern int accept4(int sockfd, struct sockaddr *addr, socklen_t *addrlen, int flags);

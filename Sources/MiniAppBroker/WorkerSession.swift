@@ -33,6 +33,7 @@ final class WorkerSession: LineHandler, @unchecked Sendable {
     private var readEnded = false
     /// The call being dispatched synchronously (0 = none) and its answer if it came at once.
     private var buckets: RateLimiter.ProgramBuckets?
+    private var malformed = 0
     private var syncToken: UInt64 = 0
     private var syncOutcome: CallOutcome?
     /// Messages received (every one counts, refused ones included); read by `counters()`.
@@ -64,7 +65,7 @@ final class WorkerSession: LineHandler, @unchecked Sendable {
         switch RPCCodec.parse(line, maxDepth: depth).flatMap(RPCCodec.decodeRequest) {
         case .success(let r): request = r
         case .failure(let e):
-            broker.logger.debug("bridge: malformed message from \(identity.workerId): \(e.message)")
+            logMalformed(e.message)
             answerNow(id: e.id, method: nil, decision: .refuse, error: e.error, arrival: arrival, bytesIn: bytesIn)
             return
         }
@@ -93,6 +94,14 @@ final class WorkerSession: LineHandler, @unchecked Sendable {
         if buckets != nil { broker.rateLimiter.release(identity.programId) }
         buckets = nil
         broker.sessionEnded(self)
+    }
+
+    /// Malformed input is logged (and audited); a flood is summarised, not copied into the log:
+    /// the first few per worker, then every 1000th.
+    private func logMalformed(_ what: String) {
+        malformed += 1
+        guard malformed <= 5 || malformed % 1000 == 0 else { return }
+        broker.logger.notice("bridge: malformed message #\(malformed) from \(identity.workerId) (\(identity.programId)): \(what)")
     }
 
     // MARK: The pipeline

@@ -158,6 +158,7 @@ public final class Reactor: @unchecked Sendable {
 
     private func run() {
         loopThreadID.store(UInt(pthread_self()), ordering: .releasing)
+        _ = cnet_set_thread_name("miniappd-loop")  // visible in top -H, perf, /proc
         var events = [epoll_event](repeating: epoll_event(), count: 128)
         while running {
             for hook in beforeSleep { hook() }
