@@ -8,6 +8,7 @@
 // - a decision of `.allowed` only for methods that need no permission or whose permission is
 //   both declared and granted (the table's one rule).
 import FuzzSupport
+import Glibc
 import MiniAppBroker
 import MiniAppJSON
 import MiniAppModel
@@ -98,4 +99,57 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     return 0
 }
 
+/// When the binary was not linked with a libFuzzer that exports `LLVMFuzzerRunDriver` (the
+/// toolchain's static libFuzzer does not export it, so `runFuzzer` falls back to replay) but a
+/// time budget was asked for (`-max_total_time=N`), mutate the corpus ourselves for N seconds:
+/// byte flips, insertions, deletions, splices and line duplication, no coverage guidance. Still
+/// useful under ASan, and it makes `scripts/fuzz bridge 20` fuzz for 20 s either way.
+func mutationFallback() {
+    let args = CommandLine.arguments.dropFirst()
+    guard dlsym(UnsafeMutableRawPointer(bitPattern: 0), "LLVMFuzzerRunDriver") == nil,
+        let budget = args.first(where: { $0.hasPrefix("-max_total_time=") }).flatMap({ Double($0.dropFirst(16)) })
+    else { return }
+    var seeds: [[UInt8]] = [Array("\u{07}{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"storage.get\",\"params\":{}}\n".utf8)]
+    for dir in args where !dir.hasPrefix("-") {
+        guard let d = opendir(dir) else { continue }
+        while let e = readdir(d) {
+            let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+            guard !name.hasPrefix("."), let f = fopen(dir + "/" + name, "rb") else { continue }
+            var bytes: [UInt8] = [], chunk = [UInt8](repeating: 0, count: 65536)
+            while case let n = fread(&chunk, 1, chunk.count, f), n > 0 { bytes += chunk[0..<n] }
+            fclose(f)
+            seeds.append(bytes)
+        }
+        closedir(d)
+    }
+    var rng = SystemRandomNumberGenerator()
+    let tokens = [#"""#, "{", "}", "[", "]", ",", ":", "\n", "\\", "\u{0}", "null", "\"2.0\"", "\"id\":", "\"method\":", "\"params\":", "-0", "1e999", "\u{FF}"].map { Array($0.utf8) }
+    var execs = 0
+    var start = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &start)
+    while true {
+        var input = seeds.randomElement(using: &rng) ?? []
+        for _ in 0..<Int.random(in: 1...8, using: &rng) {
+            let at = input.isEmpty ? 0 : Int.random(in: 0..<input.count, using: &rng)
+            switch Int.random(in: 0..<5, using: &rng) {
+            case 0 where !input.isEmpty: input[at] ^= UInt8(1 << Int.random(in: 0..<8, using: &rng))
+            case 1: input.insert(contentsOf: tokens.randomElement(using: &rng)!, at: at)
+            case 2 where !input.isEmpty: input.removeSubrange(at..<min(input.count, at + Int.random(in: 1...16, using: &rng)))
+            case 3: input.insert(contentsOf: (seeds.randomElement(using: &rng) ?? []).prefix(64), at: at)
+            default: input += input.prefix(Int.random(in: 0...256, using: &rng))
+            }
+        }
+        input.withUnsafeBufferPointer { p in _ = fuzzOne(p.baseAddress ?? UnsafePointer(bitPattern: 1)!, p.count) }
+        execs += 1
+        if execs % 256 == 0 {
+            var now = timespec()
+            clock_gettime(CLOCK_MONOTONIC, &now)
+            if Double(now.tv_sec - start.tv_sec) >= budget { break }
+        }
+    }
+    print("mutation fallback: \(execs) executions in \(budget) s, no failure")
+    exit(0)
+}
+
+mutationFallback()
 runFuzzer(fuzzOne)
