@@ -272,3 +272,11 @@ import Testing
         #expect(c.bridgeCallsByWorker["w-1"] == 4)
     }
 }
+
+@Suite struct RedactionTests {
+    @Test func redactsSecretMembersAtAnyDepth() {
+        let v: JSONValue = ["token": "t", "user": ["Password": "p", "name": "n"], "list": [["X-Authorization": "a", "client_secret": "s", "Set-Cookie": "c"]]]
+        let r = Redactor.redact(v)
+        #expect(r == ["token": "[REDACTED]", "user": ["Password": "[REDACTED]", "name": "n"], "list": [["X-Authorization": "[REDACTED]", "client_secret": "[REDACTED]", "Set-Cookie": "[REDACTED]"]]])
+    }
+}

@@ -98,3 +98,42 @@ import Testing
         do { _ = try MethodCatalogue.parse(Array(text.utf8)) } catch { #expect(error.reason == reason) }
     }
 }
+
+@Suite struct FastPathTests {
+    @Test(arguments: [
+        #"{"jsonrpc":"2.0","id":1,"method":"storage.get","params":{"key":"a"}}"#,
+        #" { "method" : "log.write" , "jsonrpc" : "2.0" , "params" : [ 1 , { "x" : "}" } ] , "id" : "s-1" } "#,
+        #"{"jsonrpc":"2.0","id":null,"method":"a.b"}"#,
+        #"{"jsonrpc":"2.0","id":-0,"method":"a.b","params":{}}"#,
+        #"{"jsonrpc":"2.0","id":123456789012345678,"method":"a.b"}"#,
+    ])
+    func agreesWithTheGeneralPath(_ text: String) throws {
+        let bytes = Array(text.utf8)
+        let fast = try #require(bytes.withUnsafeBufferPointer { RPCCodec.decodeRequestFast($0) })
+        let slow = try bytes.withUnsafeBufferPointer { RPCCodec.parse($0).flatMap(RPCCodec.decodeRequest) }.get()
+        #expect(fast.id == slow.id && fast.method == slow.method && fast.params == slow.params)
+    }
+
+    @Test(arguments: [
+        #"{"jsonrpc":"2.0","id":1.5,"method":"a.b"}"#,
+        #"{"jsonrpc":"2.0","id":01,"method":"a.b"}"#,
+        #"{"jsonrpc":"2.0","id":1,"method":"a\u002eb"}"#,
+        #"{"jsonrpc":"2.0","id":1,"method":"a.b","method":"c.d"}"#,
+        #"{"jsonrpc":"2.0","id":1,"method":"a.b","params":{"a":1,"a":2}}"#,
+        #"{"jsonrpc":"2.0","id":1,"method":"a.b"} x"#,
+        #"{"jsonrpc":"2.0","id":1,"method":"a.b","extra":1}"#,
+        #"{"id":1,"method":"a.b"}"#,
+        #"{"jsonrpc":"2.0","id":1,"method":"a.b","params":"x"}"#,
+        #"{"jsonrpc":"2.0","id":1,"method":"é.b"}"#,
+    ])
+    func declinesAnythingUnusual(_ text: String) {
+        #expect(Array(text.utf8).withUnsafeBufferPointer { RPCCodec.decodeRequestFast($0) } == nil)
+    }
+
+    @Test func writerMatchesTheSharedWriter() throws {
+        let v = try JSONValue.parse(#"{"a":"x\"y\\z\n\u0001é😀","b":[1,-2,3.5,true,null,{}],"c":-9223372036854775808}"#)
+        var out: [UInt8] = []
+        FastJSONWriter.write(v, into: &out)
+        #expect(out == v.serialized())
+    }
+}
