@@ -39,8 +39,8 @@ let package = Package(
         // MARK: C: the jail steps between clone and execve, and thin libc shims
         .target(name: "CJail", path: "Sources/CJail"),
         .target(name: "CLinuxShims", path: "Sources/CLinuxShims"),
-        // epoll/eventfd/accept4 declarations for the reactor (branch broker; header only)
-        .systemLibrary(name: "CNetShims", path: "Sources/CNetShims"),
+        // epoll/eventfd/accept4/SO_PEEK_OFF wrappers for the reactor (branch broker)
+        .target(name: "CNetShims", path: "Sources/CNetShims"),
 
         // MARK: pure Swift (no syscalls)
         .target(name: "MiniAppJSON", swiftSettings: strict, linkerSettings: [.linkedLibrary("m")]),

@@ -177,11 +177,10 @@ public final class LineConnection: @unchecked Sendable {
 
     func open() {
         if limits.deferConsume {
-            var zero: Int32 = 0
-            peekOffset = setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &zero, socklen_t(MemoryLayout<Int32>.size)) == 0
+            peekOffset = cnet_enable_peek_offset(fd) == 0
         }
         do throws(SystemError) {
-            interest = EPOLLIN.rawValue | EPOLLRDHUP.rawValue
+            interest = CNET_EPOLLIN | CNET_EPOLLRDHUP
             token = try reactor.register(fd: fd, events: interest, source: self)
         } catch {
             closed = true
@@ -248,7 +247,7 @@ public final class LineConnection: @unchecked Sendable {
         draining = true
         unconsumed = 0  // the drain below reads (and drops) everything from the start
         shutdown(fd, Int32(SHUT_WR))
-        interest = EPOLLIN.rawValue | EPOLLRDHUP.rawValue
+        interest = CNET_EPOLLIN | CNET_EPOLLRDHUP
         reactor.modify(fd: fd, token: token, events: interest)
         reactor.schedule(afterNanos: 2_000_000_000) { [self] in close(reason: closeReason) }
         drainAndDiscard()
@@ -274,8 +273,8 @@ public final class LineConnection: @unchecked Sendable {
         let pending = queuedOutputBytes
         readPaused = closing || pending > limits.maxQueuedOutputBytes / 2
         var ev: UInt32 = 0
-        if !readPaused && !readEnded { ev |= EPOLLIN.rawValue | EPOLLRDHUP.rawValue }
-        if pending > 0 { ev |= EPOLLOUT.rawValue }
+        if !readPaused && !readEnded { ev |= CNET_EPOLLIN | CNET_EPOLLRDHUP }
+        if pending > 0 { ev |= CNET_EPOLLOUT }
         guard ev != interest else { return }
         interest = ev
         reactor.modify(fd: fd, token: token, events: ev)
@@ -288,12 +287,12 @@ extension LineConnection: ReactorSource {
             drainAndDiscard()
             return
         }
-        if events & EPOLLOUT.rawValue != 0 { flush() }
+        if events & CNET_EPOLLOUT != 0 { flush() }
         if closed { return }
-        let readable = EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue
+        let readable = CNET_EPOLLIN | CNET_EPOLLRDHUP | CNET_EPOLLHUP | CNET_EPOLLERR
         if events & readable != 0 && !readPaused && !readEnded {
             readOnce()
-        } else if events & (EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 {
+        } else if events & (CNET_EPOLLHUP | CNET_EPOLLERR) != 0 {
             // Both directions are gone (or the socket failed) while we were not reading:
             // nobody can receive what is queued. Level-triggered HUP would otherwise spin.
             close(reason: .peerClosed)
@@ -306,9 +305,10 @@ extension LineConnection: ReactorSource {
     /// loop turn like everyone else, so it cannot starve the other workers.
     private func readOnce() {
         var err: Int32 = 0
-        let flags = limits.deferConsume ? Int32(MSG_PEEK) : 0
+        let peek = limits.deferConsume
         let n = framer.withWritableSpace(minimum: limits.readChunkBytes) { raw in
-            let r = Glibc.recv(fd, raw.baseAddress!, min(raw.count, limits.readChunkBytes), flags)
+            let len = min(raw.count, limits.readChunkBytes)
+            let r = peek ? cnet_recv_peek(fd, raw.baseAddress!, UInt(len)) : Glibc.recv(fd, raw.baseAddress!, len, 0)
             if r < 0 { err = errno }
             return r
         }
@@ -332,7 +332,7 @@ extension LineConnection: ReactorSource {
         }
         corked = false
         if !closed { flush() }
-        guard flags != 0, !closed, !draining else { return }
+        guard peek, !closed, !draining else { return }
         unconsumed += n
         // With a kernel peek offset the next peek starts after these bytes, so consuming can
         // wait and be batched (one syscall per 16 KiB instead of one per read); the unconsumed

@@ -68,7 +68,7 @@ public final class LineListener: @unchecked Sendable {
     func open() {
         guard !closed else { return }
         do {
-            token = try reactor.register(fd: fd, events: EPOLLIN.rawValue, source: self)
+            token = try reactor.register(fd: fd, events: CNET_EPOLLIN, source: self)
         } catch {
             closeNow()
         }

@@ -44,14 +44,14 @@ public final class Reactor: @unchecked Sendable {
 
     /// Creates the epoll instance and its wake-up eventfd. Call `start()` to run the loop.
     public init() throws(SystemError) {
-        epfd = try retryingEINTR("epoll_create1") { epoll_create1(Int32(EPOLL_CLOEXEC)) }
+        epfd = try retryingEINTR("epoll_create1") { cnet_epoll_create() }
         do {
-            wakeFD = try retryingEINTR("eventfd") { eventfd(0, Int32(EFD_CLOEXEC) | Int32(EFD_NONBLOCK)) }
+            wakeFD = try retryingEINTR("eventfd") { cnet_eventfd() }
         } catch {
             Glibc.close(epfd)
             throw error
         }
-        _ = cnet_epoll_ctl(epfd, EPOLL_CTL_ADD, wakeFD, EPOLLIN.rawValue, 0)
+        _ = cnet_epoll_add(epfd, wakeFD, CNET_EPOLLIN, 0)
     }
 
     deinit {
@@ -140,17 +140,17 @@ public final class Reactor: @unchecked Sendable {
     func register(fd: Int32, events: UInt32, source: any ReactorSource) throws(SystemError) -> UInt64 {
         let token = nextToken
         nextToken += 1
-        _ = try retryingEINTR("epoll_ctl", detail: "ADD") { cnet_epoll_ctl(epfd, EPOLL_CTL_ADD, fd, events, token) }
+        _ = try retryingEINTR("epoll_ctl", detail: "ADD") { cnet_epoll_add(epfd, fd, events, token) }
         sources[token] = source
         return token
     }
 
     func modify(fd: Int32, token: UInt64, events: UInt32) {
-        _ = cnet_epoll_ctl(epfd, EPOLL_CTL_MOD, fd, events, token)
+        _ = cnet_epoll_mod(epfd, fd, events, token)
     }
 
     func unregister(fd: Int32, token: UInt64) {
-        _ = cnet_epoll_ctl(epfd, EPOLL_CTL_DEL, fd, 0, 0)
+        _ = cnet_epoll_del(epfd, fd)
         sources[token] = nil
     }
 
@@ -159,20 +159,20 @@ public final class Reactor: @unchecked Sendable {
     private func run() {
         loopThreadID.store(UInt(pthread_self()), ordering: .releasing)
         _ = cnet_set_thread_name("miniappd-loop")  // visible in top -H, perf, /proc
-        var events = [epoll_event](repeating: epoll_event(), count: 128)
+        let capacity: Int32 = 128
+        guard let events = cnet_epoll_events_alloc(capacity) else { return }
+        defer { cnet_epoll_events_free(events) }
         while running {
             for hook in beforeSleep { hook() }
-            let n = events.withUnsafeMutableBufferPointer { p in
-                cnet_epoll_wait(epfd, p.baseAddress, Int32(p.count), nextTimeoutMillis())
-            }
+            let n = cnet_epoll_wait(epfd, events, capacity, nextTimeoutMillis())
             if n < 0 && errno != EINTR { break }
-            for i in 0..<max(0, Int(n)) {
-                let token = cnet_epoll_event_token(&events[i])
+            for i in 0..<max(0, n) {
+                let token = cnet_epoll_event_token(events, i)
                 if token == 0 {
                     var v: UInt64 = 0
                     _ = Glibc.read(wakeFD, &v, 8)
                 } else if let source = sources[token] {
-                    source.handleEvents(cnet_epoll_event_events(&events[i]))
+                    source.handleEvents(cnet_epoll_event_mask(events, i))
                 }
             }
             runTasks()

@@ -127,7 +127,7 @@ public enum UnixSocket {
     /// peer went away before we accepted it (ECONNABORTED).
     public static func accept(_ listener: Int32) throws(SystemError) -> OwnedFD? {
         while true {
-            let fd = cnet_accept4(listener, Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue))
+            let fd = cnet_accept4(listener)
             if fd >= 0 { return OwnedFD(adopting: fd) }
             switch errno {
             case EINTR: continue
