@@ -1,3 +1,4 @@
+import Glibc
 import MiniAppBroker
 import MiniAppJSON
 import MiniAppModel
@@ -163,5 +164,24 @@ import Testing
         #expect(try good.call(1, "storage.get", #"{"key":"theme"}"#).isResult)
         #expect(h.broker.counters().bridgeCallsByWorker["w-stuck"] == nil)
         _ = stuck
+    }
+}
+
+@Suite struct DeferredConsumeTests {
+    /// Requests are peeked and consumed later in batches; a peer with a tiny send buffer that
+    /// keeps sending without waiting must not stall forever (its unconsumed messages fill its
+    /// buffer; the daemon consumes them once they are 1 ms old).
+    @Test func tinySendBufferAndManyMessagesDoNotDeadlock() throws {
+        let h = try Harness()
+        let w = try h.worker("w-1")
+        var size: Int32 = 4096
+        setsockopt(w.fd, SOL_SOCKET, SO_SNDBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        var tv = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(w.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        for _ in 0..<1500 {
+            try w.sendLine(#"{"jsonrpc":"2.0","method":"storage.get","params":{"key":"theme"}}"#)
+        }
+        let a = try w.call(1, "storage.get", #"{"key":"theme"}"#)
+        #expect(a["id"] == 1 && a.isResult)
     }
 }

@@ -106,6 +106,8 @@ public final class LineConnection: @unchecked Sendable {
     private var closeObservers: [() -> Void] = []
     /// Peeked bytes not yet consumed (deferConsume), and whether the kernel keeps a peek offset.
     private var unconsumed = 0
+    private var unconsumedReads = 0
+    private var lazyListed = false
     private var peekOffset = false
 
     init(fd: Int32, reactor: Reactor, peer: PeerCredentials?, limits: Limits, handler: any LineHandler) {
@@ -201,6 +203,7 @@ public final class LineConnection: @unchecked Sendable {
         // over unread data resets the peer (ECONNRESET) instead of a clean EOF.
         if unconsumed > 0 && !draining { _ = discard(unconsumed) }
         unconsumed = 0
+        if lazyListed { reactor.cancelDeferred(token) }
         _ = Glibc.close(fd)
         out = []
         outHead = 0
@@ -334,13 +337,32 @@ extension LineConnection: ReactorSource {
         if !closed { flush() }
         guard peek, !closed, !draining else { return }
         unconsumed += n
+        unconsumedReads += 1
         // With a kernel peek offset the next peek starts after these bytes, so consuming can
-        // wait and be batched (one syscall per 16 KiB instead of one per read); the unconsumed
-        // bytes only count against the peer's send buffer meanwhile.
-        if !peekOffset || unconsumed >= 16 << 10 {
-            consumePeeked(unconsumed)
-            unconsumed = 0
+        // wait and be batched. But unconsumed messages still charge the peer's send buffer (per
+        // message, ~1 KiB of kernel overhead each): a peer that keeps sending without waiting
+        // could fill it and block in send(2) while we wait for more input — so consume after
+        // 16 KiB or 32 reads, and in any case once the data is 1 ms old (the reactor's lazy
+        // list), which bounds such a stall instead of letting it deadlock.
+        if !peekOffset || unconsumed >= 16 << 10 || unconsumedReads >= 32 {
+            consumeNow()
+        } else if !lazyListed {
+            lazyListed = true
+            reactor.deferUntilIdle(token) { [weak self] in self?.consumeNow() }
         }
+    }
+
+    /// Consumes every peeked byte now (batch threshold reached, or the data is getting old).
+    private func consumeNow() {
+        if lazyListed {
+            lazyListed = false
+            reactor.cancelDeferred(token)
+        }
+        guard unconsumed > 0, !closed, !draining else { return }
+        let n = unconsumed
+        unconsumed = 0
+        unconsumedReads = 0
+        consumePeeked(n)
     }
 
     /// Removes the `n` bytes read with `MSG_PEEK` from the socket, now that the answers are out.
