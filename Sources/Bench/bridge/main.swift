@@ -4,6 +4,9 @@
 //   bench-bridge <client-binary> rtt  <iters> <warmup>      -> RESULT|bridge.rtt|…
 //   bench-bridge <client-binary> host <iters> <warmup>      -> RESULT|bridge.rtt.host|…
 //   bench-bridge <client-binary> tput <clients> <secs> <depth> -> RESULT|bridge.throughput|…
+// Diagnostics: `raw` (the reactor alone answering canned results: the event loop's floor),
+// `bench-bridge cpu` (in-process decode/encode cost per call), BENCH_NO_PEEK=1 (read requests
+// without MSG_PEEK, to measure what deferred consumption buys).
 //
 // The daemon side is the production path: Reactor + Broker + permission table + rate limiter,
 // with a trivial in-memory storage.get service (the real storage service lives on another

@@ -3,12 +3,6 @@ import Glibc
 #endif
 import CNetShims
 
-/// Moves a loop-confined value (a handler created on another thread and used only on the loop
-/// from then on) across the `execute` boundary.
-struct LoopHandoff<T>: @unchecked Sendable {
-    let value: T
-}
-
 extension Reactor {
     /// Serves `fd` as a line-framed connection: makes it non-blocking, registers it on the loop
     /// and reports to `handler` (on the loop thread) from then on. Safe from any thread; the
