@@ -280,3 +280,55 @@ import Testing
         #expect(r == ["token": "[REDACTED]", "user": ["Password": "[REDACTED]", "name": "n"], "list": [["X-Authorization": "[REDACTED]", "client_secret": "[REDACTED]", "Set-Cookie": "[REDACTED]"]]])
     }
 }
+
+@Suite struct ConcurrencyTests {
+    /// Answers from other threads, events, grant updates and detaches racing with pipelined
+    /// calls: every call is answered exactly once, nothing crashes (run under TSan too).
+    @Test func repliesEventsAndGrantUpdatesFromOtherThreads() throws {
+        let h = try Harness(grants: ["com.partner": ["network"]])
+        let workers = try (0..<4).map { try h.worker("w-\($0)", program: "com.partner.p\($0)", declared: ["network"]) }
+        let perWorker = 150
+        for (n, w) in workers.enumerated() {
+            var batch: [UInt8] = []
+            for i in 0..<perWorker {
+                let method = i % 3 == 0 ? "log.write" : (i % 3 == 1 ? "net.request" : "storage.get")
+                batch += Array(#"{"jsonrpc":"2.0","id":\#(i),"method":"\#(method)","params":{"key":"theme"}}"#.utf8) + [0x0A]
+            }
+            try w.sendRaw(batch)
+            _ = n
+        }
+        let stop = Atomic<Bool>(false)
+        let group = DispatchGroup()
+        let gate = h.gate, broker = h.broker
+        DispatchQueue.global().async(group: group) {
+            while !stop.load(ordering: .relaxed) { gate.releaseHere() }
+        }
+        DispatchQueue.global().async(group: group) {
+            var flip = false
+            while !stop.load(ordering: .relaxed) {
+                broker.updateGrants(["com.partner": flip ? ["network"] : []])
+                flip.toggle()
+            }
+        }
+        DispatchQueue.global().async(group: group) {
+            for i in 0..<200 { broker.sendEvent(workerId: "w-\(i % 4)", name: "tick", data: .int(Int64(i))) }
+        }
+        for w in workers {
+            var answered = Set<Int64>()
+            var events = 0
+            while answered.count < perWorker {
+                let m = try w.readJSON()
+                if m["method"] == "event" { events += 1; continue }
+                let id = try #require(m["id"]?.intValue)
+                #expect(!answered.contains(id), "answered twice: \(id)")
+                answered.insert(id)
+                let code = m.errorCode
+                #expect(code == nil || code == "PERMISSION_DENIED" || code == "RATE_LIMITED", "\(m.jsonString)")
+            }
+        }
+        stop.store(true, ordering: .relaxed)
+        group.wait()
+        h.broker.detach(workerId: "w-0")
+        #expect(try workers[0].readsEOF())
+    }
+}

@@ -86,6 +86,15 @@ final class GateService: BridgeService {
 
     var heldCount: Int { held.withLock { $0.count } }
 
+    /// Answers every held call on the calling thread.
+    func releaseHere() {
+        let replies = held.withLock { h -> [BridgeReply] in
+            defer { h.removeAll() }
+            return h
+        }
+        for r in replies { r(.success(["released": true])) }
+    }
+
     /// Answers every held call from a fresh thread (not the loop).
     func releaseAll() {
         let replies = held.withLock { h -> [BridgeReply] in
