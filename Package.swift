@@ -43,6 +43,8 @@ let package = Package(
         .target(name: "CLinuxShims", path: "Sources/CLinuxShims"),
         // Typed wrappers for libcurl's variadic curl_easy_setopt/getinfo (Swift cannot call C varargs).
         .target(name: "CCurlShim", dependencies: ["CCurl"], path: "Sources/CCurlShim"),
+        // epoll/eventfd/accept4/SO_PEEK_OFF wrappers for the reactor (branch broker)
+        .target(name: "CNetShims", path: "Sources/CNetShims"),
 
         // MARK: pure Swift (no syscalls)
         .target(name: "MiniAppJSON", swiftSettings: strict, linkerSettings: [.linkedLibrary("m")]),
@@ -51,7 +53,10 @@ let package = Package(
         // MARK: system layer
         .target(
             name: "MiniAppSystem",
-            dependencies: ["MiniAppModel", "CJail", "CLinuxShims", "CSeccomp", "COpenSSL", "CSQLite", "CZlib", "CCurl", "CCurlShim"],
+            dependencies: [
+                "MiniAppModel", "CJail", "CLinuxShims", "CNetShims", "CSeccomp", "COpenSSL", "CSQLite", "CZlib", "CCurl",
+                "CCurlShim",
+            ],
             swiftSettings: strict),
 
         // MARK: mechanisms and services
@@ -91,6 +96,14 @@ let package = Package(
         .target(name: "CFuzzSupport", path: "Sources/CFuzzSupport"),
         .target(name: "FuzzSupport", dependencies: ["CFuzzSupport"], path: "Sources/FuzzSupport"),
         .executableTarget(name: "fuzz-json", dependencies: ["FuzzSupport", "MiniAppJSON"], path: "Sources/Fuzz/json"),
+        .executableTarget(
+            name: "fuzz-bridge", dependencies: ["FuzzSupport", "MiniAppJSON", "MiniAppModel", "MiniAppBroker"],
+            path: "Sources/Fuzz/bridge"),
+
+        // MARK: benchmarks (scripts/bench.d/*)
+        .executableTarget(
+            name: "bench-bridge", dependencies: ["MiniAppJSON", "MiniAppModel", "MiniAppSystem", "MiniAppBroker"],
+            path: "Sources/Bench/bridge"),
 
         // MARK: tests
         .target(
@@ -109,5 +122,6 @@ let package = Package(
             name: "ServiceTests",
             dependencies: ["MiniAppBroker", "MiniAppSystem", "MiniAppJSON", "MiniAppModel", "MiniAppBridgeSDK"],
             exclude: ["Fixtures"]),
+        .testTarget(name: "BridgeTests", dependencies: ["MiniAppJSON", "MiniAppModel", "MiniAppSystem", "MiniAppBroker"]),
     ]
 )

@@ -1,0 +1,110 @@
+public import MiniAppJSON
+public import MiniAppModel
+
+/// What the broker decided for one Bridge message.
+public enum CallDecision: String, Sendable, Hashable, CaseIterable {
+    /// Passed every check and was dispatched (the outcome may still be an error: see `code`).
+    case allow
+    /// Refused by the permission table (`PERMISSION_DENIED`).
+    case deny
+    /// Refused before the permission check or by the rate limiter or params check:
+    /// framing, shape, unknown method, `RATE_LIMITED`, `INVALID_PARAMS`.
+    case refuse
+}
+
+/// One decision, as the audit log, the inspector and the counters see it. Carries no params or
+/// results unless payloads were explicitly switched on (and then redacted).
+public struct CallRecord: Sendable {
+    /// Wall-clock time of arrival, microseconds since the Unix epoch.
+    public var timeMicros: Int64
+    public var workerId: String
+    public var programId: String
+    /// The method as sent (bounded to 256 bytes by the decoder); nil when the line had none.
+    public var method: String?
+    public var decision: CallDecision
+    /// The error code answered, nil on success.
+    public var code: ErrorCode?
+    /// Time from arrival to answer.
+    public var micros: Int64
+    /// Bytes of the request line (newline included).
+    public var bytesIn: Int
+    /// Bytes of the answer line (0 for notifications).
+    public var bytesOut: Int
+    /// `params`, only in payload mode, already redacted.
+    public var params: JSONValue?
+    /// `result`, only in payload mode, already redacted.
+    public var result: JSONValue?
+
+    /// The record as a JSON object (audit line and `inspector.event` params).
+    public func json() -> JSONValue {
+        var o = JSONObject()
+        o["time"] = .string(Self.rfc3339(timeMicros))
+        o["workerId"] = .string(workerId)
+        o["programId"] = .string(programId)
+        o["method"] = method.map { .string($0) } ?? .null
+        o["decision"] = .string(decision.rawValue)
+        if let code { o["code"] = .string(code.rawValue) }
+        o["micros"] = .int(micros)
+        o["bytesIn"] = .int(Int64(bytesIn))
+        o["bytesOut"] = .int(Int64(bytesOut))
+        if let params { o["params"] = params }
+        if let result { o["result"] = result }
+        return .object(o)
+    }
+
+    /// `2026-11-25T06:07:00.123456Z` from Unix microseconds (days-from-civil inverse, Howard
+    /// Hinnant's algorithm; no libc, no Foundation).
+    static func rfc3339(_ micros: Int64) -> String {
+        let secs = micros >= 0 ? micros / 1_000_000 : (micros - 999_999) / 1_000_000
+        let frac = micros - secs * 1_000_000
+        let days = secs >= 0 ? secs / 86_400 : (secs - 86_399) / 86_400
+        let sod = secs - days * 86_400
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let d = doy - (153 * mp + 2) / 5 + 1
+        let m = mp < 10 ? mp + 3 : mp - 9
+        let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
+        func pad(_ v: Int64, _ w: Int) -> String {
+            let s = String(v)
+            return String(repeating: "0", count: max(0, w - s.count)) + s
+        }
+        return "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))T\(pad(sod / 3600, 2)):\(pad(sod / 60 % 60, 2)):\(pad(sod % 60, 2)).\(pad(frac, 6))Z"
+    }
+}
+
+/// Removes secrets from payloads before they reach the inspector or the audit log.
+///
+/// Any object member whose name contains `token`, `authorization`, `password`, `secret` or
+/// `cookie` (case-insensitive, so `accessToken`, `Authorization`, `client_secret`,
+/// `Set-Cookie`) has its value replaced by `"[REDACTED]"`, at any depth. Name-based because
+/// payloads are arbitrary partner JSON: the daemon cannot know every place a token travels,
+/// but `auth.getToken` returns it as `token` and HTTP carries it in `Authorization`.
+public enum Redactor {
+    /// The replacement value.
+    public static let marker: JSONValue = "[REDACTED]"
+    private static let needles = ["token", "authorization", "password", "secret", "cookie"]
+
+    /// True when a member with this name must be redacted.
+    public static func isSecretKey(_ key: String) -> Bool {
+        let k = key.lowercased()
+        return needles.contains { k.contains($0) }
+    }
+
+    /// `value` with every secret member's value replaced.
+    public static func redact(_ value: JSONValue) -> JSONValue {
+        switch value {
+        case .object(let o):
+            var r = JSONObject()
+            for m in o.members { r[m.key] = isSecretKey(m.key) ? marker : redact(m.value) }
+            return .object(r)
+        case .array(let a):
+            return .array(a.map(redact))
+        default:
+            return value
+        }
+    }
+}

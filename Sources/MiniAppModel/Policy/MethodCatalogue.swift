@@ -1,0 +1,232 @@
+import MiniAppJSON
+
+/// A token-bucket budget: `perSecond` tokens refill continuously up to `burst`.
+public struct RateLimit: Sendable, Hashable {
+    /// Sustained calls per second.
+    public var perSecond: Double
+    /// Calls allowed at once after a quiet period.
+    public var burst: Double
+
+    public init(perSecond: Double, burst: Double) {
+        self.perSecond = perSecond
+        self.burst = burst
+    }
+}
+
+/// Who serves a method.
+public enum MethodProvider: String, Sendable, Hashable {
+    /// A built-in service of the daemon (`storage`, `auth`, `net`, `system`, `log`).
+    case builtin
+    /// The host runtime that registered as provider over the control socket (`bridge.provide`).
+    case host
+}
+
+/// One method of the catalogue: what it needs and what it may cost.
+public struct MethodSpec: Sendable, Hashable {
+    /// Method name (`payment.pay`).
+    public var name: String
+    /// The permission the program must declare and its partner must be granted; nil = none.
+    public var permission: String?
+    /// Built-in or host-provided.
+    public var provider: MethodProvider
+    /// Rate-limit class; every method of a class shares one bucket per program.
+    public var rateClass: String
+    /// How long the broker waits for the service or the host before answering `TIMEOUT`.
+    public var timeoutMillis: Int
+
+    public init(name: String, permission: String?, provider: MethodProvider, rateClass: String, timeoutMillis: Int) {
+        self.name = name
+        self.permission = permission
+        self.provider = provider
+        self.rateClass = rateClass
+        self.timeoutMillis = timeoutMillis
+    }
+}
+
+/// Why a catalogue file was refused: a stable reason, where (a JSON path) and what to fix.
+public struct CatalogueError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// Stable reasons (never renamed; tests and `miniapp policy check` print them).
+    public enum Reason: String, Sendable {
+        case notJSON = "CATALOGUE_NOT_JSON"
+        case wrongType = "CATALOGUE_WRONG_TYPE"
+        case missingField = "CATALOGUE_MISSING_FIELD"
+        case unknownField = "CATALOGUE_UNKNOWN_FIELD"
+        case badVersion = "CATALOGUE_BAD_VERSION"
+        case badName = "CATALOGUE_BAD_NAME"
+        case unknownPermission = "CATALOGUE_UNKNOWN_PERMISSION"
+        case unknownClass = "CATALOGUE_UNKNOWN_CLASS"
+        case outOfRange = "CATALOGUE_OUT_OF_RANGE"
+    }
+
+    public var reason: Reason
+    /// JSON path of the offending member (`methods.payment.pay.permission`).
+    public var path: String
+    public var message: String
+
+    public init(_ reason: Reason, at path: String, _ message: String) {
+        self.reason = reason
+        self.path = path
+        self.message = message
+    }
+
+    public var description: String { "\(reason.rawValue) at \(path): \(message)" }
+}
+
+/// The Bridge method catalogue (`policies/methods.json`): every method a program can call, the
+/// permission it needs, who serves it, its rate-limit class and timeout. Anything not listed
+/// does not exist (`METHOD_NOT_FOUND`): the catalogue is an allowlist, so a method a service
+/// happens to implement is unreachable until a reviewer lists it here.
+public struct MethodCatalogue: Sendable {
+    /// Methods by name.
+    public let methods: [String: MethodSpec]
+    /// Permission names a manifest may declare, with their description for reviewers.
+    public let permissionDescriptions: [String: String]
+    /// Budget per rate class, per program.
+    public let classes: [String: RateLimit]
+    /// Budget per program over all methods.
+    public let programBudget: RateLimit
+
+    /// Permission names a manifest may declare (the manifest validator refuses others).
+    public var knownPermissions: Set<String> { Set(permissionDescriptions.keys) }
+
+    /// The spec of `method`, or nil (`METHOD_NOT_FOUND`).
+    @inline(__always)
+    public func spec(for method: String) -> MethodSpec? { methods[method] }
+
+    /// Builds a catalogue from values, validating it as the file parser does.
+    public init(
+        methods: [MethodSpec], permissions: [String: String], classes: [String: RateLimit], programBudget: RateLimit
+    ) throws(CatalogueError) {
+        for (name, _) in permissions { try Self.checkName(name, at: "permissions.\(name)", pattern: .permission) }
+        for (name, r) in classes { try Self.checkRate(r, at: "classes.\(name)") }
+        try Self.checkRate(programBudget, at: "programBudget")
+        var byName: [String: MethodSpec] = [:]
+        for m in methods {
+            let path = "methods.\(m.name)"
+            try Self.checkName(m.name, at: path, pattern: .method)
+            if let p = m.permission, permissions[p] == nil {
+                throw CatalogueError(.unknownPermission, at: path + ".permission", "'\(p)' is not listed under \"permissions\"")
+            }
+            guard classes[m.rateClass] != nil else {
+                throw CatalogueError(.unknownClass, at: path + ".class", "'\(m.rateClass)' is not listed under \"classes\"")
+            }
+            guard (1...600_000).contains(m.timeoutMillis) else {
+                throw CatalogueError(.outOfRange, at: path + ".timeoutMillis", "must be 1 to 600000")
+            }
+            byName[m.name] = m
+        }
+        self.methods = byName
+        self.permissionDescriptions = permissions
+        self.classes = classes
+        self.programBudget = programBudget
+    }
+}
+
+// MARK: File format
+
+extension MethodCatalogue {
+    /// Parses `policies/methods.json` (JSON with `//` comments). Strict: unknown members, unknown
+    /// permissions or classes, bad names and out-of-range numbers are errors, never ignored —
+    /// a typo in a security policy must not silently widen it.
+    public static func parse(_ bytes: some Collection<UInt8>) throws(CatalogueError) -> MethodCatalogue {
+        let doc: JSONValue
+        do { doc = try JSONValue.parse(bytes, options: .policy) } catch {
+            throw CatalogueError(.notJSON, at: "$", error.description)
+        }
+        let top = try object(doc, at: "$", allowed: ["version", "permissions", "programBudget", "classes", "methods"])
+        guard top["version"]?.intValue == 1 else { throw CatalogueError(.badVersion, at: "version", "must be 1") }
+        var permissions: [String: String] = [:]
+        for m in try object(required(top, "permissions", at: "$"), at: "permissions") {
+            guard case .string(let d) = m.value else {
+                throw CatalogueError(.wrongType, at: "permissions.\(m.key)", "expected a description string")
+            }
+            permissions[m.key] = d
+        }
+        var classes: [String: RateLimit] = [:]
+        for m in try object(required(top, "classes", at: "$"), at: "classes") {
+            classes[m.key] = try rate(m.value, at: "classes.\(m.key)")
+        }
+        let budget = try rate(required(top, "programBudget", at: "$"), at: "programBudget")
+        var specs: [MethodSpec] = []
+        for m in try object(required(top, "methods", at: "$"), at: "methods") {
+            specs.append(try method(m.key, m.value))
+        }
+        return try MethodCatalogue(methods: specs, permissions: permissions, classes: classes, programBudget: budget)
+    }
+
+    private static func method(_ name: String, _ v: JSONValue) throws(CatalogueError) -> MethodSpec {
+        let path = "methods.\(name)"
+        let o = try object(v, at: path, allowed: ["provider", "permission", "class", "timeoutMillis"])
+        guard case .string(let p) = try required(o, "provider", at: path), let provider = MethodProvider(rawValue: p) else {
+            throw CatalogueError(.wrongType, at: path + ".provider", "must be \"builtin\" or \"host\"")
+        }
+        let permission: String?
+        switch try required(o, "permission", at: path) {
+        case .null: permission = nil
+        case .string(let s): permission = s
+        default: throw CatalogueError(.wrongType, at: path + ".permission", "must be a permission name or null")
+        }
+        guard case .string(let cls) = try required(o, "class", at: path) else {
+            throw CatalogueError(.wrongType, at: path + ".class", "must be a class name")
+        }
+        guard let t = try required(o, "timeoutMillis", at: path).intValue, t > 0, t <= 600_000 else {
+            throw CatalogueError(.outOfRange, at: path + ".timeoutMillis", "must be an integer from 1 to 600000")
+        }
+        return MethodSpec(name: name, permission: permission, provider: provider, rateClass: cls, timeoutMillis: Int(t))
+    }
+
+    private static func rate(_ v: JSONValue, at path: String) throws(CatalogueError) -> RateLimit {
+        let o = try object(v, at: path, allowed: ["perSecond", "burst"])
+        guard let ps = try required(o, "perSecond", at: path).doubleValue,
+            let b = try required(o, "burst", at: path).doubleValue
+        else { throw CatalogueError(.wrongType, at: path, "perSecond and burst must be numbers") }
+        let r = RateLimit(perSecond: ps, burst: b)
+        try checkRate(r, at: path)
+        return r
+    }
+
+    private static func checkRate(_ r: RateLimit, at path: String) throws(CatalogueError) {
+        guard r.perSecond.isFinite, r.perSecond > 0, r.perSecond <= 10_000_000 else {
+            throw CatalogueError(.outOfRange, at: path + ".perSecond", "must be > 0 and <= 10000000")
+        }
+        guard r.burst.isFinite, r.burst >= 1, r.burst <= 10_000_000 else {
+            throw CatalogueError(.outOfRange, at: path + ".burst", "must be >= 1 and <= 10000000")
+        }
+    }
+
+    private static func object(_ v: JSONValue, at path: String, allowed: Set<String>? = nil) throws(CatalogueError) -> JSONObject {
+        guard case .object(let o) = v else { throw CatalogueError(.wrongType, at: path, "expected an object, got \(v.typeName)") }
+        if let allowed {
+            for k in o.keys where !allowed.contains(k) {
+                throw CatalogueError(.unknownField, at: "\(path).\(k)", "unknown member; allowed: \(allowed.sorted().joined(separator: ", "))")
+            }
+        }
+        return o
+    }
+
+    private static func required(_ o: JSONObject, _ key: String, at path: String) throws(CatalogueError) -> JSONValue {
+        guard let v = o[key] else { throw CatalogueError(.missingField, at: "\(path).\(key)", "required") }
+        return v
+    }
+
+    enum NamePattern { case method, permission }
+
+    /// Method names: dotted lowercase-initial identifiers (`ui.toast`); `rpc.*` is reserved by
+    /// JSON-RPC 2.0. Permission names: `[a-z][a-zA-Z0-9.-]*`. ASCII only, so names that look
+    /// alike in a review (homoglyphs) cannot differ on the wire.
+    static func checkName(_ name: String, at path: String, pattern: NamePattern) throws(CatalogueError) {
+        let b = Array(name.utf8)
+        func isLower(_ c: UInt8) -> Bool { c >= 0x61 && c <= 0x7A }
+        func isAlnum(_ c: UInt8) -> Bool { isLower(c) || (c >= 0x41 && c <= 0x5A) || (c >= 0x30 && c <= 0x39) }
+        var ok = !b.isEmpty && b.count <= 128 && isLower(b[0])
+        switch pattern {
+        case .permission:
+            ok = ok && b.allSatisfy { isAlnum($0) || $0 == 0x2E || $0 == 0x2D }
+        case .method:
+            let parts = b.split(separator: 0x2E, omittingEmptySubsequences: false)
+            ok = ok && parts.count >= 2 && parts.allSatisfy { !$0.isEmpty && $0.allSatisfy(isAlnum) }
+            ok = ok && !name.hasPrefix("rpc.")
+        }
+        guard ok else { throw CatalogueError(.badName, at: path, "'\(name)' is not a valid \(pattern) name") }
+    }
+}

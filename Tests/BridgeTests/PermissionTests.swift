@@ -1,0 +1,81 @@
+import MiniAppBroker
+import MiniAppJSON
+import MiniAppModel
+import Testing
+
+/// declared × granted × method, through a real socket: allowed iff declared AND granted.
+@Suite struct PermissionMatrixTests {
+    struct Row: Sendable, CustomStringConvertible {
+        var method: String
+        var declared: Bool
+        var granted: Bool
+        /// nil = passes the permission check (result, or HOST_UNAVAILABLE for a host method
+        /// without provider, which proves the check passed).
+        var expected: String?
+        var description: String { "\(method) declared=\(declared) granted=\(granted)" }
+    }
+
+    static let permissionOf = ["net.request": "network", "payment.pay": "payment", "geolocation.get": "geolocation", "ui.toast": "ui"]
+
+    static let rows: [Row] = {
+        var r: [Row] = []
+        for m in ["net.request", "payment.pay", "geolocation.get", "ui.toast"] {
+            for d in [false, true] {
+                for g in [false, true] {
+                    r.append(Row(method: m, declared: d, granted: g, expected: d && g ? nil : "PERMISSION_DENIED"))
+                }
+            }
+        }
+        // Methods without a permission pass whatever is declared or granted.
+        for d in [false, true] { r.append(Row(method: "storage.get", declared: d, granted: !d, expected: nil)) }
+        r.append(Row(method: "system.info", declared: false, granted: false, expected: nil))
+        return r
+    }()
+
+    @Test(arguments: rows)
+    func matrix(_ row: Row) throws {
+        let perm = Self.permissionOf[row.method] ?? "network"
+        let h = try Harness(grants: row.granted ? ["com.partner": [perm]] : ["com.partner": []])
+        let w = try h.worker("w-1", declared: row.declared ? [perm] : [])
+        let before = h.misc.calls.load(ordering: .relaxed)
+        let answer = try w.call(1, row.method, #"{"key":"theme","url":"https://example.com/"}"#)
+        #expect(answer["id"] == 1)
+        if let expected = row.expected {
+            #expect(answer.errorCode == expected)
+            #expect(answer["error"]?["data"]?["permission"] == .string(perm))
+            // Denied calls never reach the service.
+            #expect(h.misc.calls.load(ordering: .relaxed) == before)
+        } else if row.method.hasPrefix("payment") || row.method.hasPrefix("geo") || row.method.hasPrefix("ui") {
+            #expect(answer.errorCode == "HOST_UNAVAILABLE")
+        } else {
+            #expect(answer.isResult, "\(answer.jsonString)")
+        }
+    }
+
+    @Test func grantOfAnotherPartnerDoesNotCount() throws {
+        let h = try Harness(grants: ["com.other": ["network"]])
+        let w = try h.worker("w-1", partner: "com.partner", declared: ["network"])
+        #expect(try w.call(1, "net.request", #"{"url":"https://a.example/"}"#).errorCode == "PERMISSION_DENIED")
+    }
+
+    @Test func revocationTakesEffectOnTheNextCallWithoutRestart() throws {
+        let h = try Harness(grants: ["com.partner": ["network"]])
+        let w = try h.worker("w-1", declared: ["network"])
+        #expect(try w.call(1, "net.request").isResult)
+        h.broker.updateGrants(["com.partner": []])
+        #expect(try w.call(2, "net.request").errorCode == "PERMISSION_DENIED")
+        h.broker.updateGrants(["com.partner": ["network"]])
+        #expect(try w.call(3, "net.request").isResult)
+        #expect(h.misc.calls.load(ordering: .relaxed) == 2)
+    }
+
+    @Test func identityIsTheConnectionNotAField() throws {
+        let h = try Harness(grants: ["com.partner": ["network"]])
+        let w = try h.worker("w-1", program: "com.partner.a", declared: [])
+        // Claiming another identity in the message is refused outright.
+        try w.sendLine(#"{"jsonrpc":"2.0","id":1,"method":"net.request","params":{},"program":{"id":"com.partner.b"}}"#)
+        #expect(try w.readJSON().errorCode == "INVALID_REQUEST")
+        let info = try w.call(2, "system.info")
+        #expect(info["result"]?["programId"] == "com.partner.a")
+    }
+}
