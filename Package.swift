@@ -84,6 +84,13 @@ let package = Package(
         // MARK: fuzz targets (libFuzzer when built with -sanitize=fuzzer; corpus replay otherwise)
         .target(name: "FuzzSupport", path: "Sources/FuzzSupport"),
         .executableTarget(name: "fuzz-json", dependencies: ["FuzzSupport", "MiniAppJSON"], path: "Sources/Fuzz/json"),
+        .executableTarget(name: "fuzz-zip", dependencies: ["FuzzSupport", "MiniAppPackages", "MiniAppModel"], path: "Sources/Fuzz/zip"),
+        .executableTarget(name: "fuzz-manifest", dependencies: ["FuzzSupport", "MiniAppModel"], path: "Sources/Fuzz/manifest"),
+
+        // MARK: benchmarks
+        .executableTarget(
+            name: "bench-packages", dependencies: ["MiniAppPackages", "MiniAppModel", "MiniAppSystem"],
+            path: "Sources/Bench/packages", swiftSettings: strict),
 
         // MARK: tests
         .target(
@@ -91,5 +98,9 @@ let package = Package(
             dependencies: ["MiniAppModel", "MiniAppSystem"],
             swiftSettings: strict),
         .testTarget(name: "ModelTests", dependencies: ["MiniAppJSON", "MiniAppModel", "MiniAppTestSupport"]),
+        .testTarget(
+            name: "PackageTests",
+            dependencies: ["MiniAppJSON", "MiniAppModel", "MiniAppSystem", "MiniAppPackages"],
+            exclude: ["Fixtures"]),
     ]
 )
