@@ -155,7 +155,9 @@ public final class PackageStore: Sendable {
     /// Same version already present: identical content is reused, different content refused.
     private func reuse(_ dirFD: Int32, _ state: inout ProgramState, _ new: StoredVersion, stage: Bool) throws(MiniAppError) -> InstallOutcome? {
         let slots = [state.active, state.pending, state.previous].compactMap { $0 }
-        guard let same = slots.first(where: { $0.version == new.version }) else { return nil }
+        guard let same = slots.first(where: { $0.version == new.version }),
+            faccessat(dirFD, "versions/" + same.version.text + "/manifest.json", F_OK, AT_SYMLINK_NOFOLLOW) == 0
+        else { return nil }
         guard same.digest == new.digest else {
             throw MiniAppError(.alreadyInstalled, "version \(new.version) is already installed with different content; publish a new version number", data: ["version": new.version.text])
         }
