@@ -52,7 +52,7 @@ let package = Package(
 
         // MARK: mechanisms and services
         .target(name: "MiniAppJail", dependencies: ["MiniAppModel", "MiniAppSystem"], swiftSettings: strict),
-        .target(name: "MiniAppPackages", dependencies: ["MiniAppModel", "MiniAppSystem"], swiftSettings: strict),
+        .target(name: "MiniAppPackages", dependencies: ["MiniAppModel", "MiniAppSystem"], exclude: ["README.md"], swiftSettings: strict),
         .target(
             name: "MiniAppBroker",
             dependencies: ["MiniAppModel", "MiniAppSystem", .product(name: "Logging", package: "swift-log")],
