@@ -61,7 +61,7 @@ let package = Package(
 
         // MARK: mechanisms and services
         .target(name: "MiniAppJail", dependencies: ["MiniAppModel", "MiniAppSystem"], swiftSettings: strict),
-        .target(name: "MiniAppPackages", dependencies: ["MiniAppModel", "MiniAppSystem"], swiftSettings: strict),
+        .target(name: "MiniAppPackages", dependencies: ["MiniAppModel", "MiniAppSystem"], exclude: ["README.md"], swiftSettings: strict),
         .target(
             name: "MiniAppBroker",
             dependencies: ["MiniAppModel", "MiniAppSystem", .product(name: "Logging", package: "swift-log")],
@@ -104,6 +104,13 @@ let package = Package(
         .executableTarget(
             name: "bench-bridge", dependencies: ["MiniAppJSON", "MiniAppModel", "MiniAppSystem", "MiniAppBroker"],
             path: "Sources/Bench/bridge"),
+        .executableTarget(name: "fuzz-zip", dependencies: ["FuzzSupport", "MiniAppPackages", "MiniAppModel"], path: "Sources/Fuzz/zip"),
+        .executableTarget(name: "fuzz-manifest", dependencies: ["FuzzSupport", "MiniAppModel"], path: "Sources/Fuzz/manifest"),
+
+        // MARK: benchmarks
+        .executableTarget(
+            name: "bench-packages", dependencies: ["MiniAppPackages", "MiniAppModel", "MiniAppSystem"],
+            path: "Sources/Bench/packages", swiftSettings: strict),
 
         // MARK: tests
         .target(
@@ -123,5 +130,9 @@ let package = Package(
             dependencies: ["MiniAppBroker", "MiniAppSystem", "MiniAppJSON", "MiniAppModel", "MiniAppBridgeSDK"],
             exclude: ["Fixtures"]),
         .testTarget(name: "BridgeTests", dependencies: ["MiniAppJSON", "MiniAppModel", "MiniAppSystem", "MiniAppBroker"]),
+        .testTarget(
+            name: "PackageTests",
+            dependencies: ["MiniAppJSON", "MiniAppModel", "MiniAppSystem", "MiniAppPackages"],
+            exclude: ["Fixtures"]),
     ]
 )

@@ -1,0 +1,121 @@
+public import MiniAppJSON
+
+/// A partner registration (`partners/*.json`, spec/cli-and-config.md; the same document the
+/// registry serves): who the partner is, which program ids it owns, the RSA public keys its
+/// packages are signed with (several during rotation), and the permissions it is granted now.
+///
+/// The Bridge broker reads `permissions` (grants); the verifier reads `idPrefixes` and
+/// `publicKeys`. Keys are kept as PEM text here (this module does no crypto); the verifier
+/// parses them and refuses keys under 2048 bits.
+public struct PartnerRegistration: Sendable, Hashable {
+    /// Partner id, e.g. `com.partner`.
+    public let id: String
+    /// Program-id prefixes the partner owns, each ending in `.` (e.g. `com.partner.`).
+    public let idPrefixes: [String]
+    /// PEM `-----BEGIN PUBLIC KEY-----` blocks.
+    public let publicKeys: [String]
+    /// Permissions the partner is currently granted.
+    public let permissions: Set<String>
+
+    /// A registration from its parts (tests, the registry client).
+    public init(id: String, idPrefixes: [String], publicKeys: [String], permissions: Set<String>) {
+        self.id = id
+        self.idPrefixes = idPrefixes
+        self.publicKeys = publicKeys
+        self.permissions = permissions
+    }
+
+    /// Parses one registration strictly: exactly the four members, right types, prefixes ending
+    /// in `.`, at least one key. `source` names the file in messages.
+    public static func parse(_ bytes: some Collection<UInt8>, source: String) throws(MiniAppError) -> PartnerRegistration {
+        let value: JSONValue
+        do {
+            value = try JSONValue.parse(bytes, options: .strict)
+        } catch {
+            throw invalid(source, "is not strict JSON: \(error)")
+        }
+        guard let o = value.objectValue else { throw invalid(source, "must be a JSON object") }
+        return try PartnerRegistration(object: o, source: source)
+    }
+
+    /// Validates a parsed registration (also used for each entry of the registry's document).
+    public init(object o: JSONObject, source: String) throws(MiniAppError) {
+        for key in o.keys where !["id", "idPrefixes", "publicKeys", "permissions"].contains(key) {
+            throw PartnerRegistration.invalid(source, "has unknown member \"\(key)\"")
+        }
+        guard let id = o["id"]?.stringValue, !id.isEmpty else {
+            throw PartnerRegistration.invalid(source, "needs a string \"id\"")
+        }
+        let prefixes = try PartnerRegistration.strings(o, "idPrefixes", source)
+        for p in prefixes where !(p.hasSuffix(".") && Manifest.isValidId(p + "x")) {
+            throw PartnerRegistration.invalid(source, "idPrefixes item \"\(p)\" must be a reverse-DNS prefix ending in '.' (com.partner.)")
+        }
+        guard !prefixes.isEmpty else { throw PartnerRegistration.invalid(source, "needs at least one idPrefixes item") }
+        let keys = try PartnerRegistration.strings(o, "publicKeys", source)
+        guard !keys.isEmpty, keys.allSatisfy({ $0.contains("-----BEGIN PUBLIC KEY-----") }) else {
+            throw PartnerRegistration.invalid(source, "needs publicKeys as PEM \"-----BEGIN PUBLIC KEY-----\" blocks")
+        }
+        let perms = try PartnerRegistration.strings(o, "permissions", source)
+        self.init(id: id, idPrefixes: prefixes, publicKeys: keys, permissions: Set(perms))
+    }
+
+    /// The registration as JSON (what the registry serves and the daemon caches).
+    public var json: JSONValue {
+        .object([
+            "id": .string(id), "idPrefixes": .array(idPrefixes.map { .string($0) }),
+            "publicKeys": .array(publicKeys.map { .string($0) }),
+            "permissions": .array(permissions.sorted().map { .string($0) }),
+        ])
+    }
+
+    private static func strings(_ o: JSONObject, _ key: String, _ source: String) throws(MiniAppError) -> [String] {
+        guard let arr = o[key]?.arrayValue else { throw invalid(source, "needs an array \"\(key)\"") }
+        var out: [String] = []
+        for v in arr {
+            guard let s = v.stringValue else { throw invalid(source, "\"\(key)\" must contain only strings") }
+            out.append(s)
+        }
+        return out
+    }
+
+    static func invalid(_ source: String, _ what: String) -> MiniAppError {
+        MiniAppError(.partnerInvalid, "partner registration \(source) \(what)", data: ["file": source])
+    }
+}
+
+/// An immutable set of partner registrations that maps a program id to its one partner.
+/// Build a new set and swap it to apply a refresh (grants revoked, keys rotated).
+public struct PartnerSet: Sendable {
+    /// All registrations, by partner id.
+    public let partners: [String: PartnerRegistration]
+
+    /// A set from registrations; two with the same id are an error.
+    public init(_ registrations: [PartnerRegistration]) throws(MiniAppError) {
+        var map: [String: PartnerRegistration] = [:]
+        for r in registrations {
+            guard map.updateValue(r, forKey: r.id) == nil else {
+                throw MiniAppError(.partnerInvalid, "partner \"\(r.id)\" is registered twice; keep one file per partner")
+            }
+        }
+        partners = map
+    }
+
+    /// The partner owning `programId`: exactly one registration's prefix must match.
+    public func partner(for programId: String) throws(MiniAppError) -> PartnerRegistration {
+        let matches = partners.values.filter { r in r.idPrefixes.contains { programId.hasPrefix($0) } }
+            .sorted { $0.id < $1.id }
+        guard let first = matches.first else {
+            throw MiniAppError(
+                .unknownPartner,
+                "no registered partner owns program id \"\(programId)\"; register the partner (partners/*.json) or fix the id",
+                data: ["id": programId])
+        }
+        guard matches.count == 1 else {
+            throw MiniAppError(
+                .ambiguousPartner,
+                "program id \"\(programId)\" matches partners \(matches.map(\.id).joined(separator: ", ")); fix their idPrefixes so exactly one matches",
+                data: ["id": programId])
+        }
+        return first
+    }
+}

@@ -1,0 +1,82 @@
+public import MiniAppModel
+import MiniAppJSON
+internal import MiniAppSystem
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where the verifier's set of known permission names comes from.
+///
+/// The method catalogue (`<policy-dir>/methods.json`, owned by the Bridge broker) is the source
+/// of truth: its `"permissions"` object's keys (or array of names), plus every `"permission"`
+/// string of its methods. When no catalogue exists there, the built-in list
+/// `PermissionName.builtIn` (payment, geolocation, network, camera, contacts, ui) is used, so
+/// `miniapp verify` works against a bare policy directory.
+public enum KnownPermissions {
+    /// Loads the set for `policyDir`.
+    public static func load(policyDir: String) throws(MiniAppError) -> Set<String> {
+        let path = policyDir + "/methods.json"
+        guard access(path, F_OK) == 0 else { return PermissionName.builtIn }
+        let bytes: [UInt8]
+        do {
+            bytes = try OwnedFD.open(path, O_RDONLY).readAll(limit: 16 << 20)
+        } catch {
+            throw MiniAppError(.internal, "cannot read \(path): \(error)")
+        }
+        guard let doc = try? JSONValue.parse(bytes, options: .policy) else {
+            throw MiniAppError(.internal, "\(path) is not valid JSON; fix the method catalogue")
+        }
+        var names = Set<String>()
+        collect(doc, into: &names)
+        return names
+    }
+
+    private static func collect(_ v: JSONValue, into names: inout Set<String>) {
+        guard let o = v.objectValue else {
+            for item in v.arrayValue ?? [] { collect(item, into: &names) }
+            return
+        }
+        for (key, value) in o.members {
+            if key == "permissions" {
+                if let p = value.objectValue { names.formUnion(p.keys) }
+                for s in value.arrayValue ?? [] { if let s = s.stringValue { names.insert(s) } }
+            } else if key == "permission", let s = value.stringValue {
+                names.insert(s)
+            } else {
+                collect(value, into: &names)
+            }
+        }
+    }
+}
+
+/// Loads partner registrations from `<policy-dir>/partners/*.json` (one partner per file).
+public enum PartnerDirectory {
+    /// All registrations of `policyDir/partners`, as a `PartnerSet`. A missing directory is an
+    /// empty set (every package then fails with `UNKNOWN_PARTNER`); a malformed file is an error.
+    public static func load(policyDir: String) throws(MiniAppError) -> PartnerSet {
+        let dir = policyDir + "/partners"
+        var regs: [PartnerRegistration] = []
+        for name in try listJSON(dir) {
+            let path = dir + "/" + name
+            let bytes: [UInt8]
+            do {
+                bytes = try OwnedFD.open(path, O_RDONLY | O_NOFOLLOW).readAll(limit: 1 << 20)
+            } catch {
+                throw MiniAppError(.partnerInvalid, "cannot read \(path): \(error)")
+            }
+            regs.append(try PartnerRegistration.parse(bytes, source: path))
+        }
+        return try PartnerSet(regs)
+    }
+
+    static func listJSON(_ dir: String) throws(MiniAppError) -> [String] {
+        guard let d = opendir(dir) else { return [] }
+        defer { closedir(d) }
+        var names: [String] = []
+        while let ent = readdir(d) {
+            let name = withUnsafeBytes(of: ent.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name.hasSuffix(".json") && !name.hasPrefix(".") { names.append(name) }
+        }
+        return names.sorted()
+    }
+}

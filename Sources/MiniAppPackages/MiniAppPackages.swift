@@ -1,1 +1,0 @@
-// Module MiniAppPackages: see README 'Source layout'.

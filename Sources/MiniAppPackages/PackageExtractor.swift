@@ -1,0 +1,98 @@
+public import MiniAppModel
+internal import MiniAppSystem
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Step 9: extraction into a new private directory, then an atomic rename into place.
+///
+/// The directory is created exclusively (`mkdirat` fails if the name exists), mode 0700 while
+/// it is filled; every file is created relative to its parent's fd with
+/// `O_CREAT|O_EXCL|O_NOFOLLOW` (nothing pre-existing, no link, can be written through), hashed
+/// again while written (the bytes must be those that were verified), made read-only (0444, or
+/// 0555 when executable) and fsynced; directories become 0555 and are fsynced; then
+/// `renameat` publishes the whole tree at once. A crash leaves only a `.tmp-…` name, which the
+/// store garbage-collects.
+public enum PackageExtractor {
+    /// Extracts `package` to `name` under `parentFD`. `name` must not exist.
+    public static func extract(_ package: VerifiedPackage, parentFD: Int32, name: String) throws(MiniAppError) {
+        let tmp = ".tmp-" + FileTree.randomSuffix()
+        try FileTree.makeDir(parentFD, tmp, exclusive: true)
+        CrashPoint.hit("tmpdir-created")
+        do throws(MiniAppError) {
+            let root = try FileTree.openDir(parentFD, tmp)
+            try fill(root.raw, package)
+            _ = fchmod(root.raw, 0o555)
+            try FileTree.fsyncFD(root.raw, tmp)
+            CrashPoint.hit("extracted")
+            guard renameat(parentFD, tmp, parentFD, name) == 0 else { throw FileTree.fail("renameat", name) }
+            CrashPoint.hit("renamed")
+            try FileTree.fsyncFD(parentFD, name)
+        } catch {
+            FileTree.remove(parentFD, tmp)
+            throw error
+        }
+    }
+
+    private static func fill(_ rootFD: Int32, _ package: VerifiedPackage) throws(MiniAppError) {
+        let expected = Dictionary(uniqueKeysWithValues: package.files.map { ($0.path, $0.sha256Hex) })
+        var dirs = Set<String>()
+        var budget = package.archive.limits.maxInflatedBytes
+        for e in package.archive.entries {
+            let comps = e.path.split(separator: "/").map(String.init)
+            let parentComps = e.kind == .directory ? comps : Array(comps.dropLast())
+            for i in parentComps.indices { dirs.insert(parentComps[0...i].joined(separator: "/")) }
+            let parent = try openParent(rootFD, parentComps)
+            if e.kind == .directory { continue }
+            try writeFile(parent.raw, leaf: comps.last!, entry: e, package: package, expected: expected[e.path], budget: &budget)
+        }
+        // Deepest first, so a parent is sealed after its children.
+        for d in dirs.sorted(by: { $0.count > $1.count }) {
+            let fd = try openParent(rootFD, d.split(separator: "/").map(String.init))
+            _ = fchmod(fd.raw, 0o555)
+            try FileTree.fsyncFD(fd.raw, d)
+        }
+    }
+
+    /// Walks (creating) `comps` from `rootFD`, one `openat(O_NOFOLLOW)` per component.
+    private static func openParent(_ rootFD: Int32, _ comps: [String]) throws(MiniAppError) -> OwnedFD {
+        var current = try FileTree.openDir(rootFD, ".")
+        for c in comps {
+            try FileTree.makeDir(current.raw, c, exclusive: false)
+            current = try FileTree.openDir(current.raw, c)
+        }
+        return current
+    }
+
+    private static func writeFile(
+        _ dirFD: Int32, leaf: String, entry: ZipEntry, package: VerifiedPackage, expected: String?, budget: inout UInt64
+    ) throws(MiniAppError) {
+        let fd = openat(dirFD, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw FileTree.fail("openat", entry.path) }
+        let file = OwnedFD(adopting: fd)
+        let hasher = SHA256Hasher()
+        do {
+            try package.archive.stream(entry, budget: &budget) { chunk in
+                hasher.update(chunk)
+                var off = 0
+                while off < chunk.count {
+                    let n = write(file.raw, chunk.baseAddress! + off, chunk.count - off)
+                    if n < 0 {
+                        if errno == EINTR { continue }
+                        throw FileTree.fail("write", entry.path)
+                    }
+                    off += n
+                }
+            }
+        } catch {
+            throw PackageVerifier.wrap(error)
+        }
+        if let expected, SHA256Hasher.hex(hasher.finalize()) != expected {
+            throw MiniAppError(.badSignature, "entry \"\(entry.path)\" changed between verification and extraction", data: ["entry": entry.path])
+        }
+        let exec = entry.isExecutable || (entry.path == package.manifest.entryPoint && package.manifest.runtime == .native)
+        _ = fchmod(file.raw, exec ? 0o555 : 0o444)
+        try FileTree.fsyncFD(file.raw, entry.path)
+        CrashPoint.hit("file-written")
+    }
+}

@@ -1,0 +1,62 @@
+public import MiniAppModel
+public import MiniAppSystem
+import MiniAppJSON
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `miniapp pack`: zips a directory deterministically and signs it per the spec.
+public enum PackagePacker {
+    /// Packs `directory` (which holds `manifest.json`) and signs it with `key`. Symlinks and
+    /// special files in the directory are refused rather than followed.
+    public static func pack(directory: String, key: RSAKey) throws(MiniAppError) -> [UInt8] {
+        var files: [(String, [UInt8], UInt32)] = []
+        try walk(directory, prefix: "", into: &files)
+        guard let manifestBytes = files.first(where: { $0.0 == "manifest.json" })?.1 else {
+            throw MiniAppError(.manifestInvalid, "\(directory)/manifest.json is missing")
+        }
+        return try pack(manifest: manifestBytes, files: files.filter { $0.0 != "manifest.json" }.map { ($0.0, $0.1, $0.2) }, key: key)
+    }
+
+    /// Packs in-memory files (path, content, Unix mode) with a manifest, signing with `key`.
+    public static func pack(manifest manifestBytes: [UInt8], files: [(String, [UInt8], UInt32)], key: RSAKey) throws(MiniAppError) -> [UInt8] {
+        let manifest = try Manifest.parse(manifestBytes, requireSignature: false)
+        let entries = files.map { f in
+            StatementEntry(path: f.0, sha256Hex: SHA256Hasher.hex(SHA256Hasher.digest(f.1)), size: UInt64(f.1.count))
+        }
+        let statement = SignatureStatement.build(canonicalManifest: try manifest.canonicalWithoutSignature(), entries: entries)
+        let sig: [UInt8]
+        do { sig = try RSAPSS.sign(statement, key: key) } catch { throw MiniAppError(.keyInvalid, "signing failed: \(error)") }
+        var doc = manifest.document
+        doc["signature"] = .string(SignatureField.encode(sig))
+        var zipEntries = [ZipWriter.Entry(name: "manifest.json", data: JSONValue.object(doc).serialized())]
+        for f in files.sorted(by: { Array($0.0.utf8).lexicographicallyPrecedes(Array($1.0.utf8)) }) {
+            zipEntries.append(ZipWriter.Entry(name: f.0, data: f.1, unixMode: 0o100000 | (f.2 & 0o111 != 0 ? 0o755 : 0o644)))
+        }
+        var writer = ZipWriter()
+        return writer.write(zipEntries)
+    }
+
+    private static func walk(_ dir: String, prefix: String, into files: inout [(String, [UInt8], UInt32)]) throws(MiniAppError) {
+        let fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw MiniAppError(.notFound, "cannot open directory \(dir)") }
+        let owned = OwnedFD(adopting: fd)
+        for name in FileTree.list(owned.raw).sorted() {
+            let rel = prefix.isEmpty ? name : prefix + "/" + name
+            var st = stat()
+            guard lstat(dir + "/" + name, &st) == 0 else { throw MiniAppError(.notFound, "cannot stat \(dir)/\(name)") }
+            if let problem = PackagePath.problem(rel) { throw MiniAppError(.badPath, "\(rel) \(problem)") }
+            switch st.st_mode & S_IFMT {
+            case S_IFDIR: try walk(dir + "/" + name, prefix: rel, into: &files)
+            case S_IFREG:
+                let f: OwnedFD
+                do { f = try OwnedFD.open(dir + "/" + name, O_RDONLY | O_NOFOLLOW) } catch { throw MiniAppError(.notFound, "\(error)") }
+                let bytes: [UInt8]
+                do { bytes = try f.readAll(limit: 200 << 20) } catch { throw MiniAppError(.archiveTooLarge, "\(rel): \(error)") }
+                files.append((rel, bytes, UInt32(st.st_mode & 0o7777)))
+            default:
+                throw MiniAppError(.badEntryType, "\(rel) is not a regular file or directory (symlinks and devices cannot be packed)", data: ["entry": rel])
+            }
+        }
+    }
+}

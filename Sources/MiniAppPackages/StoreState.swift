@@ -1,0 +1,73 @@
+import MiniAppJSON
+public import MiniAppModel
+
+/// One installed version as recorded in a program's `state.json`.
+public struct StoredVersion: Sendable, Hashable {
+    /// The version (also the directory name under `versions/`).
+    public let version: SemVer
+    /// Hex SHA-256 of the signed statement (same digest = same content).
+    public let digest: String
+}
+
+/// A program's activation state: the one active version, the previous one kept for rollback,
+/// and a pending one staged while the program ran. Written atomically (temp + fsync + rename),
+/// so after a crash it is either the old or the new state, never a mix.
+public struct ProgramState: Sendable, Hashable {
+    /// The version launches use.
+    public var active: StoredVersion?
+    /// The version before it (rollback target).
+    public var previous: StoredVersion?
+    /// A verified version waiting for the program's next launch.
+    public var pending: StoredVersion?
+
+    /// Versions whose directories must be kept.
+    var referenced: Set<String> { Set([active, previous, pending].compactMap { $0?.version.text }) }
+
+    static func parse(_ bytes: [UInt8]) -> ProgramState? {
+        guard let o = (try? JSONValue.parse(bytes, options: .strict))?.objectValue else { return nil }
+        func slot(_ k: String) -> StoredVersion? {
+            guard let s = o[k]?.objectValue, let v = s["version"]?.stringValue.flatMap(SemVer.init),
+                let d = s["digest"]?.stringValue
+            else { return nil }
+            return StoredVersion(version: v, digest: d)
+        }
+        return ProgramState(active: slot("active"), previous: slot("previous"), pending: slot("pending"))
+    }
+
+    func serialized() -> [UInt8] {
+        var o = JSONObject()
+        for (k, v) in [("active", active), ("previous", previous), ("pending", pending)] {
+            guard let v else { continue }
+            o[k] = .object(["version": .string(v.version.text), "digest": .string(v.digest)])
+        }
+        return JSONValue.object(o).serialized()
+    }
+}
+
+/// A program as listed by the store.
+public struct InstalledProgram: Sendable, Hashable {
+    /// Program id.
+    public let id: String
+    /// Its activation state.
+    public let state: ProgramState
+}
+
+/// What launching needs about the active version.
+public struct ActiveProgram: Sendable {
+    /// The manifest of the active version (read back from its read-only directory).
+    public let manifest: Manifest
+    /// The read-only directory to mount at `/app`.
+    public let directory: String
+    /// The partner's current registration (grants as of now).
+    public let partner: PartnerRegistration
+}
+
+/// The result of `install`/`stage`.
+public enum InstallOutcome: Sendable, Hashable {
+    /// The version is now active.
+    case activated(SemVer)
+    /// The version is staged; `activatePending` makes it active.
+    case staged(SemVer)
+    /// The same version with identical content was already there: nothing changed.
+    case unchanged(SemVer)
+}
