@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 int cjail_poller_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
 
@@ -25,3 +27,11 @@ int cjail_poller_wait(int ep, int32_t *fds, int max, int timeout_ms) {
 }
 
 int cjail_eventfd(void) { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }
+
+int cjail_pipe_cloexec(int32_t fds[2]) {
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0) return -errno;
+    fds[0] = p[0];
+    fds[1] = p[1];
+    return 0;
+}

@@ -178,6 +178,7 @@ int cjail_poller_add(int ep, int fd);
 int cjail_poller_del(int ep, int fd);
 int cjail_poller_wait(int ep, int32_t *fds, int max, int timeout_ms);
 int cjail_eventfd(void);
+int cjail_pipe_cloexec(int32_t fds[2]);
 int cjail_waitid_pidfd(int pidfd, int options, int32_t *code, int32_t *status);
 
 #endif

@@ -27,10 +27,11 @@ public final class UidAllocator: Sendable {
 
     /// The uid of `programId`, allocating the lowest free one on first use.
     public func uid(for programId: String) throws(MiniAppError) -> UInt32 {
-        let lock: OwnedFD
-        do { lock = try OwnedFD.open(lockPath, O_RDWR | O_CREAT, mode: 0o600) } catch {
-            throw MiniAppError(.jailUnavailable, "cannot open \(lockPath): \(error)", cause: error)
+        let lockFD = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard lockFD >= 0 else {
+            throw MiniAppError(.jailUnavailable, "cannot open \(lockPath): \(SystemError.current("open"))")
         }
+        let lock = OwnedFD(adopting: lockFD)
         while flock(lock.raw, LOCK_EX) != 0 && errno == EINTR {}
         defer { _ = flock(lock.raw, LOCK_UN) }
         var table = load()
