@@ -91,5 +91,11 @@ let package = Package(
             dependencies: ["MiniAppModel", "MiniAppSystem"],
             swiftSettings: strict),
         .testTarget(name: "ModelTests", dependencies: ["MiniAppJSON", "MiniAppModel", "MiniAppTestSupport"]),
+        .testTarget(
+            name: "JailTests", dependencies: ["MiniAppJail", "MiniAppModel", "MiniAppSystem"],
+            exclude: ["Fixtures"]),
+
+        // MARK: benchmarks
+        .executableTarget(name: "bench-jail", dependencies: ["MiniAppJail", "MiniAppModel"], path: "Sources/Bench/jail", swiftSettings: strict),
     ]
 )

@@ -12,7 +12,7 @@ int child_pivot_root(const struct cjail_spec *s);
 int child_root_readonly(void);
 int child_loopback_up(void);
 int child_rlimits(const struct cjail_spec *s, int32_t *index);
-int child_fds(const struct cjail_spec *s, int err_fd, int status_fd);
+int child_fds(const struct cjail_spec *s, int *err_fd, int *status_fd, int32_t *index);
 int child_caps_bounding(void);
 int child_securebits(void);
 int child_setgroups(void);

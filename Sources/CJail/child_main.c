@@ -7,6 +7,8 @@
  *  - the bounding set is dropped and securebits locked while we still hold CAP_SETPCAP;
  *  - uid last among the id changes (setgroups/setgid need privilege), PDEATHSIG after it
  *    (any uid change clears it);
+ *  - fds before rlimits: the parent's descriptor table (inherited whole) may already hold more
+ *    descriptors than the worker's RLIMIT_NOFILE, and dup would then fail with EMFILE;
  *  - seccomp last: everything before it needs syscalls the filter denies (mount, setns…).
  */
 #define _GNU_SOURCE
@@ -63,8 +65,8 @@ int cjail_child_main(const struct cjail_spec *s, int go_fd, int err_fd, int stat
     if (s->root_readonly) STEP(CJAIL_STEP_ROOT_READONLY, child_root_readonly());
     STEP(CJAIL_STEP_HOSTNAME, set_hostname(s->hostname));
     if (s->clone_flags & CLONE_NEWNET) STEP(CJAIL_STEP_LOOPBACK, child_loopback_up());
+    STEP(CJAIL_STEP_FDS, child_fds(s, &err_fd, &status_fd, index));
     STEP(CJAIL_STEP_RLIMITS, child_rlimits(s, index));
-    STEP(CJAIL_STEP_FDS, child_fds(s, err_fd, status_fd));
     STEP(CJAIL_STEP_CHDIR, errno_of(chdir(s->workdir ? s->workdir : "/")));
     STEP(CJAIL_STEP_CAPS_BOUNDING, child_caps_bounding());
     STEP(CJAIL_STEP_SECUREBITS, child_securebits());
