@@ -134,5 +134,11 @@ let package = Package(
             name: "PackageTests",
             dependencies: ["MiniAppJSON", "MiniAppModel", "MiniAppSystem", "MiniAppPackages"],
             exclude: ["Fixtures"]),
+        .testTarget(
+            name: "JailTests", dependencies: ["MiniAppJail", "MiniAppModel", "MiniAppSystem"],
+            exclude: ["Fixtures"]),
+
+        // MARK: benchmarks
+        .executableTarget(name: "bench-jail", dependencies: ["MiniAppJail", "MiniAppModel"], path: "Sources/Bench/jail", swiftSettings: strict),
     ]
 )

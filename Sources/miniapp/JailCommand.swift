@@ -1,7 +1,125 @@
 import ArgumentParser
+import Dispatch
+import Glibc
+import MiniAppJail
+import MiniAppModel
 
-/// `miniapp jail` (issue 2 replaces this placeholder).
+/// `miniapp jail [--data DIR] [--app DIR] -- CMD [ARG…]`: runs one command in a worker jail
+/// built exactly as for a mini-program (spec/cli-and-config.md) and exits with its status
+/// (128 + signal when it was killed).
 struct JailCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "jail", abstract: "Run one command in a worker jail.")
-    func run() throws { throw ValidationError("miniapp jail is not implemented yet") }
+    static let configuration = CommandConfiguration(
+        commandName: "jail",
+        abstract: "Run one command in a worker jail (default policy; DIRs at /data and /app).",
+        discussion: """
+            Exit status: the command's, or 128+signal. Setup errors print their code first \
+            (POLICY_INVALID, JAIL_SETUP_FAILED, JAIL_UNAVAILABLE) and exit 125.
+            Example: miniapp jail --app ./pkg --data /tmp/d -- /usr/bin/python3 /app/main.py
+            """)
+
+    @Option(help: "Host directory mounted read-write at /data.") var data: String?
+    @Option(help: "Host directory mounted read-only at /app.") var app: String?
+    @Option(help: "Policy directory holding jail.json and seccomp/.") var policyDir: String?
+    @Option(help: "State directory (uid table, mountpoint).") var stateDir: String?
+    @Option(help: "Program id (selects the uid in privileged mode).") var programId = "cli.jail"
+    @Flag(help: "Run unprivileged: a user namespace maps one uid (automatic when not root).") var rootless = false
+    @Option(help: "cgroup version: auto, v1, v2, none.") var cgroup: String?
+    @Option(help: "cgroup parent directory name (a subtree delegated to this user in rootless mode).") var cgroupParent: String?
+    @Option(help: "Memory limit in bytes.") var memory: Int64?
+    @Option(help: "Process limit.") var pids: Int64?
+    @Option(help: "CPU quota in percent of one CPU (0 = none).") var cpu: Int64?
+    @Option(help: "Wall-clock limit in seconds.") var timeout: Double?
+    @Option(help: "Extra read-only bind HOST:JAILPATH (repeatable).") var bind: [String] = []
+    @Flag(help: "Connect the command's stdin to ours (default /dev/null).") var stdin = false
+    @Argument(parsing: .captureForPassthrough, help: "The command and its arguments.") var command: [String] = []
+
+    func run() throws {
+        let argv = command.first == "--" ? Array(command.dropFirst()) : command
+        guard !argv.isEmpty else { throw ValidationError("give the command after --") }
+        let box = ExitBox()
+        let sem = DispatchSemaphore(value: 0)
+        let me = self
+        Task {
+            box.status = await me.jailed(argv)
+            sem.signal()
+        }
+        sem.wait()
+        Glibc.exit(box.status)
+    }
+
+    private func jailed(_ argv: [String]) async -> Int32 {
+        do throws(MiniAppError) {
+            let jailer = try makeJailer()
+            var launch = JailLaunch(programId: programId, argv: argv)
+            launch.appDir = app.map(absolute)
+            launch.dataDir = data.map(absolute)
+            launch.extraReadOnlyBinds = try bind.map(parseBind)
+            if stdin { launch.stdinFD = 0 }
+            var limits = jailer.configuration.policy.limits
+            if let memory { limits.memoryBytes = UInt64(max(0, memory)) }
+            if let pids { limits.pids = UInt64(max(0, pids)) }
+            if let cpu { limits.cpuPercent = UInt64(max(0, cpu)) }
+            if let timeout { limits.wallClockSeconds = timeout }
+            launch.limitsOverride = limits
+            launch.output = { line in
+                let fd: Int32 = line.stream == .stdout ? 1 : 2
+                let bytes = Array((line.text + "\n").utf8)
+                _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            }
+            let worker = try await jailer.spawn(launch)
+            let exit = await worker.exit
+            if exit.reason != .exit && exit.reason != .signal {
+                printErr("miniapp jail: \(exit)")
+            }
+            return exit.shellStatus
+        } catch {
+            printErr("\(error.code.rawValue) \(error.message)")
+            return 125
+        }
+    }
+
+    private func makeJailer() throws(MiniAppError) -> Jailer {
+        let mode: JailMode = rootless || geteuid() != 0 ? .rootless : .privileged
+        var cg: JailPolicy.Cgroup?
+        if cgroup != nil || cgroupParent != nil {
+            var c = JailPolicy.Cgroup()
+            if let cgroup {
+                guard let v = JailPolicy.CgroupVersion(rawValue: cgroup) else {
+                    throw MiniAppError(.policyInvalid, "--cgroup must be auto, v1, v2 or none", data: ["field": "--cgroup"])
+                }
+                c.version = v
+            }
+            if let cgroupParent { c.parent = cgroupParent }
+            cg = c
+        }
+        let config = try JailPolicy.load(policyDir: policyDir ?? Self.defaultPolicyDir(), cgroupOverride: cg)
+        let state = stateDir ?? (geteuid() == 0 ? "/var/lib/miniapp" : "/tmp/miniapp-\(getuid())")
+        return try Jailer(configuration: config, stateDir: state, mode: mode)
+    }
+
+    /// ./policies when run from a checkout, else /etc/miniapp/policies.
+    static func defaultPolicyDir() -> String {
+        access("policies/jail.json", R_OK) == 0 ? "policies" : "/etc/miniapp/policies"
+    }
+
+    private func absolute(_ p: String) -> String {
+        if p.hasPrefix("/") { return p }
+        var buf = [CChar](repeating: 0, count: 4096)
+        guard getcwd(&buf, buf.count) != nil else { return p }
+        return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) + "/" + p
+    }
+
+    private func parseBind(_ s: String) throws(MiniAppError) -> JailBind {
+        let parts = s.split(separator: ":", maxSplits: 1).map(String.init)
+        guard parts.count == 2 else { throw MiniAppError(.policyInvalid, "--bind wants HOST:JAILPATH, got '\(s)'", data: ["field": "--bind"]) }
+        return JailBind(hostPath: absolute(parts[0]), jailPath: parts[1])
+    }
 }
+
+private func printErr(_ s: String) {
+    let bytes = Array((s + "\n").utf8)
+    _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+}
+
+/// The command's status, handed from the task to the main thread.
+private final class ExitBox: @unchecked Sendable { var status: Int32 = 125 }

@@ -1,5 +1,184 @@
 #ifndef CJAIL_H
 #define CJAIL_H
-/* The jail steps between clone and execve. Filled in by the jail work (issue 2). */
-int cjail_version(void);
+/*
+ * CJail: the only code of miniappd that runs between clone(2) and execve(2).
+ *
+ * Everything the child needs is prepared by the (multi-threaded) Swift parent and handed over in
+ * one `cjail_spec`: paths, mount operations, ids, rlimits, the Landlock rules and the compiled
+ * seccomp programs. The child performs ONE ordered list of steps (child_main.c) using only
+ * async-signal-safe calls and raw syscalls; it never allocates, formats strings or takes locks
+ * (the parent's other threads may have held malloc/stdio locks at clone time).
+ *
+ * Failures travel as fixed-size binary `cjail_error` records over a CLOEXEC pipe; the Swift side
+ * maps the step number to a name and formats the message (runc's advice: no strings in C).
+ *
+ * Protocol (parent thread P, child C = PID 1 of the new pid namespace, G = the program):
+ *
+ *     P: build spec, pipes(O_CLOEXEC), block signals, clone(CLONE_NEW*|CLONE_PIDFD)
+ *     C:                                           wait for "go" byte on go pipe
+ *     P: [rootless] write setgroups/gid_map/uid_map; attach C to the cgroup; write "go"
+ *     C: steps: setsid, mounts, pivot_root, ids, caps, no_new_privs, Landlock, seccomp
+ *     C: [reaper] fork G; C closes its pipe ends and waits for children, G continues
+ *     G: reset signals, execve  --> error pipe closed by O_CLOEXEC: P reads EOF = success
+ *     any failure: write {step, errno, index} and _exit(127): P reads the record
+ */
+#include <stdint.h>
+#include <stddef.h>
+
+/* The ordered steps. Numbers are stable: the Swift side names them (JailStep.swift). */
+enum cjail_step {
+    CJAIL_STEP_NONE = 0,
+    CJAIL_STEP_WAIT_GO = 1,
+    CJAIL_STEP_DUMPABLE = 2,
+    CJAIL_STEP_SETSID = 3,
+    CJAIL_STEP_CGROUP_NS = 4,
+    CJAIL_STEP_MOUNT_PRIVATE = 5,
+    CJAIL_STEP_MOUNT_ROOT = 6,
+    CJAIL_STEP_MOUNT_OP = 7,
+    CJAIL_STEP_PIVOT_ROOT = 8,
+    CJAIL_STEP_ROOT_READONLY = 9,
+    CJAIL_STEP_HOSTNAME = 10,
+    CJAIL_STEP_LOOPBACK = 11,
+    CJAIL_STEP_RLIMITS = 12,
+    CJAIL_STEP_FDS = 13,
+    CJAIL_STEP_CHDIR = 14,
+    CJAIL_STEP_CAPS_BOUNDING = 15,
+    CJAIL_STEP_SECUREBITS = 16,
+    CJAIL_STEP_SETGROUPS = 17,
+    CJAIL_STEP_SETGID = 18,
+    CJAIL_STEP_SETUID = 19,
+    CJAIL_STEP_CAPS_CLEAR = 20,
+    CJAIL_STEP_PDEATHSIG = 21,
+    CJAIL_STEP_NO_NEW_PRIVS = 22,
+    CJAIL_STEP_LANDLOCK = 23,
+    CJAIL_STEP_SECCOMP = 24,
+    CJAIL_STEP_REAPER_FORK = 25,
+    CJAIL_STEP_SIGNALS = 26,
+    CJAIL_STEP_EXEC = 27,
+    CJAIL_STEP_COUNT = 28
+};
+
+/* A failure record. `index` says which mount op / rlimit / rule / filter failed (-1: n/a). */
+struct cjail_error {
+    int32_t magic; /* CJAIL_ERROR_MAGIC: guards against reading garbage */
+    int32_t step;
+    int32_t err;
+    int32_t index;
+};
+#define CJAIL_ERROR_MAGIC 0x4a41494c /* "JAIL" */
+
+enum cjail_mount_kind {
+    CJAIL_MNT_DIR = 1,     /* mkdir target (mode) */
+    CJAIL_MNT_BIND = 2,    /* bind source (recursive) onto target, then mount_setattr(attr_set) */
+    CJAIL_MNT_TMPFS = 3,   /* tmpfs with options `data`, mount flags from attr_set */
+    CJAIL_MNT_PROC = 4,    /* fresh procfs (the child is already in its pid namespace) */
+    CJAIL_MNT_SYMLINK = 5, /* symlink(data, target) */
+    CJAIL_MNT_FILE = 6     /* create target with `data` (data_len bytes), mode */
+};
+
+/* One filesystem operation; `target` is an absolute host path under the new root. */
+struct cjail_mount_op {
+    int32_t kind;
+    int32_t source_is_dir; /* BIND: create a directory (1) or an empty file (0) as mountpoint */
+    uint32_t mode;
+    uint32_t _pad;
+    uint64_t attr_set;     /* MOUNT_ATTR_* for BIND; MS_* flags for TMPFS/PROC */
+    const char *source;
+    const char *target;
+    const char *data;
+    size_t data_len;
+};
+
+struct cjail_rlimit {
+    int32_t resource;
+    int32_t _pad;
+    uint64_t soft;
+    uint64_t hard;
+};
+
+struct cjail_landlock_rule {
+    const char *path;      /* path inside the jail (after pivot_root) */
+    uint64_t access;       /* LANDLOCK_ACCESS_FS_* allowed beneath path */
+};
+
+struct cjail_filter {
+    const void *insns;     /* struct sock_filter[] */
+    uint32_t count;        /* number of instructions */
+    uint32_t _pad;
+};
+
+struct cjail_spec {
+    /* namespaces */
+    uint64_t clone_flags;      /* CLONE_NEW* (CLONE_NEWCGROUP is unshared after the cgroup attach) */
+    int32_t user_ns;           /* rootless mode: the parent writes the id maps */
+    int32_t unshare_cgroup;    /* unshare(CLONE_NEWCGROUP) after "go" */
+    /* filesystem */
+    const char *root_path;     /* empty host directory the new root tmpfs is mounted on */
+    const char *root_options;  /* tmpfs options of the root */
+    const struct cjail_mount_op *mounts;
+    uint32_t mount_count;
+    int32_t root_readonly;
+    const char *hostname;
+    const char *workdir;       /* inside the jail */
+    /* identity */
+    uint32_t uid, gid;         /* inside the jail's view */
+    int32_t skip_setgroups;    /* rootless: setgroups is denied by the parent */
+    int32_t pdeathsig;
+    /* resources */
+    const struct cjail_rlimit *rlimits;
+    uint32_t rlimit_count;
+    /* fds of the parent that become 0, 1, 2, 3 (-1: fd 3 stays closed) */
+    int32_t stdin_fd, stdout_fd, stderr_fd, bridge_fd;
+    /* Landlock (abi 0: skip) */
+    int32_t landlock_abi;
+    uint64_t landlock_handled_fs;
+    uint64_t landlock_handled_net;
+    uint64_t landlock_scoped;
+    const struct cjail_landlock_rule *landlock_rules;
+    uint32_t landlock_rule_count;
+    /* seccomp: installed in order, last step before the reaper fork and execve */
+    const struct cjail_filter *filters;
+    uint32_t filter_count;
+    /* PID 1 reaper: fork the program, forward TERM/INT/HUP, reap everything */
+    int32_t reaper;
+    /* program: candidates tried in order until one is not ENOENT */
+    const char *const *exec_paths;
+    uint32_t exec_path_count;
+    char *const *argv;
+    char *const *envp;
+};
+
+/* A started child: owned by the caller until released/killed. */
+struct cjail_child {
+    int32_t pid;
+    int32_t pidfd;
+    int32_t go_fd;     /* write end of the go pipe */
+    int32_t err_fd;    /* read end of the error pipe */
+    int32_t status_fd; /* read end of the reaper's status pipe (-1 without reaper) */
+};
+
+/* Parent: clone the child with the namespaces of `spec`; it waits for cjail_release.
+ * Returns 0 or -errno. Must be called from a thread that outlives the child when pdeathsig is
+ * used (PR_SET_PDEATHSIG fires when the parent *thread* exits). */
+int cjail_clone(const struct cjail_spec *spec, struct cjail_child *out);
+
+/* Parent: send "go", then block until the child exec'd (returns 0: error pipe EOF) or failed
+ * (returns 1 and fills *err). Returns -errno on a parent-side failure. Closes go_fd and err_fd. */
+int cjail_release(struct cjail_child *child, struct cjail_error *err);
+
+/* Parent: probe the Landlock ABI version (0: unsupported). */
+int cjail_landlock_abi(void);
+
+/* Parent helpers for Swift (macros / variadic calls it cannot reach). */
+int cjail_pidfd_send_signal(int pidfd, int sig);
+int cjail_memfd(const char *name);
+int cjail_set_thread_name(const char *name);
+int cjail_poller_create(void);
+int cjail_poller_add(int ep, int fd);
+int cjail_poller_del(int ep, int fd);
+int cjail_poller_wait(int ep, int32_t *fds, int max, int timeout_ms);
+int cjail_eventfd(void);
+int cjail_pipe_cloexec(int32_t fds[2]);
+int cjail_waitid_pidfd(int pidfd, int options, int32_t *code, int32_t *status);
+
 #endif

@@ -1,0 +1,31 @@
+/* Internal to CJail: the per-mechanism steps run by the child (child_*.c). All of them are
+ * async-signal-safe: raw syscalls and the AS-safe subset of libc only. Each returns 0 or an
+ * errno value, and stores the failing item in *index when the step has several. */
+#ifndef CJAIL_CHILD_INTERNAL_H
+#define CJAIL_CHILD_INTERNAL_H
+#include "include/cjail.h"
+
+int child_mount_private(void);
+int child_mount_root(const struct cjail_spec *s);
+int child_mount_ops(const struct cjail_spec *s, int32_t *index);
+int child_pivot_root(const struct cjail_spec *s);
+int child_root_readonly(void);
+int child_loopback_up(void);
+int child_rlimits(const struct cjail_spec *s, int32_t *index);
+int child_fds(const struct cjail_spec *s, int *err_fd, int *status_fd, int32_t *index);
+int child_caps_bounding(void);
+int child_securebits(void);
+int child_setgroups(void);
+int child_setgid(uint32_t gid);
+int child_setuid(uint32_t uid);
+int child_caps_clear(void);
+int child_landlock(const struct cjail_spec *s, int32_t *index);
+int child_seccomp(const struct cjail_spec *s, int32_t *index);
+int child_signals_default(void);
+/* Forks the program; in the reaper (PID 1) it never returns. Returns 0 in the program. */
+int child_reaper_fork(int err_fd, int status_fd);
+int child_exec(const struct cjail_spec *s);
+
+/* Writes a {step, errno, index} record on the error pipe (best effort). */
+void child_report(int err_fd, int step, int err, int index);
+#endif

@@ -1,0 +1,86 @@
+/* The child side: ONE ordered list of steps from "go" to execve. Order matters and each
+ * position is deliberate:
+ *  - not dumpable first, so nothing in the host can ptrace or read /proc/PID/mem of a
+ *    half-configured child that still holds the parent's memory image;
+ *  - /proc is mounted (in child_mount_ops) before pivot_root: a user namespace may only mount a
+ *    new procfs while a fully visible one exists in its mount namespace;
+ *  - the bounding set is dropped and securebits locked while we still hold CAP_SETPCAP;
+ *  - uid last among the id changes (setgroups/setgid need privilege), PDEATHSIG after it
+ *    (any uid change clears it);
+ *  - fds before rlimits: the parent's descriptor table (inherited whole) may already hold more
+ *    descriptors than the worker's RLIMIT_NOFILE, and dup would then fail with EMFILE;
+ *  - seccomp last: everything before it needs syscalls the filter denies (mount, setns…).
+ */
+#define _GNU_SOURCE
+#include "child_internal.h"
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define STEP(id, expr)                                                                         \
+    do {                                                                                       \
+        int32_t idx_ = -1;                                                                     \
+        int32_t *index = &idx_;                                                                \
+        (void)index;                                                                           \
+        int e_ = (expr);                                                                       \
+        if (e_ != 0) {                                                                         \
+            child_report(err_fd, (id), e_, idx_);                                              \
+            _exit(127);                                                                        \
+        }                                                                                      \
+    } while (0)
+
+static int errno_of(long r) { return r < 0 ? (errno ? errno : EIO) : 0; }
+
+static int wait_go(int go_fd) {
+    char b = 0;
+    for (;;) {
+        ssize_t n = read(go_fd, &b, 1);
+        if (n == 1) break;
+        if (n < 0 && errno == EINTR) continue;
+        return n == 0 ? ECANCELED : errno; /* parent gave up: never continue half-configured */
+    }
+    close(go_fd);
+    return b == 'G' ? 0 : ECANCELED;
+}
+
+static int set_hostname(const char *name) {
+    if (name == NULL || name[0] == 0) return 0;
+    return errno_of(sethostname(name, strlen(name)));
+}
+
+/* Entry point of the cloned child (see cjail.h for the protocol). */
+int cjail_child_main(const struct cjail_spec *s, int go_fd, int err_fd, int status_fd) {
+    STEP(CJAIL_STEP_WAIT_GO, wait_go(go_fd));
+    STEP(CJAIL_STEP_DUMPABLE, errno_of(prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)));
+    STEP(CJAIL_STEP_SETSID, errno_of(setsid()));
+    if (s->unshare_cgroup) STEP(CJAIL_STEP_CGROUP_NS, errno_of(unshare(CLONE_NEWCGROUP)));
+    STEP(CJAIL_STEP_MOUNT_PRIVATE, child_mount_private());
+    STEP(CJAIL_STEP_MOUNT_ROOT, child_mount_root(s));
+    STEP(CJAIL_STEP_MOUNT_OP, child_mount_ops(s, index));
+    STEP(CJAIL_STEP_PIVOT_ROOT, child_pivot_root(s));
+    if (s->root_readonly) STEP(CJAIL_STEP_ROOT_READONLY, child_root_readonly());
+    STEP(CJAIL_STEP_HOSTNAME, set_hostname(s->hostname));
+    if (s->clone_flags & CLONE_NEWNET) STEP(CJAIL_STEP_LOOPBACK, child_loopback_up());
+    STEP(CJAIL_STEP_FDS, child_fds(s, &err_fd, &status_fd, index));
+    STEP(CJAIL_STEP_RLIMITS, child_rlimits(s, index));
+    STEP(CJAIL_STEP_CHDIR, errno_of(chdir(s->workdir ? s->workdir : "/")));
+    STEP(CJAIL_STEP_CAPS_BOUNDING, child_caps_bounding());
+    STEP(CJAIL_STEP_SECUREBITS, child_securebits());
+    if (!s->skip_setgroups) STEP(CJAIL_STEP_SETGROUPS, child_setgroups());
+    STEP(CJAIL_STEP_SETGID, child_setgid(s->gid));
+    STEP(CJAIL_STEP_SETUID, child_setuid(s->uid));
+    STEP(CJAIL_STEP_CAPS_CLEAR, child_caps_clear());
+    if (s->pdeathsig > 0)
+        STEP(CJAIL_STEP_PDEATHSIG, errno_of(prctl(PR_SET_PDEATHSIG, s->pdeathsig, 0, 0, 0)));
+    STEP(CJAIL_STEP_NO_NEW_PRIVS, errno_of(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)));
+    if (s->landlock_abi > 0) STEP(CJAIL_STEP_LANDLOCK, child_landlock(s, index));
+    STEP(CJAIL_STEP_SECCOMP, child_seccomp(s, index));
+    if (s->reaper) STEP(CJAIL_STEP_REAPER_FORK, child_reaper_fork(err_fd, status_fd));
+    STEP(CJAIL_STEP_SIGNALS, child_signals_default());
+    STEP(CJAIL_STEP_EXEC, child_exec(s));
+    return 127; /* not reached: child_exec only returns an error */
+}

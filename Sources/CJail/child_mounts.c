@@ -1,0 +1,115 @@
+/* Child: the filesystem view. A tmpfs root populated by an explicit list of operations planned
+ * by the parent (JailMountPlan.swift), then pivot_root. Nothing of the host is visible except
+ * what the list binds (bubblewrap's model: parse → validate → execute, the execution here). */
+#define _GNU_SOURCE
+#include "child_internal.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static int err_or_zero(long r) { return r < 0 ? errno : 0; }
+
+/* Mount events must not propagate back to the host (a shared "/" would leak our binds, and the
+ * host's later mounts would appear in the jail). */
+int child_mount_private(void) { return err_or_zero(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL)); }
+
+int child_mount_root(const struct cjail_spec *s) {
+    unsigned long fl = MS_NOSUID | MS_NODEV;
+    return err_or_zero(mount("tmpfs", s->root_path, "tmpfs", fl, s->root_options));
+}
+
+static int make_mountpoint(const char *target, int is_dir) {
+    if (is_dir) {
+        if (mkdir(target, 0755) < 0 && errno != EEXIST) return errno;
+        return 0;
+    }
+    int fd = open(target, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0) return errno == EEXIST ? 0 : errno;
+    close(fd);
+    return 0;
+}
+
+/* A plain MS_REMOUNT|MS_RDONLY is not recursive, so submounts of a bind (e.g. a mount below
+ * /usr) would stay writable; mount_setattr(AT_RECURSIVE) applies to the whole tree. */
+static int bind_op(const struct cjail_mount_op *op) {
+    int e = make_mountpoint(op->target, op->source_is_dir);
+    if (e) return e;
+    if (mount(op->source, op->target, NULL, MS_BIND | MS_REC, NULL) < 0) return errno;
+    if (op->attr_set == 0) return 0;
+    struct mount_attr attr = {.attr_set = op->attr_set};
+    long r = syscall(SYS_mount_setattr, AT_FDCWD, op->target, AT_RECURSIVE, &attr, sizeof attr);
+    return err_or_zero(r);
+}
+
+static int file_op(const struct cjail_mount_op *op) {
+    int fd = open(op->target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, op->mode);
+    if (fd < 0) return errno;
+    size_t off = 0;
+    while (off < op->data_len) {
+        ssize_t n = write(fd, op->data + off, op->data_len - off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            int e = n < 0 ? errno : EIO;
+            close(fd);
+            return e;
+        }
+        off += (size_t)n;
+    }
+    close(fd);
+    return 0;
+}
+
+static int one_op(const struct cjail_mount_op *op) {
+    switch (op->kind) {
+    case CJAIL_MNT_DIR:
+        if (mkdir(op->target, op->mode) < 0 && errno != EEXIST) return errno;
+        return err_or_zero(chmod(op->target, op->mode)); /* umask must not weaken or widen it */
+    case CJAIL_MNT_BIND:
+        return bind_op(op);
+    case CJAIL_MNT_TMPFS: {
+        int e = make_mountpoint(op->target, 1);
+        if (e) return e;
+        return err_or_zero(mount("tmpfs", op->target, "tmpfs", (unsigned long)op->attr_set, op->data));
+    }
+    case CJAIL_MNT_PROC: {
+        int e = make_mountpoint(op->target, 1);
+        if (e) return e;
+        return err_or_zero(mount("proc", op->target, "proc", (unsigned long)op->attr_set, NULL));
+    }
+    case CJAIL_MNT_SYMLINK:
+        return err_or_zero(symlink(op->data, op->target));
+    case CJAIL_MNT_FILE:
+        return file_op(op);
+    default:
+        return EINVAL;
+    }
+}
+
+int child_mount_ops(const struct cjail_spec *s, int32_t *index) {
+    for (uint32_t i = 0; i < s->mount_count; i++) {
+        int e = one_op(&s->mounts[i]);
+        if (e) {
+            *index = (int32_t)i;
+            return e;
+        }
+    }
+    return 0;
+}
+
+/* pivot_root(".", ".") stacks the old root under the new one; detaching it leaves no path back
+ * to the host tree (a chroot would: CVE-style chroot escapes via fchdir/.. do not apply). */
+int child_pivot_root(const struct cjail_spec *s) {
+    if (chdir(s->root_path) < 0) return errno;
+    if (syscall(SYS_pivot_root, ".", ".") < 0) return errno;
+    if (umount2(".", MNT_DETACH) < 0) return errno;
+    return err_or_zero(chdir("/"));
+}
+
+/* The root tmpfs only holds mountpoints and generated /etc files: make it read-only so the
+ * program cannot plant files next to them. */
+int child_root_readonly(void) {
+    return err_or_zero(mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL));
+}

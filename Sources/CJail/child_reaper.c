@@ -1,0 +1,96 @@
+/* Child: the PID-1 reaper and the final exec.
+ *
+ * The cloned child is PID 1 of the worker's pid namespace. A program that forks leaves orphans
+ * that only PID 1 can reap, and PID 1 ignores every signal it has no handler for. So (when the
+ * policy asks for it) the child forks once more, after every restriction incl. seccomp is in
+ * place: the fork runs the program; PID 1 stays behind, forwards TERM/INT/HUP/QUIT/USR1/USR2 to
+ * it, reaps everything, and when the program exits reports its raw wait status on the status
+ * pipe and exits (the kernel then kills whatever is left in the namespace). No helper binary
+ * and no toolchain inside the jail are needed. */
+#define _GNU_SOURCE
+#include "child_internal.h"
+#include <errno.h>
+#include <linux/close_range.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static volatile pid_t program_pid;
+
+static void forward(int sig) {
+    if (program_pid > 0) kill(program_pid, sig);
+}
+
+static void raw_setmask_empty(void) {
+    uint64_t none = 0;
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, sizeof none);
+}
+
+static void install_forwarders(void) {
+    static const int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = forward;
+    sa.sa_flags = SA_RESTART;
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) sigaction(sigs[i], &sa, NULL);
+}
+
+static void write_status(int fd, int status) {
+    int32_t v = status;
+    while (write(fd, &v, sizeof v) < 0 && errno == EINTR) {}
+}
+
+static __attribute__((noreturn)) void reap_forever(pid_t program, int status_fd) {
+    for (;;) {
+        int st = 0;
+        pid_t p = (pid_t)syscall(SYS_wait4, -1, &st, 0, NULL);
+        if (p < 0 && errno == EINTR) continue;
+        if (p < 0) _exit(127); /* ECHILD: the program is gone and was already reported */
+        if (p != program) continue; /* an orphan: reaped, nothing else to do */
+        write_status(status_fd, st);
+        _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+    }
+}
+
+int child_reaper_fork(int err_fd, int status_fd) {
+    long pid = syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0); /* fork() without glibc's atfork work */
+    if (pid < 0) return errno;
+    if (pid == 0) return 0; /* the program side */
+    program_pid = (pid_t)pid;
+    close(err_fd); /* the parent sees EOF once the program exec'd */
+    if (status_fd > 0) syscall(SYS_close_range, 0U, (unsigned)status_fd - 1, 0U);
+    syscall(SYS_close_range, (unsigned)status_fd + 1, ~0U, 0U);
+    install_forwarders();
+    raw_setmask_empty();
+    reap_forever((pid_t)pid, status_fd);
+}
+
+/* Handlers are reset by execve, but an ignored signal stays ignored and the blocked mask is
+ * inherited: restore both to defaults (raw rt_sigprocmask also unblocks glibc's 32/33). */
+int child_signals_default(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; sig++) {
+        if (sig == SIGKILL || sig == SIGSTOP) continue;
+        sigaction(sig, &sa, NULL); /* EINVAL for glibc-reserved numbers is fine */
+    }
+    raw_setmask_empty();
+    return 0;
+}
+
+int child_exec(const struct cjail_spec *s) {
+    int last = ENOENT;
+    for (uint32_t i = 0; i < s->exec_path_count; i++) {
+        execve(s->exec_paths[i], s->argv, s->envp);
+        if (errno != ENOENT) last = errno;
+    }
+    return last;
+}
+
+void child_report(int err_fd, int step, int err, int index) {
+    struct cjail_error rec = {.magic = CJAIL_ERROR_MAGIC, .step = step, .err = err, .index = index};
+    while (write(err_fd, &rec, sizeof rec) < 0 && errno == EINTR) {}
+}

@@ -1,0 +1,139 @@
+/* Parent: clone the jailed child and run the go / error-pipe protocol (see cjail.h). Runs in the
+ * multi-threaded Swift process, on the spawner thread. */
+#define _GNU_SOURCE
+#include "include/cjail.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/landlock.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mman.h> /* memfd_create, mmap */
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+int cjail_child_main(const struct cjail_spec *s, int go_fd, int err_fd, int status_fd);
+
+#define STACK_SIZE (256 * 1024)
+
+struct trampoline {
+    const struct cjail_spec *spec;
+    int go_fd, err_fd, status_fd;
+};
+
+static int trampoline_fn(void *arg) {
+    struct trampoline *t = arg;
+    return cjail_child_main(t->spec, t->go_fd, t->err_fd, t->status_fd);
+}
+
+/* Keep our pipe ends above 0..3 so the child's dup2 onto 0..3 cannot clobber them. */
+static int high_cloexec(int fd) {
+    if (fd < 0 || fd >= 10) return fd;
+    int h = fcntl(fd, F_DUPFD_CLOEXEC, 10);
+    close(fd);
+    return h;
+}
+
+static int make_pipe(int p[2]) {
+    if (pipe2(p, O_CLOEXEC) < 0) return -errno;
+    p[0] = high_cloexec(p[0]);
+    p[1] = high_cloexec(p[1]);
+    if (p[0] < 0 || p[1] < 0) return -EMFILE;
+    return 0;
+}
+
+static void close_pair(int p[2]) {
+    if (p[0] >= 0) close(p[0]);
+    if (p[1] >= 0) close(p[1]);
+}
+
+static int do_clone(const struct cjail_spec *spec, struct trampoline *t, int *pidfd) {
+    void *stack = mmap(NULL, STACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED) return -errno;
+    /* All signals blocked across clone: a handler of the Swift runtime must never run in the
+     * child (it would touch parent state); the child restores defaults before execve. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int flags = (int)spec->clone_flags | CLONE_PIDFD | SIGCHLD;
+    int pid = clone(trampoline_fn, (char *)stack + STACK_SIZE, flags, t, pidfd);
+    int e = pid < 0 ? -errno : 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    munmap(stack, STACK_SIZE); /* the child has its own copy: no CLONE_VM */
+    return e ? e : pid;
+}
+
+int cjail_clone(const struct cjail_spec *spec, struct cjail_child *out) {
+    int go[2] = {-1, -1}, err[2] = {-1, -1}, st[2] = {-1, -1};
+    int e = make_pipe(go);
+    if (!e) e = make_pipe(err);
+    if (!e && spec->reaper) e = make_pipe(st);
+    if (e) goto fail;
+    struct trampoline t = {spec, go[0], err[1], st[1]};
+    int pidfd = -1;
+    int pid = do_clone(spec, &t, &pidfd);
+    if (pid < 0) {
+        e = pid;
+        goto fail;
+    }
+    close(go[0]);
+    close(err[1]);
+    if (st[1] >= 0) close(st[1]);
+    *out = (struct cjail_child){pid, pidfd, go[1], err[0], st[0]};
+    return 0;
+fail:
+    close_pair(go);
+    close_pair(err);
+    close_pair(st);
+    return e;
+}
+
+int cjail_release(struct cjail_child *c, struct cjail_error *rec) {
+    char g = 'G';
+    ssize_t w;
+    do { w = write(c->go_fd, &g, 1); } while (w < 0 && errno == EINTR);
+    int werr = w < 0 ? errno : 0;
+    close(c->go_fd);
+    c->go_fd = -1;
+    if (werr) {
+        close(c->err_fd);
+        c->err_fd = -1;
+        return -werr;
+    }
+    size_t got = 0;
+    while (got < sizeof *rec) {
+        ssize_t n = read(c->err_fd, (char *)rec + got, sizeof *rec - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        got += (size_t)n;
+    }
+    close(c->err_fd);
+    c->err_fd = -1;
+    if (got == 0) return 0; /* EOF: the program was exec'd */
+    if (got != sizeof *rec || rec->magic != CJAIL_ERROR_MAGIC) {
+        *rec = (struct cjail_error){CJAIL_ERROR_MAGIC, CJAIL_STEP_NONE, EPROTO, -1};
+    }
+    return 1;
+}
+
+int cjail_landlock_abi(void) {
+    long v = syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
+    return v < 0 ? 0 : (int)v;
+}
+
+int cjail_pidfd_send_signal(int pidfd, int sig) {
+    return syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) < 0 ? -errno : 0;
+}
+
+int cjail_waitid_pidfd(int pidfd, int options, int32_t *code, int32_t *status) {
+    siginfo_t si = {0};
+    if (waitid((idtype_t)P_PIDFD, (id_t)pidfd, &si, options) < 0) return -errno;
+    *code = si.si_pid == 0 ? 0 : si.si_code;
+    *status = si.si_status;
+    return si.si_pid;
+}
+
+int cjail_memfd(const char *name) { return memfd_create(name, MFD_CLOEXEC); }
+
+int cjail_set_thread_name(const char *name) { return prctl(PR_SET_NAME, name, 0, 0, 0); }

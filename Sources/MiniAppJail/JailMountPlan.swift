@@ -1,0 +1,140 @@
+import MiniAppModel
+import MiniAppSystem
+import Glibc
+
+/// Turns policy + launch into the ordered filesystem operations and Landlock rules of one
+/// worker (bubblewrap's "flags become a list of setup ops first"). Pure planning: the only
+/// system calls are stats/readlinks of host paths to decide file vs directory vs symlink.
+struct JailMountPlan {
+    static let attrRdonly: UInt64 = 0x1, attrNosuid: UInt64 = 0x2, attrNodev: UInt64 = 0x4, attrNoexec: UInt64 = 0x8
+    static let msRdonly: UInt64 = 1, msNosuid: UInt64 = 2, msNodev: UInt64 = 4, msNoexec: UInt64 = 8
+
+    let root: String
+    private(set) var ops: [JailSpawnPlan.MountOp] = []
+    private var made: Set<String> = ["/"]
+
+    init(root: String) { self.root = root }
+
+    /// Creates the jail directories above `jailPath` (not `jailPath` itself).
+    private mutating func parents(_ jailPath: String) {
+        var cur = ""
+        let parts = jailPath.split(separator: "/")
+        for p in parts.dropLast() {
+            cur += "/\(p)"
+            if made.insert(cur).inserted { ops.append(.dir(target: root + cur, mode: 0o755)) }
+        }
+    }
+
+    mutating func dir(_ jailPath: String, mode: UInt32 = 0o755) {
+        parents(jailPath)
+        if made.insert(jailPath).inserted { ops.append(.dir(target: root + jailPath, mode: mode)) }
+    }
+
+    mutating func bind(_ host: String, at jailPath: String, readOnly: Bool, extra: UInt64 = 0) {
+        parents(jailPath)
+        made.insert(jailPath)
+        let attrs = (readOnly ? Self.attrRdonly : 0) | Self.attrNosuid | Self.attrNodev | extra
+        ops.append(.bind(source: host, target: root + jailPath, isDir: isDirectory(host), attrs: attrs))
+    }
+
+    mutating func symlink(_ jailPath: String, to target: String) {
+        parents(jailPath)
+        made.insert(jailPath)
+        ops.append(.symlink(target: root + jailPath, pointsTo: target))
+    }
+
+    mutating func file(_ jailPath: String, _ text: String, mode: UInt32 = 0o644) {
+        parents(jailPath)
+        ops.append(.file(target: root + jailPath, contents: Array(text.utf8), mode: mode))
+    }
+
+    mutating func tmpfs(_ jailPath: String, options: String, flags: UInt64) {
+        parents(jailPath)
+        made.insert(jailPath)
+        ops.append(.tmpfs(target: root + jailPath, options: options, flags: flags))
+    }
+
+    mutating func proc(_ jailPath: String) {
+        parents(jailPath)
+        made.insert(jailPath)
+        ops.append(.proc(target: root + jailPath, flags: Self.msNosuid | Self.msNodev | Self.msNoexec))
+    }
+
+    /// The whole filesystem of a worker.
+    static func build(root: String, policy: JailPolicy, launch: JailLaunch, uid: UInt32, gid: UInt32) -> JailMountPlan {
+        var m = JailMountPlan(root: root)
+        let fs = policy.filesystem
+        for p in fs.readOnlyHostPaths { m.bind(p, at: JailPathRules.normalized(p), readOnly: true) }
+        for s in fs.symlinks { m.symlink(s.path, to: s.target) }
+        m.etc(fs, uid: uid, gid: gid, hostname: policy.hostname)
+        // /dev: a small tmpfs holding only bind mounts of harmless host nodes (no /dev/mem,
+        // no block devices, no ttys of the host).
+        m.tmpfs("/dev", options: "mode=0755,size=65536", flags: msNosuid | msNoexec)
+        for d in fs.devices { m.bind("/dev/\(d)", at: "/dev/\(d)", readOnly: false, extra: attrNoexec) }
+        for (n, t) in [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")] {
+            m.symlink("/dev/\(n)", to: t)
+        }
+        m.proc("/proc")
+        m.tmpfs("/tmp", options: "mode=1777,size=\(fs.tmpSizeBytes)", flags: msNosuid | msNodev)
+        if let app = launch.appDir { m.bind(app, at: "/app", readOnly: true) } else { m.dir("/app") }
+        if let data = launch.dataDir { m.bind(data, at: "/data", readOnly: false) } else { m.dir("/data") }
+        for b in launch.extraReadOnlyBinds { m.bind(b.hostPath, at: JailPathRules.normalized(b.jailPath), readOnly: true) }
+        return m
+    }
+
+    /// /etc holds only the allowlisted host files (CA certificates, timezone, loader cache) and
+    /// generated passwd/group/hosts naming the program user, nothing about the host's accounts.
+    private mutating func etc(_ fs: JailPolicy.Filesystem, uid: UInt32, gid: UInt32, hostname: String) {
+        dir("/etc")
+        for p in fs.etc {
+            var st = stat()
+            guard lstat(p, &st) == 0 else { continue } // optional: absent on this host
+            if (st.st_mode & S_IFMT) == S_IFLNK, let t = readlinkString(p) {
+                symlink(p, to: t)
+            } else {
+                bind(p, at: p, readOnly: true)
+            }
+        }
+        guard fs.generateEtc else { return }
+        file("/etc/passwd", "miniapp:x:\(uid):\(gid):mini-program:/data:/usr/sbin/nologin\n")
+        file("/etc/group", "miniapp:x:\(gid):\n")
+        file("/etc/hosts", "127.0.0.1 localhost \(hostname)\n::1 localhost\n")
+    }
+
+    private func readlinkString(_ p: String) -> String? {
+        var buf = [CChar](repeating: 0, count: 4096)
+        let n = readlink(p, &buf, buf.count - 1)
+        guard n > 0 else { return nil }
+        return String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+/// Landlock access rights (include/uapi/linux/landlock.h).
+enum LandlockAccess {
+    static let execute: UInt64 = 1 << 0, writeFile: UInt64 = 1 << 1, readFile: UInt64 = 1 << 2, readDir: UInt64 = 1 << 3
+    static let truncate: UInt64 = 1 << 14, ioctlDev: UInt64 = 1 << 15
+    static let makeChar: UInt64 = 1 << 6, makeBlock: UInt64 = 1 << 11
+
+    /// Every fs right the kernel of `abi` knows (handling all = deny by default).
+    static func handled(abi: Int32) -> UInt64 {
+        switch abi {
+        case ..<1: 0
+        case 1: (1 << 13) - 1
+        case 2: (1 << 14) - 1
+        case 3, 4: (1 << 15) - 1
+        default: (1 << 16) - 1
+        }
+    }
+
+    /// Rules: read-only trees, read-write trees, /dev nodes. `handled` masks each to the ABI.
+    static func rules(abi: Int32, extraReadOnly: [String]) -> [(path: String, access: UInt64)] {
+        let all = handled(abi: abi)
+        let ro = execute | readFile | readDir
+        let rw = all & ~(makeChar | makeBlock)
+        var r: [(String, UInt64)] = [("/", readDir)]
+        for p in ["/usr", "/app", "/etc", "/proc"] + extraReadOnly { r.append((p, ro)) }
+        for p in ["/data", "/tmp"] { r.append((p, rw)) }
+        r.append(("/dev", (readFile | writeFile | readDir | truncate | ioctlDev) & all))
+        return r.map { ($0.0, $0.1 & all) }
+    }
+}

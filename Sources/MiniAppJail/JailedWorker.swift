@@ -1,0 +1,137 @@
+public import MiniAppModel
+public import MiniAppSystem
+import CJail
+import Glibc
+
+/// A running jailed worker. All methods are thread-safe; none blocks on the worker's exit
+/// except `exit`/`stop`, which suspend the calling task.
+public final class JailedWorker: Sendable {
+    /// The program id it runs.
+    public let programId: String
+    /// Host pid of the worker's PID 1 (the reaper, or the program itself without reaper).
+    public let pid: Int32
+    /// The program's uid inside the jail (privileged mode: also on the host).
+    public let uid: UInt32
+    let pidfd: Int32
+    let statusFD: Int32
+    let cgroup: (any WorkerCgroup)?
+    let graceSeconds: Double
+    let collectors: (JailOutputCollector, JailOutputCollector)
+    let state = JailLock(State())
+    static let cleanup = SerialThread(name: "jail-cleanup")
+
+    struct State {
+        var reaped: (code: Int32, status: Int32)?
+        var openStreams = 2
+        var finalizing = false
+        var exit: WorkerExit?
+        var waiters: [CheckedContinuation<WorkerExit, Never>] = []
+        var stopRequested = false
+        var limitHit: JailLimitKind?
+        var timers: [UInt64] = []
+        var pidfdOpen = true
+    }
+
+    init(child: SpawnedChild, programId: String, uid: UInt32, cgroup: (any WorkerCgroup)?, grace: Double,
+         collectors: (JailOutputCollector, JailOutputCollector)) {
+        self.programId = programId
+        pid = child.pid
+        pidfd = child.pidfd
+        statusFD = child.statusFD
+        self.uid = uid
+        self.cgroup = cgroup
+        graceSeconds = grace
+        self.collectors = collectors
+    }
+
+    static func start(child: SpawnedChild, launch: JailLaunch, uid: UInt32, limits: JailLimits,
+                      cgroup: (any WorkerCgroup)?, pipes: JailPipes, policy: JailPolicy) -> JailedWorker {
+        let out = JailOutputCollector(programId: launch.programId, stream: .stdout, limits: policy.output, sink: launch.output)
+        let err = JailOutputCollector(programId: launch.programId, stream: .stderr, limits: policy.output, sink: launch.output)
+        let w = JailedWorker(child: child, programId: launch.programId, uid: uid, cgroup: cgroup,
+                             grace: policy.stopGraceSeconds, collectors: (out, err))
+        let loop = JailEventLoop.shared
+        loop.watchOutput(fd: pipes.out.r, onData: { out.consume($0) }, onEOF: { out.finish(); w.streamClosed() })
+        loop.watchOutput(fd: pipes.err.r, onData: { err.consume($0) }, onEOF: { err.finish(); w.streamClosed() })
+        loop.watchExit(pidfd: child.pidfd) { code, status in w.reaped(code: code, status: status) }
+        if limits.wallClockSeconds > 0 {
+            let t = loop.after(seconds: limits.wallClockSeconds) { w.limitReached(.wallClock) }
+            w.state.withLock { $0.timers.append(t) }
+        }
+        if cgroup != nil { w.watchPids() }
+        return w
+    }
+
+    // MARK: control
+
+    /// Freezes every process of the worker (cgroup freezer). Throws `JAIL_UNAVAILABLE` without cgroups.
+    public func suspend() throws(MiniAppError) {
+        guard let cgroup else { throw MiniAppError(.jailUnavailable, "suspend needs a cgroup freezer; enable cgroups in jail.json") }
+        do { try cgroup.freeze() } catch { throw MiniAppError(.jailSetupFailed, "freezing \(programId) failed: \(error)", data: ["step": "freeze", "errno": "\(error.errno)"]) }
+    }
+
+    /// Thaws a suspended worker.
+    public func resume() throws(MiniAppError) {
+        guard let cgroup else { throw MiniAppError(.jailUnavailable, "resume needs a cgroup freezer; enable cgroups in jail.json") }
+        do { try cgroup.thaw() } catch { throw MiniAppError(.jailSetupFailed, "thawing \(programId) failed: \(error)", data: ["step": "thaw", "errno": "\(error.errno)"]) }
+    }
+
+    /// SIGKILLs the worker (its PID 1: the kernel then kills the whole pid namespace). The exit
+    /// reason becomes `.stopped`.
+    public func kill() {
+        state.withLock { $0.stopRequested = true }
+        signalPID1(SIGKILL)
+    }
+
+    /// SIGTERM (forwarded to the program by the reaper), then SIGKILL after `grace` seconds
+    /// (default: the policy's `stopGraceSeconds`); returns the exit.
+    public func stop(grace: Double? = nil) async -> WorkerExit {
+        state.withLock { $0.stopRequested = true }
+        if let cgroup { try? cgroup.thaw() } // a frozen worker cannot handle SIGTERM
+        signalPID1(SIGTERM)
+        let t = JailEventLoop.shared.after(seconds: grace ?? graceSeconds) { [self] in signalPID1(SIGKILL) }
+        state.withLock { $0.timers.append(t) }
+        return await exit
+    }
+
+    /// Memory and CPU usage now (zeros without cgroups).
+    public func stats() -> JailStats { cgroup?.stats() ?? JailStats(memoryBytes: 0, cpuMicros: 0) }
+
+    /// Suspends until the worker has ended and its cgroup is gone.
+    public var exit: WorkerExit {
+        get async {
+            await withCheckedContinuation { cont in
+                let done = state.withLock { s -> WorkerExit? in
+                    if let e = s.exit { return e }
+                    s.waiters.append(cont)
+                    return nil
+                }
+                if let done { cont.resume(returning: done) }
+            }
+        }
+    }
+
+    private func signalPID1(_ sig: Int32) {
+        state.withLock { s in if s.pidfdOpen { _ = cjail_pidfd_send_signal(pidfd, sig) } }
+    }
+
+    func limitReached(_ kind: JailLimitKind) {
+        let first = state.withLock { s -> Bool in
+            guard s.exit == nil, s.limitHit == nil, !s.stopRequested else { return false }
+            s.limitHit = kind
+            return true
+        }
+        if first { signalPID1(SIGKILL) }
+    }
+
+    /// A fork bomb only makes fork fail at pids.max; the worker is ended as soon as it happens
+    /// so that the caller learns why (polled: v1 pids.events has no notification).
+    private func watchPids() {
+        let t = JailEventLoop.shared.after(seconds: 0.1) { [self] in
+            let alive = state.withLock { $0.reaped == nil }
+            guard alive, let cgroup else { return }
+            if cgroup.events().pidsMaxHits > 0 { limitReached(.pids) } else { watchPids() }
+        }
+        state.withLock { $0.timers.append(t) }
+    }
+}

@@ -1,0 +1,136 @@
+import MiniAppModel
+import MiniAppSystem
+import CJail
+import Glibc
+
+/// The pipes of one worker: stdout/stderr (read ends to the event loop) and /dev/null as stdin.
+final class JailPipes: @unchecked Sendable {
+    var out: (r: Int32, w: Int32)
+    var err: (r: Int32, w: Int32)
+    var devNull: Int32
+
+    init() throws(SystemError) {
+        var a: [Int32] = [-1, -1], b: [Int32] = [-1, -1]
+        guard cjail_pipe_cloexec(&a) == 0 else { throw SystemError.current("pipe2") }
+        guard cjail_pipe_cloexec(&b) == 0 else {
+            close(a[0]); close(a[1])
+            throw SystemError.current("pipe2")
+        }
+        out = (a[0], a[1])
+        err = (b[0], b[1])
+        devNull = open("/dev/null", O_RDONLY | O_CLOEXEC)
+    }
+
+    func closeChildEnds() {
+        for fd in [out.w, err.w, devNull] where fd >= 0 { close(fd) }
+        out.w = -1; err.w = -1; devNull = -1
+    }
+
+    func closeAll() {
+        closeChildEnds()
+        for fd in [out.r, err.r] where fd >= 0 { close(fd) }
+        out.r = -1; err.r = -1
+    }
+}
+
+extension Jailer {
+    static let cloneNewNS: UInt64 = 0x0002_0000, cloneNewUTS: UInt64 = 0x0400_0000, cloneNewIPC: UInt64 = 0x0800_0000
+    static let cloneNewUser: UInt64 = 0x1000_0000, cloneNewPID: UInt64 = 0x2000_0000, cloneNewNet: UInt64 = 0x4000_0000
+
+    func makePlan(_ launch: JailLaunch, limits: JailLimits, uid: UInt32, gid: UInt32, pipes: JailPipes) -> JailSpawnPlan {
+        let policy = configuration.policy
+        var p = JailSpawnPlan()
+        let ns = policy.namespaces
+        p.cloneFlags = Self.cloneNewNS | Self.cloneNewPID
+            | (ns.net ? Self.cloneNewNet : 0) | (ns.ipc ? Self.cloneNewIPC : 0) | (ns.uts ? Self.cloneNewUTS : 0)
+        if mode == .rootless {
+            p.cloneFlags |= Self.cloneNewUser
+            p.userNamespace = .init(insideUid: uid, outsideUid: getuid(), insideGid: gid, outsideGid: getgid())
+        }
+        p.unshareCgroup = ns.cgroup
+        p.rootPath = rootDir
+        p.rootOptions = "mode=0755,size=\(policy.filesystem.rootSizeBytes)"
+        p.mounts = JailMountPlan.build(root: rootDir, policy: policy, launch: launch, uid: uid, gid: gid).ops
+        p.hostname = ns.uts ? policy.hostname : ""
+        p.workdir = launch.workdir
+        p.uid = uid
+        p.gid = gid
+        p.pdeathsig = policy.dieWithSupervisor ? SIGKILL : 0
+        // RLIMIT_FSIZE 1, RLIMIT_CORE 4, RLIMIT_NOFILE 7: core 0 so a crash never writes the
+        // program's memory (tokens, user data) to disk.
+        p.rlimits = [(1, limits.fileSizeBytes, limits.fileSizeBytes), (4, 0, 0), (7, limits.openFiles, limits.openFiles)]
+        p.stdinFD = launch.stdinFD ?? pipes.devNull
+        p.stdoutFD = pipes.out.w
+        p.stderrFD = pipes.err.w
+        p.bridgeFD = launch.bridgeFD ?? -1
+        applyLandlock(&p, launch: launch)
+        p.filters = configuration.seccompProgram.filters
+        p.reaper = policy.reaper
+        let env = environment(launch)
+        p.env = env.map { "\($0.0)=\($0.1)" }
+        p.argv = launch.argv
+        p.execPaths = Self.execCandidates(launch.argv[0], path: env.first { $0.0 == "PATH" }?.1 ?? "/usr/bin:/bin")
+        return p
+    }
+
+    private func applyLandlock(_ p: inout JailSpawnPlan, launch: JailLaunch) {
+        let abi = configuration.landlockABI
+        guard abi > 0 else { return }
+        let ll = configuration.policy.landlock
+        p.landlockABI = abi
+        p.landlockHandledFS = LandlockAccess.handled(abi: abi)
+        p.landlockRules = LandlockAccess.rules(abi: abi, extraReadOnly: launch.extraReadOnlyBinds.map(\.jailPath))
+        if abi >= 4 && ll.denyTCP { p.landlockHandledNet = 0x3 } // BIND_TCP | CONNECT_TCP, no rule grants them
+        if abi >= 6 && ll.scopeSignalsAndAbstractSockets { p.landlockScoped = 0x3 } // ABSTRACT_UNIX_SOCKET | SIGNAL
+    }
+
+    private func environment(_ launch: JailLaunch) -> [(String, String)] {
+        var env = configuration.policy.env
+        for (k, v) in launch.env { env[k] = v }
+        env["MINIAPP_PROGRAM_ID"] = launch.programId
+        if launch.bridgeFD != nil { env["MINIAPP_BRIDGE_FD"] = "3" } else { env["MINIAPP_BRIDGE_FD"] = nil }
+        return env.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+    }
+
+    /// execvpe-style candidates, computed in the parent (the child must not build strings).
+    static func execCandidates(_ name: String, path: String) -> [String] {
+        if name.contains("/") { return [name] }
+        return path.split(separator: ":").filter { $0.hasPrefix("/") }.map { "\($0)/\(name)" }
+    }
+}
+
+/// Checks of a launch request, before anything is created.
+enum JailLaunchValidator {
+    static func validate(_ l: JailLaunch, policy: JailPolicy) throws(MiniAppError) {
+        let idOK = !l.programId.isEmpty && l.programId.utf8.count <= 128 && l.programId.utf8.allSatisfy {
+            ($0 >= 97 && $0 <= 122) || ($0 >= 65 && $0 <= 90) || ($0 >= 48 && $0 <= 57) || $0 == 46 || $0 == 45 || $0 == 95
+        }
+        guard idOK else { throw JailFieldReader.invalid("launch.programId", "must be 1-128 characters of A-Z a-z 0-9 . - _") }
+        guard let a0 = l.argv.first, !a0.isEmpty else { throw JailFieldReader.invalid("launch.argv", "must name a program") }
+        for (i, a) in l.argv.enumerated() where a.utf8.contains(0) {
+            throw JailFieldReader.invalid("launch.argv[\(i)]", "contains a NUL byte")
+        }
+        for (k, v) in l.env where k.isEmpty || k.contains("=") || k.utf8.contains(0) || v.utf8.contains(0) {
+            throw JailFieldReader.invalid("launch.env.\(k)", "is not a valid environment entry")
+        }
+        if let d = l.appDir { try dir(d, "launch.appDir") }
+        if let d = l.dataDir { try dir(d, "launch.dataDir") }
+        for (i, b) in l.extraReadOnlyBinds.enumerated() {
+            try JailPathRules.checkAbsolute(b.hostPath, field: "launch.extraReadOnlyBinds[\(i)].hostPath")
+            guard exists(b.hostPath) else { throw JailFieldReader.invalid("launch.extraReadOnlyBinds[\(i)].hostPath", "'\(b.hostPath)' does not exist") }
+            try JailPathRules.checkMountPath(b.jailPath, field: "launch.extraReadOnlyBinds[\(i)].jailPath")
+            if policy.filesystem.readOnlyHostPaths.contains(JailPathRules.normalized(b.jailPath)) {
+                throw JailFieldReader.invalid("launch.extraReadOnlyBinds[\(i)].jailPath", "would hide \(b.jailPath) of the policy")
+            }
+        }
+        try JailPathRules.checkAbsolute(l.workdir == "/" ? "/x" : l.workdir, field: "launch.workdir")
+        for (fd, f) in [(l.bridgeFD, "launch.bridgeFD"), (l.stdinFD, "launch.stdinFD")] {
+            if let fd, fcntl(fd, F_GETFD) < 0 { throw JailFieldReader.invalid(f, "is not an open descriptor") }
+        }
+    }
+
+    private static func dir(_ d: String, _ field: String) throws(MiniAppError) {
+        try JailPathRules.checkAbsolute(d, field: field)
+        guard isDirectory(d) else { throw JailFieldReader.invalid(field, "'\(d)' does not exist or is not a directory") }
+    }
+}

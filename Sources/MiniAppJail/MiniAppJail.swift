@@ -1,1 +1,0 @@
-// Module MiniAppJail: see README 'Source layout'.

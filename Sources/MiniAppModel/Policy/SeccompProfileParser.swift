@@ -1,0 +1,143 @@
+import MiniAppJSON
+
+extension SeccompProfile {
+    /// Known `SCMP_ARCH_*` names.
+    public static let knownArchitectures: Set<String> = [
+        "SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32", "SCMP_ARCH_ARM", "SCMP_ARCH_AARCH64",
+        "SCMP_ARCH_MIPS", "SCMP_ARCH_MIPS64", "SCMP_ARCH_MIPS64N32", "SCMP_ARCH_MIPSEL", "SCMP_ARCH_MIPSEL64",
+        "SCMP_ARCH_MIPSEL64N32", "SCMP_ARCH_PPC", "SCMP_ARCH_PPC64", "SCMP_ARCH_PPC64LE", "SCMP_ARCH_S390",
+        "SCMP_ARCH_S390X", "SCMP_ARCH_PARISC", "SCMP_ARCH_PARISC64", "SCMP_ARCH_RISCV64",
+    ]
+
+    /// Parses and validates a profile (comments allowed). Throws `POLICY_INVALID` naming the field.
+    public static func parse(_ bytes: some Collection<UInt8>, source: String = "seccomp") throws(MiniAppError) -> SeccompProfile {
+        let doc: JSONValue
+        do { doc = try JSONValue.parse(bytes, options: .policy) } catch {
+            throw MiniAppError(.policyInvalid, "seccomp profile \(source) is not valid JSON: \(error)", data: ["field": source])
+        }
+        let r = try JailFieldReader(doc, path: "")
+        try r.rejectUnknown(["defaultAction", "defaultErrnoRet", "architectures", "archMap", "syscalls", "comment", "flags", "listenerPath", "listenerMetadata"])
+        guard let da = try r.string("defaultAction"), let action = SeccompAction(name: da) else {
+            throw JailFieldReader.invalid(r.field("defaultAction"), "must be one of SCMP_ACT_ALLOW, SCMP_ACT_ERRNO, SCMP_ACT_KILL, …")
+        }
+        var p = SeccompProfile(defaultAction: action)
+        if let e = try r.int("defaultErrnoRet", default: nil, in: 0...4095) { p.defaultErrnoRet = UInt32(e) }
+        p.architectures = try r.strings("architectures", default: [])
+        for (i, a) in p.architectures.enumerated() where !knownArchitectures.contains(a) {
+            throw JailFieldReader.invalid("architectures[\(i)]", "'\(a)' is not a known SCMP_ARCH_* name")
+        }
+        p.archMap = try parseArchMap(doc["archMap"])
+        guard let calls = doc["syscalls"]?.arrayValue ?? (doc["syscalls"] == nil ? [] : nil) else {
+            throw JailFieldReader.invalid("syscalls", "must be an array")
+        }
+        for (i, c) in calls.enumerated() { p.syscalls.append(try parseRule(c, path: "syscalls[\(i)]")) }
+        return p
+    }
+
+    private static func parseArchMap(_ v: JSONValue?) throws(MiniAppError) -> [ArchMapEntry] {
+        guard let v, !v.isNull else { return [] }
+        guard let a = v.arrayValue else { throw JailFieldReader.invalid("archMap", "must be an array") }
+        var out: [ArchMapEntry] = []
+        for (i, e) in a.enumerated() {
+            let r = try JailFieldReader(e, path: "archMap[\(i)]")
+            try r.rejectUnknown(["architecture", "subArchitectures"])
+            guard let arch = try r.string("architecture"), knownArchitectures.contains(arch) else {
+                throw JailFieldReader.invalid(r.field("architecture"), "must be a known SCMP_ARCH_* name")
+            }
+            let subs = try r.strings("subArchitectures", default: [])
+            for (j, s) in subs.enumerated() where !knownArchitectures.contains(s) {
+                throw JailFieldReader.invalid("\(r.field("subArchitectures"))[\(j)]", "'\(s)' is not a known SCMP_ARCH_* name")
+            }
+            out.append(ArchMapEntry(architecture: arch, subArchitectures: subs))
+        }
+        return out
+    }
+
+    private static func parseRule(_ v: JSONValue, path: String) throws(MiniAppError) -> SeccompRule {
+        let r = try JailFieldReader(v, path: path)
+        try r.rejectUnknown(["names", "name", "action", "args", "errnoRet", "includes", "excludes", "comment"])
+        var names = try r.strings("names", default: [])
+        if let n = try r.string("name") { names.append(n) } // the pre-1.0 OCI form
+        guard !names.isEmpty else { throw JailFieldReader.invalid(r.field("names"), "must list at least one syscall") }
+        for (i, n) in names.enumerated() where !isSyscallName(n) {
+            throw JailFieldReader.invalid("\(r.field("names"))[\(i)]", "'\(n)' is not a syscall name")
+        }
+        guard let an = try r.string("action"), var action = SeccompAction(name: an) else {
+            throw JailFieldReader.invalid(r.field("action"), "must be an SCMP_ACT_* action")
+        }
+        let errnoRet = try r.int("errnoRet", default: nil, in: 0...4095).map { UInt32($0) }
+        if case .errno = action { action = .errno(errnoRet) }
+        var rule = SeccompRule(names: names, action: action, errnoRet: errnoRet)
+        if let args = v["args"], !args.isNull {
+            guard let a = args.arrayValue else { throw JailFieldReader.invalid(r.field("args"), "must be an array") }
+            guard a.count <= 6 else { throw JailFieldReader.invalid(r.field("args"), "has more than 6 comparisons") }
+            for (i, e) in a.enumerated() { rule.args.append(try parseArg(e, path: "\(r.field("args"))[\(i)]")) }
+        }
+        if let c = try r.child("includes") { rule.includes = try parseCondition(c) }
+        if let c = try r.child("excludes") { rule.excludes = try parseCondition(c) }
+        return rule
+    }
+
+    private static func parseArg(_ v: JSONValue, path: String) throws(MiniAppError) -> SeccompArg {
+        let r = try JailFieldReader(v, path: path)
+        try r.rejectUnknown(["index", "value", "valueTwo", "op"])
+        guard let idx = try r.int("index", default: nil, in: 0...5) else { throw JailFieldReader.invalid(r.field("index"), "is required (0-5)") }
+        guard let opName = try r.string("op"), let op = SeccompOp(rawValue: opName) else {
+            throw JailFieldReader.invalid(r.field("op"), "must be an SCMP_CMP_* operator")
+        }
+        return SeccompArg(index: UInt32(idx), value: try u64(v["value"], r.field("value")),
+                          valueTwo: try u64(v["valueTwo"], r.field("valueTwo")), op: op)
+    }
+
+    /// Values are unsigned 64-bit; JSON integers above Int64.max arrive as doubles, which are
+    /// only accepted when exact (2^63 and 2^64-1 style masks must be written as integers ≤ 2^63-1
+    /// or as exact doubles).
+    private static func u64(_ v: JSONValue?, _ field: String) throws(MiniAppError) -> UInt64 {
+        guard let v, !v.isNull else { return 0 }
+        if let i = v.intValue {
+            guard i >= 0 else { throw JailFieldReader.invalid(field, "must not be negative") }
+            return UInt64(i)
+        }
+        if let d = v.doubleValue, d >= 0, d < 18_446_744_073_709_551_616.0, d == d.rounded() { return UInt64(d) }
+        throw JailFieldReader.invalid(field, "must be an unsigned 64-bit integer")
+    }
+
+    private static func parseCondition(_ r: JailFieldReader) throws(MiniAppError) -> SeccompCondition {
+        try r.rejectUnknown(["caps", "arches", "minKernel"])
+        var c = SeccompCondition()
+        c.caps = try r.strings("caps", default: [])
+        c.arches = try r.strings("arches", default: [])
+        c.minKernel = try r.string("minKernel")
+        if let k = c.minKernel, SeccompCondition.parseKernel(k) == nil {
+            throw JailFieldReader.invalid(r.field("minKernel"), "must look like '5.10'")
+        }
+        return c
+    }
+
+    static func isSyscallName(_ n: String) -> Bool {
+        !n.isEmpty && n.utf8.count <= 64 && n.utf8.allSatisfy { ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 95 }
+    }
+}
+
+extension SeccompCondition {
+    /// "5.10" → (5, 10).
+    public static func parseKernel(_ s: String) -> (Int, Int)? {
+        let p = s.split(separator: ".")
+        guard p.count >= 2, let a = Int(p[0]), let b = Int(p[1]) else { return nil }
+        return (a, b)
+    }
+}
+
+extension SeccompRule {
+    /// Whether the rule applies to a worker with capabilities `caps` on Docker arch `arch`
+    /// ("amd64") and kernel `kernel` — Docker's semantics for includes/excludes.
+    public func applies(caps: Set<String>, arch: String, kernel: (Int, Int)) -> Bool {
+        if !includes.caps.isEmpty && !includes.caps.allSatisfy(caps.contains) { return false }
+        if !includes.arches.isEmpty && !includes.arches.contains(arch) { return false }
+        if let k = includes.minKernel.flatMap(SeccompCondition.parseKernel), kernel < k { return false }
+        if !excludes.caps.isEmpty && excludes.caps.contains(where: caps.contains) { return false }
+        if !excludes.arches.isEmpty && excludes.arches.contains(arch) { return false }
+        if let k = excludes.minKernel.flatMap(SeccompCondition.parseKernel), kernel >= k { return false }
+        return true
+    }
+}

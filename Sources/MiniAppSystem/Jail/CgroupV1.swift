@@ -1,0 +1,99 @@
+import Glibc
+
+/// cgroup v1: one directory per controller (memory, pids, cpu, cpuacct, freezer). v1 has no
+/// cgroup.kill: killing is freeze → SIGKILL every member → thaw, so no process can fork a
+/// replacement between our read of cgroup.procs and the kill.
+final class CgroupV1: WorkerCgroup {
+    static let controllers = ["memory", "pids", "cpu", "cpuacct", "freezer"]
+    let dirs: [String: String]
+    var location: String { dirs["memory"] ?? "" }
+
+    private init(dirs: [String: String]) { self.dirs = dirs }
+
+    static func create(bases: [String: String], name: String, limits: CgroupLimits) throws(SystemError) -> CgroupV1 {
+        var dirs: [String: String] = [:]
+        for c in controllers {
+            guard let b = bases[c] else { continue }
+            let d = "\(b)/\(name)"
+            try CgroupFiles.mkdirs(b)
+            if mkdir(d, 0o755) != 0 && errno != EEXIST { throw SystemError.current("mkdir", detail: d) }
+            dirs[c] = d
+        }
+        let cg = CgroupV1(dirs: dirs)
+        do { try cg.apply(limits) } catch {
+            cg.destroy()
+            throw error
+        }
+        return cg
+    }
+
+    private func apply(_ l: CgroupLimits) throws(SystemError) {
+        guard let mem = dirs["memory"], let pids = dirs["pids"], let cpu = dirs["cpu"] else {
+            throw SystemError("cgroup", errno: ENOENT, detail: "v1 memory/pids/cpu controller missing")
+        }
+        try CgroupFiles.write("\(mem)/memory.limit_in_bytes", "\(l.memoryBytes)")
+        // memsw = memory+swap: without it the limit is escaped by swapping (absent if swap
+        // accounting is off, then there is nothing to escape to).
+        if access("\(mem)/memory.memsw.limit_in_bytes", F_OK) == 0 {
+            try CgroupFiles.write("\(mem)/memory.memsw.limit_in_bytes", "\(l.memoryBytes)")
+        }
+        try CgroupFiles.write("\(pids)/pids.max", "\(l.pids)")
+        try CgroupFiles.write("\(cpu)/cpu.cfs_period_us", "100000")
+        try CgroupFiles.write("\(cpu)/cpu.cfs_quota_us", l.cpuPercent == 0 ? "-1" : "\(l.cpuPercent * 1000)")
+    }
+
+    func attach(pid: Int32) throws(SystemError) {
+        for c in Self.controllers {
+            guard let d = dirs[c] else { continue }
+            try CgroupFiles.write("\(d)/cgroup.procs", "\(pid)")
+        }
+    }
+
+    func freeze() throws(SystemError) {
+        guard let f = dirs["freezer"] else { throw SystemError("freezer", errno: ENOENT) }
+        try CgroupFiles.write("\(f)/freezer.state", "FROZEN")
+        // FREEZING → FROZEN is asynchronous; re-writing FROZEN retries tasks that were busy.
+        for i in 0..<2000 {
+            if (try? CgroupFiles.read("\(f)/freezer.state"))?.hasPrefix("FROZEN") == true { return }
+            if i % 50 == 49 { try CgroupFiles.write("\(f)/freezer.state", "FROZEN") }
+            usleep(i < 20 ? 50 : 1000)
+        }
+        throw SystemError("freeze", errno: ETIMEDOUT, detail: f)
+    }
+
+    func thaw() throws(SystemError) {
+        guard let f = dirs["freezer"] else { throw SystemError("freezer", errno: ENOENT) }
+        try CgroupFiles.write("\(f)/freezer.state", "THAWED")
+    }
+
+    func killAll() {
+        guard let f = dirs["freezer"] ?? dirs["pids"] else { return }
+        for _ in 0..<20 {
+            try? freeze()
+            let procs = (try? CgroupFiles.read("\(f)/cgroup.procs")) ?? ""
+            let pids = procs.split(separator: "\n").compactMap { Int32($0) }
+            for p in pids { kill(p, SIGKILL) }
+            try? thaw() // SIGKILL is delivered when the task thaws
+            if pids.isEmpty { return }
+            usleep(1000)
+        }
+    }
+
+    func destroy() {
+        killAll()
+        for d in dirs.values { CgroupFiles.rmdirRetrying(d) }
+    }
+
+    func stats() -> JailStats {
+        JailStats(
+            memoryBytes: dirs["memory"].map { CgroupFiles.number("\($0)/memory.usage_in_bytes") } ?? 0,
+            cpuMicros: dirs["cpuacct"].map { CgroupFiles.number("\($0)/cpuacct.usage") / 1000 } ?? 0)
+    }
+
+    func events() -> CgroupEvents {
+        var e = CgroupEvents()
+        if let m = dirs["memory"] { e.oomKills = CgroupFiles.keyed("\(m)/memory.oom_control", "oom_kill") }
+        if let p = dirs["pids"] { e.pidsMaxHits = CgroupFiles.keyed("\(p)/pids.events", "max") }
+        return e
+    }
+}

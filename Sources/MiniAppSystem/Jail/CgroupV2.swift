@@ -1,0 +1,74 @@
+import Glibc
+
+/// cgroup v2: one directory; controllers enabled in the parent's cgroup.subtree_control.
+/// Tested here against a fake directory tree (this machine mounts v1); the file names and
+/// formats are those of Documentation/admin-guide/cgroup-v2.rst.
+final class CgroupV2: WorkerCgroup {
+    let dir: String
+    var location: String { dir }
+
+    private init(dir: String) { self.dir = dir }
+
+    static func create(parent: String, name: String, limits: CgroupLimits) throws(SystemError) -> CgroupV2 {
+        try CgroupFiles.mkdirs(parent)
+        // "No internal processes": controllers can only be enabled for children of a cgroup that
+        // has no processes of its own, which is why workers live in <parent>/<name>.
+        try? CgroupFiles.write("\(parent)/cgroup.subtree_control", "+memory +pids +cpu")
+        let d = "\(parent)/\(name)"
+        if mkdir(d, 0o755) != 0 && errno != EEXIST { throw SystemError.current("mkdir", detail: d) }
+        let cg = CgroupV2(dir: d)
+        do {
+            try CgroupFiles.write("\(d)/memory.max", "\(limits.memoryBytes)")
+            if access("\(d)/memory.swap.max", F_OK) == 0 { try CgroupFiles.write("\(d)/memory.swap.max", "0") }
+            try CgroupFiles.write("\(d)/pids.max", "\(limits.pids)")
+            try CgroupFiles.write("\(d)/cpu.max", limits.cpuPercent == 0 ? "max 100000" : "\(limits.cpuPercent * 1000) 100000")
+        } catch {
+            cg.destroy()
+            throw error
+        }
+        return cg
+    }
+
+    func attach(pid: Int32) throws(SystemError) { try CgroupFiles.write("\(dir)/cgroup.procs", "\(pid)") }
+
+    func freeze() throws(SystemError) {
+        try CgroupFiles.write("\(dir)/cgroup.freeze", "1")
+        for i in 0..<2000 {
+            if CgroupFiles.keyed("\(dir)/cgroup.events", "frozen") == 1 { return }
+            usleep(i < 20 ? 50 : 1000)
+        }
+        throw SystemError("freeze", errno: ETIMEDOUT, detail: dir)
+    }
+
+    func thaw() throws(SystemError) { try CgroupFiles.write("\(dir)/cgroup.freeze", "0") }
+
+    func killAll() {
+        // cgroup.kill (5.14+) kills atomically, including processes forking right now.
+        if (try? CgroupFiles.write("\(dir)/cgroup.kill", "1")) != nil { return }
+        for _ in 0..<20 {
+            try? CgroupFiles.write("\(dir)/cgroup.freeze", "1")
+            let pids = ((try? CgroupFiles.read("\(dir)/cgroup.procs")) ?? "").split(separator: "\n").compactMap { Int32($0) }
+            for p in pids { kill(p, SIGKILL) }
+            try? CgroupFiles.write("\(dir)/cgroup.freeze", "0")
+            if pids.isEmpty { return }
+            usleep(1000)
+        }
+    }
+
+    func destroy() {
+        killAll()
+        CgroupFiles.rmdirRetrying(dir, attempts: access("\(dir)/cgroup.kill", F_OK) == 0 ? 200 : 1)
+    }
+
+    func stats() -> JailStats {
+        JailStats(memoryBytes: CgroupFiles.number("\(dir)/memory.current"),
+                  cpuMicros: CgroupFiles.keyed("\(dir)/cpu.stat", "usage_usec"))
+    }
+
+    func events() -> CgroupEvents {
+        var e = CgroupEvents()
+        e.oomKills = CgroupFiles.keyed("\(dir)/memory.events", "oom_kill")
+        e.pidsMaxHits = CgroupFiles.keyed("\(dir)/pids.events", "max")
+        return e
+    }
+}

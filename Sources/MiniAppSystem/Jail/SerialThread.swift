@@ -1,0 +1,69 @@
+import CJail
+import Glibc
+
+/// A long-lived OS thread that runs submitted jobs one at a time, outside Swift's cooperative
+/// pool. The spawner needs one: PR_SET_PDEATHSIG fires when the *thread* that cloned the worker
+/// exits, so clones must come from a thread that lives as long as the supervisor, and the
+/// blocking wait on the child's error pipe must not occupy a cooperative-pool thread.
+public final class SerialThread: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    private var cond = pthread_cond_t()
+    private var jobs: [@Sendable () -> Void] = []
+    private var thread = pthread_t()
+    private let name: String
+
+    /// Starts the thread (named `name` for debuggers and /proc/PID/task/*/comm).
+    public init(name: String) {
+        pthread_mutex_init(&mutex, nil)
+        pthread_cond_init(&cond, nil)
+        self.name = String(name.prefix(15))
+        let box = Unmanaged.passRetained(self)
+        let r = pthread_create(&thread, nil, { arg in
+            let me = Unmanaged<SerialThread>.fromOpaque(arg!).takeRetainedValue()
+            me.loop()
+        }, box.toOpaque())
+        precondition(r == 0, "pthread_create failed: \(r)")
+    }
+
+    /// Queues `job`; it runs on the thread after the jobs queued before it.
+    public func submit(_ job: @escaping @Sendable () -> Void) {
+        pthread_mutex_lock(&mutex)
+        jobs.append(job)
+        pthread_cond_signal(&cond)
+        pthread_mutex_unlock(&mutex)
+    }
+
+    /// Runs `body` on the thread and returns its result to the awaiting task.
+    public func run<T: Sendable, E: Error>(_ body: @escaping @Sendable () throws(E) -> T) async throws(E) -> T {
+        let r: Result<T, E> = await withCheckedContinuation { cont in
+            submit {
+                do throws(E) { cont.resume(returning: .success(try body())) } catch { cont.resume(returning: .failure(error)) }
+            }
+        }
+        return try r.get()
+    }
+
+    private func loop() -> Never {
+        _ = cjail_set_thread_name(name)
+        while true {
+            pthread_mutex_lock(&mutex)
+            while jobs.isEmpty { pthread_cond_wait(&cond, &mutex) }
+            let batch = jobs
+            jobs.removeAll(keepingCapacity: true)
+            pthread_mutex_unlock(&mutex)
+            for j in batch { j() }
+        }
+    }
+}
+
+/// A small lock for state shared between the event thread and callers.
+public final class JailLock<State>: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    private var state: State
+    public init(_ s: State) { state = s; pthread_mutex_init(&mutex, nil) }
+    public func withLock<R>(_ body: (inout State) throws -> R) rethrows -> R {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return try body(&state)
+    }
+}

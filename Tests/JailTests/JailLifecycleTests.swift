@@ -1,0 +1,121 @@
+import Foundation
+import MiniAppJail
+import MiniAppModel
+import MiniAppSystem
+import Testing
+
+@Suite("worker lifecycle (privileged mode)")
+struct JailLifecycleTests {
+    @Test("exit status and terminating signal are reported", arguments: [
+        ("exit 7", Int32?(7), Int32?(nil)),
+        ("kill -SEGV $$", nil, 11),
+        ("true", 0, nil),
+    ])
+    func exitAndSignal(_ script: String, _ status: Int32?, _ signal: Int32?) async throws {
+        let (exit, _) = try await JailHarness.runWorker([], argv: ["/bin/sh", "-c", script])
+        #expect(exit.status == status && exit.signal == signal, "\(exit)")
+        #expect(exit.reason == (signal == nil ? .exit : .signal))
+    }
+
+    @Test("two workers cannot read each other's data, signal or see each other")
+    func twoWorkers() async throws {
+        guard let jailer = JailHarness.jailer, JailHarness.probeBuilt else { Issue.record("no fixture"); return }
+        var a = JailLaunch(programId: "test.worker-a", argv: ["/app/probe", "write-secret"])
+        a.appDir = "\(JailHarness.base)/app"
+        let dataA = JailHarness.newDataDir("a")
+        a.dataDir = dataA
+        let ready = JailLock(false)
+        a.output = { l in if l.text == "READY" { ready.withLock { $0 = true } } }
+        let wa = try await jailer.spawn(a)
+        for _ in 0..<200 where !ready.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(ready.withLock { $0 })
+        for args in [["read_path", "\(dataA)/secret"], ["read_path", "/data/secret"], ["kill_pid", "\(wa.pid)"], ["host_processes"]] {
+            let (exit, lines) = try await JailHarness.runWorker(args, programId: "test.worker-b")
+            #expect(lines.first?.hasPrefix("DENIED") == true, "\(args): \(lines)")
+            #expect(exit.status == 0)
+        }
+        // On the host, A's data dir belongs to A's uid alone.
+        var st = stat()
+        #expect(stat(dataA, &st) == 0 && st.st_uid == wa.uid && (st.st_mode & 0o777) == 0o700)
+        wa.kill()
+        #expect(await wa.exit.reason == .stopped)
+    }
+
+    @Test("the wall-clock limit ends a worker and is reported")
+    func wallClock() async throws {
+        let (exit, _) = try await JailHarness.runWorker(["sleep", "30"]) { l in
+            var lim = JailLimits()
+            lim.wallClockSeconds = 0.3
+            l.limitsOverride = lim
+        }
+        #expect(exit.reason == .killedLimit(.wallClock), "\(exit)")
+    }
+
+    @Test("stop sends SIGTERM through the PID-1 reaper, then reports .stopped")
+    func stop() async throws {
+        guard let jailer = JailHarness.jailer else { Issue.record("no fixture"); return }
+        let w = try await jailer.spawn(JailLaunch(programId: "test.stop", argv: ["/bin/sh", "-c", "sleep 30"]))
+        let exit = await w.stop(grace: 2)
+        #expect(exit.reason == .stopped)
+        #expect(exit.signal == SIGTERM || exit.signal == SIGKILL, "\(exit)")
+    }
+
+    @Test("suspend freezes, resume thaws, stats report usage")
+    func suspendResume() async throws {
+        guard let jailer = JailHarness.jailer else { Issue.record("no fixture"); return }
+        let w = try await jailer.spawn(JailLaunch(programId: "test.freeze", argv: ["/bin/sh", "-c", "sleep 30"]))
+        try w.suspend()
+        try w.resume()
+        try w.suspend()
+        #expect(w.stats().memoryBytes > 0)
+        let exit = await w.stop(grace: 1)
+        #expect(exit.reason == .stopped)
+    }
+
+    @Test("output is captured per line, tagged, and bounded")
+    func outputBounded() async throws {
+        guard let jailer = JailHarness.jailer else { Issue.record("no fixture"); return }
+        let lines = JailLock<[JailOutputLine]>([])
+        var l = JailLaunch(programId: "test.output", argv: ["/bin/sh", "-c", "echo out; echo err >&2; yes aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa | head -c 3000000"])
+        l.output = { line in lines.withLock { $0.append(line) } }
+        let w = try await jailer.spawn(l)
+        let exit = await w.exit
+        let got = lines.withLock { $0 }
+        #expect(got.contains { $0.stream == .stdout && $0.text == "out" && $0.programId == "test.output" })
+        #expect(got.contains { $0.stream == .stderr && $0.text == "err" })
+        #expect(exit.droppedOutputBytes > 0)
+        #expect(got.reduce(0) { $0 + $1.text.utf8.count } <= 2 << 20)
+    }
+
+    @Test("the Bridge socket is fd 3 and announced in the environment")
+    func bridgeFD() async throws {
+        var fds: [Int32] = [0, 0]
+        #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0)
+        defer { close(fds[0]) }
+        let (exit, _) = try await JailHarness.runWorker([], argv: ["/bin/sh", "-c", "echo \"fd=$MINIAPP_BRIDGE_FD\" >&3"]) { l in
+            l.bridgeFD = fds[1]
+        }
+        close(fds[1])
+        var buf = [UInt8](repeating: 0, count: 64)
+        let n = read(fds[0], &buf, 64)
+        #expect(exit.status == 0)
+        #expect(n > 0 && String(decoding: buf[0..<n], as: UTF8.self) == "fd=3\n")
+    }
+
+    @Test("node and python3 run inside the jail", arguments: [
+        ["/usr/bin/node", "-e", "console.log('ok', require('os').hostname())"],
+        ["/usr/bin/python3", "-c", "import threading,os; t=threading.Thread(target=print, args=('ok', os.uname().nodename)); t.start(); t.join()"],
+    ])
+    func interpreters(_ argv: [String]) async throws {
+        let (exit, lines) = try await JailHarness.runWorker([], argv: argv)
+        #expect(exit.status == 0, "\(exit) \(lines)")
+        #expect(lines.contains("ok miniapp"), "\(lines)")
+    }
+
+    @Test("a program that forks leaves no zombie: the reaper collects orphans")
+    func reaper() async throws {
+        let (exit, lines) = try await JailHarness.runWorker([], argv: ["/bin/sh", "-c", "(sleep 0.1 &) ; sleep 0.3; ls /proc | grep -c '^[0-9]'"])
+        #expect(exit.status == 0)
+        #expect(lines.last.flatMap { Int($0) }.map { $0 <= 4 } == true, "\(lines)")
+    }
+}

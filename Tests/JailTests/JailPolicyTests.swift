@@ -1,0 +1,118 @@
+import Foundation
+import MiniAppJail
+import MiniAppModel
+import MiniAppSystem
+import Testing
+
+@Suite("policy validation: bad specs fail before anything is spawned")
+struct JailPolicyTests {
+    static let badPolicies: [(String, String)] = [
+        (#"{"limits": {"memoryBytes": 1024}}"#, "limits.memoryBytes"),
+        (#"{"limits": {"pids": 0}}"#, "limits.pids"),
+        (#"{"limits": {"cpuPercent": -5}}"#, "limits.cpuPercent"),
+        (#"{"limitz": {}}"#, "limitz"),
+        (#"{"namespaces": {"pid": false}}"#, "namespaces.pid"),
+        (#"{"filesystem": {"readOnlyHostPaths": ["usr"]}}"#, "filesystem.readOnlyHostPaths[0]"),
+        (#"{"filesystem": {"readOnlyHostPaths": ["/proc/1"]}}"#, "filesystem.readOnlyHostPaths[0]"),
+        (#"{"filesystem": {"devices": ["mem"]}}"#, "filesystem.devices[0]"),
+        (#"{"identity": {"uidRangeStart": 0}}"#, "identity.uidRangeStart"),
+        (#"{"hostname": "bad host!"}"#, "hostname"),
+        (#"{"landlock": {"mode": "sometimes"}}"#, "landlock.mode"),
+        (#"{"seccompProfile": "../../etc/x.json"}"#, "seccompProfile"),
+    ]
+
+    @Test("invalid jail.json is rejected naming the field", arguments: badPolicies)
+    func badPolicy(_ json: String, _ field: String) {
+        do {
+            _ = try JailPolicy.parse(Array(json.utf8))
+            Issue.record("accepted: \(json)")
+        } catch {
+            #expect(error.code == .policyInvalid)
+            #expect(error.data["field"] == field, "\(error)")
+        }
+    }
+
+    @Test("a missing host path is rejected at load")
+    func missingPath() throws {
+        var p = JailPolicy()
+        p.filesystem.readOnlyHostPaths = ["/nonexistent-\(getpid())"]
+        #expect(throws: MiniAppError.self) { try JailPolicy.configure(p, policyDir: JailHarness.policyDir) }
+    }
+
+    static let badProfiles: [(String, String)] = [
+        (#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read", "no_such_syscall"], "action": "SCMP_ACT_ALLOW"}]}"#, "syscalls[0].names[1]"),
+        (#"{"defaultAction": "SCMP_ACT_NOPE"}"#, "defaultAction"),
+        (#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 7, "value": 1, "op": "SCMP_CMP_EQ"}]}]}"#, "syscalls[0].args[0].index"),
+        (#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_SIMILAR"}]}]}"#, "syscalls[0].args[0].op"),
+        (#"{"defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_Z80"]}"#, "architectures[0]"),
+        (#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": [], "action": "SCMP_ACT_ALLOW"}]}"#, "syscalls[0].names"),
+    ]
+
+    @Test("invalid seccomp profiles are rejected naming the field", arguments: badProfiles)
+    func badProfile(_ json: String, _ field: String) {
+        do {
+            let p = try SeccompProfile.parse(Array(json.utf8))
+            _ = try SeccompCompiler.compile(p)
+            Issue.record("accepted: \(json)")
+        } catch {
+            #expect(error.code == .policyInvalid)
+            #expect(error.data["field"]?.hasSuffix(field) == true, "\(error)")
+        }
+    }
+
+    @Test("the shipped profiles load and compile", arguments: ["seccomp/default.json", "seccomp/docker-default.json"])
+    func shippedProfiles(_ name: String) throws {
+        let bytes = Array(FileManager.default.contents(atPath: "\(JailHarness.policyDir)/\(name)") ?? Data())
+        let p = try SeccompProfile.parse(bytes, source: name)
+        let prog = try SeccompCompiler.compile(p, source: name)
+        #expect(prog.filters.count >= 1)
+        #expect(prog.instructionCounts.allSatisfy { $0 > 10 && $0 <= 4096 })
+        if name.hasSuffix("default.json") && !name.contains("docker") {
+            #expect(prog.filters.count == 2) // allowlist + stacked masked ioctl denials
+        }
+    }
+
+    @Test("the shipped jail.json loads")
+    func shippedPolicy() throws {
+        let c = try JailPolicy.load(policyDir: JailHarness.policyDir)
+        #expect(c.policy.limits.pids == 64)
+        #expect(c.policy.env["PATH"] == "/usr/bin:/bin")
+    }
+
+    static let badLaunches: [(String, @Sendable (inout JailLaunch) -> Void, String)] = [
+        ("missing app dir", { $0.appDir = "/nonexistent-app" }, "launch.appDir"),
+        ("bad program id", { $0.programId = "../../x" }, "launch.programId"),
+        ("empty argv", { $0.argv = [] }, "launch.argv"),
+        ("bind over /proc", { $0.extraReadOnlyBinds = [JailBind(hostPath: "/usr", jailPath: "/proc")] }, "launch.extraReadOnlyBinds[0].jailPath"),
+        ("bind missing host", { $0.extraReadOnlyBinds = [JailBind(hostPath: "/nonexistent-sdk", jailPath: "/sdk")] }, "launch.extraReadOnlyBinds[0].hostPath"),
+        ("impossible memory", { var l = JailLimits(); l.memoryBytes = 100; $0.limitsOverride = l }, "limitsOverride.memoryBytes"),
+        ("closed bridge fd", { $0.bridgeFD = 987 }, "launch.bridgeFD"),
+    ]
+
+    @Test("invalid launches fail with POLICY_INVALID before spawning", arguments: badLaunches.indices)
+    func badLaunch(_ i: Int) async {
+        let (name, mutate, field) = Self.badLaunches[i]
+        guard let jailer = JailHarness.jailer else { Issue.record("no fixture"); return }
+        var l = JailLaunch(programId: "test.bad", argv: ["/bin/true"])
+        mutate(&l)
+        do {
+            _ = try await jailer.spawn(l)
+            Issue.record("\(name) was accepted")
+        } catch {
+            #expect(error.code == .policyInvalid, "\(name): \(error)")
+            #expect(error.data["field"] == field, "\(name): \(error)")
+        }
+    }
+
+    @Test("a program that does not exist fails with JAIL_SETUP_FAILED at step exec")
+    func execFails() async {
+        guard let jailer = JailHarness.jailer else { Issue.record("no fixture"); return }
+        do {
+            _ = try await jailer.spawn(JailLaunch(programId: "test.noexec", argv: ["/usr/bin/no-such-program"]))
+            Issue.record("spawned")
+        } catch {
+            #expect(error.code == .jailSetupFailed)
+            #expect(error.data["step"] == "exec" && error.data["errno"] == "\(ENOENT)", "\(error)")
+        }
+    }
+}
