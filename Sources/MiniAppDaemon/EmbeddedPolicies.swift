@@ -4,5 +4,1066 @@
 enum EmbeddedPolicies {
     /// (path relative to the policy dir, contents)
     static let files: [(String, String)] = [
+        ("jail.json", ####"""
+// miniappd jail policy: how every mini-program worker is isolated.
+// Format: JSON with // comments. Every value below is the default and may be changed; unknown
+// keys are rejected (a typo must never silently fall back to a weaker default).
+// Loaded and fully checked (paths exist, seccomp profile compiles, cgroups usable) at daemon
+// start, before any worker is spawned. Reviewers: see also seccomp/default.json.
+{
+  // Namespaces of each worker. mount and pid cannot be turned off. In rootless mode a user
+  // namespace is added automatically (mapping one uid).
+  "namespaces": {
+    "mount": true,   // own filesystem view (tmpfs root, see "filesystem")
+    "pid": true,     // sees only its own processes; the worker is PID 1
+    "net": true,     // empty network namespace: loopback only, no route anywhere
+    "ipc": true,     // no SysV IPC / POSIX mqueues shared with the host or other workers
+    "uts": true,     // own hostname
+    "cgroup": true   // /proc/self/cgroup shows "/" — hides the host's cgroup layout
+  },
+  "hostname": "miniapp",
+
+  // Identities. Privileged mode (daemon is root): each program id gets its own host uid=gid
+  // from this range, persisted in <state-dir>/jail/uids.json — never root, never shared.
+  // Rootless mode: the program runs as rootlessUid/rootlessGid inside a user namespace, mapped
+  // to the daemon's own uid; nothing else is mapped.
+  "identity": {
+    "uidRangeStart": 200000,
+    "uidRangeCount": 50000,
+    "rootlessUid": 1000,
+    "rootlessGid": 1000
+  },
+
+  // The filesystem a worker sees. Root is a small tmpfs made read-only after setup.
+  // Always present (built by the jail, not configurable): /proc (fresh, nosuid,nodev,noexec),
+  // /dev (tmpfs with the "devices" below bound from the host), /tmp (tmpfs, tmpSizeBytes),
+  // /app (the package, read-only), /data (per-program dir, read-write, uid-owned, 0700).
+  "filesystem": {
+    // Host trees bound read-only (recursively: mount_setattr AT_RECURSIVE), nosuid, nodev.
+    "readOnlyHostPaths": ["/usr"],
+    // Merged-/usr compatibility links, so /bin/sh and the ELF interpreter
+    // /lib64/ld-linux-x86-64.so.2 resolve.
+    "symlinks": {"/bin": "usr/bin", "/sbin": "usr/sbin", "/lib": "usr/lib", "/lib64": "usr/lib64"},
+    // The only host files under /etc a program sees (read-only; absent ones are skipped):
+    // TLS trust roots, the timezone, and the dynamic loader cache.
+    "etc": ["/etc/ssl", "/etc/ca-certificates", "/etc/localtime", "/etc/ld.so.cache"],
+    // Generate /etc/passwd, /etc/group (only the program's own user) and /etc/hosts.
+    "generateEtc": true,
+    "rootSizeBytes": 1048576,
+    "tmpSizeBytes": 67108864,      // /tmp is bounded: a full /tmp is ENOSPC, not host disk
+    "devices": ["null", "zero", "full", "random", "urandom"]
+  },
+
+  // Resource limits (cgroup + rlimits). A launch may override them within the same bounds.
+  "limits": {
+    "memoryBytes": 268435456,      // cgroup memory (+swap) limit; beyond it the OOM killer acts
+    "pids": 64,                    // processes+threads; reaching it ends the worker (fork bomb)
+    "cpuPercent": 100,             // CPU quota in % of one CPU (cfs quota / cpu.max); 0 = none
+    "wallClockSeconds": 0,         // kill after this long; 0 = no wall-clock limit
+    "openFiles": 256,              // RLIMIT_NOFILE
+    "fileSizeBytes": 67108864      // RLIMIT_FSIZE: largest file a program may write
+  },
+
+  // Captured stdout/stderr: delivered line by line to the daemon's log, tagged with the
+  // program id; beyond maxBytesPerStream output is dropped and counted.
+  "output": {"maxBytesPerStream": 1048576, "maxLineBytes": 16384},
+
+  // Landlock (defense in depth under the mounts): read-only /usr /app /etc /proc (and extra
+  // binds such as /sdk), read-write /data /tmp, device files in /dev; everything else denied.
+  // bestEffort: used when the kernel has it; required: refuse to start without it.
+  "landlock": {
+    "mode": "bestEffort",
+    "denyTCP": true,                          // ABI 4+: no TCP bind/connect at all
+    "scopeSignalsAndAbstractSockets": true    // ABI 6+: no signals / abstract sockets out of the worker
+  },
+
+  // cgroup hierarchy: auto = v2 if it has memory+pids, else v1. Workers are created under
+  // <hierarchy>/<daemon's own cgroup>/<parent>/<worker>, so they stay inside the daemon's limits.
+  "cgroup": {"version": "auto", "v1Root": "/sys/fs/cgroup", "v2Root": "/sys/fs/cgroup", "parent": "miniapp"},
+
+  // Seccomp profile (OCI/Docker JSON), relative to this directory.
+  "seccompProfile": "seccomp/default.json",
+
+  // PID 1 of the worker is a tiny reaper that forks the program, forwards TERM/INT/HUP to it
+  // and reaps orphans; the program's exact status is reported.
+  "reaper": true,
+  // PDEATHSIG=KILL: a worker never outlives the supervisor thread that spawned it.
+  "dieWithSupervisor": true,
+  "stopGraceSeconds": 2,
+
+  // Base environment (the launch adds its own; MINIAPP_BRIDGE_FD=3 and MINIAPP_PROGRAM_ID are
+  // set by the jail).
+  "env": {"PATH": "/usr/bin:/bin", "HOME": "/data", "TMPDIR": "/tmp", "LANG": "C.UTF-8"}
+}
+"""####),
+        ("methods.json", ####"""
+// The Bridge method catalogue: every method a mini-program can call. A method not listed here
+// does not exist (METHOD_NOT_FOUND), whatever a service implements.
+//
+//   provider       "builtin" (served by miniappd) or "host" (forwarded to the host runtime that
+//                  registered with bridge.provide; HOST_UNAVAILABLE when none)
+//   permission     the permission the program's manifest must declare AND its partner must
+//                  currently be granted (null = none needed)
+//   class          rate-limit class: all methods of a class share one token bucket per program
+//   timeoutMillis  the broker answers TIMEOUT if the service/host has not answered by then
+//
+// Checked by MethodCatalogue.parse: unknown members, permissions or classes are errors.
+{
+  "version": 1,
+
+  // Permissions a manifest may declare. Anything else is refused at install time.
+  "permissions": {
+    "network": "outbound HTTPS through net.request, only to the manifest's allowedDomains",
+    "payment": "start a payment in the host's payment UI (payment.pay)",
+    "geolocation": "read the device location from the host (geolocation.get)",
+    "ui": "show host UI elements: toasts, dialogs, navigation bar (ui.*)"
+  },
+
+  // Every program, all methods together.
+  "programBudget": { "perSecond": 2000, "burst": 4000 },
+
+  // Per program and class.
+  "classes": {
+    "system":  { "perSecond": 50,   "burst": 100 },
+    "storage": { "perSecond": 1000, "burst": 2000 },
+    "auth":    { "perSecond": 5,    "burst": 20 },
+    "net":     { "perSecond": 20,   "burst": 40 },
+    "log":     { "perSecond": 100,  "burst": 500 },
+    "payment": { "perSecond": 1,    "burst": 3 },
+    "device":  { "perSecond": 10,   "burst": 20 },
+    "ui":      { "perSecond": 20,   "burst": 50 }
+  },
+
+  "methods": {
+    "system.info":     { "provider": "builtin", "permission": null,      "class": "system",  "timeoutMillis": 1000 },
+    "storage.get":     { "provider": "builtin", "permission": null,      "class": "storage", "timeoutMillis": 5000 },
+    "storage.set":     { "provider": "builtin", "permission": null,      "class": "storage", "timeoutMillis": 10000 },
+    "storage.remove":  { "provider": "builtin", "permission": null,      "class": "storage", "timeoutMillis": 10000 },
+    "storage.keys":    { "provider": "builtin", "permission": null,      "class": "storage", "timeoutMillis": 5000 },
+    "auth.getToken":   { "provider": "builtin", "permission": null,      "class": "auth",    "timeoutMillis": 5000 },
+    "net.request":     { "provider": "builtin", "permission": "network", "class": "net",     "timeoutMillis": 30000 },
+    "log.write":       { "provider": "builtin", "permission": null,      "class": "log",     "timeoutMillis": 1000 },
+
+    // Host-provided: the user is in the loop (payment sheet), so long timeouts.
+    "payment.pay":     { "provider": "host", "permission": "payment",     "class": "payment", "timeoutMillis": 120000 },
+    "geolocation.get": { "provider": "host", "permission": "geolocation", "class": "device",  "timeoutMillis": 15000 },
+    "ui.toast":        { "provider": "host", "permission": "ui",          "class": "ui",      "timeoutMillis": 5000 },
+    "ui.showModal":    { "provider": "host", "permission": "ui",          "class": "ui",      "timeoutMillis": 300000 },
+    "ui.setNavigationBarTitle": { "provider": "host", "permission": "ui", "class": "ui",      "timeoutMillis": 5000 }
+  }
+}
+"""####),
+        ("seccomp/default.json", ####"""
+// miniappd default seccomp profile (OCI / Docker JSON format, // comments allowed).
+// An ALLOWLIST: any syscall not listed fails with EPERM (defaultErrnoRet 1). Only the native
+// x86_64 ABI is admitted: i386 (int 0x80) and x32 (nr | 0x40000000) calls kill the process, since
+// a filter written for one ABI's numbers says nothing about another's.
+{
+  "defaultAction": "SCMP_ACT_ERRNO",
+  "defaultErrnoRet": 1,
+  "architectures": ["SCMP_ARCH_X86_64"],
+  "syscalls": [
+    // The allowlist: what ordinary programs (glibc, node, python3) need. Deliberately absent, so they hit
+    // defaultAction (EPERM): ptrace, process_vm_readv/writev, kcmp, pidfd_getfd (reading other processes);
+    // mount, umount2, pivot_root, chroot, fsopen, fsconfig, fsmount, fspick, move_mount, open_tree,
+    // mount_setattr (mount family incl. the new mount API); unshare, setns (namespaces: the kernel attack
+    // surface of user namespaces, e.g. CVE-2022-0185); bpf, perf_event_open (CVE-2013-2094, verifier bugs);
+    // keyctl, add_key, request_key (the keyring is not namespaced); userfaultfd (race-window widening in
+    // exploits); io_uring_setup/enter/register (a second syscall surface that bypasses seccomp and had many
+    // CVEs); personality (READ_IMPLIES_EXEC, ADDR_NO_RANDOMIZE); kexec_load, kexec_file_load, init_module,
+    // finit_module, delete_module; syslog (kernel addresses, KASLR); name_to_handle_at/open_by_handle_at
+    // (the 'shocker' container escape); modify_ldt, iopl, ioperm; acct, swapon, reboot, settimeofday,
+    // clock_settime, adjtimex, sethostname, setdomainname, quotactl, lookup_dcookie, fanotify_init.
+    {
+      "action": "SCMP_ACT_ALLOW",
+      "names": [
+        "accept", "accept4", "access", "alarm", "arch_prctl", "bind", "brk", "capget", "capset", "chdir",
+        "chmod", "chown", "clock_getres", "clock_gettime", "clock_nanosleep", "close", "close_range",
+        "connect", "copy_file_range", "creat", "dup", "dup2", "dup3", "epoll_create", "epoll_create1",
+        "epoll_ctl", "epoll_pwait", "epoll_pwait2", "epoll_wait", "eventfd", "eventfd2", "execve", "execveat",
+        "exit", "exit_group", "faccessat", "faccessat2", "fadvise64", "fallocate", "fchdir", "fchmod",
+        "fchmodat", "fchown", "fchownat", "fcntl", "fdatasync", "fgetxattr", "flistxattr", "flock", "fork",
+        "fremovexattr", "fsetxattr", "fstat", "fstatfs", "fsync", "ftruncate", "futex", "futex_waitv",
+        "futimesat", "getcpu", "getcwd", "getdents", "getdents64", "getegid", "geteuid", "getgid", "getgroups",
+        "getitimer", "getpeername", "getpgid", "getpgrp", "getpid", "getppid", "getpriority", "getrandom",
+        "getresgid", "getresuid", "getrlimit", "get_robust_list", "getrusage", "getsid", "getsockname",
+        "getsockopt", "gettid", "gettimeofday", "getuid", "getxattr", "inotify_add_watch", "inotify_init",
+        "inotify_init1", "inotify_rm_watch", "io_cancel", "io_destroy", "io_getevents", "io_pgetevents",
+        "io_setup", "io_submit", "ioctl", "ioprio_get", "ioprio_set", "kill", "landlock_add_rule",
+        "landlock_create_ruleset", "landlock_restrict_self", "lchown", "lgetxattr", "link", "linkat", "listen",
+        "listxattr", "llistxattr", "lremovexattr", "lseek", "lsetxattr", "lstat", "madvise", "membarrier",
+        "memfd_create", "mincore", "mkdir", "mkdirat", "mknod", "mknodat", "mlock", "mlock2", "mlockall",
+        "mmap", "mprotect", "mq_getsetattr", "mq_notify", "mq_open", "mq_timedreceive", "mq_timedsend",
+        "mq_unlink", "mremap", "msgctl", "msgget", "msgrcv", "msgsnd", "msync", "munlock", "munlockall",
+        "munmap", "nanosleep", "newfstatat", "open", "openat", "openat2", "pause", "pidfd_open",
+        "pidfd_send_signal", "pipe", "pipe2", "pkey_alloc", "pkey_free", "pkey_mprotect", "poll", "ppoll",
+        "prctl", "pread64", "preadv", "preadv2", "prlimit64", "pselect6", "pwrite64", "pwritev", "pwritev2",
+        "read", "readahead", "readlink", "readlinkat", "readv", "recvfrom", "recvmmsg", "recvmsg",
+        "remap_file_pages", "removexattr", "rename", "renameat", "renameat2", "restart_syscall", "rmdir",
+        "rseq", "rt_sigaction", "rt_sigpending", "rt_sigprocmask", "rt_sigqueueinfo", "rt_sigreturn",
+        "rt_sigsuspend", "rt_sigtimedwait", "rt_tgsigqueueinfo", "sched_getaffinity", "sched_getattr",
+        "sched_getparam", "sched_get_priority_max", "sched_get_priority_min", "sched_getscheduler",
+        "sched_rr_get_interval", "sched_setaffinity", "sched_setattr", "sched_setparam", "sched_setscheduler",
+        "sched_yield", "seccomp", "select", "semctl", "semget", "semop", "semtimedop", "sendfile", "sendmmsg",
+        "sendmsg", "sendto", "setfsgid", "setfsuid", "setgid", "setgroups", "setitimer", "setpgid",
+        "setpriority", "setregid", "setresgid", "setresuid", "setreuid", "setrlimit", "set_robust_list",
+        "setsid", "setsockopt", "set_tid_address", "setuid", "setxattr", "shmat", "shmctl", "shmdt", "shmget",
+        "shutdown", "sigaltstack", "signalfd", "signalfd4", "socketpair", "splice", "stat", "statfs", "statx",
+        "symlink", "symlinkat", "sync", "sync_file_range", "syncfs", "sysinfo", "tee", "tgkill", "time",
+        "timer_create", "timer_delete", "timer_getoverrun", "timer_gettime", "timer_settime", "timerfd_create",
+        "timerfd_gettime", "timerfd_settime", "times", "tkill", "truncate", "umask", "uname", "unlink",
+        "unlinkat", "utime", "utimensat", "utimes", "vfork", "vmsplice", "wait4", "waitid", "write", "writev"
+      ]
+    },
+    // socket: every family except AF_VSOCK (40), which reaches hypervisor services from inside a VM.
+    {"names": ["socket"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 40, "op": "SCMP_CMP_NE"}]},
+    // clone: only without namespace flags. (flags & (NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET|
+    // NEWTIME)) == 0; a masked compare, so no flag combination slips through.
+    {"names": ["clone"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 2114060416, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]},
+    // clone3 passes its flags in memory, which seccomp cannot inspect: answer ENOSYS (38) so glibc
+    // falls back to clone, filtered above. EPERM would make pthread_create fail instead.
+    {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38},
+    // ioctl TIOCSTI (0x5412) pushes keystrokes into a terminal's input (CVE-2017-5226 in bubblewrap);
+    // compared on the low 32 bits only, because the kernel ignores the high bits of the command and an
+    // attacker would set them to dodge a 64-bit compare. libseccomp cannot mix this with the unconditional
+    // ioctl allow above, so the compiler installs such conditional denials as a second stacked filter.
+    {"names": ["ioctl"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1, "args": [{"index": 1, "value": 4294967295, "valueTwo": 21522, "op": "SCMP_CMP_MASKED_EQ"}]},
+    // ioctl TIOCLINUX (0x541C): console selection/paste, same injection class (CVE-2023-1523).
+    {"names": ["ioctl"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1, "args": [{"index": 1, "value": 4294967295, "valueTwo": 21532, "op": "SCMP_CMP_MASKED_EQ"}]}
+  ]
+}
+"""####),
+        ("seccomp/docker-default.json", ####"""
+{
+	"defaultAction": "SCMP_ACT_ERRNO",
+	"defaultErrnoRet": 1,
+	"archMap": [
+		{
+			"architecture": "SCMP_ARCH_X86_64",
+			"subArchitectures": [
+				"SCMP_ARCH_X86",
+				"SCMP_ARCH_X32"
+			]
+		},
+		{
+			"architecture": "SCMP_ARCH_AARCH64",
+			"subArchitectures": [
+				"SCMP_ARCH_ARM"
+			]
+		},
+		{
+			"architecture": "SCMP_ARCH_MIPS64",
+			"subArchitectures": [
+				"SCMP_ARCH_MIPS",
+				"SCMP_ARCH_MIPS64N32"
+			]
+		},
+		{
+			"architecture": "SCMP_ARCH_MIPS64N32",
+			"subArchitectures": [
+				"SCMP_ARCH_MIPS",
+				"SCMP_ARCH_MIPS64"
+			]
+		},
+		{
+			"architecture": "SCMP_ARCH_MIPSEL64",
+			"subArchitectures": [
+				"SCMP_ARCH_MIPSEL",
+				"SCMP_ARCH_MIPSEL64N32"
+			]
+		},
+		{
+			"architecture": "SCMP_ARCH_MIPSEL64N32",
+			"subArchitectures": [
+				"SCMP_ARCH_MIPSEL",
+				"SCMP_ARCH_MIPSEL64"
+			]
+		},
+		{
+			"architecture": "SCMP_ARCH_S390X",
+			"subArchitectures": [
+				"SCMP_ARCH_S390"
+			]
+		},
+		{
+			"architecture": "SCMP_ARCH_RISCV64",
+			"subArchitectures": null
+		}
+	],
+	"syscalls": [
+		{
+			"names": [
+				"accept",
+				"accept4",
+				"access",
+				"adjtimex",
+				"alarm",
+				"bind",
+				"brk",
+				"capget",
+				"capset",
+				"chdir",
+				"chmod",
+				"chown",
+				"chown32",
+				"clock_adjtime",
+				"clock_adjtime64",
+				"clock_getres",
+				"clock_getres_time64",
+				"clock_gettime",
+				"clock_gettime64",
+				"clock_nanosleep",
+				"clock_nanosleep_time64",
+				"close",
+				"close_range",
+				"connect",
+				"copy_file_range",
+				"creat",
+				"dup",
+				"dup2",
+				"dup3",
+				"epoll_create",
+				"epoll_create1",
+				"epoll_ctl",
+				"epoll_ctl_old",
+				"epoll_pwait",
+				"epoll_pwait2",
+				"epoll_wait",
+				"epoll_wait_old",
+				"eventfd",
+				"eventfd2",
+				"execve",
+				"execveat",
+				"exit",
+				"exit_group",
+				"faccessat",
+				"faccessat2",
+				"fadvise64",
+				"fadvise64_64",
+				"fallocate",
+				"fanotify_mark",
+				"fchdir",
+				"fchmod",
+				"fchmodat",
+				"fchown",
+				"fchown32",
+				"fchownat",
+				"fcntl",
+				"fcntl64",
+				"fdatasync",
+				"fgetxattr",
+				"flistxattr",
+				"flock",
+				"fork",
+				"fremovexattr",
+				"fsetxattr",
+				"fstat",
+				"fstat64",
+				"fstatat64",
+				"fstatfs",
+				"fstatfs64",
+				"fsync",
+				"ftruncate",
+				"ftruncate64",
+				"futex",
+				"futex_time64",
+				"futex_waitv",
+				"futimesat",
+				"getcpu",
+				"getcwd",
+				"getdents",
+				"getdents64",
+				"getegid",
+				"getegid32",
+				"geteuid",
+				"geteuid32",
+				"getgid",
+				"getgid32",
+				"getgroups",
+				"getgroups32",
+				"getitimer",
+				"getpeername",
+				"getpgid",
+				"getpgrp",
+				"getpid",
+				"getppid",
+				"getpriority",
+				"getrandom",
+				"getresgid",
+				"getresgid32",
+				"getresuid",
+				"getresuid32",
+				"getrlimit",
+				"get_robust_list",
+				"getrusage",
+				"getsid",
+				"getsockname",
+				"getsockopt",
+				"get_thread_area",
+				"gettid",
+				"gettimeofday",
+				"getuid",
+				"getuid32",
+				"getxattr",
+				"inotify_add_watch",
+				"inotify_init",
+				"inotify_init1",
+				"inotify_rm_watch",
+				"io_cancel",
+				"ioctl",
+				"io_destroy",
+				"io_getevents",
+				"io_pgetevents",
+				"io_pgetevents_time64",
+				"ioprio_get",
+				"ioprio_set",
+				"io_setup",
+				"io_submit",
+				"io_uring_enter",
+				"io_uring_register",
+				"io_uring_setup",
+				"ipc",
+				"kill",
+				"landlock_add_rule",
+				"landlock_create_ruleset",
+				"landlock_restrict_self",
+				"lchown",
+				"lchown32",
+				"lgetxattr",
+				"link",
+				"linkat",
+				"listen",
+				"listxattr",
+				"llistxattr",
+				"_llseek",
+				"lremovexattr",
+				"lseek",
+				"lsetxattr",
+				"lstat",
+				"lstat64",
+				"madvise",
+				"membarrier",
+				"memfd_create",
+				"memfd_secret",
+				"mincore",
+				"mkdir",
+				"mkdirat",
+				"mknod",
+				"mknodat",
+				"mlock",
+				"mlock2",
+				"mlockall",
+				"mmap",
+				"mmap2",
+				"mprotect",
+				"mq_getsetattr",
+				"mq_notify",
+				"mq_open",
+				"mq_timedreceive",
+				"mq_timedreceive_time64",
+				"mq_timedsend",
+				"mq_timedsend_time64",
+				"mq_unlink",
+				"mremap",
+				"msgctl",
+				"msgget",
+				"msgrcv",
+				"msgsnd",
+				"msync",
+				"munlock",
+				"munlockall",
+				"munmap",
+				"name_to_handle_at",
+				"nanosleep",
+				"newfstatat",
+				"_newselect",
+				"open",
+				"openat",
+				"openat2",
+				"pause",
+				"pidfd_open",
+				"pidfd_send_signal",
+				"pipe",
+				"pipe2",
+				"pkey_alloc",
+				"pkey_free",
+				"pkey_mprotect",
+				"poll",
+				"ppoll",
+				"ppoll_time64",
+				"prctl",
+				"pread64",
+				"preadv",
+				"preadv2",
+				"prlimit64",
+				"process_mrelease",
+				"pselect6",
+				"pselect6_time64",
+				"pwrite64",
+				"pwritev",
+				"pwritev2",
+				"read",
+				"readahead",
+				"readlink",
+				"readlinkat",
+				"readv",
+				"recv",
+				"recvfrom",
+				"recvmmsg",
+				"recvmmsg_time64",
+				"recvmsg",
+				"remap_file_pages",
+				"removexattr",
+				"rename",
+				"renameat",
+				"renameat2",
+				"restart_syscall",
+				"rmdir",
+				"rseq",
+				"rt_sigaction",
+				"rt_sigpending",
+				"rt_sigprocmask",
+				"rt_sigqueueinfo",
+				"rt_sigreturn",
+				"rt_sigsuspend",
+				"rt_sigtimedwait",
+				"rt_sigtimedwait_time64",
+				"rt_tgsigqueueinfo",
+				"sched_getaffinity",
+				"sched_getattr",
+				"sched_getparam",
+				"sched_get_priority_max",
+				"sched_get_priority_min",
+				"sched_getscheduler",
+				"sched_rr_get_interval",
+				"sched_rr_get_interval_time64",
+				"sched_setaffinity",
+				"sched_setattr",
+				"sched_setparam",
+				"sched_setscheduler",
+				"sched_yield",
+				"seccomp",
+				"select",
+				"semctl",
+				"semget",
+				"semop",
+				"semtimedop",
+				"semtimedop_time64",
+				"send",
+				"sendfile",
+				"sendfile64",
+				"sendmmsg",
+				"sendmsg",
+				"sendto",
+				"setfsgid",
+				"setfsgid32",
+				"setfsuid",
+				"setfsuid32",
+				"setgid",
+				"setgid32",
+				"setgroups",
+				"setgroups32",
+				"setitimer",
+				"setpgid",
+				"setpriority",
+				"setregid",
+				"setregid32",
+				"setresgid",
+				"setresgid32",
+				"setresuid",
+				"setresuid32",
+				"setreuid",
+				"setreuid32",
+				"setrlimit",
+				"set_robust_list",
+				"setsid",
+				"setsockopt",
+				"set_thread_area",
+				"set_tid_address",
+				"setuid",
+				"setuid32",
+				"setxattr",
+				"shmat",
+				"shmctl",
+				"shmdt",
+				"shmget",
+				"shutdown",
+				"sigaltstack",
+				"signalfd",
+				"signalfd4",
+				"sigprocmask",
+				"sigreturn",
+				"socketcall",
+				"socketpair",
+				"splice",
+				"stat",
+				"stat64",
+				"statfs",
+				"statfs64",
+				"statx",
+				"symlink",
+				"symlinkat",
+				"sync",
+				"sync_file_range",
+				"syncfs",
+				"sysinfo",
+				"tee",
+				"tgkill",
+				"time",
+				"timer_create",
+				"timer_delete",
+				"timer_getoverrun",
+				"timer_gettime",
+				"timer_gettime64",
+				"timer_settime",
+				"timer_settime64",
+				"timerfd_create",
+				"timerfd_gettime",
+				"timerfd_gettime64",
+				"timerfd_settime",
+				"timerfd_settime64",
+				"times",
+				"tkill",
+				"truncate",
+				"truncate64",
+				"ugetrlimit",
+				"umask",
+				"uname",
+				"unlink",
+				"unlinkat",
+				"utime",
+				"utimensat",
+				"utimensat_time64",
+				"utimes",
+				"vfork",
+				"vmsplice",
+				"wait4",
+				"waitid",
+				"waitpid",
+				"write",
+				"writev"
+			],
+			"action": "SCMP_ACT_ALLOW"
+		},
+		{
+			"names": [
+				"process_vm_readv",
+				"process_vm_writev",
+				"ptrace"
+			],
+			"action": "SCMP_ACT_ALLOW",
+			"includes": {
+				"minKernel": "4.8"
+			}
+		},
+		{
+			"names": [
+				"socket"
+			],
+			"action": "SCMP_ACT_ALLOW",
+			"args": [
+				{
+					"index": 0,
+					"value": 40,
+					"op": "SCMP_CMP_NE"
+				}
+			]
+		},
+		{
+			"names": [
+				"personality"
+			],
+			"action": "SCMP_ACT_ALLOW",
+			"args": [
+				{
+					"index": 0,
+					"value": 0,
+					"op": "SCMP_CMP_EQ"
+				}
+			]
+		},
+		{
+			"names": [
+				"personality"
+			],
+			"action": "SCMP_ACT_ALLOW",
+			"args": [
+				{
+					"index": 0,
+					"value": 8,
+					"op": "SCMP_CMP_EQ"
+				}
+			]
+		},
+		{
+			"names": [
+				"personality"
+			],
+			"action": "SCMP_ACT_ALLOW",
+			"args": [
+				{
+					"index": 0,
+					"value": 131072,
+					"op": "SCMP_CMP_EQ"
+				}
+			]
+		},
+		{
+			"names": [
+				"personality"
+			],
+			"action": "SCMP_ACT_ALLOW",
+			"args": [
+				{
+					"index": 0,
+					"value": 131080,
+					"op": "SCMP_CMP_EQ"
+				}
+			]
+		},
+		{
+			"names": [
+				"personality"
+			],
+			"action": "SCMP_ACT_ALLOW",
+			"args": [
+				{
+					"index": 0,
+					"value": 4294967295,
+					"op": "SCMP_CMP_EQ"
+				}
+			]
+		},
+		{
+			"names": [
+				"sync_file_range2",
+				"swapcontext"
+			],
+			"action": "SCMP_ACT_ALLOW",
+			"includes": {
+				"arches": [
+					"ppc64le"
+				]
+			}
+		},
+		{
+			"names": [
+				"arm_fadvise64_64",
+				"arm_sync_file_range",
+				"sync_file_range2",
+				"breakpoint",
+				"cacheflush",
+				"set_tls"
+			],
+			"action": "SCMP_ACT_ALLOW",
+			"includes": {
+				"arches": [
+					"arm",
+					"arm64"
+				]
+			}
+		},
+		{
+			"names": [
+				"arch_prctl"
+			],
+			"action": "SCMP_ACT_ALLOW",
+			"includes": {
+				"arches": [
+					"amd64",
+					"x32"
+				]
+			}
+		},
+		{
+			"names": [
+				"modify_ldt"
+			],
+			"action": "SCMP_ACT_ALLOW",
+			"includes": {
+				"arches": [
+					"amd64",
+					"x32",
+					"x86"
+				]
+			}
+		},
+		{
+			"names": [
+				"s390_pci_mmio_read",
+				"s390_pci_mmio_write",
+				"s390_runtime_instr"
+			],
+			"action": "SCMP_ACT_ALLOW",
+			"includes": {
+				"arches": [
+					"s390",
+					"s390x"
+				]
+			}
+		},
+		{
+			"names": [
+				"riscv_flush_icache"
+			],
+			"action": "SCMP_ACT_ALLOW",
+			"includes": {
+				"arches": [
+					"riscv64"
+				]
+			}
+		},
+		{
+			"names": [
+				"open_by_handle_at"
+			],
+			"action": "SCMP_ACT_ALLOW",
+			"includes": {
+				"caps": [
+					"CAP_DAC_READ_SEARCH"
+				]
+			}
+		},
+		{
+			"names": [
+				"bpf",
+				"clone",
+				"clone3",
+				"fanotify_init",
+				"fsconfig",
+				"fsmount",
+				"fsopen",
+				"fspick",
+				"lookup_dcookie",
+				"mount",
+				"mount_setattr",
+				"move_mount",
+				"open_tree",
+				"perf_event_open",
+				"quotactl",
+				"quotactl_fd",
+				"setdomainname",
+				"sethostname",
+				"setns",
+				"syslog",
+				"umount",
+				"umount2",
+				"unshare"
+			],
+			"action": "SCMP_ACT_ALLOW",
+			"includes": {
+				"caps": [
+					"CAP_SYS_ADMIN"
+				]
+			}
+		},
+		{
+			"names": [
+				"clone"
+			],
+			"action": "SCMP_ACT_ALLOW",
+			"args": [
+				{
+					"index": 0,
+					"value": 2114060288,
+					"op": "SCMP_CMP_MASKED_EQ"
+				}
+			],
+			"excludes": {
+				"caps": [
+					"CAP_SYS_ADMIN"
+				],
+				"arches": [
+					"s390",
+					"s390x"
+				]
+			}
+		},
+		{
+			"names": [
+				"clone"
+			],
+			"action": "SCMP_ACT_ALLOW",
+			"args": [
+				{
+					"index": 1,
+					"value": 2114060288,
+					"op": "SCMP_CMP_MASKED_EQ"
+				}
+			],
+			"comment": "s390 parameter ordering for clone is different",
+			"includes": {
+				"arches": [
+					"s390",
+					"s390x"
+				]
+			},
+			"excludes": {
+				"caps": [
+					"CAP_SYS_ADMIN"
+				]
+			}
+		},
+		{
+			"names": [
+				"clone3"
+			],
+			"action": "SCMP_ACT_ERRNO",
+			"errnoRet": 38,
+			"excludes": {
+				"caps": [
+					"CAP_SYS_ADMIN"
+				]
+			}
+		},
+		{
+			"names": [
+				"reboot"
+			],
+			"action": "SCMP_ACT_ALLOW",
+			"includes": {
+				"caps": [
+					"CAP_SYS_BOOT"
+				]
+			}
+		},
+		{
+			"names": [
+				"chroot"
+			],
+			"action": "SCMP_ACT_ALLOW",
+			"includes": {
+				"caps": [
+					"CAP_SYS_CHROOT"
+				]
+			}
+		},
+		{
+			"names": [
+				"delete_module",
+				"init_module",
+				"finit_module"
+			],
+			"action": "SCMP_ACT_ALLOW",
+			"includes": {
+				"caps": [
+					"CAP_SYS_MODULE"
+				]
+			}
+		},
+		{
+			"names": [
+				"acct"
+			],
+			"action": "SCMP_ACT_ALLOW",
+			"includes": {
+				"caps": [
+					"CAP_SYS_PACCT"
+				]
+			}
+		},
+		{
+			"names": [
+				"kcmp",
+				"pidfd_getfd",
+				"process_madvise",
+				"process_vm_readv",
+				"process_vm_writev",
+				"ptrace"
+			],
+			"action": "SCMP_ACT_ALLOW",
+			"includes": {
+				"caps": [
+					"CAP_SYS_PTRACE"
+				]
+			}
+		},
+		{
+			"names": [
+				"iopl",
+				"ioperm"
+			],
+			"action": "SCMP_ACT_ALLOW",
+			"includes": {
+				"caps": [
+					"CAP_SYS_RAWIO"
+				]
+			}
+		},
+		{
+			"names": [
+				"settimeofday",
+				"stime",
+				"clock_settime",
+				"clock_settime64"
+			],
+			"action": "SCMP_ACT_ALLOW",
+			"includes": {
+				"caps": [
+					"CAP_SYS_TIME"
+				]
+			}
+		},
+		{
+			"names": [
+				"vhangup"
+			],
+			"action": "SCMP_ACT_ALLOW",
+			"includes": {
+				"caps": [
+					"CAP_SYS_TTY_CONFIG"
+				]
+			}
+		},
+		{
+			"names": [
+				"get_mempolicy",
+				"mbind",
+				"set_mempolicy",
+				"set_mempolicy_home_node"
+			],
+			"action": "SCMP_ACT_ALLOW",
+			"includes": {
+				"caps": [
+					"CAP_SYS_NICE"
+				]
+			}
+		},
+		{
+			"names": [
+				"syslog"
+			],
+			"action": "SCMP_ACT_ALLOW",
+			"includes": {
+				"caps": [
+					"CAP_SYSLOG"
+				]
+			}
+		},
+		{
+			"names": [
+				"bpf"
+			],
+			"action": "SCMP_ACT_ALLOW",
+			"includes": {
+				"caps": [
+					"CAP_BPF"
+				]
+			}
+		},
+		{
+			"names": [
+				"perf_event_open"
+			],
+			"action": "SCMP_ACT_ALLOW",
+			"includes": {
+				"caps": [
+					"CAP_PERFMON"
+				]
+			}
+		}
+	]
+}
+"""####),
     ]
 }
