@@ -139,6 +139,6 @@ let package = Package(
             exclude: ["Fixtures"]),
 
         // MARK: benchmarks
-        .executableTarget(name: "bench-jail", dependencies: ["MiniAppJail", "MiniAppModel"], path: "Sources/Bench/jail", swiftSettings: strict),
+        .executableTarget(name: "bench-jail", dependencies: ["MiniAppJail", "MiniAppModel", "MiniAppSystem"], path: "Sources/Bench/jail", swiftSettings: strict),
     ]
 )

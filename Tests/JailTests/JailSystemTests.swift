@@ -92,7 +92,7 @@ struct JailSystemTests {
 @Suite("rootless mode (spawner is uid 65534)", .serialized)
 struct JailRootlessTests {
     static let miniapp = "\(JailHarness.packageRoot)/.build/debug/miniapp"
-    static let delegated = "miniapp-rootless-test-\(getpid())"
+    static let delegated = "miniapp-rootless-test" // reused across runs: nothing accumulates
 
     /// Delegates <controller>/<own cgroup>/<delegated> to uid 65534 (v1 here).
     static let cgroupReady: Bool = {

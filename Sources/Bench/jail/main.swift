@@ -1,1 +1,94 @@
-print("bench placeholder")
+// bench-jail: jail benchmarks in the anchors' PROJECT_BENCH format
+// (RESULT|name|p50_us|p99_us|p999_us|throughput|unit|notes), see /work/shared/anchors.
+//
+//   jail.spawn_true     spawn + reap of /bin/true in the full default jail (namespaces incl. net,
+//                       tmpfs root + binds, cgroup create/attach/destroy, caps, Landlock, seccomp,
+//                       PID-1 reaper), measured from spawn() to the awaited exit
+//   jail.suspend_resume one freezer round trip (freeze until FROZEN, then thaw) of a live worker
+//
+// Usage: bench-jail [ITERATIONS] [POLICY_DIR] [STATE_DIR]   (ITERATIONS scaled by $SCALE)
+import Dispatch
+import Glibc
+import MiniAppJail
+import MiniAppModel
+import MiniAppSystem
+
+func now() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
+
+func percentile(_ sorted: [Double], _ p: Double) -> Double {
+    guard !sorted.isEmpty else { return 0 }
+    let rank = Int((p / 100 * Double(sorted.count)).rounded(.up)) - 1
+    return sorted[max(0, min(sorted.count - 1, rank))]
+}
+
+func fmt(_ x: Double) -> String {
+    let tenths = Int((x * 10).rounded())
+    return "\(tenths / 10).\(tenths % 10)"
+}
+
+func report(_ name: String, _ samplesNs: [UInt64], totalNs: UInt64, notes: String) {
+    let us = samplesNs.map { Double($0) / 1000 }.sorted()
+    let p999 = us.count >= 1000 ? fmt(percentile(us, 99.9)) : "-"
+    let tput = Double(samplesNs.count) / (Double(totalNs) / 1e9)
+    print("RESULT|\(name)|\(fmt(percentile(us, 50)))|\(fmt(percentile(us, 99)))|\(p999)|\(fmt(tput))|ops/s|\(notes)")
+}
+
+func cgroupName(_ d: CgroupDriver) -> String {
+    switch d {
+    case .v1: "v1"
+    case .v2: "v2"
+    case .none: "none"
+    }
+}
+
+func bench(iterations: Int, policyDir: String, stateDir: String) async throws(MiniAppError) {
+    let config = try JailPolicy.load(policyDir: policyDir)
+    let jailer = try Jailer(configuration: config, stateDir: stateDir, mode: geteuid() == 0 ? .privileged : .rootless)
+    for _ in 0..<max(3, iterations / 20) { _ = await (try await jailer.spawn(JailLaunch(programId: "bench.true", argv: ["/bin/true"]))).exit }
+    var samples: [UInt64] = []
+    let t0 = now()
+    for _ in 0..<iterations {
+        let s = now()
+        let w = try await jailer.spawn(JailLaunch(programId: "bench.true", argv: ["/bin/true"]))
+        let e = await w.exit
+        samples.append(now() - s)
+        if e.status != 0 { throw MiniAppError(.internal, "/bin/true failed in the jail: \(e)") }
+    }
+    report("jail.spawn_true", samples, totalNs: now() - t0,
+           notes: "spawn+reap /bin/true, full default jail (\(config.landlockABI > 0 ? "landlock abi \(config.landlockABI)" : "no landlock"), cgroup \(cgroupName(config.cgroupDriver)))")
+
+    let w = try await jailer.spawn(JailLaunch(programId: "bench.freeze", argv: ["/bin/sh", "-c", "sleep 1000"]))
+    var fs: [UInt64] = []
+    let f0 = now()
+    for _ in 0..<(iterations * 2) {
+        let s = now()
+        try w.suspend()
+        try w.resume()
+        fs.append(now() - s)
+    }
+    report("jail.suspend_resume", fs, totalNs: now() - f0, notes: "freeze until FROZEN + thaw of a live worker")
+    w.kill()
+    _ = await w.exit
+}
+
+let args = CommandLine.arguments
+let scale = Double(String(cString: getenv("SCALE") ?? strdup("1"))) ?? 1
+let iterations = max(20, Int(Double(args.count > 1 ? Int(args[1]) ?? 400 : 400) * scale))
+let policyDir = args.count > 2 ? args[2] : "policies"
+let stateDir = args.count > 3 ? args[3] : "/tmp/miniapp-bench-\(getuid())"
+let done = DispatchSemaphore(value: 0)
+nonisolated(unsafe) var failure: MiniAppError?
+Task.detached { // detached: top-level code is main-actor isolated and the main thread waits below
+    do throws(MiniAppError) { try await bench(iterations: iterations, policyDir: policyDir, stateDir: stateDir) } catch { failure = error }
+    done.signal()
+}
+done.wait()
+if let failure {
+    let msg = Array("bench-jail: \(failure)\n".utf8)
+    _ = msg.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+    exit(1)
+}
