@@ -1,4 +1,4 @@
-import CLinuxShims
+import CNetShims
 import Glibc
 
 /// Starts a detached OS thread running `body`. The daemon's loops (reactor, reaper, metrics)
@@ -16,7 +16,7 @@ public func startThread(name: String, _ body: @escaping @Sendable () -> Void) {
     var tid = pthread_t()
     let rc = pthread_create(&tid, nil, { arg in
         let b = Unmanaged<AnyObject>.fromOpaque(arg!).takeRetainedValue() as! Box
-        clinux_set_thread_name(String(b.name.prefix(15)))
+        _ = cnet_set_thread_name(String(b.name.prefix(15)))
         b.body()
         return nil
     }, box)

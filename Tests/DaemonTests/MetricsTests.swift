@@ -48,3 +48,21 @@ import Testing
         return String(decoding: data, as: UTF8.self)
     }
 }
+
+@Suite struct ListeningSocketTests {
+    /// A second daemon must not take a live daemon's socket; a stale file left by a crash is replaced.
+    @Test func liveSocketIsNotStolenStaleOneIsReplaced() throws {
+        let dir = NSTemporaryDirectory() + "ls-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/s.sock"
+        let first = try ListeningSocket.listen(.unix(path: path))
+        #expect(throws: SystemError("bind", errno: EADDRINUSE, detail: path)) { try ListeningSocket.listen(.unix(path: path)) }
+        close(first)  // the file stays behind, as after kill -9
+        #expect(FileManager.default.fileExists(atPath: path))
+        let second = try ListeningSocket.listen(.unix(path: path))
+        close(second)
+        _ = FileManager.default.createFile(atPath: dir + "/plain", contents: Data())
+        #expect(throws: SystemError.self) { try ListeningSocket.listen(.unix(path: dir + "/plain")) }
+    }
+}

@@ -92,6 +92,10 @@ public final class ControlAPI: Sendable {
         method: String, params: JSONValue?, peer: any ControlPeer,
         reply: @escaping @Sendable (Result<JSONValue, MiniAppError>) -> Void
     ) {
+        // Same order as the Bridge (spec): method first, then params.
+        guard Self.methods.contains(method) else {
+            return reply(.failure(MiniAppError(.methodNotFound, "no control method \(method); see spec/control-api.md")))
+        }
         let p = params?.objectValue ?? [:]
         if let params, params.objectValue == nil {
             return reply(.failure(MiniAppError(.invalidParams, "params must be an object")))

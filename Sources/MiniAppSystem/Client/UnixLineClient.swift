@@ -13,25 +13,7 @@ public final class UnixLineClient {
 
     /// Connects to the socket at `path`.
     public init(path: String) throws(SystemError) {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw .current("socket") }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else {
-            close(fd)
-            throw SystemError("connect", errno: ENAMETOOLONG, detail: path)
-        }
-        withUnsafeMutableBytes(of: &addr.sun_path) { p in for (i, b) in bytes.enumerated() { p[i] = b } }
-        let rc = withUnsafePointer(to: &addr) { ap in
-            ap.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard rc == 0 else {
-            let e = SystemError.current("connect", detail: path)
-            close(fd)
-            throw e
-        }
-        self.fd = fd
+        fd = try UnixSocket.connect(path: path).take()
     }
 
     deinit { close(fd) }

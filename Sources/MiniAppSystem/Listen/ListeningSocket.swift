@@ -24,8 +24,8 @@ public enum ListenAddress: Sendable, Equatable, CustomStringConvertible {
 
 /// Creates listening sockets (CLOEXEC; Unix sockets get `mode` before anyone can connect).
 public enum ListeningSocket {
-    /// Binds and listens; returns the fd. A stale Unix socket file is replaced only if nothing
-    /// answers on it (so a second daemon cannot steal a live daemon's socket).
+    /// Binds and listens (blocking); returns the fd. Unix sockets go through `UnixSocket.listen`,
+    /// which replaces a stale socket file only if nothing answers on it.
     public static func listen(_ address: ListenAddress, mode: mode_t = 0o660, backlog: Int32 = 512) throws(SystemError) -> Int32 {
         switch address {
         case .unix(let path): return try listenUnix(path: path, mode: mode, backlog: backlog)
@@ -34,26 +34,8 @@ public enum ListeningSocket {
     }
 
     static func listenUnix(path: String, mode: mode_t, backlog: Int32) throws(SystemError) -> Int32 {
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { throw SystemError("bind", errno: ENAMETOOLONG, detail: path) }
-        withUnsafeMutableBytes(of: &addr.sun_path) { p in for (i, b) in bytes.enumerated() { p[i] = b } }
-        if (try? UnixLineClient(path: path)) != nil { throw SystemError("bind", errno: EADDRINUSE, detail: path) }
-        unlink(path)
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw .current("socket") }
-        // Bind under a restrictive umask so there is no window where the socket is 0777.
-        let old = umask(0o177)
-        let rc = withUnsafePointer(to: &addr) { ap in
-            ap.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        umask(old)
-        guard rc == 0, chmod(path, mode) == 0, Glibc.listen(fd, backlog) == 0 else {
-            let e = SystemError.current("bind/listen", detail: path)
-            close(fd)
-            throw e
-        }
+        let fd = try UnixSocket.listen(path: path, mode: UInt32(mode), backlog: backlog).take()
+        try UnixSocket.setNonBlocking(fd, false)  // served by a blocking accept thread
         return fd
     }
 

@@ -1,4 +1,3 @@
-import CLinuxShims
 import Glibc
 import Synchronization
 
@@ -33,11 +32,11 @@ public final class TinyHTTPServer: Sendable {
 
     private func serve() {
         while !stopped.load(ordering: .sequentiallyConsistent) {
-            let c = clinux_accept_cloexec(fd)
-            if c < 0 {
-                if errno == EINTR || errno == ECONNABORTED { continue }
-                return
-            }
+            let accepted: OwnedFD?
+            do { accepted = try UnixSocket.accept(fd) } catch { return }  // listener closed by stop()
+            guard let conn = accepted else { continue }  // the peer gave up before we accepted
+            let c = conn.take()
+            try? UnixSocket.setNonBlocking(c, false)  // SO_RCVTIMEO bounds the blocking read
             respond(c)
             close(c)
         }

@@ -81,6 +81,9 @@ public enum UnixSocket {
         var st = stat()
         if lstat(path, &st) == 0 {
             guard (st.st_mode & S_IFMT) == S_IFSOCK else { throw SystemError("bind", errno: EEXIST, detail: path) }
+            // Only a *stale* socket is replaced: if something still answers there, a second
+            // daemon must not silently take the live daemon's socket away from its clients.
+            if (try? connect(path: path)) != nil { throw SystemError("bind", errno: EADDRINUSE, detail: path) }
             unlink(path)
         }
         let fd = OwnedFD(adopting: try retryingEINTR("socket") {
