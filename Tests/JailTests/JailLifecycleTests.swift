@@ -116,11 +116,12 @@ struct JailLifecycleTests {
     func reaper() async throws {
         let (exit, lines) = try await JailHarness.runWorker([], argv: ["/bin/sh", "-c", "(sleep 0.1 &) ; sleep 0.3; ls /proc | grep -c '^[0-9]'"])
         #expect(exit.status == 0)
-        // Known race, seen once under `swift test --parallel` load: the last output line can be
-        // missing when the exit is reported before the output pipe is drained. Tracked for the
-        // next session (output capture must drain to EOF before reporting the exit).
-        withKnownIssue("last output line may be lost under load (output drained after exit)", isIntermittent: true) {
-            #expect(lines.last.flatMap { Int($0) }.map { $0 <= 4 } == true, "\(lines)")
+        // Known issue: only while the whole suite runs in parallel, `sh` inside the jail sometimes
+        // gets EACCES opening /dev/null for the background job (stderr: "cannot open /dev/null:
+        // Permission denied"), so that line comes last. The orphan count itself is right. Suspects:
+        // device access (devices cgroup / Landlock /dev rule) under concurrent setup. Tracked.
+        withKnownIssue("EACCES on /dev/null inside the jail under full-suite parallel load", isIntermittent: true) {
+            #expect(lines.last.flatMap { Int($0) }.map { $0 <= 4 } == true, "\(lines) \(exit)")
         }
     }
 }
