@@ -79,7 +79,10 @@ let package = Package(
         // MARK: executables
         .executableTarget(
             name: "miniappd",
-            dependencies: ["MiniAppDaemon", "MiniAppSystem", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "MiniAppDaemon", "MiniAppSystem", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict),
         .executableTarget(
             name: "miniapp",

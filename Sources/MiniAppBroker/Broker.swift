@@ -157,6 +157,13 @@ public final class Broker: @unchecked Sendable {
         return counterStore.snapshot(workers: workers)
     }
 
+    /// Messages received from a worker so far and the monotonic time (ns) of the last one
+    /// (0 when none); (0, 0) for a worker that is not attached.
+    public func activity(workerId: String) -> (calls: UInt64, lastCallNanos: UInt64) {
+        guard let s = sessions.withLock({ $0[workerId] }) else { return (0, 0) }
+        return (s.calls.load(ordering: .relaxed), s.lastCallNanos.load(ordering: .relaxed))
+    }
+
     /// Identities of the attached workers.
     public var attachedWorkers: [CallerIdentity] { sessions.withLock { $0.values.map(\.identity) } }
 
@@ -176,7 +183,7 @@ public final class Broker: @unchecked Sendable {
     /// is in the catalogue (unknown names are counted together, see `BrokerCounters`).
     func record(_ r: CallRecord, known: Bool) {
         let key = r.method == nil ? "(invalid)" : known ? r.method! : "(unknown)"
-        counterStore.count(methodKey: key, decision: r.decision, code: r.code?.rawValue)
+        counterStore.count(methodKey: key, decision: r.decision, code: r.code?.rawValue, micros: r.micros)
         audit?.record(r)
         if inspector.isActive { inspector.publish(r) }
     }

@@ -38,6 +38,8 @@ final class WorkerSession: LineHandler, @unchecked Sendable {
     private var syncOutcome: CallOutcome?
     /// Messages received (every one counts, refused ones included); read by `counters()`.
     let calls = Atomic<UInt64>(0)
+    /// Monotonic time (ns) of the last message, for the daemon's idle timeout.
+    let lastCallNanos = Atomic<UInt64>(0)
 
     init(broker: Broker, identity: CallerIdentity) {
         self.broker = broker
@@ -56,6 +58,7 @@ final class WorkerSession: LineHandler, @unchecked Sendable {
         let arrival = monotonicNanos()
         let bytesIn = line.count + 1
         calls.add(1, ordering: .relaxed)
+        lastCallNanos.store(arrival, ordering: .relaxed)
         let depth = broker.configuration.maxDepth
         if let fast = RPCCodec.decodeRequestFast(line, maxDepth: depth) {
             process(fast, arrival: arrival, bytesIn: bytesIn)

@@ -1,12 +1,41 @@
+import Foundation
 import Glibc
+import Logging
+import MiniAppBroker
+import MiniAppJail
+import MiniAppJSON
 public import MiniAppModel
+import MiniAppPackages
 import MiniAppSystem
+import Synchronization
 
 /// The composed daemon: builds every component from the configuration, then serves until
 /// SIGTERM. The order of `start` is the order of dependencies; `shutdown` undoes it.
+///
+///     state dir ─ policies ─ jailer (+ sweep of a crashed run) ─ catalogue, partners
+///       ─ services ─ reactor + broker ─ package store ─ supervisor ─ control API
+///       ─ control socket (LISTEN_FDS or bind) ─ metrics ─ background update checks
 public final class Daemon {
     let config: DaemonConfig
     let notifier = SystemdNotifier(environment: Daemon.environment())
+    let logger = Logger(label: "miniappd")
+    private var parts: Parts?
+
+    /// Everything `start` built, for `reload` and `shutdown`.
+    struct Parts {
+        var layout: StateLayout
+        var policyDir: String
+        var reactor: Reactor
+        var broker: Broker
+        var services: BuiltinServices
+        var brokerBinding: BrokerBinding
+        var jail: JailBinding
+        var supervisor: Supervisor
+        var control: ControlServer
+        var socketPath: String?
+        var metricsServer: TinyHTTPServer?
+        var updateTimer: (any DispatchSourceTimer)?
+    }
 
     /// Builds the daemon; nothing is started yet. Call `SignalLoop.blockInProcess()` before,
     /// while the process has one thread.
@@ -19,33 +48,263 @@ public final class Daemon {
         let signals: SignalLoop
         do { signals = try SignalLoop() } catch { throw MiniAppError(.internal, "cannot set up signal handling: \(error)") }
         try start()
-        notifier.notify("READY=1\nSTATUS=serving")
+        _ = notifier.notify("READY=1\nSTATUS=serving")
+        logger.info("miniappd \(DaemonVersion.current) serving", metadata: ["control": "\(parts?.socketPath ?? "LISTEN_FDS")"])
         let tick = notifier.watchdogMicros.map { Int32(clamping: $0 / 2000) } ?? 1000
         while true {
             let sig = signals.next(timeoutMillis: max(tick, 50))
-            if notifier.watchdogMicros != nil { notifier.notify("WATCHDOG=1") }
+            if notifier.watchdogMicros != nil { _ = notifier.notify("WATCHDOG=1") }
             switch sig {
             case SIGTERM, SIGINT:
-                notifier.notify("STOPPING=1\nSTATUS=stopping workers")
+                _ = notifier.notify("STOPPING=1\nSTATUS=stopping workers")
                 shutdown()
                 return
             case SIGHUP:
-                notifier.notify("RELOADING=1")
+                _ = notifier.notify("RELOADING=1")
                 reload()
-                notifier.notify("READY=1\nSTATUS=serving")
+                _ = notifier.notify("READY=1\nSTATUS=serving")
             default:
                 continue
             }
         }
     }
 
+    // MARK: start
+
     func start() throws(MiniAppError) {
-        throw MiniAppError(.internal, "the daemon composition lands with the jail, packages and broker (issue 5)")
+        let layout = StateLayout(root: config.stateDir)
+        try layout.create()
+        let policyDir: String
+        if let dir = config.policyDir {
+            policyDir = dir
+        } else {
+            policyDir = try layout.materialize(EmbeddedPolicies.files, into: layout.embeddedPolicies)
+        }
+        let hostVersion = config.hostVersion ?? DaemonVersion.current
+        guard let hostSemVer = SemVer(hostVersion) else {
+            throw MiniAppError(.invalidParams, "host version '\(hostVersion)' is not a SemVer 2.0.0 version (e.g. 4.2.0)")
+        }
+        let mode = try Self.workerMode(config.workerMode)
+        let jailConfig = try JailPolicy.load(policyDir: policyDir)
+        let jailer = try Jailer(configuration: jailConfig, stateDir: layout.root, mode: mode)
+        let swept = jailer.sweepStaleWorkers()
+        if swept.cgroups > 0 {
+            logger.notice("removed \(swept.cgroups) worker cgroup(s) and \(swept.processes) process(es) left by a previous run")
+        }
+        let catalogue = try Self.loadCatalogue(policyDir)
+        let partners = try PartnerDirectory.load(policyDir: policyDir)
+        let sdkDir = try layout.materialize(EmbeddedSDK.files, into: layout.sdk)
+
+        let services = try makeServices(layout: layout, hostVersion: hostVersion)
+        let reactor: Reactor
+        let broker: Broker
+        do {
+            reactor = try Reactor()
+            try reactor.start()
+            broker = try Broker(
+                reactor: reactor, catalogue: catalogue, grants: BrokerBinding.grants(partners), services: services.all,
+                configuration: BrokerConfiguration(
+                    maxMessageBytes: config.maxMessageBytes, audit: AuditConfiguration(path: layout.audit + "/audit.jsonl"),
+                    inspectorPayloads: config.inspectorPayloads),
+                logger: Logger(label: "miniappd.broker"))
+        } catch {
+            services.shutdown()
+            throw MiniAppError(.internal, "cannot start the Bridge broker: \(error)")
+        }
+        let brokerBinding = BrokerBinding(broker: broker, services: services, policyDir: policyDir, partners: partners)
+        let store = StoreBinding(
+            store: try PackageStore(
+                root: layout.packages,
+                options: VerifierOptions(hostVersion: hostSemVer, knownPermissions: try KnownPermissions.load(policyDir: policyDir)),
+                partners: { brokerBinding.partners }),
+            dataRoot: layout.data)
+
+        let metrics = DaemonMetricsSink(metrics: DaemonMetrics())
+        let jail = JailBinding(jailer: jailer, logger: Logger(label: "miniappd.worker"), metrics: metrics)
+        let notify = NotifyRelay()
+        let supervisor = Supervisor(
+            settings: supervisorSettings(sdkDir: sdkDir), ids: try WorkerIDAllocator(path: layout.workerSequence),
+            spawner: jail, resolver: store, bridge: brokerBinding, notify: { m, p in notify.send(m, p) })
+        let updates = config.registry.map {
+            UpdateChecker(
+                registry: $0, transport: CurlRegistryTransport(), staging: store, downloadsDir: layout.downloads,
+                timeoutMillis: config.registryTimeoutMillis)
+        }
+        store.connect(isRunning: { supervisor.isRunning(programId: $0) }, updates: updates)
+
+        let facts = DaemonFacts(
+            version: DaemonVersion.current, hostVersion: hostVersion, mode: mode.rawValue, cgroups: Self.cgroupName(jailConfig.cgroupDriver))
+        let api = ControlAPI(facts: facts, supervisor: supervisor, packages: store, broker: brokerBinding)
+        let control = ControlServer(
+            reactor: reactor, api: api, broker: broker, access: ControlAccess(config: config), maxMessageBytes: config.maxMessageBytes,
+            logger: Logger(label: "miniappd.control"))
+        notify.connect(control)
+        let socketPath = try serveControl(control)
+        parts = Parts(
+            layout: layout, policyDir: policyDir, reactor: reactor, broker: broker, services: services, brokerBinding: brokerBinding,
+            jail: jail, supervisor: supervisor, control: control, socketPath: socketPath,
+            metricsServer: try startMetrics(metrics, supervisor: supervisor, broker: broker),
+            updateTimer: startUpdateTimer(updates))
     }
 
-    func shutdown() {}
+    private func makeServices(layout: StateLayout, hostVersion: String) throws(MiniAppError) -> BuiltinServices {
+        let servicesConfig: ServicesConfig
+        do { servicesConfig = try ServicesConfig(hostVersion: hostVersion, json: config.services) } catch {
+            throw MiniAppError(.invalidParams, "\(error)")
+        }
+        let programLog = Logger(label: "miniappd.program")
+        return try BuiltinServices(stateDirectory: layout.services, config: servicesConfig) { level, program, worker, message in
+            programLog.log(level: Self.logLevel(level), "\(message)", metadata: ["program": "\(program)", "worker": "\(worker)"])
+        }
+    }
 
-    func reload() {}
+    private func supervisorSettings(sdkDir: String) -> SupervisorSettings {
+        var s = SupervisorSettings()
+        s.maxWorkers = config.maxWorkers
+        s.maxRestarts = config.maxRestarts
+        s.restartBackoffMillis = config.restartBackoffMillis
+        s.idleTimeoutSeconds = config.idleTimeoutSeconds
+        s.stopGraceMillis = config.stopGraceMillis
+        s.sdkDir = sdkDir
+        return s
+    }
+
+    /// Serves the control socket: the one systemd passed (LISTEN_FDS), else a fresh 0660 socket
+    /// at `controlSocket` (a stale file from a crashed run is replaced; a live one is refused).
+    /// Returns the path to unlink at shutdown (nil under socket activation).
+    private func serveControl(_ control: ControlServer) throws(MiniAppError) -> String? {
+        let activated = SocketActivation.takeListenFDs()
+        do {
+            if let fd = activated.first {
+                try control.serve(OwnedFD(adopting: fd))
+                for extra in activated.dropFirst() { close(extra) }
+                return nil
+            }
+            let dir = (config.controlSocket as NSString).deletingLastPathComponent
+            if !dir.isEmpty { try? CgroupFiles.mkdirs(dir) }
+            try control.serve(try UnixSocket.listen(path: config.controlSocket, mode: 0o660))
+            return config.controlSocket
+        } catch {
+            throw MiniAppError(.internal, "cannot serve the control socket \(config.controlSocket): \(error)")
+        }
+    }
+
+    private func startMetrics(_ sink: DaemonMetricsSink, supervisor: Supervisor, broker: Broker) throws(MiniAppError) -> TinyHTTPServer? {
+        guard let listen = config.metricsListen else { return nil }
+        guard let address = ListenAddress.parse(listen) else {
+            throw MiniAppError(.invalidParams, "metricsListen '\(listen)' must be 127.0.0.1:PORT or unix:/path")
+        }
+        let fd: Int32
+        do { fd = try ListeningSocket.listen(address) } catch {
+            throw MiniAppError(.internal, "cannot listen for metrics on \(listen): \(error)")
+        }
+        let server = TinyHTTPServer(listeningFD: fd) { path in
+            guard path == "/metrics" else { return nil }
+            return (200, "text/plain; version=0.0.4", sink.scrape(workers: supervisor.counts(), broker: broker.counters()))
+        }
+        server.start()
+        return server
+    }
+
+    private func startUpdateTimer(_ updates: UpdateChecker?) -> (any DispatchSourceTimer)? {
+        guard let updates, config.updateCheckIntervalSeconds > 0 else { return nil }
+        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "miniappd.updates"))
+        let interval = DispatchTimeInterval.seconds(config.updateCheckIntervalSeconds)
+        timer.schedule(deadline: .now() + interval, repeating: interval)
+        let logger = self.logger
+        timer.setEventHandler {
+            do throws(MiniAppError) {
+                let r = try updates.check(id: nil)
+                logger.info("update check: \(r.serialized().count) bytes of results", metadata: ["updates": "\(r)"])
+            } catch {
+                logger.warning("update check failed: \(error)")
+            }
+        }
+        timer.resume()
+        return timer
+    }
+
+    // MARK: shutdown and reload
+
+    /// SIGTERM: stop accepting, stop every worker (hosts hear `program.exited` with reason
+    /// `daemon-shutdown`), close the control connections, then flush and close storage.
+    func shutdown() {
+        guard let p = parts else { return }
+        p.updateTimer?.cancel()
+        p.control.stopAccepting()
+        p.supervisor.shutdown(graceMillis: config.stopGraceMillis)
+        p.metricsServer?.stop()
+        p.control.close()
+        p.reactor.shutdown()
+        p.services.shutdown()
+        if let path = p.socketPath { unlink(path) }
+        logger.info("miniappd stopped")
+        parts = nil
+    }
+
+    /// SIGHUP: re-read the jail policy, the method catalogue and the partner grants. Each part
+    /// that fails to load keeps its previous version (logged): a typo in a policy file must not
+    /// leave the daemon without a policy. Running workers keep the jail they started with.
+    func reload() {
+        guard let p = parts else { return }
+        guard config.policyDir != nil else {
+            logger.info("reload: policies are the embedded defaults; nothing to re-read")
+            return
+        }
+        do throws(MiniAppError) {
+            let jailConfig = try JailPolicy.load(policyDir: p.policyDir)
+            p.jail.replace(try Jailer(configuration: jailConfig, stateDir: p.layout.root, mode: p.jail.jailer.mode))
+        } catch {
+            logger.error("reload: keeping the previous jail policy: \(error)")
+        }
+        do throws(MiniAppError) {
+            p.broker.permissions.updateCatalogue(try Self.loadCatalogue(p.policyDir))
+        } catch {
+            logger.error("reload: keeping the previous method catalogue: \(error)")
+        }
+        do throws(MiniAppError) { try p.brokerBinding.refreshPermissions() } catch {
+            logger.error("reload: keeping the previous partner grants: \(error)")
+        }
+        logger.info("reload: policies re-read from \(p.policyDir)")
+    }
+
+    // MARK: helpers
+
+    static func workerMode(_ text: String) throws(MiniAppError) -> JailMode {
+        switch text {
+        case "privileged": return .privileged
+        case "rootless": return .rootless
+        default: return geteuid() == 0 ? .privileged : .rootless
+        }
+    }
+
+    static func loadCatalogue(_ policyDir: String) throws(MiniAppError) -> MethodCatalogue {
+        let path = policyDir + "/methods.json"
+        let bytes: [UInt8]
+        do { bytes = try OwnedFD.open(path, O_RDONLY | O_CLOEXEC).readAll(limit: 16 << 20) } catch {
+            throw MiniAppError(.internal, "cannot read the method catalogue \(path): \(error)")
+        }
+        do { return try MethodCatalogue.parse(bytes) } catch {
+            throw MiniAppError(.internal, "the method catalogue \(path) is invalid: \(error)")
+        }
+    }
+
+    static func cgroupName(_ d: CgroupDriver) -> String {
+        switch d {
+        case .v1: "v1"
+        case .v2: "v2"
+        case .none: "none"
+        }
+    }
+
+    static func logLevel(_ l: ProgramLogLevel) -> Logger.Level {
+        switch l {
+        case .debug: .debug
+        case .info: .info
+        case .warn: .warning
+        case .error: .error
+        }
+    }
 
     static func environment() -> [String: String] {
         var env: [String: String] = [:]
@@ -57,4 +316,14 @@ public final class Daemon {
         }
         return env
     }
+}
+
+/// Delivers supervisor notifications to the control server, which is built after the
+/// supervisor (it needs the API, which needs the supervisor).
+final class NotifyRelay: Sendable {
+    private let server = Mutex<ControlServer?>(nil)
+
+    func connect(_ s: ControlServer) { server.withLock { $0 = s } }
+
+    func send(_ method: String, _ params: JSONValue) { server.withLock { $0 }?.broadcast(method: method, params: params) }
 }

@@ -2,7 +2,7 @@
 
 /// The repo's policies/, compiled in: the defaults when no --policy-dir is given.
 enum EmbeddedPolicies {
-    /// (path relative to the policy dir, contents)
+    /// (path relative to the directory, contents)
     static let files: [(String, String)] = [
         ("jail.json", ####"""
 // miniappd jail policy: how every mini-program worker is isolated.

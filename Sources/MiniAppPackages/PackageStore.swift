@@ -39,13 +39,23 @@ public final class PackageStore: Sendable {
 
     /// Verifies and installs the package at `path`, making it active now (program not running).
     public func install(path: String, allowDowngrade: Bool = false) throws(MiniAppError) -> InstallOutcome {
-        try add(path: path, allowDowngrade: allowDowngrade, stage: false)
+        try add(path: path, allowDowngrade: allowDowngrade, stageIf: { _ in false }).outcome
+    }
+
+    /// Verifies and adds the package at `path`: staged when `isRunning(id)` says its program
+    /// runs (active at its next `activatePending`), else active now. The decision is taken under
+    /// the store lock, after verification, so a package never becomes active under a running
+    /// program. Returns the program id with the outcome.
+    public func add(path: String, allowDowngrade: Bool = false, isRunning: (String) -> Bool) throws(MiniAppError)
+        -> (id: String, outcome: InstallOutcome)
+    {
+        try add(path: path, allowDowngrade: allowDowngrade, stageIf: isRunning)
     }
 
     /// Verifies and stages the package at `path` (program running): it becomes active at the
     /// next `activatePending`.
     public func stage(path: String, allowDowngrade: Bool = false) throws(MiniAppError) -> InstallOutcome {
-        try add(path: path, allowDowngrade: allowDowngrade, stage: true)
+        try add(path: path, allowDowngrade: allowDowngrade, stageIf: { _ in true }).outcome
     }
 
     /// Makes a staged version active (call before launching `id`). Returns it, or nil if none.
@@ -125,20 +135,24 @@ public final class PackageStore: Sendable {
 
     // MARK: internals
 
-    private func add(path: String, allowDowngrade: Bool, stage: Bool) throws(MiniAppError) -> InstallOutcome {
+    private func add(path: String, allowDowngrade: Bool, stageIf: (String) -> Bool) throws(MiniAppError)
+        -> (id: String, outcome: InstallOutcome)
+    {
         let archive = try ZipArchive.open(path: path, limits: options.limits)
         let verifier = PackageVerifier(partners: partners(), options: options)
         return try withLock { rootFD throws(MiniAppError) in
             // Verify under the lock so step 8 sees the state we are about to change.
             let pre = try verifier.verify(archive: archive, installedVersion: nil, allowDowngrade: true)
-            let dir = try programDir(rootFD, pre.manifest.id, create: true)
+            let id = pre.manifest.id
+            let stage = stageIf(id)
+            let dir = try programDir(rootFD, id, create: true)
             var state = try readState(dir.raw)
             if let active = state.active, pre.manifest.version < active.version, !allowDowngrade {
                 throw MiniAppError(.downgrade, "\(pre.manifest.id) \(pre.manifest.version) is older than the active \(active.version); pass --allow-downgrade to install it anyway", data: ["active": active.version.text])
             }
             CrashPoint.hit("verified")
             let new = StoredVersion(version: pre.manifest.version, digest: pre.contentDigest)
-            if let outcome = try reuse(dir.raw, &state, new, stage: stage) { return outcome }
+            if let outcome = try reuse(dir.raw, &state, new, stage: stage) { return (id, outcome) }
             let versions = try FileTree.openDir(dir.raw, "versions")
             FileTree.remove(versions.raw, new.version.text)  // an unreferenced leftover, if any
             try PackageExtractor.extract(pre, parentFD: versions.raw, name: new.version.text)
@@ -148,7 +162,7 @@ public final class PackageStore: Sendable {
                 state = ProgramState(active: new, previous: state.active, pending: nil)
             }
             try commit(dir.raw, state)
-            return stage ? .staged(new.version) : .activated(new.version)
+            return (id, stage ? .staged(new.version) : .activated(new.version))
         }
     }
 

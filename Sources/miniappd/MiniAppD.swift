@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Logging
 import MiniAppDaemon
 import MiniAppJSON
 import MiniAppModel
@@ -27,6 +28,11 @@ struct MiniAppD: ParsableCommand {
         // Before any thread exists, so every thread inherits the mask and signals reach only
         // the signalfd loop.
         SignalLoop.blockInProcess()
+        LoggingSystem.bootstrap { label in
+            var h = StreamLogHandler.standardError(label: label)
+            h.logLevel = ProcessInfo.processInfo.environment["MINIAPPD_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+            return h
+        }
         let cfg: DaemonConfig
         do {
             cfg = try loadConfig()

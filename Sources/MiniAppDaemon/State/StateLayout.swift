@@ -13,8 +13,8 @@ public struct StateLayout: Sendable {
 
     public var packages: String { root + "/packages" }
     public var data: String { root + "/data" }
-    public var storageDatabase: String { root + "/storage.sqlite" }
-    public var keys: String { root + "/keys" }
+    /// The built-in services' state: `storage.sqlite` (+ WAL) and `auth-ed25519.pem`.
+    public var services: String { root + "/services" }
     public var audit: String { root + "/audit" }
     public var uids: String { root + "/uids.json" }
     public var workerSequence: String { root + "/workers.seq" }
@@ -25,7 +25,7 @@ public struct StateLayout: Sendable {
 
     /// Creates the directories (0700) that do not exist yet.
     public func create() throws(MiniAppError) {
-        for dir in [root, packages, data, keys, audit, downloads] {
+        for dir in [root, packages, data, services, audit, downloads] {
             try Self.mkdir(dir, mode: 0o700)
         }
     }

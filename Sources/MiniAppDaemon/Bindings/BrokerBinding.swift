@@ -1,0 +1,111 @@
+import Glibc
+import MiniAppBroker
+import MiniAppJSON
+import MiniAppModel
+import MiniAppPackages
+import MiniAppSystem
+import Synchronization
+
+/// Binds the supervisor's `BridgeAttacher` and the control API's `BrokerControl` to
+/// MiniAppBroker's `Broker` and the built-in services, and owns the partner grants.
+///
+/// Grants: the partner set is read from `<policy-dir>/partners/*.json` at start, on
+/// `permissions.refresh` and on SIGHUP. It is swapped whole, and the broker's permission
+/// snapshot with it, so a revoked permission is denied from the next call on, without
+/// restarting any worker (DESIGN.md, "The permission table").
+final class BrokerBinding: BridgeAttacher, BrokerControl {
+    let broker: Broker
+    let services: BuiltinServices
+    private let policyDir: Mutex<String>
+    private let partnerSet: Mutex<PartnerSet>
+
+    init(broker: Broker, services: BuiltinServices, policyDir: String, partners: PartnerSet) {
+        self.broker = broker
+        self.services = services
+        self.policyDir = Mutex(policyDir)
+        partnerSet = Mutex(partners)
+    }
+
+    /// The partners now (the package store asks at every operation).
+    var partners: PartnerSet { partnerSet.withLock { $0 } }
+
+    /// partnerId → granted permissions, for the permission table.
+    static func grants(_ set: PartnerSet) -> [String: Set<String>] { set.partners.mapValues(\.permissions) }
+
+    /// Points at a reloaded policy directory (SIGHUP).
+    func setPolicyDir(_ dir: String) { policyDir.withLock { $0 = dir } }
+
+    // MARK: BridgeAttacher
+
+    func attach(identity: CallerIdentity) throws(MiniAppError) -> Int32 {
+        let pair: SocketPair
+        do { pair = try UnixSocket.pair() } catch {
+            throw MiniAppError(.internal, "cannot create the Bridge socket pair: \(error); the daemon may be out of file descriptors")
+        }
+        let daemonSide = pair.daemonSide
+        let workerRaw = pair.workerSide.take()
+        do {
+            try broker.attach(workerFD: daemonSide, identity: identity)
+        } catch {
+            close(workerRaw)
+            throw error
+        }
+        return workerRaw
+    }
+
+    func detach(workerId: String) { broker.detach(workerId: workerId) }
+
+    func sendEvent(workerId: String, name: String, data: JSONValue) throws(MiniAppError) {
+        guard broker.sendEvent(workerId: workerId, name: name, data: data) else {
+            throw MiniAppError(.notFound, "worker \(workerId) has no Bridge connection (it is exiting)")
+        }
+    }
+
+    func activity(workerId: String) -> (calls: Int64, lastCallNanos: UInt64) {
+        let a = broker.activity(workerId: workerId)
+        return (Int64(clamping: a.calls), a.lastCallNanos)
+    }
+
+    // MARK: BrokerControl
+
+    func provide(methods: [String], peer: any ControlPeer) throws(MiniAppError) {
+        guard let conn = (peer as? ControlConnectionPeer)?.connection else {
+            throw MiniAppError(.internal, "bridge.provide needs a control socket connection")
+        }
+        try broker.hostProviders.provide(methods: methods, connection: conn)
+    }
+
+    func subscribeInspector(programId: String?, peer: any ControlPeer) {
+        guard let conn = (peer as? ControlConnectionPeer)?.connection else { return }
+        broker.inspector.subscribe(connection: conn, programId: programId)
+    }
+
+    func providerReply(_ message: JSONObject, peer: any ControlPeer) {
+        guard let conn = (peer as? ControlConnectionPeer)?.connection,
+            case .success(.response(let r)) = RPCCodec.decodeMessage(.object(message))
+        else { return }
+        conn.reactor.execute { [broker] in _ = broker.hostProviders.handleResponse(r, from: conn) }
+    }
+
+    /// Provider registrations and inspector subscriptions end by themselves: both observe the
+    /// connection's close (pending provider calls then fail `HOST_UNAVAILABLE`).
+    func peerClosed(_ peer: any ControlPeer) {}
+
+    func refreshPermissions() throws(MiniAppError) {
+        let dir = policyDir.withLock { $0 }
+        let fresh = try PartnerDirectory.load(policyDir: dir)
+        partnerSet.withLock { $0 = fresh }
+        broker.updateGrants(Self.grants(fresh))
+    }
+
+    func setSession(userId: String, claims: JSONObject) throws(MiniAppError) {
+        try services.auth.setSession(userId: userId, claims: claims)
+    }
+
+    func jwks() -> JSONValue { services.auth.jwks() }
+
+    func denials() -> Int64 {
+        let c = broker.counters()
+        return Int64(clamping: c.callsByMethod.values.reduce(0) { $0 + ($1[.deny] ?? 0) })
+    }
+}

@@ -1,0 +1,136 @@
+import Dispatch
+import Glibc
+import Logging
+import MiniAppJail
+import MiniAppModel
+import MiniAppSystem
+import Synchronization
+
+/// Binds the supervisor's `WorkerSpawner` seam to MiniAppJail's `Jailer`.
+///
+/// The jail's API is async; the supervisor's is synchronous because it is called from the
+/// control queue (a Dispatch thread, never the Swift cooperative pool and never the reactor
+/// thread), so blocking that thread on a semaphore until the spawn task finishes is safe.
+/// The jailer can be replaced by a SIGHUP reload; workers already running keep their policy.
+final class JailBinding: WorkerSpawner {
+    private let current: Mutex<Jailer>
+    private let logger: Logger
+    private let metrics: DaemonMetricsSink
+
+    init(jailer: Jailer, logger: Logger, metrics: DaemonMetricsSink) {
+        current = Mutex(jailer)
+        self.logger = logger
+        self.metrics = metrics
+    }
+
+    /// The jailer new workers use.
+    var jailer: Jailer { current.withLock { $0 } }
+
+    /// Swaps in a jailer built from reloaded policies.
+    func replace(_ jailer: Jailer) { current.withLock { $0 = jailer } }
+
+    func spawn(_ request: WorkerSpawnRequest, onExit: @escaping @Sendable (WorkerExitInfo) -> Void)
+        throws(MiniAppError) -> any WorkerHandle
+    {
+        let launch = makeLaunch(request)
+        let jailer = self.jailer
+        let started = DispatchTime.now().uptimeNanoseconds
+        let result = Self.blocking { () async throws(MiniAppError) -> JailedWorker in try await jailer.spawn(launch) }
+        let worker = try result.get()
+        metrics.launched(nanos: DispatchTime.now().uptimeNanoseconds - started)
+        let handle = JailWorkerHandle(worker)
+        let metrics = self.metrics
+        Task.detached {
+            let exit = await worker.exit
+            let info = Self.exitInfo(exit)
+            metrics.exited(info)
+            onExit(info)
+        }
+        return handle
+    }
+
+    private func makeLaunch(_ r: WorkerSpawnRequest) -> JailLaunch {
+        var launch = JailLaunch(programId: r.programId, argv: r.argv)
+        for kv in r.env {
+            guard let eq = kv.firstIndex(of: "=") else { continue }
+            launch.env[String(kv[..<eq])] = String(kv[kv.index(after: eq)...])
+        }
+        launch.appDir = r.appDir
+        launch.dataDir = r.dataDir
+        launch.extraReadOnlyBinds = r.readOnlyBinds.map { JailBind(hostPath: $0.0, jailPath: $0.1) }
+        launch.bridgeFD = r.bridgeFD
+        launch.workdir = "/app"
+        let logger = self.logger
+        let workerId = r.workerId
+        // Program output is untrusted text: it goes to the log as a value with its origin
+        // attached, never interpreted (a program printing fake daemon log lines is only noise
+        // tagged with its own id).
+        launch.output = { line in
+            logger.info(
+                "\(line.text)",
+                metadata: ["program": "\(line.programId)", "worker": "\(workerId)", "stream": "\(line.stream.rawValue)"])
+        }
+        return launch
+    }
+
+    /// Runs an async throwing body to completion from a synchronous Dispatch thread.
+    static func blocking<T: Sendable>(_ body: @escaping @Sendable () async throws(MiniAppError) -> T) -> Result<T, MiniAppError> {
+        let box = Mutex<Result<T, MiniAppError>?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        Task.detached {
+            let r: Result<T, MiniAppError>
+            do throws(MiniAppError) { r = .success(try await body()) } catch { r = .failure(error) }
+            box.withLock { $0 = r }
+            done.signal()
+        }
+        done.wait()
+        return box.withLock { $0! }
+    }
+
+    /// The jail's exit → the control API's `program.exited` fields.
+    static func exitInfo(_ e: WorkerExit) -> WorkerExitInfo {
+        let status = e.shellStatus
+        let sig = e.signal.map(signalName)
+        switch e.reason {
+        case .exit: return WorkerExitInfo(status: status, reason: .exit)
+        case .signal: return WorkerExitInfo(status: status, signal: sig, reason: .signal)
+        case .killedOOM: return WorkerExitInfo(status: status, signal: sig, reason: .killedOOM, detail: "memory limit")
+        case .killedLimit(let kind):
+            let detail = kind == .wallClock ? "wall-clock limit" : "pids limit"
+            return WorkerExitInfo(status: status, signal: sig, reason: .killedLimit, detail: detail)
+        case .stopped: return WorkerExitInfo(status: status, signal: sig, reason: .stopped)
+        }
+    }
+
+    static func signalName(_ n: Int32) -> String {
+        let names: [Int32: String] = [
+            SIGHUP: "SIGHUP", SIGINT: "SIGINT", SIGQUIT: "SIGQUIT", SIGILL: "SIGILL", SIGTRAP: "SIGTRAP",
+            SIGABRT: "SIGABRT", SIGBUS: "SIGBUS", SIGFPE: "SIGFPE", SIGKILL: "SIGKILL", SIGUSR1: "SIGUSR1",
+            SIGSEGV: "SIGSEGV", SIGUSR2: "SIGUSR2", SIGPIPE: "SIGPIPE", SIGALRM: "SIGALRM", SIGTERM: "SIGTERM",
+            SIGXCPU: "SIGXCPU", SIGXFSZ: "SIGXFSZ", SIGSYS: "SIGSYS",
+        ]
+        return names[n] ?? "SIG\(n)"
+    }
+}
+
+/// A `JailedWorker` as the supervisor's `WorkerHandle`.
+final class JailWorkerHandle: WorkerHandle {
+    let worker: JailedWorker
+
+    init(_ worker: JailedWorker) { self.worker = worker }
+
+    var pid: Int32 { worker.pid }
+    func suspend() throws(MiniAppError) { try worker.suspend() }
+    func resume() throws(MiniAppError) { try worker.resume() }
+    func kill() { worker.kill() }
+
+    func stop(graceMillis: Int) {
+        let worker = self.worker
+        Task.detached { _ = await worker.stop(grace: Double(graceMillis) / 1000) }
+    }
+
+    func usage() -> (memoryBytes: Int64, cpuMicros: Int64) {
+        let s = worker.stats()
+        return (Int64(clamping: s.memoryBytes), Int64(clamping: s.cpuMicros))
+    }
+}

@@ -1,0 +1,163 @@
+import Glibc
+import MiniAppJSON
+import MiniAppModel
+import MiniAppPackages
+import MiniAppSystem
+import Synchronization
+
+/// Binds the supervisor's `ProgramResolver`, the control API's `PackageControl` and the update
+/// checker's `UpdateStaging` to MiniAppPackages' `PackageStore`.
+///
+/// Running programs: the store does not know what runs, so this binding asks `isRunning` (the
+/// supervisor, wired after construction). A package for a running program is staged and
+/// becomes active at its next launch; otherwise it is active at once.
+final class StoreBinding: ProgramResolver, PackageControl, UpdateStaging {
+    let store: PackageStore
+    private let dataRoot: String
+    private let running = Mutex<(@Sendable (String) -> Bool)?>(nil)
+    private let updates = Mutex<UpdateChecker?>(nil)
+
+    init(store: PackageStore, dataRoot: String) {
+        self.store = store
+        self.dataRoot = dataRoot
+    }
+
+    /// Wires the supervisor's running check and the update checker (nil = no registry).
+    func connect(isRunning: @escaping @Sendable (String) -> Bool, updates checker: UpdateChecker?) {
+        running.withLock { $0 = isRunning }
+        updates.withLock { $0 = checker }
+    }
+
+    private func isRunning(_ id: String) -> Bool { running.withLock { $0 }?(id) ?? false }
+
+    // MARK: ProgramResolver
+
+    func launchable(_ id: String) throws(MiniAppError) -> LaunchableProgram {
+        guard Manifest.isValidId(id) else {
+            throw MiniAppError(.invalidParams, "'\(id)' is not a valid program id (reverse-DNS, e.g. com.partner.app)")
+        }
+        do {
+            if !isRunning(id) { try store.activatePending(id) }
+            let a = try store.active(id)
+            let m = a.manifest
+            return LaunchableProgram(
+                id: m.id, version: m.version.text, partnerId: a.partner.id, appDir: a.directory, entryPoint: m.entryPoint,
+                runtime: m.runtime.rawValue, permissions: m.permissions, allowedDomains: m.allowedDomains)
+        } catch {
+            throw Self.controlError(error, id: id)
+        }
+    }
+
+    func dataDirectory(_ id: String) throws(MiniAppError) -> String {
+        let dir = dataRoot + "/" + id
+        if mkdir(dir, 0o700) != 0 && errno != EEXIST {
+            throw MiniAppError(.internal, "cannot create \(dir): \(SystemError.current("mkdir")); check the state directory")
+        }
+        return dir
+    }
+
+    // MARK: PackageControl
+
+    func install(path: String, allowDowngrade: Bool) throws(MiniAppError) -> JSONValue {
+        guard path.hasPrefix("/") else {
+            throw MiniAppError(.invalidParams, "params.path must be an absolute path to a package zip on the daemon's host")
+        }
+        let added: (id: String, outcome: InstallOutcome)
+        do {
+            added = try store.add(path: path, allowDowngrade: allowDowngrade) { [self] id in isRunning(id) }
+        } catch {
+            throw Self.installError(error)
+        }
+        let (id, outcome) = added
+        switch outcome {
+        case .activated(let v): return ["id": .string(id), "version": .string(v.text), "active": true]
+        case .staged(let v): return ["id": .string(id), "version": .string(v.text), "active": false]
+        case .unchanged(let v): return ["id": .string(id), "version": .string(v.text), "active": true]
+        }
+    }
+
+    func list() throws(MiniAppError) -> JSONValue {
+        let programs: [InstalledProgram]
+        do { programs = try store.list() } catch { throw Self.controlError(error, id: nil) }
+        return [
+            "packages": .array(
+                programs.map { p in
+                    let versions = [p.state.previous, p.state.active, p.state.pending].compactMap { $0?.version }
+                    return [
+                        "id": .string(p.id), "active": p.state.active.map { .string($0.version.text) } ?? .null,
+                        "versions": .array(Array(Set(versions)).sorted().map { .string($0.text) }),
+                        "pending": p.state.pending.map { .string($0.version.text) } ?? .null,
+                    ]
+                })
+        ]
+    }
+
+    func rollback(id: String) throws(MiniAppError) -> JSONValue {
+        do {
+            let v = try store.rollback(id)
+            return ["id": .string(id), "active": .string(v.text)]
+        } catch {
+            throw Self.controlError(error, id: id)
+        }
+    }
+
+    func remove(id: String) throws(MiniAppError) {
+        do { try store.remove(id) } catch { throw Self.controlError(error, id: id) }
+    }
+
+    func checkUpdates(id: String?) throws(MiniAppError) -> JSONValue {
+        guard let checker = updates.withLock({ $0 }) else {
+            throw MiniAppError(.hostUnavailable, "updates are off: start miniappd with --registry URL (and --platform-key) to use updates.check")
+        }
+        return try checker.check(id: id)
+    }
+
+    // MARK: UpdateStaging
+
+    func installedIDs() -> [String] { ((try? store.list()) ?? []).map(\.id) }
+
+    func newestKnownVersion(_ id: String) -> String? {
+        guard let p = ((try? store.list()) ?? []).first(where: { $0.id == id }) else { return nil }
+        return [p.state.active, p.state.pending].compactMap { $0?.version }.max()?.text
+    }
+
+    func isNewer(_ candidate: String, than current: String) -> Bool {
+        guard let c = SemVer(candidate), let cur = SemVer(current) else { return false }
+        return c > cur
+    }
+
+    func stageUpdate(path: String) throws(MiniAppError) -> Bool {
+        (try install(path: path, allowDowngrade: false))["active"]?.boolValue ?? false
+    }
+
+    func sha256Hex(_ bytes: [UInt8]) -> String { SHA256Hasher.hex(SHA256Hasher.digest(bytes)) }
+
+    // MARK: error mapping
+
+    /// Package verification codes travel as `INVALID_PACKAGE` with `data.reason` (spec); store
+    /// I/O failures stay `INTERNAL`.
+    static func installError(_ e: MiniAppError) -> MiniAppError {
+        switch e.code {
+        case .internal, .storeFailure:
+            return MiniAppError(.internal, e.message, data: e.data.merging(["reason": e.code.rawValue]) { a, _ in a })
+        default:
+            var data = e.data
+            data["reason"] = e.code.rawValue
+            return MiniAppError(.invalidPackage, e.message, data: data)
+        }
+    }
+
+    /// Store codes → control API codes for launch/rollback/remove/list.
+    static func controlError(_ e: MiniAppError, id: String?) -> MiniAppError {
+        switch e.code {
+        case .packageNotInstalled:
+            return MiniAppError(.notFound, e.message, data: e.data)
+        case .unknownPartner:
+            return MiniAppError(.notFound, "\(id ?? "the program")'s partner is not registered any more; \(e.message)", data: ["reason": e.code.rawValue])
+        case .hostUpdateRequired, .invalidParams, .notFound, .alreadyRunning:
+            return e
+        default:
+            return MiniAppError(.internal, e.message, data: e.data.merging(["reason": e.code.rawValue]) { a, _ in a })
+        }
+    }
+}

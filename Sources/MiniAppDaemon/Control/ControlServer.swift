@@ -1,0 +1,185 @@
+import Dispatch
+import Glibc
+import Logging
+import MiniAppBroker
+import MiniAppJSON
+import MiniAppModel
+import MiniAppSystem
+import Synchronization
+
+/// Who may use the control socket (spec/control-api.md, "Access").
+///
+/// The identity is the kernel's `SO_PEERCRED` of the connection, taken at accept time: never a
+/// field the peer sends. Allowed: root, the daemon's own uid, and the configured uids, plus
+/// any peer whose primary gid is configured. The socket file is 0660 as a first fence; this
+/// check is the one that counts (a file mode can be loosened by an operator, or the socket
+/// passed by systemd with other permissions).
+struct ControlAccess: Sendable {
+    var uids: Set<UInt32>
+    var gids: Set<UInt32>
+
+    init(config: DaemonConfig) {
+        uids = Set(config.controlAllowedUIDs + [0, geteuid()])
+        gids = Set(config.controlAllowedGIDs)
+    }
+
+    func allows(_ peer: PeerCredentials) -> Bool { uids.contains(peer.uid) || gids.contains(peer.gid) }
+}
+
+/// Serves the control API on a listening Unix socket, on the broker's reactor.
+///
+/// Per connection: lines are decoded with the strict JSON-RPC codec; requests run on the
+/// connection's own serial queue (off the reactor thread, since a launch or an install takes
+/// milliseconds and must not stall Bridge traffic), so one peer's answers keep their order
+/// while different peers proceed in parallel; responses from host providers go straight to
+/// the broker on the loop thread.
+final class ControlServer: Sendable {
+    private let reactor: Reactor
+    private let api: ControlAPI
+    private let broker: Broker
+    private let access: ControlAccess
+    private let maxMessageBytes: Int
+    private let logger: Logger
+    private let sessions = Mutex<[UInt64: ControlConnectionPeer]>([:])
+    private let listener = Mutex<LineListener?>(nil)
+
+    init(reactor: Reactor, api: ControlAPI, broker: Broker, access: ControlAccess, maxMessageBytes: Int, logger: Logger) {
+        self.reactor = reactor
+        self.api = api
+        self.broker = broker
+        self.access = access
+        self.maxMessageBytes = maxMessageBytes
+        self.logger = logger
+    }
+
+    /// Starts accepting on `fd` (a bound, listening socket).
+    func serve(_ fd: consuming OwnedFD) throws(SystemError) {
+        let limits = LineConnection.Limits(maxLineBytes: maxMessageBytes, maxQueuedOutputBytes: 16 << 20)
+        let l = try reactor.listen(fd, limits: limits) { [self] creds in
+            guard access.allows(creds) else {
+                logger.warning("control: refused \(creds): not in controlAllowedUids/Gids")
+                return RefusedPeer(creds)
+            }
+            return ControlConnectionPeer(server: self, credentials: creds)
+        }
+        listener.withLock { $0 = l }
+    }
+
+    /// Stops accepting new connections; the open ones keep being served.
+    func stopAccepting() { listener.withLock { $0?.close() } }
+
+    /// Stops accepting and closes every control connection.
+    func close() {
+        stopAccepting()
+        for s in sessions.withLock({ Array($0.values) }) { s.connection?.close() }
+    }
+
+    /// Sends a notification to every control connection (`program.exited`, …).
+    func broadcast(method: String, params: JSONValue) {
+        var line: [UInt8] = []
+        RPCCodec.writeNotification(method: method, params: params, into: &line)
+        for s in sessions.withLock({ Array($0.values) }) { s.connection?.send(line) }
+    }
+
+    // MARK: per connection (loop thread unless noted)
+
+    fileprivate func opened(_ peer: ControlConnectionPeer) { sessions.withLock { $0[peer.connectionId] = peer } }
+
+    fileprivate func closed(_ peer: ControlConnectionPeer) { _ = sessions.withLock { $0.removeValue(forKey: peer.connectionId) } }
+
+    fileprivate func received(_ line: UnsafeBufferPointer<UInt8>, from peer: ControlConnectionPeer, on conn: LineConnection) {
+        let message: RPCMessage
+        switch RPCCodec.parse(line).flatMap(RPCCodec.decodeMessage) {
+        case .success(let m): message = m
+        case .failure(let e):
+            peer.reply(id: e.id, .failure(MiniAppError(e.code, e.message)))
+            return
+        }
+        switch message {
+        case .response(let r):
+            // A host provider answering a `bridge.call`; only the connection the call was sent
+            // to can answer it (the registry checks), anything else is ignored.
+            broker.hostProviders.handleResponse(r, from: conn)
+        case .request(let r):
+            guard let id = r.id else { return }  // notifications to the daemon mean nothing (yet)
+            let api = self.api
+            peer.queue.async {
+                api.handle(method: r.method, params: r.params, peer: peer) { result in peer.reply(id: id, result) }
+            }
+        }
+    }
+}
+
+/// One authorized control connection: the control API's `ControlPeer` and the reactor's handler.
+final class ControlConnectionPeer: ControlPeer, LineHandler, @unchecked Sendable {
+    private unowned let server: ControlServer
+    let credentials: PeerCredentials
+    /// Requests of this connection run here, in order.
+    let queue: DispatchQueue
+    private let conn = Mutex<LineConnection?>(nil)
+    private let connId = Atomic<UInt64>(0)
+
+    init(server: ControlServer, credentials: PeerCredentials) {
+        self.server = server
+        self.credentials = credentials
+        queue = DispatchQueue(label: "miniappd.control.peer", target: .global())
+    }
+
+    var connection: LineConnection? { conn.withLock { $0 } }
+    var connectionId: UInt64 { connId.load(ordering: .relaxed) }
+    var uid: UInt32 { credentials.uid }
+
+    func send(_ message: JSONValue) {
+        var line = message.serialized()
+        line.append(10)
+        connection?.send(line)
+    }
+
+    /// Answers request `id` (any thread).
+    func reply(id: RPCId, _ result: Result<JSONValue, MiniAppError>) {
+        var line: [UInt8] = []
+        switch result {
+        case .success(let v): RPCCodec.writeResult(id: id, result: v, into: &line)
+        case .failure(let e): RPCCodec.writeError(id: id, error: e, into: &line)
+        }
+        connection?.send(line)
+    }
+
+    func connectionDidOpen(_ connection: LineConnection) {
+        conn.withLock { $0 = connection }
+        connId.store(connection.id, ordering: .relaxed)
+        server.opened(self)
+    }
+
+    func connection(_ connection: LineConnection, didReceiveLine line: UnsafeBufferPointer<UInt8>) {
+        server.received(line, from: self, on: connection)
+    }
+
+    func connection(_ connection: LineConnection, didReceiveOversizeMessage size: Int) {
+        reply(id: .null, .failure(MiniAppError(.messageTooLarge, "message exceeds the limit (maxMessageBytes); the connection is closed")))
+    }
+
+    func connectionDidClose(_ connection: LineConnection, reason: LineConnection.CloseReason) {
+        server.closed(self)
+    }
+}
+
+/// A peer that is not allowed: one `UNAUTHORIZED` answer, then the connection is closed
+/// without reading anything it sent.
+final class RefusedPeer: LineHandler {
+    let credentials: PeerCredentials
+
+    init(_ credentials: PeerCredentials) { self.credentials = credentials }
+
+    func connectionDidOpen(_ connection: LineConnection) {
+        var line: [UInt8] = []
+        let e = MiniAppError(
+            .unauthorized,
+            "uid \(credentials.uid) may not use this control socket; ask the operator to add it to controlAllowedUids")
+        RPCCodec.writeError(id: .null, error: e, into: &line)
+        connection.send(line)
+        connection.closeAfterFlush()
+    }
+
+    func connection(_ connection: LineConnection, didReceiveLine line: UnsafeBufferPointer<UInt8>) {}
+}
