@@ -143,5 +143,11 @@ let package = Package(
 
         // MARK: benchmarks
         .executableTarget(name: "bench-jail", dependencies: ["MiniAppJail", "MiniAppModel", "MiniAppSystem"], path: "Sources/Bench/jail", swiftSettings: strict),
+        .executableTarget(
+            name: "bench-daemon", dependencies: ["MiniAppJSON", "MiniAppSystem"], path: "Sources/Bench/daemon", swiftSettings: strict),
+        // Runs inside jails, which have no Swift runtime: linked fully static.
+        .executableTarget(
+            name: "bench-daemon-worker", path: "Sources/Bench/daemon-worker", swiftSettings: strict,
+            linkerSettings: [.unsafeFlags(["-static-executable"])]),
     ]
 )

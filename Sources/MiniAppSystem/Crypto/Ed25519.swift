@@ -56,10 +56,13 @@ public final class Ed25519PrivateKey: @unchecked Sendable {
 
     /// Parses a PKCS#8 PEM private key; refuses any key type other than Ed25519.
     public static func fromPEM(_ pem: [UInt8]) throws(Ed25519Error) -> Ed25519PrivateKey {
-        let bio = pem.withUnsafeBytes { BIO_new_mem_buf($0.baseAddress, Int32($0.count)) }
-        guard let bio else { throw .openssl("load") }
-        defer { BIO_free(bio) }
-        guard let key = PEM_read_bio_PrivateKey(bio, nil, nil, nil) else { throw .openssl("load") }
+        // BIO_new_mem_buf does not copy: read while the buffer is pinned (see RSAKey.load).
+        let loaded: OpaquePointer?? = pem.withUnsafeBytes { buf -> OpaquePointer?? in
+            guard let bio = BIO_new_mem_buf(buf.baseAddress, Int32(buf.count)) else { return .none }
+            defer { BIO_free(bio) }
+            return .some(PEM_read_bio_PrivateKey(bio, nil, nil, nil))
+        }
+        guard let result = loaded, let key = result else { throw .openssl("load") }
         if EVP_PKEY_get_id(key) != EVP_PKEY_ED25519 {
             EVP_PKEY_free(key)
             throw Ed25519Error("load", "the key file holds a key that is not Ed25519")

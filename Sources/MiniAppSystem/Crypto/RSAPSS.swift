@@ -56,12 +56,17 @@ public final class RSAKey: @unchecked Sendable {
     private static func load(pem: String, what: String, _ read: (OpaquePointer) -> OpaquePointer?) throws(CryptoError)
         -> RSAKey
     {
+        // BIO_new_mem_buf does not copy: the BIO must be used and freed while the buffer is
+        // pinned, i.e. inside withUnsafeBytes. (Letting the pointer escape worked in debug
+        // builds and read freed memory in release ones: `miniapp pack` refused valid keys.)
         let bytes = Array(pem.utf8)
-        guard let bio = bytes.withUnsafeBytes({ BIO_new_mem_buf($0.baseAddress, Int32($0.count)) }) else {
-            throw CryptoError("BIO_new_mem_buf")
+        let loaded: OpaquePointer?? = bytes.withUnsafeBytes { buf -> OpaquePointer?? in
+            guard let bio = BIO_new_mem_buf(buf.baseAddress, Int32(buf.count)) else { return .none }
+            defer { BIO_free(bio) }
+            return .some(read(bio))
         }
-        defer { BIO_free(bio) }
-        guard let pkey = read(bio) else { throw CryptoError("reading PEM \(what)") }
+        guard let result = loaded else { throw CryptoError("BIO_new_mem_buf") }
+        guard let pkey = result else { throw CryptoError("reading PEM \(what)") }
         let key = RSAKey(pkey: pkey)
         let type = EVP_PKEY_get_base_id(pkey)
         guard type == EVP_PKEY_RSA || type == EVP_PKEY_RSA_PSS else {

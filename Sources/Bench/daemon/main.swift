@@ -1,0 +1,287 @@
+// bench-daemon: the spec's end-to-end rows, through a real `miniappd` with real jailed workers
+// and the real storage service (spec/cli-and-config.md "Benchmarks"):
+//
+//   launch.cold        programs.launch → first Bridge reply received inside the worker
+//   resume.warm        programs.resume of a suspended worker → its next Bridge reply
+//   bridge.rtt         one storage.get round trip timed inside a jailed worker
+//   bridge.rtt.host    one ui.toast round trip (worker → daemon → this process as host → back)
+//   bridge.throughput  storage.get calls/s summed over 8 jailed workers, pipelined
+//   daemon.rss_idle    the daemon's RSS (KiB, in the throughput column) with N idle workers
+//
+// Usage: bench-daemon POLICY_DIR [SCALE] [IDLE_WORKERS]
+// The daemon runs on a private state dir with a copy of POLICY_DIR whose rate limits are raised
+// (a benchmark measures the path, not the token bucket) plus a bench partner. This process is
+// the host runtime: it holds the control connection, serves `ui.toast` as host provider and
+// reads the workers' reports from it. Prints `RESULT|name|p50|p99|p999|throughput|unit|notes`.
+import Foundation
+import Glibc
+import MiniAppJSON
+import MiniAppSystem
+
+let args = CommandLine.arguments
+guard args.count >= 2 else { fatalError("usage: bench-daemon POLICY_DIR [SCALE] [IDLE_WORKERS]") }
+let scale = args.count > 2 ? Double(args[2]) ?? 1 : 1
+let idleWorkers = args.count > 3 ? Int(args[3]) ?? 200 : 200
+let binDir = URL(fileURLWithPath: args[0]).deletingLastPathComponent().path
+let work = FileManager.default.temporaryDirectory.appendingPathComponent("bench-daemon-\(getpid())").path
+
+@MainActor func sh(_ argv: [String]) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: argv[0])
+    p.arguments = Array(argv.dropFirst())
+    p.standardOutput = FileHandle.nullDevice
+    try! p.run()
+    p.waitUntilExit()
+    guard p.terminationStatus == 0 else { fatalError("failed: \(argv.joined(separator: " "))") }
+}
+
+@MainActor func now() -> UInt64 { monotonicNanos() }
+
+// MARK: setup
+
+/// Policies with raised rate limits and a bench partner; packages for the bench programs.
+@MainActor func prepare() -> [String] {
+    try? FileManager.default.removeItem(atPath: work)
+    try! FileManager.default.createDirectory(atPath: work + "/programs", withIntermediateDirectories: true)
+    sh(["/bin/cp", "-r", args[1], work + "/policies"])
+    let methods = work + "/policies/methods.json"
+    var text = try! String(contentsOfFile: methods, encoding: .utf8)
+    for key in ["perSecond", "burst"] {
+        text = text.replacingOccurrences(of: "\"\(key)\": *[0-9]+", with: "\"\(key)\": 10000000", options: .regularExpression)
+    }
+    try! text.write(toFile: methods, atomically: true, encoding: .utf8)
+    sh([binDir + "/miniapp", "keygen", "--out", work + "/key"])
+    let pub = try! String(contentsOfFile: work + "/key.pub", encoding: .utf8)
+    try! FileManager.default.createDirectory(atPath: work + "/policies/partners", withIntermediateDirectories: true)
+    let partner: JSONValue = ["id": "com.bench", "idPrefixes": ["com.bench."], "publicKeys": [.string(pub)], "permissions": ["ui"]]
+    try! Data(partner.serialized()).write(to: URL(fileURLWithPath: work + "/policies/partners/com.bench.json"))
+    var zips: [String] = []
+    for i in 0..<8 { zips.append(pack("com.bench.w\(i)", entry: "worker", file: binDir + "/bench-daemon-worker")) }
+    for i in 0..<idleWorkers { zips.append(pack("com.bench.idle\(i)", entry: "idle.sh", text: "#!/bin/sh\nexec cat <&3 >/dev/null\n")) }
+    return zips
+}
+
+@MainActor func pack(_ id: String, entry: String, file: String? = nil, text: String? = nil) -> String {
+    let dir = work + "/programs/" + id
+    try! FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    if let file { sh(["/bin/cp", file, dir + "/" + entry]) }
+    if let text { try! text.write(toFile: dir + "/" + entry, atomically: true, encoding: .utf8) }
+    chmod(dir + "/" + entry, 0o755)
+    let manifest: JSONValue = [
+        "id": .string(id), "version": "1.0.0", "minHostVersion": "0.1.0", "entryPoint": .string(entry), "runtime": "native",
+        "permissions": ["ui"],
+    ]
+    try! Data(manifest.serialized()).write(to: URL(fileURLWithPath: dir + "/manifest.json"))
+    let zip = work + "/programs/" + id + ".zip"
+    sh([binDir + "/miniapp", "pack", dir, "--key", work + "/key.key", "--out", zip])
+    return zip
+}
+
+// MARK: the host side of the control connection
+
+/// A blocking control connection: requests with ids, and `bridge.call` requests from the
+/// daemon (the workers' ui.toast), which `nextToast` returns.
+final class Host {
+    let fd: Int32
+    var buf: [UInt8] = []
+    var id = 0
+    var toasts: [JSONObject] = []
+    var exited: Set<String> = []
+
+    init(socket: String) {
+        fd = try! UnixSocket.connect(path: socket).take()
+    }
+
+    func write(_ v: JSONValue) {
+        var line = v.serialized()
+        line.append(10)
+        var off = 0
+        while off < line.count {
+            let n = line[off...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            precondition(n > 0, "control socket write failed")
+            off += n
+        }
+    }
+
+    func readMessage() -> JSONObject {
+        while true {
+            if let nl = buf.firstIndex(of: 10) {
+                let line = Array(buf[..<nl])
+                buf.removeSubrange(...nl)
+                return try! JSONValue.parse(line, options: .strict).objectValue!
+            }
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            let n = read(fd, &chunk, chunk.count)
+            precondition(n > 0, "daemon closed the control connection")
+            buf.append(contentsOf: chunk[..<n])
+        }
+    }
+
+    /// Sends a request and returns its result; queues bridge.calls that arrive meanwhile.
+    @discardableResult
+    func call(_ method: String, _ params: JSONValue = [:]) -> JSONValue {
+        id += 1
+        write(["jsonrpc": "2.0", "id": .int(Int64(id)), "method": .string(method), "params": params])
+        while true {
+            let m = readMessage()
+            if m["method"]?.stringValue == "bridge.call" { toasts.append(m); continue }
+            if m["method"] != nil { note(m); continue }
+            guard m["id"]?.intValue == Int64(id) else { continue }
+            if let e = m["error"] { fatalError("\(method) failed: \(e)") }
+            return m["result"] ?? .null
+        }
+    }
+
+    /// The next ui.toast call a worker made: (rpc id, its params).
+    func nextToast() -> (JSONValue, JSONObject) {
+        let m: JSONObject
+        if !toasts.isEmpty {
+            m = toasts.removeFirst()
+        } else {
+            var got: JSONObject?
+            while got == nil {
+                let x = readMessage()
+                if x["method"]?.stringValue == "bridge.call" { got = x } else { note(x) }
+            }
+            m = got!
+        }
+        let inner = m["params"]?.objectValue?["params"]?.objectValue ?? [:]
+        return (m["id"]!, inner)
+    }
+
+    func note(_ m: JSONObject) {
+        if m["method"]?.stringValue == "program.exited", let w = m["params"]?.objectValue?["workerId"]?.stringValue {
+            exited.insert(w)
+        }
+    }
+
+    /// Waits for `program.exited` of `workerId`.
+    func waitExited(_ workerId: String) {
+        while !exited.contains(workerId) {
+            let m = readMessage()
+            if m["method"]?.stringValue == "bridge.call" { toasts.append(m) } else { note(m) }
+        }
+    }
+
+    func answer(_ id: JSONValue) { write(["jsonrpc": "2.0", "id": id, "result": [:]]) }
+}
+
+// MARK: measurements
+
+@MainActor func percentiles(_ xs: [Double]) -> (Double, Double, Double) {
+    let s = xs.sorted()
+    func p(_ q: Double) -> Double { s[min(s.count - 1, Int(Double(s.count) * q))] }
+    return (p(0.5), p(0.99), p(0.999))
+}
+
+@MainActor func row(_ name: String, _ p: (Double, Double, Double), _ tput: Double, _ unit: String, _ notes: String) {
+    print(String(format: "RESULT|%@|%.1f|%.1f|%.1f|%.1f|%@|%@", name, p.0, p.1, p.2, tput, unit, notes))
+    fflush(nil)
+}
+
+@MainActor func launchCold(_ host: Host, iterations: Int) {
+    var samples: [Double] = []
+    for i in 0..<(iterations + 3) {
+        let t0 = now()
+        let w = host.call("programs.launch", ["id": "com.bench.w0", "args": ["launch"]])
+        let (id, p) = host.nextToast()
+        let t1 = UInt64(p["t"]!.intValue!)
+        host.answer(id)
+        if i >= 3 { samples.append(Double(t1 - t0) / 1000) }
+        host.call("programs.stop", ["workerId": w.objectValue!["workerId"]!, "graceMillis": 2000])
+    }
+    row("launch.cold", percentiles(samples), 0, "us", "programs.launch to the first Bridge reply inside the worker (native static binary, full default jail, real storage.get)")
+}
+
+@MainActor func resumeWarm(_ host: Host, iterations: Int) {
+    let w = host.call("programs.launch", ["id": "com.bench.w1", "args": ["resume"]])
+    let workerId = w.objectValue!["workerId"]!
+    var samples: [Double] = []
+    var (id, _) = host.nextToast()
+    for i in 0..<(iterations + 3) {
+        host.call("programs.suspend", ["workerId": workerId])
+        host.answer(id)  // queued in the frozen worker's socket
+        let t0 = now()
+        host.call("programs.resume", ["workerId": workerId])
+        let (next, p) = host.nextToast()
+        if i >= 3 { samples.append(Double(UInt64(p["t"]!.intValue!) - t0) / 1000) }
+        id = next
+    }
+    host.answer(id)
+    host.call("programs.stop", ["workerId": workerId, "graceMillis": 500])
+    row("resume.warm", percentiles(samples), 0, "us", "programs.resume of a frozen worker to its next Bridge reply (cgroup v1 freezer)")
+}
+
+@MainActor func rtt(_ host: Host, program: String, mode: String, name: String, iterations: Int, notes: String) {
+    let w = host.call("programs.launch", ["id": .string(program), "args": [.string(mode), .string("\(iterations)"), .string("\(iterations / 10)")]])
+    while true {
+        let (id, p) = host.nextToast()
+        host.answer(id)
+        if p["message"]?.stringValue == "report" {
+            row(name, (p["p50"]!.doubleValue!, p["p99"]!.doubleValue!, p["p999"]!.doubleValue!), p["rate"]!.doubleValue!, "calls/s", notes)
+            break
+        }
+    }
+    host.waitExited(w.objectValue!["workerId"]!.stringValue!)
+}
+
+@MainActor func throughput(_ host: Host, seconds: Int, depth: Int) {
+    let start = now() + 1_500_000_000
+    for i in 0..<8 {
+        host.call("programs.launch", ["id": .string("com.bench.w\(i)"), "args": ["tput", .string("\(start)"), .string("\(seconds)"), .string("\(depth)")]])
+    }
+    var total = 0.0
+    var reports = 0
+    while reports < 8 {
+        let (id, p) = host.nextToast()
+        host.answer(id)
+        if let c = p["count"]?.doubleValue { total += c; reports += 1 }
+    }
+    row("bridge.throughput", (0, 0, 0), total / Double(seconds), "calls/s", "storage.get summed over 8 jailed workers, \(depth) in flight each, real SQLite-backed storage service")
+}
+
+@MainActor func idleRSS(_ host: Host, daemonPid: Int32) {
+    let before = rssKiB(daemonPid)
+    var ids: [JSONValue] = []
+    for i in 0..<idleWorkers {
+        ids.append(host.call("programs.launch", ["id": .string("com.bench.idle\(i)")]).objectValue!["workerId"]!)
+    }
+    usleep(500_000)
+    let after = rssKiB(daemonPid)
+    row("daemon.rss_idle", (0, 0, 0), Double(after), "KiB", "miniappd VmRSS with \(idleWorkers) idle workers (\(before) KiB with none)")
+    for id in ids { host.call("programs.stop", ["workerId": id, "graceMillis": 200]) }
+}
+
+@MainActor func rssKiB(_ pid: Int32) -> Int {
+    let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+    let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+    return Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
+}
+
+// MARK: main
+
+let zips = prepare()
+let daemon = Process()
+daemon.executableURL = URL(fileURLWithPath: binDir + "/miniappd")
+daemon.arguments = ["--state-dir", work + "/state", "--control-socket", work + "/control.sock", "--policy-dir", work + "/policies"]
+let log = FileHandle(forWritingAtPath: "/dev/null")!
+daemon.standardOutput = log
+daemon.standardError = FileHandle.standardError
+var env = ProcessInfo.processInfo.environment
+env["MINIAPPD_LOG_LEVEL"] = "warning"
+daemon.environment = env
+try! daemon.run()
+defer { try? FileManager.default.removeItem(atPath: work) }
+for _ in 0..<400 where !FileManager.default.fileExists(atPath: work + "/control.sock") { usleep(25_000) }
+let host = Host(socket: work + "/control.sock")
+host.call("bridge.provide", ["methods": ["ui.toast"]])
+for z in zips { host.call("packages.install", ["path": .string(z)]) }
+let n = max(20, Int(200 * scale))
+launchCold(host, iterations: n)
+resumeWarm(host, iterations: n)
+rtt(host, program: "com.bench.w2", mode: "rtt", name: "bridge.rtt", iterations: max(2000, Int(50_000 * scale)), notes: "storage.get timed inside a jailed worker, real storage service, permission check included")
+rtt(host, program: "com.bench.w3", mode: "rtthost", name: "bridge.rtt.host", iterations: max(1000, Int(10_000 * scale)), notes: "ui.toast from a jailed worker, answered by a host provider process")
+throughput(host, seconds: max(1, Int(3 * scale)), depth: 16)
+idleRSS(host, daemonPid: daemon.processIdentifier)
+kill(daemon.processIdentifier, SIGTERM)
+daemon.waitUntilExit()
