@@ -38,29 +38,34 @@ public final class Jailer: Sendable {
     /// the program has been exec'd. Throws `POLICY_INVALID` for a bad launch (nothing spawned),
     /// `JAIL_SETUP_FAILED` with the failing step, or `JAIL_UNAVAILABLE`.
     public func spawn(_ launch: JailLaunch) async throws(MiniAppError) -> JailedWorker {
+        let cgName = "w-\(sanitized(launch.programId))-\(Self.nextSerial())"
+        let trace = JailTrace.start(cgName)
         try JailLaunchValidator.validate(launch, policy: configuration.policy)
         let limits = try (launch.limitsOverride ?? configuration.policy.limits).validated()
         let (uid, gid) = try identity(launch.programId)
         let hostIDs = mode == .privileged ? (uid, gid) : (getuid(), getgid())
+        trace?.mark("validated")
         try prepareDataDir(launch.dataDir, uid: hostIDs.0, gid: hostIDs.1)
-        let cgName = "w-\(sanitized(launch.programId))-\(Self.nextSerial())"
+        trace?.mark("data_dir")
         let cgroup = try configuration.cgroupDriver.create(
             name: cgName, limits: CgroupLimits(memoryBytes: limits.memoryBytes, pids: limits.pids, cpuPercent: limits.cpuPercent))
+        trace?.mark("cgroup_created")
         let pipes: JailPipes
         do { pipes = try JailPipes() } catch {
             cgroup?.destroy()
             throw MiniAppError(.jailSetupFailed, "cannot create output pipes: \(error)", data: ["step": "pipes", "errno": "\(error.errno)"])
         }
         let plan = makePlan(launch, limits: limits, uid: uid, gid: gid, pipes: pipes)
+        trace?.mark("planned")
         let child: SpawnedChild
-        do { child = try await JailSpawner.spawn(plan, cgroup: cgroup) } catch {
+        do { child = try await JailSpawner.spawn(plan, cgroup: cgroup, trace: trace) } catch {
             pipes.closeAll()
             cgroup?.destroy()
             throw error
         }
         pipes.closeChildEnds()
         return JailedWorker.start(child: child, launch: launch, uid: uid, limits: limits, cgroup: cgroup,
-                                  pipes: pipes, policy: configuration.policy)
+                                  pipes: pipes, policy: configuration.policy, trace: trace)
     }
 
     private func identity(_ programId: String) throws(MiniAppError) -> (UInt32, UInt32) {

@@ -18,7 +18,8 @@
  *     C:                                           wait for "go" byte on go pipe
  *     P: [rootless] write setgroups/gid_map/uid_map; attach C to the cgroup; write "go"
  *     C: steps: setsid, mounts, pivot_root, ids, caps, no_new_privs, Landlock, seccomp
- *     C: [reaper] fork G; C closes its pipe ends and waits for children, G continues
+ *     C: [reaper] start G vfork-style (CLONE_VM|CLONE_VFORK: no copy of the address space);
+ *        once G exec'd, C closes its pipe ends and waits for children
  *     G: reset signals, execve  --> error pipe closed by O_CLOEXEC: P reads EOF = success
  *     any failure: write {step, errno, index} and _exit(127): P reads the record
  */
@@ -146,6 +147,10 @@ struct cjail_spec {
     uint32_t exec_path_count;
     char *const *argv;
     char *const *envp;
+    /* Profiling (MINIAPP_JAIL_TRACE): NULL, or CJAIL_STEP_COUNT slots of MAP_SHARED memory where
+     * the child stores the CLOCK_MONOTONIC time (ns) at which each step finished. Writing a
+     * number into shared memory is async-signal-safe; the parent formats it. */
+    uint64_t *trace;
 };
 
 /* A started child: owned by the caller until released/killed. */
