@@ -86,6 +86,9 @@ int cjail_child_main(const struct cjail_spec *s, int go_fd, int err_fd, int stat
     STEP(CJAIL_STEP_WAIT_GO, wait_go(go_fd));
     STEP(CJAIL_STEP_DUMPABLE, errno_of(prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)));
     STEP(CJAIL_STEP_SETSID, errno_of(setsid()));
+    /* A pooled namespace: fresh, never used by anyone, loopback already up. Joined while we
+     * still hold CAP_SYS_ADMIN; its fd is closed with every other inherited one (child_fds). */
+    if (s->netns_fd >= 0) STEP(CJAIL_STEP_NETNS, errno_of(setns(s->netns_fd, CLONE_NEWNET)));
     if (s->unshare_cgroup) STEP(CJAIL_STEP_CGROUP_NS, errno_of(unshare(CLONE_NEWCGROUP)));
     STEP(CJAIL_STEP_MOUNT_PRIVATE, child_mount_private());
     STEP(CJAIL_STEP_MOUNT_ROOT, child_mount_root(s));
