@@ -2,11 +2,11 @@
  *
  * The cloned child is PID 1 of the worker's pid namespace. A program that forks leaves orphans
  * that only PID 1 can reap, and PID 1 ignores every signal it has no handler for. So (when the
- * policy asks for it) the child starts the program once more, after every restriction incl.
- * seccomp is in place (vfork-style, see child_reaper_spawn): that process runs the program; PID 1 stays behind, forwards TERM/INT/HUP/QUIT/USR1/USR2 to
- * it, reaps everything, and when the program exits reports its raw wait status on the status
- * pipe and exits (the kernel then kills whatever is left in the namespace). No helper binary
- * and no toolchain inside the jail are needed. */
+ * policy asks for it) the child starts one more process, after every restriction incl. seccomp
+ * is in place (vfork-style, see child_reaper_spawn), which runs the program; PID 1 stays behind,
+ * forwards TERM/INT/HUP/QUIT/USR1/USR2 to it, reaps everything, and when the program exits
+ * reports its raw wait status on the status pipe and exits (the kernel then kills whatever is
+ * left in the namespace). No helper binary and no toolchain inside the jail are needed. */
 #define _GNU_SOURCE
 #include "child_internal.h"
 #include <errno.h>
