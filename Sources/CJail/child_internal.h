@@ -22,8 +22,9 @@ int child_caps_clear(void);
 int child_landlock(const struct cjail_spec *s, int32_t *index);
 int child_seccomp(const struct cjail_spec *s, int32_t *index);
 int child_signals_default(void);
-/* Forks the program; in the reaper (PID 1) it never returns. Returns 0 in the program. */
-int child_reaper_fork(int err_fd, int status_fd);
+/* Starts `program(arg)` vfork-style and becomes the reaper (PID 1): never returns on success;
+ * returns an errno value when the program could not be started. */
+int child_reaper_spawn(int (*program)(void *), void *arg, int err_fd, int status_fd);
 int child_exec(const struct cjail_spec *s);
 
 /* Writes a {step, errno, index} record on the error pipe (best effort). */

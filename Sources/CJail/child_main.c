@@ -17,6 +17,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
+#include <time.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -31,7 +32,16 @@
             child_report(err_fd, (id), e_, idx_);                                              \
             _exit(127);                                                                        \
         }                                                                                      \
+        trace_step(s, (id));                                                                   \
     } while (0)
+
+/* Profiling only (spec->trace set by the parent when MINIAPP_JAIL_TRACE is on). */
+static void trace_step(const struct cjail_spec *s, int step) {
+    if (s->trace == NULL) return;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts); /* vDSO; async-signal-safe */
+    s->trace[step] = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 static int errno_of(long r) { return r < 0 ? (errno ? errno : EIO) : 0; }
 
@@ -52,11 +62,33 @@ static int set_hostname(const char *name) {
     return errno_of(sethostname(name, strlen(name)));
 }
 
+/* The program side: the last two steps, then execve. With the reaper it runs in the vfork-style
+ * child of child_reaper_spawn (sharing memory with the suspended reaper until execve). */
+static int exec_program(const struct cjail_spec *s, int err_fd) {
+    STEP(CJAIL_STEP_SIGNALS, child_signals_default());
+    STEP(CJAIL_STEP_EXEC, child_exec(s));
+    return 127; /* not reached: child_exec only returns an error */
+}
+
+struct program_args {
+    const struct cjail_spec *spec;
+    int err_fd;
+};
+
+static int program_entry(void *arg) {
+    const struct program_args *a = arg;
+    _exit(exec_program(a->spec, a->err_fd)); /* only on failure: the record is written */
+}
+
 /* Entry point of the cloned child (see cjail.h for the protocol). */
 int cjail_child_main(const struct cjail_spec *s, int go_fd, int err_fd, int status_fd) {
+    trace_step(s, CJAIL_STEP_NONE); /* slot 0: the child runs */
     STEP(CJAIL_STEP_WAIT_GO, wait_go(go_fd));
     STEP(CJAIL_STEP_DUMPABLE, errno_of(prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)));
     STEP(CJAIL_STEP_SETSID, errno_of(setsid()));
+    /* A pooled namespace: fresh, never used by anyone, loopback already up. Joined while we
+     * still hold CAP_SYS_ADMIN; its fd is closed with every other inherited one (child_fds). */
+    if (s->netns_fd >= 0) STEP(CJAIL_STEP_NETNS, errno_of(setns(s->netns_fd, CLONE_NEWNET)));
     if (s->unshare_cgroup) STEP(CJAIL_STEP_CGROUP_NS, errno_of(unshare(CLONE_NEWCGROUP)));
     STEP(CJAIL_STEP_MOUNT_PRIVATE, child_mount_private());
     STEP(CJAIL_STEP_MOUNT_ROOT, child_mount_root(s));
@@ -79,8 +111,9 @@ int cjail_child_main(const struct cjail_spec *s, int go_fd, int err_fd, int stat
     STEP(CJAIL_STEP_NO_NEW_PRIVS, errno_of(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)));
     if (s->landlock_abi > 0) STEP(CJAIL_STEP_LANDLOCK, child_landlock(s, index));
     STEP(CJAIL_STEP_SECCOMP, child_seccomp(s, index));
-    if (s->reaper) STEP(CJAIL_STEP_REAPER_FORK, child_reaper_fork(err_fd, status_fd));
-    STEP(CJAIL_STEP_SIGNALS, child_signals_default());
-    STEP(CJAIL_STEP_EXEC, child_exec(s));
-    return 127; /* not reached: child_exec only returns an error */
+    if (s->reaper) {
+        struct program_args a = {s, err_fd};
+        STEP(CJAIL_STEP_REAPER_FORK, child_reaper_spawn(program_entry, &a, err_fd, status_fd));
+    }
+    return exec_program(s, err_fd);
 }

@@ -31,9 +31,20 @@ struct JailMountPlan {
     }
 
     mutating func bind(_ host: String, at jailPath: String, readOnly: Bool, extra: UInt64 = 0) {
+        bindRaw(host, at: jailPath, attrs: (readOnly ? Self.attrRdonly : 0) | Self.attrNosuid | Self.attrNodev | extra)
+    }
+
+    /// One allowlisted device node. It must NOT get MOUNT_ATTR_NODEV: on a nodev mount every
+    /// open of a device node fails with EACCES (that made /dev/null unusable in every worker).
+    /// Still nosuid and noexec; the /dev tmpfs around it is nodev, so a node that appeared there
+    /// by any other way would not open.
+    mutating func device(_ name: String) {
+        bindRaw("/dev/\(name)", at: "/dev/\(name)", attrs: Self.attrNosuid | Self.attrNoexec)
+    }
+
+    private mutating func bindRaw(_ host: String, at jailPath: String, attrs: UInt64) {
         parents(jailPath)
         made.insert(jailPath)
-        let attrs = (readOnly ? Self.attrRdonly : 0) | Self.attrNosuid | Self.attrNodev | extra
         ops.append(.bind(source: host, target: root + jailPath, isDir: isDirectory(host), attrs: attrs))
     }
 
@@ -69,8 +80,8 @@ struct JailMountPlan {
         m.etc(fs, uid: uid, gid: gid, hostname: policy.hostname)
         // /dev: a small tmpfs holding only bind mounts of harmless host nodes (no /dev/mem,
         // no block devices, no ttys of the host).
-        m.tmpfs("/dev", options: "mode=0755,size=65536", flags: msNosuid | msNoexec)
-        for d in fs.devices { m.bind("/dev/\(d)", at: "/dev/\(d)", readOnly: false, extra: attrNoexec) }
+        m.tmpfs("/dev", options: "mode=0755,size=65536", flags: msNosuid | msNodev | msNoexec)
+        for d in fs.devices { m.device(d) }
         for (n, t) in [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")] {
             m.symlink("/dev/\(n)", to: t)
         }

@@ -18,6 +18,7 @@ public final class JailedWorker: Sendable {
     let graceSeconds: Double
     let collectors: (JailOutputCollector, JailOutputCollector)
     let state = JailLock(State())
+    let trace: JailTrace?
     static let cleanup = SerialThread(name: "jail-cleanup")
 
     struct State {
@@ -33,7 +34,8 @@ public final class JailedWorker: Sendable {
     }
 
     init(child: SpawnedChild, programId: String, uid: UInt32, cgroup: (any WorkerCgroup)?, grace: Double,
-         collectors: (JailOutputCollector, JailOutputCollector)) {
+         collectors: (JailOutputCollector, JailOutputCollector), trace: JailTrace?) {
+        self.trace = trace
         self.programId = programId
         pid = child.pid
         pidfd = child.pidfd
@@ -45,11 +47,11 @@ public final class JailedWorker: Sendable {
     }
 
     static func start(child: SpawnedChild, launch: JailLaunch, uid: UInt32, limits: JailLimits,
-                      cgroup: (any WorkerCgroup)?, pipes: JailPipes, policy: JailPolicy) -> JailedWorker {
+                      cgroup: (any WorkerCgroup)?, pipes: JailPipes, policy: JailPolicy, trace: JailTrace?) -> JailedWorker {
         let out = JailOutputCollector(programId: launch.programId, stream: .stdout, limits: policy.output, sink: launch.output)
         let err = JailOutputCollector(programId: launch.programId, stream: .stderr, limits: policy.output, sink: launch.output)
         let w = JailedWorker(child: child, programId: launch.programId, uid: uid, cgroup: cgroup,
-                             grace: policy.stopGraceSeconds, collectors: (out, err))
+                             grace: policy.stopGraceSeconds, collectors: (out, err), trace: trace)
         let loop = JailEventLoop.shared
         loop.watchOutput(fd: pipes.out.r, onData: { out.consume($0) }, onEOF: { out.finish(); w.streamClosed() })
         loop.watchOutput(fd: pipes.err.r, onData: { err.consume($0) }, onEOF: { err.finish(); w.streamClosed() })
@@ -59,6 +61,7 @@ public final class JailedWorker: Sendable {
             w.state.withLock { $0.timers.append(t) }
         }
         if cgroup != nil { w.watchPids() }
+        trace?.mark("watched")
         return w
     }
 

@@ -7,16 +7,18 @@ import Glibc
 /// processes to vanish) runs on a cleanup thread, never on the event thread.
 extension JailedWorker {
     func reaped(code: Int32, status: Int32) {
+        trace?.mark("reaped")
         let raw = readReaperStatus()
         state.withLock { $0.reaped = raw.map { Self.decode($0) } ?? (code, status) }
         // PID 1 is gone, so the kernel is killing the namespace; the cgroup kill also catches
         // anything that escaped the pid namespace (nothing should) and unblocks the pipes.
-        Self.cleanup.submit { [self] in cgroup?.killAll() }
+        Self.cleanup.submit { [self] in cgroup?.killAll(); trace?.mark("killall_after_reap") }
         JailEventLoop.shared.after(seconds: 2) { [self] in finalizeIfReady(force: true) }
         finalizeIfReady(force: false)
     }
 
     func streamClosed() {
+        trace?.mark("stream_eof")
         state.withLock { $0.openStreams -= 1 }
         finalizeIfReady(force: false)
     }
@@ -49,8 +51,11 @@ extension JailedWorker {
     }
 
     private func finalize() {
+        trace?.mark("finalize")
         let events = cgroup?.events() ?? CgroupEvents()
+        trace?.mark("cgroup_events")
         cgroup?.destroy()
+        trace?.mark("cgroup_destroyed")
         let (exit, waiters, timers) = state.withLock { s -> (WorkerExit, [CheckedContinuation<WorkerExit, Never>], [UInt64]) in
             let e = makeExit(s, events: events)
             s.exit = e
@@ -62,6 +67,8 @@ extension JailedWorker {
         }
         for t in timers { JailEventLoop.shared.cancelTimer(t) }
         for w in waiters { w.resume(returning: exit) }
+        trace?.mark("waiters_resumed")
+        trace?.emit()
     }
 
     private func makeExit(_ s: State, events: CgroupEvents) -> WorkerExit {

@@ -16,6 +16,11 @@ public final class Jailer: Sendable {
     let stateDir: String
     let rootDir: String
     let uids: UidAllocator?
+    /// Fresh network namespaces made ahead of spawns (privileged mode with `namespaces.net`).
+    let netPool: NetNamespacePool?
+    /// Two ready namespaces cover back-to-back spawns; a burst beyond that falls back to
+    /// CLONE_NEWNET (same isolation, just slower), so the pool never delays a spawn.
+    static let netPoolSize = 2
 
     /// Prepares the state directory (`<stateDir>/jail`: uid table, empty mountpoint of the
     /// worker roots). Throws `JAIL_UNAVAILABLE` when privileged mode is asked without root.
@@ -29,6 +34,7 @@ public final class Jailer: Sendable {
         rootDir = "\(stateDir)/jail/root"
         let id = configuration.policy.identity
         uids = mode == .privileged ? try UidAllocator(stateDir: stateDir, rangeStart: id.uidRangeStart, rangeCount: id.uidRangeCount) : nil
+        netPool = mode == .privileged && configuration.policy.namespaces.net ? NetNamespacePool(size: Self.netPoolSize) : nil
         do { try CgroupFiles.mkdirs(rootDir) } catch {
             throw MiniAppError(.jailUnavailable, "cannot create \(rootDir): \(error); pass a writable state directory", cause: error)
         }
@@ -38,29 +44,44 @@ public final class Jailer: Sendable {
     /// the program has been exec'd. Throws `POLICY_INVALID` for a bad launch (nothing spawned),
     /// `JAIL_SETUP_FAILED` with the failing step, or `JAIL_UNAVAILABLE`.
     public func spawn(_ launch: JailLaunch) async throws(MiniAppError) -> JailedWorker {
+        let cgName = "w-\(sanitized(launch.programId))-\(Self.nextSerial())"
+        let trace = JailTrace.start(cgName)
         try JailLaunchValidator.validate(launch, policy: configuration.policy)
         let limits = try (launch.limitsOverride ?? configuration.policy.limits).validated()
         let (uid, gid) = try identity(launch.programId)
         let hostIDs = mode == .privileged ? (uid, gid) : (getuid(), getgid())
+        trace?.mark("validated")
         try prepareDataDir(launch.dataDir, uid: hostIDs.0, gid: hostIDs.1)
-        let cgName = "w-\(sanitized(launch.programId))-\(Self.nextSerial())"
+        trace?.mark("data_dir")
         let cgroup = try configuration.cgroupDriver.create(
             name: cgName, limits: CgroupLimits(memoryBytes: limits.memoryBytes, pids: limits.pids, cpuPercent: limits.cpuPercent))
+        trace?.mark("cgroup_created")
         let pipes: JailPipes
         do { pipes = try JailPipes() } catch {
             cgroup?.destroy()
             throw MiniAppError(.jailSetupFailed, "cannot create output pipes: \(error)", data: ["step": "pipes", "errno": "\(error.errno)"])
         }
-        let plan = makePlan(launch, limits: limits, uid: uid, gid: gid, pipes: pipes)
+        var plan = makePlan(launch, limits: limits, uid: uid, gid: gid, pipes: pipes)
+        let netFD = useNetPool(&plan)
+        defer { if let netFD { close(netFD) } } // the child holds the namespace from setns on
+        trace?.mark("planned")
         let child: SpawnedChild
-        do { child = try await JailSpawner.spawn(plan, cgroup: cgroup) } catch {
+        do { child = try await JailSpawner.spawn(plan, cgroup: cgroup, trace: trace) } catch {
             pipes.closeAll()
             cgroup?.destroy()
             throw error
         }
         pipes.closeChildEnds()
         return JailedWorker.start(child: child, launch: launch, uid: uid, limits: limits, cgroup: cgroup,
-                                  pipes: pipes, policy: configuration.policy)
+                                  pipes: pipes, policy: configuration.policy, trace: trace)
+    }
+
+    /// Swaps CLONE_NEWNET for a ready pooled namespace when there is one; returns its fd.
+    private func useNetPool(_ plan: inout JailSpawnPlan) -> Int32? {
+        guard plan.cloneFlags & Self.cloneNewNet != 0, let fd = netPool?.take() else { return nil }
+        plan.cloneFlags &= ~Self.cloneNewNet
+        plan.netnsFD = fd
+        return fd
     }
 
     private func identity(_ programId: String) throws(MiniAppError) -> (UInt32, UInt32) {

@@ -18,7 +18,8 @@
  *     C:                                           wait for "go" byte on go pipe
  *     P: [rootless] write setgroups/gid_map/uid_map; attach C to the cgroup; write "go"
  *     C: steps: setsid, mounts, pivot_root, ids, caps, no_new_privs, Landlock, seccomp
- *     C: [reaper] fork G; C closes its pipe ends and waits for children, G continues
+ *     C: [reaper] start G vfork-style (CLONE_VM|CLONE_VFORK: no copy of the address space);
+ *        once G exec'd, C closes its pipe ends and waits for children
  *     G: reset signals, execve  --> error pipe closed by O_CLOEXEC: P reads EOF = success
  *     any failure: write {step, errno, index} and _exit(127): P reads the record
  */
@@ -55,7 +56,8 @@ enum cjail_step {
     CJAIL_STEP_REAPER_FORK = 25,
     CJAIL_STEP_SIGNALS = 26,
     CJAIL_STEP_EXEC = 27,
-    CJAIL_STEP_COUNT = 28
+    CJAIL_STEP_NETNS = 28,
+    CJAIL_STEP_COUNT = 29
 };
 
 /* A failure record. `index` says which mount op / rlimit / rule / filter failed (-1: n/a). */
@@ -110,6 +112,9 @@ struct cjail_filter {
 struct cjail_spec {
     /* namespaces */
     uint64_t clone_flags;      /* CLONE_NEW* (CLONE_NEWCGROUP is unshared after the cgroup attach) */
+    int32_t netns_fd;          /* -1, or a fresh pooled network namespace (lo up) to setns into;
+                                  clone_flags then lacks CLONE_NEWNET */
+    int32_t _pad_netns;
     int32_t user_ns;           /* rootless mode: the parent writes the id maps */
     int32_t unshare_cgroup;    /* unshare(CLONE_NEWCGROUP) after "go" */
     /* filesystem */
@@ -146,6 +151,10 @@ struct cjail_spec {
     uint32_t exec_path_count;
     char *const *argv;
     char *const *envp;
+    /* Profiling (MINIAPP_JAIL_TRACE): NULL, or CJAIL_STEP_COUNT slots of MAP_SHARED memory where
+     * the child stores the CLOCK_MONOTONIC time (ns) at which each step finished. Writing a
+     * number into shared memory is async-signal-safe; the parent formats it. */
+    uint64_t *trace;
 };
 
 /* A started child: owned by the caller until released/killed. */
@@ -165,6 +174,12 @@ int cjail_clone(const struct cjail_spec *spec, struct cjail_child *out);
 /* Parent: send "go", then block until the child exec'd (returns 0: error pipe EOF) or failed
  * (returns 1 and fills *err). Returns -errno on a parent-side failure. Closes go_fd and err_fd. */
 int cjail_release(struct cjail_child *child, struct cjail_error *err);
+
+/* Parent: make a fresh network namespace ahead of time (privileged mode): unshare(CLONE_NEWNET)
+ * on the calling thread, bring its loopback up, open it, then setns the thread back to
+ * `home_fd`. Returns an O_CLOEXEC descriptor (>= 10) or -errno; -EDEADLK when the thread could
+ * not return home (it must then never be used for anything else). */
+int cjail_netns_create(int home_fd);
 
 /* Parent: probe the Landlock ABI version (0: unsupported). */
 int cjail_landlock_abi(void);

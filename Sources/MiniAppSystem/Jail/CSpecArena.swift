@@ -39,6 +39,7 @@ final class CSpecArena {
     func spec(_ p: JailSpawnPlan) -> cjail_spec {
         var s = cjail_spec()
         s.clone_flags = p.cloneFlags
+        s.netns_fd = p.netnsFD
         s.user_ns = p.userNamespace == nil ? 0 : 1
         s.unshare_cgroup = p.unshareCgroup ? 1 : 0
         s.root_path = str(p.rootPath)

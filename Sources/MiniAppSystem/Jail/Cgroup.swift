@@ -143,13 +143,22 @@ public enum CgroupFiles {
         }
     }
 
-    /// Removes a cgroup directory, retrying while its last processes are still exiting.
+    /// Removes a cgroup directory, retrying while its last processes are still exiting (killed
+    /// tasks leave within microseconds to a few milliseconds: the wait starts at 100 µs and
+    /// doubles up to 5 ms, about one second in all for the default attempts).
     public static func rmdirRetrying(_ path: String, attempts: Int = 200) {
+        var wait: UInt32 = 100
         for _ in 0..<attempts {
             if rmdir(path) == 0 || errno == ENOENT { return }
             if errno != EBUSY { return }
-            usleep(5000)
+            usleep(wait)
+            wait = min(wait * 2, 5000)
         }
+    }
+
+    /// The pids listed in a cgroup.procs file (empty when unreadable).
+    static func pids(_ path: String) -> [Int32] {
+        ((try? read(path)) ?? "").split(separator: "\n").compactMap { Int32($0) }
     }
 
     /// controller → own cgroup path, from /proc/self/cgroup ("" is the v2 entry).

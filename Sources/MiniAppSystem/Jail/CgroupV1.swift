@@ -69,19 +69,30 @@ final class CgroupV1: WorkerCgroup {
     func killAll() {
         guard let f = dirs["freezer"] ?? dirs["pids"] else { return }
         for _ in 0..<20 {
+            // Empty (the usual case once PID 1 is reaped: its pid namespace is gone): nothing to
+            // kill, so no freeze round trip. Non-empty: freeze first, so nothing forks between
+            // the read and the kills.
+            if CgroupFiles.pids("\(f)/cgroup.procs").isEmpty { return }
             try? freeze()
-            let procs = (try? CgroupFiles.read("\(f)/cgroup.procs")) ?? ""
-            let pids = procs.split(separator: "\n").compactMap { Int32($0) }
-            for p in pids { kill(p, SIGKILL) }
+            for p in CgroupFiles.pids("\(f)/cgroup.procs") { kill(p, SIGKILL) }
             try? thaw() // SIGKILL is delivered when the task thaws
-            if pids.isEmpty { return }
             usleep(1000)
         }
     }
 
+    /// rmdir succeeds only on a cgroup without tasks, so it is tried first: after a normal exit
+    /// every directory is already empty and teardown is one rmdir per controller. Any EBUSY
+    /// means something is still inside: kill everything, then remove with retries. The freezer
+    /// directory goes last, because killing needs it.
     func destroy() {
+        let order = dirs.keys.filter { $0 != "freezer" }.sorted() + (dirs["freezer"] == nil ? [] : ["freezer"])
+        let busy = order.compactMap { c -> String? in
+            let d = dirs[c]!
+            return rmdir(d) == 0 || errno == ENOENT ? nil : d
+        }
+        guard !busy.isEmpty else { return }
         killAll()
-        for d in dirs.values { CgroupFiles.rmdirRetrying(d) }
+        for d in busy { CgroupFiles.rmdirRetrying(d) }
     }
 
     func stats() -> JailStats {

@@ -43,11 +43,12 @@ final class CgroupV2: WorkerCgroup {
     func thaw() throws(SystemError) { try CgroupFiles.write("\(dir)/cgroup.freeze", "0") }
 
     func killAll() {
+        if CgroupFiles.pids("\(dir)/cgroup.procs").isEmpty { return } // nothing inside: no kill needed
         // cgroup.kill (5.14+) kills atomically, including processes forking right now.
         if (try? CgroupFiles.write("\(dir)/cgroup.kill", "1")) != nil { return }
         for _ in 0..<20 {
             try? CgroupFiles.write("\(dir)/cgroup.freeze", "1")
-            let pids = ((try? CgroupFiles.read("\(dir)/cgroup.procs")) ?? "").split(separator: "\n").compactMap { Int32($0) }
+            let pids = CgroupFiles.pids("\(dir)/cgroup.procs")
             for p in pids { kill(p, SIGKILL) }
             try? CgroupFiles.write("\(dir)/cgroup.freeze", "0")
             if pids.isEmpty { return }
@@ -55,7 +56,10 @@ final class CgroupV2: WorkerCgroup {
         }
     }
 
+    /// rmdir first (it succeeds only when no task is left, the usual case after PID 1 was
+    /// reaped); on EBUSY kill everything and retry while the last tasks exit.
     func destroy() {
+        if rmdir(dir) == 0 || errno == ENOENT { return }
         killAll()
         CgroupFiles.rmdirRetrying(dir, attempts: access("\(dir)/cgroup.kill", F_OK) == 0 ? 200 : 1)
     }

@@ -22,6 +22,8 @@ public struct JailSpawnPlan: Sendable {
     }
 
     public var cloneFlags: UInt64 = 0
+    /// A fresh pooled network namespace to join instead of CLONE_NEWNET (-1: none).
+    public var netnsFD: Int32 = -1
     /// Rootless mode: the map the parent writes before "go".
     public var userNamespace: IDMap?
     public var unshareCgroup = true
@@ -57,7 +59,7 @@ public enum JailStep {
         "none", "wait_go", "dumpable", "setsid", "cgroup_ns", "mount_private", "mount_root", "mount_op",
         "pivot_root", "root_readonly", "hostname", "loopback", "rlimits", "fds", "chdir", "caps_bounding",
         "securebits", "setgroups", "setgid", "setuid", "caps_clear", "pdeathsig", "no_new_privs", "landlock",
-        "seccomp", "reaper_fork", "signals", "exec",
+        "seccomp", "reaper_fork", "signals", "exec", "netns",
     ]
 
     public static func name(_ step: Int32) -> String {

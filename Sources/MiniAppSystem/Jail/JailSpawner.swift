@@ -20,17 +20,23 @@ public enum JailSpawner {
 
     /// Spawns `plan`; `cgroup` (if any) receives the child before it runs a single step. Runs
     /// on the spawner thread; the calling task is suspended, not blocked.
-    public static func spawn(_ plan: JailSpawnPlan, cgroup: (any WorkerCgroup)?) async throws(MiniAppError) -> SpawnedChild {
-        try await thread.run { () throws(MiniAppError) -> SpawnedChild in try spawnNow(plan, cgroup: cgroup) }
+    public static func spawn(_ plan: JailSpawnPlan, cgroup: (any WorkerCgroup)?, trace: JailTrace? = nil) async throws(MiniAppError) -> SpawnedChild {
+        try await thread.run { () throws(MiniAppError) -> SpawnedChild in try spawnNow(plan, cgroup: cgroup, trace: trace) }
     }
 
     /// Synchronous form; must be called on `thread` when `plan.pdeathsig` is set.
-    public static func spawnNow(_ plan: JailSpawnPlan, cgroup: (any WorkerCgroup)?) throws(MiniAppError) -> SpawnedChild {
+    public static func spawnNow(_ plan: JailSpawnPlan, cgroup: (any WorkerCgroup)?, trace: JailTrace? = nil) throws(MiniAppError) -> SpawnedChild {
+        trace?.mark("spawner_thread")
         let arena = CSpecArena()
         var spec = arena.spec(plan)
+        let slots = trace != nil ? JailTrace.ChildSlots() : nil
+        spec.trace = slots?.base
         var child = cjail_child()
+        trace?.mark("spec_built")
         let r = cjail_clone(&spec, &child)
+        trace?.mark("cloned")
         withExtendedLifetime(arena) {}
+        defer { if let slots { trace?.childSteps(slots.base) } }
         guard r == 0 else {
             throw MiniAppError(.jailSetupFailed, "clone of the worker failed: \(SystemError("clone", errno: -r)); check namespace support and limits (user.max_*_namespaces)",
                                data: ["step": "clone", "errno": "\(-r)"])
@@ -38,12 +44,14 @@ public enum JailSpawner {
         do {
             if let map = plan.userNamespace { try writeIDMaps(pid: child.pid, map) }
             try cgroup?.attach(pid: child.pid)
+            trace?.mark("cgroup_attached")
         } catch {
             abort(&child)
             throw MiniAppError(.jailSetupFailed, "preparing the worker failed: \(error)", data: ["step": error.call, "errno": "\(error.errno)"], cause: error)
         }
         var rec = cjail_error()
         let rel = cjail_release(&child, &rec)
+        trace?.mark("exec_confirmed")
         if rel == 0 { return SpawnedChild(pid: child.pid, pidfd: child.pidfd, statusFD: child.status_fd) }
         abort(&child)
         if rel < 0 {
