@@ -123,7 +123,9 @@ let package = Package(
         .testTarget(name: "ModelTests", dependencies: ["MiniAppJSON", "MiniAppModel", "MiniAppTestSupport"]),
         .testTarget(
             name: "DaemonTests",
-            dependencies: ["MiniAppDaemon", "MiniAppBroker", "MiniAppJSON", "MiniAppModel", "MiniAppSystem", "MiniAppTestSupport"]),
+            dependencies: [
+                "MiniAppDaemon", "MiniAppBroker", "MiniAppJSON", "MiniAppModel", "MiniAppPackages", "MiniAppSystem", "MiniAppTestSupport",
+            ]),
         // Opens the storage store, acknowledges storage.set on stdout, and is SIGKILLed by ServiceTests.
         .executableTarget(
             name: "storage-crash-helper", dependencies: ["MiniAppBroker", "MiniAppModel"],

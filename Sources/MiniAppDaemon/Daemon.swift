@@ -12,7 +12,7 @@ import Synchronization
 /// The composed daemon: builds every component from the configuration, then serves until
 /// SIGTERM. The order of `start` is the order of dependencies; `shutdown` undoes it.
 ///
-///     state dir ─ policies ─ jailer (+ sweep of a crashed run) ─ catalogue, partners
+///     state dir ─ policies ─ jailer (+ sweep of a crashed run, crash guard) ─ catalogue, partners
 ///       ─ services ─ reactor + broker ─ package store ─ supervisor ─ control API
 ///       ─ control socket (LISTEN_FDS or bind) ─ metrics ─ background update checks
 public final class Daemon {
@@ -35,6 +35,7 @@ public final class Daemon {
         var socketPath: String?
         var metricsServer: TinyHTTPServer?
         var updateTimer: (any DispatchSourceTimer)?
+        var crashGuard: JailCrashGuard?
     }
 
     /// Builds the daemon; nothing is started yet. Call `SignalLoop.blockInProcess()` before,
@@ -91,6 +92,7 @@ public final class Daemon {
         if swept.cgroups > 0 {
             logger.notice("removed \(swept.cgroups) worker cgroup(s) and \(swept.processes) process(es) left by a previous run")
         }
+        let crashGuard = JailCrashGuard.start(for: jailer)
         let catalogue = try Self.loadCatalogue(policyDir)
         let partners = try PartnerDirectory.load(policyDir: policyDir)
         let sdkDir = try layout.materialize(EmbeddedSDK.files, into: layout.sdk)
@@ -144,7 +146,7 @@ public final class Daemon {
             layout: layout, policyDir: policyDir, reactor: reactor, broker: broker, services: services, brokerBinding: brokerBinding,
             jail: jail, supervisor: supervisor, control: control, socketPath: socketPath,
             metricsServer: try startMetrics(metrics, supervisor: supervisor, broker: broker),
-            updateTimer: startUpdateTimer(updates))
+            updateTimer: startUpdateTimer(updates), crashGuard: crashGuard)
     }
 
     private func makeServices(layout: StateLayout, hostVersion: String) throws(MiniAppError) -> BuiltinServices {
@@ -238,6 +240,7 @@ public final class Daemon {
         p.reactor.shutdown()
         p.services.shutdown()
         if let path = p.socketPath { unlink(path) }
+        p.crashGuard?.finish()
         logger.info("miniappd stopped")
         parts = nil
     }

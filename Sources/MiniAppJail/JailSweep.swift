@@ -7,7 +7,8 @@ import MiniAppSystem
 ///
 /// On SIGKILL of the daemon each worker's PID 1 gets `PDEATHSIG` (SIGKILL) and the kernel then
 /// kills its whole pid namespace, so no worker process survives. What can survive is a worker
-/// that was *frozen* (a pending SIGKILL is not acted on until thawed) and the empty cgroup
+/// that was *frozen* (a pending SIGKILL is not acted on until thawed; JailCrashGuard.swift
+/// thaws them as soon as the daemon dies, this sweep is the fallback) and the empty cgroup
 /// directories. Worker cgroups are named `w-<program>-<daemon pid>-<serial>`; at start, every
 /// one whose daemon pid is not alive is thawed, its members are killed and it is removed.
 /// Cgroups of live daemons (other instances, tests) are never touched.

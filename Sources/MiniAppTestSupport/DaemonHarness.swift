@@ -14,16 +14,31 @@ public final class DaemonHarness: @unchecked Sendable {
 
     /// Starts `miniappd` with `--state-dir`, `--control-socket` and any `extraArgs`, and waits
     /// until it answers `daemon.info`.
-    public init(policyDir: String, extraArgs: [String] = [], stateDir: String? = nil, timeout: Double = 30) throws {
+    ///
+    /// `socketActivated`: runs it under `systemd-socket-activate`, which binds `socket`, waits
+    /// for the first connection (the readiness probe) and execs `miniappd` in place with the
+    /// listening socket at fd 3 and `LISTEN_FDS=1`, `LISTEN_PID=<its pid>`; `--control-socket`
+    /// then names `unused.sock`, which the daemon must not create.
+    public init(
+        policyDir: String, extraArgs: [String] = [], stateDir: String? = nil, timeout: Double = 30, socketActivated: Bool = false
+    ) throws {
         dir = try TempDir("d")
         socket = dir.file("control.sock")
         _ = FileManager.default.createFile(atPath: dir.file("daemon.log"), contents: nil)
         log = try FileHandle(forWritingTo: URL(fileURLWithPath: dir.file("daemon.log")))
         process = Process()
-        process.executableURL = URL(fileURLWithPath: productsDirectory() + "/miniappd")
-        process.arguments = [
-            "--state-dir", stateDir ?? dir.file("state"), "--control-socket", socket, "--policy-dir", policyDir,
+        let daemon = productsDirectory() + "/miniappd"
+        let args = [
+            "--state-dir", stateDir ?? dir.file("state"), "--control-socket", socketActivated ? dir.file("unused.sock") : socket,
+            "--policy-dir", policyDir,
         ] + extraArgs
+        if socketActivated {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/systemd-socket-activate")
+            process.arguments = ["--listen=\(socket)", daemon] + args
+        } else {
+            process.executableURL = URL(fileURLWithPath: daemon)
+            process.arguments = args
+        }
         process.standardOutput = log
         process.standardError = log
         try process.run()
@@ -46,6 +61,7 @@ public final class DaemonHarness: @unchecked Sendable {
     /// SIGTERM and wait; returns the exit status (SIGKILL after `timeout`).
     @discardableResult
     public func stop(timeout: Double = 20) -> Int32 {
+        guard process.processIdentifier != 0 else { return -1 }  // never started (run() threw)
         guard process.isRunning else { return process.terminationStatus }
         kill(process.processIdentifier, SIGTERM)
         let deadline = Date().addingTimeInterval(timeout)
@@ -57,6 +73,7 @@ public final class DaemonHarness: @unchecked Sendable {
 
     /// SIGKILL now (crash tests).
     public func crash() {
+        guard process.processIdentifier != 0 else { return }
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
     }

@@ -58,13 +58,16 @@ final class OutputCollector: @unchecked Sendable {
     }
 }
 
-/// The directory holding the built products (`.build/debug`), found from the test bundle.
+/// The directory holding the built products (`.build/debug`): `MINIAPP_BIN` when set, else
+/// found from the test bundle. On Linux `Bundle.main` is the directory of the test executable
+/// (the products directory itself); on macOS it is the `.xctest` bundle inside it.
 public func productsDirectory() -> String {
-    let bundle = Bundle.main.bundleURL.deletingLastPathComponent().path
-    for candidate in [bundle, ProcessInfo.processInfo.environment["MINIAPP_BIN"] ?? ""] where !candidate.isEmpty {
+    let bundle = Bundle.main.bundleURL
+    let candidates = [ProcessInfo.processInfo.environment["MINIAPP_BIN"] ?? "", bundle.path, bundle.deletingLastPathComponent().path]
+    for candidate in candidates where !candidate.isEmpty {
         if FileManager.default.isExecutableFile(atPath: candidate + "/miniapp") { return candidate }
     }
-    return bundle
+    return bundle.path
 }
 
 /// The repository root (where Package.swift is), found from this source file.

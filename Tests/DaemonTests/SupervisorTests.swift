@@ -18,7 +18,8 @@ final class FakeWorker: WorkerHandle, @unchecked Sendable {
     }
     func suspend() throws(MiniAppError) { frozen.withLock { $0 = true } }
     func resume() throws(MiniAppError) { frozen.withLock { $0 = false } }
-    func stop(graceMillis: Int) { onExit(WorkerExitInfo(status: 143, signal: "SIGTERM", reason: .signal)) }
+    /// As the real jail does: a stop it carried out is reported as `stopped`.
+    func stop(graceMillis: Int) { onExit(WorkerExitInfo(status: 143, signal: "SIGTERM", reason: .stopped)) }
     func kill() { onExit(WorkerExitInfo(status: 137, signal: "SIGKILL", reason: .signal)) }
     func usage() -> (memoryBytes: Int64, cpuMicros: Int64) { (4096, 10) }
 }
@@ -111,6 +112,17 @@ struct SupervisorFixture {
         #expect(f.bridge.attached.withLock { $0.isEmpty })
         #expect(f.supervisor.list().isEmpty)
         #expect(throws: MiniAppError.self) { try f.supervisor.stop(wid, graceMillis: 1) { _ in } }
+    }
+
+    @Test func shutdownReportsDaemonShutdown() throws {
+        let f = try SupervisorFixture()
+        let wid = try f.supervisor.launch("com.p.app")["workerId"]!
+        f.supervisor.shutdown(graceMillis: 10)
+        let exited = f.notes.named("program.exited")
+        #expect(exited.count == 1)
+        #expect(exited.first?["workerId"] == wid)
+        #expect(exited.first?["reason"] == "daemon-shutdown")
+        #expect(throws: MiniAppError.self) { try f.supervisor.launch("com.p.other") }
     }
 
     @Test func suspendResumeFollowTheStateMachine() throws {

@@ -255,8 +255,10 @@ extension Supervisor {
         }) else { return }
         var info = exit
         // A limit the jail enforced (OOM, wall clock) wins over our stop request: it is what
-        // really ended the worker. Otherwise a requested stop is reported as such.
-        if let requested = w.stopReason, info.reason == .exit || info.reason == .signal {
+        // really ended the worker. Otherwise a requested stop is reported with the reason it
+        // was requested for: the jail reports every stop it carried out as `stopped`, which
+        // must not hide `daemon-shutdown` (SIGTERM of the daemon) from the hosts.
+        if let requested = w.stopReason, [.exit, .signal, .stopped].contains(info.reason) {
             info.reason = requested
             info.detail = info.detail ?? w.stopDetail
         }
