@@ -1,3 +1,4 @@
+import Dispatch
 import MiniAppSystem
 import MiniAppJSON
 import Logging
@@ -25,37 +26,56 @@ public struct AuditConfiguration: Sendable {
 /// The append-only audit log: one JSON line per decision
 /// (`{"time","workerId","programId","method","decision","code","micros","bytesIn","bytesOut"}`).
 ///
-/// Records are batched in memory and written with one `write(2)` before the loop sleeps (or
-/// when 64 KiB are pending), so the hot path never waits on the disk. Loop-confined.
+/// Records are batched in memory on the loop thread (a struct append, no encoding) and handed
+/// to a private serial queue before the loop sleeps (or every 512 records), where they are
+/// encoded and written with one `write(2)`: the hot path never encodes JSON nor waits on the
+/// disk. (Encoding on the loop cost ~10 µs per call in the end-to-end `bridge.rtt` profile.)
+/// Order is kept: one queue, batches in loop order.
 final class AuditLog: @unchecked Sendable {
     private let file: RotatingFile
     private let logger: Logger
     let includePayloads: Bool
-    private var pending: [UInt8] = []
-    private var failed = false
+    private var batch: [CallRecord] = []  // loop thread
+    private let writer = DispatchQueue(label: "miniappd.audit")
+    private var failed = false  // writer queue
 
     init(_ config: AuditConfiguration, logger: Logger) throws(SystemError) {
         file = try RotatingFile(path: config.path, maxBytes: config.maxBytes, keep: config.keep)
         includePayloads = config.includePayloads
         self.logger = logger
-        pending.reserveCapacity(64 << 10)
+        batch.reserveCapacity(512)
     }
 
+    /// Loop thread.
     func record(_ r: CallRecord) {
-        var rec = r
-        if !includePayloads {
-            rec.params = nil
-            rec.result = nil
-        }
-        rec.json().write(into: &pending)
-        pending.append(0x0A)
-        if pending.count >= 64 << 10 { flush() }
+        batch.append(r)
+        if batch.count >= 512 { flush() }
     }
 
+    /// Hands the batch to the writer (loop thread, or any thread once the loop has stopped).
     func flush() {
-        guard !pending.isEmpty else { return }
+        guard !batch.isEmpty else { return }
+        let records = batch
+        batch.removeAll(keepingCapacity: true)
+        writer.async { [self] in write(records) }
+    }
+
+    /// Waits until everything handed over so far is written.
+    func waitForWrites() { writer.sync {} }
+
+    private func write(_ records: [CallRecord]) {
+        var out: [UInt8] = []
+        out.reserveCapacity(records.count * 200)
+        for var rec in records {
+            if !includePayloads {
+                rec.params = nil
+                rec.result = nil
+            }
+            rec.json().write(into: &out)
+            out.append(0x0A)
+        }
         do {
-            try file.append(pending)
+            try file.append(out)
             failed = false
         } catch {
             // Keep serving: an audit write failure (disk full) is reported loudly, once per
@@ -63,6 +83,5 @@ final class AuditLog: @unchecked Sendable {
             if !failed { logger.error("audit log write failed: \(error)") }
             failed = true
         }
-        pending.removeAll(keepingCapacity: true)
     }
 }

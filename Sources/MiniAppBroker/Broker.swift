@@ -1,3 +1,4 @@
+import Dispatch
 public import MiniAppJSON
 public import MiniAppModel
 public import MiniAppSystem
@@ -162,6 +163,24 @@ public final class Broker: @unchecked Sendable {
     public func activity(workerId: String) -> (calls: UInt64, lastCallNanos: UInt64) {
         guard let s = sessions.withLock({ $0[workerId] }) else { return (0, 0) }
         return (s.calls.load(ordering: .relaxed), s.lastCallNanos.load(ordering: .relaxed))
+    }
+
+    /// Writes every audit record of calls answered so far: hands the pending batch over on
+    /// the loop (or here, once the loop has stopped) and waits for the writer. For shutdown
+    /// and tests.
+    public func flushAudit() {
+        guard let audit else { return }
+        if reactor.isInLoopThread || reactor.isStopped {
+            audit.flush()
+        } else {
+            let done = DispatchSemaphore(value: 0)
+            reactor.execute {
+                audit.flush()
+                done.signal()
+            }
+            done.wait()
+        }
+        audit.waitForWrites()
     }
 
     /// Identities of the attached workers.

@@ -238,6 +238,7 @@ public final class Daemon {
         p.metricsServer?.stop()
         p.control.close()
         p.reactor.shutdown()
+        p.broker.flushAudit()
         p.services.shutdown()
         if let path = p.socketPath { unlink(path) }
         p.crashGuard?.finish()

@@ -153,6 +153,7 @@ final class Harness {
             reactor.execute { s.signal() }
             s.wait()
         }
+        broker.flushAudit()
     }
 }
 

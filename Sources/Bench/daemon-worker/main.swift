@@ -67,14 +67,21 @@ var nextId = 1
 }
 
 @MainActor func contains(_ line: ArraySlice<UInt8>, _ needle: String) -> Bool {
-    let n = Array(needle.utf8)
-    guard line.count >= n.count else { return false }
-    var i = line.startIndex
-    while i <= line.endIndex - n.count {
-        if line[i] == n[0] && Array(line[i..<(i + n.count)]) == n { return true }
-        i += 1
+    var needle = needle
+    return needle.withUTF8 { n in
+        guard line.count >= n.count, let first = n.first else { return false }
+        var i = line.startIndex
+        let last = line.endIndex - n.count
+        while i <= last {
+            if line[i] == first {
+                var j = 1
+                while j < n.count && line[i + j] == n[j] { j += 1 }
+                if j == n.count { return true }
+            }
+            i += 1
+        }
+        return false
     }
-    return false
 }
 
 /// Sends one request and waits for its answer; exits on an error answer.

@@ -93,6 +93,9 @@ public final class Reactor: @unchecked Sendable {
         }
     }
 
+    /// True once `shutdown` was called (after it returns, the loop thread is gone).
+    public var isStopped: Bool { stopped.load(ordering: .acquiring) }
+
     /// True when called on the loop thread.
     public var isInLoopThread: Bool {
         loopThreadID.load(ordering: .acquiring) == UInt(pthread_self())
