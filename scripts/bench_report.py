@@ -11,6 +11,7 @@ RATIOS = {
     "jail.spawn_true": ["anchor.bwrap_true", "anchor.spawn_true"],
     "launch.cold": ["anchor.bwrap_true"], "launch.pool": ["anchor.bwrap_true"],
     "bridge.rtt": ["anchor.uds_rtt", "anchor.dbus_rtt"], "bridge.rtt.host": ["anchor.uds_rtt", "anchor.dbus_rtt"],
+    "broker.rtt": ["anchor.uds_rtt", "anchor.dbus_rtt"], "broker.rtt.host": ["anchor.uds_rtt", "anchor.dbus_rtt"],
     "package.verify": ["anchor.sha256sum"],
 }
 

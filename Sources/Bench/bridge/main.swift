@@ -1,9 +1,9 @@
 // bench-bridge: the broker's round-trip and throughput figures, measured against real worker
 // processes (Sources/Bench/bridge-client/bridge_client.c on fd 3), in the anchors' RESULT format.
 //
-//   bench-bridge <client-binary> rtt  <iters> <warmup>      -> RESULT|bridge.rtt|…
-//   bench-bridge <client-binary> host <iters> <warmup>      -> RESULT|bridge.rtt.host|…
-//   bench-bridge <client-binary> tput <clients> <secs> <depth> -> RESULT|bridge.throughput|…
+//   bench-bridge <client-binary> rtt  <iters> <warmup>      -> RESULT|broker.rtt|…
+//   bench-bridge <client-binary> host <iters> <warmup>      -> RESULT|broker.rtt.host|…
+//   bench-bridge <client-binary> tput <clients> <secs> <depth> -> RESULT|broker.throughput|…
 // Diagnostics: `raw` (the reactor alone answering canned results: the event loop's floor),
 // `bench-bridge cpu` (in-process decode/encode cost per call), BENCH_NO_PEEK=1 (read requests
 // without MSG_PEEK, to measure what deferred consumption buys).
@@ -147,8 +147,8 @@ func runLatency(client: String, host: Bool, raw: Bool = false, iters: String, wa
         }
         : attachWorker(broker, 1)
     let argv = host
-        ? [client, "lat", "bridge.rtt.host", "payment.pay", #"{"orderId":"order-123","amount":99.99,"currency":"USD"}"#, iters, warmup]
-        : [client, "lat", "bridge.rtt", "storage.get", storageParams, iters, warmup]
+        ? [client, "lat", "broker.rtt.host", "payment.pay", #"{"orderId":"order-123","amount":99.99,"currency":"USD"}"#, iters, warmup]
+        : [client, "lat", "broker.rtt", "storage.get", storageParams, iters, warmup]
     let pid = spawn(argv, fd3: fd)
     close(fd)
     wait(pid)
@@ -179,7 +179,7 @@ func runThroughput(client: String, clients: Int, seconds: String, depth: String)
     for p in pids { wait(p) }
     reactor.shutdown()
     let secs = Double(seconds) ?? 1
-    print("RESULT|bridge.throughput|-|-|-|\(Int(Double(total) / secs))|calls/s|storage.get via miniappd broker, \(clients) C client procs, \(depth) calls in flight each, \(seconds)s window")
+    print("RESULT|broker.throughput|-|-|-|\(Int(Double(total) / secs))|calls/s|storage.get via miniappd broker, \(clients) C client procs, \(depth) calls in flight each, \(seconds)s window")
 }
 
 /// In-process cost of the decode steps, per call (no sockets).

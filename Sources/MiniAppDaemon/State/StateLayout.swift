@@ -16,9 +16,7 @@ public struct StateLayout: Sendable {
     /// The built-in services' state: `storage.sqlite` (+ WAL) and `auth-ed25519.pem`.
     public var services: String { root + "/services" }
     public var audit: String { root + "/audit" }
-    public var uids: String { root + "/uids.json" }
     public var workerSequence: String { root + "/workers.seq" }
-    public var partnersCache: String { root + "/partners-cache.json" }
     public var downloads: String { root + "/downloads" }
     public var embeddedPolicies: String { root + "/policies-embedded" }
     public var sdk: String { root + "/sdk" }
