@@ -21,6 +21,8 @@ let package = Package(
     products: [
         .executable(name: "miniappd", targets: ["miniappd"]),
         .executable(name: "miniapp", targets: ["miniapp"]),
+        // Installed beside miniappd: the process that clones every jailed worker (CJail only).
+        .executable(name: "miniappd-spawner", targets: ["miniappd-spawner"]),
         .library(name: "MiniAppBridgeSDK", targets: ["MiniAppBridgeSDK"]),
         .library(name: "MiniAppTestSupport", targets: ["MiniAppTestSupport"]),
     ],
@@ -84,6 +86,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
+        .executableTarget(name: "miniappd-spawner", dependencies: ["CJail"], path: "Sources/miniappd-spawner"),
         .executableTarget(
             name: "miniapp",
             dependencies: [
@@ -140,7 +143,7 @@ let package = Package(
             dependencies: ["MiniAppJSON", "MiniAppModel", "MiniAppSystem", "MiniAppPackages"],
             exclude: ["Fixtures"]),
         .testTarget(
-            name: "JailTests", dependencies: ["MiniAppJail", "MiniAppModel", "MiniAppSystem"],
+            name: "JailTests", dependencies: ["MiniAppJail", "MiniAppModel", "MiniAppSystem", "CJail"],
             exclude: ["Fixtures"]),
 
         // MARK: benchmarks

@@ -83,6 +83,8 @@ static int program_entry(void *arg) {
 /* Entry point of the cloned child (see cjail.h for the protocol). */
 int cjail_child_main(const struct cjail_spec *s, int go_fd, int err_fd, int status_fd) {
     trace_step(s, CJAIL_STEP_NONE); /* slot 0: the child runs */
+    /* PID 1 never execs: name it for ps/top instead of inheriting the spawner's name. */
+    (void)prctl(PR_SET_NAME, "miniapp-init", 0, 0, 0);
     STEP(CJAIL_STEP_WAIT_GO, wait_go(go_fd));
     STEP(CJAIL_STEP_DUMPABLE, errno_of(prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)));
     STEP(CJAIL_STEP_SETSID, errno_of(setsid()));

@@ -87,7 +87,7 @@ public final class Daemon {
         }
         let mode = try Self.workerMode(config.workerMode)
         let jailConfig = try JailPolicy.load(policyDir: policyDir)
-        let jailer = try Jailer(configuration: jailConfig, stateDir: layout.root, mode: mode)
+        let jailer = try Jailer(configuration: jailConfig, stateDir: layout.root, mode: mode, warmCgroups: Self.warmCgroups)
         let swept = jailer.sweepStaleWorkers()
         if swept.cgroups > 0 {
             logger.notice("removed \(swept.cgroups) worker cgroup(s) and \(swept.processes) process(es) left by a previous run")
@@ -228,6 +228,9 @@ public final class Daemon {
 
     // MARK: shutdown and reload
 
+    /// Worker cgroups kept made ahead: two cover back-to-back launches (CgroupPool.swift).
+    static let warmCgroups = 2
+
     /// SIGTERM: stop accepting, stop every worker (hosts hear `program.exited` with reason
     /// `daemon-shutdown`), close the control connections, then flush and close storage.
     func shutdown() {
@@ -241,6 +244,7 @@ public final class Daemon {
         p.broker.flushAudit()
         p.services.shutdown()
         if let path = p.socketPath { unlink(path) }
+        p.jail.jailer.drainPools()
         p.crashGuard?.finish()
         logger.info("miniappd stopped")
         parts = nil
@@ -257,7 +261,9 @@ public final class Daemon {
         }
         do throws(MiniAppError) {
             let jailConfig = try JailPolicy.load(policyDir: p.policyDir)
-            p.jail.replace(try Jailer(configuration: jailConfig, stateDir: p.layout.root, mode: p.jail.jailer.mode))
+            let old = p.jail.jailer
+            p.jail.replace(try Jailer(configuration: jailConfig, stateDir: p.layout.root, mode: old.mode, warmCgroups: Self.warmCgroups))
+            old.drainPools()
         } catch {
             logger.error("reload: keeping the previous jail policy: \(error)")
         }

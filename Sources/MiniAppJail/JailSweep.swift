@@ -9,8 +9,9 @@ import MiniAppSystem
 /// kills its whole pid namespace, so no worker process survives. What can survive is a worker
 /// that was *frozen* (a pending SIGKILL is not acted on until thawed; JailCrashGuard.swift
 /// thaws them as soon as the daemon dies, this sweep is the fallback) and the empty cgroup
-/// directories. Worker cgroups are named `w-<program>-<daemon pid>-<serial>`; at start, every
-/// one whose daemon pid is not alive is thawed, its members are killed and it is removed.
+/// directories. Worker cgroups are named `w-<program>-<daemon pid>-<serial>` and the ones made
+/// ahead `p-<daemon pid>-<serial>` (CgroupPool.swift); at start, every one whose daemon pid is
+/// not alive is thawed, its members are killed and it is removed.
 /// Cgroups of live daemons (other instances, tests) are never touched.
 extension Jailer {
     /// What the sweep did.
@@ -55,15 +56,15 @@ extension Jailer {
     static func staleNames(in dir: String) -> [String] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
         return names.filter { name in
-            guard name.hasPrefix("w-"), let owner = ownerPid(name) else { return false }
+            guard name.hasPrefix("w-") || name.hasPrefix("p-"), let owner = ownerPid(name) else { return false }
             return owner != getpid() && !isAlive(owner)
         }
     }
 
-    /// `w-<program>-<pid>-<serial>` → pid.
+    /// `w-<program>-<pid>-<serial>` or `p-<pid>-<serial>` → pid.
     static func ownerPid(_ name: String) -> Int32? {
         let parts = name.split(separator: "-")
-        guard parts.count >= 4, Int(parts[parts.count - 1]) != nil else { return nil }
+        guard parts.count >= (name.hasPrefix("p-") ? 3 : 4), Int(parts[parts.count - 1]) != nil else { return nil }
         return Int32(parts[parts.count - 2])
     }
 

@@ -31,6 +31,8 @@ public final class JailedWorker: Sendable {
         var limitHit: JailLimitKind?
         var timers: [UInt64] = []
         var pidfdOpen = true
+        var removed = false
+        var removedWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
     init(child: SpawnedChild, programId: String, uid: UInt32, cgroup: (any WorkerCgroup)?, grace: Double,
@@ -100,7 +102,8 @@ public final class JailedWorker: Sendable {
     /// Memory and CPU usage now (zeros without cgroups).
     public func stats() -> JailStats { cgroup?.stats() ?? JailStats(memoryBytes: 0, cpuMicros: 0) }
 
-    /// Suspends until the worker has ended and its cgroup is gone.
+    /// Suspends until the worker has been reaped, and returns how it ended. Its cgroup is
+    /// removed right after (`removed`).
     public var exit: WorkerExit {
         get async {
             await withCheckedContinuation { cont in
@@ -113,6 +116,24 @@ public final class JailedWorker: Sendable {
             }
         }
     }
+
+    /// Suspends until the worker has ended and its cgroup has been removed.
+    public var removed: Void {
+        get async {
+            _ = await exit
+            await withCheckedContinuation { (cont: CheckedContinuation<Void, Never>) in
+                let done = state.withLock { s -> Bool in
+                    if s.removed { return true }
+                    s.removedWaiters.append(cont)
+                    return false
+                }
+                if done { cont.resume() }
+            }
+        }
+    }
+
+    /// The worker's cgroup directories (empty without cgroups), for operators and tests.
+    public var cgroupLocation: String? { cgroup?.location }
 
     private func signalPID1(_ sig: Int32) {
         state.withLock { s in if s.pidfdOpen { _ = cjail_pidfd_send_signal(pidfd, sig) } }

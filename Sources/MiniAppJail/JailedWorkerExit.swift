@@ -2,18 +2,26 @@ import MiniAppModel
 import MiniAppSystem
 import Glibc
 
-/// The end of a worker: reaped (pidfd) + both output pipes at EOF → kill and remove the cgroup
-/// → compute the reason → wake the waiters. The slow part (cgroup removal waits for the last
-/// processes to vanish) runs on a cleanup thread, never on the event thread.
+/// The end of a worker: reaped (pidfd) + both output pipes at EOF → read the cgroup's
+/// counters → compute the reason → wake the waiters → remove the cgroup (killing anything
+/// left first). The exit is final once PID 1 is reaped: PID 1 exits only after the kernel has
+/// killed and reaped everything else in its pid namespace, so the cgroup is empty by then, and
+/// its removal (up to five rmdirs under v1, retried if a task is still leaving) runs on the
+/// cleanup thread after the waiters were woken. `removed` waits for it too.
 extension JailedWorker {
     func reaped(code: Int32, status: Int32) {
         trace?.mark("reaped")
         let raw = readReaperStatus()
-        state.withLock { $0.reaped = raw.map { Self.decode($0) } ?? (code, status) }
-        // PID 1 is gone, so the kernel is killing the namespace; the cgroup kill also catches
-        // anything that escaped the pid namespace (nothing should) and unblocks the pipes.
-        Self.cleanup.submit { [self] in cgroup?.killAll(); trace?.mark("killall_after_reap") }
-        JailEventLoop.shared.after(seconds: 2) { [self] in finalizeIfReady(force: true) }
+        let streamsOpen = state.withLock { s -> Bool in
+            s.reaped = raw.map { Self.decode($0) } ?? (code, status)
+            return s.openStreams > 0
+        }
+        if streamsOpen {
+            // Usually just the pipes' EOF not yet seen by the event loop. If something outside
+            // the pid namespace held them (nothing should), the cgroup kill unblocks them.
+            Self.cleanup.submit { [self] in cgroup?.killAll() }
+            JailEventLoop.shared.after(seconds: 2) { [self] in finalizeIfReady(force: true) }
+        }
         finalizeIfReady(force: false)
     }
 
@@ -47,15 +55,14 @@ extension JailedWorker {
             return true
         }
         guard go else { return }
-        Self.cleanup.submit { [self] in finalize() }
+        finalize()
     }
 
+    /// On the event thread: two small reads of the cgroup's counters, then the waiters.
     private func finalize() {
         trace?.mark("finalize")
         let events = cgroup?.events() ?? CgroupEvents()
         trace?.mark("cgroup_events")
-        cgroup?.destroy()
-        trace?.mark("cgroup_destroyed")
         let (exit, waiters, timers) = state.withLock { s -> (WorkerExit, [CheckedContinuation<WorkerExit, Never>], [UInt64]) in
             let e = makeExit(s, events: events)
             s.exit = e
@@ -68,7 +75,17 @@ extension JailedWorker {
         for t in timers { JailEventLoop.shared.cancelTimer(t) }
         for w in waiters { w.resume(returning: exit) }
         trace?.mark("waiters_resumed")
-        trace?.emit()
+        Self.cleanup.submit { [self] in
+            cgroup?.destroy()
+            trace?.mark("cgroup_destroyed")
+            let removedWaiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in
+                s.removed = true
+                defer { s.removedWaiters = [] }
+                return s.removedWaiters
+            }
+            for w in removedWaiters { w.resume() }
+            trace?.emit()
+        }
     }
 
     private func makeExit(_ s: State, events: CgroupEvents) -> WorkerExit {

@@ -21,10 +21,15 @@ public final class Jailer: Sendable {
     /// Two ready namespaces cover back-to-back spawns; a burst beyond that falls back to
     /// CLONE_NEWNET (same isolation, just slower), so the pool never delays a spawn.
     static let netPoolSize = 2
+    /// Worker cgroups made ahead (nil: each spawn creates its own).
+    let cgroupPool: CgroupPool?
 
     /// Prepares the state directory (`<stateDir>/jail`: uid table, empty mountpoint of the
     /// worker roots). Throws `JAIL_UNAVAILABLE` when privileged mode is asked without root.
-    public init(configuration: JailConfiguration, stateDir: String, mode: JailMode) throws(MiniAppError) {
+    /// `warmCgroups` > 0 keeps that many worker cgroups made ahead (a long-running supervisor;
+    /// they are removed by `drainPools` or the next start's sweep). A one-shot caller such as
+    /// `miniapp jail` leaves it 0 so it leaves nothing behind.
+    public init(configuration: JailConfiguration, stateDir: String, mode: JailMode, warmCgroups: Int = 0) throws(MiniAppError) {
         if mode == .privileged && geteuid() != 0 {
             throw MiniAppError(.jailUnavailable, "privileged jail mode needs root; run the daemon as root or use rootless mode")
         }
@@ -35,6 +40,11 @@ public final class Jailer: Sendable {
         let id = configuration.policy.identity
         uids = mode == .privileged ? try UidAllocator(stateDir: stateDir, rangeStart: id.uidRangeStart, rangeCount: id.uidRangeCount) : nil
         netPool = mode == .privileged && configuration.policy.namespaces.net ? NetNamespacePool(size: Self.netPoolSize) : nil
+        let l = configuration.policy.limits
+        cgroupPool = warmCgroups > 0
+            ? CgroupPool(driver: configuration.cgroupDriver, limits: CgroupLimits(memoryBytes: l.memoryBytes, pids: l.pids, cpuPercent: l.cpuPercent), size: warmCgroups)
+            : nil
+        JailSpawner.prepare()
         do { try CgroupFiles.mkdirs(rootDir) } catch {
             throw MiniAppError(.jailUnavailable, "cannot create \(rootDir): \(error); pass a writable state directory", cause: error)
         }
@@ -53,8 +63,10 @@ public final class Jailer: Sendable {
         trace?.mark("validated")
         try prepareDataDir(launch.dataDir, uid: hostIDs.0, gid: hostIDs.1)
         trace?.mark("data_dir")
-        let cgroup = try configuration.cgroupDriver.create(
-            name: cgName, limits: CgroupLimits(memoryBytes: limits.memoryBytes, pids: limits.pids, cpuPercent: limits.cpuPercent))
+        let wanted = CgroupLimits(memoryBytes: limits.memoryBytes, pids: limits.pids, cpuPercent: limits.cpuPercent)
+        let cgroup: (any WorkerCgroup)?
+        if let cgroupPool { cgroup = try cgroupPool.take(name: cgName, limits: wanted) }
+        else { cgroup = try configuration.cgroupDriver.create(name: cgName, limits: wanted) }
         trace?.mark("cgroup_created")
         let pipes: JailPipes
         do { pipes = try JailPipes() } catch {
@@ -75,6 +87,9 @@ public final class Jailer: Sendable {
         return JailedWorker.start(child: child, launch: launch, uid: uid, limits: limits, cgroup: cgroup,
                                   pipes: pipes, policy: configuration.policy, trace: trace)
     }
+
+    /// Removes the cgroups made ahead (clean shutdown, or this jailer being replaced).
+    public func drainPools() { cgroupPool?.drain() }
 
     /// Swaps CLONE_NEWNET for a ready pooled namespace when there is one; returns its fd.
     private func useNetPool(_ plan: inout JailSpawnPlan) -> Int32? {

@@ -172,7 +172,10 @@ import Testing
             try host.call("programs.suspend", ["workerId": try #require(frozenWorker?["workerId"])])
             #expect(E2EProbe.freezerState(daemonPid: oldPid, programId: frozen) == "FROZEN")
         }
+        let spawners = E2EProbe.children(of: oldPid, named: "miniappd-spawn")
+        #expect(spawners.count == 1, "the daemon clones workers through exactly one spawner process: \(spawners)")
         first.crash()
+        #expect(E2EProbe.eventually(seconds: 5) { spawners.allSatisfy { !E2EProbe.isAlive($0) } }, "the spawner outlived the daemon")
 
         // PDEATHSIG ends every running worker; the suspended one only once the daemon's crash
         // guard has thawed it (under the v1 freezer a frozen task ignores even SIGKILL).

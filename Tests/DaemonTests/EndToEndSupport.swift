@@ -208,6 +208,18 @@ enum E2EProbe {
         return condition()
     }
 
+    /// Pids of the live children of `parent` whose command name is `comm`.
+    static func children(of parent: Int32, named comm: String) -> [Int32] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap(Int32.init).filter { pid in
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                  let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")") else { return false }
+            let name = stat[stat.index(after: open)..<close]
+            let rest = stat[stat.index(after: close)...].split(separator: " ")
+            return name == comm && rest.count > 1 && rest[1] == "\(parent)"
+        }
+    }
+
     /// Worker cgroup directories (`w-<program>-<daemonPid>-<n>`) of daemon `daemonPid` in any
     /// hierarchy, anywhere under /sys/fs/cgroup (the daemon nests them under its own cgroup).
     static func workerCgroups(daemonPid: Int32) -> [String] {

@@ -47,7 +47,9 @@ func cgroupName(_ d: CgroupDriver) -> String {
 
 func bench(iterations: Int, policyDir: String, stateDir: String) async throws(MiniAppError) {
     let config = try JailPolicy.load(policyDir: policyDir)
-    let jailer = try Jailer(configuration: config, stateDir: stateDir, mode: geteuid() == 0 ? .privileged : .rootless)
+    // As the daemon runs it: worker cgroups made ahead (Daemon.warmCgroups).
+    let jailer = try Jailer(configuration: config, stateDir: stateDir, mode: geteuid() == 0 ? .privileged : .rootless, warmCgroups: 2)
+    defer { jailer.drainPools() }
     for _ in 0..<max(3, iterations / 20) { _ = await (try await jailer.spawn(JailLaunch(programId: "bench.true", argv: ["/bin/true"]))).exit }
     var samples: [UInt64] = []
     let t0 = now()

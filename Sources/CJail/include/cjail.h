@@ -175,6 +175,53 @@ int cjail_clone(const struct cjail_spec *spec, struct cjail_child *out);
  * (returns 1 and fills *err). Returns -errno on a parent-side failure. Closes go_fd and err_fd. */
 int cjail_release(struct cjail_child *child, struct cjail_error *err);
 
+/* ---- The spawner process (spawner_server.c) and its client (spawner_client.c) ----
+ * Workers are cloned by a small single-threaded helper process, never by the daemon itself
+ * (see spawner_server.c for why). The daemon sends the spec as a position-independent blob in a
+ * memfd (every pointer field an offset from the blob's start, 0 = NULL) plus the fds it names;
+ * the spawner clones with CLONE_PARENT and returns the child's fds. */
+#define CJAIL_SPAWN_MAGIC 0x4e574153 /* "SAWN" */
+
+/* The fds of a request, by role; a request carries the present ones in this order. */
+enum cjail_spawn_fd {
+    CJAIL_SPAWN_FD_BLOB = 0,   /* memfd holding the spec blob (required) */
+    CJAIL_SPAWN_FD_STDIN = 1,
+    CJAIL_SPAWN_FD_STDOUT = 2,
+    CJAIL_SPAWN_FD_STDERR = 3,
+    CJAIL_SPAWN_FD_BRIDGE = 4,
+    CJAIL_SPAWN_FD_NETNS = 5,
+    CJAIL_SPAWN_FD_TRACE = 6,  /* memfd of CJAIL_STEP_COUNT uint64 slots (MINIAPP_JAIL_TRACE) */
+    CJAIL_SPAWN_FD_COUNT = 7
+};
+
+struct cjail_spawn_request {
+    uint32_t magic;
+    uint32_t fd_mask;   /* bit r set: the fd of role r is attached */
+    uint64_t blob_len;  /* bytes of the blob in the memfd */
+};
+
+struct cjail_spawn_reply {
+    uint32_t magic;
+    int32_t result;     /* 0, or -errno of the spawner's failure (blob refused, clone failed) */
+    int32_t pid;        /* host pid of the worker's PID 1 */
+    int32_t fd_count;   /* attached: pidfd, go (write end), err (read end), [status (read end)] */
+};
+
+/* Spawner: checks a blob and turns its offsets into pointers in place. 0 or -EINVAL. */
+int cjail_spec_unpack(void *blob, size_t len, struct cjail_spec **out);
+
+/* Spawner: serves requests on `sock` until the daemon closes it (returns 0) or the socket
+ * fails (-errno). */
+int cjail_spawner_serve(int sock);
+
+/* Daemon: starts the spawner executable (see spawner_client.c). 0 or -errno. */
+int cjail_spawner_start(const char *path, int32_t *pid_out, int32_t *sock_out);
+
+/* Daemon: one spawn through the spawner. `fds` by role (-1: absent). Returns 0 and fills *out
+ * (go_fd and err_fd ready for cjail_release), a negative -errno the spawner reported, or a
+ * positive errno when the spawner could not be reached (it is gone: start a new one). */
+int cjail_spawner_call(int sock, const int32_t fds[CJAIL_SPAWN_FD_COUNT], uint64_t blob_len, struct cjail_child *out);
+
 /* Parent: make a fresh network namespace ahead of time (privileged mode): unshare(CLONE_NEWNET)
  * on the calling thread, bring its loopback up, open it, then setns the thread back to
  * `home_fd`. Returns an O_CLOEXEC descriptor (>= 10) or -errno; -EDEADLK when the thread could

@@ -38,6 +38,10 @@ public protocol WorkerCgroup: Sendable {
     var location: String { get }
     /// Moves `pid` into the cgroup (writes cgroup.procs).
     func attach(pid: Int32) throws(SystemError)
+    /// Writes `limits` (memory, pids, CPU) into the control files.
+    func setLimits(_ limits: CgroupLimits) throws(SystemError)
+    /// Renames the (empty) cgroup within its parent; the result names the new directories.
+    func renamed(to name: String) throws(SystemError) -> any WorkerCgroup
     /// Freezes every process and waits until the kernel reports the cgroup frozen.
     func freeze() throws(SystemError)
     /// Thaws it.
@@ -172,6 +176,13 @@ public enum CgroupFiles {
             if f[1].isEmpty { out[""] = String(f[2]) }
         }
         return out
+    }
+
+    /// `<parent of path>/<name>`.
+    static func sibling(of path: String, named name: String) -> String {
+        var parts = path.split(separator: "/", omittingEmptySubsequences: false)
+        parts.removeLast()
+        return parts.joined(separator: "/") + "/" + name
     }
 
     static func join(_ a: String, _ b: String, _ c: String) -> String {

@@ -20,14 +20,14 @@ final class CgroupV1: WorkerCgroup {
             dirs[c] = d
         }
         let cg = CgroupV1(dirs: dirs)
-        do { try cg.apply(limits) } catch {
+        do { try cg.setLimits(limits) } catch {
             cg.destroy()
             throw error
         }
         return cg
     }
 
-    private func apply(_ l: CgroupLimits) throws(SystemError) {
+    func setLimits(_ l: CgroupLimits) throws(SystemError) {
         guard let mem = dirs["memory"], let pids = dirs["pids"], let cpu = dirs["cpu"] else {
             throw SystemError("cgroup", errno: ENOENT, detail: "v1 memory/pids/cpu controller missing")
         }
@@ -40,6 +40,22 @@ final class CgroupV1: WorkerCgroup {
         try CgroupFiles.write("\(pids)/pids.max", "\(l.pids)")
         try CgroupFiles.write("\(cpu)/cpu.cfs_period_us", "100000")
         try CgroupFiles.write("\(cpu)/cpu.cfs_quota_us", l.cpuPercent == 0 ? "-1" : "\(l.cpuPercent * 1000)")
+    }
+
+    /// One rename per controller; if one fails, those already done are undone, so the
+    /// directories stay one cgroup under one name.
+    func renamed(to name: String) throws(SystemError) -> any WorkerCgroup {
+        var moved: [String: String] = [:]
+        for (c, d) in dirs.sorted(by: { $0.key < $1.key }) {
+            let to = CgroupFiles.sibling(of: d, named: name)
+            guard rename(d, to) == 0 else {
+                let e = SystemError.current("rename", detail: "\(d) to \(to)")
+                for (c2, t) in moved { if let back = dirs[c2] { _ = rename(t, back) } }
+                throw e
+            }
+            moved[c] = to
+        }
+        return CgroupV1(dirs: moved)
     }
 
     func attach(pid: Int32) throws(SystemError) {

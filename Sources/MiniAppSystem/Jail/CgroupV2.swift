@@ -17,16 +17,25 @@ final class CgroupV2: WorkerCgroup {
         let d = "\(parent)/\(name)"
         if mkdir(d, 0o755) != 0 && errno != EEXIST { throw SystemError.current("mkdir", detail: d) }
         let cg = CgroupV2(dir: d)
-        do {
-            try CgroupFiles.write("\(d)/memory.max", "\(limits.memoryBytes)")
-            if access("\(d)/memory.swap.max", F_OK) == 0 { try CgroupFiles.write("\(d)/memory.swap.max", "0") }
-            try CgroupFiles.write("\(d)/pids.max", "\(limits.pids)")
-            try CgroupFiles.write("\(d)/cpu.max", limits.cpuPercent == 0 ? "max 100000" : "\(limits.cpuPercent * 1000) 100000")
-        } catch {
+        do { try cg.setLimits(limits) } catch {
             cg.destroy()
             throw error
         }
         return cg
+    }
+
+    func setLimits(_ limits: CgroupLimits) throws(SystemError) {
+        try CgroupFiles.write("\(dir)/memory.max", "\(limits.memoryBytes)")
+        if access("\(dir)/memory.swap.max", F_OK) == 0 { try CgroupFiles.write("\(dir)/memory.swap.max", "0") }
+        try CgroupFiles.write("\(dir)/pids.max", "\(limits.pids)")
+        try CgroupFiles.write("\(dir)/cpu.max", limits.cpuPercent == 0 ? "max 100000" : "\(limits.cpuPercent * 1000) 100000")
+    }
+
+    /// v2 allows renaming a cgroup within its parent.
+    func renamed(to name: String) throws(SystemError) -> any WorkerCgroup {
+        let to = CgroupFiles.sibling(of: dir, named: name)
+        guard rename(dir, to) == 0 else { throw SystemError.current("rename", detail: "\(dir) to \(to)") }
+        return CgroupV2(dir: to)
     }
 
     func attach(pid: Int32) throws(SystemError) { try CgroupFiles.write("\(dir)/cgroup.procs", "\(pid)") }

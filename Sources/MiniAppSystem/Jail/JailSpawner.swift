@@ -24,18 +24,24 @@ public enum JailSpawner {
         try await thread.run { () throws(MiniAppError) -> SpawnedChild in try spawnNow(plan, cgroup: cgroup, trace: trace) }
     }
 
+    /// Starts the spawner process now (on the spawner thread) so the first spawn does not pay
+    /// for it; a failure here is reported again, with its cause, by that spawn.
+    public static func prepare() {
+        thread.submit { _ = try? SpawnerProcess.shared() }
+    }
+
+    /// The spawner process's pid, when one is running (diagnostics and tests).
+    public static func spawnerPID() async -> Int32? {
+        await thread.run { () -> Int32? in SpawnerProcess.current?.pid }
+    }
+
     /// Synchronous form; must be called on `thread` when `plan.pdeathsig` is set.
     public static func spawnNow(_ plan: JailSpawnPlan, cgroup: (any WorkerCgroup)?, trace: JailTrace? = nil) throws(MiniAppError) -> SpawnedChild {
         trace?.mark("spawner_thread")
-        let arena = CSpecArena()
-        var spec = arena.spec(plan)
         let slots = trace != nil ? JailTrace.ChildSlots() : nil
-        spec.trace = slots?.base
         var child = cjail_child()
-        trace?.mark("spec_built")
-        let r = cjail_clone(&spec, &child)
+        let r = try cloneThroughSpawner(plan, traceFD: slots?.fd ?? -1, into: &child)
         trace?.mark("cloned")
-        withExtendedLifetime(arena) {}
         defer { if let slots { trace?.childSteps(slots.base) } }
         guard r == 0 else {
             throw MiniAppError(.jailSetupFailed, "clone of the worker failed: \(SystemError("clone", errno: -r)); check namespace support and limits (user.max_*_namespaces)",
@@ -58,6 +64,23 @@ public enum JailSpawner {
             throw MiniAppError(.jailSetupFailed, "the worker died before its setup began: \(SystemError("go", errno: -rel))", data: ["step": "go", "errno": "\(-rel)"])
         }
         throw setupError(rec)
+    }
+
+    /// Writes the plan's blob into a memfd and has the spawner process clone the child.
+    /// Returns 0 or the spawner's -errno; throws when the spawner cannot be used at all.
+    private static func cloneThroughSpawner(_ plan: JailSpawnPlan, traceFD: Int32, into child: inout cjail_child) throws(MiniAppError) -> Int32 {
+        let blob = CSpecBlob.make(plan)
+        let memfd = cjail_memfd("miniapp-spec")
+        guard memfd >= 0 else {
+            throw MiniAppError(.jailUnavailable, "memfd_create failed: \(SystemError.current("memfd_create"))", data: ["step": "spec", "errno": "\(errno)"])
+        }
+        defer { close(memfd) }
+        let written = blob.withUnsafeBytes { Glibc.write(memfd, $0.baseAddress, $0.count) }
+        guard written == blob.count else {
+            throw MiniAppError(.jailUnavailable, "writing the worker spec failed: \(SystemError.current("write"))", data: ["step": "spec", "errno": "\(errno)"])
+        }
+        let fds = [memfd, plan.stdinFD, plan.stdoutFD, plan.stderrFD, plan.bridgeFD, plan.netnsFD, traceFD]
+        return try SpawnerProcess.clone(fds: fds, blobLength: blob.count, into: &child)
     }
 
     static func setupError(_ rec: cjail_error) -> MiniAppError {

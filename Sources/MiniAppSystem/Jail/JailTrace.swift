@@ -52,14 +52,21 @@ public final class JailTrace: Sendable {
     /// Shared memory the child writes its step times into (`cjail_spec.trace`).
     final class ChildSlots {
         let base: UnsafeMutablePointer<UInt64>
+        /// memfd of the slots: the spawner maps it too, so the child's writes reach us.
+        let fd: Int32
         private let size = Int(CJAIL_STEP_COUNT.rawValue) * 8
 
         init?() {
-            let p = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0)
-            guard let p, p != MAP_FAILED else { return nil }
+            fd = cjail_memfd("miniapp-trace")
+            guard fd >= 0, ftruncate(fd, off_t(size)) == 0 else { return nil }
+            let p = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
+            guard let p, p != MAP_FAILED else { close(fd); return nil }
             base = p.bindMemory(to: UInt64.self, capacity: Int(CJAIL_STEP_COUNT.rawValue))
         }
 
-        deinit { munmap(base, size) }
+        deinit {
+            munmap(base, size)
+            close(fd)
+        }
     }
 }

@@ -1,45 +1,58 @@
 import CJail
 import Glibc
 
-/// Owns the C memory of one `cjail_spec` (strings, arrays) until the clone has happened: the
-/// child works on its own copy-on-write copy, so the parent frees everything right after.
-final class CSpecArena {
-    private var blocks: [UnsafeMutableRawPointer] = []
+/// Lays out one `cjail_spec` and everything it points to in a single position-independent
+/// buffer: every pointer field holds an offset from the buffer's start (0 = NULL). The buffer
+/// travels to the spawner process in a memfd, where `cjail_spec_unpack` (spec_blob.c) checks
+/// each offset and turns it back into a pointer. The spec struct itself sits at offset 0, so no
+/// real item ever has offset 0.
+final class CSpecBlob {
+    private var bytes: [UInt8]
 
-    deinit { for b in blocks { free(b) } }
+    init() { bytes = [UInt8](repeating: 0, count: MemoryLayout<cjail_spec>.stride) }
 
-    func str(_ s: String) -> UnsafePointer<CChar> {
-        let p = strdup(s)!
-        blocks.append(UnsafeMutableRawPointer(p))
-        return UnsafePointer(p)
+    /// The finished blob for `plan` (fds are not part of it: they travel as SCM_RIGHTS).
+    static func make(_ plan: JailSpawnPlan) -> [UInt8] {
+        let b = CSpecBlob()
+        var spec = b.spec(plan)
+        withUnsafeBytes(of: &spec) { b.bytes.replaceSubrange(0..<$0.count, with: $0) }
+        return b.bytes
     }
 
-    func bytes(_ b: [UInt8]) -> UnsafePointer<CChar> {
-        let p = malloc(max(1, b.count))!
-        b.withUnsafeBytes { if let base = $0.baseAddress { p.copyMemory(from: base, byteCount: b.count) } }
-        blocks.append(p)
-        return UnsafePointer(p.assumingMemoryBound(to: CChar.self))
+    private func align8() { while bytes.count % 8 != 0 { bytes.append(0) } }
+
+    private func str(_ s: String) -> UnsafePointer<CChar>? {
+        let off = bytes.count
+        bytes += s.utf8
+        bytes.append(0)
+        return UnsafePointer(bitPattern: off)
     }
 
-    func array<T>(_ items: [T]) -> UnsafePointer<T>? {
+    private func raw(_ b: [UInt8]) -> UnsafePointer<CChar>? {
+        align8()
+        let off = bytes.count
+        bytes += b.isEmpty ? [0] : b
+        return UnsafePointer(bitPattern: off)
+    }
+
+    private func array<T>(_ items: [T]) -> UnsafePointer<T>? {
         guard !items.isEmpty else { return nil }
-        let p = malloc(MemoryLayout<T>.stride * items.count)!
-        blocks.append(p)
-        let typed = p.bindMemory(to: T.self, capacity: items.count)
-        for (i, it) in items.enumerated() { (typed + i).initialize(to: it) }
-        return UnsafePointer(typed)
+        align8()
+        let off = bytes.count
+        items.withUnsafeBytes { bytes += $0 }
+        return UnsafePointer(bitPattern: off)
     }
 
     /// NULL-terminated `char *const[]`.
-    func cstrings(_ items: [String]) -> UnsafePointer<UnsafeMutablePointer<CChar>?> {
+    private func cstrings(_ items: [String]) -> UnsafePointer<UnsafeMutablePointer<CChar>?>? {
         let ptrs: [UnsafeMutablePointer<CChar>?] = items.map { UnsafeMutablePointer(mutating: str($0)) } + [nil]
-        return array(ptrs)!
+        return array(ptrs)
     }
 
-    func spec(_ p: JailSpawnPlan) -> cjail_spec {
+    private func spec(_ p: JailSpawnPlan) -> cjail_spec {
         var s = cjail_spec()
         s.clone_flags = p.cloneFlags
-        s.netns_fd = p.netnsFD
+        s.netns_fd = -1
         s.user_ns = p.userNamespace == nil ? 0 : 1
         s.unshare_cgroup = p.unshareCgroup ? 1 : 0
         s.root_path = str(p.rootPath)
@@ -55,17 +68,17 @@ final class CSpecArena {
         s.pdeathsig = p.pdeathsig
         s.rlimits = array(p.rlimits.map { cjail_rlimit(resource: $0.0, _pad: 0, soft: $0.1, hard: $0.2) })
         s.rlimit_count = UInt32(p.rlimits.count)
-        s.stdin_fd = p.stdinFD; s.stdout_fd = p.stdoutFD; s.stderr_fd = p.stderrFD; s.bridge_fd = p.bridgeFD
+        s.stdin_fd = -1; s.stdout_fd = -1; s.stderr_fd = -1; s.bridge_fd = -1
         s.landlock_abi = p.landlockABI
         s.landlock_handled_fs = p.landlockHandledFS
         s.landlock_handled_net = p.landlockHandledNet
         s.landlock_scoped = p.landlockScoped
         s.landlock_rules = array(p.landlockRules.map { cjail_landlock_rule(path: str($0.path), access: $0.access) })
         s.landlock_rule_count = UInt32(p.landlockRules.count)
-        s.filters = array(p.filters.map { cjail_filter(insns: UnsafeRawPointer(bytes($0)), count: UInt32($0.count / 8), _pad: 0) })
+        s.filters = array(p.filters.map { cjail_filter(insns: UnsafeRawPointer(raw($0)), count: UInt32($0.count / 8), _pad: 0) })
         s.filter_count = UInt32(p.filters.count)
         s.reaper = p.reaper ? 1 : 0
-        s.exec_paths = array(p.execPaths.map { Optional(str($0)) })
+        s.exec_paths = array(p.execPaths.map { str($0) })
         s.exec_path_count = UInt32(p.execPaths.count)
         s.argv = cstrings(p.argv)
         s.envp = cstrings(p.env)
@@ -87,7 +100,7 @@ final class CSpecArena {
         case .symlink(let t, let to):
             m.kind = Int32(CJAIL_MNT_SYMLINK.rawValue); m.target = str(t); m.data = str(to)
         case .file(let t, let contents, let mode):
-            m.kind = Int32(CJAIL_MNT_FILE.rawValue); m.target = str(t); m.data = bytes(contents)
+            m.kind = Int32(CJAIL_MNT_FILE.rawValue); m.target = str(t); m.data = raw(contents)
             m.data_len = contents.count; m.mode = mode
         }
         return m

@@ -1,0 +1,103 @@
+/* Daemon side of the spawner protocol (spawner_server.c): one request, one reply. */
+#define _GNU_SOURCE
+#include "include/cjail.h"
+#include <errno.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static int send_request(int sock, const int32_t fds[CJAIL_SPAWN_FD_COUNT], uint64_t blob_len) {
+    struct cjail_spawn_request req = {CJAIL_SPAWN_MAGIC, 0, blob_len};
+    int out[CJAIL_SPAWN_FD_COUNT], n = 0;
+    for (int r = 0; r < CJAIL_SPAWN_FD_COUNT; r++) {
+        if (fds[r] < 0) continue;
+        req.fd_mask |= 1u << r;
+        out[n++] = fds[r];
+    }
+    union {
+        char buf[CMSG_SPACE(sizeof out)];
+        struct cmsghdr align;
+    } ctl;
+    memset(&ctl, 0, sizeof ctl);
+    struct iovec iov = {&req, sizeof req};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+                         .msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n)};
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n);
+    memcpy(CMSG_DATA(cm), out, sizeof(int) * (size_t)n);
+    ssize_t w;
+    do { w = sendmsg(sock, &msg, MSG_NOSIGNAL); } while (w < 0 && errno == EINTR);
+    return w == (ssize_t)sizeof req ? 0 : (w < 0 ? errno : EPROTO);
+}
+
+int cjail_spawner_call(int sock, const int32_t fds[CJAIL_SPAWN_FD_COUNT], uint64_t blob_len, struct cjail_child *out) {
+    int e = send_request(sock, fds, blob_len);
+    if (e) return e;
+    struct cjail_spawn_reply rep;
+    union {
+        char buf[CMSG_SPACE(sizeof(int) * 4)];
+        struct cmsghdr align;
+    } ctl;
+    struct iovec iov = {&rep, sizeof rep};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf};
+    ssize_t n;
+    do { n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC); } while (n < 0 && errno == EINTR);
+    if (n <= 0) return n == 0 ? EPIPE : errno;
+    int got[4], count = 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        for (int i = 0; i < k && count < 4; i++) memcpy(&got[count++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+    }
+    int ok = (size_t)n == sizeof rep && rep.magic == CJAIL_SPAWN_MAGIC && !(msg.msg_flags & MSG_CTRUNC) &&
+             (rep.result != 0 || ((rep.fd_count == 3 || rep.fd_count == 4) && count == rep.fd_count));
+    if (!ok || rep.result != 0) {
+        for (int i = 0; i < count; i++) close(got[i]);
+        return ok ? rep.result : EPROTO;
+    }
+    *out = (struct cjail_child){rep.pid, got[0], got[1], got[2], count == 4 ? got[3] : -1};
+    return 0;
+}
+
+/* Starts the spawner executable at `path` with its end of a SOCK_SEQPACKET pair as fd 3, an
+ * empty environment, default signal dispositions and no other descriptor of the daemon.
+ * posix_spawn is glibc's CLONE_VM|CLONE_VFORK path: nothing of the daemon's memory is copied,
+ * and the calling thread is the spawner's parent (call it from the thread that clones, for
+ * PDEATHSIG). Returns 0, or -errno. */
+int cjail_spawner_start(const char *path, int32_t *pid_out, int32_t *sock_out) {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return -errno;
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawnattr_init(&attr);
+    posix_spawn_file_actions_adddup2(&fa, sv[1], 3); /* dup2 clears CLOEXEC on 3 */
+    posix_spawn_file_actions_addclosefrom_np(&fa, 4);
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &all);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    char pidbuf[24];
+    snprintf(pidbuf, sizeof pidbuf, "%d", (int)getpid());
+    char *const argv[] = {(char *)path, "3", pidbuf, NULL};
+    char *const envp[] = {NULL};
+    pid_t pid = 0;
+    int r = posix_spawn(&pid, path, &fa, &attr, argv, envp);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    close(sv[1]);
+    if (r != 0) {
+        close(sv[0]);
+        return -r;
+    }
+    *pid_out = pid;
+    *sock_out = sv[0];
+    return 0;
+}

@@ -1,0 +1,85 @@
+public import MiniAppModel
+import Glibc
+
+/// Worker cgroups made ahead of time, so a spawn renames a ready one instead of creating it:
+/// creating a v1 cgroup is a mkdir and up to five limit writes in each of five hierarchies
+/// (~250 µs here), a rename is one syscall per hierarchy. Ready cgroups are named
+/// `p-<daemon pid>-<serial>` (never `w-…`, so nothing mistakes an empty ready cgroup for a
+/// worker) and carry the policy's default limits; `take` renames one to the worker's name and
+/// rewrites the limits when the launch asks for others. The refill runs on a background thread
+/// after each take. A cgroup left behind by a killed daemon is removed by the next start's sweep
+/// (JailSweep.swift), like a worker's.
+public final class CgroupPool: Sendable {
+    private struct State {
+        var ready: [any WorkerCgroup] = []
+        var making = 0
+        var disabled = false
+        var closed = false
+    }
+
+    private let driver: CgroupDriver
+    private let limits: CgroupLimits
+    private let target: Int
+    private let state = JailLock(State())
+    private let thread = SerialThread(name: "jail-cgpool")
+    private static let serial = JailLock<UInt64>(0)
+
+    /// Keeps `size` cgroups with `limits` ready; filled after the first `take`.
+    public init(driver: CgroupDriver, limits: CgroupLimits, size: Int) {
+        self.driver = driver
+        self.limits = limits
+        target = max(1, size)
+    }
+
+    /// The cgroup of a new worker named `name` with `limits`: a ready one renamed, or (pool
+    /// empty, rename refused) one created now. nil when the driver is `.none`.
+    public func take(name: String, limits wanted: CgroupLimits) throws(MiniAppError) -> (any WorkerCgroup)? {
+        let ready = state.withLock { s -> (any WorkerCgroup)? in s.ready.isEmpty ? nil : s.ready.removeFirst() }
+        refill()
+        if let ready {
+            do {
+                let cg = try ready.renamed(to: name)
+                if wanted != limits { try cg.setLimits(wanted) }
+                return cg
+            } catch {
+                ready.destroy() // whatever state it is in, it is not used: fall back to a fresh one
+            }
+        }
+        return try driver.create(name: name, limits: wanted)
+    }
+
+    /// Removes every ready cgroup and stops refilling (daemon shutdown; idempotent).
+    public func drain() {
+        let all = state.withLock { s -> [any WorkerCgroup] in
+            s.closed = true
+            defer { s.ready = [] }
+            return s.ready
+        }
+        for cg in all { cg.destroy() }
+    }
+
+    deinit { drain() }
+
+    private func refill() {
+        let n = state.withLock { s -> Int in
+            guard !s.disabled, !s.closed else { return 0 }
+            let n = max(0, target - s.ready.count - s.making)
+            s.making += n
+            return n
+        }
+        for _ in 0..<n { thread.submit { [self] in makeOne() } }
+    }
+
+    private func makeOne() {
+        let n = Self.serial.withLock { s -> UInt64 in s += 1; return s }
+        let cg = try? driver.create(name: "p-\(getpid())-\(n)", limits: limits)
+        let extra = state.withLock { s -> (any WorkerCgroup)? in
+            s.making -= 1
+            guard let cg else { s.disabled = true; return nil } // spawns then create their own
+            if s.closed { return cg }
+            s.ready.append(cg)
+            return nil
+        }
+        extra?.destroy()
+    }
+}

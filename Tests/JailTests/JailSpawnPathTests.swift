@@ -1,0 +1,188 @@
+import CJail
+import Foundation
+import MiniAppJail
+import MiniAppModel
+@testable import MiniAppSystem
+import Testing
+
+/// The spawn path: the spawner process, the spec blob it receives, cgroups made ahead, and
+/// cgroup removal on every way a worker can end.
+@Suite("spawn path: spawner process, spec blob, cgroup pool (privileged mode)", .serialized)
+struct JailSpawnPathTests {
+    /// A jailer as the daemon runs it: two cgroups made ahead.
+    static let jailer: Jailer? = {
+        guard let c = try? JailHarness.configuration() else { return nil }
+        return try? Jailer(configuration: c, stateDir: "\(JailHarness.base)/state-pool", mode: .privileged, warmCgroups: 2)
+    }()
+
+    /// Every hierarchy's directory of a v1 worker cgroup (the hierarchies' bases differ: the
+    /// daemon's own cgroup is not the same path in each).
+    static func v1Dirs(_ location: String, _ jailer: Jailer) -> [String] {
+        guard case .v1(_, let bases) = jailer.configuration.cgroupDriver else { return [location] }
+        let name = (location as NSString).lastPathComponent
+        return bases.values.sorted().map { "\($0)/\(name)" }
+    }
+
+    static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+
+    enum Ending: String, CaseIterable, Sendable { case exit, signal, stop, wallClock, pidsLimit, oom }
+
+    @Test("every way a worker ends removes its cgroup in every hierarchy", arguments: Ending.allCases)
+    func cgroupRemoved(_ ending: Ending) async throws {
+        let jailer = try #require(Self.jailer)
+        #expect(JailHarness.probeBuilt)
+        let argv = switch ending {
+        case .exit: ["/bin/sh", "-c", "exit 3"]
+        case .signal: ["/bin/sh", "-c", "kill -KILL $$"]
+        case .stop, .wallClock: ["/bin/sh", "-c", "sleep 30"]
+        case .pidsLimit: ["/app/probe", "forkbomb"]
+        case .oom: ["/app/probe", "membomb"]
+        }
+        var launch = JailLaunch(programId: "test.cgroup-\(ending.rawValue.lowercased())", argv: argv)
+        launch.appDir = "\(JailHarness.base)/app"
+        var l = jailer.configuration.policy.limits
+        l.wallClockSeconds = ending == .wallClock ? 0.3 : 20
+        if ending == .pidsLimit { l.pids = 16 }
+        if ending == .oom { l.memoryBytes = 32 << 20 }
+        launch.limitsOverride = l
+        let w = try await jailer.spawn(launch)
+        let dir = try #require(w.cgroupLocation)
+        let dirs = Self.v1Dirs(dir, jailer)
+        #expect(dirs.allSatisfy(Self.exists), "the worker's cgroup exists while it runs: \(dirs)")
+        let exit = ending == .stop ? await w.stop(grace: 1) : await w.exit
+        switch ending {
+        case .exit: #expect(exit.reason == .exit && exit.status == 3, "\(exit)")
+        case .signal: #expect(exit.reason == .signal && exit.signal == SIGKILL, "\(exit)")
+        case .stop: #expect(exit.reason == .stopped, "\(exit)")
+        case .wallClock: #expect(exit.reason == .killedLimit(.wallClock), "\(exit)")
+        case .pidsLimit: #expect(exit.reason == .killedLimit(.pids), "\(exit)")
+        case .oom: #expect(exit.reason == .killedOOM, "\(exit)")
+        }
+        await w.removed
+        #expect(dirs.allSatisfy { !Self.exists($0) }, "left behind: \(dirs.filter(Self.exists))")
+    }
+
+    @Test("a cgroup made ahead is renamed to the worker's name and takes the launch's limits")
+    func pooledCgroupTakesNameAndLimits() async throws {
+        let jailer = try #require(Self.jailer)
+        // A first spawn starts the refill; wait until two `p-` cgroups are ready.
+        _ = await (try await jailer.spawn(JailLaunch(programId: "test.pool-warm", argv: ["/bin/true"]))).exit
+        guard case .v1(_, let bases) = jailer.configuration.cgroupDriver, let pidsBase = bases["pids"] else {
+            Issue.record("this machine runs cgroup v1"); return
+        }
+        func ready() -> [String] {
+            ((try? FileManager.default.contentsOfDirectory(atPath: pidsBase)) ?? []).filter { $0.hasPrefix("p-\(getpid())-") }
+        }
+        for _ in 0..<200 where ready().count < 2 { try await Task.sleep(for: .milliseconds(5)) }
+        let before = Set(ready())
+        #expect(before.count == 2, "\(before)")
+
+        var limits = jailer.configuration.policy.limits
+        limits.pids = 77
+        var launch = JailLaunch(programId: "test.pool-limits", argv: ["/bin/sh", "-c", "sleep 30"])
+        launch.limitsOverride = limits
+        let w = try await jailer.spawn(launch)
+        let dir = try #require(w.cgroupLocation)
+        #expect((dir as NSString).lastPathComponent.hasPrefix("w-test.pool-limits-\(getpid())-"), "\(dir)")
+        let pidsDir = try #require(Self.v1Dirs(dir, jailer).first { $0.hasPrefix("/sys/fs/cgroup/pids/") })
+        #expect((try? String(contentsOfFile: pidsDir + "/pids.max", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) == "77")
+        #expect(!Set(ready()).isSubset(of: before) || ready().count < 2, "one ready cgroup was used")
+        w.kill()
+        await w.removed
+    }
+
+    @Test("the sweep removes cgroups made ahead by a dead daemon, never a live one's")
+    func sweepRemovesStalePoolCgroups() async throws {
+        let jailer = try #require(Self.jailer)
+        guard case .v1(_, let bases) = jailer.configuration.cgroupDriver else { Issue.record("cgroup v1 expected"); return }
+        // A pid that is certainly dead: a reaped child of ours.
+        let dead = try #require(try? await jailer.spawn(JailLaunch(programId: "test.dead", argv: ["/bin/true"])))
+        _ = await dead.exit
+        let stale = "p-\(dead.pid)-1", live = "p-\(getpid())-999999"
+        for base in bases.values { for n in [stale, live] { mkdir("\(base)/\(n)", 0o755) } }
+        defer { for base in bases.values { rmdir("\(base)/\(live)") } }
+        let report = jailer.sweepStaleWorkers()
+        #expect(report.cgroups >= 1)
+        #expect(bases.values.allSatisfy { !Self.exists("\($0)/\(stale)") })
+        #expect(bases.values.allSatisfy { Self.exists("\($0)/\(live)") })
+    }
+
+    @Test("drainPools removes the cgroups made ahead")
+    func drainRemovesReady() async throws {
+        let c = try JailHarness.configuration()
+        guard case .v1(_, let bases) = c.cgroupDriver, let pidsBase = bases["pids"] else { Issue.record("cgroup v1 expected"); return }
+        func ready() -> Set<String> {
+            Set(((try? FileManager.default.contentsOfDirectory(atPath: pidsBase)) ?? []).filter { $0.hasPrefix("p-\(getpid())-") })
+        }
+        let others = ready() // the suite's shared jailer keeps its own
+        let j = try Jailer(configuration: c, stateDir: "\(JailHarness.base)/state-drain", mode: .privileged, warmCgroups: 2)
+        _ = await (try await j.spawn(JailLaunch(programId: "test.drain", argv: ["/bin/true"]))).exit
+        for _ in 0..<200 where ready().subtracting(others).count < 2 { try await Task.sleep(for: .milliseconds(5)) }
+        let mine = ready().subtracting(others)
+        j.drainPools()
+        #expect(!mine.isEmpty && mine.allSatisfy { !Self.exists("\(pidsBase)/\($0)") }, "\(mine)")
+    }
+
+    @Test("a spawner that died is replaced by the next spawn")
+    func spawnerIsReplaced() async throws {
+        let jailer = try #require(Self.jailer)
+        _ = await (try await jailer.spawn(JailLaunch(programId: "test.spawner", argv: ["/bin/true"]))).exit
+        let first = try #require(await JailSpawner.spawnerPID())
+        kill(first, SIGKILL)
+        let exit = await (try await jailer.spawn(JailLaunch(programId: "test.spawner", argv: ["/bin/sh", "-c", "exit 4"]))).exit
+        #expect(exit.status == 4, "\(exit)")
+        let second = try #require(await JailSpawner.spawnerPID())
+        #expect(second != first)
+    }
+
+    @Test("the spec blob survives the trip and every corrupted offset is refused")
+    func blobIsChecked() throws {
+        var plan = JailSpawnPlan()
+        plan.rootPath = "/tmp/root"
+        plan.mounts = [.dir(target: "/tmp/root/a", mode: 0o755), .bind(source: "/usr", target: "/tmp/root/usr", isDir: true, attrs: 1),
+                       .file(target: "/tmp/root/f", contents: [], mode: 0o644)]
+        plan.rlimits = [(7, 64, 64)]
+        plan.landlockRules = [("/usr", 1)]
+        plan.filters = [[UInt8](repeating: 0, count: 16)]
+        plan.execPaths = ["/bin/true"]
+        plan.argv = ["true", "x"]
+        plan.env = ["A=b"]
+        let good = CSpecBlob.make(plan)
+
+        func unpack(_ bytes: [UInt8]) -> (Int32, cjail_spec?) {
+            let p = UnsafeMutableRawPointer.allocate(byteCount: max(bytes.count, 8), alignment: 8)
+            defer { p.deallocate() }
+            bytes.withUnsafeBytes { p.copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
+            var out: UnsafeMutablePointer<cjail_spec>?
+            let r = cjail_spec_unpack(p, bytes.count, &out)
+            return (r, r == 0 ? out?.pointee : nil)
+        }
+        let (r, spec) = unpack(good)
+        #expect(r == 0)
+        let s = try #require(spec)
+        #expect(s.mount_count == 3 && s.rlimit_count == 1 && s.filter_count == 1 && s.exec_path_count == 1)
+
+        // Truncated anywhere: refused (every item lies behind the header).
+        for cut in [0, MemoryLayout<cjail_spec>.stride - 1, MemoryLayout<cjail_spec>.stride, good.count - 1] {
+            #expect(unpack(Array(good.prefix(cut))).0 == -EINVAL, "cut at \(cut)")
+        }
+        // Every 8-byte word of the header that holds an offset, pointed past the end: refused.
+        var refused = 0
+        for off in stride(from: 0, to: MemoryLayout<cjail_spec>.stride, by: 8) {
+            var bad = good
+            let word = bad[off..<off + 8].withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+            guard word >= UInt64(MemoryLayout<cjail_spec>.stride) && word < UInt64(good.count) else { continue }
+            withUnsafeBytes(of: UInt64(good.count + 64)) { bad.replaceSubrange(off..<off + 8, with: $0) }
+            if unpack(bad).0 == -EINVAL { refused += 1 } else { Issue.record("offset word at \(off) accepted past the end") }
+        }
+        #expect(refused >= 10, "pointer fields checked: \(refused)")
+        // argv without its NULL terminator: refused.
+        var open = good
+        let field = try #require(MemoryLayout<cjail_spec>.offset(of: \cjail_spec.argv))
+        let argvOff = Int(good[field..<field + 8].withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
+        let zeros = open.indices.filter { $0 >= argvOff && ($0 - argvOff) % 8 == 0 }.first { i in open[i..<min(i + 8, open.count)].allSatisfy { $0 == 0 } }
+        let z = try #require(zeros, "argv's terminator")
+        withUnsafeBytes(of: UInt64(good.count + 8)) { open.replaceSubrange(z..<z + 8, with: $0) }
+        #expect(unpack(open).0 == -EINVAL)
+    }
+}
