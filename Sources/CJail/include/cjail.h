@@ -3,7 +3,7 @@
 /*
  * CJail: the only code of miniappd that runs between clone(2) and execve(2).
  *
- * Everything the child needs is prepared by the (multi-threaded) Swift parent and handed over in
+ * Everything the child needs is prepared by the (multi-threaded) Swift daemon and handed over in
  * one `cjail_spec`: paths, mount operations, ids, rlimits, the Landlock rules and the compiled
  * seccomp programs. The child performs ONE ordered list of steps (child_main.c) using only
  * async-signal-safe calls and raw syscalls; it never allocates, formats strings or takes locks
@@ -12,9 +12,13 @@
  * Failures travel as fixed-size binary `cjail_error` records over a CLOEXEC pipe; the Swift side
  * maps the step number to a name and formats the message (runc's advice: no strings in C).
  *
- * Protocol (parent thread P, child C = PID 1 of the new pid namespace, G = the program):
+ * Protocol (daemon thread P, spawner process S, child C = PID 1 of the new pid namespace,
+ * G = the program):
  *
- *     P: build spec, pipes(O_CLOEXEC), block signals, clone(CLONE_NEW*|CLONE_PIDFD)
+ *     P: build the spec blob (memfd), pipes for output; send blob + fds to S (SCM_RIGHTS)
+ *     S: check the blob, go/err pipes (O_CLOEXEC), block signals,
+ *        clone(CLONE_NEW*|CLONE_PIDFD|CLONE_PARENT): C is P's child, not S's;
+ *        send pid + pidfd + go/err/status ends back to P, close its copies
  *     C:                                           wait for "go" byte on go pipe
  *     P: [rootless] write setgroups/gid_map/uid_map; attach C to the cgroup; write "go"
  *     C: steps: setsid, mounts, pivot_root, ids, caps, no_new_privs, Landlock, seccomp
@@ -22,6 +26,9 @@
  *        once G exec'd, C closes its pipe ends and waits for children
  *     G: reset signals, execve  --> error pipe closed by O_CLOEXEC: P reads EOF = success
  *     any failure: write {step, errno, index} and _exit(127): P reads the record
+ *
+ * S is a small single-threaded C process (Sources/miniappd-spawner): what C inherits is S's
+ * memory image, not the daemon's (spawner_server.c says why that matters).
  */
 #include <stdint.h>
 #include <stddef.h>
