@@ -105,10 +105,11 @@ static int spawn(const struct cjail_spawn_request *req, const struct request_fds
     struct stat st;
     if (blob_fd < 0 || fstat(blob_fd, &st) < 0 || req->blob_len == 0 || (uint64_t)st.st_size < req->blob_len) return -EINVAL;
     size_t len = (size_t)req->blob_len;
-    void *blob = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE, blob_fd, 0);
+    void *blob = mmap(NULL, len, PROT_READ, MAP_PRIVATE, blob_fd, 0);
     if (blob == MAP_FAILED) return -errno;
-    struct cjail_spec *s = NULL;
-    int e = cjail_spec_unpack(blob, len, &s);
+    struct cjail_spec spec;
+    int e = cjail_spec_unpack(blob, len, &spec);
+    struct cjail_spec *s = &spec;
     void *trace = MAP_FAILED;
     const size_t trace_len = sizeof(uint64_t) * CJAIL_STEP_COUNT;
     if (!e && rf->fd[CJAIL_SPAWN_FD_TRACE] >= 0) {
@@ -124,6 +125,7 @@ static int spawn(const struct cjail_spawn_request *req, const struct request_fds
         s->clone_flags |= CLONE_PARENT;
         e = cjail_clone(s, c);
     }
+    cjail_spec_release(s); /* zeroed, so a no-op, when unpack refused the blob */
     if (trace != MAP_FAILED) munmap(trace, trace_len);
     munmap(blob, len); /* the child has its own copy */
     return e;

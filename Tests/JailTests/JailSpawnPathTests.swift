@@ -153,9 +153,10 @@ struct JailSpawnPathTests {
             let p = UnsafeMutableRawPointer.allocate(byteCount: max(bytes.count, 8), alignment: 8)
             defer { p.deallocate() }
             bytes.withUnsafeBytes { p.copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
-            var out: UnsafeMutablePointer<cjail_spec>?
+            var out = cjail_spec()
             let r = cjail_spec_unpack(p, bytes.count, &out)
-            return (r, r == 0 ? out?.pointee : nil)
+            defer { cjail_spec_release(&out) }
+            return (r, r == 0 ? out : nil)
         }
         let (r, spec) = unpack(good)
         #expect(r == 0)

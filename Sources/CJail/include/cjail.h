@@ -214,8 +214,12 @@ struct cjail_spawn_reply {
     int32_t fd_count;   /* attached: pidfd, go (write end), err (read end), [status (read end)] */
 };
 
-/* Spawner: checks a blob and turns its offsets into pointers in place. 0 or -EINVAL. */
-int cjail_spec_unpack(void *blob, size_t len, struct cjail_spec **out);
+/* Spawner: checks a blob and fills *out: strings and data point into the blob (which is only
+ * read and must outlive *out), arrays are private copies. 0, or -EINVAL (nothing to release). */
+int cjail_spec_unpack(const void *blob, size_t len, struct cjail_spec *out);
+
+/* Spawner: frees the arrays of a spec filled by cjail_spec_unpack. */
+void cjail_spec_release(struct cjail_spec *spec);
 
 /* Spawner: serves requests on `sock` until the daemon closes it (returns 0) or the socket
  * fails (-errno). */
