@@ -29,6 +29,7 @@ public final class Daemon {
         var broker: Broker
         var services: BuiltinServices
         var brokerBinding: BrokerBinding
+        var partners: PartnerGrants
         var jail: JailBinding
         var supervisor: Supervisor
         var control: ControlServer
@@ -94,7 +95,7 @@ public final class Daemon {
         }
         let crashGuard = JailCrashGuard.start(for: jailer)
         let catalogue = try Self.loadCatalogue(policyDir)
-        let partners = try PartnerDirectory.load(policyDir: policyDir)
+        let partners = PartnerGrants(policyDir: policyDir, logger: Logger(label: "miniappd.partners"))
         let sdkDir = try layout.materialize(EmbeddedSDK.files, into: layout.sdk)
 
         let services = try makeServices(layout: layout, hostVersion: hostVersion)
@@ -104,7 +105,7 @@ public final class Daemon {
             reactor = try Reactor()
             try reactor.start()
             broker = try Broker(
-                reactor: reactor, catalogue: catalogue, grants: BrokerBinding.grants(partners), services: services.all,
+                reactor: reactor, catalogue: catalogue, grants: partners.grants, services: services.all,
                 configuration: BrokerConfiguration(
                     maxMessageBytes: config.maxMessageBytes, audit: AuditConfiguration(path: layout.audit + "/audit.jsonl"),
                     inspectorPayloads: config.inspectorPayloads),
@@ -113,7 +114,8 @@ public final class Daemon {
             services.shutdown()
             throw MiniAppError(.internal, "cannot start the Bridge broker: \(error)")
         }
-        let brokerBinding = BrokerBinding(broker: broker, services: services, policyDir: policyDir, partners: partners)
+        partners.connect { [broker] in broker.updateGrants($0) }
+        let brokerBinding = BrokerBinding(broker: broker, services: services, partners: partners)
         let store = StoreBinding(
             store: try PackageStore(
                 root: layout.packages,
@@ -144,6 +146,7 @@ public final class Daemon {
         let socketPath = try serveControl(control)
         parts = Parts(
             layout: layout, policyDir: policyDir, reactor: reactor, broker: broker, services: services, brokerBinding: brokerBinding,
+            partners: partners,
             jail: jail, supervisor: supervisor, control: control, socketPath: socketPath,
             metricsServer: try startMetrics(metrics, supervisor: supervisor, broker: broker),
             updateTimer: startUpdateTimer(updates), crashGuard: crashGuard)
@@ -249,27 +252,28 @@ public final class Daemon {
     /// SIGHUP: re-read the jail policy, the method catalogue and the partner grants. Each part
     /// that fails to load keeps its previous version (logged): a typo in a policy file must not
     /// leave the daemon without a policy. Running workers keep the jail they started with.
+    /// Partner grants are the exception: a bad registration blocks its own partner (fail
+    /// closed, `PartnerMerge`). With the embedded policies there is no jail policy or catalogue
+    /// to re-read, but the grants still are (the registry's among them).
     func reload() {
         guard let p = parts else { return }
-        guard config.policyDir != nil else {
-            logger.info("reload: policies are the embedded defaults; nothing to re-read")
-            return
+        if config.policyDir != nil {
+            do throws(MiniAppError) {
+                let jailConfig = try JailPolicy.load(policyDir: p.policyDir)
+                p.jail.replace(try Jailer(configuration: jailConfig, stateDir: p.layout.root, mode: p.jail.jailer.mode))
+            } catch {
+                logger.error("reload: keeping the previous jail policy: \(error)")
+            }
+            do throws(MiniAppError) {
+                p.broker.permissions.updateCatalogue(try Self.loadCatalogue(p.policyDir))
+            } catch {
+                logger.error("reload: keeping the previous method catalogue: \(error)")
+            }
+            logger.info("reload: policies re-read from \(p.policyDir)")
+        } else {
+            logger.info("reload: the jail policy and method catalogue are the embedded defaults; re-reading the partner grants")
         }
-        do throws(MiniAppError) {
-            let jailConfig = try JailPolicy.load(policyDir: p.policyDir)
-            p.jail.replace(try Jailer(configuration: jailConfig, stateDir: p.layout.root, mode: p.jail.jailer.mode))
-        } catch {
-            logger.error("reload: keeping the previous jail policy: \(error)")
-        }
-        do throws(MiniAppError) {
-            p.broker.permissions.updateCatalogue(try Self.loadCatalogue(p.policyDir))
-        } catch {
-            logger.error("reload: keeping the previous method catalogue: \(error)")
-        }
-        do throws(MiniAppError) { try p.brokerBinding.refreshPermissions() } catch {
-            logger.error("reload: keeping the previous partner grants: \(error)")
-        }
-        logger.info("reload: policies re-read from \(p.policyDir)")
+        p.partners.refresh()
     }
 
     // MARK: helpers
