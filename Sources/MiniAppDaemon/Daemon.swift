@@ -95,7 +95,8 @@ public final class Daemon {
         }
         let crashGuard = JailCrashGuard.start(for: jailer)
         let catalogue = try Self.loadCatalogue(policyDir)
-        let partners = PartnerGrants(policyDir: policyDir, logger: Logger(label: "miniappd.partners"))
+        let transport = CurlRegistryTransport()
+        let partners = try makePartners(layout: layout, policyDir: policyDir, transport: transport)
         let sdkDir = try layout.materialize(EmbeddedSDK.files, into: layout.sdk)
 
         let services = try makeServices(layout: layout, hostVersion: hostVersion)
@@ -131,7 +132,7 @@ public final class Daemon {
             spawner: jail, resolver: store, bridge: brokerBinding, notify: { m, p in notify.send(m, p) })
         let updates = config.registry.map {
             UpdateChecker(
-                registry: $0, transport: CurlRegistryTransport(), staging: store, downloadsDir: layout.downloads,
+                registry: $0, transport: transport, staging: store, downloadsDir: layout.downloads,
                 timeoutMillis: config.registryTimeoutMillis)
         }
         store.connect(isRunning: { supervisor.isRunning(programId: $0) }, updates: updates)
@@ -149,7 +150,27 @@ public final class Daemon {
             partners: partners,
             jail: jail, supervisor: supervisor, control: control, socketPath: socketPath,
             metricsServer: try startMetrics(metrics, supervisor: supervisor, broker: broker),
-            updateTimer: startUpdateTimer(updates), crashGuard: crashGuard)
+            updateTimer: startUpdateTimer(updates, partners: partners), crashGuard: crashGuard)
+        // Started from the cache: catch up with the registry without delaying readiness.
+        if partners.hasRegistry && !partners.fetchedAtStart { partners.refreshInBackground() }
+    }
+
+    /// The partner grants: local files, plus the registry's document when a platform key is
+    /// given to verify it (without one the registry serves updates only: unverifiable grants
+    /// are never used).
+    private func makePartners(layout: StateLayout, policyDir: String, transport: CurlRegistryTransport) throws(MiniAppError)
+        -> PartnerGrants
+    {
+        let log = Logger(label: "miniappd.partners")
+        var registry: RegistryPartners?
+        if let keyPath = config.platformKey {
+            registry = RegistryPartners(
+                registry: config.registry, platformKey: try RegistryPartners.loadPlatformKey(keyPath), transport: transport,
+                cachePath: layout.partnersCache, timeoutMillis: config.registryTimeoutMillis)
+        } else if config.registry != nil {
+            log.notice("no --platform-key: partner grants come from \(policyDir)/partners only; the registry's partners document cannot be verified without it")
+        }
+        return PartnerGrants(policyDir: policyDir, registry: registry, logger: log)
     }
 
     private func makeServices(layout: StateLayout, hostVersion: String) throws(MiniAppError) -> BuiltinServices {
@@ -211,13 +232,17 @@ public final class Daemon {
         return server
     }
 
-    private func startUpdateTimer(_ updates: UpdateChecker?) -> (any DispatchSourceTimer)? {
-        guard let updates, config.updateCheckIntervalSeconds > 0 else { return nil }
+    /// Every `updateCheckIntervalSeconds`: the registry's partners document first (a rotated
+    /// partner key must be known before that partner's update is verified), then the updates.
+    private func startUpdateTimer(_ updates: UpdateChecker?, partners: PartnerGrants) -> (any DispatchSourceTimer)? {
+        guard updates != nil || partners.hasRegistry, config.updateCheckIntervalSeconds > 0 else { return nil }
         let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "miniappd.updates"))
         let interval = DispatchTimeInterval.seconds(config.updateCheckIntervalSeconds)
         timer.schedule(deadline: .now() + interval, repeating: interval)
         let logger = self.logger
         timer.setEventHandler {
+            if partners.hasRegistry { partners.refresh() }
+            guard let updates else { return }
             do throws(MiniAppError) {
                 let r = try updates.check(id: nil)
                 logger.info("update check: \(r.serialized().count) bytes of results", metadata: ["updates": "\(r)"])
@@ -273,7 +298,10 @@ public final class Daemon {
         } else {
             logger.info("reload: the jail policy and method catalogue are the embedded defaults; re-reading the partner grants")
         }
-        p.partners.refresh()
+        // The files now (so an edit is in effect when READY=1 is sent), the registry in the
+        // background (a slow registry must not hold the signal loop, which feeds the watchdog).
+        p.partners.refresh(fetchRegistry: false)
+        if p.partners.hasRegistry { p.partners.refreshInBackground() }
     }
 
     // MARK: helpers

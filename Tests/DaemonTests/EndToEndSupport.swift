@@ -13,6 +13,7 @@ enum E2EPartner {
     static let id = "com.e2e"
     /// 2048 bits keeps generation fast; generated once per test process (test setup, not input).
     static let key: RSAKey = try! RSAKey.generate(bits: 2048)
+    static let pub: String = try! key.publicPEM()
     static let grants = ["payment", "ui"]
 
     /// A fresh program id under the partner's prefix: tests run in parallel against their own
