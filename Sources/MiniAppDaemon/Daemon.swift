@@ -30,6 +30,7 @@ public final class Daemon {
         var services: BuiltinServices
         var brokerBinding: BrokerBinding
         var partners: PartnerGrants
+        var partnersWatch: DirectoryWatcher?
         var jail: JailBinding
         var supervisor: Supervisor
         var control: ControlServer
@@ -96,6 +97,7 @@ public final class Daemon {
         let crashGuard = JailCrashGuard.start(for: jailer)
         let catalogue = try Self.loadCatalogue(policyDir)
         let transport = CurlRegistryTransport()
+        let watch = watchPartners(policyDir)  // before the first read: no edit slips between the two
         let partners = try makePartners(layout: layout, policyDir: policyDir, transport: transport)
         let sdkDir = try layout.materialize(EmbeddedSDK.files, into: layout.sdk)
 
@@ -116,6 +118,11 @@ public final class Daemon {
             throw MiniAppError(.internal, "cannot start the Bridge broker: \(error)")
         }
         partners.connect { [broker] in broker.updateGrants($0) }
+        let partnersLog = Logger(label: "miniappd.partners")
+        watch?.start {
+            partnersLog.info("\(policyDir)/partners changed: re-reading the partner grants")
+            partners.refresh(fetchRegistry: false)
+        }
         let brokerBinding = BrokerBinding(broker: broker, services: services, partners: partners)
         let store = StoreBinding(
             store: try PackageStore(
@@ -147,12 +154,26 @@ public final class Daemon {
         let socketPath = try serveControl(control)
         parts = Parts(
             layout: layout, policyDir: policyDir, reactor: reactor, broker: broker, services: services, brokerBinding: brokerBinding,
-            partners: partners,
+            partners: partners, partnersWatch: watch,
             jail: jail, supervisor: supervisor, control: control, socketPath: socketPath,
             metricsServer: try startMetrics(metrics, supervisor: supervisor, broker: broker),
             updateTimer: startUpdateTimer(updates, partners: partners), crashGuard: crashGuard)
         // Started from the cache: catch up with the registry without delaying readiness.
         if partners.hasRegistry && !partners.fetchedAtStart { partners.refreshInBackground() }
+    }
+
+    /// A watch on `<policy-dir>/partners`, so an edited, added or removed registration is in
+    /// effect without `permissions.refresh` or SIGHUP. Not for the embedded policies (written
+    /// by the daemon itself at each start). Without inotify (limits reached) the daemon still
+    /// runs; refresh and SIGHUP still re-read the files.
+    private func watchPartners(_ policyDir: String) -> DirectoryWatcher? {
+        guard config.policyDir != nil else { return nil }
+        do {
+            return try DirectoryWatcher(directory: policyDir + "/partners") { $0.hasSuffix(".json") && !$0.hasPrefix(".") }
+        } catch {
+            logger.warning("cannot watch \(policyDir)/partners (\(error)); partner file changes apply on permissions.refresh or SIGHUP only")
+            return nil
+        }
     }
 
     /// The partner grants: local files, plus the registry's document when a platform key is
@@ -261,6 +282,7 @@ public final class Daemon {
     func shutdown() {
         guard let p = parts else { return }
         p.updateTimer?.cancel()
+        p.partnersWatch?.stop()
         p.control.stopAccepting()
         p.supervisor.shutdown(graceMillis: config.stopGraceMillis)
         p.metricsServer?.stop()
