@@ -12,9 +12,10 @@ import Synchronization
 /// The composed daemon: builds every component from the configuration, then serves until
 /// SIGTERM. The order of `start` is the order of dependencies; `shutdown` undoes it.
 ///
-///     state dir ─ policies ─ jailer (+ sweep of a crashed run, crash guard) ─ catalogue, partners
-///       ─ services ─ reactor + broker ─ package store ─ supervisor ─ control API
-///       ─ control socket (LISTEN_FDS or bind) ─ metrics ─ background update checks
+///     state dir ─ policies ─ jailer (+ sweep of a crashed run, crash guard) ─ catalogue
+///       ─ partners (watch first, then local files + the verified registry cache) ─ services
+///       ─ reactor + broker ─ package store ─ supervisor ─ control API
+///       ─ control socket (LISTEN_FDS or bind) ─ metrics ─ background update and partners checks
 public final class Daemon {
     let config: DaemonConfig
     let notifier = SystemdNotifier(environment: Daemon.environment())
