@@ -129,7 +129,9 @@ let package = Package(
             name: "DaemonTests",
             dependencies: [
                 "MiniAppDaemon", "MiniAppBroker", "MiniAppJSON", "MiniAppModel", "MiniAppPackages", "MiniAppSystem", "MiniAppTestSupport",
-            ]),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            exclude: ["Fixtures"]),
         // Opens the storage store, acknowledges storage.set on stdout, and is SIGKILLed by ServiceTests.
         .executableTarget(
             name: "storage-crash-helper", dependencies: ["MiniAppBroker", "MiniAppModel"],

@@ -12,9 +12,10 @@ import Synchronization
 /// The composed daemon: builds every component from the configuration, then serves until
 /// SIGTERM. The order of `start` is the order of dependencies; `shutdown` undoes it.
 ///
-///     state dir ─ policies ─ jailer (+ sweep of a crashed run, crash guard) ─ catalogue, partners
-///       ─ services ─ reactor + broker ─ package store ─ supervisor ─ control API
-///       ─ control socket (LISTEN_FDS or bind) ─ metrics ─ background update checks
+///     state dir ─ policies ─ jailer (+ sweep of a crashed run, crash guard) ─ catalogue
+///       ─ partners (watch first, then local files + the verified registry cache) ─ services
+///       ─ reactor + broker ─ package store ─ supervisor ─ control API
+///       ─ control socket (LISTEN_FDS or bind) ─ metrics ─ background update and partners checks
 public final class Daemon {
     let config: DaemonConfig
     let notifier = SystemdNotifier(environment: Daemon.environment())
@@ -29,6 +30,8 @@ public final class Daemon {
         var broker: Broker
         var services: BuiltinServices
         var brokerBinding: BrokerBinding
+        var partners: PartnerGrants
+        var partnersWatch: DirectoryWatcher?
         var jail: JailBinding
         var supervisor: Supervisor
         var control: ControlServer
@@ -94,7 +97,9 @@ public final class Daemon {
         }
         let crashGuard = JailCrashGuard.start(for: jailer)
         let catalogue = try Self.loadCatalogue(policyDir)
-        let partners = try PartnerDirectory.load(policyDir: policyDir)
+        let transport = CurlRegistryTransport()
+        let watch = watchPartners(policyDir)  // before the first read: no edit slips between the two
+        let partners = try makePartners(layout: layout, policyDir: policyDir, transport: transport)
         let sdkDir = try layout.materialize(EmbeddedSDK.files, into: layout.sdk)
 
         let services = try makeServices(layout: layout, hostVersion: hostVersion)
@@ -104,7 +109,7 @@ public final class Daemon {
             reactor = try Reactor()
             try reactor.start()
             broker = try Broker(
-                reactor: reactor, catalogue: catalogue, grants: BrokerBinding.grants(partners), services: services.all,
+                reactor: reactor, catalogue: catalogue, grants: partners.grants, services: services.all,
                 configuration: BrokerConfiguration(
                     maxMessageBytes: config.maxMessageBytes, audit: AuditConfiguration(path: layout.audit + "/audit.jsonl"),
                     inspectorPayloads: config.inspectorPayloads),
@@ -113,7 +118,13 @@ public final class Daemon {
             services.shutdown()
             throw MiniAppError(.internal, "cannot start the Bridge broker: \(error)")
         }
-        let brokerBinding = BrokerBinding(broker: broker, services: services, policyDir: policyDir, partners: partners)
+        partners.connect { [broker] in broker.updateGrants($0) }
+        let partnersLog = Logger(label: "miniappd.partners")
+        watch?.start {
+            partnersLog.info("\(policyDir)/partners changed: re-reading the partner grants")
+            partners.refresh(fetchRegistry: false)
+        }
+        let brokerBinding = BrokerBinding(broker: broker, services: services, partners: partners)
         let store = StoreBinding(
             store: try PackageStore(
                 root: layout.packages,
@@ -129,7 +140,7 @@ public final class Daemon {
             spawner: jail, resolver: store, bridge: brokerBinding, notify: { m, p in notify.send(m, p) })
         let updates = config.registry.map {
             UpdateChecker(
-                registry: $0, transport: CurlRegistryTransport(), staging: store, downloadsDir: layout.downloads,
+                registry: $0, transport: transport, staging: store, downloadsDir: layout.downloads,
                 timeoutMillis: config.registryTimeoutMillis)
         }
         store.connect(isRunning: { supervisor.isRunning(programId: $0) }, updates: updates)
@@ -144,9 +155,44 @@ public final class Daemon {
         let socketPath = try serveControl(control)
         parts = Parts(
             layout: layout, policyDir: policyDir, reactor: reactor, broker: broker, services: services, brokerBinding: brokerBinding,
+            partners: partners, partnersWatch: watch,
             jail: jail, supervisor: supervisor, control: control, socketPath: socketPath,
             metricsServer: try startMetrics(metrics, supervisor: supervisor, broker: broker),
-            updateTimer: startUpdateTimer(updates), crashGuard: crashGuard)
+            updateTimer: startUpdateTimer(updates, partners: partners), crashGuard: crashGuard)
+        // Started from the cache: catch up with the registry without delaying readiness.
+        if partners.hasRegistry && !partners.fetchedAtStart { partners.refreshInBackground() }
+    }
+
+    /// A watch on `<policy-dir>/partners`, so an edited, added or removed registration is in
+    /// effect without `permissions.refresh` or SIGHUP. Not for the embedded policies (written
+    /// by the daemon itself at each start). Without inotify (limits reached) the daemon still
+    /// runs; refresh and SIGHUP still re-read the files.
+    private func watchPartners(_ policyDir: String) -> DirectoryWatcher? {
+        guard config.policyDir != nil else { return nil }
+        do {
+            return try DirectoryWatcher(directory: policyDir + "/partners") { $0.hasSuffix(".json") && !$0.hasPrefix(".") }
+        } catch {
+            logger.warning("cannot watch \(policyDir)/partners (\(error)); partner file changes apply on permissions.refresh or SIGHUP only")
+            return nil
+        }
+    }
+
+    /// The partner grants: local files, plus the registry's document when a platform key is
+    /// given to verify it (without one the registry serves updates only: unverifiable grants
+    /// are never used).
+    private func makePartners(layout: StateLayout, policyDir: String, transport: CurlRegistryTransport) throws(MiniAppError)
+        -> PartnerGrants
+    {
+        let log = Logger(label: "miniappd.partners")
+        var registry: RegistryPartners?
+        if let keyPath = config.platformKey {
+            registry = RegistryPartners(
+                registry: config.registry, platformKey: try RegistryPartners.loadPlatformKey(keyPath), transport: transport,
+                cachePath: layout.partnersCache, timeoutMillis: config.registryTimeoutMillis)
+        } else if config.registry != nil {
+            log.notice("no --platform-key: partner grants come from \(policyDir)/partners only; the registry's partners document cannot be verified without it")
+        }
+        return PartnerGrants(policyDir: policyDir, registry: registry, logger: log)
     }
 
     private func makeServices(layout: StateLayout, hostVersion: String) throws(MiniAppError) -> BuiltinServices {
@@ -208,13 +254,17 @@ public final class Daemon {
         return server
     }
 
-    private func startUpdateTimer(_ updates: UpdateChecker?) -> (any DispatchSourceTimer)? {
-        guard let updates, config.updateCheckIntervalSeconds > 0 else { return nil }
+    /// Every `updateCheckIntervalSeconds`: the registry's partners document first (a rotated
+    /// partner key must be known before that partner's update is verified), then the updates.
+    private func startUpdateTimer(_ updates: UpdateChecker?, partners: PartnerGrants) -> (any DispatchSourceTimer)? {
+        guard updates != nil || partners.hasRegistry, config.updateCheckIntervalSeconds > 0 else { return nil }
         let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "miniappd.updates"))
         let interval = DispatchTimeInterval.seconds(config.updateCheckIntervalSeconds)
         timer.schedule(deadline: .now() + interval, repeating: interval)
         let logger = self.logger
         timer.setEventHandler {
+            if partners.hasRegistry { partners.refresh() }
+            guard let updates else { return }
             do throws(MiniAppError) {
                 let r = try updates.check(id: nil)
                 logger.info("update check: \(r.serialized().count) bytes of results", metadata: ["updates": "\(r)"])
@@ -236,6 +286,7 @@ public final class Daemon {
     func shutdown() {
         guard let p = parts else { return }
         p.updateTimer?.cancel()
+        p.partnersWatch?.stop()
         p.control.stopAccepting()
         p.supervisor.shutdown(graceMillis: config.stopGraceMillis)
         p.metricsServer?.stop()
@@ -253,29 +304,33 @@ public final class Daemon {
     /// SIGHUP: re-read the jail policy, the method catalogue and the partner grants. Each part
     /// that fails to load keeps its previous version (logged): a typo in a policy file must not
     /// leave the daemon without a policy. Running workers keep the jail they started with.
+    /// Partner grants are the exception: a bad registration blocks its own partner (fail
+    /// closed, `PartnerMerge`). With the embedded policies there is no jail policy or catalogue
+    /// to re-read, but the grants still are (the registry's among them).
     func reload() {
         guard let p = parts else { return }
-        guard config.policyDir != nil else {
-            logger.info("reload: policies are the embedded defaults; nothing to re-read")
-            return
+        if config.policyDir != nil {
+            do throws(MiniAppError) {
+                let jailConfig = try JailPolicy.load(policyDir: p.policyDir)
+                let old = p.jail.jailer
+                p.jail.replace(try Jailer(configuration: jailConfig, stateDir: p.layout.root, mode: old.mode, warmCgroups: Self.warmCgroups))
+                old.drainPools()
+            } catch {
+                logger.error("reload: keeping the previous jail policy: \(error)")
+            }
+            do throws(MiniAppError) {
+                p.broker.permissions.updateCatalogue(try Self.loadCatalogue(p.policyDir))
+            } catch {
+                logger.error("reload: keeping the previous method catalogue: \(error)")
+            }
+            logger.info("reload: policies re-read from \(p.policyDir)")
+        } else {
+            logger.info("reload: the jail policy and method catalogue are the embedded defaults; re-reading the partner grants")
         }
-        do throws(MiniAppError) {
-            let jailConfig = try JailPolicy.load(policyDir: p.policyDir)
-            let old = p.jail.jailer
-            p.jail.replace(try Jailer(configuration: jailConfig, stateDir: p.layout.root, mode: old.mode, warmCgroups: Self.warmCgroups))
-            old.drainPools()
-        } catch {
-            logger.error("reload: keeping the previous jail policy: \(error)")
-        }
-        do throws(MiniAppError) {
-            p.broker.permissions.updateCatalogue(try Self.loadCatalogue(p.policyDir))
-        } catch {
-            logger.error("reload: keeping the previous method catalogue: \(error)")
-        }
-        do throws(MiniAppError) { try p.brokerBinding.refreshPermissions() } catch {
-            logger.error("reload: keeping the previous partner grants: \(error)")
-        }
-        logger.info("reload: policies re-read from \(p.policyDir)")
+        // The files now (so an edit is in effect when READY=1 is sent), the registry in the
+        // background (a slow registry must not hold the signal loop, which feeds the watchdog).
+        p.partners.refresh(fetchRegistry: false)
+        if p.partners.hasRegistry { p.partners.refreshInBackground() }
     }
 
     // MARK: helpers

@@ -153,6 +153,52 @@ enum EmbeddedPolicies {
   }
 }
 """####),
+        ("partners/README.md", ####"""
+# Partner registrations
+
+One partner per file, `partners/<partner-id>.json`, in the format of spec/cli-and-config.md — the
+same document the registry serves in `GET {registry}/partners` and the daemon caches. Only files
+ending in `.json` are read, so this README (and anything else) is never a registration.
+
+This directory ships **no active partner**: the defaults grant nothing to anybody. A package whose
+program id no registered partner owns is refused (`UNKNOWN_PARTNER`).
+
+## Example (not active: copy it to `com.partner.json` to register it)
+
+Strict JSON (no comments in the file itself); the notes below the block explain each member.
+
+```json
+{
+  "id": "com.partner",
+  "idPrefixes": ["com.partner."],
+  "publicKeys": ["-----BEGIN PUBLIC KEY-----\nMIIBojANBgkqhkiG9w0BAQEFAAOCAY8AMIIBigKCAYEA…\n-----END PUBLIC KEY-----\n"],
+  "permissions": ["payment", "network"]
+}
+```
+
+- `id`: the partner, as the permission table and the logs name it.
+- `idPrefixes`: the program ids it owns, each a reverse-DNS prefix ending in `.`. Exactly one
+  partner's prefix must match a program id (else `AMBIGUOUS_PARTNER`).
+- `publicKeys`: PEM RSA public keys (at least 2048 bits) its packages are signed with; list two
+  during a key rotation. `miniapp keygen --out PREFIX` writes `PREFIX.pub` in this form
+  (newlines as `\n` inside the JSON string).
+- `permissions`: what it is granted **now** — names from `methods.json` (`payment`,
+  `geolocation`, `network`, `camera`, `contacts`, `ui`). A program may use a permission only if
+  its manifest declares it **and** its partner is granted it; removing one here denies the next
+  Bridge call of every running program of that partner, without restarting anything.
+
+## How files are read
+
+- The daemon watches this directory (`--policy-dir`): a file added, edited or removed is in
+  effect within about a second; `permissions.refresh` and `SIGHUP` re-read it too.
+- Replace files atomically (write `.com.partner.json.tmp`, then `mv` it over): a half-written
+  file is invalid until the write completes.
+- A file that is invalid (bad JSON, unknown member, missing key, symlink, …) blocks **its own
+  partner** — granted nothing until the file is fixed — and is logged with the file name and the
+  reason; every other partner is unaffected.
+- A partner that has a file here is exactly what the file says, even when the registry also lists
+  it (local files win per partner id); remove the file to hand the partner back to the registry.
+"""####),
         ("seccomp/default.json", ####"""
 // miniappd default seccomp profile (OCI / Docker JSON format, // comments allowed).
 // An ALLOWLIST: any syscall not listed fails with EPERM (defaultErrnoRet 1). Only the native

@@ -48,35 +48,3 @@ public enum KnownPermissions {
         }
     }
 }
-
-/// Loads partner registrations from `<policy-dir>/partners/*.json` (one partner per file).
-public enum PartnerDirectory {
-    /// All registrations of `policyDir/partners`, as a `PartnerSet`. A missing directory is an
-    /// empty set (every package then fails with `UNKNOWN_PARTNER`); a malformed file is an error.
-    public static func load(policyDir: String) throws(MiniAppError) -> PartnerSet {
-        let dir = policyDir + "/partners"
-        var regs: [PartnerRegistration] = []
-        for name in try listJSON(dir) {
-            let path = dir + "/" + name
-            let bytes: [UInt8]
-            do {
-                bytes = try OwnedFD.open(path, O_RDONLY | O_NOFOLLOW).readAll(limit: 1 << 20)
-            } catch {
-                throw MiniAppError(.partnerInvalid, "cannot read \(path): \(error)")
-            }
-            regs.append(try PartnerRegistration.parse(bytes, source: path))
-        }
-        return try PartnerSet(regs)
-    }
-
-    static func listJSON(_ dir: String) throws(MiniAppError) -> [String] {
-        guard let d = opendir(dir) else { return [] }
-        defer { closedir(d) }
-        var names: [String] = []
-        while let ent = readdir(d) {
-            let name = withUnsafeBytes(of: ent.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name.hasSuffix(".json") && !name.hasPrefix(".") { names.append(name) }
-        }
-        return names.sorted()
-    }
-}

@@ -12,15 +12,15 @@ public final class DaemonHarness: @unchecked Sendable {
     public let process: Process
     private let log: FileHandle
 
-    /// Starts `miniappd` with `--state-dir`, `--control-socket` and any `extraArgs`, and waits
-    /// until it answers `daemon.info`.
+    /// Starts `miniappd` with `--state-dir`, `--control-socket`, `--policy-dir` (none: the
+    /// embedded policies) and any `extraArgs`, and waits until it answers `daemon.info`.
     ///
     /// `socketActivated`: runs it under `systemd-socket-activate`, which binds `socket`, waits
     /// for the first connection (the readiness probe) and execs `miniappd` in place with the
     /// listening socket at fd 3 and `LISTEN_FDS=1`, `LISTEN_PID=<its pid>`; `--control-socket`
     /// then names `unused.sock`, which the daemon must not create.
     public init(
-        policyDir: String, extraArgs: [String] = [], stateDir: String? = nil, timeout: Double = 30, socketActivated: Bool = false
+        policyDir: String?, extraArgs: [String] = [], stateDir: String? = nil, timeout: Double = 30, socketActivated: Bool = false
     ) throws {
         dir = try TempDir("d")
         socket = dir.file("control.sock")
@@ -30,8 +30,7 @@ public final class DaemonHarness: @unchecked Sendable {
         let daemon = productsDirectory() + "/miniappd"
         let args = [
             "--state-dir", stateDir ?? dir.file("state"), "--control-socket", socketActivated ? dir.file("unused.sock") : socket,
-            "--policy-dir", policyDir,
-        ] + extraArgs
+        ] + (policyDir.map { ["--policy-dir", $0] } ?? []) + extraArgs
         if socketActivated {
             process.executableURL = URL(fileURLWithPath: "/usr/bin/systemd-socket-activate")
             process.arguments = ["--listen=\(socket)", daemon] + args

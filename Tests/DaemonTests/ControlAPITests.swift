@@ -22,7 +22,7 @@ final class FakeBroker: BrokerControl, @unchecked Sendable {
     func subscribeInspector(programId: String?, peer: any ControlPeer) {}
     func providerReply(_ message: JSONObject, peer: any ControlPeer) {}
     func peerClosed(_ peer: any ControlPeer) {}
-    func refreshPermissions() throws(MiniAppError) {}
+    func refreshPermissions() throws(MiniAppError) -> JSONValue { [:] }
     func setSession(userId: String, claims: JSONObject) throws(MiniAppError) {}
     func jwks() -> JSONValue { ["keys": []] }
     func denials() -> Int64 { 7 }

@@ -13,6 +13,7 @@ enum E2EPartner {
     static let id = "com.e2e"
     /// 2048 bits keeps generation fast; generated once per test process (test setup, not input).
     static let key: RSAKey = try! RSAKey.generate(bits: 2048)
+    static let pub: String = try! key.publicPEM()
     static let grants = ["payment", "ui"]
 
     /// A fresh program id under the partner's prefix: tests run in parallel against their own
@@ -33,11 +34,23 @@ final class E2EWorld {
         policyDir = dir.file("policies")
         let cp = try run(["/bin/cp", "-r", repositoryRoot() + "/policies", policyDir])
         guard cp.status == 0 else { throw HarnessError("cp policies: \(cp.stderr)") }
+        try register(permissions: E2EPartner.grants)
+    }
+
+    /// (Re)writes the e2e partner's registration with `permissions`, atomically (a temp file
+    /// renamed over it, as the README asks operators to).
+    func register(permissions: [String]) throws {
         let registration: JSONValue = [
-            "id": .string(E2EPartner.id), "idPrefixes": ["com.e2e."], "publicKeys": [.string(try E2EPartner.key.publicPEM())],
-            "permissions": .array(E2EPartner.grants.map { .string($0) }),
+            "id": .string(E2EPartner.id), "idPrefixes": ["com.e2e."], "publicKeys": [.string(E2EPartner.pub)],
+            "permissions": .array(permissions.map { .string($0) }),
         ]
-        try dir.write("policies/partners/com.e2e.json", String(decoding: registration.serialized(), as: UTF8.self))
+        try writePartnerFile("com.e2e.json", String(decoding: registration.serialized(), as: UTF8.self))
+    }
+
+    /// Writes `policies/partners/<name>` atomically.
+    func writePartnerFile(_ name: String, _ text: String) throws {
+        let tmp = try dir.write("policies/partners/.\(name).tmp", text)
+        guard rename(tmp, dir.file("policies/partners/\(name)")) == 0 else { throw HarnessError("cannot replace \(name)") }
     }
 
     /// The manifest of a package.
@@ -50,11 +63,11 @@ final class E2EWorld {
         ]
     }
 
-    /// Packs and signs `files` (path → text; `.sh` files get mode 0755) under `manifest` and
-    /// writes the zip; returns its path.
-    func package(_ manifest: JSONObject, files: [String: String]) throws -> String {
+    /// Packs and signs `files` (path → text; `.sh` files get mode 0755) under `manifest` with
+    /// `key` (default: the e2e partner's) and writes the zip; returns its path.
+    func package(_ manifest: JSONObject, files: [String: String], key: RSAKey = E2EPartner.key) throws -> String {
         let entries = files.sorted { $0.key < $1.key }.map { ($0.key, Array($0.value.utf8), UInt32($0.key.hasSuffix(".sh") ? 0o755 : 0o644)) }
-        let zip = try PackagePacker.pack(manifest: JSONValue.object(manifest).serialized(), files: entries, key: E2EPartner.key)
+        let zip = try PackagePacker.pack(manifest: JSONValue.object(manifest).serialized(), files: entries, key: key)
         let id = manifest["id"]?.stringValue ?? "pkg"
         let version = manifest["version"]?.stringValue ?? "0"
         return try writeZip("\(id)-\(version)-\(UUID().uuidString.prefix(6)).zip", zip)
@@ -260,6 +273,20 @@ enum E2EPrograms {
           process.exit(7);
         }
         main().catch((e) => { console.error('tour failed', e.code, e.message); process.exit(1); });
+        """
+
+    /// Node, long-running: on each host event, tries `payment.pay` and reports `ok` or the
+    /// error code (`{kind: 'pay', name, result}`); reports `ready` first.
+    static let payOnEvent = """
+        MiniAppBridge.keepAlive(true);
+        const report = (o) => MiniAppBridge.call('ui.toast', { message: JSON.stringify(o) });
+        MiniAppBridge.on('*', async (name) => {
+          let result = 'ok';
+          try { await MiniAppBridge.call('payment.pay', { orderId: name, amount: 1, currency: 'EUR' }); }
+          catch (e) { result = e.code; }
+          await report({ kind: 'pay', name, result });
+        });
+        report({ kind: 'ready' });
         """
 
     /// Node, long-running: reports `ready` with its argv, answers each host event by storing it

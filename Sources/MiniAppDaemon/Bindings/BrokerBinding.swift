@@ -4,36 +4,26 @@ import MiniAppJSON
 import MiniAppModel
 import MiniAppPackages
 import MiniAppSystem
-import Synchronization
 
 /// Binds the supervisor's `BridgeAttacher` and the control API's `BrokerControl` to
-/// MiniAppBroker's `Broker` and the built-in services, and owns the partner grants.
+/// MiniAppBroker's `Broker` and the built-in services.
 ///
-/// Grants: the partner set is read from `<policy-dir>/partners/*.json` at start, on
-/// `permissions.refresh` and on SIGHUP. It is swapped whole, and the broker's permission
-/// snapshot with it, so a revoked permission is denied from the next call on, without
-/// restarting any worker (DESIGN.md, "The permission table").
+/// Grants come from `PartnerGrants`, which publishes every refresh into the broker's permission
+/// snapshot, so a revoked permission is denied from the next call on, without restarting any
+/// worker (DESIGN.md, "The permission table").
 final class BrokerBinding: BridgeAttacher, BrokerControl {
     let broker: Broker
     let services: BuiltinServices
-    private let policyDir: Mutex<String>
-    private let partnerSet: Mutex<PartnerSet>
+    let partnerGrants: PartnerGrants
 
-    init(broker: Broker, services: BuiltinServices, policyDir: String, partners: PartnerSet) {
+    init(broker: Broker, services: BuiltinServices, partners: PartnerGrants) {
         self.broker = broker
         self.services = services
-        self.policyDir = Mutex(policyDir)
-        partnerSet = Mutex(partners)
+        partnerGrants = partners
     }
 
     /// The partners now (the package store asks at every operation).
-    var partners: PartnerSet { partnerSet.withLock { $0 } }
-
-    /// partnerId → granted permissions, for the permission table.
-    static func grants(_ set: PartnerSet) -> [String: Set<String>] { set.partners.mapValues(\.permissions) }
-
-    /// Points at a reloaded policy directory (SIGHUP).
-    func setPolicyDir(_ dir: String) { policyDir.withLock { $0 = dir } }
+    var partners: PartnerSet { partnerGrants.partners }
 
     // MARK: BridgeAttacher
 
@@ -91,12 +81,9 @@ final class BrokerBinding: BridgeAttacher, BrokerControl {
     /// connection's close (pending provider calls then fail `HOST_UNAVAILABLE`).
     func peerClosed(_ peer: any ControlPeer) {}
 
-    func refreshPermissions() throws(MiniAppError) {
-        let dir = policyDir.withLock { $0 }
-        let fresh = try PartnerDirectory.load(policyDir: dir)
-        partnerSet.withLock { $0 = fresh }
-        broker.updateGrants(Self.grants(fresh))
-    }
+    /// Re-reads the partner grants; a bad registration blocks only its own partner and is
+    /// reported in the result, so this does not fail.
+    func refreshPermissions() throws(MiniAppError) -> JSONValue { partnerGrants.refresh() }
 
     func setSession(userId: String, claims: JSONObject) throws(MiniAppError) {
         try services.auth.setSession(userId: userId, claims: claims)

@@ -35,8 +35,9 @@ public protocol BrokerControl: Sendable {
     func providerReply(_ message: JSONObject, peer: any ControlPeer)
     /// The peer went away: fail its pending provider calls with HOST_UNAVAILABLE, drop subscriptions.
     func peerClosed(_ peer: any ControlPeer)
-    /// `permissions.refresh`.
-    func refreshPermissions() throws(MiniAppError)
+    /// `permissions.refresh`: re-reads the partner grants now; the result reports what is in
+    /// effect (partners, blocked partners, the registry document's outcome).
+    func refreshPermissions() throws(MiniAppError) -> JSONValue
     /// `session.set`.
     func setSession(userId: String, claims: JSONObject) throws(MiniAppError)
     /// `auth.keys`.
@@ -151,7 +152,7 @@ public final class ControlAPI: Sendable {
             }
             try broker.setSession(userId: try Params.string(p, "userId"), claims: claims?.objectValue ?? [:])
         case "inspector.subscribe": broker.subscribeInspector(programId: try Params.optionalString(p, "programId"), peer: peer)
-        case "permissions.refresh": try broker.refreshPermissions()
+        case "permissions.refresh": return try broker.refreshPermissions()
         case "updates.check": return try packages.checkUpdates(id: try Params.optionalString(p, "id"))
         case "auth.keys": return broker.jwks()
         default: throw MiniAppError(.methodNotFound, "no control method \(method); see spec/control-api.md")

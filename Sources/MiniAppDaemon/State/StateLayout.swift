@@ -18,6 +18,8 @@ public struct StateLayout: Sendable {
     public var audit: String { root + "/audit" }
     public var workerSequence: String { root + "/workers.seq" }
     public var downloads: String { root + "/downloads" }
+    /// The last verified registry partners document, exactly as received (offline start).
+    public var partnersCache: String { root + "/partners.json" }
     public var embeddedPolicies: String { root + "/policies-embedded" }
     public var sdk: String { root + "/sdk" }
 

@@ -100,6 +100,9 @@ public struct PartnerSet: Sendable {
         partners = map
     }
 
+    /// A set from registrations already keyed by their (unique) ids (`PartnerMerge`).
+    init(unique: [String: PartnerRegistration]) { partners = unique }
+
     /// The partner owning `programId`: exactly one registration's prefix must match.
     public func partner(for programId: String) throws(MiniAppError) -> PartnerRegistration {
         let matches = partners.values.filter { r in r.idPrefixes.contains { programId.hasPrefix($0) } }

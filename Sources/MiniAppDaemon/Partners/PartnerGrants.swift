@@ -1,0 +1,177 @@
+import Dispatch
+import Logging
+import MiniAppJSON
+import MiniAppModel
+import MiniAppPackages
+import Synchronization
+
+/// The running daemon's partners: `<policy-dir>/partners/*.json` merged with the registry's
+/// signed partners document (`PartnerMerge`: local files win per partner id; a bad source
+/// blocks only its own partner), applied to the broker's permission snapshot and to package
+/// verification (the package store asks `partners` at every operation).
+///
+/// Refreshes are serialized from the read to the publish, so a slow refresh never publishes an
+/// older view after a newer one; only the registry download runs outside that lock, so the
+/// directory watch is never stuck behind a slow registry. Readers take a short lock on the
+/// published state only.
+final class PartnerGrants: Sendable {
+    /// What is in effect.
+    struct Published {
+        var merge: PartnerMerge
+        /// The registry document in effect (also the cache's content); nil = none verified yet.
+        var document: PartnersDocument?
+    }
+
+    private let policyDir: String
+    private let registry: RegistryPartners?
+    private let logger: Logger
+    private let published: Mutex<Published>
+    private let serial = Mutex(())
+    private let sink = Mutex<(@Sendable ([String: Set<String>]) -> Void)?>(nil)
+    private let background = DispatchQueue(label: "miniappd.partners")
+    /// Whether the start already asked the registry (no cache yet); else the daemon schedules a
+    /// background fetch once it serves.
+    let fetchedAtStart: Bool
+
+    /// Reads the local files and the cached registry document (nothing is applied anywhere yet:
+    /// the broker is built from `grants`, then `connect`ed). Only without a usable cache — the
+    /// first start — is the registry asked here, bounded by its timeout; otherwise the start
+    /// never waits for the registry.
+    init(policyDir: String, registry: RegistryPartners?, logger: Logger) {
+        self.policyDir = policyDir
+        self.registry = registry
+        self.logger = logger
+        var document: PartnersDocument?
+        var fetched = false
+        if let registry {
+            do throws(MiniAppError) { document = try registry.loadCache() } catch {
+                logger.warning("ignoring the cached partners document: \(error.code.rawValue): \(error.message)")
+            }
+            if document == nil, registry.url != nil {
+                fetched = true
+                document = Self.firstFetch(registry, logger: logger)
+            }
+        }
+        fetchedAtStart = fetched
+        let scan = PartnerDirectory.scan(policyDir: policyDir)
+        let first = PartnerMerge.merge(local: scan.entries, localUnreadable: scan.unreadable, registry: document?.entries ?? [], previous: nil)
+        published = Mutex(Published(merge: first, document: document))
+        log(first)
+    }
+
+    private static func firstFetch(_ registry: RegistryPartners, logger: Logger) -> PartnersDocument? {
+        do throws(MiniAppError) {
+            let doc = try registry.fetch()
+            try registry.store(doc)
+            return doc
+        } catch {
+            logger.warning("no partner grants from the registry yet (no cache, and the first fetch failed): \(error.code.rawValue): \(error.message)")
+            return nil
+        }
+    }
+
+    /// Whether a registry is configured to fetch from.
+    var hasRegistry: Bool { registry?.url != nil }
+
+    /// The partners now (blocked ones with no permissions).
+    var partners: PartnerSet { published.withLock { $0.merge.set } }
+
+    /// partnerId → granted permissions, for the permission table.
+    var grants: [String: Set<String>] { Self.grants(partners) }
+
+    static func grants(_ set: PartnerSet) -> [String: Set<String>] { set.partners.mapValues(\.permissions) }
+
+    /// Where every later refresh is published (the broker's `updateGrants`).
+    func connect(_ apply: @escaping @Sendable ([String: Set<String>]) -> Void) { sink.withLock { $0 = apply } }
+
+    /// Re-reads the partner files and, when `fetchRegistry` and a registry is configured, the
+    /// registry's document (bounded by its timeout), then publishes the merge. Returns the
+    /// report `permissions.refresh` answers with. Never throws: every problem is per partner
+    /// or per document, reported and logged, and the last good state of that part is kept.
+    @discardableResult
+    func refresh(fetchRegistry: Bool = true) -> JSONValue {
+        var fetched: Result<PartnersDocument, MiniAppError>?
+        if fetchRegistry, let registry, registry.url != nil {
+            do throws(MiniAppError) { fetched = .success(try registry.fetch()) } catch { fetched = .failure(error) }
+        }
+        return serial.withLock { _ in
+            var state = published.withLock { $0 }
+            let registryReport = accept(fetched, into: &state)
+            let scan = PartnerDirectory.scan(policyDir: policyDir)
+            state.merge = PartnerMerge.merge(
+                local: scan.entries, localUnreadable: scan.unreadable, registry: state.document?.entries ?? [], previous: state.merge)
+            published.withLock { $0 = state }
+            sink.withLock { $0 }?(Self.grants(state.merge.set))
+            log(state.merge)
+            guard case .object(var report) = Self.report(state.merge) else { return Self.report(state.merge) }
+            report["registry"] = registryReport
+            return .object(report)
+        }
+    }
+
+    /// `refresh()` on a background queue (SIGHUP, the first fetch after a start from cache).
+    func refreshInBackground() { background.async { [self] in refresh() } }
+
+    /// Applies the freshness rule to a fetched document and caches it; returns the registry part
+    /// of the report: `{status, issuedAt, code?, message?}`.
+    private func accept(_ fetched: Result<PartnersDocument, MiniAppError>?, into state: inout Published) -> JSONValue {
+        var r: JSONObject = [:]
+        switch fetched {
+        case nil:
+            r["status"] = .string(registry == nil ? "off" : state.document == nil ? "none" : "cached")
+        case .failure(let e):
+            r["status"] = .string([.timeout, .hostUnavailable].contains(e.code) ? "unavailable" : "refused")
+            r["code"] = .string(e.code.rawValue)
+            r["message"] = .string(e.message)
+            logger.warning("registry partners document not applied, keeping the cached one: \(e.code.rawValue): \(e.message)")
+        case .success(let doc):
+            if let current = state.document, !doc.isAcceptable(after: current) {
+                let e = MiniAppError(
+                    .registryStale,
+                    "the registry's partners document was issued at \(doc.issuedAt), before the cached one (\(current.issuedAt)); refused as a rollback")
+                return accept(.failure(e), into: &state)
+            }
+            if state.document?.raw == doc.raw {
+                r["status"] = "unchanged"
+            } else {
+                do throws(MiniAppError) { try registry?.store(doc) } catch {
+                    // Still applied: the running daemon must honor a revocation it verified.
+                    logger.error("\(error.message) (the new grants are in effect until the daemon restarts)")
+                }
+                state.document = doc
+                r["status"] = "applied"
+                logger.info("registry partners document issued at \(doc.issuedAt) applied (\(doc.partners.count) registrations)")
+            }
+        }
+        r["issuedAt"] = state.document.map { .int($0.issuedAt) } ?? .null
+        return .object(r)
+    }
+
+    private func log(_ merged: PartnerMerge) {
+        for b in merged.blocked {
+            for p in b.problems {
+                logger.error("partner \(b.id) is granted nothing until its registration is fixed: \(p)")
+            }
+        }
+        for e in merged.unattributed {
+            logger.error("ignoring partner registration \(e.source): \(e.error.map { "\($0.code.rawValue): \($0.message)" } ?? "invalid")")
+        }
+    }
+
+    /// `{partners:[{id, origin, permissions}], blocked:[{id, origin, problems}], invalid:[{source, code, message}]}`.
+    static func report(_ m: PartnerMerge) -> JSONValue {
+        let partners: [JSONValue] = m.set.partners.keys.sorted().map { id in
+            [
+                "id": .string(id), "origin": .string(m.origins[id]?.rawValue ?? "local"),
+                "permissions": .array((m.set.partners[id]?.permissions ?? []).sorted().map { .string($0) }),
+            ]
+        }
+        let blocked: [JSONValue] = m.blocked.map { b in
+            ["id": .string(b.id), "origin": .string(b.origin.rawValue), "problems": .array(b.problems.map { .string($0) })]
+        }
+        let invalid: [JSONValue] = m.unattributed.map { e in
+            ["source": .string(e.source), "code": .string(e.error?.code.rawValue ?? ""), "message": .string(e.error?.message ?? "")]
+        }
+        return ["partners": .array(partners), "blocked": .array(blocked), "invalid": .array(invalid)]
+    }
+}
