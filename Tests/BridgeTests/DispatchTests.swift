@@ -108,6 +108,36 @@ import Testing
         #expect(a1["id"] == 1 && a1.isResult)
     }
 
+    /// `error.code` always agrees with `data.code` after relaying (a host's number never names
+    /// another code of the table): (host number, host data.code) → (number, data.code) relayed.
+    @Test(arguments: [
+        (-32050, #""PERMISSION_DENIED""#, -32001, "PERMISSION_DENIED"),
+        (-32603, #""QUOTA_EXCEEDED""#, -32003, "QUOTA_EXCEEDED"),
+        (-32001, #""CANCELLED""#, -32000, "CANCELLED"),
+        (-32602, #""CARD_DECLINED""#, -32000, "CARD_DECLINED"),
+        (-32050, #""CANCELLED""#, -32050, "CANCELLED"),
+        (7, #""CANCELLED""#, 7, "CANCELLED"),
+        (-32004, "null", -32004, "TIMEOUT"),
+        (12, "null", -32603, "INTERNAL"),
+        (-32001, #""bad code!""#, -32603, "INTERNAL"),
+        (-32001, "42", -32603, "INTERNAL"),
+        (-32050, #""\#(String(repeating: "A", count: 65))""#, -32603, "INTERNAL"),
+        (-32005, #""INTERNAL""#, -32603, "INTERNAL"),
+    ])
+    func relayedErrorNumbersAgreeWithTheirCode(_ number: Int, _ dataCode: String, _ relayedNumber: Int, _ relayedCode: String) throws {
+        let h = try Harness(grants: ["com.partner": ["payment"]])
+        let (host, _) = try h.provider(["payment.pay"])
+        let w = try h.worker("w-1", declared: ["payment"])
+        try pay(w, 1)
+        let c = try host.readJSON()
+        let data = dataCode == "null" ? "" : #","data":{"code":\#(dataCode)}"#
+        try host.sendLine(#"{"jsonrpc":"2.0","id":"\#(c["id"]!.stringValue!)","error":{"code":\#(number),"message":"no"\#(data)}}"#)
+        let a = try w.readJSON()
+        #expect(a["error"]?["code"] == .int(Int64(relayedNumber)), "\(a.jsonString)")
+        #expect(a.errorCode == relayedCode, "\(a.jsonString)")
+        #expect(a["error"]?["message"] == "no")
+    }
+
     @Test func noProviderMeansHostUnavailable() throws {
         let h = try Harness(grants: ["com.partner": ["payment"]])
         let w = try h.worker("w-1", declared: ["payment"])
