@@ -304,6 +304,22 @@ import Testing
 }
 
 @Suite struct RedactionTests {
+    static let token = AuthService.issuedTokenPrefix + "ImsxIn0.eyJzdWIiOiJ1In0.c2ln"
+
+    @Test(arguments: [
+        ("a token under a neutral name", ["blob": .string(token)], ["blob": "[REDACTED]"]),
+        ("inside a longer string", ["h": .string("Bearer " + token)], ["h": "[REDACTED]"]),
+        ("in an array", [["x", .string(token)]], [["x", "[REDACTED]"]]),
+        ("as a member name", .object([token: 1]), ["[REDACTED]": 1]),
+        ("two member names stay distinct", .object([token: 1, token + "x": 2]), ["[REDACTED]": 1, "[REDACTED]#2": 2]),
+        ("a bare string", .string(token), "[REDACTED]"),
+        ("another issuer's JWT is kept", ["t2": "eyJhbGciOiJSUzI1NiJ9.e30.c2ln"], ["t2": "eyJhbGciOiJSUzI1NiJ9.e30.c2ln"]),
+        ("a shorter string is kept", ["p": .string(String(AuthService.issuedTokenPrefix.dropLast()))], ["p": .string(String(AuthService.issuedTokenPrefix.dropLast()))]),
+    ] as [(String, JSONValue, JSONValue)])
+    func redactsIssuedTokensByValue(_ name: String, _ value: JSONValue, _ expected: JSONValue) {
+        #expect(Redactor.redact(value) == expected, "\(name)")
+    }
+
     @Test func redactsSecretMembersAtAnyDepth() {
         let v: JSONValue = ["token": "t", "user": ["Password": "p", "name": "n"], "list": [["X-Authorization": "a", "client_secret": "s", "Set-Cookie": "c"]]]
         let r = Redactor.redact(v)
