@@ -201,10 +201,17 @@ import Testing
         #expect(try a.call(9, "no.such")["error"]?["data"]?["code"] == "METHOD_NOT_FOUND")
     }
 
+    /// A budget of one `payment.pay` per program: five denied calls are all PERMISSION_DENIED
+    /// (were the rate limit checked first, calls 2…5 would be RATE_LIMITED), and they spent
+    /// none of the budget — the program's one allowed call still passes, the next is limited.
     @Test func permissionIsCheckedBeforeTheRateLimit() throws {
-        let h = try Harness(catalogue: try tightCatalogue(storageBurst: 1))
-        let w = try h.worker("w-1")
-        for i in 0..<5 { #expect(try w.call(i, "payment.pay").errorCode == "PERMISSION_DENIED") }
+        let h = try Harness(catalogue: try tightCatalogue(hostBurst: 1), grants: ["com.partner": ["payment"]])
+        let undeclared = try h.worker("w-1", program: "com.partner.app")
+        for i in 0..<5 { #expect(try undeclared.call(i, "payment.pay").errorCode == "PERMISSION_DENIED") }
+        let declared = try h.worker("w-2", program: "com.partner.app", declared: ["payment"])
+        #expect(try declared.call(1, "payment.pay").errorCode == "HOST_UNAVAILABLE", "passed permission and rate limit")
+        #expect(try declared.call(2, "payment.pay").errorCode == "RATE_LIMITED")
+        #expect(try undeclared.call(9, "payment.pay").errorCode == "PERMISSION_DENIED", "still denied, not limited")
     }
 
     @Test func inFlightCapIsEnforced() throws {
