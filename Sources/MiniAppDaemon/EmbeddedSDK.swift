@@ -21,6 +21,15 @@ error carrying `code` (the spec's `error.data.code`, e.g. `PERMISSION_DENIED`) a
 
 Node: the socket is unref'd while no call is pending, so a program exits when its work is
 done; a program that only waits for events calls `MiniAppBridge.keepAlive(true)`.
+
+Message limit: the daemon sets `MINIAPP_BRIDGE_MAX_BYTES` (its `maxMessageBytes`, default
+1048576) in every worker. A call whose request line (UTF-8, newline excluded) is longer fails
+at once with `MESSAGE_TOO_LARGE` (`rpcCode` -32007, `data.limit`) and is never sent: the daemon
+would answer such a line with an error it cannot match to the call (id null) and close the
+connection. An error answer with id null that does arrive fails every call in flight with
+its code (the SDK cannot tell which call it answers); after `MESSAGE_TOO_LARGE` the connection
+is closed and later calls fail `BRIDGE_CLOSED`. Override per bridge: `createBridge(fd,
+{maxBytes})`, `Bridge(max_bytes=…)`, `MiniAppBridge(fd:maxBytes:)`.
 """####),
         ("js/miniapp-bridge.js", ####"""
 'use strict';
@@ -39,6 +48,13 @@ done; a program that only waits for events calls `MiniAppBridge.keepAlive(true)`
  * - The socket does not keep the process alive while no call is pending, so a program exits
  *   when its work is done. A program that only waits for events calls
  *   `MiniAppBridge.keepAlive(true)`.
+ * - A request over the Bridge's message limit is refused here, before it is sent, with code
+ *   'MESSAGE_TOO_LARGE' (the daemon would answer it with an error it cannot match to the call,
+ *   and close the connection). The limit comes from MINIAPP_BRIDGE_MAX_BYTES, which the daemon
+ *   sets in every worker (default 1 MiB, newline excluded).
+ * - An error answer with id null (one the daemon could not match to a call) fails every call
+ *   in flight with its code: the SDK cannot tell which call it answers, and failing them beats
+ *   leaving one pending forever. After MESSAGE_TOO_LARGE the daemon closes the connection.
  * - The fd comes from MINIAPP_BRIDGE_FD (default 3).
  *
  * `node --require /sdk/js/preload.js main.js` defines the global `MiniAppBridge`, as a WebView
@@ -73,8 +89,18 @@ function errorFromWire(error) {
   return new BridgeError(code, message, typeof e.code === 'number' ? e.code : -32603, data);
 }
 
-/** A bridge over file descriptor `fd`. Most programs use the default instance. */
-function createBridge(fd) {
+/** The message limit the daemon announced (MINIAPP_BRIDGE_MAX_BYTES), else the spec's 1 MiB. */
+function envMaxBytes() {
+  const n = Number.parseInt(process.env.MINIAPP_BRIDGE_MAX_BYTES || '', 10);
+  return Number.isInteger(n) && n > 0 ? n : 1 << 20;
+}
+
+/**
+ * A bridge over file descriptor `fd`. Most programs use the default instance.
+ * `options.maxBytes`: the message limit (default: MINIAPP_BRIDGE_MAX_BYTES or 1 MiB).
+ */
+function createBridge(fd, options) {
+  const maxBytes = options && Number.isInteger(options.maxBytes) && options.maxBytes > 0 ? options.maxBytes : envMaxBytes();
   let socket = null;
   let closed = false;
   let nextId = 1;
@@ -107,10 +133,14 @@ function createBridge(fd) {
   function shutdown() {
     if (closed) return;
     closed = true;
-    for (const { reject } of pending.values()) {
-      reject(new BridgeError('BRIDGE_CLOSED', 'the Bridge connection is closed', -32603));
-    }
+    failPending(() => new BridgeError('BRIDGE_CLOSED', 'the Bridge connection is closed', -32603));
+  }
+
+  function failPending(makeError) {
+    const calls = Array.from(pending.values());
     pending.clear();
+    updateRef();
+    for (const { reject } of calls) reject(makeError());
   }
 
   function onData(chunk) {
@@ -127,6 +157,10 @@ function createBridge(fd) {
     let msg;
     try { msg = JSON.parse(line); } catch (_) { return; }
     if (!msg || typeof msg !== 'object') return;
+    if (msg.id === null && msg.error !== undefined) {
+      failPending(() => errorFromWire(msg.error));
+      return;
+    }
     if (msg.id !== undefined && msg.id !== null && pending.has(msg.id)) {
       const { resolve, reject } = pending.get(msg.id);
       pending.delete(msg.id);
@@ -158,13 +192,20 @@ function createBridge(fd) {
     const request = { jsonrpc: '2.0', id, method };
     if (params !== undefined) request.params = params;
     let line;
-    try { line = JSON.stringify(request) + '\n'; } catch (err) {
+    try { line = JSON.stringify(request); } catch (err) {
       return Promise.reject(new BridgeError('INVALID_PARAMS', 'params are not serializable: ' + err.message, -32602));
+    }
+    // A UTF-16 unit is at most 3 UTF-8 bytes: short lines need no byte count.
+    const size = line.length * 3 <= maxBytes ? 0 : Buffer.byteLength(line, 'utf8');
+    if (size > maxBytes) {
+      return Promise.reject(new BridgeError('MESSAGE_TOO_LARGE',
+        `${method}: the request is ${size} bytes; the Bridge limit is ${maxBytes} (MINIAPP_BRIDGE_MAX_BYTES): send less per call`,
+        -32007, { code: 'MESSAGE_TOO_LARGE', limit: maxBytes }));
     }
     return new Promise((resolve, reject) => {
       pending.set(id, { resolve, reject });
       updateRef();
-      socket.write(line);
+      socket.write(line + '\n');
     });
   }
 
@@ -193,7 +234,7 @@ function createBridge(fd) {
   }
 
 
-  return Object.freeze({ call, on, off, keepAlive, BridgeError });
+  return Object.freeze({ call, on, off, keepAlive, maxBytes, BridgeError });
 }
 
 const envFd = Number.parseInt(process.env.MINIAPP_BRIDGE_FD || '3', 10);
@@ -204,6 +245,7 @@ module.exports = Object.freeze({
   on: defaultBridge.on,
   off: defaultBridge.off,
   keepAlive: defaultBridge.keepAlive,
+  maxBytes: defaultBridge.maxBytes,
   BridgeError,
   createBridge,
 });
@@ -242,6 +284,13 @@ newline-delimited JSON; see spec/bridge-protocol.md).
 - ``AsyncBridge`` is the asyncio variant: ``await AsyncBridge().call(...)``.
 - When the connection closes, calls raise ``BridgeError`` with code ``BRIDGE_CLOSED`` (an SDK
   code, never sent by the daemon).
+- A request over the Bridge's message limit is refused here, before it is sent, with code
+  ``MESSAGE_TOO_LARGE`` (the daemon would answer with an error it cannot match to the call, and
+  close the connection). The limit comes from ``MINIAPP_BRIDGE_MAX_BYTES``, which the daemon
+  sets in every worker (default 1 MiB, newline excluded).
+- An error answer with id null (one the daemon could not match to a call) fails every call in
+  flight with its code: the SDK cannot tell which call it answers, and failing them beats
+  leaving one waiting forever.
 - The fd comes from ``MINIAPP_BRIDGE_FD`` (default 3).
 """
 
@@ -288,7 +337,24 @@ def _closed():
     return BridgeError("BRIDGE_CLOSED", "the Bridge connection is closed")
 
 
-def _encode(request_id, method, params):
+DEFAULT_MAX_BYTES = 1 << 20
+
+
+def _env_max_bytes():
+    """The message limit the daemon announced (MINIAPP_BRIDGE_MAX_BYTES), else 1 MiB."""
+    try:
+        n = int(os.environ.get("MINIAPP_BRIDGE_MAX_BYTES", ""))
+    except ValueError:
+        return DEFAULT_MAX_BYTES
+    return n if n > 0 else DEFAULT_MAX_BYTES
+
+
+def _is_unmatched_error(message):
+    """An error answer the daemon could not match to a call (``"id": null``)."""
+    return "id" in message and message["id"] is None and "error" in message
+
+
+def _encode(request_id, method, params, max_bytes):
     if not isinstance(method, str) or not method:
         raise BridgeError("INVALID_REQUEST", "method must be a non-empty string", -32600)
     request = {"jsonrpc": "2.0", "id": request_id, "method": method}
@@ -296,9 +362,16 @@ def _encode(request_id, method, params):
         request["params"] = params
     try:
         # ensure_ascii keeps the line free of raw U+2028/U+2029; allow_nan=False: JSON has no NaN.
-        return (json.dumps(request, separators=(",", ":"), allow_nan=False) + "\n").encode()
+        line = json.dumps(request, separators=(",", ":"), allow_nan=False).encode()
     except (TypeError, ValueError) as err:
         raise BridgeError("INVALID_PARAMS", f"params are not serializable: {err}", -32602) from None
+    if len(line) > max_bytes:
+        raise BridgeError(
+            "MESSAGE_TOO_LARGE",
+            f"{method}: the request is {len(line)} bytes; the Bridge limit is {max_bytes} "
+            "(MINIAPP_BRIDGE_MAX_BYTES): send less per call",
+            -32007, {"code": "MESSAGE_TOO_LARGE", "limit": max_bytes})
+    return line + b"\n"
 
 
 class _Events:
@@ -324,11 +397,14 @@ class _Events:
 
 
 class Bridge:
-    """A blocking bridge over a connected stream socket (``fd``, default MINIAPP_BRIDGE_FD or 3)."""
+    """A blocking bridge over a connected stream socket (``fd``, default MINIAPP_BRIDGE_FD or 3).
+    ``max_bytes``: the message limit (default MINIAPP_BRIDGE_MAX_BYTES or 1 MiB)."""
 
-    def __init__(self, fd=None):
+    def __init__(self, fd=None, max_bytes=None):
         if fd is None:
             fd = int(os.environ.get("MINIAPP_BRIDGE_FD", "3"))
+        self.max_bytes = max_bytes or _env_max_bytes()
+        self._pending = set()
         self._sock = socket.socket(fileno=fd)
         self._sock.setblocking(True)
         self._ids = itertools.count(1)
@@ -344,11 +420,15 @@ class Bridge:
         """Calls ``method``; returns its ``result`` or raises ``BridgeError``."""
         with self._cond:
             request_id = next(self._ids)
-        line = _encode(request_id, method, params)
+        line = _encode(request_id, method, params, self.max_bytes)
+        with self._cond:
+            self._pending.add(request_id)
         with self._send_lock:
             try:
                 self._sock.sendall(line)
             except OSError:
+                with self._cond:
+                    self._pending.discard(request_id)
                 raise _closed() from None
         message = self._wait_for(request_id)
         if "error" in message:
@@ -378,30 +458,37 @@ class Bridge:
 
     def _wait_for(self, request_id):
         with self._cond:
-            while request_id not in self._results:
-                if self._closed:
-                    raise _closed()
-                if self._reading:
-                    self._cond.wait()
-                    continue
-                self._reading = True
+            try:
+                return self._wait_locked(request_id)
+            finally:
+                self._pending.discard(request_id)
+
+    def _wait_locked(self, request_id):
+        """Waits for the reply (``self._cond`` held), reading the socket when nobody else is."""
+        while request_id not in self._results:
+            if self._closed:
+                raise _closed()
+            if self._reading:
+                self._cond.wait()
+                continue
+            self._reading = True
+            self._cond.release()
+            events = []
+            try:
+                events = self._read_once()
+            finally:
+                self._cond.acquire()
+                self._reading = False
+                self._cond.notify_all()
+            if events:
+                # Callbacks run without the lock and with no read in progress, so a callback
+                # may itself call the bridge.
                 self._cond.release()
-                events = []
                 try:
-                    events = self._read_once()
+                    self._dispatch(events)
                 finally:
                     self._cond.acquire()
-                    self._reading = False
-                    self._cond.notify_all()
-                if events:
-                    # Callbacks run without the lock and with no read in progress, so a callback
-                    # may itself call the bridge.
-                    self._cond.release()
-                    try:
-                        self._dispatch(events)
-                    finally:
-                        self._cond.acquire()
-            return self._results.pop(request_id)
+        return self._results.pop(request_id)
 
     def _dispatch(self, events):
         for params in events:
@@ -435,9 +522,15 @@ class Bridge:
             return None
         if not isinstance(message, dict):
             return None
+        if _is_unmatched_error(message):
+            with self._cond:
+                for request_id in self._pending:
+                    self._results.setdefault(request_id, message)
+            return None
         if message.get("id") is not None:
             with self._cond:
-                self._results[message["id"]] = message
+                if message["id"] in self._pending:
+                    self._results[message["id"]] = message
             return None
         if message.get("method") == "event":
             return message.get("params")
@@ -448,11 +541,13 @@ class Bridge:
 
 
 class AsyncBridge:
-    """The asyncio variant: ``result = await AsyncBridge().call("system.info")``."""
+    """The asyncio variant: ``result = await AsyncBridge().call("system.info")``.
+    ``max_bytes``: the message limit (default MINIAPP_BRIDGE_MAX_BYTES or 1 MiB)."""
 
-    def __init__(self, fd=None):
+    def __init__(self, fd=None, max_bytes=None):
         if fd is None:
             fd = int(os.environ.get("MINIAPP_BRIDGE_FD", "3"))
+        self.max_bytes = max_bytes or _env_max_bytes()
         self._fd = fd
         self._ids = itertools.count(1)
         self._pending = {}
@@ -482,6 +577,12 @@ class AsyncBridge:
                     continue
                 if not isinstance(message, dict):
                     continue
+                if _is_unmatched_error(message):
+                    pending, self._pending = self._pending, {}
+                    for future in pending.values():
+                        if not future.done():
+                            future.set_result(message)
+                    continue
                 future = self._pending.pop(message.get("id"), None) if message.get("id") is not None else None
                 if future is not None and not future.done():
                     future.set_result(message)
@@ -495,15 +596,22 @@ class AsyncBridge:
 
     async def call(self, method, params=None):
         """Calls ``method``; returns its ``result`` or raises ``BridgeError``."""
+        request_id = next(self._ids)
+        line = _encode(request_id, method, params, self.max_bytes)  # refused before connecting
         await self._start()
         if self._reader_task.done():
             raise _closed()
-        request_id = next(self._ids)
-        line = _encode(request_id, method, params)
         future = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
-        self._writer.write(line)
-        await self._writer.drain()
+        try:
+            self._writer.write(line)
+            await self._writer.drain()
+        except (OSError, RuntimeError):  # ConnectionResetError, or a transport already closing
+            self._pending.pop(request_id, None)
+            if not future.done():
+                future.cancel()
+                raise _closed() from None
+            # Answered (or failed by the reader) before the write noticed the close: that wins.
         message = await future
         if "error" in message:
             raise BridgeError.from_wire(message["error"])
