@@ -41,6 +41,59 @@ import Testing
         #expect(methods == ["storage.get", "ui.toast"], "the oversized storage.set never reached the daemon")
     }
 
+    // MARK: SDKs in the jail
+
+    /// Node: lists /sdk/swift as the jail shows it.
+    static let sdkLister = """
+        const fs = require('fs'), path = require('path');
+        const walk = (d) => fs.readdirSync(d, { withFileTypes: true })
+          .flatMap((e) => (e.isDirectory() ? walk(path.join(d, e.name)) : [path.join(d, e.name)]));
+        MiniAppBridge.call('ui.toast', { message: JSON.stringify({ files: walk('/sdk/swift').sort() }) })
+          .catch((e) => { console.error(e.code, e.message); process.exit(1); });
+        """
+
+    /// The Swift SDK ships like the JS and Python ones: its source (and its one dependency,
+    /// MiniAppJSON) under /sdk/swift in every jail, identical to the daemon's own sources, as a
+    /// package that builds.
+    @Test func swiftSDKSourceIsShippedAtSdkSwiftAndBuilds() throws {
+        let swift = "/opt/swift/usr/bin/swift"
+        try #require(FileManager.default.isExecutableFile(atPath: swift), "the Swift toolchain is needed to build the shipped SDK")
+        let world = try E2EWorld()
+        let id = E2EPartner.programId("sdk")
+        let zip = try world.package(
+            E2EWorld.manifest(id: id, entry: "main.js", permissions: ["ui"]), files: ["main.js": Self.sdkLister])
+        let daemon = try world.daemon()
+        defer { daemon.stop() }
+        let host = try E2EHost(daemon)
+        host.answers["ui.toast"] = { _ in [:] }
+        try host.call("bridge.provide", ["methods": ["ui.toast"]])
+        try host.call("packages.install", ["path": .string(zip)])
+        try host.call("programs.launch", ["id": .string(id)])
+        let expected: [String: String] = [
+            "Package.swift": "Sources/SDK/swift/Package.swift",
+            "Sources/MiniAppBridgeSDK/MiniAppBridgeSDK.swift": "Sources/MiniAppBridgeSDK/MiniAppBridgeSDK.swift",
+            "Sources/MiniAppJSON/JSONParser.swift": "Sources/MiniAppJSON/JSONParser.swift",
+            "Sources/MiniAppJSON/JSONValue.swift": "Sources/MiniAppJSON/JSONValue.swift",
+            "Sources/MiniAppJSON/JSONWriter.swift": "Sources/MiniAppJSON/JSONWriter.swift",
+        ]
+        let listed = try host.report(from: id)["files"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        #expect(listed == expected.keys.sorted().map { "/sdk/swift/" + $0 })
+        let shipped = daemon.dir.file("state/sdk/swift")
+        // Identical but for the final newline, which scripts/embed-policies does not keep.
+        func text(_ path: String) -> String? {
+            (try? String(contentsOfFile: path, encoding: .utf8)).map { $0.hasSuffix("\n") ? String($0.dropLast()) : $0 }
+        }
+        for (rel, source) in expected {
+            let a = text(shipped + "/" + rel)
+            #expect(a != nil && a == text(repositoryRoot() + "/" + source), "\(rel) differs from \(source)")
+        }
+        // /sdk is read-only in the jail; build a copy.
+        let copy = world.dir.file("sdk-swift")
+        #expect(try run(["/bin/cp", "-r", shipped, copy]).status == 0)
+        let built = try run([swift, "build", "--package-path", copy], timeout: 600)
+        #expect(built.status == 0, "the shipped Swift SDK does not build:\n\(built.stdout)\n\(built.stderr)")
+    }
+
     // MARK: tokens
 
     /// Python 3 in the jail: asks for a token and hands it to "its backend" (the host, here).

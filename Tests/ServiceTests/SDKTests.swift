@@ -242,6 +242,53 @@ final class Reaped: @unchecked Sendable {
         #expect(out["async"] == [["n": 3], ["n": 4], [2, "PERMISSION_DENIED"]])
     }
 
+    static let pythonAwaitable = """
+        import asyncio, json
+        import miniapp_bridge as bridge
+        async def main():
+            out = {"echo": await bridge.aio.call("echo", {"a": 1})}
+            try:
+                await bridge.aio.call("fail", {})
+            except bridge.BridgeError as e:
+                out["err"] = [e.code, e.message, e.rpc_code]
+            held, got = [], []
+            bridge.aio.on_event("held", held.append)
+            bridge.aio.on_event("tick", got.append)
+            d1 = asyncio.ensure_future(bridge.aio.call("delayed", {"n": 1, "ack": True}))
+            d2 = asyncio.ensure_future(bridge.aio.call("delayed", {"n": 2, "ack": True}))
+            while len(held) < 2:  # both calls are in flight at once, held by the server
+                await asyncio.sleep(0.005)
+            out["flush"] = await bridge.aio.call("flush")
+            out["delayed"] = await asyncio.gather(d1, d2)  # answered in reverse order
+            await bridge.aio.call("emit", {"name": "tick", "data": {"k": 1}})
+            out["events"] = got
+            try:
+                bridge.call("echo", {})
+                out["mixed"] = "allowed"
+            except RuntimeError:
+                out["mixed"] = "refused"
+            return out
+        print(json.dumps(asyncio.run(main())))
+        """
+
+    /// The spec's awaitable shape in Python: `await bridge.aio.call(…)` on the process-wide
+    /// connection, pipelined, with events; mixing it with the blocking `call` is refused.
+    @Test func pythonAwaitableModuleCall() throws {
+        let dir = try makeTempDir("sdk")
+        defer { removeTree(dir) }
+        try Self.pythonAwaitable.write(toFile: dir + "/main.py", atomically: true, encoding: .utf8)
+        let server = try FakeBridgeServer()
+        let r = try server.run([debianPython, dir + "/main.py"], env: ["PYTHONPATH": Self.sdk + "/python"])
+        #expect(r.status == 0)
+        let out = try JSONValue.parse(r.out.trimmingCharacters(in: .whitespacesAndNewlines))
+        #expect(out["echo"] == ["a": 1])
+        #expect(out["err"] == ["PERMISSION_DENIED", "payment.pay needs permission 'payment'", -32001])
+        #expect(out["flush"] == ["flushed": 2])
+        #expect(out["delayed"] == [["n": 1], ["n": 2]])
+        #expect(out["events"] == [["k": 1]])
+        #expect(out["mixed"] == "refused")
+    }
+
     @Test func swiftLibrary() async throws {
         let server = try FakeBridgeServer()
         let bridge = MiniAppBridge(fd: server.clientFD)

@@ -10,11 +10,19 @@ newline-delimited JSON; see spec/bridge-protocol.md).
         print(err.code, err.message)          # e.g. PERMISSION_DENIED
     bridge.on_event("lifecycle.show", lambda data: ...)
 
+    # or, awaitable (the spec's promise/awaitable shape), in an asyncio program:
+    value = (await bridge.aio.call("storage.get", {"key": "k"}))["value"]
+
 - ``call`` blocks until its reply; it is thread-safe, and calls from several threads are
   pipelined on the one connection (replies are matched by id, in any order).
+- ``aio.call`` is the same call as a coroutine on the same process-wide connection: many may
+  be in flight (``asyncio.gather``), replies are matched by id. ``aio.on_event`` registers
+  event callbacks, run on the event loop. A process uses ``call`` or ``aio``, not both: they
+  would be two readers of the one socket (the second one used raises ``RuntimeError``).
+  ``aio`` belongs to the first event loop that uses it (one ``asyncio.run`` per program).
 - Events (``event`` notifications) are delivered to ``on_event`` callbacks on whichever thread
   is reading at the time: inside a ``call`` or in ``poll_events``.
-- ``AsyncBridge`` is the asyncio variant: ``await AsyncBridge().call(...)``.
+- ``AsyncBridge`` is the class behind ``aio``, for an explicit fd: ``await AsyncBridge(fd).call(...)``.
 - When the connection closes, calls raise ``BridgeError`` with code ``BRIDGE_CLOSED`` (an SDK
   code, never sent by the daemon).
 - A request over the Bridge's message limit is refused here, before it is sent, with code
@@ -35,7 +43,7 @@ import select
 import socket
 import threading
 
-__all__ = ["BridgeError", "Bridge", "AsyncBridge", "call", "on_event", "poll_events", "default_bridge"]
+__all__ = ["BridgeError", "Bridge", "AsyncBridge", "call", "on_event", "poll_events", "default_bridge", "aio"]
 
 _CODE_BY_NUMBER = {
     -32700: "PARSE_ERROR", -32600: "INVALID_REQUEST", -32601: "METHOD_NOT_FOUND",
@@ -356,7 +364,14 @@ class AsyncBridge:
 
 
 _default = None
+_default_async = None
 _default_lock = threading.Lock()
+
+
+def _both_defaults():
+    return RuntimeError(
+        "miniapp_bridge: use either the blocking call() or the awaitable aio.call() in one process, "
+        "not both: they would be two readers of the one Bridge socket")
 
 
 def default_bridge():
@@ -364,8 +379,36 @@ def default_bridge():
     global _default
     with _default_lock:
         if _default is None:
+            if _default_async is not None:
+                raise _both_defaults()
             _default = Bridge()
         return _default
+
+
+def default_async_bridge():
+    """The process-wide asyncio bridge on MINIAPP_BRIDGE_FD behind ``aio`` (created on first use)."""
+    global _default_async
+    with _default_lock:
+        if _default_async is None:
+            if _default is not None:
+                raise _both_defaults()
+            _default_async = AsyncBridge()
+        return _default_async
+
+
+class _Aio:
+    """``await miniapp_bridge.aio.call(method, params)``: the awaitable form of ``call``."""
+
+    async def call(self, method, params=None):
+        """Calls ``method``; returns its ``result`` or raises ``BridgeError``."""
+        return await default_async_bridge().call(method, params)
+
+    def on_event(self, name, callback):
+        """``callback(data)`` for host event ``name`` (``"*"``: ``callback(name, data)``), on the loop."""
+        default_async_bridge().on_event(name, callback)
+
+
+aio = _Aio()
 
 
 def call(method, params=None):
