@@ -22,6 +22,10 @@ error carrying `code` (the spec's `error.data.code`, e.g. `PERMISSION_DENIED`) a
 Every call is the spec's promise/awaitable shape except Python's `bridge.call`, kept as the
 blocking form for programs without an event loop.
 
+Batches (a JSON array of requests on one line) are not part of the SDKs, and the daemon refuses
+them with one `INVALID_REQUEST` (id null) without running any: send one request per line and
+pipeline (every SDK has many calls in flight on one connection, matched by id).
+
 Node: the socket is unref'd while no call is pending, so a program exits when its work is
 done; a program that only waits for events calls `MiniAppBridge.keepAlive(true)`.
 
