@@ -140,7 +140,11 @@ let package = Package(
             name: "ServiceTests",
             dependencies: ["MiniAppBroker", "MiniAppSystem", "MiniAppJSON", "MiniAppModel", "MiniAppBridgeSDK"],
             exclude: ["Fixtures"]),
-        .testTarget(name: "BridgeTests", dependencies: ["MiniAppJSON", "MiniAppModel", "MiniAppSystem", "MiniAppBroker"]),
+        .testTarget(
+            name: "BridgeTests",
+            dependencies: [
+                "MiniAppJSON", "MiniAppModel", "MiniAppSystem", "MiniAppBroker", .product(name: "Logging", package: "swift-log"),
+            ]),
         .testTarget(
             name: "PackageTests",
             dependencies: ["MiniAppJSON", "MiniAppModel", "MiniAppSystem", "MiniAppPackages"],

@@ -37,6 +37,13 @@ public struct BridgeError: Error, Sendable, CustomStringConvertible {
 
     static let closed = BridgeError(code: "BRIDGE_CLOSED", message: "the Bridge connection is closed")
 
+    static func tooLarge(_ method: String, size: Int, limit: Int) -> BridgeError {
+        BridgeError(
+            code: "MESSAGE_TOO_LARGE",
+            message: "\(method): the request is \(size) bytes; the Bridge limit is \(limit) (MINIAPP_BRIDGE_MAX_BYTES): send less per call",
+            rpcCode: -32007, data: ["code": "MESSAGE_TOO_LARGE", "limit": .int(Int64(limit))])
+    }
+
     static func fromWire(_ error: JSONValue) -> BridgeError {
         let number = error["code"]?.intValue ?? -32603
         let code = error["data"]?["code"]?.stringValue ?? byNumber[number] ?? "INTERNAL"
@@ -65,12 +72,28 @@ public struct BridgeError: Error, Sendable, CustomStringConvertible {
 /// Calls may run concurrently; they are pipelined on the one socket and matched by id. One
 /// reader thread (a plain pthread, started on first use, so no Swift concurrency thread ever
 /// blocks in read(2)) resolves calls and delivers `event` notifications to the handlers.
+///
+/// A request over the Bridge's message limit throws `MESSAGE_TOO_LARGE` here, before it is
+/// sent (the daemon would answer with an error it cannot match to the call, and close the
+/// connection); the limit is `MINIAPP_BRIDGE_MAX_BYTES`, which the daemon sets in every worker
+/// (default 1 MiB, newline excluded). An error answer with id null — one the daemon could not
+/// match to a call — fails every call in flight with its code: the SDK cannot tell which call
+/// it answers, and failing them beats leaving one waiting forever.
 public final class MiniAppBridge: Sendable {
     /// The Bridge on `MINIAPP_BRIDGE_FD` (default 3).
     public static let shared = MiniAppBridge(fd: {
         if let env = getenv("MINIAPP_BRIDGE_FD"), let fd = Int32(String(cString: env)), fd >= 0 { return fd }
         return 3
     }())
+
+    /// The limit the daemon announced in `MINIAPP_BRIDGE_MAX_BYTES`, else the spec's 1 MiB.
+    public static var environmentMaxBytes: Int {
+        if let env = getenv("MINIAPP_BRIDGE_MAX_BYTES"), let n = Int(String(cString: env)), n > 0 { return n }
+        return 1 << 20
+    }
+
+    /// The largest request line this bridge sends, newline excluded.
+    public let maxBytes: Int
 
     /// `shared.call(method, params)`.
     public static func call(_ method: String, _ params: JSONValue? = nil) async throws(BridgeError) -> JSONValue {
@@ -89,28 +112,33 @@ public final class MiniAppBridge: Sendable {
     private let state = Mutex(State())
     private let writeLock = Mutex(())
 
-    /// A bridge over the connected stream socket `fd` (not closed by this object).
-    public init(fd: Int32) {
+    /// A bridge over the connected stream socket `fd` (not closed by this object); `maxBytes`
+    /// defaults to `environmentMaxBytes`.
+    public init(fd: Int32, maxBytes: Int? = nil) {
         self.fd = fd
+        self.maxBytes = maxBytes ?? Self.environmentMaxBytes
     }
 
     /// Calls `method`; returns its `result`, or throws `BridgeError`.
     public func call(_ method: String, _ params: JSONValue? = nil) async throws(BridgeError) -> JSONValue {
+        let id: Int64 = state.withLock { s in
+            defer { s.nextId += 1 }
+            return s.nextId
+        }
+        var request: JSONObject = ["jsonrpc": "2.0", "id": .int(id), "method": .string(method)]
+        if let params { request["params"] = params }
+        var line = JSONValue.object(request).serialized()
+        if line.count > maxBytes { throw BridgeError.tooLarge(method, size: line.count, limit: maxBytes) }
+        line.append(UInt8(ascii: "\n"))
         do {
             return try await withCheckedThrowingContinuation { (cont: CheckedContinuation<JSONValue, any Error>) in
-                let id: Int64? = state.withLock { s in
-                    if s.closed { return nil }
-                    let id = s.nextId
-                    s.nextId += 1
+                let open = state.withLock { s in
+                    if s.closed { return false }
                     s.pending[id] = cont
-                    return id
+                    return true
                 }
-                guard let id else { return cont.resume(throwing: BridgeError.closed) }
+                guard open else { return cont.resume(throwing: BridgeError.closed) }
                 startReader()
-                var request: JSONObject = ["jsonrpc": "2.0", "id": .int(id), "method": .string(method)]
-                if let params { request["params"] = params }
-                var line = JSONValue.object(request).serialized()
-                line.append(UInt8(ascii: "\n"))
                 if !send(line) { fail(id, BridgeError.closed) }
             }
         } catch let error as BridgeError {
@@ -187,7 +215,13 @@ public final class MiniAppBridge: Sendable {
         guard let message = try? JSONValue.parse(line, options: JSONParseOptions(maxDepth: 128, maxBytes: 64 << 20)) else {
             return
         }
-        if let id = message["id"]?.intValue {
+        if message["id"] == .null, let error = message["error"] {
+            let pending = state.withLock { s in
+                defer { s.pending = [:] }
+                return s.pending
+            }
+            for (_, cont) in pending { cont.resume(throwing: BridgeError.fromWire(error)) }
+        } else if let id = message["id"]?.intValue {
             guard let cont = state.withLock({ $0.pending.removeValue(forKey: id) }) else { return }
             if let error = message["error"] {
                 cont.resume(throwing: BridgeError.fromWire(error))

@@ -41,7 +41,8 @@ public struct CallRecord: Sendable {
         o["time"] = .string(Self.rfc3339(timeMicros))
         o["workerId"] = .string(workerId)
         o["programId"] = .string(programId)
-        o["method"] = method.map { .string($0) } ?? .null
+        // An unknown method name is echoed as sent: a token pasted there is redacted too.
+        o["method"] = method.map { .string(Redactor.containsIssuedToken($0) ? Redactor.markerText : $0) } ?? .null
         o["decision"] = .string(decision.rawValue)
         if let code { o["code"] = .string(code.rawValue) }
         o["micros"] = .int(micros)
@@ -78,14 +79,26 @@ public struct CallRecord: Sendable {
 
 /// Removes secrets from payloads before they reach the inspector or the audit log.
 ///
-/// Any object member whose name contains `token`, `authorization`, `password`, `secret` or
-/// `cookie` (case-insensitive, so `accessToken`, `Authorization`, `client_secret`,
-/// `Set-Cookie`) has its value replaced by `"[REDACTED]"`, at any depth. Name-based because
-/// payloads are arbitrary partner JSON: the daemon cannot know every place a token travels,
-/// but `auth.getToken` returns it as `token` and HTTP carries it in `Authorization`.
+/// Two rules, at any depth:
+/// - **by name**: any object member whose name contains `token`, `authorization`, `password`,
+///   `secret` or `cookie` (case-insensitive, so `accessToken`, `Authorization`, `client_secret`,
+///   `Set-Cookie`) has its value replaced by `"[REDACTED]"` — payloads are arbitrary partner
+///   JSON, but `auth.getToken` returns its token as `token` and HTTP carries one in
+///   `Authorization`;
+/// - **by value**: any string containing `AuthService.issuedTokenPrefix` — the base64url of
+///   the fixed start of the header of every JWT this daemon signs — is replaced, and so is any
+///   member *name* containing it. A program can put its token anywhere (`storage.set
+///   {key:"k", value:{blob: token}}`, a `net.request` body, `"Bearer " + token`), and the spec
+///   says an inspector event never shows a token the daemon issued, whatever its name.
+///
+/// Not covered (documented in SECURITY.md): a token the program re-encodes (base64 of the
+/// token, `{"base64": …}` bodies, a token split across strings) no longer contains the prefix.
+/// Payloads are off by default for that reason.
 public enum Redactor {
+    /// The replacement text.
+    public static let markerText = "[REDACTED]"
     /// The replacement value.
-    public static let marker: JSONValue = "[REDACTED]"
+    public static let marker: JSONValue = .string(markerText)
     private static let needles = ["token", "authorization", "password", "secret", "cookie"]
 
     /// True when a member with this name must be redacted.
@@ -94,15 +107,31 @@ public enum Redactor {
         return needles.contains { k.contains($0) }
     }
 
-    /// `value` with every secret member's value replaced.
+    /// True when `s` contains (the start of) a token this daemon issued.
+    public static func containsIssuedToken(_ s: String) -> Bool {
+        s.utf8.count >= AuthService.issuedTokenPrefix.utf8.count && s.contains(AuthService.issuedTokenPrefix)
+    }
+
+    /// `value` with every secret member's value and every string holding an issued token replaced.
     public static func redact(_ value: JSONValue) -> JSONValue {
         switch value {
         case .object(let o):
             var r = JSONObject()
-            for m in o.members { r[m.key] = isSecretKey(m.key) ? marker : redact(m.value) }
+            var renamed = 0
+            for m in o.members {
+                var name = m.key
+                if containsIssuedToken(name) {
+                    // Distinct placeholders: two redacted names must not collide into one member.
+                    renamed += 1
+                    name = renamed == 1 ? "[REDACTED]" : "[REDACTED]#\(renamed)"
+                }
+                r[name] = isSecretKey(name) ? marker : redact(m.value)
+            }
             return .object(r)
         case .array(let a):
             return .array(a.map(redact))
+        case .string(let s):
+            return containsIssuedToken(s) ? marker : value
         default:
             return value
         }

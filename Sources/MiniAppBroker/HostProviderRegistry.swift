@@ -121,13 +121,47 @@ public final class HostProviderRegistry: @unchecked Sendable {
     }
 
     /// A provider's error relayed to an untrusted program: only a bounded message and a
-    /// well-formed `data.code` go through (no stack traces or internal data of the host).
+    /// well-formed `data.code` go through (no stack traces or internal data of the host), and
+    /// `error.code` always agrees with `data.code`. Without that, a host answering
+    /// `{"code":-32001,"data":{"code":"CANCELLED"}}` would reach the program as "-32001 =
+    /// PERMISSION_DENIED" to an SDK reading the number and "CANCELLED" to one reading the
+    /// string — two clients of the same answer deciding differently.
+    ///
+    /// - `data.code` is one of the spec's codes (`ErrorCode` with a table number) → that code
+    ///   and the table's number, whatever number the host sent.
+    /// - `data.code` is a host-defined code (`[A-Z0-9_]{1,64}`, e.g. `CANCELLED`) → kept; the
+    ///   host's number is kept only if it is not one of the table's numbers, else it becomes
+    ///   -32000 (JSON-RPC's generic "server error"), so the number never names another code.
+    /// - `data.code` absent → derived from the number when it is a table number, else
+    ///   `INTERNAL` / -32603. Malformed (`"bad code!"`, over 64 bytes, not a string) → `INTERNAL`.
     static func sanitized(_ e: RPCErrorObject) -> RPCErrorObject {
-        let code = e.dataCode.flatMap { c -> String? in
-            let ok = !c.isEmpty && c.utf8.count <= 64 && c.utf8.allSatisfy { ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x5F }
-            return ok ? c : nil
-        } ?? ErrorCode.internal.rawValue
         let message = e.message.utf8.count <= 1024 ? e.message : String(decoding: e.message.utf8.prefix(1024), as: UTF8.self)
-        return RPCErrorObject(code: e.code, message: message, data: ["code": .string(code)])
+        let (code, number) = relayedCode(dataCode: e.data?["code"], number: e.code)
+        return RPCErrorObject(code: number, message: message, data: ["code": .string(code)])
     }
+
+    /// The `(data.code, error.code)` pair relayed for a host's pair (see `sanitized`).
+    static func relayedCode(dataCode: JSONValue?, number: Int64) -> (String, Int64) {
+        let byNumber = tableCode(forNumber: number)
+        guard let dataCode else { return byNumber.map { ($0.rawValue, number) } ?? (ErrorCode.internal.rawValue, -32603) }
+        guard case .string(let c) = dataCode, !c.isEmpty, c.utf8.count <= 64,
+            c.utf8.allSatisfy({ ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x5F })
+        else { return (ErrorCode.internal.rawValue, -32603) }
+        let known = ErrorCode(rawValue: c)
+        if known == .internal || known.rpcNumber != ErrorCode.internal.rpcNumber {
+            return (c, Int64(known.rpcNumber))
+        }
+        return (c, byNumber == nil ? number : -32000)
+    }
+
+    /// The spec code whose table number is `number`, if any.
+    private static func tableCode(forNumber number: Int64) -> ErrorCode? {
+        tableCodes.first { Int64($0.rpcNumber) == number }
+    }
+
+    private static let tableCodes: [ErrorCode] = [
+        .parseError, .invalidRequest, .methodNotFound, .invalidParams, .internal, .permissionDenied, .rateLimited,
+        .quotaExceeded, .timeout, .hostUnavailable, .domainNotAllowed, .messageTooLarge, .notFound, .alreadyRunning,
+        .invalidPackage, .hostUpdateRequired, .unauthorized,
+    ]
 }

@@ -1,3 +1,4 @@
+import Logging
 import MiniAppJSON
 import MiniAppModel
 import MiniAppSystem
@@ -159,8 +160,8 @@ final class WorkerSession: LineHandler, @unchecked Sendable {
         switch spec.provider {
         case .builtin:
             guard let service = broker.services[spec.name] else {
-                broker.logger.error("bridge: no built-in service registered for \(spec.name)")
-                finish(call, .error(MiniAppError(.internal, "\(spec.name) is not available in this daemon")))
+                let cause = MiniAppError(.internal, "the catalogue lists \(spec.name) as built-in but no service registered it")
+                finish(call, .error(MiniAppError(.internal, "\(spec.name) is not available in this daemon", cause: cause)))
                 return
             }
             // A service that answers before returning (storage.get from memory) is finished
@@ -228,6 +229,15 @@ final class WorkerSession: LineHandler, @unchecked Sendable {
         var code: ErrorCode?
         var bytesOut = 0
         var payloadResult: JSONValue?
+        // Logged before the answer goes out, so the log line exists by the time the program
+        // (or a test) can see the answer.
+        switch outcome {
+        case .result(let v): payloadResult = broker.wantsPayloads ? v : nil
+        case .error(let e):
+            code = e.code
+            if e.code == .internal || (e.code == .hostUnavailable && e.cause != nil) { logFailure(e, method: p.method) }
+        case .relayed(let o): code = ErrorCode(rawValue: o.dataCode ?? ErrorCode.internal.rawValue)
+        }
         if let id = p.id, let conn = connection {
             conn.appendOutput { out in
                 let before = out.count
@@ -239,17 +249,30 @@ final class WorkerSession: LineHandler, @unchecked Sendable {
                 bytesOut = out.count - before
             }
         }
-        switch outcome {
-        case .result(let v): payloadResult = broker.wantsPayloads ? v : nil
-        case .error(let e): code = e.code
-        case .relayed(let o): code = ErrorCode(rawValue: o.dataCode ?? ErrorCode.internal.rawValue)
-        }
         let now = monotonicNanos()
         broker.record(CallRecord(
             timeMicros: p.arrivalWall, workerId: identity.workerId, programId: identity.programId, method: p.method,
             decision: .allow, code: code, micros: Int64((now &- p.arrival) / 1000), bytesIn: p.bytesIn, bytesOut: bytesOut,
             params: p.params.map(Redactor.redact), result: payloadResult.map(Redactor.redact)), known: true)
         if readEnded && pending.isEmpty { connection?.closeAfterFlush() }
+    }
+
+    /// The program gets only the error's generic message (spec: INTERNAL details only in the
+    /// daemon's log — a cause can hold paths, SQL, libcurl or TLS text that maps the host for an
+    /// attacker); the operator gets the cause and the place it was raised, here. Every INTERNAL
+    /// is logged (it is the daemon's fault by definition); HOST_UNAVAILABLE only with a cause
+    /// (a TLS or connect failure of `net.request`), since "no provider registered" says all there
+    /// is and a program could otherwise fill the log by calling an unserved method.
+    private func logFailure(_ e: MiniAppError, method: String) {
+        let metadata: Logger.Metadata = [
+            "worker": "\(identity.workerId)", "program": "\(identity.programId)", "method": "\(method)",
+            "code": "\(e.code.rawValue)", "cause": "\(e.cause ?? "none")", "at": "\(e.location)",
+        ]
+        if e.code == .internal {
+            broker.logger.error("bridge: \(method) failed: \(e.message)", metadata: metadata)
+        } else {
+            broker.logger.warning("bridge: \(method) failed: \(e.message)", metadata: metadata)
+        }
     }
 
     private func answerNow(_ r: RPCRequest, decision: CallDecision, error: MiniAppError, arrival: UInt64, bytesIn: Int) {

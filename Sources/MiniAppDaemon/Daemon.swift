@@ -133,7 +133,8 @@ public final class Daemon {
             dataRoot: layout.data)
 
         let metrics = DaemonMetricsSink(metrics: DaemonMetrics())
-        let jail = JailBinding(jailer: jailer, logger: Logger(label: "miniappd.worker"), metrics: metrics)
+        let jail = JailBinding(
+            jailer: jailer, logger: Logger(label: "miniappd.worker"), metrics: metrics, bridgeMaxBytes: config.maxMessageBytes)
         let notify = NotifyRelay()
         let supervisor = Supervisor(
             settings: supervisorSettings(sdkDir: sdkDir), ids: try WorkerIDAllocator(path: layout.workerSequence),

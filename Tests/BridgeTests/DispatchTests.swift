@@ -108,6 +108,36 @@ import Testing
         #expect(a1["id"] == 1 && a1.isResult)
     }
 
+    /// `error.code` always agrees with `data.code` after relaying (a host's number never names
+    /// another code of the table): (host number, host data.code) → (number, data.code) relayed.
+    @Test(arguments: [
+        (-32050, #""PERMISSION_DENIED""#, -32001, "PERMISSION_DENIED"),
+        (-32603, #""QUOTA_EXCEEDED""#, -32003, "QUOTA_EXCEEDED"),
+        (-32001, #""CANCELLED""#, -32000, "CANCELLED"),
+        (-32602, #""CARD_DECLINED""#, -32000, "CARD_DECLINED"),
+        (-32050, #""CANCELLED""#, -32050, "CANCELLED"),
+        (7, #""CANCELLED""#, 7, "CANCELLED"),
+        (-32004, "null", -32004, "TIMEOUT"),
+        (12, "null", -32603, "INTERNAL"),
+        (-32001, #""bad code!""#, -32603, "INTERNAL"),
+        (-32001, "42", -32603, "INTERNAL"),
+        (-32050, #""\#(String(repeating: "A", count: 65))""#, -32603, "INTERNAL"),
+        (-32005, #""INTERNAL""#, -32603, "INTERNAL"),
+    ])
+    func relayedErrorNumbersAgreeWithTheirCode(_ number: Int, _ dataCode: String, _ relayedNumber: Int, _ relayedCode: String) throws {
+        let h = try Harness(grants: ["com.partner": ["payment"]])
+        let (host, _) = try h.provider(["payment.pay"])
+        let w = try h.worker("w-1", declared: ["payment"])
+        try pay(w, 1)
+        let c = try host.readJSON()
+        let data = dataCode == "null" ? "" : #","data":{"code":\#(dataCode)}"#
+        try host.sendLine(#"{"jsonrpc":"2.0","id":"\#(c["id"]!.stringValue!)","error":{"code":\#(number),"message":"no"\#(data)}}"#)
+        let a = try w.readJSON()
+        #expect(a["error"]?["code"] == .int(Int64(relayedNumber)), "\(a.jsonString)")
+        #expect(a.errorCode == relayedCode, "\(a.jsonString)")
+        #expect(a["error"]?["message"] == "no")
+    }
+
     @Test func noProviderMeansHostUnavailable() throws {
         let h = try Harness(grants: ["com.partner": ["payment"]])
         let w = try h.worker("w-1", declared: ["payment"])
@@ -171,10 +201,17 @@ import Testing
         #expect(try a.call(9, "no.such")["error"]?["data"]?["code"] == "METHOD_NOT_FOUND")
     }
 
+    /// A budget of one `payment.pay` per program: five denied calls are all PERMISSION_DENIED
+    /// (were the rate limit checked first, calls 2…5 would be RATE_LIMITED), and they spent
+    /// none of the budget — the program's one allowed call still passes, the next is limited.
     @Test func permissionIsCheckedBeforeTheRateLimit() throws {
-        let h = try Harness(catalogue: try tightCatalogue(storageBurst: 1))
-        let w = try h.worker("w-1")
-        for i in 0..<5 { #expect(try w.call(i, "payment.pay").errorCode == "PERMISSION_DENIED") }
+        let h = try Harness(catalogue: try tightCatalogue(hostBurst: 1), grants: ["com.partner": ["payment"]])
+        let undeclared = try h.worker("w-1", program: "com.partner.app")
+        for i in 0..<5 { #expect(try undeclared.call(i, "payment.pay").errorCode == "PERMISSION_DENIED") }
+        let declared = try h.worker("w-2", program: "com.partner.app", declared: ["payment"])
+        #expect(try declared.call(1, "payment.pay").errorCode == "HOST_UNAVAILABLE", "passed permission and rate limit")
+        #expect(try declared.call(2, "payment.pay").errorCode == "RATE_LIMITED")
+        #expect(try undeclared.call(9, "payment.pay").errorCode == "PERMISSION_DENIED", "still denied, not limited")
     }
 
     @Test func inFlightCapIsEnforced() throws {
@@ -274,6 +311,22 @@ import Testing
 }
 
 @Suite struct RedactionTests {
+    static let token = AuthService.issuedTokenPrefix + "ImsxIn0.eyJzdWIiOiJ1In0.c2ln"
+
+    @Test(arguments: [
+        ("a token under a neutral name", ["blob": .string(token)], ["blob": "[REDACTED]"]),
+        ("inside a longer string", ["h": .string("Bearer " + token)], ["h": "[REDACTED]"]),
+        ("in an array", [["x", .string(token)]], [["x", "[REDACTED]"]]),
+        ("as a member name", .object([token: 1]), ["[REDACTED]": 1]),
+        ("two member names stay distinct", .object([token: 1, token + "x": 2]), ["[REDACTED]": 1, "[REDACTED]#2": 2]),
+        ("a bare string", .string(token), "[REDACTED]"),
+        ("another issuer's JWT is kept", ["t2": "eyJhbGciOiJSUzI1NiJ9.e30.c2ln"], ["t2": "eyJhbGciOiJSUzI1NiJ9.e30.c2ln"]),
+        ("a shorter string is kept", ["p": .string(String(AuthService.issuedTokenPrefix.dropLast()))], ["p": .string(String(AuthService.issuedTokenPrefix.dropLast()))]),
+    ] as [(String, JSONValue, JSONValue)])
+    func redactsIssuedTokensByValue(_ name: String, _ value: JSONValue, _ expected: JSONValue) {
+        #expect(Redactor.redact(value) == expected, "\(name)")
+    }
+
     @Test func redactsSecretMembersAtAnyDepth() {
         let v: JSONValue = ["token": "t", "user": ["Password": "p", "name": "n"], "list": [["X-Authorization": "a", "client_secret": "s", "Set-Cookie": "c"]]]
         let r = Redactor.redact(v)

@@ -122,6 +122,7 @@ import Testing
         #"{"jsonrpc":"2.0","id":1,"method":"a.b","params":{"a":1,"a":2}}"#,
         #"{"jsonrpc":"2.0","id":1,"method":"a.b"} x"#,
         #"{"jsonrpc":"2.0","id":1,"method":"a.b","extra":1}"#,
+        #"{"x":1,"jsonrpc":"2.0","id":5,"method":"system.info"}"#,
         #"{"id":1,"method":"a.b"}"#,
         #"{"jsonrpc":"2.0","id":1,"method":"a.b","params":"x"}"#,
         #"{"jsonrpc":"2.0","id":1,"method":"é.b"}"#,

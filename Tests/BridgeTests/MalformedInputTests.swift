@@ -66,6 +66,9 @@ import Testing
         Case("unknown method", #"{"jsonrpc":"2.0","id":9,"method":"no.such"}"#, "METHOD_NOT_FOUND", id: 9),
         Case("reserved rpc method", #"{"jsonrpc":"2.0","id":9,"method":"rpc.discover"}"#, "METHOD_NOT_FOUND", id: 9),
         Case("unknown member", #"{"jsonrpc":"2.0","id":12,"method":"storage.get","caller":"com.other"}"#, "INVALID_REQUEST", id: 12),
+        Case("unknown member before the id", #"{"x":1,"jsonrpc":"2.0","id":5,"method":"system.info"}"#, "INVALID_REQUEST", id: 5),
+        Case("unknown member first, string id last", #"{"caller":"com.other","method":"storage.get","jsonrpc":"2.0","id":"s-1"}"#, "INVALID_REQUEST", id: "s-1"),
+        Case("unknown member and an invalid id", #"{"x":1,"jsonrpc":"2.0","id":{"a":1},"method":"system.info"}"#, "INVALID_REQUEST"),
         Case("response with unknown id", #"{"jsonrpc":"2.0","id":13,"result":{}}"#, "INVALID_REQUEST", id: 13),
         Case("request with error member", #"{"jsonrpc":"2.0","id":18,"method":"storage.get","error":{}}"#, "INVALID_REQUEST", id: 18),
     ]

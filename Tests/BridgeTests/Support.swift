@@ -19,8 +19,9 @@ func standardCatalogue() throws -> MethodCatalogue {
     return try MethodCatalogue.parse(try fd.readAll())
 }
 
-/// A small catalogue with tight limits for rate-limit and timeout tests.
-func tightCatalogue(storageBurst: Double = 3, hostTimeoutMillis: Int = 50) throws -> MethodCatalogue {
+/// A small catalogue with tight limits for rate-limit and timeout tests. A tight class (burst
+/// under 1000) refills at one token per 1000 s: nothing refills while a test runs.
+func tightCatalogue(storageBurst: Double = 3, hostBurst: Double = 1000, hostTimeoutMillis: Int = 50) throws -> MethodCatalogue {
     try MethodCatalogue(
         methods: [
             MethodSpec(name: "storage.get", permission: nil, provider: .builtin, rateClass: "storage", timeoutMillis: 1000),
@@ -30,7 +31,7 @@ func tightCatalogue(storageBurst: Double = 3, hostTimeoutMillis: Int = 50) throw
         permissions: ["payment": "pay"],
         classes: [
             "storage": RateLimit(perSecond: 0.001, burst: storageBurst), "log": RateLimit(perSecond: 1000, burst: 1000),
-            "host": RateLimit(perSecond: 1000, burst: 1000),
+            "host": RateLimit(perSecond: hostBurst < 1000 ? 0.001 : 1000, burst: hostBurst),
         ],
         programBudget: RateLimit(perSecond: 1000, burst: 1000))
 }

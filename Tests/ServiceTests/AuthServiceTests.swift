@@ -61,6 +61,20 @@ let debianPython = "/usr/bin/python3"
         #expect(throws: (any Error).self) { try verify(token, jwks: auth.jwks(), audience: "com.other.app", dir: dir) }
     }
 
+    /// The redaction of issued tokens (inspector, audit) keys on this prefix: every token
+    /// must start with it, whatever the key.
+    @Test func everyTokenStartsWithTheIssuedTokenPrefix() async throws {
+        #expect(AuthService.issuedTokenPrefix == "eyJhbGciOiJFZERTQSIsInR5cCI6IkpXVCIsImtpZCI6")
+        for _ in 0..<2 {
+            let dir = try makeTempDir("auth")
+            defer { removeTree(dir) }
+            let auth = try AuthService(stateDirectory: dir, config: ServicesConfig(hostVersion: "1"))
+            try auth.setSession(userId: "u")
+            let token = try #require(await call(auth, "auth.getToken", nil, as: caller("com.partner.a")).value?["token"]?.stringValue)
+            #expect(token.hasPrefix(AuthService.issuedTokenPrefix))
+        }
+    }
+
     @Test func keyPersistsAcrossRestarts() throws {
         let dir = try makeTempDir("auth")
         defer { removeTree(dir) }

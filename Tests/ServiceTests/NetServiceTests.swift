@@ -2,6 +2,7 @@ import Foundation
 import MiniAppBroker
 import MiniAppJSON
 import MiniAppModel
+import Synchronization
 import Testing
 
 /// A real HTTPS server on 127.0.0.1 with a test CA made by the `openssl` CLI. The names the
@@ -11,6 +12,9 @@ final class TLSServer {
     let port: Int
     let process: Process
 
+    /// Names the DNS-rebinding test answers itself (`RebindingResolver`).
+    static let rebindingNames = ["flip.partner.test", "trap.partner.test", "hop.partner.test"]
+
     static let names = [
         "api.partner.test", "cdn.partner.test", "x.cdn.partner.test", "a.b.cdn.partner.test", "other.partner.test",
         "evil.test",
@@ -18,7 +22,8 @@ final class TLSServer {
 
     init() throws {
         dir = try makeTempDir("tls")
-        let san = (Self.names + ["rebind.partner.test", "meta.partner.test"]).map { "DNS:\($0)" }.joined(separator: ",")
+        let san = (Self.names + ["rebind.partner.test", "meta.partner.test"] + Self.rebindingNames).map { "DNS:\($0)" }
+            .joined(separator: ",")
         let steps: [[String]] = [
             ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "ca.key",
              "-out", "ca.pem", "-days", "2", "-subj", "/CN=miniappd test CA",
@@ -261,6 +266,37 @@ func withTLSServer(_ body: (TLSServer) async throws -> Void) async throws {
         }
     }
 
+    /// DNS rebinding: the resolver's answer changes after the first lookup. The daemon looks a
+    /// name up once per hop, checks that answer, and connects to exactly that address.
+    @Test func connectionIsPinnedToTheCheckedAnswer() async throws {
+        try await withTLSServer { server in
+            let resolver = RebindingResolver([
+                // Checked: the server. Any later lookup would say 10.1.2.3 (refused): never made.
+                "flip.partner.test": (["127.0.0.1"], ["10.1.2.3"]),
+                // Checked: 127.0.0.3, where nothing listens. A later lookup would find the
+                // server: the request fails, so the connect used the checked address.
+                "trap.partner.test": (["127.0.0.3"], ["127.0.0.1"]),
+                // A redirect is a new hop: looked up and checked again (the rebinding-by-
+                // redirect variant), and this time the answer is private.
+                "hop.partner.test": (["127.0.0.1"], ["10.1.2.3"]),
+            ])
+            let net = try NetService(config: server.config { $0.net.resolverHook = resolver.lookup })
+            let anyPartner = caller("com.partner.loans", domains: ["*.partner.test"], permissions: ["network"])
+            func get(_ host: String, _ path: String) async -> Result<JSONValue, MiniAppError> {
+                await call(net, "net.request", ["url": .string(server.url(host, path))], as: anyPartner)
+            }
+            let flipped = await get("flip.partner.test", "/ok")
+            #expect(flipped.value?["status"] == 200, "\(flipped)")
+            #expect(resolver.lookups("flip.partner.test") == 1)
+            let trapped = await get("trap.partner.test", "/ok")
+            #expect(trapped.code == .hostUnavailable, "\(trapped)")
+            #expect(resolver.lookups("trap.partner.test") == 1)
+            let hopped = await get("hop.partner.test", "/redirect?to=%2Fok")
+            #expect(hopped.code == .domainNotAllowed, "\(hopped)")
+            #expect(resolver.lookups("hop.partner.test") == 2)
+        }
+    }
+
     @Test(arguments: [
         ("api.example.com", ["api.example.com"], true), ("API.example.com", ["api.example.com"], false),
         ("a.example.com", ["*.example.com"], true), ("a.b.example.com", ["*.example.com"], true),
@@ -272,4 +308,28 @@ func withTLSServer(_ body: (TLSServer) async throws -> Void) async throws {
         // Hosts reach the matcher lowercased by the URL parser; patterns are lowercased here.
         #expect(NetService.domainAllowed(host, patterns: patterns) == allowed)
     }
+}
+
+/// A resolver whose answer for a name changes after the first lookup, counting lookups.
+final class RebindingResolver: Sendable {
+    private let state: Mutex<[String: (first: [String], later: [String], count: Int)]>
+
+    init(_ script: [String: ([String], [String])]) {
+        state = Mutex(script.mapValues { (first: $0.0, later: $0.1, count: 0) })
+    }
+
+    /// The hook for `ServicesConfig.Net.resolverHook`.
+    var lookup: @Sendable (String) -> [String] {
+        { [self] host in
+            state.withLock { s in
+                guard var entry = s[host] else { return [] }
+                entry.count += 1
+                s[host] = entry
+                return entry.count == 1 ? entry.first : entry.later
+            }
+        }
+    }
+
+    /// How many times `host` was looked up.
+    func lookups(_ host: String) -> Int { state.withLock { $0[host]?.count ?? 0 } }
 }

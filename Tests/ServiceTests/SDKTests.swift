@@ -7,15 +7,20 @@ import Testing
 /// socketpair (the real broker is tested by its own suite). Methods:
 /// `echo` → params; `fail` → PERMISSION_DENIED; `delayed` → no reply until `flush`, which
 /// answers itself first and then the delayed calls in reverse order (out-of-order replies);
-/// `emit {name, data}` → an `event` notification, then `{}`.
+/// `emit {name, data}` → an `event` notification, then `{}`; `delayed {ack: true}` also sends
+/// an event `held` once the call is held. With `maxLineBytes`, a longer line is answered as the
+/// daemon answers it (tested against the real broker in MalformedInputTests): one
+/// MESSAGE_TOO_LARGE error with id null, then the connection is closed.
 final class FakeBridgeServer: @unchecked Sendable {
     let serverFD: Int32
     let clientFD: Int32
+    let maxLineBytes: Int?
     private let lock = NSLock()
     private var requests: [JSONValue] = []
     private var thread: Thread?
 
-    init() throws {
+    init(maxLineBytes: Int? = nil) throws {
+        self.maxLineBytes = maxLineBytes
         var fds: [Int32] = [0, 0]
         guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
             throw POSIXError(.EIO)
@@ -38,12 +43,27 @@ final class FakeBridgeServer: @unchecked Sendable {
             let n = chunk.withUnsafeMutableBytes { recv(serverFD, $0.baseAddress, $0.count, 0) }
             if n <= 0 { break }
             buffer += chunk[0..<n]
-            while let nl = buffer.firstIndex(of: UInt8(ascii: "\n")) {
+            var oversize = false
+            while true {
+                let nl = buffer.firstIndex(of: UInt8(ascii: "\n"))
+                if let max = maxLineBytes, (nl ?? buffer.count) > max {
+                    oversize = true
+                    break
+                }
+                guard let nl else { break }
                 let line = Array(buffer[..<nl])
                 buffer.removeSubrange(...nl)
                 guard let req = try? JSONValue.parse(line) else { continue }
                 lock.lock(); requests.append(req); lock.unlock()
                 respond(to: req, delayed: &delayed)
+            }
+            if oversize, let max = maxLineBytes {
+                send(["jsonrpc": "2.0", "id": .null, "error": [
+                    "code": -32007, "message": .string("message exceeds \(max) bytes; the connection is closed"),
+                    "data": ["code": "MESSAGE_TOO_LARGE"],
+                ]])
+                shutdown(serverFD, Int32(SHUT_RDWR))
+                break
             }
         }
         close(serverFD)
@@ -57,7 +77,9 @@ final class FakeBridgeServer: @unchecked Sendable {
             send(["jsonrpc": "2.0", "id": id, "error": [
                 "code": -32001, "message": "payment.pay needs permission 'payment'", "data": ["code": "PERMISSION_DENIED"],
             ]])
-        case "delayed": delayed.append(req)
+        case "delayed":
+            delayed.append(req)
+            if req["params"]?["ack"] == true { send(["jsonrpc": "2.0", "method": "event", "params": ["name": "held", "data": req["params"]?["n"] ?? .null]]) }
         case "flush":
             send(["jsonrpc": "2.0", "id": id, "result": ["flushed": .int(Int64(delayed.count))]])
             for d in delayed.reversed() { send(["jsonrpc": "2.0", "id": d["id"] ?? .null, "result": ["n": d["params"]?["n"] ?? .null]]) }
@@ -220,6 +242,53 @@ final class Reaped: @unchecked Sendable {
         #expect(out["async"] == [["n": 3], ["n": 4], [2, "PERMISSION_DENIED"]])
     }
 
+    static let pythonAwaitable = """
+        import asyncio, json
+        import miniapp_bridge as bridge
+        async def main():
+            out = {"echo": await bridge.aio.call("echo", {"a": 1})}
+            try:
+                await bridge.aio.call("fail", {})
+            except bridge.BridgeError as e:
+                out["err"] = [e.code, e.message, e.rpc_code]
+            held, got = [], []
+            bridge.aio.on_event("held", held.append)
+            bridge.aio.on_event("tick", got.append)
+            d1 = asyncio.ensure_future(bridge.aio.call("delayed", {"n": 1, "ack": True}))
+            d2 = asyncio.ensure_future(bridge.aio.call("delayed", {"n": 2, "ack": True}))
+            while len(held) < 2:  # both calls are in flight at once, held by the server
+                await asyncio.sleep(0.005)
+            out["flush"] = await bridge.aio.call("flush")
+            out["delayed"] = await asyncio.gather(d1, d2)  # answered in reverse order
+            await bridge.aio.call("emit", {"name": "tick", "data": {"k": 1}})
+            out["events"] = got
+            try:
+                bridge.call("echo", {})
+                out["mixed"] = "allowed"
+            except RuntimeError:
+                out["mixed"] = "refused"
+            return out
+        print(json.dumps(asyncio.run(main())))
+        """
+
+    /// The spec's awaitable shape in Python: `await bridge.aio.call(…)` on the process-wide
+    /// connection, pipelined, with events; mixing it with the blocking `call` is refused.
+    @Test func pythonAwaitableModuleCall() throws {
+        let dir = try makeTempDir("sdk")
+        defer { removeTree(dir) }
+        try Self.pythonAwaitable.write(toFile: dir + "/main.py", atomically: true, encoding: .utf8)
+        let server = try FakeBridgeServer()
+        let r = try server.run([debianPython, dir + "/main.py"], env: ["PYTHONPATH": Self.sdk + "/python"])
+        #expect(r.status == 0)
+        let out = try JSONValue.parse(r.out.trimmingCharacters(in: .whitespacesAndNewlines))
+        #expect(out["echo"] == ["a": 1])
+        #expect(out["err"] == ["PERMISSION_DENIED", "payment.pay needs permission 'payment'", -32001])
+        #expect(out["flush"] == ["flushed": 2])
+        #expect(out["delayed"] == [["n": 1], ["n": 2]])
+        #expect(out["events"] == [["k": 1]])
+        #expect(out["mixed"] == "refused")
+    }
+
     @Test func swiftLibrary() async throws {
         let server = try FakeBridgeServer()
         let bridge = MiniAppBridge(fd: server.clientFD)
@@ -244,5 +313,192 @@ final class Reaped: @unchecked Sendable {
         #expect(events.all == ["tick={\"k\":1}"])
         shutdown(server.clientFD, Int32(SHUT_RDWR))
         await #expect(throws: BridgeError.self) { try await bridge.call("echo") }
+    }
+
+    // MARK: message limit and errors with id null
+
+    static let nodeTooLarge = """
+        (async () => {
+          const out = { maxBytes: MiniAppBridge.maxBytes };
+          const attempt = (p) => p.then(() => 'resolved', (e) => ({ code: e.code, rpcCode: e.rpcCode, limit: e.data && e.data.limit }));
+          out.ascii = await attempt(MiniAppBridge.call('echo', { s: 'a'.repeat(2000) }));
+          out.multibyte = await attempt(MiniAppBridge.call('echo', { s: '\\u20ac'.repeat(600) }));  // 600 units, 1800 bytes
+          out.fits = (await MiniAppBridge.call('echo', { s: 'a'.repeat(900) })).s.length;
+          console.log(JSON.stringify(out));
+        })();
+        """
+
+    static let nodeUnmatchedError = """
+        (async () => {
+          const code = (p) => p.then(() => 'resolved', (e) => e.code);
+          const d1 = code(MiniAppBridge.call('delayed', { n: 1 }));
+          const d2 = code(MiniAppBridge.call('delayed', { n: 2 }));
+          const big = code(MiniAppBridge.call('echo', { s: 'x'.repeat(8000) }));
+          const out = { inFlight: await Promise.all([d1, d2, big]) };
+          out.after = await code(MiniAppBridge.call('echo', {}));
+          console.log(JSON.stringify(out));
+        })();
+        """
+
+    /// The SDK refuses what the daemon would refuse, before sending it, with the limit the
+    /// daemon announced in MINIAPP_BRIDGE_MAX_BYTES; counted in UTF-8 bytes.
+    @Test func nodeRefusesOversizedRequestsLocally() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: "/usr/bin/node"), "node is needed for the JS SDK test")
+        let dir = try makeTempDir("sdk")
+        defer { removeTree(dir) }
+        try Self.nodeTooLarge.write(toFile: dir + "/main.js", atomically: true, encoding: .utf8)
+        let server = try FakeBridgeServer(maxLineBytes: 1024)
+        let r = try server.run(
+            ["/usr/bin/node", "--require", Self.sdk + "/js/preload.js", dir + "/main.js"], env: ["MINIAPP_BRIDGE_MAX_BYTES": "1024"])
+        #expect(r.status == 0)
+        let out = try JSONValue.parse(r.out.trimmingCharacters(in: .whitespacesAndNewlines))
+        let refused: JSONValue = ["code": "MESSAGE_TOO_LARGE", "rpcCode": -32007, "limit": 1024]
+        #expect(out["maxBytes"] == 1024)
+        #expect(out["ascii"] == refused)
+        #expect(out["multibyte"] == refused)
+        #expect(out["fits"] == 900, "the connection is intact: \(r.out)")
+        #expect(server.received.count == 1, "nothing oversized was sent")
+    }
+
+    /// An error with id null (here the daemon's MESSAGE_TOO_LARGE for a line the SDK let
+    /// through) fails every call in flight with its code, not BRIDGE_CLOSED, and not never.
+    @Test func nodeFailsCallsInFlightOnAnUnmatchedError() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: "/usr/bin/node"), "node is needed for the JS SDK test")
+        let dir = try makeTempDir("sdk")
+        defer { removeTree(dir) }
+        try Self.nodeUnmatchedError.write(toFile: dir + "/main.js", atomically: true, encoding: .utf8)
+        let server = try FakeBridgeServer(maxLineBytes: 4096)
+        let r = try server.run(
+            ["/usr/bin/node", "--require", Self.sdk + "/js/preload.js", dir + "/main.js"], env: ["MINIAPP_BRIDGE_MAX_BYTES": "100000"])
+        #expect(r.status == 0)
+        let out = try JSONValue.parse(r.out.trimmingCharacters(in: .whitespacesAndNewlines))
+        #expect(out["inFlight"] == ["MESSAGE_TOO_LARGE", "MESSAGE_TOO_LARGE", "MESSAGE_TOO_LARGE"], "\(r.out)")
+        #expect(out["after"] == "BRIDGE_CLOSED")
+    }
+
+    static let pythonTooLarge = """
+        import asyncio, json, threading
+        import miniapp_bridge as bridge
+        def code(fn):
+            try:
+                fn()
+                return "returned"
+            except bridge.BridgeError as e:
+                return [e.code, e.rpc_code, (e.data or {}).get("limit")]
+        out = {"max_bytes": bridge.default_bridge().max_bytes}
+        out["ascii"] = code(lambda: bridge.call("echo", {"s": "a" * 2000}))
+        out["multibyte"] = code(lambda: bridge.call("echo", {"s": "\\u20ac" * 200}))  # escaped: 1200 bytes
+        out["fits"] = len(bridge.call("echo", {"s": "a" * 900})["s"])
+        async def refused():
+            try:
+                await bridge.AsyncBridge(fd=bridge.default_bridge()._sock.fileno()).call("echo", {"s": "a" * 2000})
+            except bridge.BridgeError as e:
+                return [e.code, e.rpc_code]
+        out["async"] = asyncio.run(refused())
+        held = threading.Semaphore(0)
+        bridge.on_event("held", lambda n: held.release())
+        results = {}
+        def wait_delayed(n):
+            try:
+                bridge.call("delayed", {"n": n, "ack": True})
+                results[n] = "returned"
+            except bridge.BridgeError as e:
+                results[n] = e.code
+        threads = [threading.Thread(target=wait_delayed, args=(n,)) for n in (1, 2)]
+        for t in threads: t.start()
+        assert held.acquire(timeout=10) and held.acquire(timeout=10), "the delayed calls were not held"
+        # Past the SDK's limit (raised for this call), not past the server's 4096 bytes.
+        bridge.default_bridge().max_bytes = 100000
+        big = code(lambda: bridge.call("echo", {"s": "x" * 8000}))
+        for t in threads: t.join(timeout=10)
+        out["in_flight"] = [results.get(1), results.get(2), big[0]]
+        out["after"] = code(lambda: bridge.call("echo", {}))[0]
+        print(json.dumps(out))
+        """
+
+    static let pythonAsyncUnmatchedError = """
+        import asyncio, json
+        import miniapp_bridge as bridge
+        async def main():
+            b = bridge.AsyncBridge()
+            async def code(coro):
+                try:
+                    await coro
+                    return "returned"
+                except bridge.BridgeError as e:
+                    return e.code
+            d1 = asyncio.ensure_future(code(b.call("delayed", {"n": 1})))
+            d2 = asyncio.ensure_future(code(b.call("delayed", {"n": 2})))
+            await asyncio.sleep(0)
+            big = await code(b.call("echo", {"s": "x" * 8000}))
+            return {"in_flight": [await d1, await d2, big], "after": await code(b.call("echo", {}))}
+        print(json.dumps(asyncio.run(main())))
+        """
+
+    @Test func pythonRefusesOversizedRequestsAndFailsCallsInFlight() throws {
+        let dir = try makeTempDir("sdk")
+        defer { removeTree(dir) }
+        try Self.pythonTooLarge.write(toFile: dir + "/main.py", atomically: true, encoding: .utf8)
+        let server = try FakeBridgeServer(maxLineBytes: 4096)
+        let r = try server.run(
+            [debianPython, dir + "/main.py"], env: ["PYTHONPATH": Self.sdk + "/python", "MINIAPP_BRIDGE_MAX_BYTES": "1024"])
+        #expect(r.status == 0)
+        let out = try JSONValue.parse(r.out.trimmingCharacters(in: .whitespacesAndNewlines))
+        #expect(out["max_bytes"] == 1024)
+        #expect(out["ascii"] == ["MESSAGE_TOO_LARGE", -32007, 1024])
+        #expect(out["multibyte"] == ["MESSAGE_TOO_LARGE", -32007, 1024])
+        #expect(out["fits"] == 900)
+        #expect(out["async"] == ["MESSAGE_TOO_LARGE", -32007])
+        #expect(out["in_flight"] == ["MESSAGE_TOO_LARGE", "MESSAGE_TOO_LARGE", "MESSAGE_TOO_LARGE"], "\(r.out)")
+        #expect(out["after"] == "BRIDGE_CLOSED")
+        #expect(!server.received.contains { ($0["params"]?["s"]?.stringValue?.count ?? 0) == 2000 }, "nothing oversized was sent")
+    }
+
+    @Test func pythonAsyncFailsCallsInFlightOnAnUnmatchedError() throws {
+        let dir = try makeTempDir("sdk")
+        defer { removeTree(dir) }
+        try Self.pythonAsyncUnmatchedError.write(toFile: dir + "/main.py", atomically: true, encoding: .utf8)
+        let server = try FakeBridgeServer(maxLineBytes: 4096)
+        let r = try server.run([debianPython, dir + "/main.py"], env: ["PYTHONPATH": Self.sdk + "/python"])
+        #expect(r.status == 0)
+        let out = try JSONValue.parse(r.out.trimmingCharacters(in: .whitespacesAndNewlines))
+        #expect(out["in_flight"] == ["MESSAGE_TOO_LARGE", "MESSAGE_TOO_LARGE", "MESSAGE_TOO_LARGE"], "\(r.out)")
+        #expect(out["after"] == "BRIDGE_CLOSED")
+    }
+
+    @Test func swiftRefusesOversizedRequestsAndFailsCallsInFlight() async throws {
+        let server = try FakeBridgeServer(maxLineBytes: 4096)
+        let strict = MiniAppBridge(fd: server.clientFD, maxBytes: 1024)
+        do {
+            _ = try await strict.call("echo", ["s": .string(String(repeating: "€", count: 600))])
+            Issue.record("an oversized call must throw")
+        } catch {
+            #expect(error.code == "MESSAGE_TOO_LARGE" && error.rpcCode == -32007 && error.data?["limit"] == 1024)
+        }
+        #expect(try await strict.call("echo", ["s": "small"]) == ["s": "small"])
+        #expect(server.received.count == 1, "nothing oversized was sent")
+
+        // One bridge per socket: two readers on one fd would split its messages between them.
+        let server2 = try FakeBridgeServer(maxLineBytes: 4096)
+        let loose = MiniAppBridge(fd: server2.clientFD, maxBytes: 100_000)
+        let held = LockedLines()
+        loose.onEvent { name, data in if name == "held" { held.append(data.jsonString) } }
+        async let d1 = Self.code { try await loose.call("delayed", ["n": 1, "ack": true]) }
+        async let d2 = Self.code { try await loose.call("delayed", ["n": 2, "ack": true]) }
+        for _ in 0..<10_000 where held.all.count < 2 { try await Task.sleep(nanoseconds: 1_000_000) }
+        #expect(held.all.count == 2, "both delayed calls are held by the server")
+        let big = await Self.code { try await loose.call("echo", ["s": .string(String(repeating: "x", count: 8000))]) }
+        #expect([await d1, await d2, big] == ["MESSAGE_TOO_LARGE", "MESSAGE_TOO_LARGE", "MESSAGE_TOO_LARGE"])
+        #expect(await Self.code { try await loose.call("echo") } == "BRIDGE_CLOSED")
+    }
+
+    /// "returned", or the code the call failed with.
+    static func code(_ body: () async throws -> JSONValue) async -> String {
+        do {
+            _ = try await body()
+            return "returned"
+        } catch {
+            return (error as? BridgeError)?.code ?? "\(error)"
+        }
     }
 }

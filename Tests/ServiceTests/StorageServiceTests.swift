@@ -162,6 +162,9 @@ import Testing
     }
 
     /// 1,000+ acknowledged writes, then `kill -9` of the process holding the store: none lost.
+    /// The service-level variant (a helper calling `StorageService.handle`); the spec's
+    /// daemon-level check, through a jailed program and a real miniappd, is
+    /// `BridgeEndToEndTests.acknowledgedWritesSurviveKill9OfTheDaemon`.
     @Test func acknowledgedWritesSurviveSIGKILL() async throws {
         let dir = try makeTempDir("crash")
         defer { removeTree(dir) }

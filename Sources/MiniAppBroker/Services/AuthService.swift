@@ -39,6 +39,17 @@ public final class AuthService: BridgeService {
         var claims: JSONObject
     }
 
+    /// The bytes every token header starts with; the `kid` value and `"}` follow. Written out
+    /// rather than built from a `JSONValue`, so the prefix below is the header by construction.
+    static let fixedHeader = Array(#"{"alg":"EdDSA","typ":"JWT","kid":""#.utf8)
+
+    /// What every token this daemon issues starts with, whatever its key: the base64url form of
+    /// the header's fixed bytes, cut at a multiple of 3 so the encoding does not depend on what
+    /// follows (`eyJhbGciOiJFZERTQSIsInR5cCI6IkpXVCIsImtpZCI6`). The inspector and the audit log
+    /// redact any string containing it (`Redactor`): a program can carry its token under any
+    /// name, inside a storage value or a request body.
+    public static let issuedTokenPrefix = Ed25519Base64URL.encode(fixedHeader.prefix(fixedHeader.count / 3 * 3))
+
     private let key: Ed25519PrivateKey
     private let kid: String
     private let publicJWK: JSONValue
@@ -141,9 +152,10 @@ public final class AuthService: BridgeService {
         where config.forwardedClaims.contains(name) && !Self.registeredClaims.contains(name) {
             claims[name] = value
         }
-        let header: JSONValue = ["alg": "EdDSA", "typ": "JWT", "kid": .string(kid)]
+        // kid is base64url: no JSON escaping needed.
+        let header = Self.fixedHeader + Array(kid.utf8) + Array(#""}"#.utf8)
         let signingInput =
-            Ed25519Base64URL.encode(header.serialized()) + "." + Ed25519Base64URL.encode(JSONValue.object(claims).serialized())
+            Ed25519Base64URL.encode(header) + "." + Ed25519Base64URL.encode(JSONValue.object(claims).serialized())
         let signature: [UInt8]
         do {
             signature = try key.sign(Array(signingInput.utf8))

@@ -138,7 +138,10 @@ public final class NetService: BridgeService {
         } catch {
             return .failure(error)
         }
-        let addresses = NetAddressPolicy.resolve(url.host, override: config.resolverOverride)
+        // One lookup per hop, and the connection uses its answer: a second lookup between the
+        // check and the connect is what DNS rebinding exploits.
+        let addresses = config.resolverHook.map { $0(url.host).compactMap(IPAddress.init) }
+            ?? NetAddressPolicy.resolve(url.host, override: config.resolverOverride)
         // IPv4 first: a node without IPv6 egress would otherwise fail on AAAA-first answers.
         guard let pinned = addresses.first(where: \.isV4) ?? addresses.first else {
             return .failure(MiniAppError(.domainNotAllowed, "net.request: \(url.host) does not resolve", data: ["reason": "dns"]))

@@ -56,6 +56,10 @@ public struct ServicesConfig: Sendable {
         /// Name → addresses used instead of DNS (tests map `api.partner.test` → 127.0.0.1).
         /// The addresses are still checked against the private-range policy.
         public var resolverOverride: [String: [String]] = [:]
+        /// Tests only, not settable from the config file: answers every lookup instead of DNS and
+        /// `resolverOverride`, called once per lookup, so a test can answer differently each time
+        /// (DNS rebinding). The addresses are still checked against the private-range policy.
+        public var resolverHook: (@Sendable (_ host: String) -> [String])? = nil
         /// CIDRs exempt from the private/loopback/metadata refusal, e.g. `127.0.0.0/8` in
         /// tests. Default empty. Never put cloud metadata ranges here in production.
         public var allowedPrivateCIDRs: [String] = []

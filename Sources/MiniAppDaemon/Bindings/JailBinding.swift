@@ -16,11 +16,14 @@ final class JailBinding: WorkerSpawner {
     private let current: Mutex<Jailer>
     private let logger: Logger
     private let metrics: DaemonMetricsSink
+    /// The Bridge's message limit (`maxMessageBytes`), announced to every worker.
+    private let bridgeMaxBytes: Int
 
-    init(jailer: Jailer, logger: Logger, metrics: DaemonMetricsSink) {
+    init(jailer: Jailer, logger: Logger, metrics: DaemonMetricsSink, bridgeMaxBytes: Int) {
         current = Mutex(jailer)
         self.logger = logger
         self.metrics = metrics
+        self.bridgeMaxBytes = bridgeMaxBytes
     }
 
     /// The jailer new workers use.
@@ -55,6 +58,9 @@ final class JailBinding: WorkerSpawner {
             guard let eq = kv.firstIndex(of: "=") else { continue }
             launch.env[String(kv[..<eq])] = String(kv[kv.index(after: eq)...])
         }
+        // The SDKs refuse an oversized request themselves (MESSAGE_TOO_LARGE) instead of
+        // sending it: the daemon's answer to one has id null and closes the connection.
+        launch.env["MINIAPP_BRIDGE_MAX_BYTES"] = String(bridgeMaxBytes)
         launch.appDir = r.appDir
         launch.dataDir = r.dataDir
         launch.extraReadOnlyBinds = r.readOnlyBinds.map { JailBind(hostPath: $0.0, jailPath: $0.1) }

@@ -49,6 +49,10 @@ public enum RPCCodec {
         }
         var version: JSONValue?, idValue: JSONValue?, method: JSONValue?, params: JSONValue?
         var result: JSONValue?, error: JSONValue?
+        var unknown: String?
+        // Every member is read before anything is judged: refusing at the first unknown member
+        // would answer `{"x":1,"id":5,…}` with id null, and a pipelining caller could not tell
+        // which of its calls failed (it would hang on id 5 forever).
         for m in obj.members {
             switch m.key {
             case "jsonrpc": version = m.value
@@ -57,9 +61,11 @@ public enum RPCCodec {
             case "params": params = m.value
             case "result": result = m.value
             case "error": error = m.value
-            default:
-                return .failure(RPCDecodeError(.invalidRequest, "unknown member '\(truncated(m.key))'", id: validId(idValue)))
+            default: if unknown == nil { unknown = m.key }
             }
+        }
+        if let unknown {
+            return .failure(RPCDecodeError(.invalidRequest, "unknown member '\(truncated(unknown))'", id: validId(idValue)))
         }
         let id: RPCId?
         switch decodeId(idValue) {

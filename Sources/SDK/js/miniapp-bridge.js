@@ -14,6 +14,13 @@
  * - The socket does not keep the process alive while no call is pending, so a program exits
  *   when its work is done. A program that only waits for events calls
  *   `MiniAppBridge.keepAlive(true)`.
+ * - A request over the Bridge's message limit is refused here, before it is sent, with code
+ *   'MESSAGE_TOO_LARGE' (the daemon would answer it with an error it cannot match to the call,
+ *   and close the connection). The limit comes from MINIAPP_BRIDGE_MAX_BYTES, which the daemon
+ *   sets in every worker (default 1 MiB, newline excluded).
+ * - An error answer with id null (one the daemon could not match to a call) fails every call
+ *   in flight with its code: the SDK cannot tell which call it answers, and failing them beats
+ *   leaving one pending forever. After MESSAGE_TOO_LARGE the daemon closes the connection.
  * - The fd comes from MINIAPP_BRIDGE_FD (default 3).
  *
  * `node --require /sdk/js/preload.js main.js` defines the global `MiniAppBridge`, as a WebView
@@ -48,8 +55,18 @@ function errorFromWire(error) {
   return new BridgeError(code, message, typeof e.code === 'number' ? e.code : -32603, data);
 }
 
-/** A bridge over file descriptor `fd`. Most programs use the default instance. */
-function createBridge(fd) {
+/** The message limit the daemon announced (MINIAPP_BRIDGE_MAX_BYTES), else the spec's 1 MiB. */
+function envMaxBytes() {
+  const n = Number.parseInt(process.env.MINIAPP_BRIDGE_MAX_BYTES || '', 10);
+  return Number.isInteger(n) && n > 0 ? n : 1 << 20;
+}
+
+/**
+ * A bridge over file descriptor `fd`. Most programs use the default instance.
+ * `options.maxBytes`: the message limit (default: MINIAPP_BRIDGE_MAX_BYTES or 1 MiB).
+ */
+function createBridge(fd, options) {
+  const maxBytes = options && Number.isInteger(options.maxBytes) && options.maxBytes > 0 ? options.maxBytes : envMaxBytes();
   let socket = null;
   let closed = false;
   let nextId = 1;
@@ -82,10 +99,14 @@ function createBridge(fd) {
   function shutdown() {
     if (closed) return;
     closed = true;
-    for (const { reject } of pending.values()) {
-      reject(new BridgeError('BRIDGE_CLOSED', 'the Bridge connection is closed', -32603));
-    }
+    failPending(() => new BridgeError('BRIDGE_CLOSED', 'the Bridge connection is closed', -32603));
+  }
+
+  function failPending(makeError) {
+    const calls = Array.from(pending.values());
     pending.clear();
+    updateRef();
+    for (const { reject } of calls) reject(makeError());
   }
 
   function onData(chunk) {
@@ -102,6 +123,10 @@ function createBridge(fd) {
     let msg;
     try { msg = JSON.parse(line); } catch (_) { return; }
     if (!msg || typeof msg !== 'object') return;
+    if (msg.id === null && msg.error !== undefined) {
+      failPending(() => errorFromWire(msg.error));
+      return;
+    }
     if (msg.id !== undefined && msg.id !== null && pending.has(msg.id)) {
       const { resolve, reject } = pending.get(msg.id);
       pending.delete(msg.id);
@@ -133,13 +158,20 @@ function createBridge(fd) {
     const request = { jsonrpc: '2.0', id, method };
     if (params !== undefined) request.params = params;
     let line;
-    try { line = JSON.stringify(request) + '\n'; } catch (err) {
+    try { line = JSON.stringify(request); } catch (err) {
       return Promise.reject(new BridgeError('INVALID_PARAMS', 'params are not serializable: ' + err.message, -32602));
+    }
+    // A UTF-16 unit is at most 3 UTF-8 bytes: short lines need no byte count.
+    const size = line.length * 3 <= maxBytes ? 0 : Buffer.byteLength(line, 'utf8');
+    if (size > maxBytes) {
+      return Promise.reject(new BridgeError('MESSAGE_TOO_LARGE',
+        `${method}: the request is ${size} bytes; the Bridge limit is ${maxBytes} (MINIAPP_BRIDGE_MAX_BYTES): send less per call`,
+        -32007, { code: 'MESSAGE_TOO_LARGE', limit: maxBytes }));
     }
     return new Promise((resolve, reject) => {
       pending.set(id, { resolve, reject });
       updateRef();
-      socket.write(line);
+      socket.write(line + '\n');
     });
   }
 
@@ -168,7 +200,7 @@ function createBridge(fd) {
   }
 
 
-  return Object.freeze({ call, on, off, keepAlive, BridgeError });
+  return Object.freeze({ call, on, off, keepAlive, maxBytes, BridgeError });
 }
 
 const envFd = Number.parseInt(process.env.MINIAPP_BRIDGE_FD || '3', 10);
@@ -179,6 +211,7 @@ module.exports = Object.freeze({
   on: defaultBridge.on,
   off: defaultBridge.off,
   keepAlive: defaultBridge.keepAlive,
+  maxBytes: defaultBridge.maxBytes,
   BridgeError,
   createBridge,
 });

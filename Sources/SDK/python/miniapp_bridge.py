@@ -10,13 +10,28 @@ newline-delimited JSON; see spec/bridge-protocol.md).
         print(err.code, err.message)          # e.g. PERMISSION_DENIED
     bridge.on_event("lifecycle.show", lambda data: ...)
 
+    # or, awaitable (the spec's promise/awaitable shape), in an asyncio program:
+    value = (await bridge.aio.call("storage.get", {"key": "k"}))["value"]
+
 - ``call`` blocks until its reply; it is thread-safe, and calls from several threads are
   pipelined on the one connection (replies are matched by id, in any order).
+- ``aio.call`` is the same call as a coroutine on the same process-wide connection: many may
+  be in flight (``asyncio.gather``), replies are matched by id. ``aio.on_event`` registers
+  event callbacks, run on the event loop. A process uses ``call`` or ``aio``, not both: they
+  would be two readers of the one socket (the second one used raises ``RuntimeError``).
+  ``aio`` belongs to the first event loop that uses it (one ``asyncio.run`` per program).
 - Events (``event`` notifications) are delivered to ``on_event`` callbacks on whichever thread
   is reading at the time: inside a ``call`` or in ``poll_events``.
-- ``AsyncBridge`` is the asyncio variant: ``await AsyncBridge().call(...)``.
+- ``AsyncBridge`` is the class behind ``aio``, for an explicit fd: ``await AsyncBridge(fd).call(...)``.
 - When the connection closes, calls raise ``BridgeError`` with code ``BRIDGE_CLOSED`` (an SDK
   code, never sent by the daemon).
+- A request over the Bridge's message limit is refused here, before it is sent, with code
+  ``MESSAGE_TOO_LARGE`` (the daemon would answer with an error it cannot match to the call, and
+  close the connection). The limit comes from ``MINIAPP_BRIDGE_MAX_BYTES``, which the daemon
+  sets in every worker (default 1 MiB, newline excluded).
+- An error answer with id null (one the daemon could not match to a call) fails every call in
+  flight with its code: the SDK cannot tell which call it answers, and failing them beats
+  leaving one waiting forever.
 - The fd comes from ``MINIAPP_BRIDGE_FD`` (default 3).
 """
 
@@ -28,7 +43,7 @@ import select
 import socket
 import threading
 
-__all__ = ["BridgeError", "Bridge", "AsyncBridge", "call", "on_event", "poll_events", "default_bridge"]
+__all__ = ["BridgeError", "Bridge", "AsyncBridge", "call", "on_event", "poll_events", "default_bridge", "aio"]
 
 _CODE_BY_NUMBER = {
     -32700: "PARSE_ERROR", -32600: "INVALID_REQUEST", -32601: "METHOD_NOT_FOUND",
@@ -63,7 +78,24 @@ def _closed():
     return BridgeError("BRIDGE_CLOSED", "the Bridge connection is closed")
 
 
-def _encode(request_id, method, params):
+DEFAULT_MAX_BYTES = 1 << 20
+
+
+def _env_max_bytes():
+    """The message limit the daemon announced (MINIAPP_BRIDGE_MAX_BYTES), else 1 MiB."""
+    try:
+        n = int(os.environ.get("MINIAPP_BRIDGE_MAX_BYTES", ""))
+    except ValueError:
+        return DEFAULT_MAX_BYTES
+    return n if n > 0 else DEFAULT_MAX_BYTES
+
+
+def _is_unmatched_error(message):
+    """An error answer the daemon could not match to a call (``"id": null``)."""
+    return "id" in message and message["id"] is None and "error" in message
+
+
+def _encode(request_id, method, params, max_bytes):
     if not isinstance(method, str) or not method:
         raise BridgeError("INVALID_REQUEST", "method must be a non-empty string", -32600)
     request = {"jsonrpc": "2.0", "id": request_id, "method": method}
@@ -71,9 +103,16 @@ def _encode(request_id, method, params):
         request["params"] = params
     try:
         # ensure_ascii keeps the line free of raw U+2028/U+2029; allow_nan=False: JSON has no NaN.
-        return (json.dumps(request, separators=(",", ":"), allow_nan=False) + "\n").encode()
+        line = json.dumps(request, separators=(",", ":"), allow_nan=False).encode()
     except (TypeError, ValueError) as err:
         raise BridgeError("INVALID_PARAMS", f"params are not serializable: {err}", -32602) from None
+    if len(line) > max_bytes:
+        raise BridgeError(
+            "MESSAGE_TOO_LARGE",
+            f"{method}: the request is {len(line)} bytes; the Bridge limit is {max_bytes} "
+            "(MINIAPP_BRIDGE_MAX_BYTES): send less per call",
+            -32007, {"code": "MESSAGE_TOO_LARGE", "limit": max_bytes})
+    return line + b"\n"
 
 
 class _Events:
@@ -99,11 +138,14 @@ class _Events:
 
 
 class Bridge:
-    """A blocking bridge over a connected stream socket (``fd``, default MINIAPP_BRIDGE_FD or 3)."""
+    """A blocking bridge over a connected stream socket (``fd``, default MINIAPP_BRIDGE_FD or 3).
+    ``max_bytes``: the message limit (default MINIAPP_BRIDGE_MAX_BYTES or 1 MiB)."""
 
-    def __init__(self, fd=None):
+    def __init__(self, fd=None, max_bytes=None):
         if fd is None:
             fd = int(os.environ.get("MINIAPP_BRIDGE_FD", "3"))
+        self.max_bytes = max_bytes or _env_max_bytes()
+        self._pending = set()
         self._sock = socket.socket(fileno=fd)
         self._sock.setblocking(True)
         self._ids = itertools.count(1)
@@ -119,11 +161,15 @@ class Bridge:
         """Calls ``method``; returns its ``result`` or raises ``BridgeError``."""
         with self._cond:
             request_id = next(self._ids)
-        line = _encode(request_id, method, params)
+        line = _encode(request_id, method, params, self.max_bytes)
+        with self._cond:
+            self._pending.add(request_id)
         with self._send_lock:
             try:
                 self._sock.sendall(line)
             except OSError:
+                with self._cond:
+                    self._pending.discard(request_id)
                 raise _closed() from None
         message = self._wait_for(request_id)
         if "error" in message:
@@ -153,30 +199,37 @@ class Bridge:
 
     def _wait_for(self, request_id):
         with self._cond:
-            while request_id not in self._results:
-                if self._closed:
-                    raise _closed()
-                if self._reading:
-                    self._cond.wait()
-                    continue
-                self._reading = True
+            try:
+                return self._wait_locked(request_id)
+            finally:
+                self._pending.discard(request_id)
+
+    def _wait_locked(self, request_id):
+        """Waits for the reply (``self._cond`` held), reading the socket when nobody else is."""
+        while request_id not in self._results:
+            if self._closed:
+                raise _closed()
+            if self._reading:
+                self._cond.wait()
+                continue
+            self._reading = True
+            self._cond.release()
+            events = []
+            try:
+                events = self._read_once()
+            finally:
+                self._cond.acquire()
+                self._reading = False
+                self._cond.notify_all()
+            if events:
+                # Callbacks run without the lock and with no read in progress, so a callback
+                # may itself call the bridge.
                 self._cond.release()
-                events = []
                 try:
-                    events = self._read_once()
+                    self._dispatch(events)
                 finally:
                     self._cond.acquire()
-                    self._reading = False
-                    self._cond.notify_all()
-                if events:
-                    # Callbacks run without the lock and with no read in progress, so a callback
-                    # may itself call the bridge.
-                    self._cond.release()
-                    try:
-                        self._dispatch(events)
-                    finally:
-                        self._cond.acquire()
-            return self._results.pop(request_id)
+        return self._results.pop(request_id)
 
     def _dispatch(self, events):
         for params in events:
@@ -210,9 +263,15 @@ class Bridge:
             return None
         if not isinstance(message, dict):
             return None
+        if _is_unmatched_error(message):
+            with self._cond:
+                for request_id in self._pending:
+                    self._results.setdefault(request_id, message)
+            return None
         if message.get("id") is not None:
             with self._cond:
-                self._results[message["id"]] = message
+                if message["id"] in self._pending:
+                    self._results[message["id"]] = message
             return None
         if message.get("method") == "event":
             return message.get("params")
@@ -223,11 +282,13 @@ class Bridge:
 
 
 class AsyncBridge:
-    """The asyncio variant: ``result = await AsyncBridge().call("system.info")``."""
+    """The asyncio variant: ``result = await AsyncBridge().call("system.info")``.
+    ``max_bytes``: the message limit (default MINIAPP_BRIDGE_MAX_BYTES or 1 MiB)."""
 
-    def __init__(self, fd=None):
+    def __init__(self, fd=None, max_bytes=None):
         if fd is None:
             fd = int(os.environ.get("MINIAPP_BRIDGE_FD", "3"))
+        self.max_bytes = max_bytes or _env_max_bytes()
         self._fd = fd
         self._ids = itertools.count(1)
         self._pending = {}
@@ -257,6 +318,12 @@ class AsyncBridge:
                     continue
                 if not isinstance(message, dict):
                     continue
+                if _is_unmatched_error(message):
+                    pending, self._pending = self._pending, {}
+                    for future in pending.values():
+                        if not future.done():
+                            future.set_result(message)
+                    continue
                 future = self._pending.pop(message.get("id"), None) if message.get("id") is not None else None
                 if future is not None and not future.done():
                     future.set_result(message)
@@ -270,15 +337,22 @@ class AsyncBridge:
 
     async def call(self, method, params=None):
         """Calls ``method``; returns its ``result`` or raises ``BridgeError``."""
+        request_id = next(self._ids)
+        line = _encode(request_id, method, params, self.max_bytes)  # refused before connecting
         await self._start()
         if self._reader_task.done():
             raise _closed()
-        request_id = next(self._ids)
-        line = _encode(request_id, method, params)
         future = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
-        self._writer.write(line)
-        await self._writer.drain()
+        try:
+            self._writer.write(line)
+            await self._writer.drain()
+        except (OSError, RuntimeError):  # ConnectionResetError, or a transport already closing
+            self._pending.pop(request_id, None)
+            if not future.done():
+                future.cancel()
+                raise _closed() from None
+            # Answered (or failed by the reader) before the write noticed the close: that wins.
         message = await future
         if "error" in message:
             raise BridgeError.from_wire(message["error"])
@@ -290,7 +364,14 @@ class AsyncBridge:
 
 
 _default = None
+_default_async = None
 _default_lock = threading.Lock()
+
+
+def _both_defaults():
+    return RuntimeError(
+        "miniapp_bridge: use either the blocking call() or the awaitable aio.call() in one process, "
+        "not both: they would be two readers of the one Bridge socket")
 
 
 def default_bridge():
@@ -298,8 +379,36 @@ def default_bridge():
     global _default
     with _default_lock:
         if _default is None:
+            if _default_async is not None:
+                raise _both_defaults()
             _default = Bridge()
         return _default
+
+
+def default_async_bridge():
+    """The process-wide asyncio bridge on MINIAPP_BRIDGE_FD behind ``aio`` (created on first use)."""
+    global _default_async
+    with _default_lock:
+        if _default_async is None:
+            if _default is not None:
+                raise _both_defaults()
+            _default_async = AsyncBridge()
+        return _default_async
+
+
+class _Aio:
+    """``await miniapp_bridge.aio.call(method, params)``: the awaitable form of ``call``."""
+
+    async def call(self, method, params=None):
+        """Calls ``method``; returns its ``result`` or raises ``BridgeError``."""
+        return await default_async_bridge().call(method, params)
+
+    def on_event(self, name, callback):
+        """``callback(data)`` for host event ``name`` (``"*"``: ``callback(name, data)``), on the loop."""
+        default_async_bridge().on_event(name, callback)
+
+
+aio = _Aio()
 
 
 def call(method, params=None):
