@@ -79,16 +79,11 @@ int child_reaper_spawn(int (*program)(void *), void *arg, int err_fd, int status
     reap_forever((pid_t)pid, status_fd);
 }
 
-/* Handlers are reset by execve, but an ignored signal stays ignored and the blocked mask is
- * inherited: restore both to defaults (raw rt_sigprocmask also unblocks glibc's 32/33). */
+/* The blocked mask is inherited by execve: unblock everything (raw rt_sigprocmask also
+ * unblocks glibc's 32/33). Dispositions need no reset: handlers are reset by execve, and no
+ * signal is ignored, because the spawner that cloned us runs with every disposition SIG_DFL
+ * (cjail_clone's contract) and the reaper installs its forwarders only after this exec. */
 int child_signals_default(void) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = SIG_DFL;
-    for (int sig = 1; sig < NSIG; sig++) {
-        if (sig == SIGKILL || sig == SIGSTOP) continue;
-        sigaction(sig, &sa, NULL); /* EINVAL for glibc-reserved numbers is fine */
-    }
     raw_setmask_empty();
     return 0;
 }

@@ -1,5 +1,6 @@
-/* Parent: clone the jailed child and run the go / error-pipe protocol (see cjail.h). Runs in the
- * multi-threaded Swift process, on the spawner thread. */
+/* Parent: clone the jailed child and run the go / error-pipe protocol (see cjail.h). cjail_clone
+ * and cjail_go run in the spawner process (spawner_server.c); cjail_wait_exec and the small
+ * helpers below in the daemon. */
 #define _GNU_SOURCE
 #include "include/cjail.h"
 #include <errno.h>
@@ -89,27 +90,25 @@ fail:
     return e;
 }
 
-int cjail_release(struct cjail_child *c, struct cjail_error *rec) {
+int cjail_go(struct cjail_child *c) {
     char g = 'G';
     ssize_t w;
     do { w = write(c->go_fd, &g, 1); } while (w < 0 && errno == EINTR);
     int werr = w < 0 ? errno : 0;
     close(c->go_fd);
     c->go_fd = -1;
-    if (werr) {
-        close(c->err_fd);
-        c->err_fd = -1;
-        return -werr;
-    }
+    return -werr;
+}
+
+int cjail_wait_exec(int err_fd, struct cjail_error *rec) {
     size_t got = 0;
     while (got < sizeof *rec) {
-        ssize_t n = read(c->err_fd, (char *)rec + got, sizeof *rec - got);
+        ssize_t n = read(err_fd, (char *)rec + got, sizeof *rec - got);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) break;
         got += (size_t)n;
     }
-    close(c->err_fd);
-    c->err_fd = -1;
+    close(err_fd);
     if (got == 0) return 0; /* EOF: the program was exec'd */
     if (got != sizeof *rec || rec->magic != CJAIL_ERROR_MAGIC) {
         *rec = (struct cjail_error){CJAIL_ERROR_MAGIC, CJAIL_STEP_NONE, EPROTO, -1};

@@ -9,8 +9,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static int send_request(int sock, const int32_t fds[CJAIL_SPAWN_FD_COUNT], uint64_t blob_len) {
-    struct cjail_spawn_request req = {CJAIL_SPAWN_MAGIC, 0, blob_len};
+static int send_request(int sock, struct cjail_spawn_request req, const int32_t fds[CJAIL_SPAWN_FD_COUNT]) {
+    req.magic = CJAIL_SPAWN_MAGIC;
+    req.fd_mask = 0;
     int out[CJAIL_SPAWN_FD_COUNT], n = 0;
     for (int r = 0; r < CJAIL_SPAWN_FD_COUNT; r++) {
         if (fds[r] < 0) continue;
@@ -35,12 +36,15 @@ static int send_request(int sock, const int32_t fds[CJAIL_SPAWN_FD_COUNT], uint6
     return w == (ssize_t)sizeof req ? 0 : (w < 0 ? errno : EPROTO);
 }
 
-int cjail_spawner_call(int sock, const int32_t fds[CJAIL_SPAWN_FD_COUNT], uint64_t blob_len, struct cjail_child *out) {
-    int e = send_request(sock, fds, blob_len);
+int cjail_spawner_call(int sock, const struct cjail_spawn_request *req, const int32_t fds[CJAIL_SPAWN_FD_COUNT],
+                       struct cjail_child *out, int32_t *step) {
+    *out = (struct cjail_child){0, -1, -1, -1, -1};
+    *step = CJAIL_SPAWN_OK;
+    int e = send_request(sock, *req, fds);
     if (e) return e;
     struct cjail_spawn_reply rep;
     union {
-        char buf[CMSG_SPACE(sizeof(int) * 4)];
+        char buf[CMSG_SPACE(sizeof(int) * 3)];
         struct cmsghdr align;
     } ctl;
     struct iovec iov = {&rep, sizeof rep};
@@ -48,20 +52,21 @@ int cjail_spawner_call(int sock, const int32_t fds[CJAIL_SPAWN_FD_COUNT], uint64
     ssize_t n;
     do { n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC); } while (n < 0 && errno == EINTR);
     if (n <= 0) return n == 0 ? EPIPE : errno;
-    int got[4], count = 0;
+    int got[3], count = 0;
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
         if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
         int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-        for (int i = 0; i < k && count < 4; i++) memcpy(&got[count++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+        for (int i = 0; i < k && count < 3; i++) memcpy(&got[count++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
     }
-    int ok = (size_t)n == sizeof rep && rep.magic == CJAIL_SPAWN_MAGIC && !(msg.msg_flags & MSG_CTRUNC) &&
-             (rep.result != 0 || ((rep.fd_count == 3 || rep.fd_count == 4) && count == rep.fd_count));
-    if (!ok || rep.result != 0) {
+    int shaped = (size_t)n == sizeof rep && rep.magic == CJAIL_SPAWN_MAGIC && !(msg.msg_flags & MSG_CTRUNC) &&
+                 count == rep.fd_count && (count == 0 || count == 2 || count == 3) && (rep.result != 0 || count >= 2);
+    if (!shaped) {
         for (int i = 0; i < count; i++) close(got[i]);
-        return ok ? rep.result : EPROTO;
+        return EPROTO;
     }
-    *out = (struct cjail_child){rep.pid, got[0], got[1], got[2], count == 4 ? got[3] : -1};
-    return 0;
+    if (count > 0) *out = (struct cjail_child){rep.pid, got[0], -1, got[1], count == 3 ? got[2] : -1};
+    *step = rep.failed_step;
+    return rep.result > 0 ? -EPROTO : rep.result;
 }
 
 /* Starts the spawner executable at `path` with its end of a SOCK_SEQPACKET pair as fd 3, an

@@ -11,13 +11,15 @@
  *
  * Protocol (SOCK_SEQPACKET, one request → one reply, see cjail.h):
  *     daemon → spawner: cjail_spawn_request + SCM_RIGHTS [blob memfd, stdin, stdout, stderr,
- *                       bridge, netns, trace] (the ones present, in that order)
+ *                       bridge, netns, trace, cgroup.procs…] (the ones present, in that order)
  *     spawner:          map + check the blob (spec_blob.c), clone with CLONE_PARENT so the
- *                       worker is the daemon's child (its pidfd, waitid and SIGCHLD work there)
- *     spawner → daemon: cjail_spawn_reply + SCM_RIGHTS [pidfd, go, err, status?]
- * The daemon then runs the rest of the protocol itself (id maps, cgroup attach, "go", error
- * pipe). The spawner holds no state between requests and exits when the daemon closes the
- * socket or dies (PDEATHSIG). */
+ *                       worker is the daemon's child (its pidfd, waitid and SIGCHLD work there),
+ *                       [rootless] write its id maps, write its pid into every cgroup.procs,
+ *                       send "go": the child was in its cgroups before its first step
+ *     spawner → daemon: cjail_spawn_reply + SCM_RIGHTS [pidfd, err, status?]
+ * The daemon then waits on the error pipe for the exec. Doing the maps, the attach and "go"
+ * here saves a round trip through the daemon on every spawn. The spawner holds no state
+ * between requests and exits when the daemon closes the socket or dies (PDEATHSIG). */
 #define _GNU_SOURCE
 #include "include/cjail.h"
 #include <errno.h>
@@ -25,7 +27,10 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_IN_FDS CJAIL_SPAWN_FD_COUNT
@@ -68,12 +73,11 @@ static int receive(int sock, struct cjail_spawn_request *req, struct request_fds
     return 1;
 }
 
-static int reply(int sock, int32_t result, const struct cjail_child *c) {
-    struct cjail_spawn_reply rep = {CJAIL_SPAWN_MAGIC, result, result == 0 ? c->pid : 0, 0};
-    int fds[4], n = 0;
-    if (result == 0) {
+static int reply(int sock, int32_t result, int32_t step, const struct cjail_child *c) {
+    struct cjail_spawn_reply rep = {CJAIL_SPAWN_MAGIC, result, step, c ? c->pid : 0, 0, 0};
+    int fds[3], n = 0;
+    if (c && c->pidfd >= 0) {
         fds[n++] = c->pidfd;
-        fds[n++] = c->go_fd;
         fds[n++] = c->err_fd;
         if (c->status_fd >= 0) fds[n++] = c->status_fd;
         rep.fd_count = n;
@@ -99,8 +103,72 @@ static int reply(int sock, int32_t result, const struct cjail_child *c) {
     return w < 0 ? -errno : 0;
 }
 
-/* Maps the blob and the trace slots, clones. Returns 0 or -errno; fills *c on success. */
-static int spawn(const struct cjail_spawn_request *req, const struct request_fds *rf, struct cjail_child *c) {
+static void mark(uint64_t *trace, int slot) {
+    if (!trace) return;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    trace[slot] = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int write_text(const char *path, const char *text) {
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    ssize_t n = write(fd, text, strlen(text));
+    int e = n < 0 ? -errno : 0;
+    close(fd);
+    return e;
+}
+
+/* Rootless mode: an unprivileged writer must deny setgroups before it may write gid_map
+ * (CVE-2014-8989: dropping supplementary groups could grant access to "negative" ACL files);
+ * the spawner has the daemon's uid, which is what the single-id maps name. */
+static int write_id_maps(const struct cjail_spawn_request *req, pid_t pid) {
+    char path[64], line[64];
+    snprintf(path, sizeof path, "/proc/%d/setgroups", (int)pid);
+    int e = write_text(path, "deny");
+    if (e) return e;
+    snprintf(path, sizeof path, "/proc/%d/gid_map", (int)pid);
+    snprintf(line, sizeof line, "%u %u 1\n", req->inside_gid, req->outside_gid);
+    if ((e = write_text(path, line))) return e;
+    snprintf(path, sizeof path, "/proc/%d/uid_map", (int)pid);
+    snprintf(line, sizeof line, "%u %u 1\n", req->inside_uid, req->outside_uid);
+    return write_text(path, line);
+}
+
+static int attach(const struct request_fds *rf, pid_t pid) {
+    char text[24];
+    int len = snprintf(text, sizeof text, "%d", (int)pid);
+    for (int r = CJAIL_SPAWN_FD_PROCS; r < CJAIL_SPAWN_FD_COUNT; r++) {
+        if (rf->fd[r] < 0) continue;
+        ssize_t n;
+        do { n = pwrite(rf->fd[r], text, (size_t)len, 0); } while (n < 0 && errno == EINTR);
+        if (n < 0) return -errno;
+    }
+    return 0;
+}
+
+/* After the clone: maps, cgroups, go. Returns 0 or -errno with *step set. On failure "go" is
+ * never sent: closing the go pipe makes the child exit at its first step. */
+static int start(const struct cjail_spawn_request *req, const struct request_fds *rf, struct cjail_child *c,
+                 uint64_t *trace, int32_t *step) {
+    int e = 0;
+    if ((req->flags & CJAIL_SPAWN_IDMAP) && (e = write_id_maps(req, c->pid))) { *step = CJAIL_SPAWN_IDMAP_STEP; }
+    else if ((e = attach(rf, c->pid))) { *step = CJAIL_SPAWN_CGROUP; }
+    mark(trace, CJAIL_TRACE_SPAWNER_ATTACHED);
+    if (e) {
+        close(c->go_fd);
+        c->go_fd = -1;
+        return e;
+    }
+    if ((e = cjail_go(c))) *step = CJAIL_SPAWN_GO;
+    mark(trace, CJAIL_TRACE_SPAWNER_GO);
+    return e;
+}
+
+/* Maps the blob and the trace slots, clones, starts the child. Returns 0 or -errno with *step
+ * set; *c holds the child's fds whenever one was cloned. */
+static int spawn(const struct cjail_spawn_request *req, const struct request_fds *rf, struct cjail_child *c, int32_t *step) {
+    *step = CJAIL_SPAWN_REQUEST;
     int blob_fd = rf->fd[CJAIL_SPAWN_FD_BLOB];
     struct stat st;
     if (blob_fd < 0 || fstat(blob_fd, &st) < 0 || req->blob_len == 0 || (uint64_t)st.st_size < req->blob_len) return -EINVAL;
@@ -109,25 +177,30 @@ static int spawn(const struct cjail_spawn_request *req, const struct request_fds
     if (blob == MAP_FAILED) return -errno;
     struct cjail_spec spec;
     int e = cjail_spec_unpack(blob, len, &spec);
-    struct cjail_spec *s = &spec;
-    void *trace = MAP_FAILED;
-    const size_t trace_len = sizeof(uint64_t) * CJAIL_STEP_COUNT;
+    uint64_t *trace = NULL;
+    const size_t trace_len = sizeof(uint64_t) * CJAIL_TRACE_SLOTS;
     if (!e && rf->fd[CJAIL_SPAWN_FD_TRACE] >= 0) {
-        trace = mmap(NULL, trace_len, PROT_READ | PROT_WRITE, MAP_SHARED, rf->fd[CJAIL_SPAWN_FD_TRACE], 0);
-        if (trace != MAP_FAILED) s->trace = trace;
+        void *t = mmap(NULL, trace_len, PROT_READ | PROT_WRITE, MAP_SHARED, rf->fd[CJAIL_SPAWN_FD_TRACE], 0);
+        if (t != MAP_FAILED) trace = t;
+        spec.trace = trace;
+        mark(trace, CJAIL_TRACE_SPAWNER_RECEIVED);
     }
     if (!e) {
-        s->stdin_fd = rf->fd[CJAIL_SPAWN_FD_STDIN];
-        s->stdout_fd = rf->fd[CJAIL_SPAWN_FD_STDOUT];
-        s->stderr_fd = rf->fd[CJAIL_SPAWN_FD_STDERR];
-        s->bridge_fd = rf->fd[CJAIL_SPAWN_FD_BRIDGE];
-        s->netns_fd = rf->fd[CJAIL_SPAWN_FD_NETNS];
-        s->clone_flags |= CLONE_PARENT;
-        e = cjail_clone(s, c);
+        spec.stdin_fd = rf->fd[CJAIL_SPAWN_FD_STDIN];
+        spec.stdout_fd = rf->fd[CJAIL_SPAWN_FD_STDOUT];
+        spec.stderr_fd = rf->fd[CJAIL_SPAWN_FD_STDERR];
+        spec.bridge_fd = rf->fd[CJAIL_SPAWN_FD_BRIDGE];
+        spec.netns_fd = rf->fd[CJAIL_SPAWN_FD_NETNS];
+        spec.clone_flags |= CLONE_PARENT;
+        *step = CJAIL_SPAWN_CLONE;
+        e = cjail_clone(&spec, c);
+        mark(trace, CJAIL_TRACE_SPAWNER_CLONED);
+        if (!e) e = start(req, rf, c, trace, step);
     }
-    cjail_spec_release(s); /* zeroed, so a no-op, when unpack refused the blob */
-    if (trace != MAP_FAILED) munmap(trace, trace_len);
+    cjail_spec_release(&spec); /* zeroed, so a no-op, when unpack refused the blob */
+    if (trace) munmap(trace, trace_len);
     munmap(blob, len); /* the child has its own copy */
+    if (!e) *step = CJAIL_SPAWN_OK;
     return e;
 }
 
@@ -138,16 +211,17 @@ int cjail_spawner_serve(int sock) {
         int r = receive(sock, &req, &rf);
         if (r == 0) return 0;
         if (r == -EPROTO) {
-            if (reply(sock, -EPROTO, NULL) < 0) return -EPIPE;
+            if (reply(sock, -EPROTO, CJAIL_SPAWN_REQUEST, NULL) < 0) return -EPIPE;
             continue;
         }
         if (r < 0) return r;
         struct cjail_child c = {0, -1, -1, -1, -1};
-        int e = spawn(&req, &rf, &c);
+        int32_t step = CJAIL_SPAWN_OK;
+        int e = spawn(&req, &rf, &c, &step);
         close_all(rf.fd, CJAIL_SPAWN_FD_COUNT);
-        int w = reply(sock, e, &c);
+        int w = reply(sock, e, step, &c);
         int mine[4] = {c.pidfd, c.go_fd, c.err_fd, c.status_fd};
-        if (e == 0) close_all(mine, 4); /* the daemon has its copies now */
+        close_all(mine, 4); /* the daemon has its copies now */
         if (w < 0) return w;
     }
 }

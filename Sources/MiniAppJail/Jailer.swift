@@ -64,9 +64,11 @@ public final class Jailer: Sendable {
         try prepareDataDir(launch.dataDir, uid: hostIDs.0, gid: hostIDs.1)
         trace?.mark("data_dir")
         let wanted = CgroupLimits(memoryBytes: limits.memoryBytes, pids: limits.pids, cpuPercent: limits.cpuPercent)
-        let cgroup: (any WorkerCgroup)?
-        if let cgroupPool { cgroup = try cgroupPool.take(name: cgName, limits: wanted) }
-        else { cgroup = try configuration.cgroupDriver.create(name: cgName, limits: wanted) }
+        let taken: CgroupPool.Taken?
+        if let cgroupPool { taken = try cgroupPool.take(name: cgName, limits: wanted) }
+        else { taken = try CgroupPool.fresh(configuration.cgroupDriver, name: cgName, limits: wanted) }
+        let cgroup = taken?.cgroup
+        defer { taken?.closeProcs() }
         trace?.mark("cgroup_created")
         let pipes: JailPipes
         do { pipes = try JailPipes() } catch {
@@ -78,7 +80,7 @@ public final class Jailer: Sendable {
         defer { if let netFD { close(netFD) } } // the child holds the namespace from setns on
         trace?.mark("planned")
         let child: SpawnedChild
-        do { child = try await JailSpawner.spawn(plan, cgroup: cgroup, trace: trace) } catch {
+        do { child = try await JailSpawner.spawn(plan, cgroupProcs: taken?.procs ?? [], trace: trace) } catch {
             pipes.closeAll()
             cgroup?.destroy()
             throw error

@@ -51,8 +51,17 @@ struct JailSystemTests {
         #expect(Self.read("\(dir)/pids.max") == "32")
         #expect(Self.read("\(dir)/cpu.max") == "50000 100000")
         #expect(Self.read("\(parent)/cgroup.subtree_control") == "+memory +pids +cpu")
-        try cg.attach(pid: 4242)
+        let procs = try cg.openProcs() // the spawner writes the worker's pid into these
+        #expect(procs.count == 1)
+        #expect(pwrite(procs[0], "4242", 4, 0) == 4)
+        for fd in procs { close(fd) }
         #expect(Self.read("\(dir)/cgroup.procs") == "4242")
+        // (The fake files are regular: values of the same length, as writes do not truncate.)
+        try cg.setLimits(CgroupLimits(memoryBytes: 96 << 20, pids: 99, cpuPercent: 75))
+        #expect(Self.read("\(dir)/pids.max") == "99" && Self.read("\(dir)/cpu.max") == "75000 100000")
+        let moved = try cg.renamed(to: "w2")
+        #expect(moved.location == "\(parent)/w2" && FileManager.default.fileExists(atPath: "\(parent)/w2/pids.max"))
+        try FileManager.default.moveItem(atPath: "\(parent)/w2", toPath: dir) // the tree's other checks use w1
         try cg.freeze()
         #expect(Self.read("\(dir)/cgroup.freeze") == "1")
         try cg.thaw()

@@ -173,14 +173,17 @@ struct cjail_child {
     int32_t status_fd; /* read end of the reaper's status pipe (-1 without reaper) */
 };
 
-/* Parent: clone the child with the namespaces of `spec`; it waits for cjail_release.
- * Returns 0 or -errno. Must be called from a thread that outlives the child when pdeathsig is
- * used (PR_SET_PDEATHSIG fires when the parent *thread* exits). */
+/* Spawner: clone the child with the namespaces of `spec`; it waits for cjail_go. Returns 0 or
+ * -errno. The caller's signal dispositions must all be SIG_DFL (the spawner resets them at
+ * start): the child inherits them and does not reset them again. */
 int cjail_clone(const struct cjail_spec *spec, struct cjail_child *out);
 
-/* Parent: send "go", then block until the child exec'd (returns 0: error pipe EOF) or failed
- * (returns 1 and fills *err). Returns -errno on a parent-side failure. Closes go_fd and err_fd. */
-int cjail_release(struct cjail_child *child, struct cjail_error *err);
+/* Spawner: send "go" (the child starts its steps) and close go_fd. 0 or -errno. */
+int cjail_go(struct cjail_child *child);
+
+/* Daemon: block until the child exec'd (returns 0: error pipe EOF) or failed (returns 1 and
+ * fills *err). Closes err_fd. */
+int cjail_wait_exec(int err_fd, struct cjail_error *err);
 
 /* ---- The spawner process (spawner_server.c) and its client (spawner_client.c) ----
  * Workers are cloned by a small single-threaded helper process, never by the daemon itself
@@ -197,21 +200,50 @@ enum cjail_spawn_fd {
     CJAIL_SPAWN_FD_STDERR = 3,
     CJAIL_SPAWN_FD_BRIDGE = 4,
     CJAIL_SPAWN_FD_NETNS = 5,
-    CJAIL_SPAWN_FD_TRACE = 6,  /* memfd of CJAIL_STEP_COUNT uint64 slots (MINIAPP_JAIL_TRACE) */
-    CJAIL_SPAWN_FD_COUNT = 7
+    CJAIL_SPAWN_FD_TRACE = 6,  /* memfd of CJAIL_TRACE_SLOTS uint64 slots (MINIAPP_JAIL_TRACE) */
+    CJAIL_SPAWN_FD_PROCS = 7,  /* 7..11: cgroup.procs of each hierarchy, opened for writing */
+    CJAIL_SPAWN_FD_COUNT = 12
 };
+#define CJAIL_SPAWN_MAX_PROCS 5
+
+/* Trace slots: the child's steps, then the spawner's own marks. */
+enum cjail_trace_slot {
+    CJAIL_TRACE_SPAWNER_RECEIVED = CJAIL_STEP_COUNT,
+    CJAIL_TRACE_SPAWNER_CLONED,
+    CJAIL_TRACE_SPAWNER_ATTACHED,
+    CJAIL_TRACE_SPAWNER_GO,
+    CJAIL_TRACE_SLOTS
+};
+
+/* Request flags. */
+#define CJAIL_SPAWN_IDMAP 1u /* write setgroups=deny, gid_map and uid_map (rootless mode) */
 
 struct cjail_spawn_request {
     uint32_t magic;
     uint32_t fd_mask;   /* bit r set: the fd of role r is attached */
     uint64_t blob_len;  /* bytes of the blob in the memfd */
+    uint32_t flags;
+    uint32_t inside_uid, outside_uid, inside_gid, outside_gid; /* CJAIL_SPAWN_IDMAP */
+    uint32_t _pad;
+};
+
+/* Where a spawn failed on the spawner's side (reply.failed_step). */
+enum cjail_spawn_step {
+    CJAIL_SPAWN_OK = 0,
+    CJAIL_SPAWN_REQUEST = 1, /* malformed request or blob */
+    CJAIL_SPAWN_CLONE = 2,
+    CJAIL_SPAWN_IDMAP_STEP = 3,
+    CJAIL_SPAWN_CGROUP = 4,
+    CJAIL_SPAWN_GO = 5
 };
 
 struct cjail_spawn_reply {
     uint32_t magic;
-    int32_t result;     /* 0, or -errno of the spawner's failure (blob refused, clone failed) */
-    int32_t pid;        /* host pid of the worker's PID 1 */
-    int32_t fd_count;   /* attached: pidfd, go (write end), err (read end), [status (read end)] */
+    int32_t result;      /* 0, or -errno of the step that failed */
+    int32_t failed_step; /* enum cjail_spawn_step */
+    int32_t pid;         /* host pid of the worker's PID 1 (0: none was cloned) */
+    int32_t fd_count;    /* attached when a child exists: pidfd, err (read end), [status] */
+    int32_t _pad;
 };
 
 /* Spawner: checks a blob and fills *out: strings and data point into the blob (which is only
@@ -228,10 +260,14 @@ int cjail_spawner_serve(int sock);
 /* Daemon: starts the spawner executable (see spawner_client.c). 0 or -errno. */
 int cjail_spawner_start(const char *path, int32_t *pid_out, int32_t *sock_out);
 
-/* Daemon: one spawn through the spawner. `fds` by role (-1: absent). Returns 0 and fills *out
- * (go_fd and err_fd ready for cjail_release), a negative -errno the spawner reported, or a
+/* Daemon: one spawn through the spawner: it clones, writes the id maps when asked, attaches
+ * the child to the cgroups whose cgroup.procs fds are passed, and sends "go"; the child is then
+ * running its steps. `fds` by role (-1: absent). Returns 0 and fills *out (err_fd ready for
+ * cjail_wait_exec; go_fd -1), a negative -errno the spawner reported (*step says where; when a
+ * child was cloned *out holds its pidfd/err/status fds so the caller can kill and reap it), or a
  * positive errno when the spawner could not be reached (it is gone: start a new one). */
-int cjail_spawner_call(int sock, const int32_t fds[CJAIL_SPAWN_FD_COUNT], uint64_t blob_len, struct cjail_child *out);
+int cjail_spawner_call(int sock, const struct cjail_spawn_request *req, const int32_t fds[CJAIL_SPAWN_FD_COUNT],
+                       struct cjail_child *out, int32_t *step);
 
 /* Parent: make a fresh network namespace ahead of time (privileged mode): unshare(CLONE_NEWNET)
  * on the calling thread, bring its loopback up, open it, then setns the thread back to

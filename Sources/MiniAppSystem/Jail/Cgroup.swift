@@ -36,8 +36,9 @@ public struct CgroupLimits: Sendable, Equatable {
 public protocol WorkerCgroup: Sendable {
     /// Human-readable location, for logs.
     var location: String { get }
-    /// Moves `pid` into the cgroup (writes cgroup.procs).
-    func attach(pid: Int32) throws(SystemError)
+    /// Opens the `cgroup.procs` file of each hierarchy for writing (the spawner writes the new
+    /// worker's pid into them before it runs a step). The caller closes them.
+    func openProcs() throws(SystemError) -> [Int32]
     /// Writes `limits` (memory, pids, CPU) into the control files.
     func setLimits(_ limits: CgroupLimits) throws(SystemError)
     /// Renames the (empty) cgroup within its parent; the result names the new directories.
@@ -112,6 +113,21 @@ public enum CgroupDriver: Sendable, Equatable {
 
 /// Small file helpers for cgroup control files.
 public enum CgroupFiles {
+    /// Opens each path write-only; on a failure closes those already open and throws.
+    static func openAll(_ paths: [String]) throws(SystemError) -> [Int32] {
+        var fds: [Int32] = []
+        for p in paths {
+            let fd = open(p, O_WRONLY | O_CLOEXEC)
+            guard fd >= 0 else {
+                let e = SystemError.current("open", detail: p)
+                for f in fds { close(f) }
+                throw e
+            }
+            fds.append(fd)
+        }
+        return fds
+    }
+
     public static func write(_ path: String, _ value: String) throws(SystemError) {
         let fd = try OwnedFD.open(path, O_WRONLY)
         let bytes = Array(value.utf8)

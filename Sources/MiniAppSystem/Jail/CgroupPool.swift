@@ -6,12 +6,21 @@ import Glibc
 /// (~250 µs here), a rename is one syscall per hierarchy. Ready cgroups are named
 /// `p-<daemon pid>-<serial>` (never `w-…`, so nothing mistakes an empty ready cgroup for a
 /// worker) and carry the policy's default limits; `take` renames one to the worker's name and
-/// rewrites the limits when the launch asks for others. The refill runs on a background thread
-/// after each take. A cgroup left behind by a killed daemon is removed by the next start's sweep
+/// rewrites the limits when the launch asks for others. A ready cgroup also holds its
+/// `cgroup.procs` files open (descriptors survive the rename), so the spawn does not open them.
+/// The refill runs on a background thread after each take. A cgroup left behind by a killed daemon is removed by the next start's sweep
 /// (JailSweep.swift), like a worker's.
 public final class CgroupPool: Sendable {
+    /// A cgroup and its open `cgroup.procs` files (owned by whoever holds the entry).
+    public struct Taken: Sendable {
+        public let cgroup: any WorkerCgroup
+        public let procs: [Int32]
+        /// Closes the `cgroup.procs` descriptors (the cgroup stays).
+        public func closeProcs() { for fd in procs { close(fd) } }
+    }
+
     private struct State {
-        var ready: [any WorkerCgroup] = []
+        var ready: [Taken] = []
         var making = 0
         var disabled = false
         var closed = false
@@ -33,29 +42,43 @@ public final class CgroupPool: Sendable {
 
     /// The cgroup of a new worker named `name` with `limits`: a ready one renamed, or (pool
     /// empty, rename refused) one created now. nil when the driver is `.none`.
-    public func take(name: String, limits wanted: CgroupLimits) throws(MiniAppError) -> (any WorkerCgroup)? {
-        let ready = state.withLock { s -> (any WorkerCgroup)? in s.ready.isEmpty ? nil : s.ready.removeFirst() }
+    public func take(name: String, limits wanted: CgroupLimits) throws(MiniAppError) -> Taken? {
+        let ready = state.withLock { s -> Taken? in s.ready.isEmpty ? nil : s.ready.removeFirst() }
         refill()
         if let ready {
             do {
-                let cg = try ready.renamed(to: name)
+                let cg = try ready.cgroup.renamed(to: name)
                 if wanted != limits { try cg.setLimits(wanted) }
-                return cg
+                return Taken(cgroup: cg, procs: ready.procs)
             } catch {
-                ready.destroy() // whatever state it is in, it is not used: fall back to a fresh one
+                ready.closeProcs() // whatever state it is in, it is not used: fall back to a fresh one
+                ready.cgroup.destroy()
             }
         }
-        return try driver.create(name: name, limits: wanted)
+        return try Self.fresh(driver, name: name, limits: wanted)
+    }
+
+    /// A cgroup created now, with its `cgroup.procs` files open.
+    public static func fresh(_ driver: CgroupDriver, name: String, limits: CgroupLimits) throws(MiniAppError) -> Taken? {
+        guard let cg = try driver.create(name: name, limits: limits) else { return nil }
+        do { return Taken(cgroup: cg, procs: try cg.openProcs()) } catch {
+            cg.destroy()
+            throw MiniAppError(.jailUnavailable, "cannot open the cgroup.procs files of \(cg.location): \(error)",
+                               data: ["step": "cgroup", "errno": "\(error.errno)"], cause: error)
+        }
     }
 
     /// Removes every ready cgroup and stops refilling (daemon shutdown; idempotent).
     public func drain() {
-        let all = state.withLock { s -> [any WorkerCgroup] in
+        let all = state.withLock { s -> [Taken] in
             s.closed = true
             defer { s.ready = [] }
             return s.ready
         }
-        for cg in all { cg.destroy() }
+        for t in all {
+            t.closeProcs()
+            t.cgroup.destroy()
+        }
     }
 
     deinit { drain() }
@@ -72,14 +95,15 @@ public final class CgroupPool: Sendable {
 
     private func makeOne() {
         let n = Self.serial.withLock { s -> UInt64 in s += 1; return s }
-        let cg = try? driver.create(name: "p-\(getpid())-\(n)", limits: limits)
-        let extra = state.withLock { s -> (any WorkerCgroup)? in
+        let made = try? Self.fresh(driver, name: "p-\(getpid())-\(n)", limits: limits)
+        let extra = state.withLock { s -> Taken? in
             s.making -= 1
-            guard let cg else { s.disabled = true; return nil } // spawns then create their own
-            if s.closed { return cg }
-            s.ready.append(cg)
+            guard let made else { s.disabled = true; return nil } // spawns then create their own
+            if s.closed { return made }
+            s.ready.append(made)
             return nil
         }
-        extra?.destroy()
+        extra?.closeProcs()
+        extra?.cgroup.destroy()
     }
 }

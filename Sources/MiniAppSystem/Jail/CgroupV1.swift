@@ -58,11 +58,8 @@ final class CgroupV1: WorkerCgroup {
         return CgroupV1(dirs: moved)
     }
 
-    func attach(pid: Int32) throws(SystemError) {
-        for c in Self.controllers {
-            guard let d = dirs[c] else { continue }
-            try CgroupFiles.write("\(d)/cgroup.procs", "\(pid)")
-        }
+    func openProcs() throws(SystemError) -> [Int32] {
+        try CgroupFiles.openAll(Self.controllers.compactMap { c in dirs[c].map { "\($0)/cgroup.procs" } })
     }
 
     func freeze() throws(SystemError) {

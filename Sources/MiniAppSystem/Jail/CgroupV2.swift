@@ -38,7 +38,7 @@ final class CgroupV2: WorkerCgroup {
         return CgroupV2(dir: to)
     }
 
-    func attach(pid: Int32) throws(SystemError) { try CgroupFiles.write("\(dir)/cgroup.procs", "\(pid)") }
+    func openProcs() throws(SystemError) -> [Int32] { try CgroupFiles.openAll(["\(dir)/cgroup.procs"]) }
 
     func freeze() throws(SystemError) {
         try CgroupFiles.write("\(dir)/cgroup.freeze", "1")

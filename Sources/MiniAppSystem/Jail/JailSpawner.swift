@@ -18,10 +18,11 @@ public enum JailSpawner {
     /// The thread every clone happens on.
     public static let thread = SerialThread(name: "jail-spawner")
 
-    /// Spawns `plan`; `cgroup` (if any) receives the child before it runs a single step. Runs
-    /// on the spawner thread; the calling task is suspended, not blocked.
-    public static func spawn(_ plan: JailSpawnPlan, cgroup: (any WorkerCgroup)?, trace: JailTrace? = nil) async throws(MiniAppError) -> SpawnedChild {
-        try await thread.run { () throws(MiniAppError) -> SpawnedChild in try spawnNow(plan, cgroup: cgroup, trace: trace) }
+    /// Spawns `plan`; the child is in the cgroups whose `cgroup.procs` files are open in
+    /// `cgroupProcs` (the caller keeps and closes them) before it runs a single step. Runs on
+    /// the spawner thread; the calling task is suspended, not blocked.
+    public static func spawn(_ plan: JailSpawnPlan, cgroupProcs: [Int32], trace: JailTrace? = nil) async throws(MiniAppError) -> SpawnedChild {
+        try await thread.run { () throws(MiniAppError) -> SpawnedChild in try spawnNow(plan, cgroupProcs: cgroupProcs, trace: trace) }
     }
 
     /// Starts the spawner process now (on the spawner thread) so the first spawn does not pay
@@ -35,40 +36,32 @@ public enum JailSpawner {
         await thread.run { () -> Int32? in SpawnerProcess.current?.pid }
     }
 
-    /// Synchronous form; must be called on `thread` when `plan.pdeathsig` is set.
-    public static func spawnNow(_ plan: JailSpawnPlan, cgroup: (any WorkerCgroup)?, trace: JailTrace? = nil) throws(MiniAppError) -> SpawnedChild {
+    /// Synchronous form; must be called on `thread` (the spawner's parent thread).
+    public static func spawnNow(_ plan: JailSpawnPlan, cgroupProcs: [Int32], trace: JailTrace? = nil) throws(MiniAppError) -> SpawnedChild {
         trace?.mark("spawner_thread")
         let slots = trace != nil ? JailTrace.ChildSlots() : nil
-        var child = cjail_child()
-        let r = try cloneThroughSpawner(plan, traceFD: slots?.fd ?? -1, into: &child)
-        trace?.mark("cloned")
         defer { if let slots { trace?.childSteps(slots.base) } }
+        var child = cjail_child()
+        let (r, step) = try spawnThroughSpawner(plan, cgroupProcs: cgroupProcs, traceFD: slots?.fd ?? -1, into: &child)
+        trace?.mark("spawned")
         guard r == 0 else {
-            throw MiniAppError(.jailSetupFailed, "clone of the worker failed: \(SystemError("clone", errno: -r)); check namespace support and limits (user.max_*_namespaces)",
-                               data: ["step": "clone", "errno": "\(-r)"])
-        }
-        do {
-            if let map = plan.userNamespace { try writeIDMaps(pid: child.pid, map) }
-            try cgroup?.attach(pid: child.pid)
-            trace?.mark("cgroup_attached")
-        } catch {
-            abort(&child)
-            throw MiniAppError(.jailSetupFailed, "preparing the worker failed: \(error)", data: ["step": error.call, "errno": "\(error.errno)"], cause: error)
+            if child.pidfd >= 0 { abort(&child) }
+            throw spawnerError(r, step: step)
         }
         var rec = cjail_error()
-        let rel = cjail_release(&child, &rec)
+        let rel = cjail_wait_exec(child.err_fd, &rec)
+        child.err_fd = -1
         trace?.mark("exec_confirmed")
         if rel == 0 { return SpawnedChild(pid: child.pid, pidfd: child.pidfd, statusFD: child.status_fd) }
         abort(&child)
-        if rel < 0 {
-            throw MiniAppError(.jailSetupFailed, "the worker died before its setup began: \(SystemError("go", errno: -rel))", data: ["step": "go", "errno": "\(-rel)"])
-        }
         throw setupError(rec)
     }
 
-    /// Writes the plan's blob into a memfd and has the spawner process clone the child.
-    /// Returns 0 or the spawner's -errno; throws when the spawner cannot be used at all.
-    private static func cloneThroughSpawner(_ plan: JailSpawnPlan, traceFD: Int32, into child: inout cjail_child) throws(MiniAppError) -> Int32 {
+    /// Writes the plan's blob into a memfd and has the spawner process clone and start the child.
+    /// Returns the spawner's result (0 or -errno) and failed step; throws when the spawner
+    /// cannot be used at all.
+    private static func spawnThroughSpawner(_ plan: JailSpawnPlan, cgroupProcs: [Int32], traceFD: Int32,
+                                            into child: inout cjail_child) throws(MiniAppError) -> (Int32, Int32) {
         let blob = CSpecBlob.make(plan)
         let memfd = cjail_memfd("miniapp-spec")
         guard memfd >= 0 else {
@@ -79,8 +72,32 @@ public enum JailSpawner {
         guard written == blob.count else {
             throw MiniAppError(.jailUnavailable, "writing the worker spec failed: \(SystemError.current("write"))", data: ["step": "spec", "errno": "\(errno)"])
         }
-        let fds = [memfd, plan.stdinFD, plan.stdoutFD, plan.stderrFD, plan.bridgeFD, plan.netnsFD, traceFD]
-        return try SpawnerProcess.clone(fds: fds, blobLength: blob.count, into: &child)
+        guard cgroupProcs.count <= Int(CJAIL_SPAWN_MAX_PROCS) else {
+            throw MiniAppError(.internal, "\(cgroupProcs.count) cgroup hierarchies, the spawner takes \(CJAIL_SPAWN_MAX_PROCS)")
+        }
+        var req = cjail_spawn_request()
+        req.blob_len = UInt64(blob.count)
+        if let m = plan.userNamespace {
+            req.flags = CJAIL_SPAWN_IDMAP
+            req.inside_uid = m.insideUid; req.outside_uid = m.outsideUid
+            req.inside_gid = m.insideGid; req.outside_gid = m.outsideGid
+        }
+        var fds = [memfd, plan.stdinFD, plan.stdoutFD, plan.stderrFD, plan.bridgeFD, plan.netnsFD, traceFD]
+        fds += cgroupProcs + [Int32](repeating: -1, count: Int(CJAIL_SPAWN_MAX_PROCS) - cgroupProcs.count)
+        return try SpawnerProcess.spawn(req, fds: fds, into: &child)
+    }
+
+    /// A failure the spawner reported, named by its step.
+    static func spawnerError(_ r: Int32, step: Int32) -> MiniAppError {
+        let (name, hint): (String, String) = switch UInt32(bitPattern: step) {
+        case CJAIL_SPAWN_CLONE.rawValue: ("clone", "check namespace support and limits (user.max_*_namespaces)")
+        case CJAIL_SPAWN_IDMAP_STEP.rawValue: ("id_map", "the daemon's user may not map its uid in a user namespace (kernel.unprivileged_userns_clone, subuid policy)")
+        case CJAIL_SPAWN_CGROUP.rawValue: ("cgroup", "the worker cgroup refused the process; check the cgroup delegation and its limits")
+        case CJAIL_SPAWN_GO.rawValue: ("go", "the worker died before its setup began")
+        default: ("spawn_request", "the spawner refused the request: a daemon bug, see the daemon log")
+        }
+        return MiniAppError(.jailSetupFailed, "jail setup step '\(name)' failed: \(SystemError(name, errno: -r)); \(hint)",
+                            data: ["step": name, "errno": "\(-r)"])
     }
 
     static func setupError(_ rec: cjail_error) -> MiniAppError {
@@ -101,14 +118,6 @@ public enum JailSpawner {
         while cjail_waitid_pidfd(c.pidfd, WEXITED, &code, &status) < 0 && errno == EINTR {}
         for fd in [c.pidfd, c.go_fd, c.err_fd, c.status_fd] where fd >= 0 { close(fd) }
         c = cjail_child(pid: 0, pidfd: -1, go_fd: -1, err_fd: -1, status_fd: -1)
-    }
-
-    /// An unprivileged parent must deny setgroups before it may write gid_map (CVE-2014-8989:
-    /// dropping supplementary groups could otherwise grant access to "negative" ACL files).
-    private static func writeIDMaps(pid: Int32, _ m: JailSpawnPlan.IDMap) throws(SystemError) {
-        try CgroupFiles.write("/proc/\(pid)/setgroups", "deny")
-        try CgroupFiles.write("/proc/\(pid)/gid_map", "\(m.insideGid) \(m.outsideGid) 1\n")
-        try CgroupFiles.write("/proc/\(pid)/uid_map", "\(m.insideUid) \(m.outsideUid) 1\n")
     }
 
     /// The Landlock ABI of the running kernel (0: none).

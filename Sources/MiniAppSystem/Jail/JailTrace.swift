@@ -33,6 +33,9 @@ public final class JailTrace: Sendable {
         for i in 0..<Int(CJAIL_STEP_COUNT.rawValue) where slots[i] != 0 {
             mark("child." + (i == 0 ? "running" : JailStep.name(Int32(i))), at: slots[i])
         }
+        let spawner = [(CJAIL_TRACE_SPAWNER_RECEIVED, "received"), (CJAIL_TRACE_SPAWNER_CLONED, "cloned"),
+                       (CJAIL_TRACE_SPAWNER_ATTACHED, "attached"), (CJAIL_TRACE_SPAWNER_GO, "go")]
+        for (slot, name) in spawner where slots[Int(slot.rawValue)] != 0 { mark("spawner." + name, at: slots[Int(slot.rawValue)]) }
     }
 
     /// Prints the line (marks in time order, µs since start, each with the gap to the previous).
@@ -54,14 +57,14 @@ public final class JailTrace: Sendable {
         let base: UnsafeMutablePointer<UInt64>
         /// memfd of the slots: the spawner maps it too, so the child's writes reach us.
         let fd: Int32
-        private let size = Int(CJAIL_STEP_COUNT.rawValue) * 8
+        private let size = Int(CJAIL_TRACE_SLOTS.rawValue) * 8
 
         init?() {
             fd = cjail_memfd("miniapp-trace")
             guard fd >= 0, ftruncate(fd, off_t(size)) == 0 else { return nil }
             let p = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
             guard let p, p != MAP_FAILED else { close(fd); return nil }
-            base = p.bindMemory(to: UInt64.self, capacity: Int(CJAIL_STEP_COUNT.rawValue))
+            base = p.bindMemory(to: UInt64.self, capacity: Int(CJAIL_TRACE_SLOTS.rawValue))
         }
 
         deinit {

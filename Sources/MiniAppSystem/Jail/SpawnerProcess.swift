@@ -56,20 +56,23 @@ final class SpawnerProcess: @unchecked Sendable {
         while waitpid(s.pid, &status, 0) < 0 && errno == EINTR {}
     }
 
-    /// One clone through the spawner; retried once with a fresh spawner when the old one is gone.
-    /// `fds` by `cjail_spawn_fd` role (-1: absent).
-    static func clone(fds: [Int32], blobLength: Int, into child: inout cjail_child) throws(MiniAppError) -> Int32 {
+    /// One spawn through the spawner (clone, id maps, cgroup attach, "go"); retried once with a
+    /// fresh spawner when the old one is gone. `fds` by `cjail_spawn_fd` role (-1: absent).
+    /// Returns the spawner's result (0 or -errno) and the step that failed.
+    static func spawn(_ request: cjail_spawn_request, fds: [Int32], into child: inout cjail_child) throws(MiniAppError) -> (Int32, Int32) {
         precondition(fds.count == Int(CJAIL_SPAWN_FD_COUNT.rawValue))
+        var req = request
         for attempt in 0..<2 {
             let s = try shared()
-            let r = fds.withUnsafeBufferPointer { cjail_spawner_call(s.socket, $0.baseAddress, UInt64(blobLength), &child) }
-            if r <= 0 { return r }
+            var step: Int32 = 0
+            let r = fds.withUnsafeBufferPointer { cjail_spawner_call(s.socket, &req, $0.baseAddress, &child, &step) }
+            if r <= 0 { return (r, step) }
             discard(s)
             if attempt == 1 {
                 throw MiniAppError(.jailUnavailable, "the worker spawner stopped answering: \(SystemError("spawner", errno: r)); check the daemon log and system limits",
                                    data: ["step": "spawner", "errno": "\(r)"])
             }
         }
-        return -EIO // not reached
+        return (-EIO, 0) // not reached
     }
 }
