@@ -57,6 +57,7 @@ let work = FileManager.default.temporaryDirectory.appendingPathComponent("bench-
     try! Data(partner.serialized()).write(to: URL(fileURLWithPath: work + "/policies/partners/com.bench.json"))
     var zips: [String] = []
     for i in 0..<8 { zips.append(pack("com.bench.w\(i)", entry: "worker", file: binDir + "/bench-daemon-worker")) }
+    if let probe = launchProbe { zips.append(pack("com.bench.launch", entry: "launch_probe", file: probe)) }
     for i in 0..<idleWorkers { zips.append(pack("com.bench.idle\(i)", entry: "idle.sh", text: "#!/bin/sh\nexec cat <&3 >/dev/null\n")) }
     return zips
 }
@@ -179,18 +180,24 @@ final class Host {
     fflush(nil)
 }
 
+/// The launch.cold program: scripts/bench.d/daemon builds Sources/Bench/launch-probe (a static C
+/// binary: the Bridge's /bin/true, as the row is stated against bwrap running /bin/true); run
+/// without it, the static Swift worker stands in (slower to exec).
+let launchProbe = ProcessInfo.processInfo.environment["BENCH_LAUNCH_PROBE"]
+
 @MainActor func launchCold(_ host: Host, iterations: Int) {
     var samples: [Double] = []
+    let (program, what) = launchProbe != nil ? ("com.bench.launch", "static C program") : ("com.bench.w0", "static Swift program")
     for i in 0..<(iterations + 3) {
         let t0 = now()
-        let w = host.call("programs.launch", ["id": "com.bench.w0", "args": ["launch"]])
+        let w = host.call("programs.launch", ["id": .string(program), "args": ["launch"]])
         let (id, p) = host.nextToast()
         let t1 = UInt64(p["t"]!.intValue!)
         host.answer(id)
         if i >= 3 { samples.append(Double(t1 - t0) / 1000) }
         host.call("programs.stop", ["workerId": w.objectValue!["workerId"]!, "graceMillis": 2000])
     }
-    row("launch.cold", percentiles(samples), 0, "us", "programs.launch to the first Bridge reply inside the worker (native static binary, full default jail, real storage.get)")
+    row("launch.cold", percentiles(samples), 0, "us", "programs.launch to the first Bridge reply inside the worker (\(what), full default jail, real storage.get)")
 }
 
 @MainActor func resumeWarm(_ host: Host, iterations: Int) {
