@@ -155,9 +155,13 @@ enum EmbeddedPolicies {
 """####),
         ("seccomp/default.json", ####"""
 // miniappd default seccomp profile (OCI / Docker JSON format, // comments allowed).
-// An ALLOWLIST: any syscall not listed fails with EPERM (defaultErrnoRet 1). Only the native
-// x86_64 ABI is admitted: i386 (int 0x80) and x32 (nr | 0x40000000) calls kill the process, since
-// a filter written for one ABI's numbers says nothing about another's.
+// An ALLOWLIST: any syscall not listed fails with EPERM (defaultErrnoRet 1; the conditional
+// denials below give no errnoRet of their own so that they follow it too - the escape tests run
+// a copy whose defaultErrnoRet is EHWPOISON, an errno no other layer returns, and so can tell a
+// seccomp denial from any other failure).
+// Only the native x86_64 ABI is admitted: i386 (int 0x80) and x32 (nr | 0x40000000) calls kill
+// the process, since a filter written for one ABI's numbers says nothing about another's. The
+// compiler enforces this for every profile (a profile's "architectures"/"archMap" cannot add ABIs).
 {
   "defaultAction": "SCMP_ACT_ERRNO",
   "defaultErrnoRet": 1,
@@ -208,17 +212,39 @@ enum EmbeddedPolicies {
         "sendmsg", "sendto", "setfsgid", "setfsuid", "setgid", "setgroups", "setitimer", "setpgid",
         "setpriority", "setregid", "setresgid", "setresuid", "setreuid", "setrlimit", "set_robust_list",
         "setsid", "setsockopt", "set_tid_address", "setuid", "setxattr", "shmat", "shmctl", "shmdt", "shmget",
-        "shutdown", "sigaltstack", "signalfd", "signalfd4", "socketpair", "splice", "stat", "statfs", "statx",
+        "shutdown", "sigaltstack", "signalfd", "signalfd4", "splice", "stat", "statfs", "statx",
         "symlink", "symlinkat", "sync", "sync_file_range", "syncfs", "sysinfo", "tee", "tgkill", "time",
         "timer_create", "timer_delete", "timer_getoverrun", "timer_gettime", "timer_settime", "timerfd_create",
         "timerfd_gettime", "timerfd_settime", "times", "tkill", "truncate", "umask", "uname", "unlink",
         "unlinkat", "utime", "utimensat", "utimes", "vfork", "vmsplice", "wait4", "waitid", "write", "writev"
       ]
     },
-    // socket: every family except AF_VSOCK (40), which reaches hypervisor services from inside a VM.
-    {"names": ["socket"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 40, "op": "SCMP_CMP_NE"}]},
-    // clone: only without namespace flags. (flags & (NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET|
-    // NEWTIME)) == 0; a masked compare, so no flag combination slips through.
+    // socket: an ALLOWLIST of address families, compared on the low 32 bits only. The kernel reads
+    // the family as a 32-bit int, so a 64-bit compare ("arg0 != 40", this profile's old rule) let
+    // socket(0x100000028, ...) through and created AF_VSOCK (40), which reaches the hypervisor's
+    // services from inside a VM and which no network namespace covers. The masked compare
+    // ((arg0 & 0xffffffff) == family) decides on exactly the bits the kernel uses, so setting high
+    // bits can neither sneak a family in nor dodge a rule. Everything else (AF_VSOCK, AF_ALG 38 -
+    // the kernel crypto API, CVE-2015-8970 / CVE-2017-17805 / CVE-2019-8912 -, AF_PACKET, AF_KEY,
+    // AF_BLUETOOTH, AF_RDS, AF_TIPC, ... and their module auto-loading) gets defaultAction.
+    // AF_UNIX (1): the Bridge, libuv/CPython internals. AF_INET (2) and AF_INET6 (10): loopback
+    // inside the worker's own network namespace (there is no route out; egress is net.request).
+    {"names": ["socket"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 4294967295, "valueTwo": 1, "op": "SCMP_CMP_MASKED_EQ"}]},
+    {"names": ["socket"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 4294967295, "valueTwo": 2, "op": "SCMP_CMP_MASKED_EQ"}]},
+    {"names": ["socket"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 4294967295, "valueTwo": 10, "op": "SCMP_CMP_MASKED_EQ"}]},
+    // AF_NETLINK (16) with protocol NETLINK_ROUTE (0) only: glibc's getifaddrs (node's
+    // os.networkInterfaces(), Python's socket.if_nameindex) and getaddrinfo's AI_ADDRCONFIG use it;
+    // it shows the worker's own namespace (lo). Other netlink protocols stay denied: nf_tables
+    // (CVE-2022-1015, CVE-2023-32233), xfrm, audit, kobject uevents.
+    {"names": ["socket"], "action": "SCMP_ACT_ALLOW", "args": [
+      {"index": 0, "value": 4294967295, "valueTwo": 16, "op": "SCMP_CMP_MASKED_EQ"},
+      {"index": 2, "value": 4294967295, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]},
+    // socketpair: AF_UNIX only (libuv and CPython use it for child stdio); same masked compare.
+    {"names": ["socketpair"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 4294967295, "valueTwo": 1, "op": "SCMP_CMP_MASKED_EQ"}]},
+    // clone: only without namespace flags. (flags & (NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET))
+    // == 0; a masked compare, so no flag combination slips through. CLONE_NEWTIME (0x80) cannot be
+    // passed to clone at all (that bit is CSIGNAL's, the exit signal); only clone3 and unshare take
+    // it, and both are denied.
     {"names": ["clone"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 2114060416, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]},
     // clone3 passes its flags in memory, which seccomp cannot inspect: answer ENOSYS (38) so glibc
     // falls back to clone, filtered above. EPERM would make pthread_create fail instead.
@@ -227,13 +253,16 @@ enum EmbeddedPolicies {
     // compared on the low 32 bits only, because the kernel ignores the high bits of the command and an
     // attacker would set them to dodge a 64-bit compare. libseccomp cannot mix this with the unconditional
     // ioctl allow above, so the compiler installs such conditional denials as a second stacked filter.
-    {"names": ["ioctl"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1, "args": [{"index": 1, "value": 4294967295, "valueTwo": 21522, "op": "SCMP_CMP_MASKED_EQ"}]},
+    {"names": ["ioctl"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 1, "value": 4294967295, "valueTwo": 21522, "op": "SCMP_CMP_MASKED_EQ"}]},
     // ioctl TIOCLINUX (0x541C): console selection/paste, same injection class (CVE-2023-1523).
-    {"names": ["ioctl"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1, "args": [{"index": 1, "value": 4294967295, "valueTwo": 21532, "op": "SCMP_CMP_MASKED_EQ"}]}
+    {"names": ["ioctl"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 1, "value": 4294967295, "valueTwo": 21532, "op": "SCMP_CMP_MASKED_EQ"}]}
   ]
 }
 """####),
         ("seccomp/docker-default.json", ####"""
+// moby's default profile, verbatim below this comment. Its archMap admits SCMP_ARCH_X86 and
+// SCMP_ARCH_X32 next to x86_64; miniappd's compiler does NOT honour that: every profile gets the
+// native ABI only and any other ABI kills the process (SECURITY.md, SeccompCompiler.swift).
 {
 	"defaultAction": "SCMP_ACT_ERRNO",
 	"defaultErrnoRet": 1,
