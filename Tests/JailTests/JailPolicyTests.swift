@@ -46,7 +46,28 @@ struct JailPolicyTests {
         (#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_SIMILAR"}]}]}"#, "syscalls[0].args[0].op"),
         (#"{"defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_Z80"]}"#, "architectures[0]"),
         (#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": [], "action": "SCMP_ACT_ALLOW"}]}"#, "syscalls[0].names"),
+        // one syscall both allowed and denied: libseccomp would silently keep one of the two
+        (#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read", "ptrace"], "action": "SCMP_ACT_ALLOW"}, {"names": ["ptrace"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}]}"#, "syscalls[1]"),
+        (#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["socket"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_EQ"}]}, {"names": ["socket"], "action": "SCMP_ACT_KILL"}]}"#, "syscalls[1]"),
+        (#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["socket"], "action": "SCMP_ACT_TRAP"}, {"names": ["socket"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_EQ"}]}]}"#, "syscalls[1]"),
+        // filter flags are refused unless they change nothing; notify listeners are unsupported
+        (#"{"defaultAction": "SCMP_ACT_ERRNO", "flags": ["SECCOMP_FILTER_FLAG_SPEC_ALLOW"]}"#, "flags[0]"),
+        (#"{"defaultAction": "SCMP_ACT_ERRNO", "flags": ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG"]}"#, "flags[1]"),
+        (#"{"defaultAction": "SCMP_ACT_ERRNO", "listenerPath": "/run/seccomp-agent.sock"}"#, "listenerPath"),
+        (#"{"defaultAction": "SCMP_ACT_ERRNO", "listenerMetadata": "x"}"#, "listenerMetadata"),
     ]
+
+    static let goodProfiles = [
+        // the same action twice (Docker repeats names), TSYNC (a no-op for a single thread)
+        #"{"defaultAction": "SCMP_ACT_ERRNO", "flags": ["SECCOMP_FILTER_FLAG_TSYNC"], "listenerPath": "", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}, {"names": ["read", "write"], "action": "SCMP_ACT_ALLOW"}]}"#,
+        // conditional rules of different actions side by side, and a conditional deny over an allow
+        #"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["ioctl"], "action": "SCMP_ACT_ALLOW"}, {"names": ["ioctl"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 1, "value": 4294967295, "valueTwo": 21522, "op": "SCMP_CMP_MASKED_EQ"}]}]}"#,
+    ]
+
+    @Test("valid seccomp profiles compile", arguments: goodProfiles)
+    func goodProfile(_ json: String) throws {
+        _ = try SeccompCompiler.compile(try SeccompProfile.parse(Array(json.utf8)))
+    }
 
     @Test("invalid seccomp profiles are rejected naming the field", arguments: badProfiles)
     func badProfile(_ json: String, _ field: String) {
