@@ -44,9 +44,14 @@ enum EmbeddedPolicies {
     // Merged-/usr compatibility links, so /bin/sh and the ELF interpreter
     // /lib64/ld-linux-x86-64.so.2 resolve.
     "symlinks": {"/bin": "usr/bin", "/sbin": "usr/sbin", "/lib": "usr/lib", "/lib64": "usr/lib64"},
-    // The only host files under /etc a program sees (read-only; absent ones are skipped):
-    // TLS trust roots, the timezone, and the dynamic loader cache.
-    "etc": ["/etc/ssl", "/etc/ca-certificates", "/etc/localtime", "/etc/ld.so.cache"],
+    // The only host files under /etc a program sees (read-only; absent ones are skipped): the
+    // TLS trust roots (/etc/ssl/certs holds ca-certificates.crt, the bundle curl and OpenSSL's
+    // default CApath use - Python's ssl; node ships its own roots), OpenSSL's config, the
+    // timezone, and the dynamic loader cache. Never all of /etc/ssl: /etc/ssl/private holds the
+    // host's TLS private keys (root:ssl-cert 0710), and a worker whose uid shared a group with it
+    // could read them. The parser refuses /etc/ssl/private, /etc/shadow, /etc/gshadow,
+    // /etc/sudoers, /etc/ssh and their ancestors.
+    "etc": ["/etc/ssl/certs", "/etc/ssl/openssl.cnf", "/etc/localtime", "/etc/ld.so.cache"],
     // Generate /etc/passwd, /etc/group (only the program's own user) and /etc/hosts.
     "generateEtc": true,
     "rootSizeBytes": 1048576,

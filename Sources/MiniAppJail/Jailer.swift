@@ -28,6 +28,7 @@ public final class Jailer: Sendable {
         if mode == .privileged && geteuid() != 0 {
             throw MiniAppError(.jailUnavailable, "privileged jail mode needs root; run the daemon as root or use rootless mode")
         }
+        if mode == .rootless { try Self.checkRootlessGroups(Self.supplementaryGroups(), primary: getegid()) }
         self.configuration = configuration
         self.mode = mode
         self.stateDir = stateDir
@@ -38,6 +39,33 @@ public final class Jailer: Sendable {
         do { try CgroupFiles.mkdirs(rootDir) } catch {
             throw MiniAppError(.jailUnavailable, "cannot create \(rootDir): \(error); pass a writable state directory", cause: error)
         }
+    }
+
+    /// Rootless mode refuses to start when the daemon's user has supplementary groups. A worker
+    /// would keep them: an unprivileged parent must write "deny" to /proc/PID/setgroups before it
+    /// may map gids (CVE-2014-8989: dropping groups could otherwise unlock "negative" group
+    /// permissions), so nothing inside the user namespace can drop them either, and every file
+    /// readable by one of those groups (ssl-cert's /etc/ssl/private, a docker group's socket...)
+    /// would be readable by untrusted code through any path it reaches. Fail closed: the operator
+    /// removes the groups (systemd: no SupplementaryGroups=; `setpriv --clear-groups`) or uses
+    /// privileged mode.
+    public static func checkRootlessGroups(_ groups: [UInt32], primary: UInt32) throws(MiniAppError) {
+        let extra = groups.filter { $0 != primary }
+        guard extra.isEmpty else {
+            throw MiniAppError(
+                .jailUnavailable,
+                "rootless mode: the daemon's user has supplementary groups \(extra.map(String.init).joined(separator: ",")), which every worker would keep (setgroups is denied in an unprivileged user namespace); run the daemon as a user without supplementary groups (e.g. setpriv --clear-groups, or no SupplementaryGroups= in the unit) or in privileged mode",
+                data: ["groups": extra.map(String.init).joined(separator: ",")])
+        }
+    }
+
+    /// The calling process's supplementary groups (getgroups).
+    static func supplementaryGroups() -> [UInt32] {
+        let n = getgroups(0, nil)
+        guard n > 0 else { return [] }
+        var g = [gid_t](repeating: 0, count: Int(n))
+        let got = getgroups(n, &g)
+        return got > 0 ? Array(g.prefix(Int(got))) : []
     }
 
     /// Validates `launch`, prepares its cgroup and data dir, spawns the worker and returns once

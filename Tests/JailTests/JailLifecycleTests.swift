@@ -143,6 +143,18 @@ struct JailLifecycleTests {
         #expect(lines.last.flatMap { Int($0) }.map { $0 <= 4 } == true, "\(lines) \(exit)")
     }
 
+    @Test("/etc holds only the allowlisted host files and the generated ones")
+    func etcContents() async throws {
+        let (exit, lines) = try await JailHarness.runWorker([], argv: ["/bin/sh", "-c", "ls -A /etc | tr '\\n' ' '; echo; ls -A /etc/ssl | tr '\\n' ' '"])
+        #expect(exit.status == 0, "\(lines)")
+        var expected = ["group", "hosts", "passwd"]
+        for p in ["ld.so.cache", "localtime", "ssl"] where access("/etc/\(p)", F_OK) == 0 { expected.append(p) }
+        #expect(lines.first?.split(separator: " ").map(String.init).sorted() == expected.sorted(), "\(lines)")
+        var ssl: [String] = []
+        for p in ["certs", "openssl.cnf"] where access("/etc/ssl/\(p)", F_OK) == 0 { ssl.append(p) }
+        #expect((lines.dropFirst().first ?? "").split(separator: " ").map(String.init).sorted() == ssl, "\(lines): no /etc/ssl/private")
+    }
+
     @Test("the allowlisted device nodes open for reading and writing", arguments: [
         "echo x > /dev/null",
         "test \"$(head -c 4 /dev/zero | wc -c)\" = 4",

@@ -19,7 +19,24 @@ struct JailPolicyTests {
         (#"{"hostname": "bad host!"}"#, "hostname"),
         (#"{"landlock": {"mode": "sometimes"}}"#, "landlock.mode"),
         (#"{"seccompProfile": "../../etc/x.json"}"#, "seccompProfile"),
+        // /etc/ssl whole would bind /etc/ssl/private (the host's TLS keys) into every jail
+        (#"{"filesystem": {"etc": ["/etc/ssl"]}}"#, "filesystem.etc[0]"),
+        (#"{"filesystem": {"etc": ["/etc/localtime", "/etc/ssl/private/host.key"]}}"#, "filesystem.etc[1]"),
+        (#"{"filesystem": {"etc": ["//etc//ssh/"]}}"#, "filesystem.etc[0]"),
+        (#"{"filesystem": {"etc": ["/etc/shadow"]}}"#, "filesystem.etc[0]"),
     ]
+
+    @Test("rootless mode refuses a daemon user with supplementary groups", arguments: [
+        ([UInt32](), true), ([1000], true), ([1000, 27], false), ([4, 1000], false), ([100], false),
+    ])
+    func rootlessGroups(_ groups: [UInt32], _ ok: Bool) {
+        do {
+            try Jailer.checkRootlessGroups(groups, primary: 1000)
+            #expect(ok, "\(groups) accepted")
+        } catch {
+            #expect(!ok && error.code == .jailUnavailable && error.message.contains("supplementary groups"), "\(groups): \(error)")
+        }
+    }
 
     @Test("invalid jail.json is rejected naming the field", arguments: badPolicies)
     func badPolicy(_ json: String, _ field: String) {

@@ -135,6 +135,13 @@ struct JailRootlessTests {
         return d
     }
 
+    @Test("refuses to start when the daemon's user has supplementary groups (workers would keep them)")
+    func supplementaryGroups() {
+        let (rc, out) = JailHarness.capture("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--groups=100,65534", Self.miniapp, "jail", "--rootless",
+            "--policy-dir", JailHarness.testPolicyDir ?? "/nonexistent", "--state-dir", "\(JailHarness.base)/rootless-state", "--cgroup", "none", "--", "/bin/true"])
+        #expect(rc == 125 && out.hasPrefix("JAIL_UNAVAILABLE") && out.contains("supplementary groups 100"), "\(rc) \(out)")
+    }
+
     @Test("runs as the mapped uid with no capabilities")
     func identity() {
         let (rc, out) = Self.jail(["/bin/sh", "-c", "id -u; cat /proc/self/uid_map"])

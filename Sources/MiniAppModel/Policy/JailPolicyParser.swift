@@ -77,6 +77,10 @@ extension JailPolicy {
         for (i, p) in f.etc.enumerated() {
             try JailPathRules.checkAbsolute(p, field: "\(r.field("etc"))[\(i)]")
             guard p.hasPrefix("/etc/") else { throw JailFieldReader.invalid("\(r.field("etc"))[\(i)]", "must be a path under /etc/") }
+            let n = JailPathRules.normalized(p)
+            if let secret = Self.secretEtcPaths.first(where: { $0 == n || $0.hasPrefix(n + "/") || n.hasPrefix($0 + "/") }) {
+                throw JailFieldReader.invalid("\(r.field("etc"))[\(i)]", "would expose \(secret) to every program; bind only what programs need (e.g. /etc/ssl/certs)")
+            }
         }
         f.generateEtc = try r.bool("generateEtc", default: true)
         f.rootSizeBytes = UInt64(try r.int("rootSizeBytes", default: Int64(f.rootSizeBytes), in: 65536...(1 << 30)) ?? 0)
@@ -88,6 +92,10 @@ extension JailPolicy {
         }
         return f
     }
+
+    /// Host secrets no `filesystem.etc` entry may contain: TLS private keys, password hashes,
+    /// sudo rules, SSH host keys.
+    public static let secretEtcPaths = ["/etc/ssl/private", "/etc/shadow", "/etc/gshadow", "/etc/sudoers", "/etc/ssh"]
 
     private static func parseOutput(_ r: JailFieldReader) throws(MiniAppError) -> JailOutputLimits {
         try r.rejectUnknown(["maxBytesPerStream", "maxLineBytes"])
