@@ -25,10 +25,15 @@ enum EmbeddedPolicies {
 
   // Identities. Privileged mode (daemon is root): each program id gets its own host uid=gid
   // from this range, persisted in <state-dir>/jail/uids.json — never root, never shared.
+  // 2130706432 = 0x7F000000: no standard tool allocates there (useradd's subordinate ids stop at
+  // 600100000, systemd's container ids at 0x6FFFFFFF, its foreign range starts at 0x7FFE0000) and
+  // it is below 2^31. At start the daemon refuses (POLICY_INVALID) a range that overlaps any
+  // entry of /etc/subuid, /etc/subgid, /etc/passwd or /etc/group: such a user could map or own
+  // the ids and so a program's /data. The range must end below 2^31 and not hold 65534/65535.
   // Rootless mode: the program runs as rootlessUid/rootlessGid inside a user namespace, mapped
   // to the daemon's own uid; nothing else is mapped.
   "identity": {
-    "uidRangeStart": 200000,
+    "uidRangeStart": 2130706432,
     "uidRangeCount": 50000,
     "rootlessUid": 1000,
     "rootlessGid": 1000

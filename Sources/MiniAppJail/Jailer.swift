@@ -24,11 +24,12 @@ public final class Jailer: Sendable {
 
     /// Prepares the state directory (`<stateDir>/jail`: uid table, empty mountpoint of the
     /// worker roots). Throws `JAIL_UNAVAILABLE` when privileged mode is asked without root.
-    public init(configuration: JailConfiguration, stateDir: String, mode: JailMode) throws(MiniAppError) {
+    public init(configuration: JailConfiguration, stateDir: String, mode: JailMode, hostIDFiles: HostIDFiles = .system) throws(MiniAppError) {
         if mode == .privileged && geteuid() != 0 {
             throw MiniAppError(.jailUnavailable, "privileged jail mode needs root; run the daemon as root or use rootless mode")
         }
         if mode == .rootless { try Self.checkRootlessGroups(Self.supplementaryGroups(), primary: getegid()) }
+        if mode == .privileged { try hostIDFiles.checkFree(configuration.policy.identity) }
         self.configuration = configuration
         self.mode = mode
         self.stateDir = stateDir
@@ -143,5 +144,35 @@ public final class Jailer: Sendable {
             let ok = (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c == 46 || c == 45
             return ok ? Character(UnicodeScalar(c)) : "_"
         })
+    }
+}
+
+/// Where the host's id databases are (injectable so tests can use temporary files).
+public struct HostIDFiles: Sendable {
+    public var subuid = "/etc/subuid", subgid = "/etc/subgid", passwd = "/etc/passwd", group = "/etc/group"
+    public var overflowUid = "/proc/sys/kernel/overflowuid", overflowGid = "/proc/sys/kernel/overflowgid"
+    public init() {}
+    public static let system = HostIDFiles()
+
+    /// Refuses (POLICY_INVALID, field identity.uidRangeStart) a uid range that any host user,
+    /// group or subordinate range already owns (HostIDRanges explains the attack). A missing
+    /// file has nothing to overlap; an unreadable one fails closed.
+    func checkFree(_ id: JailPolicy.Identity) throws(MiniAppError) {
+        var sources: [HostIDRanges.Source] = []
+        for (path, kind) in [(subuid, HostIDRanges.Source.Kind.subordinate), (subgid, .subordinate), (passwd, .passwd), (group, .group)] {
+            guard access(path, F_OK) == 0 else { continue }
+            guard let bytes = try? OwnedFD.open(path, O_RDONLY).readAll(limit: 64 << 20) else {
+                throw MiniAppError(.jailUnavailable, "cannot read \(path) to check identity.uidRangeStart against it; make it readable by the daemon")
+            }
+            sources.append(.init(path: path, kind: kind, text: String(decoding: bytes, as: UTF8.self)))
+        }
+        let overflow = [overflowUid, overflowGid].compactMap { p in
+            (try? OwnedFD.open(p, O_RDONLY).readAll(limit: 64)).flatMap { UInt64(String(decoding: $0, as: UTF8.self).filter(\.isNumber)) }
+        }
+        let hits = HostIDRanges.overlaps(start: UInt64(id.uidRangeStart), count: UInt64(id.uidRangeCount), sources: sources, overflowIDs: overflow)
+        guard hits.isEmpty else {
+            throw JailFieldReader.invalid("identity.uidRangeStart",
+                "gives programs ids another owner has: the range \(id.uidRangeStart)+\(id.uidRangeCount): \(hits.prefix(3).joined(separator: "; ")); move the range (the default 2130706432 is outside what useradd, systemd and container tools allocate)")
+        }
     }
 }

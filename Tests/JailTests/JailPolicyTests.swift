@@ -16,6 +16,8 @@ struct JailPolicyTests {
         (#"{"filesystem": {"readOnlyHostPaths": ["/proc/1"]}}"#, "filesystem.readOnlyHostPaths[0]"),
         (#"{"filesystem": {"devices": ["mem"]}}"#, "filesystem.devices[0]"),
         (#"{"identity": {"uidRangeStart": 0}}"#, "identity.uidRangeStart"),
+        (#"{"identity": {"uidRangeStart": 60000, "uidRangeCount": 10000}}"#, "identity.uidRangeStart"), // holds nobody
+        (#"{"identity": {"uidRangeStart": 2147483000, "uidRangeCount": 1000}}"#, "identity.uidRangeCount"), // passes 2^31
         (#"{"hostname": "bad host!"}"#, "hostname"),
         (#"{"landlock": {"mode": "sometimes"}}"#, "landlock.mode"),
         (#"{"seccompProfile": "../../etc/x.json"}"#, "seccompProfile"),

@@ -74,6 +74,56 @@ struct JailSystemTests {
         #expect(cg.events() == CgroupEvents())
     }
 
+    /// Debian's useradd gives the first user 100000-165535 and the second 165536-231071: the old
+    /// default range 200000+50000 overlapped the second.
+    static let subuid = "alice:100000:65536\nbob:165536:65536\n"
+    @Test("the uid range is checked against subuid/subgid/passwd/group", arguments: [
+        (UInt64(200_000), UInt64(50_000), HostIDRanges.Source.Kind.subordinate, subuid, String?("bob:165536:65536")),
+        (2_130_706_432, 50_000, .subordinate, subuid, nil),
+        (2_130_706_432, 50_000, .subordinate, "# comment\n1001:2130756000:100\n", "1001:2130756000:100"),
+        (2_130_706_432, 50_000, .passwd, "root:x:0:0::/root:/bin/sh\nsvc:x:2130706500:100::/:/bin/false\n", "svc:x:2130706500"),
+        (2_130_706_432, 50_000, .passwd, "odd:x:1000:2130706433::/:/bin/sh\n", "odd:x:1000:2130706433"),
+        (2_130_706_432, 50_000, .group, "g:x:2130756431:\n", "g:x:2130756431:"),
+        (2_130_706_432, 50_000, .group, "g:x:2130756432:\n", nil),
+    ])
+    func hostIDOverlap(_ start: UInt64, _ count: UInt64, _ kind: HostIDRanges.Source.Kind, _ text: String, _ culprit: String?) {
+        let hits = HostIDRanges.overlaps(start: start, count: count, sources: [.init(path: "/x", kind: kind, text: text)])
+        if let culprit { #expect(hits.count == 1 && hits[0].contains(culprit), "\(hits)") } else { #expect(hits.isEmpty, "\(hits)") }
+        #expect(HostIDRanges.overlaps(start: 60000, count: 10000, sources: []).count == 2) // 65534, 65535
+    }
+
+    @Test("a privileged jailer refuses a range a host subuid entry owns, naming the file and line")
+    func jailerChecksSubuid() throws {
+        let dir = "\(JailHarness.base)/hostids-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        _ = FileManager.default.createFile(atPath: "\(dir)/subuid", contents: Data("alice:100000:65536\neve:2130740000:65536\n".utf8))
+        var files = HostIDFiles()
+        files.subuid = "\(dir)/subuid"
+        files.subgid = "\(dir)/absent"
+        let config = try JailHarness.configuration()
+        do {
+            _ = try Jailer(configuration: config, stateDir: "\(dir)/state", mode: .privileged, hostIDFiles: files)
+            Issue.record("accepted an overlapping range")
+        } catch {
+            #expect(error.code == .policyInvalid && error.data["field"] == "identity.uidRangeStart", "\(error)")
+            #expect(error.message.contains("\(dir)/subuid line 2 (eve:2130740000:65536)"), "\(error)")
+        }
+        files.subuid = "\(dir)/absent"
+        _ = try Jailer(configuration: config, stateDir: "\(dir)/state", mode: .privileged, hostIDFiles: files)
+    }
+
+    @Test("uids.json entries outside the configured range are refused, not silently reused")
+    func uidTableOutsideRange() throws {
+        let dir = "\(JailHarness.base)/uidstate-\(UUID().uuidString.prefix(8))"
+        _ = try UidAllocator(stateDir: dir, rangeStart: 200_000, rangeCount: 10).uid(for: "com.old")
+        do {
+            _ = try UidAllocator(stateDir: dir, rangeStart: 2_130_706_432, rangeCount: 10)
+            Issue.record("accepted a table with uid 200000")
+        } catch {
+            #expect(error.code == .policyInvalid && error.message.contains("com.old"), "\(error)")
+        }
+    }
+
     @Test("uids are unique per program and persist across restarts")
     func uids() throws {
         let dir = "\(JailHarness.base)/uidstate-\(UUID().uuidString.prefix(8))"

@@ -12,8 +12,12 @@ public struct JailPolicy: Sendable, Equatable {
 
     /// Identity of workers.
     public struct Identity: Sendable, Equatable {
-        /// Privileged mode: first host uid (= gid) handed to programs.
-        public var uidRangeStart: UInt32 = 200_000
+        /// Privileged mode: first host uid (= gid) handed to programs. 0x7F000000: above every
+        /// range shadow's useradd gives out for /etc/subuid (SUB_UID_MAX 600100000) and
+        /// systemd's container range (up to 0x6FFFFFFF), below its foreign range (0x7FFE0000)
+        /// and below 2^31 (tools that treat uid_t as signed). The old default 200000 overlapped
+        /// the subordinate ids of the second user (165536-231071).
+        public var uidRangeStart: UInt32 = 2_130_706_432
         /// Privileged mode: how many uids the range holds.
         public var uidRangeCount: UInt32 = 50_000
         /// Rootless mode: the uid/gid the program sees inside its user namespace.

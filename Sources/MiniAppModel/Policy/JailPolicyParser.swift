@@ -54,10 +54,15 @@ extension JailPolicy {
         try r.rejectUnknown(["uidRangeStart", "uidRangeCount", "rootlessUid", "rootlessGid"])
         var i = Identity()
         // uid 0..999 are system accounts on Debian; never hand them to untrusted code.
-        i.uidRangeStart = UInt32(try r.int("uidRangeStart", default: Int64(i.uidRangeStart), in: 1000...4_000_000_000) ?? 0)
+        i.uidRangeStart = UInt32(try r.int("uidRangeStart", default: Int64(i.uidRangeStart), in: 1000...2_147_483_647) ?? 0)
         i.uidRangeCount = UInt32(try r.int("uidRangeCount", default: Int64(i.uidRangeCount), in: 1...10_000_000) ?? 0)
-        if UInt64(i.uidRangeStart) + UInt64(i.uidRangeCount) > 4_294_967_294 {
-            throw JailFieldReader.invalid(r.field("uidRangeCount"), "makes the range pass the largest valid uid")
+        // Below 2^31: ids above it are negative to every tool that treats uid_t as signed, and
+        // the range must not hold nobody (65534) or the 16-bit -1 (65535).
+        if UInt64(i.uidRangeStart) + UInt64(i.uidRangeCount) > 2_147_483_648 {
+            throw JailFieldReader.invalid(r.field("uidRangeCount"), "makes the range pass 2147483647 (ids above are negative to tools that treat uid_t as signed)")
+        }
+        if let bad = HostIDRanges.reserved.first(where: { (UInt64(i.uidRangeStart)..<UInt64(i.uidRangeStart) + UInt64(i.uidRangeCount)).contains($0) }) {
+            throw JailFieldReader.invalid(r.field("uidRangeStart"), "makes the range hold \(bad) (nobody / the 16-bit -1)")
         }
         i.rootlessUid = UInt32(try r.int("rootlessUid", default: 1000, in: 1...65533) ?? 1000)
         i.rootlessGid = UInt32(try r.int("rootlessGid", default: 1000, in: 1...65533) ?? 1000)
