@@ -61,13 +61,16 @@ enum EmbeddedPolicies {
     "generateEtc": true,
     "rootSizeBytes": 1048576,
     "tmpSizeBytes": 67108864,      // /tmp is bounded: a full /tmp is ENOSPC, not host disk
+    "tmpInodes": 16384,            // and so is its file count (tmpfs nr_inodes): empty files cost kernel memory size= does not count
+    // Bound read-only (the devices still read and write; their host nodes cannot be touched,
+    // chmod'ed or chown'ed), and /dev itself is made read-only once populated.
     "devices": ["null", "zero", "full", "random", "urandom"]
   },
 
   // Resource limits (cgroup + rlimits). A launch may override them within the same bounds.
   "limits": {
     "memoryBytes": 268435456,      // cgroup memory (+swap) limit; beyond it the OOM killer acts
-    "pids": 64,                    // processes+threads; reaching it ends the worker (fork bomb)
+    "pids": 64,                    // processes+threads, at least 2 (reaper + program); reaching it ends the worker (fork bomb)
     "cpuPercent": 100,             // CPU quota in % of one CPU (cfs quota / cpu.max); 0 = none
     "wallClockSeconds": 0,         // kill after this long; 0 = no wall-clock limit
     "openFiles": 256,              // RLIMIT_NOFILE
@@ -89,15 +92,20 @@ enum EmbeddedPolicies {
 
   // cgroup hierarchy: auto = v2 if it has memory+pids, else v1. Workers are created under
   // <hierarchy>/<daemon's own cgroup>/<parent>/<worker>, so they stay inside the daemon's limits.
+  // "none" switches OFF the memory, pids and CPU limits and suspend/resume (only rlimits stay):
+  // for hosts without a delegated cgroup. It is accepted but never silent: the daemon logs a
+  // warning at every start and `miniapp jail` prints one.
   "cgroup": {"version": "auto", "v1Root": "/sys/fs/cgroup", "v2Root": "/sys/fs/cgroup", "parent": "miniapp"},
 
   // Seccomp profile (OCI/Docker JSON), relative to this directory.
   "seccompProfile": "seccomp/default.json",
 
   // PID 1 of the worker is a tiny reaper that forks the program, forwards TERM/INT/HUP to it
-  // and reaps orphans; the program's exact status is reported.
+  // and reaps orphans; the program's exact status is reported. Cannot be false (refused): a
+  // program as PID 1 ignores signals it has no handler for, so stop would never reach it.
   "reaper": true,
-  // PDEATHSIG=KILL: a worker never outlives the supervisor thread that spawned it.
+  // PDEATHSIG=KILL: a worker never outlives the supervisor thread that spawned it. Cannot be
+  // false (refused): an unsupervised worker has no wall-clock limit and nobody to stop it.
   "dieWithSupervisor": true,
   "stopGraceSeconds": 2,
 

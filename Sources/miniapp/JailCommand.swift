@@ -99,7 +99,9 @@ struct JailCommand: ParsableCommand {
         }
         let config = try JailPolicy.load(policyDir: policyDir ?? Self.defaultPolicyDir(), cgroupOverride: cg)
         let state = stateDir ?? (geteuid() == 0 ? "/var/lib/miniapp" : "/tmp/miniapp-\(getuid())")
-        return try Jailer(configuration: config, stateDir: state, mode: mode)
+        let jailer = try Jailer(configuration: config, stateDir: state, mode: mode)
+        for w in config.warnings { printErr("miniapp jail: warning: \(w)") }
+        return jailer
     }
 
     /// The stable word for an end the jail caused (nil: the program exited or was signalled).

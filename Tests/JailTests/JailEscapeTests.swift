@@ -105,6 +105,13 @@ struct JailEscapeTests {
         #expect(exit.status == 0)
     }
 
+    @Test("/tmp is bounded in files too (tmpfs nr_inodes)")
+    func tmpInodes() async throws {
+        let (exit, lines) = try await JailHarness.runWorker(["tmpinodes", "16384"])
+        #expect(lines.first?.hasPrefix("DENIED") == true, "\(lines)")
+        #expect(exit.status == 0)
+    }
+
     @Test("the CPU quota holds: 20% of one CPU over one second")
     func cpuQuota() async throws {
         let (exit, lines) = try await JailHarness.runWorker(["cpuburn", "0.40"]) { l in

@@ -162,6 +162,11 @@ struct JailLifecycleTests {
         "test \"$(head -c 4 /dev/random | wc -c)\" = 4",
         "! echo x 2>/dev/null > /dev/full",
         "exec 9</dev/null",
+        // the nodes are bound read-only: writing to the device works (above), changing the
+        // host's node does not (touch would update the host /dev/null's times: it is 0666)
+        "! touch /dev/null 2>/dev/null && ! touch /dev/urandom 2>/dev/null",
+        // and /dev itself is read-only once populated (the top /dev mount in mountinfo)
+        "test \"$(grep ' / /dev ' /proc/self/mountinfo | tail -n 1 | cut -d' ' -f6 | cut -c1-3)\" = ro,",
     ])
     func devices(_ script: String) async throws {
         let (exit, lines) = try await JailHarness.runWorker([], argv: ["/bin/sh", "-c", script])

@@ -9,6 +9,10 @@ struct JailPolicyTests {
     static let badPolicies: [(String, String)] = [
         (#"{"limits": {"memoryBytes": 1024}}"#, "limits.memoryBytes"),
         (#"{"limits": {"pids": 0}}"#, "limits.pids"),
+        (#"{"limits": {"pids": 1}}"#, "limits.pids"), // the reaper and the program are two
+        (#"{"reaper": false}"#, "reaper"),
+        (#"{"dieWithSupervisor": false}"#, "dieWithSupervisor"),
+        (#"{"filesystem": {"tmpInodes": 10}}"#, "filesystem.tmpInodes"),
         (#"{"limits": {"cpuPercent": -5}}"#, "limits.cpuPercent"),
         (#"{"limitz": {}}"#, "limitz"),
         (#"{"namespaces": {"pid": false}}"#, "namespaces.pid"),
@@ -110,6 +114,16 @@ struct JailPolicyTests {
         if name.hasSuffix("default.json") && !name.contains("docker") {
             #expect(prog.filters.count == 2) // allowlist + stacked masked ioctl denials
         }
+    }
+
+    @Test("switching off cgroups or Landlock is loud: the configuration lists it")
+    func warnings() throws {
+        var p = JailPolicy()
+        p.cgroup.version = .none
+        p.landlock.mode = .off
+        let c = try JailPolicy.configure(p, policyDir: JailHarness.policyDir)
+        #expect(c.warnings.count == 2 && c.warnings[0].contains("NO memory, pids or CPU limits") && c.warnings[1].contains("Landlock"), "\(c.warnings)")
+        #expect(try JailPolicy.load(policyDir: JailHarness.policyDir).warnings.isEmpty)
     }
 
     @Test("the shipped jail.json loads")

@@ -63,6 +63,26 @@ struct JailSystemTests {
         #expect(Self.read("\(dir)/cgroup.kill") == "1")
     }
 
+    /// Kernels before 5.14 have no cgroup.kill: destroy must kill what cgroup.procs lists and
+    /// keep retrying. The fake tree lists a real child of ours; it must die by SIGKILL.
+    @Test("v2 destroy without cgroup.kill kills the listed processes")
+    func v2DestroyWithoutKillFile() throws {
+        let parent = Self.fakeV2() + "/miniapp"
+        let dir = "\(parent)/w2"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        for f in ["memory.max", "pids.max", "cpu.max", "cgroup.freeze"] { Self.write("\(dir)/\(f)", "") }
+        let cg = try #require(try CgroupDriver.v2(root: parent).create(name: "w2", limits: CgroupLimits(memoryBytes: 64 << 20, pids: 8, cpuPercent: 0)))
+        var pid: pid_t = 0
+        let argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/sleep"), strdup("30"), nil]
+        defer { for p in argv { free(p) } }
+        #expect(posix_spawn(&pid, "/bin/sleep", nil, nil, argv, environ) == 0)
+        Self.write("\(dir)/cgroup.procs", "\(pid)\n")
+        cg.destroy()
+        var status: Int32 = 0
+        #expect(waitpid(pid, &status, 0) == pid)
+        #expect((status & 0x7f) == SIGKILL, "status \(status)")
+    }
+
     @Test("v1 is chosen on this machine and its real controllers work")
     func v1Real() throws {
         let driver = try CgroupDriver.select(JailPolicy.Cgroup())

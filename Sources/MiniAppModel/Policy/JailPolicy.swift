@@ -44,6 +44,9 @@ public struct JailPolicy: Sendable, Equatable {
         public var generateEtc = true
         public var rootSizeBytes: UInt64 = 1 << 20
         public var tmpSizeBytes: UInt64 = 64 << 20
+        /// /tmp's inode limit (tmpfs nr_inodes): without it a tmpfs allows about half of RAM's
+        /// pages in inodes, and millions of empty files pin kernel memory that size= never counts.
+        public var tmpInodes: UInt64 = 16384
         /// Device nodes bound from the host /dev.
         public var devices: [String] = ["null", "zero", "full", "random", "urandom"]
         public init() {}
@@ -88,8 +91,10 @@ public struct JailPolicy: Sendable, Equatable {
     /// Seccomp profile path, relative to the policy directory.
     public var seccompProfile = "seccomp/default.json"
     /// Run a PID-1 reaper that forks the program (programs that fork leave orphans to reap).
+    /// Always true: the parser refuses false.
     public var reaper = true
     /// Kill the worker when the spawning thread dies (belt and braces with the pid namespace).
+    /// Always true: the parser refuses false.
     public var dieWithSupervisor = true
     /// Seconds between SIGTERM and SIGKILL in `stop(grace:)` when the caller gives none.
     public var stopGraceSeconds: Double = 2

@@ -24,8 +24,14 @@ extension JailPolicy {
         if let c = try r.child("cgroup") { p.cgroup = try parseCgroup(c) }
         p.seccompProfile = try r.string("seccompProfile", default: p.seccompProfile) ?? p.seccompProfile
         try JailPathRules.checkRelative(p.seccompProfile, field: r.field("seccompProfile"))
+        // Both stay in the file so a reviewer sees them, but neither may be switched off: without
+        // the reaper the program is PID 1 (the kernel drops signals it has no handler for, so stop
+        // never reaches it, and its orphans stay zombies eating the pids limit); without PDEATHSIG
+        // a worker outlives a crashed daemon, unsupervised (no wall-clock limit, nobody to stop it).
         p.reaper = try r.bool("reaper", default: p.reaper)
+        guard p.reaper else { throw JailFieldReader.invalid(r.field("reaper"), "cannot be false: without the PID-1 reaper stop signals and orphan reaping are lost") }
         p.dieWithSupervisor = try r.bool("dieWithSupervisor", default: p.dieWithSupervisor)
+        guard p.dieWithSupervisor else { throw JailFieldReader.invalid(r.field("dieWithSupervisor"), "cannot be false: a worker must never outlive the daemon that supervises it") }
         p.stopGraceSeconds = try r.number("stopGraceSeconds", default: p.stopGraceSeconds, in: 0...3600) ?? 2
         for (k, v) in try r.stringMap("env") {
             try JailPathRules.checkEnvName(k, field: r.field("env.\(k)"))
@@ -70,7 +76,7 @@ extension JailPolicy {
     }
 
     private static func parseFilesystem(_ r: JailFieldReader) throws(MiniAppError) -> Filesystem {
-        try r.rejectUnknown(["readOnlyHostPaths", "symlinks", "etc", "generateEtc", "rootSizeBytes", "tmpSizeBytes", "devices"])
+        try r.rejectUnknown(["readOnlyHostPaths", "symlinks", "etc", "generateEtc", "rootSizeBytes", "tmpSizeBytes", "tmpInodes", "devices"])
         var f = Filesystem()
         f.readOnlyHostPaths = try r.strings("readOnlyHostPaths", default: f.readOnlyHostPaths)
         for (i, p) in f.readOnlyHostPaths.enumerated() {
@@ -90,6 +96,7 @@ extension JailPolicy {
         f.generateEtc = try r.bool("generateEtc", default: true)
         f.rootSizeBytes = UInt64(try r.int("rootSizeBytes", default: Int64(f.rootSizeBytes), in: 65536...(1 << 30)) ?? 0)
         f.tmpSizeBytes = UInt64(try r.int("tmpSizeBytes", default: Int64(f.tmpSizeBytes), in: 65536...(64 << 30)) ?? 0)
+        f.tmpInodes = UInt64(try r.int("tmpInodes", default: Int64(f.tmpInodes), in: 64...(1 << 24)) ?? 0)
         f.devices = try r.strings("devices", default: f.devices)
         let allowed: Set<String> = ["null", "zero", "full", "random", "urandom", "tty"]
         for (i, d) in f.devices.enumerated() where !allowed.contains(d) {
@@ -144,7 +151,8 @@ extension JailLimits {
         var l = base
         // Below ~4 MiB not even the dynamic loader of /bin/true fits: reject as impossible.
         l.memoryBytes = UInt64(try r.int("memoryBytes", default: Int64(l.memoryBytes), in: (4 << 20)...(1 << 40)) ?? 0)
-        l.pids = UInt64(try r.int("pids", default: Int64(l.pids), in: 1...65536) ?? 0)
+        // At least 2: the PID-1 reaper and the program are two processes; 1 would fail every start.
+        l.pids = UInt64(try r.int("pids", default: Int64(l.pids), in: 2...65536) ?? 0)
         l.cpuPercent = UInt64(try r.int("cpuPercent", default: Int64(l.cpuPercent), in: 0...100_000) ?? 0)
         l.wallClockSeconds = try r.number("wallClockSeconds", default: l.wallClockSeconds, in: 0...(7 * 86400)) ?? 0
         l.openFiles = UInt64(try r.int("openFiles", default: Int64(l.openFiles), in: 16...(1 << 20)) ?? 0)

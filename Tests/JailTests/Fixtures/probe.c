@@ -431,6 +431,21 @@ static int tmp_fill(const char *limit) {
     return (total <= atol(limit) && errno == ENOSPC) ? denied(b) : escaped(b);
 }
 
+/* Creates empty files in /tmp until the inode limit (nr_inodes) stops it. */
+static int tmp_inodes(const char *limit) {
+    char p[64];
+    long n = 0;
+    for (; n < 10 * atol(limit); n++) {
+        snprintf(p, sizeof p, "/tmp/i%ld", n);
+        int fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0600);
+        if (fd < 0) break;
+        close(fd);
+    }
+    char b[96];
+    snprintf(b, sizeof b, "created %ld files then errno=%d", n, errno);
+    return (n <= atol(limit) && errno == ENOSPC) ? denied(b) : escaped(b);
+}
+
 static double now(clockid_t c) { struct timespec t; clock_gettime(c, &t); return t.tv_sec + t.tv_nsec / 1e9; }
 static int cpu_burn(const char *max_ratio) {
     double w0 = now(CLOCK_MONOTONIC), c0 = now(CLOCK_PROCESS_CPUTIME_ID);
@@ -515,6 +530,7 @@ int main(int argc, char **argv) {
     if (!strcmp(attack, "forkbomb")) return fork_bomb();
     if (!strcmp(attack, "membomb")) return mem_bomb();
     if (!strcmp(attack, "tmpfill")) return tmp_fill(arg);
+    if (!strcmp(attack, "tmpinodes")) return tmp_inodes(arg);
     if (!strcmp(attack, "cpuburn")) return cpu_burn(arg);
     printf("UNKNOWN %s\n", attack);
     return 2;
