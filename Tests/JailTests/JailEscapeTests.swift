@@ -73,6 +73,23 @@ struct JailEscapeTests {
         #expect(out.hasPrefix("ESCAPED \(attack)"), "\(attack) without the filter: \(out)")
     }
 
+    /// nosuid (every mount, "nosuid_mounts") and no_new_privs ("no_new_privs") are asserted
+    /// present on their own; "suid_binary" needs only one of them. Here nosuid is taken away: the
+    /// host (root) attaches a clone of the probe's directory, which is not nosuid, inside the
+    /// running worker's mount namespace, with the root-owned setuid probe in it. The worker checks
+    /// that the mount lacks nosuid, execs the setuid binary and must stay non-root.
+    @Test("no_new_privs alone ignores a setuid-root binary on a mount without nosuid")
+    func noNewPrivsAlone() async throws {
+        let w = try await JailNetworkTests.start(["nnp_suid"], programId: "test.nnp")
+        #expect(try await w.waitFor("READY") != nil, "\(w.lines.withLock { $0 })")
+        let (rc, out) = JailHarness.capture("\(JailHarness.base)/app/probe", ["inject", "\(JailHarness.base)/app", "\(w.worker.pid)", "/data/inject"])
+        #expect(rc == 0 && out.hasPrefix("INJECTED"), "\(out)")
+        let exit = await w.worker.exit
+        let lines = w.lines.withLock { $0 }
+        #expect(lines.last?.hasPrefix("DENIED nnp_suid") == true, "\(lines)")
+        #expect(exit.status == 0)
+    }
+
     @Test("a fork bomb is stopped by the pids limit and reported as such")
     func forkBomb() async throws {
         let (exit, lines) = try await JailHarness.runWorker(["forkbomb"]) { l in

@@ -472,6 +472,45 @@ static int suid_exec(void) {
     return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? escaped("euid 0 via setuid binary") : denied("setuid bit ignored");
 }
 
+/* Host side, as root (the test runs it outside the jail): clones the host directory `src` as a
+ * detached mount (keeping its flags: no nosuid) and attaches it at `dst` inside the mount
+ * namespace of process `pid`. This bypasses the jail's nosuid on purpose, so that the next probe
+ * can show no_new_privs holding on its own. */
+static int inject(const char *src, const char *pid, const char *dst) {
+    int tree = (int)syscall(SYS_open_tree, AT_FDCWD, src, 1 /*OPEN_TREE_CLONE*/ | O_CLOEXEC);
+    char ns[64];
+    snprintf(ns, sizeof ns, "/proc/%s/ns/mnt", pid);
+    int nfd = open(ns, O_RDONLY | O_CLOEXEC);
+    if (tree < 0 || nfd < 0 || setns(nfd, CLONE_NEWNS) < 0) { perror("inject"); return 1; }
+    if (syscall(SYS_move_mount, tree, "", AT_FDCWD, dst, 4 /*MOVE_MOUNT_F_EMPTY_PATH*/) < 0) { perror("move_mount"); return 1; }
+    printf("INJECTED\n");
+    return 0;
+}
+
+/* In the jail: waits for the host to mount a tree without nosuid at /data/inject (holding the
+ * root-owned setuid copy of this probe), shows that the mount really lacks nosuid, then execs the
+ * setuid binary. Only no_new_privs can keep euid from becoming 0 here. */
+static int nnp_suid(void) {
+    if (mkdir("/data/inject", 0755) < 0) return escaped("cannot make /data/inject");
+    printf("READY\n");
+    fflush(stdout);
+    for (int i = 0; i < 500 && access("/data/inject/probe-suid", F_OK) != 0; i++) usleep(10000);
+    FILE *f = fopen("/proc/self/mountinfo", "r");
+    char line[1024], opts[256] = "";
+    while (f && fgets(line, sizeof line, f)) {
+        char mnt[512], o[256];
+        if (sscanf(line, "%*s %*s %*s %*s %511s %255s", mnt, o) == 2 && !strcmp(mnt, "/data/inject")) snprintf(opts, sizeof opts, ",%s,", o);
+    }
+    if (!opts[0]) return escaped("control failed: nothing mounted at /data/inject");
+    if (strstr(opts, ",nosuid,")) return escaped("control failed: /data/inject is nosuid, so this would not test no_new_privs");
+    pid_t p = fork();
+    if (p == 0) { execl("/data/inject/probe-suid", "probe-suid", "euid", (char *)NULL); _exit(3); }
+    int st = 0;
+    waitpid(p, &st, 0);
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0) return escaped("euid 0 via a setuid binary on a suid mount");
+    return WIFEXITED(st) && WEXITSTATUS(st) == 1 ? denied("setuid bit ignored on a mount without nosuid: no_new_privs") : escaped("exec failed");
+}
+
 static int kill_init(void) {
     kill(1, SIGKILL);
     usleep(100000);
@@ -525,6 +564,8 @@ int main(int argc, char **argv) {
     if (!strcmp(attack, "setuid0")) return expect_fail(setuid(0));
     if (!strcmp(attack, "mknod")) return expect_fail(mknod("/tmp/mem", S_IFCHR | 0666, makedev(1, 1)));
     if (!strcmp(attack, "suid_binary")) return suid_exec();
+    if (!strcmp(attack, "inject")) return inject(arg, argc > 3 ? argv[3] : "", argc > 4 ? argv[4] : "");
+    if (!strcmp(attack, "nnp_suid")) return nnp_suid();
     if (!strcmp(attack, "kill_init")) return kill_init();
     if (!strcmp(attack, "kill_pid")) return expect_fail(kill(atoi(arg), SIGKILL));
     if (!strcmp(attack, "forkbomb")) return fork_bomb();
