@@ -286,3 +286,31 @@ struct JailRootlessTests {
         #expect(nsA != nil && nsB.hasPrefix("NETNS net:[") && nsA.map { $0 + "\n" != nsB } == true, "A \(outA) B \(nsB)")
     }
 }
+
+/// `miniapp jail` as a user meets it: exit statuses, and what a terminal is protected from.
+@Suite("miniapp jail (CLI)")
+struct JailCLITests {
+    @Test("setup failures exit 125, code first; the command's own status passes through")
+    func exitStatuses() throws {
+        let (rc, out) = JailHarness.capture(JailRootlessTests.miniapp, ["jail", "--policy-dir", "/nonexistent", "--", "/bin/true"])
+        #expect(rc == 125 && out.hasPrefix("POLICY_INVALID "), "\(rc) \(out)")
+        let dir = try #require(JailHarness.testPolicyDir)
+        let (rc1, out1) = JailHarness.capture(JailRootlessTests.miniapp, ["jail", "--policy-dir", dir, "--state-dir", "\(JailHarness.base)/cli-state", "--", "/bin/sh", "-c", "exit 1"])
+        #expect(rc1 == 1, "\(out1)")
+    }
+
+    /// Under script(1) stdin and stdout are a terminal: the jail must get a pipe, not the
+    /// terminal (every terminal ioctl but TIOCSTI/TIOCLINUX is allowed inside), and an OSC
+    /// escape sequence from the program (retitling here; others rewrite the screen or make the
+    /// terminal answer with injected input) must arrive escaped.
+    @Test("on a terminal: stdin is a relayed pipe and control characters are escaped")
+    func terminal() throws {
+        let dir = try #require(JailHarness.testPolicyDir)
+        let inner = "'\(JailRootlessTests.miniapp)' jail --policy-dir '\(dir)' --state-dir '\(JailHarness.base)/cli-state' --stdin -- "
+            + "/bin/sh -c 'printf \"a\\033]0;pwned\\007b\\n\"; test -t 0 && echo STDIN-TTY || echo STDIN-PIPE'"
+        let (rc, out) = JailHarness.capture("/usr/bin/script", ["-qec", inner, "/dev/null"])
+        #expect(rc == 0, "\(out)")
+        #expect(out.contains("a\\u{1b}]0;pwned\\u{7}b") && !out.contains("\u{1b}"), "\(out.debugDescription)")
+        #expect(out.contains("STDIN-PIPE") && !out.contains("STDIN-TTY"), "\(out)")
+    }
+}
