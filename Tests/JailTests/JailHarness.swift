@@ -28,6 +28,7 @@ enum JailHarness {
         let src = "\(packageRoot)/Tests/JailTests/Fixtures/probe.c"
         let out = "\(base)/app/probe"
         guard run("/usr/bin/cc", ["-O1", "-o", out, src]) == 0 else { return false }
+        chmod(out, 0o755) // readable and executable by the rootless (nobody) runs whatever the umask
         _ = run("/bin/cp", [out, "\(base)/app/probe-suid"])
         chmod("\(base)/app/probe-suid", 0o4755)
         return true
@@ -71,7 +72,9 @@ enum JailHarness {
                 guard text.components(separatedBy: from).count == 2 else { return nil }
                 text = text.replacingOccurrences(of: from, with: to)
             }
-            guard FileManager.default.createFile(atPath: "\(dir)/\(file)", contents: Data(text.utf8)) else { return nil }
+            // Modes set explicitly: another test's listener changes the process umask around bind.
+            guard FileManager.default.createFile(atPath: "\(dir)/\(file)", contents: Data(text.utf8)),
+                  chmod("\(dir)/\(file)", 0o644) == 0 else { return nil }
         }
         return dir
     }

@@ -192,6 +192,7 @@ struct JailRootlessTests {
         let state = "\(JailHarness.base)/rootless-state"
         try? FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
         _ = chown(state, 65534, 65534)
+        _ = chmod(state, 0o700) // explicit: the process umask is not ours to trust (see JailHarness)
         let cg = cgroupReady ? ["--cgroup-parent", delegated] : ["--cgroup", "none"]
         return JailHarness.capture("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", miniapp, "jail", "--rootless",
             "--policy-dir", JailHarness.testPolicyDir ?? "/nonexistent", "--state-dir", state, "--app", "\(JailHarness.base)/app"] + cg + extra + ["--"] + args)
