@@ -106,8 +106,8 @@ public enum SeccompCompiler {
     /// actions of which one is unconditional it silently keeps one (2.5.4 answers 0, not EEXIST).
     /// A profile listing a syscall as allowed in one place and denied in another would compile to
     /// whichever libseccomp picks: refuse it, naming the syscall and both rules. The same action
-    /// twice (Docker's profile repeats names) is harmless, and so are conditional rules of one
-    /// action side by side (an OR).
+    /// twice (Docker's profile repeats names) is harmless, and so are conditional rules side by
+    /// side (libseccomp keeps each condition: the socket family allowlist is such an OR).
     private static func checkConflict(_ decided: inout [Int32: Decision], nr: Int32, name: String,
                                       _ new: Decision, source: String) throws(MiniAppError) {
         guard let prev = decided[nr] else {
