@@ -14,15 +14,22 @@ struct JailNetworkTests {
     final class Running: Sendable {
         let worker: JailedWorker
         let lines: JailLock<[String]>
-        init(worker: JailedWorker, lines: JailLock<[String]>) { self.worker = worker; self.lines = lines }
+        /// Host path of the worker's /data: the test signals the probe by creating `go` there.
+        let dataDir: String
+        init(worker: JailedWorker, lines: JailLock<[String]>, dataDir: String) { self.worker = worker; self.lines = lines; self.dataDir = dataDir }
 
-        func waitFor(_ prefix: String) async throws -> String? {
-            for _ in 0..<300 {
+        /// Waits (by the clock: the task may be starved on a loaded machine) for a line.
+        func waitFor(_ prefix: String, seconds: Double = 20) async throws -> String? {
+            let deadline = Date().addingTimeInterval(seconds)
+            while Date() < deadline {
                 if let l = lines.withLock({ $0.first { $0.hasPrefix(prefix) } }) { return l }
                 try await Task.sleep(for: .milliseconds(10))
             }
             return nil
         }
+
+        /// Tells the probe to go on (it polls /data/go).
+        func go() { _ = FileManager.default.createFile(atPath: "\(dataDir)/go", contents: Data()) }
     }
 
     static func start(_ args: [String], programId: String) async throws -> Running {
@@ -31,9 +38,10 @@ struct JailNetworkTests {
         let lines = JailLock<[String]>([])
         var l = JailLaunch(programId: programId, argv: ["/app/probe"] + args)
         l.appDir = "\(JailHarness.base)/app"
-        l.dataDir = JailHarness.newDataDir(programId)
+        let data = JailHarness.newDataDir(programId)
+        l.dataDir = data
         l.output = { line in lines.withLock { $0.append(line.text) } }
-        return Running(worker: try await jailer.spawn(l), lines: lines)
+        return Running(worker: try await jailer.spawn(l), lines: lines, dataDir: data)
     }
 
     static func hostNetns() -> String {
@@ -57,7 +65,7 @@ struct JailNetworkTests {
 
     @Test("two live workers and the host are in three different network namespaces")
     func namespaceIdentities() async throws {
-        let a = try await Self.start(["netns", "3"], programId: "test.net-a")
+        let a = try await Self.start(["netns", "120"], programId: "test.net-a") // alive until killed: no recycled inode
         let lineA = try await a.waitFor("NETNS")
         let (_, linesB) = try await JailHarness.runWorker(["netns", "0"], programId: "test.net-b")
         let nsA = try #require(lineA).dropFirst(6), nsB = try #require(linesB.first).dropFirst(6)
@@ -73,10 +81,11 @@ struct JailNetworkTests {
     @Test("a UDP datagram from worker A never reaches worker B's listener on 127.0.0.1")
     func udpBetweenWorkers() async throws {
         let port = 20000 + Int(getpid() % 20000)
-        let b = try await Self.start(["udp_listen", "\(port)", "2"], programId: "test.udp-b")
+        let b = try await Self.start(["udp_listen", "\(port)"], programId: "test.udp-b")
         #expect(try await b.waitFor("READY") != nil, "\(b.lines.withLock { $0 })")
         let (_, sent) = try await JailHarness.runWorker(["udp_send", "\(port)"], programId: "test.udp-a")
-        #expect(sent.first?.hasPrefix("SENT ") == true, "\(sent)")
+        #expect(sent.first?.hasPrefix("SENT 20") == true, "\(sent)")
+        b.go() // B now looks at what is queued on its socket
         let exit = await b.worker.exit
         let lines = b.lines.withLock { $0 }
         #expect(lines.last?.hasPrefix("DENIED udp_listen") == true, "\(lines)")
@@ -93,8 +102,8 @@ struct JailNetworkTests {
         let (exit, lines) = try await JailHarness.runWorker(["abstract_connect", name], programId: "test.abs-b")
         #expect(lines.first?.hasPrefix("DENIED abstract_connect") == true, "\(lines)")
         #expect(exit.status == 0)
-        a.worker.kill()
-        _ = await a.worker.exit
+        a.go()
+        #expect(await a.worker.exit.status == 0, "A was not listening the whole time: \(a.lines.withLock { $0 })")
     }
 
     /// Same listener, both layers apart: with Landlock the connect is refused with EACCES; with

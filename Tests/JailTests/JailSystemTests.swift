@@ -273,8 +273,14 @@ struct JailRootlessTests {
     func twoWorkers() async throws {
         let dataA = Self.dataDir("ra")
         let name = "miniapp-rl-\(getpid())"
-        let a = Task.detached { Self.jail(["/bin/sh", "-c", "/app/probe write-secret & /app/probe abstract_listen \(name) & /app/probe netns 6"], extra: ["--data", dataA, "--timeout", "6"]) }
-        for _ in 0..<300 where access("\(dataA)/secret", F_OK) != 0 { try await Task.sleep(for: .milliseconds(10)) }
+        // A stays up until the test creates its /data/go (abstract_listen waits for it), so none
+        // of B's checks can pass merely because A was already gone.
+        let a = Task.detached {
+            Self.jail(["/bin/sh", "-c", "/app/probe write-secret & /app/probe netns 120 & exec /app/probe abstract_listen \(name)"],
+                      extra: ["--data", dataA, "--timeout", "120"])
+        }
+        let deadline = Date().addingTimeInterval(30)
+        while access("\(dataA)/secret", F_OK) != 0 && Date() < deadline { try await Task.sleep(for: .milliseconds(10)) }
         #expect(access("\(dataA)/secret", F_OK) == 0, "worker A never wrote its secret")
         try await Task.sleep(for: .milliseconds(200))
         for args in [["read_path", "\(dataA)/secret"], ["read_path", "/data/secret"], ["host_processes"], ["abstract_connect", name]] {
@@ -282,7 +288,9 @@ struct JailRootlessTests {
             #expect(rc == 0 && out.hasPrefix("DENIED"), "\(args): \(out)")
         }
         let (_, nsB) = Self.jail(["/app/probe", "netns", "0"])
-        let (_, outA) = await a.value
+        _ = FileManager.default.createFile(atPath: "\(dataA)/go", contents: Data())
+        let (rcA, outA) = await a.value
+        #expect(rcA == 0, "A ended before the checks were done: \(outA)")
         let nsA = outA.split(separator: "\n").first { $0.hasPrefix("NETNS") }
         #expect(nsA != nil && nsB.hasPrefix("NETNS net:[") && nsA.map { $0 + "\n" != nsB } == true, "A \(outA) B \(nsB)")
     }

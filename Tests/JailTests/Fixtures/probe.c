@@ -294,9 +294,21 @@ static int print_netns(const char *hold) {
     return 0;
 }
 
+/* The tests sequence workers through files the host writes into /data: polling a file keeps a
+ * probe waiting however late the test gets to its next step (its task may be starved on a loaded
+ * machine), so no check can pass only because the other side had already given up. */
+static int wait_for_file(const char *path, int seconds) {
+    for (int i = 0; i < seconds * 100; i++) {
+        if (access(path, F_OK) == 0) return 1;
+        usleep(10000);
+    }
+    return 0;
+}
+
 /* Binds UDP 127.0.0.1:port; a datagram to itself proves UDP works in the jail (Landlock only
- * handles TCP), then READY and up to `secs` seconds for a datagram from anyone else. */
-static int udp_listen(const char *port, const char *secs) {
+ * handles TCP). Then READY; once the host says the other worker has sent (/data/go), every
+ * datagram that arrived meanwhile is still queued on the socket: any one is an escape. */
+static int udp_listen(const char *port) {
     int s = socket(AF_INET, SOCK_DGRAM, 0);
     struct sockaddr_in a = loopback(atoi(port));
     if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof a) < 0) return escaped("cannot bind the UDP listener");
@@ -307,9 +319,9 @@ static int udp_listen(const char *port, const char *secs) {
         return escaped("control failed: no datagram to itself");
     printf("READY\n");
     fflush(stdout);
-    tv.tv_sec = atoi(secs);
-    setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    ssize_t n = recv(s, buf, sizeof buf, 0);
+    if (!wait_for_file("/data/go", 120)) return escaped("the host never said go");
+    usleep(100000);
+    ssize_t n = recv(s, buf, sizeof buf, MSG_DONTWAIT);
     return n > 0 ? escaped("a datagram from another worker arrived") : denied("nothing arrived from outside the namespace");
 }
 
@@ -344,7 +356,7 @@ static int abstract_listen(const char *name) {
     if (connect(c, (struct sockaddr *)&u, len) < 0) return escaped("control failed: cannot reach itself");
     printf("READY\n");
     fflush(stdout);
-    sleep(10);
+    wait_for_file("/data/go", 120); /* listening until the other worker has tried */
     return 0;
 }
 
@@ -481,7 +493,9 @@ static int inject(const char *src, const char *pid, const char *dst) {
     char ns[64];
     snprintf(ns, sizeof ns, "/proc/%s/ns/mnt", pid);
     int nfd = open(ns, O_RDONLY | O_CLOEXEC);
-    if (tree < 0 || nfd < 0 || setns(nfd, CLONE_NEWNS) < 0) { perror("inject"); return 1; }
+    if (tree < 0) { perror("inject: open_tree"); return 1; }
+    if (nfd < 0) { perror("inject: open ns"); return 1; }
+    if (setns(nfd, CLONE_NEWNS) < 0) { perror("inject: setns"); return 1; }
     if (syscall(SYS_move_mount, tree, "", AT_FDCWD, dst, 4 /*MOVE_MOUNT_F_EMPTY_PATH*/) < 0) { perror("move_mount"); return 1; }
     printf("INJECTED\n");
     return 0;
@@ -494,7 +508,7 @@ static int nnp_suid(void) {
     if (mkdir("/data/inject", 0755) < 0) return escaped("cannot make /data/inject");
     printf("READY\n");
     fflush(stdout);
-    for (int i = 0; i < 500 && access("/data/inject/probe-suid", F_OK) != 0; i++) usleep(10000);
+    if (!wait_for_file("/data/inject/probe-suid", 120)) return escaped("control failed: nothing was injected");
     FILE *f = fopen("/proc/self/mountinfo", "r");
     char line[1024], opts[256] = "";
     while (f && fgets(line, sizeof line, f)) {
@@ -542,7 +556,7 @@ int main(int argc, char **argv) {
     if (!strcmp(attack, "host_processes")) return few_pids();
     if (!strcmp(attack, "connect_host")) return connect_host(arg, argc > 3 ? argv[3] : "0");
     if (!strcmp(attack, "netns")) return print_netns(arg);
-    if (!strcmp(attack, "udp_listen")) return udp_listen(arg, argc > 3 ? argv[3] : "1");
+    if (!strcmp(attack, "udp_listen")) return udp_listen(arg);
     if (!strcmp(attack, "udp_send")) return udp_send(arg);
     if (!strcmp(attack, "abstract_listen")) return abstract_listen(arg);
     if (!strcmp(attack, "abstract_connect")) return abstract_connect(arg);
