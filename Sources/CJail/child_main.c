@@ -1,7 +1,13 @@
 /* The child side: ONE ordered list of steps from "go" to execve. Order matters and each
  * position is deliberate:
- *  - not dumpable first, so nothing in the host can ptrace or read /proc/PID/mem of a
- *    half-configured child that still holds the parent's memory image;
+ *  - not dumpable right after "go", before any setup step: from then on ptrace and
+ *    /proc/PID/mem of the half-configured child (which still holds a copy of the parent's memory
+ *    image) need CAP_SYS_PTRACE. It cannot come before "go": the rootless parent writes
+ *    /proc/PID/{setgroups,gid_map,uid_map}, and a non-dumpable process's /proc files belong to
+ *    root, so those writes would fail. Until "go" the child runs only a blocking read; whoever
+ *    could ptrace it then (same uid and credentials, both dumpable) can already ptrace the
+ *    daemon itself, so nothing more is exposed, and jailed programs cannot reach it (pid
+ *    namespaces, seccomp denies ptrace). execve of the program resets dumpable as usual;
  *  - /proc is mounted (in child_mount_ops) before pivot_root: a user namespace may only mount a
  *    new procfs while a fully visible one exists in its mount namespace;
  *  - the bounding set is dropped and securebits locked while we still hold CAP_SETPCAP;

@@ -91,6 +91,7 @@ public final class Daemon {
         let mode = try Self.workerMode(config.workerMode)
         let jailConfig = try JailPolicy.load(policyDir: policyDir)
         let jailer = try Jailer(configuration: jailConfig, stateDir: layout.root, mode: mode, warmCgroups: Self.warmCgroups)
+        for w in jailConfig.warnings { logger.warning("jail: \(w)") }
         let swept = jailer.sweepStaleWorkers()
         if swept.cgroups > 0 {
             logger.notice("removed \(swept.cgroups) worker cgroup(s) and \(swept.processes) process(es) left by a previous run")

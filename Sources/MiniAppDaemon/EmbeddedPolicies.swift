@@ -25,10 +25,15 @@ enum EmbeddedPolicies {
 
   // Identities. Privileged mode (daemon is root): each program id gets its own host uid=gid
   // from this range, persisted in <state-dir>/jail/uids.json — never root, never shared.
+  // 2130706432 = 0x7F000000: no standard tool allocates there (useradd's subordinate ids stop at
+  // 600100000, systemd's container ids at 0x6FFFFFFF, its foreign range starts at 0x7FFE0000) and
+  // it is below 2^31. At start the daemon refuses (POLICY_INVALID) a range that overlaps any
+  // entry of /etc/subuid, /etc/subgid, /etc/passwd or /etc/group: such a user could map or own
+  // the ids and so a program's /data. The range must end below 2^31 and not hold 65534/65535.
   // Rootless mode: the program runs as rootlessUid/rootlessGid inside a user namespace, mapped
   // to the daemon's own uid; nothing else is mapped.
   "identity": {
-    "uidRangeStart": 200000,
+    "uidRangeStart": 2130706432,
     "uidRangeCount": 50000,
     "rootlessUid": 1000,
     "rootlessGid": 1000
@@ -44,20 +49,28 @@ enum EmbeddedPolicies {
     // Merged-/usr compatibility links, so /bin/sh and the ELF interpreter
     // /lib64/ld-linux-x86-64.so.2 resolve.
     "symlinks": {"/bin": "usr/bin", "/sbin": "usr/sbin", "/lib": "usr/lib", "/lib64": "usr/lib64"},
-    // The only host files under /etc a program sees (read-only; absent ones are skipped):
-    // TLS trust roots, the timezone, and the dynamic loader cache.
-    "etc": ["/etc/ssl", "/etc/ca-certificates", "/etc/localtime", "/etc/ld.so.cache"],
+    // The only host files under /etc a program sees (read-only; absent ones are skipped): the
+    // TLS trust roots (/etc/ssl/certs holds ca-certificates.crt, the bundle curl and OpenSSL's
+    // default CApath use - Python's ssl; node ships its own roots), OpenSSL's config, the
+    // timezone, and the dynamic loader cache. Never all of /etc/ssl: /etc/ssl/private holds the
+    // host's TLS private keys (root:ssl-cert 0710), and a worker whose uid shared a group with it
+    // could read them. The parser refuses /etc/ssl/private, /etc/shadow, /etc/gshadow,
+    // /etc/sudoers, /etc/ssh and their ancestors.
+    "etc": ["/etc/ssl/certs", "/etc/ssl/openssl.cnf", "/etc/localtime", "/etc/ld.so.cache"],
     // Generate /etc/passwd, /etc/group (only the program's own user) and /etc/hosts.
     "generateEtc": true,
     "rootSizeBytes": 1048576,
     "tmpSizeBytes": 67108864,      // /tmp is bounded: a full /tmp is ENOSPC, not host disk
+    "tmpInodes": 16384,            // and so is its file count (tmpfs nr_inodes): empty files cost kernel memory size= does not count
+    // Bound read-only (the devices still read and write; their host nodes cannot be touched,
+    // chmod'ed or chown'ed), and /dev itself is made read-only once populated.
     "devices": ["null", "zero", "full", "random", "urandom"]
   },
 
   // Resource limits (cgroup + rlimits). A launch may override them within the same bounds.
   "limits": {
     "memoryBytes": 268435456,      // cgroup memory (+swap) limit; beyond it the OOM killer acts
-    "pids": 64,                    // processes+threads; reaching it ends the worker (fork bomb)
+    "pids": 64,                    // processes+threads, at least 2 (reaper + program); reaching it ends the worker (fork bomb)
     "cpuPercent": 100,             // CPU quota in % of one CPU (cfs quota / cpu.max); 0 = none
     "wallClockSeconds": 0,         // kill after this long; 0 = no wall-clock limit
     "openFiles": 256,              // RLIMIT_NOFILE
@@ -79,15 +92,20 @@ enum EmbeddedPolicies {
 
   // cgroup hierarchy: auto = v2 if it has memory+pids, else v1. Workers are created under
   // <hierarchy>/<daemon's own cgroup>/<parent>/<worker>, so they stay inside the daemon's limits.
+  // "none" switches OFF the memory, pids and CPU limits and suspend/resume (only rlimits stay):
+  // for hosts without a delegated cgroup. It is accepted but never silent: the daemon logs a
+  // warning at every start and `miniapp jail` prints one.
   "cgroup": {"version": "auto", "v1Root": "/sys/fs/cgroup", "v2Root": "/sys/fs/cgroup", "parent": "miniapp"},
 
   // Seccomp profile (OCI/Docker JSON), relative to this directory.
   "seccompProfile": "seccomp/default.json",
 
   // PID 1 of the worker is a tiny reaper that forks the program, forwards TERM/INT/HUP to it
-  // and reaps orphans; the program's exact status is reported.
+  // and reaps orphans; the program's exact status is reported. Cannot be false (refused): a
+  // program as PID 1 ignores signals it has no handler for, so stop would never reach it.
   "reaper": true,
-  // PDEATHSIG=KILL: a worker never outlives the supervisor thread that spawned it.
+  // PDEATHSIG=KILL: a worker never outlives the supervisor thread that spawned it. Cannot be
+  // false (refused): an unsupervised worker has no wall-clock limit and nobody to stop it.
   "dieWithSupervisor": true,
   "stopGraceSeconds": 2,
 
@@ -201,9 +219,13 @@ Strict JSON (no comments in the file itself); the notes below the block explain 
 """####),
         ("seccomp/default.json", ####"""
 // miniappd default seccomp profile (OCI / Docker JSON format, // comments allowed).
-// An ALLOWLIST: any syscall not listed fails with EPERM (defaultErrnoRet 1). Only the native
-// x86_64 ABI is admitted: i386 (int 0x80) and x32 (nr | 0x40000000) calls kill the process, since
-// a filter written for one ABI's numbers says nothing about another's.
+// An ALLOWLIST: any syscall not listed fails with EPERM (defaultErrnoRet 1; the conditional
+// denials below give no errnoRet of their own so that they follow it too - the escape tests run
+// a copy whose defaultErrnoRet is EHWPOISON, an errno no other layer returns, and so can tell a
+// seccomp denial from any other failure).
+// Only the native x86_64 ABI is admitted: i386 (int 0x80) and x32 (nr | 0x40000000) calls kill
+// the process, since a filter written for one ABI's numbers says nothing about another's. The
+// compiler enforces this for every profile (a profile's "architectures"/"archMap" cannot add ABIs).
 {
   "defaultAction": "SCMP_ACT_ERRNO",
   "defaultErrnoRet": 1,
@@ -254,17 +276,39 @@ Strict JSON (no comments in the file itself); the notes below the block explain 
         "sendmsg", "sendto", "setfsgid", "setfsuid", "setgid", "setgroups", "setitimer", "setpgid",
         "setpriority", "setregid", "setresgid", "setresuid", "setreuid", "setrlimit", "set_robust_list",
         "setsid", "setsockopt", "set_tid_address", "setuid", "setxattr", "shmat", "shmctl", "shmdt", "shmget",
-        "shutdown", "sigaltstack", "signalfd", "signalfd4", "socketpair", "splice", "stat", "statfs", "statx",
+        "shutdown", "sigaltstack", "signalfd", "signalfd4", "splice", "stat", "statfs", "statx",
         "symlink", "symlinkat", "sync", "sync_file_range", "syncfs", "sysinfo", "tee", "tgkill", "time",
         "timer_create", "timer_delete", "timer_getoverrun", "timer_gettime", "timer_settime", "timerfd_create",
         "timerfd_gettime", "timerfd_settime", "times", "tkill", "truncate", "umask", "uname", "unlink",
         "unlinkat", "utime", "utimensat", "utimes", "vfork", "vmsplice", "wait4", "waitid", "write", "writev"
       ]
     },
-    // socket: every family except AF_VSOCK (40), which reaches hypervisor services from inside a VM.
-    {"names": ["socket"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 40, "op": "SCMP_CMP_NE"}]},
-    // clone: only without namespace flags. (flags & (NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET|
-    // NEWTIME)) == 0; a masked compare, so no flag combination slips through.
+    // socket: an ALLOWLIST of address families, compared on the low 32 bits only. The kernel reads
+    // the family as a 32-bit int, so a 64-bit compare ("arg0 != 40", this profile's old rule) let
+    // socket(0x100000028, ...) through and created AF_VSOCK (40), which reaches the hypervisor's
+    // services from inside a VM and which no network namespace covers. The masked compare
+    // ((arg0 & 0xffffffff) == family) decides on exactly the bits the kernel uses, so setting high
+    // bits can neither sneak a family in nor dodge a rule. Everything else (AF_VSOCK, AF_ALG 38 -
+    // the kernel crypto API, CVE-2015-8970 / CVE-2017-17805 / CVE-2019-8912 -, AF_PACKET, AF_KEY,
+    // AF_BLUETOOTH, AF_RDS, AF_TIPC, ... and their module auto-loading) gets defaultAction.
+    // AF_UNIX (1): the Bridge, libuv/CPython internals. AF_INET (2) and AF_INET6 (10): loopback
+    // inside the worker's own network namespace (there is no route out; egress is net.request).
+    {"names": ["socket"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 4294967295, "valueTwo": 1, "op": "SCMP_CMP_MASKED_EQ"}]},
+    {"names": ["socket"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 4294967295, "valueTwo": 2, "op": "SCMP_CMP_MASKED_EQ"}]},
+    {"names": ["socket"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 4294967295, "valueTwo": 10, "op": "SCMP_CMP_MASKED_EQ"}]},
+    // AF_NETLINK (16) with protocol NETLINK_ROUTE (0) only: glibc's getifaddrs (node's
+    // os.networkInterfaces(), Python's socket.if_nameindex) and getaddrinfo's AI_ADDRCONFIG use it;
+    // it shows the worker's own namespace (lo). Other netlink protocols stay denied: nf_tables
+    // (CVE-2022-1015, CVE-2023-32233), xfrm, audit, kobject uevents.
+    {"names": ["socket"], "action": "SCMP_ACT_ALLOW", "args": [
+      {"index": 0, "value": 4294967295, "valueTwo": 16, "op": "SCMP_CMP_MASKED_EQ"},
+      {"index": 2, "value": 4294967295, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]},
+    // socketpair: AF_UNIX only (libuv and CPython use it for child stdio); same masked compare.
+    {"names": ["socketpair"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 4294967295, "valueTwo": 1, "op": "SCMP_CMP_MASKED_EQ"}]},
+    // clone: only without namespace flags. (flags & (NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET))
+    // == 0; a masked compare, so no flag combination slips through. CLONE_NEWTIME (0x80) cannot be
+    // passed to clone at all (that bit is CSIGNAL's, the exit signal); only clone3 and unshare take
+    // it, and both are denied.
     {"names": ["clone"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 2114060416, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]},
     // clone3 passes its flags in memory, which seccomp cannot inspect: answer ENOSYS (38) so glibc
     // falls back to clone, filtered above. EPERM would make pthread_create fail instead.
@@ -273,13 +317,16 @@ Strict JSON (no comments in the file itself); the notes below the block explain 
     // compared on the low 32 bits only, because the kernel ignores the high bits of the command and an
     // attacker would set them to dodge a 64-bit compare. libseccomp cannot mix this with the unconditional
     // ioctl allow above, so the compiler installs such conditional denials as a second stacked filter.
-    {"names": ["ioctl"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1, "args": [{"index": 1, "value": 4294967295, "valueTwo": 21522, "op": "SCMP_CMP_MASKED_EQ"}]},
+    {"names": ["ioctl"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 1, "value": 4294967295, "valueTwo": 21522, "op": "SCMP_CMP_MASKED_EQ"}]},
     // ioctl TIOCLINUX (0x541C): console selection/paste, same injection class (CVE-2023-1523).
-    {"names": ["ioctl"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1, "args": [{"index": 1, "value": 4294967295, "valueTwo": 21532, "op": "SCMP_CMP_MASKED_EQ"}]}
+    {"names": ["ioctl"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 1, "value": 4294967295, "valueTwo": 21532, "op": "SCMP_CMP_MASKED_EQ"}]}
   ]
 }
 """####),
         ("seccomp/docker-default.json", ####"""
+// moby's default profile, verbatim below this comment. Its archMap admits SCMP_ARCH_X86 and
+// SCMP_ARCH_X32 next to x86_64; miniappd's compiler does NOT honour that: every profile gets the
+// native ABI only and any other ABI kills the process (SECURITY.md, SeccompCompiler.swift).
 {
 	"defaultAction": "SCMP_ACT_ERRNO",
 	"defaultErrnoRet": 1,

@@ -16,6 +16,21 @@ public struct JailConfiguration: Sendable {
     public var landlockABI: Int32
     /// The cgroup hierarchy chosen at runtime.
     public var cgroupDriver: CgroupDriver
+
+    /// Guarantees this configuration switches off, one sentence each, for the daemon's log and
+    /// the CLI's stderr (a weakened jail is allowed where the host cannot do better, never quiet).
+    public var warnings: [String] {
+        var w: [String] = []
+        if case .none = cgroupDriver {
+            w.append("cgroup.version is \"none\": workers have NO memory, pids or CPU limits and cannot be suspended (rlimits only); delegate a cgroup subtree to the daemon to restore them")
+        }
+        if policy.landlock.mode != .off && landlockABI == 0 {
+            w.append("Landlock is not available on this kernel: the filesystem and TCP rules of that layer are not applied")
+        } else if policy.landlock.mode == .off {
+            w.append("landlock.mode is \"off\": the Landlock layer (filesystem and TCP rules) is not applied")
+        }
+        return w
+    }
 }
 
 extension JailPolicy {

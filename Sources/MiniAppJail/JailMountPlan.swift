@@ -37,9 +37,19 @@ struct JailMountPlan {
     /// One allowlisted device node. It must NOT get MOUNT_ATTR_NODEV: on a nodev mount every
     /// open of a device node fails with EACCES (that made /dev/null unusable in every worker).
     /// Still nosuid and noexec; the /dev tmpfs around it is nodev, so a node that appeared there
-    /// by any other way would not open.
+    /// by any other way would not open. Read-only: that does not stop writing *to the device*
+    /// (the kernel skips the mount's write check for device files), but it stops changing the
+    /// host's node itself: utimes/touch on the bound /dev/null would otherwise update the
+    /// host's inode (it is 0666), chmod/chown/xattrs are refused with EROFS before any DAC check.
     mutating func device(_ name: String) {
-        bindRaw("/dev/\(name)", at: "/dev/\(name)", attrs: Self.attrNosuid | Self.attrNoexec)
+        bindRaw("/dev/\(name)", at: "/dev/\(name)", attrs: Self.attrRdonly | Self.attrNosuid | Self.attrNoexec)
+    }
+
+    /// Binds the already-populated jail directory `jailPath` onto itself read-only, recursively:
+    /// the stacked copy keeps the per-mount flags of the original (nosuid, nodev, noexec), and
+    /// the original underneath is no longer reachable by path.
+    mutating func readOnlyAgain(_ jailPath: String) {
+        ops.append(.bind(source: root + jailPath, target: root + jailPath, isDir: true, attrs: Self.attrRdonly))
     }
 
     private mutating func bindRaw(_ host: String, at jailPath: String, attrs: UInt64) {
@@ -85,8 +95,11 @@ struct JailMountPlan {
         for (n, t) in [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")] {
             m.symlink("/dev/\(n)", to: t)
         }
+        // Populated: nothing may be added to /dev any more (no FIFOs or files next to the nodes,
+        // no symlink swapped in for /dev/stdout).
+        m.readOnlyAgain("/dev")
         m.proc("/proc")
-        m.tmpfs("/tmp", options: "mode=1777,size=\(fs.tmpSizeBytes)", flags: msNosuid | msNodev)
+        m.tmpfs("/tmp", options: "mode=1777,size=\(fs.tmpSizeBytes),nr_inodes=\(fs.tmpInodes)", flags: msNosuid | msNodev)
         if let app = launch.appDir { m.bind(app, at: "/app", readOnly: true) } else { m.dir("/app") }
         if let data = launch.dataDir { m.bind(data, at: "/data", readOnly: false) } else { m.dir("/data") }
         for b in launch.extraReadOnlyBinds { m.bind(b.hostPath, at: JailPathRules.normalized(b.jailPath), readOnly: true) }

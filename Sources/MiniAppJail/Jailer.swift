@@ -29,10 +29,13 @@ public final class Jailer: Sendable {
     /// `warmCgroups` > 0 keeps that many worker cgroups made ahead (a long-running supervisor;
     /// they are removed by `drainPools` or the next start's sweep). A one-shot caller such as
     /// `miniapp jail` leaves it 0 so it leaves nothing behind.
-    public init(configuration: JailConfiguration, stateDir: String, mode: JailMode, warmCgroups: Int = 0) throws(MiniAppError) {
+    public init(configuration: JailConfiguration, stateDir: String, mode: JailMode, hostIDFiles: HostIDFiles = .system,
+                warmCgroups: Int = 0) throws(MiniAppError) {
         if mode == .privileged && geteuid() != 0 {
             throw MiniAppError(.jailUnavailable, "privileged jail mode needs root; run the daemon as root or use rootless mode")
         }
+        if mode == .rootless { try Self.checkRootlessGroups(Self.supplementaryGroups(), primary: getegid()) }
+        if mode == .privileged { try hostIDFiles.checkFree(configuration.policy.identity) }
         self.configuration = configuration
         self.mode = mode
         self.stateDir = stateDir
@@ -48,6 +51,33 @@ public final class Jailer: Sendable {
         do { try CgroupFiles.mkdirs(rootDir) } catch {
             throw MiniAppError(.jailUnavailable, "cannot create \(rootDir): \(error); pass a writable state directory", cause: error)
         }
+    }
+
+    /// Rootless mode refuses to start when the daemon's user has supplementary groups. A worker
+    /// would keep them: an unprivileged parent must write "deny" to /proc/PID/setgroups before it
+    /// may map gids (CVE-2014-8989: dropping groups could otherwise unlock "negative" group
+    /// permissions), so nothing inside the user namespace can drop them either, and every file
+    /// readable by one of those groups (ssl-cert's /etc/ssl/private, a docker group's socket...)
+    /// would be readable by untrusted code through any path it reaches. Fail closed: the operator
+    /// removes the groups (systemd: no SupplementaryGroups=; `setpriv --clear-groups`) or uses
+    /// privileged mode.
+    public static func checkRootlessGroups(_ groups: [UInt32], primary: UInt32) throws(MiniAppError) {
+        let extra = groups.filter { $0 != primary }
+        guard extra.isEmpty else {
+            throw MiniAppError(
+                .jailUnavailable,
+                "rootless mode: the daemon's user has supplementary groups \(extra.map(String.init).joined(separator: ",")), which every worker would keep (setgroups is denied in an unprivileged user namespace); run the daemon as a user without supplementary groups (e.g. setpriv --clear-groups, or no SupplementaryGroups= in the unit) or in privileged mode",
+                data: ["groups": extra.map(String.init).joined(separator: ",")])
+        }
+    }
+
+    /// The calling process's supplementary groups (getgroups).
+    static func supplementaryGroups() -> [UInt32] {
+        let n = getgroups(0, nil)
+        guard n > 0 else { return [] }
+        var g = [gid_t](repeating: 0, count: Int(n))
+        let got = getgroups(n, &g)
+        return got > 0 ? Array(g.prefix(Int(got))) : []
     }
 
     /// Validates `launch`, prepares its cgroup and data dir, spawns the worker and returns once
@@ -132,5 +162,35 @@ public final class Jailer: Sendable {
             let ok = (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c == 46 || c == 45
             return ok ? Character(UnicodeScalar(c)) : "_"
         })
+    }
+}
+
+/// Where the host's id databases are (injectable so tests can use temporary files).
+public struct HostIDFiles: Sendable {
+    public var subuid = "/etc/subuid", subgid = "/etc/subgid", passwd = "/etc/passwd", group = "/etc/group"
+    public var overflowUid = "/proc/sys/kernel/overflowuid", overflowGid = "/proc/sys/kernel/overflowgid"
+    public init() {}
+    public static let system = HostIDFiles()
+
+    /// Refuses (POLICY_INVALID, field identity.uidRangeStart) a uid range that any host user,
+    /// group or subordinate range already owns (HostIDRanges explains the attack). A missing
+    /// file has nothing to overlap; an unreadable one fails closed.
+    func checkFree(_ id: JailPolicy.Identity) throws(MiniAppError) {
+        var sources: [HostIDRanges.Source] = []
+        for (path, kind) in [(subuid, HostIDRanges.Source.Kind.subordinate), (subgid, .subordinate), (passwd, .passwd), (group, .group)] {
+            guard access(path, F_OK) == 0 else { continue }
+            guard let bytes = try? OwnedFD.open(path, O_RDONLY).readAll(limit: 64 << 20) else {
+                throw MiniAppError(.jailUnavailable, "cannot read \(path) to check identity.uidRangeStart against it; make it readable by the daemon")
+            }
+            sources.append(.init(path: path, kind: kind, text: String(decoding: bytes, as: UTF8.self)))
+        }
+        let overflow = [overflowUid, overflowGid].compactMap { p in
+            (try? OwnedFD.open(p, O_RDONLY).readAll(limit: 64)).flatMap { UInt64(String(decoding: $0, as: UTF8.self).filter(\.isNumber)) }
+        }
+        let hits = HostIDRanges.overlaps(start: UInt64(id.uidRangeStart), count: UInt64(id.uidRangeCount), sources: sources, overflowIDs: overflow)
+        guard hits.isEmpty else {
+            throw JailFieldReader.invalid("identity.uidRangeStart",
+                "gives programs ids another owner has: the range \(id.uidRangeStart)+\(id.uidRangeCount): \(hits.prefix(3).joined(separator: "; ")); move the range (the default 2130706432 is outside what useradd, systemd and container tools allocate)")
+        }
     }
 }

@@ -13,7 +13,12 @@ struct JailCommand: ParsableCommand {
         abstract: "Run one command in a worker jail (default policy; DIRs at /data and /app).",
         discussion: """
             Exit status: the command's, or 128+signal. Setup errors print their code first \
-            (POLICY_INVALID, JAIL_SETUP_FAILED, JAIL_UNAVAILABLE) and exit 125.
+            (POLICY_INVALID, JAIL_SETUP_FAILED, JAIL_UNAVAILABLE) and exit 125, a status no \
+            command run this way can be confused with (docker run and chroot use it likewise). \
+            A worker ended by the jail prints "miniapp jail: oom", "limit:pids", \
+            "limit:wallClock" or "stopped" on stderr. --stdin from a terminal is relayed through \
+            a pipe (the terminal itself never enters the jail); output to a terminal has its \
+            control characters escaped.
             Example: miniapp jail --app ./pkg --data /tmp/d -- /usr/bin/python3 /app/main.py
             """)
 
@@ -30,7 +35,7 @@ struct JailCommand: ParsableCommand {
     @Option(help: "CPU quota in percent of one CPU (0 = none).") var cpu: Int64?
     @Option(help: "Wall-clock limit in seconds.") var timeout: Double?
     @Option(help: "Extra read-only bind HOST:JAILPATH (repeatable).") var bind: [String] = []
-    @Flag(help: "Connect the command's stdin to ours (default /dev/null).") var stdin = false
+    @Flag(help: "Give the command our stdin (default /dev/null); a terminal is relayed through a pipe.") var stdin = false
     @Argument(parsing: .captureForPassthrough, help: "The command and its arguments.") var command: [String] = []
 
     func run() throws {
@@ -54,23 +59,23 @@ struct JailCommand: ParsableCommand {
             launch.appDir = app.map(absolute)
             launch.dataDir = data.map(absolute)
             launch.extraReadOnlyBinds = try bind.map(parseBind)
-            if stdin { launch.stdinFD = 0 }
+            if stdin { launch.stdinFD = try Self.stdinForJail() }
             var limits = jailer.configuration.policy.limits
             if let memory { limits.memoryBytes = UInt64(max(0, memory)) }
             if let pids { limits.pids = UInt64(max(0, pids)) }
             if let cpu { limits.cpuPercent = UInt64(max(0, cpu)) }
             if let timeout { limits.wallClockSeconds = timeout }
             launch.limitsOverride = limits
+            let ttys = (isatty(1) == 1, isatty(2) == 1)
             launch.output = { line in
                 let fd: Int32 = line.stream == .stdout ? 1 : 2
-                let bytes = Array((line.text + "\n").utf8)
+                let text = (fd == 1 ? ttys.0 : ttys.1) ? Self.escapingControls(line.text) : line.text
+                let bytes = Array((text + "\n").utf8)
                 _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
             }
             let worker = try await jailer.spawn(launch)
             let exit = await worker.exit
-            if exit.reason != .exit && exit.reason != .signal {
-                printErr("miniapp jail: \(exit)")
-            }
+            if let why = Self.reasonToken(exit.reason) { printErr("miniapp jail: \(why) (\(exit))") }
             return exit.shellStatus
         } catch {
             printErr("\(error.code.rawValue) \(error.message)")
@@ -94,7 +99,56 @@ struct JailCommand: ParsableCommand {
         }
         let config = try JailPolicy.load(policyDir: policyDir ?? Self.defaultPolicyDir(), cgroupOverride: cg)
         let state = stateDir ?? (geteuid() == 0 ? "/var/lib/miniapp" : "/tmp/miniapp-\(getuid())")
-        return try Jailer(configuration: config, stateDir: state, mode: mode)
+        let jailer = try Jailer(configuration: config, stateDir: state, mode: mode)
+        for w in config.warnings { printErr("miniapp jail: warning: \(w)") }
+        return jailer
+    }
+
+    /// The stable word for an end the jail caused (nil: the program exited or was signalled).
+    static func reasonToken(_ r: WorkerExit.Reason) -> String? {
+        switch r {
+        case .exit, .signal: nil
+        case .killedOOM: "oom"
+        case .killedLimit(let k): "limit:\(k.rawValue)"
+        case .stopped: "stopped"
+        }
+    }
+
+    /// Our stdin for the worker. A terminal is never handed over: the seccomp profile refuses
+    /// only TIOCSTI and TIOCLINUX, and every other terminal ioctl (TCSETS, TIOCSWINSZ, TIOCSPGRP
+    /// attempts, TIOCCONS...) would act on the user's real terminal. From a tty the bytes are
+    /// relayed through a pipe instead; a pipe or file stdin is passed as it is.
+    static func stdinForJail() throws(MiniAppError) -> Int32 {
+        guard isatty(0) == 1 else { return 0 }
+        var fds: [Int32] = [-1, -1]
+        guard pipe(&fds) == 0 else {
+            throw MiniAppError(.jailSetupFailed, "cannot create the stdin relay pipe (errno \(errno))", data: ["step": "stdin", "errno": "\(errno)"])
+        }
+        let (r, w) = (fds[0], fds[1])
+        _ = fcntl(w, F_SETFD, FD_CLOEXEC)
+        DispatchQueue.global().async {
+            var buf = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let n = read(0, &buf, buf.count)
+                if n <= 0 || buf.withUnsafeBytes({ write(w, $0.baseAddress, n) }) != n { break }
+            }
+            close(w)
+        }
+        return r
+    }
+
+    /// Escapes C0/C1 control characters (ESC sequences could retitle, recolour or rewrite the
+    /// user's terminal, or answer queries with injected input) as \u{…}; tab stays.
+    static func escapingControls(_ s: String) -> String {
+        var out = ""
+        for u in s.unicodeScalars {
+            if (u.value < 0x20 && u != "\t") || (0x7f...0x9f).contains(u.value) {
+                out += "\\u{" + String(u.value, radix: 16) + "}"
+            } else {
+                out.unicodeScalars.append(u)
+            }
+        }
+        return out
     }
 
     /// ./policies when run from a checkout, else /etc/miniapp/policies.

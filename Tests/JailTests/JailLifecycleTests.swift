@@ -37,6 +37,13 @@ struct JailLifecycleTests {
         // On the host, A's data dir belongs to A's uid alone.
         var st = stat()
         #expect(stat(dataA, &st) == 0 && st.st_uid == wa.uid && (st.st_mode & 0o777) == 0o700)
+        // The per-uid layer on its own: even with A's data dir bound into B (the mount layer
+        // bypassed on purpose, and Landlock granting read on the bind), B's uid may not enter it.
+        let (exit, lines) = try await JailHarness.runWorker(["read_path", "/peer/secret"], programId: "test.worker-b") { l in
+            l.extraReadOnlyBinds = [JailBind(hostPath: dataA, jailPath: "/peer")]
+        }
+        #expect(lines.first?.hasPrefix("DENIED read_path errno=\(EACCES)") == true, "\(lines)")
+        #expect(exit.status == 0)
         wa.kill()
         #expect(await wa.exit.reason == .stopped)
     }
@@ -60,14 +67,26 @@ struct JailLifecycleTests {
         #expect(exit.signal == SIGTERM || exit.signal == SIGKILL, "\(exit)")
     }
 
-    @Test("suspend freezes, resume thaws, stats report usage")
+    @Test("suspend freezes (a counter the worker writes stops), resume thaws (it moves again)")
     func suspendResume() async throws {
-        guard let jailer = JailHarness.jailer else { Issue.record("no fixture"); return }
-        let w = try await jailer.spawn(JailLaunch(programId: "test.freeze", argv: ["/bin/sh", "-c", "sleep 30"]))
+        guard let jailer = JailHarness.jailer, JailHarness.probeBuilt else { Issue.record("no fixture"); return }
+        var l = JailLaunch(programId: "test.freeze", argv: ["/app/probe", "counter"])
+        l.appDir = "\(JailHarness.base)/app"
+        let data = JailHarness.newDataDir("freeze")
+        l.dataDir = data
+        let w = try await jailer.spawn(l)
+        func count() -> Int { Int((try? String(contentsOfFile: "\(data)/counter", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? -1 }
+        for _ in 0..<300 where count() < 3 { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(count() >= 3, "the counter never started")
         try w.suspend()
-        try w.resume()
-        try w.suspend()
+        let frozen = count()
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(count() == frozen, "the counter advanced while frozen: \(frozen) → \(count())")
         #expect(w.stats().memoryBytes > 0)
+        try w.resume()
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(count() > frozen + 5, "the counter did not resume: \(frozen) → \(count())")
+        try w.suspend()
         let exit = await w.stop(grace: 1)
         #expect(exit.reason == .stopped)
     }
@@ -124,6 +143,18 @@ struct JailLifecycleTests {
         #expect(lines.last.flatMap { Int($0) }.map { $0 <= 4 } == true, "\(lines) \(exit)")
     }
 
+    @Test("/etc holds only the allowlisted host files and the generated ones")
+    func etcContents() async throws {
+        let (exit, lines) = try await JailHarness.runWorker([], argv: ["/bin/sh", "-c", "ls -A /etc | tr '\\n' ' '; echo; ls -A /etc/ssl | tr '\\n' ' '"])
+        #expect(exit.status == 0, "\(lines)")
+        var expected = ["group", "hosts", "passwd"]
+        for p in ["ld.so.cache", "localtime", "ssl"] where access("/etc/\(p)", F_OK) == 0 { expected.append(p) }
+        #expect(lines.first?.split(separator: " ").map(String.init).sorted() == expected.sorted(), "\(lines)")
+        var ssl: [String] = []
+        for p in ["certs", "openssl.cnf"] where access("/etc/ssl/\(p)", F_OK) == 0 { ssl.append(p) }
+        #expect((lines.dropFirst().first ?? "").split(separator: " ").map(String.init).sorted() == ssl, "\(lines): no /etc/ssl/private")
+    }
+
     @Test("the allowlisted device nodes open for reading and writing", arguments: [
         "echo x > /dev/null",
         "test \"$(head -c 4 /dev/zero | wc -c)\" = 4",
@@ -131,6 +162,11 @@ struct JailLifecycleTests {
         "test \"$(head -c 4 /dev/random | wc -c)\" = 4",
         "! echo x 2>/dev/null > /dev/full",
         "exec 9</dev/null",
+        // the nodes are bound read-only: writing to the device works (above), changing the
+        // host's node does not (touch would update the host /dev/null's times: it is 0666)
+        "! touch /dev/null 2>/dev/null && ! touch /dev/urandom 2>/dev/null",
+        // and /dev itself is read-only once populated (the top /dev mount in mountinfo)
+        "test \"$(grep ' / /dev ' /proc/self/mountinfo | tail -n 1 | cut -d' ' -f6 | cut -c1-3)\" = ro,",
     ])
     func devices(_ script: String) async throws {
         let (exit, lines) = try await JailHarness.runWorker([], argv: ["/bin/sh", "-c", script])

@@ -9,6 +9,10 @@ struct JailPolicyTests {
     static let badPolicies: [(String, String)] = [
         (#"{"limits": {"memoryBytes": 1024}}"#, "limits.memoryBytes"),
         (#"{"limits": {"pids": 0}}"#, "limits.pids"),
+        (#"{"limits": {"pids": 1}}"#, "limits.pids"), // the reaper and the program are two
+        (#"{"reaper": false}"#, "reaper"),
+        (#"{"dieWithSupervisor": false}"#, "dieWithSupervisor"),
+        (#"{"filesystem": {"tmpInodes": 10}}"#, "filesystem.tmpInodes"),
         (#"{"limits": {"cpuPercent": -5}}"#, "limits.cpuPercent"),
         (#"{"limitz": {}}"#, "limitz"),
         (#"{"namespaces": {"pid": false}}"#, "namespaces.pid"),
@@ -16,10 +20,29 @@ struct JailPolicyTests {
         (#"{"filesystem": {"readOnlyHostPaths": ["/proc/1"]}}"#, "filesystem.readOnlyHostPaths[0]"),
         (#"{"filesystem": {"devices": ["mem"]}}"#, "filesystem.devices[0]"),
         (#"{"identity": {"uidRangeStart": 0}}"#, "identity.uidRangeStart"),
+        (#"{"identity": {"uidRangeStart": 60000, "uidRangeCount": 10000}}"#, "identity.uidRangeStart"), // holds nobody
+        (#"{"identity": {"uidRangeStart": 2147483000, "uidRangeCount": 1000}}"#, "identity.uidRangeCount"), // passes 2^31
         (#"{"hostname": "bad host!"}"#, "hostname"),
         (#"{"landlock": {"mode": "sometimes"}}"#, "landlock.mode"),
         (#"{"seccompProfile": "../../etc/x.json"}"#, "seccompProfile"),
+        // /etc/ssl whole would bind /etc/ssl/private (the host's TLS keys) into every jail
+        (#"{"filesystem": {"etc": ["/etc/ssl"]}}"#, "filesystem.etc[0]"),
+        (#"{"filesystem": {"etc": ["/etc/localtime", "/etc/ssl/private/host.key"]}}"#, "filesystem.etc[1]"),
+        (#"{"filesystem": {"etc": ["//etc//ssh/"]}}"#, "filesystem.etc[0]"),
+        (#"{"filesystem": {"etc": ["/etc/shadow"]}}"#, "filesystem.etc[0]"),
     ]
+
+    @Test("rootless mode refuses a daemon user with supplementary groups", arguments: [
+        ([UInt32](), true), ([1000], true), ([1000, 27], false), ([4, 1000], false), ([100], false),
+    ])
+    func rootlessGroups(_ groups: [UInt32], _ ok: Bool) {
+        do {
+            try Jailer.checkRootlessGroups(groups, primary: 1000)
+            #expect(ok, "\(groups) accepted")
+        } catch {
+            #expect(!ok && error.code == .jailUnavailable && error.message.contains("supplementary groups"), "\(groups): \(error)")
+        }
+    }
 
     @Test("invalid jail.json is rejected naming the field", arguments: badPolicies)
     func badPolicy(_ json: String, _ field: String) {
@@ -46,7 +69,28 @@ struct JailPolicyTests {
         (#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_SIMILAR"}]}]}"#, "syscalls[0].args[0].op"),
         (#"{"defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_Z80"]}"#, "architectures[0]"),
         (#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": [], "action": "SCMP_ACT_ALLOW"}]}"#, "syscalls[0].names"),
+        // one syscall both allowed and denied: libseccomp would silently keep one of the two
+        (#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read", "ptrace"], "action": "SCMP_ACT_ALLOW"}, {"names": ["ptrace"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}]}"#, "syscalls[1]"),
+        (#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["socket"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_EQ"}]}, {"names": ["socket"], "action": "SCMP_ACT_KILL"}]}"#, "syscalls[1]"),
+        (#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["socket"], "action": "SCMP_ACT_TRAP"}, {"names": ["socket"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_EQ"}]}]}"#, "syscalls[1]"),
+        // filter flags are refused unless they change nothing; notify listeners are unsupported
+        (#"{"defaultAction": "SCMP_ACT_ERRNO", "flags": ["SECCOMP_FILTER_FLAG_SPEC_ALLOW"]}"#, "flags[0]"),
+        (#"{"defaultAction": "SCMP_ACT_ERRNO", "flags": ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG"]}"#, "flags[1]"),
+        (#"{"defaultAction": "SCMP_ACT_ERRNO", "listenerPath": "/run/seccomp-agent.sock"}"#, "listenerPath"),
+        (#"{"defaultAction": "SCMP_ACT_ERRNO", "listenerMetadata": "x"}"#, "listenerMetadata"),
     ]
+
+    static let goodProfiles = [
+        // the same action twice (Docker repeats names), TSYNC (a no-op for a single thread)
+        #"{"defaultAction": "SCMP_ACT_ERRNO", "flags": ["SECCOMP_FILTER_FLAG_TSYNC"], "listenerPath": "", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}, {"names": ["read", "write"], "action": "SCMP_ACT_ALLOW"}]}"#,
+        // conditional rules of different actions side by side, and a conditional deny over an allow
+        #"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["ioctl"], "action": "SCMP_ACT_ALLOW"}, {"names": ["ioctl"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 1, "value": 4294967295, "valueTwo": 21522, "op": "SCMP_CMP_MASKED_EQ"}]}]}"#,
+    ]
+
+    @Test("valid seccomp profiles compile", arguments: goodProfiles)
+    func goodProfile(_ json: String) throws {
+        _ = try SeccompCompiler.compile(try SeccompProfile.parse(Array(json.utf8)))
+    }
 
     @Test("invalid seccomp profiles are rejected naming the field", arguments: badProfiles)
     func badProfile(_ json: String, _ field: String) {
@@ -72,6 +116,16 @@ struct JailPolicyTests {
         }
     }
 
+    @Test("switching off cgroups or Landlock is loud: the configuration lists it")
+    func warnings() throws {
+        var p = JailPolicy()
+        p.cgroup.version = .none
+        p.landlock.mode = .off
+        let c = try JailPolicy.configure(p, policyDir: JailHarness.policyDir)
+        #expect(c.warnings.count == 2 && c.warnings[0].contains("NO memory, pids or CPU limits") && c.warnings[1].contains("Landlock"), "\(c.warnings)")
+        #expect(try JailPolicy.load(policyDir: JailHarness.policyDir).warnings.isEmpty)
+    }
+
     @Test("the shipped jail.json loads")
     func shippedPolicy() throws {
         let c = try JailPolicy.load(policyDir: JailHarness.policyDir)
@@ -86,7 +140,8 @@ struct JailPolicyTests {
         ("bind over /proc", { $0.extraReadOnlyBinds = [JailBind(hostPath: "/usr", jailPath: "/proc")] }, "launch.extraReadOnlyBinds[0].jailPath"),
         ("bind missing host", { $0.extraReadOnlyBinds = [JailBind(hostPath: "/nonexistent-sdk", jailPath: "/sdk")] }, "launch.extraReadOnlyBinds[0].hostPath"),
         ("impossible memory", { var l = JailLimits(); l.memoryBytes = 100; $0.limitsOverride = l }, "limitsOverride.memoryBytes"),
-        ("closed bridge fd", { $0.bridgeFD = 987 }, "launch.bridgeFD"),
+        // Int32.max: never open (987 was, now and then, when a parallel test held many fds)
+        ("closed bridge fd", { $0.bridgeFD = Int32.max }, "launch.bridgeFD"),
     ]
 
     @Test("invalid launches fail with POLICY_INVALID before spawning", arguments: badLaunches.indices)

@@ -12,8 +12,12 @@ public struct JailPolicy: Sendable, Equatable {
 
     /// Identity of workers.
     public struct Identity: Sendable, Equatable {
-        /// Privileged mode: first host uid (= gid) handed to programs.
-        public var uidRangeStart: UInt32 = 200_000
+        /// Privileged mode: first host uid (= gid) handed to programs. 0x7F000000: above every
+        /// range shadow's useradd gives out for /etc/subuid (SUB_UID_MAX 600100000) and
+        /// systemd's container range (up to 0x6FFFFFFF), below its foreign range (0x7FFE0000)
+        /// and below 2^31 (tools that treat uid_t as signed). The old default 200000 overlapped
+        /// the subordinate ids of the second user (165536-231071).
+        public var uidRangeStart: UInt32 = 2_130_706_432
         /// Privileged mode: how many uids the range holds.
         public var uidRangeCount: UInt32 = 50_000
         /// Rootless mode: the uid/gid the program sees inside its user namespace.
@@ -40,6 +44,9 @@ public struct JailPolicy: Sendable, Equatable {
         public var generateEtc = true
         public var rootSizeBytes: UInt64 = 1 << 20
         public var tmpSizeBytes: UInt64 = 64 << 20
+        /// /tmp's inode limit (tmpfs nr_inodes): without it a tmpfs allows about half of RAM's
+        /// pages in inodes, and millions of empty files pin kernel memory that size= never counts.
+        public var tmpInodes: UInt64 = 16384
         /// Device nodes bound from the host /dev.
         public var devices: [String] = ["null", "zero", "full", "random", "urandom"]
         public init() {}
@@ -84,8 +91,10 @@ public struct JailPolicy: Sendable, Equatable {
     /// Seccomp profile path, relative to the policy directory.
     public var seccompProfile = "seccomp/default.json"
     /// Run a PID-1 reaper that forks the program (programs that fork leave orphans to reap).
+    /// Always true: the parser refuses false.
     public var reaper = true
     /// Kill the worker when the spawning thread dies (belt and braces with the pid namespace).
+    /// Always true: the parser refuses false.
     public var dieWithSupervisor = true
     /// Seconds between SIGTERM and SIGKILL in `stop(grace:)` when the caller gives none.
     public var stopGraceSeconds: Double = 2

@@ -24,8 +24,14 @@ extension JailPolicy {
         if let c = try r.child("cgroup") { p.cgroup = try parseCgroup(c) }
         p.seccompProfile = try r.string("seccompProfile", default: p.seccompProfile) ?? p.seccompProfile
         try JailPathRules.checkRelative(p.seccompProfile, field: r.field("seccompProfile"))
+        // Both stay in the file so a reviewer sees them, but neither may be switched off: without
+        // the reaper the program is PID 1 (the kernel drops signals it has no handler for, so stop
+        // never reaches it, and its orphans stay zombies eating the pids limit); without PDEATHSIG
+        // a worker outlives a crashed daemon, unsupervised (no wall-clock limit, nobody to stop it).
         p.reaper = try r.bool("reaper", default: p.reaper)
+        guard p.reaper else { throw JailFieldReader.invalid(r.field("reaper"), "cannot be false: without the PID-1 reaper stop signals and orphan reaping are lost") }
         p.dieWithSupervisor = try r.bool("dieWithSupervisor", default: p.dieWithSupervisor)
+        guard p.dieWithSupervisor else { throw JailFieldReader.invalid(r.field("dieWithSupervisor"), "cannot be false: a worker must never outlive the daemon that supervises it") }
         p.stopGraceSeconds = try r.number("stopGraceSeconds", default: p.stopGraceSeconds, in: 0...3600) ?? 2
         for (k, v) in try r.stringMap("env") {
             try JailPathRules.checkEnvName(k, field: r.field("env.\(k)"))
@@ -54,10 +60,15 @@ extension JailPolicy {
         try r.rejectUnknown(["uidRangeStart", "uidRangeCount", "rootlessUid", "rootlessGid"])
         var i = Identity()
         // uid 0..999 are system accounts on Debian; never hand them to untrusted code.
-        i.uidRangeStart = UInt32(try r.int("uidRangeStart", default: Int64(i.uidRangeStart), in: 1000...4_000_000_000) ?? 0)
+        i.uidRangeStart = UInt32(try r.int("uidRangeStart", default: Int64(i.uidRangeStart), in: 1000...2_147_483_647) ?? 0)
         i.uidRangeCount = UInt32(try r.int("uidRangeCount", default: Int64(i.uidRangeCount), in: 1...10_000_000) ?? 0)
-        if UInt64(i.uidRangeStart) + UInt64(i.uidRangeCount) > 4_294_967_294 {
-            throw JailFieldReader.invalid(r.field("uidRangeCount"), "makes the range pass the largest valid uid")
+        // Below 2^31: ids above it are negative to every tool that treats uid_t as signed, and
+        // the range must not hold nobody (65534) or the 16-bit -1 (65535).
+        if UInt64(i.uidRangeStart) + UInt64(i.uidRangeCount) > 2_147_483_648 {
+            throw JailFieldReader.invalid(r.field("uidRangeCount"), "makes the range pass 2147483647 (ids above are negative to tools that treat uid_t as signed)")
+        }
+        if let bad = HostIDRanges.reserved.first(where: { (UInt64(i.uidRangeStart)..<UInt64(i.uidRangeStart) + UInt64(i.uidRangeCount)).contains($0) }) {
+            throw JailFieldReader.invalid(r.field("uidRangeStart"), "makes the range hold \(bad) (nobody / the 16-bit -1)")
         }
         i.rootlessUid = UInt32(try r.int("rootlessUid", default: 1000, in: 1...65533) ?? 1000)
         i.rootlessGid = UInt32(try r.int("rootlessGid", default: 1000, in: 1...65533) ?? 1000)
@@ -65,7 +76,7 @@ extension JailPolicy {
     }
 
     private static func parseFilesystem(_ r: JailFieldReader) throws(MiniAppError) -> Filesystem {
-        try r.rejectUnknown(["readOnlyHostPaths", "symlinks", "etc", "generateEtc", "rootSizeBytes", "tmpSizeBytes", "devices"])
+        try r.rejectUnknown(["readOnlyHostPaths", "symlinks", "etc", "generateEtc", "rootSizeBytes", "tmpSizeBytes", "tmpInodes", "devices"])
         var f = Filesystem()
         f.readOnlyHostPaths = try r.strings("readOnlyHostPaths", default: f.readOnlyHostPaths)
         for (i, p) in f.readOnlyHostPaths.enumerated() {
@@ -77,10 +88,15 @@ extension JailPolicy {
         for (i, p) in f.etc.enumerated() {
             try JailPathRules.checkAbsolute(p, field: "\(r.field("etc"))[\(i)]")
             guard p.hasPrefix("/etc/") else { throw JailFieldReader.invalid("\(r.field("etc"))[\(i)]", "must be a path under /etc/") }
+            let n = JailPathRules.normalized(p)
+            if let secret = Self.secretEtcPaths.first(where: { $0 == n || $0.hasPrefix(n + "/") || n.hasPrefix($0 + "/") }) {
+                throw JailFieldReader.invalid("\(r.field("etc"))[\(i)]", "would expose \(secret) to every program; bind only what programs need (e.g. /etc/ssl/certs)")
+            }
         }
         f.generateEtc = try r.bool("generateEtc", default: true)
         f.rootSizeBytes = UInt64(try r.int("rootSizeBytes", default: Int64(f.rootSizeBytes), in: 65536...(1 << 30)) ?? 0)
         f.tmpSizeBytes = UInt64(try r.int("tmpSizeBytes", default: Int64(f.tmpSizeBytes), in: 65536...(64 << 30)) ?? 0)
+        f.tmpInodes = UInt64(try r.int("tmpInodes", default: Int64(f.tmpInodes), in: 64...(1 << 24)) ?? 0)
         f.devices = try r.strings("devices", default: f.devices)
         let allowed: Set<String> = ["null", "zero", "full", "random", "urandom", "tty"]
         for (i, d) in f.devices.enumerated() where !allowed.contains(d) {
@@ -88,6 +104,10 @@ extension JailPolicy {
         }
         return f
     }
+
+    /// Host secrets no `filesystem.etc` entry may contain: TLS private keys, password hashes,
+    /// sudo rules, SSH host keys.
+    public static let secretEtcPaths = ["/etc/ssl/private", "/etc/shadow", "/etc/gshadow", "/etc/sudoers", "/etc/ssh"]
 
     private static func parseOutput(_ r: JailFieldReader) throws(MiniAppError) -> JailOutputLimits {
         try r.rejectUnknown(["maxBytesPerStream", "maxLineBytes"])
@@ -131,7 +151,8 @@ extension JailLimits {
         var l = base
         // Below ~4 MiB not even the dynamic loader of /bin/true fits: reject as impossible.
         l.memoryBytes = UInt64(try r.int("memoryBytes", default: Int64(l.memoryBytes), in: (4 << 20)...(1 << 40)) ?? 0)
-        l.pids = UInt64(try r.int("pids", default: Int64(l.pids), in: 1...65536) ?? 0)
+        // At least 2: the PID-1 reaper and the program are two processes; 1 would fail every start.
+        l.pids = UInt64(try r.int("pids", default: Int64(l.pids), in: 2...65536) ?? 0)
         l.cpuPercent = UInt64(try r.int("cpuPercent", default: Int64(l.cpuPercent), in: 0...100_000) ?? 0)
         l.wallClockSeconds = try r.number("wallClockSeconds", default: l.wallClockSeconds, in: 0...(7 * 86400)) ?? 0
         l.openFiles = UInt64(try r.int("openFiles", default: Int64(l.openFiles), in: 16...(1 << 20)) ?? 0)

@@ -27,11 +27,30 @@ extension SeccompProfile {
             throw JailFieldReader.invalid("architectures[\(i)]", "'\(a)' is not a known SCMP_ARCH_* name")
         }
         p.archMap = try parseArchMap(doc["archMap"])
+        try checkFlagsAndListener(r)
         guard let calls = doc["syscalls"]?.arrayValue ?? (doc["syscalls"] == nil ? [] : nil) else {
             throw JailFieldReader.invalid("syscalls", "must be an array")
         }
         for (i, c) in calls.enumerated() { p.syscalls.append(try parseRule(c, path: "syscalls[\(i)]")) }
         return p
+    }
+
+    /// Filter flags miniappd accepts: only SECCOMP_FILTER_FLAG_TSYNC, which changes nothing here
+    /// (the worker is single-threaded when its filter is installed, so "all threads" is one).
+    public static let acceptedFlags: Set<String> = ["SECCOMP_FILTER_FLAG_TSYNC"]
+
+    /// `flags` and `listenerPath` are refused rather than ignored: the child installs every
+    /// filter with flags 0, so a profile asking for SPEC_ALLOW (turns off the Spectre v4
+    /// mitigation), LOG or NEW_LISTENER would silently get something else. `listenerPath` /
+    /// `listenerMetadata` belong to SCMP_ACT_NOTIFY, which miniappd does not support (a user-space
+    /// supervisor answering syscalls is a second policy engine, and TOCTOU-prone).
+    private static func checkFlagsAndListener(_ r: JailFieldReader) throws(MiniAppError) {
+        for (i, f) in try r.strings("flags", default: []).enumerated() where !acceptedFlags.contains(f) {
+            throw JailFieldReader.invalid("flags[\(i)]", "'\(f)' is not supported: miniappd installs filters without flags (accepted: \(acceptedFlags.sorted().joined(separator: ", "))); remove it")
+        }
+        for key in ["listenerPath", "listenerMetadata"] where !((try r.string(key)) ?? "").isEmpty {
+            throw JailFieldReader.invalid(key, "is not supported: miniappd has no seccomp notify listener (SCMP_ACT_NOTIFY); remove it")
+        }
     }
 
     private static func parseArchMap(_ v: JSONValue?) throws(MiniAppError) -> [ArchMapEntry] {

@@ -66,11 +66,17 @@ final class CgroupV2: WorkerCgroup {
     }
 
     /// rmdir first (it succeeds only when no task is left, the usual case after PID 1 was
-    /// reaped); on EBUSY kill everything and retry while the last tasks exit.
+    /// reaped); on EBUSY kill everything and retry while the last tasks exit. Without
+    /// cgroup.kill (kernels before 5.14) killAll signals the pids of cgroup.procs one by one;
+    /// killed tasks leave asynchronously, so the rmdir is retried just the same (it used to be
+    /// tried once there, leaking the cgroup whenever a task was still exiting).
     func destroy() {
         if rmdir(dir) == 0 || errno == ENOENT { return }
-        killAll()
-        CgroupFiles.rmdirRetrying(dir, attempts: access("\(dir)/cgroup.kill", F_OK) == 0 ? 200 : 1)
+        for _ in 0..<3 {
+            killAll()
+            CgroupFiles.rmdirRetrying(dir)
+            if access(dir, F_OK) != 0 { return }
+        }
     }
 
     func stats() -> JailStats {

@@ -44,9 +44,9 @@ public enum SeccompCompiler {
         var skipped: [String] = []
         let defaultAction = try scmpAction(profile.defaultAction, errnoRet: nil, profile: profile)
         var filters: [[UInt8]] = []
-        filters.append(try build(defaultAction, rules: main, profile: profile, unknown: unknownNames, source: source, skipped: &skipped, arches: true))
+        filters.append(try build(defaultAction, rules: main, profile: profile, unknown: unknownNames, source: source, skipped: &skipped))
         if !overlay.isEmpty {
-            filters.append(try build(scmpAllow, rules: overlay, profile: profile, unknown: unknownNames, source: source, skipped: &skipped, arches: true))
+            filters.append(try build(scmpAllow, rules: overlay, profile: profile, unknown: unknownNames, source: source, skipped: &skipped))
         }
         return SeccompProgram(filters: filters, skippedNames: skipped)
     }
@@ -66,43 +66,66 @@ public enum SeccompCompiler {
     }
 
     private static func build(_ defaultAction: UInt32, rules: [(SeccompRule, Int)], profile: SeccompProfile,
-                              unknown: UnknownNames, source: String, skipped: inout [String], arches: Bool) throws(MiniAppError) -> [UInt8] {
+                              unknown: UnknownNames, source: String, skipped: inout [String]) throws(MiniAppError) -> [UInt8] {
         guard let ctx = seccomp_init(defaultAction) else {
             throw MiniAppError(.jailUnavailable, "libseccomp could not create a filter (out of memory?)")
         }
         defer { seccomp_release(ctx) }
-        // Any ABI not listed (i386 via int 0x80, x32 via the 0x40000000 bit) kills the process:
-        // filters are per-ABI and syscall numbers differ, so an unlisted ABI is an open door.
+        // Any ABI but the native one (i386 via int 0x80, x32 via the 0x40000000 bit) kills the
+        // process: filters are per-ABI and syscall numbers differ, so an extra ABI is an open door
+        // (i386 has socketcall, its own ioctl and clone layouts). This is not the profile's to
+        // relax: `architectures` and Docker's `archMap` (which lists X86 and X32 for x86_64) are
+        // parsed and checked but never add an ABI, so no profile contradicts SECURITY.md.
         _ = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, 0x8000_0000)
         _ = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2) // binary tree: O(log n) per call
-        try addArchitectures(ctx, profile, source: source)
+        var decided: [Int32: Decision] = [:]
         for (rule, index) in rules {
             let action = try scmpAction(rule.action, errnoRet: rule.errnoRet, profile: profile)
-            if rule.args.isEmpty && action == defaultAction { continue } // libseccomp: EACCES, and a no-op
             for (j, name) in rule.names.enumerated() {
                 let nr = seccomp_syscall_resolve_name(name)
                 if nr == __NR_SCMP_ERROR {
                     if unknown == .skip { skipped.append(name); continue }
                     throw JailFieldReader.invalid("\(source): syscalls[\(index)].names[\(j)]", "'\(name)' is not a syscall known to libseccomp on this host")
                 }
+                try checkConflict(&decided, nr: nr, name: name, Decision(action: action, conditional: !rule.args.isEmpty, rule: index), source: source)
+                if rule.args.isEmpty && action == defaultAction { continue } // libseccomp: EACCES, and a no-op
                 try addRule(ctx, action: action, nr: nr, args: rule.args, field: "\(source): syscalls[\(index)]")
             }
         }
         return try export(ctx)
     }
 
-    private static func addArchitectures(_ ctx: scmp_filter_ctx, _ profile: SeccompProfile, source: String) throws(MiniAppError) {
-        var names = Set(profile.architectures)
-        for m in profile.archMap where m.architecture == "SCMP_ARCH_X86_64" { names.formUnion(m.subArchitectures) }
-        for n in names.sorted() where n != "SCMP_ARCH_X86_64" {
-            let lib = String(n.dropFirst("SCMP_ARCH_".count)).lowercased()
-            let token = seccomp_arch_resolve_name(lib)
-            guard token != 0 else { continue } // not an ABI this CPU can run: nothing to admit
-            let r = seccomp_arch_add(ctx, token)
-            if r != 0 && r != -EEXIST {
-                throw JailFieldReader.invalid("\(source): architectures", "'\(n)' cannot be added (\(String(cString: strerror(-r))))")
-            }
+    /// What an earlier rule of the same filter decided for one syscall.
+    private struct Decision {
+        var action: UInt32
+        var conditional: Bool
+        var rule: Int
+    }
+
+    /// libseccomp merges every rule of one syscall into one decision: given rules with different
+    /// actions of which one is unconditional it silently keeps one (2.5.4 answers 0, not EEXIST).
+    /// A profile listing a syscall as allowed in one place and denied in another would compile to
+    /// whichever libseccomp picks: refuse it, naming the syscall and both rules. The same action
+    /// twice (Docker's profile repeats names) is harmless, and so are conditional rules side by
+    /// side (libseccomp keeps each condition: the socket family allowlist is such an OR).
+    private static func checkConflict(_ decided: inout [Int32: Decision], nr: Int32, name: String,
+                                      _ new: Decision, source: String) throws(MiniAppError) {
+        guard let prev = decided[nr] else {
+            decided[nr] = new
+            return
         }
+        if prev.action != new.action && !(prev.conditional && new.conditional) {
+            throw JailFieldReader.invalid("\(source): syscalls[\(new.rule)]",
+                "'\(name)' is already decided differently by syscalls[\(prev.rule)]; a syscall may not be both allowed and denied: remove one of the rules")
+        }
+        if !new.conditional { decided[nr] = new }
+    }
+
+    /// The native (x86_64) number of syscall `name` (seccomp_syscall_resolve_name), nil when
+    /// libseccomp does not know it.
+    public static func syscallNumber(_ name: String) -> Int32? {
+        let nr = seccomp_syscall_resolve_name(name)
+        return nr == __NR_SCMP_ERROR ? nil : nr
     }
 
     private static func addRule(_ ctx: scmp_filter_ctx, action: UInt32, nr: Int32, args: [SeccompArg], field: String) throws(MiniAppError) {
@@ -113,7 +136,8 @@ public enum SeccompCompiler {
         let r = cmps.withUnsafeMutableBufferPointer { p in
             seccomp_rule_add_array(ctx, action, nr, UInt32(p.count), p.baseAddress)
         }
-        // EEXIST: another rule already decided this syscall (Docker lists some twice).
+        // EACCES: a conditional rule whose action is the filter's default (a no-op). EEXIST: the
+        // same rule again; conflicting actions were refused by checkConflict before.
         if r != 0 && r != -EEXIST && r != -EACCES {
             throw JailFieldReader.invalid(field, "cannot be compiled (\(String(cString: strerror(-r)))); e.g. two comparisons on one argument")
         }

@@ -23,6 +23,16 @@ public final class UidAllocator: Sendable {
         lockPath = "\(dir)/uids.lock"
         start = rangeStart
         count = rangeCount
+        // A table entry outside the configured range (the range was moved, e.g. off the old
+        // default 200000 that overlapped /etc/subuid ranges) would keep handing out a uid the
+        // operator no longer vouches for: refuse, and say how to migrate.
+        let outside = load().filter { $0.value < rangeStart || UInt64($0.value) >= UInt64(rangeStart) + UInt64(rangeCount) }
+        if let (id, u) = outside.min(by: { $0.key < $1.key }) {
+            throw MiniAppError(
+                .policyInvalid,
+                "\(path) gives \(id) uid \(u), outside identity.uidRange \(rangeStart)+\(rangeCount) (\(outside.count) such entries); set the range back, or remove the file and chown -R each program's data dir to its new uid after the first launch",
+                data: ["field": "identity.uidRangeStart"])
+        }
     }
 
     /// The uid of `programId`, allocating the lowest free one on first use.
