@@ -65,4 +65,20 @@ import Testing
         _ = FileManager.default.createFile(atPath: dir + "/plain", contents: Data())
         #expect(throws: SystemError.self) { try ListeningSocket.listen(.unix(path: dir + "/plain")) }
     }
+
+    /// The socket gets its mode without touching the process umask (process-wide: other threads
+    /// creating files meanwhile would get the socket's mode), and leaves no staging directory.
+    @Test func modeIsSetWithoutTheUmask() throws {
+        let dir = NSTemporaryDirectory() + "lm-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let before = umask(0o022); umask(before)
+        let fd = try UnixSocket.listen(path: dir + "/c.sock", mode: 0o660)
+        let after = umask(0o022); umask(after)
+        #expect(before == after)
+        var st = stat()
+        #expect(stat(dir + "/c.sock", &st) == 0 && (st.st_mode & S_IFMT) == S_IFSOCK && (st.st_mode & 0o777) == 0o660)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["c.sock"])
+        _ = fd
+    }
 }

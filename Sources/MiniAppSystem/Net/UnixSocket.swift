@@ -66,18 +66,11 @@ public enum UnixSocket {
 
     /// Creates a listening `SOCK_STREAM` socket bound at `path`, mode `mode` (default 0660:
     /// owner and group only, spec/control-api.md). A stale socket file is removed first; any other
-    /// kind of file at `path` is an error (never unlink what we did not create). The mode is set
-    /// with a umask around `bind` so there is no window where the socket is world-connectable.
+    /// kind of file at `path` is an error (never unlink what we did not create). The socket has
+    /// its mode before it appears at `path` (`bindPrivately`).
     public static func listen(path: String, mode: UInt32 = 0o660, backlog: Int32 = 128) throws(SystemError) -> OwnedFD {
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard !bytes.isEmpty, bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else {
-            throw SystemError("bind", errno: ENAMETOOLONG, detail: path)
-        }
-        withUnsafeMutableBytes(of: &addr.sun_path) { p in
-            for (i, b) in bytes.enumerated() { p[i] = b }
-        }
+        let limit = MemoryLayout.size(ofValue: sockaddr_un().sun_path)
+        guard !path.isEmpty, path.utf8.count < limit else { throw SystemError("bind", errno: ENAMETOOLONG, detail: path) }
         var st = stat()
         if lstat(path, &st) == 0 {
             guard (st.st_mode & S_IFMT) == S_IFSOCK else { throw SystemError("bind", errno: EEXIST, detail: path) }
@@ -89,17 +82,46 @@ public enum UnixSocket {
         let fd = OwnedFD(adopting: try retryingEINTR("socket") {
             socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         })
-        let oldMask = umask(mode_t(~mode & 0o777))
-        let rc = withUnsafePointer(to: &addr) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd.raw, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        let bindErrno = errno
-        umask(oldMask)
-        if rc != 0 { throw SystemError("bind", errno: bindErrno, detail: path) }
-        _ = try retryingEINTR("chmod", detail: path) { chmod(path, mode_t(mode)) }
+        try bindPrivately(fd.raw, path: path, mode: mode)
         _ = try retryingEINTR("listen") { Glibc.listen(fd.raw, backlog) }
         try setNonBlocking(fd.raw)
         return fd
+    }
+
+    /// Binds `fd` to `path` with `mode` and no window in which anyone else may connect: the
+    /// socket is bound inside a fresh 0700 directory beside `path`, given its mode there, then
+    /// renamed into place. (Changing the umask around bind, the usual trick, is process-wide: in a
+    /// multi-threaded daemon it gave files other threads created at that moment the socket's mode.)
+    static func bindPrivately(_ fd: Int32, path: String, mode: UInt32) throws(SystemError) {
+        var parent = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        if parent.isEmpty { parent = path.hasPrefix("/") ? "/" : "." }
+        var template = Array("\(parent)/.sock-XXXXXX".utf8CString)
+        guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+            throw SystemError.current("mkdtemp", detail: parent)
+        }
+        let dir = String(cString: made)
+        defer { rmdir(dir) }
+        let tmp = dir + "/s"
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(tmp.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else {
+            throw SystemError("bind", errno: ENAMETOOLONG, detail: "\(path) (the socket is bound as \(tmp) first)")
+        }
+        withUnsafeMutableBytes(of: &addr.sun_path) { p in
+            for (i, b) in bytes.enumerated() { p[i] = b }
+        }
+        let rc = withUnsafePointer(to: &addr) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        if rc != 0 { throw SystemError.current("bind", detail: path) }
+        do {
+            _ = try retryingEINTR("chmod", detail: path) { chmod(tmp, mode_t(mode)) }
+            _ = try retryingEINTR("rename", detail: path) { rename(tmp, path) }
+        } catch {
+            unlink(tmp)
+            throw error
+        }
     }
 
     /// Connects to a listening Unix socket at `path` (blocking). For clients and tests.
