@@ -126,7 +126,8 @@ public final class Daemon {
         let notify = NotifyRelay()
         let supervisor = Supervisor(
             settings: supervisorSettings(sdkDir: sdkDir), ids: try WorkerIDAllocator(path: layout.workerSequence),
-            spawner: jail, resolver: store, bridge: brokerBinding, notify: { m, p in notify.send(m, p) })
+            spawner: jail, resolver: store, bridge: brokerBinding, notify: { m, p in notify.send(m, p) },
+            observeExit: { metrics.exited($0) })
         let updates = config.registry.map {
             UpdateChecker(
                 registry: $0, transport: CurlRegistryTransport(), staging: store, downloadsDir: layout.downloads,

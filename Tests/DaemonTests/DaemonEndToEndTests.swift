@@ -272,4 +272,26 @@ import Testing
         #expect(try host.exited(wid)["reason"] == "stopped")
         #expect(daemon.stop() == 0)
     }
+
+    /// A program that exits at once (its exit may be seen before the spawn returns): every
+    /// `program.exited` arrives, nothing stays in the table, and each launch starts a new worker.
+    @Test func programThatExitsAtOnce() throws {
+        let world = try E2EWorld()
+        let id = E2EPartner.programId("brief")
+        let zip = try world.package(E2EWorld.manifest(id: id, entry: "main.sh"), files: ["main.sh": "#!/bin/sh\nexit 0\n"])
+        let daemon = try world.daemon()
+        defer { daemon.stop() }
+        let host = try E2EHost(daemon)
+        try host.call("packages.install", ["path": .string(zip)])
+        var workers: [String] = []
+        for _ in 0..<3 {
+            let wid = try #require(try host.call("programs.launch", ["id": .string(id)])["workerId"]?.stringValue)
+            #expect(!workers.contains(wid), "a new worker each time, never the dead one")
+            workers.append(wid)
+            let exited = try host.exited(wid)
+            #expect(exited["reason"] == "exit")
+            #expect(exited["status"] == 0)
+            #expect(try host.call("programs.list")["workers"] == [])
+        }
+    }
 }

@@ -37,7 +37,9 @@ final class StoreBinding: ProgramResolver, PackageControl, UpdateStaging {
             throw MiniAppError(.invalidParams, "'\(id)' is not a valid program id (reverse-DNS, e.g. com.partner.app)")
         }
         do {
-            if !isRunning(id) { try store.activatePending(id) }
+            // The supervisor asks only when it starts a worker (none runs): a staged update
+            // becomes active now.
+            try store.activatePending(id)
             let a = try store.active(id)
             let m = a.manifest
             return LaunchableProgram(
