@@ -67,6 +67,23 @@ import Testing
         #expect(again.lines.first?["error"]?["data"]?["code"] == "UNAUTHORIZED")
     }
 
+    /// The CLI run by a uid the daemon refuses prints the daemon's reason, code first, exit 1
+    /// (not a HOST_UNAVAILABLE for a connection that "went away").
+    @Test func cliShowsUnauthorized() throws {
+        let world = try E2EWorld()
+        let daemon = try world.daemon()
+        defer { daemon.stop() }
+        openUp(daemon)
+        let r = try run(
+            [
+                "/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", productsDirectory() + "/miniapp",
+                "--socket", daemon.socket, "info",
+            ], timeout: 30)
+        #expect(r.status == 1, "\(r)")
+        #expect(r.stderr.hasPrefix("UNAUTHORIZED "), "\(r.stderr)")
+        #expect(r.stdout.isEmpty)
+    }
+
     /// `controlAllowedUids` / `controlAllowedGids` from the config file admit a peer.
     @Test(arguments: [
         (#"{"controlAllowedUids": [65534]}"#, 65534, 65534, true),
