@@ -138,8 +138,12 @@ public final class Daemon {
         let facts = DaemonFacts(
             version: DaemonVersion.current, hostVersion: hostVersion, mode: mode.rawValue, cgroups: Self.cgroupName(jailConfig.cgroupDriver))
         let api = ControlAPI(facts: facts, supervisor: supervisor, packages: store, broker: brokerBinding)
+        let access = ControlAccess(config: config)
+        for name in access.unknownGroups {
+            logger.info("control: group \(name) (controlAllowedGroups) does not exist on this host; it admits nobody")
+        }
         let control = ControlServer(
-            reactor: reactor, api: api, broker: broker, access: ControlAccess(config: config), maxMessageBytes: config.maxMessageBytes,
+            reactor: reactor, api: api, broker: broker, access: access, maxMessageBytes: config.maxMessageBytes,
             logger: Logger(label: "miniappd.control"))
         notify.connect(control)
         let socketPath = try serveControl(control)

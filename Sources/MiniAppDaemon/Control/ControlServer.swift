@@ -9,21 +9,30 @@ import Synchronization
 
 /// Who may use the control socket (spec/control-api.md, "Access").
 ///
-/// The identity is the kernel's `SO_PEERCRED` of the connection, taken at accept time: never a
-/// field the peer sends. Allowed: root, the daemon's own uid, and the configured uids, plus
-/// any peer whose primary gid is configured. The socket file is 0660 as a first fence; this
-/// check is the one that counts (a file mode can be loosened by an operator, or the socket
-/// passed by systemd with other permissions).
+/// The identity is the kernel's record of the connection, taken at accept time: `SO_PEERCRED`
+/// (uid, primary gid) and `SO_PEERGROUPS` (supplementary groups, as of connect) — never a field
+/// the peer sends, nor /proc of a pid that may have been recycled. Allowed: root, the daemon's
+/// own uid, the configured uids, and any peer with a configured gid or group (by name,
+/// default `miniappd`, the socket unit's group) as its primary or a supplementary group. The
+/// socket file is 0660 as a first fence; this check is the one that counts (a file mode can be
+/// loosened by an operator, or the socket passed by systemd with other permissions).
 struct ControlAccess: Sendable {
     var uids: Set<UInt32>
     var gids: Set<UInt32>
+    /// Configured group names this host does not have (they admit nobody; logged at start).
+    var unknownGroups: [String] = []
 
-    init(config: DaemonConfig) {
+    init(config: DaemonConfig, groupID: (String) -> UInt32? = UserDatabase.groupID(named:)) {
         uids = Set(config.controlAllowedUIDs + [0, geteuid()])
         gids = Set(config.controlAllowedGIDs)
+        for name in config.controlAllowedGroups {
+            if let gid = groupID(name) { gids.insert(gid) } else { unknownGroups.append(name) }
+        }
     }
 
-    func allows(_ peer: PeerCredentials) -> Bool { uids.contains(peer.uid) || gids.contains(peer.gid) }
+    func allows(_ peer: PeerCredentials) -> Bool {
+        uids.contains(peer.uid) || gids.contains(peer.gid) || peer.groups.contains(where: gids.contains)
+    }
 }
 
 /// Serves the control API on a listening Unix socket, on the broker's reactor.
@@ -57,7 +66,7 @@ final class ControlServer: Sendable {
         let limits = LineConnection.Limits(maxLineBytes: maxMessageBytes, maxQueuedOutputBytes: 16 << 20)
         let l = try reactor.listen(fd, limits: limits) { [self] creds in
             guard access.allows(creds) else {
-                logger.warning("control: refused \(creds): not in controlAllowedUids/Gids")
+                logger.warning("control: refused \(creds): not in controlAllowedUids, controlAllowedGids or controlAllowedGroups")
                 return RefusedPeer(creds)
             }
             return ControlConnectionPeer(server: self, credentials: creds)
@@ -175,7 +184,7 @@ final class RefusedPeer: LineHandler {
         var line: [UInt8] = []
         let e = MiniAppError(
             .unauthorized,
-            "uid \(credentials.uid) may not use this control socket; ask the operator to add it to controlAllowedUids")
+            "uid \(credentials.uid) may not use this control socket; ask the operator to add it to controlAllowedUids, or you to a group in controlAllowedGroups (default: miniappd)")
         RPCCodec.writeError(id: .null, error: e, into: &line)
         connection.send(line)
         connection.closeAfterFlush()
