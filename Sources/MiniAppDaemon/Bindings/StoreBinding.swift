@@ -40,7 +40,7 @@ final class StoreBinding: ProgramResolver, PackageControl, UpdateStaging {
             // The supervisor asks only when it starts a worker (none runs): a staged update
             // becomes active now.
             try store.activatePending(id)
-            let a = try store.active(id)
+            let a = try store.runnable(id)
             let m = a.manifest
             return LaunchableProgram(
                 id: m.id, version: m.version.text, partnerId: a.partner.id, appDir: a.directory, entryPoint: m.entryPoint,
