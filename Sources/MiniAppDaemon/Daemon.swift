@@ -233,15 +233,19 @@ public final class Daemon {
 
     // MARK: shutdown and reload
 
+    /// How long shutdown waits for control peers to read what was queued for them.
+    static let controlFlushMillis = 5000
+
     /// SIGTERM: stop accepting, stop every worker (hosts hear `program.exited` with reason
-    /// `daemon-shutdown`), close the control connections, then flush and close storage.
+    /// `daemon-shutdown`), close the control connections once those notifications are sent
+    /// (bounded), then flush and close storage.
     func shutdown() {
         guard let p = parts else { return }
         p.updateTimer?.cancel()
         p.control.stopAccepting()
         p.supervisor.shutdown(graceMillis: config.stopGraceMillis)
         p.metricsServer?.stop()
-        p.control.close()
+        p.control.closeAfterFlush(deadline: .now() + .milliseconds(Self.controlFlushMillis))
         p.reactor.shutdown()
         p.broker.flushAudit()
         p.services.shutdown()

@@ -51,6 +51,9 @@ final class ControlServer: Sendable {
     private let logger: Logger
     private let sessions = Mutex<[UInt64: ControlConnectionPeer]>([:])
     private let listener = Mutex<LineListener?>(nil)
+    /// Set by `closeAfterFlush`: from then on every closed connection signals `sessionClosed`.
+    private let draining = Atomic<Bool>(false)
+    private let sessionClosed = DispatchSemaphore(value: 0)
 
     init(reactor: Reactor, api: ControlAPI, broker: Broker, access: ControlAccess, maxMessageBytes: Int, logger: Logger) {
         self.reactor = reactor
@@ -77,10 +80,25 @@ final class ControlServer: Sendable {
     /// Stops accepting new connections; the open ones keep being served.
     func stopAccepting() { listener.withLock { $0?.close() } }
 
-    /// Stops accepting and closes every control connection.
+    /// Stops accepting and closes every control connection now, dropping unsent output.
     func close() {
         stopAccepting()
         for s in sessions.withLock({ Array($0.values) }) { s.connection?.close() }
+    }
+
+    /// Shutdown: stops accepting and reading, and closes each connection once what is queued
+    /// for it has been sent — the `program.exited {reason: daemon-shutdown}` of every worker
+    /// among it, which a host that was slow to read must still get. A peer that has not read
+    /// everything by `deadline` is cut off, so shutdown stays bounded.
+    func closeAfterFlush(deadline: DispatchTime) {
+        stopAccepting()
+        draining.store(true, ordering: .sequentiallyConsistent)
+        // Queued on the loop after every notification already broadcast (execute is FIFO).
+        for s in sessions.withLock({ Array($0.values) }) { s.connection?.closeAfterFlush() }
+        while !sessions.withLock({ $0.isEmpty }) {
+            if sessionClosed.wait(timeout: deadline) == .timedOut { break }
+        }
+        close()
     }
 
     /// Sends a notification to every control connection (`program.exited`, …).
@@ -94,7 +112,10 @@ final class ControlServer: Sendable {
 
     fileprivate func opened(_ peer: ControlConnectionPeer) { sessions.withLock { $0[peer.connectionId] = peer } }
 
-    fileprivate func closed(_ peer: ControlConnectionPeer) { _ = sessions.withLock { $0.removeValue(forKey: peer.connectionId) } }
+    fileprivate func closed(_ peer: ControlConnectionPeer) {
+        _ = sessions.withLock { $0.removeValue(forKey: peer.connectionId) }
+        if draining.load(ordering: .sequentiallyConsistent) { sessionClosed.signal() }
+    }
 
     fileprivate func received(_ line: UnsafeBufferPointer<UInt8>, from peer: ControlConnectionPeer, on conn: LineConnection) {
         let message: RPCMessage

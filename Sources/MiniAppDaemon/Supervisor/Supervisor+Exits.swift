@@ -20,9 +20,11 @@ extension Supervisor {
             }
             return (nil, false)
         }
-        if finished { drained.signal() }
         guard let worker else { return }
         report(worker, exit)
+        // Only now: shutdown closes the control connections when it wakes, and this worker's
+        // program.exited must already be queued on them.
+        if finished { drained.signal() }
     }
 
     /// `program.exited`, stop waiters, metrics, and a crash restart when nobody asked for the stop.

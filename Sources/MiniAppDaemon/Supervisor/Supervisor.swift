@@ -211,12 +211,12 @@ public final class Supervisor: Sendable {
             s.byProgram[w.program.id] = w.workerId
             return (s.shuttingDown ? .lateForShutdown : .registered, false)
         }
-        if finished { drained.signal() }
         switch outcome {
         case .registered:
             return Self.launchInfo(w)
         case .exitedEarly(let info):
             report(w, info)
+            if finished { drained.signal() }  // after the report, as in workerExited
             return Self.launchInfo(w)
         case .lateForShutdown:
             w.handle.stop(graceMillis: state.withLock { $0.shutdownGraceMillis })
