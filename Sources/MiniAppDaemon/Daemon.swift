@@ -31,6 +31,7 @@ public final class Daemon {
         var brokerBinding: BrokerBinding
         var jail: JailBinding
         var supervisor: Supervisor
+        var store: StoreBinding
         var control: ControlServer
         var socketPath: String?
         var metricsServer: TinyHTTPServer?
@@ -73,6 +74,10 @@ public final class Daemon {
     // MARK: start
 
     func start() throws(MiniAppError) {
+        // First of all: marks the sockets systemd passed close-on-exec, before anything is
+        // spawned (the crash guard below is a posix_spawn'ed shell, and would otherwise
+        // inherit the listening control socket for its whole life).
+        let activated = SocketActivation.takeListenFDs()
         let layout = StateLayout(root: config.stateDir)
         try layout.create()
         let policyDir: String
@@ -146,10 +151,10 @@ public final class Daemon {
             reactor: reactor, api: api, broker: broker, access: access, maxMessageBytes: config.maxMessageBytes,
             logger: Logger(label: "miniappd.control"))
         notify.connect(control)
-        let socketPath = try serveControl(control)
+        let socketPath = try serveControl(control, activated: activated)
         parts = Parts(
             layout: layout, policyDir: policyDir, reactor: reactor, broker: broker, services: services, brokerBinding: brokerBinding,
-            jail: jail, supervisor: supervisor, control: control, socketPath: socketPath,
+            jail: jail, supervisor: supervisor, store: store, control: control, socketPath: socketPath,
             metricsServer: try startMetrics(metrics, supervisor: supervisor, broker: broker),
             updateTimer: startUpdateTimer(updates), crashGuard: crashGuard)
     }
@@ -179,8 +184,7 @@ public final class Daemon {
     /// Serves the control socket: the one systemd passed (LISTEN_FDS), else a fresh 0660 socket
     /// at `controlSocket` (a stale file from a crashed run is replaced; a live one is refused).
     /// Returns the path to unlink at shutdown (nil under socket activation).
-    private func serveControl(_ control: ControlServer) throws(MiniAppError) -> String? {
-        let activated = SocketActivation.takeListenFDs()
+    private func serveControl(_ control: ControlServer, activated: [Int32]) throws(MiniAppError) -> String? {
         do {
             if let fd = activated.first {
                 try control.serve(OwnedFD(adopting: fd))
@@ -255,7 +259,8 @@ public final class Daemon {
         parts = nil
     }
 
-    /// SIGHUP: re-read the jail policy, the method catalogue and the partner grants. Each part
+    /// SIGHUP: re-read the jail policy, the method catalogue (for the broker, and the permission
+    /// names installs accept) and the partner grants. Each part
     /// that fails to load keeps its previous version (logged): a typo in a policy file must not
     /// leave the daemon without a policy. Running workers keep the jail they started with.
     func reload() {
@@ -272,6 +277,7 @@ public final class Daemon {
         }
         do throws(MiniAppError) {
             p.broker.permissions.updateCatalogue(try Self.loadCatalogue(p.policyDir))
+            p.store.store.setKnownPermissions(try KnownPermissions.load(policyDir: p.policyDir))
         } catch {
             logger.error("reload: keeping the previous method catalogue: \(error)")
         }
