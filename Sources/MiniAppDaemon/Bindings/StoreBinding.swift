@@ -128,6 +128,11 @@ final class StoreBinding: ProgramResolver, PackageControl, UpdateStaging {
         return c > cur
     }
 
+    func runsOnHost(minHostVersion: String) -> Bool {
+        guard let v = SemVer(minHostVersion) else { return false }
+        return v <= store.options.hostVersion
+    }
+
     func stageUpdate(path: String) throws(MiniAppError) -> Bool {
         (try install(path: path, allowDowngrade: false))["active"]?.boolValue ?? false
     }
