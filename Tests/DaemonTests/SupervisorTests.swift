@@ -189,6 +189,29 @@ struct SupervisorFixture {
         #expect(!first.contains(second))
     }
 
+    /// Only a missing counter starts at w-1; an unreadable or corrupt one stops the start.
+    @Test(arguments: ["directory", "under-a-file", "corrupt", "zero", "missing"])
+    func unreadableIdCounterFailsTheStart(_ kind: String) throws {
+        let dir = NSTemporaryDirectory() + "ids-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var path = dir + "/workers.seq"
+        switch kind {
+        case "directory": try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)  // EISDIR
+        case "under-a-file":
+            _ = FileManager.default.createFile(atPath: dir + "/file", contents: Data("x".utf8))
+            path = dir + "/file/workers.seq"  // ENOTDIR
+        case "corrupt": _ = FileManager.default.createFile(atPath: path, contents: Data("seven\n".utf8))
+        case "zero": _ = FileManager.default.createFile(atPath: path, contents: Data("0\n".utf8))
+        default: break
+        }
+        if kind == "missing" {
+            #expect(try WorkerIDAllocator(path: path).next() == "w-1")
+        } else {
+            #expect(throws: MiniAppError.self, "\(kind)") { try WorkerIDAllocator(path: path) }
+        }
+    }
+
     @Test func idleWorkersAreStopped() throws {
         let f = try SupervisorFixture { $0.idleTimeoutSeconds = 1 }
         _ = try f.supervisor.launch("com.p.app")
