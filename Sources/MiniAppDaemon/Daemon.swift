@@ -34,6 +34,7 @@ public final class Daemon {
         var partnersWatch: DirectoryWatcher?
         var jail: JailBinding
         var supervisor: Supervisor
+        var store: StoreBinding
         var control: ControlServer
         var socketPath: String?
         var metricsServer: TinyHTTPServer?
@@ -76,6 +77,10 @@ public final class Daemon {
     // MARK: start
 
     func start() throws(MiniAppError) {
+        // First of all: marks the sockets systemd passed close-on-exec, before anything is
+        // spawned (the crash guard below is a posix_spawn'ed shell, and would otherwise
+        // inherit the listening control socket for its whole life).
+        let activated = SocketActivation.takeListenFDs()
         let layout = StateLayout(root: config.stateDir)
         try layout.create()
         let policyDir: String
@@ -139,7 +144,8 @@ public final class Daemon {
         let notify = NotifyRelay()
         let supervisor = Supervisor(
             settings: supervisorSettings(sdkDir: sdkDir), ids: try WorkerIDAllocator(path: layout.workerSequence),
-            spawner: jail, resolver: store, bridge: brokerBinding, notify: { m, p in notify.send(m, p) })
+            spawner: jail, resolver: store, bridge: brokerBinding, notify: { m, p in notify.send(m, p) },
+            observeExit: { metrics.exited($0) })
         let updates = config.registry.map {
             UpdateChecker(
                 registry: $0, transport: transport, staging: store, downloadsDir: layout.downloads,
@@ -150,15 +156,19 @@ public final class Daemon {
         let facts = DaemonFacts(
             version: DaemonVersion.current, hostVersion: hostVersion, mode: mode.rawValue, cgroups: Self.cgroupName(jailConfig.cgroupDriver))
         let api = ControlAPI(facts: facts, supervisor: supervisor, packages: store, broker: brokerBinding)
+        let access = ControlAccess(config: config)
+        for name in access.unknownGroups {
+            logger.info("control: group \(name) (controlAllowedGroups) does not exist on this host; it admits nobody")
+        }
         let control = ControlServer(
-            reactor: reactor, api: api, broker: broker, access: ControlAccess(config: config), maxMessageBytes: config.maxMessageBytes,
+            reactor: reactor, api: api, broker: broker, access: access, maxMessageBytes: config.maxMessageBytes,
             logger: Logger(label: "miniappd.control"))
         notify.connect(control)
-        let socketPath = try serveControl(control)
+        let socketPath = try serveControl(control, activated: activated)
         parts = Parts(
             layout: layout, policyDir: policyDir, reactor: reactor, broker: broker, services: services, brokerBinding: brokerBinding,
             partners: partners, partnersWatch: watch,
-            jail: jail, supervisor: supervisor, control: control, socketPath: socketPath,
+            jail: jail, supervisor: supervisor, store: store, control: control, socketPath: socketPath,
             metricsServer: try startMetrics(metrics, supervisor: supervisor, broker: broker),
             updateTimer: startUpdateTimer(updates, partners: partners), crashGuard: crashGuard)
         // Started from the cache: catch up with the registry without delaying readiness.
@@ -222,8 +232,7 @@ public final class Daemon {
     /// Serves the control socket: the one systemd passed (LISTEN_FDS), else a fresh 0660 socket
     /// at `controlSocket` (a stale file from a crashed run is replaced; a live one is refused).
     /// Returns the path to unlink at shutdown (nil under socket activation).
-    private func serveControl(_ control: ControlServer) throws(MiniAppError) -> String? {
-        let activated = SocketActivation.takeListenFDs()
+    private func serveControl(_ control: ControlServer, activated: [Int32]) throws(MiniAppError) -> String? {
         do {
             if let fd = activated.first {
                 try control.serve(OwnedFD(adopting: fd))
@@ -283,8 +292,12 @@ public final class Daemon {
     /// Worker cgroups kept made ahead: two cover back-to-back launches (CgroupPool.swift).
     static let warmCgroups = 2
 
+    /// How long shutdown waits for control peers to read what was queued for them.
+    static let controlFlushMillis = 5000
+
     /// SIGTERM: stop accepting, stop every worker (hosts hear `program.exited` with reason
-    /// `daemon-shutdown`), close the control connections, then flush and close storage.
+    /// `daemon-shutdown`), close the control connections once those notifications are sent
+    /// (bounded), then flush and close storage.
     func shutdown() {
         guard let p = parts else { return }
         p.updateTimer?.cancel()
@@ -292,7 +305,7 @@ public final class Daemon {
         p.control.stopAccepting()
         p.supervisor.shutdown(graceMillis: config.stopGraceMillis)
         p.metricsServer?.stop()
-        p.control.close()
+        p.control.closeAfterFlush(deadline: .now() + .milliseconds(Self.controlFlushMillis))
         p.reactor.shutdown()
         p.broker.flushAudit()
         p.services.shutdown()
@@ -303,7 +316,8 @@ public final class Daemon {
         parts = nil
     }
 
-    /// SIGHUP: re-read the jail policy, the method catalogue and the partner grants. Each part
+    /// SIGHUP: re-read the jail policy, the method catalogue (for the broker, and the permission
+    /// names installs accept) and the partner grants. Each part
     /// that fails to load keeps its previous version (logged): a typo in a policy file must not
     /// leave the daemon without a policy. Running workers keep the jail they started with.
     /// Partner grants are the exception: a bad registration blocks its own partner (fail
@@ -322,6 +336,7 @@ public final class Daemon {
             }
             do throws(MiniAppError) {
                 p.broker.permissions.updateCatalogue(try Self.loadCatalogue(p.policyDir))
+                p.store.store.setKnownPermissions(try KnownPermissions.load(policyDir: p.policyDir))
             } catch {
                 logger.error("reload: keeping the previous method catalogue: \(error)")
             }

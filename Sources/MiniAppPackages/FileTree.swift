@@ -89,13 +89,15 @@ enum FileTree {
 }
 
 /// Test hook for crash-safety tests: when the environment variable `MINIAPP_CRASH_AT` names a
-/// point, the process SIGKILLs itself there (like `kill -9` at that instant). Points:
-/// `verified`, `tmpdir-created`, `file-written`, `extracted`, `renamed`, `state-tmp-written`,
-/// `activated`. Unset in production; reading it costs one getenv per point.
+/// point, the process SIGKILLs itself there (like `kill -9` at that instant); when
+/// `MINIAPP_PAUSE_AT` names it, the process SIGSTOPs itself there (a test then checks what the
+/// store allows meanwhile, and SIGCONTs it). Points: `verified`, `tmpdir-created`,
+/// `file-written`, `extracted`, `renamed`, `state-tmp-written`, `activated`. Unset in
+/// production; reading them costs two getenvs per point.
 public enum CrashPoint {
-    /// Kills the process if `MINIAPP_CRASH_AT` equals `name`.
+    /// Kills (or stops) the process if `MINIAPP_CRASH_AT` (or `MINIAPP_PAUSE_AT`) equals `name`.
     public static func hit(_ name: String) {
-        guard let v = getenv("MINIAPP_CRASH_AT"), String(cString: v) == name else { return }
-        kill(getpid(), SIGKILL)
+        if let v = getenv("MINIAPP_CRASH_AT"), String(cString: v) == name { kill(getpid(), SIGKILL) }
+        if let v = getenv("MINIAPP_PAUSE_AT"), String(cString: v) == name { kill(getpid(), SIGSTOP) }
     }
 }

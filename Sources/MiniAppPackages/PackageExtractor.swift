@@ -4,32 +4,32 @@ internal import MiniAppSystem
 import Glibc
 #endif
 
-/// Step 9: extraction into a new private directory, then an atomic rename into place.
+/// Step 9: extraction into a new private directory, published by the store with one rename.
 ///
 /// The directory is created exclusively (`mkdirat` fails if the name exists), mode 0700 while
 /// it is filled; every file is created relative to its parent's fd with
 /// `O_CREAT|O_EXCL|O_NOFOLLOW` (nothing pre-existing, no link, can be written through), hashed
 /// again while written (the bytes must be those that were verified), made read-only (0444, or
-/// 0555 when executable) and fsynced; directories become 0555 and are fsynced; then
-/// `renameat` publishes the whole tree at once. A crash leaves only a `.tmp-…` name, which the
-/// store garbage-collects.
+/// 0555 when executable) and fsynced; directories become 0555 and are fsynced. The store
+/// extracts into its staging area (`StagingArea`, no lock held) and then, under its lock,
+/// `renameat`s the whole tree into `versions/` at once; a crash leaves only a staging entry,
+/// which the store garbage-collects.
 public enum PackageExtractor {
-    /// Extracts `package` to `name` under `parentFD`. `name` must not exist.
+    /// Extracts `package` into a new directory `name` under `parentFD` (`name` must not exist),
+    /// sealed read-only and fsynced, with the entry in `parentFD` fsynced too. On failure the
+    /// partial directory is removed.
     public static func extract(_ package: VerifiedPackage, parentFD: Int32, name: String) throws(MiniAppError) {
-        let tmp = ".tmp-" + FileTree.randomSuffix()
-        try FileTree.makeDir(parentFD, tmp, exclusive: true)
+        try FileTree.makeDir(parentFD, name, exclusive: true)
         CrashPoint.hit("tmpdir-created")
         do throws(MiniAppError) {
-            let root = try FileTree.openDir(parentFD, tmp)
+            let root = try FileTree.openDir(parentFD, name)
             try fill(root.raw, package)
             _ = fchmod(root.raw, 0o555)
-            try FileTree.fsyncFD(root.raw, tmp)
-            CrashPoint.hit("extracted")
-            guard renameat(parentFD, tmp, parentFD, name) == 0 else { throw FileTree.fail("renameat", name) }
-            CrashPoint.hit("renamed")
+            try FileTree.fsyncFD(root.raw, name)
             try FileTree.fsyncFD(parentFD, name)
+            CrashPoint.hit("extracted")
         } catch {
-            FileTree.remove(parentFD, tmp)
+            FileTree.remove(parentFD, name)
             throw error
         }
     }

@@ -1,5 +1,6 @@
 public import MiniAppModel
 internal import MiniAppSystem
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -11,31 +12,44 @@ import Glibc
 ///     <root>/.lock                           flock: one writer at a time, across processes
 ///     <root>/<id>/state.json                 ProgramState: active / previous / pending
 ///     <root>/<id>/versions/<version>/        one read-only (0555/0444) tree per version
-///     <root>/<id>/versions/.tmp-<random>/    an extraction in progress (never referenced)
+///     <root>/.staging/<random>/tree          an extraction in progress (flocked by its installer)
+///
+/// Locking: verification and extraction run without the store lock (they take as long as a
+/// package is big, and every launch takes the lock to read and activate); the lock is held
+/// only to re-check the state and commit: one rename of the extracted tree, one atomic
+/// replacement of `state.json`.
 ///
 /// Crash safety: a version directory appears only by `renameat` of a complete, fsynced tree,
 /// and becomes active only by the atomic replacement of `state.json`. `kill -9` at any instant
 /// leaves the previous `state.json` (previous version active) or the new one (new version
-/// active and complete). `recover()` — run by `init` — deletes `.tmp-*` trees and version
-/// directories no state references.
+/// active and complete). `recover()` — run by `init` — deletes staging entries no live
+/// installer holds, `.tmp-*` trees and version directories no state references.
 ///
 /// Running programs: the store does not know what runs. The daemon calls `stage` when the
 /// program is running and `install` when it is not, and `activatePending` before each launch.
 public final class PackageStore: Sendable {
     /// The store directory.
     public let root: String
-    private let options: VerifierOptions
+    private let settings: Mutex<VerifierOptions>
     private let partners: @Sendable () -> PartnerSet
+
+    /// The verifier options now (host version, known permissions, limits).
+    public var options: VerifierOptions { settings.withLock { $0 } }
 
     /// Opens (creating) the store at `root` and garbage-collects interrupted installs.
     /// `partners` is asked for the current snapshot at each operation (grants change).
     public init(root: String, options: VerifierOptions, partners: @escaping @Sendable () -> PartnerSet) throws(MiniAppError) {
         self.root = root
-        self.options = options
+        self.settings = Mutex(options)
         self.partners = partners
         if mkdir(root, 0o755) != 0 && errno != EEXIST { throw FileTree.fail("mkdir", root) }
         try withLock { rootFD throws(MiniAppError) in recover(rootFD) }
     }
+
+    /// Replaces the permission names installs accept (the method catalogue was reloaded, SIGHUP).
+    /// Installed versions are not re-checked: the broker's permission table still decides
+    /// every call.
+    public func setKnownPermissions(_ names: Set<String>) { settings.withLock { $0.knownPermissions = names } }
 
     /// Verifies and installs the package at `path`, making it active now (program not running).
     public func install(path: String, allowDowngrade: Bool = false) throws(MiniAppError) -> InstallOutcome {
@@ -86,15 +100,17 @@ public final class PackageStore: Sendable {
         }
     }
 
-    /// Removes every version of `id` (rename to a trash name first, so it disappears atomically).
+    /// Removes every version of `id` (rename to a trash name under the lock, so it disappears
+    /// atomically; the tree itself is deleted after the lock is released).
     public func remove(_ id: String) throws(MiniAppError) {
+        let rootFD = try FileTree.openDir(AT_FDCWD, root)
+        let trash = ".trash-" + FileTree.randomSuffix()
         try withLock { rootFD throws(MiniAppError) in
             _ = try programDir(rootFD, id, create: false)
-            let trash = ".trash-" + FileTree.randomSuffix()
             guard renameat(rootFD, id, rootFD, trash) == 0 else { throw FileTree.fail("renameat", id) }
             try FileTree.fsyncFD(rootFD, root)
-            FileTree.remove(rootFD, trash)
         }
+        FileTree.remove(rootFD.raw, trash)
     }
 
     /// Every installed program.
@@ -112,25 +128,67 @@ public final class PackageStore: Sendable {
     /// The active version of `id`: manifest, read-only directory and current partner. Fails with
     /// `HOST_UPDATE_REQUIRED` if it needs a newer host, `UNKNOWN_PARTNER` if its partner is gone.
     public func active(_ id: String) throws(MiniAppError) -> ActiveProgram {
-        let version: SemVer = try withLock { rootFD throws(MiniAppError) in
-            let dir = try programDir(rootFD, id, create: false)
-            guard let a = try readState(dir.raw).active else {
-                throw MiniAppError(.packageNotInstalled, "\(id) has no active version; install it", data: ["id": id])
-            }
-            return a.version
+        let state = try installedState(id)
+        guard let a = state.active else {
+            throw MiniAppError(.packageNotInstalled, "\(id) has no active version; install it", data: ["id": id])
         }
-        let directory = "\(root)/\(id)/versions/\(version.text)"
+        let manifest = try manifest(id, a.version)
+        let host = options.hostVersion
+        guard manifest.minHostVersion <= host else { throw Self.hostTooOld(id, needs: [manifest.minHostVersion], host: host) }
+        return ActiveProgram(manifest: manifest, directory: directory(id, a.version), partner: try partners().partner(for: id))
+    }
+
+    /// What a launch of `id` runs: the active version when this host can run it, else the
+    /// newest other installed version that it can (spec: launch is refused only when "no
+    /// installed version runs on this host"). The state is not changed: the active version
+    /// stays the one the operator chose and runs again once the host is updated.
+    /// `HOST_UPDATE_REQUIRED` when none fits, `data.required` = the lowest host version that
+    /// would run one of them.
+    public func runnable(_ id: String) throws(MiniAppError) -> ActiveProgram {
+        let state = try installedState(id)
+        guard let active = state.active else {
+            throw MiniAppError(.packageNotInstalled, "\(id) has no active version; install it", data: ["id": id])
+        }
+        let others = [state.previous, state.pending].compactMap { $0 }.filter { $0.version != active.version }
+        let host = options.hostVersion
+        var needs: [SemVer] = []
+        for (i, candidate) in ([active] + others.sorted { $0.version > $1.version }).enumerated() {
+            // The active version must be readable; a damaged fallback is merely skipped.
+            guard let m = i == 0 ? try manifest(id, candidate.version) : try? manifest(id, candidate.version) else { continue }
+            if m.minHostVersion <= host {
+                return ActiveProgram(manifest: m, directory: directory(id, candidate.version), partner: try partners().partner(for: id))
+            }
+            needs.append(m.minHostVersion)
+        }
+        throw Self.hostTooOld(id, needs: needs, host: host)
+    }
+
+    private func installedState(_ id: String) throws(MiniAppError) -> ProgramState {
+        try withLock { rootFD throws(MiniAppError) in
+            let dir = try programDir(rootFD, id, create: false)  // bound: its fd must outlive readState
+            return try readState(dir.raw)
+        }
+    }
+
+    private func directory(_ id: String, _ version: SemVer) -> String { "\(root)/\(id)/versions/\(version.text)" }
+
+    /// The manifest of an installed version, read back from its read-only directory.
+    private func manifest(_ id: String, _ version: SemVer) throws(MiniAppError) -> Manifest {
         let bytes: [UInt8]
         do {
-            bytes = try OwnedFD.open(directory + "/manifest.json", O_RDONLY | O_NOFOLLOW).readAll(limit: Manifest.maxBytes)
+            bytes = try OwnedFD.open(directory(id, version) + "/manifest.json", O_RDONLY | O_NOFOLLOW).readAll(limit: Manifest.maxBytes)
         } catch {
             throw MiniAppError(.storeFailure, "cannot read the manifest of \(id) \(version): \(error); reinstall it", cause: error)
         }
-        let manifest = try Manifest.parse(bytes, requireSignature: !options.allowUnsigned)
-        guard manifest.minHostVersion <= options.hostVersion else {
-            throw MiniAppError(.hostUpdateRequired, "\(id) \(version) needs host version \(manifest.minHostVersion); this host is \(options.hostVersion). Update the host.", data: ["required": manifest.minHostVersion.text])
-        }
-        return ActiveProgram(manifest: manifest, directory: directory, partner: try partners().partner(for: id))
+        return try Manifest.parse(bytes, requireSignature: !options.allowUnsigned)
+    }
+
+    private static func hostTooOld(_ id: String, needs: [SemVer], host: SemVer) -> MiniAppError {
+        let required = needs.min() ?? host
+        return MiniAppError(
+            .hostUpdateRequired,
+            "no installed version of \(id) runs on this host (\(host)); it needs host version \(required). Update the host.",
+            data: ["required": required.text])
     }
 
     // MARK: internals
@@ -138,32 +196,56 @@ public final class PackageStore: Sendable {
     private func add(path: String, allowDowngrade: Bool, stageIf: (String) -> Bool) throws(MiniAppError)
         -> (id: String, outcome: InstallOutcome)
     {
+        let options = self.options
         let archive = try ZipArchive.open(path: path, limits: options.limits)
-        let verifier = PackageVerifier(partners: partners(), options: options)
-        return try withLock { rootFD throws(MiniAppError) in
-            // Verify under the lock so step 8 sees the state we are about to change.
-            let pre = try verifier.verify(archive: archive, installedVersion: nil, allowDowngrade: true)
-            let id = pre.manifest.id
-            let stage = stageIf(id)
-            let dir = try programDir(rootFD, id, create: true)
-            var state = try readState(dir.raw)
-            if let active = state.active, pre.manifest.version < active.version, !allowDowngrade {
-                throw MiniAppError(.downgrade, "\(pre.manifest.id) \(pre.manifest.version) is older than the active \(active.version); pass --allow-downgrade to install it anyway", data: ["active": active.version.text])
+        // No lock yet: verification does not depend on the store (step 8 is re-checked at commit).
+        let pre = try PackageVerifier(partners: partners(), options: options)
+            .verify(archive: archive, installedVersion: nil, allowDowngrade: true)
+        let id = pre.manifest.id
+        let new = StoredVersion(version: pre.manifest.version, digest: pre.contentDigest)
+        CrashPoint.hit("verified")
+        // A downgrade or a reinstall of present content is settled before extracting anything.
+        if let outcome = try withLock({ rootFD throws(MiniAppError) in
+            try settle(rootFD, id, new, allowDowngrade: allowDowngrade, stageIf: stageIf, create: false)
+        }) {
+            return (id, outcome)
+        }
+        let rootFD = try FileTree.openDir(AT_FDCWD, root)
+        let tree = try StagingArea.extract(pre, rootFD: rootFD.raw)
+        let outcome = try withLock { rootFD throws(MiniAppError) -> InstallOutcome in
+            // Another install may have committed meanwhile: decide on the state as it is now.
+            if let outcome = try settle(rootFD, id, new, allowDowngrade: allowDowngrade, stageIf: stageIf, create: true) {
+                return outcome
             }
-            CrashPoint.hit("verified")
-            let new = StoredVersion(version: pre.manifest.version, digest: pre.contentDigest)
-            if let outcome = try reuse(dir.raw, &state, new, stage: stage) { return (id, outcome) }
+            let dir = try programDir(rootFD, id, create: false)
+            var state = try readState(dir.raw)
+            let stage = stageIf(id)
             let versions = try FileTree.openDir(dir.raw, "versions")
             FileTree.remove(versions.raw, new.version.text)  // an unreferenced leftover, if any
-            try PackageExtractor.extract(pre, parentFD: versions.raw, name: new.version.text)
+            try tree.publish(into: versions.raw, name: new.version.text)
             if stage {
                 state.pending = new
             } else {
                 state = ProgramState(active: new, previous: state.active, pending: nil)
             }
             try commit(dir.raw, state)
-            return (id, stage ? .staged(new.version) : .activated(new.version))
+            return stage ? .staged(new.version) : .activated(new.version)
         }
+        return (id, outcome)
+    }
+
+    /// Under the lock: refuses a downgrade, and settles an install whose version is already
+    /// present (`reuse`). nil = the tree must be extracted and published.
+    private func settle(
+        _ rootFD: Int32, _ id: String, _ new: StoredVersion, allowDowngrade: Bool, stageIf: (String) -> Bool, create: Bool
+    ) throws(MiniAppError) -> InstallOutcome? {
+        guard create || faccessat(rootFD, id, F_OK, AT_SYMLINK_NOFOLLOW) == 0 else { return nil }
+        let dir = try programDir(rootFD, id, create: create)
+        var state = try readState(dir.raw)
+        if let active = state.active, new.version < active.version, !allowDowngrade {
+            throw MiniAppError(.downgrade, "\(id) \(new.version) is older than the active \(active.version); pass --allow-downgrade to install it anyway", data: ["active": active.version.text])
+        }
+        return try reuse(dir.raw, &state, new, stage: stageIf(id))
     }
 
     /// Same version already present: identical content is reused, different content refused.
@@ -223,6 +305,7 @@ public final class PackageStore: Sendable {
 
     /// Startup garbage collection of interrupted installs and removals.
     private func recover(_ rootFD: Int32) {
+        StagingArea.sweep(rootFD)
         for name in FileTree.list(rootFD) {
             if name.hasPrefix(".trash-") { FileTree.remove(rootFD, name); continue }
             guard Manifest.isValidId(name), let dir = try? FileTree.openDir(rootFD, name) else { continue }

@@ -19,8 +19,11 @@ public final class DaemonHarness: @unchecked Sendable {
     /// for the first connection (the readiness probe) and execs `miniappd` in place with the
     /// listening socket at fd 3 and `LISTEN_FDS=1`, `LISTEN_PID=<its pid>`; `--control-socket`
     /// then names `unused.sock`, which the daemon must not create.
+    ///
+    /// `environment`: added to the test's own environment (e.g. `NOTIFY_SOCKET`, `WATCHDOG_USEC`).
     public init(
-        policyDir: String?, extraArgs: [String] = [], stateDir: String? = nil, timeout: Double = 30, socketActivated: Bool = false
+        policyDir: String?, extraArgs: [String] = [], stateDir: String? = nil, timeout: Double = 30, socketActivated: Bool = false,
+        environment: [String: String] = [:]
     ) throws {
         dir = try TempDir("d")
         socket = dir.file("control.sock")
@@ -40,6 +43,7 @@ public final class DaemonHarness: @unchecked Sendable {
         }
         process.standardOutput = log
         process.standardError = log
+        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         try process.run()
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {

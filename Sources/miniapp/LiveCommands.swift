@@ -38,13 +38,22 @@ extension ControlCommands {
     }
 
     /// `miniapp top`: workers, memory, CPU, calls/s and denials, refreshed every second.
+    /// `--iterations N` stops after N refreshes (scripts, tests); when stdout is not a terminal
+    /// the screen is not cleared, so the output is plain text, one table per refresh.
     struct Top: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Live view of workers (Ctrl-C to stop).")
+        static let configuration = CommandConfiguration(
+            abstract: "Live view of workers (Ctrl-C to stop; --iterations 1 for a one-shot snapshot).")
         @OptionGroup var socket: SocketOptions
         @Option(help: "Refresh interval in seconds.") var interval: Double = 1
-        @Option(help: "Stop after this many refreshes (0 = forever).") var iterations: Int = 0
+        @Option(help: "Stop after this many refreshes (0 = forever; 1 = one snapshot, for scripts).") var iterations: Int = 0
+
+        func validate() throws {
+            guard interval > 0, interval.isFinite else { throw ValidationError("--interval must be a positive number of seconds") }
+            guard iterations >= 0 else { throw ValidationError("--iterations must be 0 (forever) or more") }
+        }
 
         func run() throws {
+            let clearScreen = isatty(STDOUT_FILENO) != 0
             let client = try failing { try socket.client() }
             var last: [String: (calls: Int64, cpu: Int64)] = [:]
             var n = 0
@@ -62,7 +71,7 @@ extension ControlCommands {
                     }
                     last[id] = (calls, cpu)
                 }
-                print("\u{1B}[H\u{1B}[2J", terminator: "")
+                if clearScreen { print("\u{1B}[H\u{1B}[2J", terminator: "") }
                 print("miniappd \(info["version"]?.stringValue ?? "") host \(info["hostVersion"]?.stringValue ?? "") "
                     + "mode \(info["mode"]?.stringValue ?? "") cgroups \(info["cgroups"]?.stringValue ?? "") "
                     + "workers \(workers.count) denials \(info["denials"]?.intValue ?? 0)")

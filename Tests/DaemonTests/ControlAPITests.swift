@@ -87,14 +87,16 @@ final class FakePeer: ControlPeer, @unchecked Sendable {
         #expect(e.code == code, "\(e)")
     }
 
-    @Test func removingARunningProgramIsRefused() throws {
+    @Test(arguments: ["packages.remove", "packages.rollback"])
+    func changingARunningProgramIsRefused(_ method: String) throws {
         let (api, _) = try api()
         #expect(try call(api, "programs.launch", ["id": "com.p.app"]).get()["workerId"] != nil)
-        guard case .failure(let e) = call(api, "packages.remove", ["id": "com.p.app"]) else {
-            Issue.record("remove of a running program was accepted")
+        guard case .failure(let e) = call(api, method, ["id": "com.p.app"]) else {
+            Issue.record("\(method) of a running program was accepted")
             return
         }
         #expect(e.code == .alreadyRunning)
+        #expect(try call(api, method, ["id": "com.p.other"]).get() != nil, "a program that is not running")
     }
 
     @Test func routesGoodRequests() throws {

@@ -9,7 +9,7 @@ import Testing
 @Suite struct DaemonEndToEndScaleTests {
     /// Connects as `uid`/`gid` (via setpriv, as root), sends `daemon.info`, and returns every
     /// line received until EOF plus whether EOF came (python: the standard library only).
-    func connectAs(uid: Int, gid: Int, socket: String) throws -> (lines: [JSONObject], closed: Bool, stderr: String) {
+    func connectAs(uid: Int, gid: Int, groups: [Int] = [], socket: String) throws -> (lines: [JSONObject], closed: Bool, stderr: String) {
         let script = """
             import json, socket, sys
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -35,7 +35,9 @@ import Testing
             """
         let r = try run(
             [
-                "/usr/bin/setpriv", "--reuid=\(uid)", "--regid=\(gid)", "--clear-groups", "/usr/bin/python3", "-c", script, socket,
+                "/usr/bin/setpriv", "--reuid=\(uid)", "--regid=\(gid)",
+                groups.isEmpty ? "--clear-groups" : "--groups=\(groups.map(String.init).joined(separator: ","))",
+                "/usr/bin/python3", "-c", script, socket,
             ], timeout: 30)
         let out = try JSONValue.parse(Array(r.stdout.utf8)).objectValue ?? [:]
         return ((out["lines"]?.arrayValue ?? []).compactMap(\.objectValue), out["closed"] == true, r.stderr)
@@ -67,19 +69,42 @@ import Testing
         #expect(again.lines.first?["error"]?["data"]?["code"] == "UNAUTHORIZED")
     }
 
+    /// The CLI run by a uid the daemon refuses prints the daemon's reason, code first, exit 1
+    /// (not a HOST_UNAVAILABLE for a connection that "went away").
+    @Test func cliShowsUnauthorized() throws {
+        let world = try E2EWorld()
+        let daemon = try world.daemon()
+        defer { daemon.stop() }
+        openUp(daemon)
+        let r = try run(
+            [
+                "/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", productsDirectory() + "/miniapp",
+                "--socket", daemon.socket, "info",
+            ], timeout: 30)
+        #expect(r.status == 1, "\(r)")
+        #expect(r.stderr.hasPrefix("UNAUTHORIZED "), "\(r.stderr)")
+        #expect(r.stdout.isEmpty)
+    }
+
     /// `controlAllowedUids` / `controlAllowedGids` from the config file admit a peer.
+    /// Supplementary groups count (SO_PEERGROUPS): a member of an allowed group is served
+    /// whatever its primary gid, as the systemd socket unit's `SocketGroup=miniappd` promises.
     @Test(arguments: [
-        (#"{"controlAllowedUids": [65534]}"#, 65534, 65534, true),
-        (#"{"controlAllowedGids": [65533]}"#, 65534, 65533, true),
-        (#"{"controlAllowedUids": [65533]}"#, 65534, 65534, false),
+        (#"{"controlAllowedUids": [65534]}"#, 65534, 65534, [Int](), true),
+        (#"{"controlAllowedGids": [65533]}"#, 65534, 65533, [], true),
+        (#"{"controlAllowedUids": [65533]}"#, 65534, 65534, [], false),
+        (#"{"controlAllowedGids": [65533]}"#, 65534, 65534, [65533], true),
+        (#"{"controlAllowedGids": [65533]}"#, 65534, 65534, [65532], false),
+        (#"{"controlAllowedGroups": ["users"]}"#, 65534, 65534, [100], true),
+        (#"{"controlAllowedGroups": ["users"]}"#, 65534, 65534, [], false),
     ])
-    func configuredPeersAreServed(_ config: String, _ uid: Int, _ gid: Int, _ served: Bool) throws {
+    func configuredPeersAreServed(_ config: String, _ uid: Int, _ gid: Int, _ groups: [Int], _ served: Bool) throws {
         let world = try E2EWorld()
         let configPath = try world.dir.write("miniappd.json", config)
         let daemon = try world.daemon(["--config", configPath])
         defer { daemon.stop() }
         openUp(daemon)
-        let r = try connectAs(uid: uid, gid: gid, socket: daemon.socket)
+        let r = try connectAs(uid: uid, gid: gid, groups: groups, socket: daemon.socket)
         #expect(r.lines.count == 1, "\(r)")
         if served {
             #expect(r.lines.first?["result"]?["version"] == .string(DaemonVersion.current), "\(r)")

@@ -181,14 +181,21 @@ import Testing
     }
 
     /// A package installed on a newer host cannot launch after the host version goes down:
-    /// HOST_UPDATE_REQUIRED naming the version required.
+    /// HOST_UPDATE_REQUIRED naming the version required — unless another installed version
+    /// still runs on this host, which is then launched (spec: "no installed version runs").
     @Test func launchRefusedWhenTheHostIsTooOld() throws {
         let world = try E2EWorld()
         let id = E2EPartner.programId("newhost")
         let zip = try world.package(E2EWorld.manifest(id: id, minHostVersion: "4.2.0", entry: "main.sh"), files: ["main.sh": "#!/bin/sh\n"])
+        let both = E2EPartner.programId("fallback")
+        let v1 = try world.package(E2EWorld.manifest(id: both, entry: "main.sh"), files: ["main.sh": E2EPrograms.blockOnBridge])
+        let v2 = try world.package(
+            E2EWorld.manifest(id: both, version: "2.0.0", minHostVersion: "4.2.0", entry: "main.sh"), files: ["main.sh": E2EPrograms.blockOnBridge])
         let state = world.dir.file("state")
         let newer = try world.daemon(["--host-version", "5.0.0"], stateDir: state)
-        #expect(try newer.client().call("packages.install", ["path": .string(zip)])["active"] == true)
+        for path in [zip, v1, v2] {
+            #expect(try newer.client().call("packages.install", ["path": .string(path)])["active"] == true)
+        }
         #expect(newer.stop() == 0)
         let older = try world.daemon(["--host-version", "4.1.9"], stateDir: state)
         defer { older.stop() }
@@ -197,6 +204,10 @@ import Testing
         #expect(r["error"]?["code"] == -32013)
         #expect(r["error"]?["data"]?["code"] == "HOST_UPDATE_REQUIRED")
         #expect(r["error"]?["data"]?["required"] == "4.2.0")
+        let fallback = try host.call("programs.launch", ["id": .string(both)])
+        #expect(fallback["version"] == "1.0.0", "the newest installed version this host runs")
+        let listed = try host.call("packages.list")["packages"]?.arrayValue?.first { $0["id"]?.stringValue == both }
+        #expect(listed?["active"] == "2.0.0", "the active version is not changed")
     }
 
     /// SIGTERM: workers are stopped (hosts hear `daemon-shutdown` before the connection
@@ -271,5 +282,27 @@ import Testing
         #expect(try host.call("programs.stop", ["workerId": .string(wid), "graceMillis": 1000])["status"] == 143)
         #expect(try host.exited(wid)["reason"] == "stopped")
         #expect(daemon.stop() == 0)
+    }
+
+    /// A program that exits at once (its exit may be seen before the spawn returns): every
+    /// `program.exited` arrives, nothing stays in the table, and each launch starts a new worker.
+    @Test func programThatExitsAtOnce() throws {
+        let world = try E2EWorld()
+        let id = E2EPartner.programId("brief")
+        let zip = try world.package(E2EWorld.manifest(id: id, entry: "main.sh"), files: ["main.sh": "#!/bin/sh\nexit 0\n"])
+        let daemon = try world.daemon()
+        defer { daemon.stop() }
+        let host = try E2EHost(daemon)
+        try host.call("packages.install", ["path": .string(zip)])
+        var workers: [String] = []
+        for _ in 0..<3 {
+            let wid = try #require(try host.call("programs.launch", ["id": .string(id)])["workerId"]?.stringValue)
+            #expect(!workers.contains(wid), "a new worker each time, never the dead one")
+            workers.append(wid)
+            let exited = try host.exited(wid)
+            #expect(exited["reason"] == "exit")
+            #expect(exited["status"] == 0)
+            #expect(try host.call("programs.list")["workers"] == [])
+        }
     }
 }

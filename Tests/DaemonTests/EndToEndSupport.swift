@@ -97,8 +97,11 @@ final class E2EWorld {
     }
 
     /// Starts a daemon on this world's policies.
-    func daemon(_ extraArgs: [String] = [], stateDir: String? = nil, socketActivated: Bool = false) throws -> DaemonHarness {
-        try DaemonHarness(policyDir: policyDir, extraArgs: extraArgs, stateDir: stateDir, socketActivated: socketActivated)
+    func daemon(
+        _ extraArgs: [String] = [], stateDir: String? = nil, socketActivated: Bool = false, environment: [String: String] = [:]
+    ) throws -> DaemonHarness {
+        try DaemonHarness(
+            policyDir: policyDir, extraArgs: extraArgs, stateDir: stateDir, socketActivated: socketActivated, environment: environment)
     }
 }
 
@@ -331,4 +334,52 @@ enum E2EPrograms {
         #!/bin/sh
         while read -r line <&3; do :; done
         """
+}
+
+/// The systemd side of sd_notify(3): a datagram socket in a temp dir, given to the daemon as
+/// `NOTIFY_SOCKET`; every datagram it receives is one notification ("READY=1\nSTATUS=…").
+final class NotifySocket {
+    let path: String
+    private let fd: Int32
+    /// Every datagram received so far, in order.
+    private(set) var received: [String] = []
+
+    init(in dir: TempDir) throws {
+        path = dir.file("notify.sock")
+        fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw HarnessError("socket: \(errno)") }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &addr.sun_path) { p in for (i, b) in path.utf8.enumerated() { p[i] = b } }
+        let rc = withUnsafePointer(to: &addr) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard rc == 0 else { throw HarnessError("bind \(path): \(errno)") }
+    }
+
+    deinit { close(fd) }
+
+    /// Receives until a datagram satisfies `match` (returning it); fails after `seconds`.
+    @discardableResult
+    func waitFor(_ what: String, seconds: Double = 30, _ match: (String) -> Bool) throws -> String {
+        let deadline = Date().addingTimeInterval(seconds)
+        while true {
+            let left = deadline.timeIntervalSinceNow
+            guard left > 0 else { throw HarnessError("no \(what) on NOTIFY_SOCKET; received: \(received)") }
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&pfd, 1, Int32(max(1, left * 1000))) > 0 else { continue }
+            var buf = [UInt8](repeating: 0, count: 4096)
+            let n = recv(fd, &buf, buf.count, 0)
+            guard n > 0 else { continue }
+            let text = String(decoding: buf[0..<n], as: UTF8.self)
+            received.append(text)
+            if match(text) { return text }
+        }
+    }
+
+    /// Waits for a datagram with the line `assignment` (e.g. "READY=1").
+    @discardableResult
+    func waitFor(_ assignment: String, seconds: Double = 30) throws -> String {
+        try waitFor(assignment, seconds: seconds) { $0.split(separator: "\n").contains(Substring(assignment)) }
+    }
 }

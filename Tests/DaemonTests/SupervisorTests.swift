@@ -26,11 +26,32 @@ final class FakeWorker: WorkerHandle, @unchecked Sendable {
 
 final class FakeSpawner: WorkerSpawner, @unchecked Sendable {
     let spawned = Mutex<[FakeWorker]>([])
+    let requests = Mutex<[WorkerSpawnRequest]>([])
+    /// Reported from inside `spawn`, before it returns: a program that exits at once, seen by
+    /// the jail's reaper before the supervisor got the handle.
+    let exitDuringSpawn = Mutex<WorkerExitInfo?>(nil)
+    /// Runs inside `spawn` (the launch is then between admission and registration).
+    let duringSpawn = Mutex<(@Sendable () -> Void)?>(nil)
+
     func spawn(_ r: WorkerSpawnRequest, onExit: @escaping @Sendable (WorkerExitInfo) -> Void) throws(MiniAppError) -> any WorkerHandle {
         let w = FakeWorker(pid: Int32(1000 + spawned.withLock { $0.count }), onExit: onExit)
         spawned.withLock { $0.append(w) }
+        requests.withLock { $0.append(r) }
+        duringSpawn.withLock { $0 }?()
+        if let exit = exitDuringSpawn.withLock({ $0 }) { onExit(exit) }
         return w
     }
+}
+
+final class Observed: Sendable {
+    let items = Mutex<[WorkerExitInfo]>([])
+}
+
+/// A monotonic clock the test moves by hand.
+final class ManualClock: Sendable {
+    let nanos = Mutex<UInt64>(1_000_000_000)
+    func advance(seconds: UInt64) { nanos.withLock { $0 += seconds * 1_000_000_000 } }
+    func now() -> UInt64 { nanos.withLock { $0 } }
 }
 
 struct FakeResolver: ProgramResolver {
@@ -68,6 +89,9 @@ struct SupervisorFixture {
     let spawner = FakeSpawner()
     let bridge = FakeBridge()
     let notes = Notes()
+    let clock = ManualClock()
+    /// Every exit as the supervisor reported it to its observer (the metrics).
+    let observed = Observed()
     let supervisor: Supervisor
 
     init(_ tweak: (inout SupervisorSettings) -> Void = { _ in }) throws {
@@ -76,10 +100,11 @@ struct SupervisorFixture {
         var settings = SupervisorSettings()
         settings.restartBackoffMillis = 10
         tweak(&settings)
-        let notes = self.notes
+        let (notes, clock, observed) = (self.notes, self.clock, self.observed)
         supervisor = Supervisor(
             settings: settings, ids: try WorkerIDAllocator(path: dir + "/workers.seq"), spawner: spawner,
-            resolver: FakeResolver(), bridge: bridge, notify: { m, p in notes.add(m, p) })
+            resolver: FakeResolver(), bridge: bridge, notify: { m, p in notes.add(m, p) },
+            observeExit: { info in observed.items.withLock { $0.append(info) } }, clock: { clock.now() })
     }
 }
 
@@ -164,10 +189,157 @@ struct SupervisorFixture {
         #expect(!first.contains(second))
     }
 
-    @Test func idleWorkersAreStopped() async throws {
+    /// Only a missing counter starts at w-1; an unreadable or corrupt one stops the start.
+    @Test(arguments: ["directory", "under-a-file", "corrupt", "zero", "missing"])
+    func unreadableIdCounterFailsTheStart(_ kind: String) throws {
+        let dir = NSTemporaryDirectory() + "ids-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var path = dir + "/workers.seq"
+        switch kind {
+        case "directory": try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)  // EISDIR
+        case "under-a-file":
+            _ = FileManager.default.createFile(atPath: dir + "/file", contents: Data("x".utf8))
+            path = dir + "/file/workers.seq"  // ENOTDIR
+        case "corrupt": _ = FileManager.default.createFile(atPath: path, contents: Data("seven\n".utf8))
+        case "zero": _ = FileManager.default.createFile(atPath: path, contents: Data("0\n".utf8))
+        default: break
+        }
+        if kind == "missing" {
+            #expect(try WorkerIDAllocator(path: path).next() == "w-1")
+        } else {
+            #expect(throws: MiniAppError.self, "\(kind)") { try WorkerIDAllocator(path: path) }
+        }
+    }
+
+    @Test func idleWorkersAreStopped() throws {
         let f = try SupervisorFixture { $0.idleTimeoutSeconds = 1 }
         _ = try f.supervisor.launch("com.p.app")
-        for _ in 0..<40 where f.notes.named("program.exited").isEmpty { try await Task.sleep(for: .milliseconds(100)) }
+        f.supervisor.stopIdleWorkers()
+        #expect(f.notes.named("program.exited").isEmpty)
+        f.clock.advance(seconds: 2)
+        f.supervisor.stopIdleWorkers()
         #expect(f.notes.named("program.exited").first?["detail"] == "idle timeout")
+    }
+
+    /// The phantom-worker race: the jail reports the exit before `spawn` returned. The exit is
+    /// reported, the dead worker never enters the table, and the next launch starts afresh.
+    @Test func exitBeforeRegistrationIsReportedAndForgotten() throws {
+        let f = try SupervisorFixture()
+        f.spawner.exitDuringSpawn.withLock { $0 = WorkerExitInfo(status: 0, reason: .exit) }
+        let first = try f.supervisor.launch("com.p.app")
+        let exited = f.notes.named("program.exited")
+        #expect(exited.count == 1)
+        #expect(exited.first?["workerId"] == first["workerId"])
+        #expect(exited.first?["reason"] == "exit")
+        #expect(f.supervisor.list().isEmpty)
+        #expect(!f.supervisor.isRunning(programId: "com.p.app"))
+        #expect(f.bridge.attached.withLock { $0.isEmpty })
+        f.spawner.exitDuringSpawn.withLock { $0 = nil }
+        let second = try f.supervisor.launch("com.p.app")
+        #expect(second["workerId"] != first["workerId"])
+        #expect(f.supervisor.list().count == 1)
+        let status = Mutex<Int32?>(nil)
+        try f.supervisor.stop(second["workerId"]!.stringValue!, graceMillis: 1) { s in status.withLock { $0 = s } }
+        #expect(status.withLock { $0 } == 143, "stop of the new worker replies")
+    }
+
+    /// A crash exit at once, before registration, still counts as a crash: restarted.
+    @Test func earlyCrashIsRestarted() async throws {
+        let f = try SupervisorFixture { $0.maxRestarts = 1 }
+        f.spawner.exitDuringSpawn.withLock { $0 = WorkerExitInfo(status: 3, reason: .exit) }
+        _ = try f.supervisor.launch("com.p.app")
+        for _ in 0..<200 where f.notes.named("program.restartFailed").isEmpty && f.notes.named("program.restarted").isEmpty {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(f.spawner.spawned.withLock { $0.count } == 2)
+        #expect(f.notes.named("program.exited").count == 2)
+        #expect(f.supervisor.list().isEmpty)
+    }
+
+    @Test func crashRestartKeepsTheLaunchArgs() async throws {
+        let f = try SupervisorFixture()
+        _ = try f.supervisor.launch("com.p.app", args: ["--mode", "a b"])
+        f.spawner.spawned.withLock { $0[0] }.onExit(WorkerExitInfo(status: 1, reason: .exit))
+        for _ in 0..<200 where f.spawner.requests.withLock({ $0.count }) < 2 { try await Task.sleep(for: .milliseconds(10)) }
+        let argv = f.spawner.requests.withLock { $0.map(\.argv) }
+        #expect(argv.count == 2)
+        #expect(argv.last?.suffix(2) == ["--mode", "a b"])
+        #expect(argv.first == argv.last)
+    }
+
+    /// SIGTERM while a launch is between spawn and registration: the shutdown did not see the
+    /// worker, so the launch stops it (reason daemon-shutdown) and shutdown waits for it.
+    @Test func launchRacingShutdownLeavesNoWorker() throws {
+        let f = try SupervisorFixture()
+        let shutdownDone = DispatchSemaphore(value: 0)
+        let supervisor = f.supervisor
+        f.spawner.duringSpawn.withLock {
+            $0 = {
+                Thread.detachNewThread {
+                    supervisor.shutdown(graceMillis: 10)
+                    shutdownDone.signal()
+                }
+                while !supervisor.isShuttingDown { usleep(1000) }
+            }
+        }
+        #expect(throws: MiniAppError.self) { try supervisor.launch("com.p.app") }
+        #expect(shutdownDone.wait(timeout: .now() + 10) == .success, "shutdown returned")
+        let exited = f.notes.named("program.exited")
+        #expect(exited.count == 1)
+        #expect(exited.first?["reason"] == "daemon-shutdown")
+        #expect(supervisor.list().isEmpty)
+        #expect(f.observed.items.withLock { $0.map(\.reason) } == [.daemonShutdown])
+    }
+
+    /// A second launch during the first one's spawn waits and answers with the same worker.
+    @Test func launchDuringSpawnJoinsIt() throws {
+        let f = try SupervisorFixture()
+        let supervisor = f.supervisor
+        let joined = Mutex<Result<JSONValue, MiniAppError>?>(nil)
+        let joinedDone = DispatchSemaphore(value: 0)
+        f.spawner.duringSpawn.withLock {
+            $0 = {
+                Thread.detachNewThread {
+                    let r: Result<JSONValue, MiniAppError>
+                    do throws(MiniAppError) { r = .success(try supervisor.launch("com.p.app")) } catch { r = .failure(error) }
+                    joined.withLock { $0 = r }
+                    joinedDone.signal()
+                }
+                while supervisor.joinedLaunches(of: "com.p.app") == 0 { usleep(1000) }
+            }
+        }
+        let first = try supervisor.launch("com.p.app")
+        #expect(joinedDone.wait(timeout: .now() + 10) == .success)
+        let second = try #require(joined.withLock { $0 })
+        #expect(try second.get()["workerId"] == first["workerId"])
+        #expect(f.spawner.spawned.withLock { $0.count } == 1)
+    }
+
+    /// The idle clock restarts at resume: a worker suspended longer than the idle timeout is
+    /// not stopped the moment it is thawed, only after a full idle period.
+    @Test func resumeRestartsTheIdleClock() throws {
+        let f = try SupervisorFixture { $0.idleTimeoutSeconds = 10 }
+        let wid = try f.supervisor.launch("com.p.app")["workerId"]!.stringValue!
+        try f.supervisor.suspend(wid)
+        f.clock.advance(seconds: 60)
+        f.supervisor.stopIdleWorkers()
+        #expect(f.notes.named("program.exited").isEmpty, "suspended workers are not idle-stopped")
+        try f.supervisor.resume(wid)
+        f.supervisor.stopIdleWorkers()
+        #expect(f.notes.named("program.exited").isEmpty, "just resumed")
+        f.clock.advance(seconds: 11)
+        f.supervisor.stopIdleWorkers()
+        #expect(f.notes.named("program.exited").first?["detail"] == "idle timeout")
+    }
+
+    /// The metrics see the reason the hosts see (daemon-shutdown, not the jail's `stopped`).
+    @Test func exitObserverSeesTheReportedReason() throws {
+        let f = try SupervisorFixture()
+        let a = try f.supervisor.launch("com.p.a")["workerId"]!.stringValue!
+        _ = try f.supervisor.launch("com.p.b")
+        try f.supervisor.stop(a, graceMillis: 1) { _ in }
+        f.supervisor.shutdown(graceMillis: 10)
+        #expect(f.observed.items.withLock { $0.map(\.reason) } == [.stopped, .daemonShutdown])
     }
 }

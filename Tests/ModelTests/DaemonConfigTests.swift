@@ -8,6 +8,7 @@ import Testing
         #expect(c.stateDir == "/var/lib/miniappd")
         #expect(c.policyDir == nil)
         #expect(c.maxMessageBytes == 1 << 20)
+        #expect(c.controlAllowedGroups == ["miniappd"], "the socket unit's group")
     }
 
     @Test func fileOverridesDefaults() throws {
@@ -15,12 +16,14 @@ import Testing
         try c.apply(file: JSONValue.parse("""
             // operators may comment
             {"stateDir": "/srv/m", "idleTimeoutSeconds": 30, "workerMode": "rootless", "controlAllowedGids": [1000],
+             "controlAllowedGroups": [],
              "services": {"storage": {"quotaBytes": 1024}}}
             """, options: .policy))
         #expect(c.stateDir == "/srv/m")
         #expect(c.idleTimeoutSeconds == 30)
         #expect(c.workerMode == "rootless")
         #expect(c.controlAllowedGIDs == [1000])
+        #expect(c.controlAllowedGroups == [])
         #expect(c.services["storage"]?["quotaBytes"]?.intValue == 1024)
     }
 
@@ -31,6 +34,9 @@ import Testing
         ("{\"workerMode\": \"root\"}", "workerMode"),
         ("{\"controlAllowedUids\": [-1]}", "controlAllowedUids"),
         ("{\"stateDir\": \"\"}", "stateDir"),
+        ("{\"controlAllowedGroups\": \"miniappd\"}", "controlAllowedGroups"),
+        ("{\"controlAllowedGroups\": [\"\"]}", "controlAllowedGroups"),
+        ("{\"controlAllowedGroups\": [100]}", "controlAllowedGroups"),
         ("[]", "(root)"),
     ])
     func refusesBadSettings(_ text: String, _ field: String) throws {

@@ -22,12 +22,13 @@ struct CrashSafetyTests {
         return (dir, policy, writePackage(dir, f, name: "b.zip"))
     }
 
-    func installProcess(_ dir: String, _ policy: String, _ pkg: String, crashAt: String?) throws -> Process {
+    func installProcess(_ dir: String, _ policy: String, _ pkg: String, crashAt: String?, pauseAt: String? = nil) throws -> Process {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Paths.miniapp)
         p.arguments = ["store", "--root", dir + "/store", "--policy-dir", policy, "--host-version", "3.0.0", "install", pkg]
         var env = ProcessInfo.processInfo.environment
         if let crashAt { env["MINIAPP_CRASH_AT"] = crashAt }
+        if let pauseAt { env["MINIAPP_PAUSE_AT"] = pauseAt }
         p.environment = env
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle.nullDevice
@@ -81,5 +82,67 @@ struct CrashSafetyTests {
             p.waitUntilExit()
             try check(dir, committed: nil)
         }
+    }
+
+    /// An install stopped (SIGSTOP) as its extraction begins holds no store lock:
+    /// another process opens the store (running its recovery), reads, activates and lists —
+    /// what every launch does — without waiting; and the install still completes when resumed
+    /// (recovery left its flocked staging tree alone).
+    @Test("launches do not wait for an install's extraction")
+    func extractionHoldsNoLock() throws {
+        let (dir, policy, pkg) = try setUp("nolock")
+        defer { cleanup(dir) }
+        // tmpdir-created: hit once, when the staging tree exists and before any file is written.
+        let p = try installProcess(dir, policy, pkg, crashAt: nil, pauseAt: "tmpdir-created")
+        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        #expect(waitUntilStopped(p.processIdentifier), "the install never reached tmpdir-created")
+        let store = ["store", "--root", dir + "/store", "--policy-dir", policy, "--host-version", "3.0.0"]
+        for verb in [["active", "com.partner.loans"], ["activate", "com.partner.loans"], ["list"]] {
+            // In a child with a deadline: while the install held the lock, this blocked for good.
+            let (status, out) = try runBounded(Paths.miniapp, store + verb, seconds: 20)
+            #expect(status == 0, "\(verb): \(out)")
+            #expect(out.contains("1.0.0") || out.contains("nothing pending"), "\(verb): \(out)")
+        }
+        kill(p.processIdentifier, SIGCONT)
+        let deadline = Date().addingTimeInterval(60)
+        while p.isRunning && Date() < deadline { usleep(10_000) }
+        if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+        p.waitUntilExit()
+        #expect(p.terminationReason == .exit && p.terminationStatus == 0, "the resumed install did not complete")
+        try check(dir, committed: true)
+    }
+
+    /// Polls /proc until `pid` is stopped (state T), for at most 20 s.
+    func waitUntilStopped(_ pid: Int32) -> Bool {
+        for _ in 0..<2000 {
+            if let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")"),
+                stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).first == "T"
+            {
+                return true
+            }
+            usleep(10_000)
+        }
+        return false
+    }
+
+    /// Runs `exe` and returns (status, output); SIGKILLs it after `seconds` (status -9 then).
+    func runBounded(_ exe: String, _ args: [String], seconds: Double) throws -> (Int32, String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: exe)
+        p.arguments = args
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("run-\(UUID().uuidString)")
+        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: out) }
+        let handle = try FileHandle(forWritingTo: out)
+        p.standardOutput = handle
+        p.standardError = handle
+        try p.run()
+        let deadline = Date().addingTimeInterval(seconds)
+        while p.isRunning && Date() < deadline { usleep(5_000) }
+        if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+        p.waitUntilExit()
+        try handle.close()
+        let text = (try? String(contentsOf: out, encoding: .utf8)) ?? ""
+        return (p.terminationReason == .uncaughtSignal ? -p.terminationStatus : p.terminationStatus, text)
     }
 }

@@ -125,4 +125,34 @@ struct StoreTests {
         let older = try openStore(dir, host: "2.0.0")
         #expect { try older.active("com.partner.loans") } throws: { ($0 as? MiniAppError)?.code == .hostUpdateRequired }
     }
+
+    /// Launches run the newest installed version this host can run (the active one first);
+    /// HOST_UPDATE_REQUIRED only when none fits, naming the lowest host version that would do.
+    @Test("runnable falls back to an installed version the host runs")
+    func runnableFallsBack() throws {
+        let dir = tempDir("store-fit")
+        defer { cleanup(dir) }
+        let newer = try openStore(dir, host: "5.0.0")
+        _ = try newer.install(path: writePackage(dir, versionFixture("1.0.0"), name: "a.zip"))  // needs 3.0.0
+        var f = versionFixture("2.0.0")
+        f.manifest["minHostVersion"] = "4.2.0"
+        _ = try newer.install(path: writePackage(dir, f, name: "b.zip"))
+        #expect(try newer.runnable("com.partner.loans").manifest.version.text == "2.0.0")
+
+        let older = try openStore(dir, host: "4.0.0")
+        let r = try older.runnable("com.partner.loans")
+        #expect(r.manifest.version.text == "1.0.0")
+        #expect(r.directory.hasSuffix("/versions/1.0.0"))
+        #expect(try older.list()[0].state.active?.version.text == "2.0.0", "the state is not changed")
+        #expect(throws: MiniAppError.self) { try older.active("com.partner.loans") }
+
+        let ancient = try openStore(dir, host: "2.0.0")
+        do {
+            _ = try ancient.runnable("com.partner.loans")
+            Issue.record("a host older than every version launched one")
+        } catch {
+            #expect(error.code == .hostUpdateRequired)
+            #expect(error.data["required"] == "3.0.0")
+        }
+    }
 }

@@ -42,13 +42,9 @@ final class JailBinding: WorkerSpawner {
         let worker = try result.get()
         metrics.launched(nanos: DispatchTime.now().uptimeNanoseconds - started)
         let handle = JailWorkerHandle(worker)
-        let metrics = self.metrics
-        Task.detached {
-            let exit = await worker.exit
-            let info = Self.exitInfo(exit)
-            metrics.exited(info)
-            onExit(info)
-        }
+        // Exits are counted by the supervisor, after it has given them their final reason
+        // (a stop it requested for shutdown is `daemon-shutdown`, not the jail's `stopped`).
+        Task.detached { onExit(Self.exitInfo(await worker.exit)) }
         return handle
     }
 

@@ -37,8 +37,10 @@ final class StoreBinding: ProgramResolver, PackageControl, UpdateStaging {
             throw MiniAppError(.invalidParams, "'\(id)' is not a valid program id (reverse-DNS, e.g. com.partner.app)")
         }
         do {
-            if !isRunning(id) { try store.activatePending(id) }
-            let a = try store.active(id)
+            // The supervisor asks only when it starts a worker (none runs): a staged update
+            // becomes active now.
+            try store.activatePending(id)
+            let a = try store.runnable(id)
             let m = a.manifest
             return LaunchableProgram(
                 id: m.id, version: m.version.text, partnerId: a.partner.id, appDir: a.directory, entryPoint: m.entryPoint,
@@ -124,6 +126,11 @@ final class StoreBinding: ProgramResolver, PackageControl, UpdateStaging {
     func isNewer(_ candidate: String, than current: String) -> Bool {
         guard let c = SemVer(candidate), let cur = SemVer(current) else { return false }
         return c > cur
+    }
+
+    func runsOnHost(minHostVersion: String) -> Bool {
+        guard let v = SemVer(minHostVersion) else { return false }
+        return v <= store.options.hostVersion
     }
 
     func stageUpdate(path: String) throws(MiniAppError) -> Bool {

@@ -30,6 +30,11 @@ public final class ControlClient {
         do {
             try conn.send(line: request.serialized())
         } catch {
+            // A refused peer is told why before the daemon closes; that answer may already be
+            // here even though our request could not be sent.
+            if let refusal = try? readMessage(timeoutMillis: 1000), let err = Self.unattributedError(refusal) {
+                throw Self.decodeError(err)
+            }
             throw MiniAppError(.hostUnavailable, "lost the connection to miniappd: \(error)")
         }
         while true {
@@ -38,10 +43,20 @@ public final class ControlClient {
                 pending.append(msg)
                 continue
             }
+            // An error with id null is the daemon's answer to something it could not tie to a
+            // request id: UNAUTHORIZED at connect, or a line it could not parse. Calls are
+            // sequential, so it is the answer to this one.
+            if let err = Self.unattributedError(msg) { throw Self.decodeError(err) }
             guard msg["id"]?.intValue == id else { continue }
             if let err = msg["error"]?.objectValue { throw Self.decodeError(err) }
             return msg["result"] ?? .null
         }
+    }
+
+    /// The `error` of a response whose id is null (JSON-RPC 2.0 §5: the id could not be determined).
+    static func unattributedError(_ msg: JSONObject) -> JSONObject? {
+        guard msg["method"] == nil, let id = msg["id"], id.isNull else { return nil }
+        return msg["error"]?.objectValue
     }
 
     /// The next notification or server-to-client request (e.g. `inspector.event`, `program.exited`,

@@ -115,12 +115,14 @@ public final class ControlAPI: Sendable {
         case "packages.install":
             return try packages.install(path: try Params.string(p, "path"), allowDowngrade: try Params.bool(p, "allowDowngrade") ?? false)
         case "packages.list": return try packages.list()
-        case "packages.rollback": return try packages.rollback(id: try Params.string(p, "id"))
+        case "packages.rollback":
+            // Like removal: the running worker's version would no longer be the active one.
+            let id = try Params.string(p, "id")
+            try refuseIfRunning(id, "rolling it back")
+            return try packages.rollback(id: id)
         case "packages.remove":
             let id = try Params.string(p, "id")
-            guard !supervisor.isRunning(programId: id) else {
-                throw MiniAppError(.alreadyRunning, "\(id) is running; stop it before removing it")
-            }
+            try refuseIfRunning(id, "removing it")
             try packages.remove(id: id)
             return [:]
         case "programs.launch": return try supervisor.launch(try Params.string(p, "id"), args: try Params.strings(p, "args") ?? [])
@@ -135,6 +137,12 @@ public final class ControlAPI: Sendable {
             try supervisor.send(try Params.string(p, "workerId"), name: try Params.string(p, "name"), data: p["data"] ?? [:])
             return [:]
         default: return try handleBroker(method: method, p: p, peer: peer)
+        }
+    }
+
+    private func refuseIfRunning(_ id: String, _ what: String) throws(MiniAppError) {
+        guard !supervisor.isRunning(programId: id) else {
+            throw MiniAppError(.alreadyRunning, "\(id) is running; stop it (miniapp stop WORKER) before \(what)")
         }
     }
 

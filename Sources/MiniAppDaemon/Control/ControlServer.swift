@@ -9,21 +9,30 @@ import Synchronization
 
 /// Who may use the control socket (spec/control-api.md, "Access").
 ///
-/// The identity is the kernel's `SO_PEERCRED` of the connection, taken at accept time: never a
-/// field the peer sends. Allowed: root, the daemon's own uid, and the configured uids, plus
-/// any peer whose primary gid is configured. The socket file is 0660 as a first fence; this
-/// check is the one that counts (a file mode can be loosened by an operator, or the socket
-/// passed by systemd with other permissions).
+/// The identity is the kernel's record of the connection, taken at accept time: `SO_PEERCRED`
+/// (uid, primary gid) and `SO_PEERGROUPS` (supplementary groups, as of connect) — never a field
+/// the peer sends, nor /proc of a pid that may have been recycled. Allowed: root, the daemon's
+/// own uid, the configured uids, and any peer with a configured gid or group (by name,
+/// default `miniappd`, the socket unit's group) as its primary or a supplementary group. The
+/// socket file is 0660 as a first fence; this check is the one that counts (a file mode can be
+/// loosened by an operator, or the socket passed by systemd with other permissions).
 struct ControlAccess: Sendable {
     var uids: Set<UInt32>
     var gids: Set<UInt32>
+    /// Configured group names this host does not have (they admit nobody; logged at start).
+    var unknownGroups: [String] = []
 
-    init(config: DaemonConfig) {
+    init(config: DaemonConfig, groupID: (String) -> UInt32? = UserDatabase.groupID(named:)) {
         uids = Set(config.controlAllowedUIDs + [0, geteuid()])
         gids = Set(config.controlAllowedGIDs)
+        for name in config.controlAllowedGroups {
+            if let gid = groupID(name) { gids.insert(gid) } else { unknownGroups.append(name) }
+        }
     }
 
-    func allows(_ peer: PeerCredentials) -> Bool { uids.contains(peer.uid) || gids.contains(peer.gid) }
+    func allows(_ peer: PeerCredentials) -> Bool {
+        uids.contains(peer.uid) || gids.contains(peer.gid) || peer.groups.contains(where: gids.contains)
+    }
 }
 
 /// Serves the control API on a listening Unix socket, on the broker's reactor.
@@ -42,6 +51,9 @@ final class ControlServer: Sendable {
     private let logger: Logger
     private let sessions = Mutex<[UInt64: ControlConnectionPeer]>([:])
     private let listener = Mutex<LineListener?>(nil)
+    /// Set by `closeAfterFlush`: from then on every closed connection signals `sessionClosed`.
+    private let draining = Atomic<Bool>(false)
+    private let sessionClosed = DispatchSemaphore(value: 0)
 
     init(reactor: Reactor, api: ControlAPI, broker: Broker, access: ControlAccess, maxMessageBytes: Int, logger: Logger) {
         self.reactor = reactor
@@ -57,7 +69,7 @@ final class ControlServer: Sendable {
         let limits = LineConnection.Limits(maxLineBytes: maxMessageBytes, maxQueuedOutputBytes: 16 << 20)
         let l = try reactor.listen(fd, limits: limits) { [self] creds in
             guard access.allows(creds) else {
-                logger.warning("control: refused \(creds): not in controlAllowedUids/Gids")
+                logger.warning("control: refused \(creds): not in controlAllowedUids, controlAllowedGids or controlAllowedGroups")
                 return RefusedPeer(creds)
             }
             return ControlConnectionPeer(server: self, credentials: creds)
@@ -68,10 +80,25 @@ final class ControlServer: Sendable {
     /// Stops accepting new connections; the open ones keep being served.
     func stopAccepting() { listener.withLock { $0?.close() } }
 
-    /// Stops accepting and closes every control connection.
+    /// Stops accepting and closes every control connection now, dropping unsent output.
     func close() {
         stopAccepting()
         for s in sessions.withLock({ Array($0.values) }) { s.connection?.close() }
+    }
+
+    /// Shutdown: stops accepting and reading, and closes each connection once what is queued
+    /// for it has been sent — the `program.exited {reason: daemon-shutdown}` of every worker
+    /// among it, which a host that was slow to read must still get. A peer that has not read
+    /// everything by `deadline` is cut off, so shutdown stays bounded.
+    func closeAfterFlush(deadline: DispatchTime) {
+        stopAccepting()
+        draining.store(true, ordering: .sequentiallyConsistent)
+        // Queued on the loop after every notification already broadcast (execute is FIFO).
+        for s in sessions.withLock({ Array($0.values) }) { s.connection?.closeAfterFlush() }
+        while !sessions.withLock({ $0.isEmpty }) {
+            if sessionClosed.wait(timeout: deadline) == .timedOut { break }
+        }
+        close()
     }
 
     /// Sends a notification to every control connection (`program.exited`, …).
@@ -85,7 +112,10 @@ final class ControlServer: Sendable {
 
     fileprivate func opened(_ peer: ControlConnectionPeer) { sessions.withLock { $0[peer.connectionId] = peer } }
 
-    fileprivate func closed(_ peer: ControlConnectionPeer) { _ = sessions.withLock { $0.removeValue(forKey: peer.connectionId) } }
+    fileprivate func closed(_ peer: ControlConnectionPeer) {
+        _ = sessions.withLock { $0.removeValue(forKey: peer.connectionId) }
+        if draining.load(ordering: .sequentiallyConsistent) { sessionClosed.signal() }
+    }
 
     fileprivate func received(_ line: UnsafeBufferPointer<UInt8>, from peer: ControlConnectionPeer, on conn: LineConnection) {
         let message: RPCMessage
@@ -175,7 +205,7 @@ final class RefusedPeer: LineHandler {
         var line: [UInt8] = []
         let e = MiniAppError(
             .unauthorized,
-            "uid \(credentials.uid) may not use this control socket; ask the operator to add it to controlAllowedUids")
+            "uid \(credentials.uid) may not use this control socket; ask the operator to add it to controlAllowedUids, or you to a group in controlAllowedGroups (default: miniappd)")
         RPCCodec.writeError(id: .null, error: e, into: &line)
         connection.send(line)
         connection.closeAfterFlush()

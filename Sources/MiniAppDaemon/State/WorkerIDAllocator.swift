@@ -19,20 +19,33 @@ public final class WorkerIDAllocator: Sendable {
     private let block: UInt64
     private let state: Mutex<State>
 
-    /// Opens (or creates) the counter file at `path`.
+    /// Opens (or creates) the counter file at `path`. Only a missing file starts from `w-1`
+    /// (a fresh state directory): any other failure to read it stops the daemon, since
+    /// starting over would hand out ids that hosts may still hold.
     public init(path: String, block: UInt64 = 256) throws(MiniAppError) {
         self.path = path
         self.block = block
-        var start: UInt64 = 1
-        if let fd = try? OwnedFD.open(path, O_RDONLY) {
-            let bytes = (try? fd.readAll(limit: 64)) ?? []
-            let text = String(decoding: bytes, as: UTF8.self).split(whereSeparator: \.isWhitespace).first ?? ""
-            guard let v = UInt64(text), v >= 1 else {
-                throw MiniAppError(.internal, "worker id counter \(path) is corrupt; restore it or remove the state dir")
-            }
-            start = v
-        }
+        let start = try Self.readStart(path) ?? 1
         state = Mutex(State(next: start, reservedUpTo: start))
+    }
+
+    /// The persisted first free id, or nil when the file does not exist (ENOENT).
+    static func readStart(_ path: String) throws(MiniAppError) -> UInt64? {
+        let bytes: [UInt8]
+        do {
+            bytes = try OwnedFD.open(path, O_RDONLY | O_NOFOLLOW).readAll(limit: 64)
+        } catch {
+            if error.errno == ENOENT { return nil }
+            throw MiniAppError(
+                .internal,
+                "cannot read the worker id counter \(path): \(error). Fix its permissions or file system; starting over at w-1 would reuse worker ids",
+                cause: error)
+        }
+        let text = String(decoding: bytes, as: UTF8.self).split(whereSeparator: \.isWhitespace).first ?? ""
+        guard let v = UInt64(text), v >= 1 else {
+            throw MiniAppError(.internal, "worker id counter \(path) is corrupt; restore it or remove the state dir")
+        }
+        return v
     }
 
     /// The next id.

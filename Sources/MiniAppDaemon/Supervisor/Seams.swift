@@ -125,7 +125,8 @@ public struct LaunchableProgram: Sendable {
 /// Resolves a program id to what to launch (activates a staged update first; refuses with
 /// `HOST_UPDATE_REQUIRED` / `NOT_FOUND`).
 public protocol ProgramResolver: Sendable {
-    /// The program's active version, ready to launch.
+    /// The program's active version, or the newest installed one this host runs, ready to
+    /// launch. Called only when a worker is about to be started (none runs).
     func launchable(_ id: String) throws(MiniAppError) -> LaunchableProgram
     /// The per-program data directory (created with the program uid's ownership by the jail).
     func dataDirectory(_ id: String) throws(MiniAppError) -> String

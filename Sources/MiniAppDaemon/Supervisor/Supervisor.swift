@@ -3,6 +3,7 @@ import Glibc
 import MiniAppBroker
 public import MiniAppJSON
 public import MiniAppModel
+import MiniAppSystem
 import Synchronization
 
 /// Lifecycle settings of workers.
@@ -26,45 +27,77 @@ public struct SupervisorSettings: Sendable {
 /// Owns the workers: launch, suspend, resume, stop, list, events, crash restarts, idle stops,
 /// and `program.exited` notifications. One worker per program id.
 ///
-/// Thread-safe: control requests arrive on the reactor thread, exits on the jail's reaper
+/// Thread-safe: control requests arrive on the control queues, exits on the jail's reaper
 /// thread, timers on a private queue. State is one value under one mutex; callbacks
 /// (spawn, notifications) run outside the lock.
+///
+/// A launch is admitted (an entry in `launching`), resolved and spawned outside the lock, then
+/// registered. The jail may see the worker exit before `spawn` even returns (a program that
+/// exits at once); such an exit finds no worker in the table yet, so it is parked on the
+/// launch's entry and reported when the launch registers — never lost, and the dead worker is
+/// never entered in the table (Supervisor+Exits.swift).
 public final class Supervisor: Sendable {
     enum RunState: String { case running, suspended, stopping }
 
     struct Worker {
         var workerId: String
         var program: LaunchableProgram
+        /// The `programs.launch` args, kept so that a crash restart runs the same command line.
+        var args: [String]
         var handle: any WorkerHandle
         var state: RunState
         var startMicros: Int64
-        var startUptimeNanos = DispatchTime.now().uptimeNanoseconds
+        /// Monotonic ns the idle clock counts from: the start, then every resume (a frozen
+        /// worker makes no calls, and must not be stopped as idle the moment it is thawed).
+        var idleSinceNanos: UInt64
         var stopReason: WorkerExitInfo.Reason?
         var stopDetail: String?
         var stopWaiters: [@Sendable (Int32) -> Void] = []
     }
 
+    /// A launch between admission and registration in `workers`.
+    struct Launching {
+        let ticket: LaunchTicket
+        /// Set once an id is allocated, before the spawn: lets an early exit find its launch.
+        var workerId: String?
+        /// The worker's exit, when it came before the launch registered the worker.
+        var earlyExit: WorkerExitInfo?
+    }
+
     struct State {
         var workers: [String: Worker] = [:]
         var byProgram: [String: String] = [:]
-        var launching: Set<String> = []
+        /// Program id → its launch in progress (at most one per program).
+        var launching: [String: Launching] = [:]
         var crashes: [String: (count: Int, lastMicros: Int64)] = [:]
         var shuttingDown = false
+        var shutdownGraceMillis = 0
+
+        /// Nothing runs and nothing is being started.
+        var isDrained: Bool { workers.isEmpty && launching.isEmpty }
     }
 
-    private let settings: SupervisorSettings
+    let settings: SupervisorSettings
     private let ids: WorkerIDAllocator
     private let spawner: any WorkerSpawner
     private let resolver: any ProgramResolver
-    private let bridge: any BridgeAttacher
-    private let notify: @Sendable (String, JSONValue) -> Void
-    private let state = Mutex(State())
-    private let timers = DispatchQueue(label: "miniappd.supervisor.timers")
+    let bridge: any BridgeAttacher
+    let notify: @Sendable (String, JSONValue) -> Void
+    let observeExit: @Sendable (WorkerExitInfo) -> Void
+    let clock: @Sendable () -> UInt64
+    let state = Mutex(State())
+    let timers = DispatchQueue(label: "miniappd.supervisor.timers")
+    /// Signalled when, during shutdown, the last worker or launch goes away.
+    let drained = DispatchSemaphore(value: 0)
 
-    /// `notify(method, params)` sends a notification to every control connection.
+    /// `notify(method, params)` sends a notification to every control connection;
+    /// `observeExit` sees every exit as reported (metrics); `clock` is monotonic nanoseconds,
+    /// the clock of the broker's `lastCallNanos` when nil (tests pass their own).
     public init(
         settings: SupervisorSettings, ids: WorkerIDAllocator, spawner: any WorkerSpawner, resolver: any ProgramResolver,
-        bridge: any BridgeAttacher, notify: @escaping @Sendable (String, JSONValue) -> Void
+        bridge: any BridgeAttacher, notify: @escaping @Sendable (String, JSONValue) -> Void,
+        observeExit: @escaping @Sendable (WorkerExitInfo) -> Void = { _ in },
+        clock: (@Sendable () -> UInt64)? = nil
     ) {
         self.settings = settings
         self.ids = ids
@@ -72,37 +105,67 @@ public final class Supervisor: Sendable {
         self.resolver = resolver
         self.bridge = bridge
         self.notify = notify
+        self.observeExit = observeExit
+        self.clock = clock ?? { monotonicNanos() }
         if settings.idleTimeoutSeconds > 0 { scheduleIdleCheck() }
     }
 
     // MARK: launch
 
-    /// `programs.launch`: starts the program's active version, or answers with the running
-    /// worker when there is one.
+    /// `programs.launch`: starts the program's active version (or the newest installed one this
+    /// host can run), or answers with the running worker when there is one. A launch that
+    /// arrives while the same program is being started waits for that start and answers with
+    /// its worker (or its error).
     public func launch(_ id: String, args: [String] = []) throws(MiniAppError) -> JSONValue {
-        let program = try resolver.launchable(id)
-        let existing: JSONValue? = try state.withLock { s throws(MiniAppError) -> JSONValue? in
+        switch try admit(id) {
+        case .running(let info): return info
+        case .joining(let ticket): return try ticket.wait()
+        case .starting(let ticket):
+            let result: Result<JSONValue, MiniAppError>
+            do throws(MiniAppError) { result = .success(try startAndRegister(id, args: args)) } catch { result = .failure(error) }
+            ticket.finish(result)
+            return try result.get()
+        }
+    }
+
+    private enum Admission {
+        case running(JSONValue)
+        case joining(LaunchTicket)
+        case starting(LaunchTicket)
+    }
+
+    private func admit(_ id: String) throws(MiniAppError) -> Admission {
+        try state.withLock { s throws(MiniAppError) -> Admission in
             if s.shuttingDown { throw MiniAppError(.hostUnavailable, "miniappd is shutting down; launch again after it restarts") }
-            if let wid = s.byProgram[id], let w = s.workers[wid] { return Self.launchInfo(w) }
-            if s.launching.contains(id) { throw MiniAppError(.alreadyRunning, "\(id) is being launched; retry in a moment") }
-            guard s.workers.count < settings.maxWorkers else {
+            if let wid = s.byProgram[id], let w = s.workers[wid] { return .running(Self.launchInfo(w)) }
+            if let pending = s.launching[id] {
+                pending.ticket.joined()
+                return .joining(pending.ticket)
+            }
+            guard s.workers.count + s.launching.count < settings.maxWorkers else {
                 throw MiniAppError(.rateLimited, "\(settings.maxWorkers) workers are running (maxWorkers); stop one first")
             }
-            s.launching.insert(id)
-            return nil
+            let ticket = LaunchTicket()
+            s.launching[id] = Launching(ticket: ticket)
+            return .starting(ticket)
         }
-        if let existing { return existing }
-        defer { _ = state.withLock { $0.launching.remove(id) } }
-        let worker = try start(program, args: args)
-        state.withLock { s in
-            s.workers[worker.workerId] = worker
-            s.byProgram[id] = worker.workerId
+    }
+
+    /// Resolves, spawns and registers; the caller owns `launching[id]` until this returns.
+    private func startAndRegister(_ id: String, args: [String]) throws(MiniAppError) -> JSONValue {
+        let worker: Worker
+        do throws(MiniAppError) {
+            worker = try start(try resolver.launchable(id), args: args)
+        } catch {
+            abandonLaunch(id)
+            throw error
         }
-        return Self.launchInfo(worker)
+        return try register(worker)
     }
 
     private func start(_ program: LaunchableProgram, args: [String]) throws(MiniAppError) -> Worker {
         let workerId = try ids.next()
+        state.withLock { $0.launching[program.id]?.workerId = workerId }
         let identity = CallerIdentity(
             workerId: workerId, programId: program.id, version: program.version, partnerId: program.partnerId,
             declaredPermissions: Set(program.permissions), allowedDomains: program.allowedDomains)
@@ -117,11 +180,59 @@ public final class Supervisor: Sendable {
         do {
             let handle = try spawner.spawn(request) { [weak self] exit in self?.workerExited(workerId, exit) }
             return Worker(
-                workerId: workerId, program: program, handle: handle, state: .running, startMicros: started)
+                workerId: workerId, program: program, args: args, handle: handle, state: .running, startMicros: started,
+                idleSinceNanos: clock())
         } catch {
             bridge.detach(workerId: workerId)
             throw error
         }
+    }
+
+    private enum Registration {
+        case registered
+        case exitedEarly(WorkerExitInfo)
+        case lateForShutdown
+    }
+
+    /// Enters the spawned worker in the table, in the same critical section that ends its
+    /// launch, so that an exit is either parked on the launch (reported here) or finds the
+    /// worker (reported by `workerExited`). A shutdown that began meanwhile did not see this
+    /// worker: it is stopped here, and reported with reason `daemon-shutdown`.
+    private func register(_ spawned: Worker) throws(MiniAppError) -> JSONValue {
+        var w = spawned
+        let (outcome, finished) = state.withLock { s -> (Registration, Bool) in
+            let launch = s.launching.removeValue(forKey: w.program.id)
+            if let early = launch?.earlyExit { return (.exitedEarly(early), s.shuttingDown && s.isDrained) }
+            if s.shuttingDown {
+                w.state = .stopping
+                w.stopReason = .daemonShutdown
+            }
+            s.workers[w.workerId] = w
+            s.byProgram[w.program.id] = w.workerId
+            return (s.shuttingDown ? .lateForShutdown : .registered, false)
+        }
+        switch outcome {
+        case .registered:
+            return Self.launchInfo(w)
+        case .exitedEarly(let info):
+            report(w, info)
+            if finished { drained.signal() }  // after the report, as in workerExited
+            return Self.launchInfo(w)
+        case .lateForShutdown:
+            w.handle.stop(graceMillis: state.withLock { $0.shutdownGraceMillis })
+            throw MiniAppError(
+                .hostUnavailable,
+                "miniappd began shutting down while \(w.program.id) was starting; its worker \(w.workerId) is being stopped. Launch again after the daemon restarts")
+        }
+    }
+
+    /// The launch failed before a worker existed.
+    private func abandonLaunch(_ id: String) {
+        let finished = state.withLock { s -> Bool in
+            s.launching[id] = nil
+            return s.shuttingDown && s.isDrained
+        }
+        if finished { drained.signal() }
     }
 
     static func launchInfo(_ w: Worker) -> JSONValue {
@@ -142,7 +253,7 @@ public final class Supervisor: Sendable {
         }
     }
 
-    /// `programs.resume`.
+    /// `programs.resume`; the idle clock starts afresh.
     public func resume(_ workerId: String) throws(MiniAppError) {
         let handle = try transition(workerId, from: [.suspended], to: .running)
         do { try handle.resume() } catch {
@@ -152,18 +263,21 @@ public final class Supervisor: Sendable {
     }
 
     private func transition(_ workerId: String, from: Set<RunState>, to: RunState) throws(MiniAppError) -> any WorkerHandle {
-        try state.withLock { s throws(MiniAppError) -> any WorkerHandle in
+        let now = clock()
+        return try state.withLock { s throws(MiniAppError) -> any WorkerHandle in
             guard var w = s.workers[workerId] else { throw Self.noWorker(workerId) }
             guard from.contains(w.state) else {
                 throw MiniAppError(.invalidParams, "\(workerId) is \(w.state.rawValue); this needs it \(from.map(\.rawValue).sorted().joined(separator: " or "))")
             }
             w.state = to
+            if to == .running { w.idleSinceNanos = now }
             s.workers[workerId] = w
             return w.handle
         }
     }
 
-    /// `programs.stop`: SIGTERM, SIGKILL of the cgroup after the grace; `done` gets the status.
+    /// `programs.stop`: SIGTERM, SIGKILL of the cgroup after the grace; `done` gets the status
+    /// once the worker has exited.
     public func stop(
         _ workerId: String, graceMillis: Int?, reason: WorkerExitInfo.Reason = .stopped, detail: String? = nil,
         done: @escaping @Sendable (Int32) -> Void
@@ -209,28 +323,34 @@ public final class Supervisor: Sendable {
         state.withLock { s in s.workers.values.reduce(into: [:]) { $0[$1.state.rawValue, default: 0] += 1 } }
     }
 
-    /// Whether a program has a live worker (the package store refuses activation meanwhile).
+    /// Whether a program has a live worker or one being started (the package store stages
+    /// updates meanwhile, and rollback and removal are refused).
     public func isRunning(programId: String) -> Bool {
-        state.withLock { $0.byProgram[programId] != nil }
+        state.withLock { $0.byProgram[programId] != nil || $0.launching[programId] != nil }
     }
 
-    /// SIGTERM: stop every worker (reason `daemon-shutdown`) and wait up to `graceMillis` + 2 s.
+    /// SIGTERM: stop every worker (reason `daemon-shutdown`), refuse new launches, and wait up
+    /// to `graceMillis` + 2 s until every worker, including any a racing launch started, is gone.
     public func shutdown(graceMillis: Int) {
         let ids = state.withLock { s in
             s.shuttingDown = true
+            s.shutdownGraceMillis = graceMillis
             return Array(s.workers.keys)
         }
-        let group = DispatchGroup()
         for id in ids {
-            group.enter()
-            do {
-                try stop(id, graceMillis: graceMillis, reason: .daemonShutdown) { _ in group.leave() }
-            } catch {
-                group.leave()
-            }
+            try? stop(id, graceMillis: graceMillis, reason: .daemonShutdown) { _ in }
         }
-        _ = group.wait(timeout: .now() + .milliseconds(graceMillis + 2000))
+        let deadline = DispatchTime.now() + .milliseconds(graceMillis + 2000)
+        while !state.withLock({ $0.isDrained }) {
+            if drained.wait(timeout: deadline) == .timedOut { return }
+        }
     }
+
+    /// True once `shutdown` began (tests).
+    var isShuttingDown: Bool { state.withLock { $0.shuttingDown } }
+
+    /// Launches waiting for the launch of `programId` in progress (tests).
+    func joinedLaunches(of programId: String) -> Int { state.withLock { $0.launching[programId]?.ticket.joiners ?? 0 } }
 
     static func noWorker(_ id: String) -> MiniAppError {
         MiniAppError(.notFound, "no worker \(id); `miniapp ps` lists the running ones")
@@ -243,83 +363,33 @@ public final class Supervisor: Sendable {
     }
 }
 
-// MARK: exits, restarts, idle
+/// The outcome of one launch, shared with the launches of the same program that arrived while
+/// it was under way (they block on it, on their own control queue, and answer with the same
+/// worker or the same error).
+final class LaunchTicket: Sendable {
+    private let done = DispatchGroup()
+    private let outcome = Mutex<Result<JSONValue, MiniAppError>?>(nil)
+    private let joinCount = Atomic<Int>(0)
 
-extension Supervisor {
-    func workerExited(_ workerId: String, _ exit: WorkerExitInfo) {
-        bridge.detach(workerId: workerId)
-        guard let w = state.withLock({ s -> Worker? in
-            guard let w = s.workers.removeValue(forKey: workerId) else { return nil }
-            if s.byProgram[w.program.id] == workerId { s.byProgram[w.program.id] = nil }
-            return w
-        }) else { return }
-        var info = exit
-        // A limit the jail enforced (OOM, wall clock) wins over our stop request: it is what
-        // really ended the worker. Otherwise a requested stop is reported with the reason it
-        // was requested for: the jail reports every stop it carried out as `stopped`, which
-        // must not hide `daemon-shutdown` (SIGTERM of the daemon) from the hosts.
-        if let requested = w.stopReason, [.exit, .signal, .stopped].contains(info.reason) {
-            info.reason = requested
-            info.detail = info.detail ?? w.stopDetail
-        }
-        var params: JSONObject = [
-            "workerId": .string(workerId), "id": .string(w.program.id), "status": .int(Int64(info.status)),
-            "reason": .string(info.reason.rawValue),
-        ]
-        if let sig = info.signal { params["signal"] = .string(sig) }
-        if let d = info.detail { params["detail"] = .string(d) }
-        notify("program.exited", .object(params))
-        for waiter in w.stopWaiters { waiter(info.status) }
-        if w.stopReason == nil { considerRestart(w, info) }
+    init() { done.enter() }
+
+    /// Publishes the outcome; called exactly once.
+    func finish(_ result: Result<JSONValue, MiniAppError>) {
+        outcome.withLock { $0 = result }
+        done.leave()
     }
 
-    /// Crash restarts with exponential backoff (a crash = non-zero exit, a signal or a limit
-    /// kill that nobody asked for). A program that ran a minute cleanly starts a fresh count.
-    func considerRestart(_ w: Worker, _ info: WorkerExitInfo) {
-        guard info.status != 0, settings.maxRestarts > 0 else { return }
-        let now = Self.nowMicros()
-        let attempt: Int? = state.withLock { s in
-            guard !s.shuttingDown else { return nil }
-            var c = s.crashes[w.program.id] ?? (0, now)
-            if now - c.lastMicros > 60_000_000 { c.count = 0 }
-            c.count += 1
-            c.lastMicros = now
-            s.crashes[w.program.id] = c
-            return c.count <= settings.maxRestarts ? c.count : nil
-        }
-        guard let attempt else { return }
-        let delay = settings.restartBackoffMillis << min(attempt - 1, 16)
-        timers.asyncAfter(deadline: .now() + .milliseconds(delay)) { [weak self] in
-            guard let self else { return }
-            do throws(MiniAppError) {
-                let r = try self.launch(w.program.id)
-                self.notify("program.restarted", ["id": .string(w.program.id), "attempt": .int(Int64(attempt)), "worker": r])
-            } catch {
-                self.notify(
-                    "program.restartFailed",
-                    ["id": .string(w.program.id), "code": .string(error.code.rawValue), "message": .string(error.message)])
-            }
-        }
-    }
+    /// Counts a waiting launch.
+    func joined() { joinCount.add(1, ordering: .relaxed) }
 
-    func scheduleIdleCheck() {
-        timers.asyncAfter(deadline: .now() + .seconds(1)) { [weak self] in
-            guard let self else { return }
-            self.stopIdleWorkers()
-            self.scheduleIdleCheck()
-        }
-    }
+    /// Launches that joined so far.
+    var joiners: Int { joinCount.load(ordering: .relaxed) }
 
-    func stopIdleWorkers() {
-        let limitNanos = UInt64(settings.idleTimeoutSeconds) * 1_000_000_000
-        let now = DispatchTime.now().uptimeNanoseconds
-        let candidates = state.withLock { s in
-            s.workers.values.filter { $0.state == .running }.map { ($0.workerId, $0.startUptimeNanos) }
-        }
-        for (id, started) in candidates {
-            let last = max(bridge.activity(workerId: id).lastCallNanos, started)
-            guard now > last, now - last > limitNanos else { continue }
-            try? stop(id, graceMillis: nil, reason: .stopped, detail: "idle timeout") { _ in }
-        }
+    /// Blocks until `finish`, then answers like the first launch did.
+    func wait() throws(MiniAppError) -> JSONValue {
+        done.wait()
+        // finish stored it before leaving the group.
+        guard let result = outcome.withLock({ $0 }) else { preconditionFailure("launch ticket finished without an outcome") }
+        return try result.get()
     }
 }

@@ -11,6 +11,8 @@ public protocol UpdateStaging: Sendable {
     func newestKnownVersion(_ id: String) -> String?
     /// True when `candidate` has higher SemVer precedence than `current`.
     func isNewer(_ candidate: String, than current: String) -> Bool
+    /// True when this host can run a package declaring `minHostVersion` (false if unparsable).
+    func runsOnHost(minHostVersion: String) -> Bool
     /// Fully verifies the zip at `path` (spec/package-format.md) and stages it: active now if
     /// the program is not running, else at its next launch. Returns whether it is active.
     func stageUpdate(path: String) throws(MiniAppError) -> Bool
@@ -42,8 +44,9 @@ public final class UpdateChecker: Sendable {
         self.maxPackageBytes = maxPackageBytes
     }
 
-    /// `updates.check {id?}` → `{updates:[{id, from, to, staged, error?}]}`. One program's
-    /// failure is reported in its entry and never stops the others.
+    /// `updates.check {id?}` → `{updates:[{id, from, to, staged, …}]}`. One program's failure
+    /// is reported in its entry (`code`, `message`, `reason`/`required` when known, and `to`
+    /// once the registry named the version) and never stops the others.
     public func check(id: String?) throws(MiniAppError) -> JSONValue {
         let ids = id.map { [$0] } ?? staging.installedIDs()
         if let id, staging.newestKnownVersion(id) == nil {
@@ -58,6 +61,7 @@ public final class UpdateChecker: Sendable {
 
     private func checkOne(_ id: String) -> JSONValue? {
         guard let current = staging.newestKnownVersion(id) else { return nil }
+        var entry: JSONObject = ["id": .string(id), "from": .string(current)]
         do throws(MiniAppError) {
             let (status, body) = try transport.get(
                 "\(registry)/mini-programs/\(id)/version", maxBytes: 64 << 10, timeoutMillis: timeoutMillis)
@@ -67,13 +71,23 @@ public final class UpdateChecker: Sendable {
             }
             let v = try RegistryVersion.parse(body, expectedId: id, base: registry)
             guard staging.isNewer(v.version, than: current) else { return nil }
-            let active = try download(v)
-            return ["id": .string(id), "from": .string(current), "to": .string(v.version), "staged": true, "active": .bool(active)]
+            entry["to"] = .string(v.version)
+            // Checked before anything is downloaded: a package this host cannot run would be
+            // refused by verification anyway (step 5), after fetching up to 50 MiB for nothing.
+            guard staging.runsOnHost(minHostVersion: v.minHostVersion) else {
+                throw MiniAppError(
+                    .hostUpdateRequired, "\(id) \(v.version) needs host version \(v.minHostVersion); not downloaded. Update the host.",
+                    data: ["required": v.minHostVersion])
+            }
+            entry["active"] = .bool(try download(v))
+            entry["staged"] = true
         } catch {
-            var e: JSONObject = ["id": .string(id), "from": .string(current), "staged": false, "code": .string(error.code.rawValue), "message": .string(error.message)]
-            if let reason = error.data["reason"] { e["reason"] = .string(reason) }
-            return .object(e)
+            entry["staged"] = false
+            entry["code"] = .string(error.code.rawValue)
+            entry["message"] = .string(error.message)
+            for key in ["reason", "required"] { if let v = error.data[key] { entry[key] = .string(v) } }
         }
+        return .object(entry)
     }
 
     private func download(_ v: RegistryVersion) throws(MiniAppError) -> Bool {

@@ -18,8 +18,12 @@ public struct DaemonConfig: Sendable, Equatable {
     public var platformKey: String?
     /// Uids allowed on the control socket besides root and the daemon's own uid.
     public var controlAllowedUIDs: [UInt32] = []
-    /// Gids allowed on the control socket (a peer whose primary gid is listed is allowed).
+    /// Gids allowed on the control socket (a peer whose primary or a supplementary gid is listed).
     public var controlAllowedGIDs: [UInt32] = []
+    /// Group names allowed like `controlAllowedGIDs`, resolved at start; a group that does not
+    /// exist admits nobody. The default is the group the systemd socket unit gives the socket
+    /// (`SocketGroup=miniappd`), so that its members can use the socket the unit lets them reach.
+    public var controlAllowedGroups: [String] = ["miniappd"]
     /// Prometheus endpoint: `127.0.0.1:PORT` or `unix:/path`; nil = off.
     public var metricsListen: String?
     /// `auto` (privileged when root), `privileged` or `rootless`.
@@ -66,6 +70,7 @@ public struct DaemonConfig: Sendable, Equatable {
         case "platformKey": platformKey = try Self.optionalString(v, key)
         case "controlAllowedUids": controlAllowedUIDs = try Self.ids(v, key)
         case "controlAllowedGids": controlAllowedGIDs = try Self.ids(v, key)
+        case "controlAllowedGroups": controlAllowedGroups = try Self.names(v, key)
         case "metricsListen": metricsListen = try Self.optionalString(v, key)
         case "workerMode":
             workerMode = try Self.string(v, key)
@@ -109,6 +114,18 @@ public struct DaemonConfig: Sendable, Equatable {
             throw ConfigError(field: key, problem: "must be an integer in \(range.lowerBound)…\(range.upperBound)")
         }
         return n
+    }
+
+    static func names(_ v: JSONValue, _ key: String) throws(ConfigError) -> [String] {
+        guard let a = v.arrayValue else { throw ConfigError(field: key, problem: "must be an array of group names") }
+        var out: [String] = []
+        for x in a {
+            guard let s = x.stringValue, !s.isEmpty, !s.contains("\u{0}") else {
+                throw ConfigError(field: key, problem: "must be an array of non-empty group names")
+            }
+            out.append(s)
+        }
+        return out
     }
 
     static func ids(_ v: JSONValue, _ key: String) throws(ConfigError) -> [UInt32] {

@@ -4,7 +4,7 @@ import Glibc
 import CNetShims
 
 /// Credentials of the process at the other end of a Unix socket, as the kernel recorded them
-/// when the connection was made (`SO_PEERCRED`). Unforgeable by the peer, unlike anything it
+/// when the connection was made (`SO_PEERCRED`, `SO_PEERGROUPS`). Unforgeable by the peer, unlike anything it
 /// sends; but note the pid may be recycled once that process exits, so never look it up later.
 public struct PeerCredentials: Sendable, Hashable, CustomStringConvertible {
     /// Process id of the peer at connect time.
@@ -13,14 +13,19 @@ public struct PeerCredentials: Sendable, Hashable, CustomStringConvertible {
     public var uid: UInt32
     /// Effective gid of the peer at connect time.
     public var gid: UInt32
+    /// Supplementary groups of the peer at connect time (`SO_PEERGROUPS`); empty when unknown.
+    public var groups: [UInt32]
 
-    public init(pid: Int32, uid: UInt32, gid: UInt32) {
+    public init(pid: Int32, uid: UInt32, gid: UInt32, groups: [UInt32] = []) {
         self.pid = pid
         self.uid = uid
         self.gid = gid
+        self.groups = groups
     }
 
-    public var description: String { "pid=\(pid) uid=\(uid) gid=\(gid)" }
+    public var description: String {
+        "pid=\(pid) uid=\(uid) gid=\(gid)" + (groups.isEmpty ? "" : " groups=\(groups.map(String.init).joined(separator: ","))")
+    }
 }
 
 /// Both ends of a `socketpair`: the daemon keeps `daemonSide`, the worker gets `workerSide`
@@ -61,7 +66,31 @@ public enum UnixSocket {
         _ = try retryingEINTR("getsockopt", detail: "SO_PEERCRED") {
             getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &raw, &len)
         }
-        return PeerCredentials(pid: raw.0, uid: raw.1, gid: raw.2)
+        return PeerCredentials(pid: raw.0, uid: raw.1, gid: raw.2, groups: peerGroups(fd))
+    }
+
+    /// `SO_PEERGROUPS` from asm-generic/socket.h (Linux 4.13); not in Glibc's module map.
+    static let soPeerGroups: Int32 = 59
+
+    /// `getsockopt(SO_PEERGROUPS)`: the peer's supplementary groups as the kernel recorded them
+    /// at connect(2), like `SO_PEERCRED` — unforgeable, and not changed by a later setgroups of
+    /// the peer. Never read from /proc/<pid>/status, whose pid may have been recycled. Empty
+    /// when the kernel cannot say (older than 4.13): fail closed, only the primary gid counts.
+    public static func peerGroups(_ fd: Int32) -> [UInt32] {
+        var groups = [UInt32](repeating: 0, count: 64)
+        while true {
+            var len = socklen_t(groups.count * MemoryLayout<UInt32>.size)
+            if getsockopt(fd, SOL_SOCKET, soPeerGroups, &groups, &len) == 0 {
+                return Array(groups.prefix(Int(len) / MemoryLayout<UInt32>.size))
+            }
+            let needed = Int(len) / MemoryLayout<UInt32>.size
+            switch errno {
+            case EINTR: continue
+            // Too small: the kernel put the size it needs in len (NGROUPS_MAX is 65536).
+            case ERANGE where needed > groups.count && needed <= 65536: groups = [UInt32](repeating: 0, count: needed)
+            default: return []
+            }
+        }
     }
 
     /// Creates a listening `SOCK_STREAM` socket bound at `path`, mode `mode` (default 0660:

@@ -1,0 +1,24 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Look-ups in the host's user and group database (NSS: /etc/group, sssd, …).
+public enum UserDatabase {
+    /// The gid of group `name` (`getgrnam_r(3)`), or nil when there is no such group or the
+    /// database cannot be read — callers treat both as "nobody is admitted through it".
+    public static func groupID(named name: String) -> UInt32? {
+        var group = Glibc.group()
+        var result: UnsafeMutablePointer<Glibc.group>?
+        var buffer = [CChar](repeating: 0, count: 1024)
+        while true {
+            let rc = getgrnam_r(name, &group, &buffer, buffer.count, &result)
+            if rc == ERANGE && buffer.count < 1 << 20 {
+                buffer = [CChar](repeating: 0, count: buffer.count * 4)
+                continue
+            }
+            if rc == EINTR { continue }
+            guard rc == 0, result != nil else { return nil }
+            return group.gr_gid
+        }
+    }
+}
