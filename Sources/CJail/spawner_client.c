@@ -36,37 +36,44 @@ static int send_request(int sock, struct cjail_spawn_request req, const int32_t 
     return w == (ssize_t)sizeof req ? 0 : (w < 0 ? errno : EPROTO);
 }
 
-int cjail_spawner_call(int sock, const struct cjail_spawn_request *req, const int32_t fds[CJAIL_SPAWN_FD_COUNT],
-                       struct cjail_child *out, int32_t *step) {
+int cjail_seqpacket_pair(int32_t out[2]) {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return -errno;
+    out[0] = sv[0];
+    out[1] = sv[1];
+    return 0;
+}
+
+int cjail_spawner_send(int sock, const struct cjail_spawn_request *req, const int32_t fds[CJAIL_SPAWN_FD_COUNT]) {
+    if (fds[CJAIL_SPAWN_FD_REPLY] < 0 || fds[CJAIL_SPAWN_FD_BLOB] < 0) return EINVAL;
+    return send_request(sock, *req, fds);
+}
+
+int cjail_spawner_read_reply(int reply_fd, struct cjail_spawn_reply *rep, struct cjail_child *out) {
     *out = (struct cjail_child){0, -1, -1, -1, -1};
-    *step = CJAIL_SPAWN_OK;
-    int e = send_request(sock, *req, fds);
-    if (e) return e;
-    struct cjail_spawn_reply rep;
     union {
-        char buf[CMSG_SPACE(sizeof(int) * 3)];
+        char buf[CMSG_SPACE(sizeof(int) * 2)];
         struct cmsghdr align;
     } ctl;
-    struct iovec iov = {&rep, sizeof rep};
+    struct iovec iov = {rep, sizeof *rep};
     struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf};
     ssize_t n;
-    do { n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC); } while (n < 0 && errno == EINTR);
+    do { n = recvmsg(reply_fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT); } while (n < 0 && errno == EINTR);
     if (n <= 0) return n == 0 ? EPIPE : errno;
-    int got[3], count = 0;
+    int got[2], count = 0;
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
         if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
         int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-        for (int i = 0; i < k && count < 3; i++) memcpy(&got[count++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+        for (int i = 0; i < k && count < 2; i++) memcpy(&got[count++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
     }
-    int shaped = (size_t)n == sizeof rep && rep.magic == CJAIL_SPAWN_MAGIC && !(msg.msg_flags & MSG_CTRUNC) &&
-                 count == rep.fd_count && (count == 0 || count == 2 || count == 3) && (rep.result != 0 || count >= 2);
+    int shaped = (size_t)n == sizeof *rep && rep->magic == CJAIL_SPAWN_MAGIC && !(msg.msg_flags & MSG_CTRUNC) &&
+                 count == rep->fd_count && rep->result <= 0 && (rep->result != 0 || count >= 1);
     if (!shaped) {
         for (int i = 0; i < count; i++) close(got[i]);
         return EPROTO;
     }
-    if (count > 0) *out = (struct cjail_child){rep.pid, got[0], -1, got[1], count == 3 ? got[2] : -1};
-    *step = rep.failed_step;
-    return rep.result > 0 ? -EPROTO : rep.result;
+    if (count > 0) *out = (struct cjail_child){rep->pid, got[0], -1, -1, count == 2 ? got[1] : -1};
+    return 0;
 }
 
 /* Starts the spawner executable at `path` with its end of a SOCK_SEQPACKET pair as fd 3, an

@@ -16,9 +16,11 @@
  *                       worker is the daemon's child (its pidfd, waitid and SIGCHLD work there),
  *                       [rootless] write its id maps, write its pid into every cgroup.procs,
  *                       send "go": the child was in its cgroups before its first step
- *     spawner → daemon: cjail_spawn_reply + SCM_RIGHTS [pidfd, err, status?]
- * The daemon then waits on the error pipe for the exec. Doing the maps, the attach and "go"
- * here saves a round trip through the daemon on every spawn. The spawner holds no state
+ *                       then waits on the error pipe until the program exec'd (or failed)
+ *     spawner → daemon: cjail_spawn_reply + SCM_RIGHTS [pidfd, status?], on the reply socket
+ *                       that came with the request
+ * Doing the maps, the attach, "go" and the wait here saves the daemon every round trip but one:
+ * its caller sends the request and waits (in its event loop) for the one reply. The spawner holds no state
  * between requests and exits when the daemon closes the socket or dies (PDEATHSIG). */
 #define _GNU_SOURCE
 #include "include/cjail.h"
@@ -73,12 +75,15 @@ static int receive(int sock, struct cjail_spawn_request *req, struct request_fds
     return 1;
 }
 
-static int reply(int sock, int32_t result, int32_t step, const struct cjail_child *c) {
-    struct cjail_spawn_reply rep = {CJAIL_SPAWN_MAGIC, result, step, c ? c->pid : 0, 0, 0};
-    int fds[3], n = 0;
+static int reply(int sock, int32_t result, int32_t step, const struct cjail_child *c, const struct cjail_error *child_error) {
+    struct cjail_spawn_reply rep = {CJAIL_SPAWN_MAGIC, result, step, c ? c->pid : 0, 0, 0, {0, 0, 0, -1}};
+    if (child_error) {
+        rep.child_failed = 1;
+        rep.child_error = *child_error;
+    }
+    int fds[2], n = 0;
     if (c && c->pidfd >= 0) {
         fds[n++] = c->pidfd;
-        fds[n++] = c->err_fd;
         if (c->status_fd >= 0) fds[n++] = c->status_fd;
         rep.fd_count = n;
     }
@@ -138,7 +143,7 @@ static int write_id_maps(const struct cjail_spawn_request *req, pid_t pid) {
 static int attach(const struct request_fds *rf, pid_t pid) {
     char text[24];
     int len = snprintf(text, sizeof text, "%d", (int)pid);
-    for (int r = CJAIL_SPAWN_FD_PROCS; r < CJAIL_SPAWN_FD_COUNT; r++) {
+    for (int r = CJAIL_SPAWN_FD_PROCS; r < CJAIL_SPAWN_FD_PROCS + CJAIL_SPAWN_MAX_PROCS; r++) {
         if (rf->fd[r] < 0) continue;
         ssize_t n;
         do { n = pwrite(rf->fd[r], text, (size_t)len, 0); } while (n < 0 && errno == EINTR);
@@ -163,6 +168,13 @@ static int start(const struct cjail_spawn_request *req, const struct request_fds
     if ((e = cjail_go(c))) *step = CJAIL_SPAWN_GO;
     mark(trace, CJAIL_TRACE_SPAWNER_GO);
     return e;
+}
+
+/* Waits until the program exec'd (0) or a step of the child failed (1, *rec filled). */
+static int wait_exec(struct cjail_child *c, struct cjail_error *rec) {
+    int r = cjail_wait_exec(c->err_fd, rec);
+    c->err_fd = -1; /* closed by cjail_wait_exec */
+    return r;
 }
 
 /* Maps the blob and the trace slots, clones, starts the child. Returns 0 or -errno with *step
@@ -210,18 +222,22 @@ int cjail_spawner_serve(int sock) {
         struct request_fds rf;
         int r = receive(sock, &req, &rf);
         if (r == 0) return 0;
-        if (r == -EPROTO) {
-            if (reply(sock, -EPROTO, CJAIL_SPAWN_REQUEST, NULL) < 0) return -EPIPE;
+        if (r < 0 && r != -EPROTO) return r;
+        int out = rf.fd[CJAIL_SPAWN_FD_REPLY];
+        if (r == -EPROTO || out < 0) {
+            /* Nowhere to answer a malformed request but its reply socket, if it has one. */
+            if (out >= 0) (void)reply(out, -EPROTO, CJAIL_SPAWN_REQUEST, NULL, NULL);
+            close_all(rf.fd, CJAIL_SPAWN_FD_COUNT);
             continue;
         }
-        if (r < 0) return r;
         struct cjail_child c = {0, -1, -1, -1, -1};
         int32_t step = CJAIL_SPAWN_OK;
         int e = spawn(&req, &rf, &c, &step);
+        struct cjail_error rec;
+        int failed = (e == 0) ? wait_exec(&c, &rec) : 0;
+        (void)reply(out, e, step, &c, failed ? &rec : NULL); /* a gone caller is not our failure */
         close_all(rf.fd, CJAIL_SPAWN_FD_COUNT);
-        int w = reply(sock, e, step, &c);
         int mine[4] = {c.pidfd, c.go_fd, c.err_fd, c.status_fd};
         close_all(mine, 4); /* the daemon has its copies now */
-        if (w < 0) return w;
     }
 }

@@ -131,6 +131,13 @@ struct JailSpawnPathTests {
         _ = await (try await jailer.spawn(JailLaunch(programId: "test.spawner", argv: ["/bin/true"]))).exit
         let first = try #require(await JailSpawner.spawnerPID())
         kill(first, SIGKILL)
+        // Dead (a zombie until the next spawn notices and reaps it). A request sent while it is
+        // still dying would fail that launch instead: the spawner may have acted on it.
+        for _ in 0..<500 {
+            let stat = (try? String(contentsOfFile: "/proc/\(first)/stat", encoding: .utf8)) ?? ""
+            if let close = stat.lastIndex(of: ")"), stat[stat.index(close, offsetBy: 2)] == "Z" { break }
+            try await Task.sleep(for: .milliseconds(2))
+        }
         let exit = await (try await jailer.spawn(JailLaunch(programId: "test.spawner", argv: ["/bin/sh", "-c", "exit 4"]))).exit
         #expect(exit.status == 4, "\(exit)")
         let second = try #require(await JailSpawner.spawnerPID())

@@ -202,7 +202,8 @@ enum cjail_spawn_fd {
     CJAIL_SPAWN_FD_NETNS = 5,
     CJAIL_SPAWN_FD_TRACE = 6,  /* memfd of CJAIL_TRACE_SLOTS uint64 slots (MINIAPP_JAIL_TRACE) */
     CJAIL_SPAWN_FD_PROCS = 7,  /* 7..11: cgroup.procs of each hierarchy, opened for writing */
-    CJAIL_SPAWN_FD_COUNT = 12
+    CJAIL_SPAWN_FD_REPLY = 12, /* the request's own reply socket (required): the reply goes there */
+    CJAIL_SPAWN_FD_COUNT = 13
 };
 #define CJAIL_SPAWN_MAX_PROCS 5
 
@@ -239,11 +240,12 @@ enum cjail_spawn_step {
 
 struct cjail_spawn_reply {
     uint32_t magic;
-    int32_t result;      /* 0, or -errno of the step that failed */
+    int32_t result;      /* 0, or -errno of the spawner-side step that failed */
     int32_t failed_step; /* enum cjail_spawn_step */
     int32_t pid;         /* host pid of the worker's PID 1 (0: none was cloned) */
-    int32_t fd_count;    /* attached when a child exists: pidfd, err (read end), [status] */
-    int32_t _pad;
+    int32_t fd_count;    /* attached when a child exists: pidfd, [status (read end)] */
+    int32_t child_failed; /* result 0, but a step of the child failed: see child_error */
+    struct cjail_error child_error;
 };
 
 /* Spawner: checks a blob and fills *out: strings and data point into the blob (which is only
@@ -260,14 +262,22 @@ int cjail_spawner_serve(int sock);
 /* Daemon: starts the spawner executable (see spawner_client.c). 0 or -errno. */
 int cjail_spawner_start(const char *path, int32_t *pid_out, int32_t *sock_out);
 
-/* Daemon: one spawn through the spawner: it clones, writes the id maps when asked, attaches
- * the child to the cgroups whose cgroup.procs fds are passed, and sends "go"; the child is then
- * running its steps. `fds` by role (-1: absent). Returns 0 and fills *out (err_fd ready for
- * cjail_wait_exec; go_fd -1), a negative -errno the spawner reported (*step says where; when a
- * child was cloned *out holds its pidfd/err/status fds so the caller can kill and reap it), or a
- * positive errno when the spawner could not be reached (it is gone: start a new one). */
-int cjail_spawner_call(int sock, const struct cjail_spawn_request *req, const int32_t fds[CJAIL_SPAWN_FD_COUNT],
-                       struct cjail_child *out, int32_t *step);
+/* Daemon: a SOCK_SEQPACKET|SOCK_CLOEXEC socketpair (a request's reply socket). 0 or -errno. */
+int cjail_seqpacket_pair(int32_t out[2]);
+
+/* Daemon: sends one spawn request to the spawner on `sock`. `fds` by role (-1: absent; the
+ * REPLY role is required: the reply arrives there, so requests from several threads never need
+ * matching). 0, or a positive errno when the spawner could not be reached (start a new one). */
+int cjail_spawner_send(int sock, const struct cjail_spawn_request *req, const int32_t fds[CJAIL_SPAWN_FD_COUNT]);
+
+/* Daemon: reads the reply from the request's reply socket once it is readable. The spawner
+ * replies after the child exec'd or failed: it cloned, wrote the id maps when asked, attached
+ * the child to the cgroups whose cgroup.procs fds were passed, sent "go" and waited on the
+ * error pipe. Returns 0 and fills *rep and *out (pidfd, status_fd) when the spawner could
+ * act; rep->result < 0 (with rep->failed_step) or rep->child_failed say what went wrong, and a
+ * child that exists must then be killed and reaped by the caller. Returns a positive errno
+ * when no well-formed reply came (EPIPE: the spawner died). */
+int cjail_spawner_read_reply(int reply_fd, struct cjail_spawn_reply *rep, struct cjail_child *out);
 
 /* Parent: make a fresh network namespace ahead of time (privileged mode): unshare(CLONE_NEWNET)
  * on the calling thread, bring its loopback up, open it, then setns the thread back to

@@ -11,6 +11,7 @@ public final class JailEventLoop: @unchecked Sendable {
     private enum Watch {
         case exit(pidfd: Int32, (Int32, Int32) -> Void)
         case read(fd: Int32, ([UInt8]) -> Void, () -> Void)
+        case once(() -> Void)
     }
 
     private let epfd: Int32
@@ -40,6 +41,18 @@ public final class JailEventLoop: @unchecked Sendable {
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
         state.withLock { $0.watches[fd] = .read(fd: fd, onData, onEOF) }
         add(fd)
+    }
+
+    /// Calls `onReadable` once, on the loop thread, when `fd` is readable (or at EOF / error);
+    /// the caller keeps ownership of `fd` and reads it then.
+    public func whenReadable(fd: Int32, _ onReadable: @escaping @Sendable () -> Void) {
+        state.withLock { $0.watches[fd] = .once(onReadable) }
+        add(fd)
+    }
+
+    /// Suspends the calling task until `fd` is readable (no thread blocks meanwhile).
+    public func readable(_ fd: Int32) async {
+        await withCheckedContinuation { (cont: CheckedContinuation<Void, Never>) in whenReadable(fd: fd) { cont.resume() } }
     }
 
     /// Runs `fire` on the loop thread after `seconds`; returns an id for `cancelTimer`.
@@ -110,6 +123,9 @@ public final class JailEventLoop: @unchecked Sendable {
             if r == 0 { return } // spurious: not exited yet
             remove(fd)
             cb(r < 0 ? -1 : code, status)
+        case .once(let cb):
+            remove(fd)
+            cb()
         case .read(let fd, let onData, let onEOF):
             var buf = [UInt8](repeating: 0, count: 65536)
             let n = buf.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }

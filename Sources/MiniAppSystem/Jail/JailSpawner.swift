@@ -19,10 +19,40 @@ public enum JailSpawner {
     public static let thread = SerialThread(name: "jail-spawner")
 
     /// Spawns `plan`; the child is in the cgroups whose `cgroup.procs` files are open in
-    /// `cgroupProcs` (the caller keeps and closes them) before it runs a single step. Runs on
-    /// the spawner thread; the calling task is suspended, not blocked.
+    /// `cgroupProcs` (the caller keeps and closes them) before it runs a single step. Returns
+    /// once the program was exec'd. The request is sent from the calling task and its one reply
+    /// awaited through the jail event loop: no thread blocks while the spawner and the child
+    /// work. Only starting (or replacing) the spawner process hops to `thread`.
     public static func spawn(_ plan: JailSpawnPlan, cgroupProcs: [Int32], trace: JailTrace? = nil) async throws(MiniAppError) -> SpawnedChild {
-        try await thread.run { () throws(MiniAppError) -> SpawnedChild in try spawnNow(plan, cgroupProcs: cgroupProcs, trace: trace) }
+        let slots = trace != nil ? JailTrace.ChildSlots() : nil
+        defer { if let slots { trace?.childSteps(slots.base) } }
+        let request = try SpawnRequest(plan, cgroupProcs: cgroupProcs, traceFD: slots?.fd ?? -1)
+        let spawner: SpawnerProcess
+        if let s = SpawnerProcess.trySend(request) { spawner = s } else {
+            spawner = try await thread.run { () throws(MiniAppError) -> SpawnerProcess in try SpawnerProcess.startAndSend(request) }
+        }
+        trace?.mark("sent")
+        await JailEventLoop.shared.readable(request.replyFD)
+        trace?.mark("replied")
+        var reply = cjail_spawn_reply()
+        var child = cjail_child()
+        let r = cjail_spawner_read_reply(request.replyFD, &reply, &child)
+        guard r == 0 else {
+            // Sent but never answered: the spawner died. No retry: it may have started the
+            // child; the caller's cgroup teardown kills whatever it started.
+            SpawnerProcess.discard(spawner)
+            throw MiniAppError(.jailUnavailable, "the worker spawner died during a spawn: \(SystemError("spawner", errno: r)); the next spawn starts a new one",
+                               data: ["step": "spawner", "errno": "\(r)"])
+        }
+        if reply.result != 0 {
+            if child.pidfd >= 0 { abort(&child) }
+            throw spawnerError(reply.result, step: reply.failed_step)
+        }
+        if reply.child_failed != 0 {
+            abort(&child)
+            throw setupError(reply.child_error)
+        }
+        return SpawnedChild(pid: child.pid, pidfd: child.pidfd, statusFD: child.status_fd)
     }
 
     /// Starts the spawner process now (on the spawner thread) so the first spawn does not pay
@@ -32,60 +62,7 @@ public enum JailSpawner {
     }
 
     /// The spawner process's pid, when one is running (diagnostics and tests).
-    public static func spawnerPID() async -> Int32? {
-        await thread.run { () -> Int32? in SpawnerProcess.current?.pid }
-    }
-
-    /// Synchronous form; must be called on `thread` (the spawner's parent thread).
-    public static func spawnNow(_ plan: JailSpawnPlan, cgroupProcs: [Int32], trace: JailTrace? = nil) throws(MiniAppError) -> SpawnedChild {
-        trace?.mark("spawner_thread")
-        let slots = trace != nil ? JailTrace.ChildSlots() : nil
-        defer { if let slots { trace?.childSteps(slots.base) } }
-        var child = cjail_child()
-        let (r, step) = try spawnThroughSpawner(plan, cgroupProcs: cgroupProcs, traceFD: slots?.fd ?? -1, into: &child)
-        trace?.mark("spawned")
-        guard r == 0 else {
-            if child.pidfd >= 0 { abort(&child) }
-            throw spawnerError(r, step: step)
-        }
-        var rec = cjail_error()
-        let rel = cjail_wait_exec(child.err_fd, &rec)
-        child.err_fd = -1
-        trace?.mark("exec_confirmed")
-        if rel == 0 { return SpawnedChild(pid: child.pid, pidfd: child.pidfd, statusFD: child.status_fd) }
-        abort(&child)
-        throw setupError(rec)
-    }
-
-    /// Writes the plan's blob into a memfd and has the spawner process clone and start the child.
-    /// Returns the spawner's result (0 or -errno) and failed step; throws when the spawner
-    /// cannot be used at all.
-    private static func spawnThroughSpawner(_ plan: JailSpawnPlan, cgroupProcs: [Int32], traceFD: Int32,
-                                            into child: inout cjail_child) throws(MiniAppError) -> (Int32, Int32) {
-        let blob = CSpecBlob.make(plan)
-        let memfd = cjail_memfd("miniapp-spec")
-        guard memfd >= 0 else {
-            throw MiniAppError(.jailUnavailable, "memfd_create failed: \(SystemError.current("memfd_create"))", data: ["step": "spec", "errno": "\(errno)"])
-        }
-        defer { close(memfd) }
-        let written = blob.withUnsafeBytes { Glibc.write(memfd, $0.baseAddress, $0.count) }
-        guard written == blob.count else {
-            throw MiniAppError(.jailUnavailable, "writing the worker spec failed: \(SystemError.current("write"))", data: ["step": "spec", "errno": "\(errno)"])
-        }
-        guard cgroupProcs.count <= Int(CJAIL_SPAWN_MAX_PROCS) else {
-            throw MiniAppError(.internal, "\(cgroupProcs.count) cgroup hierarchies, the spawner takes \(CJAIL_SPAWN_MAX_PROCS)")
-        }
-        var req = cjail_spawn_request()
-        req.blob_len = UInt64(blob.count)
-        if let m = plan.userNamespace {
-            req.flags = CJAIL_SPAWN_IDMAP
-            req.inside_uid = m.insideUid; req.outside_uid = m.outsideUid
-            req.inside_gid = m.insideGid; req.outside_gid = m.outsideGid
-        }
-        var fds = [memfd, plan.stdinFD, plan.stdoutFD, plan.stderrFD, plan.bridgeFD, plan.netnsFD, traceFD]
-        fds += cgroupProcs + [Int32](repeating: -1, count: Int(CJAIL_SPAWN_MAX_PROCS) - cgroupProcs.count)
-        return try SpawnerProcess.spawn(req, fds: fds, into: &child)
-    }
+    public static func spawnerPID() async -> Int32? { SpawnerProcess.running?.pid }
 
     /// A failure the spawner reported, named by its step.
     static func spawnerError(_ r: Int32, step: Int32) -> MiniAppError {

@@ -3,13 +3,12 @@ import CJail
 import Glibc
 
 /// The `miniappd-spawner` process that clones every jailed worker (Sources/CJail/
-/// spawner_server.c explains why the daemon never clones them itself). Started on first use,
-/// replaced when it is found gone; used only from `JailSpawner.thread`, the thread that must
-/// be its parent (workers are cloned with CLONE_PARENT, and PR_SET_PDEATHSIG follows the
-/// parent *thread*).
-final class SpawnerProcess: @unchecked Sendable {
-    /// Touched only on `JailSpawner.thread`.
-    nonisolated(unsafe) static var current: SpawnerProcess?
+/// spawner_server.c explains why the daemon never clones them itself). Started on first use
+/// and replaced when it is found gone, always on `JailSpawner.thread`: that thread must be its
+/// parent (workers are cloned with CLONE_PARENT, and PR_SET_PDEATHSIG follows the parent
+/// *thread*). Requests are sent from any thread; each carries its own reply socket.
+final class SpawnerProcess: Sendable {
+    private static let current = JailLock<SpawnerProcess?>(nil)
 
     let pid: Int32
     let socket: Int32
@@ -29,9 +28,12 @@ final class SpawnerProcess: @unchecked Sendable {
         return dir + "/miniappd-spawner"
     }
 
-    /// The running spawner, started if needed.
+    /// The running spawner, if any.
+    static var running: SpawnerProcess? { current.withLock { $0 } }
+
+    /// The running spawner, started if needed. Only on `JailSpawner.thread`.
     static func shared() throws(MiniAppError) -> SpawnerProcess {
-        if let s = current { return s }
+        if let s = running { return s }
         let path = executablePath()
         guard access(path, X_OK) == 0 else {
             throw MiniAppError(.jailUnavailable, "the worker spawner \(path) is missing or not executable: install miniappd-spawner beside miniappd (swift build builds it) or set MINIAPP_SPAWNER",
@@ -44,35 +46,107 @@ final class SpawnerProcess: @unchecked Sendable {
                                data: ["step": "spawner", "errno": "\(-r)"])
         }
         let s = SpawnerProcess(pid: pid, socket: sock)
-        current = s
+        current.withLock { $0 = s }
         return s
     }
 
-    /// Forgets a spawner that stopped answering: closes the socket (it exits on EOF), reaps it.
+    /// Forgets a spawner that stopped answering: closes its socket (it exits on EOF) and reaps
+    /// it. Idempotent; any thread.
     static func discard(_ s: SpawnerProcess) {
-        if current === s { current = nil }
+        let mine = current.withLock { c -> Bool in
+            guard c === s else { return false }
+            c = nil
+            return true
+        }
+        guard mine else { return }
         close(s.socket)
         var status: Int32 = 0
         while waitpid(s.pid, &status, 0) < 0 && errno == EINTR {}
     }
 
-    /// One spawn through the spawner (clone, id maps, cgroup attach, "go"); retried once with a
-    /// fresh spawner when the old one is gone. `fds` by `cjail_spawn_fd` role (-1: absent).
-    /// Returns the spawner's result (0 or -errno) and the step that failed.
-    static func spawn(_ request: cjail_spawn_request, fds: [Int32], into child: inout cjail_child) throws(MiniAppError) -> (Int32, Int32) {
-        precondition(fds.count == Int(CJAIL_SPAWN_FD_COUNT.rawValue))
-        var req = request
+    /// Sends `request` to the running spawner. Returns the spawner it went to, or nil when there
+    /// is none or it is gone (nothing was received by anyone: safe to send again).
+    static func trySend(_ request: SpawnRequest) -> SpawnerProcess? {
+        guard let s = running else { return nil }
+        if request.send(to: s.socket) == 0 { return s }
+        discard(s)
+        return nil
+    }
+
+    /// Starts a spawner if needed and sends `request`. Only on `JailSpawner.thread`.
+    static func startAndSend(_ request: SpawnRequest) throws(MiniAppError) -> SpawnerProcess {
         for attempt in 0..<2 {
             let s = try shared()
-            var step: Int32 = 0
-            let r = fds.withUnsafeBufferPointer { cjail_spawner_call(s.socket, &req, $0.baseAddress, &child, &step) }
-            if r <= 0 { return (r, step) }
+            let r = request.send(to: s.socket)
+            if r == 0 { return s }
             discard(s)
             if attempt == 1 {
-                throw MiniAppError(.jailUnavailable, "the worker spawner stopped answering: \(SystemError("spawner", errno: r)); check the daemon log and system limits",
+                throw MiniAppError(.jailUnavailable, "the worker spawner does not take requests: \(SystemError("sendmsg", errno: r)); check the daemon log and system limits",
                                    data: ["step": "spawner", "errno": "\(r)"])
             }
         }
-        return (-EIO, 0) // not reached
+        throw MiniAppError(.internal, "not reached")
+    }
+}
+
+/// One spawn request: the spec blob in a memfd, the fds it names, and its own reply socket.
+final class SpawnRequest: @unchecked Sendable {
+    var header = cjail_spawn_request()
+    private(set) var fds: [Int32]
+    /// Our end of the reply socket (read by `JailSpawner` once readable).
+    let replyFD: Int32
+    private var theirReplyEnd: Int32
+    private let memfd: Int32
+
+    /// `traceFD`: the slots' memfd or -1.
+    init(_ plan: JailSpawnPlan, cgroupProcs: [Int32], traceFD: Int32) throws(MiniAppError) {
+        guard cgroupProcs.count <= Int(CJAIL_SPAWN_MAX_PROCS) else {
+            throw MiniAppError(.internal, "\(cgroupProcs.count) cgroup hierarchies, the spawner takes \(CJAIL_SPAWN_MAX_PROCS)")
+        }
+        let blob = CSpecBlob.make(plan)
+        let mfd = cjail_memfd("miniapp-spec")
+        guard mfd >= 0 else {
+            throw MiniAppError(.jailUnavailable, "memfd_create failed: \(SystemError.current("memfd_create"))", data: ["step": "spec", "errno": "\(errno)"])
+        }
+        var pair: [Int32] = [-1, -1]
+        let written = blob.withUnsafeBytes { Glibc.write(mfd, $0.baseAddress, $0.count) }
+        guard written == blob.count, cjail_seqpacket_pair(&pair) == 0 else {
+            let e = errno
+            close(mfd)
+            throw MiniAppError(.jailUnavailable, "preparing the worker spec failed: \(SystemError("write/socketpair", errno: e))", data: ["step": "spec", "errno": "\(e)"])
+        }
+        memfd = mfd
+        replyFD = pair[0]
+        theirReplyEnd = pair[1]
+        header.blob_len = UInt64(blob.count)
+        if let m = plan.userNamespace {
+            header.flags = CJAIL_SPAWN_IDMAP
+            header.inside_uid = m.insideUid; header.outside_uid = m.outsideUid
+            header.inside_gid = m.insideGid; header.outside_gid = m.outsideGid
+        }
+        fds = [mfd, plan.stdinFD, plan.stdoutFD, plan.stderrFD, plan.bridgeFD, plan.netnsFD, traceFD]
+        fds += cgroupProcs + [Int32](repeating: -1, count: Int(CJAIL_SPAWN_MAX_PROCS) - cgroupProcs.count)
+        fds.append(theirReplyEnd)
+    }
+
+    /// Sends the request on `socket`: 0 or a positive errno. Once sent, our copy of the
+    /// spawner's reply end is closed, so the reply socket reads EOF if the spawner dies.
+    func send(to socket: Int32) -> Int32 {
+        let r = fds.withUnsafeBufferPointer { cjail_spawner_send(socket, &header, $0.baseAddress) }
+        if r == 0 { closeTheirs() }
+        return r
+    }
+
+    private func closeTheirs() {
+        guard theirReplyEnd >= 0 else { return }
+        close(theirReplyEnd)
+        theirReplyEnd = -1
+        fds[fds.count - 1] = -1
+    }
+
+    deinit {
+        closeTheirs()
+        close(replyFD)
+        close(memfd)
     }
 }
