@@ -13,7 +13,6 @@ public final class JailedWorker: Sendable {
     /// The program's uid inside the jail (privileged mode: also on the host).
     public let uid: UInt32
     let pidfd: Int32
-    let statusFD: Int32
     let cgroup: (any WorkerCgroup)?
     let graceSeconds: Double
     let collectors: (JailOutputCollector, JailOutputCollector)
@@ -22,7 +21,13 @@ public final class JailedWorker: Sendable {
     static let cleanup = SerialThread(name: "jail-cleanup")
 
     struct State {
+        /// PID 1 reaped through its pidfd: (si_code, si_status).
         var reaped: (code: Int32, status: Int32)?
+        /// The program's raw wait status, from the reaper's status pipe.
+        var programStatus: Int32?
+        var statusBuffer: [UInt8] = []
+        /// The status pipe is still open (false without a reaper).
+        var statusOpen = false
         var openStreams = 2
         var finalizing = false
         var exit: WorkerExit?
@@ -41,7 +46,6 @@ public final class JailedWorker: Sendable {
         self.programId = programId
         pid = child.pid
         pidfd = child.pidfd
-        statusFD = child.statusFD
         self.uid = uid
         self.cgroup = cgroup
         graceSeconds = grace
@@ -57,6 +61,12 @@ public final class JailedWorker: Sendable {
         let loop = JailEventLoop.shared
         loop.watchOutput(fd: pipes.out.r, onData: { out.consume($0) }, onEOF: { out.finish(); w.streamClosed() })
         loop.watchOutput(fd: pipes.err.r, onData: { err.consume($0) }, onEOF: { err.finish(); w.streamClosed() })
+        // The status pipe first: PID 1's pidfd must not be taken for the final word while a
+        // status it wrote is still unread.
+        if child.statusFD >= 0 {
+            w.state.withLock { $0.statusOpen = true }
+            loop.watchOutput(fd: child.statusFD, onData: { w.statusBytes($0) }, onEOF: { w.statusClosed() })
+        }
         loop.watchExit(pidfd: child.pidfd) { code, status in w.reaped(code: code, status: status) }
         if limits.wallClockSeconds > 0 {
             let t = loop.after(seconds: limits.wallClockSeconds) { w.limitReached(.wallClock) }
@@ -152,7 +162,7 @@ public final class JailedWorker: Sendable {
     /// so that the caller learns why (polled: v1 pids.events has no notification).
     private func watchPids() {
         let t = JailEventLoop.shared.after(seconds: 0.1) { [self] in
-            let alive = state.withLock { $0.reaped == nil }
+            let alive = state.withLock { $0.exit == nil }
             guard alive, let cgroup else { return }
             if cgroup.events().pidsMaxHits > 0 { limitReached(.pids) } else { watchPids() }
         }

@@ -2,18 +2,42 @@ import MiniAppModel
 import MiniAppSystem
 import Glibc
 
-/// The end of a worker: reaped (pidfd) + both output pipes at EOF → read the cgroup's
-/// counters → compute the reason → wake the waiters → remove the cgroup (killing anything
-/// left first). The exit is final once PID 1 is reaped: PID 1 exits only after the kernel has
-/// killed and reaped everything else in its pid namespace, so the cgroup is empty by then, and
-/// its removal (up to five rmdirs under v1, retried if a task is still leaving) runs on the
-/// cleanup thread after the waiters were woken. `removed` waits for it too.
+/// The end of a worker, in two parts:
+///
+/// 1. The exit: the program's wait status (written by the PID-1 reaper on the status pipe the
+///    moment it reaps the program — what bwrap reports too, before its own PID 1 is gone), or
+///    PID 1's own status from its pidfd when it died without writing one (SIGKILL on stop or a
+///    limit), plus both output pipes at EOF → read the cgroup's counters → compute the reason →
+///    wake the `exit` waiters.
+/// 2. The cleanup, once PID 1 is reaped as well: PID 1 exits right after writing the status,
+///    and only after the kernel has killed and reaped everything else in its pid namespace, so
+///    the cgroup is empty by then; its removal (up to five rmdirs under v1, retried if a task is
+///    still leaving) runs on the cleanup thread and wakes the `removed` waiters.
 extension JailedWorker {
+    /// The reaper's status pipe delivered bytes (4: the program's raw wait status).
+    func statusBytes(_ bytes: [UInt8]) {
+        let complete = state.withLock { s -> Bool in
+            s.statusBuffer += bytes
+            guard s.programStatus == nil, s.statusBuffer.count >= 4 else { return false }
+            s.programStatus = s.statusBuffer.prefix(4).withUnsafeBytes { $0.loadUnaligned(as: Int32.self) }
+            return true
+        }
+        guard complete else { return }
+        trace?.mark("program_exited")
+        finalizeIfReady(force: false)
+    }
+
+    /// The status pipe reached EOF: PID 1 is gone (whether or not it wrote a status first).
+    func statusClosed() {
+        state.withLock { $0.statusOpen = false }
+        finalizeIfReady(force: false)
+    }
+
+    /// PID 1's pidfd reported its exit (the event loop reaped it).
     func reaped(code: Int32, status: Int32) {
         trace?.mark("reaped")
-        let raw = readReaperStatus()
         let streamsOpen = state.withLock { s -> Bool in
-            s.reaped = raw.map { Self.decode($0) } ?? (code, status)
+            s.reaped = (code, status)
             return s.openStreams > 0
         }
         if streamsOpen {
@@ -23,22 +47,13 @@ extension JailedWorker {
             JailEventLoop.shared.after(seconds: 2) { [self] in finalizeIfReady(force: true) }
         }
         finalizeIfReady(force: false)
+        cleanUpIfDone()
     }
 
     func streamClosed() {
         trace?.mark("stream_eof")
         state.withLock { $0.openStreams -= 1 }
         finalizeIfReady(force: false)
-    }
-
-    /// The reaper writes the program's raw wait status before exiting (so "killed by SIGSEGV"
-    /// is not flattened into "exit 139").
-    private func readReaperStatus() -> Int32? {
-        guard statusFD >= 0 else { return nil }
-        var v: Int32 = 0
-        let n = read(statusFD, &v, 4)
-        close(statusFD)
-        return n == 4 ? v : nil
     }
 
     /// Raw wait status → (si_code, si_status) as waitid reports them.
@@ -50,12 +65,16 @@ extension JailedWorker {
 
     private func finalizeIfReady(force: Bool) {
         let go = state.withLock { s -> Bool in
-            guard s.reaped != nil, !s.finalizing, force || s.openStreams == 0 else { return false }
+            // PID 1's own status counts only once its status pipe is drained: a status written
+            // just before its exit may still be unread when the pidfd's event comes first.
+            let ended = s.programStatus != nil || (s.reaped != nil && (!s.statusOpen || force))
+            guard ended, !s.finalizing, force || s.openStreams == 0 else { return false }
             s.finalizing = true
             return true
         }
         guard go else { return }
         finalize()
+        cleanUpIfDone()
     }
 
     /// On the event thread: two small reads of the cgroup's counters, then the waiters.
@@ -66,15 +85,24 @@ extension JailedWorker {
         let (exit, waiters, timers) = state.withLock { s -> (WorkerExit, [CheckedContinuation<WorkerExit, Never>], [UInt64]) in
             let e = makeExit(s, events: events)
             s.exit = e
-            s.pidfdOpen = false
             let w = s.waiters
             s.waiters = []
-            close(pidfd)
             return (e, w, s.timers)
         }
         for t in timers { JailEventLoop.shared.cancelTimer(t) }
         for w in waiters { w.resume(returning: exit) }
         trace?.mark("waiters_resumed")
+    }
+
+    /// Once the exit is reported and PID 1 reaped: close the pidfd, remove the cgroup.
+    private func cleanUpIfDone() {
+        let go = state.withLock { s -> Bool in
+            guard s.exit != nil, s.reaped != nil, s.pidfdOpen else { return false }
+            s.pidfdOpen = false
+            close(pidfd)
+            return true
+        }
+        guard go else { return }
         Self.cleanup.submit { [self] in
             cgroup?.destroy()
             trace?.mark("cgroup_destroyed")
@@ -89,7 +117,7 @@ extension JailedWorker {
     }
 
     private func makeExit(_ s: State, events: CgroupEvents) -> WorkerExit {
-        let (code, value) = s.reaped ?? (0, 0)
+        let (code, value) = s.programStatus.map(Self.decode) ?? s.reaped ?? (0, 0)
         let exited = code == 1
         let status: Int32? = exited ? value : nil
         let signal: Int32? = exited ? nil : value
