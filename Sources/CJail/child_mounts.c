@@ -65,8 +65,9 @@ static int file_op(const struct cjail_mount_op *op) {
 static int one_op(const struct cjail_mount_op *op) {
     switch (op->kind) {
     case CJAIL_MNT_DIR:
-        if (mkdir(op->target, op->mode) < 0 && errno != EEXIST) return errno;
-        return err_or_zero(chmod(op->target, op->mode)); /* umask must not weaken or widen it */
+        /* umask is 0 while the ops run (child_mount_ops), so the mode is exact. */
+        if (mkdir(op->target, op->mode) < 0) return errno == EEXIST ? err_or_zero(chmod(op->target, op->mode)) : errno;
+        return 0;
     case CJAIL_MNT_BIND:
         return bind_op(op);
     case CJAIL_MNT_TMPFS: {
@@ -83,19 +84,28 @@ static int one_op(const struct cjail_mount_op *op) {
         return err_or_zero(symlink(op->data, op->target));
     case CJAIL_MNT_FILE:
         return file_op(op);
+    case CJAIL_MNT_SETATTR: {
+        struct mount_attr attr = {.attr_set = op->attr_set};
+        return err_or_zero(syscall(SYS_mount_setattr, AT_FDCWD, op->target, AT_RECURSIVE, &attr, sizeof attr));
+    }
     default:
         return EINVAL;
     }
 }
 
+/* umask 0 while building the tree: every mode is the plan's exactly (no chmod after each
+ * mkdir); the inherited umask is back before anything else runs. */
 int child_mount_ops(const struct cjail_spec *s, int32_t *index) {
+    mode_t old = umask(0);
     for (uint32_t i = 0; i < s->mount_count; i++) {
         int e = one_op(&s->mounts[i]);
         if (e) {
             *index = (int32_t)i;
+            umask(old);
             return e;
         }
     }
+    umask(old);
     return 0;
 }
 

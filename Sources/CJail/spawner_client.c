@@ -52,7 +52,7 @@ int cjail_spawner_send(int sock, const struct cjail_spawn_request *req, const in
 int cjail_spawner_read_reply(int reply_fd, struct cjail_spawn_reply *rep, struct cjail_child *out) {
     *out = (struct cjail_child){0, -1, -1, -1, -1};
     union {
-        char buf[CMSG_SPACE(sizeof(int) * 2)];
+        char buf[CMSG_SPACE(sizeof(int) * 3)];
         struct cmsghdr align;
     } ctl;
     struct iovec iov = {rep, sizeof *rep};
@@ -60,19 +60,20 @@ int cjail_spawner_read_reply(int reply_fd, struct cjail_spawn_reply *rep, struct
     ssize_t n;
     do { n = recvmsg(reply_fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT); } while (n < 0 && errno == EINTR);
     if (n <= 0) return n == 0 ? EPIPE : errno;
-    int got[2], count = 0;
+    int got[3], count = 0;
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
         if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
         int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-        for (int i = 0; i < k && count < 2; i++) memcpy(&got[count++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+        for (int i = 0; i < k && count < 3; i++) memcpy(&got[count++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
     }
     int shaped = (size_t)n == sizeof *rep && rep->magic == CJAIL_SPAWN_MAGIC && !(msg.msg_flags & MSG_CTRUNC) &&
-                 count == rep->fd_count && rep->result <= 0 && (rep->result != 0 || count >= 1);
+                 count == rep->fd_count && (count == 0 || count == 2 || count == 3) && rep->result <= 0 &&
+                 (rep->result != 0 || count >= 2);
     if (!shaped) {
         for (int i = 0; i < count; i++) close(got[i]);
         return EPROTO;
     }
-    if (count > 0) *out = (struct cjail_child){rep->pid, got[0], -1, -1, count == 2 ? got[1] : -1};
+    if (count > 0) *out = (struct cjail_child){rep->pid, got[0], -1, got[1], count == 3 ? got[2] : -1};
     return 0;
 }
 

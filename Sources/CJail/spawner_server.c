@@ -16,11 +16,11 @@
  *                       worker is the daemon's child (its pidfd, waitid and SIGCHLD work there),
  *                       [rootless] write its id maps, write its pid into every cgroup.procs,
  *                       send "go": the child was in its cgroups before its first step
- *                       then waits on the error pipe until the program exec'd (or failed)
- *     spawner → daemon: cjail_spawn_reply + SCM_RIGHTS [pidfd, status?], on the reply socket
- *                       that came with the request
- * Doing the maps, the attach, "go" and the wait here saves the daemon every round trip but one:
- * its caller sends the request and waits (in its event loop) for the one reply. The spawner holds no state
+ *     spawner → daemon: cjail_spawn_reply + SCM_RIGHTS [pidfd, err, status?], on the reply
+ *                       socket that came with the request
+ * Doing the maps, the attach and "go" here saves the daemon a round trip: its caller sends the
+ * request, and its event loop takes the reply (while the child sets itself up) and then the
+ * error pipe's EOF (the exec). The spawner holds no state
  * between requests and exits when the daemon closes the socket or dies (PDEATHSIG). */
 #define _GNU_SOURCE
 #include "include/cjail.h"
@@ -75,15 +75,12 @@ static int receive(int sock, struct cjail_spawn_request *req, struct request_fds
     return 1;
 }
 
-static int reply(int sock, int32_t result, int32_t step, const struct cjail_child *c, const struct cjail_error *child_error) {
-    struct cjail_spawn_reply rep = {CJAIL_SPAWN_MAGIC, result, step, c ? c->pid : 0, 0, 0, {0, 0, 0, -1}};
-    if (child_error) {
-        rep.child_failed = 1;
-        rep.child_error = *child_error;
-    }
-    int fds[2], n = 0;
+static int reply(int sock, int32_t result, int32_t step, const struct cjail_child *c) {
+    struct cjail_spawn_reply rep = {CJAIL_SPAWN_MAGIC, result, step, c ? c->pid : 0, 0, 0};
+    int fds[3], n = 0;
     if (c && c->pidfd >= 0) {
         fds[n++] = c->pidfd;
+        fds[n++] = c->err_fd;
         if (c->status_fd >= 0) fds[n++] = c->status_fd;
         rep.fd_count = n;
     }
@@ -170,13 +167,6 @@ static int start(const struct cjail_spawn_request *req, const struct request_fds
     return e;
 }
 
-/* Waits until the program exec'd (0) or a step of the child failed (1, *rec filled). */
-static int wait_exec(struct cjail_child *c, struct cjail_error *rec) {
-    int r = cjail_wait_exec(c->err_fd, rec);
-    c->err_fd = -1; /* closed by cjail_wait_exec */
-    return r;
-}
-
 /* Maps the blob and the trace slots, clones, starts the child. Returns 0 or -errno with *step
  * set; *c holds the child's fds whenever one was cloned. */
 static int spawn(const struct cjail_spawn_request *req, const struct request_fds *rf, struct cjail_child *c, int32_t *step) {
@@ -226,16 +216,14 @@ int cjail_spawner_serve(int sock) {
         int out = rf.fd[CJAIL_SPAWN_FD_REPLY];
         if (r == -EPROTO || out < 0) {
             /* Nowhere to answer a malformed request but its reply socket, if it has one. */
-            if (out >= 0) (void)reply(out, -EPROTO, CJAIL_SPAWN_REQUEST, NULL, NULL);
+            if (out >= 0) (void)reply(out, -EPROTO, CJAIL_SPAWN_REQUEST, NULL);
             close_all(rf.fd, CJAIL_SPAWN_FD_COUNT);
             continue;
         }
         struct cjail_child c = {0, -1, -1, -1, -1};
         int32_t step = CJAIL_SPAWN_OK;
         int e = spawn(&req, &rf, &c, &step);
-        struct cjail_error rec;
-        int failed = (e == 0) ? wait_exec(&c, &rec) : 0;
-        (void)reply(out, e, step, &c, failed ? &rec : NULL); /* a gone caller is not our failure */
+        (void)reply(out, e, step, &c); /* a gone caller is not our failure */
         close_all(rf.fd, CJAIL_SPAWN_FD_COUNT);
         int mine[4] = {c.pidfd, c.go_fd, c.err_fd, c.status_fd};
         close_all(mine, 4); /* the daemon has its copies now */

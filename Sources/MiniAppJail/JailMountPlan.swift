@@ -41,15 +41,16 @@ struct JailMountPlan {
     /// (the kernel skips the mount's write check for device files), but it stops changing the
     /// host's node itself: utimes/touch on the bound /dev/null would otherwise update the
     /// host's inode (it is 0666), chmod/chown/xattrs are refused with EROFS before any DAC check.
+    /// (The attributes come from `sealDev`, one recursive mount_setattr over /dev and all its
+    /// nodes once it is populated, instead of one per node.)
     mutating func device(_ name: String) {
-        bindRaw("/dev/\(name)", at: "/dev/\(name)", attrs: Self.attrRdonly | Self.attrNosuid | Self.attrNoexec)
+        bindRaw("/dev/\(name)", at: "/dev/\(name)", attrs: 0)
     }
 
-    /// Binds the already-populated jail directory `jailPath` onto itself read-only, recursively:
-    /// the stacked copy keeps the per-mount flags of the original (nosuid, nodev, noexec), and
-    /// the original underneath is no longer reachable by path.
-    mutating func readOnlyAgain(_ jailPath: String) {
-        ops.append(.bind(source: root + jailPath, target: root + jailPath, isDir: true, attrs: Self.attrRdonly))
+    /// /dev populated: read-only, nosuid and noexec, recursively, on the tmpfs and every node
+    /// bound into it (never nodev: see `device`; the tmpfs itself was mounted nodev).
+    mutating func sealDev() {
+        ops.append(.setattr(target: root + "/dev", attrs: Self.attrRdonly | Self.attrNosuid | Self.attrNoexec))
     }
 
     private mutating func bindRaw(_ host: String, at jailPath: String, attrs: UInt64) {
@@ -97,7 +98,7 @@ struct JailMountPlan {
         }
         // Populated: nothing may be added to /dev any more (no FIFOs or files next to the nodes,
         // no symlink swapped in for /dev/stdout).
-        m.readOnlyAgain("/dev")
+        m.sealDev()
         m.proc("/proc")
         m.tmpfs("/tmp", options: "mode=1777,size=\(fs.tmpSizeBytes),nr_inodes=\(fs.tmpInodes)", flags: msNosuid | msNodev)
         if let app = launch.appDir { m.bind(app, at: "/app", readOnly: true) } else { m.dir("/app") }

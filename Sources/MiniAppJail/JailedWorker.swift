@@ -13,7 +13,9 @@ public final class JailedWorker: Sendable {
     /// The program's uid inside the jail (privileged mode: also on the host).
     public let uid: UInt32
     let pidfd: Int32
-    let cgroup: (any WorkerCgroup)?
+    /// Its cgroup; replaced once when a cgroup made ahead gets the worker's name (`renameCgroup`).
+    private let cgroupBox: JailLock<(any WorkerCgroup)?>
+    var cgroup: (any WorkerCgroup)? { cgroupBox.withLock { $0 } }
     let graceSeconds: Double
     let collectors: (JailOutputCollector, JailOutputCollector)
     let state = JailLock(State())
@@ -47,17 +49,20 @@ public final class JailedWorker: Sendable {
         pid = child.pid
         pidfd = child.pidfd
         self.uid = uid
-        self.cgroup = cgroup
+        cgroupBox = JailLock(cgroup)
         graceSeconds = grace
         self.collectors = collectors
     }
 
     static func start(child: SpawnedChild, launch: JailLaunch, uid: UInt32, limits: JailLimits,
-                      cgroup: (any WorkerCgroup)?, pipes: JailPipes, policy: JailPolicy, trace: JailTrace?) -> JailedWorker {
+                      cgroup: (any WorkerCgroup)?, renameCgroupTo pendingName: String? = nil, pipes: JailPipes,
+                      policy: JailPolicy, trace: JailTrace?) -> JailedWorker {
         let out = JailOutputCollector(programId: launch.programId, stream: .stdout, limits: policy.output, sink: launch.output)
         let err = JailOutputCollector(programId: launch.programId, stream: .stderr, limits: policy.output, sink: launch.output)
         let w = JailedWorker(child: child, programId: launch.programId, uid: uid, cgroup: cgroup,
                              grace: policy.stopGraceSeconds, collectors: (out, err), trace: trace)
+        // Queued before the exit can be seen, so the removal (same thread) always comes after.
+        if let pendingName { w.renameCgroup(to: pendingName) }
         let loop = JailEventLoop.shared
         loop.watchOutput(fd: pipes.out.r, onData: { out.consume($0) }, onEOF: { out.finish(); w.streamClosed() })
         loop.watchOutput(fd: pipes.err.r, onData: { err.consume($0) }, onEOF: { err.finish(); w.streamClosed() })
@@ -82,13 +87,13 @@ public final class JailedWorker: Sendable {
     /// Freezes every process of the worker (cgroup freezer). Throws `JAIL_UNAVAILABLE` without cgroups.
     public func suspend() throws(MiniAppError) {
         guard let cgroup else { throw MiniAppError(.jailUnavailable, "suspend needs a cgroup freezer; enable cgroups in jail.json") }
-        do { try cgroup.freeze() } catch { throw MiniAppError(.jailSetupFailed, "freezing \(programId) failed: \(error)", data: ["step": "freeze", "errno": "\(error.errno)"]) }
+        do { try locked(cgroup) { cg throws(SystemError) in try cg.freeze() } } catch { throw MiniAppError(.jailSetupFailed, "freezing \(programId) failed: \(error)", data: ["step": "freeze", "errno": "\(error.errno)"]) }
     }
 
     /// Thaws a suspended worker.
     public func resume() throws(MiniAppError) {
         guard let cgroup else { throw MiniAppError(.jailUnavailable, "resume needs a cgroup freezer; enable cgroups in jail.json") }
-        do { try cgroup.thaw() } catch { throw MiniAppError(.jailSetupFailed, "thawing \(programId) failed: \(error)", data: ["step": "thaw", "errno": "\(error.errno)"]) }
+        do { try locked(cgroup) { cg throws(SystemError) in try cg.thaw() } } catch { throw MiniAppError(.jailSetupFailed, "thawing \(programId) failed: \(error)", data: ["step": "thaw", "errno": "\(error.errno)"]) }
     }
 
     /// SIGKILLs the worker (its PID 1: the kernel then kills the whole pid namespace). The exit
@@ -139,6 +144,30 @@ public final class JailedWorker: Sendable {
                 }
                 if done { cont.resume() }
             }
+        }
+    }
+
+    /// Runs `body` on the current cgroup while holding the lock a rename takes.
+    private func locked(_ fallback: any WorkerCgroup, _ body: (any WorkerCgroup) throws(SystemError) -> Void) throws(SystemError) {
+        let r = cgroupBox.withLock { cg -> Result<Void, SystemError> in
+            do throws(SystemError) {
+                try body(cg ?? fallback)
+                return .success(())
+            } catch { return .failure(error) }
+        }
+        try r.get()
+    }
+
+    /// Gives a cgroup made ahead (`p-…`) the worker's name, on the cleanup thread: a rename per
+    /// hierarchy is ~0.1 ms the spawn need not wait for. Suspend and resume wait for it (same
+    /// lock); removal, queued on the same thread, comes after it. A failed rename keeps the
+    /// working cgroup under its old name (the sweep knows both forms).
+    func renameCgroup(to name: String) {
+        Self.cleanup.submit { [self] in
+            cgroupBox.withLock { cg in
+                if let renamed = try? cg?.renamed(to: name) { cg = renamed }
+            }
+            trace?.mark("cgroup_renamed")
         }
     }
 

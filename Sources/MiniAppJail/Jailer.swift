@@ -117,7 +117,7 @@ public final class Jailer: Sendable {
         }
         pipes.closeChildEnds()
         return JailedWorker.start(child: child, launch: launch, uid: uid, limits: limits, cgroup: cgroup,
-                                  pipes: pipes, policy: configuration.policy, trace: trace)
+                                  renameCgroupTo: taken?.pendingName, pipes: pipes, policy: configuration.policy, trace: trace)
     }
 
     /// Removes the cgroups made ahead (clean shutdown, or this jailer being replaced).

@@ -25,6 +25,16 @@ struct JailSpawnPathTests {
 
     static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
 
+    /// The worker's cgroup location once a cgroup made ahead got the worker's name (renamed
+    /// off the spawn path, right after it).
+    static func settledLocation(_ w: JailedWorker) async throws -> String {
+        for _ in 0..<500 {
+            if let l = w.cgroupLocation, (l as NSString).lastPathComponent.hasPrefix("w-") { return l }
+            try await Task.sleep(for: .milliseconds(2))
+        }
+        return try #require(w.cgroupLocation)
+    }
+
     enum Ending: String, CaseIterable, Sendable { case exit, signal, stop, wallClock, pidsLimit, oom }
 
     @Test("every way a worker ends removes its cgroup in every hierarchy", arguments: Ending.allCases)
@@ -46,9 +56,8 @@ struct JailSpawnPathTests {
         if ending == .oom { l.memoryBytes = 32 << 20 }
         launch.limitsOverride = l
         let w = try await jailer.spawn(launch)
-        let dir = try #require(w.cgroupLocation)
-        let dirs = Self.v1Dirs(dir, jailer)
         if ending == .stop || ending == .wallClock { // the others may already be over
+            let dirs = Self.v1Dirs(try await Self.settledLocation(w), jailer)
             #expect(dirs.allSatisfy(Self.exists), "the worker's cgroup exists while it runs: \(dirs)")
         }
         let exit = ending == .stop ? await w.stop(grace: 1) : await w.exit
@@ -61,6 +70,8 @@ struct JailSpawnPathTests {
         case .oom: #expect(exit.reason == .killedOOM, "\(exit)")
         }
         await w.removed
+        let dirs = Self.v1Dirs(try #require(w.cgroupLocation), jailer)
+        #expect((dirs[0] as NSString).lastPathComponent.hasPrefix("w-test.cgroup-"), "\(dirs)")
         #expect(dirs.allSatisfy { !Self.exists($0) }, "left behind: \(dirs.filter(Self.exists))")
     }
 
@@ -84,7 +95,7 @@ struct JailSpawnPathTests {
         var launch = JailLaunch(programId: "test.pool-limits", argv: ["/bin/sh", "-c", "sleep 30"])
         launch.limitsOverride = limits
         let w = try await jailer.spawn(launch)
-        let dir = try #require(w.cgroupLocation)
+        let dir = try await Self.settledLocation(w)
         #expect((dir as NSString).lastPathComponent.hasPrefix("w-test.pool-limits-\(getpid())-"), "\(dir)")
         let pidsDir = try #require(Self.v1Dirs(dir, jailer).first { $0.hasPrefix("/sys/fs/cgroup/pids/") })
         #expect((try? String(contentsOfFile: pidsDir + "/pids.max", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) == "77")

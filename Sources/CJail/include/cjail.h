@@ -82,7 +82,8 @@ enum cjail_mount_kind {
     CJAIL_MNT_TMPFS = 3,   /* tmpfs with options `data`, mount flags from attr_set */
     CJAIL_MNT_PROC = 4,    /* fresh procfs (the child is already in its pid namespace) */
     CJAIL_MNT_SYMLINK = 5, /* symlink(data, target) */
-    CJAIL_MNT_FILE = 6     /* create target with `data` (data_len bytes), mode */
+    CJAIL_MNT_FILE = 6,    /* create target with `data` (data_len bytes), mode */
+    CJAIL_MNT_SETATTR = 7  /* mount_setattr(target, AT_RECURSIVE, attr_set) on an existing mount */
 };
 
 /* One filesystem operation; `target` is an absolute host path under the new root. */
@@ -243,9 +244,8 @@ struct cjail_spawn_reply {
     int32_t result;      /* 0, or -errno of the spawner-side step that failed */
     int32_t failed_step; /* enum cjail_spawn_step */
     int32_t pid;         /* host pid of the worker's PID 1 (0: none was cloned) */
-    int32_t fd_count;    /* attached when a child exists: pidfd, [status (read end)] */
-    int32_t child_failed; /* result 0, but a step of the child failed: see child_error */
-    struct cjail_error child_error;
+    int32_t fd_count;    /* attached when a child exists: pidfd, err (read end), [status (read end)] */
+    int32_t _pad;
 };
 
 /* Spawner: checks a blob and fills *out: strings and data point into the blob (which is only
@@ -271,12 +271,12 @@ int cjail_seqpacket_pair(int32_t out[2]);
 int cjail_spawner_send(int sock, const struct cjail_spawn_request *req, const int32_t fds[CJAIL_SPAWN_FD_COUNT]);
 
 /* Daemon: reads the reply from the request's reply socket once it is readable. The spawner
- * replies after the child exec'd or failed: it cloned, wrote the id maps when asked, attached
- * the child to the cgroups whose cgroup.procs fds were passed, sent "go" and waited on the
- * error pipe. Returns 0 and fills *rep and *out (pidfd, status_fd) when the spawner could
- * act; rep->result < 0 (with rep->failed_step) or rep->child_failed say what went wrong, and a
- * child that exists must then be killed and reaped by the caller. Returns a positive errno
- * when no well-formed reply came (EPIPE: the spawner died). */
+ * replies once the child runs its steps: it cloned, wrote the id maps when asked, attached the
+ * child to the cgroups whose cgroup.procs fds were passed and sent "go". Returns 0 and fills
+ * *rep and *out (pidfd, err_fd for cjail_wait_exec, status_fd) when the spawner could act;
+ * rep->result < 0 (with rep->failed_step) says what failed, and a child that exists must then
+ * be killed and reaped by the caller. Returns a positive errno when no well-formed reply came
+ * (EPIPE: the spawner died). */
 int cjail_spawner_read_reply(int reply_fd, struct cjail_spawn_reply *rep, struct cjail_child *out);
 
 /* Parent: make a fresh network namespace ahead of time (privileged mode): unshare(CLONE_NEWNET)

@@ -99,6 +99,8 @@ final class CSpecBlob {
             m.kind = Int32(CJAIL_MNT_PROC.rawValue); m.target = str(t); m.attr_set = flags
         case .symlink(let t, let to):
             m.kind = Int32(CJAIL_MNT_SYMLINK.rawValue); m.target = str(t); m.data = str(to)
+        case .setattr(let t, let attrs):
+            m.kind = Int32(CJAIL_MNT_SETATTR.rawValue); m.target = str(t); m.attr_set = attrs
         case .file(let t, let contents, let mode):
             m.kind = Int32(CJAIL_MNT_FILE.rawValue); m.target = str(t); m.data = raw(contents)
             m.data_len = contents.count; m.mode = mode

@@ -11,6 +11,8 @@ public struct JailSpawnPlan: Sendable {
         case proc(target: String, flags: UInt64)
         case symlink(target: String, pointsTo: String)
         case file(target: String, contents: [UInt8], mode: UInt32)
+        /// MOUNT_ATTR_* set recursively on the mount at `target` and everything below it.
+        case setattr(target: String, attrs: UInt64)
     }
 
     /// A user-namespace id mapping (rootless mode): one id inside → one id outside.

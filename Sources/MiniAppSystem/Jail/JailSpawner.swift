@@ -20,9 +20,9 @@ public enum JailSpawner {
 
     /// Spawns `plan`; the child is in the cgroups whose `cgroup.procs` files are open in
     /// `cgroupProcs` (the caller keeps and closes them) before it runs a single step. Returns
-    /// once the program was exec'd. The request is sent from the calling task and its one reply
-    /// awaited through the jail event loop: no thread blocks while the spawner and the child
-    /// work. Only starting (or replacing) the spawner process hops to `thread`.
+    /// once the program was exec'd. The request is sent from the calling task; its reply and
+    /// then the exec are awaited through the jail event loop: no thread blocks while the spawner
+    /// and the child work. Only starting (or replacing) the spawner process hops to `thread`.
     public static func spawn(_ plan: JailSpawnPlan, cgroupProcs: [Int32], trace: JailTrace? = nil) async throws(MiniAppError) -> SpawnedChild {
         let slots = trace != nil ? JailTrace.ChildSlots() : nil
         defer { if let slots { trace?.childSteps(slots.base) } }
@@ -48,9 +48,15 @@ public enum JailSpawner {
             if child.pidfd >= 0 { abort(&child) }
             throw spawnerError(reply.result, step: reply.failed_step)
         }
-        if reply.child_failed != 0 {
+        // The child runs its steps now; EOF on the error pipe (close-on-exec) is its execve.
+        await JailEventLoop.shared.readable(child.err_fd)
+        var rec = cjail_error()
+        let failed = cjail_wait_exec(child.err_fd, &rec) != 0
+        child.err_fd = -1
+        trace?.mark("exec_confirmed")
+        if failed {
             abort(&child)
-            throw setupError(reply.child_error)
+            throw setupError(rec)
         }
         return SpawnedChild(pid: child.pid, pidfd: child.pidfd, statusFD: child.status_fd)
     }
