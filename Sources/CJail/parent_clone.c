@@ -136,3 +136,8 @@ int cjail_waitid_pidfd(int pidfd, int options, int32_t *code, int32_t *status) {
 int cjail_memfd(const char *name) { return memfd_create(name, MFD_CLOEXEC); }
 
 int cjail_set_thread_name(const char *name) { return prctl(PR_SET_NAME, name, 0, 0, 0); }
+
+int cjail_thread_background(void) {
+    struct sched_param p = {.sched_priority = 0};
+    return sched_setscheduler(0, SCHED_IDLE, &p) < 0 ? -errno : 0; /* 0 = the calling thread */
+}

@@ -20,7 +20,8 @@ public final class JailedWorker: Sendable {
     let collectors: (JailOutputCollector, JailOutputCollector)
     let state = JailLock(State())
     let trace: JailTrace?
-    static let cleanup = SerialThread(name: "jail-cleanup")
+    /// Removes the cgroups of ended workers and renames those made ahead: nobody waits on it.
+    static let cleanup = SerialThread(name: "jail-cleanup", background: true)
 
     struct State {
         /// PID 1 reaped through its pidfd: (si_code, si_status).

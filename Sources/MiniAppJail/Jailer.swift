@@ -110,6 +110,7 @@ public final class Jailer: Sendable {
         defer { if let netFD { close(netFD) } } // the child holds the namespace from setns on
         trace?.mark("planned")
         let child: SpawnedChild
+        defer { refillPools() }
         do { child = try await JailSpawner.spawn(plan, cgroupProcs: taken?.procs ?? [], trace: trace) } catch {
             pipes.closeAll()
             cgroup?.destroy()
@@ -118,6 +119,12 @@ public final class Jailer: Sendable {
         pipes.closeChildEnds()
         return JailedWorker.start(child: child, launch: launch, uid: uid, limits: limits, cgroup: cgroup,
                                   renameCgroupTo: taken?.pendingName, pipes: pipes, policy: configuration.policy, trace: trace)
+    }
+
+    /// Tops the pools up in the background (after a spawn, never during one).
+    func refillPools() {
+        netPool?.refill()
+        cgroupPool?.refill()
     }
 
     /// Removes the cgroups made ahead (clean shutdown, or this jailer being replaced).

@@ -292,6 +292,8 @@ int cjail_landlock_abi(void);
 int cjail_pidfd_send_signal(int pidfd, int sig);
 int cjail_memfd(const char *name);
 int cjail_set_thread_name(const char *name);
+/* The calling thread runs under SCHED_IDLE from now on. 0 or -errno. */
+int cjail_thread_background(void);
 int cjail_poller_create(void);
 int cjail_poller_add(int ep, int fd);
 int cjail_poller_del(int ep, int fd);

@@ -33,7 +33,7 @@ public final class CgroupPool: Sendable {
     private let limits: CgroupLimits
     private let target: Int
     private let state = JailLock(State())
-    private let thread = SerialThread(name: "jail-cgpool")
+    private let thread = SerialThread(name: "jail-cgpool", background: true)
     private static let serial = JailLock<UInt64>(0)
 
     /// Keeps `size` cgroups with `limits` ready; filled after the first `take`.
@@ -44,10 +44,11 @@ public final class CgroupPool: Sendable {
     }
 
     /// The cgroup of a new worker named `name` with `limits`: a ready one renamed, or (pool
-    /// empty, rename refused) one created now. nil when the driver is `.none`.
+    /// empty, rename refused) one created now. nil when the driver is `.none`. Call `refill`
+    /// once the spawn is done (not before: creating cgroups takes the kernel's cgroup lock the
+    /// spawn's attach needs).
     public func take(name: String, limits wanted: CgroupLimits) throws(MiniAppError) -> Taken? {
         let ready = state.withLock { s -> Taken? in s.ready.isEmpty ? nil : s.ready.removeFirst() }
-        refill()
         if let ready {
             do {
                 if wanted != limits { try ready.cgroup.setLimits(wanted) }
@@ -85,7 +86,8 @@ public final class CgroupPool: Sendable {
 
     deinit { drain() }
 
-    private func refill() {
+    /// Makes cgroups in the background until `size` are ready.
+    public func refill() {
         let n = state.withLock { s -> Int in
             guard !s.disabled, !s.closed else { return 0 }
             let n = max(0, target - s.ready.count - s.making)
