@@ -8,9 +8,9 @@ import Synchronization
 
 /// Binds the supervisor's `WorkerSpawner` seam to MiniAppJail's `Jailer`.
 ///
-/// The jail's API is async; the supervisor's is synchronous because it is called from the
-/// control queue (a Dispatch thread, never the Swift cooperative pool and never the reactor
-/// thread), so blocking that thread on a semaphore until the spawn task finishes is safe.
+/// The supervisor's seam is synchronous because it is called from the control queue (a
+/// Dispatch thread, never the Swift cooperative pool and never the reactor thread), so the
+/// spawn blocks that thread (`Jailer.spawnBlocking`) until the program was exec'd.
 /// The jailer can be replaced by a SIGHUP reload; workers already running keep their policy.
 final class JailBinding: WorkerSpawner {
     private let current: Mutex<Jailer>
@@ -38,8 +38,9 @@ final class JailBinding: WorkerSpawner {
         let launch = makeLaunch(request)
         let jailer = self.jailer
         let started = DispatchTime.now().uptimeNanoseconds
-        let result = Self.blocking { () async throws(MiniAppError) -> JailedWorker in try await jailer.spawn(launch) }
-        let worker = try result.get()
+        // The control handler runs on a Dispatch thread: spawn on it directly (no hop to a task
+        // and back).
+        let worker = try jailer.spawnBlocking(launch)
         metrics.launched(nanos: DispatchTime.now().uptimeNanoseconds - started)
         let handle = JailWorkerHandle(worker)
         // Exits are counted by the supervisor, after it has given them their final reason
@@ -73,20 +74,6 @@ final class JailBinding: WorkerSpawner {
                 metadata: ["program": "\(line.programId)", "worker": "\(workerId)", "stream": "\(line.stream.rawValue)"])
         }
         return launch
-    }
-
-    /// Runs an async throwing body to completion from a synchronous Dispatch thread.
-    static func blocking<T: Sendable>(_ body: @escaping @Sendable () async throws(MiniAppError) -> T) -> Result<T, MiniAppError> {
-        let box = Mutex<Result<T, MiniAppError>?>(nil)
-        let done = DispatchSemaphore(value: 0)
-        Task.detached {
-            let r: Result<T, MiniAppError>
-            do throws(MiniAppError) { r = .success(try await body()) } catch { r = .failure(error) }
-            box.withLock { $0 = r }
-            done.signal()
-        }
-        done.wait()
-        return box.withLock { $0! }
     }
 
     /// The jail's exit → the control API's `program.exited` fields.

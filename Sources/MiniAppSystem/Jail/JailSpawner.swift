@@ -33,6 +33,36 @@ public enum JailSpawner {
         }
         trace?.mark("sent")
         await JailEventLoop.shared.readable(request.replyFD)
+        var child = try takeReply(request, from: spawner, trace: trace)
+        // The child runs its steps now; EOF on the error pipe (close-on-exec) is its execve.
+        await JailEventLoop.shared.readable(child.err_fd)
+        return try confirmExec(&child, trace: trace)
+    }
+
+    /// The same, blocking the calling thread in the reads instead of suspending a task (see
+    /// `Jailer.spawnBlocking`). Never from Swift's cooperative pool.
+    public static func spawnBlocking(_ plan: JailSpawnPlan, cgroupProcs: [Int32], trace: JailTrace? = nil) throws(MiniAppError) -> SpawnedChild {
+        let slots = trace != nil ? JailTrace.ChildSlots() : nil
+        defer { if let slots { trace?.childSteps(slots.base) } }
+        let request = try SpawnRequest(plan, cgroupProcs: cgroupProcs, traceFD: slots?.fd ?? -1)
+        let spawner: SpawnerProcess
+        if let s = SpawnerProcess.trySend(request) { spawner = s } else {
+            spawner = try thread.runBlocking { () throws(MiniAppError) -> SpawnerProcess in try SpawnerProcess.startAndSend(request) }
+        }
+        trace?.mark("sent")
+        waitReadable(request.replyFD)
+        var child = try takeReply(request, from: spawner, trace: trace)
+        waitReadable(child.err_fd)
+        return try confirmExec(&child, trace: trace)
+    }
+
+    private static func waitReadable(_ fd: Int32) {
+        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        while poll(&p, 1, -1) < 0 && errno == EINTR {}
+    }
+
+    /// Reads the spawner's reply: the child, or the error it reported.
+    private static func takeReply(_ request: SpawnRequest, from spawner: SpawnerProcess, trace: JailTrace?) throws(MiniAppError) -> cjail_child {
         trace?.mark("replied")
         var reply = cjail_spawn_reply()
         var child = cjail_child()
@@ -48,8 +78,11 @@ public enum JailSpawner {
             if child.pidfd >= 0 { abort(&child) }
             throw spawnerError(reply.result, step: reply.failed_step)
         }
-        // The child runs its steps now; EOF on the error pipe (close-on-exec) is its execve.
-        await JailEventLoop.shared.readable(child.err_fd)
+        return child
+    }
+
+    /// Reads the error pipe once it is readable: EOF is the exec, a record a failed step.
+    private static func confirmExec(_ child: inout cjail_child, trace: JailTrace?) throws(MiniAppError) -> SpawnedChild {
         var rec = cjail_error()
         let failed = cjail_wait_exec(child.err_fd, &rec) != 0
         child.err_fd = -1

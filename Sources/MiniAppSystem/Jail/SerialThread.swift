@@ -40,6 +40,21 @@ public final class SerialThread: @unchecked Sendable {
         pthread_mutex_unlock(&mutex)
     }
 
+    /// Runs `body` on the thread and blocks the calling thread until it returns (never call it
+    /// from this thread or from Swift's cooperative pool).
+    public func runBlocking<T: Sendable, E: Error>(_ body: @escaping @Sendable () throws(E) -> T) throws(E) -> T {
+        let box = JailLock<Result<T, E>?>(nil)
+        let done = OneShotSignal()
+        submit {
+            let r: Result<T, E>
+            do throws(E) { r = .success(try body()) } catch { r = .failure(error) }
+            box.withLock { $0 = r }
+            done.signal()
+        }
+        done.wait()
+        return try box.withLock { $0! }.get()
+    }
+
     /// Runs `body` on the thread and returns its result to the awaiting task.
     public func run<T: Sendable, E: Error>(_ body: @escaping @Sendable () throws(E) -> T) async throws(E) -> T {
         let r: Result<T, E> = await withCheckedContinuation { cont in
@@ -74,4 +89,16 @@ public final class JailLock<State>: @unchecked Sendable {
         defer { pthread_mutex_unlock(&mutex) }
         return try body(&state)
     }
+}
+
+/// A signal one thread waits for and another gives once (a POSIX semaphore).
+final class OneShotSignal: @unchecked Sendable {
+    private let sem = UnsafeMutablePointer<sem_t>.allocate(capacity: 1)
+    init() { sem_init(sem, 0, 0) }
+    deinit {
+        sem_destroy(sem)
+        sem.deallocate()
+    }
+    func signal() { sem_post(sem) }
+    func wait() { while sem_wait(sem) != 0 && errno == EINTR {} }
 }
