@@ -7,7 +7,8 @@
 
 int child_mount_private(void);
 int child_mount_root(const struct cjail_spec *s);
-int child_mount_ops(const struct cjail_spec *s, int32_t *index);
+/* Mount ops [from, to). */
+int child_mount_ops(const struct cjail_spec *s, uint32_t from, uint32_t to, int32_t *index);
 int child_pivot_root(const struct cjail_spec *s);
 int child_root_readonly(void);
 int child_loopback_up(void);
@@ -26,6 +27,11 @@ int child_signals_default(void);
  * returns an errno value when the program could not be started. */
 int child_reaper_spawn(int (*program)(void *), void *arg, int err_fd, int status_fd);
 int child_exec(const struct cjail_spec *s);
+
+/* Warm jails (child_embryo.c): close every descriptor but these three; wait for a launch on
+ * `chan` and unpack its spec (fds and trace slots taken from the message) into *out. */
+int child_keep_fds(int err_fd, int status_fd, int chan);
+int child_embryo_finish(const struct cjail_spec *template, int chan, struct cjail_spec **out);
 
 /* Writes a {step, errno, index} record on the error pipe (best effort). */
 void child_report(int err_fd, int step, int err, int index);

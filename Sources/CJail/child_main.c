@@ -1,5 +1,6 @@
-/* The child side: ONE ordered list of steps from "go" to execve. Order matters and each
- * position is deliberate:
+/* The child side: ONE ordered list of steps from "go" to execve, in two phases (A: namespaces
+ * and the launch-independent part of the tree; B: the rest), so that a warm jail can run A
+ * ahead of time (child_embryo.c). Order matters and each position is deliberate:
  *  - not dumpable right after "go", before any setup step: from then on ptrace and
  *    /proc/PID/mem of the half-configured child (which still holds a copy of the parent's memory
  *    image) need CAP_SYS_PTRACE. It cannot come before "go": the rootless parent writes
@@ -15,7 +16,9 @@
  *    (any uid change clears it);
  *  - fds before rlimits: the parent's descriptor table (inherited whole) may already hold more
  *    descriptors than the worker's RLIMIT_NOFILE, and dup would then fail with EMFILE;
- *  - seccomp last: everything before it needs syscalls the filter denies (mount, setns…).
+ *  - seccomp last: everything before it needs syscalls the filter denies (mount, setns…);
+ *  - the cgroup namespace is made in phase B, once the child is in the worker's cgroups (a warm
+ *    jail is attached only when it is given a launch), so its root is the worker's cgroup.
  */
 #define _GNU_SOURCE
 #include "child_internal.h"
@@ -86,25 +89,28 @@ static int program_entry(void *arg) {
     _exit(exec_program(a->spec, a->err_fd)); /* only on failure: the record is written */
 }
 
-/* Entry point of the cloned child (see cjail.h for the protocol). */
-int cjail_child_main(const struct cjail_spec *s, int go_fd, int err_fd, int status_fd) {
-    trace_step(s, CJAIL_STEP_NONE); /* slot 0: the child runs */
-    /* PID 1 never execs: name it for ps/top instead of inheriting the spawner's name. */
-    (void)prctl(PR_SET_NAME, "miniapp-init", 0, 0, 0);
-    STEP(CJAIL_STEP_WAIT_GO, wait_go(go_fd));
+/* Phase A: namespaces and the launch-independent part of the tree (mount ops [0, K), K =
+ * static_mount_count): what a warm jail (child_embryo.c) does ahead of time. */
+static void phase_namespaces(const struct cjail_spec *s, int err_fd) {
     STEP(CJAIL_STEP_DUMPABLE, errno_of(prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)));
     STEP(CJAIL_STEP_SETSID, errno_of(setsid()));
     /* A pooled namespace: fresh, never used by anyone, loopback already up. Joined while we
      * still hold CAP_SYS_ADMIN; its fd is closed with every other inherited one (child_fds). */
     if (s->netns_fd >= 0) STEP(CJAIL_STEP_NETNS, errno_of(setns(s->netns_fd, CLONE_NEWNET)));
-    if (s->unshare_cgroup) STEP(CJAIL_STEP_CGROUP_NS, errno_of(unshare(CLONE_NEWCGROUP)));
+    if (s->clone_flags & CLONE_NEWNET) STEP(CJAIL_STEP_LOOPBACK, child_loopback_up());
     STEP(CJAIL_STEP_MOUNT_PRIVATE, child_mount_private());
     STEP(CJAIL_STEP_MOUNT_ROOT, child_mount_root(s));
-    STEP(CJAIL_STEP_MOUNT_OP, child_mount_ops(s, index));
+    STEP(CJAIL_STEP_MOUNT_OP, child_mount_ops(s, 0, s->static_mount_count, index));
+}
+
+/* Phase B: everything that depends on the launch, from the cgroup namespace (the child is in
+ * the worker's cgroups by now) to execve. Does not return on success. */
+static int phase_program(const struct cjail_spec *s, int err_fd, int status_fd) {
+    if (s->unshare_cgroup) STEP(CJAIL_STEP_CGROUP_NS, errno_of(unshare(CLONE_NEWCGROUP)));
+    STEP(CJAIL_STEP_MOUNT_OP, child_mount_ops(s, s->static_mount_count, s->mount_count, index));
     STEP(CJAIL_STEP_PIVOT_ROOT, child_pivot_root(s));
     if (s->root_readonly) STEP(CJAIL_STEP_ROOT_READONLY, child_root_readonly());
     STEP(CJAIL_STEP_HOSTNAME, set_hostname(s->hostname));
-    if (s->clone_flags & CLONE_NEWNET) STEP(CJAIL_STEP_LOOPBACK, child_loopback_up());
     STEP(CJAIL_STEP_FDS, child_fds(s, &err_fd, &status_fd, index));
     STEP(CJAIL_STEP_RLIMITS, child_rlimits(s, index));
     STEP(CJAIL_STEP_CHDIR, errno_of(chdir(s->workdir ? s->workdir : "/")));
@@ -124,4 +130,31 @@ int cjail_child_main(const struct cjail_spec *s, int go_fd, int err_fd, int stat
         STEP(CJAIL_STEP_REAPER_FORK, child_reaper_spawn(program_entry, &a, err_fd, status_fd));
     }
     return exec_program(s, err_fd);
+}
+
+/* Entry point of the cloned child (see cjail.h for the protocol). */
+int cjail_child_main(const struct cjail_spec *s, int go_fd, int err_fd, int status_fd) {
+    trace_step(s, CJAIL_STEP_NONE); /* slot 0: the child runs */
+    /* PID 1 never execs: name it for ps/top instead of inheriting the spawner's name. */
+    (void)prctl(PR_SET_NAME, "miniapp-init", 0, 0, 0);
+    STEP(CJAIL_STEP_WAIT_GO, wait_go(go_fd));
+    phase_namespaces(s, err_fd);
+    return phase_program(s, err_fd, status_fd);
+}
+
+/* Entry point of a warm jail: phase A now on `template`, then (child_embryo_finish) the spec
+ * of the launch it is given, and phase B on that. `chan` is its end of the spawner's channel. */
+int cjail_embryo_main(const struct cjail_spec *template, int go_fd, int err_fd, int status_fd, int chan) {
+    const struct cjail_spec *s = template;
+    (void)prctl(PR_SET_NAME, "miniapp-init", 0, 0, 0);
+    STEP(CJAIL_STEP_WAIT_GO, wait_go(go_fd));
+    /* Only its own descriptors: it was cloned from the spawner, whose socket to the daemon a
+     * warm jail must not keep open (the daemon would never see the spawner's EOF). */
+    STEP(CJAIL_STEP_FDS, child_keep_fds(err_fd, status_fd, chan));
+    phase_namespaces(template, err_fd);
+    struct cjail_spec *launch = NULL;
+    STEP(CJAIL_STEP_EMBRYO_FINISH, child_embryo_finish(template, chan, &launch));
+    s = launch;
+    trace_step(s, CJAIL_STEP_NONE);
+    return phase_program(launch, err_fd, status_fd);
 }

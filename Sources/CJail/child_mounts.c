@@ -95,9 +95,9 @@ static int one_op(const struct cjail_mount_op *op) {
 
 /* umask 0 while building the tree: every mode is the plan's exactly (no chmod after each
  * mkdir); the inherited umask is back before anything else runs. */
-int child_mount_ops(const struct cjail_spec *s, int32_t *index) {
+int child_mount_ops(const struct cjail_spec *s, uint32_t from, uint32_t to, int32_t *index) {
     mode_t old = umask(0);
-    for (uint32_t i = 0; i < s->mount_count; i++) {
+    for (uint32_t i = from; i < to && i < s->mount_count; i++) {
         int e = one_op(&s->mounts[i]);
         if (e) {
             *index = (int32_t)i;

@@ -10,21 +10,25 @@
 #include <signal.h>
 #include <sys/mman.h> /* memfd_create, mmap */
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 int cjail_child_main(const struct cjail_spec *s, int go_fd, int err_fd, int status_fd);
+int cjail_embryo_main(const struct cjail_spec *template, int go_fd, int err_fd, int status_fd, int chan);
 
 #define STACK_SIZE (256 * 1024)
 
 struct trampoline {
     const struct cjail_spec *spec;
     int go_fd, err_fd, status_fd;
+    int chan; /* >= 0: a warm jail (cjail_embryo_main) */
 };
 
 static int trampoline_fn(void *arg) {
     struct trampoline *t = arg;
+    if (t->chan >= 0) return cjail_embryo_main(t->spec, t->go_fd, t->err_fd, t->status_fd, t->chan);
     return cjail_child_main(t->spec, t->go_fd, t->err_fd, t->status_fd);
 }
 
@@ -65,13 +69,13 @@ static int do_clone(const struct cjail_spec *spec, struct trampoline *t, int *pi
     return e ? e : pid;
 }
 
-int cjail_clone(const struct cjail_spec *spec, struct cjail_child *out) {
+static int clone_with(const struct cjail_spec *spec, struct cjail_child *out, int chan) {
     int go[2] = {-1, -1}, err[2] = {-1, -1}, st[2] = {-1, -1};
     int e = make_pipe(go);
     if (!e) e = make_pipe(err);
     if (!e && spec->reaper) e = make_pipe(st);
     if (e) goto fail;
-    struct trampoline t = {spec, go[0], err[1], st[1]};
+    struct trampoline t = {spec, go[0], err[1], st[1], chan};
     int pidfd = -1;
     int pid = do_clone(spec, &t, &pidfd);
     if (pid < 0) {
@@ -88,6 +92,26 @@ fail:
     close_pair(err);
     close_pair(st);
     return e;
+}
+
+int cjail_clone(const struct cjail_spec *spec, struct cjail_child *out) { return clone_with(spec, out, -1); }
+
+int cjail_clone_embryo(const struct cjail_spec *template, struct cjail_child *out, int *chan) {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return -errno;
+    int theirs = high_cloexec(sv[1]);
+    if (theirs < 0) {
+        close(sv[0]);
+        return -EMFILE;
+    }
+    int e = clone_with(template, out, theirs);
+    close(theirs);
+    if (e) {
+        close(sv[0]);
+        return e;
+    }
+    *chan = sv[0];
+    return 0;
 }
 
 int cjail_go(struct cjail_child *c) {

@@ -41,6 +41,14 @@ struct request_fds {
     int fd[CJAIL_SPAWN_FD_COUNT]; /* by role, -1 when absent */
 };
 
+/* Warm jails (spawner_warm.c). */
+int spawner_warm_take(int sock, const struct cjail_spawn_request *req, const int *fds, const struct cjail_spec *spec,
+                      uint64_t *trace, struct cjail_child *c, int *e, int32_t *step);
+void spawner_warm_make(int sock, const struct cjail_spawn_request *req, const struct cjail_spec *spec, int netns);
+void spawner_warm_discard(int sock);
+int spawner_write_id_maps(const struct cjail_spawn_request *req, pid_t pid);
+int spawner_attach(const int *fds, pid_t pid);
+
 static void close_all(int *fds, int n) {
     for (int i = 0; i < n; i++)
         if (fds[i] >= 0) close(fds[i]);
@@ -124,7 +132,7 @@ static int write_text(const char *path, const char *text) {
 /* Rootless mode: an unprivileged writer must deny setgroups before it may write gid_map
  * (CVE-2014-8989: dropping supplementary groups could grant access to "negative" ACL files);
  * the spawner has the daemon's uid, which is what the single-id maps name. */
-static int write_id_maps(const struct cjail_spawn_request *req, pid_t pid) {
+int spawner_write_id_maps(const struct cjail_spawn_request *req, pid_t pid) {
     char path[64], line[64];
     snprintf(path, sizeof path, "/proc/%d/setgroups", (int)pid);
     int e = write_text(path, "deny");
@@ -137,13 +145,13 @@ static int write_id_maps(const struct cjail_spawn_request *req, pid_t pid) {
     return write_text(path, line);
 }
 
-static int attach(const struct request_fds *rf, pid_t pid) {
+int spawner_attach(const int *fds, pid_t pid) {
     char text[24];
     int len = snprintf(text, sizeof text, "%d", (int)pid);
     for (int r = CJAIL_SPAWN_FD_PROCS; r < CJAIL_SPAWN_FD_PROCS + CJAIL_SPAWN_MAX_PROCS; r++) {
-        if (rf->fd[r] < 0) continue;
+        if (fds[r] < 0) continue;
         ssize_t n;
-        do { n = pwrite(rf->fd[r], text, (size_t)len, 0); } while (n < 0 && errno == EINTR);
+        do { n = pwrite(fds[r], text, (size_t)len, 0); } while (n < 0 && errno == EINTR);
         if (n < 0) return -errno;
     }
     return 0;
@@ -154,8 +162,8 @@ static int attach(const struct request_fds *rf, pid_t pid) {
 static int start(const struct cjail_spawn_request *req, const struct request_fds *rf, struct cjail_child *c,
                  uint64_t *trace, int32_t *step) {
     int e = 0;
-    if ((req->flags & CJAIL_SPAWN_IDMAP) && (e = write_id_maps(req, c->pid))) { *step = CJAIL_SPAWN_IDMAP_STEP; }
-    else if ((e = attach(rf, c->pid))) { *step = CJAIL_SPAWN_CGROUP; }
+    if ((req->flags & CJAIL_SPAWN_IDMAP) && (e = spawner_write_id_maps(req, c->pid))) { *step = CJAIL_SPAWN_IDMAP_STEP; }
+    else if ((e = spawner_attach(rf->fd, c->pid))) { *step = CJAIL_SPAWN_CGROUP; }
     mark(trace, CJAIL_TRACE_SPAWNER_ATTACHED);
     if (e) {
         close(c->go_fd);
@@ -167,42 +175,58 @@ static int start(const struct cjail_spawn_request *req, const struct request_fds
     return e;
 }
 
-/* Maps the blob and the trace slots, clones, starts the child. Returns 0 or -errno with *step
- * set; *c holds the child's fds whenever one was cloned. */
-static int spawn(const struct cjail_spawn_request *req, const struct request_fds *rf, struct cjail_child *c, int32_t *step) {
-    *step = CJAIL_SPAWN_REQUEST;
+/* A request's spec, mapped and checked (the blob stays mapped while `spec` is used). */
+struct loaded {
+    void *blob;
+    size_t len;
+    struct cjail_spec spec;
+    uint64_t *trace;
+};
+
+static int load(const struct cjail_spawn_request *req, const struct request_fds *rf, struct loaded *l) {
+    *l = (struct loaded){MAP_FAILED, 0, {0}, NULL};
     int blob_fd = rf->fd[CJAIL_SPAWN_FD_BLOB];
     struct stat st;
     if (blob_fd < 0 || fstat(blob_fd, &st) < 0 || req->blob_len == 0 || (uint64_t)st.st_size < req->blob_len) return -EINVAL;
-    size_t len = (size_t)req->blob_len;
-    void *blob = mmap(NULL, len, PROT_READ, MAP_PRIVATE, blob_fd, 0);
-    if (blob == MAP_FAILED) return -errno;
-    struct cjail_spec spec;
-    int e = cjail_spec_unpack(blob, len, &spec);
-    uint64_t *trace = NULL;
-    const size_t trace_len = sizeof(uint64_t) * CJAIL_TRACE_SLOTS;
-    if (!e && rf->fd[CJAIL_SPAWN_FD_TRACE] >= 0) {
-        void *t = mmap(NULL, trace_len, PROT_READ | PROT_WRITE, MAP_SHARED, rf->fd[CJAIL_SPAWN_FD_TRACE], 0);
-        if (t != MAP_FAILED) trace = t;
-        spec.trace = trace;
-        mark(trace, CJAIL_TRACE_SPAWNER_RECEIVED);
+    l->len = (size_t)req->blob_len;
+    l->blob = mmap(NULL, l->len, PROT_READ, MAP_PRIVATE, blob_fd, 0);
+    if (l->blob == MAP_FAILED) return -errno;
+    int e = cjail_spec_unpack(l->blob, l->len, &l->spec);
+    if (e) return e;
+    if (rf->fd[CJAIL_SPAWN_FD_TRACE] >= 0) {
+        void *t = mmap(NULL, sizeof(uint64_t) * CJAIL_TRACE_SLOTS, PROT_READ | PROT_WRITE, MAP_SHARED, rf->fd[CJAIL_SPAWN_FD_TRACE], 0);
+        if (t != MAP_FAILED) l->trace = t;
     }
-    if (!e) {
-        spec.stdin_fd = rf->fd[CJAIL_SPAWN_FD_STDIN];
-        spec.stdout_fd = rf->fd[CJAIL_SPAWN_FD_STDOUT];
-        spec.stderr_fd = rf->fd[CJAIL_SPAWN_FD_STDERR];
-        spec.bridge_fd = rf->fd[CJAIL_SPAWN_FD_BRIDGE];
-        spec.netns_fd = rf->fd[CJAIL_SPAWN_FD_NETNS];
-        spec.clone_flags |= CLONE_PARENT;
-        *step = CJAIL_SPAWN_CLONE;
-        e = cjail_clone(&spec, c);
-        mark(trace, CJAIL_TRACE_SPAWNER_CLONED);
-        if (!e) e = start(req, rf, c, trace, step);
-    }
-    cjail_spec_release(&spec); /* zeroed, so a no-op, when unpack refused the blob */
-    if (trace) munmap(trace, trace_len);
-    munmap(blob, len); /* the child has its own copy */
-    if (!e) *step = CJAIL_SPAWN_OK;
+    l->spec.trace = l->trace;
+    mark(l->trace, CJAIL_TRACE_SPAWNER_RECEIVED);
+    return 0;
+}
+
+static void unload(struct loaded *l) {
+    cjail_spec_release(&l->spec); /* zeroed, so a no-op, when unpack refused the blob */
+    if (l->trace) munmap(l->trace, sizeof(uint64_t) * CJAIL_TRACE_SLOTS);
+    if (l->blob != MAP_FAILED) munmap(l->blob, l->len); /* children have their own copies */
+    l->blob = MAP_FAILED;
+    l->trace = NULL;
+}
+
+/* A cold spawn: clone with the whole spec, start. Returns 0 or -errno with *step set; *c holds
+ * the child's fds whenever one was cloned. */
+static int spawn_cold(const struct cjail_spawn_request *req, const struct request_fds *rf, struct loaded *l,
+                      struct cjail_child *c, int32_t *step) {
+    struct cjail_spec *spec = &l->spec;
+    spec->stdin_fd = rf->fd[CJAIL_SPAWN_FD_STDIN];
+    spec->stdout_fd = rf->fd[CJAIL_SPAWN_FD_STDOUT];
+    spec->stderr_fd = rf->fd[CJAIL_SPAWN_FD_STDERR];
+    spec->bridge_fd = rf->fd[CJAIL_SPAWN_FD_BRIDGE];
+    spec->netns_fd = rf->fd[CJAIL_SPAWN_FD_NETNS];
+    uint64_t flags = spec->clone_flags;
+    spec->clone_flags |= CLONE_PARENT;
+    *step = CJAIL_SPAWN_CLONE;
+    int e = cjail_clone(spec, c);
+    spec->clone_flags = flags;
+    mark(l->trace, CJAIL_TRACE_SPAWNER_CLONED);
+    if (!e) e = start(req, rf, c, l->trace, step);
     return e;
 }
 
@@ -211,8 +235,11 @@ int cjail_spawner_serve(int sock) {
         struct cjail_spawn_request req;
         struct request_fds rf;
         int r = receive(sock, &req, &rf);
-        if (r == 0) return 0;
-        if (r < 0 && r != -EPROTO) return r;
+        if (r == 0) break;
+        if (r < 0 && r != -EPROTO) {
+            spawner_warm_discard(sock);
+            return r;
+        }
         int out = rf.fd[CJAIL_SPAWN_FD_REPLY];
         if (r == -EPROTO || out < 0) {
             /* Nowhere to answer a malformed request but its reply socket, if it has one. */
@@ -221,11 +248,26 @@ int cjail_spawner_serve(int sock) {
             continue;
         }
         struct cjail_child c = {0, -1, -1, -1, -1};
-        int32_t step = CJAIL_SPAWN_OK;
-        int e = spawn(&req, &rf, &c, &step);
+        int32_t step = CJAIL_SPAWN_REQUEST;
+        struct loaded l;
+        int e = load(&req, &rf, &l);
+        int warm = 0;
+        if (!e && (req.flags & CJAIL_SPAWN_WARM)) {
+            warm = spawner_warm_take(sock, &req, rf.fd, &l.spec, l.trace, &c, &e, &step);
+        }
+        if (!e && !warm) e = spawn_cold(&req, &rf, &l, &c, &step);
+        if (!e) step = CJAIL_SPAWN_OK;
         (void)reply(out, e, step, &c); /* a gone caller is not our failure */
+        int rf_had_netns_fd = rf.fd[CJAIL_SPAWN_FD_NETNS] >= 0;
         close_all(rf.fd, CJAIL_SPAWN_FD_COUNT);
         int mine[4] = {c.pidfd, c.go_fd, c.err_fd, c.status_fd};
         close_all(mine, 4); /* the daemon has its copies now */
+        int rf_had_netns = rf_had_netns_fd || (l.spec.clone_flags & CLONE_NEWNET) != 0;
+        /* The next warm jail, from this launch's launch-independent part. After the reply and
+         * after closing this request's descriptors (a warm jail must hold none of them). */
+        if (!e && (req.flags & CJAIL_SPAWN_WARM)) spawner_warm_make(sock, &req, &l.spec, rf_had_netns);
+        unload(&l);
     }
+    spawner_warm_discard(-1); /* the daemon is gone: nobody to notify */
+    return 0;
 }

@@ -172,7 +172,7 @@ int cjail_spec_unpack(const void *base, size_t len, struct cjail_spec *out) {
     s.argv = vec(&b, raw.argv);
     s.envp = vec(&b, raw.envp);
     *out = s;
-    if (b.bad || !s.root_path || s.exec_path_count == 0) {
+    if (b.bad || !s.root_path || s.exec_path_count == 0 || s.static_mount_count > s.mount_count) {
         cjail_spec_release(out);
         return -EINVAL;
     }

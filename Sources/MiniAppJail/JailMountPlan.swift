@@ -16,7 +16,7 @@ struct JailMountPlan {
     init(root: String) { self.root = root }
 
     /// Creates the jail directories above `jailPath` (not `jailPath` itself).
-    private mutating func parents(_ jailPath: String) {
+    mutating func parents(_ jailPath: String) {
         var cur = ""
         let parts = jailPath.split(separator: "/")
         for p in parts.dropLast() {
@@ -82,13 +82,15 @@ struct JailMountPlan {
         ops.append(.proc(target: root + jailPath, flags: Self.msNosuid | Self.msNodev | Self.msNoexec))
     }
 
-    /// The whole filesystem of a worker.
-    static func build(root: String, policy: JailPolicy, launch: JailLaunch, uid: UInt32, gid: UInt32) -> JailMountPlan {
+    /// The launch-independent part of a worker's filesystem (the same for every program under
+    /// one policy): made once per jailer, and ahead of time by a warm jail. Its ops come first
+    /// in every plan (`staticCount`).
+    static func shared(root: String, policy: JailPolicy) -> JailMountPlan {
         var m = JailMountPlan(root: root)
         let fs = policy.filesystem
         for p in fs.readOnlyHostPaths { m.bind(p, at: JailPathRules.normalized(p), readOnly: true) }
         for s in fs.symlinks { m.symlink(s.path, to: s.target) }
-        m.etc(fs, uid: uid, gid: gid, hostname: policy.hostname)
+        m.etcFromHost(fs)
         // /dev: a small tmpfs holding only bind mounts of harmless host nodes (no /dev/mem,
         // no block devices, no ttys of the host).
         m.tmpfs("/dev", options: "mode=0755,size=65536", flags: msNosuid | msNodev | msNoexec)
@@ -101,6 +103,14 @@ struct JailMountPlan {
         m.sealDev()
         m.proc("/proc")
         m.tmpfs("/tmp", options: "mode=1777,size=\(fs.tmpSizeBytes),nr_inodes=\(fs.tmpInodes)", flags: msNosuid | msNodev)
+        return m
+    }
+
+    /// The whole filesystem of a worker: `shared` (ops [0, staticCount)), then what depends on
+    /// the launch: the generated /etc files naming the program's user, /app, /data, extra binds.
+    static func build(shared: JailMountPlan, policy: JailPolicy, launch: JailLaunch, uid: UInt32, gid: UInt32) -> JailMountPlan {
+        var m = shared
+        m.etcGenerated(policy.filesystem, uid: uid, gid: gid, hostname: policy.hostname)
         if let app = launch.appDir { m.bind(app, at: "/app", readOnly: true) } else { m.dir("/app") }
         if let data = launch.dataDir { m.bind(data, at: "/data", readOnly: false) } else { m.dir("/data") }
         for b in launch.extraReadOnlyBinds { m.bind(b.hostPath, at: JailPathRules.normalized(b.jailPath), readOnly: true) }
@@ -109,7 +119,7 @@ struct JailMountPlan {
 
     /// /etc holds only the allowlisted host files (CA certificates, timezone, loader cache) and
     /// generated passwd/group/hosts naming the program user, nothing about the host's accounts.
-    private mutating func etc(_ fs: JailPolicy.Filesystem, uid: UInt32, gid: UInt32, hostname: String) {
+    private mutating func etcFromHost(_ fs: JailPolicy.Filesystem) {
         dir("/etc")
         for p in fs.etc {
             var st = stat()
@@ -120,6 +130,9 @@ struct JailMountPlan {
                 bind(p, at: p, readOnly: true)
             }
         }
+    }
+
+    private mutating func etcGenerated(_ fs: JailPolicy.Filesystem, uid: UInt32, gid: UInt32, hostname: String) {
         guard fs.generateEtc else { return }
         file("/etc/passwd", "miniapp:x:\(uid):\(gid):mini-program:/data:/usr/sbin/nologin\n")
         file("/etc/group", "miniapp:x:\(gid):\n")

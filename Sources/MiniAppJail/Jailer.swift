@@ -23,6 +23,9 @@ public final class Jailer: Sendable {
     static let netPoolSize = 2
     /// Worker cgroups made ahead (nil: each spawn creates its own).
     let cgroupPool: CgroupPool?
+    /// The launch-independent part of every worker's filesystem, planned once (host paths
+    /// looked up once; a reload makes a new jailer).
+    let sharedMounts: JailMountPlan
 
     /// Prepares the state directory (`<stateDir>/jail`: uid table, empty mountpoint of the
     /// worker roots). Throws `JAIL_UNAVAILABLE` when privileged mode is asked without root.
@@ -40,6 +43,7 @@ public final class Jailer: Sendable {
         self.mode = mode
         self.stateDir = stateDir
         rootDir = "\(stateDir)/jail/root"
+        sharedMounts = JailMountPlan.shared(root: rootDir, policy: configuration.policy)
         let id = configuration.policy.identity
         uids = mode == .privileged ? try UidAllocator(stateDir: stateDir, rangeStart: id.uidRangeStart, rangeCount: id.uidRangeCount) : nil
         netPool = mode == .privileged && configuration.policy.namespaces.net ? NetNamespacePool(size: Self.netPoolSize) : nil

@@ -50,7 +50,8 @@ extension Jailer {
         p.unshareCgroup = ns.cgroup
         p.rootPath = rootDir
         p.rootOptions = "mode=0755,size=\(policy.filesystem.rootSizeBytes)"
-        p.mounts = JailMountPlan.build(root: rootDir, policy: policy, launch: launch, uid: uid, gid: gid).ops
+        p.mounts = JailMountPlan.build(shared: sharedMounts, policy: policy, launch: launch, uid: uid, gid: gid).ops
+        p.staticMountCount = sharedMounts.ops.count
         p.hostname = ns.uts ? policy.hostname : ""
         p.workdir = launch.workdir
         p.uid = uid

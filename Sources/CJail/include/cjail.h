@@ -64,7 +64,8 @@ enum cjail_step {
     CJAIL_STEP_SIGNALS = 26,
     CJAIL_STEP_EXEC = 27,
     CJAIL_STEP_NETNS = 28,
-    CJAIL_STEP_COUNT = 29
+    CJAIL_STEP_EMBRYO_FINISH = 29, /* a warm jail receiving its launch */
+    CJAIL_STEP_COUNT = 30
 };
 
 /* A failure record. `index` says which mount op / rlimit / rule / filter failed (-1: n/a). */
@@ -130,6 +131,7 @@ struct cjail_spec {
     const char *root_options;  /* tmpfs options of the root */
     const struct cjail_mount_op *mounts;
     uint32_t mount_count;
+    uint32_t static_mount_count; /* ops [0, this) do not depend on the launch (a warm jail's) */
     int32_t root_readonly;
     const char *hostname;
     const char *workdir;       /* inside the jail */
@@ -179,6 +181,10 @@ struct cjail_child {
  * start): the child inherits them and does not reset them again. */
 int cjail_clone(const struct cjail_spec *spec, struct cjail_child *out);
 
+/* Spawner: clone a warm jail from `template` (phase A only; it then waits on its channel for a
+ * launch, see child_embryo.c). *chan is the spawner's end of that channel. 0 or -errno. */
+int cjail_clone_embryo(const struct cjail_spec *template, struct cjail_child *out, int *chan);
+
 /* Spawner: send "go" (the child starts its steps) and close go_fd. 0 or -errno. */
 int cjail_go(struct cjail_child *child);
 
@@ -219,6 +225,33 @@ enum cjail_trace_slot {
 
 /* Request flags. */
 #define CJAIL_SPAWN_IDMAP 1u /* write setgroups=deny, gid_map and uid_map (rootless mode) */
+#define CJAIL_SPAWN_WARM 2u  /* keep a warm jail made from this request's launch-independent part,
+                                and use one that matches it (spawner_server.c) */
+
+/* What the spawner sends a warm jail on its channel to give it a launch (child_embryo.c). */
+enum cjail_embryo_fd {
+    CJAIL_EMBRYO_FD_BLOB = 0,
+    CJAIL_EMBRYO_FD_STDIN = 1,
+    CJAIL_EMBRYO_FD_STDOUT = 2,
+    CJAIL_EMBRYO_FD_STDERR = 3,
+    CJAIL_EMBRYO_FD_BRIDGE = 4,
+    CJAIL_EMBRYO_FD_TRACE = 5,
+    CJAIL_EMBRYO_FD_COUNT = 6
+};
+struct cjail_embryo_launch {
+    uint32_t magic;    /* CJAIL_SPAWN_MAGIC */
+    uint32_t fd_mask;  /* bit r: the fd of role r is attached */
+    uint64_t blob_len;
+};
+
+/* A notice the spawner sends on its main socket, unasked: a warm jail it discarded (killed),
+ * or that died before it was used, is the daemon's child (CLONE_PARENT) to reap; its pidfd is
+ * attached. `error` is its failed step's record when it wrote one (magic 0 otherwise). */
+struct cjail_spawner_notice {
+    uint32_t magic;    /* CJAIL_SPAWN_MAGIC */
+    int32_t pid;
+    struct cjail_error error;
+};
 
 struct cjail_spawn_request {
     uint32_t magic;

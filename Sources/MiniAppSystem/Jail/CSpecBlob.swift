@@ -59,6 +59,7 @@ final class CSpecBlob {
         s.root_options = str(p.rootOptions)
         s.mounts = array(p.mounts.map(mountOp))
         s.mount_count = UInt32(p.mounts.count)
+        s.static_mount_count = UInt32(min(p.staticMountCount, p.mounts.count))
         s.root_readonly = p.rootReadOnly ? 1 : 0
         s.hostname = str(p.hostname)
         s.workdir = str(p.workdir)

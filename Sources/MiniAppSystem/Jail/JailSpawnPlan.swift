@@ -32,6 +32,8 @@ public struct JailSpawnPlan: Sendable {
     public var rootPath = ""
     public var rootOptions = "mode=0755,size=1048576"
     public var mounts: [MountOp] = []
+    /// Ops [0, this) do not depend on the launch: a warm jail has done them already.
+    public var staticMountCount = 0
     public var rootReadOnly = true
     public var hostname = "miniapp"
     public var workdir = "/"
@@ -61,7 +63,7 @@ public enum JailStep {
         "none", "wait_go", "dumpable", "setsid", "cgroup_ns", "mount_private", "mount_root", "mount_op",
         "pivot_root", "root_readonly", "hostname", "loopback", "rlimits", "fds", "chdir", "caps_bounding",
         "securebits", "setgroups", "setgid", "setuid", "caps_clear", "pdeathsig", "no_new_privs", "landlock",
-        "seccomp", "reaper_fork", "signals", "exec", "netns",
+        "seccomp", "reaper_fork", "signals", "exec", "netns", "warm_jail_finish",
     ]
 
     public static func name(_ step: Int32) -> String {
