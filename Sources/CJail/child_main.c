@@ -154,6 +154,7 @@ int cjail_embryo_main(const struct cjail_spec *template, int go_fd, int err_fd, 
     phase_namespaces(template, err_fd);
     struct cjail_spec *launch = NULL;
     STEP(CJAIL_STEP_EMBRYO_FINISH, child_embryo_finish(template, chan, &launch));
+    /* (Cloned at nice 19; spawner_warm.c set it back to the spawner's own before the launch.) */
     s = launch;
     trace_step(s, CJAIL_STEP_NONE);
     return phase_program(launch, err_fd, status_fd);

@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <sys/mman.h> /* memfd_create, mmap */
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -24,10 +25,16 @@ struct trampoline {
     const struct cjail_spec *spec;
     int go_fd, err_fd, status_fd;
     int chan; /* >= 0: a warm jail (cjail_embryo_main) */
+    /* The parent's ends of the same pipes and channel. Closed first: a child holding the write
+     * end of its own go pipe would never see EOF there if the spawner died before "go" (it
+     * would wait forever), nor EOF on its channel if it held the spawner's end of that. */
+    int parent_ends[4];
 };
 
 static int trampoline_fn(void *arg) {
     struct trampoline *t = arg;
+    for (int i = 0; i < 4; i++)
+        if (t->parent_ends[i] >= 0) close(t->parent_ends[i]);
     if (t->chan >= 0) return cjail_embryo_main(t->spec, t->go_fd, t->err_fd, t->status_fd, t->chan);
     return cjail_child_main(t->spec, t->go_fd, t->err_fd, t->status_fd);
 }
@@ -69,13 +76,13 @@ static int do_clone(const struct cjail_spec *spec, struct trampoline *t, int *pi
     return e ? e : pid;
 }
 
-static int clone_with(const struct cjail_spec *spec, struct cjail_child *out, int chan) {
+static int clone_with(const struct cjail_spec *spec, struct cjail_child *out, int chan, int parent_chan) {
     int go[2] = {-1, -1}, err[2] = {-1, -1}, st[2] = {-1, -1};
     int e = make_pipe(go);
     if (!e) e = make_pipe(err);
     if (!e && spec->reaper) e = make_pipe(st);
     if (e) goto fail;
-    struct trampoline t = {spec, go[0], err[1], st[1], chan};
+    struct trampoline t = {spec, go[0], err[1], st[1], chan, {go[1], err[0], st[0], parent_chan}};
     int pidfd = -1;
     int pid = do_clone(spec, &t, &pidfd);
     if (pid < 0) {
@@ -94,7 +101,7 @@ fail:
     return e;
 }
 
-int cjail_clone(const struct cjail_spec *spec, struct cjail_child *out) { return clone_with(spec, out, -1); }
+int cjail_clone(const struct cjail_spec *spec, struct cjail_child *out) { return clone_with(spec, out, -1, -1); }
 
 int cjail_clone_embryo(const struct cjail_spec *template, struct cjail_child *out, int *chan) {
     int sv[2];
@@ -104,7 +111,7 @@ int cjail_clone_embryo(const struct cjail_spec *template, struct cjail_child *ou
         close(sv[0]);
         return -EMFILE;
     }
-    int e = clone_with(template, out, theirs);
+    int e = clone_with(template, out, theirs, sv[0]);
     close(theirs);
     if (e) {
         close(sv[0]);
@@ -162,6 +169,6 @@ int cjail_memfd(const char *name) { return memfd_create(name, MFD_CLOEXEC); }
 int cjail_set_thread_name(const char *name) { return prctl(PR_SET_NAME, name, 0, 0, 0); }
 
 int cjail_thread_background(void) {
-    struct sched_param p = {.sched_priority = 0};
-    return sched_setscheduler(0, SCHED_IDLE, &p) < 0 ? -errno : 0; /* 0 = the calling thread */
+    /* Linux keeps a nice value per thread: PRIO_PROCESS with the thread's id. */
+    return setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19) < 0 ? -errno : 0;
 }

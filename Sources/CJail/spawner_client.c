@@ -114,3 +114,27 @@ int cjail_spawner_start(const char *path, int32_t *pid_out, int32_t *sock_out) {
     *sock_out = sv[0];
     return 0;
 }
+
+int cjail_spawner_read_notice(int sock, struct cjail_spawner_notice *n, int32_t *pidfd) {
+    *pidfd = -1;
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } ctl;
+    struct iovec iov = {n, sizeof *n};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf};
+    ssize_t r;
+    do { r = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT); } while (r < 0 && errno == EINTR);
+    if (r < 0) return -errno;
+    if (r == 0) return -EPIPE;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len >= CMSG_LEN(sizeof(int)))
+            memcpy(pidfd, CMSG_DATA(c), sizeof(int));
+    }
+    if ((size_t)r != sizeof *n || n->magic != CJAIL_SPAWN_MAGIC) {
+        if (*pidfd >= 0) close(*pidfd);
+        *pidfd = -1;
+        return -EPROTO;
+    }
+    return 0;
+}

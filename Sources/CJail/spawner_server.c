@@ -30,6 +30,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -46,6 +47,9 @@ int spawner_warm_take(int sock, const struct cjail_spawn_request *req, const int
                       uint64_t *trace, struct cjail_child *c, int *e, int32_t *step);
 void spawner_warm_make(int sock, const struct cjail_spawn_request *req, const struct cjail_spec *spec, int netns);
 void spawner_warm_discard(int sock);
+int spawner_warm_missing(const struct cjail_spawn_request *req, const struct cjail_spec *spec, int netns);
+int spawner_warm_pollfds(struct pollfd *out, int max);
+void spawner_warm_drop_dead(int sock);
 int spawner_write_id_maps(const struct cjail_spawn_request *req, pid_t pid);
 int spawner_attach(const int *fds, pid_t pid);
 
@@ -83,8 +87,8 @@ static int receive(int sock, struct cjail_spawn_request *req, struct request_fds
     return 1;
 }
 
-static int reply(int sock, int32_t result, int32_t step, const struct cjail_child *c) {
-    struct cjail_spawn_reply rep = {CJAIL_SPAWN_MAGIC, result, step, c ? c->pid : 0, 0, 0};
+static int reply(int sock, int32_t result, int32_t step, const struct cjail_child *c, int warm) {
+    struct cjail_spawn_reply rep = {CJAIL_SPAWN_MAGIC, result, step, c ? c->pid : 0, 0, warm};
     int fds[3], n = 0;
     if (c && c->pidfd >= 0) {
         fds[n++] = c->pidfd;
@@ -230,23 +234,69 @@ static int spawn_cold(const struct cjail_spawn_request *req, const struct reques
     return e;
 }
 
+/* The warm jail to make next: from the last launch that asked for one, once that launch's
+ * program was exec'd (its error pipe reached EOF: `after` is the spawner's dup of the read
+ * end). Made then, not at once: cloning it and running its phase A while the launch still sets
+ * itself up would take the CPU that launch needs (two cores). */
+static struct {
+    int pending;
+    struct cjail_spawn_request req;
+    struct loaded l;
+    int netns;
+    int after;
+} next_warm = {0, {0}, {MAP_FAILED, 0, {0}, NULL}, 0, -1};
+
+static void drop_pending(void) {
+    if (!next_warm.pending) return;
+    unload(&next_warm.l);
+    if (next_warm.after >= 0) close(next_warm.after);
+    next_warm.pending = 0;
+    next_warm.after = -1;
+}
+
+/* Waits for a request on `sock`, making the pending warm jail when its launch has exec'd.
+ * Returns 1 when a request is there to read, 0 at EOF (or error) on `sock`. */
+static int wait_request(int sock) {
+    for (;;) {
+        struct pollfd p[2 + 8] = {{sock, POLLIN, 0}, {next_warm.pending ? next_warm.after : -1, POLLIN, 0}};
+        int jails = spawner_warm_pollfds(p + 2, 8);
+        int n = poll(p, (nfds_t)(2 + jails), -1);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return 0;
+        for (int i = 0; i < jails; i++)
+            if (p[2 + i].revents) { spawner_warm_drop_dead(sock); break; }
+        if (p[1].revents) { /* exec'd (EOF) or failed (a record, or the child is gone) */
+            /* Up to the pool's size, one after the other: each is cloned at nice 19. */
+            while (spawner_warm_missing(&next_warm.req, &next_warm.l.spec, next_warm.netns) > 0) {
+                int before = spawner_warm_missing(&next_warm.req, &next_warm.l.spec, next_warm.netns);
+                spawner_warm_make(sock, &next_warm.req, &next_warm.l.spec, next_warm.netns);
+                if (spawner_warm_missing(&next_warm.req, &next_warm.l.spec, next_warm.netns) == before) break; /* none made */
+                struct pollfd q = {sock, POLLIN, 0};
+                if (poll(&q, 1, 0) > 0) break; /* a launch is waiting: serve it first */
+            }
+            drop_pending();
+        }
+        if (p[0].revents & POLLIN) return 1;
+        if (p[0].revents & (POLLHUP | POLLERR)) return 0;
+    }
+}
+
 int cjail_spawner_serve(int sock) {
     for (;;) {
+        if (!wait_request(sock)) break;
         struct cjail_spawn_request req;
         struct request_fds rf;
         int r = receive(sock, &req, &rf);
         if (r == 0) break;
-        if (r < 0 && r != -EPROTO) {
-            spawner_warm_discard(sock);
-            return r;
-        }
+        if (r < 0 && r != -EPROTO) break;
         int out = rf.fd[CJAIL_SPAWN_FD_REPLY];
         if (r == -EPROTO || out < 0) {
             /* Nowhere to answer a malformed request but its reply socket, if it has one. */
-            if (out >= 0) (void)reply(out, -EPROTO, CJAIL_SPAWN_REQUEST, NULL);
+            if (out >= 0) (void)reply(out, -EPROTO, CJAIL_SPAWN_REQUEST, NULL, 0);
             close_all(rf.fd, CJAIL_SPAWN_FD_COUNT);
             continue;
         }
+        drop_pending(); /* a newer launch is the template now */
         struct cjail_child c = {0, -1, -1, -1, -1};
         int32_t step = CJAIL_SPAWN_REQUEST;
         struct loaded l;
@@ -257,17 +307,23 @@ int cjail_spawner_serve(int sock) {
         }
         if (!e && !warm) e = spawn_cold(&req, &rf, &l, &c, &step);
         if (!e) step = CJAIL_SPAWN_OK;
-        (void)reply(out, e, step, &c); /* a gone caller is not our failure */
-        int rf_had_netns_fd = rf.fd[CJAIL_SPAWN_FD_NETNS] >= 0;
+        int after = (!e && (req.flags & CJAIL_SPAWN_WARM) && c.err_fd >= 0) ? fcntl(c.err_fd, F_DUPFD_CLOEXEC, 10) : -1;
+        (void)reply(out, e, step, &c, warm); /* a gone caller is not our failure */
+        int netns = rf.fd[CJAIL_SPAWN_FD_NETNS] >= 0 || (l.spec.clone_flags & CLONE_NEWNET) != 0;
         close_all(rf.fd, CJAIL_SPAWN_FD_COUNT);
         int mine[4] = {c.pidfd, c.go_fd, c.err_fd, c.status_fd};
         close_all(mine, 4); /* the daemon has its copies now */
-        int rf_had_netns = rf_had_netns_fd || (l.spec.clone_flags & CLONE_NEWNET) != 0;
-        /* The next warm jail, from this launch's launch-independent part. After the reply and
-         * after closing this request's descriptors (a warm jail must hold none of them). */
-        if (!e && (req.flags & CJAIL_SPAWN_WARM)) spawner_warm_make(sock, &req, &l.spec, rf_had_netns);
-        unload(&l);
+        if (after >= 0) { /* keep this launch's spec as the next warm jail's template */
+            next_warm.pending = 1;
+            next_warm.req = req;
+            next_warm.l = l;
+            next_warm.netns = netns;
+            next_warm.after = after;
+        } else {
+            unload(&l);
+        }
     }
+    drop_pending();
     spawner_warm_discard(-1); /* the daemon is gone: nobody to notify */
     return 0;
 }

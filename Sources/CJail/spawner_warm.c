@@ -1,18 +1,20 @@
-/* The spawner's warm jail: one jail cloned ahead of time, through phase A (namespaces, the
- * launch-independent mount ops), waiting for a launch (child_embryo.c).
+/* The spawner's warm jails: jails cloned ahead of time, through phase A (namespaces, the
+ * launch-independent mount ops), each waiting for a launch (child_embryo.c).
  *
- * It is made after a launch that asked for it (CJAIL_SPAWN_WARM), from that launch's own spec,
+ * One is made after a launch that asked for it (CJAIL_SPAWN_WARM), from that launch's own spec,
  * so it matches the next launch of the same daemon policy without any other message: its key
  * is the launch-independent part of the spec (clone flags, id map, root, the first
  * static_mount_count mount ops), compared byte for byte. A launch with the same key takes it:
  * the spawner attaches it to the launch's cgroups and sends it the launch's blob and fds;
- * what remains is phase B. A launch with another key (the policy was reloaded), or a warm jail
- * found dead, makes the spawner discard it and spawn cold.
+ * what remains is phase B. A warm jail found dead is discarded; a launch that finds none of its
+ * key spawns cold. Jails of other keys (another jailer, or the policy before a reload) stay
+ * until they are the oldest when room is needed.
  *
  * A warm jail is the daemon's child (CLONE_PARENT, like every worker), so a discarded one is
  * the daemon's to reap: the spawner kills it and sends its pidfd in a notice on the main
- * socket (cjail_spawner_notice). Single warm jail: launches come one at a time through the
- * spawner, and the next is made as soon as one is taken. */
+ * socket (cjail_spawner_notice). Two warm jails per key (four in all): made after a launch's
+ * program was exec'd, at nice 19, so that even back-to-back launches find one that finished its
+ * phase A mostly on CPU time nothing else wanted. */
 #define _GNU_SOURCE
 #include "include/cjail.h"
 #include <errno.h>
@@ -21,6 +23,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -29,13 +32,19 @@
 int spawner_write_id_maps(const struct cjail_spawn_request *req, pid_t pid);
 int spawner_attach(const int *fds, pid_t pid);
 
-static struct {
+#define WARM_MAX 4     /* in all */
+#define WARM_PER_KEY 2
+
+struct warm_jail {
     int active;
+    int idle;             /* made at nice 19: raised when taken */
     struct cjail_child c; /* go_fd -1 once it runs */
     int chan;
     unsigned char *key;
     size_t key_len;
-} warm;
+};
+
+static struct warm_jail warm[WARM_MAX]; /* in the order they were made */
 
 /* ---- the key ---- */
 
@@ -93,27 +102,53 @@ static int make_key(const struct cjail_spawn_request *req, const struct cjail_sp
 
 /* ---- lifecycle ---- */
 
-static void forget(void) {
-    int fds[5] = {warm.c.pidfd, warm.c.go_fd, warm.c.err_fd, warm.c.status_fd, warm.chan};
-    for (int i = 0; i < 5; i++)
-        if (fds[i] >= 0) close(fds[i]);
-    free(warm.key);
-    memset(&warm, 0, sizeof warm);
-    warm.c = (struct cjail_child){0, -1, -1, -1, -1};
-    warm.chan = -1;
+/* Process `pid` (0: the caller) at nice 19 (1) or back to the spawner's own nice value, the
+ * daemon's (0; lowering needs CAP_SYS_NICE). */
+static int idle_policy(pid_t pid, int on) {
+    static int base = -100;
+    if (base == -100) {
+        errno = 0;
+        int n = getpriority(PRIO_PROCESS, 0);
+        base = (n == -1 && errno) ? 0 : n;
+    }
+    return setpriority(PRIO_PROCESS, (id_t)pid, on ? 19 : base) < 0 ? -errno : 0;
 }
 
-/* Kills the warm jail and hands its pidfd to the daemon for reaping (sock < 0: no daemon). */
-void spawner_warm_discard(int sock) {
-    if (!warm.active) return;
-    syscall(SYS_pidfd_send_signal, warm.c.pidfd, SIGKILL, NULL, 0);
+static void forget(struct warm_jail *w) {
+    int fds[5] = {w->c.pidfd, w->c.go_fd, w->c.err_fd, w->c.status_fd, w->chan};
+    for (int i = 0; i < 5; i++)
+        if (fds[i] >= 0) close(fds[i]);
+    free(w->key);
+    memset(w, 0, sizeof *w);
+    w->c = (struct cjail_child){0, -1, -1, -1, -1};
+    w->chan = -1;
+}
+
+/* Removes slot i keeping the order of the others. */
+static void remove_slot(int i) {
+    for (int j = i; j + 1 < WARM_MAX; j++) warm[j] = warm[j + 1];
+    memset(&warm[WARM_MAX - 1], 0, sizeof warm[0]);
+    warm[WARM_MAX - 1].c = (struct cjail_child){0, -1, -1, -1, -1};
+    warm[WARM_MAX - 1].chan = -1;
+}
+
+static int count(void) {
+    int n = 0;
+    while (n < WARM_MAX && warm[n].active) n++;
+    return n;
+}
+
+/* Kills warm jail i and hands its pidfd to the daemon for reaping (sock < 0: no daemon). */
+static void discard_one(int sock, int i) {
+    struct warm_jail *w = &warm[i];
+    syscall(SYS_pidfd_send_signal, w->c.pidfd, SIGKILL, NULL, 0);
     if (sock >= 0) {
-        struct cjail_spawner_notice n = {CJAIL_SPAWN_MAGIC, warm.c.pid, {0, 0, 0, -1}};
+        struct cjail_spawner_notice n = {CJAIL_SPAWN_MAGIC, w->c.pid, {0, 0, 0, -1}};
         /* A record it wrote before dying on its own says why (non-blocking: usually none). */
-        struct pollfd p = {warm.c.err_fd, POLLIN, 0};
+        struct pollfd p = {w->c.err_fd, POLLIN, 0};
         if (poll(&p, 1, 0) == 1) {
             struct cjail_error rec;
-            if (read(warm.c.err_fd, &rec, sizeof rec) == (ssize_t)sizeof rec && rec.magic == CJAIL_ERROR_MAGIC) n.error = rec;
+            if (read(w->c.err_fd, &rec, sizeof rec) == (ssize_t)sizeof rec && rec.magic == CJAIL_ERROR_MAGIC) n.error = rec;
         }
         union {
             char buf[CMSG_SPACE(sizeof(int))];
@@ -126,17 +161,65 @@ void spawner_warm_discard(int sock) {
         cm->cmsg_level = SOL_SOCKET;
         cm->cmsg_type = SCM_RIGHTS;
         cm->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(cm), &warm.c.pidfd, sizeof(int));
-        ssize_t w;
-        do { w = sendmsg(sock, &msg, MSG_NOSIGNAL | MSG_DONTWAIT); } while (w < 0 && errno == EINTR);
+        memcpy(CMSG_DATA(cm), &w->c.pidfd, sizeof(int));
+        ssize_t r;
+        do { r = sendmsg(sock, &msg, MSG_NOSIGNAL | MSG_DONTWAIT); } while (r < 0 && errno == EINTR);
     }
-    forget();
+    forget(w);
+    remove_slot(i);
+}
+
+void spawner_warm_discard(int sock) {
+    while (count() > 0) discard_one(sock, 0);
+}
+
+int spawner_warm_pollfds(struct pollfd *out, int max) {
+    int n = 0;
+    for (int i = 0; i < count() && n < max; i++) out[n++] = (struct pollfd){warm[i].c.pidfd, POLLIN, 0};
+    return n;
+}
+
+/* Discards (and has the daemon reap) every warm jail that died, at once: a jail of a policy no
+ * launch asks for any more would otherwise wait, a zombie, until it is evicted. */
+void spawner_warm_drop_dead(int sock) {
+    for (int i = 0; i < count();) {
+        struct pollfd p = {warm[i].c.pidfd, POLLIN, 0};
+        if (poll(&p, 1, 0) != 0) discard_one(sock, i);
+        else i++;
+    }
+}
+
+static int same_key(const struct warm_jail *w, const struct buf *key) {
+    return w->key_len == key->len && memcmp(w->key, key->p, key->len) == 0;
+}
+
+static int count_key(const struct buf *key) {
+    int n = 0;
+    for (int i = 0; i < count(); i++) n += same_key(&warm[i], key);
+    return n;
+}
+
+/* How many more warm jails of this launch's key are wanted. */
+int spawner_warm_missing(const struct cjail_spawn_request *req, const struct cjail_spec *spec, int netns) {
+    struct buf key;
+    if (make_key(req, spec, netns, &key)) { free(key.p); return 0; }
+    int n = WARM_PER_KEY - count_key(&key);
+    free(key.p);
+    return n > 0 ? n : 0;
 }
 
 void spawner_warm_make(int sock, const struct cjail_spawn_request *req, const struct cjail_spec *spec, int netns) {
-    if (warm.active) return;
     struct buf key;
     if (make_key(req, spec, netns, &key)) { free(key.p); return; }
+    if (count_key(&key) >= WARM_PER_KEY) { free(key.p); return; }
+    if (count() >= WARM_MAX) { /* room: the oldest jail of another key goes */
+        int victim = -1;
+        for (int i = 0; i < count() && victim < 0; i++)
+            if (!same_key(&warm[i], &key)) victim = i;
+        if (victim < 0) { free(key.p); return; }
+        discard_one(sock, victim);
+    }
+    int n = count();
     struct cjail_spec t = *spec; /* phase A reads only the launch-independent fields */
     t.clone_flags |= CLONE_PARENT | (netns ? CLONE_NEWNET : 0);
     t.netns_fd = -1;
@@ -144,17 +227,19 @@ void spawner_warm_make(int sock, const struct cjail_spawn_request *req, const st
     t.trace = NULL;
     struct cjail_child c;
     int chan = -1;
-    if (cjail_clone_embryo(&t, &c, &chan) != 0) { free(key.p); return; }
-    warm.active = 1;
-    warm.c = c;
-    warm.chan = chan;
-    warm.key = key.p;
-    warm.key_len = key.len;
+    /* Made in the background: at nice 19 it takes mostly CPU time nothing else wants (a launch
+     * setting itself up, or the program it just started). Only when the spawner may return to
+     * nice 0 afterwards (root: CAP_SYS_NICE); the jail is raised when taken. */
+    int idle = geteuid() == 0 && idle_policy(0, 1) == 0;
+    int made = cjail_clone_embryo(&t, &c, &chan);
+    if (idle) idle_policy(0, 0);
+    if (made != 0) { free(key.p); return; }
+    warm[n] = (struct warm_jail){1, idle, c, chan, key.p, key.len};
     /* Rootless: the maps first (it must become root of its user namespace before phase A). */
-    if (((req->flags & CJAIL_SPAWN_IDMAP) && spawner_write_id_maps(req, c.pid)) || cjail_go(&warm.c)) spawner_warm_discard(sock);
+    if (((req->flags & CJAIL_SPAWN_IDMAP) && spawner_write_id_maps(req, c.pid)) || cjail_go(&warm[n].c)) discard_one(sock, n);
 }
 
-static int send_launch(const struct cjail_spawn_request *req, const int *fds) {
+static int send_launch(struct warm_jail *w, const struct cjail_spawn_request *req, const int *fds) {
     const int roles[CJAIL_EMBRYO_FD_COUNT] = {CJAIL_SPAWN_FD_BLOB, CJAIL_SPAWN_FD_STDIN, CJAIL_SPAWN_FD_STDOUT,
                                                CJAIL_SPAWN_FD_STDERR, CJAIL_SPAWN_FD_BRIDGE, CJAIL_SPAWN_FD_TRACE};
     struct cjail_embryo_launch m = {CJAIL_SPAWN_MAGIC, 0, req->blob_len};
@@ -177,30 +262,34 @@ static int send_launch(const struct cjail_spawn_request *req, const int *fds) {
     cm->cmsg_type = SCM_RIGHTS;
     cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n);
     memcpy(CMSG_DATA(cm), out, sizeof(int) * (size_t)n);
-    ssize_t w;
-    do { w = sendmsg(warm.chan, &msg, MSG_NOSIGNAL); } while (w < 0 && errno == EINTR);
-    return w == (ssize_t)sizeof m ? 0 : -(w < 0 ? errno : EPROTO);
+    ssize_t r;
+    do { r = sendmsg(w->chan, &msg, MSG_NOSIGNAL); } while (r < 0 && errno == EINTR);
+    return r == (ssize_t)sizeof m ? 0 : -(r < 0 ? errno : EPROTO);
 }
 
-/* Gives the launch to the warm jail when it matches. Returns 1 when the warm jail took it (or
- * failed it: *e, *step), 0 when the launch must be spawned cold. */
+/* Gives the launch to the oldest warm jail of its key (discarding dead ones). Returns 1 when a
+ * warm jail took it, 0 when the launch must be spawned cold. */
 int spawner_warm_take(int sock, const struct cjail_spawn_request *req, const int *fds, const struct cjail_spec *spec,
                       uint64_t *trace, struct cjail_child *c, int *e, int32_t *step) {
-    if (!warm.active) return 0;
     struct buf key;
     int netns = fds[CJAIL_SPAWN_FD_NETNS] >= 0 || (spec->clone_flags & CLONE_NEWNET);
-    int same = make_key(req, spec, netns, &key) == 0 && key.len == warm.key_len && memcmp(key.p, warm.key, key.len) == 0;
-    free(key.p);
-    struct pollfd p = {warm.c.pidfd, POLLIN, 0};
-    if (!same || poll(&p, 1, 0) != 0) { /* another policy, or it died */
-        spawner_warm_discard(sock);
-        return 0;
+    if (make_key(req, spec, netns, &key)) { free(key.p); return 0; }
+    int found = -1;
+    for (int i = 0; i < count() && found < 0;) {
+        if (!same_key(&warm[i], &key)) { i++; continue; }
+        struct pollfd p = {warm[i].c.pidfd, POLLIN, 0};
+        if (poll(&p, 1, 0) != 0) discard_one(sock, i); /* it died: the next one slides into i */
+        else found = i;
     }
+    free(key.p);
+    if (found < 0) return 0;
+    struct warm_jail *w = &warm[found];
+    if (w->idle) idle_policy(w->c.pid, 0); /* a launch runs at the normal policy, also its phase A's rest */
     *step = CJAIL_SPAWN_CGROUP;
-    int r = spawner_attach(fds, warm.c.pid);
+    int r = spawner_attach(fds, w->c.pid);
     if (r == 0) {
         *step = CJAIL_SPAWN_GO;
-        r = send_launch(req, fds);
+        r = send_launch(w, req, fds);
     }
     if (trace) {
         struct timespec ts;
@@ -208,15 +297,16 @@ int spawner_warm_take(int sock, const struct cjail_spawn_request *req, const int
         trace[CJAIL_TRACE_SPAWNER_ATTACHED] = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
     }
     if (r != 0) {
-        /* It cannot be used: discarded (the daemon reaps it); this launch fails like a cold one
-         * would have at the same step. */
-        *e = r;
-        spawner_warm_discard(sock);
-        return 1;
+        /* It cannot be used (it died meanwhile, or the attach failed): discarded (the daemon
+         * reaps it), and the launch is spawned cold, which reports a real cgroup problem at
+         * its own attach. */
+        discard_one(sock, found);
+        return 0;
     }
-    *c = warm.c;
-    warm.c = (struct cjail_child){0, -1, -1, -1, -1};
-    forget();
+    *c = w->c;
+    w->c = (struct cjail_child){0, -1, -1, -1, -1};
+    forget(w);
+    remove_slot(found);
     *e = 0;
     return 1;
 }

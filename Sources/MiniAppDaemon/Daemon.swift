@@ -95,7 +95,8 @@ public final class Daemon {
         }
         let mode = try Self.workerMode(config.workerMode)
         let jailConfig = try JailPolicy.load(policyDir: policyDir)
-        let jailer = try Jailer(configuration: jailConfig, stateDir: layout.root, mode: mode, warmCgroups: Self.warmCgroups)
+        let jailer = try Jailer(configuration: jailConfig, stateDir: layout.root, mode: mode, warmCgroups: Self.warmCgroups,
+                                warmJails: config.warmJails && mode == .privileged)
         for w in jailConfig.warnings { logger.warning("jail: \(w)") }
         let swept = jailer.sweepStaleWorkers()
         if swept.cgroups > 0 {
@@ -304,6 +305,8 @@ public final class Daemon {
         p.partnersWatch?.stop()
         p.control.stopAccepting()
         p.supervisor.shutdown(graceMillis: config.stopGraceMillis)
+        // Their cgroups too (removed in the background once each worker ended).
+        if !JailedWorker.waitUntilAllRemoved(seconds: 5) { logger.warning("shutdown: some worker cgroups were still being removed; the next start sweeps them") }
         p.metricsServer?.stop()
         p.control.closeAfterFlush(deadline: .now() + .milliseconds(Self.controlFlushMillis))
         p.reactor.shutdown()
@@ -329,7 +332,8 @@ public final class Daemon {
             do throws(MiniAppError) {
                 let jailConfig = try JailPolicy.load(policyDir: p.policyDir)
                 let old = p.jail.jailer
-                p.jail.replace(try Jailer(configuration: jailConfig, stateDir: p.layout.root, mode: old.mode, warmCgroups: Self.warmCgroups))
+                p.jail.replace(try Jailer(configuration: jailConfig, stateDir: p.layout.root, mode: old.mode, warmCgroups: Self.warmCgroups,
+                                          warmJails: old.warmJails))
                 old.drainPools()
             } catch {
                 logger.error("reload: keeping the previous jail policy: \(error)")

@@ -12,6 +12,8 @@ public final class JailedWorker: Sendable {
     public let pid: Int32
     /// The program's uid inside the jail (privileged mode: also on the host).
     public let uid: UInt32
+    /// It started in a warm jail (namespaces and shared mounts made ahead of the launch).
+    public let startedWarm: Bool
     let pidfd: Int32
     /// Its cgroup; replaced once when a cgroup made ahead gets the worker's name (`renameCgroup`).
     private let cgroupBox: JailLock<(any WorkerCgroup)?>
@@ -20,6 +22,23 @@ public final class JailedWorker: Sendable {
     let collectors: (JailOutputCollector, JailOutputCollector)
     let state = JailLock(State())
     let trace: JailTrace?
+    /// Workers whose cgroup is not removed yet, and who waits for there to be none.
+    static let unremoved = JailLock<(count: Int, waiters: [OneShotSignal])>((0, []))
+
+    /// Blocks until every worker of this process has ended and had its cgroup removed, or
+    /// `seconds` pass; whether they all were. For shutdown (the daemon's, `miniapp jail`'s): the
+    /// removal runs on a background thread after the exit is reported, and a process that exits
+    /// first would leave the directories to the next start's sweep.
+    public static func waitUntilAllRemoved(seconds: Double) -> Bool {
+        let signal = OneShotSignal()
+        let none = unremoved.withLock { u -> Bool in
+            if u.count == 0 { return true }
+            u.waiters.append(signal)
+            return false
+        }
+        return none || signal.wait(seconds: seconds)
+    }
+
     /// Removes the cgroups of ended workers and renames those made ahead: nobody waits on it.
     static let cleanup = SerialThread(name: "jail-cleanup", background: true)
 
@@ -35,6 +54,7 @@ public final class JailedWorker: Sendable {
         var finalizing = false
         var exit: WorkerExit?
         var waiters: [CheckedContinuation<WorkerExit, Never>] = []
+        var blockedWaiters: [OneShotSignal] = []
         var stopRequested = false
         var limitHit: JailLimitKind?
         var timers: [UInt64] = []
@@ -48,6 +68,7 @@ public final class JailedWorker: Sendable {
         self.trace = trace
         self.programId = programId
         pid = child.pid
+        startedWarm = child.warm
         pidfd = child.pidfd
         self.uid = uid
         cgroupBox = JailLock(cgroup)
@@ -62,6 +83,7 @@ public final class JailedWorker: Sendable {
         let err = JailOutputCollector(programId: launch.programId, stream: .stderr, limits: policy.output, sink: launch.output)
         let w = JailedWorker(child: child, programId: launch.programId, uid: uid, cgroup: cgroup,
                              grace: policy.stopGraceSeconds, collectors: (out, err), trace: trace)
+        unremoved.withLock { $0.count += 1 }
         // Queued before the exit can be seen, so the removal (same thread) always comes after.
         if let pendingName { w.renameCgroup(to: pendingName) }
         let loop = JailEventLoop.shared
@@ -131,6 +153,20 @@ public final class JailedWorker: Sendable {
                 if let done { cont.resume(returning: done) }
             }
         }
+    }
+
+    /// Blocks the calling thread until the worker has been reaped (for synchronous callers such
+    /// as a command-line tool; never from Swift's cooperative pool).
+    public func waitExit() -> WorkerExit {
+        let signal = OneShotSignal()
+        let done = state.withLock { s -> WorkerExit? in
+            if let e = s.exit { return e }
+            s.blockedWaiters.append(signal)
+            return nil
+        }
+        if let done { return done }
+        signal.wait()
+        return state.withLock { $0.exit! }
     }
 
     /// Suspends until the worker has ended and its cgroup has been removed.

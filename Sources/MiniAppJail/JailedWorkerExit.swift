@@ -82,14 +82,14 @@ extension JailedWorker {
         trace?.mark("finalize")
         let events = cgroup?.events() ?? CgroupEvents()
         trace?.mark("cgroup_events")
-        let (exit, waiters, timers) = state.withLock { s -> (WorkerExit, [CheckedContinuation<WorkerExit, Never>], [UInt64]) in
+        let (exit, waiters, blocked, timers) = state.withLock { s -> (WorkerExit, [CheckedContinuation<WorkerExit, Never>], [OneShotSignal], [UInt64]) in
             let e = makeExit(s, events: events)
             s.exit = e
-            let w = s.waiters
-            s.waiters = []
-            return (e, w, s.timers)
+            defer { s.waiters = []; s.blockedWaiters = [] }
+            return (e, s.waiters, s.blockedWaiters, s.timers)
         }
         for t in timers { JailEventLoop.shared.cancelTimer(t) }
+        for w in blocked { w.signal() }
         for w in waiters { w.resume(returning: exit) }
         trace?.mark("waiters_resumed")
     }
@@ -112,6 +112,13 @@ extension JailedWorker {
                 return s.removedWaiters
             }
             for w in removedWaiters { w.resume() }
+            let idle = Self.unremoved.withLock { u -> [OneShotSignal] in
+                u.count -= 1
+                guard u.count == 0 else { return [] }
+                defer { u.waiters = [] }
+                return u.waiters
+            }
+            for s in idle { s.signal() }
             trace?.emit()
         }
     }

@@ -23,6 +23,8 @@ public final class Jailer: Sendable {
     static let netPoolSize = 2
     /// Worker cgroups made ahead (nil: each spawn creates its own).
     let cgroupPool: CgroupPool?
+    /// Launches ask the spawner for a warm jail.
+    public let warmJails: Bool
     /// The launch-independent part of every worker's filesystem, planned once (host paths
     /// looked up once; a reload makes a new jailer).
     let sharedMounts: JailMountPlan
@@ -32,8 +34,11 @@ public final class Jailer: Sendable {
     /// `warmCgroups` > 0 keeps that many worker cgroups made ahead (a long-running supervisor;
     /// they are removed by `drainPools` or the next start's sweep). A one-shot caller such as
     /// `miniapp jail` leaves it 0 so it leaves nothing behind.
+    /// `warmJails` keeps a warm jail ready in the spawner: a worker cloned ahead of time with
+    /// its namespaces and the launch-independent part of its filesystem, which the next launch
+    /// takes (spawner_warm.c). It makes its own network namespace, so the namespace pool is off.
     public init(configuration: JailConfiguration, stateDir: String, mode: JailMode, hostIDFiles: HostIDFiles = .system,
-                warmCgroups: Int = 0) throws(MiniAppError) {
+                warmCgroups: Int = 0, warmJails: Bool = false) throws(MiniAppError) {
         if mode == .privileged && geteuid() != 0 {
             throw MiniAppError(.jailUnavailable, "privileged jail mode needs root; run the daemon as root or use rootless mode")
         }
@@ -46,7 +51,8 @@ public final class Jailer: Sendable {
         sharedMounts = JailMountPlan.shared(root: rootDir, policy: configuration.policy)
         let id = configuration.policy.identity
         uids = mode == .privileged ? try UidAllocator(stateDir: stateDir, rangeStart: id.uidRangeStart, rangeCount: id.uidRangeCount) : nil
-        netPool = mode == .privileged && configuration.policy.namespaces.net ? NetNamespacePool(size: Self.netPoolSize) : nil
+        self.warmJails = warmJails
+        netPool = mode == .privileged && configuration.policy.namespaces.net && !warmJails ? NetNamespacePool(size: Self.netPoolSize) : nil
         let l = configuration.policy.limits
         cgroupPool = warmCgroups > 0
             ? CgroupPool(driver: configuration.cgroupDriver, limits: CgroupLimits(memoryBytes: l.memoryBytes, pids: l.pids, cpuPercent: l.cpuPercent), size: warmCgroups)
@@ -92,7 +98,7 @@ public final class Jailer: Sendable {
         let p = try prepare(launch)
         defer { p.release() }
         let child: SpawnedChild
-        do { child = try await JailSpawner.spawn(p.plan, cgroupProcs: p.taken?.procs ?? [], trace: p.trace) } catch {
+        do { child = try await JailSpawner.spawn(p.plan, cgroupProcs: p.taken?.procs ?? [], warm: warmJails, trace: p.trace) } catch {
             throw p.failed(error)
         }
         return finish(p, child)
@@ -106,7 +112,7 @@ public final class Jailer: Sendable {
         let p = try prepare(launch)
         defer { p.release() }
         let child: SpawnedChild
-        do { child = try JailSpawner.spawnBlocking(p.plan, cgroupProcs: p.taken?.procs ?? [], trace: p.trace) } catch {
+        do { child = try JailSpawner.spawnBlocking(p.plan, cgroupProcs: p.taken?.procs ?? [], warm: warmJails, trace: p.trace) } catch {
             throw p.failed(error)
         }
         return finish(p, child)

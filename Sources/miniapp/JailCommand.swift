@@ -75,6 +75,7 @@ struct JailCommand: ParsableCommand {
             }
             let worker = try await jailer.spawn(launch)
             let exit = await worker.exit
+            await worker.removed // its cgroup too, before this process exits
             if let why = Self.reasonToken(exit.reason) { printErr("miniapp jail: \(why) (\(exit))") }
             return exit.shellStatus
         } catch {

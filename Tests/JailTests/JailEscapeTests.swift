@@ -51,6 +51,32 @@ struct JailEscapeTests {
         #expect(exit.reason == .exit && exit.status == 0, "\(attack): \(exit) \(lines)")
     }
 
+    /// The same attacks, one after the other, in warm jails of their own jailer (namespaces and
+    /// shared mounts made ahead from an earlier launch): a warm jail must hold every layer a
+    /// cold one does. Jails of other tests' policies may evict ours now and then, so most, not
+    /// all, of these runs start warm; each must be denied either way.
+    @Test("every attack is denied in a warm jail too")
+    func attacksInWarmJails() async throws {
+        try #require(JailHarness.probeBuilt)
+        let jailer = try Jailer(configuration: try JailHarness.configuration(), stateDir: "\(JailHarness.base)/state-warm-escape",
+                                mode: .privileged, warmJails: true)
+        var warm = 0
+        for attack in ["allowed_calls"] + Attacks.all {
+            let lines = JailLock<[String]>([])
+            var launch = JailLaunch(programId: "test.probe-warm", argv: ["/app/probe", attack])
+            launch.appDir = "\(JailHarness.base)/app"
+            launch.dataDir = JailHarness.newDataDir("warm")
+            launch.output = { l in lines.withLock { $0.append(l.text) } }
+            let w = try await jailer.spawn(launch)
+            if w.startedWarm { warm += 1 }
+            let exit = await w.exit
+            let out = lines.withLock { $0 }
+            #expect(out.first?.hasPrefix("DENIED \(attack)") == true, "\(attack) (warm: \(w.startedWarm)): \(out)")
+            #expect(exit.reason == .exit && exit.status == 0, "\(attack): \(exit) \(out)")
+        }
+        #expect(warm * 2 > Attacks.all.count, "only \(warm) of \(Attacks.all.count + 1) started warm")
+    }
+
     /// int 0x80 must die by SIGSYS (the filter's bad-ABI action). A kernel without IA32
     /// emulation turns int 0x80 into SIGSEGV before seccomp sees it; there the filter's
     /// bad-arch action is checked by SeccompFilterTests alone.

@@ -96,7 +96,10 @@ enum JailHarness {
     /// The privileged jailer of most tests (test policy).
     static let jailer: Jailer? = {
         guard let c = try? configuration() else { return nil }
-        return try? Jailer(configuration: c, stateDir: "\(base)/state", mode: .privileged)
+        // Warm jails, as the daemon runs privileged: every attack after the first spawn runs in
+        // a jail whose namespaces and shared mounts were made ahead (JailSpawnPathTests covers
+        // the cold path).
+        return try? Jailer(configuration: c, stateDir: "\(base)/state", mode: .privileged, warmJails: true)
     }()
 
     /// A privileged jailer without Landlock.

@@ -57,7 +57,9 @@ struct JailSpawnPathTests {
         launch.limitsOverride = l
         let w = try await jailer.spawn(launch)
         if ending == .stop || ending == .wallClock { // the others may already be over
-            let dirs = Self.v1Dirs(try await Self.settledLocation(w), jailer)
+            // Whatever its name is right now (a cgroup made ahead is renamed right after the
+            // spawn, under the same lock this read takes).
+            let dirs = Self.v1Dirs(try #require(w.cgroupLocation), jailer)
             #expect(dirs.allSatisfy(Self.exists), "the worker's cgroup exists while it runs: \(dirs)")
         }
         let exit = ending == .stop ? await w.stop(grace: 1) : await w.exit
@@ -205,5 +207,115 @@ struct JailSpawnPathTests {
         let z = try #require(zeros, "argv's terminator")
         withUnsafeBytes(of: UInt64(good.count + 8)) { open.replaceSubrange(z..<z + 8, with: $0) }
         #expect(unpack(open).0 == -EINVAL)
+    }
+}
+
+/// Warm jails (spawner_warm.c): made ahead of time from an earlier launch, taken by the next
+/// launch of the same policy, discarded and reaped when they die or are evicted.
+@Suite("warm jails (privileged mode)", .serialized)
+struct WarmJailTests {
+    /// A jailer of its own (its own state dir is its own warm-jail key).
+    static func jailer(_ name: String) throws -> Jailer {
+        try Jailer(configuration: try JailHarness.configuration(), stateDir: "\(JailHarness.base)/state-warm-\(name)", mode: .privileged,
+                   warmJails: true)
+    }
+
+    /// Our children (workers and warm jails are: CLONE_PARENT) named miniapp-init, with state.
+    static func jailChildren() -> [(pid: Int32, state: Character)] {
+        let me = getpid()
+        return ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { name -> (Int32, Character)? in
+            guard let pid = Int32(name), let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                  let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")") else { return nil }
+            let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
+            guard stat[stat.index(after: open)..<close] == "miniapp-init", fields.count > 1, fields[1] == "\(me)" else { return nil }
+            return (pid, fields[0].first ?? "?")
+        }
+    }
+
+    /// Warm jails waiting for a launch: jail children blocked in recvmsg (x86_64 syscall 47) on
+    /// their channel; a worker's PID 1 waits in wait4 instead.
+    static func waitingWarmJails() -> [Int32] {
+        jailChildren().filter { c in
+            c.state == "S" && ((try? String(contentsOfFile: "/proc/\(c.pid)/syscall", encoding: .utf8))?.hasPrefix("47 ") ?? false)
+        }.map(\.pid)
+    }
+
+    /// Waits until at least `n` warm jails wait.
+    static func waitForWarm(_ n: Int) async throws -> [Int32] {
+        for _ in 0..<500 {
+            let warm = waitingWarmJails()
+            if warm.count >= n { return warm }
+            try await Task.sleep(for: .milliseconds(4))
+        }
+        return waitingWarmJails()
+    }
+
+    static func zombies() -> [Int32] { jailChildren().filter { $0.state == "Z" }.map(\.pid) }
+
+    @Test("the next launch takes a warm jail; it runs like a cold one, and the jail held only its own descriptors")
+    func nextLaunchTakesAWarmJail() async throws {
+        let j = try Self.jailer("take")
+        let first = try await j.spawn(JailLaunch(programId: "test.warm", argv: ["/bin/true"]))
+        #expect(!first.startedWarm)
+        _ = await first.exit
+        let warm = try await Self.waitForWarm(2)
+        #expect(warm.count >= 2, "two warm jails per policy: \(warm)")
+        for pid in warm {
+            // err pipe, status pipe, channel: nothing of the spawner (its daemon socket) or of
+            // the launch it was made from.
+            let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
+            #expect(fds.count == 3, "warm jail \(pid) holds \(fds)")
+        }
+        // (Other tests' jails may evict ours under a parallel run: a few tries.)
+        let lines = JailLock<[String]>([])
+        var launch = JailLaunch(programId: "test.warm", argv: ["/bin/sh", "-c", "id -u; echo $$; cat /proc/1/comm; grep CapEff /proc/self/status"])
+        launch.output = { l in lines.withLock { $0.append(l.text) } }
+        var second = try await j.spawn(launch)
+        for _ in 0..<5 where !second.startedWarm {
+            _ = await second.exit
+            lines.withLock { $0 = [] }
+            _ = try await Self.waitForWarm(1)
+            second = try await j.spawn(launch)
+        }
+        #expect(second.startedWarm)
+        let exit = await second.exit
+        #expect(exit.reason == .exit && exit.status == 0, "\(exit)")
+        let out = lines.withLock { $0 }
+        // Its own uid, a fresh pid namespace (the shell is PID 2 under the reaper), no capabilities.
+        #expect(out == ["\(second.uid)", "2", "miniapp-init", "CapEff:\t0000000000000000"], "\(out)")
+    }
+
+    @Test("a dead warm jail is discarded and reaped; the launch still runs")
+    func deadWarmJailIsReaped() async throws {
+        let j = try Self.jailer("dead")
+        let others = Set(Self.waitingWarmJails()) // other tests' jails: left alone
+        _ = await (try await j.spawn(JailLaunch(programId: "test.warm", argv: ["/bin/true"]))).exit
+        var ours: [Int32] = []
+        for _ in 0..<250 where ours.count < 2 {
+            ours = Self.waitingWarmJails().filter { !others.contains($0) }
+            try await Task.sleep(for: .milliseconds(4))
+        }
+        #expect(ours.count >= 2, "\(ours)")
+        for pid in ours { kill(pid, SIGKILL) }
+        let w = try await j.spawn(JailLaunch(programId: "test.warm", argv: ["/bin/sh", "-c", "exit 5"]))
+        #expect(await w.exit.status == 5, "a dead warm jail never fails a launch: it spawns cold")
+        for _ in 0..<250 where !Self.zombies().isEmpty { try await Task.sleep(for: .milliseconds(4)) }
+        #expect(Self.zombies().isEmpty, "reaped through the spawner's notices: \(Self.zombies())")
+    }
+
+    @Test("warm jails of other policies are evicted (and reaped) when room is needed")
+    func otherPoliciesAreEvicted() async throws {
+        for (i, name) in ["evict-a", "evict-b", "evict-c"].enumerated() {
+            let j = try Self.jailer(name)
+            _ = await (try await j.spawn(JailLaunch(programId: "test.warm", argv: ["/bin/true"]))).exit
+            _ = try await Self.waitForWarm(min(4, 2 * (i + 1)))
+        }
+        // Four at most: the third policy's two evicted the oldest.
+        try await Task.sleep(for: .milliseconds(50))
+        // (Other tests running meanwhile may take or add some: the cap is what must hold.)
+        let waiting = Self.waitingWarmJails()
+        #expect(waiting.count >= 2 && waiting.count <= 4, "\(waiting)")
+        for _ in 0..<250 where !Self.zombies().isEmpty { try await Task.sleep(for: .milliseconds(4)) }
+        #expect(Self.zombies().isEmpty, "\(Self.zombies())")
     }
 }

@@ -48,16 +48,18 @@ func cgroupName(_ d: CgroupDriver) -> String {
 func bench(iterations: Int, policyDir: String, stateDir: String) async throws(MiniAppError) {
     let config = try JailPolicy.load(policyDir: policyDir)
     // As the daemon runs it: worker cgroups made ahead (Daemon.warmCgroups).
-    let jailer = try Jailer(configuration: config, stateDir: stateDir, mode: geteuid() == 0 ? .privileged : .rootless, warmCgroups: 2)
+    let jailer = try Jailer(configuration: config, stateDir: stateDir, mode: geteuid() == 0 ? .privileged : .rootless, warmCgroups: 2,
+                            warmJails: getenv("BENCH_WARM") != nil)
     defer { jailer.drainPools() }
     for _ in 0..<max(3, iterations / 20) { _ = await (try await jailer.spawn(JailLaunch(programId: "bench.true", argv: ["/bin/true"]))).exit }
     var samples: [UInt64] = []
     let t0 = now()
     for _ in 0..<iterations {
         let s = now()
-        // As the daemon spawns (its control handlers block their Dispatch thread).
+        // Synchronous, as posix_spawn + waitpid in the anchor (and as the daemon's control
+        // handlers spawn: they block their Dispatch thread).
         let w = try jailer.spawnBlocking(JailLaunch(programId: "bench.true", argv: ["/bin/true"]))
-        let e = await w.exit
+        let e = w.waitExit()
         samples.append(now() - s)
         if e.status != 0 { throw MiniAppError(.internal, "/bin/true failed in the jail: \(e)") }
     }

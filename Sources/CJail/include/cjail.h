@@ -278,7 +278,7 @@ struct cjail_spawn_reply {
     int32_t failed_step; /* enum cjail_spawn_step */
     int32_t pid;         /* host pid of the worker's PID 1 (0: none was cloned) */
     int32_t fd_count;    /* attached when a child exists: pidfd, err (read end), [status (read end)] */
-    int32_t _pad;
+    int32_t warm;        /* 1: a warm jail took the launch (it did phase A ahead of time) */
 };
 
 /* Spawner: checks a blob and fills *out: strings and data point into the blob (which is only
@@ -294,6 +294,10 @@ int cjail_spawner_serve(int sock);
 
 /* Daemon: starts the spawner executable (see spawner_client.c). 0 or -errno. */
 int cjail_spawner_start(const char *path, int32_t *pid_out, int32_t *sock_out);
+
+/* Daemon: reads one notice from the spawner's main socket without blocking: 0 (and *pidfd, to
+ * reap then close), -EAGAIN when there is none, -EPIPE at EOF, other -errno. */
+int cjail_spawner_read_notice(int sock, struct cjail_spawner_notice *notice, int32_t *pidfd);
 
 /* Daemon: a SOCK_SEQPACKET|SOCK_CLOEXEC socketpair (a request's reply socket). 0 or -errno. */
 int cjail_seqpacket_pair(int32_t out[2]);
@@ -325,7 +329,7 @@ int cjail_landlock_abi(void);
 int cjail_pidfd_send_signal(int pidfd, int sig);
 int cjail_memfd(const char *name);
 int cjail_set_thread_name(const char *name);
-/* The calling thread runs under SCHED_IDLE from now on. 0 or -errno. */
+/* The calling thread runs at nice 19 from now on (background work). 0 or -errno. */
 int cjail_thread_background(void);
 int cjail_poller_create(void);
 int cjail_poller_add(int ep, int fd);

@@ -30,6 +30,9 @@ public struct DaemonConfig: Sendable, Equatable {
     public var workerMode = "auto"
     /// Stop a worker after this many seconds without a Bridge call; 0 = never.
     public var idleTimeoutSeconds = 0
+    /// Keep warm jails (namespaces and shared mounts made ahead) for the next launches
+    /// (privileged mode only).
+    public var warmJails = true
     /// Restarts of a crashed worker before giving up.
     public var maxRestarts = 3
     /// First restart delay; doubles each time.
@@ -84,6 +87,7 @@ public struct DaemonConfig: Sendable, Equatable {
         case "maxWorkers": maxWorkers = try Self.int(v, key, 1...100_000)
         case "maxMessageBytes": maxMessageBytes = try Self.int(v, key, 1024...(64 << 20))
         case "inspectorPayloads": inspectorPayloads = try Self.bool(v, key)
+        case "warmJails": warmJails = try Self.bool(v, key)
         case "updateCheckIntervalSeconds": updateCheckIntervalSeconds = try Self.int(v, key, 0...86_400 * 30)
         case "registryTimeoutMillis": registryTimeoutMillis = try Self.int(v, key, 100...600_000)
         case "services":

@@ -4,6 +4,8 @@ import Glibc
 
 /// A started, exec'd worker process: PID 1 of its namespaces.
 public struct SpawnedChild: Sendable {
+    /// A warm jail took the launch (its namespaces and shared mounts were made ahead).
+    public var warm = false
     /// Host pid of the worker's PID 1.
     public let pid: Int32
     /// Its pidfd (owned by the caller).
@@ -23,37 +25,39 @@ public enum JailSpawner {
     /// once the program was exec'd. The request is sent from the calling task; its reply and
     /// then the exec are awaited through the jail event loop: no thread blocks while the spawner
     /// and the child work. Only starting (or replacing) the spawner process hops to `thread`.
-    public static func spawn(_ plan: JailSpawnPlan, cgroupProcs: [Int32], trace: JailTrace? = nil) async throws(MiniAppError) -> SpawnedChild {
+    /// `warm`: take a matching warm jail if the spawner has one, and have it keep one ready
+    /// for the next launch of the same policy (spawner_warm.c).
+    public static func spawn(_ plan: JailSpawnPlan, cgroupProcs: [Int32], warm: Bool = false, trace: JailTrace? = nil) async throws(MiniAppError) -> SpawnedChild {
         let slots = trace != nil ? JailTrace.ChildSlots() : nil
         defer { if let slots { trace?.childSteps(slots.base) } }
-        let request = try SpawnRequest(plan, cgroupProcs: cgroupProcs, traceFD: slots?.fd ?? -1)
+        let request = try SpawnRequest(plan, cgroupProcs: cgroupProcs, traceFD: slots?.fd ?? -1, warm: warm)
         let spawner: SpawnerProcess
         if let s = SpawnerProcess.trySend(request) { spawner = s } else {
             spawner = try await thread.run { () throws(MiniAppError) -> SpawnerProcess in try SpawnerProcess.startAndSend(request) }
         }
         trace?.mark("sent")
         await JailEventLoop.shared.readable(request.replyFD)
-        var child = try takeReply(request, from: spawner, trace: trace)
+        var (child, tookWarm) = try takeReply(request, from: spawner, trace: trace)
         // The child runs its steps now; EOF on the error pipe (close-on-exec) is its execve.
         await JailEventLoop.shared.readable(child.err_fd)
-        return try confirmExec(&child, trace: trace)
+        return try confirmExec(&child, warm: tookWarm, trace: trace)
     }
 
     /// The same, blocking the calling thread in the reads instead of suspending a task (see
     /// `Jailer.spawnBlocking`). Never from Swift's cooperative pool.
-    public static func spawnBlocking(_ plan: JailSpawnPlan, cgroupProcs: [Int32], trace: JailTrace? = nil) throws(MiniAppError) -> SpawnedChild {
+    public static func spawnBlocking(_ plan: JailSpawnPlan, cgroupProcs: [Int32], warm: Bool = false, trace: JailTrace? = nil) throws(MiniAppError) -> SpawnedChild {
         let slots = trace != nil ? JailTrace.ChildSlots() : nil
         defer { if let slots { trace?.childSteps(slots.base) } }
-        let request = try SpawnRequest(plan, cgroupProcs: cgroupProcs, traceFD: slots?.fd ?? -1)
+        let request = try SpawnRequest(plan, cgroupProcs: cgroupProcs, traceFD: slots?.fd ?? -1, warm: warm)
         let spawner: SpawnerProcess
         if let s = SpawnerProcess.trySend(request) { spawner = s } else {
             spawner = try thread.runBlocking { () throws(MiniAppError) -> SpawnerProcess in try SpawnerProcess.startAndSend(request) }
         }
         trace?.mark("sent")
         waitReadable(request.replyFD)
-        var child = try takeReply(request, from: spawner, trace: trace)
+        var (child, tookWarm) = try takeReply(request, from: spawner, trace: trace)
         waitReadable(child.err_fd)
-        return try confirmExec(&child, trace: trace)
+        return try confirmExec(&child, warm: tookWarm, trace: trace)
     }
 
     private static func waitReadable(_ fd: Int32) {
@@ -62,7 +66,7 @@ public enum JailSpawner {
     }
 
     /// Reads the spawner's reply: the child, or the error it reported.
-    private static func takeReply(_ request: SpawnRequest, from spawner: SpawnerProcess, trace: JailTrace?) throws(MiniAppError) -> cjail_child {
+    private static func takeReply(_ request: SpawnRequest, from spawner: SpawnerProcess, trace: JailTrace?) throws(MiniAppError) -> (cjail_child, Bool) {
         trace?.mark("replied")
         var reply = cjail_spawn_reply()
         var child = cjail_child()
@@ -78,11 +82,12 @@ public enum JailSpawner {
             if child.pidfd >= 0 { abort(&child) }
             throw spawnerError(reply.result, step: reply.failed_step)
         }
-        return child
+        if reply.warm != 0 { trace?.mark("warm_jail") }
+        return (child, reply.warm != 0)
     }
 
     /// Reads the error pipe once it is readable: EOF is the exec, a record a failed step.
-    private static func confirmExec(_ child: inout cjail_child, trace: JailTrace?) throws(MiniAppError) -> SpawnedChild {
+    private static func confirmExec(_ child: inout cjail_child, warm: Bool, trace: JailTrace?) throws(MiniAppError) -> SpawnedChild {
         var rec = cjail_error()
         let failed = cjail_wait_exec(child.err_fd, &rec) != 0
         child.err_fd = -1
@@ -91,7 +96,7 @@ public enum JailSpawner {
             abort(&child)
             throw setupError(rec)
         }
-        return SpawnedChild(pid: child.pid, pidfd: child.pidfd, statusFD: child.status_fd)
+        return SpawnedChild(warm: warm, pid: child.pid, pidfd: child.pidfd, statusFD: child.status_fd)
     }
 
     /// Starts the spawner process now (on the spawner thread) so the first spawn does not pay

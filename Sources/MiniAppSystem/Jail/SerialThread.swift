@@ -12,13 +12,14 @@ public final class SerialThread: @unchecked Sendable {
     private var thread = pthread_t()
     private let name: String
 
-    /// Whether the thread runs under SCHED_IDLE: only when a CPU has nothing else to do.
+    /// Whether the thread runs at nice 19.
     private let background: Bool
 
     /// Starts the thread (named `name` for debuggers and /proc/PID/task/*/comm). A `background`
-    /// thread runs under SCHED_IDLE, for work nobody waits on (refilling pools, removing the
-    /// cgroups of ended workers): on two cores, a pool refill that ran at normal priority during
-    /// a spawn took the CPU the spawner process then waited ~0.4 ms for.
+    /// thread runs at nice 19, for work nobody waits on (refilling pools, removing the cgroups of
+    /// ended workers): on two cores, a pool refill at normal priority during a spawn took the CPU
+    /// the spawner process then waited ~0.4 ms for. Nice 19, not SCHED_IDLE: busy workers must
+    /// not be able to starve it (it would then never remove the cgroups of ended workers).
     public init(name: String, background: Bool = false) {
         self.background = background
         pthread_mutex_init(&mutex, nil)
@@ -92,13 +93,24 @@ public final class JailLock<State>: @unchecked Sendable {
 }
 
 /// A signal one thread waits for and another gives once (a POSIX semaphore).
-final class OneShotSignal: @unchecked Sendable {
+public final class OneShotSignal: @unchecked Sendable {
     private let sem = UnsafeMutablePointer<sem_t>.allocate(capacity: 1)
-    init() { sem_init(sem, 0, 0) }
+    public init() { sem_init(sem, 0, 0) }
     deinit {
         sem_destroy(sem)
         sem.deallocate()
     }
-    func signal() { sem_post(sem) }
-    func wait() { while sem_wait(sem) != 0 && errno == EINTR {} }
+    public func signal() { sem_post(sem) }
+    public func wait() { while sem_wait(sem) != 0 && errno == EINTR {} }
+    /// Waits at most `seconds`; whether the signal came.
+    public func wait(seconds: Double) -> Bool {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        let ns = Int(now.tv_nsec) + Int(seconds.truncatingRemainder(dividingBy: 1) * 1e9)
+        var until = timespec(tv_sec: now.tv_sec + Int(seconds) + ns / 1_000_000_000, tv_nsec: ns % 1_000_000_000)
+        while true {
+            if sem_timedwait(sem, &until) == 0 { return true }
+            if errno != EINTR { return false }
+        }
+    }
 }

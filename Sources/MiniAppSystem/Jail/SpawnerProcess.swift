@@ -47,7 +47,28 @@ final class SpawnerProcess: Sendable {
         }
         let s = SpawnerProcess(pid: pid, socket: sock)
         current.withLock { $0 = s }
+        s.watchNotices()
         return s
+    }
+
+    /// The spawner's unasked notices: warm jails it discarded, which are our children to reap
+    /// (spawner_warm.c). Read on the jail event loop; stops at EOF (the spawner is gone).
+    private func watchNotices() {
+        JailEventLoop.shared.whenReadable(fd: socket) { [self] in
+            while true {
+                var notice = cjail_spawner_notice()
+                var pidfd: Int32 = -1
+                let r = cjail_spawner_read_notice(socket, &notice, &pidfd)
+                if r == -EAGAIN { break }
+                if r != 0 { return } // EOF or broken: no more watching; discard() handles the rest
+                if pidfd >= 0 {
+                    var code: Int32 = 0, status: Int32 = 0
+                    while cjail_waitid_pidfd(pidfd, WEXITED, &code, &status) < 0 && errno == EINTR {}
+                    close(pidfd)
+                }
+            }
+            watchNotices()
+        }
     }
 
     /// Forgets a spawner that stopped answering: closes its socket (it exits on EOF) and reaps
@@ -99,7 +120,7 @@ final class SpawnRequest: @unchecked Sendable {
     private let memfd: Int32
 
     /// `traceFD`: the slots' memfd or -1.
-    init(_ plan: JailSpawnPlan, cgroupProcs: [Int32], traceFD: Int32) throws(MiniAppError) {
+    init(_ plan: JailSpawnPlan, cgroupProcs: [Int32], traceFD: Int32, warm: Bool) throws(MiniAppError) {
         guard cgroupProcs.count <= Int(CJAIL_SPAWN_MAX_PROCS) else {
             throw MiniAppError(.internal, "\(cgroupProcs.count) cgroup hierarchies, the spawner takes \(CJAIL_SPAWN_MAX_PROCS)")
         }
@@ -119,8 +140,9 @@ final class SpawnRequest: @unchecked Sendable {
         replyFD = pair[0]
         theirReplyEnd = pair[1]
         header.blob_len = UInt64(blob.count)
+        if warm { header.flags |= CJAIL_SPAWN_WARM }
         if let m = plan.userNamespace {
-            header.flags = CJAIL_SPAWN_IDMAP
+            header.flags |= CJAIL_SPAWN_IDMAP
             header.inside_uid = m.insideUid; header.outside_uid = m.outsideUid
             header.inside_gid = m.insideGid; header.outside_gid = m.outsideGid
         }
