@@ -1,7 +1,8 @@
 // bench-daemon: the spec's end-to-end rows, through a real `miniappd` with real jailed workers
 // and the real storage service (spec/cli-and-config.md "Benchmarks"):
 //
-//   launch.cold        programs.launch → first Bridge reply received inside the worker
+//   launch.cold        programs.launch → first Bridge reply received inside the worker (warmJails off)
+//   launch.pool        the same with a warm jail waiting (the default daemon, spawner_warm.c)
 //   resume.warm        programs.resume of a suspended worker → its next Bridge reply
 //   bridge.rtt         one storage.get round trip timed inside a jailed worker
 //   bridge.rtt.host    one ui.toast round trip (worker → daemon → this process as host → back)
@@ -185,8 +186,11 @@ final class Host {
 /// without it, the static Swift worker stands in (slower to exec).
 let launchProbe = ProcessInfo.processInfo.environment["BENCH_LAUNCH_PROBE"]
 
-@MainActor func launchCold(_ host: Host, iterations: Int) {
+/// launch.cold (a daemon without warm jails: nothing pre-created waits) or launch.pool (the
+/// default daemon: a warm jail made after the previous launch waits, spawner_warm.c).
+@MainActor func launchRow(_ host: Host, name: String, iterations: Int) {
     var samples: [Double] = []
+    var warm = 0
     let (program, what) = launchProbe != nil ? ("com.bench.launch", "static C program") : ("com.bench.w0", "static Swift program")
     for i in 0..<(iterations + 3) {
         let t0 = now()
@@ -194,10 +198,14 @@ let launchProbe = ProcessInfo.processInfo.environment["BENCH_LAUNCH_PROBE"]
         let (id, p) = host.nextToast()
         let t1 = UInt64(p["t"]!.intValue!)
         host.answer(id)
-        if i >= 3 { samples.append(Double(t1 - t0) / 1000) }
+        if i >= 3 {
+            samples.append(Double(t1 - t0) / 1000)
+            if w.objectValue?["warm"]?.boolValue == true { warm += 1 }
+        }
         host.call("programs.stop", ["workerId": w.objectValue!["workerId"]!, "graceMillis": 2000])
     }
-    row("launch.cold", percentiles(samples), 0, "us", "programs.launch to the first Bridge reply inside the worker (\(what), full default jail, real storage.get)")
+    let jails = name == "launch.pool" ? "\(warm) of \(samples.count) took a warm jail" : "no warm jails (warmJails: false)"
+    row(name, percentiles(samples), 0, "us", "programs.launch to the first Bridge reply inside the worker (\(what), full default jail, real storage.get; \(jails))")
 }
 
 @MainActor func resumeWarm(_ host: Host, iterations: Int) {
@@ -267,28 +275,47 @@ let launchProbe = ProcessInfo.processInfo.environment["BENCH_LAUNCH_PROBE"]
 
 // MARK: main
 
+/// Starts miniappd on the bench's state dir (`warmJails`: its config setting) and connects as
+/// the host provider.
+@MainActor func startDaemon(warmJails: Bool) -> (Process, Host) {
+    let config = work + "/config-\(warmJails).json"
+    try! Data(#"{"warmJails": \#(warmJails)}"#.utf8).write(to: URL(fileURLWithPath: config))
+    try? FileManager.default.removeItem(atPath: work + "/control.sock")
+    let daemon = Process()
+    daemon.executableURL = URL(fileURLWithPath: binDir + "/miniappd")
+    daemon.arguments = ["--state-dir", work + "/state", "--control-socket", work + "/control.sock", "--policy-dir", work + "/policies",
+                        "--config", config]
+    daemon.standardOutput = FileHandle(forWritingAtPath: "/dev/null")!
+    daemon.standardError = FileHandle.standardError
+    var env = ProcessInfo.processInfo.environment
+    env["MINIAPPD_LOG_LEVEL"] = "warning"
+    daemon.environment = env
+    try! daemon.run()
+    for _ in 0..<400 where !FileManager.default.fileExists(atPath: work + "/control.sock") { usleep(25_000) }
+    let host = Host(socket: work + "/control.sock")
+    host.call("bridge.provide", ["methods": ["ui.toast"]])
+    return (daemon, host)
+}
+
+@MainActor func stopDaemon(_ d: Process) {
+    kill(d.processIdentifier, SIGTERM)
+    d.waitUntilExit()
+}
+
 let zips = prepare()
-let daemon = Process()
-daemon.executableURL = URL(fileURLWithPath: binDir + "/miniappd")
-daemon.arguments = ["--state-dir", work + "/state", "--control-socket", work + "/control.sock", "--policy-dir", work + "/policies"]
-let log = FileHandle(forWritingAtPath: "/dev/null")!
-daemon.standardOutput = log
-daemon.standardError = FileHandle.standardError
-var env = ProcessInfo.processInfo.environment
-env["MINIAPPD_LOG_LEVEL"] = "warning"
-daemon.environment = env
-try! daemon.run()
 defer { try? FileManager.default.removeItem(atPath: work) }
-for _ in 0..<400 where !FileManager.default.fileExists(atPath: work + "/control.sock") { usleep(25_000) }
-let host = Host(socket: work + "/control.sock")
-host.call("bridge.provide", ["methods": ["ui.toast"]])
-for z in zips { host.call("packages.install", ["path": .string(z)]) }
 let n = max(20, Int(200 * scale))
-launchCold(host, iterations: n)
+do { // launch.cold: nothing made ahead waits for the launch
+    let (cold, host) = startDaemon(warmJails: false)
+    for z in zips { host.call("packages.install", ["path": .string(z)]) }
+    launchRow(host, name: "launch.cold", iterations: n)
+    stopDaemon(cold)
+}
+let (daemon, host) = startDaemon(warmJails: true)
+launchRow(host, name: "launch.pool", iterations: n)
 resumeWarm(host, iterations: n)
 rtt(host, program: "com.bench.w2", mode: "rtt", name: "bridge.rtt", iterations: max(2000, Int(50_000 * scale)), notes: "storage.get timed inside a jailed worker, real storage service, permission check included")
 rtt(host, program: "com.bench.w3", mode: "rtthost", name: "bridge.rtt.host", iterations: max(1000, Int(10_000 * scale)), notes: "ui.toast from a jailed worker, answered by a host provider process")
 throughput(host, seconds: max(1, Int(3 * scale)), depth: 16)
 idleRSS(host, daemonPid: daemon.processIdentifier)
-kill(daemon.processIdentifier, SIGTERM)
-daemon.waitUntilExit()
+stopDaemon(daemon)

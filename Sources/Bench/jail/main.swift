@@ -2,8 +2,9 @@
 // (RESULT|name|p50_us|p99_us|p999_us|throughput|unit|notes), see /work/shared/anchors.
 //
 //   jail.spawn_true     spawn + reap of /bin/true in the full default jail (namespaces incl. net,
-//                       tmpfs root + binds, cgroup create/attach/destroy, caps, Landlock, seccomp,
-//                       PID-1 reaper), measured from spawn() to the awaited exit
+//                       tmpfs root + binds, cgroups, caps, Landlock, seccomp, PID-1 reaper),
+//                       back to back, synchronous, as the daemon runs (warm jails on)
+//   jail.spawn_true.cold the same without warm jails: every spawn clones and builds its jail
 //   jail.suspend_resume one freezer round trip (freeze until FROZEN, then thaw) of a live worker
 //
 // Usage: bench-jail [ITERATIONS] [POLICY_DIR] [STATE_DIR]   (ITERATIONS scaled by $SCALE)
@@ -45,14 +46,11 @@ func cgroupName(_ d: CgroupDriver) -> String {
     }
 }
 
-func bench(iterations: Int, policyDir: String, stateDir: String) async throws(MiniAppError) {
-    let config = try JailPolicy.load(policyDir: policyDir)
-    // As the daemon runs it: worker cgroups made ahead (Daemon.warmCgroups).
-    let jailer = try Jailer(configuration: config, stateDir: stateDir, mode: geteuid() == 0 ? .privileged : .rootless, warmCgroups: 2,
-                            warmJails: getenv("BENCH_WARM") != nil)
-    defer { jailer.drainPools() }
+/// spawn + reap of /bin/true, back to back, `iterations` times after a warm-up.
+func spawnTrue(_ jailer: Jailer, iterations: Int) async throws(MiniAppError) -> (samples: [UInt64], total: UInt64, warm: Int) {
     for _ in 0..<max(3, iterations / 20) { _ = await (try await jailer.spawn(JailLaunch(programId: "bench.true", argv: ["/bin/true"]))).exit }
     var samples: [UInt64] = []
+    var warm = 0
     let t0 = now()
     for _ in 0..<iterations {
         let s = now()
@@ -61,10 +59,29 @@ func bench(iterations: Int, policyDir: String, stateDir: String) async throws(Mi
         let w = try jailer.spawnBlocking(JailLaunch(programId: "bench.true", argv: ["/bin/true"]))
         let e = w.waitExit()
         samples.append(now() - s)
+        if w.startedWarm { warm += 1 }
         if e.status != 0 { throw MiniAppError(.internal, "/bin/true failed in the jail: \(e)") }
     }
-    report("jail.spawn_true", samples, totalNs: now() - t0,
-           notes: "spawn+reap /bin/true, full default jail (\(config.landlockABI > 0 ? "landlock abi \(config.landlockABI)" : "no landlock"), cgroup \(cgroupName(config.cgroupDriver)))")
+    return (samples, now() - t0, warm)
+}
+
+func bench(iterations: Int, policyDir: String, stateDir: String) async throws(MiniAppError) {
+    let config = try JailPolicy.load(policyDir: policyDir)
+    let privileged = geteuid() == 0
+    let what = "full default jail (\(config.landlockABI > 0 ? "landlock abi \(config.landlockABI)" : "no landlock"), cgroup \(cgroupName(config.cgroupDriver)))"
+    // Cold: every spawn clones and sets up its jail (cgroups and network namespaces made ahead
+    // in the background, as the daemon does).
+    let cold = try Jailer(configuration: config, stateDir: stateDir + "/cold", mode: privileged ? .privileged : .rootless, warmCgroups: 2)
+    let c = try await spawnTrue(cold, iterations: iterations)
+    cold.drainPools()
+    report("jail.spawn_true.cold", c.samples, totalNs: c.total, notes: "spawn+reap /bin/true, \(what), no warm jail")
+    // As the daemon runs: warm jails too (privileged mode), made after each launch's exec.
+    let jailer = try Jailer(configuration: config, stateDir: stateDir, mode: privileged ? .privileged : .rootless, warmCgroups: 2,
+                            warmJails: privileged)
+    defer { jailer.drainPools() }
+    let r = try await spawnTrue(jailer, iterations: iterations)
+    report("jail.spawn_true", r.samples, totalNs: r.total,
+           notes: "spawn+reap /bin/true, \(what), as the daemon runs: \(r.warm) of \(iterations) took a warm jail")
 
     let w = try await jailer.spawn(JailLaunch(programId: "bench.freeze", argv: ["/bin/sh", "-c", "sleep 1000"]))
     var fs: [UInt64] = []

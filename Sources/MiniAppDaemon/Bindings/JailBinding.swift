@@ -109,6 +109,7 @@ final class JailWorkerHandle: WorkerHandle {
     init(_ worker: JailedWorker) { self.worker = worker }
 
     var pid: Int32 { worker.pid }
+    var startedWarm: Bool { worker.startedWarm }
     func suspend() throws(MiniAppError) { try worker.suspend() }
     func resume() throws(MiniAppError) { try worker.resume() }
     func kill() { worker.kill() }

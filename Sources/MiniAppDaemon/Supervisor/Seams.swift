@@ -44,6 +44,12 @@ public protocol WorkerHandle: AnyObject, Sendable {
     func kill()
     /// Memory bytes and CPU microseconds of the worker's cgroup.
     func usage() -> (memoryBytes: Int64, cpuMicros: Int64)
+    /// It started in a warm jail (made ahead of the launch); `programs.launch` reports it.
+    var startedWarm: Bool { get }
+}
+
+extension WorkerHandle {
+    public var startedWarm: Bool { false }
 }
 
 /// What the supervisor asks the jail for.

@@ -238,7 +238,7 @@ public final class Supervisor: Sendable {
     static func launchInfo(_ w: Worker) -> JSONValue {
         [
             "workerId": .string(w.workerId), "id": .string(w.program.id), "version": .string(w.program.version),
-            "pid": .int(Int64(w.handle.pid)), "startMicros": .int(w.startMicros),
+            "pid": .int(Int64(w.handle.pid)), "startMicros": .int(w.startMicros), "warm": .bool(w.handle.startedWarm),
         ]
     }
 
