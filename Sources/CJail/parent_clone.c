@@ -31,10 +31,15 @@ struct trampoline {
     int parent_ends[4];
 };
 
+/* The spawner's socket to the daemon (spawner_server.c sets it): no child may keep it open,
+ * or the daemon could still send to a spawner that died, and wait for an answer forever. */
+int cjail_spawner_main_socket = -1;
+
 static int trampoline_fn(void *arg) {
     struct trampoline *t = arg;
     for (int i = 0; i < 4; i++)
         if (t->parent_ends[i] >= 0) close(t->parent_ends[i]);
+    if (cjail_spawner_main_socket >= 0) close(cjail_spawner_main_socket);
     if (t->chan >= 0) return cjail_embryo_main(t->spec, t->go_fd, t->err_fd, t->status_fd, t->chan);
     return cjail_child_main(t->spec, t->go_fd, t->err_fd, t->status_fd);
 }

@@ -131,7 +131,7 @@ int cjail_spawner_read_notice(int sock, struct cjail_spawner_notice *n, int32_t 
         if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len >= CMSG_LEN(sizeof(int)))
             memcpy(pidfd, CMSG_DATA(c), sizeof(int));
     }
-    if ((size_t)r != sizeof *n || n->magic != CJAIL_SPAWN_MAGIC) {
+    if ((size_t)r != sizeof *n || n->magic != CJAIL_SPAWN_MAGIC || *pidfd < 0) {
         if (*pidfd >= 0) close(*pidfd);
         *pidfd = -1;
         return -EPROTO;

@@ -281,7 +281,10 @@ static int wait_request(int sock) {
     }
 }
 
+extern int cjail_spawner_main_socket;
+
 int cjail_spawner_serve(int sock) {
+    cjail_spawner_main_socket = sock;
     for (;;) {
         if (!wait_request(sock)) break;
         struct cjail_spawn_request req;
@@ -301,6 +304,12 @@ int cjail_spawner_serve(int sock) {
         int32_t step = CJAIL_SPAWN_REQUEST;
         struct loaded l;
         int e = load(&req, &rf, &l);
+        if (!e) {
+            /* "Taken": 8 bytes after the blob in its memfd (the daemon reserved them). A daemon
+             * whose reply socket reads EOF (we died) retries a request we never took. */
+            uint64_t taken = 1;
+            (void)pwrite(rf.fd[CJAIL_SPAWN_FD_BLOB], &taken, sizeof taken, (off_t)req.blob_len);
+        }
         int warm = 0;
         if (!e && (req.flags & CJAIL_SPAWN_WARM)) {
             warm = spawner_warm_take(sock, &req, rf.fd, &l.spec, l.trace, &c, &e, &step);

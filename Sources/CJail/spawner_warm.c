@@ -10,9 +10,9 @@
  * key spawns cold. Jails of other keys (another jailer, or the policy before a reload) stay
  * until they are the oldest when room is needed.
  *
- * A warm jail is the daemon's child (CLONE_PARENT, like every worker), so a discarded one is
- * the daemon's to reap: the spawner kills it and sends its pidfd in a notice on the main
- * socket (cjail_spawner_notice). Two warm jails per key (four in all): made after a launch's
+ * A warm jail is the daemon's child (CLONE_PARENT, like every worker), so one that is never
+ * used is the daemon's to reap: the spawner announces each on its main socket with its pidfd
+ * (cjail_spawner_notice), and the daemon reaps it if it dies first, also if the spawner died. Two warm jails per key (four in all): made after a launch's
  * program was exec'd, at nice 19, so that even back-to-back launches find one that finished its
  * phase A mostly on CPU time nothing else wanted. */
 #define _GNU_SOURCE
@@ -138,34 +138,30 @@ static int count(void) {
     return n;
 }
 
-/* Kills warm jail i and hands its pidfd to the daemon for reaping (sock < 0: no daemon). */
+/* Tells the daemon about a new warm jail: its child to reap should it never be used. */
+static void announce(int sock, const struct warm_jail *w) {
+    struct cjail_spawner_notice n = {CJAIL_SPAWN_MAGIC, w->c.pid};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } ctl;
+    memset(&ctl, 0, sizeof ctl);
+    struct iovec iov = {&n, sizeof n};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf};
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &w->c.pidfd, sizeof(int));
+    ssize_t r;
+    do { r = sendmsg(sock, &msg, MSG_NOSIGNAL); } while (r < 0 && errno == EINTR);
+}
+
+/* Kills warm jail i (the daemon, told at its making, reaps it). */
 static void discard_one(int sock, int i) {
-    struct warm_jail *w = &warm[i];
-    syscall(SYS_pidfd_send_signal, w->c.pidfd, SIGKILL, NULL, 0);
-    if (sock >= 0) {
-        struct cjail_spawner_notice n = {CJAIL_SPAWN_MAGIC, w->c.pid, {0, 0, 0, -1}};
-        /* A record it wrote before dying on its own says why (non-blocking: usually none). */
-        struct pollfd p = {w->c.err_fd, POLLIN, 0};
-        if (poll(&p, 1, 0) == 1) {
-            struct cjail_error rec;
-            if (read(w->c.err_fd, &rec, sizeof rec) == (ssize_t)sizeof rec && rec.magic == CJAIL_ERROR_MAGIC) n.error = rec;
-        }
-        union {
-            char buf[CMSG_SPACE(sizeof(int))];
-            struct cmsghdr align;
-        } ctl;
-        memset(&ctl, 0, sizeof ctl);
-        struct iovec iov = {&n, sizeof n};
-        struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf};
-        struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
-        cm->cmsg_level = SOL_SOCKET;
-        cm->cmsg_type = SCM_RIGHTS;
-        cm->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(cm), &w->c.pidfd, sizeof(int));
-        ssize_t r;
-        do { r = sendmsg(sock, &msg, MSG_NOSIGNAL | MSG_DONTWAIT); } while (r < 0 && errno == EINTR);
-    }
-    forget(w);
+    (void)sock;
+    syscall(SYS_pidfd_send_signal, warm[i].c.pidfd, SIGKILL, NULL, 0);
+    forget(&warm[i]);
     remove_slot(i);
 }
 
@@ -235,6 +231,7 @@ void spawner_warm_make(int sock, const struct cjail_spawn_request *req, const st
     if (idle) idle_policy(0, 0);
     if (made != 0) { free(key.p); return; }
     warm[n] = (struct warm_jail){1, idle, c, chan, key.p, key.len};
+    announce(sock, &warm[n]);
     /* Rootless: the maps first (it must become root of its user namespace before phase A). */
     if (((req->flags & CJAIL_SPAWN_IDMAP) && spawner_write_id_maps(req, c.pid)) || cjail_go(&warm[n].c)) discard_one(sock, n);
 }

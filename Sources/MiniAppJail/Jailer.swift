@@ -1,5 +1,5 @@
 public import MiniAppModel
-import MiniAppSystem
+public import MiniAppSystem
 import Glibc
 
 /// Builds jailed workers from one validated configuration. Create one per daemon.
@@ -25,6 +25,8 @@ public final class Jailer: Sendable {
     let cgroupPool: CgroupPool?
     /// Launches ask the spawner for a warm jail.
     public let warmJails: Bool
+    /// The spawner process it clones through.
+    let spawner: SpawnerSlot
     /// The launch-independent part of every worker's filesystem, planned once (host paths
     /// looked up once; a reload makes a new jailer).
     let sharedMounts: JailMountPlan
@@ -38,7 +40,7 @@ public final class Jailer: Sendable {
     /// its namespaces and the launch-independent part of its filesystem, which the next launch
     /// takes (spawner_warm.c). It makes its own network namespace, so the namespace pool is off.
     public init(configuration: JailConfiguration, stateDir: String, mode: JailMode, hostIDFiles: HostIDFiles = .system,
-                warmCgroups: Int = 0, warmJails: Bool = false) throws(MiniAppError) {
+                warmCgroups: Int = 0, warmJails: Bool = false, spawner: SpawnerSlot = .shared) throws(MiniAppError) {
         if mode == .privileged && geteuid() != 0 {
             throw MiniAppError(.jailUnavailable, "privileged jail mode needs root; run the daemon as root or use rootless mode")
         }
@@ -52,12 +54,13 @@ public final class Jailer: Sendable {
         let id = configuration.policy.identity
         uids = mode == .privileged ? try UidAllocator(stateDir: stateDir, rangeStart: id.uidRangeStart, rangeCount: id.uidRangeCount) : nil
         self.warmJails = warmJails
+        self.spawner = spawner
         netPool = mode == .privileged && configuration.policy.namespaces.net && !warmJails ? NetNamespacePool(size: Self.netPoolSize) : nil
         let l = configuration.policy.limits
         cgroupPool = warmCgroups > 0
             ? CgroupPool(driver: configuration.cgroupDriver, limits: CgroupLimits(memoryBytes: l.memoryBytes, pids: l.pids, cpuPercent: l.cpuPercent), size: warmCgroups)
             : nil
-        JailSpawner.prepare()
+        JailSpawner.prepare(spawner)
         do { try CgroupFiles.mkdirs(rootDir) } catch {
             throw MiniAppError(.jailUnavailable, "cannot create \(rootDir): \(error); pass a writable state directory", cause: error)
         }
@@ -98,7 +101,7 @@ public final class Jailer: Sendable {
         let p = try prepare(launch)
         defer { p.release() }
         let child: SpawnedChild
-        do { child = try await JailSpawner.spawn(p.plan, cgroupProcs: p.taken?.procs ?? [], warm: warmJails, trace: p.trace) } catch {
+        do { child = try await JailSpawner.spawn(p.plan, cgroupProcs: p.taken?.procs ?? [], warm: warmJails, slot: spawner, trace: p.trace) } catch {
             throw p.failed(error)
         }
         return finish(p, child)
@@ -112,7 +115,7 @@ public final class Jailer: Sendable {
         let p = try prepare(launch)
         defer { p.release() }
         let child: SpawnedChild
-        do { child = try JailSpawner.spawnBlocking(p.plan, cgroupProcs: p.taken?.procs ?? [], warm: warmJails, trace: p.trace) } catch {
+        do { child = try JailSpawner.spawnBlocking(p.plan, cgroupProcs: p.taken?.procs ?? [], warm: warmJails, slot: spawner, trace: p.trace) } catch {
             throw p.failed(error)
         }
         return finish(p, child)
@@ -183,6 +186,9 @@ public final class Jailer: Sendable {
         netPool?.refill()
         cgroupPool?.refill()
     }
+
+    /// The cgroups made ahead and waiting (their memory-hierarchy directories).
+    public var readyCgroups: [String] { cgroupPool?.readyLocations ?? [] }
 
     /// Removes the cgroups made ahead (clean shutdown, or this jailer being replaced).
     public func drainPools() { cgroupPool?.drain() }

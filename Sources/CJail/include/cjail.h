@@ -244,13 +244,14 @@ struct cjail_embryo_launch {
     uint64_t blob_len;
 };
 
-/* A notice the spawner sends on its main socket, unasked: a warm jail it discarded (killed),
- * or that died before it was used, is the daemon's child (CLONE_PARENT) to reap; its pidfd is
- * attached. `error` is its failed step's record when it wrote one (magic 0 otherwise). */
+/* A notice the spawner sends on its main socket, unasked, for every warm jail it makes: the
+ * jail is the daemon's child (CLONE_PARENT), so the daemon watches its pidfd (attached) and
+ * reaps it if it dies or is discarded before a launch takes it; a launch that takes it hands it
+ * over to the worker's own watch (the reply names the pid). The daemon thus reaps every warm
+ * jail even when the spawner itself dies. */
 struct cjail_spawner_notice {
     uint32_t magic;    /* CJAIL_SPAWN_MAGIC */
     int32_t pid;
-    struct cjail_error error;
 };
 
 struct cjail_spawn_request {
@@ -295,8 +296,8 @@ int cjail_spawner_serve(int sock);
 /* Daemon: starts the spawner executable (see spawner_client.c). 0 or -errno. */
 int cjail_spawner_start(const char *path, int32_t *pid_out, int32_t *sock_out);
 
-/* Daemon: reads one notice from the spawner's main socket without blocking: 0 (and *pidfd, to
- * reap then close), -EAGAIN when there is none, -EPIPE at EOF, other -errno. */
+/* Daemon: reads one notice from the spawner's main socket without blocking: 0 (and *pidfd),
+ * -EAGAIN when there is none, -EPIPE at EOF, -EPROTO for a malformed one, other -errno. */
 int cjail_spawner_read_notice(int sock, struct cjail_spawner_notice *notice, int32_t *pidfd);
 
 /* Daemon: a SOCK_SEQPACKET|SOCK_CLOEXEC socketpair (a request's reply socket). 0 or -errno. */

@@ -71,6 +71,9 @@ public final class CgroupPool: Sendable {
         }
     }
 
+    /// Where the ready cgroups are (diagnostics, tests).
+    public var readyLocations: [String] { state.withLock { $0.ready.map(\.cgroup.location) } }
+
     /// Removes every ready cgroup and stops refilling (daemon shutdown; idempotent).
     public func drain() {
         let all = state.withLock { s -> [Taken] in

@@ -55,6 +55,9 @@ public final class JailEventLoop: @unchecked Sendable {
         await withCheckedContinuation { (cont: CheckedContinuation<Void, Never>) in whenReadable(fd: fd) { cont.resume() } }
     }
 
+    /// Stops watching `fd` (its owner keeps and closes it).
+    public func unwatch(_ fd: Int32) { remove(fd) }
+
     /// Runs `fire` on the loop thread after `seconds`; returns an id for `cancelTimer`.
     @discardableResult
     public func after(seconds: Double, _ fire: @escaping @Sendable () -> Void) -> UInt64 {

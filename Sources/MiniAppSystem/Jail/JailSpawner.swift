@@ -27,17 +27,23 @@ public enum JailSpawner {
     /// and the child work. Only starting (or replacing) the spawner process hops to `thread`.
     /// `warm`: take a matching warm jail if the spawner has one, and have it keep one ready
     /// for the next launch of the same policy (spawner_warm.c).
-    public static func spawn(_ plan: JailSpawnPlan, cgroupProcs: [Int32], warm: Bool = false, trace: JailTrace? = nil) async throws(MiniAppError) -> SpawnedChild {
+    public static func spawn(_ plan: JailSpawnPlan, cgroupProcs: [Int32], warm: Bool = false, slot: SpawnerSlot = .shared,
+                             trace: JailTrace? = nil) async throws(MiniAppError) -> SpawnedChild {
         let slots = trace != nil ? JailTrace.ChildSlots() : nil
         defer { if let slots { trace?.childSteps(slots.base) } }
-        let request = try SpawnRequest(plan, cgroupProcs: cgroupProcs, traceFD: slots?.fd ?? -1, warm: warm)
-        let spawner: SpawnerProcess
-        if let s = SpawnerProcess.trySend(request) { spawner = s } else {
-            spawner = try await thread.run { () throws(MiniAppError) -> SpawnerProcess in try SpawnerProcess.startAndSend(request) }
+        var (child, tookWarm): (cjail_child, Bool)
+        var attempt = 0
+        while true {
+            let request = try SpawnRequest(plan, cgroupProcs: cgroupProcs, traceFD: slots?.fd ?? -1, warm: warm)
+            let spawner: SpawnerProcess
+            if attempt == 0, let s = SpawnerProcess.trySend(request, slot) { spawner = s } else {
+                spawner = try await thread.run { () throws(MiniAppError) -> SpawnerProcess in try SpawnerProcess.startAndSend(request, slot) }
+            }
+            trace?.mark("sent")
+            await JailEventLoop.shared.readable(request.replyFD)
+            if let r = try takeReply(request, from: spawner, in: slot, retryable: attempt == 0, trace: trace) { (child, tookWarm) = r; break }
+            attempt += 1
         }
-        trace?.mark("sent")
-        await JailEventLoop.shared.readable(request.replyFD)
-        var (child, tookWarm) = try takeReply(request, from: spawner, trace: trace)
         // The child runs its steps now; EOF on the error pipe (close-on-exec) is its execve.
         await JailEventLoop.shared.readable(child.err_fd)
         return try confirmExec(&child, warm: tookWarm, trace: trace)
@@ -45,17 +51,23 @@ public enum JailSpawner {
 
     /// The same, blocking the calling thread in the reads instead of suspending a task (see
     /// `Jailer.spawnBlocking`). Never from Swift's cooperative pool.
-    public static func spawnBlocking(_ plan: JailSpawnPlan, cgroupProcs: [Int32], warm: Bool = false, trace: JailTrace? = nil) throws(MiniAppError) -> SpawnedChild {
+    public static func spawnBlocking(_ plan: JailSpawnPlan, cgroupProcs: [Int32], warm: Bool = false, slot: SpawnerSlot = .shared,
+                                     trace: JailTrace? = nil) throws(MiniAppError) -> SpawnedChild {
         let slots = trace != nil ? JailTrace.ChildSlots() : nil
         defer { if let slots { trace?.childSteps(slots.base) } }
-        let request = try SpawnRequest(plan, cgroupProcs: cgroupProcs, traceFD: slots?.fd ?? -1, warm: warm)
-        let spawner: SpawnerProcess
-        if let s = SpawnerProcess.trySend(request) { spawner = s } else {
-            spawner = try thread.runBlocking { () throws(MiniAppError) -> SpawnerProcess in try SpawnerProcess.startAndSend(request) }
+        var (child, tookWarm): (cjail_child, Bool)
+        var attempt = 0
+        while true {
+            let request = try SpawnRequest(plan, cgroupProcs: cgroupProcs, traceFD: slots?.fd ?? -1, warm: warm)
+            let spawner: SpawnerProcess
+            if attempt == 0, let s = SpawnerProcess.trySend(request, slot) { spawner = s } else {
+                spawner = try thread.runBlocking { () throws(MiniAppError) -> SpawnerProcess in try SpawnerProcess.startAndSend(request, slot) }
+            }
+            trace?.mark("sent")
+            waitReadable(request.replyFD)
+            if let r = try takeReply(request, from: spawner, in: slot, retryable: attempt == 0, trace: trace) { (child, tookWarm) = r; break }
+            attempt += 1
         }
-        trace?.mark("sent")
-        waitReadable(request.replyFD)
-        var (child, tookWarm) = try takeReply(request, from: spawner, trace: trace)
         waitReadable(child.err_fd)
         return try confirmExec(&child, warm: tookWarm, trace: trace)
     }
@@ -65,16 +77,19 @@ public enum JailSpawner {
         while poll(&p, 1, -1) < 0 && errno == EINTR {}
     }
 
-    /// Reads the spawner's reply: the child, or the error it reported.
-    private static func takeReply(_ request: SpawnRequest, from spawner: SpawnerProcess, trace: JailTrace?) throws(MiniAppError) -> (cjail_child, Bool) {
+    /// Reads the spawner's reply: the child, or the error it reported; nil when the spawner died
+    /// before it took the request (`retryable`: then the request is sent again, to a new one).
+    private static func takeReply(_ request: SpawnRequest, from spawner: SpawnerProcess, in slot: SpawnerSlot, retryable: Bool,
+                                  trace: JailTrace?) throws(MiniAppError) -> (cjail_child, Bool)? {
         trace?.mark("replied")
         var reply = cjail_spawn_reply()
         var child = cjail_child()
         let r = cjail_spawner_read_reply(request.replyFD, &reply, &child)
         guard r == 0 else {
-            // Sent but never answered: the spawner died. No retry: it may have started the
-            // child; the caller's cgroup teardown kills whatever it started.
-            SpawnerProcess.discard(spawner)
+            SpawnerProcess.discard(spawner, from: slot)
+            if retryable && !request.taken { return nil } // never acted on: safe to send again
+            // Taken but never answered: it may have started the child; no retry (the caller's
+            // cgroup teardown kills whatever it started).
             throw MiniAppError(.jailUnavailable, "the worker spawner died during a spawn: \(SystemError("spawner", errno: r)); the next spawn starts a new one",
                                data: ["step": "spawner", "errno": "\(r)"])
         }
@@ -82,7 +97,10 @@ public enum JailSpawner {
             if child.pidfd >= 0 { abort(&child) }
             throw spawnerError(reply.result, step: reply.failed_step)
         }
-        if reply.warm != 0 { trace?.mark("warm_jail") }
+        if reply.warm != 0 {
+            WarmJails.adopt(pid: child.pid)
+            trace?.mark("warm_jail")
+        }
         return (child, reply.warm != 0)
     }
 
@@ -101,12 +119,12 @@ public enum JailSpawner {
 
     /// Starts the spawner process now (on the spawner thread) so the first spawn does not pay
     /// for it; a failure here is reported again, with its cause, by that spawn.
-    public static func prepare() {
-        thread.submit { _ = try? SpawnerProcess.shared() }
+    public static func prepare(_ slot: SpawnerSlot = .shared) {
+        thread.submit { _ = try? SpawnerProcess.shared(slot) }
     }
 
     /// The spawner process's pid, when one is running (diagnostics and tests).
-    public static func spawnerPID() async -> Int32? { SpawnerProcess.running?.pid }
+    public static func spawnerPID(_ slot: SpawnerSlot = .shared) -> Int32? { SpawnerProcess.running(slot)?.pid }
 
     /// A failure the spawner reported, named by its step.
     static func spawnerError(_ r: Int32, step: Int32) -> MiniAppError {

@@ -8,7 +8,6 @@ import Glibc
 /// parent (workers are cloned with CLONE_PARENT, and PR_SET_PDEATHSIG follows the parent
 /// *thread*). Requests are sent from any thread; each carries its own reply socket.
 final class SpawnerProcess: Sendable {
-    private static let current = JailLock<SpawnerProcess?>(nil)
 
     let pid: Int32
     let socket: Int32
@@ -28,12 +27,12 @@ final class SpawnerProcess: Sendable {
         return dir + "/miniappd-spawner"
     }
 
-    /// The running spawner, if any.
-    static var running: SpawnerProcess? { current.withLock { $0 } }
+    /// The running spawner of `slot`, if any.
+    static func running(_ slot: SpawnerSlot) -> SpawnerProcess? { slot.current.withLock { $0 } }
 
-    /// The running spawner, started if needed. Only on `JailSpawner.thread`.
-    static func shared() throws(MiniAppError) -> SpawnerProcess {
-        if let s = running { return s }
+    /// The running spawner of `slot`, started if needed. Only on `JailSpawner.thread`.
+    static func shared(_ slot: SpawnerSlot) throws(MiniAppError) -> SpawnerProcess {
+        if let s = running(slot) { return s }
         let path = executablePath()
         guard access(path, X_OK) == 0 else {
             throw MiniAppError(.jailUnavailable, "the worker spawner \(path) is missing or not executable: install miniappd-spawner beside miniappd (swift build builds it) or set MINIAPP_SPAWNER",
@@ -46,13 +45,13 @@ final class SpawnerProcess: Sendable {
                                data: ["step": "spawner", "errno": "\(-r)"])
         }
         let s = SpawnerProcess(pid: pid, socket: sock)
-        current.withLock { $0 = s }
+        slot.current.withLock { $0 = s }
         s.watchNotices()
         return s
     }
 
-    /// The spawner's unasked notices: warm jails it discarded, which are our children to reap
-    /// (spawner_warm.c). Read on the jail event loop; stops at EOF (the spawner is gone).
+    /// The spawner's unasked notices: each warm jail it makes, which is our child (see
+    /// `WarmJails`). Read on the jail event loop; stops at EOF (the spawner is gone).
     private func watchNotices() {
         JailEventLoop.shared.whenReadable(fd: socket) { [self] in
             while true {
@@ -60,12 +59,9 @@ final class SpawnerProcess: Sendable {
                 var pidfd: Int32 = -1
                 let r = cjail_spawner_read_notice(socket, &notice, &pidfd)
                 if r == -EAGAIN { break }
-                if r != 0 { return } // EOF or broken: no more watching; discard() handles the rest
-                if pidfd >= 0 {
-                    var code: Int32 = 0, status: Int32 = 0
-                    while cjail_waitid_pidfd(pidfd, WEXITED, &code, &status) < 0 && errno == EINTR {}
-                    close(pidfd)
-                }
+                if r == -EPROTO { continue } // malformed: dropped (its pidfd closed), keep reading
+                if r != 0 { return } // EOF: the spawner is gone; discard() handles the rest
+                WarmJails.track(pid: notice.pid, pidfd: pidfd)
             }
             watchNotices()
         }
@@ -73,8 +69,8 @@ final class SpawnerProcess: Sendable {
 
     /// Forgets a spawner that stopped answering: closes its socket (it exits on EOF) and reaps
     /// it. Idempotent; any thread.
-    static func discard(_ s: SpawnerProcess) {
-        let mine = current.withLock { c -> Bool in
+    static func discard(_ s: SpawnerProcess, from slot: SpawnerSlot) {
+        let mine = slot.current.withLock { c -> Bool in
             guard c === s else { return false }
             c = nil
             return true
@@ -87,20 +83,20 @@ final class SpawnerProcess: Sendable {
 
     /// Sends `request` to the running spawner. Returns the spawner it went to, or nil when there
     /// is none or it is gone (nothing was received by anyone: safe to send again).
-    static func trySend(_ request: SpawnRequest) -> SpawnerProcess? {
-        guard let s = running else { return nil }
+    static func trySend(_ request: SpawnRequest, _ slot: SpawnerSlot) -> SpawnerProcess? {
+        guard let s = running(slot) else { return nil }
         if request.send(to: s.socket) == 0 { return s }
-        discard(s)
+        discard(s, from: slot)
         return nil
     }
 
     /// Starts a spawner if needed and sends `request`. Only on `JailSpawner.thread`.
-    static func startAndSend(_ request: SpawnRequest) throws(MiniAppError) -> SpawnerProcess {
+    static func startAndSend(_ request: SpawnRequest, _ slot: SpawnerSlot) throws(MiniAppError) -> SpawnerProcess {
         for attempt in 0..<2 {
-            let s = try shared()
+            let s = try shared(slot)
             let r = request.send(to: s.socket)
             if r == 0 { return s }
-            discard(s)
+            discard(s, from: slot)
             if attempt == 1 {
                 throw MiniAppError(.jailUnavailable, "the worker spawner does not take requests: \(SystemError("sendmsg", errno: r)); check the daemon log and system limits",
                                    data: ["step": "spawner", "errno": "\(r)"])
@@ -108,6 +104,16 @@ final class SpawnerProcess: Sendable {
         }
         throw MiniAppError(.internal, "not reached")
     }
+}
+
+/// Where a jailer's spawner process lives. Jailers share `shared` (one spawner per daemon); a
+/// test that kills a spawner on purpose uses a slot of its own, so that it disturbs no other
+/// test's spawns.
+public final class SpawnerSlot: Sendable {
+    let current = JailLock<SpawnerProcess?>(nil)
+    /// The process-wide spawner.
+    public static let shared = SpawnerSlot()
+    public init() {}
 }
 
 /// One spawn request: the spec blob in a memfd, the fds it names, and its own reply socket.
@@ -130,8 +136,9 @@ final class SpawnRequest: @unchecked Sendable {
             throw MiniAppError(.jailUnavailable, "memfd_create failed: \(SystemError.current("memfd_create"))", data: ["step": "spec", "errno": "\(errno)"])
         }
         var pair: [Int32] = [-1, -1]
-        let written = blob.withUnsafeBytes { Glibc.write(mfd, $0.baseAddress, $0.count) }
-        guard written == blob.count, cjail_seqpacket_pair(&pair) == 0 else {
+        // The blob, then 8 zero bytes the spawner sets once it takes the request (`taken`).
+        let written = (blob + [UInt8](repeating: 0, count: 8)).withUnsafeBytes { Glibc.write(mfd, $0.baseAddress, $0.count) }
+        guard written == blob.count + 8, cjail_seqpacket_pair(&pair) == 0 else {
             let e = errno
             close(mfd)
             throw MiniAppError(.jailUnavailable, "preparing the worker spec failed: \(SystemError("write/socketpair", errno: e))", data: ["step": "spec", "errno": "\(e)"])
@@ -149,6 +156,13 @@ final class SpawnRequest: @unchecked Sendable {
         fds = [mfd, plan.stdinFD, plan.stdoutFD, plan.stderrFD, plan.bridgeFD, plan.netnsFD, traceFD]
         fds += cgroupProcs + [Int32](repeating: -1, count: Int(CJAIL_SPAWN_MAX_PROCS) - cgroupProcs.count)
         fds.append(theirReplyEnd)
+    }
+
+    /// Whether the spawner took the request (it marks it before acting on it). A request sent
+    /// to a spawner that died before taking it can be sent again to a new one.
+    var taken: Bool {
+        var v: UInt64 = 0
+        return pread(memfd, &v, 8, off_t(header.blob_len)) == 8 && v != 0
     }
 
     /// Sends the request on `socket`: 0 or a positive errno. Once sent, our copy of the
@@ -170,5 +184,52 @@ final class SpawnRequest: @unchecked Sendable {
         closeTheirs()
         close(replyFD)
         close(memfd)
+    }
+}
+
+/// The warm jails the spawner made (spawner_warm.c): our children (CLONE_PARENT) until a launch
+/// takes one. Each is watched through the pidfd its notice carried, and reaped if it dies first
+/// (discarded, evicted, killed, or left behind by a spawner that died). A launch that takes one
+/// hands it to the worker's own watch (`adopt`).
+enum WarmJails {
+    private struct State {
+        var watched: [Int32: Int32] = [:] // pid → pidfd
+        /// Taken before its notice was read (the notice and the reply travel on two sockets).
+        var adoptedEarly: Set<Int32> = []
+    }
+
+    private static let state = JailLock(State())
+
+    /// Watch and release happen under the lock: a pidfd closed by `adopt` before `track` had
+    /// registered it would otherwise be registered afterwards, under a number that may by then
+    /// belong to the worker's own pidfd (whose exit this watch would then steal).
+    static func track(pid: Int32, pidfd: Int32) {
+        state.withLock { s in
+            if s.adoptedEarly.remove(pid) != nil {
+                close(pidfd)
+                return
+            }
+            s.watched[pid] = pidfd
+            // The loop reaps it (waitid on the pidfd) when it exits; only the fd is left to close.
+            JailEventLoop.shared.watchExit(pidfd: pidfd) { _, _ in
+                state.withLock { s in
+                    guard s.watched[pid] == pidfd else { return }
+                    s.watched[pid] = nil
+                    close(pidfd)
+                }
+            }
+        }
+    }
+
+    /// A launch took warm jail `pid`: from now on it is a worker, watched by its own pidfd.
+    static func adopt(pid: Int32) {
+        state.withLock { s in
+            guard let fd = s.watched.removeValue(forKey: pid) else {
+                s.adoptedEarly.insert(pid)
+                return
+            }
+            JailEventLoop.shared.unwatch(fd)
+            close(fd)
+        }
     }
 }
