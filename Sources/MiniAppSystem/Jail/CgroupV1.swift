@@ -5,61 +5,107 @@ import Glibc
 /// replacement between our read of cgroup.procs and the kill.
 final class CgroupV1: WorkerCgroup {
     static let controllers = ["memory", "pids", "cpu", "cpuacct", "freezer"]
+    /// controller → the directory its worker cgroups are made in (CgroupBaseDirs holds it open)
+    let bases: [String: String]
+    /// The cgroup's name in each of them.
+    let name: String
+    /// controller → full path of this cgroup (logs, and the calls off the launch path).
     let dirs: [String: String]
     var location: String { dirs["memory"] ?? "" }
 
-    private init(dirs: [String: String]) { self.dirs = dirs }
+    private init(bases: [String: String], name: String) {
+        self.bases = bases
+        self.name = name
+        var d: [String: String] = [:]
+        for (c, b) in bases { d[c] = "\(b)/\(name)" }
+        dirs = d
+    }
 
-    static func create(bases: [String: String], name: String, limits: CgroupLimits) throws(SystemError) -> CgroupV1 {
-        var dirs: [String: String] = [:]
-        for c in controllers {
-            guard let b = bases[c] else { continue }
-            let d = "\(b)/\(name)"
-            try CgroupFiles.mkdirs(b)
-            if mkdir(d, 0o755) != 0 && errno != EEXIST { throw SystemError.current("mkdir", detail: d) }
-            dirs[c] = d
-        }
-        let cg = CgroupV1(dirs: dirs)
-        do { try cg.setLimits(limits) } catch {
+    static func create(bases all: [String: String], name: String, limits: CgroupLimits) throws(SystemError) -> CgroupV1 {
+        let bases = all.filter { controllers.contains($0.key) }
+        let cg = CgroupV1(bases: bases, name: name)
+        do throws(SystemError) {
+            for c in controllers {
+                guard let b = bases[c] else { continue }
+                let r = try CgroupBaseDirs.at(b) { mkdirat($0, name, 0o755) }
+                if r != 0 && errno != EEXIST { throw SystemError.current("mkdir", detail: "\(b)/\(name)") }
+            }
+            try cg.write(limits, fresh: true)
+        } catch {
             cg.destroy()
             throw error
         }
         return cg
     }
 
-    func setLimits(_ l: CgroupLimits) throws(SystemError) {
-        guard let mem = dirs["memory"], let pids = dirs["pids"], let cpu = dirs["cpu"] else {
+    func setLimits(_ l: CgroupLimits) throws(SystemError) { try write(l, fresh: false) }
+
+    /// `fresh`: the cgroup was just made, so the kernel's defaults need not be written again
+    /// (cfs period 100 ms, no cfs quota).
+    private func write(_ l: CgroupLimits, fresh: Bool) throws(SystemError) {
+        guard bases["memory"] != nil, bases["pids"] != nil, bases["cpu"] != nil else {
             throw SystemError("cgroup", errno: ENOENT, detail: "v1 memory/pids/cpu controller missing")
         }
-        try CgroupFiles.write("\(mem)/memory.limit_in_bytes", "\(l.memoryBytes)")
+        try put("memory", "memory.limit_in_bytes", "\(l.memoryBytes)")
         // memsw = memory+swap: without it the limit is escaped by swapping (absent if swap
         // accounting is off, then there is nothing to escape to).
-        if access("\(mem)/memory.memsw.limit_in_bytes", F_OK) == 0 {
-            try CgroupFiles.write("\(mem)/memory.memsw.limit_in_bytes", "\(l.memoryBytes)")
+        try put("memory", "memory.memsw.limit_in_bytes", "\(l.memoryBytes)", optional: true)
+        try put("pids", "pids.max", "\(l.pids)")
+        if !fresh { try put("cpu", "cpu.cfs_period_us", "100000") }
+        if !fresh || l.cpuPercent != 0 { try put("cpu", "cpu.cfs_quota_us", l.cpuPercent == 0 ? "-1" : "\(l.cpuPercent * 1000)") }
+    }
+
+    /// Writes `value` into this cgroup's `file` of `controller` (`optional`: a file this kernel
+    /// does not have is skipped).
+    private func put(_ controller: String, _ file: String, _ value: String, optional: Bool = false) throws(SystemError) {
+        guard let b = bases[controller] else { throw SystemError("cgroup", errno: ENOENT, detail: controller) }
+        let rel = "\(name)/\(file)"
+        let fd = try CgroupBaseDirs.at(b) { openat($0, rel, O_WRONLY | O_CLOEXEC) }
+        if fd < 0 {
+            if optional && errno == ENOENT { return }
+            throw SystemError.current("open", detail: "\(b)/\(rel)")
         }
-        try CgroupFiles.write("\(pids)/pids.max", "\(l.pids)")
-        try CgroupFiles.write("\(cpu)/cpu.cfs_period_us", "100000")
-        try CgroupFiles.write("\(cpu)/cpu.cfs_quota_us", l.cpuPercent == 0 ? "-1" : "\(l.cpuPercent * 1000)")
+        defer { close(fd) }
+        let bytes = Array(value.utf8)
+        let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        if n < 0 { throw SystemError.current("write", detail: "\(b)/\(rel)") }
     }
 
     /// One rename per controller; if one fails, those already done are undone, so the
     /// directories stay one cgroup under one name.
-    func renamed(to name: String) throws(SystemError) -> any WorkerCgroup {
-        var moved: [String: String] = [:]
-        for (c, d) in dirs.sorted(by: { $0.key < $1.key }) {
-            let to = CgroupFiles.sibling(of: d, named: name)
-            guard rename(d, to) == 0 else {
-                let e = SystemError.current("rename", detail: "\(d) to \(to)")
-                for (c2, t) in moved { if let back = dirs[c2] { _ = rename(t, back) } }
+    func renamed(to new: String) throws(SystemError) -> any WorkerCgroup {
+        var moved: [String] = []
+        for c in bases.keys.sorted() {
+            let b = bases[c]!
+            let r = try CgroupBaseDirs.at(b) { renameat($0, name, $0, new) }
+            guard r == 0 else {
+                let e = SystemError.current("rename", detail: "\(b)/\(name) to \(new)")
+                for c2 in moved { _ = try? CgroupBaseDirs.at(bases[c2]!) { renameat($0, new, $0, name) } }
                 throw e
             }
-            moved[c] = to
+            moved.append(c)
         }
-        return CgroupV1(dirs: moved)
+        return CgroupV1(bases: bases, name: new)
     }
 
     func openProcs() throws(SystemError) -> [Int32] {
-        try CgroupFiles.openAll(Self.controllers.compactMap { c in dirs[c].map { "\($0)/cgroup.procs" } })
+        var fds: [Int32] = []
+        for c in Self.controllers {
+            guard let b = bases[c] else { continue }
+            let rel = "\(name)/cgroup.procs"
+            let fd: Int32
+            do { fd = try CgroupBaseDirs.at(b) { openat($0, rel, O_WRONLY | O_CLOEXEC) } } catch {
+                for f in fds { close(f) }
+                throw error
+            }
+            guard fd >= 0 else {
+                let e = SystemError.current("open", detail: "\(b)/\(rel)")
+                for f in fds { close(f) }
+                throw e
+            }
+            fds.append(fd)
+        }
+        return fds
     }
 
     func freeze() throws(SystemError) {
@@ -98,10 +144,10 @@ final class CgroupV1: WorkerCgroup {
     /// means something is still inside: kill everything, then remove with retries. The freezer
     /// directory goes last, because killing needs it.
     func destroy() {
-        let order = dirs.keys.filter { $0 != "freezer" }.sorted() + (dirs["freezer"] == nil ? [] : ["freezer"])
+        let order = bases.keys.filter { $0 != "freezer" }.sorted() + (bases["freezer"] == nil ? [] : ["freezer"])
         let busy = order.compactMap { c -> String? in
-            let d = dirs[c]!
-            return rmdir(d) == 0 || errno == ENOENT ? nil : d
+            let gone = ((try? CgroupBaseDirs.at(bases[c]!) { unlinkat($0, name, AT_REMOVEDIR) }) ?? -1) == 0 || errno == ENOENT
+            return gone ? nil : dirs[c]!
         }
         guard !busy.isEmpty else { return }
         killAll()

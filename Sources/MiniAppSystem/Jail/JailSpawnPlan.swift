@@ -63,7 +63,7 @@ public enum JailStep {
         "none", "wait_go", "dumpable", "setsid", "cgroup_ns", "mount_private", "mount_root", "mount_op",
         "pivot_root", "root_readonly", "hostname", "loopback", "rlimits", "fds", "chdir", "caps_bounding",
         "securebits", "setgroups", "setgid", "setuid", "caps_clear", "pdeathsig", "no_new_privs", "landlock",
-        "seccomp", "reaper_fork", "signals", "exec", "netns", "warm_jail_finish",
+        "seccomp", "reaper_fork", "signals", "exec", "netns", "warm_jail_finish", "unshare",
     ]
 
     public static func name(_ step: Int32) -> String {
