@@ -112,7 +112,7 @@ struct JailSpawnPathTests {
         guard case .v1(_, let bases) = jailer.configuration.cgroupDriver else { Issue.record("cgroup v1 expected"); return }
         // A pid that is certainly dead: a reaped child of ours.
         let dead = try #require(try? await jailer.spawn(JailLaunch(programId: "test.dead", argv: ["/bin/true"])))
-        _ = await dead.exit
+        await dead.removed // not just `exit`: that comes with the program's status, before PID 1 is reaped
         let stale = "p-\(dead.pid)-1", live = "p-\(getpid())-999999"
         for base in bases.values { for n in [stale, live] { mkdir("\(base)/\(n)", 0o755) } }
         defer { for base in bases.values { rmdir("\(base)/\(live)") } }
@@ -364,5 +364,30 @@ struct WarmJailTests {
         #expect(Self.ownWarmJails("evict-a").isEmpty && Self.ownWarmJails("evict-b").count == 2 && Self.ownWarmJails("evict-c").count == 2)
         let z = try await Self.lastingZombies()
         #expect(z.isEmpty, "\(z)")
+    }
+}
+
+@Suite("cgroup parent directories held open")
+struct CgroupBaseDirsTests {
+    @Test("made at first use, reused, and replaced only when the directory itself was removed")
+    func staleDescriptorIsReplaced() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("cgbase-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let base = "\(root)/a/b"
+        let first = try CgroupBaseDirs.fd(base) // mkdir -p, then opened
+        #expect(FileManager.default.fileExists(atPath: base))
+        #expect(try CgroupBaseDirs.fd(base) == first)
+        #expect(try CgroupBaseDirs.at(base) { mkdirat($0, "x", 0o755) } == 0)
+        #expect(FileManager.default.fileExists(atPath: "\(base)/x"))
+        // ENOENT for a name below a live directory: the caller's errno, the descriptor kept.
+        #expect(try CgroupBaseDirs.at(base) { openat($0, "missing/file", O_RDONLY) } < 0)
+        #expect(errno == ENOENT)
+        #expect(try CgroupBaseDirs.fd(base) == first)
+        // Removed and made again under us: the next call works on the new directory.
+        try FileManager.default.removeItem(atPath: base)
+        try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: false)
+        #expect(try CgroupBaseDirs.at(base) { mkdirat($0, "y", 0o755) } == 0)
+        #expect(FileManager.default.fileExists(atPath: "\(base)/y"))
+        #expect(try CgroupBaseDirs.fd(base) != first)
     }
 }
