@@ -81,4 +81,34 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["c.sock"])
         _ = fd
     }
+
+    /// A client that waits for the socket file and connects at once is never refused: the socket
+    /// listens before its path appears (it was renamed into place before listen() once, and the
+    /// daemon benchmark's host got ECONNREFUSED).
+    @Test func pathAppearsOnlyOnceListening() throws {
+        let dir = NSTemporaryDirectory() + "lr-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for i in 0..<100 {
+            let path = dir + "/r\(i).sock"
+            let refused = CrossThreadFlag()
+            let watcher = Thread {
+                while access(path, F_OK) != 0 { sched_yield() }
+                do { close(try UnixSocket.connect(path: path).take()) } catch { refused.set() }
+            }
+            watcher.start()
+            let fd = try UnixSocket.listen(path: path)
+            while !watcher.isFinished { usleep(50) }
+            #expect(!refused.value, "connect to \(path) was refused right after it appeared")
+            _ = fd
+        }
+    }
+}
+
+/// A flag set by one thread and read by another.
+final class CrossThreadFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var flag = false
+    func set() { lock.withLock { flag = true } }
+    var value: Bool { lock.withLock { flag } }
 }

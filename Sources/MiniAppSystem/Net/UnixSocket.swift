@@ -111,17 +111,19 @@ public enum UnixSocket {
         let fd = OwnedFD(adopting: try retryingEINTR("socket") {
             socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         })
-        try bindPrivately(fd.raw, path: path, mode: mode)
-        _ = try retryingEINTR("listen") { Glibc.listen(fd.raw, backlog) }
+        try bindPrivately(fd.raw, path: path, mode: mode, backlog: backlog)
         try setNonBlocking(fd.raw)
         return fd
     }
 
-    /// Binds `fd` to `path` with `mode` and no window in which anyone else may connect: the
-    /// socket is bound inside a fresh 0700 directory beside `path`, given its mode there, then
-    /// renamed into place. (Changing the umask around bind, the usual trick, is process-wide: in a
-    /// multi-threaded daemon it gave files other threads created at that moment the socket's mode.)
-    static func bindPrivately(_ fd: Int32, path: String, mode: UInt32) throws(SystemError) {
+    /// Binds `fd` to `path` with `mode` and listens, with no window in which anyone else may
+    /// connect: the socket is bound inside a fresh 0700 directory beside `path`, given its mode
+    /// there, set listening, then renamed into place. (Changing the umask around bind, the usual
+    /// trick, is process-wide: in a multi-threaded daemon it gave files other threads created at
+    /// that moment the socket's mode.) Listening before the rename: a client that sees the path
+    /// must never get ECONNREFUSED from a socket that is not listening yet (a host runtime that
+    /// waits for the file to appear and then connects, as systemd-less supervisors do).
+    static func bindPrivately(_ fd: Int32, path: String, mode: UInt32, backlog: Int32) throws(SystemError) {
         var parent = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
         if parent.isEmpty { parent = path.hasPrefix("/") ? "/" : "." }
         var template = Array("\(parent)/.sock-XXXXXX".utf8CString)
@@ -146,6 +148,7 @@ public enum UnixSocket {
         if rc != 0 { throw SystemError.current("bind", detail: path) }
         do {
             _ = try retryingEINTR("chmod", detail: path) { chmod(tmp, mode_t(mode)) }
+            _ = try retryingEINTR("listen", detail: path) { Glibc.listen(fd, backlog) }
             _ = try retryingEINTR("rename", detail: path) { rename(tmp, path) }
         } catch {
             unlink(tmp)
