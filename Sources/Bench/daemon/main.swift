@@ -90,8 +90,13 @@ final class Host {
     var toasts: [JSONObject] = []
     var exited: Set<String> = []
 
-    init(socket: String) {
-        fd = try! UnixSocket.connect(path: socket).take()
+    /// Connects, retrying for up to 10 s while the daemon starts; nil if it never answers.
+    init?(socket: String) {
+        for _ in 0..<400 {
+            if let c = try? UnixSocket.connect(path: socket) { fd = c.take(); return }
+            usleep(25_000)
+        }
+        return nil
     }
 
     func write(_ v: JSONValue) {
@@ -282,9 +287,17 @@ let launchProbe = ProcessInfo.processInfo.environment["BENCH_LAUNCH_PROBE"]
     try! Data(#"{"warmJails": \#(warmJails)}"#.utf8).write(to: URL(fileURLWithPath: config))
     try? FileManager.default.removeItem(atPath: work + "/control.sock")
     let daemon = Process()
-    daemon.executableURL = URL(fileURLWithPath: binDir + "/miniappd")
-    daemon.arguments = ["--state-dir", work + "/state", "--control-socket", work + "/control.sock", "--policy-dir", work + "/policies",
+    let args = ["--state-dir", work + "/state", "--control-socket", work + "/control.sock", "--policy-dir", work + "/policies",
                         "--config", config]
+    // setpriv --pdeathsig: the daemon (and so its workers) dies with this bench even if the bench
+    // crashes, instead of running on as an orphan that skews the rows measured after it.
+    if FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") {
+        daemon.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+        daemon.arguments = ["--pdeathsig", "TERM", "--", binDir + "/miniappd"] + args
+    } else {
+        daemon.executableURL = URL(fileURLWithPath: binDir + "/miniappd")
+        daemon.arguments = args
+    }
     daemon.standardOutput = FileHandle(forWritingAtPath: "/dev/null")!
     daemon.standardError = FileHandle.standardError
     var env = ProcessInfo.processInfo.environment
@@ -292,7 +305,11 @@ let launchProbe = ProcessInfo.processInfo.environment["BENCH_LAUNCH_PROBE"]
     daemon.environment = env
     try! daemon.run()
     for _ in 0..<400 where !FileManager.default.fileExists(atPath: work + "/control.sock") { usleep(25_000) }
-    let host = Host(socket: work + "/control.sock")
+    guard let host = Host(socket: work + "/control.sock") else {
+        stopDaemon(daemon)
+        FileHandle.standardError.write(Data("bench-daemon: miniappd never answered on \(work)/control.sock\n".utf8))
+        exit(1)
+    }
     host.call("bridge.provide", ["methods": ["ui.toast"]])
     return (daemon, host)
 }
