@@ -1,6 +1,7 @@
 /* Daemon side of the spawner protocol (spawner_server.c): one request, one reply. */
 #define _GNU_SOURCE
 #include "include/cjail.h"
+#include "fd_passing.h"
 #include <errno.h>
 #include <signal.h>
 #include <spawn.h>
@@ -18,22 +19,7 @@ static int send_request(int sock, struct cjail_spawn_request req, const int32_t 
         req.fd_mask |= 1u << r;
         out[n++] = fds[r];
     }
-    union {
-        char buf[CMSG_SPACE(sizeof out)];
-        struct cmsghdr align;
-    } ctl;
-    memset(&ctl, 0, sizeof ctl);
-    struct iovec iov = {&req, sizeof req};
-    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
-                         .msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n)};
-    struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n);
-    memcpy(CMSG_DATA(cm), out, sizeof(int) * (size_t)n);
-    ssize_t w;
-    do { w = sendmsg(sock, &msg, MSG_NOSIGNAL); } while (w < 0 && errno == EINTR);
-    return w == (ssize_t)sizeof req ? 0 : (w < 0 ? errno : EPROTO);
+    return cjail_send_with_fds(sock, &req, sizeof req, out, n);
 }
 
 int cjail_seqpacket_pair(int32_t out[2]) {

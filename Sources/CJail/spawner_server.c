@@ -24,6 +24,7 @@
  * between requests and exits when the daemon closes the socket or dies (PDEATHSIG). */
 #define _GNU_SOURCE
 #include "include/cjail.h"
+#include "fd_passing.h"
 #include <errno.h>
 #include <sched.h>
 #include <string.h>
@@ -96,25 +97,7 @@ static int reply(int sock, int32_t result, int32_t step, const struct cjail_chil
         if (c->status_fd >= 0) fds[n++] = c->status_fd;
         rep.fd_count = n;
     }
-    union {
-        char buf[CMSG_SPACE(sizeof fds)];
-        struct cmsghdr align;
-    } ctl;
-    memset(&ctl, 0, sizeof ctl);
-    struct iovec iov = {&rep, sizeof rep};
-    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
-    if (n > 0) {
-        msg.msg_control = ctl.buf;
-        msg.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n);
-        struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
-        cm->cmsg_level = SOL_SOCKET;
-        cm->cmsg_type = SCM_RIGHTS;
-        cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n);
-        memcpy(CMSG_DATA(cm), fds, sizeof(int) * (size_t)n);
-    }
-    ssize_t w;
-    do { w = sendmsg(sock, &msg, MSG_NOSIGNAL); } while (w < 0 && errno == EINTR);
-    return w < 0 ? -errno : 0;
+    return -cjail_send_with_fds(sock, &rep, sizeof rep, fds, n);
 }
 
 static void mark(uint64_t *trace, int slot) {

@@ -17,6 +17,7 @@
  * phase A mostly on CPU time nothing else wanted. */
 #define _GNU_SOURCE
 #include "include/cjail.h"
+#include "fd_passing.h"
 #include <errno.h>
 #include <poll.h>
 #include <sched.h>
@@ -141,20 +142,7 @@ static int count(void) {
 /* Tells the daemon about a new warm jail: its child to reap should it never be used. */
 static void announce(int sock, const struct warm_jail *w) {
     struct cjail_spawner_notice n = {CJAIL_SPAWN_MAGIC, w->c.pid};
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } ctl;
-    memset(&ctl, 0, sizeof ctl);
-    struct iovec iov = {&n, sizeof n};
-    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf};
-    struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(cm), &w->c.pidfd, sizeof(int));
-    ssize_t r;
-    do { r = sendmsg(sock, &msg, MSG_NOSIGNAL); } while (r < 0 && errno == EINTR);
+    (void)cjail_send_with_fds(sock, &n, sizeof n, &w->c.pidfd, 1);
 }
 
 /* Kills warm jail i (the daemon, told at its making, reaps it). */
@@ -252,22 +240,7 @@ static int send_launch(struct warm_jail *w, const struct cjail_spawn_request *re
         m.fd_mask |= 1u << r;
         out[n++] = fds[roles[r]];
     }
-    union {
-        char buf[CMSG_SPACE(sizeof out)];
-        struct cmsghdr align;
-    } ctl;
-    memset(&ctl, 0, sizeof ctl);
-    struct iovec iov = {&m, sizeof m};
-    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
-                         .msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n)};
-    struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n);
-    memcpy(CMSG_DATA(cm), out, sizeof(int) * (size_t)n);
-    ssize_t r;
-    do { r = sendmsg(w->chan, &msg, MSG_NOSIGNAL); } while (r < 0 && errno == EINTR);
-    return r == (ssize_t)sizeof m ? 0 : -(r < 0 ? errno : EPROTO);
+    return -cjail_send_with_fds(w->chan, &m, sizeof m, out, n);
 }
 
 /* Gives the launch to the oldest warm jail of its key (discarding dead ones). Returns 1 when a
