@@ -7,7 +7,7 @@
 //   bridge.rtt         one storage.get round trip timed inside a jailed worker
 //   bridge.rtt.host    one ui.toast round trip (worker → daemon → this process as host → back)
 //   bridge.throughput  storage.get calls/s summed over 8 jailed workers, pipelined
-//   daemon.rss_idle    the daemon's RSS (KiB, in the throughput column) with N idle workers
+//   daemon.rss_idle    the RSS (KiB, in the throughput column) of a freshly started daemon with N idle workers
 //
 // Usage: bench-daemon POLICY_DIR [SCALE] [IDLE_WORKERS]
 // The daemon runs on a private state dir with a copy of POLICY_DIR whose rate limits are raised
@@ -268,7 +268,7 @@ let launchProbe = ProcessInfo.processInfo.environment["BENCH_LAUNCH_PROBE"]
     }
     usleep(500_000)
     let after = rssKiB(daemonPid)
-    row("daemon.rss_idle", (0, 0, 0), Double(after), "KiB", "miniappd VmRSS with \(idleWorkers) idle workers (\(before) KiB with none)")
+    row("daemon.rss_idle", (0, 0, 0), Double(after), "KiB", "VmRSS of a fresh miniappd with \(idleWorkers) idle workers (\(before) KiB with none)")
     for id in ids { host.call("programs.stop", ["workerId": id, "graceMillis": 200]) }
 }
 
@@ -334,5 +334,9 @@ resumeWarm(host, iterations: n)
 rtt(host, program: "com.bench.w2", mode: "rtt", name: "bridge.rtt", iterations: max(2000, Int(50_000 * scale)), notes: "storage.get timed inside a jailed worker, real storage service, permission check included")
 rtt(host, program: "com.bench.w3", mode: "rtthost", name: "bridge.rtt.host", iterations: max(1000, Int(10_000 * scale)), notes: "ui.toast from a jailed worker, answered by a host provider process")
 throughput(host, seconds: max(1, Int(3 * scale)), depth: 16)
-idleRSS(host, daemonPid: daemon.processIdentifier)
 stopDaemon(daemon)
+// Memory on a fresh daemon (the one above has the heap the rows before grew): what idle workers
+// cost, not what the benchmark left behind.
+let (fresh, freshHost) = startDaemon(warmJails: true)
+idleRSS(freshHost, daemonPid: fresh.processIdentifier)
+stopDaemon(fresh)
