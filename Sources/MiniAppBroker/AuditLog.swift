@@ -26,16 +26,22 @@ public struct AuditConfiguration: Sendable {
 /// The append-only audit log: one JSON line per decision
 /// (`{"time","workerId","programId","method","decision","code","micros","bytesIn","bytesOut"}`).
 ///
-/// Records are batched in memory on the loop thread (a struct append, no encoding) and handed
-/// to a private serial queue before the loop sleeps (or every 512 records), where they are
-/// encoded and written with one `write(2)`: the hot path never encodes JSON nor waits on the
-/// disk. (Encoding on the loop cost ~10 µs per call in the end-to-end `bridge.rtt` profile.)
-/// Order is kept: one queue, batches in loop order.
+/// Records are batched in memory on the loop thread (a struct append) and handed to a private
+/// serial queue at most `maxDelayNanos` after the first of a batch (or at 512 records); there
+/// they are encoded (`CallRecord.appendJSON`, written directly, no JSON object built) and written
+/// with one `write(2)`. So the hot path never encodes nor waits on the disk (the loop is what
+/// bounds `bridge.throughput`), and a ping-pong caller does not wake the writer thread once per
+/// call on the cores it needs itself, as handing over every record when the loop went to sleep
+/// did. Order is kept: one queue, batches in loop order. Shutdown flushes what is pending
+/// (`Broker.flushAudit`).
 final class AuditLog: @unchecked Sendable {
     private let file: RotatingFile
     private let logger: Logger
     let includePayloads: Bool
-    private var batch: [CallRecord] = []  // loop thread
+    private var batch: [CallRecord] = []  // loop thread: not handed over yet
+    private var flushScheduled = false  // loop thread
+    /// The longest a record waits in memory before it is handed to the writer.
+    static let maxDelayNanos: UInt64 = 1_000_000
     private let writer = DispatchQueue(label: "miniappd.audit")
     private var failed = false  // writer queue
 
@@ -52,6 +58,17 @@ final class AuditLog: @unchecked Sendable {
         if batch.count >= 512 { flush() }
     }
 
+    /// Before the loop sleeps (loop thread): makes sure the pending batch is handed over within
+    /// `maxDelayNanos`, without waking the writer for every call.
+    func loopWillSleep(_ reactor: Reactor) {
+        guard !batch.isEmpty, !flushScheduled else { return }
+        flushScheduled = true
+        _ = reactor.schedule(afterNanos: Self.maxDelayNanos) { [self] in
+            flushScheduled = false
+            flush()
+        }
+    }
+
     /// Hands the batch to the writer (loop thread, or any thread once the loop has stopped).
     func flush() {
         guard !batch.isEmpty else { return }
@@ -66,12 +83,8 @@ final class AuditLog: @unchecked Sendable {
     private func write(_ records: [CallRecord]) {
         var out: [UInt8] = []
         out.reserveCapacity(records.count * 200)
-        for var rec in records {
-            if !includePayloads {
-                rec.params = nil
-                rec.result = nil
-            }
-            rec.json().write(into: &out)
+        for r in records {
+            r.appendJSON(into: &out, payloads: includePayloads)
             out.append(0x0A)
         }
         do {

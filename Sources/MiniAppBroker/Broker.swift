@@ -99,7 +99,7 @@ public final class Broker: @unchecked Sendable {
         inspector = Inspector(reactor: reactor, payloads: configuration.inspectorPayloads)
         hostProviders = HostProviderRegistry(reactor: reactor, permissions: table, counters: counterStore, logger: logger)
         if let audit {
-            reactor.execute { [reactor] in reactor.addBeforeSleepHook { audit.flush() } }
+            reactor.execute { [reactor] in reactor.addBeforeSleepHook { audit.loopWillSleep(reactor) } }
         }
     }
 

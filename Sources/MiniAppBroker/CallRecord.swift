@@ -53,9 +53,45 @@ public struct CallRecord: Sendable {
         return .object(o)
     }
 
+    /// The record's audit line (without the newline): byte for byte `json().write(into:)`, with
+    /// `params`/`result` only if `payloads`, but written directly: building the object first
+    /// cost ~10 µs a call (the audit writer encodes every call's record).
+    public func appendJSON(into out: inout [UInt8], payloads: Bool) {
+        func key(_ k: StaticString, first: Bool = false) {
+            if !first { out.append(UInt8(ascii: ",")) }
+            out.append(UInt8(ascii: "\""))
+            k.withUTF8Buffer { out.append(contentsOf: $0) }
+            out.append(contentsOf: [UInt8(ascii: "\""), UInt8(ascii: ":")])
+        }
+        out.append(UInt8(ascii: "{"))
+        key("time", first: true)
+        out.append(UInt8(ascii: "\""))
+        Self.appendRFC3339(timeMicros, into: &out)
+        out.append(UInt8(ascii: "\""))
+        key("workerId"); JSONBytes.appendString(workerId, into: &out)
+        key("programId"); JSONBytes.appendString(programId, into: &out)
+        key("method")
+        if let method { JSONBytes.appendString(Redactor.containsIssuedToken(method) ? Redactor.markerText : method, into: &out) }
+        else { out.append(contentsOf: "null".utf8) }
+        key("decision"); JSONBytes.appendString(decision.rawValue, into: &out)
+        if let code { key("code"); JSONBytes.appendString(code.rawValue, into: &out) }
+        key("micros"); JSONBytes.appendInt(micros, into: &out)
+        key("bytesIn"); JSONBytes.appendInt(Int64(bytesIn), into: &out)
+        key("bytesOut"); JSONBytes.appendInt(Int64(bytesOut), into: &out)
+        if payloads, let params { key("params"); params.write(into: &out) }
+        if payloads, let result { key("result"); result.write(into: &out) }
+        out.append(UInt8(ascii: "}"))
+    }
+
     /// `2026-11-25T06:07:00.123456Z` from Unix microseconds (days-from-civil inverse, Howard
     /// Hinnant's algorithm; no libc, no Foundation).
     static func rfc3339(_ micros: Int64) -> String {
+        var out: [UInt8] = []
+        appendRFC3339(micros, into: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func appendRFC3339(_ micros: Int64, into out: inout [UInt8]) {
         let secs = micros >= 0 ? micros / 1_000_000 : (micros - 999_999) / 1_000_000
         let frac = micros - secs * 1_000_000
         let days = secs >= 0 ? secs / 86_400 : (secs - 86_399) / 86_400
@@ -69,11 +105,21 @@ public struct CallRecord: Sendable {
         let d = doy - (153 * mp + 2) / 5 + 1
         let m = mp < 10 ? mp + 3 : mp - 9
         let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
-        func pad(_ v: Int64, _ w: Int) -> String {
-            let s = String(v)
-            return String(repeating: "0", count: max(0, w - s.count)) + s
+        /// `String(v)` left-padded with zeros to `w` characters.
+        func pad(_ v: Int64, _ w: Int) {
+            var digits: [UInt8] = []
+            var x = v.magnitude
+            repeat {
+                digits.append(UInt8(ascii: "0") + UInt8(x % 10))
+                x /= 10
+            } while x > 0
+            if v < 0 { digits.append(UInt8(ascii: "-")) }
+            for _ in digits.count..<max(digits.count, w) { out.append(UInt8(ascii: "0")) }
+            out.append(contentsOf: digits.reversed())
         }
-        return "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))T\(pad(sod / 3600, 2)):\(pad(sod / 60 % 60, 2)):\(pad(sod % 60, 2)).\(pad(frac, 6))Z"
+        pad(y, 4); out.append(UInt8(ascii: "-")); pad(m, 2); out.append(UInt8(ascii: "-")); pad(d, 2)
+        out.append(UInt8(ascii: "T")); pad(sod / 3600, 2); out.append(UInt8(ascii: ":")); pad(sod / 60 % 60, 2)
+        out.append(UInt8(ascii: ":")); pad(sod % 60, 2); out.append(UInt8(ascii: ".")); pad(frac, 6); out.append(UInt8(ascii: "Z"))
     }
 }
 

@@ -1520,6 +1520,15 @@ extension JSONValue {
     }
 }
 
+/// The writer's own encoders, for hand-written producers of one fixed shape on hot paths (the
+/// audit line): the same escaping and integer form as `write(into:)`.
+public enum JSONBytes {
+    /// A JSON string literal, quotes included.
+    public static func appendString(_ s: String, into out: inout [UInt8]) { JSONEmitter.appendString(s, into: &out) }
+    /// An integer literal.
+    public static func appendInt(_ i: Int64, into out: inout [UInt8]) { JSONEmitter.appendInt(i, into: &out) }
+}
+
 enum JSONEmitter {
     static func checkFinite(_ v: JSONValue) throws(JSONWriteError) {
         switch v {
