@@ -9,6 +9,7 @@
  * so no lock can be held by a thread that does not exist here. */
 #define _GNU_SOURCE
 #include "child_internal.h"
+#include "fd_passing.h"
 #include <errno.h>
 #include <linux/close_range.h>
 #include <string.h>
@@ -45,25 +46,13 @@ static struct cjail_spec launch_spec; /* lives until execve */
 
 int child_embryo_finish(const struct cjail_spec *template, int chan, struct cjail_spec **out) {
     struct cjail_embryo_launch msg;
-    union {
-        char buf[CMSG_SPACE(sizeof(int) * CJAIL_EMBRYO_FD_COUNT)];
-        struct cmsghdr align;
-    } ctl;
-    struct iovec iov = {&msg, sizeof msg};
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf};
-    ssize_t n;
-    do { n = recvmsg(chan, &mh, MSG_CMSG_CLOEXEC); } while (n < 0 && errno == EINTR);
-    if (n == 0) _exit(0); /* the spawner is gone or discarded us: nothing to report */
-    if (n < 0) return errno;
     int fd[CJAIL_EMBRYO_FD_COUNT], got = 0;
     for (int r = 0; r < CJAIL_EMBRYO_FD_COUNT; r++) fd[r] = -1;
     int recv_fds[CJAIL_EMBRYO_FD_COUNT];
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-        int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-        for (int i = 0; i < k && got < CJAIL_EMBRYO_FD_COUNT; i++) memcpy(&recv_fds[got++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-    }
-    if ((size_t)n != sizeof msg || msg.magic != CJAIL_SPAWN_MAGIC || (mh.msg_flags & MSG_CTRUNC) ||
+    long n = cjail_recv_with_fds(chan, &msg, sizeof msg, 0, recv_fds, CJAIL_EMBRYO_FD_COUNT, &got);
+    if (n == 0) _exit(0); /* the spawner is gone or discarded us: nothing to report */
+    if (n < 0) return (int)-n;
+    if ((size_t)n != sizeof msg || msg.magic != CJAIL_SPAWN_MAGIC ||
         got != __builtin_popcount(msg.fd_mask & ((1u << CJAIL_EMBRYO_FD_COUNT) - 1)))
         return EPROTO;
     for (int r = 0, i = 0; r < CJAIL_EMBRYO_FD_COUNT; r++)

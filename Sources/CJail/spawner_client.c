@@ -37,24 +37,11 @@ int cjail_spawner_send(int sock, const struct cjail_spawn_request *req, const in
 
 int cjail_spawner_read_reply(int reply_fd, struct cjail_spawn_reply *rep, struct cjail_child *out) {
     *out = (struct cjail_child){0, -1, -1, -1, -1};
-    union {
-        char buf[CMSG_SPACE(sizeof(int) * 3)];
-        struct cmsghdr align;
-    } ctl;
-    struct iovec iov = {rep, sizeof *rep};
-    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf};
-    ssize_t n;
-    do { n = recvmsg(reply_fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT); } while (n < 0 && errno == EINTR);
-    if (n <= 0) return n == 0 ? EPIPE : errno;
     int got[3], count = 0;
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-        int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-        for (int i = 0; i < k && count < 3; i++) memcpy(&got[count++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-    }
-    int shaped = (size_t)n == sizeof *rep && rep->magic == CJAIL_SPAWN_MAGIC && !(msg.msg_flags & MSG_CTRUNC) &&
-                 count == rep->fd_count && (count == 0 || count == 2 || count == 3) && rep->result <= 0 &&
-                 (rep->result != 0 || count >= 2);
+    long n = cjail_recv_with_fds(reply_fd, rep, sizeof *rep, MSG_DONTWAIT, got, 3, &count);
+    if (n <= 0) return n == 0 ? EPIPE : (int)-n;
+    int shaped = (size_t)n == sizeof *rep && rep->magic == CJAIL_SPAWN_MAGIC && count == rep->fd_count &&
+                 (count == 0 || count == 2 || count == 3) && rep->result <= 0 && (rep->result != 0 || count >= 2);
     if (!shaped) {
         for (int i = 0; i < count; i++) close(got[i]);
         return EPROTO;
@@ -103,20 +90,10 @@ int cjail_spawner_start(const char *path, int32_t *pid_out, int32_t *sock_out) {
 
 int cjail_spawner_read_notice(int sock, struct cjail_spawner_notice *n, int32_t *pidfd) {
     *pidfd = -1;
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } ctl;
-    struct iovec iov = {n, sizeof *n};
-    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf};
-    ssize_t r;
-    do { r = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT); } while (r < 0 && errno == EINTR);
-    if (r < 0) return -errno;
+    int count = 0;
+    long r = cjail_recv_with_fds(sock, n, sizeof *n, MSG_DONTWAIT, pidfd, 1, &count);
+    if (r < 0) return (int)r;
     if (r == 0) return -EPIPE;
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len >= CMSG_LEN(sizeof(int)))
-            memcpy(pidfd, CMSG_DATA(c), sizeof(int));
-    }
     if ((size_t)r != sizeof *n || n->magic != CJAIL_SPAWN_MAGIC || *pidfd < 0) {
         if (*pidfd >= 0) close(*pidfd);
         *pidfd = -1;

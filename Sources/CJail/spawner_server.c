@@ -61,25 +61,13 @@ static void close_all(int *fds, int n) {
 
 /* Receives one request; returns 1 (got one), 0 (peer closed), or -errno. */
 static int receive(int sock, struct cjail_spawn_request *req, struct request_fds *rf) {
-    union {
-        char buf[CMSG_SPACE(sizeof(int) * MAX_IN_FDS)];
-        struct cmsghdr align;
-    } ctl;
-    struct iovec iov = {req, sizeof *req};
-    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf};
-    ssize_t n;
-    do { n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC); } while (n < 0 && errno == EINTR);
-    if (n == 0) return 0;
-    if (n < 0) return -errno;
+    for (int r = 0; r < CJAIL_SPAWN_FD_COUNT; r++) rf->fd[r] = -1; /* also on every failure */
     int got[MAX_IN_FDS], count = 0;
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-        int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-        for (int i = 0; i < k && count < MAX_IN_FDS; i++) memcpy(&got[count++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-    }
-    for (int r = 0; r < CJAIL_SPAWN_FD_COUNT; r++) rf->fd[r] = -1;
+    long n = cjail_recv_with_fds(sock, req, sizeof *req, 0, got, MAX_IN_FDS, &count);
+    if (n == 0) return 0;
+    if (n < 0) return (int)n;
     int want = __builtin_popcount(req->fd_mask & ((1u << CJAIL_SPAWN_FD_COUNT) - 1));
-    if ((size_t)n != sizeof *req || req->magic != CJAIL_SPAWN_MAGIC || (msg.msg_flags & MSG_CTRUNC) || count != want) {
+    if ((size_t)n != sizeof *req || req->magic != CJAIL_SPAWN_MAGIC || count != want) {
         close_all(got, count);
         return -EPROTO;
     }
