@@ -173,6 +173,26 @@ import Testing
         #expect(dir.merge(previous: m, registry: registry).set.partners["com.both"]?.permissions == ["geolocation", "payment", "ui"])
     }
 
+    /// A registry partner whose prefix overlaps a local partner's (either way round) is blocked
+    /// and dropped, so every local program keeps exactly one partner; one with its own prefixes
+    /// is untouched.
+    @Test(arguments: ["com.local.", "com.", "com.local.games."])
+    func registryPrefixOverlappingALocalOneIsBlocked(_ prefix: String) throws {
+        let dir = PolicyDir()
+        dir.put("com.local.json", Self.registration("com.local", ["ui"]))
+        let registry: [PartnerEntry] = [
+            .valid(Self.registration("com.evil", ["payment"], prefix: prefix), source: "registry partners[0]"),
+            .valid(Self.registration("com.remote", ["ui"]), source: "registry partners[1]"),
+        ]
+        let m = dir.merge(registry: registry)
+        #expect(m.set.partners["com.evil"] == nil)
+        let b = try #require(m.blocked.first)
+        #expect(m.blocked.count == 1 && b.id == "com.evil" && b.origin == .registry)
+        #expect(b.problems.first?.contains("overlaps local partner \"com.local\"") == true)
+        #expect(try m.set.partner(for: "com.local.games.chess").id == "com.local")
+        #expect(try m.set.partner(for: "com.remote.app").id == "com.remote")
+    }
+
     /// The CLI keeps the strict reading: the first bad file is the error.
     @Test func strictLoadNamesTheBadFile() {
         let dir = PolicyDir()

@@ -59,6 +59,10 @@ public struct BlockedPartner: Sendable, Equatable {
 ///   exactly what that file says; the registry's entry for the same id is ignored. Partners
 ///   only the registry knows come from the registry. An operator can so pin, narrow or add a
 ///   partner locally; the registry cannot override a local decision.
+/// - **And per program id.** A registry partner with an id prefix that overlaps a local
+///   partner's (one is a prefix of the other) is blocked and dropped: it would otherwise make
+///   every overlapping local program AMBIGUOUS_PARTNER (no install, no launch), or claim
+///   programs the operator gave to a local partner.
 /// - **Fail closed per partner.** A source that is malformed, unreadable or registers an id
 ///   that another source of the same kind also registers blocks that partner: it keeps the
 ///   identity (id prefixes, keys) it had before, so its programs are not suddenly claimed by
@@ -125,9 +129,29 @@ public struct PartnerMerge: Sendable {
                 partners[id] = PartnerRegistration(id: id, idPrefixes: before.idPrefixes, publicKeys: before.publicKeys, permissions: [])
             }
         }
+        for (id, problem) in registryOverlaps(partners, origins) {
+            partners[id] = nil
+            blocked.append(BlockedPartner(id: id, origin: .registry, problems: [problem]))
+        }
         return PartnerMerge(
-            set: PartnerSet(unique: partners), origins: origins, blocked: blocked, unattributed: unattributed,
+            set: PartnerSet(unique: partners), origins: origins, blocked: blocked.sorted { $0.id < $1.id }, unattributed: unattributed,
             localAttribution: attribution)
+    }
+
+    /// Registry partners whose id prefixes overlap a local partner's, with what to do about it.
+    private static func registryOverlaps(_ partners: [String: PartnerRegistration], _ origins: [String: PartnerOrigin]) -> [(String, String)] {
+        let local = partners.values.filter { origins[$0.id] == .local }
+        var out: [(String, String)] = []
+        for r in partners.values.sorted(by: { $0.id < $1.id }) where origins[r.id] == .registry {
+            for p in r.idPrefixes.sorted() {
+                guard let l = local.sorted(by: { $0.id < $1.id }).first(where: { $0.idPrefixes.contains { $0.hasPrefix(p) || p.hasPrefix($0) } }),
+                      let lp = l.idPrefixes.sorted().first(where: { $0.hasPrefix(p) || p.hasPrefix($0) })
+                else { continue }
+                out.append((r.id, "registry partner \"\(r.id)\" id prefix \"\(p)\" overlaps local partner \"\(l.id)\" prefix \"\(lp)\"; local files win: fix the registry entry's idPrefixes, or register \(r.id) locally"))
+                break
+            }
+        }
+        return out
     }
 
     private static func problems(_ group: [PartnerEntry], id: String) -> [String] {
