@@ -147,15 +147,40 @@ public enum Redactor {
     public static let marker: JSONValue = .string(markerText)
     private static let needles = ["token", "authorization", "password", "secret", "cookie"]
 
+    private static let needleBytes = needles.map { Array($0.utf8) }
+    private static let tokenPrefixBytes = Array(AuthService.issuedTokenPrefix.utf8)
+
     /// True when a member with this name must be redacted.
     public static func isSecretKey(_ key: String) -> Bool {
-        let k = key.lowercased()
-        return needles.contains { k.contains($0) }
+        needleBytes.contains { containsBytes(key, $0, asciiCaseInsensitive: true) }
     }
 
     /// True when `s` contains (the start of) a token this daemon issued.
     public static func containsIssuedToken(_ s: String) -> Bool {
-        s.utf8.count >= AuthService.issuedTokenPrefix.utf8.count && s.contains(AuthService.issuedTokenPrefix)
+        containsBytes(s, tokenPrefixBytes, asciiCaseInsensitive: false)
+    }
+
+    /// A byte search in the UTF-8 of `s` (the needles are ASCII). Not `String.contains`: which
+    /// one that is depends on the imports in scope (the standard library's compares grapheme
+    /// clusters, and a character that joins with the next one, U+0600 or a combining mark, hides
+    /// a token from it: a program's own issued token would reach the inspector and the audit
+    /// log unredacted), and a byte search is also cheaper on the hot path.
+    static func containsBytes(_ s: String, _ needle: [UInt8], asciiCaseInsensitive: Bool) -> Bool {
+        var s = s
+        return s.withUTF8 { h in
+            guard needle.count <= h.count, let first = needle.first else { return needle.isEmpty }
+            func fold(_ c: UInt8) -> UInt8 { asciiCaseInsensitive && c >= 0x41 && c <= 0x5A ? c | 0x20 : c }
+            var i = 0
+            while i + needle.count <= h.count {
+                if fold(h[i]) == first {
+                    var j = 1
+                    while j < needle.count && fold(h[i + j]) == needle[j] { j += 1 }
+                    if j == needle.count { return true }
+                }
+                i += 1
+            }
+            return false
+        }
     }
 
     /// `value` with every secret member's value and every string holding an issued token replaced.

@@ -320,6 +320,11 @@ import Testing
         ("as a member name", .object([token: 1]), ["[REDACTED]": 1]),
         ("two member names stay distinct", .object([token: 1, token + "x": 2]), ["[REDACTED]": 1, "[REDACTED]#2": 2]),
         ("a bare string", .string(token), "[REDACTED]"),
+        // Characters that join with the next one into one grapheme (String.contains missed these).
+        ("after a prepended concatenation mark", ["b": .string("\u{0600}" + token)], ["b": "[REDACTED]"]),
+        ("before a combining mark", ["b": .string(token + "\u{0301}")], ["b": "[REDACTED]"]),
+        ("a secret name after a joining mark", .object(["\u{0600}token": "t"]), .object(["\u{0600}token": "[REDACTED]"])),
+        ("a secret name in capitals", .object(["ACCESS_TOKEN": "t"]), .object(["ACCESS_TOKEN": "[REDACTED]"])),
         ("another issuer's JWT is kept", ["t2": "eyJhbGciOiJSUzI1NiJ9.e30.c2ln"], ["t2": "eyJhbGciOiJSUzI1NiJ9.e30.c2ln"]),
         ("a shorter string is kept", ["p": .string(String(AuthService.issuedTokenPrefix.dropLast()))], ["p": .string(String(AuthService.issuedTokenPrefix.dropLast()))]),
     ] as [(String, JSONValue, JSONValue)])

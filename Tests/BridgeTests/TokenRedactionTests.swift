@@ -32,6 +32,7 @@ import Testing
             ("storage.set", ["key": "named", "value": .object([token: 1, "kept": "yes"])]),
             ("log.write", ["level": "info", "message": .string("t=" + token)]),
             ("net.request", ["url": "https://api.partner.test/x", "method": "POST", "body": .string(token), "headers": ["X-Carry": .string(token)]]),
+            ("storage.set", ["key": "joined", "value": .string("\u{0600}" + token)]), // one grapheme with the token's first byte
         ]
         for (i, (method, params)) in carriers.enumerated() { _ = try w.call(10 + i, method, json: params) }
         _ = try w.call(20, String(token.prefix(200)))  // METHOD_NOT_FOUND, recorded with its method name
@@ -40,15 +41,18 @@ import Testing
         let auditLines = try String(contentsOfFile: auditDir + "/audit.jsonl", encoding: .utf8).split(separator: "\n")
         #expect(seen.count == carriers.count + 2)
         #expect(auditLines.count == carriers.count + 2)
-        let text = seen.map(\.jsonString).joined() + auditLines.joined()
-        #expect(!text.contains(token.prefix(200)), "an issued token leaked")
-        #expect(!text.contains(signature), "a token signature leaked")
-        #expect(!text.contains(AuthService.issuedTokenPrefix))
+        // Byte searches: String.contains compares graphemes and would miss the joined carrier.
+        let text = Array((seen.map(\.jsonString).joined() + auditLines.joined()).utf8)
+        func leaked(_ s: some StringProtocol) -> Bool { text.firstRange(of: Array(s.utf8)) != nil }
+        #expect(!leaked(token.prefix(200)), "an issued token leaked")
+        #expect(!leaked(signature), "a token signature leaked")
+        #expect(!leaked(AuthService.issuedTokenPrefix))
         // Only the tokens are gone: the rest of the payloads is still there to inspect.
         #expect(seen[1]["params"]?["value"] == ["blob": "[REDACTED]", "ok": 1])
         #expect(seen[2]["params"]?["value"] == [["[REDACTED]"]])
         #expect(seen[3]["params"]?["value"] == ["[REDACTED]": 1, "kept": "yes"])
         #expect(seen[5]["params"]?["url"] == "https://api.partner.test/x")
-        #expect(seen[6]["method"] == "[REDACTED]" && seen[6]["code"] == "METHOD_NOT_FOUND")
+        #expect(seen[6]["params"]?["value"] == "[REDACTED]")
+        #expect(seen[7]["method"] == "[REDACTED]" && seen[7]["code"] == "METHOD_NOT_FOUND")
     }
 }
