@@ -61,7 +61,9 @@ final class AuditLog: @unchecked Sendable {
     /// Before the loop sleeps (loop thread): makes sure the pending batch is handed over within
     /// `maxDelayNanos`, without waking the writer for every call.
     func loopWillSleep(_ reactor: Reactor) {
-        guard !batch.isEmpty, !flushScheduled else { return }
+        guard !batch.isEmpty else { return }
+        if reactor.isStopped { return flush() } // the loop's last pass: no timer will fire now
+        guard !flushScheduled else { return }
         flushScheduled = true
         _ = reactor.schedule(afterNanos: Self.maxDelayNanos) { [self] in
             flushScheduled = false

@@ -142,7 +142,7 @@ public final class HostProviderRegistry: @unchecked Sendable {
 
     /// The `(data.code, error.code)` pair relayed for a host's pair (see `sanitized`).
     static func relayedCode(dataCode: JSONValue?, number: Int64) -> (String, Int64) {
-        let byNumber = tableCode(forNumber: number)
+        let byNumber = ErrorCode(rpcNumber: number)
         guard let dataCode else { return byNumber.map { ($0.rawValue, number) } ?? (ErrorCode.internal.rawValue, -32603) }
         guard case .string(let c) = dataCode, !c.isEmpty, c.utf8.count <= 64,
             c.utf8.allSatisfy({ ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x5F })
@@ -153,15 +153,4 @@ public final class HostProviderRegistry: @unchecked Sendable {
         }
         return (c, byNumber == nil ? number : -32000)
     }
-
-    /// The spec code whose table number is `number`, if any.
-    private static func tableCode(forNumber number: Int64) -> ErrorCode? {
-        tableCodes.first { Int64($0.rpcNumber) == number }
-    }
-
-    private static let tableCodes: [ErrorCode] = [
-        .parseError, .invalidRequest, .methodNotFound, .invalidParams, .internal, .permissionDenied, .rateLimited,
-        .quotaExceeded, .timeout, .hostUnavailable, .domainNotAllowed, .messageTooLarge, .notFound, .alreadyRunning,
-        .invalidPackage, .hostUpdateRequired, .unauthorized,
-    ]
 }

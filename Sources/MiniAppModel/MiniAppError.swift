@@ -27,6 +27,19 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let hostUpdateRequired: ErrorCode = "HOST_UPDATE_REQUIRED"
     public static let unauthorized: ErrorCode = "UNAUTHORIZED"
 
+    /// Every code that has a number of its own in the spec's error tables.
+    public static let wireCodes: [ErrorCode] = [
+        .parseError, .invalidRequest, .methodNotFound, .invalidParams, .internal, .permissionDenied, .rateLimited,
+        .quotaExceeded, .timeout, .hostUnavailable, .domainNotAllowed, .messageTooLarge, .notFound, .alreadyRunning,
+        .invalidPackage, .hostUpdateRequired, .unauthorized,
+    ]
+
+    /// The table code whose number is `rpcNumber`, if any.
+    public init?(rpcNumber: Int64) {
+        guard let c = Self.wireCodes.first(where: { Int64($0.rpcNumber) == rpcNumber }) else { return nil }
+        self = c
+    }
+
     /// The JSON-RPC `error.code` number for this code (spec tables); -32603 for codes that are
     /// not wire errors (package and policy codes travel inside `INVALID_PACKAGE`/`INTERNAL`).
     public var rpcNumber: Int {

@@ -33,7 +33,9 @@ public final class CgroupPool: Sendable {
     private let limits: CgroupLimits
     private let target: Int
     private let state = JailLock(State())
-    private let thread = SerialThread(name: "jail-cgpool", background: true)
+    /// One thread for every pool: a jailer (and its pool) is replaced at each policy reload,
+    /// and a `SerialThread` never ends.
+    private static let thread = SerialThread(name: "jail-cgpool", background: true)
     private static let serial = JailLock<UInt64>(0)
 
     /// Keeps `size` cgroups with `limits` ready; filled after the first `take`.
@@ -97,7 +99,7 @@ public final class CgroupPool: Sendable {
             s.making += n
             return n
         }
-        for _ in 0..<n { thread.submit { [self] in makeOne() } }
+        for _ in 0..<n { Self.thread.submit { [self] in makeOne() } }
     }
 
     private func makeOne() {

@@ -20,7 +20,9 @@ public final class NetNamespacePool: Sendable {
 
     private let target: Int
     private let state = JailLock(State())
-    private let thread = SerialThread(name: "jail-netns", background: true)
+    /// One thread for every pool (pools are replaced at each policy reload; a `SerialThread`
+    /// never ends).
+    private static let thread = SerialThread(name: "jail-netns", background: true)
 
     /// Keeps `size` namespaces ready (made in the background, starting now).
     public init(size: Int) {
@@ -45,7 +47,7 @@ public final class NetNamespacePool: Sendable {
             s.inFlight += n
             return n
         }
-        for _ in 0..<n { thread.submit { [self] in makeOne() } }
+        for _ in 0..<n { Self.thread.submit { [self] in makeOne() } }
     }
 
     private func makeOne() {

@@ -17,6 +17,12 @@ final class SpawnerProcess: Sendable {
         self.socket = socket
     }
 
+    /// The socket is closed only here, once nobody holds this spawner any more: another thread
+    /// may be sending on it (`trySend`) or the event loop reading it when it is discarded, and a
+    /// closed number can be reused at once, so a request and its descriptors (stdio, the Bridge
+    /// socket, cgroup.procs) could otherwise go to an unrelated file.
+    deinit { close(socket) }
+
     /// Where the spawner executable is: `$MINIAPP_SPAWNER`, else beside this executable.
     static func executablePath() -> String {
         if let p = getenv("MINIAPP_SPAWNER"), p.pointee != 0 { return String(cString: p) }
@@ -67,8 +73,8 @@ final class SpawnerProcess: Sendable {
         }
     }
 
-    /// Forgets a spawner that stopped answering: closes its socket (it exits on EOF) and reaps
-    /// it. Idempotent; any thread.
+    /// Forgets a spawner that stopped answering: shuts its socket down (it exits on EOF; a send
+    /// racing with this fails with EPIPE) and reaps it. Idempotent; any thread.
     static func discard(_ s: SpawnerProcess, from slot: SpawnerSlot) {
         let mine = slot.current.withLock { c -> Bool in
             guard c === s else { return false }
@@ -76,7 +82,7 @@ final class SpawnerProcess: Sendable {
             return true
         }
         guard mine else { return }
-        close(s.socket)
+        shutdown(s.socket, Int32(SHUT_RDWR))
         var status: Int32 = 0
         while waitpid(s.pid, &status, 0) < 0 && errno == EINTR {}
     }
