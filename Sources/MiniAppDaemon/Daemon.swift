@@ -183,7 +183,7 @@ public final class Daemon {
     private func watchPartners(_ policyDir: String) -> DirectoryWatcher? {
         guard config.policyDir != nil else { return nil }
         do {
-            return try DirectoryWatcher(directory: policyDir + "/partners") { $0.hasSuffix(".json") && !$0.hasPrefix(".") }
+            return try DirectoryWatcher(directory: policyDir + "/partners") { PartnerDirectory.isRegistrationFile($0) }
         } catch {
             logger.warning("cannot watch \(policyDir)/partners (\(error)); partner file changes apply on permissions.refresh or SIGHUP only")
             return nil

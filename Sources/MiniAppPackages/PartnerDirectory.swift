@@ -98,8 +98,13 @@ public enum PartnerDirectory {
         var names: [String] = []
         while let ent = readdir(d) {
             let name = withUnsafeBytes(of: ent.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name.hasSuffix(".json") && !name.hasPrefix(".") { names.append(name) }
+            if isRegistrationFile(name) { names.append(name) }
         }
         return names.sorted()
     }
+
+    /// Whether a file name in `partners/` is read as a registration: `*.json`, not hidden (an
+    /// editor's or `mv`'s temporary `.x.json` is not a partner). The directory watch uses the
+    /// same rule, so it wakes for exactly the files the scan reads.
+    public static func isRegistrationFile(_ name: String) -> Bool { name.hasSuffix(".json") && !name.hasPrefix(".") }
 }

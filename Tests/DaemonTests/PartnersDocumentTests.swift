@@ -115,4 +115,17 @@ import Testing
             try RegistryVersion.parse(Array(#"{"id":"com.other","version":"1","minHostVersion":"1","url":"a","sha256":"00","size":1}"#.utf8), expectedId: "com.p.a", base: "http://x")
         }
     }
+
+    /// A version or minHostVersion that is not SemVer is refused as REGISTRY_INVALID, not later
+    /// taken for "needs a newer host" (HOST_UPDATE_REQUIRED would send the operator the wrong way).
+    @Test(arguments: [("banana", "1.0.0"), ("1.0.0", "banana"), ("1.0", "1.0.0"), ("1.0.0", "")])
+    func registryVersionsMustBeSemVer(_ version: String, _ minHost: String) {
+        let doc = #"{"id":"com.p.a","version":"\#(version)","minHostVersion":"\#(minHost)","url":"a.zip","sha256":"\#(String(repeating: "ab", count: 32))","size":10}"#
+        #expect {
+            try RegistryVersion.parse(Array(doc.utf8), expectedId: "com.p.a", base: "http://x")
+        } throws: { e in
+            let m = e as? MiniAppError
+            return m?.data["reason"] == "REGISTRY_INVALID" && m?.message.contains("SemVer") == true
+        }
+    }
 }

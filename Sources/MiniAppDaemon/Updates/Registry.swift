@@ -32,6 +32,9 @@ public struct RegistryVersion: Sendable, Equatable {
         guard let version = o["version"]?.stringValue, let minHost = o["minHostVersion"]?.stringValue,
             let url = o["url"]?.stringValue, let sha = o["sha256"]?.stringValue, let size = o["size"]?.intValue
         else { throw bad("needs string version, minHostVersion, url, sha256 and integer size") }
+        // Both are compared as SemVer later; a malformed one would read as "needs a newer host".
+        guard SemVer(version) != nil else { throw bad("version \"\(version)\" is not a SemVer version (MAJOR.MINOR.PATCH)") }
+        guard SemVer(minHost) != nil else { throw bad("minHostVersion \"\(minHost)\" is not a SemVer version (MAJOR.MINOR.PATCH)") }
         guard sha.count == 64, sha.allSatisfy({ $0.isHexDigit && !$0.isUppercase }) else { throw bad("sha256 must be 64 lowercase hex digits") }
         guard size > 0, size <= Int64(Int32.max) else { throw bad("size out of range") }
         return RegistryVersion(
