@@ -109,14 +109,14 @@ public final class JailedWorker: Sendable {
 
     /// Freezes every process of the worker (cgroup freezer). Throws `JAIL_UNAVAILABLE` without cgroups.
     public func suspend() throws(MiniAppError) {
-        guard let cgroup else { throw MiniAppError(.jailUnavailable, "suspend needs a cgroup freezer; enable cgroups in jail.json") }
-        do { try locked(cgroup) { cg throws(SystemError) in try cg.freeze() } } catch { throw MiniAppError(.jailSetupFailed, "freezing \(programId) failed: \(error)", data: ["step": "freeze", "errno": "\(error.errno)"]) }
+        guard cgroup != nil else { throw MiniAppError(.jailUnavailable, "suspend needs a cgroup freezer; enable cgroups in jail.json") }
+        do { try locked { cg throws(SystemError) in try cg.freeze() } } catch { throw MiniAppError(.jailSetupFailed, "freezing \(programId) failed: \(error)", data: ["step": "freeze", "errno": "\(error.errno)"]) }
     }
 
     /// Thaws a suspended worker.
     public func resume() throws(MiniAppError) {
-        guard let cgroup else { throw MiniAppError(.jailUnavailable, "resume needs a cgroup freezer; enable cgroups in jail.json") }
-        do { try locked(cgroup) { cg throws(SystemError) in try cg.thaw() } } catch { throw MiniAppError(.jailSetupFailed, "thawing \(programId) failed: \(error)", data: ["step": "thaw", "errno": "\(error.errno)"]) }
+        guard cgroup != nil else { throw MiniAppError(.jailUnavailable, "resume needs a cgroup freezer; enable cgroups in jail.json") }
+        do { try locked { cg throws(SystemError) in try cg.thaw() } } catch { throw MiniAppError(.jailSetupFailed, "thawing \(programId) failed: \(error)", data: ["step": "thaw", "errno": "\(error.errno)"]) }
     }
 
     /// SIGKILLs the worker (its PID 1: the kernel then kills the whole pid namespace). The exit
@@ -138,7 +138,7 @@ public final class JailedWorker: Sendable {
     }
 
     /// Memory and CPU usage now (zeros without cgroups).
-    public func stats() -> JailStats { cgroup?.stats() ?? JailStats(memoryBytes: 0, cpuMicros: 0) }
+    public func stats() -> JailStats { reading { $0.stats() } ?? JailStats(memoryBytes: 0, cpuMicros: 0) }
 
     /// Suspends until the worker has been reaped, and returns how it ended. Its cgroup is
     /// removed right after (`removed`).
@@ -184,16 +184,22 @@ public final class JailedWorker: Sendable {
         }
     }
 
-    /// Runs `body` on the current cgroup while holding the lock a rename takes.
-    private func locked(_ fallback: any WorkerCgroup, _ body: (any WorkerCgroup) throws(SystemError) -> Void) throws(SystemError) {
+    /// Runs `body` on the current cgroup (if any) while holding the lock a rename takes.
+    private func locked(_ body: (any WorkerCgroup) throws(SystemError) -> Void) throws(SystemError) {
         let r = cgroupBox.withLock { cg -> Result<Void, SystemError> in
+            guard let cg else { return .success(()) }
             do throws(SystemError) {
-                try body(cg ?? fallback)
+                try body(cg)
                 return .success(())
             } catch { return .failure(error) }
         }
         try r.get()
     }
+
+    /// Reads from the current cgroup under the same lock: read while a cgroup made ahead is
+    /// being renamed, its files would be missing, and an OOM or pids kill would be reported
+    /// as a plain signal. nil without cgroups.
+    func reading<R>(_ body: (any WorkerCgroup) -> R) -> R? { cgroupBox.withLock { $0.map(body) } }
 
     /// Gives a cgroup made ahead (`p-…`) the worker's name, on the cleanup thread: a rename per
     /// hierarchy is ~0.1 ms the spawn need not wait for. Suspend and resume wait for it (same
@@ -229,8 +235,8 @@ public final class JailedWorker: Sendable {
     private func watchPids() {
         let t = JailEventLoop.shared.after(seconds: 0.1) { [self] in
             let alive = state.withLock { $0.exit == nil }
-            guard alive, let cgroup else { return }
-            if cgroup.events().pidsMaxHits > 0 { limitReached(.pids) } else { watchPids() }
+            guard alive, let hits = reading({ $0.events().pidsMaxHits }) else { return }
+            if hits > 0 { limitReached(.pids) } else { watchPids() }
         }
         state.withLock { $0.timers.append(t) }
     }

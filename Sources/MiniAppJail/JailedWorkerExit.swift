@@ -80,7 +80,7 @@ extension JailedWorker {
     /// On the event thread: two small reads of the cgroup's counters, then the waiters.
     private func finalize() {
         trace?.mark("finalize")
-        let events = cgroup?.events() ?? CgroupEvents()
+        let events = reading { $0.events() } ?? CgroupEvents()
         trace?.mark("cgroup_events")
         let (exit, waiters, blocked, timers) = state.withLock { s -> (WorkerExit, [CheckedContinuation<WorkerExit, Never>], [OneShotSignal], [UInt64]) in
             let e = makeExit(s, events: events)
