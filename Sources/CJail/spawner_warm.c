@@ -24,6 +24,8 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -230,22 +232,55 @@ void spawner_warm_make(int sock, const struct cjail_spawn_request *req, const st
     if (((req->flags & CJAIL_SPAWN_IDMAP) && spawner_write_id_maps(req, c.pid)) || cjail_go(&warm[n].c)) discard_one(sock, n);
 }
 
-static int send_launch(struct warm_jail *w, const struct cjail_spawn_request *req, const int *fds) {
-    const int roles[CJAIL_EMBRYO_FD_COUNT] = {CJAIL_SPAWN_FD_BLOB, CJAIL_SPAWN_FD_STDIN, CJAIL_SPAWN_FD_STDOUT,
-                                               CJAIL_SPAWN_FD_STDERR, CJAIL_SPAWN_FD_BRIDGE, CJAIL_SPAWN_FD_TRACE};
-    struct cjail_embryo_launch m = {CJAIL_SPAWN_MAGIC, 0, req->blob_len};
-    int out[CJAIL_EMBRYO_FD_COUNT], n = 0;
-    for (int r = 0; r < CJAIL_EMBRYO_FD_COUNT; r++) {
-        if (fds[roles[r]] < 0) continue;
-        m.fd_mask |= 1u << r;
-        out[n++] = fds[roles[r]];
+/* The launch's blob as the warm jail will read it: the spawner's checked copy in a sealed
+ * memfd, never the daemon's own memfd (the daemon could rewrite that after our check). -errno. */
+static int sealed_copy(const void *blob, size_t len) {
+    int fd = memfd_create("miniapp-launch", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0) return -errno;
+    size_t off = 0;
+    while (off < len) {
+        ssize_t n = write(fd, (const char *)blob + off, len - off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) { close(fd); return -EIO; }
+        off += (size_t)n;
     }
-    return -cjail_send_with_fds(w->chan, &m, sizeof m, out, n);
+    if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    return fd;
+}
+
+static int send_launch(struct warm_jail *w, const int *fds, const void *blob, size_t len, const struct cjail_check *ck,
+                       const int *trees) {
+    const int roles[6] = {CJAIL_SPAWN_FD_BLOB, CJAIL_SPAWN_FD_STDIN, CJAIL_SPAWN_FD_STDOUT,
+                          CJAIL_SPAWN_FD_STDERR, CJAIL_SPAWN_FD_BRIDGE, CJAIL_SPAWN_FD_TRACE};
+    struct cjail_embryo_launch m = {CJAIL_SPAWN_MAGIC, 0, len, {-1, -1, -1, -1}};
+    int sealed = sealed_copy(blob, len);
+    if (sealed < 0) return sealed;
+    int out[CJAIL_EMBRYO_FD_COUNT], n = 0;
+    for (int r = 0; r < 6; r++) {
+        int fd = r == CJAIL_EMBRYO_FD_BLOB ? sealed : fds[roles[r]];
+        if (fd < 0) continue;
+        m.fd_mask |= 1u << r;
+        out[n++] = fd;
+    }
+    for (int k = 0; k < CJAIL_MAX_TREES; k++) {
+        if (trees[k] < 0) continue;
+        m.fd_mask |= 1u << (CJAIL_EMBRYO_FD_TREE + k);
+        m.tree_op[k] = ck->tree_op[k];
+        out[n++] = trees[k];
+    }
+    int e = -cjail_send_with_fds(w->chan, &m, sizeof m, out, n);
+    close(sealed);
+    return e;
 }
 
 /* Gives the launch to the oldest warm jail of its key (discarding dead ones). Returns 1 when a
  * warm jail took it, 0 when the launch must be spawned cold. */
 int spawner_warm_take(int sock, const struct cjail_spawn_request *req, const int *fds, const struct cjail_spec *spec,
+                      const void *blob, size_t blob_len, const struct cjail_check *ck, const int *trees,
                       uint64_t *trace, struct cjail_child *c, int *e, int32_t *step) {
     struct buf key;
     int netns = fds[CJAIL_SPAWN_FD_NETNS] >= 0 || (spec->clone_flags & CLONE_NEWNET);
@@ -265,7 +300,7 @@ int spawner_warm_take(int sock, const struct cjail_spawn_request *req, const int
     int r = spawner_attach(fds, w->c.pid);
     if (r == 0) {
         *step = CJAIL_SPAWN_GO;
-        r = send_launch(w, req, fds);
+        r = send_launch(w, fds, blob, blob_len, ck, trees);
     }
     if (trace) {
         struct timespec ts;

@@ -1,4 +1,4 @@
-import MiniAppModel
+public import MiniAppModel
 import CJail
 import Glibc
 
@@ -51,9 +51,28 @@ final class SpawnerProcess: Sendable {
                                data: ["step": "spawner", "errno": "\(-r)"])
         }
         let s = SpawnerProcess(pid: pid, socket: sock)
+        s.registerTemplates(slot.templates)
         slot.current.withLock { $0 = s }
         s.watchNotices()
         return s
+    }
+
+    /// Gives a new spawner every template of its slot, then locks its set if the slot is locked.
+    /// A template it refuses (its roots gone) is skipped: the launches that need it are refused
+    /// with the refusal "template".
+    private func registerTemplates(_ templates: SpawnerTemplates) {
+        let (all, locked) = templates.all
+        for (id, t) in all { _ = t.register(id: id, on: socket) }
+        if locked { _ = Self.control(socket, kind: CJAIL_CTL_LOCK) }
+    }
+
+    /// One control request on `socket`: 0 or -errno.
+    static func control(_ socket: Int32, kind: cjail_control_kind, pid: Int32 = 0, sig: Int32 = 0) -> Int32 {
+        var r = cjail_control_request()
+        r.kind = kind.rawValue
+        r.pid = pid
+        r.sig = sig
+        return cjail_spawner_control(socket, &r)
     }
 
     /// The spawner's unasked notices: each warm jail it makes, which is our child (see
@@ -117,9 +136,30 @@ final class SpawnerProcess: Sendable {
 /// test's spawns.
 public final class SpawnerSlot: Sendable {
     let current = JailLock<SpawnerProcess?>(nil)
+    /// What its spawners accept (SpawnerTemplate).
+    let templates = SpawnerTemplates()
     /// The process-wide spawner.
     public static let shared = SpawnerSlot()
     public init() {}
+
+    /// The id of `template` in this slot, registered (with the running spawner too) when new.
+    /// Throws JAIL_UNAVAILABLE when the slot is locked and has no such template.
+    public func templateID(_ template: SpawnerTemplate) throws(MiniAppError) -> UInt32 {
+        let (id, added) = try templates.id(of: template)
+        if let added, let s = SpawnerProcess.running(self) {
+            // EEXIST: a spawner started meanwhile registered it; another failure shows as the
+            // launch's refusal ("template").
+            _ = added.register(id: id, on: s.socket)
+        }
+        return id
+    }
+
+    /// Locks the set of templates, in the running spawner and every later one: a launch that
+    /// matches none is refused from now on, whoever sends it.
+    public func lockTemplates() {
+        templates.lock()
+        if let s = SpawnerProcess.running(self) { _ = SpawnerProcess.control(s.socket, kind: CJAIL_CTL_LOCK) }
+    }
 }
 
 /// One spawn request: the spec blob in a memfd, the fds it names, and its own reply socket.
@@ -132,7 +172,7 @@ final class SpawnRequest: @unchecked Sendable {
     private let memfd: Int32
 
     /// `traceFD`: the slots' memfd or -1.
-    init(_ plan: JailSpawnPlan, cgroupProcs: [Int32], traceFD: Int32, warm: Bool) throws(MiniAppError) {
+    init(_ plan: JailSpawnPlan, template: UInt32, cgroupProcs: [Int32], traceFD: Int32, warm: Bool) throws(MiniAppError) {
         guard cgroupProcs.count <= Int(CJAIL_SPAWN_MAX_PROCS) else {
             throw MiniAppError(.internal, "\(cgroupProcs.count) cgroup hierarchies, the spawner takes \(CJAIL_SPAWN_MAX_PROCS)")
         }
@@ -153,6 +193,7 @@ final class SpawnRequest: @unchecked Sendable {
         replyFD = pair[0]
         theirReplyEnd = pair[1]
         header.blob_len = UInt64(blob.count)
+        header.template_id = template
         if warm { header.flags |= CJAIL_SPAWN_WARM }
         if let m = plan.userNamespace {
             header.flags |= CJAIL_SPAWN_IDMAP
