@@ -146,3 +146,7 @@ int cjail_spawner_control(int sock, const struct cjail_control_request *req) {
     int32_t fds[1] = {-1};
     return ask(sock, &r, sizeof r, fds, 1, 0);
 }
+
+int cjail_send_message(int sock, const void *data, size_t len, const int32_t *fds, int n) {
+    return cjail_send_with_fds(sock, data, len, fds, n);
+}

@@ -381,6 +381,12 @@ static void serve_one(int sock, union message *m, long n, int *got, int count) {
     close_all(got, count);
 }
 
+/* recvmsg reads 0 both at EOF and for an empty SEQPACKET message. */
+static int hung_up(int sock) {
+    struct pollfd p = {sock, POLLIN | POLLRDHUP, 0};
+    return poll(&p, 1, 0) < 0 || (p.revents & (POLLHUP | POLLRDHUP | POLLERR)) != 0;
+}
+
 int cjail_spawner_serve(int sock) {
     cjail_spawner_main_socket = sock;
     for (;;) {
@@ -388,6 +394,7 @@ int cjail_spawner_serve(int sock) {
         union message m;
         int got[CJAIL_MAX_PASSED_FDS], count = 0;
         long n = cjail_recv_with_fds(sock, &m, sizeof m, 0, got, CJAIL_MAX_PASSED_FDS, &count);
+        if (n == 0 && !hung_up(sock)) { close_all(got, count); continue; } /* an empty message, not EOF */
         if (n == 0) break;
         if (n == -EPROTO) continue; /* too many descriptors: all closed */
         if (n < 0) break;

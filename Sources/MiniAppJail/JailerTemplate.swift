@@ -14,7 +14,7 @@ extension Jailer {
         return id
     }
 
-    private func template(binds: [JailBind], limits: JailLimits) -> SpawnerTemplate {
+    func template(binds: [JailBind], limits: JailLimits) -> SpawnerTemplate {
         var probe = JailLaunch(programId: "template", argv: ["/"])
         probe.appDir = appRoot
         probe.dataDir = dataRoot

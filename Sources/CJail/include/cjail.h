@@ -402,6 +402,10 @@ int cjail_name_valid(const char name[CJAIL_NAME_MAX]);
  * the reply. 0, or -errno (the spawner's refusal, or a transport error). */
 int cjail_spawner_register(int sock, const struct cjail_template_request *t, int blob_fd, const int32_t *cgroup_fds, int cgroup_count);
 
+/* Any message with descriptors on a spawner socket (tests send malformed ones with it). 0 or a
+ * positive errno. */
+int cjail_send_message(int sock, const void *data, size_t len, const int32_t *fds, int n);
+
 /* Daemon: sends a control request and waits for its reply: 0 or -errno. */
 int cjail_spawner_control(int sock, const struct cjail_control_request *req);
 
