@@ -96,6 +96,13 @@ public enum JailSpawner {
         if reply.result != 0 {
             if child.pidfd >= 0 { abort(&child) }
             if UInt32(bitPattern: reply.failed_step) == CJAIL_SPAWN_REFUSED.rawValue {
+                // A template added while this spawner was being started may have missed it
+                // (it registers the slot's set once): registered now, the launch is sent again.
+                if retryable && reply.refused == Int32(CJAIL_REFUSE_TEMPLATE.rawValue),
+                   let t = slot.templates.template(request.header.template_id),
+                   t.register(id: request.header.template_id, on: spawner.socket) == 0 {
+                    return nil
+                }
                 throw refusalError(reply.result, refused: reply.refused, index: reply.refused_index)
             }
             throw spawnerError(reply.result, step: reply.failed_step)

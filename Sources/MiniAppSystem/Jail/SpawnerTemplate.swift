@@ -110,6 +110,9 @@ final class SpawnerTemplates: Sendable {
         state.withLock { s in (s.order.compactMap { id in s.byID[id].map { (id, $0) } }, s.locked) }
     }
 
+    /// The template registered as `id`.
+    func template(_ id: UInt32) -> SpawnerTemplate? { state.withLock { $0.byID[id] } }
+
     /// No template is added from now on.
     func lock() { state.withLock { $0.locked = true } }
 }
