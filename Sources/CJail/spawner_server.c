@@ -10,9 +10,13 @@
  * the multi-threaded-fork hazards apply (a lock held by another thread at clone time).
  *
  * Protocol (SOCK_SEQPACKET, one request → one reply, see cjail.h):
+ *     starter → spawner: cjail_template_request (registered once, before any launch), and
+ *                       cjail_control_request LOCK; replies on the request's own socket
  *     daemon → spawner: cjail_spawn_request + SCM_RIGHTS [blob memfd, stdin, stdout, stderr,
  *                       bridge, netns, trace, cgroup.procs…] (the ones present, in that order)
- *     spawner:          map + check the blob (spec_blob.c), clone with CLONE_PARENT so the
+ *     spawner:          copy + check the blob (spec_blob.c), check it against its template
+ *                       (spawner_check.c; refused: CJAIL_SPAWN_REFUSED, nothing cloned), open
+ *                       /app and /data itself (spawner_template.c), clone with CLONE_PARENT so the
  *                       worker is the daemon's child (its pidfd, waitid and SIGCHLD work there),
  *                       [rootless] write its id maps, write its pid into every cgroup.procs,
  *                       send "go": the child was in its cgroups before its first step
@@ -20,8 +24,9 @@
  *                       socket that came with the request
  * Doing the maps, the attach and "go" here saves the daemon a round trip: its caller sends the
  * request, and its event loop takes the reply (while the child sets itself up) and then the
- * error pipe's EOF (the exec). The spawner holds no state
- * between requests and exits when the daemon closes the socket or dies (PDEATHSIG). */
+ * error pipe's EOF (the exec). Between requests the spawner holds its templates, the pidfds of
+ * the workers it cloned (SIGNAL requests reach only those) and its warm jails; it exits when the
+ * daemon closes the socket or dies (PDEATHSIG). */
 #define _GNU_SOURCE
 #include "include/cjail.h"
 #include "fd_passing.h"

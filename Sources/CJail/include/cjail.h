@@ -15,13 +15,19 @@
  * Protocol (daemon thread P, spawner process S, child C = PID 1 of the new pid namespace,
  * G = the program):
  *
+ *     starter (the daemon at its start, or `miniapp jail`): start S, register templates
+ *        (the launch-independent part of every spec S may clone, the id range, the roots of
+ *        /app and /data), optionally lock the set (see "Templates" below)
  *     P: build the spec blob (memfd), pipes for output; send blob + fds to S (SCM_RIGHTS)
- *     S: check the blob, go/err pipes (O_CLOEXEC), block signals,
+ *     S: copy and unpack the blob, check it against its template (refused: reply, no clone),
+ *        open /app and /data from the held roots as detached mount trees,
+ *        go/err pipes (O_CLOEXEC), block signals,
  *        clone(CLONE_NEW*|CLONE_PIDFD|CLONE_PARENT): C is P's child, not S's;
  *        send pid + pidfd + go/err/status ends back to P, close its copies
  *     C:                                           wait for "go" byte on go pipe
  *     P: [rootless] write setgroups/gid_map/uid_map; attach C to the cgroup; write "go"
- *     C: steps: setsid, mounts, pivot_root, ids, caps, no_new_privs, Landlock, seccomp
+ *     C: steps: setsid, mounts (/app, /data: move_mount of S's trees), pivot_root, ids, caps,
+ *        no_new_privs, Landlock, seccomp
  *     C: [reaper] start G vfork-style (CLONE_VM|CLONE_VFORK: no copy of the address space);
  *        once G exec'd, C closes its pipe ends and waits for children
  *     G: reset signals, execve  --> error pipe closed by O_CLOEXEC: P reads EOF = success
