@@ -169,7 +169,9 @@ int cjail_waitid_pidfd(int pidfd, int options, int32_t *code, int32_t *status) {
     return si.si_pid;
 }
 
-int cjail_memfd(const char *name) { return memfd_create(name, MFD_CLOEXEC); }
+int cjail_memfd(const char *name) { return memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING); }
+
+int cjail_seal_size(int fd) { return fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0 ? -errno : 0; }
 
 int cjail_set_thread_name(const char *name) { return prctl(PR_SET_NAME, name, 0, 0, 0); }
 

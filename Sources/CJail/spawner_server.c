@@ -173,6 +173,14 @@ struct loaded {
 
 void *spawner_read_blob(int fd, uint64_t len);
 
+/* A trace memfd whose size is sealed at least as large as the slots. */
+static int trace_usable(int fd) {
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0 || (size_t)st.st_size < sizeof(uint64_t) * CJAIL_TRACE_SLOTS) return 0;
+    int seals = fcntl(fd, F_GET_SEALS);
+    return seals >= 0 && (seals & F_SEAL_SHRINK);
+}
+
 static int load(const struct cjail_spawn_request *req, const struct request_fds *rf, struct loaded *l) {
     *l = (struct loaded){NULL, 0, {0}, NULL};
     l->blob = spawner_read_blob(rf->fd[CJAIL_SPAWN_FD_BLOB], req->blob_len);
@@ -180,7 +188,7 @@ static int load(const struct cjail_spawn_request *req, const struct request_fds 
     l->len = (size_t)req->blob_len;
     int e = cjail_spec_unpack(l->blob, l->len, &l->spec);
     if (e) return e;
-    if (rf->fd[CJAIL_SPAWN_FD_TRACE] >= 0) {
+    if (trace_usable(rf->fd[CJAIL_SPAWN_FD_TRACE])) {
         void *t = mmap(NULL, sizeof(uint64_t) * CJAIL_TRACE_SLOTS, PROT_READ | PROT_WRITE, MAP_SHARED, rf->fd[CJAIL_SPAWN_FD_TRACE], 0);
         if (t != MAP_FAILED) l->trace = t;
     }

@@ -300,7 +300,10 @@ int spawner_warm_take(int sock, const struct cjail_spawn_request *req, const int
     int r = spawner_attach(fds, w->c.pid);
     if (r == 0) {
         *step = CJAIL_SPAWN_GO;
-        r = send_launch(w, fds, blob, blob_len, ck, trees);
+        int given[CJAIL_SPAWN_FD_COUNT];
+        memcpy(given, fds, sizeof given);
+        if (!trace) given[CJAIL_SPAWN_FD_TRACE] = -1; /* refused by load(): not sealed */
+        r = send_launch(w, given, blob, blob_len, ck, trees);
     }
     if (trace) {
         struct timespec ts;

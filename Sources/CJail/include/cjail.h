@@ -218,7 +218,9 @@ enum cjail_spawn_fd {
     CJAIL_SPAWN_FD_STDERR = 3,
     CJAIL_SPAWN_FD_BRIDGE = 4,
     CJAIL_SPAWN_FD_NETNS = 5,
-    CJAIL_SPAWN_FD_TRACE = 6,  /* memfd of CJAIL_TRACE_SLOTS uint64 slots (MINIAPP_JAIL_TRACE) */
+    CJAIL_SPAWN_FD_TRACE = 6,  /* memfd of CJAIL_TRACE_SLOTS uint64 slots (MINIAPP_JAIL_TRACE), its
+                                  size sealed (else ignored: a file shrunk under the spawner's
+                                  mapping would kill it with SIGBUS at its next mark) */
     CJAIL_SPAWN_FD_PROCS = 7,  /* 7..11: cgroup.procs of each hierarchy, opened for writing */
     CJAIL_SPAWN_FD_REPLY = 12, /* the request's own reply socket (required): the reply goes there */
     CJAIL_SPAWN_FD_COUNT = 13
@@ -461,7 +463,9 @@ int cjail_landlock_abi(void);
 
 /* Parent helpers for Swift (macros / variadic calls it cannot reach). */
 int cjail_pidfd_send_signal(int pidfd, int sig);
-int cjail_memfd(const char *name);
+int cjail_memfd(const char *name); /* MFD_CLOEXEC | MFD_ALLOW_SEALING */
+/* Seals a memfd's size (F_SEAL_SHRINK | F_SEAL_GROW). 0 or -errno. */
+int cjail_seal_size(int fd);
 int cjail_set_thread_name(const char *name);
 /* The calling thread runs at nice 19 from now on (background work). 0 or -errno. */
 int cjail_thread_background(void);
