@@ -79,3 +79,58 @@ import Testing
         #expect(info["result"]?["programId"] == "com.partner.a")
     }
 }
+
+/// A method listing several permissions needs every one of them, declared and granted; the
+/// denial names the one that is missing.
+@Suite struct MultiPermissionTests {
+    /// `payment.nearby` needs both `payment` and `geolocation` (a host method: passing the
+    /// check shows as HOST_UNAVAILABLE, since no host provider is registered).
+    static func catalogue() throws -> MethodCatalogue {
+        try MethodCatalogue.parse(Array("""
+            {"version": 1, "permissions": {"payment": "pay", "geolocation": "where"},
+             "programBudget": {"perSecond": 1000, "burst": 1000},
+             "classes": {"c": {"perSecond": 1000, "burst": 1000}},
+             "methods": {"payment.nearby": {"provider": "host", "permissions": ["payment", "geolocation"], "class": "c", "timeoutMillis": 1000}}}
+            """.utf8))
+    }
+
+    struct Row: Sendable, CustomStringConvertible {
+        var declared: Set<String>
+        var granted: Set<String>
+        /// nil: the check passes; else the permission the denial names.
+        var missing: String?
+        var description: String { "declared=\(declared.sorted()) granted=\(granted.sorted())" }
+    }
+
+    static let rows: [Row] = [
+        Row(declared: ["payment", "geolocation"], granted: ["payment", "geolocation"], missing: nil),
+        Row(declared: ["payment"], granted: ["payment", "geolocation"], missing: "geolocation"),
+        Row(declared: ["geolocation"], granted: ["payment", "geolocation"], missing: "payment"),
+        Row(declared: ["payment", "geolocation"], granted: ["payment"], missing: "geolocation"),
+        Row(declared: ["payment", "geolocation"], granted: ["geolocation"], missing: "payment"),
+        Row(declared: [], granted: [], missing: "payment"),
+    ]
+
+    @Test(arguments: rows)
+    func everyPermissionIsNeeded(_ row: Row) throws {
+        let h = try Harness(catalogue: try Self.catalogue(), grants: ["com.partner": row.granted])
+        let w = try h.worker("w-1", declared: row.declared)
+        let answer = try w.call(1, "payment.nearby", "{}")
+        if let missing = row.missing {
+            #expect(answer.errorCode == "PERMISSION_DENIED", "\(answer.jsonString)")
+            #expect(answer["error"]?["data"]?["permission"] == .string(missing), "\(answer.jsonString)")
+        } else {
+            #expect(answer.errorCode == "HOST_UNAVAILABLE", "\(answer.jsonString)")
+        }
+    }
+
+    @Test func revokingOneOfTheGrantsDeniesTheNextCall() throws {
+        let h = try Harness(catalogue: try Self.catalogue(), grants: ["com.partner": ["payment", "geolocation"]])
+        let w = try h.worker("w-1", declared: ["payment", "geolocation"])
+        #expect(try w.call(1, "payment.nearby", "{}").errorCode == "HOST_UNAVAILABLE")
+        h.broker.updateGrants(["com.partner": ["payment"]])
+        let denied = try w.call(2, "payment.nearby", "{}")
+        #expect(denied.errorCode == "PERMISSION_DENIED")
+        #expect(denied["error"]?["data"]?["permission"] == "geolocation")
+    }
+}

@@ -25,7 +25,8 @@ public struct PartnerRegistration: Sendable, Hashable {
         self.permissions = permissions
     }
 
-    /// Parses one registration strictly: exactly the four members, right types, prefixes ending
+    /// Parses one registration strictly: the four members (plus optional `comment` and
+    /// `description` strings), right types, prefixes ending
     /// in `.`, at least one key. `source` names the file in messages.
     public static func parse(_ bytes: some Collection<UInt8>, source: String) throws(MiniAppError) -> PartnerRegistration {
         let value: JSONValue
@@ -40,8 +41,12 @@ public struct PartnerRegistration: Sendable, Hashable {
 
     /// Validates a parsed registration (also used for each entry of the registry's document).
     public init(object o: JSONObject, source: String) throws(MiniAppError) {
-        for key in o.keys where !["id", "idPrefixes", "publicKeys", "permissions"].contains(key) {
+        for key in o.keys where !["id", "idPrefixes", "publicKeys", "permissions", "comment", "description"].contains(key) {
             throw PartnerRegistration.invalid(source, "has unknown member \"\(key)\"")
+        }
+        // Remarks for reviewers (who the partner is, why it holds a grant); never read otherwise.
+        for key in ["comment", "description"] where o[key] != nil && o[key]?.stringValue == nil {
+            throw PartnerRegistration.invalid(source, "member \"\(key)\" must be a string")
         }
         guard let id = o["id"]?.stringValue, !id.isEmpty else {
             throw PartnerRegistration.invalid(source, "needs a string \"id\"")
