@@ -141,7 +141,10 @@ public final class Daemon {
 
         let metrics = DaemonMetricsSink(metrics: DaemonMetrics())
         let jail = JailBinding(
-            jailer: jailer, logger: Logger(label: "miniappd.worker"), metrics: metrics, bridgeMaxBytes: config.maxMessageBytes)
+            jailer: jailer, logger: Logger(label: "miniappd.worker"), metrics: metrics, bridgeMaxBytes: config.maxMessageBytes,
+            limitsFor: { [partners] id, platform throws(MiniAppError) in
+                try ProgramOverrides.effectiveLimits(platform: platform, policyDir: policyDir, programId: id, partners: partners.partners).limits
+            })
         let notify = NotifyRelay()
         let supervisor = Supervisor(
             settings: supervisorSettings(sdkDir: sdkDir), ids: try WorkerIDAllocator(path: layout.workerSequence),

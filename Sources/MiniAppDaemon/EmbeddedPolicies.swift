@@ -33,7 +33,7 @@ Ask the tools before reading the files:
 | `seccomp/docker-default.json` | moby's default profile, verbatim: proves a Docker profile loads; not used unless `jail.json` names it | same |
 | `methods.json` | every Bridge method, the permissions it needs (all of them), its rate class and timeout; the permission names a manifest may declare | `MethodCatalogue.parse` |
 | `partners/*.json` | one partner each: the program ids it owns, its signing keys, what it is granted now, and optional operator overrides | `PartnerRegistration` |
-| `programs/ID.json` | optional operator overrides for one program id | `ProgramOverride` |
+| `programs/ID.json` | optional operator overrides (lower limits) for one program id | `PolicyOverride` |
 
 ### jail.json
 
@@ -75,27 +75,28 @@ See `partners/README.md`. Optional members beyond the four of the spec: `comment
 
 ## Operator overrides: per partner and per program
 
-An operator may set, for all programs of a partner (`"overrides"` in its `partners/*.json` — a
-registry document may carry the same member) or for one program (`programs/<program-id>.json`):
+An operator may **lower** the limits of jail.json for all programs of a partner (an
+`"overrides"` member in its `partners/*.json` — a registry document may carry the same member)
+or for one program (`programs/<program-id>.json`):
 
 ```json
-{"comment": "why",
- "limits": {"memoryBytes": 134217728, "pids": 32, "cpuPercent": 50, "wallClockSeconds": 600},
- "storageQuotaBytes": 10485760,
- "classes": {"net": {"perSecond": 5, "burst": 10}},
- "allowedPrivateCIDRs": ["10.20.0.0/16"]}
+{"comment": "why: a batch program that must stay small",
+ "limits": {"memoryBytes": 134217728, "pids": 32, "cpuPercent": 50, "wallClockSeconds": 600}}
 ```
 
-- `limits` and `classes` may only **narrow** what `jail.json` and `methods.json` give (a larger
-  value, or 0 = unlimited where the platform has a limit, is `POLICY_INVALID`). The strictest of
-  platform, partner and program wins; `miniapp policy explain` shows each effective value and
-  where it came from.
-- `storageQuotaBytes` lowers the program's storage quota.
-- `allowedPrivateCIDRs` is the one widening an operator may grant per partner or program: the
-  private networks `net.request` may reach for that program (on top of the daemon's own list).
-  Lint reports it, and `policy diff` marks it as a widening.
-- Changes apply to the **next worker** started (a file change or `SIGHUP`); running workers keep
-  the values they were started with.
+- `limits` members are those of jail.json (`memoryBytes`, `pids`, `cpuPercent`,
+  `wallClockSeconds`, `openFiles`, `fileSizeBytes`), range-checked the same way. Each may only
+  **narrow** jail.json's value: a larger value, or 0 (= unlimited) for `cpuPercent` /
+  `wallClockSeconds` where jail.json has a limit, is `POLICY_INVALID` and the launch is refused
+  (fail closed: the file does not say what it seems to). The strictest of jail.json, partner
+  and program wins; `miniapp policy explain` shows each effective value and where it came from.
+- A program file that exists but is invalid, unreadable or a symlink refuses the launch
+  (`POLICY_INVALID`) rather than run the program with the looser platform limits. A partner
+  file that turns invalid keeps its previous overrides (and is granted nothing), like its
+  identity.
+- Changes apply to the **next worker** started: program files are read at every launch, partner
+  files when the directory watch, `permissions.refresh` or `SIGHUP` re-reads them. Running
+  workers keep the limits they were started with.
 
 ## Conventions lint checks in these docs
 

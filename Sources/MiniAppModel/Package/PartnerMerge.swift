@@ -126,7 +126,9 @@ public struct PartnerMerge: Sendable {
             }
             blocked.append(BlockedPartner(id: id, origin: origin, problems: problems(group, id: id)))
             if let before = prev.set.partners[id] {
-                partners[id] = PartnerRegistration(id: id, idPrefixes: before.idPrefixes, publicKeys: before.publicKeys, permissions: [])
+                // Its previous limits too: a broken file must not lift an operator's narrowing.
+                partners[id] = PartnerRegistration(
+                    id: id, idPrefixes: before.idPrefixes, publicKeys: before.publicKeys, permissions: [], overrides: before.overrides)
             }
         }
         for (id, problem) in registryOverlaps(partners, origins) {

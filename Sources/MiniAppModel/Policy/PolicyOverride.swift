@@ -1,0 +1,145 @@
+public import MiniAppJSON
+
+/// One tunable member of `limits` (jail.json), by its JSON name.
+public enum JailLimitField: String, Sendable, Hashable, CaseIterable {
+    case memoryBytes, pids, cpuPercent, wallClockSeconds, openFiles, fileSizeBytes
+
+    /// Whether 0 means "no limit" (so 0 is the loosest value, not the tightest).
+    public var zeroIsUnlimited: Bool { self == .cpuPercent || self == .wallClockSeconds }
+
+    /// The value of this member in `limits`.
+    public func value(in limits: JailLimits) -> Double {
+        switch self {
+        case .memoryBytes: Double(limits.memoryBytes)
+        case .pids: Double(limits.pids)
+        case .cpuPercent: Double(limits.cpuPercent)
+        case .wallClockSeconds: limits.wallClockSeconds
+        case .openFiles: Double(limits.openFiles)
+        case .fileSizeBytes: Double(limits.fileSizeBytes)
+        }
+    }
+
+    /// Sets this member of `limits` to `v` (already range-checked by the parser).
+    public func set(_ v: Double, in limits: inout JailLimits) {
+        switch self {
+        case .memoryBytes: limits.memoryBytes = UInt64(v)
+        case .pids: limits.pids = UInt64(v)
+        case .cpuPercent: limits.cpuPercent = UInt64(v)
+        case .wallClockSeconds: limits.wallClockSeconds = v
+        case .openFiles: limits.openFiles = UInt64(v)
+        case .fileSizeBytes: limits.fileSizeBytes = UInt64(v)
+        }
+    }
+
+    /// Whether `new` is stricter than or equal to `old` (0 = unlimited for the time and CPU
+    /// members, so any value narrows an unlimited one and 0 widens a limited one).
+    public func isNarrowing(_ new: Double, from old: Double) -> Bool {
+        guard zeroIsUnlimited else { return new <= old }
+        if old == 0 { return true }
+        return new != 0 && new <= old
+    }
+}
+
+/// An operator's override for the programs of one partner (the `overrides` member of its
+/// registration) or for one program (`policies/programs/<id>.json`): limits that may only be
+/// **lower** than jail.json's. Applied when a worker is started, so a changed file or a SIGHUP
+/// reaches the next worker; running workers keep what they started with.
+///
+/// A widening (a larger value, or 0 = unlimited where the platform has a limit) is refused
+/// with POLICY_INVALID when the worker would start: an operator file must never loosen the
+/// platform's guarantees for a program (a partner asking for "more memory" gets it only by a
+/// reviewed change of jail.json, which `miniapp policy diff` shows as a widening).
+public struct PolicyOverride: Sendable, Hashable {
+    /// The lowered limits, by member.
+    public var limits: [JailLimitField: Double] = [:]
+
+    public init(limits: [JailLimitField: Double] = [:]) { self.limits = limits }
+
+    /// Whether it changes nothing.
+    public var isEmpty: Bool { limits.isEmpty }
+
+    /// The members an override document may have.
+    public static let members: Set<String> = ["limits"]
+
+    /// Parses an override object (`{"comment"?, "limits": {…}}`); each limit is range-checked
+    /// as in jail.json. Throws POLICY_INVALID naming `source` and the field.
+    public static func parse(_ value: JSONValue, source: String) throws(MiniAppError) -> PolicyOverride {
+        do {
+            let r = try JailFieldReader(value, path: "")
+            try r.rejectUnknown(members)
+            guard let l = try r.child("limits") else { return PolicyOverride() }
+            try l.rejectUnknown(Set(JailLimitField.allCases.map(\.rawValue)))
+            let parsed = try JailLimits.parse(l, base: JailLimits())
+            var o = PolicyOverride()
+            for f in JailLimitField.allCases where l.object[f.rawValue].map({ !$0.isNull }) == true {
+                o.limits[f] = f.value(in: parsed)
+            }
+            return o
+        } catch {
+            throw MiniAppError(.policyInvalid, "\(source): \(error.message)", data: ["field": error.data["field"] ?? "", "file": source])
+        }
+    }
+
+    /// Parses a program override file (plain JSON, remarks in `"comment"` members).
+    public static func parseFile(_ bytes: some Collection<UInt8>, source: String) throws(MiniAppError) -> PolicyOverride {
+        try parse(try JSONValue.parsePolicyFile(bytes, what: source), source: source)
+    }
+
+    /// The override as JSON (the registry's documents carry it as a partner's `overrides`).
+    public var json: JSONValue {
+        var l = JSONObject()
+        for f in JailLimitField.allCases {
+            guard let v = limits[f] else { continue }
+            l[f.rawValue] = f == .wallClockSeconds ? .double(v) : .int(Int64(v))
+        }
+        return ["limits": .object(l)]
+    }
+}
+
+/// Where one effective value came from.
+public struct PolicyOrigin: Sendable, Hashable, CustomStringConvertible {
+    /// `jail.json`, `partner com.p (partners/com.p.json)`, `program (programs/ID.json)`.
+    public var label: String
+    public init(_ label: String) { self.label = label }
+    public var description: String { label }
+    /// The platform's jail.json.
+    public static let platform = PolicyOrigin("jail.json")
+}
+
+/// The limits a program's next worker gets: the platform's, lowered by the partner's and the
+/// program's overrides (the strictest wins), with the origin of each member.
+public struct EffectiveLimits: Sendable, Equatable {
+    public var limits: JailLimits
+    public var origins: [JailLimitField: PolicyOrigin]
+
+    /// Applies `layers` over `platform` in order. Throws POLICY_INVALID for a member that would
+    /// widen the platform's value (the override is refused, not clamped: the operator must see
+    /// that the file does not say what it seems to).
+    public static func resolve(platform: JailLimits, layers: [(PolicyOrigin, PolicyOverride)]) throws(MiniAppError) -> EffectiveLimits {
+        var out = EffectiveLimits(limits: platform, origins: [:])
+        for f in JailLimitField.allCases { out.origins[f] = .platform }
+        for (origin, o) in layers {
+            for f in JailLimitField.allCases {
+                guard let v = o.limits[f] else { continue }
+                let base = f.value(in: platform)
+                guard f.isNarrowing(v, from: base) else {
+                    throw MiniAppError(
+                        .policyInvalid,
+                        "\(origin): limits.\(f.rawValue) \(Self.show(v, f)) would loosen jail.json's \(Self.show(base, f)); overrides may only lower limits (raise them in jail.json, a reviewed change)",
+                        data: ["field": "limits.\(f.rawValue)", "file": origin.label])
+                }
+                if f.isNarrowing(v, from: f.value(in: out.limits)) && v != f.value(in: out.limits) {
+                    f.set(v, in: &out.limits)
+                    out.origins[f] = origin
+                }
+            }
+        }
+        return out
+    }
+
+    /// A limit value in words (0 = unlimited for CPU and wall clock).
+    public static func show(_ v: Double, _ f: JailLimitField) -> String {
+        if v == 0 && f.zeroIsUnlimited { return "0 (unlimited)" }
+        return v == v.rounded() ? String(Int64(v)) : String(v)
+    }
+}
