@@ -258,6 +258,10 @@ Strict JSON (no comments in the file itself); the notes below the block explain 
   its manifest declares it **and** its partner is granted it; removing one here denies the next
   Bridge call of every running program of that partner, without restarting anything.
 
+Optional members: `comment` and `description` (strings, for reviewers; never read otherwise), and
+`overrides` — `{"limits": {…}}` lowering jail.json's limits for every program of this partner
+(see `../README.md`, "Operator overrides"; a larger value refuses the launch).
+
 ## How files are read
 
 - The daemon watches this directory (`--policy-dir`): a file added, edited or removed is in

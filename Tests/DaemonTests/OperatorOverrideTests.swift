@@ -69,6 +69,17 @@ import Testing
         #expect(pids3 == "16", "the program's lower pids still wins over the partner's 32")
         try stop(host, w3)
 
+        // `policy explain ID` reads the installed program from the daemon's state directory and
+        // shows the same effective values with their origin.
+        let explained = try run([
+            PolicyCLITests.cli, "policy", "explain", id, "--policy-dir", world.policyDir, "--state-dir", daemon.dir.file("state"), "--json",
+        ])
+        #expect(explained.status == 0, "\(explained.stderr)")
+        let limits = (try? JSONValue.parse(explained.stdout))?["jail"]?["limits"]?.arrayValue ?? []
+        let pids = limits.first { $0["name"] == "pids" }, memory = limits.first { $0["name"] == "memoryBytes" }
+        #expect(pids?["value"] == "16" && pids?["from"]?.stringValue?.hasPrefix("program") == true, "\(limits)")
+        #expect(memory?["value"] == "134217728" && memory?["from"]?.stringValue?.hasPrefix("partner com.e2e") == true, "\(limits)")
+
         // A file that would raise a limit refuses the launch (fail closed, never clamped).
         _ = try world.dir.write("policies/programs/\(id).json", #"{"limits": {"pids": 1000}}"#)
         let refused = try host.rawCall("programs.launch", ["id": .string(id)])
