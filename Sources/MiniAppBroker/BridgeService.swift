@@ -17,10 +17,13 @@ public struct CallerIdentity: Sendable, Hashable {
     public var declaredPermissions: Set<String>
     /// `allowedDomains` of the manifest (exact names or `*.suffix`).
     public var allowedDomains: [String]
+    /// Rate classes an operator lowered for this program (partner or program overrides),
+    /// fixed when the worker starts; the broker applies the lower of these and methods.json's.
+    public var rateClasses: [String: RateLimit]
 
     public init(
         workerId: String, programId: String, version: String, partnerId: String,
-        declaredPermissions: Set<String>, allowedDomains: [String]
+        declaredPermissions: Set<String>, allowedDomains: [String], rateClasses: [String: RateLimit] = [:]
     ) {
         self.workerId = workerId
         self.programId = programId
@@ -28,6 +31,7 @@ public struct CallerIdentity: Sendable, Hashable {
         self.partnerId = partnerId
         self.declaredPermissions = declaredPermissions
         self.allowedDomains = allowedDomains
+        self.rateClasses = rateClasses
     }
 }
 

@@ -131,7 +131,11 @@ public final class Daemon {
             partnersLog.info("\(policyDir)/partners changed: re-reading the partner grants")
             partners.refresh(fetchRegistry: false)
         }
-        let brokerBinding = BrokerBinding(broker: broker, services: services, partners: partners)
+        let brokerBinding = BrokerBinding(
+            broker: broker, services: services, partners: partners,
+            rateClassesFor: { [partners] id, catalogue throws(MiniAppError) in
+                try ProgramOverrides.effectiveRates(catalogue: catalogue, policyDir: policyDir, programId: id, partners: partners.partners).lowered
+            })
         let store = StoreBinding(
             store: try PackageStore(
                 root: layout.packages,

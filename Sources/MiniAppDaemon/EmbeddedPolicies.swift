@@ -75,13 +75,15 @@ See `partners/README.md`. Optional members beyond the four of the spec: `comment
 
 ## Operator overrides: per partner and per program
 
-An operator may **lower** the limits of jail.json for all programs of a partner (an
+An operator may **lower** the limits of jail.json and the rate classes of methods.json for all
+programs of a partner (an
 `"overrides"` member in its `partners/*.json` — a registry document may carry the same member)
 or for one program (`programs/<program-id>.json`):
 
 ```json
 {"comment": "why: a batch program that must stay small",
- "limits": {"memoryBytes": 134217728, "pids": 32, "cpuPercent": 50, "wallClockSeconds": 600}}
+ "limits": {"memoryBytes": 134217728, "pids": 32, "cpuPercent": 50, "wallClockSeconds": 600},
+ "classes": {"net": {"perSecond": 5, "burst": 10}}}
 ```
 
 - `limits` members are those of jail.json (`memoryBytes`, `pids`, `cpuPercent`,
@@ -90,6 +92,12 @@ or for one program (`programs/<program-id>.json`):
   `wallClockSeconds` where jail.json has a limit, is `POLICY_INVALID` and the launch is refused
   (fail closed: the file does not say what it seems to). The strictest of jail.json, partner
   and program wins; `miniapp policy explain` shows each effective value and where it came from.
+- `classes` lowers rate classes of methods.json for the program (`perSecond` and `burst`, both
+  required, neither above methods.json's; a class methods.json does not define is
+  `POLICY_INVALID`). The broker applies the lower of the override and the catalogue, so a later
+  catalogue edit can never be raised by an old override.
+- Not overridable here (yet): the storage quota and `allowedPrivateCIDRs`, which are daemon-wide
+  settings (`services.*` of the config file).
 - A program file that exists but is invalid, unreadable or a symlink refuses the launch
   (`POLICY_INVALID`) rather than run the program with the looser platform limits. A partner
   file that turns invalid keeps its previous overrides (and is granted nothing), like its
@@ -259,7 +267,8 @@ Strict JSON (no comments in the file itself); the notes below the block explain 
   Bridge call of every running program of that partner, without restarting anything.
 
 Optional members: `comment` and `description` (strings, for reviewers; never read otherwise), and
-`overrides` — `{"limits": {…}}` lowering jail.json's limits for every program of this partner
+`overrides` — `{"limits": {…}, "classes": {…}}` lowering jail.json's limits and methods.json's
+rate classes for every program of this partner
 (see `../README.md`, "Operator overrides"; a larger value refuses the launch).
 
 ## How files are read

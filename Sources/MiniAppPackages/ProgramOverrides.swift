@@ -44,4 +44,9 @@ public enum ProgramOverrides {
     public static func effectiveLimits(platform: JailLimits, policyDir: String, programId: String, partners: PartnerSet) throws(MiniAppError) -> EffectiveLimits {
         try EffectiveLimits.resolve(platform: platform, layers: try layers(policyDir: policyDir, programId: programId, partners: partners))
     }
+
+    /// The rate classes the next worker of `programId` gets under `catalogue`.
+    public static func effectiveRates(catalogue: MethodCatalogue, policyDir: String, programId: String, partners: PartnerSet) throws(MiniAppError) -> EffectiveRates {
+        try EffectiveRates.resolve(catalogue: catalogue, layers: try layers(policyDir: policyDir, programId: programId, partners: partners))
+    }
 }

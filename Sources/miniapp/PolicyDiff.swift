@@ -50,7 +50,7 @@ struct PolicyDiff {
         seccomp(SeccompView(op), SeccompView(np))
         catalogue(oc, nc)
         partners(old.merge.set, new.merge.set)
-        overrides(old, new, platformOld: oj.limits, platformNew: nj.limits)
+        overrides(old, new, platformOld: oj.limits, platformNew: nj.limits, catalogues: (oc, nc))
     }
 
     private mutating func jail(_ o: JailPolicy, _ n: JailPolicy) {
@@ -134,7 +134,9 @@ struct PolicyDiff {
         }
     }
 
-    private mutating func overrides(_ old: LoadedPolicies, _ new: LoadedPolicies, platformOld: JailLimits, platformNew: JailLimits) {
+    private mutating func overrides(
+        _ old: LoadedPolicies, _ new: LoadedPolicies, platformOld: JailLimits, platformNew: JailLimits, catalogues: (MethodCatalogue, MethodCatalogue)
+    ) {
         var subjects: [(String, PolicyOverride?, PolicyOverride?)] = []
         for id in Set(old.merge.set.partners.keys).union(new.merge.set.partners.keys).sorted() {
             subjects.append(("partner \(id) overrides", old.merge.set.partners[id]?.overrides, new.merge.set.partners[id]?.overrides))
@@ -149,6 +151,14 @@ struct PolicyDiff {
             let ea = (try? EffectiveLimits.resolve(platform: platformOld, layers: a.map { [(PolicyOrigin(subject), $0)] } ?? []))?.limits ?? platformOld
             let eb = (try? EffectiveLimits.resolve(platform: platformNew, layers: b.map { [(PolicyOrigin(subject), $0)] } ?? []))?.limits ?? platformNew
             limits(subject + " limits", ea, eb)
+            let ra = (try? EffectiveRates.resolve(catalogue: catalogues.0, layers: a.map { [(PolicyOrigin(subject), $0)] } ?? []))?.lowered ?? [:]
+            let rb = (try? EffectiveRates.resolve(catalogue: catalogues.1, layers: b.map { [(PolicyOrigin(subject), $0)] } ?? []))?.lowered ?? [:]
+            for c in Set(ra.keys).union(rb.keys).sorted() {
+                let (x, y) = (ra[c] ?? catalogues.0.classes[c], rb[c] ?? catalogues.1.classes[c])
+                guard let x, let y else { continue }
+                number("\(subject) class \(c).perSecond", x.perSecond, y.perSecond)
+                number("\(subject) class \(c).burst", x.burst, y.burst)
+            }
         }
     }
 

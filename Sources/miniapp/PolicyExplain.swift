@@ -72,7 +72,7 @@ struct PolicyExplain {
             "source": .string(subject.origin), "policyDir": .string(policies.source.label),
         ]
         out["jail"] = .object(try jailSection(jail, profile))
-        out["bridge"] = .object(bridgeSection(catalogue))
+        out["bridge"] = .object(try bridgeSection(catalogue))
         return out
     }
 
@@ -142,8 +142,9 @@ struct PolicyExplain {
 
     // MARK: bridge
 
-    private func bridgeSection(_ catalogue: MethodCatalogue) -> JSONObject {
+    private func bridgeSection(_ catalogue: MethodCatalogue) throws(MiniAppError) -> JSONObject {
         let merge = policies.merge
+        let rates = try ProgramOverrides.effectiveRates(catalogue: catalogue, policyDir: policies.dir, programId: subject.id, partners: merge.set)
         let table = PermissionTable(catalogue: catalogue, grants: merge.set.partners.mapValues(\.permissions))
         let caller = CallerIdentity(
             workerId: "explain", programId: subject.id, version: subject.version, partnerId: subject.partnerId,
@@ -168,7 +169,7 @@ struct PolicyExplain {
             case .notDeclared(let p): (allowed, why) = (false, "needs \(p), which the manifest does not declare")
             case .notGranted(let p): (allowed, why) = (false, "needs \(p), which partner \(subject.partnerId) is not granted now")
             }
-            let rate = catalogue.classes[spec.rateClass]
+            let rate = rates.classes[spec.rateClass]
             methods.append([
                 "method": .string(name), "allowed": .bool(allowed), "why": .string(why), "permissions": .array(reasons),
                 "provider": .string(spec.provider.rawValue), "class": .string(spec.rateClass),
@@ -182,6 +183,12 @@ struct PolicyExplain {
             "partnerBlocked": blocked.map { .array($0.problems.map { .string($0) }) } ?? .null,
             "methods": .array(methods), "netRequestDomains": .array(subject.allowedDomains.map { .string($0) }),
             "programBudget": ["perSecond": .double(catalogue.programBudget.perSecond), "burst": .double(catalogue.programBudget.burst)],
+            "rateClasses": .array(rates.classes.keys.sorted().map { name in
+                [
+                    "class": .string(name), "perSecond": .double(rates.classes[name]?.perSecond ?? 0), "burst": .double(rates.classes[name]?.burst ?? 0),
+                    "from": .string(rates.origins[name]?.label ?? "methods.json"),
+                ]
+            }),
         ]
     }
 
@@ -232,6 +239,10 @@ enum ExplainText {
             Swift.print("  \(mark) \(s(m["method"])) — \(s(m["why"]))\(perms.isEmpty ? "" : "; " + perms.joined(separator: "; ")) [class \(s(m["class"])): \(m["perSecond"]?.doubleValue ?? 0)/s, burst \(m["burst"]?.doubleValue ?? 0)]")
         }
         Swift.print("  net.request domains: \((b["netRequestDomains"]?.arrayValue ?? []).map { s($0) }.joined(separator: ", "))")
+        let classes = (b["rateClasses"]?.arrayValue ?? []).map { c in
+            "\(s(c["class"])) \(c["perSecond"]?.doubleValue ?? 0)/s burst \(c["burst"]?.doubleValue ?? 0) (\(s(c["from"])))"
+        }
+        Swift.print("  rate classes: \(classes.joined(separator: "; "))")
         if let blocked = b["partnerBlocked"]?.arrayValue { Swift.print("  partner blocked: \(blocked.map { s($0) }.joined(separator: "; "))") }
     }
 }

@@ -182,9 +182,15 @@ struct PolicyLint {
     }
 
     private mutating func checkOverride(_ o: PolicyOverride, file: String, origin: String) {
-        guard let platform = (try? policies.jail.get())?.limits else { return }
-        do { _ = try EffectiveLimits.resolve(platform: platform, layers: [(PolicyOrigin(origin), o)]) } catch {
-            invalid(file, "OVERRIDE_WIDENS", error.message)
+        if let platform = (try? policies.jail.get())?.limits {
+            do { _ = try EffectiveLimits.resolve(platform: platform, layers: [(PolicyOrigin(origin), o)]) } catch {
+                invalid(file, "OVERRIDE_WIDENS", error.message)
+            }
+        }
+        if let c = catalogue {
+            do { _ = try EffectiveRates.resolve(catalogue: c, layers: [(PolicyOrigin(origin), o)]) } catch {
+                invalid(file, "OVERRIDE_WIDENS", error.message)
+            }
         }
     }
 

@@ -134,3 +134,24 @@ import Testing
         #expect(denied["error"]?["data"]?["permission"] == "geolocation")
     }
 }
+
+/// An operator's lowered rate class (partner or program override, carried by the worker's
+/// identity) is applied by the broker; it can only lower methods.json's budget.
+@Suite struct LoweredRateClassTests {
+    @Test func aLoweredClassLimitsOnlyThatProgram() throws {
+        let h = try Harness(catalogue: try tightCatalogue(storageBurst: 3))
+        let lowered = try h.worker("w-a", program: "com.partner.a", rateClasses: ["storage": RateLimit(perSecond: 0.001, burst: 1)])
+        let other = try h.worker("w-b", program: "com.partner.b")
+        #expect(try lowered.call(1, "storage.get", #"{"key":"theme"}"#).isResult)
+        let limited = try lowered.call(2, "storage.get", #"{"key":"theme"}"#)
+        #expect(limited.errorCode == "RATE_LIMITED" && limited["error"]?["data"]?["class"] == "storage", "\(limited.jsonString)")
+        for i in 0..<3 { #expect(try other.call(i, "storage.get", #"{"key":"theme"}"#).isResult) }
+    }
+
+    @Test func anOverrideAboveTheCatalogueDoesNotRaiseIt() throws {
+        let h = try Harness(catalogue: try tightCatalogue(storageBurst: 2))
+        let w = try h.worker("w-a", program: "com.partner.a", rateClasses: ["storage": RateLimit(perSecond: 1000, burst: 1000)])
+        for i in 0..<2 { #expect(try w.call(i, "storage.get", #"{"key":"theme"}"#).isResult) }
+        #expect(try w.call(9, "storage.get", #"{"key":"theme"}"#).errorCode == "RATE_LIMITED")
+    }
+}

@@ -54,6 +54,8 @@ import Testing
         Plant(name: "partner file with an unknown member", writes: [("partners/com.x.json", #"{"id": "com.x", "idPrefixes": ["com.x."], "publicKeys": [], "permissions": [], "grants": []}"#)], exit: 2, code: "PARTNER_INVALID", says: "grants"),
         Plant(name: "program override that widens", writes: [("programs/com.e2e.app.json", #"{"limits": {"pids": 128}}"#)], exit: 2, code: "OVERRIDE_WIDENS", says: "pids"),
         Plant(name: "program override that switches the CPU limit off", writes: [("programs/com.e2e.app.json", #"{"limits": {"cpuPercent": 0}}"#)], exit: 2, code: "OVERRIDE_WIDENS", says: "unlimited"),
+        Plant(name: "program override that raises a rate class", writes: [("programs/com.e2e.app.json", #"{"classes": {"net": {"perSecond": 100, "burst": 40}}}"#)], exit: 2, code: "OVERRIDE_WIDENS", says: "classes.net"),
+        Plant(name: "program override of an undefined rate class", writes: [("programs/com.e2e.app.json", #"{"classes": {"video": {"perSecond": 1, "burst": 1}}}"#)], exit: 2, code: "OVERRIDE_WIDENS", says: "video"),
         Plant(name: "program override with an unknown member", writes: [("programs/com.e2e.app.json", #"{"limit": {"pids": 8}}"#)], exit: 2, code: "OVERRIDE_INVALID", says: "limit"),
         Plant(name: "partner override that widens", writes: [("partners/com.x.json", partner("com.x", ["com.x."], [], overrides: #"{"limits": {"memoryBytes": 1099511627776}}"#))], exit: 2, code: "OVERRIDE_WIDENS", says: "memoryBytes"),
         Plant(name: "docs naming an undefined permission", edits: [("partners/README.md", "`geolocation`, `network`, `ui`)", "`geolocation`, `network`, `camera`, `ui`)")], exit: 2, code: "DOC_UNKNOWN_PERMISSION", says: "camera"),
@@ -177,7 +179,7 @@ import Testing
             with: #""payment.nearby": { "provider": "host", "permissions": ["payment", "ui"], "class": "payment", "timeoutMillis": 1000 },"# + "\n    \"log.write\":"
         ).write(toFile: methods, atomically: true, encoding: .utf8)
         let id = E2EPartner.programId("multi")
-        _ = try world.dir.write("policies/programs/\(id).json", #"{"comment": "small", "limits": {"pids": 16}}"#)
+        _ = try world.dir.write("policies/programs/\(id).json", #"{"comment": "small", "limits": {"pids": 16}, "classes": {"payment": {"perSecond": 0.5, "burst": 1}}}"#)
         let zip = try world.package(E2EWorld.manifest(id: id, entry: "main.sh", permissions: ["payment"]), files: ["main.sh": "#!/bin/sh\n"])
         let (r, doc) = try explain(world, zip)
         #expect(r.status == 0, "\(r.stderr)")
@@ -186,6 +188,11 @@ import Testing
         #expect(m["permissions"]?.arrayValue?.count == 2)
         let pids = doc["jail"]?["limits"]?.arrayValue?.first { $0["name"] == "pids" }
         #expect(pids?["value"] == "16" && pids?["from"]?.stringValue?.contains("programs/\(id).json") == true, "\(String(describing: pids))")
+        let classes = doc["bridge"]?["rateClasses"]?.arrayValue ?? []
+        let payment = classes.first { $0["class"] == "payment" }
+        #expect(payment?["burst"]?.doubleValue == 1 && payment?["from"]?.stringValue?.contains("programs/\(id).json") == true, "\(classes)")
+        #expect(classes.first { $0["class"] == "net" }?["from"] == "methods.json")
+        #expect(m["burst"]?.doubleValue == 1, "the method's class shows the lowered budget")
     }
 
     // MARK: diff
@@ -215,6 +222,7 @@ import Testing
         DiffRow(name: "permission revoked", writes: [("partners/com.e2e.json", partner("com.e2e", ["com.e2e."], ["payment"]))], widening: false, subject: "partner com.e2e granted", says: "- ui"),
         DiffRow(name: "method needs no permission any more", edits: [("methods.json", #""permissions": ["network"]"#, #""permissions": []"#)], widening: true, subject: "method net.request needs", says: "- network"),
         DiffRow(name: "rate class raised", edits: [("methods.json", #""auth":    { "perSecond": 5,"#, #""auth":    { "perSecond": 50,"#)], widening: true, subject: "rate class auth.perSecond", says: "50"),
+        DiffRow(name: "program override lowers a rate class", writes: [("programs/com.e2e.app.json", #"{"classes": {"net": {"perSecond": 5, "burst": 40}}}"#)], widening: false, subject: "programs/com.e2e.app.json class net.perSecond", says: "5.0"),
         DiffRow(name: "program override lowers a limit", writes: [("programs/com.e2e.app.json", #"{"limits": {"memoryBytes": 67108864}}"#)], widening: false, subject: "programs/com.e2e.app.json limits.memoryBytes", says: "tightened"),
     ]
 

@@ -83,4 +83,41 @@ import Testing
             #expect(throws: MiniAppError.self, "\(bad)") { try PartnerRegistration.parse(Array(doc.utf8), source: "p.json") }
         }
     }
+
+    static let catalogue: MethodCatalogue = try! MethodCatalogue.parse(Array("""
+        {"version": 1, "permissions": {}, "programBudget": {"perSecond": 100, "burst": 100},
+         "classes": {"net": {"perSecond": 20, "burst": 40}, "log": {"perSecond": 100, "burst": 500}}, "methods": {}}
+        """.utf8))
+
+    static let badClasses: [(String, String)] = [
+        (#"{"classes": {"net": {"perSecond": 5}}}"#, "classes.net"),
+        (#"{"classes": {"net": {"perSecond": 0, "burst": 1}}}"#, "classes.net.perSecond"),
+        (#"{"classes": {"net": {"perSecond": 1, "burst": 0.5}}}"#, "classes.net.burst"),
+        (#"{"classes": {"net": {"perSecond": 1, "burst": 2, "max": 3}}}"#, "classes.net.max"),
+        (#"{"classes": {"net": 5}}"#, "classes.net"),
+        (#"{"classes": []}"#, "classes"),
+    ]
+
+    @Test("malformed rate class overrides are refused", arguments: badClasses)
+    func badClass(_ text: String, _ field: String) {
+        do {
+            _ = try PolicyOverride.parseFile(Array(text.utf8), source: "p")
+            Issue.record("accepted: \(text)")
+        } catch {
+            #expect(error.code == .policyInvalid && error.data["field"] == field, "\(text): \(error)")
+        }
+    }
+
+    @Test func rateClassesOnlyNarrowAndNameTheirOrigin() throws {
+        let partner = try PolicyOverride.parseFile(Array(#"{"classes": {"net": {"perSecond": 5, "burst": 40}}}"#.utf8), source: "p")
+        let program = try PolicyOverride.parseFile(Array(#"{"classes": {"net": {"perSecond": 10, "burst": 10}}}"#.utf8), source: "q")
+        let e = try EffectiveRates.resolve(catalogue: Self.catalogue, layers: [(PolicyOrigin("partner"), partner), (PolicyOrigin("program"), program)])
+        #expect(e.classes["net"] == RateLimit(perSecond: 5, burst: 10))
+        #expect(e.origins["net"] == PolicyOrigin("program") && e.origins["log"] == nil)
+        #expect(e.lowered.keys.sorted() == ["net"])
+        for bad in [#"{"classes": {"net": {"perSecond": 21, "burst": 1}}}"#, #"{"classes": {"net": {"perSecond": 1, "burst": 41}}}"#, #"{"classes": {"ui": {"perSecond": 1, "burst": 1}}}"#] {
+            let o = try PolicyOverride.parseFile(Array(bad.utf8), source: "p")
+            #expect(throws: MiniAppError.self, "\(bad)") { try EffectiveRates.resolve(catalogue: Self.catalogue, layers: [(PolicyOrigin("p"), o)]) }
+        }
+    }
 }

@@ -15,11 +15,17 @@ final class BrokerBinding: BridgeAttacher, BrokerControl {
     let broker: Broker
     let services: BuiltinServices
     let partnerGrants: PartnerGrants
+    /// The rate classes an operator lowered for a program (its partner's and its own overrides).
+    private let rateClassesFor: @Sendable (_ programId: String, _ catalogue: MethodCatalogue) throws(MiniAppError) -> [String: RateLimit]
 
-    init(broker: Broker, services: BuiltinServices, partners: PartnerGrants) {
+    init(
+        broker: Broker, services: BuiltinServices, partners: PartnerGrants,
+        rateClassesFor: @escaping @Sendable (String, MethodCatalogue) throws(MiniAppError) -> [String: RateLimit] = { _, _ in [:] }
+    ) {
         self.broker = broker
         self.services = services
         partnerGrants = partners
+        self.rateClassesFor = rateClassesFor
     }
 
     /// The partners now (the package store asks at every operation).
@@ -28,6 +34,10 @@ final class BrokerBinding: BridgeAttacher, BrokerControl {
     // MARK: BridgeAttacher
 
     func attach(identity: CallerIdentity) throws(MiniAppError) -> Int32 {
+        // Read now, for this worker: an override changed since the last launch applies; one
+        // that would raise a budget refuses the launch (POLICY_INVALID).
+        var identity = identity
+        identity.rateClasses = try rateClassesFor(identity.programId, broker.permissions.snapshot.catalogue)
         let pair: SocketPair
         do { pair = try UnixSocket.pair() } catch {
             throw MiniAppError(.internal, "cannot create the Bridge socket pair: \(error); the daemon may be out of file descriptors")

@@ -42,7 +42,7 @@ public enum JailLimitField: String, Sendable, Hashable, CaseIterable {
 
 /// An operator's override for the programs of one partner (the `overrides` member of its
 /// registration) or for one program (`policies/programs/<id>.json`): limits that may only be
-/// **lower** than jail.json's. Applied when a worker is started, so a changed file or a SIGHUP
+/// **lower** than jail.json's, and rate classes that may only be lower than methods.json's. Applied when a worker is started, so a changed file or a SIGHUP
 /// reaches the next worker; running workers keep what they started with.
 ///
 /// A widening (a larger value, or 0 = unlimited where the platform has a limit) is refused
@@ -52,14 +52,19 @@ public enum JailLimitField: String, Sendable, Hashable, CaseIterable {
 public struct PolicyOverride: Sendable, Hashable {
     /// The lowered limits, by member.
     public var limits: [JailLimitField: Double] = [:]
+    /// The lowered rate classes (budgets per program), by class name.
+    public var classes: [String: RateLimit] = [:]
 
-    public init(limits: [JailLimitField: Double] = [:]) { self.limits = limits }
+    public init(limits: [JailLimitField: Double] = [:], classes: [String: RateLimit] = [:]) {
+        self.limits = limits
+        self.classes = classes
+    }
 
     /// Whether it changes nothing.
-    public var isEmpty: Bool { limits.isEmpty }
+    public var isEmpty: Bool { limits.isEmpty && classes.isEmpty }
 
     /// The members an override document may have.
-    public static let members: Set<String> = ["limits"]
+    public static let members: Set<String> = ["limits", "classes"]
 
     /// Parses an override object (`{"comment"?, "limits": {…}}`); each limit is range-checked
     /// as in jail.json. Throws POLICY_INVALID naming `source` and the field.
@@ -67,10 +72,11 @@ public struct PolicyOverride: Sendable, Hashable {
         do {
             let r = try JailFieldReader(value, path: "")
             try r.rejectUnknown(members)
-            guard let l = try r.child("limits") else { return PolicyOverride() }
+            var o = PolicyOverride()
+            if let c = try r.child("classes") { o.classes = try parseClasses(c) }
+            guard let l = try r.child("limits") else { return o }
             try l.rejectUnknown(Set(JailLimitField.allCases.map(\.rawValue)))
             let parsed = try JailLimits.parse(l, base: JailLimits())
-            var o = PolicyOverride()
             for f in JailLimitField.allCases where l.object[f.rawValue].map({ !$0.isNull }) == true {
                 o.limits[f] = f.value(in: parsed)
             }
@@ -78,6 +84,20 @@ public struct PolicyOverride: Sendable, Hashable {
         } catch {
             throw MiniAppError(.policyInvalid, "\(source): \(error.message)", data: ["field": error.data["field"] ?? "", "file": source])
         }
+    }
+
+    /// `{"net": {"perSecond": 5, "burst": 10}, …}`: both members required, as in methods.json.
+    private static func parseClasses(_ r: JailFieldReader) throws(MiniAppError) -> [String: RateLimit] {
+        var out: [String: RateLimit] = [:]
+        for (name, _) in r.object where name != JailFieldReader.commentKey {
+            guard let c = try r.child(name) else { throw JailFieldReader.invalid(r.field(name), "must be {\"perSecond\", \"burst\"}") }
+            try c.rejectUnknown(["perSecond", "burst"])
+            guard let ps = try c.number("perSecond", default: nil, in: 0.000001...10_000_000),
+                  let b = try c.number("burst", default: nil, in: 1...10_000_000)
+            else { throw JailFieldReader.invalid(r.field(name), "needs perSecond (> 0) and burst (>= 1)") }
+            out[name] = RateLimit(perSecond: ps, burst: b)
+        }
+        return out
     }
 
     /// Parses a program override file (plain JSON, remarks in `"comment"` members).
@@ -92,7 +112,9 @@ public struct PolicyOverride: Sendable, Hashable {
             guard let v = limits[f] else { continue }
             l[f.rawValue] = f == .wallClockSeconds ? .double(v) : .int(Int64(v))
         }
-        return ["limits": .object(l)]
+        var c = JSONObject()
+        for (name, r) in classes.sorted(by: { $0.key < $1.key }) { c[name] = ["perSecond": .double(r.perSecond), "burst": .double(r.burst)] }
+        return ["limits": .object(l), "classes": .object(c)]
     }
 }
 
@@ -141,5 +163,45 @@ public struct EffectiveLimits: Sendable, Equatable {
     public static func show(_ v: Double, _ f: JailLimitField) -> String {
         if v == 0 && f.zeroIsUnlimited { return "0 (unlimited)" }
         return v == v.rounded() ? String(Int64(v)) : String(v)
+    }
+}
+
+/// The rate classes a program's next worker gets: methods.json's, lowered by the partner's and
+/// the program's overrides (the strictest perSecond and burst win), with the origin of each
+/// class that was lowered.
+public struct EffectiveRates: Sendable, Equatable {
+    /// Every class of the catalogue, effective.
+    public var classes: [String: RateLimit]
+    /// The classes an override lowered, and by whom (the others come from methods.json).
+    public var origins: [String: PolicyOrigin]
+
+    /// Only the lowered classes (what a worker's identity carries).
+    public var lowered: [String: RateLimit] { classes.filter { origins[$0.key] != nil } }
+
+    /// Applies `layers` over `catalogue`'s classes. Throws POLICY_INVALID for a class the
+    /// catalogue does not define or a budget above methods.json's.
+    public static func resolve(catalogue: MethodCatalogue, layers: [(PolicyOrigin, PolicyOverride)]) throws(MiniAppError) -> EffectiveRates {
+        var out = EffectiveRates(classes: catalogue.classes, origins: [:])
+        for (origin, o) in layers {
+            for (name, r) in o.classes.sorted(by: { $0.key < $1.key }) {
+                guard let base = catalogue.classes[name] else {
+                    throw MiniAppError(.policyInvalid, "\(origin): classes.\(name) is not a rate class of methods.json (\(catalogue.classes.keys.sorted().joined(separator: ", ")))",
+                                       data: ["field": "classes.\(name)", "file": origin.label])
+                }
+                guard r.perSecond <= base.perSecond && r.burst <= base.burst else {
+                    throw MiniAppError(
+                        .policyInvalid,
+                        "\(origin): classes.\(name) (\(r.perSecond)/s, burst \(r.burst)) would loosen methods.json's (\(base.perSecond)/s, burst \(base.burst)); overrides may only lower a budget",
+                        data: ["field": "classes.\(name)", "file": origin.label])
+                }
+                let cur = out.classes[name] ?? base
+                let next = RateLimit(perSecond: min(cur.perSecond, r.perSecond), burst: min(cur.burst, r.burst))
+                if next != cur {
+                    out.classes[name] = next
+                    out.origins[name] = origin
+                }
+            }
+        }
+        return out
     }
 }
