@@ -20,10 +20,14 @@ public struct CallerIdentity: Sendable, Hashable {
     /// Rate classes an operator lowered for this program (partner or program overrides),
     /// fixed when the worker starts; the broker applies the lower of these and methods.json's.
     public var rateClasses: [String: RateLimit]
+    /// Private networks (CIDR) an operator lets this program's `net.request` reach, beyond the
+    /// daemon's `allowedPrivateCIDRs` (partner or program overrides; metadata stays refused).
+    public var allowedPrivateCIDRs: [String]
 
     public init(
         workerId: String, programId: String, version: String, partnerId: String,
-        declaredPermissions: Set<String>, allowedDomains: [String], rateClasses: [String: RateLimit] = [:]
+        declaredPermissions: Set<String>, allowedDomains: [String], rateClasses: [String: RateLimit] = [:],
+        allowedPrivateCIDRs: [String] = []
     ) {
         self.workerId = workerId
         self.programId = programId
@@ -32,6 +36,7 @@ public struct CallerIdentity: Sendable, Hashable {
         self.declaredPermissions = declaredPermissions
         self.allowedDomains = allowedDomains
         self.rateClasses = rateClasses
+        self.allowedPrivateCIDRs = allowedPrivateCIDRs
     }
 }
 

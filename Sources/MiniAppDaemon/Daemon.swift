@@ -133,8 +133,12 @@ public final class Daemon {
         }
         let brokerBinding = BrokerBinding(
             broker: broker, services: services, partners: partners,
-            rateClassesFor: { [partners] id, catalogue throws(MiniAppError) in
-                try ProgramOverrides.effectiveRates(catalogue: catalogue, policyDir: policyDir, programId: id, partners: partners.partners).lowered
+            overridesFor: { [partners] id, catalogue throws(MiniAppError) in
+                let set = partners.partners
+                return (
+                    try ProgramOverrides.effectiveRates(catalogue: catalogue, policyDir: policyDir, programId: id, partners: set).lowered,
+                    try ProgramOverrides.privateCIDRs(policyDir: policyDir, programId: id, partners: set).map(\.0)
+                )
             })
         let store = StoreBinding(
             store: try PackageStore(

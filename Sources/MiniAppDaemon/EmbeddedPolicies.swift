@@ -81,9 +81,10 @@ programs of a partner (an
 or for one program (`programs/<program-id>.json`):
 
 ```json
-{"comment": "why: a batch program that must stay small",
+{"comment": "why: a batch program that must stay small, and reaches the billing service",
  "limits": {"memoryBytes": 134217728, "pids": 32, "cpuPercent": 50, "wallClockSeconds": 600},
- "classes": {"net": {"perSecond": 5, "burst": 10}}}
+ "classes": {"net": {"perSecond": 5, "burst": 10}},
+ "allowedPrivateCIDRs": ["10.20.0.0/16"]}
 ```
 
 - `limits` members are those of jail.json (`memoryBytes`, `pids`, `cpuPercent`,
@@ -96,8 +97,13 @@ or for one program (`programs/<program-id>.json`):
   required, neither above methods.json's; a class methods.json does not define is
   `POLICY_INVALID`). The broker applies the lower of the override and the catalogue, so a later
   catalogue edit can never be raised by an old override.
-- Not overridable here (yet): the storage quota and `allowedPrivateCIDRs`, which are daemon-wide
-  settings (`services.*` of the config file).
+- `allowedPrivateCIDRs` is the one **widening** an operator may grant per partner or program:
+  private networks (`10.20.0.0/16`, `fd00::/8`) `net.request` may reach for those programs, on
+  top of the daemon's `services.net.allowedPrivateCIDRs`; cloud metadata addresses stay refused
+  whatever the list says. Lint reports each one (`OVERRIDE_PRIVATE_NETWORK`, risky) and `policy
+  diff` marks an added one as a widening.
+- Not overridable here (yet): the storage quota (`services.storage.quotaBytesPerProgram`,
+  daemon-wide).
 - A program file that exists but is invalid, unreadable or a symlink refuses the launch
   (`POLICY_INVALID`) rather than run the program with the looser platform limits. A partner
   file that turns invalid keeps its previous overrides (and is granted nothing), like its
@@ -267,8 +273,9 @@ Strict JSON (no comments in the file itself); the notes below the block explain 
   Bridge call of every running program of that partner, without restarting anything.
 
 Optional members: `comment` and `description` (strings, for reviewers; never read otherwise), and
-`overrides` — `{"limits": {…}, "classes": {…}}` lowering jail.json's limits and methods.json's
-rate classes for every program of this partner
+`overrides` — `{"limits": {…}, "classes": {…}, "allowedPrivateCIDRs": […]}` lowering jail.json's
+limits and methods.json's rate classes, and adding private networks `net.request` may reach, for
+every program of this partner
 (see `../README.md`, "Operator overrides"; a larger value refuses the launch).
 
 ## How files are read

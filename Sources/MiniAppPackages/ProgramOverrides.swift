@@ -45,6 +45,11 @@ public enum ProgramOverrides {
         try EffectiveLimits.resolve(platform: platform, layers: try layers(policyDir: policyDir, programId: programId, partners: partners))
     }
 
+    /// The extra private networks of `programId` (its partner's, then its own), with their origin.
+    public static func privateCIDRs(policyDir: String, programId: String, partners: PartnerSet) throws(MiniAppError) -> [(String, PolicyOrigin)] {
+        try layers(policyDir: policyDir, programId: programId, partners: partners).flatMap { origin, o in o.allowedPrivateCIDRs.map { ($0, origin) } }
+    }
+
     /// The rate classes the next worker of `programId` gets under `catalogue`.
     public static func effectiveRates(catalogue: MethodCatalogue, policyDir: String, programId: String, partners: PartnerSet) throws(MiniAppError) -> EffectiveRates {
         try EffectiveRates.resolve(catalogue: catalogue, layers: try layers(policyDir: policyDir, programId: programId, partners: partners))

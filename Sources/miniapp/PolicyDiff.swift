@@ -151,6 +151,7 @@ struct PolicyDiff {
             let ea = (try? EffectiveLimits.resolve(platform: platformOld, layers: a.map { [(PolicyOrigin(subject), $0)] } ?? []))?.limits ?? platformOld
             let eb = (try? EffectiveLimits.resolve(platform: platformNew, layers: b.map { [(PolicyOrigin(subject), $0)] } ?? []))?.limits ?? platformNew
             limits(subject + " limits", ea, eb)
+            sets(subject + " allowedPrivateCIDRs", Set(a?.allowedPrivateCIDRs ?? []), Set(b?.allowedPrivateCIDRs ?? []))
             let ra = (try? EffectiveRates.resolve(catalogue: catalogues.0, layers: a.map { [(PolicyOrigin(subject), $0)] } ?? []))?.lowered ?? [:]
             let rb = (try? EffectiveRates.resolve(catalogue: catalogues.1, layers: b.map { [(PolicyOrigin(subject), $0)] } ?? []))?.lowered ?? [:]
             for c in Set(ra.keys).union(rb.keys).sorted() {

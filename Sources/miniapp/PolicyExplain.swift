@@ -182,6 +182,9 @@ struct PolicyExplain {
             "granted": .array(granted.sorted().map { .string($0) }), "grantedBy": .string(grantSource),
             "partnerBlocked": blocked.map { .array($0.problems.map { .string($0) }) } ?? .null,
             "methods": .array(methods), "netRequestDomains": .array(subject.allowedDomains.map { .string($0) }),
+            "privateNetworks": .array(try ProgramOverrides.privateCIDRs(policyDir: policies.dir, programId: subject.id, partners: merge.set).map {
+                ["cidr": .string($0.0), "from": .string($0.1.label)]
+            }),
             "programBudget": ["perSecond": .double(catalogue.programBudget.perSecond), "burst": .double(catalogue.programBudget.burst)],
             "rateClasses": .array(rates.classes.keys.sorted().map { name in
                 [
@@ -239,6 +242,8 @@ enum ExplainText {
             Swift.print("  \(mark) \(s(m["method"])) — \(s(m["why"]))\(perms.isEmpty ? "" : "; " + perms.joined(separator: "; ")) [class \(s(m["class"])): \(m["perSecond"]?.doubleValue ?? 0)/s, burst \(m["burst"]?.doubleValue ?? 0)]")
         }
         Swift.print("  net.request domains: \((b["netRequestDomains"]?.arrayValue ?? []).map { s($0) }.joined(separator: ", "))")
+        let nets = (b["privateNetworks"]?.arrayValue ?? []).map { "\(s($0["cidr"])) (\(s($0["from"])))" }
+        if !nets.isEmpty { Swift.print("  private networks reachable (operator override): \(nets.joined(separator: ", "))") }
         let classes = (b["rateClasses"]?.arrayValue ?? []).map { c in
             "\(s(c["class"])) \(c["perSecond"]?.doubleValue ?? 0)/s burst \(c["burst"]?.doubleValue ?? 0) (\(s(c["from"])))"
         }

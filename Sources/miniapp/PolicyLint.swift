@@ -1,4 +1,5 @@
 import Foundation
+import MiniAppBroker
 import MiniAppJSON
 import MiniAppModel
 import MiniAppPackages
@@ -190,6 +191,15 @@ struct PolicyLint {
         if let c = catalogue {
             do { _ = try EffectiveRates.resolve(catalogue: c, layers: [(PolicyOrigin(origin), o)]) } catch {
                 invalid(file, "OVERRIDE_WIDENS", error.message)
+            }
+        }
+        // Allowed by design (an operator's decision per partner or program), but a reviewer
+        // must see every private network a program can reach.
+        for cidr in o.allowedPrivateCIDRs {
+            if isValidCIDR(cidr) {
+                risky(file, "OVERRIDE_PRIVATE_NETWORK", "\(origin) may reach private network \(cidr) through net.request (an SSRF path into that network; metadata addresses stay refused)")
+            } else {
+                invalid(file, "OVERRIDE_INVALID", "allowedPrivateCIDRs entry '\(cidr)' is not a CIDR")
             }
         }
     }

@@ -56,6 +56,8 @@ import Testing
         Plant(name: "program override that switches the CPU limit off", writes: [("programs/com.e2e.app.json", #"{"limits": {"cpuPercent": 0}}"#)], exit: 2, code: "OVERRIDE_WIDENS", says: "unlimited"),
         Plant(name: "program override that raises a rate class", writes: [("programs/com.e2e.app.json", #"{"classes": {"net": {"perSecond": 100, "burst": 40}}}"#)], exit: 2, code: "OVERRIDE_WIDENS", says: "classes.net"),
         Plant(name: "program override of an undefined rate class", writes: [("programs/com.e2e.app.json", #"{"classes": {"video": {"perSecond": 1, "burst": 1}}}"#)], exit: 2, code: "OVERRIDE_WIDENS", says: "video"),
+        Plant(name: "program override reaching a private network", writes: [("programs/com.e2e.app.json", #"{"allowedPrivateCIDRs": ["10.20.0.0/16"]}"#)], exit: 1, code: "OVERRIDE_PRIVATE_NETWORK", says: "10.20.0.0/16"),
+        Plant(name: "program override with a malformed CIDR", writes: [("programs/com.e2e.app.json", #"{"allowedPrivateCIDRs": ["10.20.0.0/40"]}"#)], exit: 2, code: "OVERRIDE_INVALID", says: "CIDR"),
         Plant(name: "program override with an unknown member", writes: [("programs/com.e2e.app.json", #"{"limit": {"pids": 8}}"#)], exit: 2, code: "OVERRIDE_INVALID", says: "limit"),
         Plant(name: "partner override that widens", writes: [("partners/com.x.json", partner("com.x", ["com.x."], [], overrides: #"{"limits": {"memoryBytes": 1099511627776}}"#))], exit: 2, code: "OVERRIDE_WIDENS", says: "memoryBytes"),
         Plant(name: "docs naming an undefined permission", edits: [("partners/README.md", "`geolocation`, `network`, `ui`)", "`geolocation`, `network`, `camera`, `ui`)")], exit: 2, code: "DOC_UNKNOWN_PERMISSION", says: "camera"),
@@ -223,6 +225,7 @@ import Testing
         DiffRow(name: "method needs no permission any more", edits: [("methods.json", #""permissions": ["network"]"#, #""permissions": []"#)], widening: true, subject: "method net.request needs", says: "- network"),
         DiffRow(name: "rate class raised", edits: [("methods.json", #""auth":    { "perSecond": 5,"#, #""auth":    { "perSecond": 50,"#)], widening: true, subject: "rate class auth.perSecond", says: "50"),
         DiffRow(name: "program override lowers a rate class", writes: [("programs/com.e2e.app.json", #"{"classes": {"net": {"perSecond": 5, "burst": 40}}}"#)], widening: false, subject: "programs/com.e2e.app.json class net.perSecond", says: "5.0"),
+        DiffRow(name: "program override adds a private network", writes: [("programs/com.e2e.app.json", #"{"allowedPrivateCIDRs": ["10.20.0.0/16"]}"#)], widening: true, subject: "programs/com.e2e.app.json allowedPrivateCIDRs", says: "+ 10.20.0.0/16"),
         DiffRow(name: "program override lowers a limit", writes: [("programs/com.e2e.app.json", #"{"limits": {"memoryBytes": 67108864}}"#)], widening: false, subject: "programs/com.e2e.app.json limits.memoryBytes", says: "tightened"),
     ]
 

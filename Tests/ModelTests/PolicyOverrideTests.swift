@@ -23,6 +23,11 @@ import Testing
         (#"{"comment": 5}"#, "comment"),
         (#"{"limits": {"pids": 8}, "limits": {"pids": 9}}"#, ""),
         (#"{"limits": {"comment": ["x"]}}"#, "limits.comment"),
+        (#"{"allowedPrivateCIDRs": ["10.0.0.0"]}"#, "allowedPrivateCIDRs[0]"),
+        (#"{"allowedPrivateCIDRs": ["10.0.0.0/33"]}"#, "allowedPrivateCIDRs[0]"),
+        (#"{"allowedPrivateCIDRs": ["fd00::/129"]}"#, "allowedPrivateCIDRs[0]"),
+        (#"{"allowedPrivateCIDRs": ["example.com/8"]}"#, "allowedPrivateCIDRs[0]"),
+        (#"{"allowedPrivateCIDRs": "10.0.0.0/8"}"#, "allowedPrivateCIDRs"),
     ]
 
     @Test("malformed override files are refused", arguments: bad)

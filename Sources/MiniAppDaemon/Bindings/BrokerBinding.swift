@@ -15,17 +15,18 @@ final class BrokerBinding: BridgeAttacher, BrokerControl {
     let broker: Broker
     let services: BuiltinServices
     let partnerGrants: PartnerGrants
-    /// The rate classes an operator lowered for a program (its partner's and its own overrides).
-    private let rateClassesFor: @Sendable (_ programId: String, _ catalogue: MethodCatalogue) throws(MiniAppError) -> [String: RateLimit]
+    /// What an operator set for a program (its partner's and its own overrides): the rate
+    /// classes it lowered and the extra private networks `net.request` may reach.
+    private let overridesFor: @Sendable (_ programId: String, _ catalogue: MethodCatalogue) throws(MiniAppError) -> (rateClasses: [String: RateLimit], privateCIDRs: [String])
 
     init(
         broker: Broker, services: BuiltinServices, partners: PartnerGrants,
-        rateClassesFor: @escaping @Sendable (String, MethodCatalogue) throws(MiniAppError) -> [String: RateLimit] = { _, _ in [:] }
+        overridesFor: @escaping @Sendable (String, MethodCatalogue) throws(MiniAppError) -> (rateClasses: [String: RateLimit], privateCIDRs: [String]) = { _, _ in ([:], []) }
     ) {
         self.broker = broker
         self.services = services
         partnerGrants = partners
-        self.rateClassesFor = rateClassesFor
+        self.overridesFor = overridesFor
     }
 
     /// The partners now (the package store asks at every operation).
@@ -37,7 +38,12 @@ final class BrokerBinding: BridgeAttacher, BrokerControl {
         // Read now, for this worker: an override changed since the last launch applies; one
         // that would raise a budget refuses the launch (POLICY_INVALID).
         var identity = identity
-        identity.rateClasses = try rateClassesFor(identity.programId, broker.permissions.snapshot.catalogue)
+        let overrides = try overridesFor(identity.programId, broker.permissions.snapshot.catalogue)
+        for c in overrides.privateCIDRs where !isValidCIDR(c) {
+            throw MiniAppError(.policyInvalid, "allowedPrivateCIDRs entry '\(c)' for \(identity.programId) is not a CIDR; fix the override", data: ["field": "allowedPrivateCIDRs"])
+        }
+        identity.rateClasses = overrides.rateClasses
+        identity.allowedPrivateCIDRs = overrides.privateCIDRs
         let pair: SocketPair
         do { pair = try UnixSocket.pair() } catch {
             throw MiniAppError(.internal, "cannot create the Bridge socket pair: \(error); the daemon may be out of file descriptors")

@@ -42,7 +42,9 @@ public enum JailLimitField: String, Sendable, Hashable, CaseIterable {
 
 /// An operator's override for the programs of one partner (the `overrides` member of its
 /// registration) or for one program (`policies/programs/<id>.json`): limits that may only be
-/// **lower** than jail.json's, and rate classes that may only be lower than methods.json's. Applied when a worker is started, so a changed file or a SIGHUP
+/// **lower** than jail.json's, rate classes that may only be lower than methods.json's, and —
+/// the one widening an operator may grant per partner or program — extra private networks
+/// `net.request` may reach (`allowedPrivateCIDRs`; metadata addresses stay refused). Applied when a worker is started, so a changed file or a SIGHUP
 /// reaches the next worker; running workers keep what they started with.
 ///
 /// A widening (a larger value, or 0 = unlimited where the platform has a limit) is refused
@@ -54,26 +56,34 @@ public struct PolicyOverride: Sendable, Hashable {
     public var limits: [JailLimitField: Double] = [:]
     /// The lowered rate classes (budgets per program), by class name.
     public var classes: [String: RateLimit] = [:]
+    /// Private networks (CIDR) `net.request` may reach for these programs, beyond the daemon's
+    /// `services.net.allowedPrivateCIDRs`.
+    public var allowedPrivateCIDRs: [String] = []
 
-    public init(limits: [JailLimitField: Double] = [:], classes: [String: RateLimit] = [:]) {
+    public init(limits: [JailLimitField: Double] = [:], classes: [String: RateLimit] = [:], allowedPrivateCIDRs: [String] = []) {
         self.limits = limits
         self.classes = classes
+        self.allowedPrivateCIDRs = allowedPrivateCIDRs
     }
 
     /// Whether it changes nothing.
-    public var isEmpty: Bool { limits.isEmpty && classes.isEmpty }
+    public var isEmpty: Bool { limits.isEmpty && classes.isEmpty && allowedPrivateCIDRs.isEmpty }
 
     /// The members an override document may have.
-    public static let members: Set<String> = ["limits", "classes"]
+    public static let members: Set<String> = ["limits", "classes", "allowedPrivateCIDRs"]
 
     /// Parses an override object (`{"comment"?, "limits": {…}}`); each limit is range-checked
     /// as in jail.json. Throws POLICY_INVALID naming `source` and the field.
     public static func parse(_ value: JSONValue, source: String) throws(MiniAppError) -> PolicyOverride {
-        do {
+        do throws(MiniAppError) {
             let r = try JailFieldReader(value, path: "")
             try r.rejectUnknown(members)
             var o = PolicyOverride()
             if let c = try r.child("classes") { o.classes = try parseClasses(c) }
+            o.allowedPrivateCIDRs = try r.strings("allowedPrivateCIDRs", default: [])
+            for (i, c) in o.allowedPrivateCIDRs.enumerated() where !Self.looksLikeCIDR(c) {
+                throw JailFieldReader.invalid("allowedPrivateCIDRs[\(i)]", "'\(c)' is not a CIDR like 10.20.0.0/16 or fd00::/8")
+            }
             guard let l = try r.child("limits") else { return o }
             try l.rejectUnknown(Set(JailLimitField.allCases.map(\.rawValue)))
             let parsed = try JailLimits.parse(l, base: JailLimits())
@@ -100,6 +110,16 @@ public struct PolicyOverride: Sendable, Hashable {
         return out
     }
 
+    /// The shape of a CIDR (address/prefix, the prefix within the family's width); the broker's
+    /// address parser checks it fully when a worker starts.
+    static func looksLikeCIDR(_ s: String) -> Bool {
+        let parts = s.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, let p = Int(parts[1]), p >= 0, !parts[0].isEmpty, parts[0].count <= 45 else { return false }
+        let v6 = parts[0].contains(":")
+        guard p <= (v6 ? 128 : 32) else { return false }
+        return parts[0].utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2E || $0 == 0x3A || ($0 >= 0x61 && $0 <= 0x66) || ($0 >= 0x41 && $0 <= 0x46) }
+    }
+
     /// Parses a program override file (plain JSON, remarks in `"comment"` members).
     public static func parseFile(_ bytes: some Collection<UInt8>, source: String) throws(MiniAppError) -> PolicyOverride {
         try parse(try JSONValue.parsePolicyFile(bytes, what: source), source: source)
@@ -114,7 +134,7 @@ public struct PolicyOverride: Sendable, Hashable {
         }
         var c = JSONObject()
         for (name, r) in classes.sorted(by: { $0.key < $1.key }) { c[name] = ["perSecond": .double(r.perSecond), "burst": .double(r.burst)] }
-        return ["limits": .object(l), "classes": .object(c)]
+        return ["limits": .object(l), "classes": .object(c), "allowedPrivateCIDRs": .array(allowedPrivateCIDRs.map { .string($0) })]
     }
 }
 
