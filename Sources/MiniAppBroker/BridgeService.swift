@@ -23,11 +23,14 @@ public struct CallerIdentity: Sendable, Hashable {
     /// Private networks (CIDR) an operator lets this program's `net.request` reach, beyond the
     /// daemon's `allowedPrivateCIDRs` (partner or program overrides; metadata stays refused).
     public var allowedPrivateCIDRs: [String]
+    /// An operator's lower storage byte quota for this program (partner or program override);
+    /// nil = the daemon's `quotaBytesPerProgram`. It can only lower that quota.
+    public var storageQuotaBytes: Int?
 
     public init(
         workerId: String, programId: String, version: String, partnerId: String,
         declaredPermissions: Set<String>, allowedDomains: [String], rateClasses: [String: RateLimit] = [:],
-        allowedPrivateCIDRs: [String] = []
+        allowedPrivateCIDRs: [String] = [], storageQuotaBytes: Int? = nil
     ) {
         self.workerId = workerId
         self.programId = programId
@@ -37,6 +40,7 @@ public struct CallerIdentity: Sendable, Hashable {
         self.allowedDomains = allowedDomains
         self.rateClasses = rateClasses
         self.allowedPrivateCIDRs = allowedPrivateCIDRs
+        self.storageQuotaBytes = storageQuotaBytes
     }
 }
 

@@ -134,11 +134,10 @@ public final class Daemon {
         let brokerBinding = BrokerBinding(
             broker: broker, services: services, partners: partners,
             overridesFor: { [partners] id, catalogue throws(MiniAppError) in
-                let set = partners.partners
-                return (
-                    try ProgramOverrides.effectiveRates(catalogue: catalogue, policyDir: policyDir, programId: id, partners: set).lowered,
-                    try ProgramOverrides.privateCIDRs(policyDir: policyDir, programId: id, partners: set).map(\.0)
-                )
+                let layers = try ProgramOverrides.layers(policyDir: policyDir, programId: id, partners: partners.partners)
+                return IdentityOverrides(
+                    rateClasses: try EffectiveRates.resolve(catalogue: catalogue, layers: layers).lowered,
+                    privateCIDRs: layers.flatMap(\.1.allowedPrivateCIDRs), storageQuotaBytes: PolicyOverride.storageQuota(layers)?.0)
             })
         let store = StoreBinding(
             store: try PackageStore(

@@ -84,6 +84,7 @@ or for one program (`programs/<program-id>.json`):
 {"comment": "why: a batch program that must stay small, and reaches the billing service",
  "limits": {"memoryBytes": 134217728, "pids": 32, "cpuPercent": 50, "wallClockSeconds": 600},
  "classes": {"net": {"perSecond": 5, "burst": 10}},
+ "storageQuotaBytes": 1048576,
  "allowedPrivateCIDRs": ["10.20.0.0/16"]}
 ```
 
@@ -102,8 +103,8 @@ or for one program (`programs/<program-id>.json`):
   top of the daemon's `services.net.allowedPrivateCIDRs`; cloud metadata addresses stay refused
   whatever the list says. Lint reports each one (`OVERRIDE_PRIVATE_NETWORK`, risky) and `policy
   diff` marks an added one as a widening.
-- Not overridable here (yet): the storage quota (`services.storage.quotaBytesPerProgram`,
-  daemon-wide).
+- `storageQuotaBytes` lowers the program's storage quota (keys + values); the lower of it and
+  the daemon's `services.storage.quotaBytesPerProgram` applies, so it can never raise it.
 - A program file that exists but is invalid, unreadable or a symlink refuses the launch
   (`POLICY_INVALID`) rather than run the program with the looser platform limits. A partner
   file that turns invalid keeps its previous overrides (and is granted nothing), like its

@@ -151,6 +151,11 @@ struct PolicyDiff {
             let ea = (try? EffectiveLimits.resolve(platform: platformOld, layers: a.map { [(PolicyOrigin(subject), $0)] } ?? []))?.limits ?? platformOld
             let eb = (try? EffectiveLimits.resolve(platform: platformNew, layers: b.map { [(PolicyOrigin(subject), $0)] } ?? []))?.limits ?? platformNew
             limits(subject + " limits", ea, eb)
+            if a?.storageQuotaBytes != b?.storageQuotaBytes {
+                let (x, y) = (a?.storageQuotaBytes, b?.storageQuotaBytes)
+                let loosened = y == nil || (x != nil && y! > x!)
+                add(loosened, subject + " storageQuotaBytes", "\(x.map(String.init) ?? "daemon's") -> \(y.map(String.init) ?? "daemon's")")
+            }
             sets(subject + " allowedPrivateCIDRs", Set(a?.allowedPrivateCIDRs ?? []), Set(b?.allowedPrivateCIDRs ?? []))
             let ra = (try? EffectiveRates.resolve(catalogue: catalogues.0, layers: a.map { [(PolicyOrigin(subject), $0)] } ?? []))?.lowered ?? [:]
             let rb = (try? EffectiveRates.resolve(catalogue: catalogues.1, layers: b.map { [(PolicyOrigin(subject), $0)] } ?? []))?.lowered ?? [:]

@@ -177,11 +177,16 @@ struct PolicyExplain {
             ])
         }
         let blocked = merge.blocked.first { $0.id == subject.partnerId }
+        let layers = try ProgramOverrides.layers(policyDir: policies.dir, programId: subject.id, partners: merge.set)
+        let quota: JSONValue = PolicyOverride.storageQuota(layers).map {
+            ["bytes": .int(Int64($0.0)), "from": .string("\($0.1.label) (the lower of it and the daemon's quotaBytesPerProgram)")]
+        } ?? ["bytes": .null, "from": "the daemon's services.storage.quotaBytesPerProgram"]
         return [
             "declared": .array(subject.declared.sorted().map { .string($0) }),
             "granted": .array(granted.sorted().map { .string($0) }), "grantedBy": .string(grantSource),
             "partnerBlocked": blocked.map { .array($0.problems.map { .string($0) }) } ?? .null,
             "methods": .array(methods), "netRequestDomains": .array(subject.allowedDomains.map { .string($0) }),
+            "storageQuotaBytes": quota,
             "privateNetworks": .array(try ProgramOverrides.privateCIDRs(policyDir: policies.dir, programId: subject.id, partners: merge.set).map {
                 ["cidr": .string($0.0), "from": .string($0.1.label)]
             }),
@@ -244,6 +249,7 @@ enum ExplainText {
         Swift.print("  net.request domains: \((b["netRequestDomains"]?.arrayValue ?? []).map { s($0) }.joined(separator: ", "))")
         let nets = (b["privateNetworks"]?.arrayValue ?? []).map { "\(s($0["cidr"])) (\(s($0["from"])))" }
         if !nets.isEmpty { Swift.print("  private networks reachable (operator override): \(nets.joined(separator: ", "))") }
+        if let q = b["storageQuotaBytes"]?["bytes"]?.intValue { Swift.print("  storage quota: \(q) bytes (\(s(b["storageQuotaBytes"]?["from"])))") }
         let classes = (b["rateClasses"]?.arrayValue ?? []).map { c in
             "\(s(c["class"])) \(c["perSecond"]?.doubleValue ?? 0)/s burst \(c["burst"]?.doubleValue ?? 0) (\(s(c["from"])))"
         }

@@ -181,7 +181,7 @@ import Testing
             with: #""payment.nearby": { "provider": "host", "permissions": ["payment", "ui"], "class": "payment", "timeoutMillis": 1000 },"# + "\n    \"log.write\":"
         ).write(toFile: methods, atomically: true, encoding: .utf8)
         let id = E2EPartner.programId("multi")
-        _ = try world.dir.write("policies/programs/\(id).json", #"{"comment": "small", "limits": {"pids": 16}, "classes": {"payment": {"perSecond": 0.5, "burst": 1}}}"#)
+        _ = try world.dir.write("policies/programs/\(id).json", #"{"comment": "small", "limits": {"pids": 16}, "classes": {"payment": {"perSecond": 0.5, "burst": 1}}, "storageQuotaBytes": 4096}"#)
         let zip = try world.package(E2EWorld.manifest(id: id, entry: "main.sh", permissions: ["payment"]), files: ["main.sh": "#!/bin/sh\n"])
         let (r, doc) = try explain(world, zip)
         #expect(r.status == 0, "\(r.stderr)")
@@ -190,6 +190,7 @@ import Testing
         #expect(m["permissions"]?.arrayValue?.count == 2)
         let pids = doc["jail"]?["limits"]?.arrayValue?.first { $0["name"] == "pids" }
         #expect(pids?["value"] == "16" && pids?["from"]?.stringValue?.contains("programs/\(id).json") == true, "\(String(describing: pids))")
+        #expect(doc["bridge"]?["storageQuotaBytes"]?["bytes"] == 4096, "\(String(describing: doc["bridge"]?["storageQuotaBytes"]))")
         let classes = doc["bridge"]?["rateClasses"]?.arrayValue ?? []
         let payment = classes.first { $0["class"] == "payment" }
         #expect(payment?["burst"]?.doubleValue == 1 && payment?["from"]?.stringValue?.contains("programs/\(id).json") == true, "\(classes)")
@@ -226,6 +227,7 @@ import Testing
         DiffRow(name: "rate class raised", edits: [("methods.json", #""auth":    { "perSecond": 5,"#, #""auth":    { "perSecond": 50,"#)], widening: true, subject: "rate class auth.perSecond", says: "50"),
         DiffRow(name: "program override lowers a rate class", writes: [("programs/com.e2e.app.json", #"{"classes": {"net": {"perSecond": 5, "burst": 40}}}"#)], widening: false, subject: "programs/com.e2e.app.json class net.perSecond", says: "5.0"),
         DiffRow(name: "program override adds a private network", writes: [("programs/com.e2e.app.json", #"{"allowedPrivateCIDRs": ["10.20.0.0/16"]}"#)], widening: true, subject: "programs/com.e2e.app.json allowedPrivateCIDRs", says: "+ 10.20.0.0/16"),
+        DiffRow(name: "program override lowers the storage quota", writes: [("programs/com.e2e.app.json", #"{"storageQuotaBytes": 65536}"#)], widening: false, subject: "programs/com.e2e.app.json storageQuotaBytes", says: "65536"),
         DiffRow(name: "program override lowers a limit", writes: [("programs/com.e2e.app.json", #"{"limits": {"memoryBytes": 67108864}}"#)], widening: false, subject: "programs/com.e2e.app.json limits.memoryBytes", says: "tightened"),
     ]
 

@@ -28,6 +28,9 @@ import Testing
         (#"{"allowedPrivateCIDRs": ["fd00::/129"]}"#, "allowedPrivateCIDRs[0]"),
         (#"{"allowedPrivateCIDRs": ["example.com/8"]}"#, "allowedPrivateCIDRs[0]"),
         (#"{"allowedPrivateCIDRs": "10.0.0.0/8"}"#, "allowedPrivateCIDRs"),
+        (#"{"storageQuotaBytes": -1}"#, "storageQuotaBytes"),
+        (#"{"storageQuotaBytes": "1M"}"#, "storageQuotaBytes"),
+        (#"{"storageQuotaBytes": 2199023255553}"#, "storageQuotaBytes"),
     ]
 
     @Test("malformed override files are refused", arguments: bad)

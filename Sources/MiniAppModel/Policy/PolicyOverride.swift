@@ -59,18 +59,29 @@ public struct PolicyOverride: Sendable, Hashable {
     /// Private networks (CIDR) `net.request` may reach for these programs, beyond the daemon's
     /// `services.net.allowedPrivateCIDRs`.
     public var allowedPrivateCIDRs: [String] = []
+    /// A lower storage byte quota (keys + values) than the daemon's `quotaBytesPerProgram`.
+    public var storageQuotaBytes: UInt64?
 
-    public init(limits: [JailLimitField: Double] = [:], classes: [String: RateLimit] = [:], allowedPrivateCIDRs: [String] = []) {
+    public init(
+        limits: [JailLimitField: Double] = [:], classes: [String: RateLimit] = [:], allowedPrivateCIDRs: [String] = [],
+        storageQuotaBytes: UInt64? = nil
+    ) {
         self.limits = limits
         self.classes = classes
         self.allowedPrivateCIDRs = allowedPrivateCIDRs
+        self.storageQuotaBytes = storageQuotaBytes
     }
 
     /// Whether it changes nothing.
-    public var isEmpty: Bool { limits.isEmpty && classes.isEmpty && allowedPrivateCIDRs.isEmpty }
+    public var isEmpty: Bool { limits.isEmpty && classes.isEmpty && allowedPrivateCIDRs.isEmpty && storageQuotaBytes == nil }
 
     /// The members an override document may have.
-    public static let members: Set<String> = ["limits", "classes", "allowedPrivateCIDRs"]
+    public static let members: Set<String> = ["limits", "classes", "allowedPrivateCIDRs", "storageQuotaBytes"]
+
+    /// The lowest storage quota of `layers`, and whose it is (nil: the daemon's applies).
+    public static func storageQuota(_ layers: [(PolicyOrigin, PolicyOverride)]) -> (UInt64, PolicyOrigin)? {
+        layers.compactMap { origin, o in o.storageQuotaBytes.map { ($0, origin) } }.min { $0.0 < $1.0 }
+    }
 
     /// Parses an override object (`{"comment"?, "limits": {…}}`); each limit is range-checked
     /// as in jail.json. Throws POLICY_INVALID naming `source` and the field.
@@ -80,6 +91,7 @@ public struct PolicyOverride: Sendable, Hashable {
             try r.rejectUnknown(members)
             var o = PolicyOverride()
             if let c = try r.child("classes") { o.classes = try parseClasses(c) }
+            o.storageQuotaBytes = try r.int("storageQuotaBytes", default: nil, in: 0...(1 << 40)).map { UInt64($0) }
             o.allowedPrivateCIDRs = try r.strings("allowedPrivateCIDRs", default: [])
             for (i, c) in o.allowedPrivateCIDRs.enumerated() where !Self.looksLikeCIDR(c) {
                 throw JailFieldReader.invalid("allowedPrivateCIDRs[\(i)]", "'\(c)' is not a CIDR like 10.20.0.0/16 or fd00::/8")
@@ -134,7 +146,9 @@ public struct PolicyOverride: Sendable, Hashable {
         }
         var c = JSONObject()
         for (name, r) in classes.sorted(by: { $0.key < $1.key }) { c[name] = ["perSecond": .double(r.perSecond), "burst": .double(r.burst)] }
-        return ["limits": .object(l), "classes": .object(c), "allowedPrivateCIDRs": .array(allowedPrivateCIDRs.map { .string($0) })]
+        var out: JSONObject = ["limits": .object(l), "classes": .object(c), "allowedPrivateCIDRs": .array(allowedPrivateCIDRs.map { .string($0) })]
+        if let storageQuotaBytes { out["storageQuotaBytes"] = .int(Int64(storageQuotaBytes)) }
+        return .object(out)
     }
 }
 
