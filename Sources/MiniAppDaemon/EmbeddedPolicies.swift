@@ -102,7 +102,8 @@ or for one program (`programs/<program-id>.json`):
   private networks (`10.20.0.0/16`, `fd00::/8`) `net.request` may reach for those programs, on
   top of the daemon's `services.net.allowedPrivateCIDRs`; cloud metadata addresses stay refused
   whatever the list says. Lint reports each one (`OVERRIDE_PRIVATE_NETWORK`, risky) and `policy
-  diff` marks an added one as a widening.
+  diff` marks an added one as a widening. Only local files can grant it: a registry document's
+  `overrides` may only narrow, its `allowedPrivateCIDRs` are dropped.
 - `storageQuotaBytes` lowers the program's storage quota (keys + values); the lower of it and
   the daemon's `services.storage.quotaBytesPerProgram` applies, so it can never raise it.
 - A program file that exists but is invalid, unreadable or a symlink refuses the launch

@@ -128,4 +128,15 @@ import Testing
             #expect(throws: MiniAppError.self, "\(bad)") { try EffectiveRates.resolve(catalogue: Self.catalogue, layers: [(PolicyOrigin("p"), o)]) }
         }
     }
+
+    @Test func aRegistryEntryCannotOpenPrivateNetworksButALocalFileCan() {
+        let o = PolicyOverride(limits: [.pids: 8], allowedPrivateCIDRs: ["10.0.0.0/8"])
+        let key = "-----BEGIN PUBLIC KEY-----\nAA\n-----END PUBLIC KEY-----\n"
+        let reg = PartnerRegistration(id: "com.r", idPrefixes: ["com.r."], publicKeys: [key], permissions: [], overrides: o)
+        let loc = PartnerRegistration(id: "com.l", idPrefixes: ["com.l."], publicKeys: [key], permissions: [], overrides: o)
+        let m = PartnerMerge.merge(local: [.valid(loc, source: "l.json")], registry: [.valid(reg, source: "registry partners[0]")], previous: nil)
+        #expect(m.set.partners["com.r"]?.overrides?.allowedPrivateCIDRs == [])
+        #expect(m.set.partners["com.r"]?.overrides?.limits == [.pids: 8], "the narrowing part stays")
+        #expect(m.set.partners["com.l"]?.overrides?.allowedPrivateCIDRs == ["10.0.0.0/8"])
+    }
 }
