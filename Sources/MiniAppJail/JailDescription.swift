@@ -59,10 +59,11 @@ extension JailPolicy {
         case .proc(let target, let flags):
             return JailMountDescription(kind: "proc", source: "proc", target: target, readOnly: false,
                                         flags: words(flags, rdonly: JailMountPlan.msRdonly, nosuid: JailMountPlan.msNosuid, nodev: JailMountPlan.msNodev, noexec: JailMountPlan.msNoexec))
+        // Both live in the jail's root tmpfs, which is made read-only once set up.
         case .symlink(let target, let pointsTo):
-            return JailMountDescription(kind: "symlink", source: pointsTo, target: target, readOnly: false, flags: [])
+            return JailMountDescription(kind: "symlink", source: pointsTo, target: target, readOnly: true, flags: [])
         case .file(let target, _, _):
-            return JailMountDescription(kind: "file", source: "generated", target: target, readOnly: false, flags: [])
+            return JailMountDescription(kind: "file", source: "generated", target: target, readOnly: true, flags: [])
         case .setattr(let target, let attrs):
             return JailMountDescription(kind: "setattr", source: "", target: target, readOnly: attrs & JailMountPlan.attrRdonly != 0,
                                         flags: words(attrs, rdonly: JailMountPlan.attrRdonly, nosuid: JailMountPlan.attrNosuid, nodev: JailMountPlan.attrNodev, noexec: JailMountPlan.attrNoexec))
