@@ -86,5 +86,14 @@ import Testing
         #expect(refused["error"] != nil, "\(refused)")
         #expect(JSONValue.object(refused).jsonString.contains("POLICY_INVALID"), "\(refused)")
         #expect(JSONValue.object(refused).jsonString.contains("pids"), "\(refused)")
+
+        // The Bridge side is read at the same moment: a rate class raised above methods.json's
+        // refuses the launch too, and a lowered one is accepted.
+        _ = try world.dir.write("policies/programs/\(id).json", #"{"classes": {"ui": {"perSecond": 1000, "burst": 1000}}}"#)
+        let raised = try host.rawCall("programs.launch", ["id": .string(id)])
+        #expect(JSONValue.object(raised).jsonString.contains("classes.ui"), "\(raised)")
+        _ = try world.dir.write("policies/programs/\(id).json", #"{"classes": {"ui": {"perSecond": 1, "burst": 2}}, "storageQuotaBytes": 4096}"#)
+        let (w4, _, _) = try launch(host, daemon, id)
+        try stop(host, w4)
     }
 }
