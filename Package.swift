@@ -24,6 +24,8 @@ let package = Package(
         // Installed beside miniappd: the process that clones every jailed worker (CJail only).
         .executable(name: "miniappd-spawner", targets: ["miniappd-spawner"]),
         .library(name: "MiniAppBridgeSDK", targets: ["MiniAppBridgeSDK"]),
+        // The control API as a library for host runtimes (Python and Node twins in Sources/SDK/host).
+        .library(name: "MiniAppHost", targets: ["MiniAppHost"]),
         .library(name: "MiniAppTestSupport", targets: ["MiniAppTestSupport"]),
     ],
     dependencies: [
@@ -90,13 +92,17 @@ let package = Package(
         .executableTarget(
             name: "miniapp",
             dependencies: [
-                "MiniAppJail", "MiniAppPackages", "MiniAppDaemon",
+                "MiniAppJail", "MiniAppPackages", "MiniAppDaemon", "MiniAppControl",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
 
         // MARK: SDK for Swift mini-programs (JS and Python SDKs live in Sources/SDK)
         .target(name: "MiniAppBridgeSDK", dependencies: ["MiniAppJSON"], swiftSettings: strict),
+        // MARK: host SDK: the control API for host runtimes; nothing daemon-internal
+        .target(name: "MiniAppHost", dependencies: ["MiniAppJSON"], swiftSettings: strict),
+        // The blocking ControlClient of the CLI and tests, a facade over MiniAppHost with MiniAppError.
+        .target(name: "MiniAppControl", dependencies: ["MiniAppHost", "MiniAppJSON", "MiniAppModel"], swiftSettings: strict),
 
         // MARK: fuzz targets (libFuzzer when built with -sanitize=fuzzer; corpus replay otherwise)
         .target(name: "CFuzzSupport", path: "Sources/CFuzzSupport"),
@@ -122,14 +128,14 @@ let package = Package(
         // MARK: tests
         .target(
             name: "MiniAppTestSupport",
-            dependencies: ["MiniAppModel", "MiniAppSystem", "MiniAppDaemon"],
+            dependencies: ["MiniAppModel", "MiniAppSystem", "MiniAppDaemon", "MiniAppControl"],
             swiftSettings: strict),
         .testTarget(name: "ModelTests", dependencies: ["MiniAppJSON", "MiniAppModel", "MiniAppTestSupport"]),
         .testTarget(
             name: "DaemonTests",
             dependencies: [
                 "MiniAppDaemon", "MiniAppBroker", "MiniAppJSON", "MiniAppModel", "MiniAppPackages", "MiniAppSystem", "MiniAppTestSupport",
-                .product(name: "Logging", package: "swift-log"),
+                "MiniAppHost", "MiniAppControl", .product(name: "Logging", package: "swift-log"),
             ],
             exclude: ["Fixtures"]),
         // Opens the storage store, acknowledges storage.set on stdout, and is SIGKILLed by ServiceTests.
