@@ -20,11 +20,13 @@ final class HostSDKWorld {
           .catch((e) => process.exit(e.code === 'TIMEOUT' ? 4 : 5));
         """
 
-    /// Native: ignores SIGTERM and blocks on its Bridge socket, so `programs.stop` waits its
-    /// whole grace before the SIGKILL (a control call that stays in flight).
+    /// Native: ignores SIGTERM, says so with a `ui.toast` ("ready"), and blocks on its Bridge
+    /// socket, so `programs.stop` waits its whole grace before the SIGKILL (a control call that
+    /// stays in flight). A host stops it only after the toast: before the trap, TERM would end it.
     static let stubbornProgram = """
         #!/bin/sh
         trap '' TERM
+        printf '{"jsonrpc":"2.0","id":1,"method":"ui.toast","params":{"message":"ready"}}\\n' >&3
         while read -r line <&3; do :; done
         sleep 3600
         """
@@ -40,7 +42,7 @@ final class HostSDKWorld {
         payZip = try world.package(
             E2EWorld.manifest(id: payId, entry: "main.js", permissions: ["payment"]), files: ["main.js": Self.payProgram])
         stubbornZip = try world.package(
-            E2EWorld.manifest(id: stubbornId, entry: "main.sh"), files: ["main.sh": Self.stubbornProgram])
+            E2EWorld.manifest(id: stubbornId, entry: "main.sh", permissions: ["ui"]), files: ["main.sh": Self.stubbornProgram])
     }
 
     /// The environment the Python and Node test scripts read.

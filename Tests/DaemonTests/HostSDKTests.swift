@@ -106,6 +106,7 @@ import Testing
         var options = HostOptions()
         options.reconnectInitialMillis = 20
         options.reconnectMaxMillis = 200
+        options.maxReconnectAttempts = 600  // the new daemon may take a while to start on a loaded machine
         let host = try await HostClient.connect(daemon.socket, options: options)
         defer { host.close() }
         let served = Served()
@@ -142,8 +143,14 @@ import Testing
         options.reconnect = false
         let host = try await HostClient.connect(daemon.socket, options: options)
         defer { host.close() }
+        let (ready, readyContinuation) = AsyncStream.makeStream(of: String.self)
+        try await host.provide(["ui.toast"]) { call in
+            readyContinuation.yield(call.workerId)
+            return [:]
+        }
         _ = try await host.install(path: w.stubbornZip)
         let launched = try await host.launch(id: w.stubbornId)
+        for await workerId in ready where workerId == launched.workerId { break }
         let start = ContinuousClock.now
         let stop = Task { () -> HostError? in
             do {
@@ -156,8 +163,9 @@ import Testing
         try await Task.sleep(for: .milliseconds(500))
         daemon.crash()
         let error = await stop.value
+        // HOST_UNAVAILABLE, not TIMEOUT: the loss itself ended the call, before its 20 s timeout.
         #expect(error?.code == "HOST_UNAVAILABLE", "\(String(describing: error))")
-        #expect(ContinuousClock.now - start < .seconds(10))
+        #expect(ContinuousClock.now - start < .seconds(20))
         // The client is done: later calls fail at once, never hang.
         await #expect(throws: HostError.self) { _ = try await host.daemonInfo() }
     }
@@ -198,7 +206,9 @@ import Testing
         } catch {
             #expect(error.code == code, "\(name): \(error)")
         }
-        #expect(ContinuousClock.now - start < .seconds(5), "\(name)")
+        // Generous: other tests may hold the cooperative threads that resume this one; a hang
+        // would never end.
+        #expect(ContinuousClock.now - start < .seconds(60), "\(name)")
     }
 
     @Test func lineOverTheLimitIsMessageTooLarge() async throws {
