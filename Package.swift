@@ -108,6 +108,7 @@ let package = Package(
         .target(name: "CFuzzSupport", path: "Sources/CFuzzSupport"),
         .target(name: "FuzzSupport", dependencies: ["CFuzzSupport"], path: "Sources/FuzzSupport"),
         .executableTarget(name: "fuzz-json", dependencies: ["FuzzSupport", "MiniAppJSON"], path: "Sources/Fuzz/json"),
+        .executableTarget(name: "fuzz-host", dependencies: ["FuzzSupport", "MiniAppHost", "MiniAppJSON"], path: "Sources/Fuzz/host"),
         .executableTarget(
             name: "fuzz-bridge", dependencies: ["FuzzSupport", "MiniAppJSON", "MiniAppModel", "MiniAppBroker"],
             path: "Sources/Fuzz/bridge"),
@@ -162,7 +163,8 @@ let package = Package(
         // MARK: benchmarks
         .executableTarget(name: "bench-jail", dependencies: ["MiniAppJail", "MiniAppModel", "MiniAppSystem"], path: "Sources/Bench/jail", swiftSettings: strict),
         .executableTarget(
-            name: "bench-daemon", dependencies: ["MiniAppJSON", "MiniAppSystem"], path: "Sources/Bench/daemon", swiftSettings: strict),
+            name: "bench-daemon", dependencies: ["MiniAppHost", "MiniAppJSON", "MiniAppSystem"], path: "Sources/Bench/daemon",
+            swiftSettings: strict),
         // Runs inside jails, which have no Swift runtime: linked fully static.
         .executableTarget(
             name: "bench-daemon-worker", path: "Sources/Bench/daemon-worker", swiftSettings: strict,

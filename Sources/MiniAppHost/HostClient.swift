@@ -140,15 +140,31 @@ public final class HostClient: @unchecked Sendable {
     /// Serves the host-provided Bridge `methods` with `handler` (`bridge.provide`), now and after
     /// every reconnection. A later `provide` of the same method replaces the handler.
     public func provide(_ methods: [String], _ handler: @escaping HostHandler) async throws(HostError) {
-        let all: [String] = lock.withLock {
-            for m in methods { providers[m] = handler }
-            return providers.keys.sorted()
-        }
+        let all = register(methods, handler)
         do {
             _ = try await call("bridge.provide", ["methods": .array(all.map { .string($0) })])
         } catch {
             lock.withLock { for m in methods { providers[m] = nil } }
             throw error
+        }
+    }
+
+    /// `provide` for synchronous code (same rules as `callBlocking`).
+    public func provideBlocking(_ methods: [String], _ handler: @escaping HostHandler) throws(HostError) {
+        let all = register(methods, handler)
+        do {
+            _ = try callBlocking("bridge.provide", ["methods": .array(all.map { .string($0) })])
+        } catch {
+            lock.withLock { for m in methods { providers[m] = nil } }
+            throw error
+        }
+    }
+
+    /// Records the handler; returns every method this host now provides.
+    private func register(_ methods: [String], _ handler: @escaping HostHandler) -> [String] {
+        lock.withLock {
+            for m in methods { providers[m] = handler }
+            return providers.keys.sorted()
         }
     }
 

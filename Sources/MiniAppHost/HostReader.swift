@@ -72,35 +72,17 @@ extension HostClient {
 
     /// Handles one line; returns the protocol violation that ends the connection, if any.
     private func handle(_ line: ArraySlice<UInt8>, generation gen: Int) -> HostError? {
-        guard let value = try? JSONValue.parse(line, options: JSONParseOptions(maxBytes: options.maxLineBytes)),
-            let msg = value.objectValue
-        else {
-            return HostError(HostError.Code.parseError, "miniappd sent a line that is not a JSON object: \(Self.preview(line))")
+        switch HostInbound.parse(line, maxBytes: options.maxLineBytes) {
+        case .failure(let violation): return violation
+        case .success(.request(let method, let id, let params, let raw)): serve(method, id: id, params: params, raw: raw, generation: gen)
+        case .success(.notification(let method, let params)): notify(method, params)
+        case .success(.response(let id, let outcome, let raw)): return respond(id: id, outcome, raw)
         }
-        if let method = msg["method"] {
-            guard let name = method.stringValue else {
-                return HostError(HostError.Code.invalidRequest, "miniappd sent a message whose method is not a string")
-            }
-            let params = msg["params"] ?? .object([:])
-            guard let paramsObject = params.objectValue else {
-                return HostError(HostError.Code.invalidRequest, "miniappd sent \(name) with params that are not an object")
-            }
-            if let id = msg["id"] {
-                serve(name, id: id, params: paramsObject, raw: msg, generation: gen)
-            } else {
-                notify(name, paramsObject)
-            }
-            return nil
-        }
-        guard let id = msg["id"], msg["result"] != nil || msg["error"]?.objectValue != nil else {
-            return HostError(HostError.Code.invalidRequest, "miniappd sent a message that is neither a request nor a response")
-        }
-        return respond(id: id, msg)
+        return nil
     }
 
     /// Completes the call a response answers.
-    private func respond(id: JSONValue, _ msg: JSONObject) -> HostError? {
-        let outcome: Result<JSONValue, HostError> = msg["error"]?.objectValue.map { .failure(HostError(rpcError: $0)) } ?? .success(msg["result"]!)
+    private func respond(id: JSONValue, _ outcome: Result<JSONValue, HostError>, _ msg: JSONObject) -> HostError? {
         if id.isNull {
             // The daemon could not tie its answer to a request (UNAUTHORIZED at connect, a line
             // it could not parse): it concerns every call in flight.
@@ -149,10 +131,5 @@ extension HostClient {
             return Array(streams.values)
         }
         for c in all { c.finish() }
-    }
-
-    static func preview(_ line: ArraySlice<UInt8>) -> String {
-        let text = String(decoding: line.prefix(80), as: UTF8.self)
-        return String(text.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? "?" : Character($0) }) + (line.count > 80 ? "…" : "")
     }
 }
