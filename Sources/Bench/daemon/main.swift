@@ -5,7 +5,8 @@
 //   launch.pool        the same with a warm jail waiting (the default daemon, spawner_warm.c)
 //   resume.warm        programs.resume of a suspended worker → its next Bridge reply
 //   bridge.rtt         one storage.get round trip timed inside a jailed worker
-//   bridge.rtt.host    one ui.toast round trip (worker → daemon → this process as host → back)
+//   bridge.rtt.host    one ui.toast round trip (worker → daemon → this process as host, through
+//                      the MiniAppHost library → back)
 //   bridge.throughput  storage.get calls/s summed over 8 jailed workers, pipelined
 //   daemon.rss_idle    the RSS (KiB, in the throughput column) of a freshly started daemon with N idle workers
 //
