@@ -334,7 +334,7 @@ let (daemon, host) = startDaemon(warmJails: true)
 launchRow(host, name: "launch.pool", iterations: n)
 resumeWarm(host, iterations: n)
 rtt(host, program: "com.bench.w2", mode: "rtt", name: "bridge.rtt", iterations: max(2000, Int(50_000 * scale)), notes: "storage.get timed inside a jailed worker, real storage service, permission check included")
-rtt(host, program: "com.bench.w3", mode: "rtthost", name: "bridge.rtt.host", iterations: max(1000, Int(10_000 * scale)), notes: "ui.toast from a jailed worker, answered by a host provider process")
+rtt(host, program: "com.bench.w3", mode: "rtthost", name: "bridge.rtt.host", iterations: max(1000, Int(10_000 * scale)), notes: "ui.toast from a jailed worker, answered by a host provider process through the MiniAppHost library")
 throughput(host, seconds: max(1, Int(3 * scale)), depth: 16)
 stopDaemon(daemon)
 // Memory on a fresh daemon (the one above has the heap the rows before grew): what idle workers
