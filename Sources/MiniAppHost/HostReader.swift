@@ -51,7 +51,7 @@ extension HostClient {
         }
     }
 
-    private func drainWake() {
+    func drainWake() {
         var buf = [UInt8](repeating: 0, count: 64)
         while read(wakeFd, &buf, buf.count) > 0 {}
     }

@@ -35,9 +35,7 @@ extension HostClient {
         var delay = options.reconnectInitialMillis
         var last = HostError(HostError.Code.hostUnavailable, "not connected")
         for _ in 0..<options.maxReconnectAttempts {
-            var fd = pollfd(fd: wakeFd, events: Int16(POLLIN), revents: 0)
-            _ = poll(&fd, 1, Int32(delay))
-            if lock.withLock({ closed }) { return false }
+            if !pause(millis: delay) { return false }
             delay = min(delay * 2, options.reconnectMaxMillis)
             do {
                 let sock = try LineSocket(path: path, maxLine: options.maxLineBytes, sendTimeoutMillis: options.sendTimeoutMillis)
@@ -58,6 +56,20 @@ extension HostClient {
                 "gave up reconnecting to miniappd at \(path) after \(options.maxReconnectAttempts) attempts: \(last.message)")
         }
         return false
+    }
+
+    /// Waits `millis` (woken early only by `close()`); false when closed. The wake pipe is
+    /// drained on every wake-up: a byte left in it would make every wait return at once and
+    /// spend all the attempts in a few milliseconds.
+    private func pause(millis: Int) -> Bool {
+        let deadline = monotonicNanos() + UInt64(millis) * 1_000_000
+        while true {
+            if lock.withLock({ closed }) { return false }
+            let now = monotonicNanos()
+            guard now < deadline else { return true }
+            var fd = pollfd(fd: wakeFd, events: Int16(POLLIN), revents: 0)
+            if poll(&fd, 1, Int32((deadline - now) / 1_000_000) + 1) > 0 { drainWake() }
+        }
     }
 
     /// Registers providers and subscriptions again on a new connection, then delivers

@@ -1,5 +1,4 @@
 public import Foundation
-public import MiniAppControl
 import MiniAppDaemon
 
 /// A real `miniappd` process on a private state dir and control socket, for end-to-end tests.
