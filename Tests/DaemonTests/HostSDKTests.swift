@@ -22,7 +22,7 @@ import Testing
     }
 
     /// The next `program.exited` of `workerId` on `notes` (fails after `seconds`).
-    static func exit(of workerId: String, in notes: AsyncStream<HostNotification>, seconds: Double = 30) async throws -> ProgramExited {
+    static func exit(of workerId: String, in notes: AsyncStream<HostNotification>, seconds: Double = 120) async throws -> ProgramExited {
         try await withThrowingTaskGroup(of: ProgramExited?.self) { group in
             group.addTask {
                 for await n in notes {
@@ -37,6 +37,14 @@ import Testing
             defer { group.cancelAll() }
             guard let first = try await group.next(), let e = first else { throw HarnessError("no program.exited of \(workerId)") }
             return e
+        }
+    }
+
+    /// Runs `body` on a new thread while `meanwhile` runs on another; returns `body`'s value.
+    static func offPool<T: Sendable>(_ body: @escaping @Sendable () -> T, whileRunning meanwhile: @escaping @Sendable () -> Void) async -> T {
+        await withCheckedContinuation { c in
+            Thread.detachNewThread { c.resume(returning: body()) }
+            Thread.detachNewThread { meanwhile() }
         }
     }
 
@@ -101,7 +109,8 @@ import Testing
             try await Task.sleep(for: .milliseconds(50))
             cancelled = served.cancelled.withLock { $0 }
         }
-        #expect(cancelled == 1, "the handler was not cancelled")
+        // (At least once: the program exits 4, which the supervisor may restart as a crash.)
+        #expect(cancelled >= 1, "the handler was not cancelled")
         // The connection is fine after the dropped answer.
         #expect(try await host.daemonInfo().version.isEmpty == false)
     }
@@ -158,21 +167,23 @@ import Testing
         _ = try await host.install(path: w.stubbornZip)
         let launched = try await host.launch(id: w.stubbornId)
         for await workerId in ready where workerId == launched.workerId { break }
-        let start = ContinuousClock.now
-        let stop = Task { () -> HostError? in
+        // The call runs blocking on a thread of its own, which also takes the time: what is
+        // measured is the library, not how long this async test waited for a cooperative thread.
+        let (error, elapsed) = await Self.offPool { () -> (HostError?, Duration) in
+            let start = ContinuousClock.now
             do {
-                _ = try await host.stop(workerId: launched.workerId, graceMillis: 60_000, timeoutMillis: 20_000)
-                return nil
+                _ = try host.callBlocking("programs.stop", ["workerId": .string(launched.workerId), "graceMillis": 60_000], timeoutMillis: 20_000)
+                return (nil, ContinuousClock.now - start)
             } catch {
-                return error as? HostError
+                return (error as? HostError, ContinuousClock.now - start)
             }
+        } whileRunning: {
+            usleep(500_000)
+            daemon.crash()
         }
-        try await Task.sleep(for: .milliseconds(500))
-        daemon.crash()
-        let error = await stop.value
         // HOST_UNAVAILABLE, not TIMEOUT: the loss itself ended the call, before its 20 s timeout.
         #expect(error?.code == "HOST_UNAVAILABLE", "\(String(describing: error))")
-        #expect(ContinuousClock.now - start < .seconds(20))
+        #expect(elapsed < .seconds(20))
         // The client is done: later calls fail at once, never hang.
         await #expect(throws: HostError.self) { _ = try await host.daemonInfo() }
     }
@@ -197,8 +208,10 @@ import Testing
         ("an answer with the daemon's error", { l in [#"{"jsonrpc":"2.0","id":\#(FakeDaemon.id(l)),"error":{"code":-32010,"message":"gone","data":{"code":"NOT_FOUND"}}}"#] }, "NOT_FOUND"),
     ]
 
+    // Synchronous, with `callBlocking`: the elapsed time is the library's, not how long the
+    // test process's cooperative threads (held by other tests) took to resume an async test.
     @Test(arguments: 0..<cases.count)
-    func misbehavingDaemonGivesATypedError(_ index: Int) async throws {
+    func misbehavingDaemonGivesATypedError(_ index: Int) throws {
         let (name, reply, code) = Self.cases[index]
         let fake = try FakeDaemon(script: { line, send in for r in reply(line) { send(r) } })
         var options = HostOptions()
@@ -208,24 +221,22 @@ import Testing
         defer { host.close() }
         let start = ContinuousClock.now
         do {
-            let r = try await host.call("daemon.info")
+            let r = try host.callBlocking("daemon.info")
             Issue.record("\(name): expected \(code), got \(r)")
         } catch {
             #expect(error.code == code, "\(name): \(error)")
         }
-        // Generous: other tests may hold the cooperative threads that resume this one; a hang
-        // would never end.
-        #expect(ContinuousClock.now - start < .seconds(60), "\(name)")
+        #expect(ContinuousClock.now - start < .seconds(10), "\(name)")
     }
 
-    @Test func lineOverTheLimitIsMessageTooLarge() async throws {
+    @Test func lineOverTheLimitIsMessageTooLarge() throws {
         let fake = try FakeDaemon(script: { _, send in send(#"{"jsonrpc":"2.0","method":"x","params":{"p":""# + String(repeating: "a", count: 200_000) + "\"}}") })
         var options = HostOptions()
         options.reconnect = false
         options.maxLineBytes = 100_000
         let host = try HostClient(path: fake.path, options: options)
         defer { host.close() }
-        await #expect { _ = try await host.call("daemon.info") } throws: { ($0 as? HostError)?.code == "MESSAGE_TOO_LARGE" }
+        #expect { _ = try host.callBlocking("daemon.info") } throws: { ($0 as? HostError)?.code == "MESSAGE_TOO_LARGE" }
     }
 
     @Test func unknownAndMalformedNotificationsAreDeliveredNotFatal() async throws {
@@ -264,7 +275,7 @@ import Testing
         #expect(answers.allSatisfy { $0["error"]?["data"]?["code"] == "METHOD_NOT_FOUND" })
     }
 
-    @Test func lateAnswerAfterATimeoutIsDroppedHarmlessly() async throws {
+    @Test func lateAnswerAfterATimeoutIsDroppedHarmlessly() throws {
         let fake = try FakeDaemon(script: { line, send in
             let id = FakeDaemon.id(line)
             if id == "1" { return }  // the first call gets its answer only after the second one
@@ -275,7 +286,9 @@ import Testing
         options.reconnect = false
         let host = try HostClient(path: fake.path, options: options)
         defer { host.close() }
-        await #expect { _ = try await host.call("a", timeoutMillis: 200) } throws: { ($0 as? HostError)?.code == "TIMEOUT" }
-        #expect(try await host.call("b")["ok"] == true)
+        let start = ContinuousClock.now
+        #expect { _ = try host.callBlocking("a", timeoutMillis: 200) } throws: { ($0 as? HostError)?.code == "TIMEOUT" }
+        #expect(ContinuousClock.now - start < .seconds(10))
+        #expect(try host.callBlocking("b")["ok"] == true)
     }
 }

@@ -109,7 +109,7 @@ async function realDaemonCases() {
     exited = await exitOf(notes, slow.workerId);
     assert.strictEqual(exited.status, 4, JSON.stringify(exited));
     for (let i = 0; i < 100 && aborted === 0; i++) await sleep(50);
-    assert.strictEqual(aborted, 1, 'the handler was not aborted');
+    assert.ok(aborted >= 1, 'the handler was not aborted'); // (the program may be restarted as a crash)
     await host.provide(['payment.pay'], payHandler(served));
     console.log('ok handler aborted when the daemon times the call out');
 

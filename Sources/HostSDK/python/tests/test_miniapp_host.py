@@ -105,7 +105,7 @@ async def real_daemon_cases():
             if cancelled:
                 break
             await asyncio.sleep(0.05)
-        assert len(cancelled) == 1, "the handler was not cancelled"
+        assert cancelled, "the handler was not cancelled"  # (the program may be restarted as a crash: >= 1)
         await host.provide(["payment.pay"], pay_handler(served))
         print("ok handler cancelled when the daemon times the call out")
 
