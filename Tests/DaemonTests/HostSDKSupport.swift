@@ -37,7 +37,9 @@ final class HostSDKWorld {
         var text = try String(contentsOfFile: methods, encoding: .utf8)
         text = text.replacingOccurrences(
             of: #"("payment.pay":[^\n]*"timeoutMillis": )[0-9]+"#, with: "$11500", options: .regularExpression)
-        guard text.contains(#""timeoutMillis": 1500 }"#) else { throw HarnessError("methods.json: payment.pay not found") }
+        guard text.range(of: #""payment.pay":[^\n]*"timeoutMillis": 1500[ ,}]"#, options: .regularExpression) != nil else {
+            throw HarnessError("methods.json: payment.pay not found")
+        }
         try text.write(toFile: methods, atomically: true, encoding: .utf8)
         payZip = try world.package(
             E2EWorld.manifest(id: payId, entry: "main.js", permissions: ["payment"]), files: ["main.js": Self.payProgram])
