@@ -2,6 +2,8 @@
 // and the real storage service (spec/cli-and-config.md "Benchmarks"):
 //
 //   launch.cold        programs.launch → first Bridge reply received inside the worker (warmJails off)
+//   launch.cold.registry_hang  launch.cold while the configured registry accepts connections and
+//                      never answers (every launch starts an update check of its program)
 //   launch.pool        the same with a warm jail waiting (the default daemon, spawner_warm.c)
 //   resume.warm        programs.resume of a suspended worker → its next Bridge reply
 //   bridge.rtt         one storage.get round trip timed inside a jailed worker
@@ -209,7 +211,8 @@ let launchProbe = ProcessInfo.processInfo.environment["BENCH_LAUNCH_PROBE"]
         }
         host.call("programs.stop", ["workerId": w.objectValue!["workerId"]!, "graceMillis": 2000])
     }
-    let jails = name == "launch.pool" ? "\(warm) of \(samples.count) took a warm jail" : "no warm jails (warmJails: false)"
+    var jails = name == "launch.pool" ? "\(warm) of \(samples.count) took a warm jail" : "no warm jails (warmJails: false)"
+    if name.hasSuffix("registry_hang") { jails += "; --registry accepts and never answers, a check per launch" }
     row(name, percentiles(samples), 0, "us", "programs.launch to the first Bridge reply inside the worker (\(what), full default jail, real storage.get; \(jails))")
 }
 
@@ -280,15 +283,38 @@ let launchProbe = ProcessInfo.processInfo.environment["BENCH_LAUNCH_PROBE"]
 
 // MARK: main
 
-/// Starts miniappd on the bench's state dir (`warmJails`: its config setting) and connects as
-/// the host provider.
-@MainActor func startDaemon(warmJails: Bool) -> (Process, Host) {
-    let config = work + "/config-\(warmJails).json"
-    try! Data(#"{"warmJails": \#(warmJails)}"#.utf8).write(to: URL(fileURLWithPath: config))
+/// A registry that accepts TCP connections on 127.0.0.1 and never answers: a thread accepts
+/// and keeps every connection open without reading or writing. Returns its URL.
+@MainActor func hangingRegistry() -> String {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &addr) { p in
+        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+    }
+    guard bound, listen(fd, 128) == 0 else { fatalError("hanging registry: cannot listen") }
+    Thread.detachNewThread {
+        var held: [Int32] = []
+        while true {
+            let c = accept(fd, nil, nil)
+            if c >= 0 { held.append(c) }
+        }
+    }
+    return "http://127.0.0.1:\(UInt16(bigEndian: addr.sin_port))"
+}
+
+/// Starts miniappd on the bench's state dir (`warmJails`: its config setting; `registry`: with
+/// a check at every launch) and connects as the host provider.
+@MainActor func startDaemon(warmJails: Bool, registry: String? = nil) -> (Process, Host) {
+    let config = work + "/config-\(warmJails)-\(registry != nil).json"
+    let checks = registry == nil ? "" : #", "updateCheckMinIntervalSeconds": 0, "updateCheckIntervalSeconds": 0"#
+    try! Data(#"{"warmJails": \#(warmJails)\#(checks)}"#.utf8).write(to: URL(fileURLWithPath: config))
     try? FileManager.default.removeItem(atPath: work + "/control.sock")
     let daemon = Process()
     let args = ["--state-dir", work + "/state", "--control-socket", work + "/control.sock", "--policy-dir", work + "/policies",
-                        "--config", config]
+                        "--config", config] + (registry.map { ["--registry", $0] } ?? [])
     // setpriv --pdeathsig: the daemon (and so its workers) dies with this bench even if the bench
     // crashes, instead of running on as an orphan that skews the rows measured after it.
     if FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") {
@@ -327,6 +353,11 @@ do { // launch.cold: nothing made ahead waits for the launch
     for z in zips { host.call("packages.install", ["path": .string(z)]) }
     launchRow(host, name: "launch.cold", iterations: n)
     stopDaemon(cold)
+}
+do { // launch.cold.registry_hang: the same, each launch starting a check the registry never answers
+    let (hung, host) = startDaemon(warmJails: false, registry: hangingRegistry())
+    launchRow(host, name: "launch.cold.registry_hang", iterations: n)
+    stopDaemon(hung)
 }
 let (daemon, host) = startDaemon(warmJails: true)
 launchRow(host, name: "launch.pool", iterations: n)
