@@ -28,6 +28,7 @@ import Testing
             var cfg: JSONObject = [
                 "updateCheckIntervalSeconds": 0, "updateCheckMinIntervalSeconds": 0, "rollbackCrashCount": 2,
                 "rollbackWindowSeconds": 30, "restartBackoffMillis": 100, "registryTimeoutMillis": 3000,
+                "metricsListen": .string("unix:" + world.dir.file("metrics.sock")),
             ]
             for (k, v) in extra { cfg[k] = v }
             config = try world.dir.write("miniappd.json", JSONValue.object(cfg).jsonString)
@@ -81,6 +82,12 @@ import Testing
             return (launched["workerId"]?.stringValue ?? "", Int32(launched["pid"]?.intValue ?? 0))
         }
 
+        /// The value of an unlabelled metric in the daemon's Prometheus exposition.
+        func metric(_ name: String) throws -> String? {
+            let r = try run(["/usr/bin/curl", "-s", "--max-time", "10", "--unix-socket", world.dir.file("metrics.sock"), "http://localhost/metrics"])
+            return r.stdout.split(separator: "\n").first { $0.hasPrefix(name + " ") }.map { String($0.dropFirst(name.count + 1)) }
+        }
+
         func check() throws -> JSONValue? { try host.call("updates.check", ["id": .string(id)])["updates"]?.arrayValue?.first }
 
         func status() throws -> JSONValue {
@@ -117,6 +124,8 @@ import Testing
         #expect(activated["previous"] == "1.0.0")
         #expect(try f.host.report(from: f.id, number: 3) == ["kind": "ready", "version": "2.0.0"])
 
+        #expect(try f.metric("miniappd_update_rollbacks_total") == "0")
+
         // v3 crashes at start: staged while v2 runs, activated by the restart, rolled back.
         try f.publish(try f.package("3.0.0", crashes: true))
         #expect(try f.check()?["outcome"] == "staged")
@@ -130,6 +139,7 @@ import Testing
         // The supervisor's crash restart now starts v2.
         #expect(try f.host.report(from: f.id, number: 5, seconds: 60) == ["kind": "ready", "version": "2.0.0"])
 
+        #expect(try f.metric("miniappd_update_rollbacks_total") == "1")
         let status = try f.status()
         #expect(status["active"] == "2.0.0")
         #expect(status["rejected"]?["version"] == "3.0.0")
@@ -207,6 +217,22 @@ import Testing
             #expect(answered < 10, "\(round): launch answered after \(answered) s")
             try f.host.call("programs.stop", ["workerId": launched["workerId"] ?? .null, "graceMillis": 1000])
         }
+    }
+
+    /// A launch asks the registry about its program at most once per
+    /// `updateCheckMinIntervalSeconds`; `updates.check` always asks.
+    @Test func launchChecksAreThrottledPerProgram() throws {
+        let f = try Fleet(name: "thr", config: ["updateCheckMinIntervalSeconds": 3600])
+        _ = try f.installAndLaunch(try f.package("1.0.0"))
+        let path = "/mini-programs/\(f.id)/version"
+        let asked = { f.registry.requests().filter { $0 == path }.count }
+        #expect(E2EProbe.eventually(seconds: 20) { asked() == 1 })
+        for _ in 0..<3 { try f.host.call("programs.launch", ["id": .string(f.id)]) }
+        usleep(500_000)
+        #expect(asked() == 1)
+        #expect(try f.check() == nil, "nothing newer published")
+        #expect(asked() == 2)
+        #expect(try f.status()["lastCheck"]?["outcome"] == "upToDate")
     }
 
     /// A version this host cannot run is not downloaded (its zip answers 500: a download would
