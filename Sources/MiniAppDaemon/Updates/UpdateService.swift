@@ -41,6 +41,9 @@ final class UpdateService: Sendable {
         var probation: [String: (version: String, failures: Int)] = [:]
     }
 
+    /// Programs whose last launch check time is kept, at most.
+    static let maxTracked = 4096
+
     let checker: UpdateChecker?
     private let store: PackageStore
     private let settings: Settings
@@ -73,9 +76,14 @@ final class UpdateService: Sendable {
     func launchRequested(_ id: String) {
         guard checker != nil else { return }
         let now = monotonicNanos()
+        let interval = UInt64(settings.minIntervalSeconds) * 1_000_000_000
         let go = state.withLock { s -> Bool in
             if s.queued.contains(id) { return false }
-            if let last = s.lastStarted[id], now - last < UInt64(settings.minIntervalSeconds) * 1_000_000_000 { return false }
+            if let last = s.lastStarted[id], now - last < interval { return false }
+            // Bounded: launches of ids that are not installed (a peer's typos or a flood) are
+            // remembered too; past the cap only entries still inside the interval are kept.
+            if s.lastStarted.count >= Self.maxTracked { s.lastStarted = s.lastStarted.filter { now - $0.value < interval } }
+            guard s.lastStarted.count < Self.maxTracked else { return false }
             s.queued.insert(id)
             s.lastStarted[id] = now
             return true
