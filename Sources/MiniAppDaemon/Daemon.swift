@@ -190,13 +190,14 @@ public final class Daemon {
             minIntervalSeconds: config.updateCheckMinIntervalSeconds, rollbackCrashCount: config.rollbackCrashCount,
             rollbackWindowSeconds: config.rollbackWindowSeconds)
         let rollbacks = metrics.metrics.counter("miniappd_update_rollbacks_total")
+        let log = Logger(label: "miniappd.updates")
         return UpdateService(
             checker: checker, store: store.store, settings: settings, notify: { notify.send($0, $1) },
             sendEvent: { id, name, data in
                 guard let wid = supervisor.workerId(programId: id) else { return }
                 try? supervisor.send(wid, name: name, data: data)
             },
-            onRollback: { rollbacks.increment() }, logger: Logger(label: "miniappd.updates"))
+            onRollback: { rollbacks.increment() }, audit: UpdateAudit(path: layout.audit + "/updates.jsonl", logger: log), logger: log)
     }
 
     /// A watch on `<policy-dir>/partners`, so an edited, added or removed registration is in

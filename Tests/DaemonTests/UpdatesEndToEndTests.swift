@@ -140,6 +140,14 @@ import Testing
         #expect(try f.host.report(from: f.id, number: 5, seconds: 60) == ["kind": "ready", "version": "2.0.0"])
 
         #expect(try f.metric("miniappd_update_rollbacks_total") == "1")
+        // The update audit trail has every event, in order.
+        let audit = try String(contentsOfFile: f.stateDir + "/audit/updates.jsonl", encoding: .utf8)
+        let events = try audit.split(separator: "\n").map { try JSONValue.parse(Array($0.utf8)) }.filter { $0["id"]?.stringValue == f.id }
+        #expect(events.map { $0["event"]?.stringValue ?? "" } == [
+            "package.staged", "package.activated", "package.staged", "package.activated", "package.rolledBack",
+        ])
+        #expect(events.last?["from"] == "3.0.0")
+        #expect(events.allSatisfy { ($0["time"]?.intValue ?? 0) > 0 })
         let status = try f.status()
         #expect(status["active"] == "2.0.0")
         #expect(status["rejected"]?["version"] == "3.0.0")

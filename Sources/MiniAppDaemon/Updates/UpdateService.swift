@@ -54,16 +54,21 @@ final class UpdateService: Sendable {
     private let state = Mutex(State())
     private let queue = DispatchQueue(label: "miniappd.updates.check")
 
-    /// `notify(method, params)` reaches every control connection; `sendEvent(programId, name,
-    /// data)` the program's running worker, if any; `onRollback` counts rollbacks (metrics).
+    /// `notify(method, params)` reaches every control connection (and each event is appended
+    /// to `audit`); `sendEvent(programId, name, data)` the program's running worker, if any;
+    /// `onRollback` counts rollbacks (metrics).
     init(
         checker: UpdateChecker?, store: PackageStore, settings: Settings, notify: @escaping @Sendable (String, JSONValue) -> Void,
-        sendEvent: @escaping @Sendable (String, String, JSONValue) -> Void, onRollback: @escaping @Sendable () -> Void, logger: Logger
+        sendEvent: @escaping @Sendable (String, String, JSONValue) -> Void, onRollback: @escaping @Sendable () -> Void,
+        audit: UpdateAudit? = nil, logger: Logger
     ) {
         self.checker = checker
         self.store = store
         self.settings = settings
-        self.notify = notify
+        self.notify = { method, params in
+            audit?.record(method, params, timeMicros: UpdateService.nowMicros())
+            notify(method, params)
+        }
         self.sendEvent = sendEvent
         self.onRollback = onRollback
         self.logger = logger
