@@ -20,7 +20,7 @@ public struct ProgramState: Sendable, Hashable {
     /// A verified version waiting for the program's next launch.
     public var pending: StoredVersion?
     /// A version rolled back automatically (it crashed at start): the update checker does not
-    /// offer it, nor an older one, again. Kept until an install makes another version active.
+    /// offer it, nor an older one, again. Kept until an install or a manual rollback changes the active version.
     public var rejected: RejectedVersion?
 
     /// A state from its slots.

@@ -273,6 +273,10 @@ import Testing
         #expect(try f.check()?["outcome"] == "activated", "not running: active at once")
         #expect(try f.notification("package.activated")["version"] == "2.0.0")
         #expect(try f.status()["active"] == "2.0.0")
+        // The operator's view: `miniapp updates [--check] ID`.
+        let cli = try run([productsDirectory() + "/miniapp", "--socket", f.daemon.socket, "updates", "--check", f.id])
+        #expect(cli.status == 0, "\(cli.stderr)")
+        #expect(cli.stdout.hasPrefix("\(f.id)\tactive=2.0.0\tprevious=1.0.0\tstaged=-\tlast-check=upToDate"), "\(cli.stdout)")
     }
 
     /// kill -9 while the package downloads (the registry holds the zip back): the store is as
