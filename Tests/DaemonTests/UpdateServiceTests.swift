@@ -45,7 +45,7 @@ import Testing
 
     /// A worker end of `version`, `uptime` seconds after its start.
     func ended(_ s: UpdateService, _ version: String = "2.0.0", status: Int32 = 1, uptime: Double = 0.1, stop: Bool = false) {
-        let start = UpdateService.nowMicros() - Int64(uptime * 1_000_000)
+        let start = Supervisor.nowMicros() - Int64(uptime * 1_000_000)
         let reason: WorkerExitInfo.Reason = stop ? .stopped : (status > 128 ? .signal : .exit)
         s.workerEnded(EndedWorker(
             programId: id, version: version, startMicros: start, exit: WorkerExitInfo(status: status, reason: reason), stopRequested: stop))

@@ -107,8 +107,13 @@ public final class UpdateChecker: Sendable {
     /// (`code`, `message`, `reason`/`required` when known, and `to` once the registry named the
     /// version) and never stops the others.
     public func check(id: String?) throws(MiniAppError) -> JSONValue {
-        let results = try checkAll(id: id)
-        return ["updates": .array(results.filter { $0.to != nil || $0.error != nil }.map(\.entry))]
+        Self.answer(try checkAll(id: id))
+    }
+
+    /// The `updates.check` answer for `results`: an entry per program offered a newer version
+    /// or whose check failed.
+    public static func answer(_ results: [UpdateCheckResult]) -> JSONValue {
+        ["updates": .array(results.filter { $0.to != nil || $0.error != nil }.map(\.entry))]
     }
 
     /// Checks `id` (or every installed program) and returns every program's result.

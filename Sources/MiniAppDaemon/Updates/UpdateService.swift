@@ -66,7 +66,7 @@ final class UpdateService: Sendable {
         self.store = store
         self.settings = settings
         self.notify = { method, params in
-            audit?.record(method, params, timeMicros: UpdateService.nowMicros())
+            audit?.record(method, params, timeMicros: Supervisor.nowMicros())
             notify(method, params)
         }
         self.sendEvent = sendEvent
@@ -111,7 +111,7 @@ final class UpdateService: Sendable {
         }
         let results = try outcome.get()
         record(results)
-        return ["updates": .array(results.filter { $0.to != nil || $0.error != nil }.map(\.entry))]
+        return UpdateChecker.answer(results)
     }
 
     /// The scheduled check of every installed program (the daemon's timer).
@@ -126,7 +126,7 @@ final class UpdateService: Sendable {
 
     /// Keeps each result for `updates.status` and tells hosts and programs what happened.
     private func record(_ results: [UpdateCheckResult]) {
-        let now = Int64(Self.nowMicros() / 1_000_000)
+        let now = Int64(Supervisor.nowMicros() / 1_000_000)
         state.withLock { s in for r in results { s.lastCheck[r.id] = LastCheck(atSeconds: now, result: r) } }
         for r in results {
             switch r.outcome {
@@ -166,7 +166,7 @@ final class UpdateService: Sendable {
     /// restart after a rollback starts the version rolled back to).
     func workerEnded(_ w: EndedWorker) {
         let failed = !w.stopRequested && w.exit.status != 0
-        let withinWindow = Self.nowMicros() - w.startMicros <= Int64(settings.rollbackWindowSeconds) * 1_000_000
+        let withinWindow = Supervisor.nowMicros() - w.startMicros <= Int64(settings.rollbackWindowSeconds) * 1_000_000
         let rollBack = state.withLock { s -> Bool in
             guard let p = s.probation[w.programId], p.version == w.version, !w.stopRequested else { return false }
             guard failed && withinWindow else {
@@ -227,12 +227,6 @@ final class UpdateService: Sendable {
     }
 
     private static func text(_ v: StoredVersion?) -> JSONValue { v.map { .string($0.version.text) } ?? .null }
-
-    static func nowMicros() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return Int64(ts.tv_sec) * 1_000_000 + Int64(ts.tv_nsec) / 1000
-    }
 
     /// Removes downloads a killed daemon left behind (they are verified again from scratch).
     static func sweepDownloads(_ dir: String) {
