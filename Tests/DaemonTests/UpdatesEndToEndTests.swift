@@ -102,8 +102,8 @@ import Testing
     }
 
     /// v1 runs → v2 published → the launch's check stages it while v1 keeps running, the program
-    /// hears update.ready, the restart runs v2; v3 crashes at start → rolled back to v2, not
-    /// offered again; v4 is.
+    /// hears update.ready, the next launch runs v2; v3 crashes at start once `programs.restart`
+    /// applies it → rolled back to v2, not offered again; v4 is.
     @Test func stageNotifyRestartThenCrashLoopRollback() throws {
         let f = try Fleet()
         let (w1, pid1) = try f.installAndLaunch(try f.package("1.0.0"))
@@ -117,9 +117,11 @@ import Testing
         #expect(try f.status()["staged"] == "2.0.0")
         #expect(try f.status()["active"] == "1.0.0")
 
-        let restarted = try f.host.call("programs.restart", ["id": .string(f.id)])
-        #expect(restarted["version"] == "2.0.0")
-        #expect(restarted["workerId"]?.stringValue != w1)
+        // The next launch runs v2.
+        try f.host.call("programs.stop", ["workerId": .string(w1), "graceMillis": 2000])
+        let next = try f.host.call("programs.launch", ["id": .string(f.id)])
+        #expect(next["version"] == "2.0.0")
+        #expect(next["workerId"]?.stringValue != w1)
         let activated = try f.notification("package.activated") { $0["version"] == "2.0.0" }
         #expect(activated["previous"] == "1.0.0")
         #expect(try f.host.report(from: f.id, number: 3) == ["kind": "ready", "version": "2.0.0"])
@@ -130,7 +132,7 @@ import Testing
         try f.publish(try f.package("3.0.0", crashes: true))
         #expect(try f.check()?["outcome"] == "staged")
         #expect(try f.host.report(from: f.id, number: 4) == ["kind": "update.ready", "version": "3.0.0"])
-        _ = try? f.host.call("programs.restart", ["id": .string(f.id)])
+        #expect(try f.host.call("programs.restart", ["id": .string(f.id)])["version"] == "3.0.0")
         #expect(try f.notification("package.activated") { $0["version"] == "3.0.0" }["previous"] == "2.0.0")
         let rolledBack = try f.notification("package.rolledBack", seconds: 60)
         #expect(rolledBack["from"] == "3.0.0")
