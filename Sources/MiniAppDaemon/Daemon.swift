@@ -150,6 +150,7 @@ public final class Daemon {
         let updates = try makeUpdates(layout: layout, store: store, transport: transport, supervisor: supervisor, metrics: metrics, notify: notify)
         store.connect(isRunning: { supervisor.isRunning(programId: $0) }, updates: updates)
         supervisor.observeEnds { updates.workerEnded($0) }
+        supervisor.observeStarts { updates.workerStarted($0, version: $1) }
 
         let facts = DaemonFacts(
             version: DaemonVersion.current, hostVersion: hostVersion, mode: mode.rawValue, cgroups: Self.cgroupName(jailConfig.cgroupDriver))

@@ -14,6 +14,7 @@ import Testing
 @Suite struct UpdateServiceTests {
     final class Recorder: Sendable {
         let notes = Mutex<[(String, JSONValue)]>([])
+        let events = Mutex<[String]>([])
         let rollbacks = Atomic<Int>(0)
         func named(_ m: String) -> [JSONValue] { notes.withLock { $0.filter { $0.0 == m }.map(\.1) } }
     }
@@ -37,7 +38,8 @@ import Testing
         let r = recorder
         let s = UpdateService(
             checker: nil, store: store, settings: .init(minIntervalSeconds: 0, rollbackCrashCount: crashCount, rollbackWindowSeconds: window),
-            notify: { m, p in r.notes.withLock { $0.append((m, p)) } }, sendEvent: { _, _, _ in },
+            notify: { m, p in r.notes.withLock { $0.append((m, p)) } },
+            sendEvent: { id, name, data in r.events.withLock { $0.append("\(id) \(name) \(data["version"]?.stringValue ?? "")") } },
             onRollback: { r.rollbacks.add(1, ordering: .relaxed) }, logger: Logger(label: "test.updates"))
         s.activated(id, version: "2.0.0", previous: "1.0.0")
         return s
@@ -92,5 +94,21 @@ import Testing
         #expect(try state().active?.version.text == "2.0.0")
         #expect(try state().rejected == nil)
         #expect(recorder.named("package.rolledBack").isEmpty)
+    }
+
+    /// A worker that started while a check staged a newer version (before it could be sent
+    /// events) hears `update.ready` once it is in the table; not when it runs that version.
+    @Test func workerStartedDuringStagingHearsUpdateReady() throws {
+        _ = try store.stage(path: try world.package(E2EWorld.manifest(id: id, version: "3.0.0", entry: "main.js"), files: ["main.js": "3"]))
+        let s = service()
+        s.record([UpdateCheckResult(id: id, from: "2.0.0", to: "3.0.0", outcome: .staged)])
+        #expect(recorder.events.withLock { $0 } == ["\(id) update.ready 3.0.0"], "the running worker, if any")
+        s.workerStarted(id, version: "2.0.0")
+        #expect(recorder.events.withLock { $0 }.count == 2)
+        s.workerStarted(id, version: "3.0.0")
+        #expect(recorder.events.withLock { $0 }.count == 2, "it runs the staged version")
+        s.activated(id, version: "3.0.0", previous: "2.0.0")
+        s.workerStarted(id, version: "2.0.0")
+        #expect(recorder.events.withLock { $0 }.count == 2, "nothing staged any more")
     }
 }

@@ -91,6 +91,8 @@ public final class Supervisor: Sendable {
     let drained = DispatchSemaphore(value: 0)
     /// Told of every worker's end (`observeEnds`).
     let endObservers = Mutex<[@Sendable (EndedWorker) -> Void]>([])
+    /// Told of every worker entered in the table: (program id, version).
+    let startObservers = Mutex<[@Sendable (String, String) -> Void]>([])
 
     /// `notify(method, params)` sends a notification to every control connection;
     /// `observeExit` sees every exit as reported (metrics); `clock` is monotonic nanoseconds,
@@ -215,6 +217,7 @@ public final class Supervisor: Sendable {
         }
         switch outcome {
         case .registered:
+            for observer in startObservers.withLock({ $0 }) { observer(w.program.id, w.program.version) }
             return Self.launchInfo(w)
         case .exitedEarly(let info):
             report(w, info)
@@ -331,6 +334,10 @@ public final class Supervisor: Sendable {
     /// Calls `observer` at every worker's end, before a crash restart is considered (so that
     /// what it changes in the store applies to the restart).
     public func observeEnds(_ observer: @escaping @Sendable (EndedWorker) -> Void) { endObservers.withLock { $0.append(observer) } }
+
+    /// Calls `observer(programId, version)` once a launched worker is in the table (it can be
+    /// sent events from then on).
+    public func observeStarts(_ observer: @escaping @Sendable (String, String) -> Void) { startObservers.withLock { $0.append(observer) } }
 
     /// Whether a program has a live worker or one being started (the package store stages
     /// updates meanwhile, and rollback and removal are refused).

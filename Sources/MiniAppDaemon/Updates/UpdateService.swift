@@ -39,6 +39,8 @@ final class UpdateService: Sendable {
         var lastCheck: [String: LastCheck] = [:]
         /// Program id → (version on probation, failures so far).
         var probation: [String: (version: String, failures: Int)] = [:]
+        /// Program id → the version staged by a check of this daemon, until it is activated.
+        var staged: [String: String] = [:]
     }
 
     /// Programs whose last launch check time is kept, at most.
@@ -125,7 +127,7 @@ final class UpdateService: Sendable {
     }
 
     /// Keeps each result for `updates.status` and tells hosts and programs what happened.
-    private func record(_ results: [UpdateCheckResult]) {
+    func record(_ results: [UpdateCheckResult]) {
         let now = Int64(Supervisor.nowMicros() / 1_000_000)
         state.withLock { s in for r in results { s.lastCheck[r.id] = LastCheck(atSeconds: now, result: r) } }
         for r in results {
@@ -133,6 +135,7 @@ final class UpdateService: Sendable {
             case .staged:
                 guard let v = r.to else { continue }
                 logger.info("update staged", metadata: ["program": "\(r.id)", "version": "\(v)"])
+                state.withLock { $0.staged[r.id] = v }
                 notify("package.staged", ["id": .string(r.id), "version": .string(v)])
                 sendEvent(r.id, "update.ready", ["version": .string(v)])
             case .activated:
@@ -158,8 +161,23 @@ final class UpdateService: Sendable {
     func activated(_ id: String, version: String, previous: String?) {
         logger.info("update activated", metadata: ["program": "\(id)", "version": "\(version)", "previous": "\(previous ?? "none")"])
         notify("package.activated", ["id": .string(id), "version": .string(version), "previous": previous.map { .string($0) } ?? .null])
-        guard settings.rollbackCrashCount > 0, previous != nil else { return }
-        state.withLock { $0.probation[id] = (version, 0) }
+        state.withLock { s in
+            s.staged[id] = nil
+            if settings.rollbackCrashCount > 0, previous != nil { s.probation[id] = (version, 0) }
+        }
+    }
+
+    /// A worker started: when it runs an older version than one staged meanwhile (the check
+    /// staged it while the launch was under way, before the worker could be sent events), it
+    /// hears `update.ready` now.
+    func workerStarted(_ id: String, version: String) {
+        guard let staged = state.withLock({ $0.staged[id] }), staged != version else { return }
+        // Rare (a launch raced a check), so the store is read only then: still staged?
+        guard (try? store.list())?.first(where: { $0.id == id })?.state.pending?.version.text == staged else {
+            state.withLock { _ = $0.staged.removeValue(forKey: id) }
+            return
+        }
+        sendEvent(id, "update.ready", ["version": .string(staged)])
     }
 
     /// Every worker's end (the supervisor calls it before it considers a crash restart, so a
