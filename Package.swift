@@ -90,7 +90,7 @@ let package = Package(
         .executableTarget(
             name: "miniapp",
             dependencies: [
-                "MiniAppJail", "MiniAppPackages", "MiniAppDaemon",
+                "MiniAppJail", "MiniAppPackages", "MiniAppDaemon", "MiniAppBroker",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
@@ -114,6 +114,7 @@ let package = Package(
         .executableTarget(name: "fuzz-manifest", dependencies: ["FuzzSupport", "MiniAppModel"], path: "Sources/Fuzz/manifest"),
         .executableTarget(
             name: "fuzz-registry", dependencies: ["FuzzSupport", "MiniAppDaemon", "MiniAppModel"], path: "Sources/Fuzz/registry"),
+        .executableTarget(name: "fuzz-policy", dependencies: ["FuzzSupport", "MiniAppJSON", "MiniAppModel"], path: "Sources/Fuzz/policy"),
         .executableTarget(name: "fuzz-specblob", dependencies: ["FuzzSupport", "CJail"], path: "Sources/Fuzz/specblob"),
 
         // MARK: benchmarks
