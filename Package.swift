@@ -24,6 +24,7 @@ let package = Package(
         // Installed beside miniappd: the process that clones every jailed worker (CJail only).
         .executable(name: "miniappd-spawner", targets: ["miniappd-spawner"]),
         .library(name: "MiniAppBridgeSDK", targets: ["MiniAppBridgeSDK"]),
+        .library(name: "MiniAppBridgeMock", targets: ["MiniAppBridgeMock"]),
         .library(name: "MiniAppTestSupport", targets: ["MiniAppTestSupport"]),
     ],
     dependencies: [
@@ -90,13 +91,16 @@ let package = Package(
         .executableTarget(
             name: "miniapp",
             dependencies: [
-                "MiniAppJail", "MiniAppPackages", "MiniAppDaemon",
+                "MiniAppJail", "MiniAppPackages", "MiniAppDaemon", "MiniAppBridgeMock",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
 
         // MARK: SDK for Swift mini-programs (JS and Python SDKs live in Sources/SDK)
         .target(name: "MiniAppBridgeSDK", dependencies: ["MiniAppJSON"], swiftSettings: strict),
+        // The mock Bridge (rules file → answers) for unit tests and `miniapp mock-bridge`; the
+        // broker's own framing and codec (MiniAppModel), so the wire is the daemon's.
+        .target(name: "MiniAppBridgeMock", dependencies: ["MiniAppJSON", "MiniAppModel", "MiniAppBridgeSDK"], swiftSettings: strict),
 
         // MARK: fuzz targets (libFuzzer when built with -sanitize=fuzzer; corpus replay otherwise)
         .target(name: "CFuzzSupport", path: "Sources/CFuzzSupport"),
@@ -138,7 +142,7 @@ let package = Package(
             path: "Tests/Helpers/storage-crash-helper", swiftSettings: strict),
         .testTarget(
             name: "ServiceTests",
-            dependencies: ["MiniAppBroker", "MiniAppSystem", "MiniAppJSON", "MiniAppModel", "MiniAppBridgeSDK"],
+            dependencies: ["MiniAppBroker", "MiniAppSystem", "MiniAppJSON", "MiniAppModel", "MiniAppBridgeSDK", "MiniAppBridgeMock"],
             exclude: ["Fixtures"]),
         .testTarget(
             name: "BridgeTests",
