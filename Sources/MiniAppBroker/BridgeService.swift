@@ -17,6 +17,9 @@ public struct CallerIdentity: Sendable, Hashable {
     public var declaredPermissions: Set<String>
     /// `allowedDomains` of the manifest (exact names or `*.suffix`).
     public var allowedDomains: [String]
+    /// A simulated program (simulator mode): its records say so, and the inspector shows its
+    /// (redacted) params and results to help debug it.
+    public var simulated = false
 
     public init(
         workerId: String, programId: String, version: String, partnerId: String,

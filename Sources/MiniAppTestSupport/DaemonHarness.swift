@@ -21,16 +21,17 @@ public final class DaemonHarness: @unchecked Sendable {
     /// then names `unused.sock`, which the daemon must not create.
     ///
     /// `environment`: added to the test's own environment (e.g. `NOTIFY_SOCKET`, `WATCHDOG_USEC`).
+    /// `binary`: another `miniappd` (the release build, for the simulator refusal tests).
     public init(
         policyDir: String?, extraArgs: [String] = [], stateDir: String? = nil, timeout: Double = 30, socketActivated: Bool = false,
-        environment: [String: String] = [:]
+        environment: [String: String] = [:], binary: String? = nil
     ) throws {
         dir = try TempDir("d")
         socket = dir.file("control.sock")
         _ = FileManager.default.createFile(atPath: dir.file("daemon.log"), contents: nil)
         log = try FileHandle(forWritingTo: URL(fileURLWithPath: dir.file("daemon.log")))
         process = Process()
-        let daemon = productsDirectory() + "/miniappd"
+        let daemon = binary ?? productsDirectory() + "/miniappd"
         let args = [
             "--state-dir", stateDir ?? dir.file("state"), "--control-socket", socketActivated ? dir.file("unused.sock") : socket,
         ] + (policyDir.map { ["--policy-dir", $0] } ?? []) + extraArgs
