@@ -48,6 +48,9 @@ public final class MockBridge: Sendable {
     /// Every call answered so far, in order.
     public var calls: [Call] { state.withLock { $0.calls } }
 
+    /// The rules (as given).
+    public var rules: MockRules { state.withLock { $0.rules } }
+
     /// The answer to one call and how long to hold it back.
     public func answer(method: String, params: JSONValue?) -> (answer: MockRules.Answer, delayMs: Int) {
         state.withLock { s in

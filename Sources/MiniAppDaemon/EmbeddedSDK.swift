@@ -37,6 +37,11 @@ connection. An error answer with id null that does arrive fails every call in fl
 its code (the SDK cannot tell which call it answers); after `MESSAGE_TOO_LARGE` the connection
 is closed and later calls fail `BRIDGE_CLOSED`. Override per bridge: `createBridge(fd,
 {maxBytes})`, `Bridge(max_bytes=…)`, `MiniAppBridge(fd:maxBytes:)`.
+
+Mocks for unit tests, with the rules file of `miniapp mock-bridge` (README "Partner DevTools"):
+`require('miniapp-bridge-mock')` (also `mini-program-bridge-mock`; no Node.js module used, so
+browser bundles take it as is), `from miniapp_bridge import mock` (`miniapp_bridge.parts/mock.py`,
+loaded only when imported), and the Swift library product `MiniAppBridgeMock` (in this repo).
 """####),
         ("js/mini-program-bridge-mock.js", ####"""
 'use strict';

@@ -74,7 +74,10 @@ struct MockRun {
         prepend("NODE_PATH", sdk + "/js")
         prepend("PYTHONPATH", sdk + "/python")
         // A command run under the mock (a test runner, `node main.js`) gets the global too.
-        if addPreload { env["NODE_OPTIONS"] = (env["NODE_OPTIONS"].map { $0 + " " } ?? "") + "--require " + sdk + "/js/preload.js" }
+        if addPreload {
+            let preload: String = "--require " + sdk + "/js/preload.js"
+            if let existing = env["NODE_OPTIONS"] { env["NODE_OPTIONS"] = existing + " " + preload } else { env["NODE_OPTIONS"] = preload }
+        }
         return env.map { "\($0.key)=\($0.value)" }
     }
 

@@ -49,3 +49,30 @@ struct MockBridgeCommand: ParsableCommand {
         }
     }
 }
+
+/// `miniapp replay FILE -- CMD [ARG…]`: runs a program against a recording's replies (a mock
+/// bridge built from `miniapp inspect --record FILE`), for bug reports.
+struct ReplayCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "replay", abstract: "Run a program against the replies of a recording (miniapp inspect --record).")
+
+    @Argument(help: "The recording (JSON lines of inspector events).") var file: String
+    @Flag(help: "Print every call and its answer on stderr.") var log = false
+    @Argument(parsing: .postTerminator, help: "The command to run (e.g. node main.js).") var command: [String] = []
+
+    func validate() throws {
+        guard !command.isEmpty else { throw ValidationError("give the command after --, e.g. miniapp replay rec.jsonl -- node main.js") }
+    }
+
+    func run() throws {
+        guard let data = FileManager.default.contents(atPath: file) else { throw ValidationError("cannot read the recording \(file)") }
+        let (rules, programId): (MockRules, String?)
+        do { (rules, programId) = try Recording.rules(from: Array(data)) } catch { throw ValidationError("\(file): \(error.message)") }
+        var identity = MockRun.identity(try? MockRun.readManifest("."))
+        if let programId { identity.programId = programId }
+        let sdk = try MockRun.temporarySDK()
+        defer { try? FileManager.default.removeItem(atPath: (sdk as NSString).deletingLastPathComponent) }
+        let status = try MockRun(bridge: MockBridge(rules: rules, identity: identity), log: log).run(command, cwd: nil, sdk: sdk, addPreload: true)
+        throw ExitCode(status)
+    }
+}
