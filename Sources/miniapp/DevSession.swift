@@ -211,7 +211,8 @@ final class DevSession: @unchecked Sendable {
         }
         for w in watchers { w.start { [self] in scheduleReload("change") } }
         let count: Int = watchers.count
-        say("[dev] watching " + app + " (\(count) directories); Ctrl-C stops")
+        let noun: String = count == 1 ? "directory" : "directories"
+        say("[dev] watching " + app + " (\(count) " + noun + "); Ctrl-C stops")
         scheduleReload("start")
         withExtendedLifetime(sources) { dispatchMain() }
     }
