@@ -82,7 +82,10 @@ const NUMBER_BY_CODE = {
 };
 const RULE_KEYS = ['method', 'params', 'result', 'error', 'delayMs', 'times'];
 
-/** The error a rejected call gives, the same shape as the real SDK's BridgeError. */
+/**
+ * The error a rejected call gives, the same shape as the real SDK's BridgeError. Not imported
+ * from miniapp-bridge.js: that module loads Node's `net` at once, which a browser bundle lacks.
+ */
 class BridgeError extends Error {
   constructor(code, message, rpcCode, data) {
     super(message);
