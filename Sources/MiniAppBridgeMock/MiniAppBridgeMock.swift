@@ -2,7 +2,7 @@
 internal import Glibc
 #endif
 public import MiniAppBridgeSDK
-public import MiniAppJSON
+import MiniAppJSON
 public import MiniAppModel
 
 /// An in-process mock Bridge for a Swift program's unit tests, from the same rules file as

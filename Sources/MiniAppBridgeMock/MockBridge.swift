@@ -1,5 +1,5 @@
 public import MiniAppJSON
-public import MiniAppModel
+import MiniAppModel
 import Synchronization
 
 /// The answers of a mock bridge, without any transport: the rules (first match wins), then the

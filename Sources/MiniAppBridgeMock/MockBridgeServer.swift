@@ -2,8 +2,8 @@
 internal import Glibc
 #endif
 import Dispatch
-public import MiniAppJSON
-public import MiniAppModel
+import MiniAppJSON
+import MiniAppModel
 import Synchronization
 
 /// Serves a `MockBridge` on one connected stream socket, speaking exactly the broker's wire:

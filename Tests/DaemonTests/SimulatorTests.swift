@@ -124,4 +124,40 @@ import Testing
         defer { daemon.stop() }
         try Self.expectRefusal(daemon, app: dir.file("app"))
     }
+
+    /// `{url}`: an unsigned zip from a dev server on loopback (started and stopped here); any
+    /// other URL is refused before anything is fetched.
+    @Test func installFromALoopbackURL() throws {
+        let dir = try TempDir("simurl")
+        let app = try Self.programDir(dir)
+        let site = dir.file("site")
+        try FileManager.default.createDirectory(atPath: site, withIntermediateDirectories: true)
+        let zipped = try run(["/usr/bin/python3", "-c", """
+            import sys, zipfile
+            with zipfile.ZipFile(sys.argv[2], "w") as z:
+                for n in ("manifest.json", "main.js"): z.write(sys.argv[1] + "/" + n, n)
+            """, app, site + "/app.zip"])
+        #expect(zipped.status == 0, "\(zipped.stderr)")
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        server.arguments = ["-m", "http.server", "--bind", "127.0.0.1", "--directory", site, "0"]
+        let out = Pipe()
+        server.standardOutput = out
+        server.standardError = out
+        server.environment = ["PYTHONUNBUFFERED": "1"]
+        try server.run()
+        defer { server.terminate(); server.waitUntilExit() }
+        let lines = LineCollector(out.fileHandleForReading)
+        #expect(lines.wait(for: "Serving HTTP on 127.0.0.1 port ", seconds: 20))
+        let port = lines.text.components(separatedBy: "port ").dropFirst().first?.split(separator: " ").first.map(String.init) ?? ""
+        let daemon = try DaemonHarness(policyDir: nil, extraArgs: ["--simulator"])
+        defer { daemon.stop() }
+        let host = try E2EHost(daemon)
+        let r = try host.call("packages.install", ["url": .string("http://127.0.0.1:\(port)/app.zip")])
+        #expect(r["id"] == "com.example.sim" && r["active"] == true, "\(r)")
+        for url in ["http://10.0.0.1:\(port)/app.zip", "https://127.0.0.1:\(port)/app.zip", "file:///etc/passwd"] {
+            let refused = try host.rawCall("packages.install", ["url": .string(url)])
+            #expect(refused["error"]?["data"]?["code"] == "INVALID_PARAMS", "\(url): \(refused)")
+        }
+    }
 }
