@@ -26,6 +26,7 @@ let package = Package(
         .library(name: "MiniAppBridgeSDK", targets: ["MiniAppBridgeSDK"]),
         // The control API as a library for host runtimes (Python and Node twins in Sources/SDK/host).
         .library(name: "MiniAppHost", targets: ["MiniAppHost"]),
+        .library(name: "MiniAppBridgeMock", targets: ["MiniAppBridgeMock"]),
         .library(name: "MiniAppTestSupport", targets: ["MiniAppTestSupport"]),
     ],
     dependencies: [
@@ -92,7 +93,7 @@ let package = Package(
         .executableTarget(
             name: "miniapp",
             dependencies: [
-                "MiniAppJail", "MiniAppPackages", "MiniAppDaemon", "MiniAppBroker", "MiniAppControl",
+                "MiniAppJail", "MiniAppPackages", "MiniAppDaemon", "MiniAppBroker", "MiniAppControl", "MiniAppBridgeMock",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
@@ -103,6 +104,9 @@ let package = Package(
         .target(name: "MiniAppHost", dependencies: ["MiniAppJSON"], swiftSettings: strict),
         // The blocking ControlClient of the CLI and tests, a facade over MiniAppHost with MiniAppError.
         .target(name: "MiniAppControl", dependencies: ["MiniAppHost", "MiniAppJSON", "MiniAppModel"], swiftSettings: strict),
+        // The mock Bridge (rules file → answers) for unit tests and `miniapp mock-bridge`; the
+        // broker's own framing and codec (MiniAppModel), so the wire is the daemon's.
+        .target(name: "MiniAppBridgeMock", dependencies: ["MiniAppJSON", "MiniAppModel", "MiniAppBridgeSDK"], swiftSettings: strict),
 
         // MARK: fuzz targets (libFuzzer when built with -sanitize=fuzzer; corpus replay otherwise)
         .target(name: "CFuzzSupport", path: "Sources/CFuzzSupport"),
@@ -123,6 +127,8 @@ let package = Package(
             name: "fuzz-registry", dependencies: ["FuzzSupport", "MiniAppDaemon", "MiniAppModel"], path: "Sources/Fuzz/registry"),
         .executableTarget(name: "fuzz-policy", dependencies: ["FuzzSupport", "MiniAppJSON", "MiniAppModel"], path: "Sources/Fuzz/policy"),
         .executableTarget(name: "fuzz-specblob", dependencies: ["FuzzSupport", "CJail"], path: "Sources/Fuzz/specblob"),
+        .executableTarget(
+            name: "fuzz-mockrules", dependencies: ["FuzzSupport", "MiniAppBridgeMock", "MiniAppJSON"], path: "Sources/Fuzz/mockrules"),
 
         // MARK: benchmarks
         .executableTarget(
@@ -148,7 +154,7 @@ let package = Package(
             path: "Tests/Helpers/storage-crash-helper", swiftSettings: strict),
         .testTarget(
             name: "ServiceTests",
-            dependencies: ["MiniAppBroker", "MiniAppSystem", "MiniAppJSON", "MiniAppModel", "MiniAppBridgeSDK"],
+            dependencies: ["MiniAppBroker", "MiniAppSystem", "MiniAppJSON", "MiniAppModel", "MiniAppBridgeSDK", "MiniAppBridgeMock"],
             exclude: ["Fixtures"]),
         .testTarget(
             name: "BridgeTests",

@@ -34,6 +34,8 @@ public struct CallRecord: Sendable {
     public var params: JSONValue?
     /// `result`, only in payload mode, already redacted.
     public var result: JSONValue?
+    /// A simulated program's call (simulator mode): `"simulated": true` in the record.
+    public var simulated = false
 
     /// The record as a JSON object (audit line and `inspector.event` params).
     public func json() -> JSONValue {
@@ -48,6 +50,7 @@ public struct CallRecord: Sendable {
         o["micros"] = .int(micros)
         o["bytesIn"] = .int(Int64(bytesIn))
         o["bytesOut"] = .int(Int64(bytesOut))
+        if simulated { o["simulated"] = true }
         if let params { o["params"] = params }
         if let result { o["result"] = result }
         return .object(o)
@@ -78,6 +81,7 @@ public struct CallRecord: Sendable {
         key("micros"); JSONBytes.appendInt(micros, into: &out)
         key("bytesIn"); JSONBytes.appendInt(Int64(bytesIn), into: &out)
         key("bytesOut"); JSONBytes.appendInt(Int64(bytesOut), into: &out)
+        if simulated { key("simulated"); out.append(contentsOf: "true".utf8) }
         if payloads, let params { key("params"); params.write(into: &out) }
         if payloads, let result { key("result"); result.write(into: &out) }
         out.append(UInt8(ascii: "}"))

@@ -125,7 +125,14 @@ public final class Daemon {
             services.shutdown()
             throw MiniAppError(.internal, "cannot start the Bridge broker: \(error)")
         }
-        partners.connect { [broker] in broker.updateGrants($0) }
+        let simulatorGrants = simulatorMode ? SimulatorGrants { [broker] in broker.updateGrants($0) } : nil
+        if let simulatorGrants {
+            logger.warning("SIMULATOR MODE: unsigned programs are accepted from directories and loopback URLs (packages.install {dir}/{url}); never run this on a device")
+            simulatorGrants.partnersChanged(partners.grants)
+            partners.connect { simulatorGrants.partnersChanged($0) }
+        } else {
+            partners.connect { [broker] in broker.updateGrants($0) }
+        }
         let partnersLog = Logger(label: "miniappd.partners")
         watch?.start {
             partnersLog.info("\(policyDir)/partners changed: re-reading the partner grants")
@@ -139,12 +146,11 @@ public final class Daemon {
                     rateClasses: try EffectiveRates.resolve(catalogue: catalogue, layers: layers).lowered,
                     privateCIDRs: layers.flatMap(\.1.allowedPrivateCIDRs), storageQuotaBytes: PolicyOverride.storageQuota(layers)?.0)
             })
+        var verifierOptions = VerifierOptions(hostVersion: hostSemVer, knownPermissions: try KnownPermissions.load(policyDir: policyDir))
+        verifierOptions.allowSimulated = simulatorMode
         let store = StoreBinding(
-            store: try PackageStore(
-                root: layout.packages,
-                options: VerifierOptions(hostVersion: hostSemVer, knownPermissions: try KnownPermissions.load(policyDir: policyDir)),
-                partners: { brokerBinding.partners }),
-            dataRoot: layout.data)
+            store: try PackageStore(root: layout.packages, options: verifierOptions, partners: { brokerBinding.partners }),
+            dataRoot: layout.data, simulatorGrants: simulatorGrants)
 
         let metrics = DaemonMetricsSink(metrics: DaemonMetrics())
         let jail = JailBinding(
@@ -164,7 +170,7 @@ public final class Daemon {
 
         let facts = DaemonFacts(
             version: DaemonVersion.current, hostVersion: hostVersion, mode: mode.rawValue, cgroups: Self.cgroupName(jailConfig.cgroupDriver))
-        let api = ControlAPI(facts: facts, supervisor: supervisor, packages: store, broker: brokerBinding)
+        let api = ControlAPI(facts: facts, supervisor: supervisor, packages: store, broker: brokerBinding, simulator: simulatorMode)
         let access = ControlAccess(config: config)
         for name in access.unknownGroups {
             logger.info("control: group \(name) (controlAllowedGroups) does not exist on this host; it admits nobody")
@@ -383,6 +389,16 @@ public final class Daemon {
     }
 
     // MARK: helpers
+
+    /// Simulator mode: compiled into debug builds only, so a release binary cannot be switched
+    /// into accepting unsigned programs by any flag, file or environment.
+    var simulatorMode: Bool {
+        #if DEBUG
+        return config.simulator
+        #else
+        return false
+        #endif
+    }
 
     static func workerMode(_ text: String) throws(MiniAppError) -> JailMode {
         switch text {

@@ -24,16 +24,17 @@ public final class DaemonHarness: @unchecked Sendable {
     ///
     /// `socketPath`: the control socket (default `control.sock` in the harness's own dir); a
     /// restart test gives the path of the daemon it replaces.
+    /// `binary`: another `miniappd` (the release build, for the simulator refusal tests).
     public init(
         policyDir: String?, extraArgs: [String] = [], stateDir: String? = nil, timeout: Double = 30, socketActivated: Bool = false,
-        environment: [String: String] = [:], socketPath: String? = nil
+        environment: [String: String] = [:], socketPath: String? = nil, binary: String? = nil
     ) throws {
         dir = try TempDir("d")
         socket = socketPath ?? dir.file("control.sock")
         _ = FileManager.default.createFile(atPath: dir.file("daemon.log"), contents: nil)
         log = try FileHandle(forWritingTo: URL(fileURLWithPath: dir.file("daemon.log")))
         process = Process()
-        let daemon = productsDirectory() + "/miniappd"
+        let daemon = binary ?? productsDirectory() + "/miniappd"
         let args = [
             "--state-dir", stateDir ?? dir.file("state"), "--control-socket", socketActivated ? dir.file("unused.sock") : socket,
         ] + (policyDir.map { ["--policy-dir", $0] } ?? []) + extraArgs

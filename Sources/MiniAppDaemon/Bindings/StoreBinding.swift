@@ -16,9 +16,12 @@ final class StoreBinding: ProgramResolver, PackageControl, UpdateStaging {
     private let dataRoot: String
     private let running = Mutex<(@Sendable (String) -> Bool)?>(nil)
     private let updates = Mutex<UpdateService?>(nil)
+    /// A simulator daemon's grants of simulated programs (nil: not a simulator).
+    let simulatorGrants: SimulatorGrants?
 
-    init(store: PackageStore, dataRoot: String) {
+    init(store: PackageStore, dataRoot: String, simulatorGrants: SimulatorGrants? = nil) {
         self.store = store
+        self.simulatorGrants = simulatorGrants
         self.dataRoot = dataRoot
     }
 
@@ -44,9 +47,12 @@ final class StoreBinding: ProgramResolver, PackageControl, UpdateStaging {
             }
             let a = try store.runnable(id)
             let m = a.manifest
-            return LaunchableProgram(
+            if a.simulated { simulatorGrants?.launched(a.partner) }
+            var p = LaunchableProgram(
                 id: m.id, version: m.version.text, partnerId: a.partner.id, appDir: a.directory, entryPoint: m.entryPoint,
                 runtime: m.runtime.rawValue, permissions: m.permissions, allowedDomains: m.allowedDomains)
+            p.simulated = a.simulated
+            return p
         } catch {
             throw Self.controlError(error, id: id)
         }
@@ -72,6 +78,43 @@ final class StoreBinding: ProgramResolver, PackageControl, UpdateStaging {
         } catch {
             throw Self.installError(error)
         }
+        return Self.installed(added)
+    }
+
+    /// `packages.install {dir}` / `{url}` (simulator mode): an unsigned program, checked as a
+    /// package is, stored as simulated. A URL must be `http://` on a loopback address (a dev
+    /// server on this machine): the daemon never fetches unsigned code from elsewhere.
+    func installSimulated(dir: String?, url: String?) throws(MiniAppError) -> JSONValue {
+        let source: SimulatedSource
+        if let dir {
+            guard dir.hasPrefix("/") else { throw MiniAppError(.invalidParams, "params.dir must be an absolute path to a program directory") }
+            source = .directory(dir)
+        } else if let url {
+            source = .zip(try Self.fetchLoopback(url, maxBytes: store.options.limits.maxArchiveBytes))
+        } else {
+            throw MiniAppError(.invalidParams, "packages.install needs params.path (a signed zip), or in simulator mode params.dir or params.url")
+        }
+        do {
+            return Self.installed(try store.addSimulated(source) { [self] id in isRunning(id) })
+        } catch {
+            throw Self.installError(error)
+        }
+    }
+
+    static func fetchLoopback(_ url: String, maxBytes: Int) throws(MiniAppError) -> [UInt8] {
+        guard let parsed = try? HTTPURL.parse(url), parsed.scheme == "http",
+            ["127.0.0.1", "localhost", "[::1]", "::1"].contains(parsed.host)
+        else {
+            throw MiniAppError(.invalidParams, "params.url must be http://127.0.0.1:PORT/… (a dev server on this machine, loopback only), got \(url)")
+        }
+        let r = try CurlRegistryTransport().get(url, maxBytes: maxBytes, timeoutMillis: 10_000)
+        guard r.status == 200 else {
+            throw MiniAppError(.hostUnavailable, "\(url) answered HTTP \(r.status); it must serve the program's zip (miniapp pack --unsigned)")
+        }
+        return r.body
+    }
+
+    private static func installed(_ added: (id: String, outcome: InstallOutcome)) -> JSONValue {
         let (id, outcome) = added
         switch outcome {
         case .activated(let v): return ["id": .string(id), "version": .string(v.text), "active": true]
@@ -176,6 +219,8 @@ final class StoreBinding: ProgramResolver, PackageControl, UpdateStaging {
             return MiniAppError(.notFound, "\(id ?? "the program")'s partner is not registered any more; \(e.message)", data: ["reason": e.code.rawValue])
         case .hostUpdateRequired, .invalidParams, .notFound, .alreadyRunning:
             return e
+        case .simulatedPackage:
+            return MiniAppError(.invalidPackage, e.message, data: e.data.merging(["reason": e.code.rawValue]) { a, _ in a })
         default:
             return MiniAppError(.internal, e.message, data: e.data.merging(["reason": e.code.rawValue]) { a, _ in a })
         }

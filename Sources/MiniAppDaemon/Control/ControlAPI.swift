@@ -28,6 +28,8 @@ public protocol PackageControl: Sendable {
     func launchRequested(id: String)
     /// `updates.status {id?}` → `{programs:[{id, active, previous, staged, rejected?, lastCheck?}]}`.
     func updateStatus(id: String?) throws(MiniAppError) -> JSONValue
+    /// `packages.install {dir}` / `{url}` (simulator mode only): an unsigned program.
+    func installSimulated(dir: String?, url: String?) throws(MiniAppError) -> JSONValue
 }
 
 extension PackageControl {
@@ -35,6 +37,11 @@ extension PackageControl {
 
     public func updateStatus(id: String?) throws(MiniAppError) -> JSONValue {
         throw MiniAppError(.hostUnavailable, "updates.status is not served here")
+    }
+
+    /// Not a simulator: refused.
+    public func installSimulated(dir: String?, url: String?) throws(MiniAppError) -> JSONValue {
+        throw ControlAPI.notSimulator
     }
 }
 
@@ -86,8 +93,13 @@ public final class ControlAPI: Sendable {
     private let supervisor: Supervisor
     private let packages: any PackageControl
     private let broker: any BrokerControl
+    /// Simulator mode (debug builds): `packages.install {dir}` / `{url}` of unsigned programs.
+    private let simulator: Bool
 
-    public init(facts: DaemonFacts, supervisor: Supervisor, packages: any PackageControl, broker: any BrokerControl) {
+    public init(
+        facts: DaemonFacts, supervisor: Supervisor, packages: any PackageControl, broker: any BrokerControl, simulator: Bool = false
+    ) {
+        self.simulator = simulator
         self.facts = facts
         self.supervisor = supervisor
         self.packages = packages
@@ -128,6 +140,10 @@ public final class ControlAPI: Sendable {
         switch method {
         case "daemon.info": return info()
         case "packages.install":
+            if p["dir"] != nil || p["url"] != nil {
+                guard simulator else { throw Self.notSimulator }
+                return try packages.installSimulated(dir: try Params.optionalString(p, "dir"), url: try Params.optionalString(p, "url"))
+            }
             return try packages.install(path: try Params.string(p, "path"), allowDowngrade: try Params.bool(p, "allowDowngrade") ?? false)
         case "packages.list": return try packages.list()
         case "packages.rollback":
@@ -159,6 +175,10 @@ public final class ControlAPI: Sendable {
         default: return try handleBroker(method: method, p: p, peer: peer)
         }
     }
+
+    static let notSimulator = MiniAppError(
+        .invalidParams,
+        "params.dir and params.url install unsigned programs: only a debug build's miniappd --simulator accepts them; sign the program (miniapp pack) and install the zip with params.path")
 
     private func refuseIfRunning(_ id: String, _ what: String) throws(MiniAppError) {
         guard !supervisor.isRunning(programId: id) else {
@@ -224,6 +244,7 @@ public final class ControlAPI: Sendable {
             "version": .string(facts.version), "hostVersion": .string(facts.hostVersion), "mode": .string(facts.mode),
             "cgroups": .string(facts.cgroups), "workers": .int(Int64(counts.values.reduce(0, +))),
             "workersByState": .object(JSONObject(counts.map { ($0.key, .int(Int64($0.value))) })),
+            "simulator": .bool(simulator),
             "denials": .int(broker.denials()),
         ]
     }

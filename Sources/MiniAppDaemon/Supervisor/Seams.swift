@@ -112,6 +112,8 @@ public struct LaunchableProgram: Sendable {
     public var permissions: [String]
     /// Declared allowedDomains.
     public var allowedDomains: [String]
+    /// Installed unsigned by a simulator daemon: its Bridge calls are marked `simulated`.
+    public var simulated = false
 
     public init(
         id: String, version: String, partnerId: String, appDir: String, entryPoint: String, runtime: String,

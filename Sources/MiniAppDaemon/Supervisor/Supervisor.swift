@@ -170,9 +170,10 @@ public final class Supervisor: Sendable {
     private func start(_ program: LaunchableProgram, args: [String]) throws(MiniAppError) -> Worker {
         let workerId = try ids.next()
         state.withLock { $0.launching[program.id]?.workerId = workerId }
-        let identity = CallerIdentity(
+        var identity = CallerIdentity(
             workerId: workerId, programId: program.id, version: program.version, partnerId: program.partnerId,
             declaredPermissions: Set(program.permissions), allowedDomains: program.allowedDomains)
+        identity.simulated = program.simulated
         let workerFD = try bridge.attach(identity: identity)
         defer { close(workerFD) }
         let request = WorkerSpawnRequest(

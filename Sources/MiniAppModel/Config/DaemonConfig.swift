@@ -45,6 +45,9 @@ public struct DaemonConfig: Sendable, Equatable {
     public var maxMessageBytes = 1 << 20
     /// Include params/results in inspector events (tokens are always redacted).
     public var inspectorPayloads = false
+    /// Simulator mode (`miniappd --simulator`, debug builds only; never from a config file):
+    /// unsigned programs from a directory or a loopback URL.
+    public var simulator = false
     /// Background update check interval; 0 = only on `updates.check`.
     public var updateCheckIntervalSeconds = 3600
     /// Upper bound on any registry request; a slow registry never delays a launch beyond it.

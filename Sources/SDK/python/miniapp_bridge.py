@@ -443,3 +443,10 @@ def on_update_ready(callback):
 def poll_events(timeout=None):
     """``default_bridge().poll_events(timeout)``."""
     default_bridge().poll_events(timeout)
+
+
+# `miniapp_bridge.mock` (the in-process mock for unit tests, miniapp_bridge.parts/mock.py): a
+# module's __path__ makes it a package for submodule imports, so `from miniapp_bridge import
+# mock` and `import miniapp_bridge.mock` work while this file stays one importable module, and
+# programs that never import the mock never load it.
+__path__ = [os.path.join(os.path.dirname(os.path.abspath(__file__)), "miniapp_bridge.parts")]
