@@ -66,6 +66,16 @@ public final class PackageStore: Sendable {
         try add(path: path, allowDowngrade: allowDowngrade, stageIf: isRunning)
     }
 
+    /// Like `add(path:…)` for an archive already read (from a descriptor a control client
+    /// passed). `deadline` (monotonic nanoseconds, `monotonicNanos()`) bounds the install: it is
+    /// checked before extraction and again before the commit, so an install that overran never
+    /// commits and is answered with TIMEOUT.
+    public func add(archive: ZipArchive, allowDowngrade: Bool = false, deadline: UInt64? = nil, isRunning: (String) -> Bool)
+        throws(MiniAppError) -> (id: String, outcome: InstallOutcome)
+    {
+        try add(archive: archive, allowDowngrade: allowDowngrade, deadline: deadline, stageIf: isRunning)
+    }
+
     /// Verifies and stages the package at `path` (program running): it becomes active at the
     /// next `activatePending`.
     public func stage(path: String, allowDowngrade: Bool = false) throws(MiniAppError) -> InstallOutcome {
@@ -196,8 +206,13 @@ public final class PackageStore: Sendable {
     private func add(path: String, allowDowngrade: Bool, stageIf: (String) -> Bool) throws(MiniAppError)
         -> (id: String, outcome: InstallOutcome)
     {
+        try add(archive: ZipArchive.open(path: path, limits: options.limits), allowDowngrade: allowDowngrade, deadline: nil, stageIf: stageIf)
+    }
+
+    private func add(archive: ZipArchive, allowDowngrade: Bool, deadline: UInt64?, stageIf: (String) -> Bool) throws(MiniAppError)
+        -> (id: String, outcome: InstallOutcome)
+    {
         let options = self.options
-        let archive = try ZipArchive.open(path: path, limits: options.limits)
         // No lock yet: verification does not depend on the store (step 8 is re-checked at commit).
         let pre = try PackageVerifier(partners: partners(), options: options)
             .verify(archive: archive, installedVersion: nil, allowDowngrade: true)
@@ -210,8 +225,10 @@ public final class PackageStore: Sendable {
         }) {
             return (id, outcome)
         }
+        try Self.check(deadline, before: "extracting")
         let rootFD = try FileTree.openDir(AT_FDCWD, root)
         let tree = try StagingArea.extract(pre, rootFD: rootFD.raw)
+        try Self.check(deadline, before: "committing")
         let outcome = try withLock { rootFD throws(MiniAppError) -> InstallOutcome in
             // Another install may have committed meanwhile: decide on the state as it is now.
             if let outcome = try settle(rootFD, id, new, allowDowngrade: allowDowngrade, stageIf: stageIf, create: true) {
@@ -232,6 +249,11 @@ public final class PackageStore: Sendable {
             return stage ? .staged(new.version) : .activated(new.version)
         }
         return (id, outcome)
+    }
+
+    private static func check(_ deadline: UInt64?, before step: String) throws(MiniAppError) {
+        guard let deadline, monotonicNanos() > deadline else { return }
+        throw MiniAppError(.timeout, "the install ran past its deadline before \(step); nothing was installed. Try again when the host is less busy")
     }
 
     /// Under the lock: refuses a downgrade, and settles an install whose version is already

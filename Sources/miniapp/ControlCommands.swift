@@ -35,15 +35,22 @@ func failing<T>(_ body: () throws -> T) throws -> T {
 
 extension ControlCommands {
     struct Install: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Install a package (verified first).")
+        static let configuration = CommandConfiguration(
+            abstract: "Install a package (verified first).",
+            discussion: "The file is opened here, with your permissions, and its descriptor passed to the daemon (packages.install {fd: true}).")
         @OptionGroup var socket: SocketOptions
         @Argument(help: "The package zip.") var file: String
         @Flag(help: "Allow installing a lower version than the active one.") var allowDowngrade = false
         func run() throws {
-            let path = URL(fileURLWithPath: file).standardizedFileURL.path
+            let fd = open(file, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+            guard fd >= 0 else {
+                FileHandle.standardError.write(Data("miniapp: cannot open \(file): \(String(cString: strerror(errno)))\n".utf8))
+                throw ExitCode(1)
+            }
+            defer { close(fd) }
             let r = try failing {
                 try socket.client().call(
-                    "packages.install", ["path": .string(path), "allowDowngrade": .bool(allowDowngrade)])
+                    "packages.install", ["fd": true, "allowDowngrade": .bool(allowDowngrade)], passing: fd)
             }
             print("installed \(r["id"]?.stringValue ?? "?") \(r["version"]?.stringValue ?? "?") active=\(r["active"]?.stringValue ?? r["active"]?.jsonString ?? "?")")
         }

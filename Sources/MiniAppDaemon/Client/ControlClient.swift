@@ -21,14 +21,20 @@ public final class ControlClient {
     }
 
     /// Calls `method` and returns its `result`, or throws the daemon's error (code from `error.data.code`).
-    public func call(_ method: String, _ params: JSONObject = [:], timeoutMillis: Int32 = 120_000) throws(MiniAppError)
-        -> JSONValue
+    /// With `passing`, that descriptor is attached to the request (`SCM_RIGHTS`, same `sendmsg`):
+    /// `packages.install {fd: true}` reads the package from it.
+    public func call(_ method: String, _ params: JSONObject = [:], passing descriptor: Int32? = nil, timeoutMillis: Int32 = 120_000)
+        throws(MiniAppError) -> JSONValue
     {
         let id = nextID
         nextID += 1
         let request: JSONValue = ["jsonrpc": "2.0", "id": .int(id), "method": .string(method), "params": .object(params)]
         do {
-            try conn.send(line: request.serialized())
+            if let descriptor {
+                try conn.send(line: request.serialized(), passing: descriptor)
+            } else {
+                try conn.send(line: request.serialized())
+            }
         } catch {
             // A refused peer is told why before the daemon closes; that answer may already be
             // here even though our request could not be sent.

@@ -66,7 +66,9 @@ final class ControlServer: Sendable {
 
     /// Starts accepting on `fd` (a bound, listening socket).
     func serve(_ fd: consuming OwnedFD) throws(SystemError) {
-        let limits = LineConnection.Limits(maxLineBytes: maxMessageBytes, maxQueuedOutputBytes: 16 << 20)
+        // Descriptors: `packages.install {fd: true}` takes one; two may wait unclaimed (a
+        // client pipelining two installs), more close the connection.
+        let limits = LineConnection.Limits(maxLineBytes: maxMessageBytes, maxQueuedOutputBytes: 16 << 20, maxPassedDescriptors: 2)
         let l = try reactor.listen(fd, limits: limits) { [self] creds in
             guard access.allows(creds) else {
                 logger.warning("control: refused \(creds): not in controlAllowedUids, controlAllowedGids or controlAllowedGroups")
@@ -110,6 +112,11 @@ final class ControlServer: Sendable {
 
     // MARK: per connection (loop thread unless noted)
 
+    /// Requests that come with a descriptor: `packages.install {fd: true}`.
+    private static func wantsDescriptor(_ method: String, _ params: JSONValue?) -> Bool {
+        method == "packages.install" && params?["fd"]?.boolValue == true
+    }
+
     fileprivate func opened(_ peer: ControlConnectionPeer) { sessions.withLock { $0[peer.connectionId] = peer } }
 
     fileprivate func closed(_ peer: ControlConnectionPeer) {
@@ -133,8 +140,11 @@ final class ControlServer: Sendable {
         case .request(let r):
             guard let id = r.id else { return }  // notifications to the daemon mean nothing (yet)
             let api = self.api
-            peer.queue.async {
-                api.handle(method: r.method, params: r.params, peer: peer) { result in peer.reply(id: id, result) }
+            // Claimed here, on the loop thread, in request order (see takePassedDescriptor).
+            var attachment: PassedDescriptor?
+            if Self.wantsDescriptor(r.method, r.params), let fd = conn.takePassedDescriptor() { attachment = PassedDescriptor(fd) }
+            peer.queue.async { [attachment] in
+                api.handle(method: r.method, params: r.params, peer: peer, attachment: attachment) { result in peer.reply(id: id, result) }
             }
         }
     }
@@ -143,7 +153,7 @@ final class ControlServer: Sendable {
 /// One authorized control connection: the control API's `ControlPeer` and the reactor's handler.
 final class ControlConnectionPeer: ControlPeer, LineHandler, @unchecked Sendable {
     private unowned let server: ControlServer
-    let credentials: PeerCredentials
+    private let peerCredentials: PeerCredentials
     /// Requests of this connection run here, in order.
     let queue: DispatchQueue
     private let conn = Mutex<LineConnection?>(nil)
@@ -151,13 +161,14 @@ final class ControlConnectionPeer: ControlPeer, LineHandler, @unchecked Sendable
 
     init(server: ControlServer, credentials: PeerCredentials) {
         self.server = server
-        self.credentials = credentials
+        self.peerCredentials = credentials
         queue = DispatchQueue(label: "miniappd.control.peer", target: .global())
     }
 
     var connection: LineConnection? { conn.withLock { $0 } }
     var connectionId: UInt64 { connId.load(ordering: .relaxed) }
-    var uid: UInt32 { credentials.uid }
+    var uid: UInt32 { peerCredentials.uid }
+    var credentials: PeerCredentials? { peerCredentials }
 
     func send(_ message: JSONValue) {
         var line = message.serialized()

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CNetShims
 
 /// A blocking client for a line-framed Unix stream socket (the control API's NDJSON), for the CLI
 /// and tests. The daemon side uses the epoll reactor instead.
@@ -30,6 +31,29 @@ public final class UnixLineClient {
                 throw .current("send")
             }
             off += n
+        }
+    }
+
+    /// Sends one line (a newline is appended) with `descriptor` attached (`SCM_RIGHTS`) to the
+    /// same `sendmsg`, so the server receives it with the line's first byte. The descriptor is
+    /// duplicated into the server; the caller keeps (and closes) its own.
+    public func send(line: [UInt8], passing descriptor: Int32) throws(SystemError) {
+        var out = line
+        out.append(0x0A)
+        var n: Int
+        repeat {
+            n = out.withUnsafeBytes { p in cnet_send_fd(fd, p.baseAddress!, UInt(p.count), descriptor) }
+        } while n < 0 && errno == EINTR
+        if n < 0 { throw .current("sendmsg") }
+        // A short write sent the descriptor with the first part; the rest goes as plain bytes.
+        var off = n
+        while off < out.count {
+            let m = out.withUnsafeBytes { p in Glibc.send(fd, p.baseAddress! + off, p.count - off, Int32(MSG_NOSIGNAL)) }
+            if m < 0 {
+                if errno == EINTR { continue }
+                throw .current("send")
+            }
+            off += m
         }
     }
 
