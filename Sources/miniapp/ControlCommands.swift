@@ -28,7 +28,8 @@ func failing<T>(_ body: () throws -> T) throws -> T {
         var line = "\(e.code.rawValue) \(e.message)"
         if let reason = e.data["reason"] { line += " (reason: \(reason))" }
         if let required = e.data["required"] { line += " (required host version: \(required))" }
-        FileHandle.standardError.write(Data((line + "\n").utf8))
+        // The message may quote what a program sent (a host provider's error, an entry name).
+        FileHandle.standardError.write(Data((TerminalText.escape(line) + "\n").utf8))
         throw ExitCode(1)
     }
 }

@@ -162,7 +162,7 @@ let debianPython = "/usr/bin/python3"
         }
         let a = caller("com.a.app")
         #expect(await call(s, "log.write", ["level": "warn", "message": "hi\nERROR forged"], as: a).value == [:])
-        #expect(lines.all == ["warn|com.a.app|w-com.a.app|hi\\u{0A}ERROR forged"])
+        #expect(lines.all == ["warn|com.a.app|w-com.a.app|hi\\u{a}ERROR forged"])
         #expect(await call(s, "log.write", ["level": "fatal", "message": "x"], as: a).code == .invalidParams)
         #expect(await call(s, "log.write", ["level": "info"], as: a).code == .invalidParams)
         #expect(await call(s, "log.write", ["level": "info", "message": .string(String(repeating: "x", count: 33))], as: a).code == .invalidParams)
