@@ -312,7 +312,12 @@ public final class PackageStore: Sendable {
             return dir
         }
         let fd = openat(rootFD, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0 else { throw MiniAppError(.packageNotInstalled, "\(id) is not installed", data: ["id": id]) }
+        guard fd >= 0 else {
+            // Only a missing directory means "not installed": out of descriptors (EMFILE) or an
+            // I/O error is the daemon's problem and must say so, never pass for NOT_FOUND.
+            if errno == ENOENT || errno == ENOTDIR { throw MiniAppError(.packageNotInstalled, "\(id) is not installed", data: ["id": id]) }
+            throw MiniAppError(.storeFailure, "cannot open the store directory of \(id): \(SystemError.current("openat")); check the daemon's file descriptor limit and the state directory", data: ["id": id])
+        }
         return OwnedFD(adopting: fd)
     }
 

@@ -54,8 +54,15 @@ final class ControlServer: Sendable {
     /// Set by `closeAfterFlush`: from then on every closed connection signals `sessionClosed`.
     private let draining = Atomic<Bool>(false)
     private let sessionClosed = DispatchSemaphore(value: 0)
+    private let admission: ControlAdmission
+    /// Open connections per uid (loop thread writes; counted from accept to close).
+    private let openByUID = Mutex<[UInt32: Int]>([:])
 
-    init(reactor: Reactor, api: ControlAPI, broker: Broker, access: ControlAccess, maxMessageBytes: Int, logger: Logger) {
+    init(
+        reactor: Reactor, api: ControlAPI, broker: Broker, access: ControlAccess, maxMessageBytes: Int, logger: Logger,
+        admission: ControlAdmission = ControlAdmission()
+    ) {
+        self.admission = admission
         self.reactor = reactor
         self.api = api
         self.broker = broker
@@ -68,15 +75,38 @@ final class ControlServer: Sendable {
     func serve(_ fd: consuming OwnedFD) throws(SystemError) {
         // Descriptors: `packages.install {fd: true}` takes one; two may wait unclaimed (a
         // client pipelining two installs), more close the connection.
-        let limits = LineConnection.Limits(maxLineBytes: maxMessageBytes, maxQueuedOutputBytes: 16 << 20, maxPassedDescriptors: 2)
-        let l = try reactor.listen(fd, limits: limits) { [self] creds in
-            guard access.allows(creds) else {
-                logger.warning("control: refused \(creds): not in controlAllowedUids, controlAllowedGids or controlAllowedGroups")
-                return RefusedPeer(creds)
-            }
-            return ControlConnectionPeer(server: self, credentials: creds)
-        }
+        var limits = LineConnection.Limits(maxLineBytes: maxMessageBytes, maxQueuedOutputBytes: 16 << 20, maxPassedDescriptors: 2)
+        limits.sharedInputBudget = admission.inputBudget
+        let l = try reactor.listen(
+            fd, limits: limits, descriptorReserve: admission.limits.descriptorReserve, shed: { [self] in shedLine() }
+        ) { [self] creds in admit(creds) }
         listener.withLock { $0 = l }
+    }
+
+    /// The accept decision (loop thread).
+    private func admit(_ creds: PeerCredentials) -> any LineHandler {
+        guard access.allows(creds) else {
+            admission.logRefusal(logger, "control: refused \(creds): not in controlAllowedUids, controlAllowedGids or controlAllowedGroups")
+            return RefusedPeer(creds)
+        }
+        let refusal = openByUID.withLock { open -> String? in
+            if let why = admission.refusal(uid: creds.uid, open: open) { return why }
+            open[creds.uid, default: 0] += 1
+            return nil
+        }
+        if let refusal {
+            admission.logRefusal(logger, "control: refused \(creds): \(refusal)")
+            return RefusedPeer(creds, MiniAppError(.rateLimited, refusal))
+        }
+        return ControlConnectionPeer(server: self, credentials: creds)
+    }
+
+    /// What a peer accepted into the descriptor reserve is told before it is closed.
+    private func shedLine() -> [UInt8] {
+        admission.logRefusal(logger, "control: refused a connection: the daemon is short of file descriptors (reserve of \(admission.limits.descriptorReserve) kept for launches)")
+        var line: [UInt8] = []
+        RPCCodec.writeError(id: .null, error: MiniAppError(.hostUnavailable, "the daemon is short of file descriptors; try again later"), into: &line)
+        return line
     }
 
     /// Stops accepting new connections; the open ones keep being served.
@@ -121,6 +151,10 @@ final class ControlServer: Sendable {
 
     fileprivate func closed(_ peer: ControlConnectionPeer) {
         _ = sessions.withLock { $0.removeValue(forKey: peer.connectionId) }
+        openByUID.withLock { open in
+            open[peer.uid, default: 1] -= 1
+            if open[peer.uid] == 0 { open[peer.uid] = nil }
+        }
         if draining.load(ordering: .sequentiallyConsistent) { sessionClosed.signal() }
     }
 
@@ -205,21 +239,18 @@ final class ControlConnectionPeer: ControlPeer, LineHandler, @unchecked Sendable
     }
 }
 
-/// A peer that is not allowed: one `UNAUTHORIZED` answer, then the connection is closed
-/// without reading anything it sent.
-final class RefusedPeer: LineHandler {
-    let credentials: PeerCredentials
+/// A peer that is refused (not allowed, or over a connection cap): one error answer (`id: null`;
+/// `UNAUTHORIZED` by default), written by the listener, which closes the connection at once.
+final class RefusedPeer: ImmediateRefusal {
+    let refusal: [UInt8]
 
-    init(_ credentials: PeerCredentials) { self.credentials = credentials }
-
-    func connectionDidOpen(_ connection: LineConnection) {
-        var line: [UInt8] = []
-        let e = MiniAppError(
+    init(_ credentials: PeerCredentials, _ error: MiniAppError? = nil) {
+        let e = error ?? MiniAppError(
             .unauthorized,
             "uid \(credentials.uid) may not use this control socket; ask the operator to add it to controlAllowedUids, or you to a group in controlAllowedGroups (default: miniappd)")
+        var line: [UInt8] = []
         RPCCodec.writeError(id: .null, error: e, into: &line)
-        connection.send(line)
-        connection.closeAfterFlush()
+        refusal = line
     }
 
     func connection(_ connection: LineConnection, didReceiveLine line: UnsafeBufferPointer<UInt8>) {}

@@ -52,6 +52,12 @@ public final class LineConnection: @unchecked Sendable {
         /// accepted (the kernel closes any that arrive). Over the limit the connection is closed:
         /// unclaimed descriptors are the daemon's descriptors. Reading then never peeks.
         public var maxPassedDescriptors: Int
+        /// Shared by every connection of one listener: the bytes of partial messages all of them
+        /// may buffer together (each one's own bound is `maxLineBytes`). A connection whose read
+        /// takes the total over gets `MESSAGE_TOO_LARGE` and is closed, so a crowd of peers that
+        /// each send almost a whole message and stop cannot make the daemon hold connections ×
+        /// `maxLineBytes`.
+        public var sharedInputBudget: ByteBudget?
 
         public init(
             maxLineBytes: Int = 1 << 20, maxQueuedOutputBytes: Int = 8 << 20, readChunkBytes: Int = 64 << 10,
@@ -62,6 +68,7 @@ public final class LineConnection: @unchecked Sendable {
             self.readChunkBytes = readChunkBytes
             self.deferConsume = deferConsume && maxPassedDescriptors == 0
             self.maxPassedDescriptors = maxPassedDescriptors
+            self.sharedInputBudget = nil
         }
     }
 
@@ -114,6 +121,8 @@ public final class LineConnection: @unchecked Sendable {
     private var unconsumedReads = 0
     private var lazyListed = false
     private var peekOffset = false
+    /// Bytes of this connection charged to `limits.sharedInputBudget`.
+    private var charged = 0
     /// Descriptors passed by the peer and not yet claimed (`takePassedDescriptor`), oldest first.
     private var passed: [Int32] = []
 
@@ -225,6 +234,7 @@ public final class LineConnection: @unchecked Sendable {
         _ = Glibc.close(fd)
         for d in passed { _ = Glibc.close(d) }
         passed = []
+        recharge(0)
         out = []
         outHead = 0
         let h = handler
@@ -358,6 +368,11 @@ extension LineConnection: ReactorSource {
             return !closed && !closing
         }
         corked = false
+        if !closed, !recharge(framer.bufferedBytes) {
+            closeReason = .messageTooLarge
+            handler?.connection(self, didReceiveOversizeMessage: framer.bufferedBytes)
+            closing = true
+        }
         if !closed { flush() }
         guard peek, !closed, !draining else { return }
         unconsumed += n
@@ -374,6 +389,16 @@ extension LineConnection: ReactorSource {
             lazyListed = true
             reactor.deferUntilIdle(token) { [weak self] in self?.consumeNow() }
         }
+    }
+
+    /// Charges this connection's buffered partial message to the shared budget; false when the
+    /// budget is exceeded (the connection must go).
+    @discardableResult
+    private func recharge(_ bytes: Int) -> Bool {
+        guard let budget = limits.sharedInputBudget, bytes != charged else { return true }
+        let total = budget.add(bytes - charged)
+        charged = bytes
+        return bytes == 0 || total <= budget.limit
     }
 
     /// `recv`, or `recvmsg` keeping the descriptors passed along when the limits accept some.
@@ -435,4 +460,19 @@ extension LineConnection: ReactorSource {
             closing = true
         }
     }
+}
+
+/// A byte count shared by many connections (thread-safe), with its limit.
+public final class ByteBudget: Sendable {
+    /// The most bytes allowed in total.
+    public let limit: Int
+    private let used = Atomic<Int>(0)
+
+    public init(limit: Int) { self.limit = limit }
+
+    /// Bytes charged now.
+    public var inUse: Int { used.load(ordering: .relaxed) }
+
+    /// Adds `delta` (negative to release) and returns the new total.
+    func add(_ delta: Int) -> Int { used.wrappingAdd(delta, ordering: .relaxed).newValue }
 }
