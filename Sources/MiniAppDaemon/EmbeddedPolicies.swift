@@ -319,7 +319,16 @@ Strict JSON (no comments in the file itself); the notes below the block explain 
     // ioctl allow above, so the compiler installs such conditional denials as a second stacked filter.
     {"names": ["ioctl"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 1, "value": 4294967295, "valueTwo": 21522, "op": "SCMP_CMP_MASKED_EQ"}]},
     // ioctl TIOCLINUX (0x541C): console selection/paste, same injection class (CVE-2023-1523).
-    {"names": ["ioctl"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 1, "value": 4294967295, "valueTwo": 21532, "op": "SCMP_CMP_MASKED_EQ"}]}
+    {"names": ["ioctl"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 1, "value": 4294967295, "valueTwo": 21532, "op": "SCMP_CMP_MASKED_EQ"}]},
+    // MSG_OOB (0x1) on any send or receive: out-of-band data on AF_UNIX sockets is a rarely used
+    // kernel path with use-after-frees reachable from sandboxes (CVE-2025-38236, used to escape
+    // Chrome's renderer sandbox; CVE-2024-26923-class GC races). No mini-program runtime uses it,
+    // and the worker's only sockets are AF_UNIX and loopback. Denied when the flags argument has
+    // the bit set (a masked compare, so other flags and high bits change nothing): sendto and
+    // recvfrom (flags = arg 3; libc's send/recv use them), sendmsg and recvmsg (arg 2),
+    // sendmmsg and recvmmsg (arg 3).
+    {"names": ["sendto", "recvfrom", "sendmmsg", "recvmmsg"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 3, "value": 1, "valueTwo": 1, "op": "SCMP_CMP_MASKED_EQ"}]},
+    {"names": ["sendmsg", "recvmsg"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 2, "value": 1, "valueTwo": 1, "op": "SCMP_CMP_MASKED_EQ"}]}
   ]
 }
 """####),

@@ -42,7 +42,9 @@ public struct LogService: BridgeService {
                 throw MiniAppError(
                     .invalidParams, "log.write: message is \(message.utf8.count) bytes; the limit is \(maxMessageBytes)")
             }
-            sink(level, caller.programId, caller.workerId, TerminalText.escape(message))
+            // An issued token in a log line would sit in the daemon's log for anyone who reads
+            // it (the inspector and the audit log redact them the same way).
+            sink(level, caller.programId, caller.workerId, TerminalText.escape(Redactor.redactingIssuedTokens(in: message)))
             reply(.success(.object([:])))
         } catch {
             reply(.failure(error))
