@@ -113,6 +113,7 @@ let package = Package(
         .executableTarget(name: "fuzz-zip", dependencies: ["FuzzSupport", "MiniAppPackages", "MiniAppModel"], path: "Sources/Fuzz/zip"),
         .executableTarget(name: "fuzz-manifest", dependencies: ["FuzzSupport", "MiniAppModel"], path: "Sources/Fuzz/manifest"),
         .executableTarget(name: "fuzz-specblob", dependencies: ["FuzzSupport", "CJail"], path: "Sources/Fuzz/specblob"),
+        .executableTarget(name: "fuzz-terminal", dependencies: ["FuzzSupport", "MiniAppJSON", "MiniAppModel"], path: "Sources/Fuzz/terminal"),
 
         // MARK: benchmarks
         .executableTarget(
