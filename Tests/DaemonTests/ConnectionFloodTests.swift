@@ -70,7 +70,7 @@ import Testing
         defer { if flood.isRunning { kill(flood.processIdentifier, SIGKILL) } }
         let reader = out.fileHandleForReading
         var text = ""
-        while !text.contains("answered") {
+        while !(text.contains("answered") && text.hasSuffix("\n")) {  // the whole line: it may come in two reads
             let d = reader.availableData
             if d.isEmpty { break }
             text += String(decoding: d, as: UTF8.self)

@@ -225,9 +225,15 @@ struct JailSpawnPathTests {
         _ = bytes.withUnsafeBytes { write(plain, $0.baseAddress, $0.count) }
         #expect(cjail_memfd_is_sealed(plain) == 0)
 
-        let slot = SpawnerSlot()
-        let spawner = try SpawnerProcess.shared(slot)
-        defer { SpawnerProcess.discard(spawner, from: slot) }
+        // A spawner of this test's own, started directly: not through SpawnerProcess, whose
+        // notice watch on the shared jail event loop must not outlive its socket.
+        var spawnerPid: Int32 = 0, socket: Int32 = -1
+        #expect(cjail_spawner_start(SpawnerProcess.executablePath(), &spawnerPid, &socket) == 0)
+        defer {
+            close(socket)
+            var status: Int32 = 0
+            while waitpid(spawnerPid, &status, 0) < 0 && errno == EINTR {}
+        }
         func result(_ blob: Int32) -> Int32? {
             var pair: [Int32] = [-1, -1]
             guard cjail_seqpacket_pair(&pair) == 0 else { return nil }
@@ -237,7 +243,7 @@ struct JailSpawnPathTests {
             var fds = [Int32](repeating: -1, count: Int(CJAIL_SPAWN_FD_COUNT.rawValue))
             fds[Int(CJAIL_SPAWN_FD_BLOB.rawValue)] = blob
             fds[Int(CJAIL_SPAWN_FD_REPLY.rawValue)] = pair[1]
-            let sent = fds.withUnsafeBufferPointer { cjail_spawner_send(spawner.socket, &header, $0.baseAddress) }
+            let sent = fds.withUnsafeBufferPointer { cjail_spawner_send(socket, &header, $0.baseAddress) }
             close(pair[1])
             guard sent == 0 else { return nil }
             var ready = pollfd(fd: pair[0], events: Int16(POLLIN), revents: 0)
@@ -248,10 +254,10 @@ struct JailSpawnPathTests {
             return reply.result
         }
         #expect(result(plain) == -EPERM, "an unsealed spec is refused before it is mapped")
-        #expect(kill(spawner.pid, 0) == 0, "the spawner is alive")
+        #expect(kill(spawnerPid, 0) == 0, "the spawner is alive")
         // Still serving: the sealed one reaches the blob check (and fails it: it is no spec).
         #expect(result(sealed) == -EINVAL)
-        #expect(kill(spawner.pid, 0) == 0)
+        #expect(kill(spawnerPid, 0) == 0)
     }
 }
 

@@ -23,7 +23,11 @@ public final class UnixLineClient {
     public func send(line: [UInt8]) throws(SystemError) {
         var out = line
         out.append(0x0A)
-        var off = 0
+        try sendAll(out, from: 0)
+    }
+
+    private func sendAll(_ out: [UInt8], from start: Int) throws(SystemError) {
+        var off = start
         while off < out.count {
             let n = out.withUnsafeBytes { p in Glibc.send(fd, p.baseAddress! + off, p.count - off, Int32(MSG_NOSIGNAL)) }
             if n < 0 {
@@ -46,15 +50,7 @@ public final class UnixLineClient {
         } while n < 0 && errno == EINTR
         if n < 0 { throw .current("sendmsg") }
         // A short write sent the descriptor with the first part; the rest goes as plain bytes.
-        var off = n
-        while off < out.count {
-            let m = out.withUnsafeBytes { p in Glibc.send(fd, p.baseAddress! + off, p.count - off, Int32(MSG_NOSIGNAL)) }
-            if m < 0 {
-                if errno == EINTR { continue }
-                throw .current("send")
-            }
-            off += m
-        }
+        try sendAll(out, from: n)
     }
 
     /// Reads the next line (without its newline); nil at EOF. `timeoutMillis` < 0 waits forever.
