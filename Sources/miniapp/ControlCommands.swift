@@ -3,12 +3,13 @@ import Foundation
 import MiniAppDaemon
 import MiniAppJSON
 import MiniAppModel
+import MiniAppSystem
 
 /// The control-API verbs (spec/cli-and-config.md): `miniapp --socket PATH VERB …`.
 enum ControlCommands {
     static let all: [any ParsableCommand.Type] = [
         Install.self, Launch.self, PS.self, Stop.self, Suspend.self, Resume.self, Inspect.self, Top.self,
-        Packages.self, Info.self, Send.self,
+        Packages.self, Info.self, Send.self, Updates.self, Restart.self,
     ]
 }
 
@@ -49,12 +50,36 @@ extension ControlCommands {
                 throw ExitCode(1)
             }
             defer { close(fd) }
-            let r = try failing {
-                try socket.client().call(
-                    "packages.install", ["fd": true, "allowDowngrade": .bool(allowDowngrade)], passing: fd)
-            }
+            let r = try failing { try ControlCommands.install(descriptor: fd, socket: socket.socket, allowDowngrade: allowDowngrade) }
             print("installed \(r["id"]?.stringValue ?? "?") \(r["version"]?.stringValue ?? "?") active=\(r["active"]?.stringValue ?? r["active"]?.jsonString ?? "?")")
         }
+    }
+
+    /// One `packages.install {fd: true}` with `descriptor` attached (SCM_RIGHTS) to the request's
+    /// own sendmsg, on a connection of its own.
+    static func install(descriptor: Int32, socket: String, allowDowngrade: Bool) throws(MiniAppError) -> JSONValue {
+        let request: JSONValue = [
+            "jsonrpc": "2.0", "id": 1, "method": "packages.install", "params": ["fd": true, "allowDowngrade": .bool(allowDowngrade)],
+        ]
+        let answer: JSONObject
+        do {
+            let conn = try UnixLineClient(path: socket)
+            try conn.send(line: request.serialized(), passing: descriptor)
+            guard let line = try conn.readLine(timeoutMillis: 120_000), let obj = (try? JSONValue.parse(line))?.objectValue else {
+                throw MiniAppError(.hostUnavailable, "miniappd closed the connection")
+            }
+            answer = obj
+        } catch let e as MiniAppError {
+            throw e
+        } catch {
+            throw MiniAppError(.hostUnavailable, "cannot reach miniappd at \(socket): \(error). Is the daemon running? Pass --socket PATH.")
+        }
+        if let err = answer["error"]?.objectValue {
+            var data: [String: String] = [:]
+            for m in err["data"]?.objectValue ?? [:] where m.key != "code" { data[m.key] = m.value.stringValue ?? m.value.jsonString }
+            throw MiniAppError(ErrorCode(rawValue: err["data"]?["code"]?.stringValue ?? "INTERNAL"), err["message"]?.stringValue ?? "error", data: data)
+        }
+        return answer["result"] ?? .null
     }
 
     struct Launch: ParsableCommand {

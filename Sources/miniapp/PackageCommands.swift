@@ -11,7 +11,7 @@ import Glibc
 /// the crash-safety tests and handy for operators without a daemon.
 enum PackageCommands {
     static let all: [any ParsableCommand.Type] = [
-        KeygenCommand.self, PackCommand.self, VerifyCommand.self, StoreCommand.self,
+        KeygenCommand.self, PackCommand.self, VerifyCommand.self, StoreCommand.self, RegistryCommand.self,
     ]
 
     /// The host version used when `--host-version` is not given.
@@ -115,7 +115,7 @@ struct VerifyCommand: ParsableCommand {
         abstract: "Verify a package without installing it: prints OK <id> <version>, or the error code and message (exit 1).",
         discussion: """
             Partners come from DIR/partners/*.json. Known permissions come from DIR/methods.json when it \
-            exists, else the built-in list: payment, geolocation, network, camera, contacts, ui.
+            exists, else the built-in list: payment, geolocation, network, ui.
             """)
 
     @Argument(help: "Package zip.") var file: String

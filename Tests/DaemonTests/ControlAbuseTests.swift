@@ -75,21 +75,28 @@ import Testing
         let daemon = try world.daemon()
         defer { daemon.stop() }
         let client = try daemon.client()
+        let socket = daemon.socket
+        func install(_ params: JSONObject, passing fd: Int32?) throws -> JSONObject {
+            let c = try UnixLineClient(path: socket)
+            let request: JSONValue = ["jsonrpc": "2.0", "id": 1, "method": "packages.install", "params": .object(params)]
+            if let fd { try c.send(line: request.serialized(), passing: fd) } else { try c.send(line: request.serialized()) }
+            guard let line = try c.readLine(timeoutMillis: 10_000) else { throw HarnessError("connection closed") }
+            guard let obj = try JSONValue.parse(line).objectValue else { throw HarnessError("not an object") }
+            return obj
+        }
 
         let good = open(zip, O_RDONLY | O_CLOEXEC)
         defer { close(good) }
-        let r = try client.call("packages.install", ["fd": true], passing: good)
-        #expect(r["id"]?.stringValue == id && r["active"] == true)
+        let r = try install(["fd": true], passing: good)
+        #expect(r["result"]?["id"]?.stringValue == id && r["result"]?["active"] == true, "\(r)")
 
         for path in [fifo, "/dev/zero"] {
             let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
             defer { close(fd) }
-            #expect(throws: MiniAppError.self) { try client.call("packages.install", ["fd": true], passing: fd, timeoutMillis: 10_000) }
+            #expect(try install(["fd": true], passing: fd)["error"]?["data"]?["code"] == "INVALID_PACKAGE")
         }
-        #expect { try client.call("packages.install", ["fd": true]) } throws: { ($0 as? MiniAppError)?.code == .invalidParams }
-        #expect { try client.call("packages.install", ["fd": true, "path": .string(zip)], passing: good) } throws: {
-            ($0 as? MiniAppError)?.code == .invalidParams
-        }
+        #expect(try install(["fd": true], passing: nil)["error"]?["data"]?["code"] == "INVALID_PARAMS")
+        #expect(try install(["fd": true, "path": .string(zip)], passing: good)["error"]?["data"]?["code"] == "INVALID_PARAMS")
         // The connection still serves.
         #expect(try client.call("packages.list")["packages"]?.arrayValue?.count == 1)
     }

@@ -15,17 +15,17 @@ final class StoreBinding: ProgramResolver, PackageControl, UpdateStaging {
     let store: PackageStore
     private let dataRoot: String
     private let running = Mutex<(@Sendable (String) -> Bool)?>(nil)
-    private let updates = Mutex<UpdateChecker?>(nil)
+    private let updates = Mutex<UpdateService?>(nil)
 
     init(store: PackageStore, dataRoot: String) {
         self.store = store
         self.dataRoot = dataRoot
     }
 
-    /// Wires the supervisor's running check and the update checker (nil = no registry).
-    func connect(isRunning: @escaping @Sendable (String) -> Bool, updates checker: UpdateChecker?) {
+    /// Wires the supervisor's running check and the update flow.
+    func connect(isRunning: @escaping @Sendable (String) -> Bool, updates service: UpdateService) {
         running.withLock { $0 = isRunning }
-        updates.withLock { $0 = checker }
+        updates.withLock { $0 = service }
     }
 
     private func isRunning(_ id: String) -> Bool { running.withLock { $0 }?(id) ?? false }
@@ -39,7 +39,9 @@ final class StoreBinding: ProgramResolver, PackageControl, UpdateStaging {
         do {
             // The supervisor asks only when it starts a worker (none runs): a staged update
             // becomes active now.
-            try store.activatePending(id)
+            if let (activated, previous) = try store.activateStaged(id) {
+                updates.withLock { $0 }?.activated(id, version: activated.text, previous: previous?.text)
+            }
             let a = try store.runnable(id)
             let m = a.manifest
             return LaunchableProgram(
@@ -144,10 +146,17 @@ final class StoreBinding: ProgramResolver, PackageControl, UpdateStaging {
     }
 
     func checkUpdates(id: String?) throws(MiniAppError) -> JSONValue {
-        guard let checker = updates.withLock({ $0 }) else {
+        guard let service = updates.withLock({ $0 }) else {
             throw MiniAppError(.hostUnavailable, "updates are off: start miniappd with --registry URL (and --platform-key) to use updates.check")
         }
-        return try checker.check(id: id)
+        return try service.checkNow(id: id)
+    }
+
+    func launchRequested(id: String) { updates.withLock { $0 }?.launchRequested(id) }
+
+    func updateStatus(id: String?) throws(MiniAppError) -> JSONValue {
+        guard let service = updates.withLock({ $0 }) else { throw MiniAppError(.internal, "the update service is not wired yet") }
+        return try service.status(id: id)
     }
 
     // MARK: UpdateStaging
@@ -174,6 +183,10 @@ final class StoreBinding: ProgramResolver, PackageControl, UpdateStaging {
     }
 
     func sha256Hex(_ bytes: [UInt8]) -> String { SHA256Hasher.hex(SHA256Hasher.digest(bytes)) }
+
+    func rejectedVersion(_ id: String) -> String? {
+        ((try? store.list()) ?? []).first { $0.id == id }?.state.rejected?.version.text
+    }
 
     // MARK: error mapping
 
