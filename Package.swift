@@ -129,6 +129,7 @@ let package = Package(
         .executableTarget(name: "fuzz-specblob", dependencies: ["FuzzSupport", "CJail"], path: "Sources/Fuzz/specblob"),
         .executableTarget(
             name: "fuzz-mockrules", dependencies: ["FuzzSupport", "MiniAppBridgeMock", "MiniAppJSON"], path: "Sources/Fuzz/mockrules"),
+        .executableTarget(name: "fuzz-terminal", dependencies: ["FuzzSupport", "MiniAppJSON", "MiniAppModel"], path: "Sources/Fuzz/terminal"),
 
         // MARK: benchmarks
         .executableTarget(

@@ -171,6 +171,27 @@ int cjail_waitid_pidfd(int pidfd, int options, int32_t *code, int32_t *status) {
 
 int cjail_memfd(const char *name) { return memfd_create(name, MFD_CLOEXEC); }
 
+#define CJAIL_SPEC_SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL)
+
+int cjail_sealed_memfd(const char *name, const void *data, size_t len) {
+    int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0) return -errno;
+    size_t off = 0;
+    while (off < len) {
+        ssize_t n = write(fd, (const char *)data + off, len - off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) { int e = n < 0 ? errno : EIO; close(fd); return -e; }
+        off += (size_t)n;
+    }
+    if (fcntl(fd, F_ADD_SEALS, CJAIL_SPEC_SEALS) < 0) { int e = errno; close(fd); return -e; }
+    return fd;
+}
+
+int cjail_memfd_is_sealed(int fd) {
+    int seals = fcntl(fd, F_GET_SEALS);
+    return seals >= 0 && (seals & CJAIL_SPEC_SEALS) == CJAIL_SPEC_SEALS;
+}
+
 int cjail_set_thread_name(const char *name) { return prctl(PR_SET_NAME, name, 0, 0, 0); }
 
 int cjail_thread_background(void) {

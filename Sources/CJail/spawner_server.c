@@ -163,6 +163,10 @@ static int load(const struct cjail_spawn_request *req, const struct request_fds 
     int blob_fd = rf->fd[CJAIL_SPAWN_FD_BLOB];
     struct stat st;
     if (blob_fd < 0 || fstat(blob_fd, &st) < 0 || req->blob_len == 0 || (uint64_t)st.st_size < req->blob_len) return -EINVAL;
+    /* Sealed, or refused: a memfd the sender can still truncate kills us with SIGBUS when a
+     * page of our mapping goes away, and one it can still write changes the spec after
+     * cjail_spec_unpack checked it. */
+    if (!cjail_memfd_is_sealed(blob_fd)) return -EPERM;
     l->len = (size_t)req->blob_len;
     l->blob = mmap(NULL, l->len, PROT_READ, MAP_PRIVATE, blob_fd, 0);
     if (l->blob == MAP_FAILED) return -errno;
@@ -275,12 +279,9 @@ int cjail_spawner_serve(int sock) {
         int32_t step = CJAIL_SPAWN_REQUEST;
         struct loaded l;
         int e = load(&req, &rf, &l);
-        if (!e) {
-            /* "Taken": 8 bytes after the blob in its memfd (the daemon reserved them). A daemon
-             * whose reply socket reads EOF (we died) retries a request we never took. */
-            uint64_t taken = 1;
-            (void)pwrite(rf.fd[CJAIL_SPAWN_FD_BLOB], &taken, sizeof taken, (off_t)req.blob_len);
-        }
+        /* "Taken" is load's CJAIL_TRACE_SPAWNER_RECEIVED mark in the trace memfd (the daemon
+         * always sends one): a daemon whose reply socket reads EOF (we died) retries a request
+         * we never took. The spec memfd itself is sealed against writes. */
         int warm = 0;
         if (!e && (req.flags & CJAIL_SPAWN_WARM)) {
             warm = spawner_warm_take(sock, &req, rf.fd, &l.spec, l.trace, &c, &e, &step);

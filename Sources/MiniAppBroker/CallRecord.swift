@@ -164,6 +164,31 @@ public enum Redactor {
         containsBytes(s, tokenPrefixBytes, asciiCaseInsensitive: false)
     }
 
+    /// `s` with every issued token in it replaced by the marker: from the token prefix to the
+    /// end of the run of JWT characters (base64url and `.`). For free text such as `log.write`
+    /// messages, where replacing the whole string would hide what the program meant to log.
+    public static func redactingIssuedTokens(in s: String) -> String {
+        guard containsIssuedToken(s) else { return s }
+        let b = Array(s.utf8)
+        let p = tokenPrefixBytes
+        func isJWT(_ c: UInt8) -> Bool {
+            (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || (c >= 0x30 && c <= 0x39) || c == 0x2D || c == 0x5F || c == 0x2E
+        }
+        var out: [UInt8] = []
+        var i = 0
+        while i < b.count {
+            if i + p.count <= b.count && b[i..<(i + p.count)].elementsEqual(p) {
+                out.append(contentsOf: Array(markerText.utf8))
+                i += p.count
+                while i < b.count && isJWT(b[i]) { i += 1 }
+            } else {
+                out.append(b[i])
+                i += 1
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
     /// A byte search in the UTF-8 of `s` (the needles are ASCII). Not `String.contains`: which
     /// one that is depends on the imports in scope (the standard library's compares grapheme
     /// clusters, and a character that joins with the next one, U+0600 or a combining mark, hides

@@ -66,6 +66,16 @@ public final class PackageStore: Sendable {
         try add(path: path, allowDowngrade: allowDowngrade, stageIf: isRunning)
     }
 
+    /// Like `add(path:…)` for an archive already read (from a descriptor a control client
+    /// passed). `deadline` (monotonic nanoseconds, `monotonicNanos()`) bounds the install: it is
+    /// checked before extraction and again before the commit, so an install that overran never
+    /// commits and is answered with TIMEOUT.
+    public func add(archive: ZipArchive, allowDowngrade: Bool = false, deadline: UInt64? = nil, isRunning: (String) -> Bool)
+        throws(MiniAppError) -> (id: String, outcome: InstallOutcome)
+    {
+        try add(archive: archive, simulated: false, allowDowngrade: allowDowngrade, deadline: deadline, stageIf: isRunning)
+    }
+
     /// Verifies and stages the package at `path` (program running): it becomes active at the
     /// next `activatePending`.
     public func stage(path: String, allowDowngrade: Bool = false) throws(MiniAppError) -> InstallOutcome {
@@ -244,7 +254,7 @@ public final class PackageStore: Sendable {
     private func add(path: String, allowDowngrade: Bool, stageIf: (String) -> Bool) throws(MiniAppError)
         -> (id: String, outcome: InstallOutcome)
     {
-        try add(archive: ZipArchive.open(path: path, limits: options.limits), simulated: false, allowDowngrade: allowDowngrade, stageIf: stageIf)
+        try add(archive: ZipArchive.open(path: path, limits: options.limits), simulated: false, allowDowngrade: allowDowngrade, deadline: nil, stageIf: stageIf)
     }
 
     /// Installs an **unsigned** program (a simulator daemon only, else `SIMULATED_PACKAGE`): a
@@ -264,10 +274,10 @@ public final class PackageStore: Sendable {
         case .directory(let dir): bytes = try PackagePacker.packUnsigned(directory: dir, limits: options.limits)
         case .zip(let zip): bytes = zip
         }
-        return try add(archive: ZipArchive(bytes: bytes, limits: options.limits), simulated: true, allowDowngrade: allowDowngrade, stageIf: isRunning)
+        return try add(archive: ZipArchive(bytes: bytes, limits: options.limits), simulated: true, allowDowngrade: allowDowngrade, deadline: nil, stageIf: isRunning)
     }
 
-    private func add(archive: ZipArchive, simulated: Bool, allowDowngrade: Bool, stageIf: (String) -> Bool) throws(MiniAppError)
+    private func add(archive: ZipArchive, simulated: Bool, allowDowngrade: Bool, deadline: UInt64?, stageIf: (String) -> Bool) throws(MiniAppError)
         -> (id: String, outcome: InstallOutcome)
     {
         var options = self.options
@@ -284,8 +294,10 @@ public final class PackageStore: Sendable {
         }) {
             return (id, outcome)
         }
+        try Self.check(deadline, before: "extracting")
         let rootFD = try FileTree.openDir(AT_FDCWD, root)
         let tree = try StagingArea.extract(pre, rootFD: rootFD.raw)
+        try Self.check(deadline, before: "committing")
         let outcome = try withLock { rootFD throws(MiniAppError) -> InstallOutcome in
             // Another install may have committed meanwhile: decide on the state as it is now.
             if let outcome = try settle(rootFD, id, new, allowDowngrade: allowDowngrade, stageIf: stageIf, create: true) {
@@ -306,6 +318,11 @@ public final class PackageStore: Sendable {
             return stage ? .staged(new.version) : .activated(new.version)
         }
         return (id, outcome)
+    }
+
+    private static func check(_ deadline: UInt64?, before step: String) throws(MiniAppError) {
+        guard let deadline, monotonicNanos() > deadline else { return }
+        throw MiniAppError(.timeout, "the install ran past its deadline before \(step); nothing was installed. Try again when the host is less busy")
     }
 
     /// Under the lock: refuses a downgrade, and settles an install whose version is already
@@ -364,7 +381,12 @@ public final class PackageStore: Sendable {
             return dir
         }
         let fd = openat(rootFD, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0 else { throw MiniAppError(.packageNotInstalled, "\(id) is not installed", data: ["id": id]) }
+        guard fd >= 0 else {
+            // Only a missing directory means "not installed": out of descriptors (EMFILE) or an
+            // I/O error is the daemon's problem and must say so, never pass for NOT_FOUND.
+            if errno == ENOENT || errno == ENOTDIR { throw MiniAppError(.packageNotInstalled, "\(id) is not installed", data: ["id": id]) }
+            throw MiniAppError(.storeFailure, "cannot open the store directory of \(id): \(SystemError.current("openat")); check the daemon's file descriptor limit and the state directory", data: ["id": id])
+        }
         return OwnedFD(adopting: fd)
     }
 

@@ -29,7 +29,7 @@ extension ControlCommands {
                 guard msg["method"]?.stringValue == "inspector.event", let e = msg["params"] else { continue }
                 if let method, !MockRules.globMatches(method, e["method"]?.stringValue ?? "") { continue }
                 if errors && e["code"] == nil { continue }
-                print(json ? e.jsonString : Self.line(e))
+                print(json ? TerminalText.escapeJSON(e.jsonString) : Self.line(e))
                 recorder?.append(e)
                 fflush(nil)
                 seen += 1
@@ -37,11 +37,14 @@ extension ControlCommands {
             }
         }
 
+        /// One event as a line. Every text field is escaped (`TerminalText`): the method name is
+        /// whatever the program sent, and a raw one could forge a whole "allow" line (CR, LF) or
+        /// retitle the terminal (ESC).
         static func line(_ e: JSONValue) -> String {
-            let code = e["code"]?.stringValue.map { " \($0)" } ?? ""
-            let t = e["time"]?.stringValue ?? e["time"]?.jsonString ?? ""
-            return "\(t) \(e["workerId"]?.stringValue ?? "?") \(e["programId"]?.stringValue ?? "?") "
-                + "\(e["method"]?.stringValue ?? "?") \(e["decision"]?.stringValue ?? "?")\(code) "
+            func text(_ key: String) -> String { TerminalText.escape(e[key]?.stringValue ?? "?") }
+            let code = e["code"]?.stringValue.map { " " + TerminalText.escape($0) } ?? ""
+            let t = TerminalText.escape(e["time"]?.stringValue ?? e["time"]?.jsonString ?? "")
+            return "\(t) \(text("workerId")) \(text("programId")) \(text("method")) \(text("decision"))\(code) "
                 + "\(e["micros"]?.intValue ?? 0)us in=\(e["bytesIn"]?.intValue ?? 0) out=\(e["bytesOut"]?.intValue ?? 0)"
         }
     }

@@ -194,6 +194,25 @@ struct SeccompFilterTests {
         #expect(try SeccompBPF.evaluate(p, .init(nr: ioctl, args: [0, 0x5401, 0, 0, 0, 0])) == SeccompBPF.allow) // TCGETS
     }
 
+    @Test("send and receive with MSG_OOB are denied, whatever the other flags; without it they pass")
+    func outOfBand() throws {
+        let p = try Self.program()
+        for (name, flagsArg) in [("sendto", 3), ("recvfrom", 3), ("sendmsg", 2), ("recvmsg", 2), ("sendmmsg", 3), ("recvmmsg", 3)] {
+            let nr = try Self.nr(name)
+            func args(_ flags: UInt64) -> [UInt64] {
+                var a: [UInt64] = [3, 0, 1, 0, 0, 0]
+                a[flagsArg] = flags
+                return a
+            }
+            for flags: UInt64 in [0x1, 0x41, 0x4001, 0xffff_ffff, 0x1_0000_0001] {
+                #expect(try SeccompBPF.evaluate(p, .init(nr: nr, args: args(flags))) == SeccompBPF.errno(EPERM), "\(name) flags 0x\(String(flags, radix: 16))")
+            }
+            for flags: UInt64 in [0, 0x40, 0x4000, 0x2] {  // MSG_DONTWAIT, MSG_NOSIGNAL, MSG_PEEK
+                #expect(try SeccompBPF.evaluate(p, .init(nr: nr, args: args(flags))) == SeccompBPF.allow, "\(name) flags 0x\(String(flags, radix: 16))")
+            }
+        }
+    }
+
     /// Other ABIs die (SCMP_ACT_KILL_PROCESS) for every shipped profile, Docker's included, even
     /// though Docker's archMap lists X86 and X32: the compiler does not let a profile add ABIs.
     @Test("x32 and i386 calls kill the process", arguments: ["seccomp/default.json", "seccomp/docker-default.json"])

@@ -114,6 +114,39 @@ final class StoreBinding: ProgramResolver, PackageControl, UpdateStaging {
         return r.body
     }
 
+    func install(from source: PackageSource, allowDowngrade: Bool, deadline: UInt64) throws(MiniAppError) -> JSONValue {
+        let added: (id: String, outcome: InstallOutcome)
+        do {
+            let archive = try Self.archive(source, limits: store.options.limits)
+            added = try store.add(archive: archive, allowDowngrade: allowDowngrade, deadline: deadline) { [self] id in isRunning(id) }
+        } catch {
+            throw Self.installError(error)
+        }
+        return Self.installed(added)
+    }
+
+    /// Reads the package of `source`. A path is opened as the peer would open it; every reason
+    /// it cannot be (missing, unreadable, a directory on the way it may not search, a daemon
+    /// that cannot act as the peer) answers the same, so the answer says nothing of files the
+    /// peer could not see for itself.
+    private static func archive(_ source: PackageSource, limits: ZipLimits) throws(MiniAppError) -> ZipArchive {
+        switch source {
+        case .descriptor(let d):
+            return try ZipArchive.read(descriptor: d.raw, name: "the package passed as a descriptor", limits: limits)
+        case .path(let path, let peer):
+            guard path.hasPrefix("/") else {
+                throw MiniAppError(.invalidParams, "params.path must be an absolute path to a package zip on the daemon's host")
+            }
+            let unopenable = MiniAppError(
+                .archiveInvalid,
+                "cannot open \(path) as uid \(peer.map { String($0.uid) } ?? "?"): no such file, or you may not read it; pass the package as a descriptor instead (miniapp install does)")
+            guard let peer else { throw unopenable }
+            let fd: OwnedFD
+            do { fd = try PeerFileOpener.open(path, as: peer) } catch { throw unopenable }
+            return try ZipArchive.read(descriptor: fd.raw, name: path, limits: limits)
+        }
+    }
+
     private static func installed(_ added: (id: String, outcome: InstallOutcome)) -> JSONValue {
         let (id, outcome) = added
         switch outcome {
@@ -201,6 +234,8 @@ final class StoreBinding: ProgramResolver, PackageControl, UpdateStaging {
     /// I/O failures stay `INTERNAL`.
     static func installError(_ e: MiniAppError) -> MiniAppError {
         switch e.code {
+        case .timeout, .invalidParams:
+            return e
         case .internal, .storeFailure:
             return MiniAppError(.internal, e.message, data: e.data.merging(["reason": e.code.rawValue]) { a, _ in a })
         default:
