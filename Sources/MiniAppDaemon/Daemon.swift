@@ -108,6 +108,7 @@ public final class Daemon {
         let watch = watchPartners(policyDir)  // before the first read: no edit slips between the two
         let partners = try makePartners(layout: layout, policyDir: policyDir, transport: transport)
         let sdkDir = try layout.materialize(EmbeddedSDK.files, into: layout.sdk)
+        SDKBytecode.compileInBackground(sdkDir: sdkDir, logger: logger)
 
         let services = try makeServices(layout: layout, hostVersion: hostVersion)
         let reactor: Reactor
@@ -125,7 +126,11 @@ public final class Daemon {
             services.shutdown()
             throw MiniAppError(.internal, "cannot start the Bridge broker: \(error)")
         }
-        partners.connect { [broker] in broker.updateGrants($0) }
+        let grantsChanged = GrantsChangeRelay(initial: partners.grants)
+        partners.connect { [broker] in
+            broker.updateGrants($0)
+            grantsChanged.publish($0)
+        }
         let partnersLog = Logger(label: "miniappd.partners")
         watch?.start {
             partnersLog.info("\(policyDir)/partners changed: re-reading the partner grants")
@@ -152,7 +157,10 @@ public final class Daemon {
                 registry: $0, transport: transport, staging: store, downloadsDir: layout.downloads,
                 timeoutMillis: config.registryTimeoutMillis)
         }
-        store.connect(isRunning: { supervisor.isRunning(programId: $0) }, updates: updates)
+        store.connect(
+            isRunning: { supervisor.isRunning(programId: $0) }, packageChanged: { supervisor.dropPrewarmed(programId: $0) },
+            updates: updates)
+        grantsChanged.connect { supervisor.dropPrewarmed(partners: $0) }
 
         let facts = DaemonFacts(
             version: DaemonVersion.current, hostVersion: hostVersion, mode: mode.rawValue, cgroups: Self.cgroupName(jailConfig.cgroupDriver))
@@ -227,6 +235,9 @@ public final class Daemon {
         s.idleTimeoutSeconds = config.idleTimeoutSeconds
         s.stopGraceMillis = config.stopGraceMillis
         s.sdkDir = sdkDir
+        s.prewarmMaxWorkers = config.prewarmMaxWorkers
+        s.prewarmMaxMemoryBytes = Int64(config.prewarmMaxMemoryMiB) << 20
+        s.prewarmRecent = config.prewarmRecent
         return s
     }
 

@@ -16,6 +16,7 @@
 // reads the workers' reports from it. Prints `RESULT|name|p50|p99|p999|throughput|unit|notes`.
 import Foundation
 import Glibc
+import BenchSupport
 import MiniAppJSON
 import MiniAppSystem
 
@@ -23,168 +24,23 @@ let args = CommandLine.arguments
 guard args.count >= 2 else { fatalError("usage: bench-daemon POLICY_DIR [SCALE] [IDLE_WORKERS]") }
 let scale = args.count > 2 ? Double(args[2]) ?? 1 : 1
 let idleWorkers = args.count > 3 ? Int(args[3]) ?? 200 : 200
-let binDir = URL(fileURLWithPath: args[0]).deletingLastPathComponent().path
-let work = FileManager.default.temporaryDirectory.appendingPathComponent("bench-daemon-\(getpid())").path
-
-@MainActor func sh(_ argv: [String]) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: argv[0])
-    p.arguments = Array(argv.dropFirst())
-    p.standardOutput = FileHandle.nullDevice
-    try! p.run()
-    p.waitUntilExit()
-    guard p.terminationStatus == 0 else { fatalError("failed: \(argv.joined(separator: " "))") }
-}
+let env = BenchEnvironment(name: "bench-daemon", policyDir: args[1])
+typealias Host = BenchHost
 
 @MainActor func now() -> UInt64 { monotonicNanos() }
 
 // MARK: setup
 
-/// Policies with raised rate limits and a bench partner; packages for the bench programs.
+/// Packages for the bench programs.
 @MainActor func prepare() -> [String] {
-    try? FileManager.default.removeItem(atPath: work)
-    try! FileManager.default.createDirectory(atPath: work + "/programs", withIntermediateDirectories: true)
-    sh(["/bin/cp", "-r", args[1], work + "/policies"])
-    let methods = work + "/policies/methods.json"
-    var text = try! String(contentsOfFile: methods, encoding: .utf8)
-    for key in ["perSecond", "burst"] {
-        text = text.replacingOccurrences(of: "\"\(key)\": *[0-9]+", with: "\"\(key)\": 10000000", options: .regularExpression)
-    }
-    try! text.write(toFile: methods, atomically: true, encoding: .utf8)
-    sh([binDir + "/miniapp", "keygen", "--out", work + "/key"])
-    let pub = try! String(contentsOfFile: work + "/key.pub", encoding: .utf8)
-    try! FileManager.default.createDirectory(atPath: work + "/policies/partners", withIntermediateDirectories: true)
-    let partner: JSONValue = ["id": "com.bench", "idPrefixes": ["com.bench."], "publicKeys": [.string(pub)], "permissions": ["ui"]]
-    try! Data(partner.serialized()).write(to: URL(fileURLWithPath: work + "/policies/partners/com.bench.json"))
     var zips: [String] = []
-    for i in 0..<8 { zips.append(pack("com.bench.w\(i)", entry: "worker", file: binDir + "/bench-daemon-worker")) }
-    if let probe = launchProbe { zips.append(pack("com.bench.launch", entry: "launch_probe", file: probe)) }
-    for i in 0..<idleWorkers { zips.append(pack("com.bench.idle\(i)", entry: "idle.sh", text: "#!/bin/sh\nexec cat <&3 >/dev/null\n")) }
+    for i in 0..<8 { zips.append(env.pack("com.bench.w\(i)", entry: "worker", file: env.binDir + "/bench-daemon-worker")) }
+    if let probe = launchProbe { zips.append(env.pack("com.bench.launch", entry: "launch_probe", file: probe)) }
+    for i in 0..<idleWorkers { zips.append(env.pack("com.bench.idle\(i)", entry: "idle.sh", text: "#!/bin/sh\nexec cat <&3 >/dev/null\n")) }
     return zips
 }
 
-@MainActor func pack(_ id: String, entry: String, file: String? = nil, text: String? = nil) -> String {
-    let dir = work + "/programs/" + id
-    try! FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    if let file { sh(["/bin/cp", file, dir + "/" + entry]) }
-    if let text { try! text.write(toFile: dir + "/" + entry, atomically: true, encoding: .utf8) }
-    chmod(dir + "/" + entry, 0o755)
-    let manifest: JSONValue = [
-        "id": .string(id), "version": "1.0.0", "minHostVersion": "0.1.0", "entryPoint": .string(entry), "runtime": "native",
-        "permissions": ["ui"],
-    ]
-    try! Data(manifest.serialized()).write(to: URL(fileURLWithPath: dir + "/manifest.json"))
-    let zip = work + "/programs/" + id + ".zip"
-    sh([binDir + "/miniapp", "pack", dir, "--key", work + "/key.key", "--out", zip])
-    return zip
-}
-
-// MARK: the host side of the control connection
-
-/// A blocking control connection: requests with ids, and `bridge.call` requests from the
-/// daemon (the workers' ui.toast), which `nextToast` returns.
-final class Host {
-    let fd: Int32
-    var buf: [UInt8] = []
-    var id = 0
-    var toasts: [JSONObject] = []
-    var exited: Set<String> = []
-
-    /// Connects, retrying for up to 10 s while the daemon starts; nil if it never answers.
-    init?(socket: String) {
-        for _ in 0..<400 {
-            if let c = try? UnixSocket.connect(path: socket) { fd = c.take(); return }
-            usleep(25_000)
-        }
-        return nil
-    }
-
-    func write(_ v: JSONValue) {
-        var line = v.serialized()
-        line.append(10)
-        var off = 0
-        while off < line.count {
-            let n = line[off...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-            precondition(n > 0, "control socket write failed")
-            off += n
-        }
-    }
-
-    func readMessage() -> JSONObject {
-        while true {
-            if let nl = buf.firstIndex(of: 10) {
-                let line = Array(buf[..<nl])
-                buf.removeSubrange(...nl)
-                return try! JSONValue.parse(line, options: .strict).objectValue!
-            }
-            var chunk = [UInt8](repeating: 0, count: 65536)
-            let n = read(fd, &chunk, chunk.count)
-            precondition(n > 0, "daemon closed the control connection")
-            buf.append(contentsOf: chunk[..<n])
-        }
-    }
-
-    /// Sends a request and returns its result; queues bridge.calls that arrive meanwhile.
-    @discardableResult
-    func call(_ method: String, _ params: JSONValue = [:]) -> JSONValue {
-        id += 1
-        write(["jsonrpc": "2.0", "id": .int(Int64(id)), "method": .string(method), "params": params])
-        while true {
-            let m = readMessage()
-            if m["method"]?.stringValue == "bridge.call" { toasts.append(m); continue }
-            if m["method"] != nil { note(m); continue }
-            guard m["id"]?.intValue == Int64(id) else { continue }
-            if let e = m["error"] { fatalError("\(method) failed: \(e)") }
-            return m["result"] ?? .null
-        }
-    }
-
-    /// The next ui.toast call a worker made: (rpc id, its params).
-    func nextToast() -> (JSONValue, JSONObject) {
-        let m: JSONObject
-        if !toasts.isEmpty {
-            m = toasts.removeFirst()
-        } else {
-            var got: JSONObject?
-            while got == nil {
-                let x = readMessage()
-                if x["method"]?.stringValue == "bridge.call" { got = x } else { note(x) }
-            }
-            m = got!
-        }
-        let inner = m["params"]?.objectValue?["params"]?.objectValue ?? [:]
-        return (m["id"]!, inner)
-    }
-
-    func note(_ m: JSONObject) {
-        if m["method"]?.stringValue == "program.exited", let w = m["params"]?.objectValue?["workerId"]?.stringValue {
-            exited.insert(w)
-        }
-    }
-
-    /// Waits for `program.exited` of `workerId`.
-    func waitExited(_ workerId: String) {
-        while !exited.contains(workerId) {
-            let m = readMessage()
-            if m["method"]?.stringValue == "bridge.call" { toasts.append(m) } else { note(m) }
-        }
-    }
-
-    func answer(_ id: JSONValue) { write(["jsonrpc": "2.0", "id": id, "result": [:]]) }
-}
-
 // MARK: measurements
-
-@MainActor func percentiles(_ xs: [Double]) -> (Double, Double, Double) {
-    let s = xs.sorted()
-    func p(_ q: Double) -> Double { s[min(s.count - 1, Int(Double(s.count) * q))] }
-    return (p(0.5), p(0.99), p(0.999))
-}
-
-@MainActor func row(_ name: String, _ p: (Double, Double, Double), _ tput: Double, _ unit: String, _ notes: String) {
-    print(String(format: "RESULT|%@|%.1f|%.1f|%.1f|%.1f|%@|%@", name, p.0, p.1, p.2, tput, unit, notes))
-    fflush(nil)
-}
 
 /// The launch.cold program: scripts/bench.d/daemon builds Sources/Bench/launch-probe (a static C
 /// binary: the Bridge's /bin/true, as the row is stated against bwrap running /bin/true); run
@@ -210,7 +66,7 @@ let launchProbe = ProcessInfo.processInfo.environment["BENCH_LAUNCH_PROBE"]
         host.call("programs.stop", ["workerId": w.objectValue!["workerId"]!, "graceMillis": 2000])
     }
     let jails = name == "launch.pool" ? "\(warm) of \(samples.count) took a warm jail" : "no warm jails (warmJails: false)"
-    row(name, percentiles(samples), 0, "us", "programs.launch to the first Bridge reply inside the worker (\(what), full default jail, real storage.get; \(jails))")
+    benchRow(name, benchPercentiles(samples), 0, "us", "programs.launch to the first Bridge reply inside the worker (\(what), full default jail, real storage.get; \(jails))")
 }
 
 @MainActor func resumeWarm(_ host: Host, iterations: Int) {
@@ -229,7 +85,7 @@ let launchProbe = ProcessInfo.processInfo.environment["BENCH_LAUNCH_PROBE"]
     }
     host.answer(id)
     host.call("programs.stop", ["workerId": workerId, "graceMillis": 500])
-    row("resume.warm", percentiles(samples), 0, "us", "programs.resume of a frozen worker to its next Bridge reply (cgroup v1 freezer)")
+    benchRow("resume.warm", benchPercentiles(samples), 0, "us", "programs.resume of a frozen worker to its next Bridge reply (cgroup v1 freezer)")
 }
 
 @MainActor func rtt(_ host: Host, program: String, mode: String, name: String, iterations: Int, notes: String) {
@@ -238,7 +94,7 @@ let launchProbe = ProcessInfo.processInfo.environment["BENCH_LAUNCH_PROBE"]
         let (id, p) = host.nextToast()
         host.answer(id)
         if p["message"]?.stringValue == "report" {
-            row(name, (p["p50"]!.doubleValue!, p["p99"]!.doubleValue!, p["p999"]!.doubleValue!), p["rate"]!.doubleValue!, "calls/s", notes)
+            benchRow(name, (p["p50"]!.doubleValue!, p["p99"]!.doubleValue!, p["p999"]!.doubleValue!), p["rate"]!.doubleValue!, "calls/s", notes)
             break
         }
     }
@@ -257,7 +113,7 @@ let launchProbe = ProcessInfo.processInfo.environment["BENCH_LAUNCH_PROBE"]
         host.answer(id)
         if let c = p["count"]?.doubleValue { total += c; reports += 1 }
     }
-    row("bridge.throughput", (0, 0, 0), total / Double(seconds), "calls/s", "storage.get summed over 8 jailed workers, \(depth) in flight each, real SQLite-backed storage service")
+    benchValueRow("bridge.throughput", total / Double(seconds), "calls/s", "storage.get summed over 8 jailed workers, \(depth) in flight each, real SQLite-backed storage service")
 }
 
 @MainActor func idleRSS(_ host: Host, daemonPid: Int32) {
@@ -268,7 +124,7 @@ let launchProbe = ProcessInfo.processInfo.environment["BENCH_LAUNCH_PROBE"]
     }
     usleep(500_000)
     let after = rssKiB(daemonPid)
-    row("daemon.rss_idle", (0, 0, 0), Double(after), "KiB", "VmRSS of a fresh miniappd with \(idleWorkers) idle workers (\(before) KiB with none)")
+    benchValueRow("daemon.rss_idle", Double(after), "KiB", "VmRSS of a fresh miniappd with \(idleWorkers) idle workers (\(before) KiB with none)")
     for id in ids { host.call("programs.stop", ["workerId": id, "graceMillis": 200]) }
 }
 
@@ -283,44 +139,13 @@ let launchProbe = ProcessInfo.processInfo.environment["BENCH_LAUNCH_PROBE"]
 /// Starts miniappd on the bench's state dir (`warmJails`: its config setting) and connects as
 /// the host provider.
 @MainActor func startDaemon(warmJails: Bool) -> (Process, Host) {
-    let config = work + "/config-\(warmJails).json"
-    try! Data(#"{"warmJails": \#(warmJails)}"#.utf8).write(to: URL(fileURLWithPath: config))
-    try? FileManager.default.removeItem(atPath: work + "/control.sock")
-    let daemon = Process()
-    let args = ["--state-dir", work + "/state", "--control-socket", work + "/control.sock", "--policy-dir", work + "/policies",
-                        "--config", config]
-    // setpriv --pdeathsig: the daemon (and so its workers) dies with this bench even if the bench
-    // crashes, instead of running on as an orphan that skews the rows measured after it.
-    if FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") {
-        daemon.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-        daemon.arguments = ["--pdeathsig", "TERM", "--", binDir + "/miniappd"] + args
-    } else {
-        daemon.executableURL = URL(fileURLWithPath: binDir + "/miniappd")
-        daemon.arguments = args
-    }
-    daemon.standardOutput = FileHandle(forWritingAtPath: "/dev/null")!
-    daemon.standardError = FileHandle.standardError
-    var env = ProcessInfo.processInfo.environment
-    env["MINIAPPD_LOG_LEVEL"] = "warning"
-    daemon.environment = env
-    try! daemon.run()
-    for _ in 0..<400 where !FileManager.default.fileExists(atPath: work + "/control.sock") { usleep(25_000) }
-    guard let host = Host(socket: work + "/control.sock") else {
-        stopDaemon(daemon)
-        FileHandle.standardError.write(Data("bench-daemon: miniappd never answered on \(work)/control.sock\n".utf8))
-        exit(1)
-    }
-    host.call("bridge.provide", ["methods": ["ui.toast"]])
-    return (daemon, host)
+    env.startDaemon(config: #"{"warmJails": \#(warmJails)}"#, name: "\(warmJails)")
 }
 
-@MainActor func stopDaemon(_ d: Process) {
-    kill(d.processIdentifier, SIGTERM)
-    d.waitUntilExit()
-}
+@MainActor func stopDaemon(_ d: Process) { BenchEnvironment.stopDaemon(d) }
 
 let zips = prepare()
-defer { try? FileManager.default.removeItem(atPath: work) }
+defer { env.cleanUp() }
 let n = max(20, Int(200 * scale))
 do { // launch.cold: nothing made ahead waits for the launch
     let (cold, host) = startDaemon(warmJails: false)

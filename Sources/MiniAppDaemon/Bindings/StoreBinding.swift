@@ -15,6 +15,7 @@ final class StoreBinding: ProgramResolver, PackageControl, UpdateStaging {
     let store: PackageStore
     private let dataRoot: String
     private let running = Mutex<(@Sendable (String) -> Bool)?>(nil)
+    private let changed = Mutex<(@Sendable (String) -> Void)?>(nil)
     private let updates = Mutex<UpdateChecker?>(nil)
 
     init(store: PackageStore, dataRoot: String) {
@@ -22,13 +23,23 @@ final class StoreBinding: ProgramResolver, PackageControl, UpdateStaging {
         self.dataRoot = dataRoot
     }
 
-    /// Wires the supervisor's running check and the update checker (nil = no registry).
-    func connect(isRunning: @escaping @Sendable (String) -> Bool, updates checker: UpdateChecker?) {
+    /// Wires the supervisor's running check, what a package change of a program must drop (its
+    /// prewarmed worker), and the update checker (nil = no registry).
+    func connect(
+        isRunning: @escaping @Sendable (String) -> Bool, packageChanged: @escaping @Sendable (String) -> Void = { _ in },
+        updates checker: UpdateChecker?
+    ) {
         running.withLock { $0 = isRunning }
+        changed.withLock { $0 = packageChanged }
         updates.withLock { $0 = checker }
     }
 
     private func isRunning(_ id: String) -> Bool { running.withLock { $0 }?(id) ?? false }
+
+    /// A package of `id` was added, staged, rolled back or removed (rollback and removal: before
+    /// and after the change). A prewarm racing the change is caught when its worker is
+    /// released: the release compares the program it was made from with the one resolved then.
+    private func packageChanged(_ id: String) { changed.withLock { $0 }?(id) }
 
     // MARK: ProgramResolver
 
@@ -71,6 +82,7 @@ final class StoreBinding: ProgramResolver, PackageControl, UpdateStaging {
             throw Self.installError(error)
         }
         let (id, outcome) = added
+        packageChanged(id)
         switch outcome {
         case .activated(let v): return ["id": .string(id), "version": .string(v.text), "active": true]
         case .staged(let v): return ["id": .string(id), "version": .string(v.text), "active": false]
@@ -95,6 +107,8 @@ final class StoreBinding: ProgramResolver, PackageControl, UpdateStaging {
     }
 
     func rollback(id: String) throws(MiniAppError) -> JSONValue {
+        packageChanged(id)
+        defer { packageChanged(id) }
         do {
             let v = try store.rollback(id)
             return ["id": .string(id), "active": .string(v.text)]
@@ -104,6 +118,8 @@ final class StoreBinding: ProgramResolver, PackageControl, UpdateStaging {
     }
 
     func remove(id: String) throws(MiniAppError) {
+        packageChanged(id)
+        defer { packageChanged(id) }
         do { try store.remove(id) } catch { throw Self.controlError(error, id: id) }
     }
 
