@@ -78,15 +78,16 @@ let bwrap = [
     return Double(t1 - t0) / 1000
 }
 
-/// One launch of `program`: programs.launch → the reply to its first call, in µs; then stopped.
-@MainActor func launchOnce(_ host: BenchHost, _ program: String) -> (Double, Bool) {
+/// One timed launch of `program`: programs.launch → the reply to its first call, in µs; then
+/// stopped. Also answers the launched worker's id, and whether a warm jail took it.
+@MainActor func timedLaunch(_ host: BenchHost, _ program: String) -> (Double, JSONValue, Bool) {
     let t0 = monotonicNanos()
     let w = host.call("programs.launch", ["id": .string(program)])
     let (id, p) = host.nextToast()
     let t1 = UInt64(p["t"]!.intValue!)
     host.answer(id)
     host.call("programs.stop", ["workerId": w.objectValue!["workerId"]!, "graceMillis": 2000])
-    return (Double(t1 - t0) / 1000, w.objectValue?["warm"]?.boolValue == true)
+    return (Double(t1 - t0) / 1000, w.objectValue!["workerId"]!, w.objectValue?["warm"]?.boolValue == true)
 }
 
 /// Waits (up to 10 s) until `pid`'s main thread blocks reading the Bridge (fd 3) in the SDK
@@ -105,17 +106,13 @@ let bwrap = [
     fatalError("the prewarmed worker \(pid) never reached its loader's wait")
 }
 
-/// One launch of `program` after `programs.prewarm`: launch → first call answered, in µs.
+/// One launch of `program` after `programs.prewarm` (not timed): flagged when the launch
+/// released the prewarmed worker.
 @MainActor func prewarmedOnce(_ host: BenchHost, _ program: String) -> (Double, Bool) {
     let pre = host.call("programs.prewarm", ["id": .string(program)])
     waitHeld(pre.objectValue!["pid"]!.intValue!)
-    let t0 = monotonicNanos()
-    let w = host.call("programs.launch", ["id": .string(program)])
-    let (id, p) = host.nextToast()
-    let t1 = UInt64(p["t"]!.intValue!)
-    host.answer(id)
-    host.call("programs.stop", ["workerId": w.objectValue!["workerId"]!, "graceMillis": 2000])
-    return (Double(t1 - t0) / 1000, w.objectValue!["workerId"] == pre.objectValue!["workerId"])
+    let (us, worker, _) = timedLaunch(host, program)
+    return (us, worker == pre.objectValue!["workerId"])
 }
 
 /// A row measured by `sample`: its samples, and a count of flagged ones (warm jails taken).
@@ -127,28 +124,18 @@ struct Row {
     var flagged = 0
 }
 
-@MainActor func rows(_ host: BenchHost) -> [Row] {
+/// The four rows of one runtime: its anchors (bare, in bwrap), the launch, the prewarmed launch.
+@MainActor func rows(_ host: BenchHost, runtime: String, anchor: [String], program: String, sdk: String) -> [Row] {
     [
-        Row(name: "anchor.node_bare", notes: "posix_spawn + wait of /usr/bin/node -e 0") { (spawnWait(["/usr/bin/node", "-e", "0"]), false) },
-        Row(name: "anchor.node_bwrap", notes: "node -e 0 inside the anchor.bwrap_true command line") {
-            (spawnWait(bwrap + ["/usr/bin/node", "-e", "0"]), false)
+        Row(name: "anchor.\(runtime)_bare", notes: "posix_spawn + wait of \(anchor.joined(separator: " "))") { (spawnWait(anchor), false) },
+        Row(name: "anchor.\(runtime)_bwrap", notes: "\(anchor.joined(separator: " ")) inside the anchor.bwrap_true command line") {
+            (spawnWait(bwrap + anchor), false)
         },
-        Row(name: "launch.node", notes: "programs.launch to the node program's first Bridge call answered (global MiniAppBridge from the preload; full default jail; %WARM%)") {
-            launchOnce(host, "com.bench.node")
+        Row(name: "launch.\(runtime)", notes: "programs.launch to the \(runtime) program's first Bridge call answered (\(sdk); full default jail; %WARM%)") {
+            let (us, _, warm) = timedLaunch(host, program)
+            return (us, warm)
         },
-        Row(name: "launch.node.prewarmed", notes: "launch.node after programs.prewarm (%WARM%)") {
-            prewarmedOnce(host, "com.bench.node")
-        },
-        Row(name: "anchor.python_bare", notes: "posix_spawn + wait of /usr/bin/python3 -c pass") { (spawnWait(["/usr/bin/python3", "-c", "pass"]), false) },
-        Row(name: "anchor.python_bwrap", notes: "/usr/bin/python3 -c pass inside the anchor.bwrap_true command line") {
-            (spawnWait(bwrap + ["/usr/bin/python3", "-c", "pass"]), false)
-        },
-        Row(name: "launch.python", notes: "programs.launch to the Python program's first Bridge call answered (import miniapp_bridge; full default jail; %WARM%)") {
-            launchOnce(host, "com.bench.python")
-        },
-        Row(name: "launch.python.prewarmed", notes: "launch.python after programs.prewarm (%WARM%)") {
-            prewarmedOnce(host, "com.bench.python")
-        },
+        Row(name: "launch.\(runtime).prewarmed", notes: "launch.\(runtime) after programs.prewarm (%WARM%)") { prewarmedOnce(host, program) },
     ]
 }
 
@@ -159,7 +146,8 @@ let zips = [
 defer { env.cleanUp() }
 let (daemon, host) = env.startDaemon(config: "{}", name: "default")
 for z in zips { host.call("packages.install", ["path": .string(z)]) }
-var table = rows(host)
+var table = rows(host, runtime: "node", anchor: ["/usr/bin/node", "-e", "0"], program: "com.bench.node", sdk: "global MiniAppBridge from the preload")
+    + rows(host, runtime: "python", anchor: ["/usr/bin/python3", "-c", "pass"], program: "com.bench.python", sdk: "import miniapp_bridge")
 let n = max(20, Int(100 * scale))
 // Round robin, one sample of each row per round; the first 3 rounds warm the page cache.
 for round in 0..<(n + 3) {
