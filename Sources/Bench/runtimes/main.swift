@@ -59,6 +59,11 @@ let bwrap = [
     "--symlink", "usr/lib64", "/lib64", "--symlink", "usr/bin", "/bin", "--proc", "/proc", "--dev", "/dev",
 ]
 
+/// The anchors' environment: what a worker gets besides its MINIAPP_* variables. Not this
+/// process's: a variable such as NODE_EXTRA_CA_CERTS (set in some shells) makes node parse a
+/// CA bundle at start (~40 ms of CPU), which no worker does.
+let anchorEnv = ["PATH=/usr/bin:/bin", "LANG=C.UTF-8", "HOME=/tmp"]
+
 /// posix_spawn + waitpid of `argv` (stdout and stderr to /dev/null), in µs.
 @MainActor func spawnWait(_ argv: [String]) -> Double {
     var actions = posix_spawn_file_actions_t()
@@ -67,10 +72,11 @@ let bwrap = [
     posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
     posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
     var cargs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
-    defer { for a in cargs { free(a) } }
+    var cenv: [UnsafeMutablePointer<CChar>?] = anchorEnv.map { strdup($0) } + [nil]
+    defer { for a in cargs + cenv { free(a) } }
     let t0 = monotonicNanos()
     var pid: pid_t = 0
-    guard posix_spawn(&pid, argv[0], &actions, nil, &cargs, environ) == 0 else { fatalError("cannot spawn \(argv[0])") }
+    guard posix_spawn(&pid, argv[0], &actions, nil, &cargs, &cenv) == 0 else { fatalError("cannot spawn \(argv[0])") }
     var status: Int32 = 0
     while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
     let t1 = monotonicNanos()
@@ -127,7 +133,7 @@ struct Row {
 /// The four rows of one runtime: its anchors (bare, in bwrap), the launch, the prewarmed launch.
 @MainActor func rows(_ host: BenchHost, runtime: String, anchor: [String], program: String, sdk: String) -> [Row] {
     [
-        Row(name: "anchor.\(runtime)_bare", notes: "posix_spawn + wait of \(anchor.joined(separator: " "))") { (spawnWait(anchor), false) },
+        Row(name: "anchor.\(runtime)_bare", notes: "posix_spawn + wait of \(anchor.joined(separator: " ")) (env: PATH, LANG, HOME)") { (spawnWait(anchor), false) },
         Row(name: "anchor.\(runtime)_bwrap", notes: "\(anchor.joined(separator: " ")) inside the anchor.bwrap_true command line") {
             (spawnWait(bwrap + anchor), false)
         },
