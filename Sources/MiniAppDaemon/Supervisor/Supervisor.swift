@@ -64,8 +64,6 @@ public final class Supervisor: Sendable {
     /// A launch between admission and registration in `workers`.
     struct Launching {
         let ticket: LaunchTicket
-        /// It makes a prewarmed worker (held, not registered as running).
-        var prewarm = false
         /// Set once an id is allocated, before the spawn: lets an early exit find its launch.
         var workerId: String?
         /// The worker's exit, when it came before the launch registered the worker.
@@ -180,7 +178,7 @@ public final class Supervisor: Sendable {
             guard s.workers.count + s.launching.count + s.prewarmed.count < settings.maxWorkers else {
                 throw MiniAppError(.rateLimited, "\(settings.maxWorkers) workers are running (maxWorkers); stop one first")
             }
-            s.launching[id] = Launching(ticket: ticket, prewarm: prewarm)
+            s.launching[id] = Launching(ticket: ticket)
             return .starting(ticket)
         }
     }
