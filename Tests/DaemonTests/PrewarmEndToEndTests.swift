@@ -56,7 +56,7 @@ import Testing
         let pre = try s.host.call("programs.prewarm", ["id": .string(id)])
         #expect(pre["prewarmed"] == true)
         // Held: not a running program, and its code has made no Bridge call (its first line does).
-        usleep(1_500_000)
+        usleep(700_000)
         let held = try #require(try Self.held(s.host, id))
         #expect(held["workerId"] == pre["workerId"])
         #expect(held["bridgeCalls"] == 0)
@@ -86,7 +86,7 @@ import Testing
         let id = E2EPartner.programId("prewarm-node")
         try s.install(id, entry: "main.js", E2EPrograms.eventLoop)
         let pre = try s.host.call("programs.prewarm", ["id": .string(id)])
-        usleep(1_000_000)
+        usleep(700_000)
         #expect(try Self.held(s.host, id)?["bridgeCalls"] == 0)
         let launched = try s.host.call("programs.launch", ["id": .string(id), "args": ["x", "y z"]])
         #expect(launched["workerId"] == pre["workerId"])
