@@ -150,6 +150,28 @@ import Testing
         #expect(f.supervisor.prewarmedPrograms().isEmpty)
     }
 
+    @Test func prewarmRacingShutdownLeavesNoWorker() throws {
+        let f = try SupervisorFixture()
+        let shutdownDone = DispatchSemaphore(value: 0)
+        let supervisor = f.supervisor
+        f.spawner.duringSpawn.withLock {
+            $0 = {
+                Thread.detachNewThread {
+                    supervisor.shutdown(graceMillis: 10)
+                    shutdownDone.signal()
+                }
+                while !supervisor.isShuttingDown { usleep(1000) }
+            }
+        }
+        do { _ = try supervisor.prewarm("com.p.app"); Issue.record("prewarmed during shutdown") } catch {
+            #expect(error.code == .hostUnavailable)
+        }
+        #expect(shutdownDone.wait(timeout: .now() + 10) == .success, "shutdown returned")
+        #expect(f.spawner.spawned.withLock { $0[0].killed.withLock { $0 } })
+        #expect(supervisor.prewarmedPrograms().isEmpty)
+        #expect(f.notes.named("program.exited").isEmpty)
+    }
+
     @Test func recentProgramsArePrewarmedAgainAfterACleanStop() throws {
         let f = try SupervisorFixture { $0.prewarmRecent = true }
         let w = try f.supervisor.launch("com.p.app")["workerId"]!.stringValue!

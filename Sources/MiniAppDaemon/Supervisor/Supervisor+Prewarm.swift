@@ -57,13 +57,14 @@ extension Supervisor {
     /// Enters a spawned prewarmed worker in `prewarmed` (as `register` does for a launch).
     private func hold(_ spawned: Worker) throws(MiniAppError) -> JSONValue {
         let w = spawned
-        let early = state.withLock { s -> WorkerExitInfo?? in
+        let (early, finished) = state.withLock { s -> (WorkerExitInfo??, Bool) in
             let launch = s.launching.removeValue(forKey: w.program.id)
-            if let exit = launch?.earlyExit { return .some(exit) }
-            if s.shuttingDown { return .some(nil) }
-            s.prewarmed[w.program.id] = w
-            return .none
+            if let exit = launch?.earlyExit { return (.some(exit), s.shuttingDown && s.isDrained) }
+            s.prewarmed[w.program.id] = w  // at shutdown too: killed below, shutdown waits for its exit
+            if s.shuttingDown { return (.some(nil), false) }
+            return (.none, false)
         }
+        if finished { drained.signal() }  // a shutdown waits for this launch to end
         switch early {
         case .none: return Self.prewarmInfo(w)
         case .some(.some(let exit)):
