@@ -152,17 +152,8 @@ import Testing
 
     @Test func prewarmRacingShutdownLeavesNoWorker() throws {
         let f = try SupervisorFixture()
-        let shutdownDone = DispatchSemaphore(value: 0)
+        let shutdownDone = f.shutDownDuringSpawn()
         let supervisor = f.supervisor
-        f.spawner.duringSpawn.withLock {
-            $0 = {
-                Thread.detachNewThread {
-                    supervisor.shutdown(graceMillis: 10)
-                    shutdownDone.signal()
-                }
-                while !supervisor.isShuttingDown { usleep(1000) }
-            }
-        }
         do { _ = try supervisor.prewarm("com.p.app"); Issue.record("prewarmed during shutdown") } catch {
             #expect(error.code == .hostUnavailable)
         }

@@ -122,6 +122,25 @@ struct SupervisorFixture {
     }
 }
 
+extension SupervisorFixture {
+    /// Makes the next spawn start a shutdown (on another thread) and wait until it began; the
+    /// semaphore is signalled when the shutdown returned.
+    func shutDownDuringSpawn() -> DispatchSemaphore {
+        let done = DispatchSemaphore(value: 0)
+        let supervisor = self.supervisor
+        spawner.duringSpawn.withLock {
+            $0 = {
+                Thread.detachNewThread {
+                    supervisor.shutdown(graceMillis: 10)
+                    done.signal()
+                }
+                while !supervisor.isShuttingDown { usleep(1000) }
+            }
+        }
+        return done
+    }
+}
+
 @Suite struct SupervisorTests {
     @Test func secondLaunchAnswersWithTheRunningWorker() throws {
         let f = try SupervisorFixture()
@@ -286,17 +305,8 @@ struct SupervisorFixture {
     /// worker, so the launch stops it (reason daemon-shutdown) and shutdown waits for it.
     @Test func launchRacingShutdownLeavesNoWorker() throws {
         let f = try SupervisorFixture()
-        let shutdownDone = DispatchSemaphore(value: 0)
+        let shutdownDone = f.shutDownDuringSpawn()
         let supervisor = f.supervisor
-        f.spawner.duringSpawn.withLock {
-            $0 = {
-                Thread.detachNewThread {
-                    supervisor.shutdown(graceMillis: 10)
-                    shutdownDone.signal()
-                }
-                while !supervisor.isShuttingDown { usleep(1000) }
-            }
-        }
         #expect(throws: MiniAppError.self) { try supervisor.launch("com.p.app") }
         #expect(shutdownDone.wait(timeout: .now() + 10) == .success, "shutdown returned")
         let exited = f.notes.named("program.exited")
