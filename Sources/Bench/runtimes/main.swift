@@ -35,7 +35,9 @@ let nodeMain = """
     MiniAppBridge.keepAlive(true);
     MiniAppBridge.call('storage.get', { key: 'bench' }).then(() => {
       const t = Number(process.hrtime.bigint());
-      return MiniAppBridge.call('ui.toast', { message: 'launch', t });
+      const u = process.cpuUsage();
+      const up = process.uptime() * 1000, cpu = (u.user + u.system) / 1000;
+      return MiniAppBridge.call('ui.toast', { message: 'launch', t, up, cpu });
     });
 
     """
@@ -47,7 +49,7 @@ let pythonMain = """
     import miniapp_bridge as bridge
     bridge.call("storage.get", {"key": "bench"})
     t = time.monotonic_ns()
-    bridge.call("ui.toast", {"message": "launch", "t": t})
+    bridge.call("ui.toast", {"message": "launch", "t": t, "cpu": time.process_time() * 1000})
     while os.read(3, 4096):
         pass
 
@@ -86,11 +88,17 @@ let anchorEnv = ["PATH=/usr/bin:/bin", "LANG=C.UTF-8", "HOME=/tmp"]
 
 /// One timed launch of `program`: programs.launch → the reply to its first call, in µs; then
 /// stopped. Also answers the launched worker's id, and whether a warm jail took it.
-@MainActor func timedLaunch(_ host: BenchHost, _ program: String) -> (Double, JSONValue, Bool) {
+/// What the programs measured themselves at their first reply, per row: ms since the runtime
+/// started (node: process.uptime), ms of CPU (all threads) — where a launch's time goes.
+var inWorker: [String: (up: [Double], cpu: [Double])] = [:]
+
+@MainActor func timedLaunch(_ host: BenchHost, _ program: String, row: String) -> (Double, JSONValue, Bool) {
     let t0 = monotonicNanos()
     let w = host.call("programs.launch", ["id": .string(program)])
     let (id, p) = host.nextToast()
     let t1 = UInt64(p["t"]!.intValue!)
+    if let up = p["up"]?.doubleValue { inWorker[row, default: ([], [])].up.append(up) }
+    if let cpu = p["cpu"]?.doubleValue { inWorker[row, default: ([], [])].cpu.append(cpu) }
     host.answer(id)
     host.call("programs.stop", ["workerId": w.objectValue!["workerId"]!, "graceMillis": 2000])
     return (Double(t1 - t0) / 1000, w.objectValue!["workerId"]!, w.objectValue?["warm"]?.boolValue == true)
@@ -114,10 +122,10 @@ let anchorEnv = ["PATH=/usr/bin:/bin", "LANG=C.UTF-8", "HOME=/tmp"]
 
 /// One launch of `program` after `programs.prewarm` (not timed): flagged when the launch
 /// released the prewarmed worker.
-@MainActor func prewarmedOnce(_ host: BenchHost, _ program: String) -> (Double, Bool) {
+@MainActor func prewarmedOnce(_ host: BenchHost, _ program: String, row: String) -> (Double, Bool) {
     let pre = host.call("programs.prewarm", ["id": .string(program)])
     waitHeld(pre.objectValue!["pid"]!.intValue!)
-    let (us, worker, _) = timedLaunch(host, program)
+    let (us, worker, _) = timedLaunch(host, program, row: row)
     return (us, worker == pre.objectValue!["workerId"])
 }
 
@@ -138,10 +146,10 @@ struct Row {
             (spawnWait(bwrap + anchor), false)
         },
         Row(name: "launch.\(runtime)", notes: "programs.launch to the \(runtime) program's first Bridge call answered (\(sdk); full default jail; %WARM%)") {
-            let (us, _, warm) = timedLaunch(host, program)
+            let (us, _, warm) = timedLaunch(host, program, row: "launch.\(runtime)")
             return (us, warm)
         },
-        Row(name: "launch.\(runtime).prewarmed", notes: "launch.\(runtime) after programs.prewarm (%WARM%)") { prewarmedOnce(host, program) },
+        Row(name: "launch.\(runtime).prewarmed", notes: "launch.\(runtime) after programs.prewarm (%WARM%)") { prewarmedOnce(host, program, row: "launch.\(runtime).prewarmed") },
     ]
 }
 
@@ -167,6 +175,11 @@ for round in 0..<(n + 3) {
 BenchEnvironment.stopDaemon(daemon)
 for r in table {
     let what = r.name.hasSuffix(".prewarmed") ? "released the prewarmed worker" : "took a warm jail"
-    let notes = r.notes.replacingOccurrences(of: "%WARM%", with: "\(r.flagged) of \(r.samples.count) \(what)")
+    var notes = r.notes.replacingOccurrences(of: "%WARM%", with: "\(r.flagged) of \(r.samples.count) \(what)")
+    if let m = inWorker[r.name] {
+        let median = { (xs: [Double]) in xs.sorted()[xs.count / 2] }
+        let up = m.up.isEmpty ? "" : String(format: "%.1f ms after the runtime started, ", median(m.up))
+        if !m.cpu.isEmpty { notes += String(format: "; in the worker at the first reply (median): %@%.1f ms of CPU", up, median(m.cpu)) }
+    }
     benchRow(r.name, benchPercentiles(r.samples), 0, "us", notes)
 }
