@@ -90,15 +90,17 @@ let anchorEnv = ["PATH=/usr/bin:/bin", "LANG=C.UTF-8", "HOME=/tmp"]
 /// stopped. Also answers the launched worker's id, and whether a warm jail took it.
 /// What the programs measured themselves at their first reply, per row: ms since the runtime
 /// started (node: process.uptime), ms of CPU (all threads) — where a launch's time goes.
-var inWorker: [String: (up: [Double], cpu: [Double])] = [:]
+/// Also the time `programs.launch` took to answer (the daemon's part, before the program's).
+var inWorker: [String: (up: [Double], cpu: [Double], answer: [Double])] = [:]
 
 @MainActor func timedLaunch(_ host: BenchHost, _ program: String, row: String) -> (Double, JSONValue, Bool) {
     let t0 = monotonicNanos()
     let w = host.call("programs.launch", ["id": .string(program)])
+    inWorker[row, default: ([], [], [])].answer.append(Double(monotonicNanos() - t0) / 1_000_000)
     let (id, p) = host.nextToast()
     let t1 = UInt64(p["t"]!.intValue!)
-    if let up = p["up"]?.doubleValue { inWorker[row, default: ([], [])].up.append(up) }
-    if let cpu = p["cpu"]?.doubleValue { inWorker[row, default: ([], [])].cpu.append(cpu) }
+    if let up = p["up"]?.doubleValue { inWorker[row, default: ([], [], [])].up.append(up) }
+    if let cpu = p["cpu"]?.doubleValue { inWorker[row, default: ([], [], [])].cpu.append(cpu) }
     host.answer(id)
     host.call("programs.stop", ["workerId": w.objectValue!["workerId"]!, "graceMillis": 2000])
     return (Double(t1 - t0) / 1000, w.objectValue!["workerId"]!, w.objectValue?["warm"]?.boolValue == true)
@@ -179,6 +181,7 @@ for r in table {
     if let m = inWorker[r.name] {
         let median = { (xs: [Double]) in xs.sorted()[xs.count / 2] }
         let up = m.up.isEmpty ? "" : String(format: "%.1f ms after the runtime started, ", median(m.up))
+        notes += String(format: "; programs.launch answered after %.1f ms", median(m.answer))
         if !m.cpu.isEmpty { notes += String(format: "; in the worker at the first reply (median): %@%.1f ms of CPU", up, median(m.cpu)) }
     }
     benchRow(r.name, benchPercentiles(r.samples), 0, "us", notes)
