@@ -90,7 +90,7 @@ let package = Package(
         .executableTarget(
             name: "miniapp",
             dependencies: [
-                "MiniAppJail", "MiniAppPackages", "MiniAppDaemon",
+                "MiniAppJail", "MiniAppPackages", "MiniAppDaemon", "MiniAppBroker",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
@@ -112,6 +112,7 @@ let package = Package(
             path: "Sources/Bench/bridge"),
         .executableTarget(name: "fuzz-zip", dependencies: ["FuzzSupport", "MiniAppPackages", "MiniAppModel"], path: "Sources/Fuzz/zip"),
         .executableTarget(name: "fuzz-manifest", dependencies: ["FuzzSupport", "MiniAppModel"], path: "Sources/Fuzz/manifest"),
+        .executableTarget(name: "fuzz-policy", dependencies: ["FuzzSupport", "MiniAppJSON", "MiniAppModel"], path: "Sources/Fuzz/policy"),
         .executableTarget(name: "fuzz-specblob", dependencies: ["FuzzSupport", "CJail"], path: "Sources/Fuzz/specblob"),
 
         // MARK: benchmarks

@@ -17,10 +17,20 @@ public struct CallerIdentity: Sendable, Hashable {
     public var declaredPermissions: Set<String>
     /// `allowedDomains` of the manifest (exact names or `*.suffix`).
     public var allowedDomains: [String]
+    /// Rate classes an operator lowered for this program (partner or program overrides),
+    /// fixed when the worker starts; the broker applies the lower of these and methods.json's.
+    public var rateClasses: [String: RateLimit]
+    /// Private networks (CIDR) an operator lets this program's `net.request` reach, beyond the
+    /// daemon's `allowedPrivateCIDRs` (partner or program overrides; metadata stays refused).
+    public var allowedPrivateCIDRs: [String]
+    /// An operator's lower storage byte quota for this program (partner or program override);
+    /// nil = the daemon's `quotaBytesPerProgram`. It can only lower that quota.
+    public var storageQuotaBytes: Int?
 
     public init(
         workerId: String, programId: String, version: String, partnerId: String,
-        declaredPermissions: Set<String>, allowedDomains: [String]
+        declaredPermissions: Set<String>, allowedDomains: [String], rateClasses: [String: RateLimit] = [:],
+        allowedPrivateCIDRs: [String] = [], storageQuotaBytes: Int? = nil
     ) {
         self.workerId = workerId
         self.programId = programId
@@ -28,6 +38,9 @@ public struct CallerIdentity: Sendable, Hashable {
         self.partnerId = partnerId
         self.declaredPermissions = declaredPermissions
         self.allowedDomains = allowedDomains
+        self.rateClasses = rateClasses
+        self.allowedPrivateCIDRs = allowedPrivateCIDRs
+        self.storageQuotaBytes = storageQuotaBytes
     }
 }
 

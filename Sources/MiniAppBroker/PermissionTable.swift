@@ -7,7 +7,8 @@ public enum PermissionDecision: Sendable, Equatable {
     case allowed(MethodSpec)
     /// No such method in the catalogue: `METHOD_NOT_FOUND`.
     case methodNotFound
-    /// The method needs `permission` and the program's manifest does not declare it.
+    /// The method needs `permission` (one of its list, the first missing) and the program's
+    /// manifest does not declare it.
     case notDeclared(permission: String)
     /// The manifest declares `permission` but the partner is not (or no longer) granted it.
     case notGranted(permission: String)
@@ -17,14 +18,14 @@ public enum PermissionDecision: Sendable, Equatable {
 /// (DESIGN.md, "The Bridge broker"). Nothing else in the daemon decides whether a call may run.
 ///
 /// Three inputs, one rule:
-/// - method → required permission: the method catalogue (`policies/methods.json`);
+/// - method → required permissions (all of them): the method catalogue (`policies/methods.json`);
 /// - partner → granted permissions: issued by the registry at partner registration, given by
 ///   the daemon with `updateGrants`;
 /// - program → declared permissions: the verified manifest, fixed in `CallerIdentity` when the
 ///   worker was spawned — never anything the program sends.
 ///
-/// A call is allowed iff the method exists and needs no permission, or the program **declares**
-/// it **and** the partner is granted it **now**. Declaring alone is not enough (a partner whose
+/// A call is allowed iff the method exists and, for every permission it lists, the program
+/// **declares** it **and** the partner is granted it **now**. Declaring alone is not enough (a partner whose
 /// contract ended keeps shipping the same manifest), being granted alone is not enough (a
 /// program only gets what its reviewed manifest asks for: least privilege).
 ///
@@ -53,9 +54,16 @@ public final class PermissionTable: Sendable {
         @inline(__always)
         public func decide(method: String, caller: CallerIdentity) -> PermissionDecision {
             guard let spec = catalogue.spec(for: method) else { return .methodNotFound }
-            guard let permission = spec.permission else { return .allowed(spec) }
-            guard caller.declaredPermissions.contains(permission) else { return .notDeclared(permission: permission) }
-            guard grants[caller.partnerId]?.contains(permission) == true else { return .notGranted(permission: permission) }
+            // Every listed permission, in catalogue order: the denial names the first one missing.
+            // Declared is checked for all before granted, so the answer does not depend on which
+            // of two missing grants the partner happens to hold.
+            for permission in spec.permissions where !caller.declaredPermissions.contains(permission) {
+                return .notDeclared(permission: permission)
+            }
+            let granted = grants[caller.partnerId]
+            for permission in spec.permissions where granted?.contains(permission) != true {
+                return .notGranted(permission: permission)
+            }
             return .allowed(spec)
         }
     }

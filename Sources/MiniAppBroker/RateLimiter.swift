@@ -34,6 +34,8 @@ final class RateLimiter {
     final class ProgramBuckets {
         fileprivate var total: TokenBucket
         fileprivate var classes: [String: TokenBucket] = [:]
+        /// Classes an operator lowered for this program (applied as the lower of the two).
+        fileprivate var lowered: [String: RateLimit] = [:]
         fileprivate var workers = 0
         fileprivate init(total: TokenBucket) { self.total = total }
     }
@@ -41,8 +43,10 @@ final class RateLimiter {
     private var programs: [String: ProgramBuckets] = [:]
 
     /// A worker of `programId` attached: keep its buckets while any worker of it runs.
-    func retain(_ programId: String, budget: RateLimit, now: UInt64) -> ProgramBuckets {
+    /// `lowered`: the classes an operator lowered for it (the newest worker's identity decides).
+    func retain(_ programId: String, budget: RateLimit, lowered: [String: RateLimit] = [:], now: UInt64) -> ProgramBuckets {
         let p = programs[programId] ?? ProgramBuckets(total: TokenBucket(budget, now: now))
+        p.lowered = lowered
         p.workers += 1
         programs[programId] = p
         return p
@@ -58,7 +62,11 @@ final class RateLimiter {
     /// Takes one token from the program's bucket and the class bucket; false (and nothing
     /// charged) when either is empty.
     func admit(_ p: ProgramBuckets, rateClass: String, catalogue: MethodCatalogue, now: UInt64) -> Bool {
-        guard let classLimit = catalogue.classes[rateClass] else { return false }
+        guard var classLimit = catalogue.classes[rateClass] else { return false }
+        // An override only ever lowers: the lower of it and the (possibly reloaded) catalogue's.
+        if let o = p.lowered[rateClass] {
+            classLimit = RateLimit(perSecond: min(o.perSecond, classLimit.perSecond), burst: min(o.burst, classLimit.burst))
+        }
         let budget = catalogue.programBudget
         guard p.total.take(budget, now: now) else { return false }
         let ok = p.classes[rateClass, default: TokenBucket(classLimit, now: now)].take(classLimit, now: now)

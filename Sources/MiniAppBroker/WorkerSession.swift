@@ -52,7 +52,8 @@ final class WorkerSession: LineHandler, @unchecked Sendable {
     func connectionDidOpen(_ connection: LineConnection) {
         self.connection = connection
         buckets = broker.rateLimiter.retain(
-            identity.programId, budget: broker.permissionReader.snapshot.catalogue.programBudget, now: monotonicNanos())
+            identity.programId, budget: broker.permissionReader.snapshot.catalogue.programBudget, lowered: identity.rateClasses,
+            now: monotonicNanos())
     }
 
     func connection(_ connection: LineConnection, didReceiveLine line: UnsafeBufferPointer<UInt8>) {

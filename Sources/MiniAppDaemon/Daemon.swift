@@ -136,7 +136,14 @@ public final class Daemon {
             partnersLog.info("\(policyDir)/partners changed: re-reading the partner grants")
             partners.refresh(fetchRegistry: false)
         }
-        let brokerBinding = BrokerBinding(broker: broker, services: services, partners: partners)
+        let brokerBinding = BrokerBinding(
+            broker: broker, services: services, partners: partners,
+            overridesFor: { [partners] id, catalogue throws(MiniAppError) in
+                let layers = try ProgramOverrides.layers(policyDir: policyDir, programId: id, partners: partners.partners)
+                return IdentityOverrides(
+                    rateClasses: try EffectiveRates.resolve(catalogue: catalogue, layers: layers).lowered,
+                    privateCIDRs: layers.flatMap(\.1.allowedPrivateCIDRs), storageQuotaBytes: PolicyOverride.storageQuota(layers)?.0)
+            })
         let store = StoreBinding(
             store: try PackageStore(
                 root: layout.packages,
@@ -146,7 +153,10 @@ public final class Daemon {
 
         let metrics = DaemonMetricsSink(metrics: DaemonMetrics())
         let jail = JailBinding(
-            jailer: jailer, logger: Logger(label: "miniappd.worker"), metrics: metrics, bridgeMaxBytes: config.maxMessageBytes)
+            jailer: jailer, logger: Logger(label: "miniappd.worker"), metrics: metrics, bridgeMaxBytes: config.maxMessageBytes,
+            limitsFor: { [partners] id, platform throws(MiniAppError) in
+                try ProgramOverrides.effectiveLimits(platform: platform, policyDir: policyDir, programId: id, partners: partners.partners).limits
+            })
         let notify = NotifyRelay()
         let supervisor = Supervisor(
             settings: supervisorSettings(sdkDir: sdkDir), ids: try WorkerIDAllocator(path: layout.workerSequence),

@@ -4,132 +4,203 @@
 enum EmbeddedPolicies {
     /// (path relative to the directory, contents)
     static let files: [(String, String)] = [
+        ("README.md", ####"""
+# The policy directory, for reviewers
+
+Everything miniappd enforces on a mini-program is written in this directory. The daemon reads it
+from `--policy-dir` (the systemd units and the CLI default: `/etc/miniappd/policies`); without
+one it uses this directory as compiled into the binary. Every file is **plain JSON** (RFC 8259):
+`jq`, `python3 -m json.tool` and any JSON library read it as it is, and the seccomp profiles are
+in the Docker / Podman format, so those tools load them too. Remarks are `"comment"` members,
+which any object may carry and the daemon ignores (they must be strings). Everything else is
+strict: an unknown key, a wrong type or an out-of-range value is `POLICY_INVALID` naming the
+field, never a silent default — a typo in a security policy must not weaken it.
+
+Ask the tools before reading the files:
+
+| question | command |
+| --- | --- |
+| is this directory valid, and what in it is risky? | `miniapp policy lint --policy-dir DIR` (exit 0 clean, 1 risky, 2 invalid) |
+| what can program X do, and why? | `miniapp policy explain ID` or `miniapp policy explain PKG.zip` |
+| what does this change widen? | `miniapp policy diff OLD NEW` (exit 1 on any widening) |
+
+## Files
+
+| file | what it decides | parsed by |
+| --- | --- | --- |
+| `jail.json` | namespaces, uid range, filesystem view, limits, Landlock, cgroups, which seccomp profile | `JailPolicy.parse` |
+| `seccomp/default.json` | the worker's syscall allowlist (Docker/OCI seccomp JSON; each rule's `comment` gives its reason) | `SeccompProfile.parse`, compiled by libseccomp |
+| `seccomp/docker-default.json` | moby's default profile, verbatim: proves a Docker profile loads; not used unless `jail.json` names it | same |
+| `methods.json` | every Bridge method, the permissions it needs (all of them), its rate class and timeout; the permission names a manifest may declare | `MethodCatalogue.parse` |
+| `partners/*.json` | one partner each: the program ids it owns, its signing keys, what it is granted now, and optional operator overrides | `PartnerRegistration` |
+| `programs/ID.json` | optional operator overrides (lower limits) for one program id | `PolicyOverride` |
+
+### jail.json
+
+`namespaces` (`mount` and `pid` cannot be off), `hostname`, `identity` (the per-program uid
+range; rootless uid/gid), `filesystem` (read-only host trees, `/etc` files — never
+`/etc/ssl/private`, `/etc/shadow`, `/etc/ssh`…, devices, tmpfs sizes), `limits` (`memoryBytes`,
+`pids`, `cpuPercent`, `wallClockSeconds`, `openFiles`, `fileSizeBytes`), `output`, `landlock`
+(`mode` off | bestEffort | required), `cgroup` (`version` none switches the memory, pids and CPU
+limits off: lint flags it), `seccompProfile`, `reaper` and `dieWithSupervisor` (cannot be false),
+`stopGraceSeconds`, `env`. The `comment` of each section explains every member.
+
+### seccomp profiles
+
+`defaultAction` (with `defaultErrnoRet`), `architectures` / `archMap`, and `syscalls[]`, each
+`{names, action, errnoRet, args[{index, value, valueTwo, op}], comment, includes, excludes}`.
+miniappd always admits the native ABI only, whatever the arch members say (an i386 or x32 call
+kills the process). Conditional denials (`ioctl` TIOCSTI) are installed as a second stacked
+filter. `flags` other than `SECCOMP_FILTER_FLAG_TSYNC` and notify listeners are refused.
+
+### methods.json
+
+```json
+{"version": 1,
+ "permissions": {"payment": "what a reviewer reads"},
+ "programBudget": {"perSecond": 2000, "burst": 4000},
+ "classes": {"payment": {"perSecond": 1, "burst": 3}},
+ "methods": {"payment.pay": {"provider": "host", "permissions": ["payment"], "class": "payment", "timeoutMillis": 120000}}}
+```
+
+A method may list several permissions: the program must declare **all** of them and its partner
+must be granted **all** of them now; a denial names the first one missing. `"permissions": []`
+needs none. (The older form `"permission": "name"` or `null` is still read.) `"comment"` is never
+a permission, class or method name.
+
+### partners/*.json
+
+See `partners/README.md`. Optional members beyond the four of the spec: `comment` and
+`description` (strings, for reviewers), and `overrides` (below).
+
+## Operator overrides: per partner and per program
+
+An operator may **lower** the limits of jail.json and the rate classes of methods.json for all
+programs of a partner (an
+`"overrides"` member in its `partners/*.json` — a registry document may carry the same member)
+or for one program (`programs/<program-id>.json`):
+
+```json
+{"comment": "why: a batch program that must stay small, and reaches the billing service",
+ "limits": {"memoryBytes": 134217728, "pids": 32, "cpuPercent": 50, "wallClockSeconds": 600},
+ "classes": {"net": {"perSecond": 5, "burst": 10}},
+ "storageQuotaBytes": 1048576,
+ "allowedPrivateCIDRs": ["10.20.0.0/16"]}
+```
+
+- `limits` members are those of jail.json (`memoryBytes`, `pids`, `cpuPercent`,
+  `wallClockSeconds`, `openFiles`, `fileSizeBytes`), range-checked the same way. Each may only
+  **narrow** jail.json's value: a larger value, or 0 (= unlimited) for `cpuPercent` /
+  `wallClockSeconds` where jail.json has a limit, is `POLICY_INVALID` and the launch is refused
+  (fail closed: the file does not say what it seems to). The strictest of jail.json, partner
+  and program wins; `miniapp policy explain` shows each effective value and where it came from.
+- `classes` lowers rate classes of methods.json for the program (`perSecond` and `burst`, both
+  required, neither above methods.json's; a class methods.json does not define is
+  `POLICY_INVALID`). The broker applies the lower of the override and the catalogue, so a later
+  catalogue edit can never be raised by an old override.
+- `allowedPrivateCIDRs` is the one **widening** an operator may grant per partner or program:
+  private networks (`10.20.0.0/16`, `fd00::/8`) `net.request` may reach for those programs, on
+  top of the daemon's `services.net.allowedPrivateCIDRs`; cloud metadata addresses stay refused
+  whatever the list says. Lint reports each one (`OVERRIDE_PRIVATE_NETWORK`, risky) and `policy
+  diff` marks an added one as a widening. Only local files can grant it: a registry document's
+  `overrides` may only narrow, its `allowedPrivateCIDRs` are dropped.
+- `storageQuotaBytes` lowers the program's storage quota (keys + values); the lower of it and
+  the daemon's `services.storage.quotaBytesPerProgram` applies, so it can never raise it.
+- A program file that exists but is invalid, unreadable or a symlink refuses the launch
+  (`POLICY_INVALID`) rather than run the program with the looser platform limits. A partner
+  file that turns invalid keeps its previous overrides (and is granted nothing), like its
+  identity.
+- Changes apply to the **next worker** started: program files are read at every launch, partner
+  files when the directory watch, `permissions.refresh` or `SIGHUP` re-reads them. Running
+  workers keep the limits they were started with.
+
+## Conventions lint checks in these docs
+
+`miniapp policy lint` also reads the Markdown files here: a ` ```json ` block that is a partner
+registration is checked like a file, and a parenthesised list of backticked names after
+"`methods.json`" must name only permissions `methods.json` defines — so the docs cannot drift
+from the catalogue.
+"""####),
         ("jail.json", ####"""
-// miniappd jail policy: how every mini-program worker is isolated.
-// Format: JSON with // comments. Every value below is the default and may be changed; unknown
-// keys are rejected (a typo must never silently fall back to a weaker default).
-// Loaded and fully checked (paths exist, seccomp profile compiles, cgroups usable) at daemon
-// start, before any worker is spawned. Reviewers: see also seccomp/default.json.
 {
-  // Namespaces of each worker. mount and pid cannot be turned off. In rootless mode a user
-  // namespace is added automatically (mapping one uid).
+  "comment": "miniappd jail policy: how every mini-program worker is isolated. Plain JSON (RFC 8259): remarks live in \"comment\" members, which every object may carry and the daemon ignores. Every value below is the default and may be changed; unknown keys are rejected (a typo must never silently fall back to a weaker default). Loaded and fully checked (paths exist, seccomp profile compiles, cgroups usable) at daemon start, before any worker is spawned. Reviewers: see policies/README.md and seccomp/default.json. seccompProfile: the seccomp profile (Docker/OCI JSON), relative to this directory. reaper: PID 1 of the worker is a tiny reaper that forks the program, forwards TERM/INT/HUP to it and reaps orphans; cannot be false (a program as PID 1 ignores signals it has no handler for, so stop would never reach it). dieWithSupervisor: PDEATHSIG=KILL, a worker never outlives the supervisor thread that spawned it; cannot be false (an unsupervised worker has no wall-clock limit and nobody to stop it). env: the base environment (the launch adds its own; MINIAPP_BRIDGE_FD=3 and MINIAPP_PROGRAM_ID are set by the jail).",
+
   "namespaces": {
-    "mount": true,   // own filesystem view (tmpfs root, see "filesystem")
-    "pid": true,     // sees only its own processes; the worker is PID 1
-    "net": true,     // empty network namespace: loopback only, no route anywhere
-    "ipc": true,     // no SysV IPC / POSIX mqueues shared with the host or other workers
-    "uts": true,     // own hostname
-    "cgroup": true   // /proc/self/cgroup shows "/" — hides the host's cgroup layout
+    "comment": "Namespaces of each worker. mount and pid cannot be turned off. mount: own filesystem view (tmpfs root, see filesystem). pid: sees only its own processes; the worker is PID 1. net: empty network namespace, loopback only, no route anywhere. ipc: no SysV IPC / POSIX mqueues shared with the host or other workers. uts: own hostname. cgroup: /proc/self/cgroup shows \"/\", hiding the host's cgroup layout. In rootless mode a user namespace is added automatically (mapping one uid).",
+    "mount": true,
+    "pid": true,
+    "net": true,
+    "ipc": true,
+    "uts": true,
+    "cgroup": true
   },
   "hostname": "miniapp",
 
-  // Identities. Privileged mode (daemon is root): each program id gets its own host uid=gid
-  // from this range, persisted in <state-dir>/jail/uids.json — never root, never shared.
-  // 2130706432 = 0x7F000000: no standard tool allocates there (useradd's subordinate ids stop at
-  // 600100000, systemd's container ids at 0x6FFFFFFF, its foreign range starts at 0x7FFE0000) and
-  // it is below 2^31. At start the daemon refuses (POLICY_INVALID) a range that overlaps any
-  // entry of /etc/subuid, /etc/subgid, /etc/passwd or /etc/group: such a user could map or own
-  // the ids and so a program's /data. The range must end below 2^31 and not hold 65534/65535.
-  // Rootless mode: the program runs as rootlessUid/rootlessGid inside a user namespace, mapped
-  // to the daemon's own uid; nothing else is mapped.
   "identity": {
+    "comment": "Privileged mode (daemon is root): each program id gets its own host uid=gid from this range, persisted in <state-dir>/jail/uids.json: never root, never shared. 2130706432 = 0x7F000000: no standard tool allocates there (useradd's subordinate ids stop at 600100000, systemd's container ids at 0x6FFFFFFF, its foreign range starts at 0x7FFE0000) and it is below 2^31. At start the daemon refuses (POLICY_INVALID) a range that overlaps any entry of /etc/subuid, /etc/subgid, /etc/passwd or /etc/group: such a user could map or own the ids and so a program's /data. The range must end below 2^31 and not hold 65534/65535. Rootless mode: the program runs as rootlessUid/rootlessGid inside a user namespace, mapped to the daemon's own uid; nothing else is mapped.",
     "uidRangeStart": 2130706432,
     "uidRangeCount": 50000,
     "rootlessUid": 1000,
     "rootlessGid": 1000
   },
 
-  // The filesystem a worker sees. Root is a small tmpfs made read-only after setup.
-  // Always present (built by the jail, not configurable): /proc (fresh, nosuid,nodev,noexec),
-  // /dev (tmpfs with the "devices" below bound from the host), /tmp (tmpfs, tmpSizeBytes),
-  // /app (the package, read-only), /data (per-program dir, read-write, uid-owned, 0700).
   "filesystem": {
-    // Host trees bound read-only (recursively: mount_setattr AT_RECURSIVE), nosuid, nodev.
+    "comment": "The filesystem a worker sees. Root is a small tmpfs made read-only after setup. Always present (built by the jail, not configurable): /proc (fresh, nosuid,nodev,noexec), /dev (tmpfs with the devices below bound from the host), /tmp (tmpfs, tmpSizeBytes and tmpInodes), /app (the package, read-only), /data (per-program dir, read-write, uid-owned, 0700). readOnlyHostPaths: host trees bound read-only (recursively: mount_setattr AT_RECURSIVE), nosuid, nodev. symlinks: merged-/usr compatibility links, so /bin/sh and the ELF interpreter /lib64/ld-linux-x86-64.so.2 resolve. etc: the only host files under /etc a program sees (read-only; absent ones are skipped): the TLS trust roots (/etc/ssl/certs holds ca-certificates.crt, the bundle curl and OpenSSL's default CApath use), OpenSSL's config, the timezone and the dynamic loader cache. Never all of /etc/ssl: /etc/ssl/private holds the host's TLS private keys; the parser refuses /etc/ssl/private, /etc/shadow, /etc/gshadow, /etc/sudoers, /etc/ssh and their ancestors. generateEtc: write /etc/passwd, /etc/group (only the program's own user) and /etc/hosts. tmpSizeBytes / tmpInodes: /tmp is bounded, a full /tmp is ENOSPC, not host disk, and its file count too (empty files cost kernel memory size= does not count). devices: bound read-only (the devices still read and write; their host nodes cannot be touched, chmod'ed or chown'ed), and /dev itself is made read-only once populated.",
     "readOnlyHostPaths": ["/usr"],
-    // Merged-/usr compatibility links, so /bin/sh and the ELF interpreter
-    // /lib64/ld-linux-x86-64.so.2 resolve.
     "symlinks": {"/bin": "usr/bin", "/sbin": "usr/sbin", "/lib": "usr/lib", "/lib64": "usr/lib64"},
-    // The only host files under /etc a program sees (read-only; absent ones are skipped): the
-    // TLS trust roots (/etc/ssl/certs holds ca-certificates.crt, the bundle curl and OpenSSL's
-    // default CApath use - Python's ssl; node ships its own roots), OpenSSL's config, the
-    // timezone, and the dynamic loader cache. Never all of /etc/ssl: /etc/ssl/private holds the
-    // host's TLS private keys (root:ssl-cert 0710), and a worker whose uid shared a group with it
-    // could read them. The parser refuses /etc/ssl/private, /etc/shadow, /etc/gshadow,
-    // /etc/sudoers, /etc/ssh and their ancestors.
     "etc": ["/etc/ssl/certs", "/etc/ssl/openssl.cnf", "/etc/localtime", "/etc/ld.so.cache"],
-    // Generate /etc/passwd, /etc/group (only the program's own user) and /etc/hosts.
     "generateEtc": true,
     "rootSizeBytes": 1048576,
-    "tmpSizeBytes": 67108864,      // /tmp is bounded: a full /tmp is ENOSPC, not host disk
-    "tmpInodes": 16384,            // and so is its file count (tmpfs nr_inodes): empty files cost kernel memory size= does not count
-    // Bound read-only (the devices still read and write; their host nodes cannot be touched,
-    // chmod'ed or chown'ed), and /dev itself is made read-only once populated.
+    "tmpSizeBytes": 67108864,
+    "tmpInodes": 16384,
     "devices": ["null", "zero", "full", "random", "urandom"]
   },
 
-  // Resource limits (cgroup + rlimits). A launch may override them within the same bounds.
   "limits": {
-    "memoryBytes": 268435456,      // cgroup memory (+swap) limit; beyond it the OOM killer acts
-    "pids": 64,                    // processes+threads, at least 2 (reaper + program); reaching it ends the worker (fork bomb)
-    "cpuPercent": 100,             // CPU quota in % of one CPU (cfs quota / cpu.max); 0 = none
-    "wallClockSeconds": 0,         // kill after this long; 0 = no wall-clock limit
-    "openFiles": 256,              // RLIMIT_NOFILE
-    "fileSizeBytes": 67108864      // RLIMIT_FSIZE: largest file a program may write
+    "comment": "Resource limits (cgroup + rlimits); partners/*.json and programs/ID.json may only lower them. memoryBytes: cgroup memory (+swap) limit, beyond it the OOM killer acts. pids: processes+threads, at least 2 (reaper + program); reaching it ends the worker (fork bomb). cpuPercent: CPU quota in % of one CPU (cpu.max); 0 = none. wallClockSeconds: kill after this long; 0 = no wall-clock limit. openFiles: RLIMIT_NOFILE. fileSizeBytes: RLIMIT_FSIZE, the largest file a program may write.",
+    "memoryBytes": 268435456,
+    "pids": 64,
+    "cpuPercent": 100,
+    "wallClockSeconds": 0,
+    "openFiles": 256,
+    "fileSizeBytes": 67108864
   },
 
-  // Captured stdout/stderr: delivered line by line to the daemon's log, tagged with the
-  // program id; beyond maxBytesPerStream output is dropped and counted.
-  "output": {"maxBytesPerStream": 1048576, "maxLineBytes": 16384},
+  "output": {
+    "comment": "Captured stdout/stderr: delivered line by line to the daemon's log, tagged with the program id; beyond maxBytesPerStream output is dropped and counted.",
+    "maxBytesPerStream": 1048576,
+    "maxLineBytes": 16384
+  },
 
-  // Landlock (defense in depth under the mounts): read-only /usr /app /etc /proc (and extra
-  // binds such as /sdk), read-write /data /tmp, device files in /dev; everything else denied.
-  // bestEffort: used when the kernel has it; required: refuse to start without it.
   "landlock": {
+    "comment": "Landlock (defense in depth under the mounts): read-only /usr /app /etc /proc (and extra binds such as /sdk), read-write /data /tmp, device files in /dev; everything else denied. mode bestEffort: used when the kernel has it; required: refuse to start without it. denyTCP (ABI 4+): no TCP bind/connect at all. scopeSignalsAndAbstractSockets (ABI 6+): no signals / abstract sockets out of the worker.",
     "mode": "bestEffort",
-    "denyTCP": true,                          // ABI 4+: no TCP bind/connect at all
-    "scopeSignalsAndAbstractSockets": true    // ABI 6+: no signals / abstract sockets out of the worker
+    "denyTCP": true,
+    "scopeSignalsAndAbstractSockets": true
   },
 
-  // cgroup hierarchy: auto = v2 if it has memory+pids, else v1. Workers are created under
-  // <hierarchy>/<daemon's own cgroup>/<parent>/<worker>, so they stay inside the daemon's limits.
-  // "none" switches OFF the memory, pids and CPU limits and suspend/resume (only rlimits stay):
-  // for hosts without a delegated cgroup. It is accepted but never silent: the daemon logs a
-  // warning at every start and `miniapp jail` prints one.
-  "cgroup": {"version": "auto", "v1Root": "/sys/fs/cgroup", "v2Root": "/sys/fs/cgroup", "parent": "miniapp"},
+  "cgroup": {
+    "comment": "cgroup hierarchy: auto = v2 if it has memory+pids, else v1. Workers are created under <hierarchy>/<daemon's own cgroup>/<parent>/<worker>, so they stay inside the daemon's limits. \"none\" switches OFF the memory, pids and CPU limits and suspend/resume (only rlimits stay): for hosts without a delegated cgroup. It is accepted but never silent: the daemon logs a warning at every start, `miniapp jail` prints one and `miniapp policy lint` flags it.",
+    "version": "auto",
+    "v1Root": "/sys/fs/cgroup",
+    "v2Root": "/sys/fs/cgroup",
+    "parent": "miniapp"
+  },
 
-  // Seccomp profile (OCI/Docker JSON), relative to this directory.
   "seccompProfile": "seccomp/default.json",
 
-  // PID 1 of the worker is a tiny reaper that forks the program, forwards TERM/INT/HUP to it
-  // and reaps orphans; the program's exact status is reported. Cannot be false (refused): a
-  // program as PID 1 ignores signals it has no handler for, so stop would never reach it.
   "reaper": true,
-  // PDEATHSIG=KILL: a worker never outlives the supervisor thread that spawned it. Cannot be
-  // false (refused): an unsupervised worker has no wall-clock limit and nobody to stop it.
   "dieWithSupervisor": true,
   "stopGraceSeconds": 2,
 
-  // Base environment (the launch adds its own; MINIAPP_BRIDGE_FD=3 and MINIAPP_PROGRAM_ID are
-  // set by the jail).
   "env": {"PATH": "/usr/bin:/bin", "HOME": "/data", "TMPDIR": "/tmp", "LANG": "C.UTF-8"}
 }
 """####),
         ("methods.json", ####"""
-// The Bridge method catalogue: every method a mini-program can call. A method not listed here
-// does not exist (METHOD_NOT_FOUND), whatever a service implements.
-//
-//   provider       "builtin" (served by miniappd) or "host" (forwarded to the host runtime that
-//                  registered with bridge.provide; HOST_UNAVAILABLE when none)
-//   permission     the permission the program's manifest must declare AND its partner must
-//                  currently be granted (null = none needed)
-//   class          rate-limit class: all methods of a class share one token bucket per program
-//   timeoutMillis  the broker answers TIMEOUT if the service/host has not answered by then
-//
-// Checked by MethodCatalogue.parse: unknown members, permissions or classes are errors.
 {
+  "comment": "The Bridge method catalogue: every method a mini-program can call. A method not listed here does not exist (METHOD_NOT_FOUND), whatever a service implements. Plain JSON: remarks live in \"comment\" members. Each method: provider \"builtin\" (served by miniappd) or \"host\" (forwarded to the host runtime that registered with bridge.provide; HOST_UNAVAILABLE when none); permissions: every permission the program's manifest must declare AND its partner must currently be granted ([] = none needed; all of them, not any); class: rate-limit class, all methods of a class share one token bucket per program; timeoutMillis: the broker answers TIMEOUT if the service/host has not answered by then. Checked by MethodCatalogue.parse: unknown members, permissions or classes are errors. Reviewers: see policies/README.md.",
   "version": 1,
 
-  // Permissions a manifest may declare. Anything else is refused at install time.
   "permissions": {
     "network": "outbound HTTPS through net.request, only to the manifest's allowedDomains",
     "payment": "start a payment in the host's payment UI (payment.pay)",
@@ -137,10 +208,8 @@ enum EmbeddedPolicies {
     "ui": "show host UI elements: toasts, dialogs, navigation bar (ui.*)"
   },
 
-  // Every program, all methods together.
-  "programBudget": { "perSecond": 2000, "burst": 4000 },
+  "programBudget": { "comment": "Every program, all methods together.", "perSecond": 2000, "burst": 4000 },
 
-  // Per program and class.
   "classes": {
     "system":  { "perSecond": 50,   "burst": 100 },
     "storage": { "perSecond": 1000, "burst": 2000 },
@@ -153,21 +222,21 @@ enum EmbeddedPolicies {
   },
 
   "methods": {
-    "system.info":     { "provider": "builtin", "permission": null,      "class": "system",  "timeoutMillis": 1000 },
-    "storage.get":     { "provider": "builtin", "permission": null,      "class": "storage", "timeoutMillis": 5000 },
-    "storage.set":     { "provider": "builtin", "permission": null,      "class": "storage", "timeoutMillis": 10000 },
-    "storage.remove":  { "provider": "builtin", "permission": null,      "class": "storage", "timeoutMillis": 10000 },
-    "storage.keys":    { "provider": "builtin", "permission": null,      "class": "storage", "timeoutMillis": 5000 },
-    "auth.getToken":   { "provider": "builtin", "permission": null,      "class": "auth",    "timeoutMillis": 5000 },
-    "net.request":     { "provider": "builtin", "permission": "network", "class": "net",     "timeoutMillis": 30000 },
-    "log.write":       { "provider": "builtin", "permission": null,      "class": "log",     "timeoutMillis": 1000 },
+    "system.info":     { "provider": "builtin", "permissions": [],          "class": "system",  "timeoutMillis": 1000 },
+    "storage.get":     { "provider": "builtin", "permissions": [],          "class": "storage", "timeoutMillis": 5000 },
+    "storage.set":     { "provider": "builtin", "permissions": [],          "class": "storage", "timeoutMillis": 10000 },
+    "storage.remove":  { "provider": "builtin", "permissions": [],          "class": "storage", "timeoutMillis": 10000 },
+    "storage.keys":    { "provider": "builtin", "permissions": [],          "class": "storage", "timeoutMillis": 5000 },
+    "auth.getToken":   { "provider": "builtin", "permissions": [],          "class": "auth",    "timeoutMillis": 5000 },
+    "net.request":     { "provider": "builtin", "permissions": ["network"], "class": "net",     "timeoutMillis": 30000 },
+    "log.write":       { "provider": "builtin", "permissions": [],          "class": "log",     "timeoutMillis": 1000 },
 
-    // Host-provided: the user is in the loop (payment sheet), so long timeouts.
-    "payment.pay":     { "provider": "host", "permission": "payment",     "class": "payment", "timeoutMillis": 120000 },
-    "geolocation.get": { "provider": "host", "permission": "geolocation", "class": "device",  "timeoutMillis": 15000 },
-    "ui.toast":        { "provider": "host", "permission": "ui",          "class": "ui",      "timeoutMillis": 5000 },
-    "ui.showModal":    { "provider": "host", "permission": "ui",          "class": "ui",      "timeoutMillis": 300000 },
-    "ui.setNavigationBarTitle": { "provider": "host", "permission": "ui", "class": "ui",      "timeoutMillis": 5000 }
+    "payment.pay":     { "provider": "host", "permissions": ["payment"],     "class": "payment", "timeoutMillis": 120000,
+                         "comment": "Host-provided: the user is in the loop (payment sheet), so long timeouts." },
+    "geolocation.get": { "provider": "host", "permissions": ["geolocation"], "class": "device",  "timeoutMillis": 15000 },
+    "ui.toast":        { "provider": "host", "permissions": ["ui"],          "class": "ui",      "timeoutMillis": 5000 },
+    "ui.showModal":    { "provider": "host", "permissions": ["ui"],          "class": "ui",      "timeoutMillis": 300000 },
+    "ui.setNavigationBarTitle": { "provider": "host", "permissions": ["ui"], "class": "ui",      "timeoutMillis": 5000 }
   }
 }
 """####),
@@ -201,9 +270,15 @@ Strict JSON (no comments in the file itself); the notes below the block explain 
   during a key rotation. `miniapp keygen --out PREFIX` writes `PREFIX.pub` in this form
   (newlines as `\n` inside the JSON string).
 - `permissions`: what it is granted **now** — names from `methods.json` (`payment`,
-  `geolocation`, `network`, `camera`, `contacts`, `ui`). A program may use a permission only if
+  `geolocation`, `network`, `ui`). A program may use a permission only if
   its manifest declares it **and** its partner is granted it; removing one here denies the next
   Bridge call of every running program of that partner, without restarting anything.
+
+Optional members: `comment` and `description` (strings, for reviewers; never read otherwise), and
+`overrides` — `{"limits": {…}, "classes": {…}, "allowedPrivateCIDRs": […]}` lowering jail.json's
+limits and methods.json's rate classes, and adding private networks `net.request` may reach, for
+every program of this partner
+(see `../README.md`, "Operator overrides"; a larger value refuses the launch).
 
 ## How files are read
 
@@ -218,31 +293,14 @@ Strict JSON (no comments in the file itself); the notes below the block explain 
   it (local files win per partner id); remove the file to hand the partner back to the registry.
 """####),
         ("seccomp/default.json", ####"""
-// miniappd default seccomp profile (OCI / Docker JSON format, // comments allowed).
-// An ALLOWLIST: any syscall not listed fails with EPERM (defaultErrnoRet 1; the conditional
-// denials below give no errnoRet of their own so that they follow it too - the escape tests run
-// a copy whose defaultErrnoRet is EHWPOISON, an errno no other layer returns, and so can tell a
-// seccomp denial from any other failure).
-// Only the native x86_64 ABI is admitted: i386 (int 0x80) and x32 (nr | 0x40000000) calls kill
-// the process, since a filter written for one ABI's numbers says nothing about another's. The
-// compiler enforces this for every profile (a profile's "architectures"/"archMap" cannot add ABIs).
 {
+  "comment": "miniappd default seccomp profile (the OCI / Docker / Podman JSON format: plain JSON, remarks in \"comment\" members, so jq, Docker and Podman read it as it is). An ALLOWLIST: any syscall not listed fails with EPERM (defaultErrnoRet 1; the conditional denials below give no errnoRet of their own so that they follow it too - the escape tests run a copy whose defaultErrnoRet is EHWPOISON, an errno no other layer returns, and so can tell a seccomp denial from any other failure). Only the native x86_64 ABI is admitted: i386 (int 0x80) and x32 (nr | 0x40000000) calls kill the process, since a filter written for one ABI's numbers says nothing about another's. The compiler enforces this for every profile (a profile's \"architectures\"/\"archMap\" cannot add ABIs).",
   "defaultAction": "SCMP_ACT_ERRNO",
   "defaultErrnoRet": 1,
   "architectures": ["SCMP_ARCH_X86_64"],
   "syscalls": [
-    // The allowlist: what ordinary programs (glibc, node, python3) need. Deliberately absent, so they hit
-    // defaultAction (EPERM): ptrace, process_vm_readv/writev, kcmp, pidfd_getfd (reading other processes);
-    // mount, umount2, pivot_root, chroot, fsopen, fsconfig, fsmount, fspick, move_mount, open_tree,
-    // mount_setattr (mount family incl. the new mount API); unshare, setns (namespaces: the kernel attack
-    // surface of user namespaces, e.g. CVE-2022-0185); bpf, perf_event_open (CVE-2013-2094, verifier bugs);
-    // keyctl, add_key, request_key (the keyring is not namespaced); userfaultfd (race-window widening in
-    // exploits); io_uring_setup/enter/register (a second syscall surface that bypasses seccomp and had many
-    // CVEs); personality (READ_IMPLIES_EXEC, ADDR_NO_RANDOMIZE); kexec_load, kexec_file_load, init_module,
-    // finit_module, delete_module; syslog (kernel addresses, KASLR); name_to_handle_at/open_by_handle_at
-    // (the 'shocker' container escape); modify_ldt, iopl, ioperm; acct, swapon, reboot, settimeofday,
-    // clock_settime, adjtimex, sethostname, setdomainname, quotactl, lookup_dcookie, fanotify_init.
     {
+      "comment": "The allowlist: what ordinary programs (glibc, node, python3) need. Deliberately absent, so they hit defaultAction (EPERM): ptrace, process_vm_readv/writev, kcmp, pidfd_getfd (reading other processes); mount, umount2, pivot_root, chroot, fsopen, fsconfig, fsmount, fspick, move_mount, open_tree, mount_setattr (mount family incl. the new mount API); unshare, setns (namespaces: the kernel attack surface of user namespaces, e.g. CVE-2022-0185); bpf, perf_event_open (CVE-2013-2094, verifier bugs); keyctl, add_key, request_key (the keyring is not namespaced); userfaultfd (race-window widening in exploits); io_uring_setup/enter/register (a second syscall surface that bypasses seccomp and had many CVEs); personality (READ_IMPLIES_EXEC, ADDR_NO_RANDOMIZE); kexec_load, kexec_file_load, init_module, finit_module, delete_module; syslog (kernel addresses, KASLR); name_to_handle_at/open_by_handle_at (the 'shocker' container escape); modify_ldt, iopl, ioperm; acct, swapon, reboot, settimeofday, clock_settime, adjtimex, sethostname, setdomainname, quotactl, lookup_dcookie, fanotify_init.",
       "action": "SCMP_ACT_ALLOW",
       "names": [
         "accept", "accept4", "access", "alarm", "arch_prctl", "bind", "brk", "capget", "capset", "chdir",
@@ -283,51 +341,23 @@ Strict JSON (no comments in the file itself); the notes below the block explain 
         "unlinkat", "utime", "utimensat", "utimes", "vfork", "vmsplice", "wait4", "waitid", "write", "writev"
       ]
     },
-    // socket: an ALLOWLIST of address families, compared on the low 32 bits only. The kernel reads
-    // the family as a 32-bit int, so a 64-bit compare ("arg0 != 40", this profile's old rule) let
-    // socket(0x100000028, ...) through and created AF_VSOCK (40), which reaches the hypervisor's
-    // services from inside a VM and which no network namespace covers. The masked compare
-    // ((arg0 & 0xffffffff) == family) decides on exactly the bits the kernel uses, so setting high
-    // bits can neither sneak a family in nor dodge a rule. Everything else (AF_VSOCK, AF_ALG 38 -
-    // the kernel crypto API, CVE-2015-8970 / CVE-2017-17805 / CVE-2019-8912 -, AF_PACKET, AF_KEY,
-    // AF_BLUETOOTH, AF_RDS, AF_TIPC, ... and their module auto-loading) gets defaultAction.
-    // AF_UNIX (1): the Bridge, libuv/CPython internals. AF_INET (2) and AF_INET6 (10): loopback
-    // inside the worker's own network namespace (there is no route out; egress is net.request).
-    {"names": ["socket"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 4294967295, "valueTwo": 1, "op": "SCMP_CMP_MASKED_EQ"}]},
-    {"names": ["socket"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 4294967295, "valueTwo": 2, "op": "SCMP_CMP_MASKED_EQ"}]},
-    {"names": ["socket"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 4294967295, "valueTwo": 10, "op": "SCMP_CMP_MASKED_EQ"}]},
-    // AF_NETLINK (16) with protocol NETLINK_ROUTE (0) only: glibc's getifaddrs (node's
-    // os.networkInterfaces(), Python's socket.if_nameindex) and getaddrinfo's AI_ADDRCONFIG use it;
-    // it shows the worker's own namespace (lo). Other netlink protocols stay denied: nf_tables
-    // (CVE-2022-1015, CVE-2023-32233), xfrm, audit, kobject uevents.
-    {"names": ["socket"], "action": "SCMP_ACT_ALLOW", "args": [
+    {"comment": "socket: an ALLOWLIST of address families, compared on the low 32 bits only. The kernel reads the family as a 32-bit int, so a 64-bit compare (\"arg0 != 40\", this profile's old rule) let socket(0x100000028, ...) through and created AF_VSOCK (40), which reaches the hypervisor's services from inside a VM and which no network namespace covers. The masked compare ((arg0 & 0xffffffff) == family) decides on exactly the bits the kernel uses, so setting high bits can neither sneak a family in nor dodge a rule. Everything else (AF_VSOCK, AF_ALG 38 - the kernel crypto API, CVE-2015-8970 / CVE-2017-17805 / CVE-2019-8912 -, AF_PACKET, AF_KEY, AF_BLUETOOTH, AF_RDS, AF_TIPC, ... and their module auto-loading) gets defaultAction. AF_UNIX (1): the Bridge, libuv/CPython internals. AF_INET (2) and AF_INET6 (10): loopback inside the worker's own network namespace (there is no route out; egress is net.request).", "names": ["socket"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 4294967295, "valueTwo": 1, "op": "SCMP_CMP_MASKED_EQ"}]},
+    {"comment": "socket: AF_INET (2), loopback inside the worker's own network namespace; same masked compare.", "names": ["socket"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 4294967295, "valueTwo": 2, "op": "SCMP_CMP_MASKED_EQ"}]},
+    {"comment": "socket: AF_INET6 (10), loopback inside the worker's own network namespace; same masked compare.", "names": ["socket"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 4294967295, "valueTwo": 10, "op": "SCMP_CMP_MASKED_EQ"}]},
+    {"comment": "AF_NETLINK (16) with protocol NETLINK_ROUTE (0) only: glibc's getifaddrs (node's os.networkInterfaces(), Python's socket.if_nameindex) and getaddrinfo's AI_ADDRCONFIG use it; it shows the worker's own namespace (lo). Other netlink protocols stay denied: nf_tables (CVE-2022-1015, CVE-2023-32233), xfrm, audit, kobject uevents.", "names": ["socket"], "action": "SCMP_ACT_ALLOW", "args": [
       {"index": 0, "value": 4294967295, "valueTwo": 16, "op": "SCMP_CMP_MASKED_EQ"},
       {"index": 2, "value": 4294967295, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]},
-    // socketpair: AF_UNIX only (libuv and CPython use it for child stdio); same masked compare.
-    {"names": ["socketpair"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 4294967295, "valueTwo": 1, "op": "SCMP_CMP_MASKED_EQ"}]},
-    // clone: only without namespace flags. (flags & (NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET))
-    // == 0; a masked compare, so no flag combination slips through. CLONE_NEWTIME (0x80) cannot be
-    // passed to clone at all (that bit is CSIGNAL's, the exit signal); only clone3 and unshare take
-    // it, and both are denied.
-    {"names": ["clone"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 2114060416, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]},
-    // clone3 passes its flags in memory, which seccomp cannot inspect: answer ENOSYS (38) so glibc
-    // falls back to clone, filtered above. EPERM would make pthread_create fail instead.
-    {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38},
-    // ioctl TIOCSTI (0x5412) pushes keystrokes into a terminal's input (CVE-2017-5226 in bubblewrap);
-    // compared on the low 32 bits only, because the kernel ignores the high bits of the command and an
-    // attacker would set them to dodge a 64-bit compare. libseccomp cannot mix this with the unconditional
-    // ioctl allow above, so the compiler installs such conditional denials as a second stacked filter.
-    {"names": ["ioctl"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 1, "value": 4294967295, "valueTwo": 21522, "op": "SCMP_CMP_MASKED_EQ"}]},
-    // ioctl TIOCLINUX (0x541C): console selection/paste, same injection class (CVE-2023-1523).
-    {"names": ["ioctl"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 1, "value": 4294967295, "valueTwo": 21532, "op": "SCMP_CMP_MASKED_EQ"}]}
+    {"comment": "socketpair: AF_UNIX only (libuv and CPython use it for child stdio); same masked compare.", "names": ["socketpair"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 4294967295, "valueTwo": 1, "op": "SCMP_CMP_MASKED_EQ"}]},
+    {"comment": "clone: only without namespace flags. (flags & (NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET)) == 0; a masked compare, so no flag combination slips through. CLONE_NEWTIME (0x80) cannot be passed to clone at all (that bit is CSIGNAL's, the exit signal); only clone3 and unshare take it, and both are denied.", "names": ["clone"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 2114060416, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]},
+    {"comment": "clone3 passes its flags in memory, which seccomp cannot inspect: answer ENOSYS (38) so glibc falls back to clone, filtered above. EPERM would make pthread_create fail instead.", "names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38},
+    {"comment": "ioctl TIOCSTI (0x5412) pushes keystrokes into a terminal's input (CVE-2017-5226 in bubblewrap); compared on the low 32 bits only, because the kernel ignores the high bits of the command and an attacker would set them to dodge a 64-bit compare. libseccomp cannot mix this with the unconditional ioctl allow above, so the compiler installs such conditional denials as a second stacked filter.", "names": ["ioctl"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 1, "value": 4294967295, "valueTwo": 21522, "op": "SCMP_CMP_MASKED_EQ"}]},
+    {"comment": "ioctl TIOCLINUX (0x541C): console selection/paste, same injection class (CVE-2023-1523).", "names": ["ioctl"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 1, "value": 4294967295, "valueTwo": 21532, "op": "SCMP_CMP_MASKED_EQ"}]}
   ]
 }
 """####),
         ("seccomp/docker-default.json", ####"""
-// moby's default profile, verbatim below this comment. Its archMap admits SCMP_ARCH_X86 and
-// SCMP_ARCH_X32 next to x86_64; miniappd's compiler does NOT honour that: every profile gets the
-// native ABI only and any other ABI kills the process (SECURITY.md, SeccompCompiler.swift).
 {
+	"comment": "moby's default profile (profiles/seccomp/default.json), verbatim but for this member. Its archMap admits SCMP_ARCH_X86 and SCMP_ARCH_X32 next to x86_64; miniappd's compiler does NOT honour that: every profile gets the native ABI only and any other ABI kills the process (SECURITY.md, SeccompCompiler.swift).",
 	"defaultAction": "SCMP_ACT_ERRNO",
 	"defaultErrnoRet": 1,
 	"archMap": [

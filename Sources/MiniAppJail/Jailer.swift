@@ -4,7 +4,7 @@ import Glibc
 
 /// Builds jailed workers from one validated configuration. Create one per daemon.
 ///
-///     let config = try JailPolicy.load(policyDir: "/etc/miniapp/policies")
+///     let config = try JailPolicy.load(policyDir: "/etc/miniappd/policies")
 ///     let jailer = try Jailer(configuration: config, stateDir: "/var/lib/miniapp", mode: .privileged)
 ///     var launch = JailLaunch(programId: "com.partner.app", argv: ["/usr/bin/node", "/app/main.js"])
 ///     launch.appDir = pkgDir; launch.dataDir = dataDir; launch.bridgeFD = sock

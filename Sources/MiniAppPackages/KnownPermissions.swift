@@ -8,9 +8,9 @@ import Glibc
 /// Where the verifier's set of known permission names comes from.
 ///
 /// The method catalogue (`<policy-dir>/methods.json`, owned by the Bridge broker) is the source
-/// of truth: its `"permissions"` object's keys (or array of names), plus every `"permission"`
-/// string of its methods. When no catalogue exists there, the built-in list
-/// `PermissionName.builtIn` (payment, geolocation, network, camera, contacts, ui) is used, so
+/// of truth: its `"permissions"` object's keys, plus every name its methods list (`"permissions"`
+/// arrays, or the older single `"permission"` string). When no catalogue exists there, the built-in list
+/// `PermissionName.builtIn` (payment, geolocation, network, ui) is used, so
 /// `miniapp verify` works against a bare policy directory.
 public enum KnownPermissions {
     /// Loads the set for `policyDir`.

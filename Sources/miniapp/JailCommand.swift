@@ -24,7 +24,7 @@ struct JailCommand: ParsableCommand {
 
     @Option(help: "Host directory mounted read-write at /data.") var data: String?
     @Option(help: "Host directory mounted read-only at /app.") var app: String?
-    @Option(help: "Policy directory holding jail.json and seccomp/.") var policyDir: String?
+    @Option(help: "Policy directory holding jail.json and seccomp/ (default: /etc/miniappd/policies, else the built-in policies).") var policyDir: String?
     @Option(help: "State directory (uid table, mountpoint).") var stateDir: String?
     @Option(help: "Program id (selects the uid in privileged mode).") var programId = "cli.jail"
     @Flag(help: "Run unprivileged: a user namespace maps one uid (automatic when not root).") var rootless = false
@@ -39,6 +39,9 @@ struct JailCommand: ParsableCommand {
     @Argument(parsing: .captureForPassthrough, help: "The command and its arguments.") var command: [String] = []
 
     func run() throws {
+        // The command is captured verbatim (its own flags are not ours), so ArgumentParser never
+        // sees a --help before "--": answer it here instead of running "--help" in a jail.
+        if let first = command.first, first == "--help" || first == "-h" { throw CleanExit.helpRequest(self) }
         let argv = command.first == "--" ? Array(command.dropFirst()) : command
         guard !argv.isEmpty else { throw ValidationError("give the command after --") }
         let box = ExitBox()
@@ -98,7 +101,9 @@ struct JailCommand: ParsableCommand {
             if let cgroupParent { c.parent = cgroupParent }
             cg = c
         }
-        let config = try JailPolicy.load(policyDir: policyDir ?? Self.defaultPolicyDir(), cgroupOverride: cg)
+        let source = try PolicySource.resolve(policyDir)
+        defer { source.cleanup() } // the profile is compiled at load: the files are not needed after
+        let config = try JailPolicy.load(policyDir: source.dir, cgroupOverride: cg)
         let state = stateDir ?? (geteuid() == 0 ? "/var/lib/miniapp" : "/tmp/miniapp-\(getuid())")
         let jailer = try Jailer(configuration: config, stateDir: state, mode: mode)
         for w in config.warnings { printErr("miniapp jail: warning: \(w)") }
@@ -150,11 +155,6 @@ struct JailCommand: ParsableCommand {
             }
         }
         return out
-    }
-
-    /// ./policies when run from a checkout, else /etc/miniapp/policies.
-    static func defaultPolicyDir() -> String {
-        access("policies/jail.json", R_OK) == 0 ? "policies" : "/etc/miniapp/policies"
     }
 
     private func absolute(_ p: String) -> String {

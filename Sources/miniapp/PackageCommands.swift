@@ -115,7 +115,7 @@ struct VerifyCommand: ParsableCommand {
         abstract: "Verify a package without installing it: prints OK <id> <version>, or the error code and message (exit 1).",
         discussion: """
             Partners come from DIR/partners/*.json. Known permissions come from DIR/methods.json when it \
-            exists, else the built-in list: payment, geolocation, network, camera, contacts, ui.
+            exists, else the built-in list: payment, geolocation, network, ui.
             """)
 
     @Argument(help: "Package zip.") var file: String

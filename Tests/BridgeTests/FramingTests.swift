@@ -75,7 +75,7 @@ import Testing
     @Test func repositoryCatalogueIsValid() throws {
         let c = try standardCatalogue()
         #expect(c.knownPermissions == ["network", "payment", "geolocation", "ui"])
-        #expect(c.spec(for: "net.request")?.permission == "network")
+        #expect(c.spec(for: "net.request")?.permissions == ["network"])
         #expect(c.spec(for: "payment.pay")?.provider == .host)
         for m in ["system.info", "storage.get", "storage.set", "storage.remove", "storage.keys", "auth.getToken", "log.write", "geolocation.get", "ui.toast"] {
             #expect(c.spec(for: m) != nil, "\(m) missing")

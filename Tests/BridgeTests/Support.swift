@@ -136,12 +136,12 @@ final class Harness {
     /// Attaches a worker and returns the program's end of its socket.
     func worker(
         _ workerId: String, program: String = "com.partner.app", partner: String = "com.partner",
-        declared: Set<String> = []
+        declared: Set<String> = [], rateClasses: [String: RateLimit] = [:]
     ) throws -> Peer {
         let pair = try UnixSocket.pair()
         let identity = CallerIdentity(
             workerId: workerId, programId: program, version: "1.0.0", partnerId: partner,
-            declaredPermissions: declared, allowedDomains: [])
+            declaredPermissions: declared, allowedDomains: [], rateClasses: rateClasses)
         try broker.attach(workerFD: pair.daemonSide, identity: identity)
         return Peer(fd: pair.workerSide.take())
     }

@@ -333,3 +333,25 @@ final class RebindingResolver: Sendable {
     /// How many times `host` was looked up.
     func lookups(_ host: String) -> Int { state.withLock { $0[host]?.count ?? 0 } }
 }
+
+/// An operator's per-program `allowedPrivateCIDRs` (partner or program override, carried by the
+/// caller's identity) opens exactly that network for that program, never metadata.
+@Suite struct NetPrivateNetworkOverrideTests {
+    @Test func theCallersOwnPrivateNetworksAreReachableOnlyForIt() async throws {
+        try await withTLSServer { server in
+            let net = try NetService(config: server.config { $0.net.allowedPrivateCIDRs = [] })
+            let domains = ["api.partner.test", "meta.partner.test"]
+            let plain = caller("com.partner.plain", domains: domains, permissions: ["network"])
+            var opened = caller("com.partner.opened", domains: domains, permissions: ["network"])
+            opened.allowedPrivateCIDRs = ["127.0.0.0/8", "169.254.0.0/16"]
+            let url = JSONValue.object(["url": .string(server.url("api.partner.test", "/ok"))])
+            let refused = await call(net, "net.request", url, as: plain)
+            #expect(refused.code == .domainNotAllowed, "\(refused)")
+            let allowed = await call(net, "net.request", url, as: opened)
+            #expect(allowed.value?["status"] == 200, "\(allowed)")
+            // Metadata stays refused even inside a listed range.
+            let meta = await call(net, "net.request", .object(["url": .string(server.url("meta.partner.test", "/ok"))]), as: opened)
+            #expect(meta.code == .domainNotAllowed, "\(meta)")
+        }
+    }
+}

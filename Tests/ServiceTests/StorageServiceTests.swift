@@ -224,3 +224,26 @@ extension StorageServiceTests {
         }
     }
 }
+
+/// An operator's lower storage quota (partner or program override, carried by the caller's
+/// identity) applies to that program only, and can only lower the daemon's quota.
+@Suite struct StorageQuotaOverrideTests {
+    @Test func aLowerQuotaAppliesToThatProgramOnly() async throws {
+        let dir = try makeTempDir("quota")
+        defer { removeTree(dir) }
+        var config = ServicesConfig(hostVersion: "1.0.0")
+        config.storage.quotaBytesPerProgram = 1000
+        let storage = try StorageService(stateDirectory: dir, config: config)
+        defer { storage.close() }
+        var small = caller("com.partner.small")
+        small.storageQuotaBytes = 100
+        var large = caller("com.partner.large")
+        large.storageQuotaBytes = 1 << 30  // above the daemon's: the daemon's 1000 still applies
+        let value = JSONValue.string(String(repeating: "x", count: 200))
+        let refused = await call(storage, "storage.set", ["key": "k", "value": value], as: small)
+        #expect(refused.code == .quotaExceeded, "\(refused)")
+        #expect(await call(storage, "storage.set", ["key": "k", "value": value], as: large).value != nil)
+        let big = JSONValue.string(String(repeating: "x", count: 900))
+        #expect(await call(storage, "storage.set", ["key": "k2", "value": big], as: large).code == .quotaExceeded)
+    }
+}

@@ -66,8 +66,10 @@ func handle(_ line: UnsafeBufferPointer<UInt8>) {
     case .success(let r):
         for caller in callers {
             let d = table.snapshot.decide(method: r.method, caller: caller)
-            if case .allowed(let spec) = d, let p = spec.permission {
-                precondition(caller.declaredPermissions.contains(p) && table.snapshot.grants[caller.partnerId]?.contains(p) == true)
+            if case .allowed(let spec) = d {
+                for p in spec.permissions {
+                    precondition(caller.declaredPermissions.contains(p) && table.snapshot.grants[caller.partnerId]?.contains(p) == true)
+                }
             }
             if case .methodNotFound = d { checkAnswer(r.id ?? .null, MiniAppError(.methodNotFound, r.method)) }
         }

@@ -42,6 +42,10 @@ struct IPAddress: Hashable, CustomStringConvertible {
     }
 }
 
+/// Whether `text` is a CIDR the broker accepts (`10.0.0.0/8`, `fc00::/7`): the check an operator
+/// override's `allowedPrivateCIDRs` passes before a worker starts.
+public func isValidCIDR(_ text: String) -> Bool { CIDR(text) != nil }
+
 /// A network in CIDR notation (`10.0.0.0/8`, `fc00::/7`).
 struct CIDR: CustomStringConvertible {
     let network: IPAddress
@@ -109,11 +113,12 @@ struct NetAddressPolicy {
         exempt = list
     }
 
-    /// True when the address is public unicast, or inside an exempt range (metadata never).
-    func permits(_ a: IPAddress) -> Bool {
-        if let v4 = a.mappedV4 { return permits(v4) }
+    /// True when the address is public unicast, or inside an exempt range — the daemon's, or
+    /// `extra` (the caller's own, from an operator override) — but metadata never.
+    func permits(_ a: IPAddress, extra: [CIDR] = []) -> Bool {
+        if let v4 = a.mappedV4 { return permits(v4, extra: extra) }
         if Self.metadata.contains(where: { $0.contains(a) }) { return false }
-        if exempt.contains(where: { $0.contains(a) }) { return true }
+        if exempt.contains(where: { $0.contains(a) }) || extra.contains(where: { $0.contains(a) }) { return true }
         return !Self.forbidden.contains { $0.contains(a) }
     }
 

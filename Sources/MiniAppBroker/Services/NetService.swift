@@ -146,7 +146,8 @@ public final class NetService: BridgeService {
         guard let pinned = addresses.first(where: \.isV4) ?? addresses.first else {
             return .failure(MiniAppError(.domainNotAllowed, "net.request: \(url.host) does not resolve", data: ["reason": "dns"]))
         }
-        if let bad = addresses.first(where: { !policy.permits($0) }) {
+        let extra = caller.allowedPrivateCIDRs.compactMap(CIDR.init)
+        if let bad = addresses.first(where: { !policy.permits($0, extra: extra) }) {
             return .failure(MiniAppError(
                 .domainNotAllowed, "net.request: \(url.host) resolves to \(bad), a non-public address; refused",
                 data: ["reason": "address"]))

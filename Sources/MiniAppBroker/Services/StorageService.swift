@@ -49,7 +49,7 @@ public final class StorageService: BridgeService {
                         "storage.set: value is \(valueBytes) bytes serialized; the limit is \(limits.maxValueBytes)")
                 }
                 let entry = StorageStore.Entry(value: value, size: key.count + valueBytes)
-                store.enqueue(program: program, op: .set(key: key, text: text, entry: entry), reply: reply)
+                store.enqueue(program: program, op: .set(key: key, text: text, entry: entry), quotaBytes: caller.storageQuotaBytes, reply: reply)
             case "storage.remove":
                 let p = try ServiceParams(params, method: method, allowed: ["key"])
                 store.enqueue(program: program, op: .remove(key: try validKey(p, "key")), reply: reply)

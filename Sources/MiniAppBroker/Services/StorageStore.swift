@@ -174,7 +174,9 @@ final class StorageStore: Sendable {
     /// Queues a write after the quota check; `reply` runs once it is committed (or failed).
     /// A remove is always queued, even of an absent key: an earlier write of that key may still
     /// be in flight, and acknowledging the remove before it lands would be a lie after a crash.
-    func enqueue(program: String, op: Op, reply: @escaping BridgeReply) {
+    /// `quotaBytes`: an operator's lower byte quota for this program (the lower of it and
+    /// `quotaBytesPerProgram` applies).
+    func enqueue(program: String, op: Op, quotaBytes: Int? = nil, reply: @escaping BridgeReply) {
         let outcome: Result<Bool, MiniAppError> = state.withLock { s in
             if s.closed {
                 return .failure(MiniAppError(.internal, "storage is shutting down; retry after the daemon restarts"))
@@ -185,7 +187,7 @@ final class StorageStore: Sendable {
                     .rateLimited, "storage: \(space.pendingWrites) writes are still being stored; wait for their replies"))
             }
             if case .set(let key, _, let entry) = op {
-                if let err = quotaError(space, key: key, size: entry.size) { return .failure(err) }
+                if let err = quotaError(space, key: key, size: entry.size, quotaBytes: quotaBytes) { return .failure(err) }
             }
             space.project(op)
             space.pendingWrites += 1
@@ -201,7 +203,8 @@ final class StorageStore: Sendable {
         }
     }
 
-    private func quotaError(_ space: Space, key: KeyBytes, size: Int) -> MiniAppError? {
+    private func quotaError(_ space: Space, key: KeyBytes, size: Int, quotaBytes: Int?) -> MiniAppError? {
+        let maxBytes = min(limits.quotaBytesPerProgram, quotaBytes ?? Int.max)
         let old = space.projectedSizes[key]
         let bytes = space.projectedBytes - (old ?? 0) + size
         let count = space.projectedSizes.count + (old == nil ? 1 : 0)
@@ -211,10 +214,10 @@ final class StorageStore: Sendable {
                 "storage quota exceeded: at most \(limits.quotaKeysPerProgram) keys per program; remove keys first",
                 data: ["limit": "keys"])
         }
-        if bytes > limits.quotaBytesPerProgram {
+        if bytes > maxBytes {
             return MiniAppError(
                 .quotaExceeded,
-                "storage quota exceeded: at most \(limits.quotaBytesPerProgram) bytes per program (keys + values); remove keys first",
+                "storage quota exceeded: at most \(maxBytes) bytes per program (keys + values); remove keys first",
                 data: ["limit": "bytes"])
         }
         return nil

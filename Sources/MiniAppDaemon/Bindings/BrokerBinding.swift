@@ -11,15 +11,29 @@ import MiniAppSystem
 /// Grants come from `PartnerGrants`, which publishes every refresh into the broker's permission
 /// snapshot, so a revoked permission is denied from the next call on, without restarting any
 /// worker (DESIGN.md, "The permission table").
+/// What an operator's overrides set on a worker's Bridge identity (see `ProgramOverrides`).
+struct IdentityOverrides {
+    var rateClasses: [String: RateLimit] = [:]
+    var privateCIDRs: [String] = []
+    var storageQuotaBytes: UInt64?
+}
+
 final class BrokerBinding: BridgeAttacher, BrokerControl {
     let broker: Broker
     let services: BuiltinServices
     let partnerGrants: PartnerGrants
+    /// What an operator set for a program (its partner's and its own overrides): the rate
+    /// classes it lowered and the extra private networks `net.request` may reach.
+    private let overridesFor: @Sendable (_ programId: String, _ catalogue: MethodCatalogue) throws(MiniAppError) -> IdentityOverrides
 
-    init(broker: Broker, services: BuiltinServices, partners: PartnerGrants) {
+    init(
+        broker: Broker, services: BuiltinServices, partners: PartnerGrants,
+        overridesFor: @escaping @Sendable (String, MethodCatalogue) throws(MiniAppError) -> IdentityOverrides = { _, _ in IdentityOverrides() }
+    ) {
         self.broker = broker
         self.services = services
         partnerGrants = partners
+        self.overridesFor = overridesFor
     }
 
     /// The partners now (the package store asks at every operation).
@@ -28,6 +42,16 @@ final class BrokerBinding: BridgeAttacher, BrokerControl {
     // MARK: BridgeAttacher
 
     func attach(identity: CallerIdentity) throws(MiniAppError) -> Int32 {
+        // Read now, for this worker: an override changed since the last launch applies; one
+        // that would raise a budget refuses the launch (POLICY_INVALID).
+        var identity = identity
+        let overrides = try overridesFor(identity.programId, broker.permissions.snapshot.catalogue)
+        for c in overrides.privateCIDRs where !isValidCIDR(c) {
+            throw MiniAppError(.policyInvalid, "allowedPrivateCIDRs entry '\(c)' for \(identity.programId) is not a CIDR; fix the override", data: ["field": "allowedPrivateCIDRs"])
+        }
+        identity.rateClasses = overrides.rateClasses
+        identity.allowedPrivateCIDRs = overrides.privateCIDRs
+        identity.storageQuotaBytes = overrides.storageQuotaBytes.map { Int(clamping: $0) }
         let pair: SocketPair
         do { pair = try UnixSocket.pair() } catch {
             throw MiniAppError(.internal, "cannot create the Bridge socket pair: \(error); the daemon may be out of file descriptors")

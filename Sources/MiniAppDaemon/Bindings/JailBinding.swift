@@ -18,12 +18,18 @@ final class JailBinding: WorkerSpawner {
     private let metrics: DaemonMetricsSink
     /// The Bridge's message limit (`maxMessageBytes`), announced to every worker.
     private let bridgeMaxBytes: Int
+    /// The limits of a program's next worker under the platform's (operator overrides).
+    private let limitsFor: @Sendable (_ programId: String, _ platform: JailLimits) throws(MiniAppError) -> JailLimits
 
-    init(jailer: Jailer, logger: Logger, metrics: DaemonMetricsSink, bridgeMaxBytes: Int) {
+    init(
+        jailer: Jailer, logger: Logger, metrics: DaemonMetricsSink, bridgeMaxBytes: Int,
+        limitsFor: @escaping @Sendable (String, JailLimits) throws(MiniAppError) -> JailLimits = { $1 }
+    ) {
         current = Mutex(jailer)
         self.logger = logger
         self.metrics = metrics
         self.bridgeMaxBytes = bridgeMaxBytes
+        self.limitsFor = limitsFor
     }
 
     /// The jailer new workers use.
@@ -35,8 +41,10 @@ final class JailBinding: WorkerSpawner {
     func spawn(_ request: WorkerSpawnRequest, onExit: @escaping @Sendable (WorkerExitInfo) -> Void)
         throws(MiniAppError) -> any WorkerHandle
     {
-        let launch = makeLaunch(request)
         let jailer = self.jailer
+        var launch = makeLaunch(request)
+        // Read now, for this worker: an override file changed since the last launch applies.
+        launch.limitsOverride = try limitsFor(request.programId, jailer.configuration.policy.limits)
         let started = DispatchTime.now().uptimeNanoseconds
         // The control handler runs on a Dispatch thread: spawn on it directly (no hop to a task
         // and back).

@@ -199,6 +199,7 @@ public enum PermissionName {
         return u.allSatisfy { ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 46 || $0 == 95 || $0 == 45 }
     }
 
-    /// The permission names known when no method catalogue (`methods.json`) is available.
-    public static let builtIn: Set<String> = ["payment", "geolocation", "network", "camera", "contacts", "ui"]
+    /// The permission names known when no method catalogue (`methods.json`) is available: those
+    /// of the shipped catalogue (`miniapp policy lint` reports docs naming any other).
+    public static let builtIn: Set<String> = ["payment", "geolocation", "network", "ui"]
 }

@@ -121,12 +121,14 @@ public struct PartnerMerge: Sendable {
             let group = localById[id] ?? registryById[id] ?? []
             origins[id] = origin
             if group.count == 1, let r = group[0].registration {
-                partners[id] = r
+                partners[id] = origin == .registry ? withoutWidening(r) : r
                 continue
             }
             blocked.append(BlockedPartner(id: id, origin: origin, problems: problems(group, id: id)))
             if let before = prev.set.partners[id] {
-                partners[id] = PartnerRegistration(id: id, idPrefixes: before.idPrefixes, publicKeys: before.publicKeys, permissions: [])
+                // Its previous limits too: a broken file must not lift an operator's narrowing.
+                partners[id] = PartnerRegistration(
+                    id: id, idPrefixes: before.idPrefixes, publicKeys: before.publicKeys, permissions: [], overrides: before.overrides)
             }
         }
         for (id, problem) in registryOverlaps(partners, origins) {
@@ -136,6 +138,15 @@ public struct PartnerMerge: Sendable {
         return PartnerMerge(
             set: PartnerSet(unique: partners), origins: origins, blocked: blocked.sorted { $0.id < $1.id }, unattributed: unattributed,
             localAttribution: attribution)
+    }
+
+    /// A registry entry's overrides may only narrow: its `allowedPrivateCIDRs` (the one widening
+    /// an override can hold) are dropped. Which private networks of the operator's host a
+    /// program may reach is the operator's decision, made in a local file, never the registry's.
+    static func withoutWidening(_ r: PartnerRegistration) -> PartnerRegistration {
+        guard var o = r.overrides, !o.allowedPrivateCIDRs.isEmpty else { return r }
+        o.allowedPrivateCIDRs = []
+        return PartnerRegistration(id: r.id, idPrefixes: r.idPrefixes, publicKeys: r.publicKeys, permissions: r.permissions, overrides: o)
     }
 
     /// Registry partners whose id prefixes overlap a local partner's, with what to do about it.

@@ -16,16 +16,20 @@ public struct PartnerRegistration: Sendable, Hashable {
     public let publicKeys: [String]
     /// Permissions the partner is currently granted.
     public let permissions: Set<String>
+    /// The operator's limits for every program of this partner (`overrides`; only lower).
+    public let overrides: PolicyOverride?
 
     /// A registration from its parts (tests, the registry client).
-    public init(id: String, idPrefixes: [String], publicKeys: [String], permissions: Set<String>) {
+    public init(id: String, idPrefixes: [String], publicKeys: [String], permissions: Set<String>, overrides: PolicyOverride? = nil) {
         self.id = id
         self.idPrefixes = idPrefixes
         self.publicKeys = publicKeys
         self.permissions = permissions
+        self.overrides = overrides
     }
 
-    /// Parses one registration strictly: exactly the four members, right types, prefixes ending
+    /// Parses one registration strictly: the four members (plus optional `comment` and
+    /// `description` strings), right types, prefixes ending
     /// in `.`, at least one key. `source` names the file in messages.
     public static func parse(_ bytes: some Collection<UInt8>, source: String) throws(MiniAppError) -> PartnerRegistration {
         let value: JSONValue
@@ -40,8 +44,12 @@ public struct PartnerRegistration: Sendable, Hashable {
 
     /// Validates a parsed registration (also used for each entry of the registry's document).
     public init(object o: JSONObject, source: String) throws(MiniAppError) {
-        for key in o.keys where !["id", "idPrefixes", "publicKeys", "permissions"].contains(key) {
+        for key in o.keys where !["id", "idPrefixes", "publicKeys", "permissions", "comment", "description", "overrides"].contains(key) {
             throw PartnerRegistration.invalid(source, "has unknown member \"\(key)\"")
+        }
+        // Remarks for reviewers (who the partner is, why it holds a grant); never read otherwise.
+        for key in ["comment", "description"] where o[key] != nil && o[key]?.stringValue == nil {
+            throw PartnerRegistration.invalid(source, "member \"\(key)\" must be a string")
         }
         guard let id = o["id"]?.stringValue, !id.isEmpty else {
             throw PartnerRegistration.invalid(source, "needs a string \"id\"")
@@ -56,16 +64,26 @@ public struct PartnerRegistration: Sendable, Hashable {
             throw PartnerRegistration.invalid(source, "needs publicKeys as PEM \"-----BEGIN PUBLIC KEY-----\" blocks")
         }
         let perms = try PartnerRegistration.strings(o, "permissions", source)
-        self.init(id: id, idPrefixes: prefixes, publicKeys: keys, permissions: Set(perms))
+        // Limits for the partner's programs, lower than jail.json's; whether they are lower is
+        // checked against the platform when a worker starts (and by `miniapp policy lint`).
+        var overrides: PolicyOverride?
+        if let v = o["overrides"] {
+            do { overrides = try PolicyOverride.parse(v, source: source + " overrides") } catch {
+                throw PartnerRegistration.invalid(source, "member \"overrides\" is invalid: \(error.message)")
+            }
+        }
+        self.init(id: id, idPrefixes: prefixes, publicKeys: keys, permissions: Set(perms), overrides: overrides)
     }
 
     /// The registration as JSON (what the registry serves and the daemon caches).
     public var json: JSONValue {
-        .object([
+        var o: JSONObject = [
             "id": .string(id), "idPrefixes": .array(idPrefixes.map { .string($0) }),
             "publicKeys": .array(publicKeys.map { .string($0) }),
             "permissions": .array(permissions.sorted().map { .string($0) }),
-        ])
+        ]
+        if let overrides { o["overrides"] = overrides.json }
+        return .object(o)
     }
 
     private static func strings(_ o: JSONObject, _ key: String, _ source: String) throws(MiniAppError) -> [String] {

@@ -26,12 +26,21 @@ public struct JailFieldReader: Sendable {
             data: ["field": field])
     }
 
-    /// Throws if the object has members outside `allowed`.
+    /// Throws if the object has members outside `allowed`. Every object may also carry a
+    /// `"comment"` string: policy files are plain JSON, and that member is where a reviewer's
+    /// remarks go (Docker's seccomp format does the same); it must be a string so that a
+    /// misplaced value (`"comment": {"pids": 8}`) is an error, not a silently ignored setting.
     public func rejectUnknown(_ allowed: Set<String>) throws(MiniAppError) {
-        for k in object.keys where !allowed.contains(k) {
+        for k in object.keys where !allowed.contains(k) && k != Self.commentKey {
             throw Self.invalid(field(k), "is not a known member (allowed: \(allowed.sorted().joined(separator: ", ")))")
         }
+        if let c = object[Self.commentKey], c.stringValue == nil {
+            throw Self.invalid(field(Self.commentKey), "must be a string (a reviewer's remark)")
+        }
     }
+
+    /// The member every policy object may carry for remarks.
+    public static let commentKey = "comment"
 
     /// A nested object reader, or nil when absent.
     public func child(_ key: String) throws(MiniAppError) -> JailFieldReader? {
@@ -87,5 +96,27 @@ public struct JailFieldReader: Sendable {
             out.append((k, s))
         }
         return out
+    }
+}
+
+extension JSONParseOptions {
+    /// Policy files (jail.json, methods.json, seccomp profiles, partner and program files):
+    /// plain RFC 8259 JSON, so jq, python3 -m json.tool, Docker and Podman read them unchanged.
+    /// No `//` comments (remarks go in `"comment"` members); larger than a Bridge message.
+    public static let policyFile = JSONParseOptions(maxDepth: 64, maxBytes: 16 << 20, allowComments: false)
+}
+
+extension JSONValue {
+    /// Parses a policy file, explaining where remarks go when the file still uses `//` lines.
+    public static func parsePolicyFile(_ bytes: some Collection<UInt8>, what: String, field: String = "") throws(MiniAppError) -> JSONValue {
+        do { return try JSONValue.parse(bytes, options: .policyFile) } catch {
+            let hint = bytes.starts(with: Array("//".utf8)) || error.reason == .unexpectedByte && Self.hasLineComment(bytes, at: error.offset)
+                ? " (policy files are plain JSON: move // remarks into \"comment\" members)" : ""
+            throw MiniAppError(.policyInvalid, "\(what) is not valid JSON: \(error)\(hint); fix the file", data: ["field": field])
+        }
+    }
+
+    private static func hasLineComment(_ bytes: some Collection<UInt8>, at offset: Int) -> Bool {
+        Array(bytes.dropFirst(offset).prefix(2)) == Array("//".utf8)
     }
 }

@@ -1,12 +1,10 @@
 import MiniAppJSON
 
 extension JailPolicy {
-    /// Parses and validates jail.json (comments allowed). Throws `POLICY_INVALID` naming the field.
+    /// Parses and validates jail.json (plain JSON; remarks in `"comment"` members). Throws
+    /// `POLICY_INVALID` naming the field.
     public static func parse(_ bytes: some Collection<UInt8>) throws(MiniAppError) -> JailPolicy {
-        let doc: JSONValue
-        do { doc = try JSONValue.parse(bytes, options: .policy) } catch {
-            throw MiniAppError(.policyInvalid, "jail policy is not valid JSON: \(error); fix the file", data: ["field": ""])
-        }
+        let doc = try JSONValue.parsePolicyFile(bytes, what: "jail policy")
         let r = try JailFieldReader(doc, path: "")
         try r.rejectUnknown([
             "namespaces", "hostname", "identity", "filesystem", "limits", "output", "landlock", "cgroup",

@@ -25,8 +25,9 @@ public enum MethodProvider: String, Sendable, Hashable {
 public struct MethodSpec: Sendable, Hashable {
     /// Method name (`payment.pay`).
     public var name: String
-    /// The permission the program must declare and its partner must be granted; nil = none.
-    public var permission: String?
+    /// Every permission the program must declare and its partner must be granted (all of
+    /// them; empty = none needed). A method that reads the location to pay with it needs both.
+    public var permissions: [String]
     /// Built-in or host-provided.
     public var provider: MethodProvider
     /// Rate-limit class; every method of a class shares one bucket per program.
@@ -34,12 +35,17 @@ public struct MethodSpec: Sendable, Hashable {
     /// How long the broker waits for the service or the host before answering `TIMEOUT`.
     public var timeoutMillis: Int
 
-    public init(name: String, permission: String?, provider: MethodProvider, rateClass: String, timeoutMillis: Int) {
+    public init(name: String, permissions: [String], provider: MethodProvider, rateClass: String, timeoutMillis: Int) {
         self.name = name
-        self.permission = permission
+        self.permissions = permissions
         self.provider = provider
         self.rateClass = rateClass
         self.timeoutMillis = timeoutMillis
+    }
+
+    /// A method needing at most one permission (nil = none).
+    public init(name: String, permission: String?, provider: MethodProvider, rateClass: String, timeoutMillis: Int) {
+        self.init(name: name, permissions: permission.map { [$0] } ?? [], provider: provider, rateClass: rateClass, timeoutMillis: timeoutMillis)
     }
 }
 
@@ -104,8 +110,11 @@ public struct MethodCatalogue: Sendable {
         for m in methods {
             let path = "methods.\(m.name)"
             try Self.checkName(m.name, at: path, pattern: .method)
-            if let p = m.permission, permissions[p] == nil {
-                throw CatalogueError(.unknownPermission, at: path + ".permission", "'\(p)' is not listed under \"permissions\"")
+            for (i, p) in m.permissions.enumerated() where permissions[p] == nil {
+                throw CatalogueError(.unknownPermission, at: path + ".permissions[\(i)]", "'\(p)' is not listed under \"permissions\"")
+            }
+            guard Set(m.permissions).count == m.permissions.count else {
+                throw CatalogueError(.wrongType, at: path + ".permissions", "lists a permission twice")
             }
             guard classes[m.rateClass] != nil else {
                 throw CatalogueError(.unknownClass, at: path + ".class", "'\(m.rateClass)' is not listed under \"classes\"")
@@ -125,30 +134,32 @@ public struct MethodCatalogue: Sendable {
 // MARK: File format
 
 extension MethodCatalogue {
-    /// Parses `policies/methods.json` (JSON with `//` comments). Strict: unknown members, unknown
-    /// permissions or classes, bad names and out-of-range numbers are errors, never ignored —
-    /// a typo in a security policy must not silently widen it.
+    /// Parses `policies/methods.json` (plain JSON; remarks in `"comment"` members, which every
+    /// object may carry — so `"comment"` is never a permission, class or method name). Strict:
+    /// unknown members, unknown permissions or classes, bad names and out-of-range numbers are
+    /// errors, never ignored — a typo in a security policy must not silently widen it.
     public static func parse(_ bytes: some Collection<UInt8>) throws(CatalogueError) -> MethodCatalogue {
         let doc: JSONValue
-        do { doc = try JSONValue.parse(bytes, options: .policy) } catch {
-            throw CatalogueError(.notJSON, at: "$", error.description)
+        do { doc = try JSONValue.parse(bytes, options: .policyFile) } catch {
+            let hint = error.reason == .unexpectedByte ? " (plain JSON: remarks go in \"comment\" members, not // lines)" : ""
+            throw CatalogueError(.notJSON, at: "$", error.description + hint)
         }
         let top = try object(doc, at: "$", allowed: ["version", "permissions", "programBudget", "classes", "methods"])
         guard top["version"]?.intValue == 1 else { throw CatalogueError(.badVersion, at: "version", "must be 1") }
         var permissions: [String: String] = [:]
-        for m in try object(required(top, "permissions", at: "$"), at: "permissions") {
+        for m in try object(required(top, "permissions", at: "$"), at: "permissions") where m.key != commentKey {
             guard case .string(let d) = m.value else {
                 throw CatalogueError(.wrongType, at: "permissions.\(m.key)", "expected a description string")
             }
             permissions[m.key] = d
         }
         var classes: [String: RateLimit] = [:]
-        for m in try object(required(top, "classes", at: "$"), at: "classes") {
+        for m in try object(required(top, "classes", at: "$"), at: "classes") where m.key != commentKey {
             classes[m.key] = try rate(m.value, at: "classes.\(m.key)")
         }
         let budget = try rate(required(top, "programBudget", at: "$"), at: "programBudget")
         var specs: [MethodSpec] = []
-        for m in try object(required(top, "methods", at: "$"), at: "methods") {
+        for m in try object(required(top, "methods", at: "$"), at: "methods") where m.key != commentKey {
             specs.append(try method(m.key, m.value))
         }
         return try MethodCatalogue(methods: specs, permissions: permissions, classes: classes, programBudget: budget)
@@ -156,24 +167,42 @@ extension MethodCatalogue {
 
     private static func method(_ name: String, _ v: JSONValue) throws(CatalogueError) -> MethodSpec {
         let path = "methods.\(name)"
-        let o = try object(v, at: path, allowed: ["provider", "permission", "class", "timeoutMillis"])
+        let o = try object(v, at: path, allowed: ["provider", "permissions", "permission", "class", "timeoutMillis"])
         guard case .string(let p) = try required(o, "provider", at: path), let provider = MethodProvider(rawValue: p) else {
             throw CatalogueError(.wrongType, at: path + ".provider", "must be \"builtin\" or \"host\"")
         }
-        let permission: String?
-        switch try required(o, "permission", at: path) {
-        case .null: permission = nil
-        case .string(let s): permission = s
-        default: throw CatalogueError(.wrongType, at: path + ".permission", "must be a permission name or null")
-        }
+        let permissions = try methodPermissions(o, at: path)
         guard case .string(let cls) = try required(o, "class", at: path) else {
             throw CatalogueError(.wrongType, at: path + ".class", "must be a class name")
         }
         guard let t = try required(o, "timeoutMillis", at: path).intValue, t > 0, t <= 600_000 else {
             throw CatalogueError(.outOfRange, at: path + ".timeoutMillis", "must be an integer from 1 to 600000")
         }
-        return MethodSpec(name: name, permission: permission, provider: provider, rateClass: cls, timeoutMillis: Int(t))
+        return MethodSpec(name: name, permissions: permissions, provider: provider, rateClass: cls, timeoutMillis: Int(t))
     }
+
+    /// `"permissions": ["a", "b"]` (all required), or the older single `"permission": "a" | null`.
+    /// Exactly one of the two: a file giving both would leave a reviewer guessing which counts.
+    private static func methodPermissions(_ o: JSONObject, at path: String) throws(CatalogueError) -> [String] {
+        switch (o["permissions"], o["permission"]) {
+        case (.some(let list), nil):
+            guard case .array(let items) = list else { throw CatalogueError(.wrongType, at: path + ".permissions", "must be an array of permission names") }
+            var out: [String] = []
+            for (i, item) in items.enumerated() {
+                guard case .string(let s) = item else { throw CatalogueError(.wrongType, at: path + ".permissions[\(i)]", "must be a permission name") }
+                out.append(s)
+            }
+            return out
+        case (nil, .some(.null)): return []
+        case (nil, .some(.string(let s))): return [s]
+        case (nil, .some): throw CatalogueError(.wrongType, at: path + ".permission", "must be a permission name or null")
+        case (nil, nil): throw CatalogueError(.missingField, at: path + ".permissions", "required (an array; [] = no permission needed)")
+        case (.some, .some): throw CatalogueError(.unknownField, at: path + ".permission", "give \"permissions\" or \"permission\", not both")
+        }
+    }
+
+    /// The member every object of the catalogue may carry for a reviewer's remarks.
+    static let commentKey = "comment"
 
     private static func rate(_ v: JSONValue, at path: String) throws(CatalogueError) -> RateLimit {
         let o = try object(v, at: path, allowed: ["perSecond", "burst"])
@@ -196,8 +225,11 @@ extension MethodCatalogue {
 
     private static func object(_ v: JSONValue, at path: String, allowed: Set<String>? = nil) throws(CatalogueError) -> JSONObject {
         guard case .object(let o) = v else { throw CatalogueError(.wrongType, at: path, "expected an object, got \(v.typeName)") }
+        if let c = o[commentKey], c.stringValue == nil {
+            throw CatalogueError(.wrongType, at: "\(path).\(commentKey)", "must be a string (a reviewer's remark)")
+        }
         if let allowed {
-            for k in o.keys where !allowed.contains(k) {
+            for k in o.keys where !allowed.contains(k) && k != commentKey {
                 throw CatalogueError(.unknownField, at: "\(path).\(k)", "unknown member; allowed: \(allowed.sorted().joined(separator: ", "))")
             }
         }

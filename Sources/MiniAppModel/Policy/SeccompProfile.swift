@@ -12,6 +12,8 @@ public struct SeccompProfile: Sendable, Equatable {
     /// Docker's arch map: the native arch plus sub-architectures it admits.
     public var archMap: [ArchMapEntry]
     public var syscalls: [SeccompRule]
+    /// The profile's top-level remark for reviewers (`"comment"`), if any.
+    public var comment: String?
 
     /// One `archMap` entry.
     public struct ArchMapEntry: Sendable, Equatable {
@@ -87,6 +89,8 @@ public struct SeccompRule: Sendable, Equatable {
     public var args: [SeccompArg]
     public var includes: SeccompCondition
     public var excludes: SeccompCondition
+    /// The rule's rationale for reviewers (`"comment"`, as in Docker's profiles).
+    public var comment: String?
     public init(names: [String], action: SeccompAction, errnoRet: UInt32? = nil, args: [SeccompArg] = [],
                 includes: SeccompCondition = .init(), excludes: SeccompCondition = .init()) {
         self.names = names; self.action = action; self.errnoRet = errnoRet; self.args = args

@@ -9,18 +9,17 @@ extension SeccompProfile {
         "SCMP_ARCH_S390X", "SCMP_ARCH_PARISC", "SCMP_ARCH_PARISC64", "SCMP_ARCH_RISCV64",
     ]
 
-    /// Parses and validates a profile (comments allowed). Throws `POLICY_INVALID` naming the field.
+    /// Parses and validates a profile: plain JSON in the Docker / Podman format, remarks in
+    /// `"comment"` members (top level and per rule). Throws `POLICY_INVALID` naming the field.
     public static func parse(_ bytes: some Collection<UInt8>, source: String = "seccomp") throws(MiniAppError) -> SeccompProfile {
-        let doc: JSONValue
-        do { doc = try JSONValue.parse(bytes, options: .policy) } catch {
-            throw MiniAppError(.policyInvalid, "seccomp profile \(source) is not valid JSON: \(error)", data: ["field": source])
-        }
+        let doc = try JSONValue.parsePolicyFile(bytes, what: "seccomp profile \(source)", field: source)
         let r = try JailFieldReader(doc, path: "")
         try r.rejectUnknown(["defaultAction", "defaultErrnoRet", "architectures", "archMap", "syscalls", "comment", "flags", "listenerPath", "listenerMetadata"])
         guard let da = try r.string("defaultAction"), let action = SeccompAction(name: da) else {
             throw JailFieldReader.invalid(r.field("defaultAction"), "must be one of SCMP_ACT_ALLOW, SCMP_ACT_ERRNO, SCMP_ACT_KILL, …")
         }
         var p = SeccompProfile(defaultAction: action)
+        p.comment = try r.string("comment")
         if let e = try r.int("defaultErrnoRet", default: nil, in: 0...4095) { p.defaultErrnoRet = UInt32(e) }
         p.architectures = try r.strings("architectures", default: [])
         for (i, a) in p.architectures.enumerated() where !knownArchitectures.contains(a) {
@@ -87,6 +86,7 @@ extension SeccompProfile {
         let errnoRet = try r.int("errnoRet", default: nil, in: 0...4095).map { UInt32($0) }
         if case .errno = action { action = .errno(errnoRet) }
         var rule = SeccompRule(names: names, action: action, errnoRet: errnoRet)
+        rule.comment = try r.string("comment")
         if let args = v["args"], !args.isNull {
             guard let a = args.arrayValue else { throw JailFieldReader.invalid(r.field("args"), "must be an array") }
             guard a.count <= 6 else { throw JailFieldReader.invalid(r.field("args"), "has more than 6 comparisons") }

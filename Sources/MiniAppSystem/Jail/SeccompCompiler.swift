@@ -128,6 +128,18 @@ public enum SeccompCompiler {
         return nr == __NR_SCMP_ERROR ? nil : nr
     }
 
+    /// Whether libseccomp knows syscall `name` on at least one of `architectures`
+    /// (`SCMP_ARCH_*` names; the native ABI when empty): a name no listed ABI has is a typo or
+    /// a stale entry (`miniapp policy lint`).
+    public static func isKnownSyscall(_ name: String, architectures: [String]) -> Bool {
+        let arches = architectures.isEmpty ? ["SCMP_ARCH_X86_64"] : architectures
+        for a in arches {
+            let arch = seccomp_arch_resolve_name(String(a.dropFirst("SCMP_ARCH_".count)).lowercased())
+            if arch != 0 && seccomp_syscall_resolve_name_arch(arch, name) != __NR_SCMP_ERROR { return true }
+        }
+        return false
+    }
+
     private static func addRule(_ ctx: scmp_filter_ctx, action: UInt32, nr: Int32, args: [SeccompArg], field: String) throws(MiniAppError) {
         var cmps: [scmp_arg_cmp] = args.map { a in
             let op = scmp_compare(rawValue: opNumber(a.op))
