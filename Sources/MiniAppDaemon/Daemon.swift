@@ -159,7 +159,11 @@ public final class Daemon {
             })
         let notify = NotifyRelay()
         let supervisor = Supervisor(
-            settings: supervisorSettings(sdkDir: sdkDir), ids: try WorkerIDAllocator(path: layout.workerSequence),
+            settings: supervisorSettings(
+                sdkDir: sdkDir,
+                overridesOf: { [partners] id in
+                    (try? ProgramOverrides.layers(policyDir: policyDir, programId: id, partners: partners.partners))?.map(\.1)
+                }), ids: try WorkerIDAllocator(path: layout.workerSequence),
             spawner: jail, resolver: store, bridge: brokerBinding, notify: { m, p in notify.send(m, p) },
             observeExit: { metrics.exited($0) })
         let updates = config.registry.map {
@@ -237,7 +241,7 @@ public final class Daemon {
         }
     }
 
-    private func supervisorSettings(sdkDir: String) -> SupervisorSettings {
+    private func supervisorSettings(sdkDir: String, overridesOf: @escaping @Sendable (String) -> [PolicyOverride]?) -> SupervisorSettings {
         var s = SupervisorSettings()
         s.maxWorkers = config.maxWorkers
         s.maxRestarts = config.maxRestarts
@@ -248,6 +252,7 @@ public final class Daemon {
         s.prewarmMaxWorkers = config.prewarmMaxWorkers
         s.prewarmMaxMemoryBytes = Int64(config.prewarmMaxMemoryMiB) << 20
         s.prewarmRecent = config.prewarmRecent
+        s.overridesOf = overridesOf
         return s
     }
 

@@ -79,6 +79,28 @@ import Testing
         #expect(f.supervisor.list().count == 1)
     }
 
+    /// Operator overrides are read at each launch: a worker prewarmed under other ones (or when
+    /// they cannot be read now) is never released.
+    @Test(arguments: [[PolicyOverride(storageQuotaBytes: 1000)], nil] as [[PolicyOverride]?])
+    func changedOverridesAreNeverReleased(_ changed: [PolicyOverride]?) throws {
+        let current = OverridesBox()
+        let f = try SupervisorFixture { s in s.overridesOf = { _ in current.value.withLock { $0 } } }
+        let pre = try f.supervisor.prewarm("com.p.app")
+        current.value.withLock { $0 = changed }
+        let launched = try f.supervisor.launch("com.p.app")
+        #expect(launched["workerId"] != pre["workerId"])
+        #expect(f.spawner.spawned.withLock { $0[0].killed.withLock { $0 } })
+        #expect(f.bridge.events.withLock { $0.isEmpty })
+    }
+
+    @Test func unchangedOverridesRelease() throws {
+        let current = OverridesBox()
+        current.value.withLock { $0 = [PolicyOverride(storageQuotaBytes: 1000)] }
+        let f = try SupervisorFixture { s in s.overridesOf = { _ in current.value.withLock { $0 } } }
+        let pre = try f.supervisor.prewarm("com.p.app")
+        #expect(try f.supervisor.launch("com.p.app")["workerId"] == pre["workerId"])
+    }
+
     @Test func aGrantChangeOfItsPartnerDropsIt() throws {
         let f = try SupervisorFixture()
         _ = try f.supervisor.prewarm("com.p.app")
@@ -169,6 +191,11 @@ import Testing
         try f.supervisor.stop(w, graceMillis: 10) { _ in }
         #expect(SupervisorFixture.eventually { f.supervisor.prewarmedPrograms() == ["com.p.app"] })
     }
+}
+
+/// The overrides a test's `overridesOf` answers with.
+final class OverridesBox: Sendable {
+    let value = Mutex<[PolicyOverride]?>([])
 }
 
 extension SupervisorFixture {

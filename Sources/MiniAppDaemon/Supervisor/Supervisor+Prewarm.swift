@@ -15,7 +15,8 @@ public import MiniAppModel
 /// It never outlives what it was made from: a package change of the program (install, update,
 /// rollback, removal) or a change of its partner's grants drops it, and the launch that releases
 /// it checks once more that the program it would run is exactly the one resolved now (same
-/// version, directory, entry, runtime, permissions, domains), else it is killed and the launch
+/// version, directory, entry, runtime, permissions, domains) under the same operator overrides
+/// (limits, rate classes, networks: read at each launch), else it is killed and the launch
 /// starts cold. Until released it is not a running program: not listed, no events reach it, no
 /// `program.exited` is sent for it, and it is never restarted.
 extension Supervisor {
@@ -38,7 +39,7 @@ extension Supervisor {
     }
 
     private func startHeld(_ id: String) throws(MiniAppError) -> JSONValue {
-        let worker: Worker
+        var worker: Worker
         do throws(MiniAppError) {
             let program = try resolver.launchable(id)
             guard RuntimeCommand.canPrewarm(program) else {
@@ -46,7 +47,9 @@ extension Supervisor {
                     .invalidParams, "\(id) is a \(program.runtime) program: only node and python programs have a runtime to prewarm")
             }
             evictForRoom()
+            let overrides = settings.overridesOf(id)
             worker = try start(program, args: [], prewarm: true)
+            worker.overrides = overrides
         } catch {
             abandonLaunch(id)
             throw error
@@ -87,7 +90,8 @@ extension Supervisor {
         }
         var w = held
         let released: Bool
-        if program == held.program {
+        // Unreadable overrides (nil) never match: the cold start below then fails closed on them.
+        if program == held.program, let overrides = settings.overridesOf(program.id), overrides == held.overrides {
             do throws(MiniAppError) {
                 try bridge.sendEvent(workerId: held.workerId, name: Self.launchEvent, data: ["args": .array(args.map { .string($0) })])
                 released = true

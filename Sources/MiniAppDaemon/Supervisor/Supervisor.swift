@@ -26,6 +26,9 @@ public struct SupervisorSettings: Sendable {
     public var prewarmMaxMemoryBytes: Int64 = 256 << 20
     /// Prewarm a node or Python program again after its worker exits cleanly.
     public var prewarmRecent = false
+    /// The operator's overrides a worker of the program would start under now (nil: they cannot
+    /// be read). A prewarmed worker made under other ones is never released.
+    public var overridesOf: @Sendable (_ programId: String) -> [PolicyOverride]? = { _ in [] }
 
     public init() {}
 }
@@ -59,6 +62,8 @@ public final class Supervisor: Sendable {
         var stopReason: WorkerExitInfo.Reason?
         var stopDetail: String?
         var stopWaiters: [@Sendable (Int32) -> Void] = []
+        /// A prewarmed worker's: the overrides it was made under (`SupervisorSettings.overridesOf`).
+        var overrides: [PolicyOverride]?
     }
 
     /// A launch between admission and registration in `workers`.
