@@ -8,7 +8,9 @@ import Testing
 /// `programs.prewarm` through a real daemon with real jailed node and Python workers: the SDK
 /// loaders hold the entry point until the launch, the launch of that program (and only that
 /// one) releases the worker with its args, and a package update or a grant change drops it.
-@Suite struct PrewarmEndToEndTests {
+/// Serialized: each test blocks a thread for seconds (a real daemon and runtimes), and on a
+/// 2-core machine two at once would hold the whole cooperative pool.
+@Suite(.serialized) struct PrewarmEndToEndTests {
     /// Python: reports its argv, `__name__`, `sys.path[0]` and the program id it runs as.
     static let pythonReporter = """
         import json, os, sys
