@@ -12,6 +12,7 @@ ANCHOR_NAMES = {"uds_stream_rtt": "anchor.uds_rtt", "spawn_true": "anchor.spawn_
 RATIOS = {
     "jail.spawn_true": ["anchor.bwrap_true", "anchor.spawn_true"], "jail.spawn_true.cold": ["anchor.bwrap_true", "anchor.spawn_true"],
     "launch.cold": ["anchor.bwrap_true"], "launch.pool": ["anchor.bwrap_true", "anchor.spawn_true"],
+    "launch.cold.registry_hang": ["launch.cold", "anchor.bwrap_true"],
     "bridge.rtt": ["anchor.floor", "anchor.uds_rtt", "anchor.dbus_rtt"], "bridge.rtt.host": ["anchor.floor", "anchor.uds_rtt", "anchor.dbus_rtt"],
     "broker.rtt": ["anchor.floor", "anchor.uds_rtt", "anchor.dbus_rtt"], "broker.rtt.host": ["anchor.floor", "anchor.uds_rtt", "anchor.dbus_rtt"],
     "package.verify": ["anchor.sha256sum"],

@@ -166,15 +166,13 @@ public final class Daemon {
                 }), ids: try WorkerIDAllocator(path: layout.workerSequence),
             spawner: jail, resolver: store, bridge: brokerBinding, notify: { m, p in notify.send(m, p) },
             observeExit: { metrics.exited($0) })
-        let updates = config.registry.map {
-            UpdateChecker(
-                registry: $0, transport: transport, staging: store, downloadsDir: layout.downloads,
-                timeoutMillis: config.registryTimeoutMillis)
-        }
+        let updates = try makeUpdates(layout: layout, store: store, transport: transport, supervisor: supervisor, metrics: metrics, notify: notify)
         store.connect(
             isRunning: { supervisor.isRunning(programId: $0) }, packageChanged: { supervisor.dropPrewarmed(programId: $0) },
             updates: updates)
         grantsChanged.connect { supervisor.dropPrewarmed(partners: $0) }
+        supervisor.observeEnds { updates.workerEnded($0) }
+        supervisor.observeStarts { updates.workerStarted($0, version: $1) }
 
         let facts = DaemonFacts(
             version: DaemonVersion.current, hostVersion: hostVersion, mode: mode.rawValue, cgroups: Self.cgroupName(jailConfig.cgroupDriver))
@@ -196,6 +194,33 @@ public final class Daemon {
             updateTimer: startUpdateTimer(updates, partners: partners), crashGuard: crashGuard)
         // Started from the cache: catch up with the registry without delaying readiness.
         if partners.hasRegistry && !partners.fetchedAtStart { partners.refreshInBackground() }
+    }
+
+    /// The update flow: the checker (with `--registry`), events to hosts and programs, the
+    /// crash-loop watch. Leftover downloads of a killed daemon are removed first.
+    private func makeUpdates(
+        layout: StateLayout, store: StoreBinding, transport: CurlRegistryTransport, supervisor: Supervisor, metrics: DaemonMetricsSink,
+        notify: NotifyRelay
+    ) throws(MiniAppError) -> UpdateService {
+        UpdateService.sweepDownloads(layout.downloads)
+        var checker: UpdateChecker?
+        if let registry = config.registry {
+            checker = UpdateChecker(
+                registry: registry, transport: transport, staging: store, downloadsDir: layout.downloads,
+                timeoutMillis: config.registryTimeoutMillis, deviceId: try DeviceIdentity.load(path: layout.deviceId))
+        }
+        let settings = UpdateService.Settings(
+            minIntervalSeconds: config.updateCheckMinIntervalSeconds, rollbackCrashCount: config.rollbackCrashCount,
+            rollbackWindowSeconds: config.rollbackWindowSeconds)
+        let rollbacks = metrics.metrics.counter("miniappd_update_rollbacks_total")
+        let log = Logger(label: "miniappd.updates")
+        return UpdateService(
+            checker: checker, store: store.store, settings: settings, notify: { notify.send($0, $1) },
+            sendEvent: { id, name, data in
+                guard let wid = supervisor.workerId(programId: id) else { return }
+                try? supervisor.send(wid, name: name, data: data)
+            },
+            onRollback: { rollbacks.increment() }, audit: UpdateAudit(path: layout.audit + "/updates.jsonl", logger: log), logger: log)
     }
 
     /// A watch on `<policy-dir>/partners`, so an edited, added or removed registration is in
@@ -294,21 +319,14 @@ public final class Daemon {
 
     /// Every `updateCheckIntervalSeconds`: the registry's partners document first (a rotated
     /// partner key must be known before that partner's update is verified), then the updates.
-    private func startUpdateTimer(_ updates: UpdateChecker?, partners: PartnerGrants) -> (any DispatchSourceTimer)? {
-        guard updates != nil || partners.hasRegistry, config.updateCheckIntervalSeconds > 0 else { return nil }
+    private func startUpdateTimer(_ updates: UpdateService, partners: PartnerGrants) -> (any DispatchSourceTimer)? {
+        guard updates.checker != nil || partners.hasRegistry, config.updateCheckIntervalSeconds > 0 else { return nil }
         let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "miniappd.updates"))
         let interval = DispatchTimeInterval.seconds(config.updateCheckIntervalSeconds)
         timer.schedule(deadline: .now() + interval, repeating: interval)
-        let logger = self.logger
         timer.setEventHandler {
             if partners.hasRegistry { partners.refresh() }
-            guard let updates else { return }
-            do throws(MiniAppError) {
-                let r = try updates.check(id: nil)
-                logger.info("update check: \(r.serialized().count) bytes of results", metadata: ["updates": "\(r)"])
-            } catch {
-                logger.warning("update check failed: \(error)")
-            }
+            updates.checkAllScheduled()
         }
         timer.resume()
         return timer

@@ -37,6 +37,16 @@ connection. An error answer with id null that does arrive fails every call in fl
 its code (the SDK cannot tell which call it answers); after `MESSAGE_TOO_LARGE` the connection
 is closed and later calls fail `BRIDGE_CLOSED`. Override per bridge: `createBridge(fd,
 {maxBytes})`, `Bridge(max_bytes=…)`, `MiniAppBridge(fd:maxBytes:)`.
+
+## Updates: `onUpdateReady`
+
+When the daemon has downloaded, verified and staged a newer version of a running program, the
+program gets the event `update.ready` with `{"version": "2.0.0"}`; the new version runs from the
+next launch (the host may restart it at once with `programs.restart`). Each SDK has WeChat's
+`onUpdateReady` shape for it: JS `MiniAppBridge.onUpdateReady(({version}) => …)`, Python
+`bridge.on_update_ready(cb)` / `bridge.aio.on_update_ready(cb)` (`cb({"version": …})`), Swift
+`MiniAppBridge.onUpdateReady { version in … }`. It is an ordinary event: `on('update.ready', …)`
+and `'*'` listeners see it too.
 """####),
         ("js/miniapp-bridge.js", ####"""
 'use strict';
@@ -47,6 +57,7 @@ is closed and later calls fail `BRIDGE_CLOSED`. Override per bridge: `createBrid
  *   const r = await MiniAppBridge.call('storage.get', { key: 'k' });   // resolves with `result`
  *   MiniAppBridge.call('payment.pay', {...}).catch(err => err.code);    // 'PERMISSION_DENIED'
  *   MiniAppBridge.on('lifecycle.show', data => { ... });                // host `event` notifications
+ *   MiniAppBridge.onUpdateReady(({ version }) => { ... });              // a new version is staged
  *
  * - Calls may be pipelined; replies are matched by id, in any order.
  * - A rejected call gives an Error with `code` (error.data.code, e.g. 'INVALID_PARAMS'),
@@ -233,6 +244,15 @@ function createBridge(fd, options) {
     if (i >= 0) list.splice(i, 1);
   }
 
+  /**
+   * Subscribes `fn({version})` to `update.ready`: the daemon staged a newer version of this
+   * program, which runs from its next launch (WeChat's UpdateManager.onUpdateReady). Returns
+   * the unsubscribe function, like `on`.
+   */
+  function onUpdateReady(fn) {
+    return on('update.ready', fn);
+  }
+
   /** Keeps the process alive while idle (for programs that only wait for events). */
   function keepAlive(on) {
     keep = !!on;
@@ -241,7 +261,7 @@ function createBridge(fd, options) {
   }
 
 
-  return Object.freeze({ call, on, off, keepAlive, maxBytes, BridgeError });
+  return Object.freeze({ call, on, off, onUpdateReady, keepAlive, maxBytes, BridgeError });
 }
 
 const envFd = Number.parseInt(process.env.MINIAPP_BRIDGE_FD || '3', 10);
@@ -251,6 +271,7 @@ module.exports = Object.freeze({
   call: defaultBridge.call,
   on: defaultBridge.on,
   off: defaultBridge.off,
+  onUpdateReady: defaultBridge.onUpdateReady,
   keepAlive: defaultBridge.keepAlive,
   maxBytes: defaultBridge.maxBytes,
   BridgeError,
@@ -578,6 +599,11 @@ class Bridge:
         """``callback(data)`` for host event ``name``; ``"*"`` gets ``callback(name, data)``."""
         self._events.add(name, callback)
 
+    def on_update_ready(self, callback):
+        """``callback({"version": …})`` when the daemon staged a newer version of this program
+        (it runs from the next launch; WeChat's ``onUpdateReady``)."""
+        self._events.add("update.ready", callback)
+
     def poll_events(self, timeout=None):
         """Reads and dispatches events for up to ``timeout`` seconds (None: until one arrives)."""
         with self._cond:
@@ -772,6 +798,11 @@ class AsyncBridge:
         """``callback(data)`` for host event ``name``; ``"*"`` gets ``callback(name, data)``."""
         self._events.add(name, callback)
 
+    def on_update_ready(self, callback):
+        """``callback({"version": …})`` when the daemon staged a newer version of this program
+        (it runs from the next launch; WeChat's ``onUpdateReady``)."""
+        self._events.add("update.ready", callback)
+
 
 _default = None
 _default_async = None
@@ -817,6 +848,10 @@ class _Aio:
         """``callback(data)`` for host event ``name`` (``"*"``: ``callback(name, data)``), on the loop."""
         default_async_bridge().on_event(name, callback)
 
+    def on_update_ready(self, callback):
+        """``callback({"version": …})`` on ``update.ready``, on the loop."""
+        default_async_bridge().on_update_ready(callback)
+
 
 aio = _Aio()
 
@@ -829,6 +864,11 @@ def call(method, params=None):
 def on_event(name, callback):
     """``default_bridge().on_event(name, callback)``."""
     default_bridge().on_event(name, callback)
+
+
+def on_update_ready(callback):
+    """``default_bridge().on_update_ready(callback)``: a newer version is staged (``{"version"}``)."""
+    default_bridge().on_update_ready(callback)
 
 
 def poll_events(timeout=None):
@@ -1097,6 +1137,20 @@ public final class MiniAppBridge: Sendable {
     public func onEvent(_ handler: @escaping @Sendable (_ name: String, _ data: JSONValue) -> Void) {
         state.withLock { $0.handlers.append(handler) }
         startReader()
+    }
+
+    /// Calls `handler(version)` when the daemon staged a newer version of this program (the
+    /// `update.ready` event; it runs from the next launch). WeChat's `onUpdateReady` shape.
+    public func onUpdateReady(_ handler: @escaping @Sendable (_ version: String) -> Void) {
+        onEvent { name, data in
+            guard name == "update.ready", let version = data["version"]?.stringValue else { return }
+            handler(version)
+        }
+    }
+
+    /// `shared.onUpdateReady(handler)`.
+    public static func onUpdateReady(_ handler: @escaping @Sendable (_ version: String) -> Void) {
+        shared.onUpdateReady(handler)
     }
 
     private func fail(_ id: Int64, _ error: BridgeError) {

@@ -75,13 +75,31 @@ public final class PackageStore: Sendable {
     /// Makes a staged version active (call before launching `id`). Returns it, or nil if none.
     @discardableResult
     public func activatePending(_ id: String) throws(MiniAppError) -> SemVer? {
+        try activateStaged(id)?.activated
+    }
+
+    /// Makes a staged version active, like `activatePending`, and says which version it replaced.
+    public func activateStaged(_ id: String) throws(MiniAppError) -> (activated: SemVer, previous: SemVer?)? {
         try withLock { rootFD throws(MiniAppError) in
             let dir = try programDir(rootFD, id, create: false)
-            var state = try readState(dir.raw)
+            let state = try readState(dir.raw)
             guard let pending = state.pending else { return nil }
-            state = ProgramState(active: pending, previous: state.active, pending: nil)
-            try commit(dir.raw, state)
-            return pending.version
+            try commit(dir.raw, ProgramState(active: pending, previous: state.active, pending: nil, rejected: state.rejected))
+            return (pending.version, state.active?.version)
+        }
+    }
+
+    /// Crash-loop rollback: when `version` is still the active version of `id` and a previous
+    /// one is kept, makes the previous one active and records `version` as rejected (the update
+    /// checker will not offer it again). Returns the version now active, or nil when the state
+    /// moved on meanwhile (another version active, nothing to go back to): nothing is changed.
+    public func rollbackRejecting(_ id: String, version: SemVer, reason: String) throws(MiniAppError) -> SemVer? {
+        try withLock { rootFD throws(MiniAppError) in
+            let dir = try programDir(rootFD, id, create: false)
+            let state = try readState(dir.raw)
+            guard let active = state.active, active.version == version, let prev = state.previous else { return nil }
+            try commit(dir.raw, ProgramState(active: prev, previous: active, pending: nil, rejected: RejectedVersion(version: version, reason: reason)))
+            return prev.version
         }
     }
 

@@ -19,6 +19,17 @@ public struct ProgramState: Sendable, Hashable {
     public var previous: StoredVersion?
     /// A verified version waiting for the program's next launch.
     public var pending: StoredVersion?
+    /// A version rolled back automatically (it crashed at start): the update checker does not
+    /// offer it, nor an older one, again. Kept until an install or a manual rollback changes the active version.
+    public var rejected: RejectedVersion?
+
+    /// A state from its slots.
+    public init(active: StoredVersion? = nil, previous: StoredVersion? = nil, pending: StoredVersion? = nil, rejected: RejectedVersion? = nil) {
+        self.active = active
+        self.previous = previous
+        self.pending = pending
+        self.rejected = rejected
+    }
 
     /// Versions whose directories must be kept.
     var referenced: Set<String> { Set([active, previous, pending].compactMap { $0?.version.text }) }
@@ -31,7 +42,11 @@ public struct ProgramState: Sendable, Hashable {
             else { return nil }
             return StoredVersion(version: v, digest: d)
         }
-        return ProgramState(active: slot("active"), previous: slot("previous"), pending: slot("pending"))
+        var rejected: RejectedVersion?
+        if let r = o["rejected"]?.objectValue, let v = r["version"]?.stringValue.flatMap(SemVer.init) {
+            rejected = RejectedVersion(version: v, reason: r["reason"]?.stringValue ?? "")
+        }
+        return ProgramState(active: slot("active"), previous: slot("previous"), pending: slot("pending"), rejected: rejected)
     }
 
     func serialized() -> [UInt8] {
@@ -40,7 +55,21 @@ public struct ProgramState: Sendable, Hashable {
             guard let v else { continue }
             o[k] = .object(["version": .string(v.version.text), "digest": .string(v.digest)])
         }
+        if let r = rejected { o["rejected"] = .object(["version": .string(r.version.text), "reason": .string(r.reason)]) }
         return JSONValue.object(o).serialized()
+    }
+}
+
+/// A version taken out of service automatically, and why.
+public struct RejectedVersion: Sendable, Hashable {
+    /// The version.
+    public let version: SemVer
+    /// Why (for `updates.status` and logs).
+    public let reason: String
+
+    public init(version: SemVer, reason: String) {
+        self.version = version
+        self.reason = reason
     }
 }
 

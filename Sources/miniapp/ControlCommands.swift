@@ -8,7 +8,7 @@ import MiniAppModel
 enum ControlCommands {
     static let all: [any ParsableCommand.Type] = [
         Install.self, Launch.self, Prewarm.self, PS.self, Stop.self, Suspend.self, Resume.self, Inspect.self, Top.self,
-        Packages.self, Info.self, Send.self,
+        Packages.self, Info.self, Send.self, Updates.self, Restart.self,
     ]
 }
 

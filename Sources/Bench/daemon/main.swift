@@ -2,6 +2,8 @@
 // and the real storage service (spec/cli-and-config.md "Benchmarks"):
 //
 //   launch.cold        programs.launch → first Bridge reply received inside the worker (warmJails off)
+//   launch.cold.registry_hang  launch.cold while the configured registry accepts connections and
+//                      never answers (every launch starts an update check of its program)
 //   launch.pool        the same with a warm jail waiting (the default daemon, spawner_warm.c)
 //   resume.warm        programs.resume of a suspended worker → its next Bridge reply
 //   bridge.rtt         one storage.get round trip timed inside a jailed worker
@@ -24,35 +26,180 @@ let args = CommandLine.arguments
 guard args.count >= 2 else { fatalError("usage: bench-daemon POLICY_DIR [SCALE] [IDLE_WORKERS]") }
 let scale = args.count > 2 ? Double(args[2]) ?? 1 : 1
 let idleWorkers = args.count > 3 ? Int(args[3]) ?? 200 : 200
-let env = BenchEnvironment(name: "bench-daemon", policyDir: args[1])
-typealias Host = BenchHost
+let binDir = URL(fileURLWithPath: args[0]).deletingLastPathComponent().path
+let work = FileManager.default.temporaryDirectory.appendingPathComponent("bench-daemon-\(getpid())").path
+
+@MainActor func sh(_ argv: [String]) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: argv[0])
+    p.arguments = Array(argv.dropFirst())
+    p.standardOutput = FileHandle.nullDevice
+    try! p.run()
+    p.waitUntilExit()
+    guard p.terminationStatus == 0 else { fatalError("failed: \(argv.joined(separator: " "))") }
+}
 
 @MainActor func now() -> UInt64 { monotonicNanos() }
 
 // MARK: setup
 
-/// Packages for the bench programs.
+/// Policies with raised rate limits and a bench partner; packages for the bench programs.
 @MainActor func prepare() -> [String] {
+    try? FileManager.default.removeItem(atPath: work)
+    try! FileManager.default.createDirectory(atPath: work + "/programs", withIntermediateDirectories: true)
+    sh(["/bin/cp", "-r", args[1], work + "/policies"])
+    let methods = work + "/policies/methods.json"
+    var text = try! String(contentsOfFile: methods, encoding: .utf8)
+    for key in ["perSecond", "burst"] {
+        text = text.replacingOccurrences(of: "\"\(key)\": *[0-9]+", with: "\"\(key)\": 10000000", options: .regularExpression)
+    }
+    try! text.write(toFile: methods, atomically: true, encoding: .utf8)
+    sh([binDir + "/miniapp", "keygen", "--out", work + "/key"])
+    let pub = try! String(contentsOfFile: work + "/key.pub", encoding: .utf8)
+    try! FileManager.default.createDirectory(atPath: work + "/policies/partners", withIntermediateDirectories: true)
+    let partner: JSONValue = ["id": "com.bench", "idPrefixes": ["com.bench."], "publicKeys": [.string(pub)], "permissions": ["ui"]]
+    try! Data(partner.serialized()).write(to: URL(fileURLWithPath: work + "/policies/partners/com.bench.json"))
     var zips: [String] = []
-    for i in 0..<8 { zips.append(env.pack("com.bench.w\(i)", entry: "worker", file: env.binDir + "/bench-daemon-worker")) }
-    if let probe = launchProbe { zips.append(env.pack("com.bench.launch", entry: "launch_probe", file: probe)) }
-    for i in 0..<idleWorkers { zips.append(env.pack("com.bench.idle\(i)", entry: "idle.sh", text: "#!/bin/sh\nexec cat <&3 >/dev/null\n")) }
+    for i in 0..<8 { zips.append(pack("com.bench.w\(i)", entry: "worker", file: binDir + "/bench-daemon-worker")) }
+    if let probe = launchProbe { zips.append(pack("com.bench.launch", entry: "launch_probe", file: probe)) }
+    for i in 0..<idleWorkers { zips.append(pack("com.bench.idle\(i)", entry: "idle.sh", text: "#!/bin/sh\nexec cat <&3 >/dev/null\n")) }
     return zips
 }
 
+@MainActor func pack(_ id: String, entry: String, file: String? = nil, text: String? = nil) -> String {
+    let dir = work + "/programs/" + id
+    try! FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    if let file { sh(["/bin/cp", file, dir + "/" + entry]) }
+    if let text { try! text.write(toFile: dir + "/" + entry, atomically: true, encoding: .utf8) }
+    chmod(dir + "/" + entry, 0o755)
+    let manifest: JSONValue = [
+        "id": .string(id), "version": "1.0.0", "minHostVersion": "0.1.0", "entryPoint": .string(entry), "runtime": "native",
+        "permissions": ["ui"],
+    ]
+    try! Data(manifest.serialized()).write(to: URL(fileURLWithPath: dir + "/manifest.json"))
+    let zip = work + "/programs/" + id + ".zip"
+    sh([binDir + "/miniapp", "pack", dir, "--key", work + "/key.key", "--out", zip])
+    return zip
+}
+
+// MARK: the host side of the control connection
+
+/// A blocking control connection: requests with ids, and `bridge.call` requests from the
+/// daemon (the workers' ui.toast), which `nextToast` returns.
+final class Host {
+    let fd: Int32
+    var buf: [UInt8] = []
+    var id = 0
+    var toasts: [JSONObject] = []
+    var exited: Set<String> = []
+
+    /// Connects, retrying for up to 10 s while the daemon starts; nil if it never answers.
+    init?(socket: String) {
+        for _ in 0..<400 {
+            if let c = try? UnixSocket.connect(path: socket) { fd = c.take(); return }
+            usleep(25_000)
+        }
+        return nil
+    }
+
+    func write(_ v: JSONValue) {
+        var line = v.serialized()
+        line.append(10)
+        var off = 0
+        while off < line.count {
+            let n = line[off...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            precondition(n > 0, "control socket write failed")
+            off += n
+        }
+    }
+
+    func readMessage() -> JSONObject {
+        while true {
+            if let nl = buf.firstIndex(of: 10) {
+                let line = Array(buf[..<nl])
+                buf.removeSubrange(...nl)
+                return try! JSONValue.parse(line, options: .strict).objectValue!
+            }
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            let n = read(fd, &chunk, chunk.count)
+            precondition(n > 0, "daemon closed the control connection")
+            buf.append(contentsOf: chunk[..<n])
+        }
+    }
+
+    /// Sends a request and returns its result; queues bridge.calls that arrive meanwhile.
+    @discardableResult
+    func call(_ method: String, _ params: JSONValue = [:]) -> JSONValue {
+        id += 1
+        write(["jsonrpc": "2.0", "id": .int(Int64(id)), "method": .string(method), "params": params])
+        while true {
+            let m = readMessage()
+            if m["method"]?.stringValue == "bridge.call" { toasts.append(m); continue }
+            if m["method"] != nil { note(m); continue }
+            guard m["id"]?.intValue == Int64(id) else { continue }
+            if let e = m["error"] { fatalError("\(method) failed: \(e)") }
+            return m["result"] ?? .null
+        }
+    }
+
+    /// The next ui.toast call a worker made: (rpc id, its params).
+    func nextToast() -> (JSONValue, JSONObject) {
+        let m: JSONObject
+        if !toasts.isEmpty {
+            m = toasts.removeFirst()
+        } else {
+            var got: JSONObject?
+            while got == nil {
+                let x = readMessage()
+                if x["method"]?.stringValue == "bridge.call" { got = x } else { note(x) }
+            }
+            m = got!
+        }
+        let inner = m["params"]?.objectValue?["params"]?.objectValue ?? [:]
+        return (m["id"]!, inner)
+    }
+
+    func note(_ m: JSONObject) {
+        if m["method"]?.stringValue == "program.exited", let w = m["params"]?.objectValue?["workerId"]?.stringValue {
+            exited.insert(w)
+        }
+    }
+
+    /// Waits for `program.exited` of `workerId`.
+    func waitExited(_ workerId: String) {
+        while !exited.contains(workerId) {
+            let m = readMessage()
+            if m["method"]?.stringValue == "bridge.call" { toasts.append(m) } else { note(m) }
+        }
+    }
+
+    func answer(_ id: JSONValue) { write(["jsonrpc": "2.0", "id": id, "result": [:]]) }
+}
+
 // MARK: measurements
+
+@MainActor func percentiles(_ xs: [Double]) -> (Double, Double, Double) {
+    let s = xs.sorted()
+    func p(_ q: Double) -> Double { s[min(s.count - 1, Int(Double(s.count) * q))] }
+    return (p(0.5), p(0.99), p(0.999))
+}
+
+@MainActor func row(_ name: String, _ p: (Double, Double, Double), _ tput: Double, _ unit: String, _ notes: String) {
+    print(String(format: "RESULT|%@|%.1f|%.1f|%.1f|%.1f|%@|%@", name, p.0, p.1, p.2, tput, unit, notes))
+    fflush(nil)
+}
 
 /// The launch.cold program: scripts/bench.d/daemon builds Sources/Bench/launch-probe (a static C
 /// binary: the Bridge's /bin/true, as the row is stated against bwrap running /bin/true); run
 /// without it, the static Swift worker stands in (slower to exec).
 let launchProbe = ProcessInfo.processInfo.environment["BENCH_LAUNCH_PROBE"]
 
-/// launch.cold (a daemon without warm jails: nothing pre-created waits) or launch.pool (the
-/// default daemon: a warm jail made after the previous launch waits, spawner_warm.c).
-@MainActor func launchRow(_ host: Host, name: String, iterations: Int) {
+/// `iterations` launches (after 3 warm-ups) of the launch program, each stopped again: the
+/// latencies (µs) and how many took a warm jail.
+@MainActor func launchSamples(_ host: Host, iterations: Int) -> (samples: [Double], warm: Int) {
     var samples: [Double] = []
     var warm = 0
-    let (program, what) = launchProbe != nil ? ("com.bench.launch", "static C program") : ("com.bench.w0", "static Swift program")
+    let program = launchProbe != nil ? "com.bench.launch" : "com.bench.w0"
     for i in 0..<(iterations + 3) {
         let t0 = now()
         let w = host.call("programs.launch", ["id": .string(program), "args": ["launch"]])
@@ -65,8 +212,33 @@ let launchProbe = ProcessInfo.processInfo.environment["BENCH_LAUNCH_PROBE"]
         }
         host.call("programs.stop", ["workerId": w.objectValue!["workerId"]!, "graceMillis": 2000])
     }
+    return (samples, warm)
+}
+
+/// launch.cold (a daemon without warm jails: nothing pre-created waits) or launch.pool (the
+/// default daemon: a warm jail made after the previous launch waits, spawner_warm.c).
+@MainActor func launchRow(_ name: String, _ samples: [Double], warm: Int, extra: String = "") {
+    let what = launchProbe != nil ? "static C program" : "static Swift program"
     let jails = name == "launch.pool" ? "\(warm) of \(samples.count) took a warm jail" : "no warm jails (warmJails: false)"
-    benchRow(name, benchPercentiles(samples), 0, "us", "programs.launch to the first Bridge reply inside the worker (\(what), full default jail, real storage.get; \(jails))")
+    row(name, percentiles(samples), 0, "us", "programs.launch to the first Bridge reply inside the worker (\(what), full default jail, real storage.get; \(jails)\(extra))")
+}
+
+/// launch.cold and launch.cold.registry_hang in alternating blocks (a daemon each, started
+/// afresh per block on the same state dir), so a burst of load on this shared machine falls on
+/// both rows alike instead of on whichever ran second.
+@MainActor func coldRows(iterations: Int, blocks: Int = 4) {
+    let registry = hangingRegistry()
+    var cold: [Double] = [], hung: [Double] = []
+    for _ in 0..<blocks {
+        for hang in [false, true] {
+            let (d, host) = startDaemon(warmJails: false, registry: hang ? registry : nil)
+            let part = launchSamples(host, iterations: max(5, iterations / blocks)).samples
+            if hang { hung += part } else { cold += part }
+            stopDaemon(d)
+        }
+    }
+    launchRow("launch.cold", cold, warm: 0, extra: "; \(blocks) blocks alternating with launch.cold.registry_hang")
+    launchRow("launch.cold.registry_hang", hung, warm: 0, extra: "; --registry accepts and never answers, a check per launch")
 }
 
 @MainActor func resumeWarm(_ host: Host, iterations: Int) {
@@ -85,7 +257,7 @@ let launchProbe = ProcessInfo.processInfo.environment["BENCH_LAUNCH_PROBE"]
     }
     host.answer(id)
     host.call("programs.stop", ["workerId": workerId, "graceMillis": 500])
-    benchRow("resume.warm", benchPercentiles(samples), 0, "us", "programs.resume of a frozen worker to its next Bridge reply (cgroup v1 freezer)")
+    row("resume.warm", percentiles(samples), 0, "us", "programs.resume of a frozen worker to its next Bridge reply (cgroup v1 freezer)")
 }
 
 @MainActor func rtt(_ host: Host, program: String, mode: String, name: String, iterations: Int, notes: String) {
@@ -94,7 +266,7 @@ let launchProbe = ProcessInfo.processInfo.environment["BENCH_LAUNCH_PROBE"]
         let (id, p) = host.nextToast()
         host.answer(id)
         if p["message"]?.stringValue == "report" {
-            benchRow(name, (p["p50"]!.doubleValue!, p["p99"]!.doubleValue!, p["p999"]!.doubleValue!), p["rate"]!.doubleValue!, "calls/s", notes)
+            row(name, (p["p50"]!.doubleValue!, p["p99"]!.doubleValue!, p["p999"]!.doubleValue!), p["rate"]!.doubleValue!, "calls/s", notes)
             break
         }
     }
@@ -136,25 +308,82 @@ let launchProbe = ProcessInfo.processInfo.environment["BENCH_LAUNCH_PROBE"]
 
 // MARK: main
 
-/// Starts miniappd on the bench's state dir (`warmJails`: its config setting) and connects as
-/// the host provider.
-@MainActor func startDaemon(warmJails: Bool) -> (Process, Host) {
-    env.startDaemon(config: #"{"warmJails": \#(warmJails)}"#, name: "\(warmJails)")
+/// A registry that accepts TCP connections on 127.0.0.1 and never answers: a thread accepts
+/// and keeps every connection open without reading or writing. Returns its URL.
+@MainActor func hangingRegistry() -> String {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &addr) { p in
+        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+    }
+    guard bound, listen(fd, 128) == 0 else { fatalError("hanging registry: cannot listen") }
+    Thread.detachNewThread {
+        var held: [Int32] = []
+        while true {
+            let c = accept(fd, nil, nil)
+            if c >= 0 { held.append(c) }
+        }
+    }
+    return "http://127.0.0.1:\(UInt16(bigEndian: addr.sin_port))"
 }
 
-@MainActor func stopDaemon(_ d: Process) { BenchEnvironment.stopDaemon(d) }
+/// Starts miniappd on the bench's state dir (`warmJails`: its config setting; `registry`: with
+/// a check at every launch) and connects as the host provider.
+@MainActor func startDaemon(warmJails: Bool, registry: String? = nil) -> (Process, Host) {
+    let config = work + "/config-\(warmJails)-\(registry != nil).json"
+    let checks = registry == nil ? "" : #", "updateCheckMinIntervalSeconds": 0, "updateCheckIntervalSeconds": 0"#
+    try! Data(#"{"warmJails": \#(warmJails)\#(checks)}"#.utf8).write(to: URL(fileURLWithPath: config))
+    try? FileManager.default.removeItem(atPath: work + "/control.sock")
+    let daemon = Process()
+    let args = ["--state-dir", work + "/state", "--control-socket", work + "/control.sock", "--policy-dir", work + "/policies",
+                        "--config", config] + (registry.map { ["--registry", $0] } ?? [])
+    // setpriv --pdeathsig: the daemon (and so its workers) dies with this bench even if the bench
+    // crashes, instead of running on as an orphan that skews the rows measured after it.
+    if FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") {
+        daemon.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+        daemon.arguments = ["--pdeathsig", "TERM", "--", binDir + "/miniappd"] + args
+    } else {
+        daemon.executableURL = URL(fileURLWithPath: binDir + "/miniappd")
+        daemon.arguments = args
+    }
+    daemon.standardOutput = FileHandle(forWritingAtPath: "/dev/null")!
+    daemon.standardError = FileHandle.standardError
+    var env = ProcessInfo.processInfo.environment
+    env["MINIAPPD_LOG_LEVEL"] = "warning"
+    daemon.environment = env
+    try! daemon.run()
+    for _ in 0..<400 where !FileManager.default.fileExists(atPath: work + "/control.sock") { usleep(25_000) }
+    guard let host = Host(socket: work + "/control.sock") else {
+        stopDaemon(daemon)
+        FileHandle.standardError.write(Data("bench-daemon: miniappd never answered on \(work)/control.sock\n".utf8))
+        exit(1)
+    }
+    host.call("bridge.provide", ["methods": ["ui.toast"]])
+    return (daemon, host)
+}
+
+@MainActor func stopDaemon(_ d: Process) {
+    kill(d.processIdentifier, SIGTERM)
+    d.waitUntilExit()
+}
 
 let zips = prepare()
-defer { env.cleanUp() }
+defer { try? FileManager.default.removeItem(atPath: work) }
 let n = max(20, Int(200 * scale))
-do { // launch.cold: nothing made ahead waits for the launch
-    let (cold, host) = startDaemon(warmJails: false)
+do { // the packages, once
+    let (d, host) = startDaemon(warmJails: false)
     for z in zips { host.call("packages.install", ["path": .string(z)]) }
-    launchRow(host, name: "launch.cold", iterations: n)
-    stopDaemon(cold)
+    stopDaemon(d)
 }
+// launch.cold (nothing made ahead waits for the launch) beside launch.cold.registry_hang (the
+// same, each launch starting a check the registry never answers).
+coldRows(iterations: n)
 let (daemon, host) = startDaemon(warmJails: true)
-launchRow(host, name: "launch.pool", iterations: n)
+let pool = launchSamples(host, iterations: n)
+launchRow("launch.pool", pool.samples, warm: pool.warm)
 resumeWarm(host, iterations: n)
 rtt(host, program: "com.bench.w2", mode: "rtt", name: "bridge.rtt", iterations: max(2000, Int(50_000 * scale)), notes: "storage.get timed inside a jailed worker, real storage service, permission check included")
 rtt(host, program: "com.bench.w3", mode: "rtthost", name: "bridge.rtt.host", iterations: max(1000, Int(10_000 * scale)), notes: "ui.toast from a jailed worker, answered by a host provider process")

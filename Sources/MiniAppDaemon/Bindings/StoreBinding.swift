@@ -16,7 +16,7 @@ final class StoreBinding: ProgramResolver, PackageControl, UpdateStaging {
     private let dataRoot: String
     private let running = Mutex<(@Sendable (String) -> Bool)?>(nil)
     private let changed = Mutex<(@Sendable (String) -> Void)?>(nil)
-    private let updates = Mutex<UpdateChecker?>(nil)
+    private let updates = Mutex<UpdateService?>(nil)
 
     init(store: PackageStore, dataRoot: String) {
         self.store = store
@@ -24,14 +24,14 @@ final class StoreBinding: ProgramResolver, PackageControl, UpdateStaging {
     }
 
     /// Wires the supervisor's running check, what a package change of a program must drop (its
-    /// prewarmed worker), and the update checker (nil = no registry).
+    /// prewarmed worker), and the update flow.
     func connect(
         isRunning: @escaping @Sendable (String) -> Bool, packageChanged: @escaping @Sendable (String) -> Void = { _ in },
-        updates checker: UpdateChecker?
+        updates service: UpdateService
     ) {
         running.withLock { $0 = isRunning }
         changed.withLock { $0 = packageChanged }
-        updates.withLock { $0 = checker }
+        updates.withLock { $0 = service }
     }
 
     private func isRunning(_ id: String) -> Bool { running.withLock { $0 }?(id) ?? false }
@@ -50,7 +50,9 @@ final class StoreBinding: ProgramResolver, PackageControl, UpdateStaging {
         do {
             // The supervisor asks only when it starts a worker (none runs): a staged update
             // becomes active now.
-            try store.activatePending(id)
+            if let (activated, previous) = try store.activateStaged(id) {
+                updates.withLock { $0 }?.activated(id, version: activated.text, previous: previous?.text)
+            }
             let a = try store.runnable(id)
             let m = a.manifest
             return LaunchableProgram(
@@ -124,10 +126,17 @@ final class StoreBinding: ProgramResolver, PackageControl, UpdateStaging {
     }
 
     func checkUpdates(id: String?) throws(MiniAppError) -> JSONValue {
-        guard let checker = updates.withLock({ $0 }) else {
+        guard let service = updates.withLock({ $0 }) else {
             throw MiniAppError(.hostUnavailable, "updates are off: start miniappd with --registry URL (and --platform-key) to use updates.check")
         }
-        return try checker.check(id: id)
+        return try service.checkNow(id: id)
+    }
+
+    func launchRequested(id: String) { updates.withLock { $0 }?.launchRequested(id) }
+
+    func updateStatus(id: String?) throws(MiniAppError) -> JSONValue {
+        guard let service = updates.withLock({ $0 }) else { throw MiniAppError(.internal, "the update service is not wired yet") }
+        return try service.status(id: id)
     }
 
     // MARK: UpdateStaging
@@ -154,6 +163,10 @@ final class StoreBinding: ProgramResolver, PackageControl, UpdateStaging {
     }
 
     func sha256Hex(_ bytes: [UInt8]) -> String { SHA256Hasher.hex(SHA256Hasher.digest(bytes)) }
+
+    func rejectedVersion(_ id: String) -> String? {
+        ((try? store.list()) ?? []).first { $0.id == id }?.state.rejected?.version.text
+    }
 
     // MARK: error mapping
 

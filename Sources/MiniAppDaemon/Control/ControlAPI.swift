@@ -1,3 +1,4 @@
+import Dispatch
 public import MiniAppJSON
 public import MiniAppModel
 
@@ -23,6 +24,18 @@ public protocol PackageControl: Sendable {
     func remove(id: String) throws(MiniAppError)
     /// `updates.check` → `{updates:[…]}`.
     func checkUpdates(id: String?) throws(MiniAppError) -> JSONValue
+    /// A launch of `id` was asked for: start a background update check of it (never waited for).
+    func launchRequested(id: String)
+    /// `updates.status {id?}` → `{programs:[{id, active, previous, staged, rejected?, lastCheck?}]}`.
+    func updateStatus(id: String?) throws(MiniAppError) -> JSONValue
+}
+
+extension PackageControl {
+    public func launchRequested(id: String) {}
+
+    public func updateStatus(id: String?) throws(MiniAppError) -> JSONValue {
+        throw MiniAppError(.hostUnavailable, "updates.status is not served here")
+    }
 }
 
 /// The broker side of the control API (bound to MiniAppBroker and its services).
@@ -86,6 +99,7 @@ public final class ControlAPI: Sendable {
         "daemon.info", "packages.install", "packages.list", "packages.rollback", "packages.remove", "programs.launch",
         "programs.suspend", "programs.resume", "programs.stop", "programs.list", "programs.send", "programs.prewarm", "bridge.provide",
         "session.set", "inspector.subscribe", "permissions.refresh", "updates.check", "auth.keys",
+        "programs.restart", "updates.status",
     ]
 
     /// Serves one request.
@@ -102,6 +116,7 @@ public final class ControlAPI: Sendable {
             return reply(.failure(MiniAppError(.invalidParams, "params must be an object")))
         }
         if method == "programs.stop" { return stop(p, reply) }
+        if method == "programs.restart" { return restart(p, reply) }
         do throws(MiniAppError) {
             reply(.success(try handleSync(method: method, p: p, peer: peer)))
         } catch {
@@ -125,7 +140,12 @@ public final class ControlAPI: Sendable {
             try refuseIfRunning(id, "removing it")
             try packages.remove(id: id)
             return [:]
-        case "programs.launch": return try supervisor.launch(try Params.string(p, "id"), args: try Params.strings(p, "args") ?? [])
+        case "programs.launch":
+            let id = try Params.string(p, "id")
+            // Before the launch, in the background: a launch never waits for the registry,
+            // and one refused (HOST_UPDATE_REQUIRED) may be fixed by what the check finds.
+            packages.launchRequested(id: id)
+            return try supervisor.launch(id, args: try Params.strings(p, "args") ?? [])
         case "programs.suspend":
             try supervisor.suspend(try Params.string(p, "workerId"))
             return [:]
@@ -163,6 +183,7 @@ public final class ControlAPI: Sendable {
         case "inspector.subscribe": broker.subscribeInspector(programId: try Params.optionalString(p, "programId"), peer: peer)
         case "permissions.refresh": return try broker.refreshPermissions()
         case "updates.check": return try packages.checkUpdates(id: try Params.optionalString(p, "id"))
+        case "updates.status": return try packages.updateStatus(id: try Params.optionalString(p, "id"))
         case "auth.keys": return broker.jwks()
         default: throw MiniAppError(.methodNotFound, "no control method \(method); see spec/control-api.md")
         }
@@ -174,6 +195,25 @@ public final class ControlAPI: Sendable {
             let wid = try Params.string(p, "workerId")
             let grace = try Params.int(p, "graceMillis", 0...600_000)
             try supervisor.stop(wid, graceMillis: grace) { status in reply(.success(["status": .int(Int64(status))])) }
+        } catch {
+            reply(.failure(error))
+        }
+    }
+
+    /// `programs.restart {id}`: stops the program's worker (if one runs) and launches it again,
+    /// which activates a staged version; answers with the launch (`workerId`, `version`, …).
+    private func restart(_ p: JSONObject, _ reply: @escaping @Sendable (Result<JSONValue, MiniAppError>) -> Void) {
+        let id: String
+        do throws(MiniAppError) { id = try Params.string(p, "id") } catch { return reply(.failure(error)) }
+        let launch: @Sendable () -> Void = { [supervisor] in
+            do throws(MiniAppError) { reply(.success(try supervisor.launch(id))) } catch { reply(.failure(error)) }
+        }
+        guard let wid = supervisor.workerId(programId: id) else { return launch() }
+        do throws(MiniAppError) {
+            // The stop waiter runs on the jail's reaper thread: launch elsewhere.
+            try supervisor.stop(wid, graceMillis: nil) { _ in DispatchQueue.global().async(execute: launch) }
+        } catch where error.code == .notFound {
+            launch()  // it ended meanwhile
         } catch {
             reply(.failure(error))
         }

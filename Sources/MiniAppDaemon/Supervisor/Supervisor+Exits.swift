@@ -41,12 +41,15 @@ extension Supervisor {
         let info = Self.reported(exit, stopReason: w.stopReason, stopDetail: w.stopDetail)
         observeExit(info)
         var params: JSONObject = [
-            "workerId": .string(w.workerId), "id": .string(w.program.id), "status": .int(Int64(info.status)),
+            "workerId": .string(w.workerId), "id": .string(w.program.id), "version": .string(w.program.version), "status": .int(Int64(info.status)),
             "reason": .string(info.reason.rawValue),
         ]
         if let sig = info.signal { params["signal"] = .string(sig) }
         if let d = info.detail { params["detail"] = .string(d) }
         notify("program.exited", .object(params))
+        let ended = EndedWorker(
+            programId: w.program.id, version: w.program.version, startMicros: w.startMicros, exit: info, stopRequested: w.stopReason != nil)
+        for observer in endObservers.withLock({ $0 }) { observer(ended) }
         for waiter in w.stopWaiters { waiter(info.status) }
         if w.stopReason == nil { considerRestart(w, info) }
         prewarmAgainIfRecent(w, info)

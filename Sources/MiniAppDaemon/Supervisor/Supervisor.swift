@@ -105,6 +105,10 @@ public final class Supervisor: Sendable {
     let timers = DispatchQueue(label: "miniappd.supervisor.timers")
     /// Signalled when, during shutdown, the last worker or launch goes away.
     let drained = DispatchSemaphore(value: 0)
+    /// Told of every worker's end (`observeEnds`).
+    let endObservers = Mutex<[@Sendable (EndedWorker) -> Void]>([])
+    /// Told of every worker entered in the table: (program id, version).
+    let startObservers = Mutex<[@Sendable (String, String) -> Void]>([])
 
     /// `notify(method, params)` sends a notification to every control connection;
     /// `observeExit` sees every exit as reported (metrics); `clock` is monotonic nanoseconds,
@@ -252,6 +256,7 @@ public final class Supervisor: Sendable {
         }
         switch outcome {
         case .registered:
+            for observer in startObservers.withLock({ $0 }) { observer(w.program.id, w.program.version) }
             return Self.launchInfo(w)
         case .exitedEarly(let info):
             report(w, info)
@@ -362,6 +367,17 @@ public final class Supervisor: Sendable {
         state.withLock { s in s.workers.values.reduce(into: [:]) { $0[$1.state.rawValue, default: 0] += 1 } }
     }
 
+    /// The worker running `programId`, if any.
+    public func workerId(programId: String) -> String? { state.withLock { $0.byProgram[programId] } }
+
+    /// Calls `observer` at every worker's end, before a crash restart is considered (so that
+    /// what it changes in the store applies to the restart).
+    public func observeEnds(_ observer: @escaping @Sendable (EndedWorker) -> Void) { endObservers.withLock { $0.append(observer) } }
+
+    /// Calls `observer(programId, version)` once a launched worker is in the table (it can be
+    /// sent events from then on).
+    public func observeStarts(_ observer: @escaping @Sendable (String, String) -> Void) { startObservers.withLock { $0.append(observer) } }
+
     /// Whether a program has a live worker or one being started (the package store stages
     /// updates meanwhile, and rollback and removal are refused).
     public func isRunning(programId: String) -> Bool {
@@ -401,6 +417,19 @@ public final class Supervisor: Sendable {
         clock_gettime(CLOCK_REALTIME, &ts)
         return Int64(ts.tv_sec) * 1_000_000 + Int64(ts.tv_nsec) / 1000
     }
+}
+
+/// A worker that ended, as `Supervisor.observeEnds` reports it.
+public struct EndedWorker: Sendable {
+    /// Program id and the version the worker ran.
+    public var programId: String
+    public var version: String
+    /// When it started (Unix microseconds).
+    public var startMicros: Int64
+    /// How it ended, as reported in `program.exited`.
+    public var exit: WorkerExitInfo
+    /// A stop was asked for (`programs.stop`, idle timeout, shutdown): not a failure.
+    public var stopRequested: Bool
 }
 
 /// The outcome of one launch, shared with the launches of the same program that arrived while

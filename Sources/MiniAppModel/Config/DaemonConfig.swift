@@ -49,6 +49,12 @@ public struct DaemonConfig: Sendable, Equatable {
     public var updateCheckIntervalSeconds = 3600
     /// Upper bound on any registry request; a slow registry never delays a launch beyond it.
     public var registryTimeoutMillis = 3000
+    /// A launch starts a background update check of its program at most this often.
+    public var updateCheckMinIntervalSeconds = 300
+    /// Failures at start that roll a newly activated version back; 0 = never roll back.
+    public var rollbackCrashCount = 3
+    /// A worker failure counts toward `rollbackCrashCount` when it ends this soon after its start.
+    public var rollbackWindowSeconds = 60
     /// Built-in service settings (quotas, net.request limits, …), passed through to the services.
     public var services: JSONObject = [:]
     /// `prewarm.maxWorkers`: prewarmed workers held at most (`programs.prewarm`); 0 = prewarm off.
@@ -98,6 +104,9 @@ public struct DaemonConfig: Sendable, Equatable {
         case "warmJails": warmJails = try Self.bool(v, key)
         case "updateCheckIntervalSeconds": updateCheckIntervalSeconds = try Self.int(v, key, 0...86_400 * 30)
         case "registryTimeoutMillis": registryTimeoutMillis = try Self.int(v, key, 100...600_000)
+        case "updateCheckMinIntervalSeconds": updateCheckMinIntervalSeconds = try Self.int(v, key, 0...86_400 * 30)
+        case "rollbackCrashCount": rollbackCrashCount = try Self.int(v, key, 0...1000)
+        case "rollbackWindowSeconds": rollbackWindowSeconds = try Self.int(v, key, 1...86_400)
         case "services":
             guard let o = v.objectValue else { throw ConfigError(field: key, problem: "must be an object") }
             services = o

@@ -267,6 +267,11 @@ class Bridge:
         """``callback(data)`` for host event ``name``; ``"*"`` gets ``callback(name, data)``."""
         self._events.add(name, callback)
 
+    def on_update_ready(self, callback):
+        """``callback({"version": …})`` when the daemon staged a newer version of this program
+        (it runs from the next launch; WeChat's ``onUpdateReady``)."""
+        self._events.add("update.ready", callback)
+
     def poll_events(self, timeout=None):
         """Reads and dispatches events for up to ``timeout`` seconds (None: until one arrives)."""
         with self._cond:
@@ -461,6 +466,11 @@ class AsyncBridge:
         """``callback(data)`` for host event ``name``; ``"*"`` gets ``callback(name, data)``."""
         self._events.add(name, callback)
 
+    def on_update_ready(self, callback):
+        """``callback({"version": …})`` when the daemon staged a newer version of this program
+        (it runs from the next launch; WeChat's ``onUpdateReady``)."""
+        self._events.add("update.ready", callback)
+
 
 _default = None
 _default_async = None
@@ -506,6 +516,10 @@ class _Aio:
         """``callback(data)`` for host event ``name`` (``"*"``: ``callback(name, data)``), on the loop."""
         default_async_bridge().on_event(name, callback)
 
+    def on_update_ready(self, callback):
+        """``callback({"version": …})`` on ``update.ready``, on the loop."""
+        default_async_bridge().on_update_ready(callback)
+
 
 aio = _Aio()
 
@@ -518,6 +532,11 @@ def call(method, params=None):
 def on_event(name, callback):
     """``default_bridge().on_event(name, callback)``."""
     default_bridge().on_event(name, callback)
+
+
+def on_update_ready(callback):
+    """``default_bridge().on_update_ready(callback)``: a newer version is staged (``{"version"}``)."""
+    default_bridge().on_update_ready(callback)
 
 
 def poll_events(timeout=None):
