@@ -24,6 +24,8 @@ let package = Package(
         // Installed beside miniappd: the process that clones every jailed worker (CJail only).
         .executable(name: "miniappd-spawner", targets: ["miniappd-spawner"]),
         .library(name: "MiniAppBridgeSDK", targets: ["MiniAppBridgeSDK"]),
+        // The control API as a library for host runtimes (Python and Node twins in Sources/SDK/host).
+        .library(name: "MiniAppHost", targets: ["MiniAppHost"]),
         .library(name: "MiniAppTestSupport", targets: ["MiniAppTestSupport"]),
     ],
     dependencies: [
@@ -90,18 +92,23 @@ let package = Package(
         .executableTarget(
             name: "miniapp",
             dependencies: [
-                "MiniAppJail", "MiniAppPackages", "MiniAppDaemon", "MiniAppBroker",
+                "MiniAppJail", "MiniAppPackages", "MiniAppDaemon", "MiniAppBroker", "MiniAppControl",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
 
         // MARK: SDK for Swift mini-programs (JS and Python SDKs live in Sources/SDK)
         .target(name: "MiniAppBridgeSDK", dependencies: ["MiniAppJSON"], swiftSettings: strict),
+        // MARK: host SDK: the control API for host runtimes; nothing daemon-internal
+        .target(name: "MiniAppHost", dependencies: ["MiniAppJSON"], swiftSettings: strict),
+        // The blocking ControlClient of the CLI and tests, a facade over MiniAppHost with MiniAppError.
+        .target(name: "MiniAppControl", dependencies: ["MiniAppHost", "MiniAppJSON", "MiniAppModel"], swiftSettings: strict),
 
         // MARK: fuzz targets (libFuzzer when built with -sanitize=fuzzer; corpus replay otherwise)
         .target(name: "CFuzzSupport", path: "Sources/CFuzzSupport"),
         .target(name: "FuzzSupport", dependencies: ["CFuzzSupport"], path: "Sources/FuzzSupport"),
         .executableTarget(name: "fuzz-json", dependencies: ["FuzzSupport", "MiniAppJSON"], path: "Sources/Fuzz/json"),
+        .executableTarget(name: "fuzz-host", dependencies: ["FuzzSupport", "MiniAppHost", "MiniAppJSON"], path: "Sources/Fuzz/host"),
         .executableTarget(
             name: "fuzz-bridge", dependencies: ["FuzzSupport", "MiniAppJSON", "MiniAppModel", "MiniAppBroker"],
             path: "Sources/Fuzz/bridge"),
@@ -125,14 +132,14 @@ let package = Package(
         // MARK: tests
         .target(
             name: "MiniAppTestSupport",
-            dependencies: ["MiniAppModel", "MiniAppSystem", "MiniAppDaemon"],
+            dependencies: ["MiniAppModel", "MiniAppSystem", "MiniAppDaemon", "MiniAppControl"],
             swiftSettings: strict),
         .testTarget(name: "ModelTests", dependencies: ["MiniAppJSON", "MiniAppModel", "MiniAppTestSupport"]),
         .testTarget(
             name: "DaemonTests",
             dependencies: [
                 "MiniAppDaemon", "MiniAppBroker", "MiniAppJSON", "MiniAppModel", "MiniAppPackages", "MiniAppSystem", "MiniAppTestSupport",
-                .product(name: "Logging", package: "swift-log"),
+                "MiniAppHost", "MiniAppControl", .product(name: "Logging", package: "swift-log"),
             ],
             exclude: ["Fixtures"]),
         // Opens the storage store, acknowledges storage.set on stdout, and is SIGKILLed by ServiceTests.
@@ -160,7 +167,7 @@ let package = Package(
         .executableTarget(name: "bench-jail", dependencies: ["MiniAppJail", "MiniAppModel", "MiniAppSystem"], path: "Sources/Bench/jail", swiftSettings: strict),
         .target(name: "BenchSupport", dependencies: ["MiniAppJSON", "MiniAppSystem"], path: "Sources/Bench/support", swiftSettings: strict),
         .executableTarget(
-            name: "bench-daemon", dependencies: ["BenchSupport", "MiniAppJSON", "MiniAppSystem"], path: "Sources/Bench/daemon",
+            name: "bench-daemon", dependencies: ["BenchSupport", "MiniAppHost", "MiniAppJSON", "MiniAppSystem"], path: "Sources/Bench/daemon",
             swiftSettings: strict),
         .executableTarget(
             name: "bench-runtimes", dependencies: ["BenchSupport", "MiniAppJSON", "MiniAppSystem"], path: "Sources/Bench/runtimes",

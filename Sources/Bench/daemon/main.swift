@@ -7,7 +7,8 @@
 //   launch.pool        the same with a warm jail waiting (the default daemon, spawner_warm.c)
 //   resume.warm        programs.resume of a suspended worker → its next Bridge reply
 //   bridge.rtt         one storage.get round trip timed inside a jailed worker
-//   bridge.rtt.host    one ui.toast round trip (worker → daemon → this process as host → back)
+//   bridge.rtt.host    one ui.toast round trip (worker → daemon → this process as host, through
+//                      the MiniAppHost library → back)
 //   bridge.throughput  storage.get calls/s summed over 8 jailed workers, pipelined
 //   daemon.rss_idle    the RSS (KiB, in the throughput column) of a freshly started daemon with N idle workers
 //
@@ -17,8 +18,9 @@
 // the host runtime: it holds the control connection, serves `ui.toast` as host provider and
 // reads the workers' reports from it. Prints `RESULT|name|p50|p99|p999|throughput|unit|notes`.
 import Foundation
-import Glibc
 import BenchSupport
+import Glibc
+import MiniAppHost
 import MiniAppJSON
 import MiniAppSystem
 
@@ -84,96 +86,96 @@ let work = FileManager.default.temporaryDirectory.appendingPathComponent("bench-
 
 // MARK: the host side of the control connection
 
-/// A blocking control connection: requests with ids, and `bridge.call` requests from the
-/// daemon (the workers' ui.toast), which `nextToast` returns.
-final class Host {
-    let fd: Int32
-    var buf: [UInt8] = []
-    var id = 0
-    var toasts: [JSONObject] = []
-    var exited: Set<String> = []
+/// The bench as a host runtime, on the MiniAppHost library: blocking control calls, and the
+/// workers' `ui.toast` calls served as host provider. The rtt.host samples (`message: "x"`) are
+/// answered at once by the handler; every other toast waits in `toasts` for the bench's
+/// `answer` (resume.warm answers while the worker is frozen).
+final class Host: @unchecked Sendable {
+    typealias Reply = CheckedContinuation<JSONValue, Never>
+    let client: HostClient
+    private let cond = NSCondition()
+    private var toasts: [(Reply, JSONObject)] = []
+    private var exited: Set<String> = []
 
     /// Connects, retrying for up to 10 s while the daemon starts; nil if it never answers.
     init?(socket: String) {
+        var options = HostOptions()
+        options.reconnect = false
+        options.callTimeoutMillis = 600_000
+        var connected: HostClient?
+        let box = ExitBox()
+        options.onMessage = { m in
+            if m["method"]?.stringValue == "program.exited", let w = m["params"]?["workerId"]?.stringValue { box.add(w) }
+        }
         for _ in 0..<400 {
-            if let c = try? UnixSocket.connect(path: socket) { fd = c.take(); return }
+            if let c = try? HostClient(path: socket, options: options) { connected = c; break }
             usleep(25_000)
         }
-        return nil
+        guard let connected else { return nil }
+        client = connected
+        box.host = self
     }
 
-    func write(_ v: JSONValue) {
-        var line = v.serialized()
-        line.append(10)
-        var off = 0
-        while off < line.count {
-            let n = line[off...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-            precondition(n > 0, "control socket write failed")
-            off += n
-        }
-    }
-
-    func readMessage() -> JSONObject {
-        while true {
-            if let nl = buf.firstIndex(of: 10) {
-                let line = Array(buf[..<nl])
-                buf.removeSubrange(...nl)
-                return try! JSONValue.parse(line, options: .strict).objectValue!
-            }
-            var chunk = [UInt8](repeating: 0, count: 65536)
-            let n = read(fd, &chunk, chunk.count)
-            precondition(n > 0, "daemon closed the control connection")
-            buf.append(contentsOf: chunk[..<n])
-        }
-    }
-
-    /// Sends a request and returns its result; queues bridge.calls that arrive meanwhile.
+    /// Sends a request and returns its result.
     @discardableResult
-    func call(_ method: String, _ params: JSONValue = [:]) -> JSONValue {
-        id += 1
-        write(["jsonrpc": "2.0", "id": .int(Int64(id)), "method": .string(method), "params": params])
-        while true {
-            let m = readMessage()
-            if m["method"]?.stringValue == "bridge.call" { toasts.append(m); continue }
-            if m["method"] != nil { note(m); continue }
-            guard m["id"]?.intValue == Int64(id) else { continue }
-            if let e = m["error"] { fatalError("\(method) failed: \(e)") }
-            return m["result"] ?? .null
+    func call(_ method: String, _ params: JSONObject = [:]) -> JSONValue {
+        do {
+            return try client.callBlocking(method, params)
+        } catch {
+            fatalError("\(method) failed: \(error)")
         }
     }
 
-    /// The next ui.toast call a worker made: (rpc id, its params).
-    func nextToast() -> (JSONValue, JSONObject) {
-        let m: JSONObject
-        if !toasts.isEmpty {
-            m = toasts.removeFirst()
-        } else {
-            var got: JSONObject?
-            while got == nil {
-                let x = readMessage()
-                if x["method"]?.stringValue == "bridge.call" { got = x } else { note(x) }
+    /// Serves `ui.toast` (see the type's doc).
+    func provideToast() {
+        do {
+            try client.provideBlocking(["ui.toast"]) { [self] call in
+                if call.params["message"] == "x" { return [:] }
+                return await withCheckedContinuation { (c: Reply) in push(c, call.params) }
             }
-            m = got!
+        } catch {
+            fatalError("bridge.provide failed: \(error)")
         }
-        let inner = m["params"]?.objectValue?["params"]?.objectValue ?? [:]
-        return (m["id"]!, inner)
     }
 
-    func note(_ m: JSONObject) {
-        if m["method"]?.stringValue == "program.exited", let w = m["params"]?.objectValue?["workerId"]?.stringValue {
-            exited.insert(w)
-        }
+    private func push(_ reply: Reply, _ params: JSONObject) {
+        cond.lock()
+        toasts.append((reply, params))
+        cond.signal()
+        cond.unlock()
+    }
+
+    /// The next ui.toast call a worker made: (its pending reply, its params).
+    func nextToast() -> (Reply, JSONObject) {
+        cond.lock()
+        defer { cond.unlock() }
+        while toasts.isEmpty { cond.wait() }
+        return toasts.removeFirst()
+    }
+
+    func noteExit(_ workerId: String) {
+        cond.lock()
+        exited.insert(workerId)
+        cond.broadcast()
+        cond.unlock()
     }
 
     /// Waits for `program.exited` of `workerId`.
     func waitExited(_ workerId: String) {
-        while !exited.contains(workerId) {
-            let m = readMessage()
-            if m["method"]?.stringValue == "bridge.call" { toasts.append(m) } else { note(m) }
-        }
+        cond.lock()
+        defer { cond.unlock() }
+        while !exited.contains(workerId) { cond.wait() }
     }
 
-    func answer(_ id: JSONValue) { write(["jsonrpc": "2.0", "id": id, "result": [:]]) }
+    func answer(_ reply: Reply) { reply.resume(returning: [:]) }
+}
+
+/// Routes `program.exited` from the reader thread to the host (set once it exists).
+final class ExitBox: @unchecked Sendable {
+    weak var host: Host?
+
+    /// (No program runs before `host` is set: the bench launches after connecting.)
+    func add(_ w: String) { host?.noteExit(w) }
 }
 
 // MARK: measurements
@@ -361,7 +363,7 @@ let launchProbe = ProcessInfo.processInfo.environment["BENCH_LAUNCH_PROBE"]
         FileHandle.standardError.write(Data("bench-daemon: miniappd never answered on \(work)/control.sock\n".utf8))
         exit(1)
     }
-    host.call("bridge.provide", ["methods": ["ui.toast"]])
+    host.provideToast()
     return (daemon, host)
 }
 
@@ -386,7 +388,7 @@ let pool = launchSamples(host, iterations: n)
 launchRow("launch.pool", pool.samples, warm: pool.warm)
 resumeWarm(host, iterations: n)
 rtt(host, program: "com.bench.w2", mode: "rtt", name: "bridge.rtt", iterations: max(2000, Int(50_000 * scale)), notes: "storage.get timed inside a jailed worker, real storage service, permission check included")
-rtt(host, program: "com.bench.w3", mode: "rtthost", name: "bridge.rtt.host", iterations: max(1000, Int(10_000 * scale)), notes: "ui.toast from a jailed worker, answered by a host provider process")
+rtt(host, program: "com.bench.w3", mode: "rtthost", name: "bridge.rtt.host", iterations: max(1000, Int(10_000 * scale)), notes: "ui.toast from a jailed worker, answered by a host provider process through the MiniAppHost library")
 throughput(host, seconds: max(1, Int(3 * scale)), depth: 16)
 stopDaemon(daemon)
 // Memory on a fresh daemon (the one above has the heap the rows before grew): what idle workers
