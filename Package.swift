@@ -172,8 +172,12 @@ let package = Package(
 
         // MARK: benchmarks
         .executableTarget(name: "bench-jail", dependencies: ["MiniAppJail", "MiniAppModel", "MiniAppSystem"], path: "Sources/Bench/jail", swiftSettings: strict),
+        .target(name: "BenchSupport", dependencies: ["MiniAppJSON", "MiniAppSystem"], path: "Sources/Bench/support", swiftSettings: strict),
         .executableTarget(
-            name: "bench-daemon", dependencies: ["MiniAppHost", "MiniAppJSON", "MiniAppSystem"], path: "Sources/Bench/daemon",
+            name: "bench-daemon", dependencies: ["BenchSupport", "MiniAppHost", "MiniAppJSON", "MiniAppSystem"], path: "Sources/Bench/daemon",
+            swiftSettings: strict),
+        .executableTarget(
+            name: "bench-runtimes", dependencies: ["BenchSupport", "MiniAppJSON", "MiniAppSystem"], path: "Sources/Bench/runtimes",
             swiftSettings: strict),
         // Runs inside jails, which have no Swift runtime: linked fully static.
         .executableTarget(

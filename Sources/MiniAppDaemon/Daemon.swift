@@ -108,6 +108,7 @@ public final class Daemon {
         let watch = watchPartners(policyDir)  // before the first read: no edit slips between the two
         let partners = try makePartners(layout: layout, policyDir: policyDir, transport: transport)
         let sdkDir = try layout.materialize(EmbeddedSDK.files, into: layout.sdk)
+        SDKBytecode.compileInBackground(sdkDir: sdkDir, logger: logger)
 
         let services = try makeServices(layout: layout, hostVersion: hostVersion)
         let reactor: Reactor
@@ -125,13 +126,21 @@ public final class Daemon {
             services.shutdown()
             throw MiniAppError(.internal, "cannot start the Bridge broker: \(error)")
         }
+        // Grant changes also reach the prewarmed workers (dropped when their partner's grants change).
+        let grantsChanged = GrantsChangeRelay(initial: partners.grants)
         let simulatorGrants = simulatorMode ? SimulatorGrants { [broker] in broker.updateGrants($0) } : nil
         if let simulatorGrants {
             logger.warning("SIMULATOR MODE: unsigned programs are accepted from directories and loopback URLs (packages.install {dir}/{url}); never run this on a device")
             simulatorGrants.partnersChanged(partners.grants)
-            partners.connect { simulatorGrants.partnersChanged($0) }
+            partners.connect {
+                simulatorGrants.partnersChanged($0)
+                grantsChanged.publish($0)
+            }
         } else {
-            partners.connect { [broker] in broker.updateGrants($0) }
+            partners.connect { [broker] in
+                broker.updateGrants($0)
+                grantsChanged.publish($0)
+            }
         }
         let partnersLog = Logger(label: "miniappd.partners")
         watch?.start {
@@ -160,11 +169,18 @@ public final class Daemon {
             })
         let notify = NotifyRelay()
         let supervisor = Supervisor(
-            settings: supervisorSettings(sdkDir: sdkDir), ids: try WorkerIDAllocator(path: layout.workerSequence),
+            settings: supervisorSettings(
+                sdkDir: sdkDir,
+                overridesOf: { [partners] id in
+                    (try? ProgramOverrides.layers(policyDir: policyDir, programId: id, partners: partners.partners))?.map(\.1)
+                }), ids: try WorkerIDAllocator(path: layout.workerSequence),
             spawner: jail, resolver: store, bridge: brokerBinding, notify: { m, p in notify.send(m, p) },
             observeExit: { metrics.exited($0) })
         let updates = try makeUpdates(layout: layout, store: store, transport: transport, supervisor: supervisor, metrics: metrics, notify: notify)
-        store.connect(isRunning: { supervisor.isRunning(programId: $0) }, updates: updates)
+        store.connect(
+            isRunning: { supervisor.isRunning(programId: $0) }, packageChanged: { supervisor.dropPrewarmed(programId: $0) },
+            updates: updates)
+        grantsChanged.connect { supervisor.dropPrewarmed(partners: $0) }
         supervisor.observeEnds { updates.workerEnded($0) }
         supervisor.observeStarts { updates.workerStarted($0, version: $1) }
 
@@ -260,7 +276,7 @@ public final class Daemon {
         }
     }
 
-    private func supervisorSettings(sdkDir: String) -> SupervisorSettings {
+    private func supervisorSettings(sdkDir: String, overridesOf: @escaping @Sendable (String) -> [PolicyOverride]?) -> SupervisorSettings {
         var s = SupervisorSettings()
         s.maxWorkers = config.maxWorkers
         s.maxRestarts = config.maxRestarts
@@ -268,6 +284,10 @@ public final class Daemon {
         s.idleTimeoutSeconds = config.idleTimeoutSeconds
         s.stopGraceMillis = config.stopGraceMillis
         s.sdkDir = sdkDir
+        s.prewarmMaxWorkers = config.prewarmMaxWorkers
+        s.prewarmMaxMemoryBytes = Int64(config.prewarmMaxMemoryMiB) << 20
+        s.prewarmRecent = config.prewarmRecent
+        s.overridesOf = overridesOf
         return s
     }
 

@@ -491,6 +491,43 @@ Object.defineProperty(globalThis, 'MiniAppBridge', {
   enumerable: false,
   configurable: false,
 });
+
+// A prewarmed worker (MINIAPP_PREWARM=1, made by miniappd ahead of the program's launch): node
+// and the SDK are loaded; the program's entry point runs only once the daemon releases the
+// worker with the event `lifecycle.launch` ({"args": [...]}), whose args are appended to
+// process.argv. The preload blocks here, before node loads the entry point; it reads the socket
+// one byte at a time so that nothing after the event's line is taken from the program's Bridge.
+if (process.env.MINIAPP_PREWARM === '1') {
+  delete process.env.MINIAPP_PREWARM;
+  const fs = require('fs');
+  const fd = Number.parseInt(process.env.MINIAPP_BRIDGE_FD || '3', 10);
+  const one = Buffer.alloc(1);
+  const readLine = () => {
+    const bytes = [];
+    for (;;) {
+      let n;
+      try { n = fs.readSync(fd, one, 0, 1, null); } catch (err) {
+        if (err.code === 'EAGAIN' || err.code === 'EINTR') { Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1); continue; }
+        throw err;
+      }
+      if (n === 0) return null;
+      if (one[0] === 10) return Buffer.from(bytes).toString('utf8');
+      bytes.push(one[0]);
+    }
+  };
+  for (;;) {
+    const line = readLine();
+    if (line === null) process.exit(0);  // the daemon dropped this worker before its launch
+    let msg;
+    try { msg = JSON.parse(line); } catch (_) { continue; }
+    const p = msg && msg.method === 'event' && msg.params;
+    if (p && p.name === 'lifecycle.launch') {
+      const args = (p.data && Array.isArray(p.data.args) ? p.data.args : []).filter((a) => typeof a === 'string');
+      process.argv.push(...args);
+      break;
+    }
+  }
+}
 """####),
         ("python/miniapp_bridge.py", ####"""
 """MiniAppBridge for Python mini-programs: JSON-RPC 2.0 over the Bridge socket (fd 3,
@@ -530,13 +567,18 @@ newline-delimited JSON; see spec/bridge-protocol.md).
 - The fd comes from ``MINIAPP_BRIDGE_FD`` (default 3).
 """
 
-import asyncio
+# Start-up cost is a program's launch time: this module imports only what is built into the
+# interpreter or already loaded by its own start (measured with `python3 -X importtime`).
+# asyncio (ssl, concurrent.futures, logging, inspect: ~20 ms of CPU) and socket are imported
+# where the awaitable API first runs; the blocking Bridge reads and writes the fd with os and
+# select, locks with _thread (threading pulls in functools and collections), and speaks JSON
+# through json's own C accelerator _json (the json package compiles regular expressions and
+# builds enums at import: ~7 ms, more than the interpreter's whole start), falling back to json
+# where _json is missing.
+import _thread
 import itertools
-import json
 import os
 import select
-import socket
-import threading
 
 __all__ = ["BridgeError", "Bridge", "AsyncBridge", "call", "on_event", "poll_events", "default_bridge", "aio"]
 
@@ -576,6 +618,88 @@ def _closed():
 DEFAULT_MAX_BYTES = 1 << 20
 
 
+def _json_codec():
+    """(dumps, loads) for the wire: compact, ASCII-only, no NaN; loads refuses trailing data."""
+    try:
+        import _json
+
+        def no_default(o):
+            raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
+
+        encode = _json.make_encoder(
+            {}, no_default, _json.encode_basestring_ascii, None, ":", ",", False, False, False)
+
+        class _Context:  # what _json's scanner reads from json.JSONDecoder
+            strict = True
+            object_hook = None
+            object_pairs_hook = None
+            parse_float = float
+            parse_int = int
+            memo = {}
+
+            @staticmethod
+            def parse_constant(name):
+                raise ValueError(f"{name} is not JSON")
+
+        scan = _json.make_scanner(_Context())
+    except (ImportError, AttributeError, TypeError):
+        import json
+        return (lambda o: json.dumps(o, separators=(",", ":"), allow_nan=False),
+                json.loads)
+
+    def dumps(o):
+        return "".join(encode(o, 0))
+
+    def loads(raw):
+        text = raw.decode("utf-8") if isinstance(raw, (bytes, bytearray)) else raw
+        text = text.strip(" \t\r\n")
+        try:
+            value, end = scan(text, 0)
+        except StopIteration:
+            raise ValueError("not JSON") from None
+        if end != len(text):
+            raise ValueError("extra data after the JSON value")
+        return value
+
+    return dumps, loads
+
+
+_dumps, _loads = _json_codec()
+
+
+class _Condition:
+    """threading.Condition's acquire/release/wait/notify_all, on _thread locks."""
+
+    def __init__(self):
+        self._lock = _thread.allocate_lock()
+        self._waiters = []
+        self.acquire = self._lock.acquire
+        self.release = self._lock.release
+
+    def __enter__(self):
+        self._lock.acquire()
+        return self
+
+    def __exit__(self, *exc):
+        self._lock.release()
+
+    def wait(self):
+        """Releases the lock until notify_all, then takes it again (the caller holds it)."""
+        waiter = _thread.allocate_lock()
+        waiter.acquire()
+        self._waiters.append(waiter)
+        self._lock.release()
+        try:
+            waiter.acquire()
+        finally:
+            self._lock.acquire()
+
+    def notify_all(self):
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            waiter.release()
+
+
 def _env_max_bytes():
     """The message limit the daemon announced (MINIAPP_BRIDGE_MAX_BYTES), else 1 MiB."""
     try:
@@ -598,7 +722,7 @@ def _encode(request_id, method, params, max_bytes):
         request["params"] = params
     try:
         # ensure_ascii keeps the line free of raw U+2028/U+2029; allow_nan=False: JSON has no NaN.
-        line = json.dumps(request, separators=(",", ":"), allow_nan=False).encode()
+        line = _dumps(request).encode()
     except (TypeError, ValueError) as err:
         raise BridgeError("INVALID_PARAMS", f"params are not serializable: {err}", -32602) from None
     if len(line) > max_bytes:
@@ -613,7 +737,7 @@ def _encode(request_id, method, params, max_bytes):
 class _Events:
     def __init__(self):
         self._listeners = {}
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
 
     def add(self, name, callback):
         with self._lock:
@@ -641,11 +765,11 @@ class Bridge:
             fd = int(os.environ.get("MINIAPP_BRIDGE_FD", "3"))
         self.max_bytes = max_bytes or _env_max_bytes()
         self._pending = set()
-        self._sock = socket.socket(fileno=fd)
-        self._sock.setblocking(True)
+        self._fd = fd
+        os.set_blocking(fd, True)
         self._ids = itertools.count(1)
-        self._send_lock = threading.Lock()
-        self._cond = threading.Condition()
+        self._send_lock = _thread.allocate_lock()
+        self._cond = _Condition()
         self._results = {}
         self._reading = False
         self._closed = False
@@ -661,7 +785,7 @@ class Bridge:
             self._pending.add(request_id)
         with self._send_lock:
             try:
-                self._sock.sendall(line)
+                self._write_all(line)
             except OSError:
                 with self._cond:
                     self._pending.discard(request_id)
@@ -688,7 +812,7 @@ class Bridge:
             self._reading = True
         events = []
         try:
-            ready, _, _ = select.select([self._sock], [], [], timeout)
+            ready, _, _ = select.select([self._fd], [], [], timeout)
             if ready:
                 events = self._read_once()
         finally:
@@ -738,7 +862,7 @@ class Bridge:
     def _read_once(self):
         """One recv: stores replies, returns the event params received (not yet dispatched)."""
         try:
-            chunk = self._sock.recv(65536)
+            chunk = os.read(self._fd, 65536)
         except OSError:
             chunk = b""
         if not chunk:
@@ -758,8 +882,8 @@ class Bridge:
         if not raw.strip():
             return None
         try:
-            message = json.loads(raw)
-        except ValueError:
+            message = _loads(raw)
+        except (ValueError, UnicodeDecodeError, RecursionError):
             return None
         if not isinstance(message, dict):
             return None
@@ -777,8 +901,17 @@ class Bridge:
             return message.get("params")
         return None
 
+    def fileno(self):
+        """The Bridge socket's file descriptor."""
+        return self._fd
+
+    def _write_all(self, data):
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view):]
+
     def close(self):
-        self._sock.close()
+        os.close(self._fd)
 
 
 class AsyncBridge:
@@ -798,10 +931,12 @@ class AsyncBridge:
         self._start_lock = None
 
     async def _start(self):
+        import asyncio  # here, not at the top: see the imports
         if self._start_lock is None:
             self._start_lock = asyncio.Lock()
         async with self._start_lock:
             if self._writer is None:
+                import socket
                 sock = socket.socket(fileno=self._fd)
                 reader, self._writer = await asyncio.open_unix_connection(sock=sock, limit=2 ** 21)
                 self._reader_task = asyncio.get_running_loop().create_task(self._read_loop(reader))
@@ -813,8 +948,8 @@ class AsyncBridge:
                 if not raw:
                     break
                 try:
-                    message = json.loads(raw)
-                except ValueError:
+                    message = _loads(raw)
+                except (ValueError, UnicodeDecodeError, RecursionError):
                     continue
                 if not isinstance(message, dict):
                     continue
@@ -842,6 +977,7 @@ class AsyncBridge:
         await self._start()
         if self._reader_task.done():
             raise _closed()
+        import asyncio  # loaded by _start already
         future = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
         try:
@@ -870,7 +1006,7 @@ class AsyncBridge:
 
 _default = None
 _default_async = None
-_default_lock = threading.Lock()
+_default_lock = _thread.allocate_lock()
 
 
 def _both_defaults():
@@ -945,6 +1081,82 @@ def poll_events(timeout=None):
 # mock` and `import miniapp_bridge.mock` work while this file stays one importable module, and
 # programs that never import the mock never load it.
 __path__ = [os.path.join(os.path.dirname(os.path.abspath(__file__)), "miniapp_bridge.parts")]
+"""####),
+        ("python/miniapp_loader.py", ####"""
+"""The prewarm loader for Python mini-programs (the daemon runs it, never a program):
+
+    python3 -s -B /sdk/python/miniapp_loader.py /app/main.py      (MINIAPP_PREWARM=1)
+
+A prewarmed worker is made ahead of its program's launch: the interpreter starts and the SDK is
+imported here, then this loader blocks on the Bridge until the daemon releases the worker with
+the event ``lifecycle.launch`` (``{"args": [...]}``), and only then runs the program's entry
+point as ``__main__`` with ``sys.argv = [entry] + args`` and ``sys.path[0]`` its directory, as
+``python3 /app/main.py args…`` would. Exactly the event's line is read from the socket: anything
+after it is left for the program's Bridge.
+"""
+
+import os
+import pkgutil  # noqa: F401  (runpy.run_path imports it: ~8 ms of CPU after the launch otherwise)
+import runpy
+import socket
+import sys
+
+import miniapp_bridge  # noqa: F401  (loaded now: that is what prewarming is for)
+
+LAUNCH_EVENT = "lifecycle.launch"
+
+
+def _read_line(sock):
+    """One line from the socket (without its newline), consuming nothing after it; None on EOF."""
+    line = b""
+    while True:
+        peek = sock.recv(65536, socket.MSG_PEEK)
+        if not peek:
+            return None
+        nl = peek.find(b"\n")
+        if nl >= 0:
+            return line + sock.recv(nl + 1)[:-1]
+        line += sock.recv(len(peek))
+
+
+def await_launch(fd):
+    """Blocks until the daemon's launch event; returns its args. Exits quietly when the daemon
+    closes the Bridge first (the prewarmed worker was dropped)."""
+    import json
+
+    sock = socket.socket(fileno=fd)
+    try:
+        while True:
+            raw = _read_line(sock)
+            if raw is None:
+                sys.exit(0)
+            try:
+                message = json.loads(raw)
+            except ValueError:
+                continue
+            if not isinstance(message, dict):
+                continue
+            params = message.get("params")
+            if message.get("method") == "event" and isinstance(params, dict) and params.get("name") == LAUNCH_EVENT:
+                args = (params.get("data") or {}).get("args") or []
+                return [a for a in args if isinstance(a, str)]
+    finally:
+        sock.detach()  # the fd stays open for the program's Bridge
+
+
+def main():
+    if len(sys.argv) < 2:
+        sys.exit("usage: miniapp_loader.py ENTRY (run by miniappd for prewarmed workers)")
+    entry = sys.argv[1]
+    args = await_launch(int(os.environ.get("MINIAPP_BRIDGE_FD", "3")))
+    os.environ.pop("MINIAPP_PREWARM", None)
+    sys.argv = [entry] + args
+    sys.path[0] = os.path.dirname(entry)
+    runpy.run_path(entry, run_name="__main__")
+
+
+if __name__ == "__main__":
+    main()
 """####),
         ("python/miniapp_bridge.parts/mock.py", ####"""
 """An in-process mock of miniapp_bridge for unit tests: the same rules file as

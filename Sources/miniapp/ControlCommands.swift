@@ -8,7 +8,7 @@ import MiniAppSystem
 /// The control-API verbs (spec/cli-and-config.md): `miniapp --socket PATH VERB …`.
 enum ControlCommands {
     static let all: [any ParsableCommand.Type] = [
-        Install.self, Launch.self, PS.self, Stop.self, Suspend.self, Resume.self, Inspect.self, Top.self,
+        Install.self, Launch.self, Prewarm.self, PS.self, Stop.self, Suspend.self, Resume.self, Inspect.self, Top.self,
         Packages.self, Info.self, Send.self, Updates.self, Restart.self,
     ]
 }
@@ -92,6 +92,17 @@ extension ControlCommands {
             if !args.isEmpty { params["args"] = .array(args.map { .string($0) }) }
             let r = try failing { try socket.client().call("programs.launch", params) }
             print("\(r["workerId"]?.stringValue ?? "?") pid=\(r["pid"]?.intValue ?? 0) \(id) \(r["version"]?.stringValue ?? "")")
+        }
+    }
+
+    struct Prewarm: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Prewarm a node or Python program: its worker is made now and held before the program's code runs; the next launch of ID releases it.")
+        @OptionGroup var socket: SocketOptions
+        @Argument(help: "Program id.") var id: String
+        func run() throws {
+            let r = try failing { try socket.client().call("programs.prewarm", ["id": .string(id)]) }
+            print("\(r["workerId"]?.stringValue ?? "?") pid=\(r["pid"]?.intValue ?? 0) \(id) \(r["version"]?.stringValue ?? "") prewarmed=\(r["prewarmed"]?.boolValue ?? false)")
         }
     }
 

@@ -27,7 +27,7 @@ import Testing
         bridge.call("emit", {"name": "other", "data": {"version": "x"}})
         bridge.call("emit", {"name": "update.ready", "data": {"version": "2.0.0"}})
         async def main():
-            b = bridge.AsyncBridge(fd=bridge.default_bridge()._sock.fileno())
+            b = bridge.AsyncBridge(fd=bridge.default_bridge().fileno())
             b.on_update_ready(lambda d: got.append("aio " + d["version"]))
             await b.call("emit", {"name": "update.ready", "data": {"version": "3.0.0"}})
         asyncio.run(main())

@@ -18,6 +18,7 @@
 // the host runtime: it holds the control connection, serves `ui.toast` as host provider and
 // reads the workers' reports from it. Prints `RESULT|name|p50|p99|p999|throughput|unit|notes`.
 import Foundation
+import BenchSupport
 import Glibc
 import MiniAppHost
 import MiniAppJSON
@@ -286,7 +287,7 @@ let launchProbe = ProcessInfo.processInfo.environment["BENCH_LAUNCH_PROBE"]
         host.answer(id)
         if let c = p["count"]?.doubleValue { total += c; reports += 1 }
     }
-    row("bridge.throughput", (0, 0, 0), total / Double(seconds), "calls/s", "storage.get summed over 8 jailed workers, \(depth) in flight each, real SQLite-backed storage service")
+    benchValueRow("bridge.throughput", total / Double(seconds), "calls/s", "storage.get summed over 8 jailed workers, \(depth) in flight each, real SQLite-backed storage service")
 }
 
 @MainActor func idleRSS(_ host: Host, daemonPid: Int32) {
@@ -297,7 +298,7 @@ let launchProbe = ProcessInfo.processInfo.environment["BENCH_LAUNCH_PROBE"]
     }
     usleep(500_000)
     let after = rssKiB(daemonPid)
-    row("daemon.rss_idle", (0, 0, 0), Double(after), "KiB", "VmRSS of a fresh miniappd with \(idleWorkers) idle workers (\(before) KiB with none)")
+    benchValueRow("daemon.rss_idle", Double(after), "KiB", "VmRSS of a fresh miniappd with \(idleWorkers) idle workers (\(before) KiB with none)")
     for id in ids { host.call("programs.stop", ["workerId": id, "graceMillis": 200]) }
 }
 

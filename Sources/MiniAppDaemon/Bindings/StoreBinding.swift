@@ -15,6 +15,7 @@ final class StoreBinding: ProgramResolver, PackageControl, UpdateStaging {
     let store: PackageStore
     private let dataRoot: String
     private let running = Mutex<(@Sendable (String) -> Bool)?>(nil)
+    private let changed = Mutex<(@Sendable (String) -> Void)?>(nil)
     private let updates = Mutex<UpdateService?>(nil)
     /// A simulator daemon's grants of simulated programs (nil: not a simulator).
     let simulatorGrants: SimulatorGrants?
@@ -25,13 +26,23 @@ final class StoreBinding: ProgramResolver, PackageControl, UpdateStaging {
         self.dataRoot = dataRoot
     }
 
-    /// Wires the supervisor's running check and the update flow.
-    func connect(isRunning: @escaping @Sendable (String) -> Bool, updates service: UpdateService) {
+    /// Wires the supervisor's running check, what a package change of a program must drop (its
+    /// prewarmed worker), and the update flow.
+    func connect(
+        isRunning: @escaping @Sendable (String) -> Bool, packageChanged: @escaping @Sendable (String) -> Void = { _ in },
+        updates service: UpdateService
+    ) {
         running.withLock { $0 = isRunning }
+        changed.withLock { $0 = packageChanged }
         updates.withLock { $0 = service }
     }
 
     private func isRunning(_ id: String) -> Bool { running.withLock { $0 }?(id) ?? false }
+
+    /// A package of `id` was added, staged, rolled back or removed (rollback and removal: before
+    /// and after the change). A prewarm racing the change is caught when its worker is
+    /// released: the release compares the program it was made from with the one resolved then.
+    private func packageChanged(_ id: String) { changed.withLock { $0 }?(id) }
 
     // MARK: ProgramResolver
 
@@ -78,7 +89,7 @@ final class StoreBinding: ProgramResolver, PackageControl, UpdateStaging {
         } catch {
             throw Self.installError(error)
         }
-        return Self.installed(added)
+        return installed(added)
     }
 
     /// `packages.install {dir}` / `{url}` (simulator mode): an unsigned program, checked as a
@@ -95,7 +106,7 @@ final class StoreBinding: ProgramResolver, PackageControl, UpdateStaging {
             throw MiniAppError(.invalidParams, "packages.install needs params.path (a signed zip), or in simulator mode params.dir or params.url")
         }
         do {
-            return Self.installed(try store.addSimulated(source) { [self] id in isRunning(id) })
+            return installed(try store.addSimulated(source) { [self] id in isRunning(id) })
         } catch {
             throw Self.installError(error)
         }
@@ -122,7 +133,7 @@ final class StoreBinding: ProgramResolver, PackageControl, UpdateStaging {
         } catch {
             throw Self.installError(error)
         }
-        return Self.installed(added)
+        return installed(added)
     }
 
     /// Reads the package of `source`. A path is opened as the peer would open it; every reason
@@ -147,8 +158,9 @@ final class StoreBinding: ProgramResolver, PackageControl, UpdateStaging {
         }
     }
 
-    private static func installed(_ added: (id: String, outcome: InstallOutcome)) -> JSONValue {
+    private func installed(_ added: (id: String, outcome: InstallOutcome)) -> JSONValue {
         let (id, outcome) = added
+        packageChanged(id)
         switch outcome {
         case .activated(let v): return ["id": .string(id), "version": .string(v.text), "active": true]
         case .staged(let v): return ["id": .string(id), "version": .string(v.text), "active": false]
@@ -173,6 +185,8 @@ final class StoreBinding: ProgramResolver, PackageControl, UpdateStaging {
     }
 
     func rollback(id: String) throws(MiniAppError) -> JSONValue {
+        packageChanged(id)
+        defer { packageChanged(id) }
         do {
             let v = try store.rollback(id)
             return ["id": .string(id), "active": .string(v.text)]
@@ -182,6 +196,8 @@ final class StoreBinding: ProgramResolver, PackageControl, UpdateStaging {
     }
 
     func remove(id: String) throws(MiniAppError) {
+        packageChanged(id)
+        defer { packageChanged(id) }
         do { try store.remove(id) } catch { throw Self.controlError(error, id: id) }
     }
 

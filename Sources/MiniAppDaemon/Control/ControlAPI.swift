@@ -154,7 +154,7 @@ public final class ControlAPI: Sendable {
     /// The methods served (anything else is METHOD_NOT_FOUND).
     public static let methods: Set<String> = [
         "daemon.info", "packages.install", "packages.list", "packages.rollback", "packages.remove", "programs.launch",
-        "programs.suspend", "programs.resume", "programs.stop", "programs.list", "programs.send", "bridge.provide",
+        "programs.suspend", "programs.resume", "programs.stop", "programs.list", "programs.send", "programs.prewarm", "bridge.provide",
         "session.set", "inspector.subscribe", "permissions.refresh", "updates.check", "auth.keys",
         "programs.restart", "updates.status",
     ]
@@ -209,7 +209,8 @@ public final class ControlAPI: Sendable {
         case "programs.resume":
             try supervisor.resume(try Params.string(p, "workerId"))
             return [:]
-        case "programs.list": return ["workers": .array(supervisor.list())]
+        case "programs.list": return ["workers": .array(supervisor.list()), "prewarmed": .array(supervisor.prewarmedList())]
+        case "programs.prewarm": return try supervisor.prewarm(try Params.string(p, "id"))
         case "programs.send":
             try supervisor.send(try Params.string(p, "workerId"), name: try Params.string(p, "name"), data: p["data"] ?? [:])
             return [:]

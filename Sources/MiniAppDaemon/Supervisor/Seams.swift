@@ -95,7 +95,7 @@ public protocol WorkerSpawner: Sendable {
 }
 
 /// An installed program ready to launch (bound to MiniAppPackages' store).
-public struct LaunchableProgram: Sendable {
+public struct LaunchableProgram: Sendable, Equatable {
     /// Program id.
     public var id: String
     /// Active version.

@@ -13,6 +13,12 @@ extension Supervisor {
                 if s.byProgram[w.program.id] == workerId { s.byProgram[w.program.id] = nil }
                 return (w, s.shuttingDown && s.isDrained)
             }
+            // A prewarmed worker that died (or was evicted, dropped, or killed at shutdown)
+            // before any launch took it: the program never ran, nothing to report or restart.
+            if let programId = s.prewarmed.first(where: { $0.value.workerId == workerId })?.key {
+                s.prewarmed[programId] = nil
+                return (nil, s.shuttingDown && s.isDrained)
+            }
             // Not registered yet: its launch is between spawn and registration. Park the exit
             // there; `register` reports it instead of entering a dead worker in the table.
             if let programId = s.launching.first(where: { $0.value.workerId == workerId })?.key {
@@ -20,7 +26,10 @@ extension Supervisor {
             }
             return (nil, false)
         }
-        guard let worker else { return }
+        guard let worker else {
+            if finished { drained.signal() }
+            return
+        }
         report(worker, exit)
         // Only now: shutdown closes the control connections when it wakes, and this worker's
         // program.exited must already be queued on them.
@@ -43,6 +52,7 @@ extension Supervisor {
         for observer in endObservers.withLock({ $0 }) { observer(ended) }
         for waiter in w.stopWaiters { waiter(info.status) }
         if w.stopReason == nil { considerRestart(w, info) }
+        prewarmAgainIfRecent(w, info)
     }
 
     /// A limit the jail enforced (OOM, wall clock) wins over our stop request: it is what

@@ -60,6 +60,14 @@ public struct DaemonConfig: Sendable, Equatable {
     public var rollbackWindowSeconds = 60
     /// Built-in service settings (quotas, net.request limits, …), passed through to the services.
     public var services: JSONObject = [:]
+    /// `prewarm.maxWorkers`: prewarmed workers held at most (`programs.prewarm`); 0 = prewarm off.
+    public var prewarmMaxWorkers = 4
+    /// `prewarm.maxMemoryMiB`: memory all prewarmed workers may use together; over it the least
+    /// recently used are stopped.
+    public var prewarmMaxMemoryMiB = 256
+    /// `prewarm.recent`: after a node or Python program's worker exits cleanly, prewarm it again
+    /// for its next launch (within the same budget).
+    public var prewarmRecent = false
 
     /// The embedded defaults.
     public init() {}
@@ -105,8 +113,21 @@ public struct DaemonConfig: Sendable, Equatable {
         case "services":
             guard let o = v.objectValue else { throw ConfigError(field: key, problem: "must be an object") }
             services = o
+        case "prewarm": try applyPrewarm(v)
         default:
             throw ConfigError(field: key, problem: "unknown setting (see README \"Configuration\" for the list)")
+        }
+    }
+
+    private mutating func applyPrewarm(_ v: JSONValue) throws(ConfigError) {
+        guard let o = v.objectValue else { throw ConfigError(field: "prewarm", problem: "must be an object") }
+        for (key, x) in o {
+            switch key {
+            case "maxWorkers": prewarmMaxWorkers = try Self.int(x, "prewarm.maxWorkers", 0...1000)
+            case "maxMemoryMiB": prewarmMaxMemoryMiB = try Self.int(x, "prewarm.maxMemoryMiB", 1...1 << 20)
+            case "recent": prewarmRecent = try Self.bool(x, "prewarm.recent")
+            default: throw ConfigError(field: "prewarm.\(key)", problem: "unknown setting (maxWorkers, maxMemoryMiB, recent)")
+            }
         }
     }
 
