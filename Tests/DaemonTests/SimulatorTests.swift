@@ -146,7 +146,9 @@ import Testing
         server.standardError = out
         server.environment = ["PYTHONUNBUFFERED": "1"]
         try server.run()
-        defer { server.terminate(); server.waitUntilExit() }
+        // SIGKILL, not terminate(): a child of this test process may inherit a signal mask with
+        // SIGTERM blocked (the daemon's signal handling blocks it process-wide), and would never exit.
+        defer { kill(server.processIdentifier, SIGKILL); server.waitUntilExit() }
         let lines = LineCollector(out.fileHandleForReading)
         #expect(lines.wait(for: "Serving HTTP on 127.0.0.1 port ", seconds: 20))
         let port = lines.text.components(separatedBy: "port ").dropFirst().first?.split(separator: " ").first.map(String.init) ?? ""
