@@ -113,10 +113,10 @@ public final class JailEventLoop: @unchecked Sendable {
     }
 
     /// The longest the loop sleeps without looking at its timers. A timer added while it sleeps
-    /// wakes it through `wakeFD`; this bound is what remains if that wake is ever lost (another
-    /// part of the process closing a descriptor number twice can close or replace the eventfd),
-    /// so a stop's SIGKILL, a wall-clock limit or the pids watch is late by at most this much,
-    /// never held until some unrelated descriptor becomes ready.
+    /// wakes it through `wakeFD`; this bound is the second line, should that wake ever be lost
+    /// (the eventfd is a plain descriptor number another part of the process could close by
+    /// mistake): a stop's SIGKILL, a wall-clock limit or the pids watch is then late by at most
+    /// this much, never held until some unrelated descriptor becomes ready.
     static let maxSleepMillis: Int32 = 100
 
     private func handle(_ fd: Int32) {
