@@ -59,7 +59,10 @@ struct JailSpawnPathTests {
         if ending == .stop || ending == .wallClock { // the others may already be over
             // Whatever its name is right now (a cgroup made ahead is renamed right after the
             // spawn, under the same lock this read takes).
-            let dirs = Self.v1Dirs(try #require(w.cgroupLocation), jailer)
+            // Read again when the first name is gone: the rename may have come between the read
+            // and the checks (it happens once, so the second read names the final directories).
+            let first = Self.v1Dirs(try #require(w.cgroupLocation), jailer)
+            let dirs = first.allSatisfy(Self.exists) ? first : Self.v1Dirs(try #require(w.cgroupLocation), jailer)
             #expect(dirs.allSatisfy(Self.exists), "the worker's cgroup exists while it runs: \(dirs)")
         }
         let exit = ending == .stop ? await w.stop(grace: 1) : await w.exit
