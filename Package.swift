@@ -24,6 +24,9 @@ let package = Package(
         // Installed beside miniappd: the process that clones every jailed worker (CJail only).
         .executable(name: "miniappd-spawner", targets: ["miniappd-spawner"]),
         .library(name: "MiniAppBridgeSDK", targets: ["MiniAppBridgeSDK"]),
+        // The control API as a library for host runtimes (Python and Node twins in Sources/SDK/host).
+        .library(name: "MiniAppHost", targets: ["MiniAppHost"]),
+        .library(name: "MiniAppBridgeMock", targets: ["MiniAppBridgeMock"]),
         .library(name: "MiniAppTestSupport", targets: ["MiniAppTestSupport"]),
     ],
     dependencies: [
@@ -90,18 +93,26 @@ let package = Package(
         .executableTarget(
             name: "miniapp",
             dependencies: [
-                "MiniAppJail", "MiniAppPackages", "MiniAppDaemon", "MiniAppBroker",
+                "MiniAppJail", "MiniAppPackages", "MiniAppDaemon", "MiniAppBroker", "MiniAppControl", "MiniAppBridgeMock",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
 
         // MARK: SDK for Swift mini-programs (JS and Python SDKs live in Sources/SDK)
         .target(name: "MiniAppBridgeSDK", dependencies: ["MiniAppJSON"], swiftSettings: strict),
+        // MARK: host SDK: the control API for host runtimes; nothing daemon-internal
+        .target(name: "MiniAppHost", dependencies: ["MiniAppJSON"], swiftSettings: strict),
+        // The blocking ControlClient of the CLI and tests, a facade over MiniAppHost with MiniAppError.
+        .target(name: "MiniAppControl", dependencies: ["MiniAppHost", "MiniAppJSON", "MiniAppModel"], swiftSettings: strict),
+        // The mock Bridge (rules file → answers) for unit tests and `miniapp mock-bridge`; the
+        // broker's own framing and codec (MiniAppModel), so the wire is the daemon's.
+        .target(name: "MiniAppBridgeMock", dependencies: ["MiniAppJSON", "MiniAppModel", "MiniAppBridgeSDK"], swiftSettings: strict),
 
         // MARK: fuzz targets (libFuzzer when built with -sanitize=fuzzer; corpus replay otherwise)
         .target(name: "CFuzzSupport", path: "Sources/CFuzzSupport"),
         .target(name: "FuzzSupport", dependencies: ["CFuzzSupport"], path: "Sources/FuzzSupport"),
         .executableTarget(name: "fuzz-json", dependencies: ["FuzzSupport", "MiniAppJSON"], path: "Sources/Fuzz/json"),
+        .executableTarget(name: "fuzz-host", dependencies: ["FuzzSupport", "MiniAppHost", "MiniAppJSON"], path: "Sources/Fuzz/host"),
         .executableTarget(
             name: "fuzz-bridge", dependencies: ["FuzzSupport", "MiniAppJSON", "MiniAppModel", "MiniAppBroker"],
             path: "Sources/Fuzz/bridge"),
@@ -112,9 +123,14 @@ let package = Package(
             path: "Sources/Bench/bridge"),
         .executableTarget(name: "fuzz-zip", dependencies: ["FuzzSupport", "MiniAppPackages", "MiniAppModel"], path: "Sources/Fuzz/zip"),
         .executableTarget(name: "fuzz-manifest", dependencies: ["FuzzSupport", "MiniAppModel"], path: "Sources/Fuzz/manifest"),
+        .executableTarget(
+            name: "fuzz-registry", dependencies: ["FuzzSupport", "MiniAppDaemon", "MiniAppModel"], path: "Sources/Fuzz/registry"),
         .executableTarget(name: "fuzz-policy", dependencies: ["FuzzSupport", "MiniAppJSON", "MiniAppModel"], path: "Sources/Fuzz/policy"),
         .executableTarget(name: "fuzz-specblob", dependencies: ["FuzzSupport", "CJail"], path: "Sources/Fuzz/specblob"),
         .executableTarget(name: "fuzz-spawnrequest", dependencies: ["FuzzSupport", "CJail"], path: "Sources/Fuzz/spawnrequest"),
+        .executableTarget(
+            name: "fuzz-mockrules", dependencies: ["FuzzSupport", "MiniAppBridgeMock", "MiniAppJSON"], path: "Sources/Fuzz/mockrules"),
+        .executableTarget(name: "fuzz-terminal", dependencies: ["FuzzSupport", "MiniAppJSON", "MiniAppModel"], path: "Sources/Fuzz/terminal"),
 
         // MARK: benchmarks
         .executableTarget(
@@ -124,14 +140,14 @@ let package = Package(
         // MARK: tests
         .target(
             name: "MiniAppTestSupport",
-            dependencies: ["MiniAppModel", "MiniAppSystem", "MiniAppDaemon"],
+            dependencies: ["MiniAppModel", "MiniAppSystem", "MiniAppDaemon", "MiniAppControl"],
             swiftSettings: strict),
         .testTarget(name: "ModelTests", dependencies: ["MiniAppJSON", "MiniAppModel", "MiniAppTestSupport"]),
         .testTarget(
             name: "DaemonTests",
             dependencies: [
                 "MiniAppDaemon", "MiniAppBroker", "MiniAppJSON", "MiniAppModel", "MiniAppPackages", "MiniAppSystem", "MiniAppTestSupport",
-                .product(name: "Logging", package: "swift-log"),
+                "MiniAppHost", "MiniAppControl", .product(name: "Logging", package: "swift-log"),
             ],
             exclude: ["Fixtures"]),
         // Opens the storage store, acknowledges storage.set on stdout, and is SIGKILLed by ServiceTests.
@@ -140,7 +156,7 @@ let package = Package(
             path: "Tests/Helpers/storage-crash-helper", swiftSettings: strict),
         .testTarget(
             name: "ServiceTests",
-            dependencies: ["MiniAppBroker", "MiniAppSystem", "MiniAppJSON", "MiniAppModel", "MiniAppBridgeSDK"],
+            dependencies: ["MiniAppBroker", "MiniAppSystem", "MiniAppJSON", "MiniAppModel", "MiniAppBridgeSDK", "MiniAppBridgeMock"],
             exclude: ["Fixtures"]),
         .testTarget(
             name: "BridgeTests",
@@ -157,8 +173,13 @@ let package = Package(
 
         // MARK: benchmarks
         .executableTarget(name: "bench-jail", dependencies: ["MiniAppJail", "MiniAppModel", "MiniAppSystem"], path: "Sources/Bench/jail", swiftSettings: strict),
+        .target(name: "BenchSupport", dependencies: ["MiniAppJSON", "MiniAppSystem"], path: "Sources/Bench/support", swiftSettings: strict),
         .executableTarget(
-            name: "bench-daemon", dependencies: ["MiniAppJSON", "MiniAppSystem"], path: "Sources/Bench/daemon", swiftSettings: strict),
+            name: "bench-daemon", dependencies: ["BenchSupport", "MiniAppHost", "MiniAppJSON", "MiniAppSystem"], path: "Sources/Bench/daemon",
+            swiftSettings: strict),
+        .executableTarget(
+            name: "bench-runtimes", dependencies: ["BenchSupport", "MiniAppJSON", "MiniAppSystem"], path: "Sources/Bench/runtimes",
+            swiftSettings: strict),
         // Runs inside jails, which have no Swift runtime: linked fully static.
         .executableTarget(
             name: "bench-daemon-worker", path: "Sources/Bench/daemon-worker", swiftSettings: strict,

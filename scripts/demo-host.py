@@ -1,69 +1,57 @@
 #!/usr/bin/env python3
-"""A small host runtime for the demo: speaks the control API (spec/control-api.md) over the
-daemon's Unix socket with nothing but the standard library. It sets the user session, serves
-`payment.pay` as a Bridge provider, subscribes to the Bridge Inspector, installs and launches the
-demo program, prints what happens, and returns when the program exits."""
-import json, socket, sys, time
+"""A small host runtime for the demo, on the repo's host library (Sources/HostSDK/python,
+`miniapp_host`): it sets the user session, serves `payment.pay` as a Bridge provider, subscribes
+to the Bridge Inspector, installs and launches the demo program, prints what happens, and
+returns when the program exits."""
+import asyncio
+import os
+import sys
 
-class Control:
-    def __init__(self, path):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(path)
-        self.buf, self.next_id, self.inbox = b"", 1, []
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Sources", "HostSDK", "python"))
+import miniapp_host  # noqa: E402
 
-    def send(self, msg):
-        self.sock.sendall(json.dumps(msg, separators=(",", ":")).encode() + b"\n")
 
-    def read(self):
-        while b"\n" not in self.buf:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise SystemExit("demo-host: the daemon closed the connection")
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\n", 1)
-        return json.loads(line)
+async def pay(call: miniapp_host.Call) -> dict:
+    p = call.params
+    print(f"[host] payment.pay for {call.program['id']} ({call.worker_id}): {p.get('amount')} {p.get('currency')}")
+    return {"transactionId": "tx-demo-1"}
 
-    def call(self, method, params=None):
-        rid = self.next_id; self.next_id += 1
-        self.send({"jsonrpc": "2.0", "id": rid, "method": method, "params": params or {}})
-        while True:
-            msg = self.read()
-            if msg.get("id") == rid and "method" not in msg:
-                if "error" in msg:
-                    raise SystemExit(f"demo-host: {method} failed: {msg['error']}")
-                return msg["result"]
-            self.inbox.append(msg)
 
-    def events(self):
-        while True:
-            yield self.inbox.pop(0) if self.inbox else self.read()
+async def main(sock_path: str, package: str) -> int:
+    host = await miniapp_host.connect(sock_path)
+    try:
+        info = await host.daemon_info()
+        print(f"[host] connected to miniappd {info.get('version')} (mode {info.get('mode')}, cgroups {info.get('cgroups')})")
+        await host.set_session("user-42", {"tier": "gold"})
+        await host.provide(["payment.pay"], pay)
+        notes = host.notifications()  # before the launch: program.exited may come first
+        await host.subscribe_inspector()
+        inst = await host.install(package)
+        print(f"[host] installed {inst['id']} {inst['version']}")
+        launched = await host.launch(inst["id"])
+        print(f"[host] launched {launched['workerId']} pid {launched['pid']}")
+        return await asyncio.wait_for(watch(notes, launched["workerId"]), 60)
+    except asyncio.TimeoutError:
+        print("[host] timed out waiting for the program")
+        return 1
+    except miniapp_host.HostError as e:
+        print(f"[host] {e.code} {e.message}")
+        return 1
+    finally:
+        await host.close()
 
-def main(sock_path, package):
-    c = Control(sock_path)
-    info = c.call("daemon.info")
-    print(f"[host] connected to miniappd {info.get('version')} (mode {info.get('mode')}, cgroups {info.get('cgroups')})")
-    c.call("session.set", {"userId": "user-42", "claims": {"tier": "gold"}})
-    c.call("bridge.provide", {"methods": ["payment.pay"]})
-    c.call("inspector.subscribe", {})
-    inst = c.call("packages.install", {"path": package})
-    print(f"[host] installed {inst['id']} {inst['version']}")
-    launched = c.call("programs.launch", {"id": inst["id"]})
-    print(f"[host] launched {launched['workerId']} pid {launched['pid']}")
-    deadline = time.time() + 60
-    for msg in c.events():
-        method, params = msg.get("method"), msg.get("params", {})
-        if method == "inspector.event":
-            code = f" {params['code']}" if params.get("code") else ""
-            print(f"[inspector] {params['workerId']} {params['method']:<16} {params['decision']}{code} {params['micros']}us")
-        elif method == "bridge.call":
-            inner = params["params"]
-            print(f"[host] payment.pay for {params['program']['id']}: {inner.get('amount')} {inner.get('currency')}")
-            c.send({"jsonrpc": "2.0", "id": msg["id"], "result": {"transactionId": "tx-demo-1"}})
-        elif method == "program.exited":
-            print(f"[host] {params['workerId']} exited: status {params['status']} ({params['reason']})")
-            return 0 if params["status"] == 0 else 1
-        if time.time() > deadline:
-            print("[host] timed out waiting for the program"); return 1
+
+async def watch(notes, worker_id: str) -> int:
+    async for n in notes:
+        p = n.params
+        if n.method == "inspector.event":
+            code = f" {p['code']}" if p.get("code") else ""
+            print(f"[inspector] {p['workerId']} {p['method']:<16} {p['decision']}{code} {p['micros']}us")
+        elif n.method == "program.exited" and p["workerId"] == worker_id:
+            print(f"[host] {p['workerId']} exited: status {p['status']} ({p['reason']})")
+            return 0 if p["status"] == 0 else 1
+    return 1
+
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], sys.argv[2]))
+    sys.exit(asyncio.run(main(sys.argv[1], sys.argv[2])))

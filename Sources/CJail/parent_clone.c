@@ -171,7 +171,37 @@ int cjail_waitid_pidfd(int pidfd, int options, int32_t *code, int32_t *status) {
 
 int cjail_memfd(const char *name) { return memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING); }
 
-int cjail_seal_size(int fd) { return fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0 ? -errno : 0; }
+int cjail_trace_memfd(const char *name) {
+    int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0) return -errno;
+    if (ftruncate(fd, (off_t)(sizeof(uint64_t) * CJAIL_TRACE_SLOTS)) < 0 || fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+#define CJAIL_SPEC_SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL)
+
+int cjail_sealed_memfd(const char *name, const void *data, size_t len) {
+    int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0) return -errno;
+    size_t off = 0;
+    while (off < len) {
+        ssize_t n = write(fd, (const char *)data + off, len - off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) { int e = n < 0 ? errno : EIO; close(fd); return -e; }
+        off += (size_t)n;
+    }
+    if (fcntl(fd, F_ADD_SEALS, CJAIL_SPEC_SEALS) < 0) { int e = errno; close(fd); return -e; }
+    return fd;
+}
+
+int cjail_memfd_is_sealed(int fd) {
+    int seals = fcntl(fd, F_GET_SEALS);
+    return seals >= 0 && (seals & CJAIL_SPEC_SEALS) == CJAIL_SPEC_SEALS;
+}
 
 int cjail_set_thread_name(const char *name) { return prctl(PR_SET_NAME, name, 0, 0, 0); }
 

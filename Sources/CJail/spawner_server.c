@@ -51,7 +51,7 @@ struct request_fds {
 
 /* Warm jails (spawner_warm.c). */
 int spawner_warm_take(int sock, const struct cjail_spawn_request *req, const int *fds, const struct cjail_spec *spec,
-                      const void *blob, size_t blob_len, const struct cjail_check *ck, const int *trees,
+                      size_t blob_len, const struct cjail_check *ck, const int *trees,
                       uint64_t *trace, struct cjail_child *c, int *e, int32_t *step);
 void spawner_warm_make(int sock, const struct cjail_spawn_request *req, const struct cjail_spec *spec, int netns);
 void spawner_warm_discard(int sock);
@@ -163,7 +163,7 @@ static int start(const struct cjail_spawn_request *req, const struct request_fds
     return e;
 }
 
-/* A request's spec: a private copy of the blob, unpacked (the strings point into the copy). */
+/* A request's spec: its sealed blob mapped, unpacked (the strings point into the mapping). */
 struct loaded {
     void *blob;
     size_t len;
@@ -171,7 +171,9 @@ struct loaded {
     uint64_t *trace;
 };
 
-void *spawner_read_blob(int fd, uint64_t len);
+/* The sealed spec memfd mapped (spawner_template.c): 0 or -errno (EPERM: not sealed). */
+int spawner_map_blob(int fd, uint64_t len, void **out);
+void spawner_unmap_blob(void *blob, uint64_t len);
 
 /* A trace memfd whose size is sealed at least as large as the slots. */
 static int trace_usable(int fd) {
@@ -183,10 +185,10 @@ static int trace_usable(int fd) {
 
 static int load(const struct cjail_spawn_request *req, const struct request_fds *rf, struct loaded *l) {
     *l = (struct loaded){NULL, 0, {0}, NULL};
-    l->blob = spawner_read_blob(rf->fd[CJAIL_SPAWN_FD_BLOB], req->blob_len);
-    if (!l->blob) return -EINVAL;
+    int e = spawner_map_blob(rf->fd[CJAIL_SPAWN_FD_BLOB], req->blob_len, &l->blob);
+    if (e) return e;
     l->len = (size_t)req->blob_len;
-    int e = cjail_spec_unpack(l->blob, l->len, &l->spec);
+    e = cjail_spec_unpack(l->blob, l->len, &l->spec);
     if (e) return e;
     if (trace_usable(rf->fd[CJAIL_SPAWN_FD_TRACE])) {
         void *t = mmap(NULL, sizeof(uint64_t) * CJAIL_TRACE_SLOTS, PROT_READ | PROT_WRITE, MAP_SHARED, rf->fd[CJAIL_SPAWN_FD_TRACE], 0);
@@ -200,7 +202,7 @@ static int load(const struct cjail_spawn_request *req, const struct request_fds 
 static void unload(struct loaded *l) {
     cjail_spec_release(&l->spec); /* zeroed, so a no-op, when unpack refused the blob */
     if (l->trace) munmap(l->trace, sizeof(uint64_t) * CJAIL_TRACE_SLOTS);
-    free(l->blob); /* children have their own copies */
+    spawner_unmap_blob(l->blob, l->len); /* children have their own copies */
     l->blob = NULL;
     l->trace = NULL;
 }
@@ -333,16 +335,13 @@ static void serve_spawn(int sock, const struct cjail_spawn_request *req, struct 
     int trees[CJAIL_MAX_TREES] = {-1, -1, -1, -1};
     struct loaded l;
     int e = load(req, rf, &l);
-    if (!e) {
-        /* "Taken": 8 bytes after the blob in its memfd (the daemon reserved them). A daemon
-         * whose reply socket reads EOF (we died) retries a request we never took. */
-        uint64_t taken = 1;
-        (void)pwrite(rf->fd[CJAIL_SPAWN_FD_BLOB], &taken, sizeof taken, (off_t)req->blob_len);
-        e = admit(req, rf, &l, &ck, trees, &step);
-    }
+    /* "Taken" is load's CJAIL_TRACE_SPAWNER_RECEIVED mark in the trace memfd (the daemon
+     * always sends one, its size sealed): a daemon whose reply socket reads EOF (we died)
+     * retries a request we never took. */
+    if (!e) e = admit(req, rf, &l, &ck, trees, &step);
     int warm = 0;
     if (!e && (req->flags & CJAIL_SPAWN_WARM))
-        warm = spawner_warm_take(sock, req, rf->fd, &l.spec, l.blob, l.len, &ck, trees, l.trace, &c, &e, &step);
+        warm = spawner_warm_take(sock, req, rf->fd, &l.spec, l.len, &ck, trees, l.trace, &c, &e, &step);
     if (!e && !warm) e = spawn_cold(req, rf, &l, &c, &step);
     for (int k = 0; k < CJAIL_MAX_TREES; k++)
         if (trees[k] >= 0) close(trees[k]); /* the child has its copy (or the warm jail its own) */

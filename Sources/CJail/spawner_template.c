@@ -47,21 +47,24 @@ struct template {
 static struct template templates[CJAIL_TEMPLATES_MAX];
 static int locked;
 
-void *spawner_read_blob(int fd, uint64_t len) {
+int spawner_map_blob(int fd, uint64_t len, void **out) {
     struct stat st;
-    if (fd < 0 || len == 0 || len > MAX_BLOB || fstat(fd, &st) < 0 || (uint64_t)st.st_size < len) return NULL;
-    /* A private copy (malloc is 16-aligned): the sender keeps its memfd and could rewrite it
-     * after the check; a MAP_PRIVATE mapping would still show its writes to untouched pages. */
-    unsigned char *p = malloc((size_t)len);
-    if (!p) return NULL;
-    size_t off = 0;
-    while (off < len) {
-        ssize_t n = pread(fd, p + off, (size_t)len - off, (off_t)off);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) { free(p); return NULL; }
-        off += (size_t)n;
-    }
-    return p;
+    *out = NULL;
+    if (fd < 0 || len == 0 || len > MAX_BLOB || fstat(fd, &st) < 0 || (uint64_t)st.st_size < len) return -EINVAL;
+    /* Sealed (shrink, grow, write, seal), or refused: a memfd its sender can still truncate
+     * kills us with SIGBUS when a page of our mapping goes away, and one it can still write
+     * changes the spec after we checked it (a MAP_PRIVATE mapping shows the sender's writes to
+     * pages we have not touched). Sealed, the mapping is the checked bytes for good, and the
+     * same memfd can be handed on (a warm jail reads its launch from it). */
+    if (!cjail_memfd_is_sealed(fd)) return -EPERM;
+    void *p = mmap(NULL, (size_t)len, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (p == MAP_FAILED) return -errno;
+    *out = p;
+    return 0;
+}
+
+void spawner_unmap_blob(void *blob, uint64_t len) {
+    if (blob) munmap(blob, (size_t)len);
 }
 
 const struct template *spawner_template(uint32_t id) {
@@ -78,7 +81,7 @@ static void drop(struct template *t) {
         if (t->root_fd[r] >= 0) close(t->root_fd[r]);
     for (int i = 0; i < t->cgroup_count; i++) close(t->cgroup_fd[i]);
     cjail_spec_release(&t->spec);
-    free(t->blob);
+    spawner_unmap_blob(t->blob, t->req.blob_len);
     memset(t, 0, sizeof *t);
 }
 
@@ -109,21 +112,22 @@ int spawner_register(const struct cjail_template_request *req, const int *fds) {
     memset(t, 0, sizeof *t);
     t->root_fd[0] = t->root_fd[1] = -1;
     t->req = *req;
-    t->blob = spawner_read_blob(fds[CJAIL_TEMPLATE_FD_BLOB], req->blob_len);
-    if (!t->blob || cjail_spec_unpack(t->blob, (size_t)req->blob_len, &t->spec) != 0) {
-        free(t->blob);
-        t->blob = NULL;
-        return -EINVAL;
+    int e = spawner_map_blob(fds[CJAIL_TEMPLATE_FD_BLOB], req->blob_len, &t->blob);
+    if (!e && cjail_spec_unpack(t->blob, (size_t)req->blob_len, &t->spec) != 0) e = -EINVAL;
+    if (e) {
+        spawner_unmap_blob(t->blob, req->blob_len);
+        memset(t, 0, sizeof *t);
+        return e;
     }
     const char *names[2] = {"/app", "/data"};
     for (int r = 0; r < 2; r++) {
         t->root_fd[r] = open_root(&t->spec, names[r]);
-        if (t->root_fd[r] == -1) { int e = -errno; drop(t); return e; }
+        if (t->root_fd[r] == -1) { e = -errno; drop(t); return e; }
     }
     for (int r = CJAIL_TEMPLATE_FD_CGROUP; r < CJAIL_TEMPLATE_FD_COUNT; r++) {
         if (fds[r] < 0) continue;
         int fd = fcntl(fds[r], F_DUPFD_CLOEXEC, 10);
-        if (fd < 0) { int e = -errno; drop(t); return e; }
+        if (fd < 0) { e = -errno; drop(t); return e; }
         t->cgroup_fd[t->cgroup_count++] = fd;
     }
     t->active = 1;

@@ -232,36 +232,15 @@ void spawner_warm_make(int sock, const struct cjail_spawn_request *req, const st
     if (((req->flags & CJAIL_SPAWN_IDMAP) && spawner_write_id_maps(req, c.pid)) || cjail_go(&warm[n].c)) discard_one(sock, n);
 }
 
-/* The launch's blob as the warm jail will read it: the spawner's checked copy in a sealed
- * memfd, never the daemon's own memfd (the daemon could rewrite that after our check). -errno. */
-static int sealed_copy(const void *blob, size_t len) {
-    int fd = memfd_create("miniapp-launch", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-    if (fd < 0) return -errno;
-    size_t off = 0;
-    while (off < len) {
-        ssize_t n = write(fd, (const char *)blob + off, len - off);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) { close(fd); return -EIO; }
-        off += (size_t)n;
-    }
-    if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
-        int e = -errno;
-        close(fd);
-        return e;
-    }
-    return fd;
-}
-
-static int send_launch(struct warm_jail *w, const int *fds, const void *blob, size_t len, const struct cjail_check *ck,
-                       const int *trees) {
+/* The launch, to a warm jail: the daemon's spec memfd itself (sealed against every change, so
+ * it still holds the bytes the spawner checked), its fds, and the opened program trees. -errno. */
+static int send_launch(struct warm_jail *w, const int *fds, size_t len, const struct cjail_check *ck, const int *trees) {
     const int roles[6] = {CJAIL_SPAWN_FD_BLOB, CJAIL_SPAWN_FD_STDIN, CJAIL_SPAWN_FD_STDOUT,
                           CJAIL_SPAWN_FD_STDERR, CJAIL_SPAWN_FD_BRIDGE, CJAIL_SPAWN_FD_TRACE};
     struct cjail_embryo_launch m = {CJAIL_SPAWN_MAGIC, 0, len, {-1, -1, -1, -1}};
-    int sealed = sealed_copy(blob, len);
-    if (sealed < 0) return sealed;
     int out[CJAIL_EMBRYO_FD_COUNT], n = 0;
     for (int r = 0; r < 6; r++) {
-        int fd = r == CJAIL_EMBRYO_FD_BLOB ? sealed : fds[roles[r]];
+        int fd = fds[roles[r]];
         if (fd < 0) continue;
         m.fd_mask |= 1u << r;
         out[n++] = fd;
@@ -272,15 +251,13 @@ static int send_launch(struct warm_jail *w, const int *fds, const void *blob, si
         m.tree_op[k] = ck->tree_op[k];
         out[n++] = trees[k];
     }
-    int e = -cjail_send_with_fds(w->chan, &m, sizeof m, out, n);
-    close(sealed);
-    return e;
+    return -cjail_send_with_fds(w->chan, &m, sizeof m, out, n);
 }
 
 /* Gives the launch to the oldest warm jail of its key (discarding dead ones). Returns 1 when a
  * warm jail took it, 0 when the launch must be spawned cold. */
 int spawner_warm_take(int sock, const struct cjail_spawn_request *req, const int *fds, const struct cjail_spec *spec,
-                      const void *blob, size_t blob_len, const struct cjail_check *ck, const int *trees,
+                      size_t blob_len, const struct cjail_check *ck, const int *trees,
                       uint64_t *trace, struct cjail_child *c, int *e, int32_t *step) {
     struct buf key;
     int netns = fds[CJAIL_SPAWN_FD_NETNS] >= 0 || (spec->clone_flags & CLONE_NEWNET);
@@ -303,7 +280,7 @@ int spawner_warm_take(int sock, const struct cjail_spawn_request *req, const int
         int given[CJAIL_SPAWN_FD_COUNT];
         memcpy(given, fds, sizeof given);
         if (!trace) given[CJAIL_SPAWN_FD_TRACE] = -1; /* refused by load(): not sealed */
-        r = send_launch(w, given, blob, blob_len, ck, trees);
+        r = send_launch(w, given, blob_len, ck, trees);
     }
     if (trace) {
         struct timespec ts;

@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 int cnet_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
 
@@ -33,3 +35,40 @@ int cnet_enable_peek_offset(int fd) {
 }
 long cnet_recv_peek(int fd, void *buf, unsigned long len) { return (long)recv(fd, buf, len, MSG_PEEK); }
 int cnet_set_thread_name(const char *name) { return pthread_setname_np(pthread_self(), name); }
+
+long cnet_recv_fds(int fd, void *buf, unsigned long len, int *fds, int max_fds, int *nfds) {
+    union { struct cmsghdr align; char bytes[CMSG_SPACE(sizeof(int) * 8)]; } control;
+    struct iovec iov = { .iov_base = buf, .iov_len = len };
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+    if (max_fds > 8) max_fds = 8;
+    *nfds = 0;
+    if (max_fds > 0) {
+        msg.msg_control = control.bytes;
+        msg.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)max_fds);
+    }
+    ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n < 0 || max_fds <= 0) return (long)n;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < count; i++) {
+            int got;
+            memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof got);
+            if (*nfds < max_fds) fds[(*nfds)++] = got; else close(got);
+        }
+    }
+    return (long)n;
+}
+
+long cnet_send_fd(int fd, const void *buf, unsigned long len, int passed) {
+    union { struct cmsghdr align; char bytes[CMSG_SPACE(sizeof(int))]; } control;
+    memset(&control, 0, sizeof control);
+    struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.bytes, .msg_controllen = sizeof control.bytes };
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &passed, sizeof passed);
+    return (long)sendmsg(fd, &msg, MSG_NOSIGNAL);
+}

@@ -154,6 +154,20 @@ public final class MiniAppBridge: Sendable {
         startReader()
     }
 
+    /// Calls `handler(version)` when the daemon staged a newer version of this program (the
+    /// `update.ready` event; it runs from the next launch). WeChat's `onUpdateReady` shape.
+    public func onUpdateReady(_ handler: @escaping @Sendable (_ version: String) -> Void) {
+        onEvent { name, data in
+            guard name == "update.ready", let version = data["version"]?.stringValue else { return }
+            handler(version)
+        }
+    }
+
+    /// `shared.onUpdateReady(handler)`.
+    public static func onUpdateReady(_ handler: @escaping @Sendable (_ version: String) -> Void) {
+        shared.onUpdateReady(handler)
+    }
+
     private func fail(_ id: Int64, _ error: BridgeError) {
         state.withLock { $0.pending.removeValue(forKey: id) }?.resume(throwing: error)
     }

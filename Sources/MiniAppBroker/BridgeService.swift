@@ -26,6 +26,9 @@ public struct CallerIdentity: Sendable, Hashable {
     /// An operator's lower storage byte quota for this program (partner or program override);
     /// nil = the daemon's `quotaBytesPerProgram`. It can only lower that quota.
     public var storageQuotaBytes: Int?
+    /// A simulated program (simulator mode): its records say so, and the inspector shows its
+    /// (redacted) params and results to help debug it.
+    public var simulated = false
 
     public init(
         workerId: String, programId: String, version: String, partnerId: String,

@@ -171,11 +171,11 @@ public final class Broker: @unchecked Sendable {
     public func flushAudit() {
         guard let audit else { return }
         if reactor.isInLoopThread || reactor.isStopped {
-            audit.flush()
+            audit.flush(force: true)
         } else {
             let done = DispatchSemaphore(value: 0)
             reactor.execute {
-                audit.flush()
+                audit.flush(force: true)
                 done.signal()
             }
             done.wait()

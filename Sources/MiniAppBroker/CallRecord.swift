@@ -34,6 +34,8 @@ public struct CallRecord: Sendable {
     public var params: JSONValue?
     /// `result`, only in payload mode, already redacted.
     public var result: JSONValue?
+    /// A simulated program's call (simulator mode): `"simulated": true` in the record.
+    public var simulated = false
 
     /// The record as a JSON object (audit line and `inspector.event` params).
     public func json() -> JSONValue {
@@ -48,6 +50,7 @@ public struct CallRecord: Sendable {
         o["micros"] = .int(micros)
         o["bytesIn"] = .int(Int64(bytesIn))
         o["bytesOut"] = .int(Int64(bytesOut))
+        if simulated { o["simulated"] = true }
         if let params { o["params"] = params }
         if let result { o["result"] = result }
         return .object(o)
@@ -78,6 +81,7 @@ public struct CallRecord: Sendable {
         key("micros"); JSONBytes.appendInt(micros, into: &out)
         key("bytesIn"); JSONBytes.appendInt(Int64(bytesIn), into: &out)
         key("bytesOut"); JSONBytes.appendInt(Int64(bytesOut), into: &out)
+        if simulated { key("simulated"); out.append(contentsOf: "true".utf8) }
         if payloads, let params { key("params"); params.write(into: &out) }
         if payloads, let result { key("result"); result.write(into: &out) }
         out.append(UInt8(ascii: "}"))
@@ -158,6 +162,31 @@ public enum Redactor {
     /// True when `s` contains (the start of) a token this daemon issued.
     public static func containsIssuedToken(_ s: String) -> Bool {
         containsBytes(s, tokenPrefixBytes, asciiCaseInsensitive: false)
+    }
+
+    /// `s` with every issued token in it replaced by the marker: from the token prefix to the
+    /// end of the run of JWT characters (base64url and `.`). For free text such as `log.write`
+    /// messages, where replacing the whole string would hide what the program meant to log.
+    public static func redactingIssuedTokens(in s: String) -> String {
+        guard containsIssuedToken(s) else { return s }
+        let b = Array(s.utf8)
+        let p = tokenPrefixBytes
+        func isJWT(_ c: UInt8) -> Bool {
+            (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || (c >= 0x30 && c <= 0x39) || c == 0x2D || c == 0x5F || c == 0x2E
+        }
+        var out: [UInt8] = []
+        var i = 0
+        while i < b.count {
+            if i + p.count <= b.count && b[i..<(i + p.count)].elementsEqual(p) {
+                out.append(contentsOf: Array(markerText.utf8))
+                i += p.count
+                while i < b.count && isJWT(b[i]) { i += 1 }
+            } else {
+                out.append(b[i])
+                i += 1
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// A byte search in the UTF-8 of `s` (the needles are ASCII). Not `String.contains`: which

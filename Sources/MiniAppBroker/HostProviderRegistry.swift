@@ -11,7 +11,9 @@ import Logging
 /// and the provider's answer to `p-17` is routed back to the worker. Only calls that passed the
 /// permission check ever reach a provider. No provider → `HOST_UNAVAILABLE`; the provider's
 /// connection closes → its pending calls fail `HOST_UNAVAILABLE`; no answer in the method's
-/// `timeoutMillis` → `TIMEOUT` (the late answer is then ignored).
+/// `timeoutMillis` → `TIMEOUT` (the late answer is then ignored). A forwarded call that ends
+/// without the provider's answer (timeout, the worker exited) is announced to the provider as
+/// the notification `bridge.cancel {id}`, so a host library can cancel the work it started.
 ///
 /// The latest `provide` for a method wins: a host runtime that restarts re-registers before its
 /// old connection is noticed dead. Loop-confined; the public methods may be called from any
@@ -103,9 +105,14 @@ public final class HostProviderRegistry: @unchecked Sendable {
             return nil
         }
         counters.setPendingHostCalls(pending.count)
-        return { [weak self] in
-            self?.pending[id] = nil
-            self.map { $0.counters.setPendingHostCalls($0.pending.count) }
+        return { [weak self, weak conn] in
+            guard let self, pending.removeValue(forKey: id) != nil else { return }
+            counters.setPendingHostCalls(pending.count)
+            // Tell the provider the call is over (timed out, or its worker went away), so it can
+            // stop working on it; its late answer would be ignored anyway (`handleResponse`).
+            if let conn, conn.isOpen {
+                conn.appendOutput { RPCCodec.writeNotification(method: "bridge.cancel", params: ["id": .string(id)], into: &$0) }
+            }
         }
     }
 

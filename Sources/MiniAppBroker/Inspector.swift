@@ -79,7 +79,9 @@ public final class Inspector: @unchecked Sendable {
             if let p = s.programId, p != record.programId { continue }
             if params == nil {
                 var r = record
-                if !payloads {
+                // A simulated program's payloads are shown (redacted): it is the partner's own
+                // test program on a developer's simulator, and `inspect --record` needs them.
+                if !payloads && !record.simulated {
                     r.params = nil
                     r.result = nil
                 }

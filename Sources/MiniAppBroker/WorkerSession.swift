@@ -29,6 +29,9 @@ final class WorkerSession: LineHandler, @unchecked Sendable {
     let identity: CallerIdentity
     let broker: Broker  // strong: the cycle is broken when the connection closes
     var connection: LineConnection?
+    /// Whether this call's record carries params and results (redacted later): payload mode,
+    /// or a simulated program with an inspector listening.
+    private var recordsPayloads: Bool { broker.wantsPayloads || (identity.simulated && broker.inspector.isActive) }
     private var pending: [UInt64: Pending] = [:]
     private var nextToken: UInt64 = 1
     private var readEnded = false
@@ -157,7 +160,7 @@ final class WorkerSession: LineHandler, @unchecked Sendable {
         nextToken += 1
         let call = Pending(
             id: request.id, method: request.method, arrival: arrival, arrivalWall: wallClockMicros(), bytesIn: bytesIn,
-            params: broker.wantsPayloads ? request.params : nil)
+            params: recordsPayloads ? request.params : nil)
         switch spec.provider {
         case .builtin:
             guard let service = broker.services[spec.name] else {
@@ -233,7 +236,7 @@ final class WorkerSession: LineHandler, @unchecked Sendable {
         // Logged before the answer goes out, so the log line exists by the time the program
         // (or a test) can see the answer.
         switch outcome {
-        case .result(let v): payloadResult = broker.wantsPayloads ? v : nil
+        case .result(let v): payloadResult = recordsPayloads ? v : nil
         case .error(let e):
             code = e.code
             if e.code == .internal || (e.code == .hostUnavailable && e.cause != nil) { logFailure(e, method: p.method) }
@@ -254,7 +257,7 @@ final class WorkerSession: LineHandler, @unchecked Sendable {
         broker.record(CallRecord(
             timeMicros: p.arrivalWall, workerId: identity.workerId, programId: identity.programId, method: p.method,
             decision: .allow, code: code, micros: Int64((now &- p.arrival) / 1000), bytesIn: p.bytesIn, bytesOut: bytesOut,
-            params: p.params.map(Redactor.redact), result: payloadResult.map(Redactor.redact)), known: true)
+            params: p.params.map(Redactor.redact), result: payloadResult.map(Redactor.redact), simulated: identity.simulated), known: true)
         if readEnded && pending.isEmpty { connection?.closeAfterFlush() }
     }
 
@@ -296,6 +299,6 @@ final class WorkerSession: LineHandler, @unchecked Sendable {
         broker.record(CallRecord(
             timeMicros: wallClockMicros(), workerId: identity.workerId, programId: identity.programId, method: method,
             decision: decision, code: error.code, micros: Int64((now &- arrival) / 1000), bytesIn: bytesIn,
-            bytesOut: bytesOut, params: nil, result: nil), known: error.code != .methodNotFound)
+            bytesOut: bytesOut, params: nil, result: nil, simulated: identity.simulated), known: error.code != .methodNotFound)
     }
 }

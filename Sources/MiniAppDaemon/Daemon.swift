@@ -108,6 +108,7 @@ public final class Daemon {
         let watch = watchPartners(policyDir)  // before the first read: no edit slips between the two
         let partners = try makePartners(layout: layout, policyDir: policyDir, transport: transport)
         let sdkDir = try layout.materialize(EmbeddedSDK.files, into: layout.sdk)
+        SDKBytecode.compileInBackground(sdkDir: sdkDir, logger: logger)
 
         let services = try makeServices(layout: layout, hostVersion: hostVersion)
         let reactor: Reactor
@@ -125,7 +126,22 @@ public final class Daemon {
             services.shutdown()
             throw MiniAppError(.internal, "cannot start the Bridge broker: \(error)")
         }
-        partners.connect { [broker] in broker.updateGrants($0) }
+        // Grant changes also reach the prewarmed workers (dropped when their partner's grants change).
+        let grantsChanged = GrantsChangeRelay(initial: partners.grants)
+        let simulatorGrants = simulatorMode ? SimulatorGrants { [broker] in broker.updateGrants($0) } : nil
+        if let simulatorGrants {
+            logger.warning("SIMULATOR MODE: unsigned programs are accepted from directories and loopback URLs (packages.install {dir}/{url}); never run this on a device")
+            simulatorGrants.partnersChanged(partners.grants)
+            partners.connect {
+                simulatorGrants.partnersChanged($0)
+                grantsChanged.publish($0)
+            }
+        } else {
+            partners.connect { [broker] in
+                broker.updateGrants($0)
+                grantsChanged.publish($0)
+            }
+        }
         let partnersLog = Logger(label: "miniappd.partners")
         watch?.start {
             partnersLog.info("\(policyDir)/partners changed: re-reading the partner grants")
@@ -139,12 +155,11 @@ public final class Daemon {
                     rateClasses: try EffectiveRates.resolve(catalogue: catalogue, layers: layers).lowered,
                     privateCIDRs: layers.flatMap(\.1.allowedPrivateCIDRs), storageQuotaBytes: PolicyOverride.storageQuota(layers)?.0)
             })
+        var verifierOptions = VerifierOptions(hostVersion: hostSemVer, knownPermissions: try KnownPermissions.load(policyDir: policyDir))
+        verifierOptions.allowSimulated = simulatorMode
         let store = StoreBinding(
-            store: try PackageStore(
-                root: layout.packages,
-                options: VerifierOptions(hostVersion: hostSemVer, knownPermissions: try KnownPermissions.load(policyDir: policyDir)),
-                partners: { brokerBinding.partners }),
-            dataRoot: layout.data)
+            store: try PackageStore(root: layout.packages, options: verifierOptions, partners: { brokerBinding.partners }),
+            dataRoot: layout.data, simulatorGrants: simulatorGrants)
 
         let metrics = DaemonMetricsSink(metrics: DaemonMetrics())
         let jail = JailBinding(
@@ -154,19 +169,24 @@ public final class Daemon {
             })
         let notify = NotifyRelay()
         let supervisor = Supervisor(
-            settings: supervisorSettings(sdkDir: sdkDir), ids: try WorkerIDAllocator(path: layout.workerSequence),
+            settings: supervisorSettings(
+                sdkDir: sdkDir,
+                overridesOf: { [partners] id in
+                    (try? ProgramOverrides.layers(policyDir: policyDir, programId: id, partners: partners.partners))?.map(\.1)
+                }), ids: try WorkerIDAllocator(path: layout.workerSequence),
             spawner: jail, resolver: store, bridge: brokerBinding, notify: { m, p in notify.send(m, p) },
             observeExit: { metrics.exited($0) })
-        let updates = config.registry.map {
-            UpdateChecker(
-                registry: $0, transport: transport, staging: store, downloadsDir: layout.downloads,
-                timeoutMillis: config.registryTimeoutMillis)
-        }
-        store.connect(isRunning: { supervisor.isRunning(programId: $0) }, updates: updates)
+        let updates = try makeUpdates(layout: layout, store: store, transport: transport, supervisor: supervisor, metrics: metrics, notify: notify)
+        store.connect(
+            isRunning: { supervisor.isRunning(programId: $0) }, packageChanged: { supervisor.dropPrewarmed(programId: $0) },
+            updates: updates)
+        grantsChanged.connect { supervisor.dropPrewarmed(partners: $0) }
+        supervisor.observeEnds { updates.workerEnded($0) }
+        supervisor.observeStarts { updates.workerStarted($0, version: $1) }
 
         let facts = DaemonFacts(
             version: DaemonVersion.current, hostVersion: hostVersion, mode: mode.rawValue, cgroups: Self.cgroupName(jailConfig.cgroupDriver))
-        let api = ControlAPI(facts: facts, supervisor: supervisor, packages: store, broker: brokerBinding)
+        let api = ControlAPI(facts: facts, supervisor: supervisor, packages: store, broker: brokerBinding, simulator: simulatorMode)
         let access = ControlAccess(config: config)
         for name in access.unknownGroups {
             logger.info("control: group \(name) (controlAllowedGroups) does not exist on this host; it admits nobody")
@@ -184,6 +204,33 @@ public final class Daemon {
             updateTimer: startUpdateTimer(updates, partners: partners), crashGuard: crashGuard)
         // Started from the cache: catch up with the registry without delaying readiness.
         if partners.hasRegistry && !partners.fetchedAtStart { partners.refreshInBackground() }
+    }
+
+    /// The update flow: the checker (with `--registry`), events to hosts and programs, the
+    /// crash-loop watch. Leftover downloads of a killed daemon are removed first.
+    private func makeUpdates(
+        layout: StateLayout, store: StoreBinding, transport: CurlRegistryTransport, supervisor: Supervisor, metrics: DaemonMetricsSink,
+        notify: NotifyRelay
+    ) throws(MiniAppError) -> UpdateService {
+        UpdateService.sweepDownloads(layout.downloads)
+        var checker: UpdateChecker?
+        if let registry = config.registry {
+            checker = UpdateChecker(
+                registry: registry, transport: transport, staging: store, downloadsDir: layout.downloads,
+                timeoutMillis: config.registryTimeoutMillis, deviceId: try DeviceIdentity.load(path: layout.deviceId))
+        }
+        let settings = UpdateService.Settings(
+            minIntervalSeconds: config.updateCheckMinIntervalSeconds, rollbackCrashCount: config.rollbackCrashCount,
+            rollbackWindowSeconds: config.rollbackWindowSeconds)
+        let rollbacks = metrics.metrics.counter("miniappd_update_rollbacks_total")
+        let log = Logger(label: "miniappd.updates")
+        return UpdateService(
+            checker: checker, store: store.store, settings: settings, notify: { notify.send($0, $1) },
+            sendEvent: { id, name, data in
+                guard let wid = supervisor.workerId(programId: id) else { return }
+                try? supervisor.send(wid, name: name, data: data)
+            },
+            onRollback: { rollbacks.increment() }, audit: UpdateAudit(path: layout.audit + "/updates.jsonl", logger: log), logger: log)
     }
 
     /// A watch on `<policy-dir>/partners`, so an edited, added or removed registration is in
@@ -229,7 +276,7 @@ public final class Daemon {
         }
     }
 
-    private func supervisorSettings(sdkDir: String) -> SupervisorSettings {
+    private func supervisorSettings(sdkDir: String, overridesOf: @escaping @Sendable (String) -> [PolicyOverride]?) -> SupervisorSettings {
         var s = SupervisorSettings()
         s.maxWorkers = config.maxWorkers
         s.maxRestarts = config.maxRestarts
@@ -237,6 +284,10 @@ public final class Daemon {
         s.idleTimeoutSeconds = config.idleTimeoutSeconds
         s.stopGraceMillis = config.stopGraceMillis
         s.sdkDir = sdkDir
+        s.prewarmMaxWorkers = config.prewarmMaxWorkers
+        s.prewarmMaxMemoryBytes = Int64(config.prewarmMaxMemoryMiB) << 20
+        s.prewarmRecent = config.prewarmRecent
+        s.overridesOf = overridesOf
         return s
     }
 
@@ -278,21 +329,14 @@ public final class Daemon {
 
     /// Every `updateCheckIntervalSeconds`: the registry's partners document first (a rotated
     /// partner key must be known before that partner's update is verified), then the updates.
-    private func startUpdateTimer(_ updates: UpdateChecker?, partners: PartnerGrants) -> (any DispatchSourceTimer)? {
-        guard updates != nil || partners.hasRegistry, config.updateCheckIntervalSeconds > 0 else { return nil }
+    private func startUpdateTimer(_ updates: UpdateService, partners: PartnerGrants) -> (any DispatchSourceTimer)? {
+        guard updates.checker != nil || partners.hasRegistry, config.updateCheckIntervalSeconds > 0 else { return nil }
         let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "miniappd.updates"))
         let interval = DispatchTimeInterval.seconds(config.updateCheckIntervalSeconds)
         timer.schedule(deadline: .now() + interval, repeating: interval)
-        let logger = self.logger
         timer.setEventHandler {
             if partners.hasRegistry { partners.refresh() }
-            guard let updates else { return }
-            do throws(MiniAppError) {
-                let r = try updates.check(id: nil)
-                logger.info("update check: \(r.serialized().count) bytes of results", metadata: ["updates": "\(r)"])
-            } catch {
-                logger.warning("update check failed: \(error)")
-            }
+            updates.checkAllScheduled()
         }
         timer.resume()
         return timer
@@ -365,6 +409,16 @@ public final class Daemon {
     }
 
     // MARK: helpers
+
+    /// Simulator mode: compiled into debug builds only, so a release binary cannot be switched
+    /// into accepting unsigned programs by any flag, file or environment.
+    var simulatorMode: Bool {
+        #if DEBUG
+        return config.simulator
+        #else
+        return false
+        #endif
+    }
 
     static func workerMode(_ text: String) throws(MiniAppError) -> JailMode {
         switch text {

@@ -37,6 +37,216 @@ connection. An error answer with id null that does arrive fails every call in fl
 its code (the SDK cannot tell which call it answers); after `MESSAGE_TOO_LARGE` the connection
 is closed and later calls fail `BRIDGE_CLOSED`. Override per bridge: `createBridge(fd,
 {maxBytes})`, `Bridge(max_bytes=…)`, `MiniAppBridge(fd:maxBytes:)`.
+
+## Updates: `onUpdateReady`
+
+When the daemon has downloaded, verified and staged a newer version of a running program, the
+program gets the event `update.ready` with `{"version": "2.0.0"}`; the new version runs from the
+next launch (the host may restart it at once with `programs.restart`). Each SDK has WeChat's
+`onUpdateReady` shape for it: JS `MiniAppBridge.onUpdateReady(({version}) => …)`, Python
+`bridge.on_update_ready(cb)` / `bridge.aio.on_update_ready(cb)` (`cb({"version": …})`), Swift
+`MiniAppBridge.onUpdateReady { version in … }`. It is an ordinary event: `on('update.ready', …)`
+and `'*'` listeners see it too.
+
+Mocks for unit tests, with the rules file of `miniapp mock-bridge` (README "Partner DevTools"):
+`require('miniapp-bridge-mock')` (also `mini-program-bridge-mock`; no Node.js module used, so
+browser bundles take it as is), `from miniapp_bridge import mock` (`miniapp_bridge.parts/mock.py`,
+loaded only when imported), and the Swift library product `MiniAppBridgeMock` (in this repo).
+"""####),
+        ("js/mini-program-bridge-mock.js", ####"""
+'use strict';
+// The name the partner documentation uses (`require('mini-program-bridge-mock')`): the same
+// module as miniapp-bridge-mock.js.
+module.exports = require('./miniapp-bridge-mock.js');
+"""####),
+        ("js/miniapp-bridge-mock.js", ####"""
+'use strict';
+/**
+ * An in-process mock of MiniAppBridge for unit tests, in Node.js or a browser bundle: the same
+ * rules file as `miniapp mock-bridge` (README "Mock bridge"), the same `call`/`on` API and the
+ * same errors as the real SDK (a rejected call gives an Error with `code`, `message`, `rpcCode`,
+ * `data`).
+ *
+ *   const { createMockBridge } = require('miniapp-bridge-mock');
+ *   const bridge = createMockBridge({ rules: [
+ *     { method: 'payment.pay', params: { currency: 'USD' }, result: { transactionId: 'tx-1' } },
+ *     { method: 'geolocation.*', error: { code: 'PERMISSION_DENIED', message: 'no' } },
+ *   ] });
+ *   await bridge.call('payment.pay', { orderId: 'o-1', currency: 'USD' });   // { transactionId: 'tx-1' }
+ *   bridge.calls;                                                            // every call, in order
+ *   bridge.emit('lifecycle.show', {});                                       // host events
+ *
+ * Rules: ordered, first match wins; `method` exact or a glob (`*`, `?`); `params` a subset the
+ * call must contain; `result` or `error: {code, message, data?}`; `delayMs`; `times` (the rule
+ * answers that many calls). Unmatched calls: `storage.*` from an in-memory map and
+ * `system.info` (`options.programId`, `version`, `hostVersion`), else METHOD_NOT_FOUND naming
+ * the method. No Node.js module is used, so bundlers can include it as is.
+ */
+
+const NUMBER_BY_CODE = {
+  PARSE_ERROR: -32700, INVALID_REQUEST: -32600, METHOD_NOT_FOUND: -32601, INVALID_PARAMS: -32602,
+  INTERNAL: -32603, PERMISSION_DENIED: -32001, RATE_LIMITED: -32002, QUOTA_EXCEEDED: -32003,
+  TIMEOUT: -32004, HOST_UNAVAILABLE: -32005, DOMAIN_NOT_ALLOWED: -32006, MESSAGE_TOO_LARGE: -32007,
+  NOT_FOUND: -32010, ALREADY_RUNNING: -32011, INVALID_PACKAGE: -32012, HOST_UPDATE_REQUIRED: -32013,
+  UNAUTHORIZED: -32014,
+};
+const RULE_KEYS = ['method', 'params', 'result', 'error', 'delayMs', 'times'];
+
+/**
+ * The error a rejected call gives, the same shape as the real SDK's BridgeError. Not imported
+ * from miniapp-bridge.js: that module loads Node's `net` at once, which a browser bundle lacks.
+ */
+class BridgeError extends Error {
+  constructor(code, message, rpcCode, data) {
+    super(message);
+    this.name = 'BridgeError';
+    this.code = code;
+    this.rpcCode = rpcCode;
+    this.data = data;
+  }
+}
+
+function isObject(v) { return v !== null && typeof v === 'object' && !Array.isArray(v); }
+
+function integerIn(rule, name, lo, hi, where) {
+  const v = rule[name];
+  if (v === undefined) return undefined;
+  if (!Number.isInteger(v) || v < lo || v > hi) throw new TypeError(`${where}: "${name}" must be an integer in ${lo}…${hi}`);
+  return v;
+}
+
+function parseError(e, where) {
+  if (!isObject(e) || typeof e.code !== 'string' || !/^[A-Z0-9_]{1,64}$/.test(e.code) || typeof e.message !== 'string') {
+    throw new TypeError(`${where}: "error" must be {"code": "PERMISSION_DENIED" (A-Z, 0-9, _), "message": "…"}`);
+  }
+  const extra = Object.keys(e).find(k => !['code', 'message', 'data'].includes(k));
+  if (extra) throw new TypeError(`${where}: "error" has an unknown member "${extra}" (allowed: code, message, data)`);
+  if (e.data !== undefined && !isObject(e.data)) throw new TypeError(`${where}: "error.data" must be an object`);
+  return { code: e.code, message: e.message, rpcCode: NUMBER_BY_CODE[e.code] || -32000, data: Object.assign({}, e.data, { code: e.code }) };
+}
+
+/** Validates a rules document (an object or its JSON text) as strictly as the Swift parser. */
+function parseRules(doc) {
+  if (typeof doc === 'string') doc = JSON.parse(doc);
+  if (!isObject(doc) || !Array.isArray(doc.rules)) throw new TypeError('the rules file must be {"rules": [ … ]}');
+  const extraTop = Object.keys(doc).find(k => k !== 'rules');
+  if (extraTop) throw new TypeError(`the rules file has an unknown member "${extraTop}"; only "rules" is allowed`);
+  return doc.rules.map((r, i) => {
+    const where = `rules[${i}]`;
+    if (!isObject(r)) throw new TypeError(`${where}: must be an object`);
+    const extra = Object.keys(r).find(k => !RULE_KEYS.includes(k));
+    if (extra) throw new TypeError(`${where}: unknown member "${extra}" (allowed: ${RULE_KEYS.join(', ')})`);
+    if (typeof r.method !== 'string' || r.method.length === 0) throw new TypeError(`${where}: needs "method": a method name or glob such as "payment.*"`);
+    if (r.params !== undefined && !isObject(r.params)) throw new TypeError(`${where}: "params" must be an object (the members to match)`);
+    if ((r.result === undefined) === (r.error === undefined)) throw new TypeError(`${where}: needs exactly one of "result" or "error"`);
+    return {
+      method: r.method, params: r.params, result: r.result,
+      error: r.error === undefined ? undefined : parseError(r.error, where),
+      delayMs: integerIn(r, 'delayMs', 0, 60000, where) || 0, times: integerIn(r, 'times', 1, 1000000, where), used: 0,
+    };
+  });
+}
+
+/** `*` any run of characters (dots included), `?` exactly one. */
+function globMatches(pattern, text) {
+  const re = '^' + pattern.split('').map(c => c === '*' ? '[\\s\\S]*' : c === '?' ? '[\\s\\S]' : c.replace(/[\\^$.|+()[\]{}]/g, '\\$&')).join('') + '$';
+  return new RegExp(re, 'u').test(text);
+}
+
+/** Every member of `want` is in `have` with a value containing it (objects recursively). */
+function subset(have, want) {
+  if (!isObject(want)) return JSON.stringify(have) === JSON.stringify(want);
+  if (!isObject(have)) return false;
+  return Object.keys(want).every(k => Object.prototype.hasOwnProperty.call(have, k) && subset(have[k], want[k]));
+}
+
+function wireError(code, message) {
+  return { code, message, rpcCode: NUMBER_BY_CODE[code] || -32000, data: { code } };
+}
+
+function builtin(method, p, store, identity) {
+  if (method === 'system.info') return { result: identity };
+  if (['storage.get', 'storage.set', 'storage.remove'].includes(method)) {
+    if (typeof p.key !== 'string' || p.key.length === 0) return { error: wireError('INVALID_PARAMS', `${method}: params.key must be a string of 1…256 bytes`) };
+    if (method === 'storage.get') return { result: { value: store.has(p.key) ? store.get(p.key) : null } };
+    if (method === 'storage.remove') { store.delete(p.key); return { result: {} }; }
+    if (p.value === undefined) return { error: wireError('INVALID_PARAMS', 'storage.set: params.value is required (any JSON)') };
+    store.set(p.key, p.value);
+    return { result: {} };
+  }
+  if (method === 'storage.keys') {
+    const prefix = typeof p.prefix === 'string' ? p.prefix : '';
+    return { result: { keys: Array.from(store.keys()).filter(k => k.startsWith(prefix)).sort() } };
+  }
+  return { error: wireError('METHOD_NOT_FOUND', `the mock bridge has no rule for ${method}: add {"method": "${method}", "result": {…}} to the rules file`) };
+}
+
+/**
+ * A mock bridge answering by `rules` (a rules document or its JSON text). `options`:
+ * `programId`, `version`, `hostVersion` (what `system.info` answers).
+ */
+function createMockBridge(rules, options) {
+  const parsed = parseRules(rules);
+  const o = options || {};
+  const identity = { programId: o.programId || 'com.example.mock', version: o.version || '0.0.0', hostVersion: o.hostVersion || '1.1.0' };
+  const store = new Map();
+  const listeners = new Map();
+  const calls = [];
+
+  function answer(method, params) {
+    const p = params === undefined ? {} : params;
+    const rule = parsed.find(r => (r.times === undefined || r.used < r.times) && globMatches(r.method, method) && (r.params === undefined || subset(p, r.params)));
+    if (rule) { rule.used += 1; return { result: rule.result, error: rule.error, delayMs: rule.delayMs }; }
+    return Object.assign({ delayMs: 0 }, builtin(method, p, store, identity));
+  }
+
+  /** Calls `method`; resolves with the rule's result or rejects with a BridgeError. */
+  function call(method, params) {
+    if (typeof method !== 'string' || method.length === 0) {
+      return Promise.reject(new BridgeError('INVALID_REQUEST', 'method must be a non-empty string', -32600));
+    }
+    if (params !== undefined && !isObject(params)) {
+      return Promise.reject(new BridgeError('INVALID_PARAMS', 'params must be an object', -32602, { code: 'INVALID_PARAMS' }));
+    }
+    let wireParams;
+    try { wireParams = params === undefined ? undefined : JSON.parse(JSON.stringify(params)); } catch (err) {
+      return Promise.reject(new BridgeError('INVALID_PARAMS', 'params are not serializable: ' + err.message, -32602));
+    }
+    const a = answer(method, wireParams);
+    calls.push({ method, params: wireParams, result: a.result, error: a.error && { code: a.error.code, message: a.error.message } });
+    // Copies, as the wire gives: the code under test cannot change the rules through a result.
+    const settle = a.error
+      ? () => Promise.reject(new BridgeError(a.error.code, a.error.message, a.error.rpcCode, JSON.parse(JSON.stringify(a.error.data))))
+      : () => Promise.resolve(a.result === undefined ? null : JSON.parse(JSON.stringify(a.result)));
+    if (!a.delayMs) return Promise.resolve().then(settle);
+    return new Promise(resolve => setTimeout(resolve, a.delayMs)).then(settle);
+  }
+
+  function on(name, fn) {
+    if (typeof fn !== 'function') throw new TypeError('listener must be a function');
+    if (!listeners.has(name)) listeners.set(name, []);
+    listeners.get(name).push(fn);
+    return () => off(name, fn);
+  }
+
+  function off(name, fn) {
+    const list = listeners.get(name) || [];
+    const i = list.indexOf(fn);
+    if (i >= 0) list.splice(i, 1);
+  }
+
+  /** Delivers a host event, as the daemon's `event` notification would. */
+  function emit(name, data) {
+    for (const fn of (listeners.get(name) || []).slice()) fn(data);
+    for (const fn of (listeners.get('*') || []).slice()) fn(name, data);
+  }
+
+  return Object.freeze({ call, on, off, emit, keepAlive() {}, calls, storage: store, maxBytes: 1 << 20, BridgeError });
+}
+
+const api = Object.freeze({ createMockBridge, parseRules, BridgeError });
+if (typeof module === 'object' && module.exports) module.exports = api;
+else globalThis.MiniAppBridgeMock = api;
 """####),
         ("js/miniapp-bridge.js", ####"""
 'use strict';
@@ -47,6 +257,7 @@ is closed and later calls fail `BRIDGE_CLOSED`. Override per bridge: `createBrid
  *   const r = await MiniAppBridge.call('storage.get', { key: 'k' });   // resolves with `result`
  *   MiniAppBridge.call('payment.pay', {...}).catch(err => err.code);    // 'PERMISSION_DENIED'
  *   MiniAppBridge.on('lifecycle.show', data => { ... });                // host `event` notifications
+ *   MiniAppBridge.onUpdateReady(({ version }) => { ... });              // a new version is staged
  *
  * - Calls may be pipelined; replies are matched by id, in any order.
  * - A rejected call gives an Error with `code` (error.data.code, e.g. 'INVALID_PARAMS'),
@@ -233,6 +444,15 @@ function createBridge(fd, options) {
     if (i >= 0) list.splice(i, 1);
   }
 
+  /**
+   * Subscribes `fn({version})` to `update.ready`: the daemon staged a newer version of this
+   * program, which runs from its next launch (WeChat's UpdateManager.onUpdateReady). Returns
+   * the unsubscribe function, like `on`.
+   */
+  function onUpdateReady(fn) {
+    return on('update.ready', fn);
+  }
+
   /** Keeps the process alive while idle (for programs that only wait for events). */
   function keepAlive(on) {
     keep = !!on;
@@ -241,7 +461,7 @@ function createBridge(fd, options) {
   }
 
 
-  return Object.freeze({ call, on, off, keepAlive, maxBytes, BridgeError });
+  return Object.freeze({ call, on, off, onUpdateReady, keepAlive, maxBytes, BridgeError });
 }
 
 const envFd = Number.parseInt(process.env.MINIAPP_BRIDGE_FD || '3', 10);
@@ -251,6 +471,7 @@ module.exports = Object.freeze({
   call: defaultBridge.call,
   on: defaultBridge.on,
   off: defaultBridge.off,
+  onUpdateReady: defaultBridge.onUpdateReady,
   keepAlive: defaultBridge.keepAlive,
   maxBytes: defaultBridge.maxBytes,
   BridgeError,
@@ -270,6 +491,43 @@ Object.defineProperty(globalThis, 'MiniAppBridge', {
   enumerable: false,
   configurable: false,
 });
+
+// A prewarmed worker (MINIAPP_PREWARM=1, made by miniappd ahead of the program's launch): node
+// and the SDK are loaded; the program's entry point runs only once the daemon releases the
+// worker with the event `lifecycle.launch` ({"args": [...]}), whose args are appended to
+// process.argv. The preload blocks here, before node loads the entry point; it reads the socket
+// one byte at a time so that nothing after the event's line is taken from the program's Bridge.
+if (process.env.MINIAPP_PREWARM === '1') {
+  delete process.env.MINIAPP_PREWARM;
+  const fs = require('fs');
+  const fd = Number.parseInt(process.env.MINIAPP_BRIDGE_FD || '3', 10);
+  const one = Buffer.alloc(1);
+  const readLine = () => {
+    const bytes = [];
+    for (;;) {
+      let n;
+      try { n = fs.readSync(fd, one, 0, 1, null); } catch (err) {
+        if (err.code === 'EAGAIN' || err.code === 'EINTR') { Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1); continue; }
+        throw err;
+      }
+      if (n === 0) return null;
+      if (one[0] === 10) return Buffer.from(bytes).toString('utf8');
+      bytes.push(one[0]);
+    }
+  };
+  for (;;) {
+    const line = readLine();
+    if (line === null) process.exit(0);  // the daemon dropped this worker before its launch
+    let msg;
+    try { msg = JSON.parse(line); } catch (_) { continue; }
+    const p = msg && msg.method === 'event' && msg.params;
+    if (p && p.name === 'lifecycle.launch') {
+      const args = (p.data && Array.isArray(p.data.args) ? p.data.args : []).filter((a) => typeof a === 'string');
+      process.argv.push(...args);
+      break;
+    }
+  }
+}
 """####),
         ("python/miniapp_bridge.py", ####"""
 """MiniAppBridge for Python mini-programs: JSON-RPC 2.0 over the Bridge socket (fd 3,
@@ -309,13 +567,18 @@ newline-delimited JSON; see spec/bridge-protocol.md).
 - The fd comes from ``MINIAPP_BRIDGE_FD`` (default 3).
 """
 
-import asyncio
+# Start-up cost is a program's launch time: this module imports only what is built into the
+# interpreter or already loaded by its own start (measured with `python3 -X importtime`).
+# asyncio (ssl, concurrent.futures, logging, inspect: ~20 ms of CPU) and socket are imported
+# where the awaitable API first runs; the blocking Bridge reads and writes the fd with os and
+# select, locks with _thread (threading pulls in functools and collections), and speaks JSON
+# through json's own C accelerator _json (the json package compiles regular expressions and
+# builds enums at import: ~7 ms, more than the interpreter's whole start), falling back to json
+# where _json is missing.
+import _thread
 import itertools
-import json
 import os
 import select
-import socket
-import threading
 
 __all__ = ["BridgeError", "Bridge", "AsyncBridge", "call", "on_event", "poll_events", "default_bridge", "aio"]
 
@@ -355,6 +618,88 @@ def _closed():
 DEFAULT_MAX_BYTES = 1 << 20
 
 
+def _json_codec():
+    """(dumps, loads) for the wire: compact, ASCII-only, no NaN; loads refuses trailing data."""
+    try:
+        import _json
+
+        def no_default(o):
+            raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
+
+        encode = _json.make_encoder(
+            {}, no_default, _json.encode_basestring_ascii, None, ":", ",", False, False, False)
+
+        class _Context:  # what _json's scanner reads from json.JSONDecoder
+            strict = True
+            object_hook = None
+            object_pairs_hook = None
+            parse_float = float
+            parse_int = int
+            memo = {}
+
+            @staticmethod
+            def parse_constant(name):
+                raise ValueError(f"{name} is not JSON")
+
+        scan = _json.make_scanner(_Context())
+    except (ImportError, AttributeError, TypeError):
+        import json
+        return (lambda o: json.dumps(o, separators=(",", ":"), allow_nan=False),
+                json.loads)
+
+    def dumps(o):
+        return "".join(encode(o, 0))
+
+    def loads(raw):
+        text = raw.decode("utf-8") if isinstance(raw, (bytes, bytearray)) else raw
+        text = text.strip(" \t\r\n")
+        try:
+            value, end = scan(text, 0)
+        except StopIteration:
+            raise ValueError("not JSON") from None
+        if end != len(text):
+            raise ValueError("extra data after the JSON value")
+        return value
+
+    return dumps, loads
+
+
+_dumps, _loads = _json_codec()
+
+
+class _Condition:
+    """threading.Condition's acquire/release/wait/notify_all, on _thread locks."""
+
+    def __init__(self):
+        self._lock = _thread.allocate_lock()
+        self._waiters = []
+        self.acquire = self._lock.acquire
+        self.release = self._lock.release
+
+    def __enter__(self):
+        self._lock.acquire()
+        return self
+
+    def __exit__(self, *exc):
+        self._lock.release()
+
+    def wait(self):
+        """Releases the lock until notify_all, then takes it again (the caller holds it)."""
+        waiter = _thread.allocate_lock()
+        waiter.acquire()
+        self._waiters.append(waiter)
+        self._lock.release()
+        try:
+            waiter.acquire()
+        finally:
+            self._lock.acquire()
+
+    def notify_all(self):
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            waiter.release()
+
+
 def _env_max_bytes():
     """The message limit the daemon announced (MINIAPP_BRIDGE_MAX_BYTES), else 1 MiB."""
     try:
@@ -377,7 +722,7 @@ def _encode(request_id, method, params, max_bytes):
         request["params"] = params
     try:
         # ensure_ascii keeps the line free of raw U+2028/U+2029; allow_nan=False: JSON has no NaN.
-        line = json.dumps(request, separators=(",", ":"), allow_nan=False).encode()
+        line = _dumps(request).encode()
     except (TypeError, ValueError) as err:
         raise BridgeError("INVALID_PARAMS", f"params are not serializable: {err}", -32602) from None
     if len(line) > max_bytes:
@@ -392,7 +737,7 @@ def _encode(request_id, method, params, max_bytes):
 class _Events:
     def __init__(self):
         self._listeners = {}
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
 
     def add(self, name, callback):
         with self._lock:
@@ -420,11 +765,11 @@ class Bridge:
             fd = int(os.environ.get("MINIAPP_BRIDGE_FD", "3"))
         self.max_bytes = max_bytes or _env_max_bytes()
         self._pending = set()
-        self._sock = socket.socket(fileno=fd)
-        self._sock.setblocking(True)
+        self._fd = fd
+        os.set_blocking(fd, True)
         self._ids = itertools.count(1)
-        self._send_lock = threading.Lock()
-        self._cond = threading.Condition()
+        self._send_lock = _thread.allocate_lock()
+        self._cond = _Condition()
         self._results = {}
         self._reading = False
         self._closed = False
@@ -440,7 +785,7 @@ class Bridge:
             self._pending.add(request_id)
         with self._send_lock:
             try:
-                self._sock.sendall(line)
+                self._write_all(line)
             except OSError:
                 with self._cond:
                     self._pending.discard(request_id)
@@ -454,6 +799,11 @@ class Bridge:
         """``callback(data)`` for host event ``name``; ``"*"`` gets ``callback(name, data)``."""
         self._events.add(name, callback)
 
+    def on_update_ready(self, callback):
+        """``callback({"version": …})`` when the daemon staged a newer version of this program
+        (it runs from the next launch; WeChat's ``onUpdateReady``)."""
+        self._events.add("update.ready", callback)
+
     def poll_events(self, timeout=None):
         """Reads and dispatches events for up to ``timeout`` seconds (None: until one arrives)."""
         with self._cond:
@@ -462,7 +812,7 @@ class Bridge:
             self._reading = True
         events = []
         try:
-            ready, _, _ = select.select([self._sock], [], [], timeout)
+            ready, _, _ = select.select([self._fd], [], [], timeout)
             if ready:
                 events = self._read_once()
         finally:
@@ -512,7 +862,7 @@ class Bridge:
     def _read_once(self):
         """One recv: stores replies, returns the event params received (not yet dispatched)."""
         try:
-            chunk = self._sock.recv(65536)
+            chunk = os.read(self._fd, 65536)
         except OSError:
             chunk = b""
         if not chunk:
@@ -532,8 +882,8 @@ class Bridge:
         if not raw.strip():
             return None
         try:
-            message = json.loads(raw)
-        except ValueError:
+            message = _loads(raw)
+        except (ValueError, UnicodeDecodeError, RecursionError):
             return None
         if not isinstance(message, dict):
             return None
@@ -551,8 +901,17 @@ class Bridge:
             return message.get("params")
         return None
 
+    def fileno(self):
+        """The Bridge socket's file descriptor."""
+        return self._fd
+
+    def _write_all(self, data):
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view):]
+
     def close(self):
-        self._sock.close()
+        os.close(self._fd)
 
 
 class AsyncBridge:
@@ -572,10 +931,12 @@ class AsyncBridge:
         self._start_lock = None
 
     async def _start(self):
+        import asyncio  # here, not at the top: see the imports
         if self._start_lock is None:
             self._start_lock = asyncio.Lock()
         async with self._start_lock:
             if self._writer is None:
+                import socket
                 sock = socket.socket(fileno=self._fd)
                 reader, self._writer = await asyncio.open_unix_connection(sock=sock, limit=2 ** 21)
                 self._reader_task = asyncio.get_running_loop().create_task(self._read_loop(reader))
@@ -587,8 +948,8 @@ class AsyncBridge:
                 if not raw:
                     break
                 try:
-                    message = json.loads(raw)
-                except ValueError:
+                    message = _loads(raw)
+                except (ValueError, UnicodeDecodeError, RecursionError):
                     continue
                 if not isinstance(message, dict):
                     continue
@@ -616,6 +977,7 @@ class AsyncBridge:
         await self._start()
         if self._reader_task.done():
             raise _closed()
+        import asyncio  # loaded by _start already
         future = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
         try:
@@ -636,10 +998,15 @@ class AsyncBridge:
         """``callback(data)`` for host event ``name``; ``"*"`` gets ``callback(name, data)``."""
         self._events.add(name, callback)
 
+    def on_update_ready(self, callback):
+        """``callback({"version": …})`` when the daemon staged a newer version of this program
+        (it runs from the next launch; WeChat's ``onUpdateReady``)."""
+        self._events.add("update.ready", callback)
+
 
 _default = None
 _default_async = None
-_default_lock = threading.Lock()
+_default_lock = _thread.allocate_lock()
 
 
 def _both_defaults():
@@ -681,6 +1048,10 @@ class _Aio:
         """``callback(data)`` for host event ``name`` (``"*"``: ``callback(name, data)``), on the loop."""
         default_async_bridge().on_event(name, callback)
 
+    def on_update_ready(self, callback):
+        """``callback({"version": …})`` on ``update.ready``, on the loop."""
+        default_async_bridge().on_update_ready(callback)
+
 
 aio = _Aio()
 
@@ -695,9 +1066,308 @@ def on_event(name, callback):
     default_bridge().on_event(name, callback)
 
 
+def on_update_ready(callback):
+    """``default_bridge().on_update_ready(callback)``: a newer version is staged (``{"version"}``)."""
+    default_bridge().on_update_ready(callback)
+
+
 def poll_events(timeout=None):
     """``default_bridge().poll_events(timeout)``."""
     default_bridge().poll_events(timeout)
+
+
+# `miniapp_bridge.mock` (the in-process mock for unit tests, miniapp_bridge.parts/mock.py): a
+# module's __path__ makes it a package for submodule imports, so `from miniapp_bridge import
+# mock` and `import miniapp_bridge.mock` work while this file stays one importable module, and
+# programs that never import the mock never load it.
+__path__ = [os.path.join(os.path.dirname(os.path.abspath(__file__)), "miniapp_bridge.parts")]
+"""####),
+        ("python/miniapp_loader.py", ####"""
+"""The prewarm loader for Python mini-programs (the daemon runs it, never a program):
+
+    python3 -s -B /sdk/python/miniapp_loader.py /app/main.py      (MINIAPP_PREWARM=1)
+
+A prewarmed worker is made ahead of its program's launch: the interpreter starts and the SDK is
+imported here, then this loader blocks on the Bridge until the daemon releases the worker with
+the event ``lifecycle.launch`` (``{"args": [...]}``), and only then runs the program's entry
+point as ``__main__`` with ``sys.argv = [entry] + args`` and ``sys.path[0]`` its directory, as
+``python3 /app/main.py args…`` would. Exactly the event's line is read from the socket: anything
+after it is left for the program's Bridge.
+"""
+
+import os
+import pkgutil  # noqa: F401  (runpy.run_path imports it: ~8 ms of CPU after the launch otherwise)
+import runpy
+import socket
+import sys
+
+import miniapp_bridge  # noqa: F401  (loaded now: that is what prewarming is for)
+
+LAUNCH_EVENT = "lifecycle.launch"
+
+
+def _read_line(sock):
+    """One line from the socket (without its newline), consuming nothing after it; None on EOF."""
+    line = b""
+    while True:
+        peek = sock.recv(65536, socket.MSG_PEEK)
+        if not peek:
+            return None
+        nl = peek.find(b"\n")
+        if nl >= 0:
+            return line + sock.recv(nl + 1)[:-1]
+        line += sock.recv(len(peek))
+
+
+def await_launch(fd):
+    """Blocks until the daemon's launch event; returns its args. Exits quietly when the daemon
+    closes the Bridge first (the prewarmed worker was dropped)."""
+    import json
+
+    sock = socket.socket(fileno=fd)
+    try:
+        while True:
+            raw = _read_line(sock)
+            if raw is None:
+                sys.exit(0)
+            try:
+                message = json.loads(raw)
+            except ValueError:
+                continue
+            if not isinstance(message, dict):
+                continue
+            params = message.get("params")
+            if message.get("method") == "event" and isinstance(params, dict) and params.get("name") == LAUNCH_EVENT:
+                args = (params.get("data") or {}).get("args") or []
+                return [a for a in args if isinstance(a, str)]
+    finally:
+        sock.detach()  # the fd stays open for the program's Bridge
+
+
+def main():
+    if len(sys.argv) < 2:
+        sys.exit("usage: miniapp_loader.py ENTRY (run by miniappd for prewarmed workers)")
+    entry = sys.argv[1]
+    args = await_launch(int(os.environ.get("MINIAPP_BRIDGE_FD", "3")))
+    os.environ.pop("MINIAPP_PREWARM", None)
+    sys.argv = [entry] + args
+    sys.path[0] = os.path.dirname(entry)
+    runpy.run_path(entry, run_name="__main__")
+
+
+if __name__ == "__main__":
+    main()
+"""####),
+        ("python/miniapp_bridge.parts/mock.py", ####"""
+"""An in-process mock of miniapp_bridge for unit tests: the same rules file as
+``miniapp mock-bridge`` (README "Mock bridge"), the same calls and the same errors
+(``miniapp_bridge.BridgeError`` with ``code``, ``message``, ``rpc_code``, ``data``).
+
+    from miniapp_bridge import mock
+    bridge = mock.MockBridge({"rules": [
+        {"method": "payment.pay", "params": {"currency": "USD"}, "result": {"transactionId": "tx-1"}},
+    ]})
+    bridge.call("payment.pay", {"orderId": "o-1", "currency": "USD"})   # {"transactionId": "tx-1"}
+    await bridge.aio.call("system.info")                                 # the awaitable form
+    bridge.calls                                                         # every call, in order
+    bridge.emit("lifecycle.show", {})                                    # host events
+
+Rules: ordered, first match wins; ``method`` exact or a glob (``*``, ``?``); ``params`` a subset
+the call must contain; ``result`` or ``error: {code, message, data?}``; ``delayMs``; ``times``
+(the rule answers that many calls). Unmatched calls: ``storage.*`` from an in-memory dict and
+``system.info``, else METHOD_NOT_FOUND naming the method. ``MockBridge.from_file(path)`` reads a
+rules file.
+"""
+
+import asyncio
+import copy
+import json
+import re
+import time
+
+import miniapp_bridge
+
+__all__ = ["MockBridge", "parse_rules"]
+
+_NUMBER_BY_CODE = {code: number for number, code in miniapp_bridge._CODE_BY_NUMBER.items()}
+_NUMBER_BY_CODE.update({"NOT_FOUND": -32010, "ALREADY_RUNNING": -32011, "INVALID_PACKAGE": -32012,
+                        "HOST_UPDATE_REQUIRED": -32013, "UNAUTHORIZED": -32014})
+_RULE_KEYS = ("method", "params", "result", "error", "delayMs", "times")
+_CODE = re.compile(r"[A-Z0-9_]{1,64}")
+
+
+def _integer_in(rule, name, lo, hi, where):
+    v = rule.get(name)
+    if v is None:
+        return None
+    if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+        raise ValueError(f'{where}: "{name}" must be an integer in {lo}…{hi}')
+    return v
+
+
+def _parse_error(e, where):
+    if not isinstance(e, dict) or not isinstance(e.get("code"), str) or not _CODE.fullmatch(e["code"]) \
+            or not isinstance(e.get("message"), str):
+        raise ValueError(f'{where}: "error" must be {{"code": "PERMISSION_DENIED" (A-Z, 0-9, _), "message": "…"}}')
+    extra = [k for k in e if k not in ("code", "message", "data")]
+    if extra:
+        raise ValueError(f'{where}: "error" has an unknown member "{extra[0]}" (allowed: code, message, data)')
+    if "data" in e and not isinstance(e["data"], dict):
+        raise ValueError(f'{where}: "error.data" must be an object')
+    data = dict(e.get("data") or {})
+    data["code"] = e["code"]
+    return {"code": _NUMBER_BY_CODE.get(e["code"], -32000), "message": e["message"], "data": data}
+
+
+def parse_rules(doc):
+    """Validates a rules document (a dict or its JSON text) as strictly as the Swift parser."""
+    if isinstance(doc, (str, bytes)):
+        doc = json.loads(doc)
+    if not isinstance(doc, dict) or not isinstance(doc.get("rules"), list):
+        raise ValueError('the rules file must be {"rules": [ … ]}')
+    extra = [k for k in doc if k != "rules"]
+    if extra:
+        raise ValueError(f'the rules file has an unknown member "{extra[0]}"; only "rules" is allowed')
+    rules = []
+    for i, r in enumerate(doc["rules"]):
+        where = f"rules[{i}]"
+        if not isinstance(r, dict):
+            raise ValueError(f"{where}: must be an object")
+        unknown = [k for k in r if k not in _RULE_KEYS]
+        if unknown:
+            raise ValueError(f'{where}: unknown member "{unknown[0]}" (allowed: {", ".join(_RULE_KEYS)})')
+        if not isinstance(r.get("method"), str) or not r["method"]:
+            raise ValueError(f'{where}: needs "method": a method name or glob such as "payment.*"')
+        if "params" in r and not isinstance(r["params"], dict):
+            raise ValueError(f'{where}: "params" must be an object (the members to match)')
+        if ("result" in r) == ("error" in r):
+            raise ValueError(f'{where}: needs exactly one of "result" or "error"')
+        rules.append({
+            "method": r["method"], "params": r.get("params"),
+            "answer": {"result": r["result"]} if "result" in r else {"error": _parse_error(r["error"], where)},
+            "delay": (_integer_in(r, "delayMs", 0, 60000, where) or 0) / 1000.0,
+            "times": _integer_in(r, "times", 1, 1000000, where), "used": 0,
+        })
+    return rules
+
+
+def _glob(pattern, text):
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, text, re.DOTALL) is not None
+
+
+def _subset(have, want):
+    if not isinstance(want, dict):
+        return have == want
+    if not isinstance(have, dict):
+        return False
+    return all(k in have and _subset(have[k], v) for k, v in want.items())
+
+
+def _wire_error(code, message):
+    return {"error": {"code": _NUMBER_BY_CODE.get(code, -32000), "message": message, "data": {"code": code}}}
+
+
+class _Aio:
+    def __init__(self, bridge):
+        self._bridge = bridge
+
+    async def call(self, method, params=None):
+        answer, delay = self._bridge._answer(method, params)
+        if delay:
+            await asyncio.sleep(delay)
+        return self._bridge._settle(answer)
+
+    def on_event(self, name, callback):
+        self._bridge.on_event(name, callback)
+
+
+class MockBridge:
+    """A mock bridge answering by ``rules`` (a rules document, its JSON text, or a path via
+    ``from_file``). ``program_id``, ``version``, ``host_version``: what ``system.info`` answers."""
+
+    def __init__(self, rules, program_id="com.example.mock", version="0.0.0", host_version="1.1.0"):
+        self._rules = parse_rules(rules)
+        self._identity = {"programId": program_id, "version": version, "hostVersion": host_version}
+        self._listeners = {}
+        self.storage = {}
+        self.calls = []
+        self.aio = _Aio(self)
+
+    @classmethod
+    def from_file(cls, path, **identity):
+        with open(path, encoding="utf-8") as f:
+            return cls(f.read(), **identity)
+
+    def call(self, method, params=None):
+        """Returns the rule's ``result`` or raises ``miniapp_bridge.BridgeError``."""
+        answer, delay = self._answer(method, params)
+        if delay:
+            time.sleep(delay)
+        return self._settle(answer)
+
+    def on_event(self, name, callback):
+        """``callback(data)`` for host event ``name``; ``"*"`` gets ``callback(name, data)``."""
+        self._listeners.setdefault(name, []).append(callback)
+
+    def emit(self, name, data=None):
+        """Delivers a host event, as the daemon's ``event`` notification would."""
+        for cb in list(self._listeners.get(name, ())):
+            cb(data)
+        for cb in list(self._listeners.get("*", ())):
+            cb(name, data)
+
+    def poll_events(self, timeout=None):
+        """Nothing to read: events come from ``emit``."""
+
+    def _answer(self, method, params):
+        if not isinstance(method, str) or not method:
+            return _wire_error("INVALID_REQUEST", "method must be a non-empty string"), 0
+        if params is not None and not isinstance(params, dict):
+            return _wire_error("INVALID_PARAMS", "params must be an object"), 0
+        try:
+            wire = json.loads(json.dumps(params if params is not None else {}, allow_nan=False))
+        except (TypeError, ValueError) as err:
+            return _wire_error("INVALID_PARAMS", f"params are not serializable: {err}"), 0
+        answer, delay = None, 0
+        for r in self._rules:
+            if (r["times"] is None or r["used"] < r["times"]) and _glob(r["method"], method) \
+                    and (r["params"] is None or _subset(wire, r["params"])):
+                r["used"] += 1
+                answer, delay = r["answer"], r["delay"]
+                break
+        if answer is None:
+            answer = self._builtin(method, wire)
+        self.calls.append({"method": method, "params": params, **copy.deepcopy(answer)})
+        return answer, delay
+
+    def _builtin(self, method, p):
+        if method == "system.info":
+            return {"result": dict(self._identity)}
+        if method in ("storage.get", "storage.set", "storage.remove"):
+            key = p.get("key")
+            if not isinstance(key, str) or not key:
+                return _wire_error("INVALID_PARAMS", f"{method}: params.key must be a string of 1…256 bytes")
+            if method == "storage.get":
+                return {"result": {"value": copy.deepcopy(self.storage.get(key))}}
+            if method == "storage.remove":
+                self.storage.pop(key, None)
+                return {"result": {}}
+            if "value" not in p:
+                return _wire_error("INVALID_PARAMS", "storage.set: params.value is required (any JSON)")
+            self.storage[key] = p["value"]
+            return {"result": {}}
+        if method == "storage.keys":
+            prefix = p.get("prefix") if isinstance(p.get("prefix"), str) else ""
+            return {"result": {"keys": sorted(k for k in self.storage if k.startswith(prefix))}}
+        return _wire_error("METHOD_NOT_FOUND", f'the mock bridge has no rule for {method}: '
+                                               f'add {{"method": "{method}", "result": {{…}}}} to the rules file')
+
+    @staticmethod
+    def _settle(answer):
+        if "error" in answer:
+            raise miniapp_bridge.BridgeError.from_wire(copy.deepcopy(answer["error"]))
+        return copy.deepcopy(answer["result"])
 """####),
         ("swift/Package.swift", ####"""
 // swift-tools-version:6.0
@@ -885,6 +1555,20 @@ public final class MiniAppBridge: Sendable {
     public func onEvent(_ handler: @escaping @Sendable (_ name: String, _ data: JSONValue) -> Void) {
         state.withLock { $0.handlers.append(handler) }
         startReader()
+    }
+
+    /// Calls `handler(version)` when the daemon staged a newer version of this program (the
+    /// `update.ready` event; it runs from the next launch). WeChat's `onUpdateReady` shape.
+    public func onUpdateReady(_ handler: @escaping @Sendable (_ version: String) -> Void) {
+        onEvent { name, data in
+            guard name == "update.ready", let version = data["version"]?.stringValue else { return }
+            handler(version)
+        }
+    }
+
+    /// `shared.onUpdateReady(handler)`.
+    public static func onUpdateReady(_ handler: @escaping @Sendable (_ version: String) -> Void) {
+        shared.onUpdateReady(handler)
     }
 
     private func fail(_ id: Int64, _ error: BridgeError) {

@@ -2,7 +2,7 @@ import Foundation
 import Glibc
 import MiniAppSystem
 
-/// Removes what a daemon killed with SIGKILL left behind (issue 5: "kill -9 of the daemon
+/// Removes what a daemon killed with SIGKILL left behind (the promise: "kill -9 of the daemon
 /// leaves no worker or cgroup behind, and a restart recovers").
 ///
 /// On SIGKILL of the daemon each worker's PID 1 gets `PDEATHSIG` (SIGKILL) and the kernel then

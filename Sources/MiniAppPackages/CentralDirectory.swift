@@ -26,10 +26,12 @@ struct CentralDirectoryParser {
         var seen = Set<String>(), folded = [String: String]()
         var off = cdOffset
         var declaredTotal: UInt64 = 0
+        var perDirectory: [Substring: Int] = [:]
         for _ in 0..<count {
             let (entry, next) = try parseCentral(at: off, end: eocd)
             off = next
             try checkUnique(entry, seen: &seen, folded: &folded)
+            try checkShape(entry.path, perDirectory: &perDirectory)
             declaredTotal += entry.uncompressedSize
             guard declaredTotal <= limits.maxInflatedBytes else {
                 throw MiniAppError(.archiveTooLarge, "declared inflated size passes \(limits.maxInflatedBytes) bytes at entry \"\(entry.path)\"", data: ["entry": entry.path])
@@ -40,6 +42,24 @@ struct CentralDirectoryParser {
         try checkFileDirConflicts(entries)
         try checkLayout(entries, cdOffset: cdOffset)
         return entries
+    }
+
+    /// Depth and directory size (`maxDepth`, `maxEntriesPerDirectory`): what bounds the time an
+    /// extraction takes, beyond the byte limits.
+    private func checkShape(_ path: String, perDirectory: inout [Substring: Int]) throws(MiniAppError) {
+        let components = path.split(separator: "/")
+        guard components.count <= limits.maxDepth else {
+            throw MiniAppError(
+                .badPath, "entry \"\(EntryRules.printable(Array(path.utf8).prefix(80)))\" is \(components.count) directories deep; the limit is \(limits.maxDepth)",
+                data: ["entry": EntryRules.printable(Array(path.utf8).prefix(80))])
+        }
+        let parent = path.lastIndex(of: "/").map { path[..<$0] } ?? ""
+        perDirectory[parent, default: 0] += 1
+        guard perDirectory[parent]! <= limits.maxEntriesPerDirectory else {
+            throw MiniAppError(
+                .tooManyEntries, "directory \"\(parent.isEmpty ? "/" : EntryRules.printable(Array(parent.utf8)))\" has more than \(limits.maxEntriesPerDirectory) entries",
+                data: ["entry": String(parent)])
+        }
     }
 
     /// Finds the end-of-central-directory record: searched backwards over at most 22 + 65,535

@@ -15,16 +15,8 @@ enum EntryRules {
         return s
     }
 
-    /// A name made safe for messages (control bytes and invalid UTF-8 escaped).
-    static func printable(_ raw: some Collection<UInt8>) -> String {
-        var out = ""
-        for b in raw {
-            if b >= 32 && b < 127 && b != 92 { out.unicodeScalars.append(Unicode.Scalar(b)) } else if b == 92 { out += "\\\\" } else {
-                out += "\\x" + String(b, radix: 16, uppercase: false).leftPad(2)
-            }
-        }
-        return out
-    }
+    /// A name made safe for messages (`TerminalText`: controls and invalid UTF-8 escaped).
+    static func printable(_ raw: some Collection<UInt8>) -> String { TerminalText.escape(bytes: raw) }
 
     static func checkFeatures(path: String, flags: UInt16, method: UInt16, csize: UInt32, usize: UInt32, disk: UInt16) throws(MiniAppError) {
         func bad(_ why: String) -> MiniAppError {

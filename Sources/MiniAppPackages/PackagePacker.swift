@@ -37,26 +37,58 @@ public enum PackagePacker {
         return writer.write(zipEntries)
     }
 
-    private static func walk(_ dir: String, prefix: String, into files: inout [(String, [UInt8], UInt32)]) throws(MiniAppError) {
+    /// An **unsigned** zip of `directory` (a simulator daemon's `packages.install {dir}`): the
+    /// same walk (symlinks and special files refused, paths checked), names starting with `.`
+    /// skipped (`.git`, editor swap files), and the archive limits applied while reading, so a
+    /// huge directory is refused before it is all in memory.
+    public static func packUnsigned(directory: String, limits: ZipLimits) throws(MiniAppError) -> [UInt8] {
+        var files: [(String, [UInt8], UInt32)] = []
+        try walk(directory, prefix: "", into: &files, skipHidden: true, budget: limits)
+        guard let manifest = files.first(where: { $0.0 == "manifest.json" })?.1 else {
+            throw MiniAppError(.manifestInvalid, "\(directory)/manifest.json is missing", data: ["entry": "manifest.json"])
+        }
+        var entries = [ZipWriter.Entry(name: "manifest.json", data: manifest)]
+        for f in files.sorted(by: { Array($0.0.utf8).lexicographicallyPrecedes(Array($1.0.utf8)) }) where f.0 != "manifest.json" {
+            entries.append(ZipWriter.Entry(name: f.0, data: f.1, unixMode: 0o100000 | (f.2 & 0o111 != 0 ? 0o755 : 0o644)))
+        }
+        var writer = ZipWriter()
+        return writer.write(entries)
+    }
+
+    private static func walk(
+        _ dir: String, prefix: String, into files: inout [(String, [UInt8], UInt32)], skipHidden: Bool = false,
+        budget: ZipLimits? = nil
+    ) throws(MiniAppError) {
         let fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { throw MiniAppError(.notFound, "cannot open directory \(dir)") }
         let owned = OwnedFD(adopting: fd)
-        for name in FileTree.list(owned.raw).sorted() {
+        for name in FileTree.list(owned.raw).sorted() where !(skipHidden && name.hasPrefix(".")) {
             let rel = prefix.isEmpty ? name : prefix + "/" + name
             var st = stat()
             guard lstat(dir + "/" + name, &st) == 0 else { throw MiniAppError(.notFound, "cannot stat \(dir)/\(name)") }
             if let problem = PackagePath.problem(rel) { throw MiniAppError(.badPath, "\(rel) \(problem)") }
             switch st.st_mode & S_IFMT {
-            case S_IFDIR: try walk(dir + "/" + name, prefix: rel, into: &files)
+            case S_IFDIR: try walk(dir + "/" + name, prefix: rel, into: &files, skipHidden: skipHidden, budget: budget)
             case S_IFREG:
                 let f: OwnedFD
                 do { f = try OwnedFD.open(dir + "/" + name, O_RDONLY | O_NOFOLLOW) } catch { throw MiniAppError(.notFound, "\(error)") }
                 let bytes: [UInt8]
                 do { bytes = try f.readAll(limit: 200 << 20) } catch { throw MiniAppError(.archiveTooLarge, "\(rel): \(error)") }
                 files.append((rel, bytes, UInt32(st.st_mode & 0o7777)))
+                if let budget { try checkBudget(files, budget) }
             default:
                 throw MiniAppError(.badEntryType, "\(rel) is not a regular file or directory (symlinks and devices cannot be packed)", data: ["entry": rel])
             }
+        }
+    }
+
+    private static func checkBudget(_ files: [(String, [UInt8], UInt32)], _ limits: ZipLimits) throws(MiniAppError) {
+        guard files.count <= limits.maxEntries else {
+            throw MiniAppError(.tooManyEntries, "the directory has more than \(limits.maxEntries) files")
+        }
+        let total = files.reduce(UInt64(0)) { $0 + UInt64($1.1.count) }
+        guard total <= limits.maxInflatedBytes else {
+            throw MiniAppError(.archiveTooLarge, "the directory holds more than \(limits.maxInflatedBytes) bytes of files")
         }
     }
 }

@@ -66,6 +66,16 @@ public final class PackageStore: Sendable {
         try add(path: path, allowDowngrade: allowDowngrade, stageIf: isRunning)
     }
 
+    /// Like `add(path:…)` for an archive already read (from a descriptor a control client
+    /// passed). `deadline` (monotonic nanoseconds, `monotonicNanos()`) bounds the install: it is
+    /// checked before extraction and again before the commit, so an install that overran never
+    /// commits and is answered with TIMEOUT.
+    public func add(archive: ZipArchive, allowDowngrade: Bool = false, deadline: UInt64? = nil, isRunning: (String) -> Bool)
+        throws(MiniAppError) -> (id: String, outcome: InstallOutcome)
+    {
+        try add(archive: archive, simulated: false, allowDowngrade: allowDowngrade, deadline: deadline, stageIf: isRunning)
+    }
+
     /// Verifies and stages the package at `path` (program running): it becomes active at the
     /// next `activatePending`.
     public func stage(path: String, allowDowngrade: Bool = false) throws(MiniAppError) -> InstallOutcome {
@@ -75,13 +85,32 @@ public final class PackageStore: Sendable {
     /// Makes a staged version active (call before launching `id`). Returns it, or nil if none.
     @discardableResult
     public func activatePending(_ id: String) throws(MiniAppError) -> SemVer? {
+        try activateStaged(id)?.activated
+    }
+
+    /// Makes a staged version active, like `activatePending`, and says which version it replaced.
+    public func activateStaged(_ id: String) throws(MiniAppError) -> (activated: SemVer, previous: SemVer?)? {
         try withLock { rootFD throws(MiniAppError) in
             let dir = try programDir(rootFD, id, create: false)
-            var state = try readState(dir.raw)
+            let state = try readState(dir.raw)
             guard let pending = state.pending else { return nil }
-            state = ProgramState(active: pending, previous: state.active, pending: nil)
-            try commit(dir.raw, state)
-            return pending.version
+            try refuseSimulated(pending, id)
+            try commit(dir.raw, ProgramState(active: pending, previous: state.active, pending: nil, rejected: state.rejected))
+            return (pending.version, state.active?.version)
+        }
+    }
+
+    /// Crash-loop rollback: when `version` is still the active version of `id` and a previous
+    /// one is kept, makes the previous one active and records `version` as rejected (the update
+    /// checker will not offer it again). Returns the version now active, or nil when the state
+    /// moved on meanwhile (another version active, nothing to go back to): nothing is changed.
+    public func rollbackRejecting(_ id: String, version: SemVer, reason: String) throws(MiniAppError) -> SemVer? {
+        try withLock { rootFD throws(MiniAppError) in
+            let dir = try programDir(rootFD, id, create: false)
+            let state = try readState(dir.raw)
+            guard let active = state.active, active.version == version, let prev = state.previous else { return nil }
+            try commit(dir.raw, ProgramState(active: prev, previous: active, pending: nil, rejected: RejectedVersion(version: version, reason: reason)))
+            return prev.version
         }
     }
 
@@ -95,6 +124,7 @@ public final class PackageStore: Sendable {
             guard let prev = state.previous else {
                 throw MiniAppError(.packageNotInstalled, "\(id) has no previous version to roll back to", data: ["id": id])
             }
+            try refuseSimulated(prev, id)
             try commit(dir.raw, ProgramState(active: prev, previous: state.active, pending: nil))
             return prev.version
         }
@@ -132,10 +162,12 @@ public final class PackageStore: Sendable {
         guard let a = state.active else {
             throw MiniAppError(.packageNotInstalled, "\(id) has no active version; install it", data: ["id": id])
         }
-        let manifest = try manifest(id, a.version)
+        try refuseSimulated(a, id)
+        let manifest = try manifest(id, a)
         let host = options.hostVersion
         guard manifest.minHostVersion <= host else { throw Self.hostTooOld(id, needs: [manifest.minHostVersion], host: host) }
-        return ActiveProgram(manifest: manifest, directory: directory(id, a.version), partner: try partners().partner(for: id))
+        return ActiveProgram(
+            manifest: manifest, directory: directory(id, a.version), partner: try partner(manifest, a), simulated: a.simulated)
     }
 
     /// What a launch of `id` runs: the active version when this host can run it, else the
@@ -152,11 +184,15 @@ public final class PackageStore: Sendable {
         let others = [state.previous, state.pending].compactMap { $0 }.filter { $0.version != active.version }
         let host = options.hostVersion
         var needs: [SemVer] = []
+        try refuseSimulated(active, id)
         for (i, candidate) in ([active] + others.sorted { $0.version > $1.version }).enumerated() {
+            if candidate.simulated && !options.allowSimulated { continue }
             // The active version must be readable; a damaged fallback is merely skipped.
-            guard let m = i == 0 ? try manifest(id, candidate.version) : try? manifest(id, candidate.version) else { continue }
+            guard let m = i == 0 ? try manifest(id, candidate) : try? manifest(id, candidate) else { continue }
             if m.minHostVersion <= host {
-                return ActiveProgram(manifest: m, directory: directory(id, candidate.version), partner: try partners().partner(for: id))
+                return ActiveProgram(
+                    manifest: m, directory: directory(id, candidate.version), partner: try partner(m, candidate),
+                    simulated: candidate.simulated)
             }
             needs.append(m.minHostVersion)
         }
@@ -172,15 +208,37 @@ public final class PackageStore: Sendable {
 
     private func directory(_ id: String, _ version: SemVer) -> String { "\(root)/\(id)/versions/\(version.text)" }
 
-    /// The manifest of an installed version, read back from its read-only directory.
-    private func manifest(_ id: String, _ version: SemVer) throws(MiniAppError) -> Manifest {
+    /// A simulated version in a daemon that is not a simulator: refused, whatever the
+    /// operation (launch, activation, rollback). It was never signed: only the simulator that
+    /// installed it may run it.
+    private func refuseSimulated(_ v: StoredVersion, _ id: String) throws(MiniAppError) {
+        guard v.simulated, !options.allowSimulated else { return }
+        throw MiniAppError(
+            .simulatedPackage,
+            "\(id) \(v.version) was installed unsigned by a simulator daemon (miniappd --simulator); this daemon never runs it: install a signed package (miniapp pack) or remove it",
+            data: ["id": id, "version": v.version.text])
+    }
+
+    /// The partner of an installed version now; a simulated one no partner file claims has its
+    /// simulator partner (granted what its manifest declares).
+    private func partner(_ m: Manifest, _ v: StoredVersion) throws(MiniAppError) -> PartnerRegistration {
+        do { return try partners().partner(for: m.id) } catch {
+            guard v.simulated, error.code == .unknownPartner else { throw error }
+            return PartnerRegistration.simulator(for: m)
+        }
+    }
+
+    /// The manifest of an installed version, read back from its read-only directory (unsigned
+    /// only for a simulated version).
+    private func manifest(_ id: String, _ stored: StoredVersion) throws(MiniAppError) -> Manifest {
+        let version = stored.version
         let bytes: [UInt8]
         do {
             bytes = try OwnedFD.open(directory(id, version) + "/manifest.json", O_RDONLY | O_NOFOLLOW).readAll(limit: Manifest.maxBytes)
         } catch {
             throw MiniAppError(.storeFailure, "cannot read the manifest of \(id) \(version): \(error); reinstall it", cause: error)
         }
-        return try Manifest.parse(bytes, requireSignature: !options.allowUnsigned)
+        return try Manifest.parse(bytes, requireSignature: !(options.allowUnsigned || stored.simulated))
     }
 
     private static func hostTooOld(_ id: String, needs: [SemVer], host: SemVer) -> MiniAppError {
@@ -196,13 +254,39 @@ public final class PackageStore: Sendable {
     private func add(path: String, allowDowngrade: Bool, stageIf: (String) -> Bool) throws(MiniAppError)
         -> (id: String, outcome: InstallOutcome)
     {
-        let options = self.options
-        let archive = try ZipArchive.open(path: path, limits: options.limits)
+        try add(archive: ZipArchive.open(path: path, limits: options.limits), simulated: false, allowDowngrade: allowDowngrade, deadline: nil, stageIf: stageIf)
+    }
+
+    /// Installs an **unsigned** program (a simulator daemon only, else `SIMULATED_PACKAGE`): a
+    /// directory read directly, or the zip a loopback dev server sent. Every other check of
+    /// verification still runs (archive structure and limits, paths, manifest schema, known
+    /// and granted permissions, entry point); a program no partner file claims is granted what
+    /// its manifest declares (`PartnerRegistration.simulator`). The version is stored as
+    /// simulated: a daemon without simulator mode refuses to launch or activate it.
+    public func addSimulated(_ source: SimulatedSource, allowDowngrade: Bool = true, isRunning: (String) -> Bool) throws(MiniAppError)
+        -> (id: String, outcome: InstallOutcome)
+    {
+        guard options.allowSimulated else {
+            throw MiniAppError(.simulatedPackage, "unsigned programs are installed only by a simulator daemon (miniappd --simulator, debug builds); pack and sign the program (miniapp pack) and install the zip")
+        }
+        let bytes: [UInt8]
+        switch source {
+        case .directory(let dir): bytes = try PackagePacker.packUnsigned(directory: dir, limits: options.limits)
+        case .zip(let zip): bytes = zip
+        }
+        return try add(archive: ZipArchive(bytes: bytes, limits: options.limits), simulated: true, allowDowngrade: allowDowngrade, deadline: nil, stageIf: isRunning)
+    }
+
+    private func add(archive: ZipArchive, simulated: Bool, allowDowngrade: Bool, deadline: UInt64?, stageIf: (String) -> Bool) throws(MiniAppError)
+        -> (id: String, outcome: InstallOutcome)
+    {
+        var options = self.options
+        options.allowUnsigned = simulated
         // No lock yet: verification does not depend on the store (step 8 is re-checked at commit).
         let pre = try PackageVerifier(partners: partners(), options: options)
             .verify(archive: archive, installedVersion: nil, allowDowngrade: true)
         let id = pre.manifest.id
-        let new = StoredVersion(version: pre.manifest.version, digest: pre.contentDigest)
+        let new = StoredVersion(version: pre.manifest.version, digest: (simulated ? "sim-" : "") + pre.contentDigest, simulated: simulated)
         CrashPoint.hit("verified")
         // A downgrade or a reinstall of present content is settled before extracting anything.
         if let outcome = try withLock({ rootFD throws(MiniAppError) in
@@ -210,8 +294,10 @@ public final class PackageStore: Sendable {
         }) {
             return (id, outcome)
         }
+        try Self.check(deadline, before: "extracting")
         let rootFD = try FileTree.openDir(AT_FDCWD, root)
         let tree = try StagingArea.extract(pre, rootFD: rootFD.raw)
+        try Self.check(deadline, before: "committing")
         let outcome = try withLock { rootFD throws(MiniAppError) -> InstallOutcome in
             // Another install may have committed meanwhile: decide on the state as it is now.
             if let outcome = try settle(rootFD, id, new, allowDowngrade: allowDowngrade, stageIf: stageIf, create: true) {
@@ -232,6 +318,11 @@ public final class PackageStore: Sendable {
             return stage ? .staged(new.version) : .activated(new.version)
         }
         return (id, outcome)
+    }
+
+    private static func check(_ deadline: UInt64?, before step: String) throws(MiniAppError) {
+        guard let deadline, monotonicNanos() > deadline else { return }
+        throw MiniAppError(.timeout, "the install ran past its deadline before \(step); nothing was installed. Try again when the host is less busy")
     }
 
     /// Under the lock: refuses a downgrade, and settles an install whose version is already
@@ -290,7 +381,12 @@ public final class PackageStore: Sendable {
             return dir
         }
         let fd = openat(rootFD, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0 else { throw MiniAppError(.packageNotInstalled, "\(id) is not installed", data: ["id": id]) }
+        guard fd >= 0 else {
+            // Only a missing directory means "not installed": out of descriptors (EMFILE) or an
+            // I/O error is the daemon's problem and must say so, never pass for NOT_FOUND.
+            if errno == ENOENT || errno == ENOTDIR { throw MiniAppError(.packageNotInstalled, "\(id) is not installed", data: ["id": id]) }
+            throw MiniAppError(.storeFailure, "cannot open the store directory of \(id): \(SystemError.current("openat")); check the daemon's file descriptor limit and the state directory", data: ["id": id])
+        }
         return OwnedFD(adopting: fd)
     }
 

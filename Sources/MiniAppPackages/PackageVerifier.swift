@@ -11,6 +11,9 @@ public struct VerifierOptions: Sendable {
     public var knownPermissions: Set<String>
     /// Skip the signature (a debug build's simulator mode only; never in production).
     public var allowUnsigned = false
+    /// The store runs, activates and rolls back to simulated versions (a simulator daemon);
+    /// without it they are refused `SIMULATED_PACKAGE`.
+    public var allowSimulated = false
 
     public init(hostVersion: SemVer, knownPermissions: Set<String> = PermissionName.builtIn, limits: ZipLimits = ZipLimits()) {
         self.hostVersion = hostVersion
@@ -61,7 +64,7 @@ public struct PackageVerifier: Sendable {
     /// Steps 2–8 on an archive that passed step 1.
     public func verify(archive: ZipArchive, installedVersion: SemVer?, allowDowngrade: Bool) throws(MiniAppError) -> VerifiedPackage {
         let manifest = try readManifest(archive)                                   // 2
-        let partner = try partners.partner(for: manifest.id)                       // 3
+        let partner = try partner(for: manifest)                                   // 3
         let (files, statement) = try hashEntries(archive, manifest: manifest)     // 4
         try checkSignature(manifest, statement: statement, partner: partner)
         guard manifest.minHostVersion <= options.hostVersion else {                // 5
@@ -81,6 +84,14 @@ public struct PackageVerifier: Sendable {
         }
         let digest = SHA256Hasher.hex(SHA256Hasher.digest(statement))
         return VerifiedPackage(manifest: manifest, partner: partner, archive: archive, files: files, contentDigest: digest)
+    }
+
+    /// Step 3; an unsigned program (simulator) that no partner claims gets its simulator partner.
+    private func partner(for manifest: Manifest) throws(MiniAppError) -> PartnerRegistration {
+        do { return try partners.partner(for: manifest.id) } catch {
+            guard options.allowUnsigned, error.code == .unknownPartner else { throw error }
+            return PartnerRegistration.simulator(for: manifest)
+        }
     }
 
     private func readManifest(_ archive: ZipArchive) throws(MiniAppError) -> Manifest {

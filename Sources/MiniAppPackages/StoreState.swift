@@ -5,8 +5,17 @@ public import MiniAppModel
 public struct StoredVersion: Sendable, Hashable {
     /// The version (also the directory name under `versions/`).
     public let version: SemVer
-    /// Hex SHA-256 of the signed statement (same digest = same content).
+    /// Hex SHA-256 of the signed statement (same digest = same content); `sim-` + that of the
+    /// unsigned statement for a simulated version, so it never equals a signed package's.
     public let digest: String
+    /// Installed unsigned by a simulator daemon: nothing else runs or activates it.
+    public var simulated = false
+
+    init(version: SemVer, digest: String, simulated: Bool = false) {
+        self.version = version
+        self.digest = digest
+        self.simulated = simulated
+    }
 }
 
 /// A program's activation state: the one active version, the previous one kept for rollback,
@@ -19,6 +28,17 @@ public struct ProgramState: Sendable, Hashable {
     public var previous: StoredVersion?
     /// A verified version waiting for the program's next launch.
     public var pending: StoredVersion?
+    /// A version rolled back automatically (it crashed at start): the update checker does not
+    /// offer it, nor an older one, again. Kept until an install or a manual rollback changes the active version.
+    public var rejected: RejectedVersion?
+
+    /// A state from its slots.
+    public init(active: StoredVersion? = nil, previous: StoredVersion? = nil, pending: StoredVersion? = nil, rejected: RejectedVersion? = nil) {
+        self.active = active
+        self.previous = previous
+        self.pending = pending
+        self.rejected = rejected
+    }
 
     /// Versions whose directories must be kept.
     var referenced: Set<String> { Set([active, previous, pending].compactMap { $0?.version.text }) }
@@ -29,18 +49,38 @@ public struct ProgramState: Sendable, Hashable {
             guard let s = o[k]?.objectValue, let v = s["version"]?.stringValue.flatMap(SemVer.init),
                 let d = s["digest"]?.stringValue
             else { return nil }
-            return StoredVersion(version: v, digest: d)
+            return StoredVersion(version: v, digest: d, simulated: s["simulated"]?.boolValue ?? false)
         }
-        return ProgramState(active: slot("active"), previous: slot("previous"), pending: slot("pending"))
+        var rejected: RejectedVersion?
+        if let r = o["rejected"]?.objectValue, let v = r["version"]?.stringValue.flatMap(SemVer.init) {
+            rejected = RejectedVersion(version: v, reason: r["reason"]?.stringValue ?? "")
+        }
+        return ProgramState(active: slot("active"), previous: slot("previous"), pending: slot("pending"), rejected: rejected)
     }
 
     func serialized() -> [UInt8] {
         var o = JSONObject()
         for (k, v) in [("active", active), ("previous", previous), ("pending", pending)] {
             guard let v else { continue }
-            o[k] = .object(["version": .string(v.version.text), "digest": .string(v.digest)])
+            var slot: JSONObject = ["version": .string(v.version.text), "digest": .string(v.digest)]
+            if v.simulated { slot["simulated"] = true }
+            o[k] = .object(slot)
         }
+        if let r = rejected { o["rejected"] = .object(["version": .string(r.version.text), "reason": .string(r.reason)]) }
         return JSONValue.object(o).serialized()
+    }
+}
+
+/// A version taken out of service automatically, and why.
+public struct RejectedVersion: Sendable, Hashable {
+    /// The version.
+    public let version: SemVer
+    /// Why (for `updates.status` and logs).
+    public let reason: String
+
+    public init(version: SemVer, reason: String) {
+        self.version = version
+        self.reason = reason
     }
 }
 
@@ -60,6 +100,8 @@ public struct ActiveProgram: Sendable {
     public let directory: String
     /// The partner's current registration (grants as of now).
     public let partner: PartnerRegistration
+    /// Installed unsigned by a simulator daemon.
+    public var simulated = false
 }
 
 /// The result of `install`/`stage`.

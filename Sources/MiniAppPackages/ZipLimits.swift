@@ -18,6 +18,13 @@ public struct ZipLimits: Sendable, Hashable {
     public var ratioExemptBytes: UInt64 = 1 << 20
     /// Longest entry name, in bytes (1,024).
     public var maxPathBytes: Int = 1024
+    /// Deepest entry, in path components (32). Extraction opens every directory on an entry's
+    /// path: 10,000 entries each 500 levels deep (a legal 1,024-byte name) made one signed
+    /// package take tens of seconds of the installer's time.
+    public var maxDepth: Int = 32
+    /// Most entries directly in one directory (2,000): a flat directory of thousands of files
+    /// is slow to create and to list, and no mini-program needs one.
+    public var maxEntriesPerDirectory: Int = 2000
 
     /// The spec's defaults.
     public init() {}

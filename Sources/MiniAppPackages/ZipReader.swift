@@ -33,16 +33,45 @@ public struct ZipArchive: Sendable {
         self.limits = limits
     }
 
-    /// Reads an archive file (size checked with fstat before reading).
+    /// Reads an archive file (size checked with fstat before reading). The path is opened
+    /// without blocking and without following a final symlink, and must be a regular file: a
+    /// FIFO would block the opening thread until a writer comes (for ever), a device such as
+    /// /dev/zero never ends.
     public static func open(path: String, limits: ZipLimits = ZipLimits()) throws(MiniAppError) -> ZipArchive {
-        let data: [UInt8]
-        do throws(SystemError) {
-            let fd = try OwnedFD.open(path, O_RDONLY)
-            data = try fd.readAll(limit: limits.maxArchiveBytes)
-        } catch let e where e.errno == EFBIG {
-            throw MiniAppError(.archiveTooLarge, "\(path) is larger than \(limits.maxArchiveBytes) bytes")
+        let fd: OwnedFD
+        do {
+            fd = try OwnedFD.open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY)
         } catch {
             throw MiniAppError(.archiveInvalid, "cannot read \(path): \(error)", cause: error)
+        }
+        return try read(descriptor: fd.raw, name: path, limits: limits)
+    }
+
+    /// Reads the archive behind an open descriptor (one a control client passed, or one the
+    /// daemon opened): it must be a regular file no larger than `limits.maxArchiveBytes`, and
+    /// is read with `pread` from offset 0, whatever the descriptor's position. `name` is for
+    /// messages.
+    public static func read(descriptor fd: Int32, name: String, limits: ZipLimits = ZipLimits()) throws(MiniAppError) -> ZipArchive {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else {
+            throw MiniAppError(.archiveInvalid, "cannot read \(name): \(SystemError.current("fstat"))")
+        }
+        guard st.st_mode & S_IFMT == S_IFREG else {
+            throw MiniAppError(.archiveInvalid, "\(name) is not a regular file (a FIFO, device, socket or directory); pass the package file itself")
+        }
+        guard st.st_size <= limits.maxArchiveBytes else {
+            throw MiniAppError(.archiveTooLarge, "\(name) is larger than \(limits.maxArchiveBytes) bytes")
+        }
+        var data = [UInt8](repeating: 0, count: Int(st.st_size))
+        var off = 0
+        while off < data.count {
+            let n = data.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + off, $0.count - off, off_t(off)) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else {
+                // Shrunk while we read (or an I/O error): what we have is not the file.
+                throw MiniAppError(.archiveInvalid, "cannot read \(name): " + (n == 0 ? "it shrank while being read" : "\(SystemError.current("pread"))"))
+            }
+            off += n
         }
         return try ZipArchive(bytes: data, limits: limits)
     }

@@ -1,5 +1,5 @@
 public import Foundation
-public import MiniAppDaemon
+import MiniAppDaemon
 
 /// A real `miniappd` process on a private state dir and control socket, for end-to-end tests.
 /// Started by the test, stopped by the test (SIGTERM, then SIGKILL if it hangs).
@@ -21,16 +21,20 @@ public final class DaemonHarness: @unchecked Sendable {
     /// then names `unused.sock`, which the daemon must not create.
     ///
     /// `environment`: added to the test's own environment (e.g. `NOTIFY_SOCKET`, `WATCHDOG_USEC`).
+    ///
+    /// `socketPath`: the control socket (default `control.sock` in the harness's own dir); a
+    /// restart test gives the path of the daemon it replaces.
+    /// `binary`: another `miniappd` (the release build, for the simulator refusal tests).
     public init(
         policyDir: String?, extraArgs: [String] = [], stateDir: String? = nil, timeout: Double = 30, socketActivated: Bool = false,
-        environment: [String: String] = [:]
+        environment: [String: String] = [:], socketPath: String? = nil, binary: String? = nil
     ) throws {
         dir = try TempDir("d")
-        socket = dir.file("control.sock")
+        socket = socketPath ?? dir.file("control.sock")
         _ = FileManager.default.createFile(atPath: dir.file("daemon.log"), contents: nil)
         log = try FileHandle(forWritingTo: URL(fileURLWithPath: dir.file("daemon.log")))
         process = Process()
-        let daemon = productsDirectory() + "/miniappd"
+        let daemon = binary ?? productsDirectory() + "/miniappd"
         let args = [
             "--state-dir", stateDir ?? dir.file("state"), "--control-socket", socketActivated ? dir.file("unused.sock") : socket,
         ] + (policyDir.map { ["--policy-dir", $0] } ?? []) + extraArgs

@@ -3,12 +3,13 @@ import Foundation
 import MiniAppDaemon
 import MiniAppJSON
 import MiniAppModel
+import MiniAppSystem
 
 /// The control-API verbs (spec/cli-and-config.md): `miniapp --socket PATH VERB …`.
 enum ControlCommands {
     static let all: [any ParsableCommand.Type] = [
-        Install.self, Launch.self, PS.self, Stop.self, Suspend.self, Resume.self, Inspect.self, Top.self,
-        Packages.self, Info.self, Send.self,
+        Install.self, Launch.self, Prewarm.self, PS.self, Stop.self, Suspend.self, Resume.self, Inspect.self, Top.self,
+        Packages.self, Info.self, Send.self, Updates.self, Restart.self,
     ]
 }
 
@@ -28,25 +29,57 @@ func failing<T>(_ body: () throws -> T) throws -> T {
         var line = "\(e.code.rawValue) \(e.message)"
         if let reason = e.data["reason"] { line += " (reason: \(reason))" }
         if let required = e.data["required"] { line += " (required host version: \(required))" }
-        FileHandle.standardError.write(Data((line + "\n").utf8))
+        // The message may quote what a program sent (a host provider's error, an entry name).
+        FileHandle.standardError.write(Data((TerminalText.escape(line) + "\n").utf8))
         throw ExitCode(1)
     }
 }
 
 extension ControlCommands {
     struct Install: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Install a package (verified first).")
+        static let configuration = CommandConfiguration(
+            abstract: "Install a package (verified first).",
+            discussion: "The file is opened here, with your permissions, and its descriptor passed to the daemon (packages.install {fd: true}).")
         @OptionGroup var socket: SocketOptions
         @Argument(help: "The package zip.") var file: String
         @Flag(help: "Allow installing a lower version than the active one.") var allowDowngrade = false
         func run() throws {
-            let path = URL(fileURLWithPath: file).standardizedFileURL.path
-            let r = try failing {
-                try socket.client().call(
-                    "packages.install", ["path": .string(path), "allowDowngrade": .bool(allowDowngrade)])
+            let fd = open(file, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+            guard fd >= 0 else {
+                FileHandle.standardError.write(Data("miniapp: cannot open \(file): \(String(cString: strerror(errno)))\n".utf8))
+                throw ExitCode(1)
             }
+            defer { close(fd) }
+            let r = try failing { try ControlCommands.install(descriptor: fd, socket: socket.socket, allowDowngrade: allowDowngrade) }
             print("installed \(r["id"]?.stringValue ?? "?") \(r["version"]?.stringValue ?? "?") active=\(r["active"]?.stringValue ?? r["active"]?.jsonString ?? "?")")
         }
+    }
+
+    /// One `packages.install {fd: true}` with `descriptor` attached (SCM_RIGHTS) to the request's
+    /// own sendmsg, on a connection of its own.
+    static func install(descriptor: Int32, socket: String, allowDowngrade: Bool) throws(MiniAppError) -> JSONValue {
+        let request: JSONValue = [
+            "jsonrpc": "2.0", "id": 1, "method": "packages.install", "params": ["fd": true, "allowDowngrade": .bool(allowDowngrade)],
+        ]
+        let answer: JSONObject
+        do {
+            let conn = try UnixLineClient(path: socket)
+            try conn.send(line: request.serialized(), passing: descriptor)
+            guard let line = try conn.readLine(timeoutMillis: 120_000), let obj = (try? JSONValue.parse(line))?.objectValue else {
+                throw MiniAppError(.hostUnavailable, "miniappd closed the connection")
+            }
+            answer = obj
+        } catch let e as MiniAppError {
+            throw e
+        } catch {
+            throw MiniAppError(.hostUnavailable, "cannot reach miniappd at \(socket): \(error). Is the daemon running? Pass --socket PATH.")
+        }
+        if let err = answer["error"]?.objectValue {
+            var data: [String: String] = [:]
+            for m in err["data"]?.objectValue ?? [:] where m.key != "code" { data[m.key] = m.value.stringValue ?? m.value.jsonString }
+            throw MiniAppError(ErrorCode(rawValue: err["data"]?["code"]?.stringValue ?? "INTERNAL"), err["message"]?.stringValue ?? "error", data: data)
+        }
+        return answer["result"] ?? .null
     }
 
     struct Launch: ParsableCommand {
@@ -59,6 +92,17 @@ extension ControlCommands {
             if !args.isEmpty { params["args"] = .array(args.map { .string($0) }) }
             let r = try failing { try socket.client().call("programs.launch", params) }
             print("\(r["workerId"]?.stringValue ?? "?") pid=\(r["pid"]?.intValue ?? 0) \(id) \(r["version"]?.stringValue ?? "")")
+        }
+    }
+
+    struct Prewarm: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Prewarm a node or Python program: its worker is made now and held before the program's code runs; the next launch of ID releases it.")
+        @OptionGroup var socket: SocketOptions
+        @Argument(help: "Program id.") var id: String
+        func run() throws {
+            let r = try failing { try socket.client().call("programs.prewarm", ["id": .string(id)]) }
+            print("\(r["workerId"]?.stringValue ?? "?") pid=\(r["pid"]?.intValue ?? 0) \(id) \(r["version"]?.stringValue ?? "") prewarmed=\(r["prewarmed"]?.boolValue ?? false)")
         }
     }
 

@@ -72,7 +72,7 @@ struct JailCommand: ParsableCommand {
             let ttys = (isatty(1) == 1, isatty(2) == 1)
             launch.output = { line in
                 let fd: Int32 = line.stream == .stdout ? 1 : 2
-                let text = (fd == 1 ? ttys.0 : ttys.1) ? Self.escapingControls(line.text) : line.text
+                let text = (fd == 1 ? ttys.0 : ttys.1) ? TerminalText.escape(line.text) : line.text
                 let bytes = Array((text + "\n").utf8)
                 _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
             }
@@ -141,20 +141,6 @@ struct JailCommand: ParsableCommand {
             close(w)
         }
         return r
-    }
-
-    /// Escapes C0/C1 control characters (ESC sequences could retitle, recolour or rewrite the
-    /// user's terminal, or answer queries with injected input) as \u{…}; tab stays.
-    static func escapingControls(_ s: String) -> String {
-        var out = ""
-        for u in s.unicodeScalars {
-            if (u.value < 0x20 && u != "\t") || (0x7f...0x9f).contains(u.value) {
-                out += "\\u{" + String(u.value, radix: 16) + "}"
-            } else {
-                out.unicodeScalars.append(u)
-            }
-        }
-        return out
     }
 
     private func absolute(_ p: String) -> String {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MiniAppBridgeMock
 import MiniAppDaemon
 import MiniAppJSON
 import MiniAppModel
@@ -12,28 +13,64 @@ extension ControlCommands {
         @Argument(help: "Only this program id.") var id: String?
         @Flag(help: "Print raw JSON events.") var json = false
         @Option(help: "Stop after this many events (0 = forever).") var count: Int = 0
+        @Option(help: "Only methods matching this glob (e.g. 'payment.*').") var method: String?
+        @Flag(help: "Only calls that failed (denied, refused or answered with an error).") var errors = false
+        @Option(help: "Also append each call with its params and result to FILE (JSON lines) for miniapp replay.")
+        var record: String?
 
         func run() throws {
             let client = try failing { try socket.client() }
             var params: JSONObject = [:]
             if let id { params["programId"] = .string(id) }
             _ = try failing { try client.call("inspector.subscribe", params) }
+            let recorder = try record.map { try Recorder(path: $0) }
             var seen = 0
             while let msg = try failing({ try client.nextNotification() }) {
                 guard msg["method"]?.stringValue == "inspector.event", let e = msg["params"] else { continue }
-                print(json ? e.jsonString : Self.line(e))
+                if let method, !MockRules.globMatches(method, e["method"]?.stringValue ?? "") { continue }
+                if errors && e["code"] == nil { continue }
+                print(json ? TerminalText.escapeJSON(e.jsonString) : Self.line(e))
+                recorder?.append(e)
                 fflush(nil)
                 seen += 1
                 if count > 0 && seen >= count { return }
             }
         }
 
+        /// One event as a line. Every text field is escaped (`TerminalText`): the method name is
+        /// whatever the program sent, and a raw one could forge a whole "allow" line (CR, LF) or
+        /// retitle the terminal (ESC).
         static func line(_ e: JSONValue) -> String {
-            let code = e["code"]?.stringValue.map { " \($0)" } ?? ""
-            let t = e["time"]?.stringValue ?? e["time"]?.jsonString ?? ""
-            return "\(t) \(e["workerId"]?.stringValue ?? "?") \(e["programId"]?.stringValue ?? "?") "
-                + "\(e["method"]?.stringValue ?? "?") \(e["decision"]?.stringValue ?? "?")\(code) "
+            func text(_ key: String) -> String { TerminalText.escape(e[key]?.stringValue ?? "?") }
+            let code = e["code"]?.stringValue.map { " " + TerminalText.escape($0) } ?? ""
+            let t = TerminalText.escape(e["time"]?.stringValue ?? e["time"]?.jsonString ?? "")
+            return "\(t) \(text("workerId")) \(text("programId")) \(text("method")) \(text("decision"))\(code) "
                 + "\(e["micros"]?.intValue ?? 0)us in=\(e["bytesIn"]?.intValue ?? 0) out=\(e["bytesOut"]?.intValue ?? 0)"
+        }
+    }
+
+    /// `inspect --record FILE`: appends replayable events (tokens were redacted by the daemon,
+    /// which never sends one); says once when events carry no payloads.
+    final class Recorder {
+        private let handle: FileHandle
+        private var warned = false
+
+        init(path: String) throws {
+            guard FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600]),
+                let h = FileHandle(forWritingAtPath: path)
+            else { throw ValidationError("cannot write the recording \(path)") }
+            handle = h
+        }
+
+        func append(_ event: JSONValue) {
+            guard Recording.isReplayable(event) else {
+                if !warned {
+                    FileHandle.standardError.write(Data("inspect: events without params and results are not recorded: record a simulated program (miniapp dev) or run the daemon with inspectorPayloads on\n".utf8))
+                    warned = true
+                }
+                return
+            }
+            handle.write(Data((event.jsonString + "\n").utf8))
         }
     }
 

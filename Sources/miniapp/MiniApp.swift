@@ -2,12 +2,13 @@ import ArgumentParser
 
 /// `miniapp`: the partner and operator CLI (spec/cli-and-config.md). One file per command group:
 /// JailCommand.swift (`jail`), PolicyCommands.swift (`policy lint|explain|diff`), PackageCommands.swift (`keygen`, `pack`, `verify`),
-/// ControlCommands.swift and LiveCommands.swift (the control-API verbs).
+/// ControlCommands.swift and LiveCommands.swift (the control-API verbs), DevTools.swift (`new`,
+/// `mock-bridge`, `dev`, `replay`: the partner's inner loop).
 struct MiniApp: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "miniapp",
         abstract: "Pack, sign, verify, jail and control mini-programs.",
-        subcommands: [JailCommand.self, PolicyCommand.self] + PackageCommands.all + ControlCommands.all
+        subcommands: [JailCommand.self, PolicyCommand.self] + PackageCommands.all + ControlCommands.all + DevTools.all
     )
 
     /// The spec writes `miniapp --socket PATH install FILE`: a parent option before the verb,

@@ -11,7 +11,7 @@ import Glibc
 /// the crash-safety tests and handy for operators without a daemon.
 enum PackageCommands {
     static let all: [any ParsableCommand.Type] = [
-        KeygenCommand.self, PackCommand.self, VerifyCommand.self, StoreCommand.self,
+        KeygenCommand.self, PackCommand.self, VerifyCommand.self, StoreCommand.self, RegistryCommand.self,
     ]
 
     /// The host version used when `--host-version` is not given.

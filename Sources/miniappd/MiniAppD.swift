@@ -23,6 +23,17 @@ struct MiniAppD: ParsableCommand {
     @Option(help: "Optional config file (JSON, `//` comments allowed); see README \"Configuration\".") var config: String?
     @Option(help: "Prometheus endpoint: 127.0.0.1:PORT or unix:/path.") var metricsListen: String?
     @Option(help: "auto, privileged or rootless.") var workerMode: String?
+    @Flag(help: "Simulator mode (debug builds only): install unsigned programs from a directory or a loopback URL.")
+    var simulator = false
+
+    func validate() throws {
+        #if !DEBUG
+        if simulator {
+            throw ValidationError(
+                "--simulator is refused: this is a release build of miniappd, and simulator mode (unsigned programs) exists only in debug builds (swift build); use miniapp dev with a debug build")
+        }
+        #endif
+    }
 
     func run() throws {
         // Before any thread exists, so every thread inherits the mask and signals reach only
@@ -69,6 +80,7 @@ struct MiniAppD: ParsableCommand {
         if let platformKey { cfg.platformKey = platformKey }
         if let metricsListen { cfg.metricsListen = metricsListen }
         if let workerMode { try cfg.apply(file: ["workerMode": .string(workerMode)]) }
+        cfg.simulator = simulator
         return cfg
     }
 }

@@ -1,3 +1,4 @@
+import Dispatch
 @testable import MiniAppDaemon
 import MiniAppJSON
 import MiniAppModel
@@ -76,6 +77,10 @@ final class FakePeer: ControlPeer, @unchecked Sendable {
         ("no.such.method", #""#, ErrorCode.methodNotFound),
         ("no.such.method", #"[1]"#, ErrorCode.methodNotFound),
         ("daemon.info", #"null"#, ErrorCode.invalidParams),
+        ("programs.restart", #"{}"#, ErrorCode.invalidParams),
+        ("programs.restart", #"{"id":5}"#, ErrorCode.invalidParams),
+        ("updates.status", #"{"id":5}"#, ErrorCode.invalidParams),
+        ("updates.status", #"{}"#, ErrorCode.hostUnavailable),
     ])
     func refusesBadRequests(_ method: String, _ paramsText: String, _ code: ErrorCode) throws {
         let (api, _) = try api()
@@ -108,5 +113,27 @@ final class FakePeer: ControlPeer, @unchecked Sendable {
         #expect(try call(api, "programs.list", nil).get()["workers"]?.arrayValue?.count == 1)
         #expect(try call(api, "programs.stop", ["workerId": wid, "graceMillis": 5]).get()["status"] == 143)
         #expect(try call(api, "auth.keys", nil).get()["keys"] == [])
+    }
+
+    /// `programs.restart`: the running worker is stopped, then the program launched again (the
+    /// answer comes once the new worker runs); a program that does not run is just launched.
+    @Test func restartStopsAndLaunchesAgain() throws {
+        let (api, _) = try api()
+        let first = try call(api, "programs.launch", ["id": "com.p.app"]).get()["workerId"]
+        for _ in 0..<2 {
+            let done = DispatchSemaphore(value: 0)
+            let out = Mutex<Result<JSONValue, MiniAppError>?>(nil)
+            api.handle(method: "programs.restart", params: ["id": "com.p.app"], peer: FakePeer()) { r in
+                out.withLock { $0 = r }
+                done.signal()
+            }
+            #expect(done.wait(timeout: .now() + 10) == .success)
+            let r = try #require(out.withLock { $0 }).get()
+            #expect(r["id"] == "com.p.app")
+            #expect(r["workerId"] != nil && r["workerId"] != first)
+            #expect(try call(api, "programs.list", nil).get()["workers"]?.arrayValue?.count == 1)
+        }
+        let other = try #require(call(api, "programs.restart", ["id": "com.p.other"]).get()["workerId"])
+        #expect(other != first)
     }
 }

@@ -98,10 +98,12 @@ final class E2EWorld {
 
     /// Starts a daemon on this world's policies.
     func daemon(
-        _ extraArgs: [String] = [], stateDir: String? = nil, socketActivated: Bool = false, environment: [String: String] = [:]
+        _ extraArgs: [String] = [], stateDir: String? = nil, socketActivated: Bool = false, environment: [String: String] = [:],
+        socketPath: String? = nil
     ) throws -> DaemonHarness {
         try DaemonHarness(
-            policyDir: policyDir, extraArgs: extraArgs, stateDir: stateDir, socketActivated: socketActivated, environment: environment)
+            policyDir: policyDir, extraArgs: extraArgs, stateDir: stateDir, socketActivated: socketActivated, environment: environment,
+            socketPath: socketPath)
     }
 }
 

@@ -1,4 +1,6 @@
 import Foundation
+import Glibc
+import MiniAppTestSupport
 import MiniAppDaemon
 import MiniAppSystem
 import Testing
@@ -21,6 +23,51 @@ import Testing
         #expect(body.contains("miniappd_workers{state=\"running\"} 2"))
         #expect(try curl("-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(port)/nope") == "404")
         #expect(try curl("-X", "POST", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(port)/metrics") == "405")
+    }
+
+    /// Connections that send nothing, or half a request, or trickle a byte at a time, neither
+    /// block a scrape from someone else nor stay past the whole-request deadline.
+    @Test func slowConnectionsDoNotBlockScrapes() throws {
+        let fd = try ListeningSocket.listen(.tcp(host: "127.0.0.1", port: 0))
+        let port = try #require(ListeningSocket.boundPort(fd))
+        let server = TinyHTTPServer(listeningFD: fd) { path in path == "/metrics" ? (200, "text/plain", Array("up 1\n".utf8)) : nil }
+        server.start()
+        defer { server.stop() }
+        var slow: [Int32] = []
+        defer { for s in slow { close(s) } }
+        for i in 0..<5 {
+            let s = try Self.connect(port)
+            if i == 0 { _ = send(s, "GET /met", 8, 0) }
+            slow.append(s)
+        }
+        let started = Date()
+        // Five stalled peers held the old one-at-a-time loop 2 s each: 10 s, past curl's 5.
+        #expect(try curl("--max-time", "5", "http://127.0.0.1:\(port)/metrics") == "up 1\n")
+        // A trickling peer is cut off at the deadline (2 s), not kept for as long as it trickles.
+        let trickle = try Self.connect(port)
+        defer { close(trickle) }
+        var closedAfter: Double?
+        for _ in 0..<40 {
+            _ = send(trickle, "G", 1, Int32(MSG_NOSIGNAL))
+            usleep(200_000)
+            var b: UInt8 = 0
+            if recv(trickle, &b, 1, Int32(MSG_DONTWAIT)) == 0 {
+                closedAfter = Date().timeIntervalSince(started)
+                break
+            }
+        }
+        #expect(closedAfter != nil, "the trickling connection was never closed")
+    }
+
+    static func connect(_ port: UInt16) throws -> Int32 {
+        let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(port.bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard rc == 0 else { throw HarnessError("connect: errno \(errno)") }
+        return s
     }
 
     @Test(arguments: [

@@ -52,6 +52,11 @@ final class RegistryServer {
         if let status { try root.write(path + ".status", "\(status)") } else { unlink(root.file(path + ".status")) }
     }
 
+    /// The paths requested so far, in order.
+    func requests() -> [String] {
+        ((try? String(contentsOfFile: root.file(".requests"), encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+    }
+
     func stop() {
         guard process.isRunning else { return }
         kill(process.processIdentifier, SIGKILL)

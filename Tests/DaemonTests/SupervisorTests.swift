@@ -12,16 +12,22 @@ final class FakeWorker: WorkerHandle, @unchecked Sendable {
     let pid: Int32
     let onExit: @Sendable (WorkerExitInfo) -> Void
     let frozen = Mutex(false)
-    init(pid: Int32, onExit: @escaping @Sendable (WorkerExitInfo) -> Void) {
+    let memoryBytes: Int64
+    let killed = Mutex(false)
+    init(pid: Int32, memoryBytes: Int64 = 4096, onExit: @escaping @Sendable (WorkerExitInfo) -> Void) {
         self.pid = pid
+        self.memoryBytes = memoryBytes
         self.onExit = onExit
     }
     func suspend() throws(MiniAppError) { frozen.withLock { $0 = true } }
     func resume() throws(MiniAppError) { frozen.withLock { $0 = false } }
     /// As the real jail does: a stop it carried out is reported as `stopped`.
     func stop(graceMillis: Int) { onExit(WorkerExitInfo(status: 143, signal: "SIGTERM", reason: .stopped)) }
-    func kill() { onExit(WorkerExitInfo(status: 137, signal: "SIGKILL", reason: .signal)) }
-    func usage() -> (memoryBytes: Int64, cpuMicros: Int64) { (4096, 10) }
+    func kill() {
+        killed.withLock { $0 = true }
+        onExit(WorkerExitInfo(status: 137, signal: "SIGKILL", reason: .signal))
+    }
+    func usage() -> (memoryBytes: Int64, cpuMicros: Int64) { (memoryBytes, 10) }
 }
 
 final class FakeSpawner: WorkerSpawner, @unchecked Sendable {
@@ -32,9 +38,12 @@ final class FakeSpawner: WorkerSpawner, @unchecked Sendable {
     let exitDuringSpawn = Mutex<WorkerExitInfo?>(nil)
     /// Runs inside `spawn` (the launch is then between admission and registration).
     let duringSpawn = Mutex<(@Sendable () -> Void)?>(nil)
+    /// What `usage()` reports for the workers spawned from now on.
+    let memoryPerWorker = Mutex<Int64>(4096)
 
     func spawn(_ r: WorkerSpawnRequest, onExit: @escaping @Sendable (WorkerExitInfo) -> Void) throws(MiniAppError) -> any WorkerHandle {
-        let w = FakeWorker(pid: Int32(1000 + spawned.withLock { $0.count }), onExit: onExit)
+        let w = FakeWorker(
+            pid: Int32(1000 + spawned.withLock { $0.count }), memoryBytes: memoryPerWorker.withLock { $0 }, onExit: onExit)
         spawned.withLock { $0.append(w) }
         requests.withLock { $0.append(r) }
         duringSpawn.withLock { $0 }?()
@@ -54,11 +63,15 @@ final class ManualClock: Sendable {
     func now() -> UInt64 { nanos.withLock { $0 } }
 }
 
-struct FakeResolver: ProgramResolver {
+final class FakeResolver: ProgramResolver, Sendable {
+    /// The version every program resolves to (a test changes it to model an update).
+    let version = Mutex("1.0.0")
+
     func launchable(_ id: String) throws(MiniAppError) -> LaunchableProgram {
         guard id.hasPrefix("com.") else { throw MiniAppError(.notFound, "no package \(id)") }
         return LaunchableProgram(
-            id: id, version: "1.0.0", partnerId: "com.p", appDir: "/nonexistent", entryPoint: "main.js", runtime: "node",
+            id: id, version: version.withLock { $0 }, partnerId: id.hasPrefix("com.q.") ? "com.q" : "com.p", appDir: "/nonexistent",
+            entryPoint: id.hasSuffix(".native") ? "main" : "main.js", runtime: id.hasSuffix(".native") ? "native" : "node",
             permissions: [], allowedDomains: [])
     }
     func dataDirectory(_ id: String) throws(MiniAppError) -> String { "/nonexistent/\(id)" }
@@ -92,6 +105,7 @@ struct SupervisorFixture {
     let clock = ManualClock()
     /// Every exit as the supervisor reported it to its observer (the metrics).
     let observed = Observed()
+    let resolver = FakeResolver()
     let supervisor: Supervisor
 
     init(_ tweak: (inout SupervisorSettings) -> Void = { _ in }) throws {
@@ -103,8 +117,27 @@ struct SupervisorFixture {
         let (notes, clock, observed) = (self.notes, self.clock, self.observed)
         supervisor = Supervisor(
             settings: settings, ids: try WorkerIDAllocator(path: dir + "/workers.seq"), spawner: spawner,
-            resolver: FakeResolver(), bridge: bridge, notify: { m, p in notes.add(m, p) },
+            resolver: resolver, bridge: bridge, notify: { m, p in notes.add(m, p) },
             observeExit: { info in observed.items.withLock { $0.append(info) } }, clock: { clock.now() })
+    }
+}
+
+extension SupervisorFixture {
+    /// Makes the next spawn start a shutdown (on another thread) and wait until it began; the
+    /// semaphore is signalled when the shutdown returned.
+    func shutDownDuringSpawn() -> DispatchSemaphore {
+        let done = DispatchSemaphore(value: 0)
+        let supervisor = self.supervisor
+        spawner.duringSpawn.withLock {
+            $0 = {
+                Thread.detachNewThread {
+                    supervisor.shutdown(graceMillis: 10)
+                    done.signal()
+                }
+                while !supervisor.isShuttingDown { usleep(1000) }
+            }
+        }
+        return done
     }
 }
 
@@ -272,17 +305,8 @@ struct SupervisorFixture {
     /// worker, so the launch stops it (reason daemon-shutdown) and shutdown waits for it.
     @Test func launchRacingShutdownLeavesNoWorker() throws {
         let f = try SupervisorFixture()
-        let shutdownDone = DispatchSemaphore(value: 0)
+        let shutdownDone = f.shutDownDuringSpawn()
         let supervisor = f.supervisor
-        f.spawner.duringSpawn.withLock {
-            $0 = {
-                Thread.detachNewThread {
-                    supervisor.shutdown(graceMillis: 10)
-                    shutdownDone.signal()
-                }
-                while !supervisor.isShuttingDown { usleep(1000) }
-            }
-        }
         #expect(throws: MiniAppError.self) { try supervisor.launch("com.p.app") }
         #expect(shutdownDone.wait(timeout: .now() + 10) == .success, "shutdown returned")
         let exited = f.notes.named("program.exited")

@@ -20,14 +20,17 @@ struct JailLifecycleTests {
     @Test("two workers cannot read each other's data, signal or see each other")
     func twoWorkers() async throws {
         guard let jailer = JailHarness.jailer, JailHarness.probeBuilt else { Issue.record("no fixture"); return }
-        var a = JailLaunch(programId: "test.worker-a", argv: ["/app/probe", "write-secret"])
+        // A holds until it is stopped (no sleep a loaded machine could outlast: it once ended on
+        // its own after 30 s while B's checks were still running, and reported `.exit`).
+        var a = JailLaunch(programId: "test.worker-a", argv: ["/app/probe", "write-secret-hold"])
         a.appDir = "\(JailHarness.base)/app"
         let dataA = JailHarness.newDataDir("a")
         a.dataDir = dataA
         let ready = JailLock(false)
         a.output = { l in if l.text == "READY" { ready.withLock { $0 = true } } }
         let wa = try await jailer.spawn(a)
-        for _ in 0..<200 where !ready.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(10)) }
+        // Waits for the event itself; the bound only turns a hang into a failure.
+        for _ in 0..<6000 where !ready.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(10)) }
         #expect(ready.withLock { $0 })
         for args in [["read_path", "\(dataA)/secret"], ["read_path", "/data/secret"], ["kill_pid", "\(wa.pid)"], ["host_processes"]] {
             let (exit, lines) = try await JailHarness.runWorker(args, programId: "test.worker-b")

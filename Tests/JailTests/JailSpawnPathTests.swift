@@ -59,7 +59,10 @@ struct JailSpawnPathTests {
         if ending == .stop || ending == .wallClock { // the others may already be over
             // Whatever its name is right now (a cgroup made ahead is renamed right after the
             // spawn, under the same lock this read takes).
-            let dirs = Self.v1Dirs(try #require(w.cgroupLocation), jailer)
+            // Read again when the first name is gone: the rename may have come between the read
+            // and the checks (it happens once, so the second read names the final directories).
+            let first = Self.v1Dirs(try #require(w.cgroupLocation), jailer)
+            let dirs = first.allSatisfy(Self.exists) ? first : Self.v1Dirs(try #require(w.cgroupLocation), jailer)
             #expect(dirs.allSatisfy(Self.exists), "the worker's cgroup exists while it runs: \(dirs)")
         }
         let exit = ending == .stop ? await w.stop(grace: 1) : await w.exit
@@ -206,6 +209,58 @@ struct JailSpawnPathTests {
         let z = try #require(zeros, "argv's terminator")
         withUnsafeBytes(of: UInt64(good.count + 8)) { open.replaceSubrange(z..<z + 8, with: $0) }
         #expect(unpack(open).0 == -EINVAL)
+    }
+
+    /// The spec travels sealed (shrink, grow, write): a sender that could still truncate it
+    /// killed the spawner with SIGBUS, one that could write it could change it after the check.
+    @Test("the spec memfd is sealed, and the spawner refuses one that is not and keeps serving")
+    func sealedSpec() throws {
+        let bytes: [UInt8] = Array("not a spec blob, but long enough to be mapped".utf8)
+        let sealed = bytes.withUnsafeBytes { cjail_sealed_memfd("test-spec", $0.baseAddress, $0.count) }
+        #expect(sealed >= 0)
+        defer { close(sealed) }
+        #expect(cjail_memfd_is_sealed(sealed) != 0)
+        #expect(ftruncate(sealed, 0) != 0 && errno == EPERM, "shrink")
+        #expect(ftruncate(sealed, 1 << 20) != 0 && errno == EPERM, "grow")
+        #expect(pwrite(sealed, "x", 1, 0) < 0 && errno == EPERM, "write")
+        let plain = cjail_memfd("test-plain")
+        defer { close(plain) }
+        _ = bytes.withUnsafeBytes { write(plain, $0.baseAddress, $0.count) }
+        #expect(cjail_memfd_is_sealed(plain) == 0)
+
+        // A spawner of this test's own, started directly: not through SpawnerProcess, whose
+        // notice watch on the shared jail event loop must not outlive its socket.
+        var spawnerPid: Int32 = 0, socket: Int32 = -1
+        #expect(cjail_spawner_start(SpawnerProcess.executablePath(), &spawnerPid, &socket) == 0)
+        defer {
+            close(socket)
+            var status: Int32 = 0
+            while waitpid(spawnerPid, &status, 0) < 0 && errno == EINTR {}
+        }
+        func result(_ blob: Int32) -> Int32? {
+            var pair: [Int32] = [-1, -1]
+            guard cjail_seqpacket_pair(&pair) == 0 else { return nil }
+            defer { close(pair[0]) }
+            var header = cjail_spawn_request()
+            header.blob_len = UInt64(bytes.count)
+            var fds = [Int32](repeating: -1, count: Int(CJAIL_SPAWN_FD_COUNT.rawValue))
+            fds[Int(CJAIL_SPAWN_FD_BLOB.rawValue)] = blob
+            fds[Int(CJAIL_SPAWN_FD_REPLY.rawValue)] = pair[1]
+            let sent = fds.withUnsafeBufferPointer { cjail_spawner_send(socket, &header, $0.baseAddress) }
+            close(pair[1])
+            guard sent == 0 else { return nil }
+            var ready = pollfd(fd: pair[0], events: Int16(POLLIN), revents: 0)
+            guard poll(&ready, 1, 30_000) == 1 else { return nil }  // bounded: a hang fails the test
+            var reply = cjail_spawn_reply()
+            var child = cjail_child()
+            guard cjail_spawner_read_reply(pair[0], &reply, &child) == 0 else { return nil }
+            return reply.result
+        }
+        #expect(result(plain) == -EPERM, "an unsealed spec is refused before it is mapped")
+        #expect(kill(spawnerPid, 0) == 0, "the spawner is alive")
+        // Still serving: the sealed one reaches the blob check (and fails it: it is no spec).
+        #expect(result(sealed) == -EINVAL)
+        #expect(kill(spawnerPid, 0) == 0)
     }
 }
 

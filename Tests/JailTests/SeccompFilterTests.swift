@@ -45,10 +45,17 @@ struct SeccompBPF {
     }
 
     func run(_ d: Data) throws -> UInt32 {
+        var steps = 0
+        return try run(d, counting: &steps)
+    }
+
+    /// `run`, adding the number of instructions executed to `steps`.
+    func run(_ d: Data, counting steps: inout Int) throws -> UInt32 {
         var a: UInt32 = 0, x: UInt32 = 0, mem = [UInt32](repeating: 0, count: 16), pc = 0
         while pc < insns.count {
             let (code, jt, jf, k) = insns[pc]
             pc += 1
+            steps += 1
             switch code {
             case 0x20: guard let w = d.word(at: k) else { throw Unsupported(description: "load at \(k)") }; a = w // LD|W|ABS
             case 0x00: a = k                                  // LD|IMM
@@ -104,6 +111,20 @@ struct SeccompFilterTests {
     }
 
     static func nr(_ name: String) throws -> Int32 { try #require(SeccompCompiler.syscallNumber(name), "\(name) unknown") }
+
+    /// Every system call of a worker runs the whole stack of filters: a linear filter over the
+    /// default profile's ~350 names would cost hundreds of instructions on each one (a runtime's
+    /// start makes thousands of calls). libseccomp's binary tree (SCMP_FLTATR_CTL_OPTIMIZE=2)
+    /// keeps it to a few dozen, whatever the profile's length.
+    @Test(arguments: ["read", "write", "openat", "mmap", "futex", "recvfrom", "newfstatat", "close", "epoll_wait", "clock_nanosleep"])
+    func aCommonSyscallRunsFewInstructions(_ name: String) throws {
+        let p = try Self.program()
+        var steps = 0
+        for f in p.filters { _ = try SeccompBPF(f).run(SeccompBPF.Data(nr: try Self.nr(name)), counting: &steps) }
+        let length = p.filters.map { $0.count / 8 }.reduce(0, +)
+        #expect(length > 200, "the default profile compiles to \(length) instructions: fewer than expected")
+        #expect(steps <= 40, "\(name) runs \(steps) of the filters' \(length) instructions")
+    }
 
     /// Argument patterns every denial must hold against: zeros, all ones, the sign bit, high bits
     /// only, small values. A syscall without argument rules is decided by its number alone; one
@@ -192,6 +213,25 @@ struct SeccompFilterTests {
             }
         }
         #expect(try SeccompBPF.evaluate(p, .init(nr: ioctl, args: [0, 0x5401, 0, 0, 0, 0])) == SeccompBPF.allow) // TCGETS
+    }
+
+    @Test("send and receive with MSG_OOB are denied, whatever the other flags; without it they pass")
+    func outOfBand() throws {
+        let p = try Self.program()
+        for (name, flagsArg) in [("sendto", 3), ("recvfrom", 3), ("sendmsg", 2), ("recvmsg", 2), ("sendmmsg", 3), ("recvmmsg", 3)] {
+            let nr = try Self.nr(name)
+            func args(_ flags: UInt64) -> [UInt64] {
+                var a: [UInt64] = [3, 0, 1, 0, 0, 0]
+                a[flagsArg] = flags
+                return a
+            }
+            for flags: UInt64 in [0x1, 0x41, 0x4001, 0xffff_ffff, 0x1_0000_0001] {
+                #expect(try SeccompBPF.evaluate(p, .init(nr: nr, args: args(flags))) == SeccompBPF.errno(EPERM), "\(name) flags 0x\(String(flags, radix: 16))")
+            }
+            for flags: UInt64 in [0, 0x40, 0x4000, 0x2] {  // MSG_DONTWAIT, MSG_NOSIGNAL, MSG_PEEK
+                #expect(try SeccompBPF.evaluate(p, .init(nr: nr, args: args(flags))) == SeccompBPF.allow, "\(name) flags 0x\(String(flags, radix: 16))")
+            }
+        }
     }
 
     /// Other ABIs die (SCMP_ACT_KILL_PROCESS) for every shipped profile, Docker's included, even

@@ -38,10 +38,20 @@ import Testing
         ("{\"controlAllowedGroups\": [\"\"]}", "controlAllowedGroups"),
         ("{\"controlAllowedGroups\": [100]}", "controlAllowedGroups"),
         ("[]", "(root)"),
+        ("{\"updateCheckMinIntervalSeconds\": -1}", "updateCheckMinIntervalSeconds"),
+        ("{\"rollbackCrashCount\": 1.5}", "rollbackCrashCount"),
+        ("{\"rollbackWindowSeconds\": 0}", "rollbackWindowSeconds"),
     ])
     func refusesBadSettings(_ text: String, _ field: String) throws {
         var c = DaemonConfig()
         #expect(throws: ConfigError.self) { try c.apply(file: JSONValue.parse(text, options: .policy)) }
         do { try c.apply(file: JSONValue.parse(text, options: .policy)) } catch let e as ConfigError { #expect(e.field == field) }
+    }
+
+    @Test func updateSettings() throws {
+        var c = DaemonConfig()
+        #expect((c.updateCheckMinIntervalSeconds, c.rollbackCrashCount, c.rollbackWindowSeconds) == (300, 3, 60))
+        try c.apply(file: JSONValue.parse(#"{"updateCheckMinIntervalSeconds": 0, "rollbackCrashCount": 0, "rollbackWindowSeconds": 5}"#))
+        #expect((c.updateCheckMinIntervalSeconds, c.rollbackCrashCount, c.rollbackWindowSeconds) == (0, 0, 5))
     }
 }

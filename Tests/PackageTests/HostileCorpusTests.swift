@@ -72,10 +72,14 @@ let hostileCases: [HostileCase] = [
     HostileCase(name: "zip-slip ../", code: .badPath, names: "../evil.js", build: addEntry("../evil.js")),
     HostileCase(name: "zip-slip nested ..", code: .badPath, names: "lib/../../evil", build: addEntry("lib/../../evil")),
     HostileCase(name: "absolute path", code: .badPath, names: "/etc/cron.d/x", build: addEntry("/etc/cron.d/x")),
-    HostileCase(name: "backslash traversal", code: .badPath, names: "..\\\\evil", build: addEntry("..\\evil")),
+    HostileCase(name: "backslash traversal", code: .badPath, names: "..\\evil", build: addEntry("..\\evil")),
     HostileCase(name: "dot component", code: .badPath, names: "./main2.js", build: addEntry("./main2.js")),
     HostileCase(name: "empty component", code: .badPath, names: "lib//x.js", build: addEntry("lib//x.js")),
-    HostileCase(name: "NUL in name", code: .badPath, names: "a\\x00b", build: rawName([97, 0, 98])),
+    HostileCase(name: "too deep", code: .badPath, names: "d/d/d/d", build: addEntry(String(repeating: "d/", count: 40) + "x")),
+    HostileCase(name: "directory too large", code: .tooManyEntries, names: "flat", build: {
+        Fixture().zip { for i in 0..<2001 { $0.append(ZipWriter.Entry(name: "flat/f\(i)", data: bytes("x"))) } }
+    }),
+    HostileCase(name: "NUL in name", code: .badPath, names: "a\\u{0}b", build: rawName([97, 0, 98])),
     HostileCase(name: "invalid UTF-8 name", code: .badPath, names: "\\xff", build: rawName([0xff, 0x61])),
     HostileCase(name: "path over 1024 bytes", code: .badPath, names: "aaaa", build: addEntry(String(repeating: "a", count: 1100))),
     HostileCase(name: "drive letter", code: .badPath, names: "C:evil", build: addEntry("C:evil")),

@@ -153,6 +153,22 @@ let debianPython = "/usr/bin/python3"
         #expect(await call(s, "system.info", ["x": 1], as: caller("com.a.app")).code == .invalidParams)
     }
 
+    /// An issued token written to the log is redacted (the rest of the line is kept), as the
+    /// inspector and the audit log redact it.
+    @Test(arguments: ["t=%@ end", "%@", "Bearer %@.%@", "\u{0600}%@"])
+    func logWriteRedactsIssuedTokens(_ shape: String) async throws {
+        let lines = LockedLines()
+        let s = LogService(config: ServicesConfig(hostVersion: "1")) { _, _, _, message in lines.append(message) }
+        let token = AuthService.issuedTokenPrefix + "eyJzdWIiOiJ1In0.c2lnbmF0dXJlLWJ5dGVz"
+        let message = shape.replacingOccurrences(of: "%@", with: token)
+        #expect(await call(s, "log.write", ["level": "info", "message": .string(message)], as: caller("com.a.app")).value == [:])
+        let logged = try #require(lines.all.first)
+        #expect(Array(logged.utf8).firstRange(of: Array(AuthService.issuedTokenPrefix.utf8)) == nil, "\(logged)")
+        #expect(Array(logged.utf8).firstRange(of: Array("c2lnbmF0dXJlLWJ5dGVz".utf8)) == nil, "\(logged)")
+        #expect(logged.contains("[REDACTED]"))
+        if shape.hasPrefix("t=") { #expect(logged == "t=[REDACTED] end") }
+    }
+
     @Test func logWriteTagsAndEscapes() async {
         let lines = LockedLines()
         var config = ServicesConfig(hostVersion: "1")
@@ -162,7 +178,7 @@ let debianPython = "/usr/bin/python3"
         }
         let a = caller("com.a.app")
         #expect(await call(s, "log.write", ["level": "warn", "message": "hi\nERROR forged"], as: a).value == [:])
-        #expect(lines.all == ["warn|com.a.app|w-com.a.app|hi\\u{0A}ERROR forged"])
+        #expect(lines.all == ["warn|com.a.app|w-com.a.app|hi\\u{a}ERROR forged"])
         #expect(await call(s, "log.write", ["level": "fatal", "message": "x"], as: a).code == .invalidParams)
         #expect(await call(s, "log.write", ["level": "info"], as: a).code == .invalidParams)
         #expect(await call(s, "log.write", ["level": "info", "message": .string(String(repeating: "x", count: 33))], as: a).code == .invalidParams)

@@ -253,6 +253,9 @@ func withTLSServer(_ body: (TLSServer) async throws -> Void) async throws {
             let net = try NetService(config: server.config { $0.net.maxConcurrentRequestsPerProgram = 1 })
             let slowURL = server.url("api.partner.test", "/slow?s=1")
             async let slow = request(net, slowURL)
+            // Let the slow call take the slot first: an /ok racing ahead of it would hold the slot
+            // itself and turn the slow call away instead.
+            try await Task.sleep(for: .milliseconds(300))
             var second: ErrorCode? = nil
             // The first call holds the slot until the slow response; poll until the cap is observed.
             for _ in 0..<100 {

@@ -207,7 +207,7 @@ final class Reaped: @unchecked Sendable {
         bridge.call("emit", {"name": "tick", "data": {"k": 1}})
         out["events"] = events
         async def main():
-            b = bridge.AsyncBridge(fd=bridge.default_bridge()._sock.fileno())
+            b = bridge.AsyncBridge(fd=bridge.default_bridge().fileno())
             got = []
             b.on_event("tock", lambda d: got.append(d))
             d1 = asyncio.ensure_future(b.call("delayed", {"n": 3}))
@@ -391,7 +391,7 @@ final class Reaped: @unchecked Sendable {
         out["fits"] = len(bridge.call("echo", {"s": "a" * 900})["s"])
         async def refused():
             try:
-                await bridge.AsyncBridge(fd=bridge.default_bridge()._sock.fileno()).call("echo", {"s": "a" * 2000})
+                await bridge.AsyncBridge(fd=bridge.default_bridge().fileno()).call("echo", {"s": "a" * 2000})
             except bridge.BridgeError as e:
                 return [e.code, e.rpc_code]
         out["async"] = asyncio.run(refused())

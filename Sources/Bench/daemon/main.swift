@@ -2,10 +2,13 @@
 // and the real storage service (spec/cli-and-config.md "Benchmarks"):
 //
 //   launch.cold        programs.launch → first Bridge reply received inside the worker (warmJails off)
+//   launch.cold.registry_hang  launch.cold while the configured registry accepts connections and
+//                      never answers (every launch starts an update check of its program)
 //   launch.pool        the same with a warm jail waiting (the default daemon, spawner_warm.c)
 //   resume.warm        programs.resume of a suspended worker → its next Bridge reply
 //   bridge.rtt         one storage.get round trip timed inside a jailed worker
-//   bridge.rtt.host    one ui.toast round trip (worker → daemon → this process as host → back)
+//   bridge.rtt.host    one ui.toast round trip (worker → daemon → this process as host, through
+//                      the MiniAppHost library → back)
 //   bridge.throughput  storage.get calls/s summed over 8 jailed workers, pipelined
 //   daemon.rss_idle    the RSS (KiB, in the throughput column) of a freshly started daemon with N idle workers
 //
@@ -15,7 +18,9 @@
 // the host runtime: it holds the control connection, serves `ui.toast` as host provider and
 // reads the workers' reports from it. Prints `RESULT|name|p50|p99|p999|throughput|unit|notes`.
 import Foundation
+import BenchSupport
 import Glibc
+import MiniAppHost
 import MiniAppJSON
 import MiniAppSystem
 
@@ -81,96 +86,96 @@ let work = FileManager.default.temporaryDirectory.appendingPathComponent("bench-
 
 // MARK: the host side of the control connection
 
-/// A blocking control connection: requests with ids, and `bridge.call` requests from the
-/// daemon (the workers' ui.toast), which `nextToast` returns.
-final class Host {
-    let fd: Int32
-    var buf: [UInt8] = []
-    var id = 0
-    var toasts: [JSONObject] = []
-    var exited: Set<String> = []
+/// The bench as a host runtime, on the MiniAppHost library: blocking control calls, and the
+/// workers' `ui.toast` calls served as host provider. The rtt.host samples (`message: "x"`) are
+/// answered at once by the handler; every other toast waits in `toasts` for the bench's
+/// `answer` (resume.warm answers while the worker is frozen).
+final class Host: @unchecked Sendable {
+    typealias Reply = CheckedContinuation<JSONValue, Never>
+    let client: HostClient
+    private let cond = NSCondition()
+    private var toasts: [(Reply, JSONObject)] = []
+    private var exited: Set<String> = []
 
     /// Connects, retrying for up to 10 s while the daemon starts; nil if it never answers.
     init?(socket: String) {
+        var options = HostOptions()
+        options.reconnect = false
+        options.callTimeoutMillis = 600_000
+        var connected: HostClient?
+        let box = ExitBox()
+        options.onMessage = { m in
+            if m["method"]?.stringValue == "program.exited", let w = m["params"]?["workerId"]?.stringValue { box.add(w) }
+        }
         for _ in 0..<400 {
-            if let c = try? UnixSocket.connect(path: socket) { fd = c.take(); return }
+            if let c = try? HostClient(path: socket, options: options) { connected = c; break }
             usleep(25_000)
         }
-        return nil
+        guard let connected else { return nil }
+        client = connected
+        box.host = self
     }
 
-    func write(_ v: JSONValue) {
-        var line = v.serialized()
-        line.append(10)
-        var off = 0
-        while off < line.count {
-            let n = line[off...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-            precondition(n > 0, "control socket write failed")
-            off += n
-        }
-    }
-
-    func readMessage() -> JSONObject {
-        while true {
-            if let nl = buf.firstIndex(of: 10) {
-                let line = Array(buf[..<nl])
-                buf.removeSubrange(...nl)
-                return try! JSONValue.parse(line, options: .strict).objectValue!
-            }
-            var chunk = [UInt8](repeating: 0, count: 65536)
-            let n = read(fd, &chunk, chunk.count)
-            precondition(n > 0, "daemon closed the control connection")
-            buf.append(contentsOf: chunk[..<n])
-        }
-    }
-
-    /// Sends a request and returns its result; queues bridge.calls that arrive meanwhile.
+    /// Sends a request and returns its result.
     @discardableResult
-    func call(_ method: String, _ params: JSONValue = [:]) -> JSONValue {
-        id += 1
-        write(["jsonrpc": "2.0", "id": .int(Int64(id)), "method": .string(method), "params": params])
-        while true {
-            let m = readMessage()
-            if m["method"]?.stringValue == "bridge.call" { toasts.append(m); continue }
-            if m["method"] != nil { note(m); continue }
-            guard m["id"]?.intValue == Int64(id) else { continue }
-            if let e = m["error"] { fatalError("\(method) failed: \(e)") }
-            return m["result"] ?? .null
+    func call(_ method: String, _ params: JSONObject = [:]) -> JSONValue {
+        do {
+            return try client.callBlocking(method, params)
+        } catch {
+            fatalError("\(method) failed: \(error)")
         }
     }
 
-    /// The next ui.toast call a worker made: (rpc id, its params).
-    func nextToast() -> (JSONValue, JSONObject) {
-        let m: JSONObject
-        if !toasts.isEmpty {
-            m = toasts.removeFirst()
-        } else {
-            var got: JSONObject?
-            while got == nil {
-                let x = readMessage()
-                if x["method"]?.stringValue == "bridge.call" { got = x } else { note(x) }
+    /// Serves `ui.toast` (see the type's doc).
+    func provideToast() {
+        do {
+            try client.provideBlocking(["ui.toast"]) { [self] call in
+                if call.params["message"] == "x" { return [:] }
+                return await withCheckedContinuation { (c: Reply) in push(c, call.params) }
             }
-            m = got!
+        } catch {
+            fatalError("bridge.provide failed: \(error)")
         }
-        let inner = m["params"]?.objectValue?["params"]?.objectValue ?? [:]
-        return (m["id"]!, inner)
     }
 
-    func note(_ m: JSONObject) {
-        if m["method"]?.stringValue == "program.exited", let w = m["params"]?.objectValue?["workerId"]?.stringValue {
-            exited.insert(w)
-        }
+    private func push(_ reply: Reply, _ params: JSONObject) {
+        cond.lock()
+        toasts.append((reply, params))
+        cond.signal()
+        cond.unlock()
+    }
+
+    /// The next ui.toast call a worker made: (its pending reply, its params).
+    func nextToast() -> (Reply, JSONObject) {
+        cond.lock()
+        defer { cond.unlock() }
+        while toasts.isEmpty { cond.wait() }
+        return toasts.removeFirst()
+    }
+
+    func noteExit(_ workerId: String) {
+        cond.lock()
+        exited.insert(workerId)
+        cond.broadcast()
+        cond.unlock()
     }
 
     /// Waits for `program.exited` of `workerId`.
     func waitExited(_ workerId: String) {
-        while !exited.contains(workerId) {
-            let m = readMessage()
-            if m["method"]?.stringValue == "bridge.call" { toasts.append(m) } else { note(m) }
-        }
+        cond.lock()
+        defer { cond.unlock() }
+        while !exited.contains(workerId) { cond.wait() }
     }
 
-    func answer(_ id: JSONValue) { write(["jsonrpc": "2.0", "id": id, "result": [:]]) }
+    func answer(_ reply: Reply) { reply.resume(returning: [:]) }
+}
+
+/// Routes `program.exited` from the reader thread to the host (set once it exists).
+final class ExitBox: @unchecked Sendable {
+    weak var host: Host?
+
+    /// (No program runs before `host` is set: the bench launches after connecting.)
+    func add(_ w: String) { host?.noteExit(w) }
 }
 
 // MARK: measurements
@@ -191,12 +196,12 @@ final class Host {
 /// without it, the static Swift worker stands in (slower to exec).
 let launchProbe = ProcessInfo.processInfo.environment["BENCH_LAUNCH_PROBE"]
 
-/// launch.cold (a daemon without warm jails: nothing pre-created waits) or launch.pool (the
-/// default daemon: a warm jail made after the previous launch waits, spawner_warm.c).
-@MainActor func launchRow(_ host: Host, name: String, iterations: Int) {
+/// `iterations` launches (after 3 warm-ups) of the launch program, each stopped again: the
+/// latencies (µs) and how many took a warm jail.
+@MainActor func launchSamples(_ host: Host, iterations: Int) -> (samples: [Double], warm: Int) {
     var samples: [Double] = []
     var warm = 0
-    let (program, what) = launchProbe != nil ? ("com.bench.launch", "static C program") : ("com.bench.w0", "static Swift program")
+    let program = launchProbe != nil ? "com.bench.launch" : "com.bench.w0"
     for i in 0..<(iterations + 3) {
         let t0 = now()
         let w = host.call("programs.launch", ["id": .string(program), "args": ["launch"]])
@@ -209,8 +214,33 @@ let launchProbe = ProcessInfo.processInfo.environment["BENCH_LAUNCH_PROBE"]
         }
         host.call("programs.stop", ["workerId": w.objectValue!["workerId"]!, "graceMillis": 2000])
     }
+    return (samples, warm)
+}
+
+/// launch.cold (a daemon without warm jails: nothing pre-created waits) or launch.pool (the
+/// default daemon: a warm jail made after the previous launch waits, spawner_warm.c).
+@MainActor func launchRow(_ name: String, _ samples: [Double], warm: Int, extra: String = "") {
+    let what = launchProbe != nil ? "static C program" : "static Swift program"
     let jails = name == "launch.pool" ? "\(warm) of \(samples.count) took a warm jail" : "no warm jails (warmJails: false)"
-    row(name, percentiles(samples), 0, "us", "programs.launch to the first Bridge reply inside the worker (\(what), full default jail, real storage.get; \(jails))")
+    row(name, percentiles(samples), 0, "us", "programs.launch to the first Bridge reply inside the worker (\(what), full default jail, real storage.get; \(jails)\(extra))")
+}
+
+/// launch.cold and launch.cold.registry_hang in alternating blocks (a daemon each, started
+/// afresh per block on the same state dir), so a burst of load on this shared machine falls on
+/// both rows alike instead of on whichever ran second.
+@MainActor func coldRows(iterations: Int, blocks: Int = 4) {
+    let registry = hangingRegistry()
+    var cold: [Double] = [], hung: [Double] = []
+    for _ in 0..<blocks {
+        for hang in [false, true] {
+            let (d, host) = startDaemon(warmJails: false, registry: hang ? registry : nil)
+            let part = launchSamples(host, iterations: max(5, iterations / blocks)).samples
+            if hang { hung += part } else { cold += part }
+            stopDaemon(d)
+        }
+    }
+    launchRow("launch.cold", cold, warm: 0, extra: "; \(blocks) blocks alternating with launch.cold.registry_hang")
+    launchRow("launch.cold.registry_hang", hung, warm: 0, extra: "; --registry accepts and never answers, a check per launch")
 }
 
 @MainActor func resumeWarm(_ host: Host, iterations: Int) {
@@ -257,7 +287,7 @@ let launchProbe = ProcessInfo.processInfo.environment["BENCH_LAUNCH_PROBE"]
         host.answer(id)
         if let c = p["count"]?.doubleValue { total += c; reports += 1 }
     }
-    row("bridge.throughput", (0, 0, 0), total / Double(seconds), "calls/s", "storage.get summed over 8 jailed workers, \(depth) in flight each, real SQLite-backed storage service")
+    benchValueRow("bridge.throughput", total / Double(seconds), "calls/s", "storage.get summed over 8 jailed workers, \(depth) in flight each, real SQLite-backed storage service")
 }
 
 @MainActor func idleRSS(_ host: Host, daemonPid: Int32) {
@@ -268,7 +298,7 @@ let launchProbe = ProcessInfo.processInfo.environment["BENCH_LAUNCH_PROBE"]
     }
     usleep(500_000)
     let after = rssKiB(daemonPid)
-    row("daemon.rss_idle", (0, 0, 0), Double(after), "KiB", "VmRSS of a fresh miniappd with \(idleWorkers) idle workers (\(before) KiB with none)")
+    benchValueRow("daemon.rss_idle", Double(after), "KiB", "VmRSS of a fresh miniappd with \(idleWorkers) idle workers (\(before) KiB with none)")
     for id in ids { host.call("programs.stop", ["workerId": id, "graceMillis": 200]) }
 }
 
@@ -280,15 +310,38 @@ let launchProbe = ProcessInfo.processInfo.environment["BENCH_LAUNCH_PROBE"]
 
 // MARK: main
 
-/// Starts miniappd on the bench's state dir (`warmJails`: its config setting) and connects as
-/// the host provider.
-@MainActor func startDaemon(warmJails: Bool) -> (Process, Host) {
-    let config = work + "/config-\(warmJails).json"
-    try! Data(#"{"warmJails": \#(warmJails)}"#.utf8).write(to: URL(fileURLWithPath: config))
+/// A registry that accepts TCP connections on 127.0.0.1 and never answers: a thread accepts
+/// and keeps every connection open without reading or writing. Returns its URL.
+@MainActor func hangingRegistry() -> String {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &addr) { p in
+        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+    }
+    guard bound, listen(fd, 128) == 0 else { fatalError("hanging registry: cannot listen") }
+    Thread.detachNewThread {
+        var held: [Int32] = []
+        while true {
+            let c = accept(fd, nil, nil)
+            if c >= 0 { held.append(c) }
+        }
+    }
+    return "http://127.0.0.1:\(UInt16(bigEndian: addr.sin_port))"
+}
+
+/// Starts miniappd on the bench's state dir (`warmJails`: its config setting; `registry`: with
+/// a check at every launch) and connects as the host provider.
+@MainActor func startDaemon(warmJails: Bool, registry: String? = nil) -> (Process, Host) {
+    let config = work + "/config-\(warmJails)-\(registry != nil).json"
+    let checks = registry == nil ? "" : #", "updateCheckMinIntervalSeconds": 0, "updateCheckIntervalSeconds": 0"#
+    try! Data(#"{"warmJails": \#(warmJails)\#(checks)}"#.utf8).write(to: URL(fileURLWithPath: config))
     try? FileManager.default.removeItem(atPath: work + "/control.sock")
     let daemon = Process()
     let args = ["--state-dir", work + "/state", "--control-socket", work + "/control.sock", "--policy-dir", work + "/policies",
-                        "--config", config]
+                        "--config", config] + (registry.map { ["--registry", $0] } ?? [])
     // setpriv --pdeathsig: the daemon (and so its workers) dies with this bench even if the bench
     // crashes, instead of running on as an orphan that skews the rows measured after it.
     if FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") {
@@ -310,7 +363,7 @@ let launchProbe = ProcessInfo.processInfo.environment["BENCH_LAUNCH_PROBE"]
         FileHandle.standardError.write(Data("bench-daemon: miniappd never answered on \(work)/control.sock\n".utf8))
         exit(1)
     }
-    host.call("bridge.provide", ["methods": ["ui.toast"]])
+    host.provideToast()
     return (daemon, host)
 }
 
@@ -322,17 +375,20 @@ let launchProbe = ProcessInfo.processInfo.environment["BENCH_LAUNCH_PROBE"]
 let zips = prepare()
 defer { try? FileManager.default.removeItem(atPath: work) }
 let n = max(20, Int(200 * scale))
-do { // launch.cold: nothing made ahead waits for the launch
-    let (cold, host) = startDaemon(warmJails: false)
+do { // the packages, once
+    let (d, host) = startDaemon(warmJails: false)
     for z in zips { host.call("packages.install", ["path": .string(z)]) }
-    launchRow(host, name: "launch.cold", iterations: n)
-    stopDaemon(cold)
+    stopDaemon(d)
 }
+// launch.cold (nothing made ahead waits for the launch) beside launch.cold.registry_hang (the
+// same, each launch starting a check the registry never answers).
+coldRows(iterations: n)
 let (daemon, host) = startDaemon(warmJails: true)
-launchRow(host, name: "launch.pool", iterations: n)
+let pool = launchSamples(host, iterations: n)
+launchRow("launch.pool", pool.samples, warm: pool.warm)
 resumeWarm(host, iterations: n)
 rtt(host, program: "com.bench.w2", mode: "rtt", name: "bridge.rtt", iterations: max(2000, Int(50_000 * scale)), notes: "storage.get timed inside a jailed worker, real storage service, permission check included")
-rtt(host, program: "com.bench.w3", mode: "rtthost", name: "bridge.rtt.host", iterations: max(1000, Int(10_000 * scale)), notes: "ui.toast from a jailed worker, answered by a host provider process")
+rtt(host, program: "com.bench.w3", mode: "rtthost", name: "bridge.rtt.host", iterations: max(1000, Int(10_000 * scale)), notes: "ui.toast from a jailed worker, answered by a host provider process through the MiniAppHost library")
 throughput(host, seconds: max(1, Int(3 * scale)), depth: 16)
 stopDaemon(daemon)
 // Memory on a fresh daemon (the one above has the heap the rows before grew): what idle workers

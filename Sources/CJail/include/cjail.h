@@ -464,8 +464,15 @@ int cjail_landlock_abi(void);
 /* Parent helpers for Swift (macros / variadic calls it cannot reach). */
 int cjail_pidfd_send_signal(int pidfd, int sig);
 int cjail_memfd(const char *name); /* MFD_CLOEXEC | MFD_ALLOW_SEALING */
-/* Seals a memfd's size (F_SEAL_SHRINK | F_SEAL_GROW). 0 or -errno. */
-int cjail_seal_size(int fd);
+/* A memfd of CJAIL_TRACE_SLOTS zeroed slots, its size sealed (F_SEAL_SHRINK | F_SEAL_GROW): the
+ * spawner maps it shared and uses it only so sealed. The descriptor or -errno. */
+int cjail_trace_memfd(const char *name);
+/* A memfd holding `len` bytes of `data`, sealed against shrinking, growing and writing
+ * (F_SEAL_SHRINK|F_SEAL_GROW|F_SEAL_WRITE|F_SEAL_SEAL): what the spawner maps can neither be
+ * truncated under it (SIGBUS) nor changed after it was checked. The descriptor or -errno. */
+int cjail_sealed_memfd(const char *name, const void *data, size_t len);
+/* Whether `fd` carries those seals (the spawner refuses a spec or template memfd that does not). */
+int cjail_memfd_is_sealed(int fd);
 int cjail_set_thread_name(const char *name);
 /* The calling thread runs at nice 19 from now on (background work). 0 or -errno. */
 int cjail_thread_background(void);

@@ -9,4 +9,9 @@
 int clinux_signalfd(const sigset_t *sigs);
 /* Reads one signalfd_siginfo; returns the signal number, or -1 (errno set). */
 int clinux_signalfd_read(int fd);
+/* Sets the calling thread's (only: raw syscalls, not glibc's process-wide setxid broadcast)
+ * filesystem uid, filesystem gid and supplementary groups, for opening a file exactly as another
+ * user would. Returns 0, or -1 with errno when the kernel did not take them (the caller must then
+ * restore and fail closed). */
+int clinux_thread_fs_identity(unsigned int uid, unsigned int gid, const unsigned int *groups, int ngroups);
 #endif

@@ -38,6 +38,12 @@ int cnet_accept4(int fd);
 int cnet_enable_peek_offset(int fd);
 /* recv(fd, buf, len, MSG_PEEK). */
 long cnet_recv_peek(int fd, void *buf, unsigned long len);
+/* recvmsg(fd, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) of up to `len` bytes, with room for `max_fds`
+ * SCM_RIGHTS descriptors: the ones received are stored in `fds` and their count in `*nfds`.
+ * Descriptors beyond `max_fds` are closed by the kernel (MSG_CTRUNC). Returns the byte count. */
+long cnet_recv_fds(int fd, void *buf, unsigned long len, int *fds, int max_fds, int *nfds);
+/* sendmsg(fd, MSG_NOSIGNAL) of `len` bytes with one SCM_RIGHTS descriptor `passed` attached. */
+long cnet_send_fd(int fd, const void *buf, unsigned long len, int passed);
 /* Names the calling thread (15 characters at most). */
 int cnet_set_thread_name(const char *name);
 #endif

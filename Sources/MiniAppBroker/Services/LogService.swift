@@ -14,9 +14,9 @@ public typealias ProgramLogSink = @Sendable (
 
 /// `log.write {level, message}` → `{}`.
 ///
-/// The message is capped (`config.log.maxMessageBytes`, over → INVALID_PARAMS) and its control
-/// characters are escaped (`\n` → `\u{0A}`), so a program cannot forge extra lines or terminal
-/// escapes in the daemon's log (log injection, CWE-117). The program id and worker id come from
+/// The message is capped (`config.log.maxMessageBytes`, over → INVALID_PARAMS) and escaped with
+/// `TerminalText` (`\n` → `\u{a}`), so a program cannot forge extra lines or terminal escapes
+/// in the daemon's log (log injection, CWE-117). The program id and worker id come from
 /// the connection, never from params.
 public struct LogService: BridgeService {
     public let methods = ["log.write"]
@@ -42,30 +42,12 @@ public struct LogService: BridgeService {
                 throw MiniAppError(
                     .invalidParams, "log.write: message is \(message.utf8.count) bytes; the limit is \(maxMessageBytes)")
             }
-            sink(level, caller.programId, caller.workerId, Self.escapeControls(message))
+            // An issued token in a log line would sit in the daemon's log for anyone who reads
+            // it (the inspector and the audit log redact them the same way).
+            sink(level, caller.programId, caller.workerId, TerminalText.escape(Redactor.redactingIssuedTokens(in: message)))
             reply(.success(.object([:])))
         } catch {
             reply(.failure(error))
         }
-    }
-
-    /// Escapes C0 controls, DEL and the C1 range (which includes the 8-bit CSI).
-    static func escapeControls(_ s: String) -> String {
-        guard s.unicodeScalars.contains(where: isControl) else { return s }
-        var out = ""
-        out.reserveCapacity(s.utf8.count + 8)
-        for scalar in s.unicodeScalars {
-            if isControl(scalar) {
-                let hex = String(scalar.value, radix: 16, uppercase: true)
-                out += "\\u{" + (hex.count < 2 ? "0" + hex : hex) + "}"
-            } else {
-                out.unicodeScalars.append(scalar)
-            }
-        }
-        return out
-    }
-
-    private static func isControl(_ u: Unicode.Scalar) -> Bool {
-        u.value < 0x20 || (0x7f...0x9f).contains(u.value) || u.value == 0x2028 || u.value == 0x2029
     }
 }

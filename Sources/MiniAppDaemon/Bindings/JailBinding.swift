@@ -78,7 +78,7 @@ final class JailBinding: WorkerSpawner {
         // tagged with its own id).
         launch.output = { line in
             logger.info(
-                "\(line.text)",
+                "\(TerminalText.escape(line.text))",
                 metadata: ["program": "\(line.programId)", "worker": "\(workerId)", "stream": "\(line.stream.rawValue)"])
         }
         return launch

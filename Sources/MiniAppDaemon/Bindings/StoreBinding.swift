@@ -15,20 +15,34 @@ final class StoreBinding: ProgramResolver, PackageControl, UpdateStaging {
     let store: PackageStore
     private let dataRoot: String
     private let running = Mutex<(@Sendable (String) -> Bool)?>(nil)
-    private let updates = Mutex<UpdateChecker?>(nil)
+    private let changed = Mutex<(@Sendable (String) -> Void)?>(nil)
+    private let updates = Mutex<UpdateService?>(nil)
+    /// A simulator daemon's grants of simulated programs (nil: not a simulator).
+    let simulatorGrants: SimulatorGrants?
 
-    init(store: PackageStore, dataRoot: String) {
+    init(store: PackageStore, dataRoot: String, simulatorGrants: SimulatorGrants? = nil) {
         self.store = store
+        self.simulatorGrants = simulatorGrants
         self.dataRoot = dataRoot
     }
 
-    /// Wires the supervisor's running check and the update checker (nil = no registry).
-    func connect(isRunning: @escaping @Sendable (String) -> Bool, updates checker: UpdateChecker?) {
+    /// Wires the supervisor's running check, what a package change of a program must drop (its
+    /// prewarmed worker), and the update flow.
+    func connect(
+        isRunning: @escaping @Sendable (String) -> Bool, packageChanged: @escaping @Sendable (String) -> Void = { _ in },
+        updates service: UpdateService
+    ) {
         running.withLock { $0 = isRunning }
-        updates.withLock { $0 = checker }
+        changed.withLock { $0 = packageChanged }
+        updates.withLock { $0 = service }
     }
 
     private func isRunning(_ id: String) -> Bool { running.withLock { $0 }?(id) ?? false }
+
+    /// A package of `id` was added, staged, rolled back or removed (rollback and removal: before
+    /// and after the change). A prewarm racing the change is caught when its worker is
+    /// released: the release compares the program it was made from with the one resolved then.
+    private func packageChanged(_ id: String) { changed.withLock { $0 }?(id) }
 
     // MARK: ProgramResolver
 
@@ -39,12 +53,17 @@ final class StoreBinding: ProgramResolver, PackageControl, UpdateStaging {
         do {
             // The supervisor asks only when it starts a worker (none runs): a staged update
             // becomes active now.
-            try store.activatePending(id)
+            if let (activated, previous) = try store.activateStaged(id) {
+                updates.withLock { $0 }?.activated(id, version: activated.text, previous: previous?.text)
+            }
             let a = try store.runnable(id)
             let m = a.manifest
-            return LaunchableProgram(
+            if a.simulated { simulatorGrants?.launched(a.partner) }
+            var p = LaunchableProgram(
                 id: m.id, version: m.version.text, partnerId: a.partner.id, appDir: a.directory, entryPoint: m.entryPoint,
                 runtime: m.runtime.rawValue, permissions: m.permissions, allowedDomains: m.allowedDomains)
+            p.simulated = a.simulated
+            return p
         } catch {
             throw Self.controlError(error, id: id)
         }
@@ -70,7 +89,78 @@ final class StoreBinding: ProgramResolver, PackageControl, UpdateStaging {
         } catch {
             throw Self.installError(error)
         }
+        return installed(added)
+    }
+
+    /// `packages.install {dir}` / `{url}` (simulator mode): an unsigned program, checked as a
+    /// package is, stored as simulated. A URL must be `http://` on a loopback address (a dev
+    /// server on this machine): the daemon never fetches unsigned code from elsewhere.
+    func installSimulated(dir: String?, url: String?) throws(MiniAppError) -> JSONValue {
+        let source: SimulatedSource
+        if let dir {
+            guard dir.hasPrefix("/") else { throw MiniAppError(.invalidParams, "params.dir must be an absolute path to a program directory") }
+            source = .directory(dir)
+        } else if let url {
+            source = .zip(try Self.fetchLoopback(url, maxBytes: store.options.limits.maxArchiveBytes))
+        } else {
+            throw MiniAppError(.invalidParams, "packages.install needs params.path (a signed zip), or in simulator mode params.dir or params.url")
+        }
+        do {
+            return installed(try store.addSimulated(source) { [self] id in isRunning(id) })
+        } catch {
+            throw Self.installError(error)
+        }
+    }
+
+    static func fetchLoopback(_ url: String, maxBytes: Int) throws(MiniAppError) -> [UInt8] {
+        guard let parsed = try? HTTPURL.parse(url), parsed.scheme == "http",
+            ["127.0.0.1", "localhost", "[::1]", "::1"].contains(parsed.host)
+        else {
+            throw MiniAppError(.invalidParams, "params.url must be http://127.0.0.1:PORT/… (a dev server on this machine, loopback only), got \(url)")
+        }
+        let r = try CurlRegistryTransport().get(url, maxBytes: maxBytes, timeoutMillis: 10_000)
+        guard r.status == 200 else {
+            throw MiniAppError(.hostUnavailable, "\(url) answered HTTP \(r.status); it must serve the program's zip (miniapp pack --unsigned)")
+        }
+        return r.body
+    }
+
+    func install(from source: PackageSource, allowDowngrade: Bool, deadline: UInt64) throws(MiniAppError) -> JSONValue {
+        let added: (id: String, outcome: InstallOutcome)
+        do {
+            let archive = try Self.archive(source, limits: store.options.limits)
+            added = try store.add(archive: archive, allowDowngrade: allowDowngrade, deadline: deadline) { [self] id in isRunning(id) }
+        } catch {
+            throw Self.installError(error)
+        }
+        return installed(added)
+    }
+
+    /// Reads the package of `source`. A path is opened as the peer would open it; every reason
+    /// it cannot be (missing, unreadable, a directory on the way it may not search, a daemon
+    /// that cannot act as the peer) answers the same, so the answer says nothing of files the
+    /// peer could not see for itself.
+    private static func archive(_ source: PackageSource, limits: ZipLimits) throws(MiniAppError) -> ZipArchive {
+        switch source {
+        case .descriptor(let d):
+            return try ZipArchive.read(descriptor: d.raw, name: "the package passed as a descriptor", limits: limits)
+        case .path(let path, let peer):
+            guard path.hasPrefix("/") else {
+                throw MiniAppError(.invalidParams, "params.path must be an absolute path to a package zip on the daemon's host")
+            }
+            let unopenable = MiniAppError(
+                .archiveInvalid,
+                "cannot open \(path) as uid \(peer.map { String($0.uid) } ?? "?"): no such file, or you may not read it; pass the package as a descriptor instead (miniapp install does)")
+            guard let peer else { throw unopenable }
+            let fd: OwnedFD
+            do { fd = try PeerFileOpener.open(path, as: peer) } catch { throw unopenable }
+            return try ZipArchive.read(descriptor: fd.raw, name: path, limits: limits)
+        }
+    }
+
+    private func installed(_ added: (id: String, outcome: InstallOutcome)) -> JSONValue {
         let (id, outcome) = added
+        packageChanged(id)
         switch outcome {
         case .activated(let v): return ["id": .string(id), "version": .string(v.text), "active": true]
         case .staged(let v): return ["id": .string(id), "version": .string(v.text), "active": false]
@@ -95,6 +185,8 @@ final class StoreBinding: ProgramResolver, PackageControl, UpdateStaging {
     }
 
     func rollback(id: String) throws(MiniAppError) -> JSONValue {
+        packageChanged(id)
+        defer { packageChanged(id) }
         do {
             let v = try store.rollback(id)
             return ["id": .string(id), "active": .string(v.text)]
@@ -104,14 +196,23 @@ final class StoreBinding: ProgramResolver, PackageControl, UpdateStaging {
     }
 
     func remove(id: String) throws(MiniAppError) {
+        packageChanged(id)
+        defer { packageChanged(id) }
         do { try store.remove(id) } catch { throw Self.controlError(error, id: id) }
     }
 
     func checkUpdates(id: String?) throws(MiniAppError) -> JSONValue {
-        guard let checker = updates.withLock({ $0 }) else {
+        guard let service = updates.withLock({ $0 }) else {
             throw MiniAppError(.hostUnavailable, "updates are off: start miniappd with --registry URL (and --platform-key) to use updates.check")
         }
-        return try checker.check(id: id)
+        return try service.checkNow(id: id)
+    }
+
+    func launchRequested(id: String) { updates.withLock { $0 }?.launchRequested(id) }
+
+    func updateStatus(id: String?) throws(MiniAppError) -> JSONValue {
+        guard let service = updates.withLock({ $0 }) else { throw MiniAppError(.internal, "the update service is not wired yet") }
+        return try service.status(id: id)
     }
 
     // MARK: UpdateStaging
@@ -139,12 +240,18 @@ final class StoreBinding: ProgramResolver, PackageControl, UpdateStaging {
 
     func sha256Hex(_ bytes: [UInt8]) -> String { SHA256Hasher.hex(SHA256Hasher.digest(bytes)) }
 
+    func rejectedVersion(_ id: String) -> String? {
+        ((try? store.list()) ?? []).first { $0.id == id }?.state.rejected?.version.text
+    }
+
     // MARK: error mapping
 
     /// Package verification codes travel as `INVALID_PACKAGE` with `data.reason` (spec); store
     /// I/O failures stay `INTERNAL`.
     static func installError(_ e: MiniAppError) -> MiniAppError {
         switch e.code {
+        case .timeout, .invalidParams:
+            return e
         case .internal, .storeFailure:
             return MiniAppError(.internal, e.message, data: e.data.merging(["reason": e.code.rawValue]) { a, _ in a })
         default:
@@ -163,6 +270,8 @@ final class StoreBinding: ProgramResolver, PackageControl, UpdateStaging {
             return MiniAppError(.notFound, "\(id ?? "the program")'s partner is not registered any more; \(e.message)", data: ["reason": e.code.rawValue])
         case .hostUpdateRequired, .invalidParams, .notFound, .alreadyRunning:
             return e
+        case .simulatedPackage:
+            return MiniAppError(.invalidPackage, e.message, data: e.data.merging(["reason": e.code.rawValue]) { a, _ in a })
         default:
             return MiniAppError(.internal, e.message, data: e.data.merging(["reason": e.code.rawValue]) { a, _ in a })
         }

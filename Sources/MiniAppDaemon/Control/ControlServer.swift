@@ -54,8 +54,15 @@ final class ControlServer: Sendable {
     /// Set by `closeAfterFlush`: from then on every closed connection signals `sessionClosed`.
     private let draining = Atomic<Bool>(false)
     private let sessionClosed = DispatchSemaphore(value: 0)
+    private let admission: ControlAdmission
+    /// Open connections per uid (loop thread writes; counted from accept to close).
+    private let openByUID = Mutex<[UInt32: Int]>([:])
 
-    init(reactor: Reactor, api: ControlAPI, broker: Broker, access: ControlAccess, maxMessageBytes: Int, logger: Logger) {
+    init(
+        reactor: Reactor, api: ControlAPI, broker: Broker, access: ControlAccess, maxMessageBytes: Int, logger: Logger,
+        admission: ControlAdmission = ControlAdmission()
+    ) {
+        self.admission = admission
         self.reactor = reactor
         self.api = api
         self.broker = broker
@@ -66,15 +73,40 @@ final class ControlServer: Sendable {
 
     /// Starts accepting on `fd` (a bound, listening socket).
     func serve(_ fd: consuming OwnedFD) throws(SystemError) {
-        let limits = LineConnection.Limits(maxLineBytes: maxMessageBytes, maxQueuedOutputBytes: 16 << 20)
-        let l = try reactor.listen(fd, limits: limits) { [self] creds in
-            guard access.allows(creds) else {
-                logger.warning("control: refused \(creds): not in controlAllowedUids, controlAllowedGids or controlAllowedGroups")
-                return RefusedPeer(creds)
-            }
-            return ControlConnectionPeer(server: self, credentials: creds)
-        }
+        // Descriptors: `packages.install {fd: true}` takes one; two may wait unclaimed (a
+        // client pipelining two installs), more close the connection.
+        var limits = LineConnection.Limits(maxLineBytes: maxMessageBytes, maxQueuedOutputBytes: 16 << 20, maxPassedDescriptors: 2)
+        limits.sharedInputBudget = admission.inputBudget
+        let l = try reactor.listen(
+            fd, limits: limits, descriptorReserve: admission.limits.descriptorReserve, shed: { [self] in shedLine() }
+        ) { [self] creds in admit(creds) }
         listener.withLock { $0 = l }
+    }
+
+    /// The accept decision (loop thread).
+    private func admit(_ creds: PeerCredentials) -> any LineHandler {
+        guard access.allows(creds) else {
+            admission.logRefusal(logger, "control: refused \(creds): not in controlAllowedUids, controlAllowedGids or controlAllowedGroups")
+            return RefusedPeer(creds)
+        }
+        let refusal = openByUID.withLock { open -> String? in
+            if let why = admission.refusal(uid: creds.uid, open: open) { return why }
+            open[creds.uid, default: 0] += 1
+            return nil
+        }
+        if let refusal {
+            admission.logRefusal(logger, "control: refused \(creds): \(refusal)")
+            return RefusedPeer(creds, MiniAppError(.rateLimited, refusal))
+        }
+        return ControlConnectionPeer(server: self, credentials: creds)
+    }
+
+    /// What a peer accepted into the descriptor reserve is told before it is closed.
+    private func shedLine() -> [UInt8] {
+        admission.logRefusal(logger, "control: refused a connection: the daemon is short of file descriptors (reserve of \(admission.limits.descriptorReserve) kept for launches)")
+        var line: [UInt8] = []
+        RPCCodec.writeError(id: .null, error: MiniAppError(.hostUnavailable, "the daemon is short of file descriptors; try again later"), into: &line)
+        return line
     }
 
     /// Stops accepting new connections; the open ones keep being served.
@@ -110,10 +142,19 @@ final class ControlServer: Sendable {
 
     // MARK: per connection (loop thread unless noted)
 
+    /// Requests that come with a descriptor: `packages.install {fd: true}`.
+    private static func wantsDescriptor(_ method: String, _ params: JSONValue?) -> Bool {
+        method == "packages.install" && params?["fd"]?.boolValue == true
+    }
+
     fileprivate func opened(_ peer: ControlConnectionPeer) { sessions.withLock { $0[peer.connectionId] = peer } }
 
     fileprivate func closed(_ peer: ControlConnectionPeer) {
         _ = sessions.withLock { $0.removeValue(forKey: peer.connectionId) }
+        openByUID.withLock { open in
+            open[peer.uid, default: 1] -= 1
+            if open[peer.uid] == 0 { open[peer.uid] = nil }
+        }
         if draining.load(ordering: .sequentiallyConsistent) { sessionClosed.signal() }
     }
 
@@ -133,8 +174,11 @@ final class ControlServer: Sendable {
         case .request(let r):
             guard let id = r.id else { return }  // notifications to the daemon mean nothing (yet)
             let api = self.api
-            peer.queue.async {
-                api.handle(method: r.method, params: r.params, peer: peer) { result in peer.reply(id: id, result) }
+            // Claimed here, on the loop thread, in request order (see takePassedDescriptor).
+            var attachment: PassedDescriptor?
+            if Self.wantsDescriptor(r.method, r.params), let fd = conn.takePassedDescriptor() { attachment = PassedDescriptor(fd) }
+            peer.queue.async { [attachment] in
+                api.handle(method: r.method, params: r.params, peer: peer, attachment: attachment) { result in peer.reply(id: id, result) }
             }
         }
     }
@@ -143,7 +187,7 @@ final class ControlServer: Sendable {
 /// One authorized control connection: the control API's `ControlPeer` and the reactor's handler.
 final class ControlConnectionPeer: ControlPeer, LineHandler, @unchecked Sendable {
     private unowned let server: ControlServer
-    let credentials: PeerCredentials
+    private let peerCredentials: PeerCredentials
     /// Requests of this connection run here, in order.
     let queue: DispatchQueue
     private let conn = Mutex<LineConnection?>(nil)
@@ -151,13 +195,14 @@ final class ControlConnectionPeer: ControlPeer, LineHandler, @unchecked Sendable
 
     init(server: ControlServer, credentials: PeerCredentials) {
         self.server = server
-        self.credentials = credentials
+        self.peerCredentials = credentials
         queue = DispatchQueue(label: "miniappd.control.peer", target: .global())
     }
 
     var connection: LineConnection? { conn.withLock { $0 } }
     var connectionId: UInt64 { connId.load(ordering: .relaxed) }
-    var uid: UInt32 { credentials.uid }
+    var uid: UInt32 { peerCredentials.uid }
+    var credentials: PeerCredentials? { peerCredentials }
 
     func send(_ message: JSONValue) {
         var line = message.serialized()
@@ -194,21 +239,18 @@ final class ControlConnectionPeer: ControlPeer, LineHandler, @unchecked Sendable
     }
 }
 
-/// A peer that is not allowed: one `UNAUTHORIZED` answer, then the connection is closed
-/// without reading anything it sent.
-final class RefusedPeer: LineHandler {
-    let credentials: PeerCredentials
+/// A peer that is refused (not allowed, or over a connection cap): one error answer (`id: null`;
+/// `UNAUTHORIZED` by default), written by the listener, which closes the connection at once.
+final class RefusedPeer: ImmediateRefusal {
+    let refusal: [UInt8]
 
-    init(_ credentials: PeerCredentials) { self.credentials = credentials }
-
-    func connectionDidOpen(_ connection: LineConnection) {
-        var line: [UInt8] = []
-        let e = MiniAppError(
+    init(_ credentials: PeerCredentials, _ error: MiniAppError? = nil) {
+        let e = error ?? MiniAppError(
             .unauthorized,
             "uid \(credentials.uid) may not use this control socket; ask the operator to add it to controlAllowedUids, or you to a group in controlAllowedGroups (default: miniappd)")
+        var line: [UInt8] = []
         RPCCodec.writeError(id: .null, error: e, into: &line)
-        connection.send(line)
-        connection.closeAfterFlush()
+        refusal = line
     }
 
     func connection(_ connection: LineConnection, didReceiveLine line: UnsafeBufferPointer<UInt8>) {}

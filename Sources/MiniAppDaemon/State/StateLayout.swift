@@ -20,6 +20,8 @@ public struct StateLayout: Sendable {
     public var downloads: String { root + "/downloads" }
     /// The last verified registry partners document, exactly as received (offline start).
     public var partnersCache: String { root + "/partners.json" }
+    /// The device's random id for staged rollouts (`DeviceIdentity`).
+    public var deviceId: String { root + "/device-id" }
     public var embeddedPolicies: String { root + "/policies-embedded" }
     public var sdk: String { root + "/sdk" }
 

@@ -95,7 +95,7 @@ public protocol WorkerSpawner: Sendable {
 }
 
 /// An installed program ready to launch (bound to MiniAppPackages' store).
-public struct LaunchableProgram: Sendable {
+public struct LaunchableProgram: Sendable, Equatable {
     /// Program id.
     public var id: String
     /// Active version.
@@ -112,6 +112,8 @@ public struct LaunchableProgram: Sendable {
     public var permissions: [String]
     /// Declared allowedDomains.
     public var allowedDomains: [String]
+    /// Installed unsigned by a simulator daemon: its Bridge calls are marked `simulated`.
+    public var simulated = false
 
     public init(
         id: String, version: String, partnerId: String, appDir: String, entryPoint: String, runtime: String,

@@ -13,6 +13,12 @@ extension Supervisor {
                 if s.byProgram[w.program.id] == workerId { s.byProgram[w.program.id] = nil }
                 return (w, s.shuttingDown && s.isDrained)
             }
+            // A prewarmed worker that died (or was evicted, dropped, or killed at shutdown)
+            // before any launch took it: the program never ran, nothing to report or restart.
+            if let programId = s.prewarmed.first(where: { $0.value.workerId == workerId })?.key {
+                s.prewarmed[programId] = nil
+                return (nil, s.shuttingDown && s.isDrained)
+            }
             // Not registered yet: its launch is between spawn and registration. Park the exit
             // there; `register` reports it instead of entering a dead worker in the table.
             if let programId = s.launching.first(where: { $0.value.workerId == workerId })?.key {
@@ -20,7 +26,10 @@ extension Supervisor {
             }
             return (nil, false)
         }
-        guard let worker else { return }
+        guard let worker else {
+            if finished { drained.signal() }
+            return
+        }
         report(worker, exit)
         // Only now: shutdown closes the control connections when it wakes, and this worker's
         // program.exited must already be queued on them.
@@ -32,14 +41,18 @@ extension Supervisor {
         let info = Self.reported(exit, stopReason: w.stopReason, stopDetail: w.stopDetail)
         observeExit(info)
         var params: JSONObject = [
-            "workerId": .string(w.workerId), "id": .string(w.program.id), "status": .int(Int64(info.status)),
+            "workerId": .string(w.workerId), "id": .string(w.program.id), "version": .string(w.program.version), "status": .int(Int64(info.status)),
             "reason": .string(info.reason.rawValue),
         ]
         if let sig = info.signal { params["signal"] = .string(sig) }
         if let d = info.detail { params["detail"] = .string(d) }
         notify("program.exited", .object(params))
+        let ended = EndedWorker(
+            programId: w.program.id, version: w.program.version, startMicros: w.startMicros, exit: info, stopRequested: w.stopReason != nil)
+        for observer in endObservers.withLock({ $0 }) { observer(ended) }
         for waiter in w.stopWaiters { waiter(info.status) }
         if w.stopReason == nil { considerRestart(w, info) }
+        prewarmAgainIfRecent(w, info)
     }
 
     /// A limit the jail enforced (OOM, wall clock) wins over our stop request: it is what

@@ -20,6 +20,15 @@ public struct SupervisorSettings: Sendable {
     public var stopGraceMillis = 2000
     /// Host directory with the SDKs, mounted at /sdk in every jail.
     public var sdkDir: String?
+    /// Prewarmed workers held at most (`programs.prewarm`); 0 = prewarm off.
+    public var prewarmMaxWorkers = 4
+    /// Memory (bytes) all prewarmed workers may use together; over it the least recently used go.
+    public var prewarmMaxMemoryBytes: Int64 = 256 << 20
+    /// Prewarm a node or Python program again after its worker exits cleanly.
+    public var prewarmRecent = false
+    /// The operator's overrides a worker of the program would start under now (nil: they cannot
+    /// be read). A prewarmed worker made under other ones is never released.
+    public var overridesOf: @Sendable (_ programId: String) -> [PolicyOverride]? = { _ in [] }
 
     public init() {}
 }
@@ -53,6 +62,8 @@ public final class Supervisor: Sendable {
         var stopReason: WorkerExitInfo.Reason?
         var stopDetail: String?
         var stopWaiters: [@Sendable (Int32) -> Void] = []
+        /// A prewarmed worker's: the overrides it was made under (`SupervisorSettings.overridesOf`).
+        var overrides: [PolicyOverride]?
     }
 
     /// A launch between admission and registration in `workers`.
@@ -69,18 +80,23 @@ public final class Supervisor: Sendable {
         var byProgram: [String: String] = [:]
         /// Program id → its launch in progress (at most one per program).
         var launching: [String: Launching] = [:]
+        /// Program id → its prewarmed worker, held before the program's own code runs
+        /// (Supervisor+Prewarm.swift). `idleSinceNanos` is when it was prewarmed (LRU order).
+        var prewarmed: [String: Worker] = [:]
+        /// A budget check of the prewarmed workers is pending on `timers`.
+        var trimScheduled = false
         var crashes: [String: (count: Int, lastMicros: Int64)] = [:]
         var shuttingDown = false
         var shutdownGraceMillis = 0
 
         /// Nothing runs and nothing is being started.
-        var isDrained: Bool { workers.isEmpty && launching.isEmpty }
+        var isDrained: Bool { workers.isEmpty && launching.isEmpty && prewarmed.isEmpty }
     }
 
     let settings: SupervisorSettings
     private let ids: WorkerIDAllocator
     private let spawner: any WorkerSpawner
-    private let resolver: any ProgramResolver
+    let resolver: any ProgramResolver
     let bridge: any BridgeAttacher
     let notify: @Sendable (String, JSONValue) -> Void
     let observeExit: @Sendable (WorkerExitInfo) -> Void
@@ -89,6 +105,10 @@ public final class Supervisor: Sendable {
     let timers = DispatchQueue(label: "miniappd.supervisor.timers")
     /// Signalled when, during shutdown, the last worker or launch goes away.
     let drained = DispatchSemaphore(value: 0)
+    /// Told of every worker's end (`observeEnds`).
+    let endObservers = Mutex<[@Sendable (EndedWorker) -> Void]>([])
+    /// Told of every worker entered in the table: (program id, version).
+    let startObservers = Mutex<[@Sendable (String, String) -> Void]>([])
 
     /// `notify(method, params)` sends a notification to every control connection;
     /// `observeExit` sees every exit as reported (metrics); `clock` is monotonic nanoseconds,
@@ -116,25 +136,41 @@ public final class Supervisor: Sendable {
     /// host can run), or answers with the running worker when there is one. A launch that
     /// arrives while the same program is being started waits for that start and answers with
     /// its worker (or its error).
+    /// A prewarmed worker of the program (`programs.prewarm`) is released instead of starting one.
     public func launch(_ id: String, args: [String] = []) throws(MiniAppError) -> JSONValue {
-        switch try admit(id) {
-        case .running(let info): return info
-        case .joining(let ticket): return try ticket.wait()
-        case .starting(let ticket):
-            let result: Result<JSONValue, MiniAppError>
-            do throws(MiniAppError) { result = .success(try startAndRegister(id, args: args)) } catch { result = .failure(error) }
-            ticket.finish(result)
-            return try result.get()
+        while true {
+            switch try admit(id, prewarm: false) {
+            case .running(let info): return info
+            case .joining(let ticket):
+                let result = Result { () throws(MiniAppError) in try ticket.wait() }
+                // A prewarm under way was joined: its worker is held now (or it failed); look again.
+                if ticket.prewarm { continue }
+                return try result.get()
+            case .starting(let ticket):
+                return try finish(ticket) { () throws(MiniAppError) in try startAndRegister(id, args: args) }
+            case .releasing(let ticket, let held):
+                return try finish(ticket) { () throws(MiniAppError) in try release(held, args: args) }
+            }
         }
     }
 
-    private enum Admission {
+    /// Runs a launch's work and publishes its outcome to the launches that joined it.
+    func finish(_ ticket: LaunchTicket, _ work: () throws(MiniAppError) -> JSONValue) throws(MiniAppError) -> JSONValue {
+        let result = Result { () throws(MiniAppError) in try work() }
+        ticket.finish(result)
+        return try result.get()
+    }
+
+    enum Admission {
         case running(JSONValue)
         case joining(LaunchTicket)
         case starting(LaunchTicket)
+        /// The program's prewarmed worker, taken out of `prewarmed`, to release.
+        case releasing(LaunchTicket, Worker)
     }
 
-    private func admit(_ id: String) throws(MiniAppError) -> Admission {
+    /// Admits a launch (or, with `prewarm`, a prewarm) of `id`: one start per program at a time.
+    func admit(_ id: String, prewarm: Bool) throws(MiniAppError) -> Admission {
         try state.withLock { s throws(MiniAppError) -> Admission in
             if s.shuttingDown { throw MiniAppError(.hostUnavailable, "miniappd is shutting down; launch again after it restarts") }
             if let wid = s.byProgram[id], let w = s.workers[wid] { return .running(Self.launchInfo(w)) }
@@ -142,17 +178,22 @@ public final class Supervisor: Sendable {
                 pending.ticket.joined()
                 return .joining(pending.ticket)
             }
-            guard s.workers.count + s.launching.count < settings.maxWorkers else {
+            if prewarm, let held = s.prewarmed[id] { return .running(Self.prewarmInfo(held)) }
+            let ticket = LaunchTicket(prewarm: prewarm)
+            if !prewarm, let held = s.prewarmed.removeValue(forKey: id) {
+                s.launching[id] = Launching(ticket: ticket, workerId: held.workerId)
+                return .releasing(ticket, held)
+            }
+            guard s.workers.count + s.launching.count + s.prewarmed.count < settings.maxWorkers else {
                 throw MiniAppError(.rateLimited, "\(settings.maxWorkers) workers are running (maxWorkers); stop one first")
             }
-            let ticket = LaunchTicket()
             s.launching[id] = Launching(ticket: ticket)
             return .starting(ticket)
         }
     }
 
     /// Resolves, spawns and registers; the caller owns `launching[id]` until this returns.
-    private func startAndRegister(_ id: String, args: [String]) throws(MiniAppError) -> JSONValue {
+    func startAndRegister(_ id: String, args: [String]) throws(MiniAppError) -> JSONValue {
         let worker: Worker
         do throws(MiniAppError) {
             worker = try start(try resolver.launchable(id), args: args)
@@ -163,17 +204,20 @@ public final class Supervisor: Sendable {
         return try register(worker)
     }
 
-    private func start(_ program: LaunchableProgram, args: [String]) throws(MiniAppError) -> Worker {
+    /// Spawns the program's worker; `prewarm`: one whose SDK loader holds the entry point until
+    /// the launch releases it.
+    func start(_ program: LaunchableProgram, args: [String], prewarm: Bool = false) throws(MiniAppError) -> Worker {
         let workerId = try ids.next()
         state.withLock { $0.launching[program.id]?.workerId = workerId }
-        let identity = CallerIdentity(
+        var identity = CallerIdentity(
             workerId: workerId, programId: program.id, version: program.version, partnerId: program.partnerId,
             declaredPermissions: Set(program.permissions), allowedDomains: program.allowedDomains)
+        identity.simulated = program.simulated
         let workerFD = try bridge.attach(identity: identity)
         defer { close(workerFD) }
         let request = WorkerSpawnRequest(
-            workerId: workerId, programId: program.id, argv: RuntimeCommand.argv(program, args: args),
-            env: RuntimeCommand.env(program, workerId: workerId), appDir: program.appDir,
+            workerId: workerId, programId: program.id, argv: RuntimeCommand.argv(program, args: args, prewarm: prewarm),
+            env: RuntimeCommand.env(program, workerId: workerId, prewarm: prewarm), appDir: program.appDir,
             dataDir: try resolver.dataDirectory(program.id),
             readOnlyBinds: settings.sdkDir.map { [($0, "/sdk")] } ?? [], bridgeFD: workerFD)
         let started = Self.nowMicros()
@@ -198,7 +242,7 @@ public final class Supervisor: Sendable {
     /// launch, so that an exit is either parked on the launch (reported here) or finds the
     /// worker (reported by `workerExited`). A shutdown that began meanwhile did not see this
     /// worker: it is stopped here, and reported with reason `daemon-shutdown`.
-    private func register(_ spawned: Worker) throws(MiniAppError) -> JSONValue {
+    func register(_ spawned: Worker) throws(MiniAppError) -> JSONValue {
         var w = spawned
         let (outcome, finished) = state.withLock { s -> (Registration, Bool) in
             let launch = s.launching.removeValue(forKey: w.program.id)
@@ -213,6 +257,7 @@ public final class Supervisor: Sendable {
         }
         switch outcome {
         case .registered:
+            for observer in startObservers.withLock({ $0 }) { observer(w.program.id, w.program.version) }
             return Self.launchInfo(w)
         case .exitedEarly(let info):
             report(w, info)
@@ -227,7 +272,7 @@ public final class Supervisor: Sendable {
     }
 
     /// The launch failed before a worker existed.
-    private func abandonLaunch(_ id: String) {
+    func abandonLaunch(_ id: String) {
         let finished = state.withLock { s -> Bool in
             s.launching[id] = nil
             return s.shuttingDown && s.isDrained
@@ -323,6 +368,17 @@ public final class Supervisor: Sendable {
         state.withLock { s in s.workers.values.reduce(into: [:]) { $0[$1.state.rawValue, default: 0] += 1 } }
     }
 
+    /// The worker running `programId`, if any.
+    public func workerId(programId: String) -> String? { state.withLock { $0.byProgram[programId] } }
+
+    /// Calls `observer` at every worker's end, before a crash restart is considered (so that
+    /// what it changes in the store applies to the restart).
+    public func observeEnds(_ observer: @escaping @Sendable (EndedWorker) -> Void) { endObservers.withLock { $0.append(observer) } }
+
+    /// Calls `observer(programId, version)` once a launched worker is in the table (it can be
+    /// sent events from then on).
+    public func observeStarts(_ observer: @escaping @Sendable (String, String) -> Void) { startObservers.withLock { $0.append(observer) } }
+
     /// Whether a program has a live worker or one being started (the package store stages
     /// updates meanwhile, and rollback and removal are refused).
     public func isRunning(programId: String) -> Bool {
@@ -332,11 +388,12 @@ public final class Supervisor: Sendable {
     /// SIGTERM: stop every worker (reason `daemon-shutdown`), refuse new launches, and wait up
     /// to `graceMillis` + 2 s until every worker, including any a racing launch started, is gone.
     public func shutdown(graceMillis: Int) {
-        let ids = state.withLock { s in
+        let (ids, held) = state.withLock { s in
             s.shuttingDown = true
             s.shutdownGraceMillis = graceMillis
-            return Array(s.workers.keys)
+            return (Array(s.workers.keys), Array(s.prewarmed.values))
         }
+        for w in held { w.handle.kill() }  // left in `prewarmed` until their exits come in
         for id in ids {
             try? stop(id, graceMillis: graceMillis, reason: .daemonShutdown) { _ in }
         }
@@ -363,15 +420,33 @@ public final class Supervisor: Sendable {
     }
 }
 
+/// A worker that ended, as `Supervisor.observeEnds` reports it.
+public struct EndedWorker: Sendable {
+    /// Program id and the version the worker ran.
+    public var programId: String
+    public var version: String
+    /// When it started (Unix microseconds).
+    public var startMicros: Int64
+    /// How it ended, as reported in `program.exited`.
+    public var exit: WorkerExitInfo
+    /// A stop was asked for (`programs.stop`, idle timeout, shutdown): not a failure.
+    public var stopRequested: Bool
+}
+
 /// The outcome of one launch, shared with the launches of the same program that arrived while
 /// it was under way (they block on it, on their own control queue, and answer with the same
 /// worker or the same error).
 final class LaunchTicket: Sendable {
+    /// It is a prewarm's: a launch that joined it looks again once it is done.
+    let prewarm: Bool
     private let done = DispatchGroup()
     private let outcome = Mutex<Result<JSONValue, MiniAppError>?>(nil)
     private let joinCount = Atomic<Int>(0)
 
-    init() { done.enter() }
+    init(prewarm: Bool = false) {
+        self.prewarm = prewarm
+        done.enter()
+    }
 
     /// Publishes the outcome; called exactly once.
     func finish(_ result: Result<JSONValue, MiniAppError>) {

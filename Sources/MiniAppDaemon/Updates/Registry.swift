@@ -19,6 +19,8 @@ public struct RegistryVersion: Sendable, Equatable {
     public var sha256: String
     /// Size of the zip in bytes.
     public var size: Int
+    /// The fraction of devices that take this version, 0…1 (`Rollout`); 1 when absent.
+    public var rollout: Double = 1
 
     /// Parses and validates a version document; `base` resolves a relative `url`.
     public static func parse(_ bytes: [UInt8], expectedId: String, base: String) throws(MiniAppError) -> RegistryVersion {
@@ -37,8 +39,14 @@ public struct RegistryVersion: Sendable, Equatable {
         guard SemVer(minHost) != nil else { throw bad("minHostVersion \"\(minHost)\" is not a SemVer version (MAJOR.MINOR.PATCH)") }
         guard sha.count == 64, sha.allSatisfy({ $0.isHexDigit && !$0.isUppercase }) else { throw bad("sha256 must be 64 lowercase hex digits") }
         guard size > 0, size <= Int64(Int32.max) else { throw bad("size out of range") }
+        var rollout = 1.0
+        if let r = o["rollout"] {
+            guard let f = r.doubleValue, f.isFinite, f >= 0, f <= 1 else { throw bad("rollout must be a number from 0 to 1") }
+            rollout = f
+        }
         return RegistryVersion(
-            id: id, version: version, minHostVersion: minHost, url: try resolve(url, base: base), sha256: sha, size: Int(size))
+            id: id, version: version, minHostVersion: minHost, url: try resolve(url, base: base), sha256: sha, size: Int(size),
+            rollout: rollout)
     }
 
     /// Resolves `url` against the registry base; only http(s) URLs on the registry's own

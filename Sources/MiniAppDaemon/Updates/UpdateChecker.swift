@@ -18,6 +18,61 @@ public protocol UpdateStaging: Sendable {
     func stageUpdate(path: String) throws(MiniAppError) -> Bool
     /// Lowercase hex SHA-256 of `bytes`.
     func sha256Hex(_ bytes: [UInt8]) -> String
+    /// The version of `id` rolled back automatically, if any: it, and anything older, is not
+    /// offered again.
+    func rejectedVersion(_ id: String) -> String?
+}
+
+extension UpdateStaging {
+    public func rejectedVersion(_ id: String) -> String? { nil }
+}
+
+/// What one program's check found (`updates.status` keeps the last one per program).
+public struct UpdateCheckResult: Sendable {
+    /// How the check ended.
+    public enum Outcome: String, Sendable {
+        /// Nothing newer is published (or nothing at all: HTTP 404).
+        case upToDate
+        /// Downloaded, verified and staged: active at the program's next launch.
+        case staged
+        /// Downloaded, verified and active now (the program was not running).
+        case activated
+        /// A newer version is published to a fraction of devices this device is not in.
+        case notInRollout
+        /// The published version was rolled back on this device; it waits for a newer one.
+        case rejected
+        /// The registry, the download or the verification failed (`error`).
+        case failed
+    }
+
+    public var id: String
+    /// The newest version installed or staged when the check began.
+    public var from: String
+    /// The version the registry offered, once it named one.
+    public var to: String?
+    public var outcome: Outcome
+    /// Why it failed.
+    public var error: MiniAppError?
+    /// The published rollout fraction, when a version was offered.
+    public var rollout: Double?
+
+    /// The `updates.check` entry: `{id, from, to, staged, active?, outcome, code?, message?,
+    /// reason?, required?, rollout?}`.
+    public var entry: JSONValue {
+        var e: JSONObject = [
+            "id": .string(id), "from": .string(from), "outcome": .string(outcome.rawValue),
+            "staged": .bool(outcome == .staged || outcome == .activated),
+        ]
+        if let to { e["to"] = .string(to) }
+        if outcome == .staged || outcome == .activated { e["active"] = .bool(outcome == .activated) }
+        if let rollout, rollout < 1 { e["rollout"] = .double(rollout) }
+        if let error {
+            e["code"] = .string(error.code.rawValue)
+            e["message"] = .string(error.message)
+            for key in ["reason", "required"] { if let v = error.data[key] { e[key] = .string(v) } }
+        }
+        return .object(e)
+    }
 }
 
 /// Checks the registry for newer versions and stages them (spec/registry.md). Everything
@@ -31,11 +86,14 @@ public final class UpdateChecker: Sendable {
     private let downloadsDir: String
     private let timeoutMillis: Int
     private let maxPackageBytes: Int
+    private let deviceId: String
 
+    /// `deviceId` places this device in staged rollouts (`Rollout`).
     public init(
         registry: String, transport: any RegistryTransport, staging: any UpdateStaging, downloadsDir: String,
-        timeoutMillis: Int, maxPackageBytes: Int = 50 << 20
+        timeoutMillis: Int, maxPackageBytes: Int = 50 << 20, deviceId: String = ""
     ) {
+        self.deviceId = deviceId
         self.registry = registry.hasSuffix("/") ? String(registry.dropLast()) : registry
         self.transport = transport
         self.staging = staging
@@ -44,34 +102,53 @@ public final class UpdateChecker: Sendable {
         self.maxPackageBytes = maxPackageBytes
     }
 
-    /// `updates.check {id?}` → `{updates:[{id, from, to, staged, …}]}`. One program's failure
-    /// is reported in its entry (`code`, `message`, `reason`/`required` when known, and `to`
-    /// once the registry named the version) and never stops the others.
+    /// `updates.check {id?}` → `{updates:[{id, from, to, staged, …}]}`: one entry per program
+    /// the registry offers a newer version of. One program's failure is reported in its entry
+    /// (`code`, `message`, `reason`/`required` when known, and `to` once the registry named the
+    /// version) and never stops the others.
     public func check(id: String?) throws(MiniAppError) -> JSONValue {
+        Self.answer(try checkAll(id: id))
+    }
+
+    /// The `updates.check` answer for `results`: an entry per program offered a newer version
+    /// or whose check failed.
+    public static func answer(_ results: [UpdateCheckResult]) -> JSONValue {
+        ["updates": .array(results.filter { $0.to != nil || $0.error != nil }.map(\.entry))]
+    }
+
+    /// Checks `id` (or every installed program) and returns every program's result.
+    public func checkAll(id: String?) throws(MiniAppError) -> [UpdateCheckResult] {
         let ids = id.map { [$0] } ?? staging.installedIDs()
         if let id, staging.newestKnownVersion(id) == nil {
             throw MiniAppError(.notFound, "\(id) is not installed; install it before checking for updates")
         }
-        var updates: [JSONValue] = []
-        for pid in ids.sorted() {
-            if let entry = checkOne(pid) { updates.append(entry) }
-        }
-        return ["updates": .array(updates)]
+        return ids.sorted().compactMap { checkOne($0) }
     }
 
-    private func checkOne(_ id: String) -> JSONValue? {
+    /// One program: the version document, then the rules that decide before any download
+    /// (newer, not rejected, in the rollout, runs on this host), then the download.
+    public func checkOne(_ id: String) -> UpdateCheckResult? {
         guard let current = staging.newestKnownVersion(id) else { return nil }
-        var entry: JSONObject = ["id": .string(id), "from": .string(current)]
+        var result = UpdateCheckResult(id: id, from: current, outcome: .upToDate)
         do throws(MiniAppError) {
             let (status, body) = try transport.get(
                 "\(registry)/mini-programs/\(id)/version", maxBytes: 64 << 10, timeoutMillis: timeoutMillis)
             guard status == 200 else {
-                if status == 404 { return nil }
+                if status == 404 { return result }
                 throw MiniAppError(.hostUnavailable, "registry answered HTTP \(status) for \(id)")
             }
             let v = try RegistryVersion.parse(body, expectedId: id, base: registry)
-            guard staging.isNewer(v.version, than: current) else { return nil }
-            entry["to"] = .string(v.version)
+            guard staging.isNewer(v.version, than: current) else { return result }
+            result.to = v.version
+            result.rollout = v.rollout
+            if let rejected = staging.rejectedVersion(id), !staging.isNewer(v.version, than: rejected) {
+                result.outcome = .rejected
+                return result
+            }
+            guard Rollout.takes(deviceId: deviceId, programId: id, version: v.version, fraction: v.rollout) else {
+                result.outcome = .notInRollout
+                return result
+            }
             // Checked before anything is downloaded: a package this host cannot run would be
             // refused by verification anyway (step 5), after fetching up to 50 MiB for nothing.
             guard staging.runsOnHost(minHostVersion: v.minHostVersion) else {
@@ -79,15 +156,12 @@ public final class UpdateChecker: Sendable {
                     .hostUpdateRequired, "\(id) \(v.version) needs host version \(v.minHostVersion); not downloaded. Update the host.",
                     data: ["required": v.minHostVersion])
             }
-            entry["active"] = .bool(try download(v))
-            entry["staged"] = true
+            result.outcome = try download(v) ? .activated : .staged
         } catch {
-            entry["staged"] = false
-            entry["code"] = .string(error.code.rawValue)
-            entry["message"] = .string(error.message)
-            for key in ["reason", "required"] { if let v = error.data[key] { entry[key] = .string(v) } }
+            result.outcome = .failed
+            result.error = error
         }
-        return .object(entry)
+        return result
     }
 
     private func download(_ v: RegistryVersion) throws(MiniAppError) -> Bool {

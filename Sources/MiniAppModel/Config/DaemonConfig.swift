@@ -45,12 +45,29 @@ public struct DaemonConfig: Sendable, Equatable {
     public var maxMessageBytes = 1 << 20
     /// Include params/results in inspector events (tokens are always redacted).
     public var inspectorPayloads = false
+    /// Simulator mode (`miniappd --simulator`, debug builds only; never from a config file):
+    /// unsigned programs from a directory or a loopback URL.
+    public var simulator = false
     /// Background update check interval; 0 = only on `updates.check`.
     public var updateCheckIntervalSeconds = 3600
     /// Upper bound on any registry request; a slow registry never delays a launch beyond it.
     public var registryTimeoutMillis = 3000
+    /// A launch starts a background update check of its program at most this often.
+    public var updateCheckMinIntervalSeconds = 300
+    /// Failures at start that roll a newly activated version back; 0 = never roll back.
+    public var rollbackCrashCount = 3
+    /// A worker failure counts toward `rollbackCrashCount` when it ends this soon after its start.
+    public var rollbackWindowSeconds = 60
     /// Built-in service settings (quotas, net.request limits, …), passed through to the services.
     public var services: JSONObject = [:]
+    /// `prewarm.maxWorkers`: prewarmed workers held at most (`programs.prewarm`); 0 = prewarm off.
+    public var prewarmMaxWorkers = 4
+    /// `prewarm.maxMemoryMiB`: memory all prewarmed workers may use together; over it the least
+    /// recently used are stopped.
+    public var prewarmMaxMemoryMiB = 256
+    /// `prewarm.recent`: after a node or Python program's worker exits cleanly, prewarm it again
+    /// for its next launch (within the same budget).
+    public var prewarmRecent = false
 
     /// The embedded defaults.
     public init() {}
@@ -90,11 +107,27 @@ public struct DaemonConfig: Sendable, Equatable {
         case "warmJails": warmJails = try Self.bool(v, key)
         case "updateCheckIntervalSeconds": updateCheckIntervalSeconds = try Self.int(v, key, 0...86_400 * 30)
         case "registryTimeoutMillis": registryTimeoutMillis = try Self.int(v, key, 100...600_000)
+        case "updateCheckMinIntervalSeconds": updateCheckMinIntervalSeconds = try Self.int(v, key, 0...86_400 * 30)
+        case "rollbackCrashCount": rollbackCrashCount = try Self.int(v, key, 0...1000)
+        case "rollbackWindowSeconds": rollbackWindowSeconds = try Self.int(v, key, 1...86_400)
         case "services":
             guard let o = v.objectValue else { throw ConfigError(field: key, problem: "must be an object") }
             services = o
+        case "prewarm": try applyPrewarm(v)
         default:
             throw ConfigError(field: key, problem: "unknown setting (see README \"Configuration\" for the list)")
+        }
+    }
+
+    private mutating func applyPrewarm(_ v: JSONValue) throws(ConfigError) {
+        guard let o = v.objectValue else { throw ConfigError(field: "prewarm", problem: "must be an object") }
+        for (key, x) in o {
+            switch key {
+            case "maxWorkers": prewarmMaxWorkers = try Self.int(x, "prewarm.maxWorkers", 0...1000)
+            case "maxMemoryMiB": prewarmMaxMemoryMiB = try Self.int(x, "prewarm.maxMemoryMiB", 1...1 << 20)
+            case "recent": prewarmRecent = try Self.bool(x, "prewarm.recent")
+            default: throw ConfigError(field: "prewarm.\(key)", problem: "unknown setting (maxWorkers, maxMemoryMiB, recent)")
+            }
         }
     }
 

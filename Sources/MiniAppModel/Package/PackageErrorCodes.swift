@@ -35,6 +35,9 @@ extension ErrorCode {
     public static let downgrade: ErrorCode = "DOWNGRADE"
     /// The same version is installed with different content.
     public static let alreadyInstalled: ErrorCode = "ALREADY_INSTALLED"
+    /// A version a simulator daemon installed unsigned: only a simulator daemon runs or
+    /// activates it.
+    public static let simulatedPackage: ErrorCode = "SIMULATED_PACKAGE"
     /// A partner registration file is malformed.
     public static let partnerInvalid: ErrorCode = "PARTNER_INVALID"
     /// A key file is not a usable RSA key (PEM, at least 2048 bits).

@@ -1,4 +1,4 @@
-/// Error codes of the jail (issue 2). Stable strings, like every `ErrorCode`.
+/// Error codes of the jail. Stable strings, like every `ErrorCode`.
 extension ErrorCode {
     /// A policy file (jail.json, a seccomp profile) or a launch request is invalid; `data.field`
     /// names the offending field. Raised before anything is spawned.

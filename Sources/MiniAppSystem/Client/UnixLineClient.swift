@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CNetShims
 
 /// A blocking client for a line-framed Unix stream socket (the control API's NDJSON), for the CLI
 /// and tests. The daemon side uses the epoll reactor instead.
@@ -22,7 +23,11 @@ public final class UnixLineClient {
     public func send(line: [UInt8]) throws(SystemError) {
         var out = line
         out.append(0x0A)
-        var off = 0
+        try sendAll(out, from: 0)
+    }
+
+    private func sendAll(_ out: [UInt8], from start: Int) throws(SystemError) {
+        var off = start
         while off < out.count {
             let n = out.withUnsafeBytes { p in Glibc.send(fd, p.baseAddress! + off, p.count - off, Int32(MSG_NOSIGNAL)) }
             if n < 0 {
@@ -31,6 +36,21 @@ public final class UnixLineClient {
             }
             off += n
         }
+    }
+
+    /// Sends one line (a newline is appended) with `descriptor` attached (`SCM_RIGHTS`) to the
+    /// same `sendmsg`, so the server receives it with the line's first byte. The descriptor is
+    /// duplicated into the server; the caller keeps (and closes) its own.
+    public func send(line: [UInt8], passing descriptor: Int32) throws(SystemError) {
+        var out = line
+        out.append(0x0A)
+        var n: Int
+        repeat {
+            n = out.withUnsafeBytes { p in cnet_send_fd(fd, p.baseAddress!, UInt(p.count), descriptor) }
+        } while n < 0 && errno == EINTR
+        if n < 0 { throw .current("sendmsg") }
+        // A short write sent the descriptor with the first part; the rest goes as plain bytes.
+        try sendAll(out, from: n)
     }
 
     /// Reads the next line (without its newline); nil at EOF. `timeoutMillis` < 0 waits forever.

@@ -99,7 +99,7 @@ public final class JailEventLoop: @unchecked Sendable {
         }
     }
 
-    /// Fires due timers; returns the epoll timeout in ms until the next one (-1: none).
+    /// Fires due timers; returns the epoll timeout in ms until the next one (at most `maxSleepMillis`).
     private func fireDueTimers() -> Int32 {
         let now = Self.now()
         let (due, next) = state.withLock { s -> ([@Sendable () -> Void], UInt64?) in
@@ -108,9 +108,16 @@ public final class JailEventLoop: @unchecked Sendable {
             return (due, s.timers.map(\.deadline).min())
         }
         for f in due { f() }
-        guard let next else { return -1 }
-        return Int32(min(60_000, (next - min(next, Self.now())) / 1_000_000 + 1))
+        guard let next else { return Self.maxSleepMillis }
+        return Int32(min(UInt64(Self.maxSleepMillis), (next - min(next, Self.now())) / 1_000_000 + 1))
     }
+
+    /// The longest the loop sleeps without looking at its timers. A timer added while it sleeps
+    /// wakes it through `wakeFD`; this bound is the second line, should that wake ever be lost
+    /// (the eventfd is a plain descriptor number another part of the process could close by
+    /// mistake): a stop's SIGKILL, a wall-clock limit or the pids watch is then late by at most
+    /// this much, never held until some unrelated descriptor becomes ready.
+    static let maxSleepMillis: Int32 = 100
 
     private func handle(_ fd: Int32) {
         if fd == wakeFD {

@@ -170,6 +170,9 @@ final class SpawnRequest: @unchecked Sendable {
     let replyFD: Int32
     private var theirReplyEnd: Int32
     private let memfd: Int32
+    /// The trace slots the spawner marks when it takes the request: the caller's, or our own.
+    private let takenFD: Int32
+    private let ownsTakenFD: Bool
 
     /// `traceFD`: the slots' memfd or -1.
     init(_ plan: JailSpawnPlan, template: UInt32, cgroupProcs: [Int32], traceFD: Int32, warm: Bool) throws(MiniAppError) {
@@ -177,18 +180,23 @@ final class SpawnRequest: @unchecked Sendable {
             throw MiniAppError(.internal, "\(cgroupProcs.count) cgroup hierarchies, the spawner takes \(CJAIL_SPAWN_MAX_PROCS)")
         }
         let blob = CSpecBlob.make(plan)
-        let mfd = cjail_memfd("miniapp-spec")
+        // Sealed (shrink, grow, write): the spawner refuses anything else.
+        let mfd = blob.withUnsafeBytes { cjail_sealed_memfd("miniapp-spec", $0.baseAddress, $0.count) }
         guard mfd >= 0 else {
-            throw MiniAppError(.jailUnavailable, "memfd_create failed: \(SystemError.current("memfd_create"))", data: ["step": "spec", "errno": "\(errno)"])
+            throw MiniAppError(.jailUnavailable, "preparing the worker spec failed: \(SystemError("memfd", errno: -mfd))", data: ["step": "spec", "errno": "\(-mfd)"])
         }
+        // Where the spawner marks that it took the request: the trace slots (ours when the
+        // caller traces nothing).
+        let taken = traceFD >= 0 ? traceFD : cjail_trace_memfd("miniapp-taken")
         var pair: [Int32] = [-1, -1]
-        // The blob, then 8 zero bytes the spawner sets once it takes the request (`taken`).
-        let written = (blob + [UInt8](repeating: 0, count: 8)).withUnsafeBytes { Glibc.write(mfd, $0.baseAddress, $0.count) }
-        guard written == blob.count + 8, cjail_seqpacket_pair(&pair) == 0 else {
-            let e = errno
+        guard taken >= 0, cjail_seqpacket_pair(&pair) == 0 else {
+            let e = taken < 0 ? -taken : errno
             close(mfd)
-            throw MiniAppError(.jailUnavailable, "preparing the worker spec failed: \(SystemError("write/socketpair", errno: e))", data: ["step": "spec", "errno": "\(e)"])
+            if traceFD < 0 && taken >= 0 { close(taken) }
+            throw MiniAppError(.jailUnavailable, "preparing the worker spec failed: \(SystemError("memfd/socketpair", errno: e))", data: ["step": "spec", "errno": "\(e)"])
         }
+        takenFD = taken
+        ownsTakenFD = traceFD < 0
         memfd = mfd
         replyFD = pair[0]
         theirReplyEnd = pair[1]
@@ -200,7 +208,7 @@ final class SpawnRequest: @unchecked Sendable {
             header.inside_uid = m.insideUid; header.outside_uid = m.outsideUid
             header.inside_gid = m.insideGid; header.outside_gid = m.outsideGid
         }
-        fds = [mfd, plan.stdinFD, plan.stdoutFD, plan.stderrFD, plan.bridgeFD, plan.netnsFD, traceFD]
+        fds = [mfd, plan.stdinFD, plan.stdoutFD, plan.stderrFD, plan.bridgeFD, plan.netnsFD, taken]
         fds += cgroupProcs + [Int32](repeating: -1, count: Int(CJAIL_SPAWN_MAX_PROCS) - cgroupProcs.count)
         fds.append(theirReplyEnd)
     }
@@ -209,7 +217,7 @@ final class SpawnRequest: @unchecked Sendable {
     /// to a spawner that died before taking it can be sent again to a new one.
     var taken: Bool {
         var v: UInt64 = 0
-        return pread(memfd, &v, 8, off_t(header.blob_len)) == 8 && v != 0
+        return pread(takenFD, &v, 8, off_t(8 * Int(CJAIL_TRACE_SPAWNER_RECEIVED.rawValue))) == 8 && v != 0
     }
 
     /// Sends the request on `socket`: 0 or a positive errno. Once sent, our copy of the
@@ -231,6 +239,7 @@ final class SpawnRequest: @unchecked Sendable {
         closeTheirs()
         close(replyFD)
         close(memfd)
+        if ownsTakenFD { close(takenFD) }
     }
 }
 

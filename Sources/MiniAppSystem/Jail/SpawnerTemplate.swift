@@ -48,11 +48,10 @@ public struct SpawnerTemplate: Sendable {
     /// was there already).
     func register(id: UInt32, on socket: Int32) -> Int32 {
         let (header, blob) = encoded(id: id)
-        let mfd = cjail_memfd("miniapp-template")
-        guard mfd >= 0 else { return -errno }
+        // Sealed like a launch's spec: the spawner refuses anything else.
+        let mfd = blob.withUnsafeBytes { cjail_sealed_memfd("miniapp-template", $0.baseAddress, $0.count) }
+        guard mfd >= 0 else { return mfd }
         defer { close(mfd) }
-        let written = blob.withUnsafeBytes { Glibc.write(mfd, $0.baseAddress, $0.count) }
-        guard written == blob.count else { return -EIO }
         var dirs: [Int32] = []
         for d in cgroupDirectories.prefix(Int(CJAIL_SPAWN_MAX_PROCS)) {
             guard let fd = try? CgroupBaseDirs.fd(d) else { continue } // absent: no control of it

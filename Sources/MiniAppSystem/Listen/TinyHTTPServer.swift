@@ -1,9 +1,15 @@
 import Glibc
 import Synchronization
 
-/// A deliberately tiny HTTP/1.1 server for `GET /metrics` (Prometheus scrapes): one thread,
-/// one request per connection, `Connection: close`, bounded request size and read time. Not a
-/// general web server: anything but `GET` of a known path gets 404/405.
+/// A deliberately tiny HTTP/1.1 server for `GET /metrics` (Prometheus scrapes): one request per
+/// connection, `Connection: close`, bounded request size. Not a general web server: anything but
+/// `GET` of a known path gets 404/405.
+///
+/// Slow peers: each connection is served on its own thread, at most `maxConnections` at once
+/// (more are closed at accept), and the *whole* exchange — reading the request and writing the
+/// answer — has one deadline (`requestDeadlineMillis`). A per-read timeout is not enough: a
+/// peer sending one byte per second (slowloris) kept the old single-threaded loop for as long as
+/// it liked, and any local user could block every scrape.
 public final class TinyHTTPServer: Sendable {
     /// Handler: path → (status, content type, body); nil = 404.
     public typealias Handler = @Sendable (String) -> (Int, String, [UInt8])?
@@ -11,10 +17,17 @@ public final class TinyHTTPServer: Sendable {
     private let fd: Int32
     private let handler: Handler
     private let stopped = Atomic<Bool>(false)
+    private let active = Atomic<Int>(0)
+    /// Connections served at once.
+    public let maxConnections: Int
+    /// Deadline of one whole exchange, in milliseconds.
+    public let requestDeadlineMillis: Int
 
     /// Takes ownership of a listening socket.
-    public init(listeningFD: Int32, handler: @escaping Handler) {
+    public init(listeningFD: Int32, maxConnections: Int = 8, requestDeadlineMillis: Int = 2000, handler: @escaping Handler) {
         fd = listeningFD
+        self.maxConnections = maxConnections
+        self.requestDeadlineMillis = requestDeadlineMillis
         self.handler = handler
     }
 
@@ -31,46 +44,69 @@ public final class TinyHTTPServer: Sendable {
     }
 
     private func serve() {
+        try? UnixSocket.setNonBlocking(fd, false)  // the accept thread sleeps in accept(2)
         while !stopped.load(ordering: .sequentiallyConsistent) {
             let accepted: OwnedFD?
-            do { accepted = try UnixSocket.accept(fd) } catch { return }  // listener closed by stop()
+            do { accepted = try UnixSocket.accept(fd) } catch {
+                if stopped.load(ordering: .sequentiallyConsistent) { return }  // listener closed by stop()
+                usleep(100_000)  // EMFILE and the like: do not spin
+                continue
+            }
             guard let conn = accepted else { continue }  // the peer gave up before we accepted
+            guard active.wrappingAdd(1, ordering: .relaxed).newValue <= maxConnections else {
+                active.wrappingSubtract(1, ordering: .relaxed)
+                continue  // dropped: closed now
+            }
             let c = conn.take()
-            try? UnixSocket.setNonBlocking(c, false)  // SO_RCVTIMEO bounds the blocking read
-            respond(c)
-            close(c)
+            let deadline = monotonicNanos() + UInt64(requestDeadlineMillis) * 1_000_000
+            startThread(name: "miniappd-scrape") { [self] in
+                respond(c, deadline: deadline)
+                close(c)
+                active.wrappingSubtract(1, ordering: .relaxed)
+            }
         }
     }
 
-    private func respond(_ c: Int32) {
-        var tv = timeval(tv_sec: 2, tv_usec: 0)
-        setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    private func respond(_ c: Int32, deadline: UInt64) {
         var req: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 4096)
         while req.count < 8192, !req.containsHeaderEnd {
-            let n = chunk.withUnsafeMutableBytes { recv(c, $0.baseAddress!, $0.count, 0) }
+            guard Self.wait(c, Int16(POLLIN), until: deadline) else { return }
+            let n = chunk.withUnsafeMutableBytes { recv(c, $0.baseAddress!, $0.count, Int32(MSG_DONTWAIT)) }
+            if n < 0 && (errno == EAGAIN || errno == EINTR) { continue }
             if n <= 0 { return }
             req.append(contentsOf: chunk[0..<n])
         }
-        let line = String(decoding: req.prefix { $0 != 0x0D && $0 != 0x0A }, as: UTF8.self).split(separator: " ")
-        let (status, type, body): (Int, String, [UInt8])
-        if line.count < 2 {
-            (status, type, body) = (400, "text/plain", Array("bad request\n".utf8))
-        } else if line[0] != "GET" {
-            (status, type, body) = (405, "text/plain", Array("only GET\n".utf8))
-        } else if let r = handler(String(line[1])) {
-            (status, type, body) = r
-        } else {
-            (status, type, body) = (404, "text/plain", Array("not found\n".utf8))
-        }
+        let (status, type, body) = answer(req)
         let reason = [200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"][status] ?? "Error"
         var out = Array("HTTP/1.1 \(status) \(reason)\r\nContent-Type: \(type)\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n".utf8)
         out.append(contentsOf: body)
         var off = 0
         while off < out.count {
-            let n = out.withUnsafeBytes { send(c, $0.baseAddress! + off, $0.count - off, Int32(MSG_NOSIGNAL)) }
+            guard Self.wait(c, Int16(POLLOUT), until: deadline) else { return }
+            let n = out.withUnsafeBytes { send(c, $0.baseAddress! + off, $0.count - off, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT)) }
+            if n < 0 && (errno == EAGAIN || errno == EINTR) { continue }
             if n <= 0 { return }
             off += n
+        }
+    }
+
+    private func answer(_ req: [UInt8]) -> (Int, String, [UInt8]) {
+        let line = String(decoding: req.prefix { $0 != 0x0D && $0 != 0x0A }, as: UTF8.self).split(separator: " ")
+        if line.count < 2 { return (400, "text/plain", Array("bad request\n".utf8)) }
+        if line[0] != "GET" { return (405, "text/plain", Array("only GET\n".utf8)) }
+        return handler(String(line[1])) ?? (404, "text/plain", Array("not found\n".utf8))
+    }
+
+    /// Polls `c` for `events` until `deadline` (monotonic ns); false once it has passed.
+    private static func wait(_ c: Int32, _ events: Int16, until deadline: UInt64) -> Bool {
+        while true {
+            let now = monotonicNanos()
+            guard now < deadline else { return false }
+            var pfd = pollfd(fd: c, events: events, revents: 0)
+            let r = poll(&pfd, 1, Int32(min((deadline - now) / 1_000_000 + 1, 60_000)))
+            if r > 0 { return true }
+            if r == 0 || errno != EINTR { return r > 0 }
         }
     }
 }

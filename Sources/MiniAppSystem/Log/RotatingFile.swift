@@ -12,16 +12,25 @@ public final class RotatingFile {
     public let maxBytes: Int
     /// Rotated files kept.
     public let keep: Int
+    /// Rotate a live file older than this many seconds (0: by size only). The age counts from
+    /// the file's creation, or from opening when it already had records.
+    public let maxAgeSeconds: Int
+    /// Written at the head of each fresh file after a rotation (e.g. the latest records of each
+    /// writer, so rotation never leaves one without its latest records).
+    public var prologue: (() -> [UInt8])?
     private var fd: Int32
     private var size: Int
+    private var openedAt: UInt64
 
     /// Opens (creating if needed) `path` for appending.
-    public init(path: String, maxBytes: Int, keep: Int) throws(SystemError) {
+    public init(path: String, maxBytes: Int, keep: Int, maxAgeSeconds: Int = 0) throws(SystemError) {
         precondition(maxBytes > 0 && keep >= 0)
         self.path = path
         self.maxBytes = maxBytes
         self.keep = keep
+        self.maxAgeSeconds = maxAgeSeconds
         (fd, size) = try Self.openLive(path)
+        openedAt = monotonicNanos()
     }
 
     deinit { _ = Glibc.close(fd) }
@@ -39,17 +48,12 @@ public final class RotatingFile {
     /// line), rotating first if they would push the file over `maxBytes`.
     public func append(_ bytes: [UInt8]) throws(SystemError) {
         guard !bytes.isEmpty else { return }
-        if size > 0 && size + bytes.count > maxBytes { try rotate() }
-        var off = 0
-        while off < bytes.count {
-            let n = bytes.withUnsafeBytes { p in Glibc.write(fd, p.baseAddress! + off, p.count - off) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw SystemError.current("write", detail: path)
-            }
-            off += n
-        }
-        size += bytes.count
+        if size > 0 && (size + bytes.count > maxBytes || tooOld) { try rotate() }
+        try writeAll(bytes)
+    }
+
+    private var tooOld: Bool {
+        maxAgeSeconds > 0 && monotonicNanos() &- openedAt > UInt64(maxAgeSeconds) * 1_000_000_000
     }
 
     /// Shifts `path.i` → `path.i+1`, drops the oldest, moves the live file to `path.1` and
@@ -66,5 +70,20 @@ public final class RotatingFile {
         }
         _ = Glibc.close(fd)
         (fd, size) = try Self.openLive(path)
+        openedAt = monotonicNanos()
+        if let head = prologue?(), !head.isEmpty, head.count < maxBytes / 2 { try writeAll(head) }
+    }
+
+    private func writeAll(_ bytes: [UInt8]) throws(SystemError) {
+        var off = 0
+        while off < bytes.count {
+            let n = bytes.withUnsafeBytes { p in Glibc.write(fd, p.baseAddress! + off, p.count - off) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SystemError.current("write", detail: path)
+            }
+            off += n
+        }
+        size += bytes.count
     }
 }

@@ -48,15 +48,27 @@ public final class LineConnection: @unchecked Sendable {
         /// Read with `MSG_PEEK` and consume only after the answers are sent (see
         /// `consumePeeked`): one more syscall per read, off the latency path.
         public var deferConsume: Bool
+        /// Descriptors (`SCM_RIGHTS`) the peer may have passed and not yet claimed; 0 = none are
+        /// accepted (the kernel closes any that arrive). Over the limit the connection is closed:
+        /// unclaimed descriptors are the daemon's descriptors. Reading then never peeks.
+        public var maxPassedDescriptors: Int
+        /// Shared by every connection of one listener: the bytes of partial messages all of them
+        /// may buffer together (each one's own bound is `maxLineBytes`). A connection whose read
+        /// takes the total over gets `MESSAGE_TOO_LARGE` and is closed, so a crowd of peers that
+        /// each send almost a whole message and stop cannot make the daemon hold connections ×
+        /// `maxLineBytes`.
+        public var sharedInputBudget: ByteBudget?
 
         public init(
             maxLineBytes: Int = 1 << 20, maxQueuedOutputBytes: Int = 8 << 20, readChunkBytes: Int = 64 << 10,
-            deferConsume: Bool = true
+            deferConsume: Bool = true, maxPassedDescriptors: Int = 0
         ) {
             self.maxLineBytes = maxLineBytes
             self.maxQueuedOutputBytes = maxQueuedOutputBytes
             self.readChunkBytes = readChunkBytes
-            self.deferConsume = deferConsume
+            self.deferConsume = deferConsume && maxPassedDescriptors == 0
+            self.maxPassedDescriptors = maxPassedDescriptors
+            self.sharedInputBudget = nil
         }
     }
 
@@ -109,6 +121,10 @@ public final class LineConnection: @unchecked Sendable {
     private var unconsumedReads = 0
     private var lazyListed = false
     private var peekOffset = false
+    /// Bytes of this connection charged to `limits.sharedInputBudget`.
+    private var charged = 0
+    /// Descriptors passed by the peer and not yet claimed (`takePassedDescriptor`), oldest first.
+    private var passed: [Int32] = []
 
     init(fd: Int32, reactor: Reactor, peer: PeerCredentials?, limits: Limits, handler: any LineHandler) {
         self.id = Self.idCounter.wrappingAdd(1, ordering: .relaxed).newValue
@@ -149,6 +165,17 @@ public final class LineConnection: @unchecked Sendable {
             return
         }
         if !corked { flush() }
+    }
+
+    /// The oldest descriptor the peer passed (`SCM_RIGHTS`) and nobody claimed yet, now owned by
+    /// the caller (loop thread only). A descriptor travels in the same `sendmsg` as the request
+    /// that uses it, and the kernel hands it over with the first byte of that message, so by
+    /// the time the request's line is delivered its descriptor is here; requests claim them
+    /// in order.
+    public func takePassedDescriptor() -> OwnedFD? {
+        precondition(reactor.isInLoopThread, "LineConnection.takePassedDescriptor must run on the loop thread")
+        guard !passed.isEmpty else { return nil }
+        return OwnedFD(adopting: passed.removeFirst())
     }
 
     /// Runs `body` once when the connection closes, after the handler heard of it (loop thread
@@ -205,6 +232,9 @@ public final class LineConnection: @unchecked Sendable {
         unconsumed = 0
         if lazyListed { reactor.cancelDeferred(token) }
         _ = Glibc.close(fd)
+        for d in passed { _ = Glibc.close(d) }
+        passed = []
+        recharge(0)
         out = []
         outHead = 0
         let h = handler
@@ -311,9 +341,13 @@ extension LineConnection: ReactorSource {
         let peek = limits.deferConsume
         let n = framer.withWritableSpace(minimum: limits.readChunkBytes) { raw in
             let len = min(raw.count, limits.readChunkBytes)
-            let r = peek ? cnet_recv_peek(fd, raw.baseAddress!, UInt(len)) : Glibc.recv(fd, raw.baseAddress!, len, 0)
+            let r = peek ? cnet_recv_peek(fd, raw.baseAddress!, UInt(len)) : receive(into: raw.baseAddress!, len)
             if r < 0 { err = errno }
             return r
+        }
+        if passed.count > limits.maxPassedDescriptors {
+            close(reason: .ioError(EMFILE))
+            return
         }
         if n < 0 {
             if err == EINTR || err == EAGAIN || err == EWOULDBLOCK { return }
@@ -334,6 +368,11 @@ extension LineConnection: ReactorSource {
             return !closed && !closing
         }
         corked = false
+        if !closed, !recharge(framer.bufferedBytes) {
+            closeReason = .messageTooLarge
+            handler?.connection(self, didReceiveOversizeMessage: framer.bufferedBytes)
+            closing = true
+        }
         if !closed { flush() }
         guard peek, !closed, !draining else { return }
         unconsumed += n
@@ -350,6 +389,26 @@ extension LineConnection: ReactorSource {
             lazyListed = true
             reactor.deferUntilIdle(token) { [weak self] in self?.consumeNow() }
         }
+    }
+
+    /// Charges this connection's buffered partial message to the shared budget; false when the
+    /// budget is exceeded (the connection must go).
+    @discardableResult
+    private func recharge(_ bytes: Int) -> Bool {
+        guard let budget = limits.sharedInputBudget, bytes != charged else { return true }
+        let total = budget.add(bytes - charged)
+        charged = bytes
+        return bytes == 0 || total <= budget.limit
+    }
+
+    /// `recv`, or `recvmsg` keeping the descriptors passed along when the limits accept some.
+    private func receive(into buffer: UnsafeMutableRawPointer, _ len: Int) -> Int {
+        guard limits.maxPassedDescriptors > 0 else { return Glibc.recv(fd, buffer, len, 0) }
+        var fds = [Int32](repeating: -1, count: 8)
+        var count: Int32 = 0
+        let r = cnet_recv_fds(fd, buffer, UInt(len), &fds, Int32(fds.count), &count)
+        passed.append(contentsOf: fds.prefix(Int(count)))
+        return r
     }
 
     /// Consumes every peeked byte now (batch threshold reached, or the data is getting old).
@@ -401,4 +460,19 @@ extension LineConnection: ReactorSource {
             closing = true
         }
     }
+}
+
+/// A byte count shared by many connections (thread-safe), with its limit.
+public final class ByteBudget: Sendable {
+    /// The most bytes allowed in total.
+    public let limit: Int
+    private let used = Atomic<Int>(0)
+
+    public init(limit: Int) { self.limit = limit }
+
+    /// Bytes charged now.
+    public var inUse: Int { used.load(ordering: .relaxed) }
+
+    /// Adds `delta` (negative to release) and returns the new total.
+    func add(_ delta: Int) -> Int { used.wrappingAdd(delta, ordering: .relaxed).newValue }
 }

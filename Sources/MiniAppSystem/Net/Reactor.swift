@@ -20,7 +20,7 @@ public struct ReactorTimer: Hashable, Sendable {
 /// An epoll event loop on one dedicated OS thread.
 ///
 /// Why not Swift concurrency: the Bridge hot path (read → parse → check → service → write) must
-/// run start to finish on the thread that woke up, with no executor hop; on this 2-vCPU VM every
+/// run start to finish on the thread that woke up, with no executor hop; on a virtual machine every
 /// cross-thread wake-up costs a VM exit. Everything the reactor owns (connections, timers,
 /// hooks) is *loop-confined*: touched only on the loop thread. Other threads hand work over
 /// with `execute`, which queues a closure and pokes an eventfd.

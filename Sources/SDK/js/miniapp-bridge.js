@@ -6,6 +6,7 @@
  *   const r = await MiniAppBridge.call('storage.get', { key: 'k' });   // resolves with `result`
  *   MiniAppBridge.call('payment.pay', {...}).catch(err => err.code);    // 'PERMISSION_DENIED'
  *   MiniAppBridge.on('lifecycle.show', data => { ... });                // host `event` notifications
+ *   MiniAppBridge.onUpdateReady(({ version }) => { ... });              // a new version is staged
  *
  * - Calls may be pipelined; replies are matched by id, in any order.
  * - A rejected call gives an Error with `code` (error.data.code, e.g. 'INVALID_PARAMS'),
@@ -192,6 +193,15 @@ function createBridge(fd, options) {
     if (i >= 0) list.splice(i, 1);
   }
 
+  /**
+   * Subscribes `fn({version})` to `update.ready`: the daemon staged a newer version of this
+   * program, which runs from its next launch (WeChat's UpdateManager.onUpdateReady). Returns
+   * the unsubscribe function, like `on`.
+   */
+  function onUpdateReady(fn) {
+    return on('update.ready', fn);
+  }
+
   /** Keeps the process alive while idle (for programs that only wait for events). */
   function keepAlive(on) {
     keep = !!on;
@@ -200,7 +210,7 @@ function createBridge(fd, options) {
   }
 
 
-  return Object.freeze({ call, on, off, keepAlive, maxBytes, BridgeError });
+  return Object.freeze({ call, on, off, onUpdateReady, keepAlive, maxBytes, BridgeError });
 }
 
 const envFd = Number.parseInt(process.env.MINIAPP_BRIDGE_FD || '3', 10);
@@ -210,6 +220,7 @@ module.exports = Object.freeze({
   call: defaultBridge.call,
   on: defaultBridge.on,
   off: defaultBridge.off,
+  onUpdateReady: defaultBridge.onUpdateReady,
   keepAlive: defaultBridge.keepAlive,
   maxBytes: defaultBridge.maxBytes,
   BridgeError,

@@ -35,13 +35,18 @@ newline-delimited JSON; see spec/bridge-protocol.md).
 - The fd comes from ``MINIAPP_BRIDGE_FD`` (default 3).
 """
 
-import asyncio
+# Start-up cost is a program's launch time: this module imports only what is built into the
+# interpreter or already loaded by its own start (measured with `python3 -X importtime`).
+# asyncio (ssl, concurrent.futures, logging, inspect: ~20 ms of CPU) and socket are imported
+# where the awaitable API first runs; the blocking Bridge reads and writes the fd with os and
+# select, locks with _thread (threading pulls in functools and collections), and speaks JSON
+# through json's own C accelerator _json (the json package compiles regular expressions and
+# builds enums at import: ~7 ms, more than the interpreter's whole start), falling back to json
+# where _json is missing.
+import _thread
 import itertools
-import json
 import os
 import select
-import socket
-import threading
 
 __all__ = ["BridgeError", "Bridge", "AsyncBridge", "call", "on_event", "poll_events", "default_bridge", "aio"]
 
@@ -81,6 +86,88 @@ def _closed():
 DEFAULT_MAX_BYTES = 1 << 20
 
 
+def _json_codec():
+    """(dumps, loads) for the wire: compact, ASCII-only, no NaN; loads refuses trailing data."""
+    try:
+        import _json
+
+        def no_default(o):
+            raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
+
+        encode = _json.make_encoder(
+            {}, no_default, _json.encode_basestring_ascii, None, ":", ",", False, False, False)
+
+        class _Context:  # what _json's scanner reads from json.JSONDecoder
+            strict = True
+            object_hook = None
+            object_pairs_hook = None
+            parse_float = float
+            parse_int = int
+            memo = {}
+
+            @staticmethod
+            def parse_constant(name):
+                raise ValueError(f"{name} is not JSON")
+
+        scan = _json.make_scanner(_Context())
+    except (ImportError, AttributeError, TypeError):
+        import json
+        return (lambda o: json.dumps(o, separators=(",", ":"), allow_nan=False),
+                json.loads)
+
+    def dumps(o):
+        return "".join(encode(o, 0))
+
+    def loads(raw):
+        text = raw.decode("utf-8") if isinstance(raw, (bytes, bytearray)) else raw
+        text = text.strip(" \t\r\n")
+        try:
+            value, end = scan(text, 0)
+        except StopIteration:
+            raise ValueError("not JSON") from None
+        if end != len(text):
+            raise ValueError("extra data after the JSON value")
+        return value
+
+    return dumps, loads
+
+
+_dumps, _loads = _json_codec()
+
+
+class _Condition:
+    """threading.Condition's acquire/release/wait/notify_all, on _thread locks."""
+
+    def __init__(self):
+        self._lock = _thread.allocate_lock()
+        self._waiters = []
+        self.acquire = self._lock.acquire
+        self.release = self._lock.release
+
+    def __enter__(self):
+        self._lock.acquire()
+        return self
+
+    def __exit__(self, *exc):
+        self._lock.release()
+
+    def wait(self):
+        """Releases the lock until notify_all, then takes it again (the caller holds it)."""
+        waiter = _thread.allocate_lock()
+        waiter.acquire()
+        self._waiters.append(waiter)
+        self._lock.release()
+        try:
+            waiter.acquire()
+        finally:
+            self._lock.acquire()
+
+    def notify_all(self):
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            waiter.release()
+
+
 def _env_max_bytes():
     """The message limit the daemon announced (MINIAPP_BRIDGE_MAX_BYTES), else 1 MiB."""
     try:
@@ -103,7 +190,7 @@ def _encode(request_id, method, params, max_bytes):
         request["params"] = params
     try:
         # ensure_ascii keeps the line free of raw U+2028/U+2029; allow_nan=False: JSON has no NaN.
-        line = json.dumps(request, separators=(",", ":"), allow_nan=False).encode()
+        line = _dumps(request).encode()
     except (TypeError, ValueError) as err:
         raise BridgeError("INVALID_PARAMS", f"params are not serializable: {err}", -32602) from None
     if len(line) > max_bytes:
@@ -118,7 +205,7 @@ def _encode(request_id, method, params, max_bytes):
 class _Events:
     def __init__(self):
         self._listeners = {}
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
 
     def add(self, name, callback):
         with self._lock:
@@ -146,11 +233,11 @@ class Bridge:
             fd = int(os.environ.get("MINIAPP_BRIDGE_FD", "3"))
         self.max_bytes = max_bytes or _env_max_bytes()
         self._pending = set()
-        self._sock = socket.socket(fileno=fd)
-        self._sock.setblocking(True)
+        self._fd = fd
+        os.set_blocking(fd, True)
         self._ids = itertools.count(1)
-        self._send_lock = threading.Lock()
-        self._cond = threading.Condition()
+        self._send_lock = _thread.allocate_lock()
+        self._cond = _Condition()
         self._results = {}
         self._reading = False
         self._closed = False
@@ -166,7 +253,7 @@ class Bridge:
             self._pending.add(request_id)
         with self._send_lock:
             try:
-                self._sock.sendall(line)
+                self._write_all(line)
             except OSError:
                 with self._cond:
                     self._pending.discard(request_id)
@@ -180,6 +267,11 @@ class Bridge:
         """``callback(data)`` for host event ``name``; ``"*"`` gets ``callback(name, data)``."""
         self._events.add(name, callback)
 
+    def on_update_ready(self, callback):
+        """``callback({"version": …})`` when the daemon staged a newer version of this program
+        (it runs from the next launch; WeChat's ``onUpdateReady``)."""
+        self._events.add("update.ready", callback)
+
     def poll_events(self, timeout=None):
         """Reads and dispatches events for up to ``timeout`` seconds (None: until one arrives)."""
         with self._cond:
@@ -188,7 +280,7 @@ class Bridge:
             self._reading = True
         events = []
         try:
-            ready, _, _ = select.select([self._sock], [], [], timeout)
+            ready, _, _ = select.select([self._fd], [], [], timeout)
             if ready:
                 events = self._read_once()
         finally:
@@ -238,7 +330,7 @@ class Bridge:
     def _read_once(self):
         """One recv: stores replies, returns the event params received (not yet dispatched)."""
         try:
-            chunk = self._sock.recv(65536)
+            chunk = os.read(self._fd, 65536)
         except OSError:
             chunk = b""
         if not chunk:
@@ -258,8 +350,8 @@ class Bridge:
         if not raw.strip():
             return None
         try:
-            message = json.loads(raw)
-        except ValueError:
+            message = _loads(raw)
+        except (ValueError, UnicodeDecodeError, RecursionError):
             return None
         if not isinstance(message, dict):
             return None
@@ -277,8 +369,17 @@ class Bridge:
             return message.get("params")
         return None
 
+    def fileno(self):
+        """The Bridge socket's file descriptor."""
+        return self._fd
+
+    def _write_all(self, data):
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view):]
+
     def close(self):
-        self._sock.close()
+        os.close(self._fd)
 
 
 class AsyncBridge:
@@ -298,10 +399,12 @@ class AsyncBridge:
         self._start_lock = None
 
     async def _start(self):
+        import asyncio  # here, not at the top: see the imports
         if self._start_lock is None:
             self._start_lock = asyncio.Lock()
         async with self._start_lock:
             if self._writer is None:
+                import socket
                 sock = socket.socket(fileno=self._fd)
                 reader, self._writer = await asyncio.open_unix_connection(sock=sock, limit=2 ** 21)
                 self._reader_task = asyncio.get_running_loop().create_task(self._read_loop(reader))
@@ -313,8 +416,8 @@ class AsyncBridge:
                 if not raw:
                     break
                 try:
-                    message = json.loads(raw)
-                except ValueError:
+                    message = _loads(raw)
+                except (ValueError, UnicodeDecodeError, RecursionError):
                     continue
                 if not isinstance(message, dict):
                     continue
@@ -342,6 +445,7 @@ class AsyncBridge:
         await self._start()
         if self._reader_task.done():
             raise _closed()
+        import asyncio  # loaded by _start already
         future = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
         try:
@@ -362,10 +466,15 @@ class AsyncBridge:
         """``callback(data)`` for host event ``name``; ``"*"`` gets ``callback(name, data)``."""
         self._events.add(name, callback)
 
+    def on_update_ready(self, callback):
+        """``callback({"version": …})`` when the daemon staged a newer version of this program
+        (it runs from the next launch; WeChat's ``onUpdateReady``)."""
+        self._events.add("update.ready", callback)
+
 
 _default = None
 _default_async = None
-_default_lock = threading.Lock()
+_default_lock = _thread.allocate_lock()
 
 
 def _both_defaults():
@@ -407,6 +516,10 @@ class _Aio:
         """``callback(data)`` for host event ``name`` (``"*"``: ``callback(name, data)``), on the loop."""
         default_async_bridge().on_event(name, callback)
 
+    def on_update_ready(self, callback):
+        """``callback({"version": …})`` on ``update.ready``, on the loop."""
+        default_async_bridge().on_update_ready(callback)
+
 
 aio = _Aio()
 
@@ -421,6 +534,18 @@ def on_event(name, callback):
     default_bridge().on_event(name, callback)
 
 
+def on_update_ready(callback):
+    """``default_bridge().on_update_ready(callback)``: a newer version is staged (``{"version"}``)."""
+    default_bridge().on_update_ready(callback)
+
+
 def poll_events(timeout=None):
     """``default_bridge().poll_events(timeout)``."""
     default_bridge().poll_events(timeout)
+
+
+# `miniapp_bridge.mock` (the in-process mock for unit tests, miniapp_bridge.parts/mock.py): a
+# module's __path__ makes it a package for submodule imports, so `from miniapp_bridge import
+# mock` and `import miniapp_bridge.mock` work while this file stays one importable module, and
+# programs that never import the mock never load it.
+__path__ = [os.path.join(os.path.dirname(os.path.abspath(__file__)), "miniapp_bridge.parts")]

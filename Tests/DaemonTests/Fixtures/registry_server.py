@@ -3,7 +3,8 @@ Usage: registry_server.py ROOT
 Binds 127.0.0.1 on a free port, prints the port on stdout, serves until killed.
 GET /P answers with the bytes of ROOT/P (404 when absent). Test knobs, read at each request:
 ROOT/P.delay holds seconds to wait before answering (a slow registry), ROOT/P.status an HTTP
-status to answer with instead (a broken one)."""
+status to answer with instead (a broken one). Every request path is appended to ROOT/.requests
+before it is answered."""
 import os, sys, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -25,6 +26,8 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self):
+        with open(os.path.join(ROOT, ".requests"), "a", encoding="utf-8") as log:
+            log.write(self.path + "\n")
         path = os.path.realpath(os.path.join(ROOT, self.path.split("?")[0].lstrip("/")))
         if not path.startswith(ROOT + os.sep):
             return self.answer(404, b"outside the root\n")

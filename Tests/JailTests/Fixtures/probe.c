@@ -538,6 +538,9 @@ int main(int argc, char **argv) {
     if (!strcmp(attack, "euid")) return geteuid() == 0 ? 0 : 1;
     if (!strcmp(attack, "ok")) { printf("OK\n"); return 0; }
     if (!strcmp(attack, "sleep")) { sleep(atoi(arg)); return 0; }
+    /* Like write-secret, but holds until killed: a test that stops it decides when it ends,
+     * never a sleep that a loaded machine can outlast. */
+    if (!strcmp(attack, "write-secret-hold")) { int fd = open("/data/secret", O_WRONLY | O_CREAT, 0600); write(fd, "s3cret", 6); close(fd); printf("READY\n"); fflush(stdout); for (;;) pause(); }
     if (!strcmp(attack, "write-secret")) { int fd = open("/data/secret", O_WRONLY | O_CREAT, 0600); write(fd, "s3cret", 6); close(fd); printf("READY\n"); sleep(30); return 0; }
     int sc = seccomp_attack(attack);
     if (sc >= 0) return sc;
