@@ -11,9 +11,11 @@ ANCHOR_NAMES = {"uds_stream_rtt": "anchor.uds_rtt", "spawn_true": "anchor.spawn_
 # floor" use the lowest of uds_stream_rtt, _pin_same and _pin_cross).
 RATIOS = {
     "jail.spawn_true": ["anchor.bwrap_true", "anchor.spawn_true"], "jail.spawn_true.cold": ["anchor.bwrap_true", "anchor.spawn_true"],
-    "launch.cold": ["anchor.bwrap_true"], "launch.pool": ["anchor.bwrap_true", "anchor.spawn_true"],
+    "launch.cold": ["anchor.bwrap_true", "launch.cold.single"], "launch.pool": ["anchor.bwrap_true", "anchor.spawn_true", "launch.pool.single"],
     "launch.cold.registry_hang": ["launch.cold", "anchor.bwrap_true"],
-    "bridge.rtt": ["anchor.floor", "anchor.uds_rtt", "anchor.dbus_rtt"], "bridge.rtt.host": ["anchor.floor", "anchor.uds_rtt", "anchor.dbus_rtt"],
+    # Privilege separation's cost: each row beside the same run's single-process design (--no-drop).
+    "launch.cold.single": ["anchor.bwrap_true"], "launch.pool.single": ["anchor.bwrap_true"], "bridge.rtt.single": ["anchor.floor"],
+    "bridge.rtt": ["anchor.floor", "anchor.uds_rtt", "anchor.dbus_rtt", "bridge.rtt.single"], "bridge.rtt.host": ["anchor.floor", "anchor.uds_rtt", "anchor.dbus_rtt"],
     "broker.rtt": ["anchor.floor", "anchor.uds_rtt", "anchor.dbus_rtt"], "broker.rtt.host": ["anchor.floor", "anchor.uds_rtt", "anchor.dbus_rtt"],
     "package.verify": ["anchor.sha256sum"],
     "launch.node": ["anchor.node_bwrap", "anchor.node_bare"], "launch.python": ["anchor.python_bwrap", "anchor.python_bare"],

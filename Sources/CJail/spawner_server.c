@@ -284,6 +284,7 @@ const struct cjail_template_request *spawner_template_request(const struct templ
 int spawner_resolve(const struct template *t, struct cjail_spec *spec, const struct cjail_check *ck, int trees[CJAIL_MAX_TREES], int32_t *index);
 int spawner_register(const struct cjail_template_request *req, const int *fds);
 int spawner_control(const struct cjail_control_request *req);
+int spawner_open_procs(const struct template *t, const char name[CJAIL_NAME_MAX], int *procs);
 void spawner_worker_add(pid_t pid, int pidfd);
 
 /* A pooled network namespace: a network namespace, and not the spawner's own (the host's):
@@ -298,7 +299,7 @@ static int foreign_netns(int fd) {
 
 /* Checks a loaded launch against its template and resolves its program directories. 0, or
  * -errno with *step and *ck saying why. */
-static int admit(const struct cjail_spawn_request *req, const struct request_fds *rf, struct loaded *l,
+static int admit(const struct cjail_spawn_request *req, struct request_fds *rf, struct loaded *l,
                  struct cjail_check *ck, int trees[CJAIL_MAX_TREES], int32_t *step) {
     for (int k = 0; k < CJAIL_MAX_TREES; k++) trees[k] = -1;
     memset(ck, 0, sizeof *ck);
@@ -310,6 +311,10 @@ static int admit(const struct cjail_spawn_request *req, const struct request_fds
     if (!foreign_netns(netns)) { ck->refused = CJAIL_REFUSE_NAMESPACES; return -EPERM; }
     int e = cjail_template_check(spawner_template_spec(t), spawner_template_request(t), req, &l->spec, netns >= 0, ck);
     if (e) return e;
+    if (req->cgroup[0] && (e = spawner_open_procs(t, req->cgroup, rf->fd + CJAIL_SPAWN_FD_PROCS))) {
+        ck->refused = CJAIL_REFUSE_CGROUP;
+        return e;
+    }
     e = spawner_resolve(t, &l->spec, ck, trees, &ck->index);
     if (e) {
         ck->refused = CJAIL_REFUSE_SOURCE;

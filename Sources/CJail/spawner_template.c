@@ -268,6 +268,25 @@ static int kill_cgroup(const struct template *t, const char *name) {
     return found ? 0 : -ENOENT;
 }
 
+int spawner_open_procs(const struct template *t, const char name[CJAIL_NAME_MAX], int *procs) {
+    for (int i = 0; i < CJAIL_SPAWN_MAX_PROCS; i++)
+        if (procs[i] >= 0) return -EINVAL; /* a name, or descriptors: never both */
+    if (!cjail_name_valid(name) || t->cgroup_count == 0) return -EPERM;
+    for (int i = 0; i < t->cgroup_count; i++) {
+        /* Opened by us (root), relative to the directory we hold, never following a link. */
+        int d = openat(t->cgroup_fd[i], name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        int fd = d < 0 ? -1 : openat(d, "cgroup.procs", O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+        int e = errno;
+        if (d >= 0) close(d);
+        if (fd < 0) {
+            for (int k = 0; k < i; k++) { close(procs[k]); procs[k] = -1; }
+            return -e;
+        }
+        procs[i] = fd;
+    }
+    return 0;
+}
+
 static int chown_data(const struct template *t, const char *name, uint32_t uid) {
     int host_uid_ok = (t->req.flags & CJAIL_TEMPLATE_IDMAP) ? uid == t->req.outside_uid
                                                               : (uid >= t->req.uid_min && (uint64_t)uid < (uint64_t)t->req.uid_min + t->req.uid_count);

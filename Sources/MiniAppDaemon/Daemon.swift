@@ -12,8 +12,10 @@ import Synchronization
 /// The composed daemon: builds every component from the configuration, then serves until
 /// SIGTERM. The order of `start` is the order of dependencies; `shutdown` undoes it.
 ///
-///     state dir ─ policies ─ jailer (+ sweep of a crashed run, crash guard) ─ catalogue
-///       ─ partners (watch first, then local files + the verified registry cache) ─ services
+///     state dir ─ policies ─ jailer (+ sweep of a crashed run) ─ privilege separation (root:
+///       start the spawner, drop to --user) ─ crash guard ─ catalogue
+///       ─ partners (watch first, then local files + the verified registry cache) ─ SDK (+ lock
+///       the spawner's templates) ─ services
 ///       ─ reactor + broker ─ package store ─ supervisor ─ control API
 ///       ─ control socket (LISTEN_FDS or bind) ─ metrics ─ background update and partners checks
 public final class Daemon {
@@ -102,6 +104,11 @@ public final class Daemon {
         if swept.cgroups > 0 {
             logger.notice("removed \(swept.cgroups) worker cgroup(s) and \(swept.processes) process(es) left by a previous run")
         }
+        var separation: PrivilegeSeparation?
+        if let user = try PrivilegeSeparation.target(config, mode: mode) {
+            separation = try PrivilegeSeparation.drop(to: user, jailer: jailer, layout: layout, policyDir: policyDir)
+            logger.notice("running as uid \(user.uid) gid \(user.gid) from now on; the spawner keeps the privileges")
+        }
         let crashGuard = JailCrashGuard.start(for: jailer)
         let catalogue = try Self.loadCatalogue(policyDir)
         let transport = CurlRegistryTransport()
@@ -109,6 +116,7 @@ public final class Daemon {
         let partners = try makePartners(layout: layout, policyDir: policyDir, transport: transport)
         let sdkDir = try layout.materialize(EmbeddedSDK.files, into: layout.sdk)
         SDKBytecode.compileInBackground(sdkDir: sdkDir, logger: logger)
+        try separation?.lock(jailer: jailer, sdkDir: sdkDir)
 
         let services = try makeServices(layout: layout, hostVersion: hostVersion)
         let reactor: Reactor

@@ -30,6 +30,7 @@ Ask the tools before reading the files:
 | --- | --- | --- |
 | `jail.json` | namespaces, uid range, filesystem view, limits, Landlock, cgroups, which seccomp profile | `JailPolicy.parse` |
 | `seccomp/default.json` | the worker's syscall allowlist (Docker/OCI seccomp JSON; each rule's `comment` gives its reason) | `SeccompProfile.parse`, compiled by libseccomp |
+| `seccomp/daemon.json` | the daemon's own filter once it has dropped from root (a denylist: namespaces, mounts, ptrace, bpf, io_uring, modules, keyrings; `clone` with namespace flags); README "Privilege separation" | same, installed by the daemon on itself |
 | `seccomp/docker-default.json` | moby's default profile, verbatim: proves a Docker profile loads; not used unless `jail.json` names it | same |
 | `methods.json` | every Bridge method, the permissions it needs (all of them), its rate class and timeout; the permission names a manifest may declare | `MethodCatalogue.parse` |
 | `partners/*.json` | one partner each: the program ids it owns, its signing keys, what it is granted now, and optional operator overrides | `PartnerRegistration` |
@@ -291,6 +292,70 @@ every program of this partner
   reason; every other partner is unaffected.
 - A partner that has a file here is exactly what the file says, even when the registry also lists
   it (local files win per partner id); remove the file to hand the partner back to the registry.
+"""####),
+        ("seccomp/daemon.json", ####"""
+{
+  "comment": "The seccomp filter miniappd puts on itself once it has dropped from root to its own user (README, \"Privilege separation\"; the workers' profile is default.json). A DENYLIST, deliberately: the daemon runs Foundation, libcurl, OpenSSL, SQLite and zlib, whose system calls change with every library update, and an allowlist that misses one would take the whole service down; what is denied here is what a compromised daemon would reach for next - the kernel attack surface an unprivileged process still has (user namespaces, io_uring, bpf, userfaultfd) and the escape and escalation calls that its missing capabilities already refuse (mount family, modules, ptrace), denied a second time so that a capability left by mistake is not enough. Applied to every thread (SECCOMP_FILTER_FLAG_TSYNC) after no_new_privs. Denials return EPERM.",
+  "defaultAction": "SCMP_ACT_ALLOW",
+  "architectures": ["SCMP_ARCH_X86_64"],
+  "syscalls": [
+    {
+      "comment": "Namespaces: unshare and setns are the way into the user-namespace kernel attack surface an unprivileged process has (CVE-2022-0185, CVE-2023-0386); the daemon never needs them (the spawner makes every namespace).",
+      "names": ["unshare", "setns"],
+      "action": "SCMP_ACT_ERRNO",
+      "errnoRet": 1
+    },
+    {
+      "comment": "clone3 cannot be inspected (its flags are behind a pointer): ENOSYS (38), so glibc's pthread_create and posix_spawn fall back to clone, whose flags the rules below check.",
+      "names": ["clone3"],
+      "action": "SCMP_ACT_ERRNO",
+      "errnoRet": 38
+    },
+    {"comment": "clone with CLONE_NEWNS (0x20000): no new mount namespace.", "names": ["clone"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1, "args": [{"index": 0, "value": 131072, "valueTwo": 131072, "op": "SCMP_CMP_MASKED_EQ"}]},
+    {"comment": "clone with CLONE_NEWCGROUP (0x2000000).", "names": ["clone"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1, "args": [{"index": 0, "value": 33554432, "valueTwo": 33554432, "op": "SCMP_CMP_MASKED_EQ"}]},
+    {"comment": "clone with CLONE_NEWUTS (0x4000000).", "names": ["clone"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1, "args": [{"index": 0, "value": 67108864, "valueTwo": 67108864, "op": "SCMP_CMP_MASKED_EQ"}]},
+    {"comment": "clone with CLONE_NEWIPC (0x8000000).", "names": ["clone"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1, "args": [{"index": 0, "value": 134217728, "valueTwo": 134217728, "op": "SCMP_CMP_MASKED_EQ"}]},
+    {"comment": "clone with CLONE_NEWUSER (0x10000000): the user namespace an unprivileged process could otherwise make.", "names": ["clone"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1, "args": [{"index": 0, "value": 268435456, "valueTwo": 268435456, "op": "SCMP_CMP_MASKED_EQ"}]},
+    {"comment": "clone with CLONE_NEWPID (0x20000000).", "names": ["clone"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1, "args": [{"index": 0, "value": 536870912, "valueTwo": 536870912, "op": "SCMP_CMP_MASKED_EQ"}]},
+    {"comment": "clone with CLONE_NEWNET (0x40000000).", "names": ["clone"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1, "args": [{"index": 0, "value": 1073741824, "valueTwo": 1073741824, "op": "SCMP_CMP_MASKED_EQ"}]},
+    {
+      "comment": "The mount family, old and new API: the daemon mounts nothing (the spawner's children do, inside their own namespaces).",
+      "names": ["mount", "umount2", "pivot_root", "chroot", "fsopen", "fsconfig", "fsmount", "fspick", "move_mount", "open_tree", "mount_setattr"],
+      "action": "SCMP_ACT_ERRNO",
+      "errnoRet": 1
+    },
+    {
+      "comment": "Reading or steering other processes: ptrace, cross-process memory access and descriptor theft (the workers run as other uids, but a worker that shares the daemon's uid must never exist either).",
+      "names": ["ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd", "kcmp"],
+      "action": "SCMP_ACT_ERRNO",
+      "errnoRet": 1
+    },
+    {
+      "comment": "Kernel attack surface without a capability: bpf and perf_event_open (verifier bugs, CVE-2013-2094), userfaultfd (race-window widening in exploits), io_uring (a second system-call surface seccomp cannot see, with many CVEs).",
+      "names": ["bpf", "perf_event_open", "userfaultfd", "io_uring_setup", "io_uring_enter", "io_uring_register"],
+      "action": "SCMP_ACT_ERRNO",
+      "errnoRet": 1
+    },
+    {
+      "comment": "Kernel modules and kexec.",
+      "names": ["init_module", "finit_module", "delete_module", "kexec_load", "kexec_file_load"],
+      "action": "SCMP_ACT_ERRNO",
+      "errnoRet": 1
+    },
+    {
+      "comment": "The kernel keyring (not namespaced: keys of other services on the host).",
+      "names": ["keyctl", "add_key", "request_key"],
+      "action": "SCMP_ACT_ERRNO",
+      "errnoRet": 1
+    },
+    {
+      "comment": "Host-wide state and old escapes: file handles (the 'shocker' escape), raw I/O ports, the kernel log, accounting, swap, reboot, clocks, host and domain names, quotas, personality (READ_IMPLIES_EXEC, ADDR_NO_RANDOMIZE).",
+      "names": ["open_by_handle_at", "name_to_handle_at", "iopl", "ioperm", "modify_ldt", "syslog", "acct", "swapon", "swapoff", "reboot", "settimeofday", "clock_settime", "clock_adjtime", "adjtimex", "sethostname", "setdomainname", "quotactl", "personality"],
+      "action": "SCMP_ACT_ERRNO",
+      "errnoRet": 1
+    }
+  ]
+}
 """####),
         ("seccomp/default.json", ####"""
 {

@@ -22,6 +22,9 @@ public final class JailedWorker: Sendable {
     let collectors: (JailOutputCollector, JailOutputCollector)
     let state = JailLock(State())
     let trace: JailTrace?
+    /// The spawner that cloned it: the one to ask for signals once this process dropped its
+    /// privileges (the worker runs as another uid).
+    let spawner: SpawnerSlot?
     /// Workers whose cgroup is not removed yet, and who waits for there to be none.
     static let unremoved = JailLock<(count: Int, waiters: [OneShotSignal])>((0, []))
 
@@ -64,8 +67,9 @@ public final class JailedWorker: Sendable {
     }
 
     init(child: SpawnedChild, programId: String, uid: UInt32, cgroup: (any WorkerCgroup)?, grace: Double,
-         collectors: (JailOutputCollector, JailOutputCollector), trace: JailTrace?) {
+         collectors: (JailOutputCollector, JailOutputCollector), trace: JailTrace?, spawner: SpawnerSlot? = nil) {
         self.trace = trace
+        self.spawner = spawner
         self.programId = programId
         pid = child.pid
         startedWarm = child.warm
@@ -78,11 +82,11 @@ public final class JailedWorker: Sendable {
 
     static func start(child: SpawnedChild, launch: JailLaunch, uid: UInt32, limits: JailLimits,
                       cgroup: (any WorkerCgroup)?, renameCgroupTo pendingName: String? = nil, pipes: JailPipes,
-                      policy: JailPolicy, trace: JailTrace?) -> JailedWorker {
+                      policy: JailPolicy, trace: JailTrace?, spawner: SpawnerSlot? = nil) -> JailedWorker {
         let out = JailOutputCollector(programId: launch.programId, stream: .stdout, limits: policy.output, sink: launch.output)
         let err = JailOutputCollector(programId: launch.programId, stream: .stderr, limits: policy.output, sink: launch.output)
         let w = JailedWorker(child: child, programId: launch.programId, uid: uid, cgroup: cgroup,
-                             grace: policy.stopGraceSeconds, collectors: (out, err), trace: trace)
+                             grace: policy.stopGraceSeconds, collectors: (out, err), trace: trace, spawner: spawner)
         unremoved.withLock { $0.count += 1 }
         // Queued before the exit can be seen, so the removal (same thread) always comes after.
         if let pendingName { w.renameCgroup(to: pendingName) }
@@ -218,7 +222,12 @@ public final class JailedWorker: Sendable {
     public var cgroupLocation: String? { cgroup?.location }
 
     private func signalPID1(_ sig: Int32) {
-        state.withLock { s in if s.pidfdOpen { _ = cjail_pidfd_send_signal(pidfd, sig) } }
+        state.withLock { s in
+            guard s.pidfdOpen else { return }
+            // Dropped: only the spawner may signal another uid's process (it holds its own
+            // pidfd of each worker it cloned).
+            if PrivilegeDrop.isDropped, let spawner { _ = spawner.signal(pid: pid, sig) } else { _ = cjail_pidfd_send_signal(pidfd, sig) }
+        }
     }
 
     func limitReached(_ kind: JailLimitKind) {

@@ -49,6 +49,9 @@ public final class Jailer: Sendable {
     public init(configuration: JailConfiguration, stateDir: String, mode: JailMode, hostIDFiles: HostIDFiles = .system,
                 warmCgroups: Int = 0, warmJails: Bool = false, spawner: SpawnerSlot = .shared,
                 appRoot: String = "/", dataRoot: String = "/") throws(MiniAppError) {
+        if mode == .privileged && PrivilegeDrop.isDropped {
+            throw MiniAppError(.jailUnavailable, "this daemon dropped its privileges: it keeps the jail policy it started with (the spawner's templates are locked); restart miniappd to apply a new one")
+        }
         if mode == .privileged && geteuid() != 0 {
             throw MiniAppError(.jailUnavailable, "privileged jail mode needs root; run the daemon as root or use rootless mode")
         }
@@ -111,7 +114,8 @@ public final class Jailer: Sendable {
         let p = try prepare(launch)
         defer { p.release() }
         let child: SpawnedChild
-        do { child = try await JailSpawner.spawn(p.plan, template: p.template, cgroupProcs: p.taken?.procs ?? [], warm: warmJails, slot: spawner, trace: p.trace) } catch {
+        do { child = try await JailSpawner.spawn(p.plan, template: p.template, cgroupProcs: p.cgroupProcs, cgroupName: p.cgroupName, warm: warmJails, slot: spawner,
+                                                  trace: p.trace) } catch {
             throw p.failed(error)
         }
         return finish(p, child)
@@ -125,7 +129,8 @@ public final class Jailer: Sendable {
         let p = try prepare(launch)
         defer { p.release() }
         let child: SpawnedChild
-        do { child = try JailSpawner.spawnBlocking(p.plan, template: p.template, cgroupProcs: p.taken?.procs ?? [], warm: warmJails, slot: spawner, trace: p.trace) } catch {
+        do { child = try JailSpawner.spawnBlocking(p.plan, template: p.template, cgroupProcs: p.cgroupProcs, cgroupName: p.cgroupName, warm: warmJails, slot: spawner,
+                                                  trace: p.trace) } catch {
             throw p.failed(error)
         }
         return finish(p, child)
@@ -143,6 +148,11 @@ public final class Jailer: Sendable {
         let netFD: Int32?
         let trace: JailTrace?
         let jailer: Jailer
+
+        /// How the spawner finds the worker's cgroups: our open `cgroup.procs` files, or (this
+        /// process dropped its privileges) the cgroup's name, which the spawner opens itself.
+        var cgroupProcs: [Int32] { PrivilegeDrop.isDropped ? [] : taken?.procs ?? [] }
+        var cgroupName: String? { PrivilegeDrop.isDropped ? taken?.cgroup.name : nil }
 
         /// Descriptors only the spawn needed (the child has its copies); pools topped up.
         func release() {
@@ -167,7 +177,8 @@ public final class Jailer: Sendable {
         let (uid, gid) = try identity(launch.programId)
         let hostIDs = mode == .privileged ? (uid, gid) : (getuid(), getgid())
         trace?.mark("validated")
-        try prepareDataDir(launch.dataDir, uid: hostIDs.0, gid: hostIDs.1)
+        let template = try templateID(launch, limits: limits)
+        try prepareDataDir(launch.dataDir, uid: hostIDs.0, gid: hostIDs.1, template: template)
         trace?.mark("data_dir")
         let wanted = CgroupLimits(memoryBytes: limits.memoryBytes, pids: limits.pids, cpuPercent: limits.cpuPercent)
         let taken: CgroupPool.Taken?
@@ -181,13 +192,6 @@ public final class Jailer: Sendable {
             throw MiniAppError(.jailSetupFailed, "cannot create output pipes: \(error)", data: ["step": "pipes", "errno": "\(error.errno)"])
         }
         var plan = makePlan(launch, limits: limits, uid: uid, gid: gid, pipes: pipes)
-        let template: UInt32
-        do { template = try templateID(launch, limits: limits) } catch {
-            pipes.closeAll()
-            taken?.closeProcs()
-            taken?.cgroup.destroy()
-            throw error
-        }
         let netFD = useNetPool(&plan)
         trace?.mark("planned")
         return Prepared(launch: launch, limits: limits, uid: uid, taken: taken, pipes: pipes, plan: plan, template: template,
@@ -197,7 +201,8 @@ public final class Jailer: Sendable {
     private func finish(_ p: Prepared, _ child: SpawnedChild) -> JailedWorker {
         p.pipes.closeChildEnds()
         return JailedWorker.start(child: child, launch: p.launch, uid: p.uid, limits: p.limits, cgroup: p.taken?.cgroup,
-                                  renameCgroupTo: p.taken?.pendingName, pipes: p.pipes, policy: configuration.policy, trace: p.trace)
+                                  renameCgroupTo: p.taken?.pendingName, pipes: p.pipes, policy: configuration.policy, trace: p.trace,
+                                  spawner: spawner)
     }
 
     /// Tops the pools up in the background (after a spawn, never during one).
@@ -229,9 +234,22 @@ public final class Jailer: Sendable {
     }
 
     /// The data dir belongs to the program alone: owner = its uid, mode 0700, so no other
-    /// program uid can even list it.
-    private func prepareDataDir(_ dir: String?, uid: UInt32, gid: UInt32) throws(MiniAppError) {
+    /// program uid can even list it. Once this process dropped its privileges, the spawner
+    /// gives it away (CHOWN_DATA: only a directory right under the data root, only to a uid of
+    /// the template's range).
+    private func prepareDataDir(_ dir: String?, uid: UInt32, gid: UInt32, template: UInt32) throws(MiniAppError) {
         guard let dir else { return }
+        if mode == .privileged && PrivilegeDrop.isDropped {
+            var st = stat()
+            if stat(dir, &st) == 0 && st.st_uid == uid && st.st_gid == gid && st.st_mode & 0o7777 == 0o700 { return }
+            let name = String(dir.split(separator: "/").last ?? "")
+            let r = dir == dataRoot + "/" + name ? spawner.chownData(name, uid: uid, template: template) : -EPERM
+            guard r == 0 else {
+                throw MiniAppError(.jailSetupFailed, "the spawner did not give the data dir \(dir) to uid \(uid): \(SystemError("chown", errno: -r))",
+                                   data: ["step": "data_dir", "errno": "\(-r)"])
+            }
+            return
+        }
         if mode == .privileged && chown(dir, uid, gid) != 0 {
             throw MiniAppError(.jailSetupFailed, "cannot chown the data dir \(dir): \(SystemError.current("chown"))", data: ["step": "data_dir", "errno": "\(errno)"])
         }

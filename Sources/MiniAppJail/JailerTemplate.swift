@@ -6,7 +6,12 @@ extension Jailer {
     /// The spawner template `launch` must match (SpawnerTemplate): this jailer's policy with
     /// the roots in place of the program's directories, the launch's extra read-only binds and
     /// limits, and the ids programs get. One per variant, registered with the slot at first use.
-    func templateID(_ launch: JailLaunch, limits: JailLimits) throws(MiniAppError) -> UInt32 {
+    func templateID(_ launch: JailLaunch, limits wanted: JailLimits) throws(MiniAppError) -> UInt32 {
+        // The policy's limits are the rlimit ceilings of every launch within them (the spawner
+        // only checks a launch's rlimits are no higher): lowered limits need no template of
+        // their own, so the set registered at start covers them once it is locked.
+        let p = configuration.policy.limits
+        let limits = wanted.fileSizeBytes <= p.fileSizeBytes && wanted.openFiles <= p.openFiles ? p : wanted
         let key = launch.extraReadOnlyBinds.map { "\($0.hostPath)\u{0}\($0.jailPath)" }.joined(separator: "\u{0}") + "\u{1}\(limits)"
         if let id = templateIDs.withLock({ $0[key] }) { return id }
         let id = try spawner.templateID(template(binds: launch.extraReadOnlyBinds, limits: limits))

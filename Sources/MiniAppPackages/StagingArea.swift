@@ -77,8 +77,13 @@ final class StagedTree {
 
     /// Moves the tree to `name` under `versionsFD` with one `renameat` (same file system: both
     /// are under the store root) and makes the rename durable. Call under the store lock.
+    /// The tree is read-only (0555); moving a directory to another parent rewrites its `..`,
+    /// which needs write permission on it unless one is root (a daemon that dropped to its own
+    /// user is not): it is made writable for the move and read-only again right after.
     func publish(into versionsFD: Int32, name target: String) throws(MiniAppError) {
+        _ = fchmodat(entryFD, Self.leaf, 0o755, 0)
         guard renameat(entryFD, Self.leaf, versionsFD, target) == 0 else { throw FileTree.fail("renameat", target) }
+        _ = fchmodat(versionsFD, target, 0o555, 0)
         CrashPoint.hit("renamed")
         try FileTree.fsyncFD(versionsFD, target)
     }

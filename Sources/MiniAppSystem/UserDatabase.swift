@@ -21,4 +21,21 @@ public enum UserDatabase {
             return group.gr_gid
         }
     }
+
+    /// The uid and primary gid of user `name` (`getpwnam_r(3)`), or nil when there is none.
+    public static func user(named name: String) -> (uid: UInt32, gid: UInt32)? {
+        var pw = Glibc.passwd()
+        var result: UnsafeMutablePointer<Glibc.passwd>?
+        var buffer = [CChar](repeating: 0, count: 1024)
+        while true {
+            let rc = getpwnam_r(name, &pw, &buffer, buffer.count, &result)
+            if rc == ERANGE && buffer.count < 1 << 20 {
+                buffer = [CChar](repeating: 0, count: buffer.count * 4)
+                continue
+            }
+            if rc == EINTR { continue }
+            guard rc == 0, result != nil else { return nil }
+            return (pw.pw_uid, pw.pw_gid)
+        }
+    }
 }

@@ -25,11 +25,21 @@ public final class DaemonHarness: @unchecked Sendable {
     /// `socketPath`: the control socket (default `control.sock` in the harness's own dir); a
     /// restart test gives the path of the daemon it replaces.
     /// `binary`: another `miniappd` (the release build, for the simulator refusal tests).
+    /// `user`: run as root, the daemon drops to it (`--user`; default `dropUser`, nil keeps root:
+    /// `--no-drop`); the harness's directory is then that user's.
     public init(
         policyDir: String?, extraArgs: [String] = [], stateDir: String? = nil, timeout: Double = 30, socketActivated: Bool = false,
-        environment: [String: String] = [:], socketPath: String? = nil, binary: String? = nil
+        environment: [String: String] = [:], socketPath: String? = nil, binary: String? = nil, user: String? = DaemonHarness.dropUser
     ) throws {
         dir = try TempDir("d")
+        let dropArgs: [String]
+        if geteuid() == 0, let user, let ids = DaemonHarness.ids(user), binary == nil {
+            chown(dir.path, ids.0, ids.1)
+            chmod(dir.path, 0o700)
+            dropArgs = ["--user", user]
+        } else {
+            dropArgs = geteuid() == 0 && binary == nil ? ["--no-drop"] : []
+        }
         socket = socketPath ?? dir.file("control.sock")
         _ = FileManager.default.createFile(atPath: dir.file("daemon.log"), contents: nil)
         log = try FileHandle(forWritingTo: URL(fileURLWithPath: dir.file("daemon.log")))
@@ -37,7 +47,7 @@ public final class DaemonHarness: @unchecked Sendable {
         let daemon = binary ?? productsDirectory() + "/miniappd"
         let args = [
             "--state-dir", stateDir ?? dir.file("state"), "--control-socket", socketActivated ? dir.file("unused.sock") : socket,
-        ] + (policyDir.map { ["--policy-dir", $0] } ?? []) + extraArgs
+        ] + (policyDir.map { ["--policy-dir", $0] } ?? []) + dropArgs + extraArgs
         if socketActivated {
             process.executableURL = URL(fileURLWithPath: "/usr/bin/systemd-socket-activate")
             process.arguments = ["--listen=\(socket)", daemon] + args
@@ -58,6 +68,19 @@ public final class DaemonHarness: @unchecked Sendable {
         stop()
         throw HarnessError("miniappd did not become ready in \(timeout)s:\n\(logText())")
     }
+
+    /// The user a daemon started by a root test drops to: a test-only id pair, no system user
+    /// needed (outside the programs' uid range), so tests run alike with or without `miniappd`.
+    public static let dropUser: String? = "60999:60999"
+
+    private static func ids(_ user: String) -> (UInt32, UInt32)? {
+        let p = user.split(separator: ":")
+        guard p.count == 2, let u = UInt32(p[0]), let g = UInt32(p[1]) else { return nil }
+        return (u, g)
+    }
+
+    /// The daemon's pid.
+    public var pid: Int32 { process.processIdentifier }
 
     /// A new control connection.
     public func client() throws -> ControlClient { try ControlClient(socketPath: socket) }

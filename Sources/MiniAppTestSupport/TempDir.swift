@@ -1,6 +1,7 @@
 import Foundation
 
-/// A private temporary directory (0700), removed when dropped unless `MINIAPP_KEEP_TMP` is set.
+/// A private temporary directory (0700; 0711 as root), removed when dropped unless
+/// `MINIAPP_KEEP_TMP` is set.
 public final class TempDir: @unchecked Sendable {
     /// Its absolute path.
     public let path: String
@@ -10,6 +11,10 @@ public final class TempDir: @unchecked Sendable {
         var template = Array("/tmp/ma-\(label.prefix(12))-XXXXXX".utf8CString)
         guard let p = mkdtemp(&template) else { throw CocoaError(.fileWriteUnknown) }
         path = String(cString: p)
+        // As root, searchable (not listable) by other users: a daemon under test drops to its
+        // own user (DaemonHarness.dropUser) and must reach the policies and packages a test
+        // writes here, as it would reach an operator's files.
+        if geteuid() == 0 { chmod(path, 0o711) }
     }
 
     /// `path/name`.

@@ -23,6 +23,10 @@ struct MiniAppD: ParsableCommand {
     @Option(help: "Optional config file (JSON, `//` comments allowed); see README \"Configuration\".") var config: String?
     @Option(help: "Prometheus endpoint: 127.0.0.1:PORT or unix:/path.") var metricsListen: String?
     @Option(help: "auto, privileged or rootless.") var workerMode: String?
+    @Option(help: "Started as root: the user to drop to after starting the privileged spawner, NAME or UID:GID (default: miniappd when that user exists).")
+    var user: String?
+    @Flag(name: .customLong("no-drop"), help: "Started as root: keep root (the single-process design; for comparison only).")
+    var noDrop = false
     @Flag(help: "Simulator mode (debug builds only): install unsigned programs from a directory or a loopback URL.")
     var simulator = false
 
@@ -80,6 +84,8 @@ struct MiniAppD: ParsableCommand {
         if let platformKey { cfg.platformKey = platformKey }
         if let metricsListen { cfg.metricsListen = metricsListen }
         if let workerMode { try cfg.apply(file: ["workerMode": .string(workerMode)]) }
+        if let user { cfg.user = user }
+        if noDrop { cfg.privilegeSeparation = false }
         cfg.simulator = simulator
         return cfg
     }

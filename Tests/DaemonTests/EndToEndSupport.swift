@@ -31,6 +31,11 @@ final class E2EWorld {
 
     init() throws {
         dir = try TempDir("e2e")
+        // The daemon under test drops to the harness's user when run as root: it may create
+        // files here too (a metrics socket, a NOTIFY_SOCKET's neighbours), as in its own dirs.
+        if geteuid() == 0, let ids = DaemonHarness.dropUser?.split(separator: ":").compactMap({ UInt32($0) }), ids.count == 2 {
+            chown(dir.path, ids[0], ids[1])
+        }
         policyDir = dir.file("policies")
         let cp = try run(["/bin/cp", "-r", repositoryRoot() + "/policies", policyDir])
         guard cp.status == 0 else { throw HarnessError("cp policies: \(cp.stderr)") }
@@ -357,6 +362,7 @@ final class NotifySocket {
             p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
         guard rc == 0 else { throw HarnessError("bind \(path): \(errno)") }
+        chmod(path, 0o666) // like systemd's own: a daemon that dropped from root still reaches it
     }
 
     deinit { close(fd) }

@@ -63,7 +63,7 @@ struct SpawnerRequestTests {
         {
             var p = plan
             p.netnsFD = netns
-            let req = try SpawnRequest(p, template: template, cgroupProcs: [], traceFD: -1, warm: false)
+            let req = try SpawnRequest(p, template: template, cgroupProcs: [], cgroupName: nil, traceFD: -1, warm: false)
             edit(&req.header)
             #expect(req.send(to: socket) == 0)
             var pfd = pollfd(fd: req.replyFD, events: Int16(POLLIN), revents: 0)
@@ -105,8 +105,19 @@ struct SpawnerRequestTests {
     enum Hostile: String, CaseIterable, CustomTestStringConvertible {
         case bindHostRootReadWrite, bindOutsideDataRoot, appDotDot, appThroughSymlink, extraHostBind, mapUidZero, uidOutsideRange,
              idMapToRoot, rlimitRaised, seccompDropped, staticMountWritable, noPidNamespace, landlockRuleAdded, noPdeathsig,
-             unknownTemplate, hostNetworkNamespace
+             unknownTemplate, hostNetworkNamespace, cgroupDotDot, cgroupPath, cgroupNotThere
         var testDescription: String { rawValue }
+    }
+
+    /// The worker's cgroup by name (attach by name, as a dropped daemon asks): a path or a
+    /// name that is no cgroup of the template's directories.
+    static func cgroupName(_ h: Hostile) -> String? {
+        switch h {
+        case .cgroupDotDot: ".."
+        case .cgroupPath: "../../../init.scope"
+        case .cgroupNotThere: "no-such-cgroup"
+        default: nil
+        }
     }
 
     static func apply(_ h: Hostile, _ p: inout JailSpawnPlan, root: String) -> (template: UInt32, netns: Int32, idmap: Bool) {
@@ -139,6 +150,7 @@ struct SpawnerRequestTests {
         case .hostNetworkNamespace:
             p.cloneFlags &= ~Jailer.cloneNewNet
             return (1, open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC), false)
+        case .cgroupDotDot, .cgroupPath, .cgroupNotThere: break // the request's cgroup name (cgroupName)
         }
         return (1, -1, false)
     }
@@ -154,6 +166,7 @@ struct SpawnerRequestTests {
                 r.flags |= CJAIL_SPAWN_IDMAP
                 r.inside_uid = 0; r.outside_uid = 0; r.inside_gid = 0; r.outside_gid = 0
             }
+            if let name = Self.cgroupName(h) { _ = SpawnerProcess.copyName(name, into: &r.cgroup) }
         }
         let (rep, child) = try #require(got)
         #expect(rep.result == -EPERM || rep.failed_step == Int32(CJAIL_SPAWN_REFUSED.rawValue), "\(h): \(rep)")
@@ -165,7 +178,8 @@ struct SpawnerRequestTests {
             .uidOutsideRange: CJAIL_REFUSE_IDENTITY, .idMapToRoot: CJAIL_REFUSE_IDENTITY, .rlimitRaised: CJAIL_REFUSE_RLIMIT,
             .seccompDropped: CJAIL_REFUSE_SECCOMP, .staticMountWritable: CJAIL_REFUSE_STATIC, .noPidNamespace: CJAIL_REFUSE_NAMESPACES,
             .landlockRuleAdded: CJAIL_REFUSE_LANDLOCK, .noPdeathsig: CJAIL_REFUSE_LIFETIME, .unknownTemplate: CJAIL_REFUSE_TEMPLATE,
-            .hostNetworkNamespace: CJAIL_REFUSE_NAMESPACES,
+            .hostNetworkNamespace: CJAIL_REFUSE_NAMESPACES, .cgroupDotDot: CJAIL_REFUSE_CGROUP, .cgroupPath: CJAIL_REFUSE_CGROUP,
+            .cgroupNotThere: CJAIL_REFUSE_CGROUP,
         ]
         #expect(rep.refused == Int32(expected[h]!.rawValue), "\(h): refused as \(SpawnerTemplate.refusalName(rep.refused))")
         #expect(s.alive)

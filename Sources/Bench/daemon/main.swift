@@ -228,20 +228,32 @@ let launchProbe = ProcessInfo.processInfo.environment["BENCH_LAUNCH_PROBE"]
 /// launch.cold and launch.cold.registry_hang in alternating blocks (a daemon each, started
 /// afresh per block on the same state dir), so a burst of load on this shared machine falls on
 /// both rows alike instead of on whichever ran second.
+/// launch.cold.single is launch.cold with the single-process design (`--no-drop`: the daemon
+/// stays root), in the same alternation, the anchor of the privilege separation's cost.
 @MainActor func coldRows(iterations: Int, blocks: Int = 4) {
     let registry = hangingRegistry()
-    var cold: [Double] = [], hung: [Double] = []
+    var cold: [Double] = [], hung: [Double] = [], single: [Double] = []
     for _ in 0..<blocks {
-        for hang in [false, true] {
-            let (d, host) = startDaemon(warmJails: false, registry: hang ? registry : nil)
+        for variant in 0..<(dropUser == nil ? 2 : 3) {
+            let (d, host) = startDaemon(warmJails: false, registry: variant == 1 ? registry : nil, drop: variant != 2)
             let part = launchSamples(host, iterations: max(5, iterations / blocks)).samples
-            if hang { hung += part } else { cold += part }
+            switch variant {
+            case 0: cold += part
+            case 1: hung += part
+            default: single += part
+            }
             stopDaemon(d)
         }
     }
-    launchRow("launch.cold", cold, warm: 0, extra: "; \(blocks) blocks alternating with launch.cold.registry_hang")
+    launchRow("launch.cold", cold, warm: 0, extra: "; \(blocks) blocks alternating with launch.cold.registry_hang\(separationNote)")
     launchRow("launch.cold.registry_hang", hung, warm: 0, extra: "; --registry accepts and never answers, a check per launch")
+    if !single.isEmpty { launchRow("launch.cold.single", single, warm: 0, extra: "; the single-process design (--no-drop: root throughout), same blocks") }
 }
+
+/// Run as root, the daemon drops to this user (privilege separation, the default design);
+/// the `.single` rows keep it root (`--no-drop`). nil when not root: rootless, no drop.
+let dropUser: String? = geteuid() == 0 ? (ProcessInfo.processInfo.environment["BENCH_DROP_USER"] ?? "60999:60999") : nil
+let separationNote = dropUser.map { "; daemon dropped to \($0) (privilege separation)" } ?? ""
 
 @MainActor func resumeWarm(_ host: Host, iterations: Int) {
     let w = host.call("programs.launch", ["id": "com.bench.w1", "args": ["resume"]])
@@ -334,14 +346,14 @@ let launchProbe = ProcessInfo.processInfo.environment["BENCH_LAUNCH_PROBE"]
 
 /// Starts miniappd on the bench's state dir (`warmJails`: its config setting; `registry`: with
 /// a check at every launch) and connects as the host provider.
-@MainActor func startDaemon(warmJails: Bool, registry: String? = nil) -> (Process, Host) {
+@MainActor func startDaemon(warmJails: Bool, registry: String? = nil, drop: Bool = true) -> (Process, Host) {
     let config = work + "/config-\(warmJails)-\(registry != nil).json"
     let checks = registry == nil ? "" : #", "updateCheckMinIntervalSeconds": 0, "updateCheckIntervalSeconds": 0"#
     try! Data(#"{"warmJails": \#(warmJails)\#(checks)}"#.utf8).write(to: URL(fileURLWithPath: config))
     try? FileManager.default.removeItem(atPath: work + "/control.sock")
     let daemon = Process()
     let args = ["--state-dir", work + "/state", "--control-socket", work + "/control.sock", "--policy-dir", work + "/policies",
-                        "--config", config] + (registry.map { ["--registry", $0] } ?? [])
+                        "--config", config] + (registry.map { ["--registry", $0] } ?? []) + separationArgs(drop)
     // setpriv --pdeathsig: the daemon (and so its workers) dies with this bench even if the bench
     // crashes, instead of running on as an orphan that skews the rows measured after it.
     if FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") {
@@ -367,6 +379,16 @@ let launchProbe = ProcessInfo.processInfo.environment["BENCH_LAUNCH_PROBE"]
     return (daemon, host)
 }
 
+/// `--user` (the work dir made that user's, so it can bind the control socket there) or
+/// `--no-drop`; nothing when not root.
+@MainActor func separationArgs(_ drop: Bool) -> [String] {
+    guard let dropUser else { return [] }
+    guard drop else { return ["--no-drop"] }
+    let ids = dropUser.split(separator: ":").compactMap { UInt32($0) }
+    if ids.count == 2 { chown(work, ids[0], ids[1]) }
+    return ["--user", dropUser]
+}
+
 @MainActor func stopDaemon(_ d: Process) {
     kill(d.processIdentifier, SIGTERM)
     d.waitUntilExit()
@@ -385,12 +407,19 @@ do { // the packages, once
 coldRows(iterations: n)
 let (daemon, host) = startDaemon(warmJails: true)
 let pool = launchSamples(host, iterations: n)
-launchRow("launch.pool", pool.samples, warm: pool.warm)
+launchRow("launch.pool", pool.samples, warm: pool.warm, extra: separationNote)
 resumeWarm(host, iterations: n)
 rtt(host, program: "com.bench.w2", mode: "rtt", name: "bridge.rtt", iterations: max(2000, Int(50_000 * scale)), notes: "storage.get timed inside a jailed worker, real storage service, permission check included")
 rtt(host, program: "com.bench.w3", mode: "rtthost", name: "bridge.rtt.host", iterations: max(1000, Int(10_000 * scale)), notes: "ui.toast from a jailed worker, answered by a host provider process through the MiniAppHost library")
 throughput(host, seconds: max(1, Int(3 * scale)), depth: 16)
 stopDaemon(daemon)
+if dropUser != nil { // the same rows with the single-process design, same run
+    let (single, singleHost) = startDaemon(warmJails: true, drop: false)
+    let p = launchSamples(singleHost, iterations: n)
+    row("launch.pool.single", percentiles(p.samples), 0, "us", "launch.pool with the single-process design (--no-drop: root throughout); \(p.warm) of \(p.samples.count) took a warm jail")
+    rtt(singleHost, program: "com.bench.w2", mode: "rtt", name: "bridge.rtt.single", iterations: max(2000, Int(50_000 * scale)), notes: "bridge.rtt with the single-process design (--no-drop)")
+    stopDaemon(single)
+}
 // Memory on a fresh daemon (the one above has the heap the rows before grew): what idle workers
 // cost, not what the benchmark left behind.
 let (fresh, freshHost) = startDaemon(warmJails: true)

@@ -270,6 +270,7 @@ struct cjail_spawner_notice {
     int32_t pid;
 };
 
+#define CJAIL_NAME_MAX 128
 struct cjail_spawn_request {
     uint32_t magic;
     uint32_t fd_mask;   /* bit r set: the fd of role r is attached */
@@ -277,6 +278,12 @@ struct cjail_spawn_request {
     uint32_t flags;
     uint32_t inside_uid, outside_uid, inside_gid, outside_gid; /* CJAIL_SPAWN_IDMAP */
     uint32_t template_id; /* the registered template the launch must match */
+    /* Empty, or the worker's cgroup by name ([A-Za-z0-9._-], not starting with '.'): the
+     * spawner opens NAME/cgroup.procs under each cgroup directory of the template itself and
+     * attaches the worker there; no CJAIL_SPAWN_FD_PROCS descriptor may come with it. An
+     * unprivileged daemon cannot pass its own: since Linux 5.16 a cgroup.procs write is
+     * checked against the credentials of whoever opened the file (CVE-2021-4197). */
+    char cgroup[CJAIL_NAME_MAX];
 };
 
 /* Where a spawn failed on the spawner's side (reply.failed_step). */
@@ -358,7 +365,9 @@ enum cjail_refusal {
     CJAIL_REFUSE_LANDLOCK = 8,
     CJAIL_REFUSE_SECCOMP = 9,
     CJAIL_REFUSE_LIFETIME = 10,  /* pdeathsig, reaper */
-    CJAIL_REFUSE_SOURCE = 11     /* a bind source did not resolve beneath its root (index) */
+    CJAIL_REFUSE_SOURCE = 11,    /* a bind source did not resolve beneath its root (index) */
+    CJAIL_REFUSE_CGROUP = 12     /* the cgroup name is not a plain name, names no cgroup of the
+                                    template's directories, or came with descriptors */
 };
 
 /* Fixed control requests (each with exactly one descriptor: its reply socket). */
@@ -371,7 +380,6 @@ enum cjail_control_kind {
     CJAIL_CTL_CHOWN_DATA = 4   /* {template_id, name, uid}: the directory `name` right under the
                                   template's data root: owner uid:uid, mode 0700 */
 };
-#define CJAIL_NAME_MAX 128
 struct cjail_control_request {
     uint32_t magic;     /* CJAIL_CONTROL_MAGIC */
     uint32_t kind;      /* enum cjail_control_kind */

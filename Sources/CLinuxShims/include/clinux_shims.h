@@ -14,4 +14,15 @@ int clinux_signalfd_read(int fd);
  * user would. Returns 0, or -1 with errno when the kernel did not take them (the caller must then
  * restore and fail closed). */
 int clinux_thread_fs_identity(unsigned int uid, unsigned int gid, const unsigned int *groups, int ngroups);
+/* Empties the calling thread's capability bounding set (needs CAP_SETPCAP: before the uid
+ * change). 0 or -errno. */
+int clinux_drop_bounding_set(void);
+/* The process gives up root for good: ambient capabilities cleared, supplementary groups set to
+ * `gid` alone, then real/effective/saved gid and uid (glibc applies both to every thread), every
+ * capability set emptied (capset), and no_new_privs set. 0, or -errno of the step that failed
+ * (*step names it). */
+int clinux_drop_to(unsigned int uid, unsigned int gid, const char **step);
+/* Installs a classic BPF seccomp program of `len` bytes on every thread (SECCOMP_FILTER_FLAG_TSYNC,
+ * which also gives each thread no_new_privs). 0 or -errno (-ESRCH: a thread could not be synced). */
+int clinux_seccomp_install(const void *insns, unsigned long len);
 #endif

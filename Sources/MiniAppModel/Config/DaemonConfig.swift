@@ -28,6 +28,11 @@ public struct DaemonConfig: Sendable, Equatable {
     public var metricsListen: String?
     /// `auto` (privileged when root), `privileged` or `rootless`.
     public var workerMode = "auto"
+    /// Started as root: the user the daemon drops to once the privileged spawner runs, `NAME`
+    /// or `UID:GID`; nil = `miniappd` when that user exists (else the daemon stays root).
+    public var user: String?
+    /// Started as root: drop to `user` (false keeps the single-process design, root throughout).
+    public var privilegeSeparation = true
     /// Stop a worker after this many seconds without a Bridge call; 0 = never.
     public var idleTimeoutSeconds = 0
     /// Keep warm jails (namespaces and shared mounts made ahead) for the next launches
@@ -105,6 +110,8 @@ public struct DaemonConfig: Sendable, Equatable {
         case "maxMessageBytes": maxMessageBytes = try Self.int(v, key, 1024...(64 << 20))
         case "inspectorPayloads": inspectorPayloads = try Self.bool(v, key)
         case "warmJails": warmJails = try Self.bool(v, key)
+        case "user": user = try Self.optionalString(v, key)
+        case "privilegeSeparation": privilegeSeparation = try Self.bool(v, key)
         case "updateCheckIntervalSeconds": updateCheckIntervalSeconds = try Self.int(v, key, 0...86_400 * 30)
         case "registryTimeoutMillis": registryTimeoutMillis = try Self.int(v, key, 100...600_000)
         case "updateCheckMinIntervalSeconds": updateCheckMinIntervalSeconds = try Self.int(v, key, 0...86_400 * 30)

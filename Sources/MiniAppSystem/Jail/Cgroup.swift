@@ -36,6 +36,8 @@ public struct CgroupLimits: Sendable, Equatable {
 public protocol WorkerCgroup: Sendable {
     /// Human-readable location, for logs.
     var location: String { get }
+    /// Its name in the directory worker cgroups are made in (what the spawner is told).
+    var name: String { get }
     /// Opens the `cgroup.procs` file of each hierarchy for writing (the spawner writes the new
     /// worker's pid into them before it runs a step). The caller closes them.
     func openProcs() throws(SystemError) -> [Int32]

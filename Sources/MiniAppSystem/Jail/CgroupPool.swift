@@ -66,7 +66,8 @@ public final class CgroupPool: Sendable {
     /// A cgroup created now, with its `cgroup.procs` files open.
     public static func fresh(_ driver: CgroupDriver, name: String, limits: CgroupLimits) throws(MiniAppError) -> Taken? {
         guard let cg = try driver.create(name: name, limits: limits) else { return nil }
-        do { return Taken(cgroup: cg, procs: try cg.openProcs()) } catch {
+        // Dropped, the spawner opens them itself (by name): ours would not do for its write.
+        do { return Taken(cgroup: cg, procs: PrivilegeDrop.isDropped ? [] : try cg.openProcs()) } catch {
             cg.destroy()
             throw MiniAppError(.jailUnavailable, "cannot open the cgroup.procs files of \(cg.location): \(error)",
                                data: ["step": "cgroup", "errno": "\(error.errno)"], cause: error)

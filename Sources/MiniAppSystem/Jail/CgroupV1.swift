@@ -126,6 +126,8 @@ final class CgroupV1: WorkerCgroup {
     }
 
     func killAll() {
+        // Dropped: the members run as other uids; the spawner kills them (KILL_CGROUP).
+        if PrivilegeDrop.killCgroupViaSpawner(name) { return }
         guard let f = dirs["freezer"] ?? dirs["pids"] else { return }
         for _ in 0..<20 {
             // Empty (the usual case once PID 1 is reaped: its pid namespace is gone): nothing to

@@ -6,6 +6,7 @@ import Glibc
 final class CgroupV2: WorkerCgroup {
     let dir: String
     var location: String { dir }
+    var name: String { String(dir.split(separator: "/").last ?? "") }
 
     private init(dir: String) { self.dir = dir }
 

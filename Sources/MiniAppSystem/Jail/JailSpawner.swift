@@ -27,14 +27,15 @@ public enum JailSpawner {
     /// and the child work. Only starting (or replacing) the spawner process hops to `thread`.
     /// `warm`: take a matching warm jail if the spawner has one, and have it keep one ready
     /// for the next launch of the same policy (spawner_warm.c).
-    public static func spawn(_ plan: JailSpawnPlan, template: UInt32, cgroupProcs: [Int32], warm: Bool = false, slot: SpawnerSlot = .shared,
+    public static func spawn(_ plan: JailSpawnPlan, template: UInt32, cgroupProcs: [Int32], cgroupName: String? = nil, warm: Bool = false,
+                             slot: SpawnerSlot = .shared,
                              trace: JailTrace? = nil) async throws(MiniAppError) -> SpawnedChild {
         let slots = trace != nil ? JailTrace.ChildSlots() : nil
         defer { if let slots { trace?.childSteps(slots.base) } }
         var (child, tookWarm): (cjail_child, Bool)
         var attempt = 0
         while true {
-            let request = try SpawnRequest(plan, template: template, cgroupProcs: cgroupProcs, traceFD: slots?.fd ?? -1, warm: warm)
+            let request = try SpawnRequest(plan, template: template, cgroupProcs: cgroupProcs, cgroupName: cgroupName, traceFD: slots?.fd ?? -1, warm: warm)
             let spawner: SpawnerProcess
             if attempt == 0, let s = SpawnerProcess.trySend(request, slot) { spawner = s } else {
                 spawner = try await thread.run { () throws(MiniAppError) -> SpawnerProcess in try SpawnerProcess.startAndSend(request, slot) }
@@ -51,14 +52,15 @@ public enum JailSpawner {
 
     /// The same, blocking the calling thread in the reads instead of suspending a task (see
     /// `Jailer.spawnBlocking`). Never from Swift's cooperative pool.
-    public static func spawnBlocking(_ plan: JailSpawnPlan, template: UInt32, cgroupProcs: [Int32], warm: Bool = false, slot: SpawnerSlot = .shared,
+    public static func spawnBlocking(_ plan: JailSpawnPlan, template: UInt32, cgroupProcs: [Int32], cgroupName: String? = nil, warm: Bool = false,
+                             slot: SpawnerSlot = .shared,
                                      trace: JailTrace? = nil) throws(MiniAppError) -> SpawnedChild {
         let slots = trace != nil ? JailTrace.ChildSlots() : nil
         defer { if let slots { trace?.childSteps(slots.base) } }
         var (child, tookWarm): (cjail_child, Bool)
         var attempt = 0
         while true {
-            let request = try SpawnRequest(plan, template: template, cgroupProcs: cgroupProcs, traceFD: slots?.fd ?? -1, warm: warm)
+            let request = try SpawnRequest(plan, template: template, cgroupProcs: cgroupProcs, cgroupName: cgroupName, traceFD: slots?.fd ?? -1, warm: warm)
             let spawner: SpawnerProcess
             if attempt == 0, let s = SpawnerProcess.trySend(request, slot) { spawner = s } else {
                 spawner = try thread.runBlocking { () throws(MiniAppError) -> SpawnerProcess in try SpawnerProcess.startAndSend(request, slot) }

@@ -39,6 +39,11 @@ final class SpawnerProcess: Sendable {
     /// The running spawner of `slot`, started if needed. Only on `JailSpawner.thread`.
     static func shared(_ slot: SpawnerSlot) throws(MiniAppError) -> SpawnerProcess {
         if let s = running(slot) { return s }
+        if PrivilegeDrop.isDropped {
+            // Started by us now, it would have our (no) privileges: fail closed instead.
+            throw MiniAppError(.jailUnavailable, "the privileged worker spawner is gone and an unprivileged daemon cannot start another; restart miniappd",
+                               data: ["step": "spawner", "errno": "\(ESRCH)"])
+        }
         let path = executablePath()
         guard access(path, X_OK) == 0 else {
             throw MiniAppError(.jailUnavailable, "the worker spawner \(path) is missing or not executable: install miniappd-spawner beside miniappd (swift build builds it) or set MINIAPP_SPAWNER",
@@ -67,12 +72,27 @@ final class SpawnerProcess: Sendable {
     }
 
     /// One control request on `socket`: 0 or -errno.
-    static func control(_ socket: Int32, kind: cjail_control_kind, pid: Int32 = 0, sig: Int32 = 0) -> Int32 {
+    static func control(_ socket: Int32, kind: cjail_control_kind, pid: Int32 = 0, sig: Int32 = 0, template: UInt32 = 0,
+                        name: String = "", uid: UInt32 = 0) -> Int32 {
         var r = cjail_control_request()
         r.kind = kind.rawValue
         r.pid = pid
         r.sig = sig
+        r.template_id = template
+        r.uid = uid
+        guard copyName(name, into: &r.name) else { return -EINVAL }
         return cjail_spawner_control(socket, &r)
+    }
+
+    /// Copies `name` NUL-terminated into a C name field; false when it does not fit.
+    static func copyName<T>(_ name: String, into field: inout T) -> Bool {
+        let bytes = Array(name.utf8)
+        guard bytes.count < Int(CJAIL_NAME_MAX) else { return false }
+        withUnsafeMutableBytes(of: &field) { raw in
+            raw.initializeMemory(as: UInt8.self, repeating: 0)
+            raw.copyBytes(from: bytes)
+        }
+        return true
     }
 
     /// The spawner's unasked notices: each warm jail it makes, which is our child (see
@@ -154,6 +174,35 @@ public final class SpawnerSlot: Sendable {
         return id
     }
 
+    /// One control request to the running spawner (SIGNAL, KILL_CGROUP, CHOWN_DATA): 0 or
+    /// -errno (-ESRCH: no spawner runs). What each may do is the spawner's rule
+    /// (spawner_template.c), not ours.
+    public func signal(pid: Int32, _ sig: Int32) -> Int32 {
+        guard let s = SpawnerProcess.running(self) else { return -ESRCH }
+        return SpawnerProcess.control(s.socket, kind: CJAIL_CTL_SIGNAL, pid: pid, sig: sig)
+    }
+
+    /// SIGKILLs every member of cgroup `name` under the cgroup directories of `template`.
+    public func killCgroup(_ name: String, template: UInt32) -> Int32 {
+        guard let s = SpawnerProcess.running(self) else { return -ESRCH }
+        return SpawnerProcess.control(s.socket, kind: CJAIL_CTL_KILL_CGROUP, template: template, name: name)
+    }
+
+    /// Gives the directory `name` right under the data root of `template` to `uid`, mode 0700.
+    public func chownData(_ name: String, uid: UInt32, template: UInt32) -> Int32 {
+        guard let s = SpawnerProcess.running(self) else { return -ESRCH }
+        return SpawnerProcess.control(s.socket, kind: CJAIL_CTL_CHOWN_DATA, template: template, name: name, uid: uid)
+    }
+
+    /// Starts the spawner now if none runs (on `JailSpawner.thread`, its parent for good): a
+    /// daemon about to drop its privileges starts it while it still has them.
+    public func start() throws(MiniAppError) {
+        _ = try JailSpawner.thread.runBlocking { () throws(MiniAppError) -> SpawnerProcess in try SpawnerProcess.shared(self) }
+    }
+
+    /// The running spawner's pid (tests read its status).
+    public var pid: Int32? { SpawnerProcess.running(self)?.pid }
+
     /// Locks the set of templates, in the running spawner and every later one: a launch that
     /// matches none is refused from now on, whoever sends it.
     public func lockTemplates() {
@@ -175,7 +224,7 @@ final class SpawnRequest: @unchecked Sendable {
     private let ownsTakenFD: Bool
 
     /// `traceFD`: the slots' memfd or -1.
-    init(_ plan: JailSpawnPlan, template: UInt32, cgroupProcs: [Int32], traceFD: Int32, warm: Bool) throws(MiniAppError) {
+    init(_ plan: JailSpawnPlan, template: UInt32, cgroupProcs: [Int32], cgroupName: String?, traceFD: Int32, warm: Bool) throws(MiniAppError) {
         guard cgroupProcs.count <= Int(CJAIL_SPAWN_MAX_PROCS) else {
             throw MiniAppError(.internal, "\(cgroupProcs.count) cgroup hierarchies, the spawner takes \(CJAIL_SPAWN_MAX_PROCS)")
         }
@@ -202,6 +251,9 @@ final class SpawnRequest: @unchecked Sendable {
         theirReplyEnd = pair[1]
         header.blob_len = UInt64(blob.count)
         header.template_id = template
+        if let cgroupName, !SpawnerProcess.copyName(cgroupName, into: &header.cgroup) {
+            throw MiniAppError(.internal, "cgroup name \(cgroupName) is too long for the spawner")
+        }
         if warm { header.flags |= CJAIL_SPAWN_WARM }
         if let m = plan.userNamespace {
             header.flags |= CJAIL_SPAWN_IDMAP

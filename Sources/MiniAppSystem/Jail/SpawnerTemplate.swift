@@ -64,7 +64,7 @@ public struct SpawnerTemplate: Sendable {
     /// Why the spawner refused a launch (`enum cjail_refusal`), for errors.
     static func refusalName(_ r: Int32) -> String {
         let names = ["none", "template", "namespaces", "root", "static_mounts", "mount", "identity", "rlimit", "landlock",
-                     "seccomp", "lifetime", "source"]
+                     "seccomp", "lifetime", "source", "cgroup"]
         return r >= 0 && Int(r) < names.count ? names[Int(r)] : "refusal\(r)"
     }
 }

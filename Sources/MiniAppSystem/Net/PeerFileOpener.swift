@@ -11,7 +11,8 @@ import CLinuxShims
 /// mode bits, ACLs, search permission on every directory — decide, and dropping fsuid from 0
 /// drops `CAP_DAC_OVERRIDE` with it. Only the calling thread changes (raw syscalls; glibc's
 /// `setgroups` would change every thread of the daemon). A daemon that is not root can do this
-/// only for its own uid; any other peer is refused (it passes a descriptor instead).
+/// only for its own uid and for root (opening as itself gives root nothing it lacks); any other
+/// peer is refused (it passes a descriptor instead).
 ///
 /// Every failure reads the same (`notOpenable`): whether the file is missing, unreadable or
 /// behind a directory the peer cannot search, so the answer is no oracle on files the peer may
@@ -24,7 +25,9 @@ public enum PeerFileOpener {
         let fd: Int32
         if geteuid() == 0 {
             fd = asPeer(peer) { Glibc.open(path, flags) }
-        } else if peer.uid == geteuid() {
+        } else if peer.uid == geteuid() || peer.uid == 0 {
+            // Our own uid, or root, who may read anything we can: opening as ourselves gives
+            // such a peer no file it could not open itself (a daemon that dropped from root).
             fd = Glibc.open(path, flags)
         } else {
             fd = -1

@@ -1,0 +1,89 @@
+public import MiniAppModel
+import CLinuxShims
+import Glibc
+
+/// The user an unprivileged daemon runs as: `NAME` (looked up in the user database, its
+/// primary group) or numeric `UID:GID` (no user entry needed: tests, containers).
+public struct DropUser: Sendable, Equatable {
+    public let uid: UInt32
+    public let gid: UInt32
+
+    public init(uid: UInt32, gid: UInt32) {
+        self.uid = uid
+        self.gid = gid
+    }
+
+    /// The system user daemons drop to by default (systemd/miniappd.sysusers.conf).
+    public static let defaultName = "miniappd"
+
+    /// Parses `NAME` or `UID:GID`. Root (uid or gid 0) is refused: dropping to it drops nothing.
+    public static func parse(_ text: String) throws(MiniAppError) -> DropUser {
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        let user: DropUser
+        if parts.count == 2, let u = UInt32(parts[0]), let g = UInt32(parts[1]) {
+            user = DropUser(uid: u, gid: g)
+        } else if parts.count == 1, !text.isEmpty, let found = UserDatabase.user(named: text) {
+            user = DropUser(uid: found.uid, gid: found.gid)
+        } else {
+            throw MiniAppError(.invalidParams, "--user '\(text)' is neither an existing user name nor UID:GID; create the user (systemd-sysusers) or pass numeric ids")
+        }
+        guard user.uid != 0, user.gid != 0, user.uid != UInt32.max, user.gid != UInt32.max else {
+            throw MiniAppError(.invalidParams, "--user '\(text)' is root or an invalid id; name an unprivileged user")
+        }
+        return user
+    }
+}
+
+/// The one-way step from root to an unprivileged user, for a daemon that keeps its privileged
+/// helper (the spawner) as a separate process started before. Afterwards the process has no
+/// capability in any set (effective, permitted, inheritable, ambient, bounding), cannot gain any
+/// (`no_new_privs`), and runs under `seccomp` on every thread.
+public enum PrivilegeDrop {
+    private static let state = JailLock<DropUser?>(nil)
+
+    /// The user this process dropped to; nil while it keeps its start identity.
+    public static var droppedTo: DropUser? { state.withLock { $0 } }
+
+    /// Whether privileged acts on workers (signals, cgroup kills, data-dir ownership, cgroup
+    /// attach) must go through the spawner: this process dropped its privileges.
+    public static var isDropped: Bool { droppedTo != nil }
+
+    /// Drops to `user`. `threads`: long-lived threads of ours that must empty their bounding set
+    /// too (it is per thread; glibc's setresuid reaches every thread, prctl does not). Throws
+    /// `INTERNAL` naming the failed step: the caller must exit, never go on half-dropped.
+    public static func drop(to user: DropUser, seccomp: SeccompProgram, threads: [SerialThread]) throws(MiniAppError) {
+        for t in threads {
+            let r = t.runBlocking { () -> Int32 in clinux_drop_bounding_set() }
+            guard r == 0 else { throw failure("bounding set (thread)", -r) }
+        }
+        let b = clinux_drop_bounding_set()
+        guard b == 0 else { throw failure("bounding set", -b) }
+        var step: UnsafePointer<CChar>?
+        let r = clinux_drop_to(user.uid, user.gid, &step)
+        guard r == 0 else { throw failure(step.map { String(cString: $0) } ?? "drop", -r) }
+        for f in seccomp.filters {
+            let s = f.withUnsafeBytes { clinux_seccomp_install($0.baseAddress, UInt($0.count)) }
+            guard s == 0 else { throw failure("seccomp", -s) }
+        }
+        state.withLock { $0 = user }
+    }
+
+    private static let cgroupKiller = JailLock<(@Sendable (String) -> Int32)?>(nil)
+
+    /// How a dropped process kills the members of a worker cgroup by name (the spawner's
+    /// KILL_CGROUP): set by whoever holds the spawner and a template naming the cgroup directories.
+    public static func killCgroups(with kill: @escaping @Sendable (String) -> Int32) { cgroupKiller.withLock { $0 = kill } }
+
+    /// Kills cgroup `name`'s members through the spawner; false when not dropped (the caller
+    /// kills them itself).
+    static func killCgroupViaSpawner(_ name: String) -> Bool {
+        guard isDropped, let kill = cgroupKiller.withLock({ $0 }) else { return false }
+        _ = kill(name)
+        return true
+    }
+
+    private static func failure(_ step: String, _ e: Int32) -> MiniAppError {
+        MiniAppError(.internal, "dropping privileges failed at \(step): \(SystemError(step, errno: e)); not serving half-privileged",
+                     data: ["step": step, "errno": "\(e)"])
+    }
+}
