@@ -104,11 +104,7 @@ public final class Daemon {
         if swept.cgroups > 0 {
             logger.notice("removed \(swept.cgroups) worker cgroup(s) and \(swept.processes) process(es) left by a previous run")
         }
-        var separation: PrivilegeSeparation?
-        if let user = try PrivilegeSeparation.target(config, mode: mode) {
-            separation = try PrivilegeSeparation.drop(to: user, jailer: jailer, layout: layout, policyDir: policyDir)
-            logger.notice("running as uid \(user.uid) gid \(user.gid) from now on; the spawner keeps the privileges")
-        }
+        let separation = try PrivilegeSeparation.start(config, mode: mode, jailer: jailer, layout: layout, policyDir: policyDir, logger: logger)
         let crashGuard = JailCrashGuard.start(for: jailer)
         let catalogue = try Self.loadCatalogue(policyDir)
         let transport = CurlRegistryTransport()

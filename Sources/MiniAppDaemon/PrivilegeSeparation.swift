@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import Logging
 import MiniAppJail
 import MiniAppModel
 import MiniAppSystem
@@ -24,6 +25,20 @@ struct PrivilegeSeparation {
         if let name = config.user { return try DropUser.parse(name) }
         guard UserDatabase.user(named: DropUser.defaultName) != nil else { return nil }
         return try DropUser.parse(DropUser.defaultName)
+    }
+
+    /// The step of the start: drops when there is a user to drop to; a root daemon that keeps
+    /// root (`--no-drop`) takes back the state directory a dropped run left (its key files must
+    /// be its own).
+    static func start(_ config: DaemonConfig, mode: JailMode, jailer: Jailer, layout: StateLayout, policyDir: String,
+                      logger: Logger) throws(MiniAppError) -> PrivilegeSeparation? {
+        guard let user = try target(config, mode: mode) else {
+            if geteuid() == 0 { try handOver(layout, to: DropUser(uid: 0, gid: 0)) }
+            return nil
+        }
+        let s = try drop(to: user, jailer: jailer, layout: layout, policyDir: policyDir)
+        logger.notice("running as uid \(user.uid) gid \(user.gid) from now on; the spawner keeps the privileges")
+        return s
     }
 
     /// As root: the spawner, the cgroup directories, the state directory, then the drop.
