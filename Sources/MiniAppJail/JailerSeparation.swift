@@ -13,11 +13,12 @@ extension Jailer {
     public func prepareDrop(to user: DropUser) throws(MiniAppError) {
         guard mode == .privileged else { return }
         try spawner.start()
+        let v2 = if case .v2 = configuration.cgroupDriver { true } else { false }
         for dir in configuration.cgroupDriver.baseDirectories {
             do { try CgroupFiles.mkdirs(dir) } catch {
                 throw MiniAppError(.jailUnavailable, "cannot create the worker cgroup directory \(dir): \(error)", cause: error)
             }
-            try Self.delegate(dir, to: user, v2: { if case .v2 = configuration.cgroupDriver { true } else { false } }())
+            try Self.delegate(dir, to: user, v2: v2)
         }
     }
 
@@ -49,7 +50,4 @@ extension Jailer {
         PrivilegeDrop.killCgroups { name in slot.killCgroup(name, template: id) }
         return id
     }
-
-    /// The spawner's pid, while one runs (tests read its status).
-    public var spawnerPID: Int32? { spawner.pid }
 }

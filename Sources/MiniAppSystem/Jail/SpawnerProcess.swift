@@ -200,9 +200,6 @@ public final class SpawnerSlot: Sendable {
         _ = try JailSpawner.thread.runBlocking { () throws(MiniAppError) -> SpawnerProcess in try SpawnerProcess.shared(self) }
     }
 
-    /// The running spawner's pid (tests read its status).
-    public var pid: Int32? { SpawnerProcess.running(self)?.pid }
-
     /// Locks the set of templates, in the running spawner and every later one: a launch that
     /// matches none is refused from now on, whoever sends it.
     public func lockTemplates() {
