@@ -1,6 +1,5 @@
 public import MiniAppModel
 public import MiniAppSystem
-import Glibc
 
 /// Builds jailed workers from one validated configuration. Create one per daemon.
 ///
@@ -41,10 +40,10 @@ public final class Jailer: Sendable {
     /// takes (spawner_warm.c). It makes its own network namespace, so the namespace pool is off.
     public init(configuration: JailConfiguration, stateDir: String, mode: JailMode, hostIDFiles: HostIDFiles = .system,
                 warmCgroups: Int = 0, warmJails: Bool = false, spawner: SpawnerSlot = .shared) throws(MiniAppError) {
-        if mode == .privileged && geteuid() != 0 {
+        if mode == .privileged && !CurrentProcess.isRoot {
             throw MiniAppError(.jailUnavailable, "privileged jail mode needs root; run the daemon as root or use rootless mode")
         }
-        if mode == .rootless { try Self.checkRootlessGroups(Self.supplementaryGroups(), primary: getegid()) }
+        if mode == .rootless { try Self.checkRootlessGroups(CurrentProcess.supplementaryGroups, primary: CurrentProcess.effectiveGID) }
         if mode == .privileged { try hostIDFiles.checkFree(configuration.policy.identity) }
         self.configuration = configuration
         self.mode = mode
@@ -82,15 +81,6 @@ public final class Jailer: Sendable {
                 "rootless mode: the daemon's user has supplementary groups \(extra.map(String.init).joined(separator: ",")), which every worker would keep (setgroups is denied in an unprivileged user namespace); run the daemon as a user without supplementary groups (e.g. setpriv --clear-groups, or no SupplementaryGroups= in the unit) or in privileged mode",
                 data: ["groups": extra.map(String.init).joined(separator: ",")])
         }
-    }
-
-    /// The calling process's supplementary groups (getgroups).
-    static func supplementaryGroups() -> [UInt32] {
-        let n = getgroups(0, nil)
-        guard n > 0 else { return [] }
-        var g = [gid_t](repeating: 0, count: Int(n))
-        let got = getgroups(n, &g)
-        return got > 0 ? Array(g.prefix(Int(got))) : []
     }
 
     /// Validates `launch`, prepares its cgroup and data dir, spawns the worker and returns once
@@ -136,7 +126,7 @@ public final class Jailer: Sendable {
         /// Descriptors only the spawn needed (the child has its copies); pools topped up.
         func release() {
             taken?.closeProcs()
-            if let netFD { close(netFD) } // the child holds the namespace from setns on
+            if let netFD { OwnedFD(adopting: netFD).close() } // the child holds the namespace from setns on
             jailer.refillPools()
         }
 
@@ -154,7 +144,7 @@ public final class Jailer: Sendable {
         try JailLaunchValidator.validate(launch, policy: configuration.policy)
         let limits = try (launch.limitsOverride ?? configuration.policy.limits).validated()
         let (uid, gid) = try identity(launch.programId)
-        let hostIDs = mode == .privileged ? (uid, gid) : (getuid(), getgid())
+        let hostIDs = mode == .privileged ? (uid, gid) : (CurrentProcess.uid, CurrentProcess.gid)
         trace?.mark("validated")
         try prepareDataDir(launch.dataDir, uid: hostIDs.0, gid: hostIDs.1)
         trace?.mark("data_dir")
@@ -213,18 +203,20 @@ public final class Jailer: Sendable {
     /// program uid can even list it.
     private func prepareDataDir(_ dir: String?, uid: UInt32, gid: UInt32) throws(MiniAppError) {
         guard let dir else { return }
-        if mode == .privileged && chown(dir, uid, gid) != 0 {
-            throw MiniAppError(.jailSetupFailed, "cannot chown the data dir \(dir): \(SystemError.current("chown"))", data: ["step": "data_dir", "errno": "\(errno)"])
+        if mode == .privileged {
+            do { try FileSystem.setOwner(dir, uid: uid, gid: gid) } catch {
+                throw MiniAppError(.jailSetupFailed, "cannot chown the data dir \(dir): \(error)", data: ["step": "data_dir", "errno": "\(error.errno)"])
+            }
         }
-        if chmod(dir, 0o700) != 0 {
-            throw MiniAppError(.jailSetupFailed, "cannot chmod the data dir \(dir): \(SystemError.current("chmod"))", data: ["step": "data_dir", "errno": "\(errno)"])
+        do { try FileSystem.setPermissions(dir, 0o700) } catch {
+            throw MiniAppError(.jailSetupFailed, "cannot chmod the data dir \(dir): \(error)", data: ["step": "data_dir", "errno": "\(error.errno)"])
         }
     }
 
     private static let serial = JailLock<UInt64>(0)
     static func nextSerial() -> String {
         let n = serial.withLock { s -> UInt64 in s += 1; return s }
-        return "\(getpid())-\(n)"
+        return "\(CurrentProcess.pid)-\(n)"
     }
 
     private func sanitized(_ id: String) -> String {
@@ -248,14 +240,14 @@ public struct HostIDFiles: Sendable {
     func checkFree(_ id: JailPolicy.Identity) throws(MiniAppError) {
         var sources: [HostIDRanges.Source] = []
         for (path, kind) in [(subuid, HostIDRanges.Source.Kind.subordinate), (subgid, .subordinate), (passwd, .passwd), (group, .group)] {
-            guard access(path, F_OK) == 0 else { continue }
-            guard let bytes = try? OwnedFD.open(path, O_RDONLY).readAll(limit: 64 << 20) else {
+            guard FileSystem.exists(path) else { continue }
+            guard let bytes = try? OwnedFD.open(path).readAll(limit: 64 << 20) else {
                 throw MiniAppError(.jailUnavailable, "cannot read \(path) to check identity.uidRangeStart against it; make it readable by the daemon")
             }
             sources.append(.init(path: path, kind: kind, text: String(decoding: bytes, as: UTF8.self)))
         }
         let overflow = [overflowUid, overflowGid].compactMap { p in
-            (try? OwnedFD.open(p, O_RDONLY).readAll(limit: 64)).flatMap { UInt64(String(decoding: $0, as: UTF8.self).filter(\.isNumber)) }
+            (try? OwnedFD.open(p).readAll(limit: 64)).flatMap { UInt64(String(decoding: $0, as: UTF8.self).filter(\.isNumber)) }
         }
         let hits = HostIDRanges.overlaps(start: UInt64(id.uidRangeStart), count: UInt64(id.uidRangeCount), sources: sources, overflowIDs: overflow)
         guard hits.isEmpty else {

@@ -1,9 +1,6 @@
 public import MiniAppModel
 import MiniAppJSON
 internal import MiniAppSystem
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Where the verifier's set of known permission names comes from.
 ///
@@ -16,10 +13,10 @@ public enum KnownPermissions {
     /// Loads the set for `policyDir`.
     public static func load(policyDir: String) throws(MiniAppError) -> Set<String> {
         let path = policyDir + "/methods.json"
-        guard access(path, F_OK) == 0 else { return PermissionName.builtIn }
+        guard FileSystem.exists(path) else { return PermissionName.builtIn }
         let bytes: [UInt8]
         do {
-            bytes = try OwnedFD.open(path, O_RDONLY).readAll(limit: 16 << 20)
+            bytes = try OwnedFD.open(path).readAll(limit: 16 << 20)
         } catch {
             throw MiniAppError(.internal, "cannot read \(path): \(error)")
         }
