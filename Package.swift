@@ -106,7 +106,7 @@ let package = Package(
         .target(name: "MiniAppControl", dependencies: ["MiniAppHost", "MiniAppJSON", "MiniAppModel"], swiftSettings: strict),
         // The mock Bridge (rules file → answers) for unit tests and `miniapp mock-bridge`; the
         // broker's own framing and codec (MiniAppModel), so the wire is the daemon's.
-        .target(name: "MiniAppBridgeMock", dependencies: ["MiniAppJSON", "MiniAppModel", "MiniAppBridgeSDK"], swiftSettings: strict),
+        .target(name: "MiniAppBridgeMock", dependencies: ["MiniAppJSON", "MiniAppModel", "MiniAppSystem", "MiniAppBridgeSDK"], swiftSettings: strict),
 
         // MARK: fuzz targets (libFuzzer when built with -sanitize=fuzzer; corpus replay otherwise)
         .target(name: "CFuzzSupport", path: "Sources/CFuzzSupport"),
