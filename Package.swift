@@ -101,7 +101,7 @@ let package = Package(
         // MARK: SDK for Swift mini-programs (JS and Python SDKs live in Sources/SDK)
         .target(name: "MiniAppBridgeSDK", dependencies: ["MiniAppJSON"], swiftSettings: strict),
         // MARK: host SDK: the control API for host runtimes; nothing daemon-internal
-        .target(name: "MiniAppHost", dependencies: ["MiniAppJSON"], swiftSettings: strict),
+        .target(name: "MiniAppHost", dependencies: ["MiniAppJSON", "CNetShims"], swiftSettings: strict),
         // The blocking ControlClient of the CLI and tests, a facade over MiniAppHost with MiniAppError.
         .target(name: "MiniAppControl", dependencies: ["MiniAppHost", "MiniAppJSON", "MiniAppModel"], swiftSettings: strict),
         // The mock Bridge (rules file → answers) for unit tests and `miniapp mock-bridge`; the

@@ -131,6 +131,11 @@ public enum FileSystem {
         return done
     }
 
+    /// One `read(2)` from `fd` into `buffer` (EINTR retried); 0 at EOF.
+    public static func read(descriptor fd: Int32, into buffer: UnsafeMutableRawBufferPointer) throws(SystemError) -> Int {
+        try retryingEINTR("read") { Glibc.read(fd, buffer.baseAddress, buffer.count) }
+    }
+
     /// Whether `fd` is an open descriptor of this process (`fcntl(F_GETFD)`).
     public static func isOpenDescriptor(_ fd: Int32) -> Bool { fcntl(fd, F_GETFD) >= 0 }
 }

@@ -36,6 +36,18 @@ public enum CurrentProcess {
     /// Whether the process runs as root (effective uid 0).
     public static var isRoot: Bool { geteuid() == 0 }
 
+    /// The working directory (`getcwd(3)`), or nil when it cannot be read (removed, too long).
+    public static var workingDirectory: String? {
+        var buf = [CChar](repeating: 0, count: 4096)
+        guard getcwd(&buf, buf.count) != nil else { return nil }
+        return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// `chdir(2)`.
+    public static func changeDirectory(_ path: String) throws(SystemError) {
+        guard chdir(path) == 0 else { throw SystemError.current("chdir", detail: path) }
+    }
+
     /// `getenv(3)`.
     public static func environment(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
 
