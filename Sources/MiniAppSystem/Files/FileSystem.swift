@@ -63,6 +63,20 @@ public enum FileSystem {
     /// Whether `path` exists (`access(F_OK)`; a dangling symlink does not).
     public static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
 
+    /// Whether this process may execute `path` (`access(X_OK)`).
+    public static func isExecutable(_ path: String) -> Bool { access(path, X_OK) == 0 }
+
+    /// `rename(2)` (atomic within a file system; replaces `to`).
+    public static func rename(_ from: String, to: String) throws(SystemError) {
+        guard Glibc.rename(from, to) == 0 else { throw SystemError.current("rename", detail: to) }
+    }
+
+    /// `link(2)`: a second name for `from`; fails (EEXIST) if `to` exists, which makes it the
+    /// way to publish a file only when no one else did.
+    public static func link(_ from: String, to: String) throws(SystemError) {
+        guard Glibc.link(from, to) == 0 else { throw SystemError.current("link", detail: to) }
+    }
+
     /// Whether `path` is (or links to) a directory.
     public static func isDirectory(_ path: String) -> Bool { (try? status(path))?.kind == .directory }
 

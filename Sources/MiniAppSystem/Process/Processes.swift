@@ -13,6 +13,17 @@ public enum Signal {
     public static let pipe: Int32 = SIGPIPE
     public static let hangup: Int32 = SIGHUP
 
+    /// The name of signal `n` (`SIGTERM`), or `SIG<n>` for one without a usual name.
+    public static func name(_ n: Int32) -> String {
+        let names: [Int32: String] = [
+            SIGHUP: "SIGHUP", SIGINT: "SIGINT", SIGQUIT: "SIGQUIT", SIGILL: "SIGILL", SIGTRAP: "SIGTRAP",
+            SIGABRT: "SIGABRT", SIGBUS: "SIGBUS", SIGFPE: "SIGFPE", SIGKILL: "SIGKILL", SIGUSR1: "SIGUSR1",
+            SIGSEGV: "SIGSEGV", SIGUSR2: "SIGUSR2", SIGPIPE: "SIGPIPE", SIGALRM: "SIGALRM", SIGTERM: "SIGTERM",
+            SIGXCPU: "SIGXCPU", SIGXFSZ: "SIGXFSZ", SIGSYS: "SIGSYS",
+        ]
+        return names[n] ?? "SIG\(n)"
+    }
+
     /// Ignores `signal` in this process (`SIG_IGN`; inherited across execve).
     public static func ignore(_ signal: Int32) { _ = Glibc.signal(signal, SIG_IGN) }
 }
