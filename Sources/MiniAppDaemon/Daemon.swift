@@ -1,5 +1,4 @@
 import Foundation
-import Glibc
 import Logging
 import MiniAppBroker
 import MiniAppJail
@@ -298,7 +297,7 @@ public final class Daemon {
         do {
             if let fd = activated.first {
                 try control.serve(OwnedFD(adopting: fd))
-                for extra in activated.dropFirst() { close(extra) }
+                for extra in activated.dropFirst() { OwnedFD(adopting: extra).close() }
                 return nil
             }
             let dir = (config.controlSocket as NSString).deletingLastPathComponent
@@ -366,7 +365,7 @@ public final class Daemon {
         p.reactor.shutdown()
         p.broker.flushAudit()
         p.services.shutdown()
-        if let path = p.socketPath { unlink(path) }
+        if let path = p.socketPath { try? FileSystem.removeFile(path) }
         p.jail.jailer.drainPools()
         p.crashGuard?.finish()
         logger.info("miniappd stopped")
@@ -424,14 +423,14 @@ public final class Daemon {
         switch text {
         case "privileged": return .privileged
         case "rootless": return .rootless
-        default: return geteuid() == 0 ? .privileged : .rootless
+        default: return CurrentProcess.isRoot ? .privileged : .rootless
         }
     }
 
     static func loadCatalogue(_ policyDir: String) throws(MiniAppError) -> MethodCatalogue {
         let path = policyDir + "/methods.json"
         let bytes: [UInt8]
-        do { bytes = try OwnedFD.open(path, O_RDONLY | O_CLOEXEC).readAll(limit: 16 << 20) } catch {
+        do { bytes = try OwnedFD.open(path).readAll(limit: 16 << 20) } catch {
             throw MiniAppError(.internal, "cannot read the method catalogue \(path): \(error)")
         }
         do { return try MethodCatalogue.parse(bytes) } catch {
