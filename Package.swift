@@ -48,7 +48,7 @@ let package = Package(
         .target(name: "CLinuxShims", path: "Sources/CLinuxShims"),
         // Typed wrappers for libcurl's variadic curl_easy_setopt/getinfo (Swift cannot call C varargs).
         .target(name: "CCurlShim", dependencies: ["CCurl"], path: "Sources/CCurlShim"),
-        // epoll/eventfd/accept4/SO_PEEK_OFF wrappers for the reactor (branch broker)
+        // epoll/eventfd/accept4/SO_PEEK_OFF/SCM_RIGHTS wrappers for the reactor and the host client
         .target(name: "CNetShims", path: "Sources/CNetShims"),
 
         // MARK: pure Swift (no syscalls)
@@ -155,12 +155,14 @@ let package = Package(
             path: "Tests/Helpers/storage-crash-helper", swiftSettings: strict),
         .testTarget(
             name: "ServiceTests",
-            dependencies: ["MiniAppBroker", "MiniAppSystem", "MiniAppJSON", "MiniAppModel", "MiniAppBridgeSDK", "MiniAppBridgeMock"],
+            dependencies: [
+                "MiniAppBroker", "MiniAppSystem", "MiniAppJSON", "MiniAppModel", "MiniAppBridgeSDK", "MiniAppBridgeMock", "MiniAppTestSupport",
+            ],
             exclude: ["Fixtures"]),
         .testTarget(
             name: "BridgeTests",
             dependencies: [
-                "MiniAppJSON", "MiniAppModel", "MiniAppSystem", "MiniAppBroker", .product(name: "Logging", package: "swift-log"),
+                "MiniAppJSON", "MiniAppModel", "MiniAppSystem", "MiniAppBroker", "MiniAppTestSupport", .product(name: "Logging", package: "swift-log"),
             ]),
         .testTarget(
             name: "PackageTests",

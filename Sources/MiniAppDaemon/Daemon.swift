@@ -154,7 +154,7 @@ public final class Daemon {
                     rateClasses: try EffectiveRates.resolve(catalogue: catalogue, layers: layers).lowered,
                     privateCIDRs: layers.flatMap(\.1.allowedPrivateCIDRs), storageQuotaBytes: PolicyOverride.storageQuota(layers)?.0)
             })
-        var verifierOptions = VerifierOptions(hostVersion: hostSemVer, knownPermissions: try KnownPermissions.load(policyDir: policyDir))
+        var verifierOptions = VerifierOptions(hostVersion: hostSemVer, knownPermissions: KnownPermissions.of(catalogue))
         verifierOptions.allowSimulated = simulatorMode
         let store = StoreBinding(
             store: try PackageStore(root: layout.packages, options: verifierOptions, partners: { brokerBinding.partners }),
@@ -392,8 +392,9 @@ public final class Daemon {
                 logger.error("reload: keeping the previous jail policy: \(error)")
             }
             do throws(MiniAppError) {
-                p.broker.permissions.updateCatalogue(try Self.loadCatalogue(p.policyDir))
-                p.store.store.setKnownPermissions(try KnownPermissions.load(policyDir: p.policyDir))
+                let catalogue = try Self.loadCatalogue(p.policyDir)
+                p.broker.permissions.updateCatalogue(catalogue)
+                p.store.store.setKnownPermissions(KnownPermissions.of(catalogue))
             } catch {
                 logger.error("reload: keeping the previous method catalogue: \(error)")
             }

@@ -1,13 +1,18 @@
 public import MiniAppModel
 public import MiniAppSystem
 
-/// Builds jailed workers from one validated configuration. Create one per daemon.
+/// Builds jailed workers from one validated jail policy: one per policy (a SIGHUP reload makes
+/// a new one). It plans each launch (uid, cgroup, pipes, mounts, Landlock, seccomp: a
+/// `JailSpawnPlan`) and hands it to the spawner process (`SpawnerSlot`, `miniappd-spawner`),
+/// which clones the worker as this process's child; it never clones itself. It owns what is
+/// made ahead of launches: worker cgroups (`CgroupPool`), network namespaces
+/// (`NetNamespacePool`, cold spawns only) and, with `warmJails`, the spawner's warm jails.
 ///
 ///     let config = try JailPolicy.load(policyDir: "/etc/miniappd/policies")
 ///     let jailer = try Jailer(configuration: config, stateDir: "/var/lib/miniapp", mode: .privileged)
 ///     var launch = JailLaunch(programId: "com.partner.app", argv: ["/usr/bin/node", "/app/main.js"])
 ///     launch.appDir = pkgDir; launch.dataDir = dataDir; launch.bridgeFD = sock
-///     let worker = try await jailer.spawn(launch)
+///     let worker = try await jailer.spawn(launch)   // or spawnBlocking off the cooperative pool
 ///     let exit = await worker.exit
 public final class Jailer: Sendable {
     public let configuration: JailConfiguration
@@ -99,7 +104,7 @@ public final class Jailer: Sendable {
 
     /// The same, blocking the calling thread until the exec instead of suspending a task: for
     /// callers that are synchronous anyway (the daemon's control handlers run on Dispatch
-    /// threads), it saves the hops to a task and back (~0.1 ms each on a VM's idle CPUs).
+    /// threads), it saves the hops to a task and back (~0.1 ms each, even with idle CPUs).
     /// Never call it from Swift's cooperative pool.
     public func spawnBlocking(_ launch: JailLaunch) throws(MiniAppError) -> JailedWorker {
         let p = try prepare(launch)

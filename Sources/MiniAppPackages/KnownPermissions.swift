@@ -10,7 +10,8 @@ internal import MiniAppSystem
 /// `PermissionName.builtIn` (payment, geolocation, network, ui) is used, so
 /// `miniapp verify` works against a bare policy directory.
 public enum KnownPermissions {
-    /// Loads the set for `policyDir`.
+    /// Loads the set for `policyDir`: its catalogue read by the one parser of `methods.json`
+    /// (`MethodCatalogue.parse`, as the broker reads it), or the built-in list without one.
     public static func load(policyDir: String) throws(MiniAppError) -> Set<String> {
         let path = policyDir + "/methods.json"
         guard FileSystem.exists(path) else { return PermissionName.builtIn }
@@ -20,28 +21,13 @@ public enum KnownPermissions {
         } catch {
             throw MiniAppError(.internal, "cannot read \(path): \(error)")
         }
-        guard let doc = try? JSONValue.parse(bytes, options: .policy) else {
-            throw MiniAppError(.internal, "\(path) is not valid JSON; fix the method catalogue")
+        do { return of(try MethodCatalogue.parse(bytes)) } catch {
+            throw MiniAppError(.internal, "\(path) is not a valid method catalogue: \(error); fix it (miniapp policy lint)")
         }
-        var names = Set<String>()
-        collect(doc, into: &names)
-        return names
     }
 
-    private static func collect(_ v: JSONValue, into names: inout Set<String>) {
-        guard let o = v.objectValue else {
-            for item in v.arrayValue ?? [] { collect(item, into: &names) }
-            return
-        }
-        for (key, value) in o.members {
-            if key == "permissions" {
-                if let p = value.objectValue { names.formUnion(p.keys) }
-                for s in value.arrayValue ?? [] { if let s = s.stringValue { names.insert(s) } }
-            } else if key == "permission", let s = value.stringValue {
-                names.insert(s)
-            } else {
-                collect(value, into: &names)
-            }
-        }
+    /// The names a parsed catalogue knows: its `permissions` and every name its methods require.
+    public static func of(_ catalogue: MethodCatalogue) -> Set<String> {
+        catalogue.knownPermissions.union(catalogue.methods.values.flatMap(\.permissions))
     }
 }

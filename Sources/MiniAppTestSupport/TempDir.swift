@@ -8,7 +8,13 @@ public final class TempDir: @unchecked Sendable {
 
     /// Creates `/tmp/miniapp-<label>-XXXXXX` (short: Unix socket paths must fit in 108 bytes).
     public init(_ label: String = "t") throws {
-        path = try FileSystem.makeTemporaryDirectory(prefix: "/tmp/ma-\(label.prefix(12))-")
+        path = try Self.makeDirectory(label)
+    }
+
+    /// A fresh private directory `/tmp/ma-<label>-XXXXXX` that the caller owns (removes, or
+    /// leaves behind for a post-mortem): for tests that hold a path, not a `TempDir`.
+    public static func makeDirectory(_ label: String = "t") throws -> String {
+        try FileSystem.makeTemporaryDirectory(prefix: "/tmp/ma-\(label.prefix(12))-")
     }
 
     /// `path/name`.

@@ -9,8 +9,8 @@
 // without MSG_PEEK, to measure what deferred consumption buys).
 //
 // The daemon side is the production path: Reactor + Broker + permission table + rate limiter,
-// with a trivial in-memory storage.get service (the real storage service lives on another
-// branch). Processes are started with posix_spawn (never fork from Swift, DESIGN.md).
+// with a trivial in-memory storage.get service, so the row measures the broker path alone
+// (bench-daemon's bridge.rtt has the real SQLite-backed service). Processes are started with posix_spawn (never fork from Swift, DESIGN.md).
 import MiniAppBroker
 import MiniAppJSON
 import MiniAppModel

@@ -173,7 +173,7 @@ let launchProbe = ProcessInfo.processInfo.environment["BENCH_LAUNCH_PROBE"]
 }
 
 /// launch.cold and launch.cold.registry_hang in alternating blocks (a daemon each, started
-/// afresh per block on the same state dir), so a burst of load on this shared machine falls on
+/// afresh per block on the same state dir), so a burst of other load on the machine falls on
 /// both rows alike instead of on whichever ran second.
 @MainActor func coldRows(iterations: Int, blocks: Int = 4) {
     let registry = hangingRegistry()

@@ -1,5 +1,5 @@
 // bench-jail: jail benchmarks in the anchors' PROJECT_BENCH format
-// (RESULT|name|p50_us|p99_us|p999_us|throughput|unit|notes), see /work/shared/anchors.
+// (RESULT|name|p50_us|p99_us|p999_us|throughput|unit|notes), as scripts/bench.d/jail reports it.
 //
 //   jail.spawn_true     spawn + reap of /bin/true in the full default jail (namespaces incl. net,
 //                       tmpfs root + binds, cgroups, caps, Landlock, seccomp, PID-1 reaper),

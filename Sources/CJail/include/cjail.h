@@ -13,15 +13,21 @@
  * maps the step number to a name and formats the message (runc's advice: no strings in C).
  *
  * Protocol (daemon thread P, spawner process S, child C = PID 1 of the new pid namespace,
- * G = the program):
+ * G = the program; the request and reply types are below, spawner_server.c has the details):
  *
- *     P: build the spec blob (memfd), pipes for output; send blob + fds to S (SCM_RIGHTS)
- *     S: check the blob, go/err pipes (O_CLOEXEC), block signals,
- *        clone(CLONE_NEW*|CLONE_PIDFD|CLONE_PARENT): C is P's child, not S's;
- *        send pid + pidfd + go/err/status ends back to P, close its copies
+ *     P: build the spec blob (sealed memfd), pipes for output; send one cjail_spawn_request
+ *        + SCM_RIGHTS [blob, stdin, stdout, stderr, bridge, netns, trace, cgroup.procs...] and
+ *        its own reply socket to S (SOCK_SEQPACKET)
+ *     S: map and check the blob (spec_blob.c); go/err/status pipes (O_CLOEXEC);
+ *        clone(CLONE_NEW*|CLONE_PIDFD|CLONE_PARENT): C is P's child, not S's
+ *        (or hand the launch to a warm jail of the same policy that did phase A ahead of time,
+ *        spawner_warm.c and child_warm_jail.c)
  *     C:                                           wait for "go" byte on go pipe
- *     P: [rootless] write setgroups/gid_map/uid_map; attach C to the cgroup; write "go"
- *     C: steps: setsid, mounts, pivot_root, ids, caps, no_new_privs, Landlock, seccomp
+ *     S: [rootless] write setgroups/gid_map/uid_map; write C's pid into every cgroup.procs;
+ *        write "go"; send cjail_spawn_reply + SCM_RIGHTS [pidfd, err, status?] on the reply
+ *        socket; close its copies
+ *     C: phase A (launch-independent): namespaces, the policy's mounts, the bounding set;
+ *        phase B: the launch's mounts, pivot_root, ids, caps, no_new_privs, Landlock, seccomp
  *     C: [reaper] start G vfork-style (CLONE_VM|CLONE_VFORK: no copy of the address space);
  *        once G exec'd, C closes its pipe ends and waits for children
  *     G: reset signals, execve  --> error pipe closed by O_CLOEXEC: P reads EOF = success
@@ -33,7 +39,7 @@
 #include <stdint.h>
 #include <stddef.h>
 
-/* The ordered steps. Numbers are stable: the Swift side names them (JailStep.swift). */
+/* The ordered steps. Numbers are stable: the Swift side names them (JailStep in JailSpawnPlan.swift). */
 enum cjail_step {
     CJAIL_STEP_NONE = 0,
     CJAIL_STEP_WAIT_GO = 1,
@@ -64,7 +70,7 @@ enum cjail_step {
     CJAIL_STEP_SIGNALS = 26,
     CJAIL_STEP_EXEC = 27,
     CJAIL_STEP_NETNS = 28,
-    CJAIL_STEP_EMBRYO_FINISH = 29, /* a warm jail receiving its launch */
+    CJAIL_STEP_WARM_JAIL_FINISH = 29, /* a warm jail receiving its launch */
     CJAIL_STEP_UNSHARE = 30,       /* a warm jail making its namespaces other than pid/user */
     CJAIL_STEP_COUNT = 31
 };
@@ -185,8 +191,8 @@ struct cjail_child {
 int cjail_clone(const struct cjail_spec *spec, struct cjail_child *out);
 
 /* Spawner: clone a warm jail from `template` (phase A only; it then waits on its channel for a
- * launch, see child_embryo.c). *chan is the spawner's end of that channel. 0 or -errno. */
-int cjail_clone_embryo(const struct cjail_spec *template, struct cjail_child *out, int *chan);
+ * launch, see child_warm_jail.c). *chan is the spawner's end of that channel. 0 or -errno. */
+int cjail_clone_warm_jail(const struct cjail_spec *template, struct cjail_child *out, int *chan);
 
 /* Spawner: send "go" (the child starts its steps) and close go_fd. 0 or -errno. */
 int cjail_go(struct cjail_child *child);
@@ -231,17 +237,17 @@ enum cjail_trace_slot {
 #define CJAIL_SPAWN_WARM 2u  /* keep a warm jail made from this request's launch-independent part,
                                 and use one that matches it (spawner_server.c) */
 
-/* What the spawner sends a warm jail on its channel to give it a launch (child_embryo.c). */
-enum cjail_embryo_fd {
-    CJAIL_EMBRYO_FD_BLOB = 0,
-    CJAIL_EMBRYO_FD_STDIN = 1,
-    CJAIL_EMBRYO_FD_STDOUT = 2,
-    CJAIL_EMBRYO_FD_STDERR = 3,
-    CJAIL_EMBRYO_FD_BRIDGE = 4,
-    CJAIL_EMBRYO_FD_TRACE = 5,
-    CJAIL_EMBRYO_FD_COUNT = 6
+/* What the spawner sends a warm jail on its channel to give it a launch (child_warm_jail.c). */
+enum cjail_warm_jail_fd {
+    CJAIL_WARM_JAIL_FD_BLOB = 0,
+    CJAIL_WARM_JAIL_FD_STDIN = 1,
+    CJAIL_WARM_JAIL_FD_STDOUT = 2,
+    CJAIL_WARM_JAIL_FD_STDERR = 3,
+    CJAIL_WARM_JAIL_FD_BRIDGE = 4,
+    CJAIL_WARM_JAIL_FD_TRACE = 5,
+    CJAIL_WARM_JAIL_FD_COUNT = 6
 };
-struct cjail_embryo_launch {
+struct cjail_warm_jail_launch {
     uint32_t magic;    /* CJAIL_SPAWN_MAGIC */
     uint32_t fd_mask;  /* bit r: the fd of role r is attached */
     uint64_t blob_len;

@@ -224,7 +224,27 @@ class _Events:
             cb(name, data)
 
 
-class Bridge:
+class _Listening:
+    """Event subscriptions, the same for ``Bridge`` and ``AsyncBridge`` (``self._events``)."""
+
+    def on_event(self, name, callback):
+        """``callback(data)`` for host event ``name``; ``"*"`` gets ``callback(name, data)``."""
+        self._events.add(name, callback)
+
+    def on_update_ready(self, callback):
+        """``callback({"version": …})`` when the daemon staged a newer version of this program
+        (it runs from the next launch; WeChat's ``onUpdateReady``)."""
+        self._events.add("update.ready", callback)
+
+
+def _result_of(message):
+    """The ``result`` of an answer, or its error raised as ``BridgeError``."""
+    if "error" in message:
+        raise BridgeError.from_wire(message["error"])
+    return message.get("result")
+
+
+class Bridge(_Listening):
     """A blocking bridge over a connected stream socket (``fd``, default MINIAPP_BRIDGE_FD or 3).
     ``max_bytes``: the message limit (default MINIAPP_BRIDGE_MAX_BYTES or 1 MiB)."""
 
@@ -258,19 +278,7 @@ class Bridge:
                 with self._cond:
                     self._pending.discard(request_id)
                 raise _closed() from None
-        message = self._wait_for(request_id)
-        if "error" in message:
-            raise BridgeError.from_wire(message["error"])
-        return message.get("result")
-
-    def on_event(self, name, callback):
-        """``callback(data)`` for host event ``name``; ``"*"`` gets ``callback(name, data)``."""
-        self._events.add(name, callback)
-
-    def on_update_ready(self, callback):
-        """``callback({"version": …})`` when the daemon staged a newer version of this program
-        (it runs from the next launch; WeChat's ``onUpdateReady``)."""
-        self._events.add("update.ready", callback)
+        return _result_of(self._wait_for(request_id))
 
     def poll_events(self, timeout=None):
         """Reads and dispatches events for up to ``timeout`` seconds (None: until one arrives)."""
@@ -382,7 +390,7 @@ class Bridge:
         os.close(self._fd)
 
 
-class AsyncBridge:
+class AsyncBridge(_Listening):
     """The asyncio variant: ``result = await AsyncBridge().call("system.info")``.
     ``max_bytes``: the message limit (default MINIAPP_BRIDGE_MAX_BYTES or 1 MiB)."""
 
@@ -457,19 +465,7 @@ class AsyncBridge:
                 future.cancel()
                 raise _closed() from None
             # Answered (or failed by the reader) before the write noticed the close: that wins.
-        message = await future
-        if "error" in message:
-            raise BridgeError.from_wire(message["error"])
-        return message.get("result")
-
-    def on_event(self, name, callback):
-        """``callback(data)`` for host event ``name``; ``"*"`` gets ``callback(name, data)``."""
-        self._events.add(name, callback)
-
-    def on_update_ready(self, callback):
-        """``callback({"version": …})`` when the daemon staged a newer version of this program
-        (it runs from the next launch; WeChat's ``onUpdateReady``)."""
-        self._events.add("update.ready", callback)
+        return _result_of(await future)
 
 
 _default = None
