@@ -468,8 +468,7 @@ class AsyncBridge(_Listening):
         return _result_of(await future)
 
 
-_default = None
-_default_async = None
+_defaults = {}  # the one process-wide bridge, keyed by its class
 _default_lock = _thread.allocate_lock()
 
 
@@ -479,26 +478,25 @@ def _both_defaults():
         "not both: they would be two readers of the one Bridge socket")
 
 
+def _default_of(cls):
+    """The process-wide bridge of class ``cls`` on MINIAPP_BRIDGE_FD (created on first use);
+    a bridge of the other class already made is an error (two readers of one socket)."""
+    with _default_lock:
+        if cls not in _defaults:
+            if _defaults:
+                raise _both_defaults()
+            _defaults[cls] = cls()
+        return _defaults[cls]
+
+
 def default_bridge():
     """The process-wide blocking bridge on MINIAPP_BRIDGE_FD (created on first use)."""
-    global _default
-    with _default_lock:
-        if _default is None:
-            if _default_async is not None:
-                raise _both_defaults()
-            _default = Bridge()
-        return _default
+    return _default_of(Bridge)
 
 
 def default_async_bridge():
     """The process-wide asyncio bridge on MINIAPP_BRIDGE_FD behind ``aio`` (created on first use)."""
-    global _default_async
-    with _default_lock:
-        if _default_async is None:
-            if _default is not None:
-                raise _both_defaults()
-            _default_async = AsyncBridge()
-        return _default_async
+    return _default_of(AsyncBridge)
 
 
 class _Aio:
