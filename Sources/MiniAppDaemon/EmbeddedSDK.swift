@@ -757,7 +757,14 @@ class _Events:
 
 
 class _Listening:
-    """Event subscriptions, the same for ``Bridge`` and ``AsyncBridge`` (``self._events``)."""
+    """What ``Bridge`` and ``AsyncBridge`` share: the socket and limit they are given (or the
+    worker's, from the environment), request ids, and event subscriptions."""
+
+    def _attach(self, fd, max_bytes):
+        self._fd = int(os.environ.get("MINIAPP_BRIDGE_FD", "3")) if fd is None else fd
+        self.max_bytes = max_bytes or _env_max_bytes()
+        self._ids = itertools.count(1)
+        self._events = _Events()
 
     def on_event(self, name, callback):
         """``callback(data)`` for host event ``name``; ``"*"`` gets ``callback(name, data)``."""
@@ -781,20 +788,15 @@ class Bridge(_Listening):
     ``max_bytes``: the message limit (default MINIAPP_BRIDGE_MAX_BYTES or 1 MiB)."""
 
     def __init__(self, fd=None, max_bytes=None):
-        if fd is None:
-            fd = int(os.environ.get("MINIAPP_BRIDGE_FD", "3"))
-        self.max_bytes = max_bytes or _env_max_bytes()
+        self._attach(fd, max_bytes)
         self._pending = set()
-        self._fd = fd
-        os.set_blocking(fd, True)
-        self._ids = itertools.count(1)
+        os.set_blocking(self._fd, True)
         self._send_lock = _thread.allocate_lock()
         self._cond = _Condition()
         self._results = {}
         self._reading = False
         self._closed = False
         self._buffer = b""
-        self._events = _Events()
 
     def call(self, method, params=None):
         """Calls ``method``; returns its ``result`` or raises ``BridgeError``."""
@@ -927,13 +929,8 @@ class AsyncBridge(_Listening):
     ``max_bytes``: the message limit (default MINIAPP_BRIDGE_MAX_BYTES or 1 MiB)."""
 
     def __init__(self, fd=None, max_bytes=None):
-        if fd is None:
-            fd = int(os.environ.get("MINIAPP_BRIDGE_FD", "3"))
-        self.max_bytes = max_bytes or _env_max_bytes()
-        self._fd = fd
-        self._ids = itertools.count(1)
+        self._attach(fd, max_bytes)
         self._pending = {}
-        self._events = _Events()
         self._writer = None
         self._reader_task = None
         self._start_lock = None
