@@ -1,5 +1,3 @@
-import Foundation
-import Glibc
 import Logging
 import MiniAppJail
 import MiniAppModel
@@ -21,7 +19,7 @@ struct PrivilegeSeparation {
     /// nil keeps the start identity: not root (rootless, as ever), not privileged worker mode,
     /// `privilegeSeparation: false` / `--no-drop`, or no user to drop to.
     static func target(_ config: DaemonConfig, mode: JailMode) throws(MiniAppError) -> DropUser? {
-        guard geteuid() == 0, mode == .privileged, config.privilegeSeparation else { return nil }
+        guard CurrentProcess.isRoot, mode == .privileged, config.privilegeSeparation else { return nil }
         if let name = config.user { return try DropUser.parse(name) }
         guard UserDatabase.user(named: DropUser.defaultName) != nil else { return nil }
         return try DropUser.parse(DropUser.defaultName)
@@ -33,7 +31,7 @@ struct PrivilegeSeparation {
     static func start(_ config: DaemonConfig, mode: JailMode, jailer: Jailer, layout: StateLayout, policyDir: String,
                       logger: Logger) throws(MiniAppError) -> PrivilegeSeparation? {
         guard let user = try target(config, mode: mode) else {
-            if geteuid() == 0 { try handOver(layout, to: DropUser(uid: 0, gid: 0)) }
+            if CurrentProcess.isRoot { try handOver(layout, to: DropUser(uid: 0, gid: 0)) }
             return nil
         }
         let s = try drop(to: user, jailer: jailer, layout: layout, policyDir: policyDir)
@@ -56,26 +54,10 @@ struct PrivilegeSeparation {
     }
 
     /// Gives the state directory to `user` (first start as root, or a tree a root run left):
-    /// everything but the programs' own data directories, which belong to their program uids.
+    /// everything but what lies in the programs' own data directories (their program uids').
     static func handOver(_ layout: StateLayout, to user: DropUser) throws(MiniAppError) {
-        try own(layout.root, user)
-        guard let walk = FileManager.default.enumerator(atPath: layout.root) else { return }
-        let dataPrefix = String(layout.data.dropFirst(layout.root.count + 1)) + "/"
-        while let rel = walk.nextObject() as? String {
-            if rel.hasPrefix(dataPrefix) {
-                walk.skipDescendants() // a program's data dir: its uid's, handed out by the spawner
-                continue
-            }
-            try own(layout.root + "/" + rel, user)
-        }
-    }
-
-    private static func own(_ path: String, _ user: DropUser) throws(MiniAppError) {
-        var st = stat()
-        guard lstat(path, &st) == 0 else { return } // gone meanwhile
-        if st.st_uid == user.uid && st.st_gid == user.gid { return }
-        guard lchown(path, user.uid, user.gid) == 0 else {
-            throw MiniAppError(.internal, "cannot give \(path) to uid \(user.uid): \(SystemError.current("lchown")); check --state-dir")
+        do { try PrivilegeDrop.giveTree(layout.root, to: user, keepingChildrenOf: layout.data) } catch {
+            throw MiniAppError(.internal, "cannot give the state directory to uid \(user.uid): \(error); check --state-dir")
         }
     }
 
@@ -83,7 +65,7 @@ struct PrivilegeSeparation {
     static func daemonFilter(policyDir: String) throws(MiniAppError) -> SeccompProgram {
         let name = "seccomp/daemon.json"
         let bytes: [UInt8]
-        if let b = try? OwnedFD.open(policyDir + "/" + name, O_RDONLY | O_CLOEXEC).readAll(limit: 1 << 20) {
+        if let b = try? OwnedFD.open(policyDir + "/" + name).readAll(limit: 1 << 20) {
             bytes = b
         } else if let text = EmbeddedPolicies.files.first(where: { $0.0 == name })?.1 {
             bytes = Array(text.utf8)

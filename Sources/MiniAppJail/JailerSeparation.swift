@@ -1,6 +1,5 @@
 public import MiniAppModel
 public import MiniAppSystem
-import Glibc
 
 /// What a jailer does for a daemon that drops from root to `user` (privilege separation): the
 /// privileged half stays with the spawner, started here while the process still is root; the
@@ -30,9 +29,11 @@ extension Jailer {
     /// so its kills and attaches go through the spawner, never through a file it was given.
     static func delegate(_ dir: String, to user: DropUser, v2: Bool) throws(MiniAppError) {
         let files = v2 ? ["", "/cgroup.procs", "/cgroup.subtree_control", "/cgroup.threads"] : [""]
-        for f in files where chown(dir + f, user.uid, user.gid) != 0 && !(f != "" && errno == ENOENT) {
-            throw MiniAppError(.jailUnavailable, "cannot delegate \(dir + f) to uid \(user.uid): \(SystemError.current("chown"))",
-                               data: ["step": "cgroup", "errno": "\(errno)"])
+        for f in files where f == "" || FileSystem.exists(dir + f) {
+            do { try FileSystem.setOwner(dir + f, uid: user.uid, gid: user.gid) } catch {
+                throw MiniAppError(.jailUnavailable, "cannot delegate \(dir + f) to uid \(user.uid): \(error)",
+                                   data: ["step": "cgroup", "errno": "\(error.errno)"])
+            }
         }
     }
 

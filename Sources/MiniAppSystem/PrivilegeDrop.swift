@@ -68,6 +68,27 @@ public enum PrivilegeDrop {
         state.withLock { $0 = user }
     }
 
+    /// Gives `root` and everything beneath it to `user` (lchown, links not followed), except the
+    /// children of `keep` and what they hold (the programs' data dirs: their uids'). Entries
+    /// already owned are left alone. Throws the first failure.
+    public static func giveTree(_ root: String, to user: DropUser, keepingChildrenOf keep: String) throws(SystemError) {
+        try own(root, user)
+        for name in (try? FileSystem.list(root)) ?? [] {
+            let path = root + "/" + name
+            if root == keep { continue } // a program's data dir: its uid's, handed out by the spawner
+            var st = stat()
+            guard lstat(path, &st) == 0 else { continue }
+            if st.st_mode & S_IFMT == S_IFDIR { try giveTree(path, to: user, keepingChildrenOf: keep) } else { try own(path, user) }
+        }
+    }
+
+    private static func own(_ path: String, _ user: DropUser) throws(SystemError) {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return } // gone meanwhile
+        if st.st_uid == user.uid && st.st_gid == user.gid { return }
+        guard lchown(path, user.uid, user.gid) == 0 else { throw SystemError.current("lchown", detail: path) }
+    }
+
     private static let cgroupKiller = JailLock<(@Sendable (String) -> Int32)?>(nil)
 
     /// How a dropped process kills the members of a worker cgroup by name (the spawner's

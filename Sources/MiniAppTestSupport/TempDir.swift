@@ -1,4 +1,5 @@
 import Foundation
+import MiniAppSystem
 
 /// A private temporary directory (0700; 0711 as root), removed when dropped unless
 /// `MINIAPP_KEEP_TMP` is set.
@@ -8,13 +9,17 @@ public final class TempDir: @unchecked Sendable {
 
     /// Creates `/tmp/miniapp-<label>-XXXXXX` (short: Unix socket paths must fit in 108 bytes).
     public init(_ label: String = "t") throws {
-        var template = Array("/tmp/ma-\(label.prefix(12))-XXXXXX".utf8CString)
-        guard let p = mkdtemp(&template) else { throw CocoaError(.fileWriteUnknown) }
-        path = String(cString: p)
+        path = try Self.makeDirectory(label)
         // As root, searchable (not listable) by other users: a daemon under test drops to its
         // own user (DaemonHarness.dropUser) and must reach the policies and packages a test
         // writes here, as it would reach an operator's files.
-        if geteuid() == 0 { chmod(path, 0o711) }
+        if CurrentProcess.isRoot { try? FileSystem.setPermissions(path, 0o711) }
+    }
+
+    /// A fresh private directory `/tmp/ma-<label>-XXXXXX` that the caller owns (removes, or
+    /// leaves behind for a post-mortem): for tests that hold a path, not a `TempDir`.
+    public static func makeDirectory(_ label: String = "t") throws -> String {
+        try FileSystem.makeTemporaryDirectory(prefix: "/tmp/ma-\(label.prefix(12))-")
     }
 
     /// `path/name`.
@@ -27,7 +32,7 @@ public final class TempDir: @unchecked Sendable {
         try FileManager.default.createDirectory(
             atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         try Data(text.utf8).write(to: URL(fileURLWithPath: full))
-        chmod(full, mode_t(mode))
+        try FileSystem.setPermissions(full, UInt32(mode))
         return full
     }
 
