@@ -97,7 +97,7 @@ enum FileTree {
 public enum CrashPoint {
     /// Kills (or stops) the process if `MINIAPP_CRASH_AT` (or `MINIAPP_PAUSE_AT`) equals `name`.
     public static func hit(_ name: String) {
-        if let v = getenv("MINIAPP_CRASH_AT"), String(cString: v) == name { kill(getpid(), SIGKILL) }
-        if let v = getenv("MINIAPP_PAUSE_AT"), String(cString: v) == name { kill(getpid(), SIGSTOP) }
+        if let v = getenv("MINIAPP_CRASH_AT"), String(cString: v) == name { raise(SIGKILL) }
+        if let v = getenv("MINIAPP_PAUSE_AT"), String(cString: v) == name { raise(SIGSTOP) }
     }
 }
