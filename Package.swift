@@ -161,7 +161,9 @@ let package = Package(
             path: "Tests/Helpers/storage-crash-helper", swiftSettings: strict),
         .testTarget(
             name: "ServiceTests",
-            dependencies: ["MiniAppBroker", "MiniAppSystem", "MiniAppJSON", "MiniAppModel", "MiniAppBridgeSDK", "MiniAppBridgeMock"],
+            dependencies: [
+                "MiniAppBroker", "MiniAppSystem", "MiniAppJSON", "MiniAppModel", "MiniAppBridgeSDK", "MiniAppBridgeMock", "MiniAppTestSupport",
+            ],
             exclude: ["Fixtures"]),
         .testTarget(
             name: "BridgeTests",
@@ -170,7 +172,7 @@ let package = Package(
             ]),
         .testTarget(
             name: "PackageTests",
-            dependencies: ["MiniAppJSON", "MiniAppModel", "MiniAppSystem", "MiniAppPackages"],
+            dependencies: ["MiniAppJSON", "MiniAppModel", "MiniAppSystem", "MiniAppPackages", "MiniAppTestSupport"],
             exclude: ["Fixtures"]),
         .testTarget(
             name: "JailTests", dependencies: ["MiniAppJail", "MiniAppModel", "MiniAppSystem", "CJail"],
