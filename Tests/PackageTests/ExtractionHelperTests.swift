@@ -97,4 +97,23 @@ struct ExtractionHelperTests {
         _ = try store.install(path: pkg)
         #expect(try store.active("com.partner.loans").manifest.version.text == "1.1.0")
     }
+
+    /// A compromised helper (Fixtures/fake_extract_helper.py) reports the signed digests and
+    /// writes something else: the daemon's re-hash of the tree refuses it, nothing is published.
+    @Test(arguments: ["tamper", "symlink", "extra", "hardlink"])
+    func aLyingHelperIsCaught(_ mode: String) throws {
+        let dir = tempDir("xh-lie")
+        defer { cleanup(dir) }
+        var settings = HelperSettings()
+        settings.executable = Paths.fixtures + "/fake_extract_helper.py"
+        settings.environment = ["FAKE_MODE=\(mode)"]
+        let store = try PackageStore(root: dir + "/store", options: VerifierOptions(hostVersion: SemVer("3.0.0")!),
+                                     extractionHelper: ExtractionHelper(settings: settings)) { partnerSet() }
+        #expect(throws: MiniAppError.self) { _ = try store.install(path: writePackage(dir, versionFixture("1.0.0"), name: "a.zip")) }
+        do { _ = try store.install(path: dir + "/a.zip") } catch {
+            #expect(error.code == .internal && error.message.contains("was refused"), "\(mode): \(error)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: dir + "/store/com.partner.loans/versions/1.0.0"))
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: dir + "/store/.staging")) ?? []).isEmpty)
+    }
 }
