@@ -1,4 +1,4 @@
-public import MiniAppModel
+internal import MiniAppModel
 public import MiniAppSystem
 internal import Synchronization
 #if canImport(Glibc)
