@@ -34,7 +34,7 @@ public final class ExtractionHelper: Sendable {
         // The entry is the daemon's (0700); the helper's uid must be able to fill it.
         if geteuid() == 0 && fchown(tree.entryFD, ids.uid, ids.gid) != 0 { throw FileTree.fail("fchown", tree.name) }
         let hello = HelperHello(uid: ids.uid, gid: ids.gid, seccompFilters: try settings.seccomp(role: "extract"), readPaths: [],
-                                connectPorts: [], caBundle: nil, isolateNetwork: false)
+                                connectPorts: [], caBundle: nil, isolateNetwork: true)
         var launch = HelperLaunch(executable: settings.executable, role: "extract", hello: hello, maxReplyPayload: 16 << 20)
         launch.fds = [memfd.raw, tree.entryFD]
         launch.environment = settings.environment

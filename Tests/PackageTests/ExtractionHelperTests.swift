@@ -85,6 +85,11 @@ struct ExtractionHelperTests {
         #expect(status.holdsNoCapability, "\(status.fields.filter { $0.key.hasPrefix("Cap") })")
         #expect(status.fields["NoNewPrivs"] == "1" && status.fields["Seccomp"] == "2")
         if geteuid() == 0 { #expect(status.uids.allSatisfy { $0 == 65534 }, "uids \(status.uids)") }
+        // Its own network (none), IPC and UTS namespaces.
+        for ns in ["net", "ipc", "uts"] {
+            let mine = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/\(ns)")
+            #expect(try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/ns/\(ns)") != mine, "\(ns)")
+        }
         #expect(kill(pid, SIGKILL) == 0)
         #expect(done.wait(timeout: .now() + 20) == .success)
         let result = try #require(outcome.withLock { $0 })

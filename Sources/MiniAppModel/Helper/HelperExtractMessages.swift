@@ -2,7 +2,8 @@
 /// beneath the staging directory (a directory fd it inherited), within these bounds — the same
 /// `ZipLimits` the daemon's own parse of the central directory used.
 public struct HelperExtractRequest: Sendable, Equatable {
-    /// (name, value) of every bound, in `ZipLimits` member order.
+    /// Every bound, in `ZipLimits` member order (archive bytes, inflated bytes, entries, ratio,
+    /// ratio-exempt bytes, path bytes, depth, entries per directory).
     public var limits: [UInt64]
 
     public static let limitCount = 8
