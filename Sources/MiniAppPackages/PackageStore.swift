@@ -290,18 +290,10 @@ public final class PackageStore: Sendable {
         if let helper = extractionHelper {
             return try addThroughHelper(helper, archive, options, simulated, allowDowngrade, deadline, stageIf)
         }
-        // No lock yet: verification does not depend on the store (step 8 is re-checked at commit).
-        let pre = try PackageVerifier(partners: partners(), options: options)
-            .verify(archive: archive, installedVersion: nil, allowDowngrade: true)
-        let id = pre.manifest.id
-        let new = StoredVersion(version: pre.manifest.version, digest: (simulated ? "sim-" : "") + pre.contentDigest, simulated: simulated)
-        CrashPoint.hit("verified")
         // A downgrade or a reinstall of present content is settled before extracting anything.
-        if let outcome = try withLock({ rootFD throws(MiniAppError) in
-            try settle(rootFD, id, new, allowDowngrade: allowDowngrade, stageIf: stageIf, create: false)
-        }) {
-            return (id, outcome)
-        }
+        let (pre, new, settled) = try verifyAndSettle(archive, nil, options, simulated, allowDowngrade, stageIf)
+        let id = pre.manifest.id
+        if let settled { return (id, settled) }
         try Self.check(deadline, before: "extracting")
         let rootFD = try FileTree.openDir(AT_FDCWD, root)
         let tree = try StagingArea.extract(pre, rootFD: rootFD.raw)
@@ -320,19 +312,28 @@ public final class PackageStore: Sendable {
         let tree = try StagingArea.claimEntry(rootFD: rootFD.raw)
         let left = deadline.map { $0 > monotonicNanos() ? Int(($0 - monotonicNanos()) / 1_000_000) : 1 } ?? 600_000
         let inflated = try helper.extract(archive, into: tree, timeoutMillis: left)
-        let pre = try PackageVerifier(partners: partners(), options: options)
-            .verify(archive: archive, inflated: inflated, installedVersion: nil, allowDowngrade: true)
+        let (pre, new, settled) = try verifyAndSettle(archive, inflated, options, simulated, allowDowngrade, stageIf)
         let id = pre.manifest.id
-        let new = StoredVersion(version: pre.manifest.version, digest: (simulated ? "sim-" : "") + pre.contentDigest, simulated: simulated)
-        CrashPoint.hit("verified")
-        if let outcome = try withLock({ rootFD throws(MiniAppError) in
-            try settle(rootFD, id, new, allowDowngrade: allowDowngrade, stageIf: stageIf, create: false)
-        }) {
-            return (id, outcome)
-        }
+        if let settled { return (id, settled) }
         try Self.check(deadline, before: "sealing")
         try StagedTreeCheck.checkAndSeal(entryFD: tree.entryFD, expected: StagedTreeCheck.expected(pre, manifest: inflated.manifest ?? []))
         return try publish(tree, id: id, new, allowDowngrade: allowDowngrade, deadline: deadline, stageIf: stageIf)
+    }
+
+    /// Verifies (no lock: verification does not depend on the store; step 8 is re-checked at
+    /// commit), then under the lock settles a downgrade or a reinstall of present content.
+    private func verifyAndSettle(
+        _ archive: ZipArchive, _ inflated: InflatedContent?, _ options: VerifierOptions, _ simulated: Bool, _ allowDowngrade: Bool,
+        _ stageIf: (String) -> Bool
+    ) throws(MiniAppError) -> (VerifiedPackage, StoredVersion, InstallOutcome?) {
+        let pre = try PackageVerifier(partners: partners(), options: options)
+            .verify(archive: archive, inflated: inflated, installedVersion: nil, allowDowngrade: true)
+        let new = StoredVersion(version: pre.manifest.version, digest: (simulated ? "sim-" : "") + pre.contentDigest, simulated: simulated)
+        CrashPoint.hit("verified")
+        let settled = try withLock { rootFD throws(MiniAppError) in
+            try settle(rootFD, pre.manifest.id, new, allowDowngrade: allowDowngrade, stageIf: stageIf, create: false)
+        }
+        return (pre, new, settled)
     }
 
     /// Under the lock: publishes the extracted `tree` as version `new` of `id` (or settles on
