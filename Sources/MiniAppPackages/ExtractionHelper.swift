@@ -1,9 +1,6 @@
 internal import MiniAppModel
 public import MiniAppSystem
 internal import Synchronization
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Package extraction in a `miniappd-helper extract` process: zlib inflates the partner's bytes
 /// there, under the helper's jail (SECURITY.md, "Helpers for untrusted bytes"), never in the
@@ -32,7 +29,9 @@ public final class ExtractionHelper: Sendable {
         let memfd = try HelperLaunch.sealedMemfd(archive.bytes, name: "miniapp-package")
         let ids = settings.effectiveIDs
         // The entry is the daemon's (0700); the helper's uid must be able to fill it.
-        if geteuid() == 0 && fchown(tree.entryFD, ids.uid, ids.gid) != 0 { throw FileTree.fail("fchown", tree.name) }
+        if HelperTreeIO.runsAsRoot {
+            do throws(SystemError) { try HelperTreeIO.setOwner(descriptor: tree.entryFD, uid: ids.uid, gid: ids.gid) } catch { throw FileTree.fail(error) }
+        }
         let hello = HelperHello(uid: ids.uid, gid: ids.gid, seccompFilters: try settings.seccomp(role: "extract"), readPaths: [],
                                 connectPorts: [], caBundle: nil, isolateNetwork: true)
         var launch = HelperLaunch(executable: settings.executable, role: "extract", hello: hello, maxReplyPayload: 16 << 20)
@@ -127,7 +126,7 @@ public enum ExtractHelperRole {
     public static func run() -> Never {
         _ = HelperServer.helloAndConfine(trees: [(stagingFD, true)])
         HelperServer.serve(concurrent: false) { handle($0) }
-        exit(0)
+        HelperTreeIO.exitHelper()
     }
 
     static func handle(_ frame: HelperFrame) -> HelperFrame {

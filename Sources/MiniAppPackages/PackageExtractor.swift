@@ -1,8 +1,5 @@
 public import MiniAppModel
 internal import MiniAppSystem
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Step 9: extraction into a new private directory, published by the store with one rename.
 ///
@@ -28,7 +25,7 @@ public enum PackageExtractor {
             _ = try write(package.archive, into: root.raw, seal: true, expected: expected) {
                 $0.isExecutable || ($0.path == manifest.entryPoint && manifest.runtime == .native)
             }
-            _ = fchmod(root.raw, 0o555)
+            try? FileSystem.setPermissions(descriptor: root.raw, 0o555)
             try FileTree.fsyncFD(root.raw, name)
             try FileTree.fsyncFD(parentFD, name)
             CrashPoint.hit("extracted")
@@ -62,7 +59,7 @@ public enum PackageExtractor {
             for i in parentComps.indices { dirs.insert(parentComps[0...i].joined(separator: "/")) }
             let parent = try openParent(rootFD, parentComps)
             if e.kind == .directory { continue }
-            let mode: mode_t? = seal ? (executable(e) ? 0o555 : 0o444) : nil
+            let mode: UInt32? = seal ? (executable(e) ? 0o555 : 0o444) : nil
             let digest = try writeFile(parent.raw, leaf: comps.last!, entry: e, archive: archive, budget: &budget, expected: expected?[e.path], seal: mode)
             written.append(Written(path: e.path, sha256: digest, size: e.uncompressedSize))
             CrashPoint.hit("file-written")
@@ -71,7 +68,7 @@ public enum PackageExtractor {
         // Deepest first, so a parent is sealed after its children.
         for d in dirs.sorted(by: { $0.count > $1.count }) {
             let fd = try openParent(rootFD, d.split(separator: "/").map(String.init))
-            _ = fchmod(fd.raw, 0o555)
+            try? FileSystem.setPermissions(descriptor: fd.raw, 0o555)
             try FileTree.fsyncFD(fd.raw, d)
         }
         return written
@@ -90,24 +87,14 @@ public enum PackageExtractor {
     /// Writes one file; checks its digest against `expected` (hex) if given; with `seal`, sets
     /// that mode and fsyncs it.
     private static func writeFile(
-        _ dirFD: Int32, leaf: String, entry: ZipEntry, archive: ZipArchive, budget: inout UInt64, expected: String?, seal: mode_t?
+        _ dirFD: Int32, leaf: String, entry: ZipEntry, archive: ZipArchive, budget: inout UInt64, expected: String?, seal: UInt32?
     ) throws(MiniAppError) -> [UInt8] {
-        let fd = openat(dirFD, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw FileTree.fail("openat", entry.path) }
-        let file = OwnedFD(adopting: fd)
+        let file = try FileTree.createFile(dirFD, leaf)
         let hasher = SHA256Hasher()
         do {
             try archive.stream(entry, budget: &budget) { chunk in
                 hasher.update(chunk)
-                var off = 0
-                while off < chunk.count {
-                    let n = Glibc.write(file.raw, chunk.baseAddress! + off, chunk.count - off)
-                    if n < 0 {
-                        if errno == EINTR { continue }
-                        throw FileTree.fail("write", entry.path)
-                    }
-                    off += n
-                }
+                do throws(SystemError) { try file.writeAll(UnsafeRawBufferPointer(chunk)) } catch { throw FileTree.fail(error) }
             }
         } catch {
             throw PackageVerifier.wrap(error)
@@ -117,7 +104,7 @@ public enum PackageExtractor {
             throw MiniAppError(.badSignature, "entry \"\(entry.path)\" changed between verification and extraction", data: ["entry": entry.path])
         }
         if let seal {
-            _ = fchmod(file.raw, seal)
+            try? FileSystem.setPermissions(descriptor: file.raw, seal)
             try FileTree.fsyncFD(file.raw, entry.path)
         }
         return digest

@@ -1,8 +1,5 @@
 internal import MiniAppModel
 internal import MiniAppSystem
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// The daemon's check of a tree the extraction helper wrote, before it is published: the
 /// helper may have been compromised by the very archive it inflated, so nothing it wrote is
@@ -51,15 +48,11 @@ enum StagedTreeCheck {
         for name in FileTree.list(dirFD) {
             let path = prefix + name
             if let file = expected.files[path] {
-                let fd = openat(dirFD, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
-                guard fd >= 0 else { throw refused("\(path) cannot be opened as a file") }
-                let owned = OwnedFD(adopting: fd)
+                guard let owned = HelperTreeIO.openFile(at: dirFD, name) else { throw refused("\(path) cannot be opened as a file") }
                 try checkFile(owned.raw, path, file)
                 try seal(owned.raw, mode: file.executable ? 0o555 : 0o444, path)
             } else if expected.dirs.contains(path) {
-                let sub = openat(dirFD, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-                guard sub >= 0 else { throw refused("\(path) is not a directory") }
-                let owned = OwnedFD(adopting: sub)
+                guard let owned = HelperTreeIO.openDirectory(at: dirFD, name) else { throw refused("\(path) is not a directory") }
                 try walk(owned.raw, prefix: path + "/", expected, seen: &seen)
                 try seal(owned.raw, mode: 0o555, path)
             } else {
@@ -70,20 +63,19 @@ enum StagedTreeCheck {
     }
 
     private static func checkFile(_ fd: Int32, _ path: String, _ want: (sha256Hex: String, size: UInt64, executable: Bool)) throws(MiniAppError) {
-        var st = stat()
-        guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG, st.st_nlink == 1, UInt64(st.st_size) == want.size else {
+        guard HelperTreeIO.singleLinkRegularFileSize(fd) == want.size else {
             throw refused("\(path) is not a regular file of \(want.size) bytes with one link")
         }
         let hasher = SHA256Hasher()
-        var buf = [UInt8](repeating: 0, count: 256 << 10)
+        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 256 << 10, alignment: 16)
+        defer { buf.deallocate() }
         var total: UInt64 = 0
         while true {
-            let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            guard n >= 0 else { throw FileTree.fail("read", path) }
+            let n: Int
+            do throws(SystemError) { n = try FileSystem.read(descriptor: fd, into: buf) } catch { throw FileTree.fail(error) }
             if n == 0 { break }
             total += UInt64(n)
-            buf.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            hasher.update(UnsafeRawBufferPointer(rebasing: buf[0..<n]))
         }
         guard total == want.size, SHA256Hasher.hex(hasher.finalize()) == want.sha256Hex else {
             throw refused("\(path) does not hold the signed bytes")
@@ -91,9 +83,13 @@ enum StagedTreeCheck {
     }
 
     /// Owned by the daemon (when it is root and the helper is not), read-only, durable.
-    private static func seal(_ fd: Int32, mode: mode_t, _ what: String) throws(MiniAppError) {
-        if geteuid() == 0 && fchown(fd, geteuid(), getegid()) != 0 { throw FileTree.fail("fchown", what) }
-        if fchmod(fd, mode) != 0 { throw FileTree.fail("fchmod", what) }
+    private static func seal(_ fd: Int32, mode: UInt32, _ what: String) throws(MiniAppError) {
+        do throws(SystemError) {
+            try HelperTreeIO.takeOwnership(descriptor: fd)
+            try FileSystem.setPermissions(descriptor: fd, mode)
+        } catch {
+            throw FileTree.fail(error)
+        }
         try FileTree.fsyncFD(fd, what)
     }
 

@@ -3,7 +3,6 @@
 // before it reads a byte of partner data:
 //   net      libcurl + OpenSSL exchanges (net.request), one process per program
 //   extract  zlib inflation of one package into a staging directory (fd 5; the archive is fd 4)
-import Glibc
 import MiniAppPackages
 import MiniAppSystem
 
@@ -12,7 +11,5 @@ switch args.count == 2 ? args[1] : "" {
 case "net": NetHelperRole.run()
 case "extract": ExtractHelperRole.run()
 default:
-    let usage = "usage: miniappd-helper net|extract (started by miniappd, never by hand)\n"
-    _ = write(2, usage, usage.utf8.count)
-    exit(64)
+    HelperServer.usage("usage: miniappd-helper net|extract (started by miniappd, never by hand)\n")
 }

@@ -137,6 +137,13 @@ enum EmbeddedHelperProfiles {
       ]
     },
     {
+      "comment": "kill: the crash-safety test hook (CrashPoint: MINIAPP_CRASH_AT / MINIAPP_PAUSE_AT) stops or kills the helper itself. Signals to any other process are refused by Landlock's signal scope (ABI 6 and later), and the helper's uid owns no other process the daemon started.",
+      "names": [
+        "kill"
+      ],
+      "action": "SCMP_ACT_ALLOW"
+    },
+    {
       "comment": "clone3 passes its flags in memory, which seccomp cannot inspect: ENOSYS (38) makes glibc fall back to clone, filtered above.",
       "names": [
         "clone3"

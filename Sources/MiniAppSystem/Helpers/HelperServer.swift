@@ -6,6 +6,12 @@ import Glibc
 /// The helper's end (runs in `miniappd-helper`): reads the hello from fd 3, confines itself
 /// (`confine`), reports ready, then serves requests until the daemon closes the socket.
 public enum HelperServer {
+    /// Prints `text` on stderr and exits 64 (a helper started by hand).
+    public static func usage(_ text: String) -> Never {
+        _ = write(2, text, text.utf8.count)
+        exit(64)
+    }
+
     /// The socket the daemon passes.
     public static let socketFD: Int32 = 3
     /// Largest request payload the helper accepts (a net request body is at most a few MiB).
