@@ -1,5 +1,5 @@
 /* The spawner's warm jails: jails cloned ahead of time, through phase A (namespaces, the
- * launch-independent mount ops), each waiting for a launch (child_embryo.c).
+ * launch-independent mount ops), each waiting for a launch (child_warm_jail.c).
  *
  * One is made after a launch that asked for it (CJAIL_SPAWN_WARM), from that launch's own spec,
  * so it matches the next launch of the same daemon policy without any other message: its key
@@ -105,7 +105,7 @@ static int make_key(const struct cjail_spawn_request *req, const struct cjail_sp
 
 /* ---- lifecycle ---- */
 
-extern int cjail_embryo_nice19; /* parent_clone.c */
+extern int cjail_warm_jail_nice19; /* parent_clone.c */
 
 /* Process `pid` (0: the caller) at nice 19 (1) or back to the spawner's own nice value, the
  * daemon's (0; lowering needs CAP_SYS_NICE). */
@@ -227,9 +227,9 @@ void spawner_warm_make(int sock, const struct cjail_spawn_request *req, const st
      * the spawner never runs at nice 19, so a launch arriving during a refill waits for at
      * most the clone call at the spawner's own priority. */
     int idle = geteuid() == 0;
-    cjail_embryo_nice19 = idle;
-    int made = cjail_clone_embryo(&t, &c, &chan);
-    cjail_embryo_nice19 = 0;
+    cjail_warm_jail_nice19 = idle;
+    int made = cjail_clone_warm_jail(&t, &c, &chan);
+    cjail_warm_jail_nice19 = 0;
     if (made != 0) { free(key.p); return; }
     warm[n] = (struct warm_jail){1, idle, c, chan, key.p, key.len};
     announce(sock, &warm[n]);
@@ -242,8 +242,8 @@ void spawner_warm_make(int sock, const struct cjail_spawn_request *req, const st
 static int send_launch(struct warm_jail *w, const int *fds, size_t len, const struct cjail_check *ck, const int *trees) {
     const int roles[6] = {CJAIL_SPAWN_FD_BLOB, CJAIL_SPAWN_FD_STDIN, CJAIL_SPAWN_FD_STDOUT,
                           CJAIL_SPAWN_FD_STDERR, CJAIL_SPAWN_FD_BRIDGE, CJAIL_SPAWN_FD_TRACE};
-    struct cjail_embryo_launch m = {CJAIL_SPAWN_MAGIC, 0, len, {-1, -1, -1, -1}};
-    int out[CJAIL_EMBRYO_FD_COUNT], n = 0;
+    struct cjail_warm_jail_launch m = {CJAIL_SPAWN_MAGIC, 0, len, {-1, -1, -1, -1}};
+    int out[CJAIL_WARM_JAIL_FD_COUNT], n = 0;
     for (int r = 0; r < 6; r++) {
         int fd = fds[roles[r]];
         if (fd < 0) continue;
@@ -252,7 +252,7 @@ static int send_launch(struct warm_jail *w, const int *fds, size_t len, const st
     }
     for (int k = 0; k < CJAIL_MAX_TREES; k++) {
         if (trees[k] < 0) continue;
-        m.fd_mask |= 1u << (CJAIL_EMBRYO_FD_TREE + k);
+        m.fd_mask |= 1u << (CJAIL_WARM_JAIL_FD_TREE + k);
         m.tree_op[k] = ck->tree_op[k];
         out[n++] = trees[k];
     }
