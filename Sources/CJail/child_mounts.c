@@ -106,6 +106,15 @@ static int one_op(const struct cjail_mount_op *op) {
     }
     case CJAIL_MNT_MASK:
         return mask_op(op);
+    case CJAIL_MNT_DEVICE: {
+        /* A program's /data volume, mounted again from its loop device rather than bound from
+         * the host path: the daemon mounts a new volume after a warm jail copied the host's
+         * mount table (a bind would find the empty directory under it), and mountinfo then
+         * shows the volume's own root, not the host's state directory. */
+        int e = make_mountpoint(op->target, 1);
+        if (e) return e;
+        return err_or_zero(mount(op->source, op->target, op->data, (unsigned long)op->attr_set, NULL));
+    }
     default:
         return EINVAL;
     }

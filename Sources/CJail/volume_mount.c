@@ -49,8 +49,10 @@ static int existing_loop(const struct stat *img) {
 }
 
 /* A free loop device configured over `image_fd` with autoclear (it detaches itself when its
- * last mount goes), or -errno. Another process may take the free device first: retried. */
-static int new_loop(int image_fd) {
+ * last user goes), or -errno; *dev_fd stays open: autoclear also fires at the last close, so
+ * it must be held until the mount holds the device. Another process may take the free device
+ * first: retried. */
+static int new_loop(int image_fd, int *dev_fd) {
     int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
     if (ctl < 0) return -errno;
     int result = -EBUSY;
@@ -66,7 +68,8 @@ static int new_loop(int image_fd) {
         cfg.fd = (uint32_t)image_fd;
         cfg.info.lo_flags = LO_FLAGS_AUTOCLEAR;
         result = ioctl(fd, LOOP_CONFIGURE, &cfg) == 0 ? n : -errno;
-        close(fd);
+        if (result >= 0) *dev_fd = fd;
+        else close(fd);
     }
     close(ctl);
     return result;
@@ -78,8 +81,8 @@ int cjail_volume_mount(int image_fd, int target_fd, int *loop_index) {
     if (!S_ISREG(img.st_mode)) return EINVAL;
     if (!S_ISDIR(dir.st_mode)) return ENOTDIR;
     int n = existing_loop(&img);
-    int fresh = n < 0;
-    if (fresh) n = new_loop(image_fd);
+    int dev_fd = -1;
+    if (n < 0) n = new_loop(image_fd, &dev_fd);
     if (n < 0) return -n;
     *loop_index = n;
     char dev[32], target[64];
@@ -87,15 +90,8 @@ int cjail_volume_mount(int image_fd, int target_fd, int *loop_index) {
     /* Through the descriptor: the directory checked above is the one mounted on. nosuid and
      * nodev: the image is the program's to fill, never a way to a setuid file or a device. */
     snprintf(target, sizeof target, "/proc/self/fd/%d", target_fd);
-    if (mount(dev, target, "ext4", MS_NOSUID | MS_NODEV | MS_NOATIME, "errors=remount-ro") == 0) return 0;
-    int e = errno;
-    if (fresh) {
-        /* Never mounted, so autoclear never fires: detach it ourselves. */
-        int fd = open(dev, O_RDWR | O_CLOEXEC);
-        if (fd >= 0) {
-            (void)ioctl(fd, LOOP_CLR_FD, 0);
-            close(fd);
-        }
-    }
+    int e = mount(dev, target, "ext4", MS_NOSUID | MS_NODEV | MS_NOATIME, "errors=remount-ro") == 0 ? 0 : errno;
+    /* Mounted: the mount holds the device now. Not mounted: the close detaches it. */
+    if (dev_fd >= 0) close(dev_fd);
     return e;
 }

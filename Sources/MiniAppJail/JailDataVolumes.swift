@@ -59,6 +59,14 @@ public final class JailDataVolumes: Sendable {
         if mkdir(imageDirectory, 0o700) != 0 && errno != EEXIST {
             throw MiniAppError(.jailUnavailable, "cannot create \(imageDirectory): \(SystemError.current("mkdir"))")
         }
+        adoptMounted(dataRoot: stateDir + "/data")
+    }
+
+    /// Volumes a killed daemon left mounted are this one's to report and unmount.
+    private func adoptMounted(dataRoot: String) {
+        let found = Self.names(in: dataRoot).filter(Self.isSafeName).map { dataRoot + "/" + $0 }
+            .filter { DataVolume(image: "", directory: $0).isMounted }
+        mounted.withLock { $0.formUnion(found) }
     }
 
     /// The volume of `programId` mounted on `dataDir`.
@@ -68,8 +76,9 @@ public final class JailDataVolumes: Sendable {
 
     /// Makes `dataDir` the program's volume before a worker binds it: made at `limits` when
     /// absent (refused when the state filesystem would drop below the reserve), mounted when
-    /// not. Throws `QUOTA_EXCEEDED` (reserve) or `JAIL_SETUP_FAILED` (`step: data_volume`).
-    func prepare(programId: String, dataDir: String, limits: JailLimits, uid: UInt32, gid: UInt32) throws(MiniAppError) {
+    /// not; returns its loop device, which the worker mounts. Throws `QUOTA_EXCEEDED` (reserve)
+    /// or `JAIL_SETUP_FAILED` (`step: data_volume`).
+    func prepare(programId: String, dataDir: String, limits: JailLimits, uid: UInt32, gid: UInt32) throws(MiniAppError) -> String {
         guard Self.isSafeName(programId) else {
             throw MiniAppError(.policyInvalid, "program id '\(programId)' cannot name a /data volume", data: ["field": "programId"])
         }
@@ -89,6 +98,10 @@ public final class JailDataVolumes: Sendable {
             do throws(SystemError) { try v.mount() } catch { throw Self.failed("cannot mount the /data volume \(v.image)", error) }
             set.insert(dataDir)
         }
+        guard let device = v.loopDevice else {
+            throw MiniAppError(.jailSetupFailed, "\(dataDir) is mounted, but not from a loop device; unmount it", data: ["step": "data_volume"])
+        }
+        return device
     }
 
     /// The program's /data usage (nil: not mounted now).
@@ -121,17 +134,24 @@ public final class JailDataVolumes: Sendable {
     /// under the new mount (the files would seem lost to the program): refused until the
     /// operator moves them (README, "/data limits").
     static func refuseUnmigrated(_ dataDir: String) throws(MiniAppError) {
-        guard let d = opendir(dataDir) else { return }
+        guard Self.names(in: dataDir).isEmpty else {
+            throw MiniAppError(
+                .jailSetupFailed,
+                "\(dataDir) holds files written before /data had a size limit; move them aside (the daemon stopped), launch the program once, then copy them into \(dataDir)",
+                data: ["step": "data_volume"])
+        }
+    }
+
+    /// The entries of `dir` but . and .. (none when it cannot be read).
+    static func names(in dir: String) -> [String] {
+        guard let d = opendir(dir) else { return [] }
         defer { closedir(d) }
+        var out: [String] = []
         while let e = readdir(d) {
             let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name != "." && name != ".." {
-                throw MiniAppError(
-                    .jailSetupFailed,
-                    "\(dataDir) holds files written before /data had a size limit; move them aside (the daemon stopped), launch the program once, then copy them into \(dataDir)",
-                    data: ["step": "data_volume"])
-            }
+            if name != "." && name != ".." { out.append(name) }
         }
+        return out
     }
 
     static func failed(_ what: String, _ error: SystemError) -> MiniAppError {

@@ -162,8 +162,9 @@ public final class Jailer: Sendable {
         let (uid, gid) = try identity(launch.programId)
         let hostIDs = mode == .privileged ? (uid, gid) : (getuid(), getgid())
         trace?.mark("validated")
+        var launch = launch
         if let dataVolumes, let dir = launch.dataDir {
-            try dataVolumes.prepare(programId: launch.programId, dataDir: dir, limits: limits, uid: hostIDs.0, gid: hostIDs.1)
+            launch.dataVolumeDevice = try dataVolumes.prepare(programId: launch.programId, dataDir: dir, limits: limits, uid: hostIDs.0, gid: hostIDs.1)
         }
         try prepareDataDir(launch.dataDir, uid: hostIDs.0, gid: hostIDs.1)
         trace?.mark("data_dir")

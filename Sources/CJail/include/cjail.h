@@ -86,9 +86,12 @@ enum cjail_mount_kind {
     CJAIL_MNT_SYMLINK = 5, /* symlink(data, target) */
     CJAIL_MNT_FILE = 6,    /* create target with `data` (data_len bytes), mode */
     CJAIL_MNT_SETATTR = 7, /* mount_setattr(target, AT_RECURSIVE, attr_set) on an existing mount */
-    CJAIL_MNT_MASK = 8     /* cover an EXISTING target (never created): bind `source` over a file
+    CJAIL_MNT_MASK = 8,    /* cover an EXISTING target (never created): bind `source` over a file
                             * (source_is_dir 0), or an empty read-only tmpfs over a directory (1);
                             * then mount_setattr(attr_set) on the file's bind */
+    CJAIL_MNT_DEVICE = 9   /* mount block device `source` (already mounted on the host: the same
+                            * superblock) with filesystem type `data` on directory target,
+                            * MS_* flags from attr_set */
 };
 
 /* One filesystem operation; `target` is an absolute host path under the new root. */

@@ -32,9 +32,10 @@ public struct DataVolume: Sendable, Equatable {
         }
     }
 
-    /// Inodes ext4 keeps for itself (1…10, and 11 for lost+found, removed after the first
-    /// mount): added to the program's count so it gets at least `inodes` files of its own.
-    static let reservedInodes: UInt64 = 11
+    /// Added to the program's count so it gets at least `inodes` files of its own: ext4 keeps
+    /// inodes 1…10 for itself (the root directory among them), and mke2fs rounds the count
+    /// down to whole inode-table blocks and bitmap bytes (up to 32 per block group here).
+    static let reservedInodes: UInt64 = 48
 
     /// The image exists.
     public var exists: Bool { access(image, F_OK) == 0 }
@@ -44,6 +45,16 @@ public struct DataVolume: Sendable, Equatable {
         var d = stat(), p = stat()
         guard stat(directory, &d) == 0, stat(directory + "/..", &p) == 0 else { return false }
         return d.st_dev != p.st_dev
+    }
+
+    /// The loop device mounted on `directory` (`/dev/loopN`), read from the mounted
+    /// filesystem's device number (block major 7, minor N), or nil.
+    public var loopDevice: String? {
+        var d = stat()
+        guard isMounted, stat(directory, &d) == 0 else { return nil }
+        let dev = UInt64(d.st_dev)
+        let major = ((dev >> 32) & 0xffff_f000) | ((dev >> 8) & 0xfff), minor = ((dev >> 12) & 0xffff_ff00) | (dev & 0xff)
+        return major == 7 ? "/dev/loop\(minor)" : nil
     }
 
     /// Makes the image: created exclusively (0600), `bytes` preallocated, then formatted with
