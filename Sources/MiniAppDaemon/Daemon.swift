@@ -98,7 +98,8 @@ public final class Daemon {
         let reserve = StateReserve(directory: layout.root, bytes: UInt64(config.dataReserveBytes), inodes: UInt64(config.dataReserveInodes))
         let volumes = try dataVolumes(mode: mode, reserve: reserve)
         let jailer = try Jailer(configuration: jailConfig, stateDir: layout.root, mode: mode, warmCgroups: Self.warmCgroups,
-                                warmJails: config.warmJails && mode == .privileged, dataVolumes: volumes)
+                                warmJails: config.warmJails && mode == .privileged, appRoot: layout.packages, dataRoot: layout.data,
+                                dataVolumes: volumes)
         for w in jailConfig.warnings { logger.warning("jail: \(w)") }
         let swept = jailer.sweepStaleWorkers()
         if swept.cgroups > 0 {
@@ -417,7 +418,8 @@ public final class Daemon {
                 let jailConfig = try JailPolicy.load(policyDir: p.policyDir)
                 let old = p.jail.jailer
                 p.jail.replace(try Jailer(configuration: jailConfig, stateDir: p.layout.root, mode: old.mode, warmCgroups: Self.warmCgroups,
-                                          warmJails: old.warmJails, dataVolumes: old.dataVolumes))
+                                          warmJails: old.warmJails, appRoot: p.layout.packages, dataRoot: p.layout.data,
+                                          dataVolumes: old.dataVolumes))
                 old.drainPools()
             } catch {
                 logger.error("reload: keeping the previous jail policy: \(error)")

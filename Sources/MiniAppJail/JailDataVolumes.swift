@@ -76,9 +76,11 @@ public final class JailDataVolumes: Sendable {
 
     /// Makes `dataDir` the program's volume before a worker binds it: made at `limits` when
     /// absent (refused when the state filesystem would drop below the reserve), mounted when
-    /// not; returns its loop device, which the worker mounts. Throws `QUOTA_EXCEEDED` (reserve)
-    /// or `JAIL_SETUP_FAILED` (`step: data_volume`).
-    func prepare(programId: String, dataDir: String, limits: JailLimits, uid: UInt32, gid: UInt32) throws(MiniAppError) -> String {
+    /// not. The spawner then attaches the mounted volume to the worker as a detached mount tree
+    /// (opened beneath the data root), so a warm jail cloned before the volume was mounted gets
+    /// it too, and the worker's mountinfo shows the volume's own root, not the host's path.
+    /// Throws `QUOTA_EXCEEDED` (reserve) or `JAIL_SETUP_FAILED` (`step: data_volume`).
+    func prepare(programId: String, dataDir: String, limits: JailLimits, uid: UInt32, gid: UInt32) throws(MiniAppError) {
         guard Self.isSafeName(programId) else {
             throw MiniAppError(.policyInvalid, "program id '\(programId)' cannot name a /data volume", data: ["field": "programId"])
         }
@@ -98,10 +100,6 @@ public final class JailDataVolumes: Sendable {
             do throws(SystemError) { try v.mount() } catch { throw Self.failed("cannot mount the /data volume \(v.image)", error) }
             set.insert(dataDir)
         }
-        guard let device = v.loopDevice else {
-            throw MiniAppError(.jailSetupFailed, "\(dataDir) is mounted, but not from a loop device; unmount it", data: ["step": "data_volume"])
-        }
-        return device
     }
 
     /// The program's /data usage (nil: not mounted now).

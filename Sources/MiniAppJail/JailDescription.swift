@@ -64,9 +64,6 @@ extension JailPolicy {
             return JailMountDescription(kind: "symlink", source: pointsTo, target: target, readOnly: true, flags: [])
         case .file(let target, _, _):
             return JailMountDescription(kind: "file", source: "generated", target: target, readOnly: true, flags: [])
-        case .device(let source, let target, let fstype, let flags):
-            return JailMountDescription(kind: fstype, source: source, target: target, readOnly: false,
-                                        flags: words(flags, rdonly: JailMountPlan.msRdonly, nosuid: JailMountPlan.msNosuid, nodev: JailMountPlan.msNodev, noexec: JailMountPlan.msNoexec))
         case .mask(let source, let target, let isDir, _):
             return JailMountDescription(kind: "mask", source: isDir ? "empty tmpfs" : source, target: target, readOnly: true, flags: ["nosuid", "noexec"])
         case .setattr(let target, let attrs):

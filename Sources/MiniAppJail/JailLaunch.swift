@@ -38,8 +38,6 @@ public struct JailLaunch: Sendable {
     public var appDir: String?
     /// Host directory mounted read-write at /data (chowned to the program uid, mode 0700).
     public var dataDir: String?
-    /// The loop device of the program's /data volume (set by the jailer when `dataDir` is one).
-    var dataVolumeDevice: String?
     public var extraReadOnlyBinds: [JailBind] = []
     /// Socket that becomes fd 3 in the worker; the caller keeps (and later closes) its copy.
     public var bridgeFD: Int32?

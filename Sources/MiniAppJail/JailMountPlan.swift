@@ -133,14 +133,7 @@ struct JailMountPlan {
         var m = shared
         m.etcGenerated(policy.filesystem, uid: uid, gid: gid, hostname: policy.hostname)
         if let app = launch.appDir { m.bind(app, at: "/app", readOnly: true) } else { m.dir("/app") }
-        if let device = launch.dataVolumeDevice {
-            m.parents("/data")
-            m.ops.append(.device(source: device, target: m.root + "/data", fstype: "ext4", flags: msNosuid | msNodev))
-        } else if let data = launch.dataDir {
-            m.bind(data, at: "/data", readOnly: false)
-        } else {
-            m.dir("/data")
-        }
+        if let data = launch.dataDir { m.bind(data, at: "/data", readOnly: false) } else { m.dir("/data") }
         for b in launch.extraReadOnlyBinds { m.bind(b.hostPath, at: JailPathRules.normalized(b.jailPath), readOnly: true) }
         return m
     }

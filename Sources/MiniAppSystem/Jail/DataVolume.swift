@@ -47,16 +47,6 @@ public struct DataVolume: Sendable, Equatable {
         return d.st_dev != p.st_dev
     }
 
-    /// The loop device mounted on `directory` (`/dev/loopN`), read from the mounted
-    /// filesystem's device number (block major 7, minor N), or nil.
-    public var loopDevice: String? {
-        var d = stat()
-        guard isMounted, stat(directory, &d) == 0 else { return nil }
-        let dev = UInt64(d.st_dev)
-        let major = ((dev >> 32) & 0xffff_f000) | ((dev >> 8) & 0xfff), minor = ((dev >> 12) & 0xffff_ff00) | (dev & 0xff)
-        return major == 7 ? "/dev/loop\(minor)" : nil
-    }
-
     /// Makes the image: created exclusively (0600), `bytes` preallocated, then formatted with
     /// room for `inodes` files, no blocks reserved for root, its root directory owned by
     /// `uid:gid`. A failure removes the partial image.

@@ -16,8 +16,6 @@ public struct JailSpawnPlan: Sendable {
         /// Covers an existing `target` (never created): `source` bound over a file with `attrs`
         /// (MOUNT_ATTR_*), or an empty read-only tmpfs over a directory (`isDir`).
         case mask(source: String, target: String, isDir: Bool, attrs: UInt64)
-        /// Block device `source` (mounted on the host already) of type `fstype` on `target`.
-        case device(source: String, target: String, fstype: String, flags: UInt64)
     }
 
     /// A user-namespace id mapping (rootless mode): one id inside → one id outside.
