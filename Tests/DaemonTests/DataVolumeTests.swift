@@ -188,4 +188,21 @@ import Testing
         #expect(r["code"] == .null, "\(r)")
         try Self.stop(host2, w2)
     }
+
+    /// Rootless mode cannot mount a volume: it says so (daemon.info, the start's log, top)
+    /// instead of pretending, and /data stays a plain directory.
+    @Test func rootlessModeSaysTheLimitsAreOff() throws {
+        let world = try Self.world()
+        let daemon = try world.daemon(["--worker-mode", "rootless"])
+        defer { daemon.stop() }
+        let info = try daemon.client().call("daemon.info")
+        #expect(info["mode"] == "rootless")
+        #expect(info["dataLimits"]?.stringValue?.hasPrefix("off") == true, "\(info)")
+        #expect(daemon.logText().contains("NOT enforced"), "\(daemon.logText())")
+        let top = try MiniAppTestSupport.run([DaemonCLITests.cli, "--socket", daemon.socket, "top", "--iterations", "1"])
+        #expect(top.stdout.contains("/data limits off"), "\(top.stdout)")
+        let privileged = try world.daemon()
+        defer { privileged.stop() }
+        #expect(try privileged.client().call("daemon.info")["dataLimits"] == "enforced")
+    }
 }
