@@ -159,6 +159,13 @@ import Testing
         try Self.stop(host, w)
         let refused = try host.rawCall("programs.launch", ["id": .string(widened), "args": ["bytes"]])
         #expect(refused["error"]?["message"]?.stringValue?.contains("limits.dataBytes") == true, "\(refused)")
+        // `policy explain` shows the effective value and whose it is.
+        let explained = try MiniAppTestSupport.run([
+            DaemonCLITests.cli, "policy", "explain", lowered, "--policy-dir", world.policyDir, "--state-dir", daemon.dir.file("state"), "--json",
+        ])
+        let limits = (try? JSONValue.parse(explained.stdout))?["jail"]?["limits"]?.arrayValue ?? []
+        let data = limits.first { $0["name"] == "dataBytes" }
+        #expect(data?["value"] == "5242880" && data?["from"]?.stringValue?.hasPrefix("program") == true, "\(explained.stdout)\(explained.stderr)")
     }
 
     @Test func theReserveRefusesNewVolumesAndInstallsButNotExistingVolumes() throws {
