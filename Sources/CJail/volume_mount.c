@@ -18,6 +18,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* A loop device already backed by this very file (same device and inode), or -1. Two loop
@@ -75,23 +76,37 @@ static int new_loop(int image_fd, int *dev_fd) {
     return result;
 }
 
+/* Mounts /dev/loopN on the directory `target_fd`: 0 or errno. */
+static int mount_loop(int n, int target_fd) {
+    char dev[32], target[64];
+    snprintf(dev, sizeof dev, "/dev/loop%d", n);
+    /* Through the descriptor: the directory checked by the caller is the one mounted on.
+     * nosuid and nodev: the image is the program's to fill, never a way to a setuid file or a
+     * device. */
+    snprintf(target, sizeof target, "/proc/self/fd/%d", target_fd);
+    return mount(dev, target, "ext4", MS_NOSUID | MS_NODEV | MS_NOATIME, "errors=remount-ro") == 0 ? 0 : errno;
+}
+
 int cjail_volume_mount(int image_fd, int target_fd, int *loop_index) {
     struct stat img, dir;
     if (fstat(image_fd, &img) < 0 || fstat(target_fd, &dir) < 0) return errno;
     if (!S_ISREG(img.st_mode)) return EINVAL;
     if (!S_ISDIR(dir.st_mode)) return ENOTDIR;
-    int n = existing_loop(&img);
-    int dev_fd = -1;
-    if (n < 0) n = new_loop(image_fd, &dev_fd);
-    if (n < 0) return -n;
-    *loop_index = n;
-    char dev[32], target[64];
-    snprintf(dev, sizeof dev, "/dev/loop%d", n);
-    /* Through the descriptor: the directory checked above is the one mounted on. nosuid and
-     * nodev: the image is the program's to fill, never a way to a setuid file or a device. */
-    snprintf(target, sizeof target, "/proc/self/fd/%d", target_fd);
-    int e = mount(dev, target, "ext4", MS_NOSUID | MS_NODEV | MS_NOATIME, "errors=remount-ro") == 0 ? 0 : errno;
-    /* Mounted: the mount holds the device now. Not mounted: the close detaches it. */
-    if (dev_fd >= 0) close(dev_fd);
-    return e;
+    for (int attempt = 0;; attempt++) {
+        int dev_fd = -1;
+        int n = existing_loop(&img);
+        if (n < 0) n = new_loop(image_fd, &dev_fd);
+        if (n < 0) return -n;
+        int e = mount_loop(n, target_fd);
+        /* Mounted: the mount holds the device now. Not mounted: the close detaches it. */
+        if (dev_fd >= 0) close(dev_fd);
+        if (e == 0) *loop_index = n;
+        if (e == 0 || dev_fd >= 0 || attempt >= 100 || (e != EIO && e != ENXIO)) return e;
+        /* A device found backed by the image whose last mount has just gone (a daemon's
+         * restart detaches its volumes) is being detached by autoclear, after the unmount
+         * returned: mounting it fails EIO. Wait for it to go, then take a fresh one (1 s at
+         * most). */
+        struct timespec pause = {0, 10 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
 }
