@@ -1,6 +1,5 @@
 public import MiniAppModel
 public import MiniAppSystem
-import Glibc
 import Synchronization
 
 /// The daemon's reserve on the state filesystem: what a new /data volume or an install may never
@@ -22,7 +21,7 @@ public struct StateReserve: Sendable, Equatable {
     /// `needInodes` would leave less than the reserve free; `what` names the taker.
     public func check(needBytes: UInt64, needInodes: UInt64 = 1, what: String) throws(MiniAppError) {
         guard let free = DataVolume.available(directory) else {
-            throw MiniAppError(.internal, "cannot read the free space of \(directory): \(SystemError.current("statvfs"))")
+            throw MiniAppError(.internal, "cannot read the free space of \(directory); check the state directory")
         }
         guard free.bytes >= needBytes &+ bytes, free.bytes >= needBytes, free.inodes >= needInodes &+ inodes else {
             throw MiniAppError(
@@ -56,8 +55,8 @@ public final class JailDataVolumes: Sendable {
         guard DataVolume.mkfsPath != nil else {
             throw MiniAppError(.jailUnavailable, "per-program /data limits need mkfs.ext4: install e2fsprogs (scripts/install-deps)")
         }
-        if mkdir(imageDirectory, 0o700) != 0 && errno != EEXIST {
-            throw MiniAppError(.jailUnavailable, "cannot create \(imageDirectory): \(SystemError.current("mkdir"))")
+        do throws(SystemError) { try FileSystem.makeDirectory(imageDirectory, mode: 0o700) } catch {
+            throw MiniAppError(.jailUnavailable, "cannot create \(imageDirectory): \(error)")
         }
         adoptMounted(dataRoot: stateDir + "/data")
     }
@@ -140,17 +139,8 @@ public final class JailDataVolumes: Sendable {
         }
     }
 
-    /// The entries of `dir` but . and .. (none when it cannot be read).
-    static func names(in dir: String) -> [String] {
-        guard let d = opendir(dir) else { return [] }
-        defer { closedir(d) }
-        var out: [String] = []
-        while let e = readdir(d) {
-            let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name != "." && name != ".." { out.append(name) }
-        }
-        return out
-    }
+    /// The entries of `dir` (none when it cannot be read).
+    static func names(in dir: String) -> [String] { (try? FileSystem.list(dir)) ?? [] }
 
     static func failed(_ what: String, _ error: SystemError) -> MiniAppError {
         MiniAppError(.jailSetupFailed, "\(what): \(error)", data: ["step": "data_volume", "errno": "\(error.errno)"])

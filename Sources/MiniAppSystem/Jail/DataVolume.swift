@@ -109,30 +109,7 @@ public struct DataVolume: Sendable, Equatable {
         guard let mkfs = mkfsPath else { throw SystemError("mkfs.ext4", errno: ENOENT, detail: "install e2fsprogs") }
         let args = [mkfs, "-q", "-F", "-t", "ext4", "-m", "0", "-N", String(inodes), "-O", "^resize_inode",
                     "-E", "root_owner=\(uid):\(gid),nodiscard", "-L", "miniapp-data", image]
-        let status = try ToolRun.run(args)
+        let status = try Processes.run(args, environment: ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"], files: [.devNull(0), .devNull(1), .devNull(2)])
         guard status == 0 else { throw SystemError("mkfs.ext4", errno: EIO, detail: "\(image): exit status \(status)") }
-    }
-}
-
-/// Runs a host tool to completion (stdin, stdout and stderr on /dev/null, a clean environment)
-/// and returns its exit status.
-enum ToolRun {
-    static func run(_ argv: [String]) throws(SystemError) -> Int32 {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        for fd: Int32 in 0...2 { posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0) }
-        var cargs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
-        defer { for p in cargs { free(p) } }
-        var env: [UnsafeMutablePointer<CChar>?] = [strdup("PATH=/usr/sbin:/usr/bin:/sbin:/bin"), nil]
-        defer { free(env[0]) }
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, argv[0], &actions, nil, &cargs, &env)
-        guard rc == 0 else { throw SystemError("posix_spawn", errno: rc, detail: argv[0]) }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 {
-            guard errno == EINTR else { throw SystemError.current("waitpid", detail: argv[0]) }
-        }
-        return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
     }
 }
