@@ -94,8 +94,11 @@ public final class Daemon {
         }
         let mode = try Self.workerMode(config.workerMode)
         let jailConfig = try JailPolicy.load(policyDir: policyDir)
+        let reserve = StateReserve(directory: layout.root, bytes: UInt64(config.dataReserveBytes), inodes: UInt64(config.dataReserveInodes))
+        let volumes = try dataVolumes(mode: mode, reserve: reserve)
         let jailer = try Jailer(configuration: jailConfig, stateDir: layout.root, mode: mode, warmCgroups: Self.warmCgroups,
-                                warmJails: config.warmJails && mode == .privileged, appRoot: layout.packages, dataRoot: layout.data)
+                                warmJails: config.warmJails && mode == .privileged, appRoot: layout.packages, dataRoot: layout.data,
+                                dataVolumes: volumes)
         for w in jailConfig.warnings { logger.warning("jail: \(w)") }
         let swept = jailer.sweepStaleWorkers()
         if swept.cgroups > 0 {
@@ -161,7 +164,7 @@ public final class Daemon {
             store: try PackageStore(
                 root: layout.packages, options: verifierOptions, extractionHelper: ExtractionHelper(settings: helpers),
                 partners: { brokerBinding.partners }),
-            dataRoot: layout.data, simulatorGrants: simulatorGrants)
+            dataRoot: layout.data, simulatorGrants: simulatorGrants, reserve: reserve)
 
         let metrics = DaemonMetricsSink(metrics: DaemonMetrics())
         let jail = JailBinding(
@@ -175,7 +178,7 @@ public final class Daemon {
                 sdkDir: sdkDir,
                 overridesOf: { [partners] id in
                     (try? ProgramOverrides.layers(policyDir: policyDir, programId: id, partners: partners.partners))?.map(\.1)
-                }), ids: try WorkerIDAllocator(path: layout.workerSequence),
+                }, dataUsageOf: { [layout] id in Self.dataUsage(volumes, programId: id, dataRoot: layout.data) }), ids: try WorkerIDAllocator(path: layout.workerSequence),
             spawner: jail, resolver: store, bridge: brokerBinding, notify: { m, p in notify.send(m, p) },
             observeExit: { metrics.exited($0) })
         let updates = try makeUpdates(layout: layout, store: store, transport: transport, supervisor: supervisor, metrics: metrics, notify: notify)
@@ -186,8 +189,9 @@ public final class Daemon {
         supervisor.observeEnds { updates.workerEnded($0) }
         supervisor.observeStarts { updates.workerStarted($0, version: $1) }
 
-        let facts = DaemonFacts(
+        var facts = DaemonFacts(
             version: DaemonVersion.current, hostVersion: hostVersion, mode: mode.rawValue, cgroups: Self.cgroupName(jailConfig.cgroupDriver))
+        if volumes == nil { facts.dataLimits = Self.dataLimitsOff }
         let api = ControlAPI(facts: facts, supervisor: supervisor, packages: store, broker: brokerBinding, simulator: simulatorMode)
         let access = ControlAccess(config: config)
         for name in access.unknownGroups {
@@ -202,7 +206,7 @@ public final class Daemon {
             layout: layout, policyDir: policyDir, reactor: reactor, broker: broker, services: services, brokerBinding: brokerBinding,
             partners: partners, partnersWatch: watch,
             jail: jail, supervisor: supervisor, store: store, control: control, socketPath: socketPath,
-            metricsServer: try startMetrics(metrics, supervisor: supervisor, broker: broker),
+            metricsServer: try startMetrics(metrics, supervisor: supervisor, broker: broker, volumes: volumes),
             updateTimer: startUpdateTimer(updates, partners: partners), crashGuard: crashGuard)
         // Started from the cache: catch up with the registry without delaying readiness.
         if partners.hasRegistry && !partners.fetchedAtStart { partners.refreshInBackground() }
@@ -279,7 +283,19 @@ public final class Daemon {
         }
     }
 
-    private func supervisorSettings(sdkDir: String, overridesOf: @escaping @Sendable (String) -> [PolicyOverride]?) -> SupervisorSettings {
+    /// `programs.list` members for the program's /data volume (none when not mounted).
+    static func dataUsage(_ volumes: JailDataVolumes?, programId: String, dataRoot: String) -> JSONObject {
+        guard let u = volumes?.usage(programId: programId, dataDir: dataRoot + "/" + programId) else { return [:] }
+        return [
+            "dataBytes": .int(Int64(clamping: u.usedBytes)), "dataCapacityBytes": .int(Int64(clamping: u.capacityBytes)),
+            "dataInodes": .int(Int64(clamping: u.usedInodes)), "dataCapacityInodes": .int(Int64(clamping: u.capacityInodes)),
+        ]
+    }
+
+    private func supervisorSettings(
+        sdkDir: String, overridesOf: @escaping @Sendable (String) -> [PolicyOverride]?,
+        dataUsageOf: @escaping @Sendable (String) -> JSONObject
+    ) -> SupervisorSettings {
         var s = SupervisorSettings()
         s.maxWorkers = config.maxWorkers
         s.maxRestarts = config.maxRestarts
@@ -291,6 +307,7 @@ public final class Daemon {
         s.prewarmMaxMemoryBytes = Int64(config.prewarmMaxMemoryMiB) << 20
         s.prewarmRecent = config.prewarmRecent
         s.overridesOf = overridesOf
+        s.dataUsageOf = dataUsageOf
         return s
     }
 
@@ -313,7 +330,7 @@ public final class Daemon {
         }
     }
 
-    private func startMetrics(_ sink: DaemonMetricsSink, supervisor: Supervisor, broker: Broker) throws(MiniAppError) -> TinyHTTPServer? {
+    private func startMetrics(_ sink: DaemonMetricsSink, supervisor: Supervisor, broker: Broker, volumes: JailDataVolumes?) throws(MiniAppError) -> TinyHTTPServer? {
         guard let listen = config.metricsListen else { return nil }
         guard let address = ListenAddress.parse(listen) else {
             throw MiniAppError(.invalidParams, "metricsListen '\(listen)' must be 127.0.0.1:PORT or unix:/path")
@@ -324,7 +341,7 @@ public final class Daemon {
         }
         let server = TinyHTTPServer(listeningFD: fd) { path in
             guard path == "/metrics" else { return nil }
-            return (200, "text/plain; version=0.0.4", sink.scrape(workers: supervisor.counts(), broker: broker.counters()))
+            return (200, "text/plain; version=0.0.4", sink.scrape(workers: supervisor.counts(), broker: broker.counters(), data: volumes?.allUsage() ?? []))
         }
         server.start()
         return server
@@ -346,6 +363,19 @@ public final class Daemon {
     }
 
     // MARK: shutdown and reload
+
+    /// What `daemon.info` says of /data limits when they are not enforced.
+    static let dataLimitsOff = "off: rootless mode cannot mount a filesystem per program; /data is bounded only by the state filesystem"
+
+    /// Per-program /data volumes: privileged mode only (mounting needs CAP_SYS_ADMIN in the
+    /// initial namespaces). Rootless mode runs without them, loudly.
+    private func dataVolumes(mode: JailMode, reserve: StateReserve) throws(MiniAppError) -> JailDataVolumes? {
+        guard mode == .privileged else {
+            logger.warning("/data limits (limits.dataBytes, limits.dataInodes) are NOT enforced: \(Self.dataLimitsOff)")
+            return nil
+        }
+        return try JailDataVolumes(stateDir: reserve.directory, reserve: reserve)
+    }
 
     /// Worker cgroups kept made ahead: two cover back-to-back launches (CgroupPool.swift).
     static let warmCgroups = 2
@@ -371,6 +401,7 @@ public final class Daemon {
         p.services.shutdown()
         if let path = p.socketPath { try? FileSystem.removeFile(path) }
         p.jail.jailer.drainPools()
+        p.jail.jailer.dataVolumes?.unmountAll()
         p.crashGuard?.finish()
         logger.info("miniappd stopped")
         parts = nil
@@ -390,7 +421,8 @@ public final class Daemon {
                 let jailConfig = try JailPolicy.load(policyDir: p.policyDir)
                 let old = p.jail.jailer
                 p.jail.replace(try Jailer(configuration: jailConfig, stateDir: p.layout.root, mode: old.mode, warmCgroups: Self.warmCgroups,
-                                          warmJails: old.warmJails, appRoot: p.layout.packages, dataRoot: p.layout.data))
+                                          warmJails: old.warmJails, appRoot: p.layout.packages, dataRoot: p.layout.data,
+                                          dataVolumes: old.dataVolumes))
                 old.drainPools()
             } catch {
                 logger.error("reload: keeping the previous jail policy: \(error)")

@@ -39,6 +39,8 @@ public final class Jailer: Sendable {
     let appRoot: String, dataRoot: String
     /// The spawner template of each launch variant (its extra binds and limits), by key.
     let templateIDs = JailLock<[String: UInt32]>([:])
+    /// Per-program /data volumes (nil: /data is a plain directory, unlimited).
+    public let dataVolumes: JailDataVolumes?
 
     /// Prepares the state directory (`<stateDir>/jail`: uid table, empty mountpoint of the
     /// worker roots). Throws `JAIL_UNAVAILABLE` when privileged mode is asked without root.
@@ -50,9 +52,11 @@ public final class Jailer: Sendable {
     /// `warmJails` keeps a warm jail ready in the spawner: a worker cloned ahead of time with
     /// its namespaces and the launch-independent part of its filesystem, which the next launch
     /// takes (spawner_warm.c). It makes its own network namespace, so the namespace pool is off.
+    /// `dataVolumes` (privileged mode): each launch's data dir becomes the program's own
+    /// size- and inode-limited filesystem (`limits.dataBytes`, `limits.dataInodes`).
     public init(configuration: JailConfiguration, stateDir: String, mode: JailMode, hostIDFiles: HostIDFiles = .system,
                 warmCgroups: Int = 0, warmJails: Bool = false, spawner: SpawnerSlot = .shared,
-                appRoot: String = "/", dataRoot: String = "/") throws(MiniAppError) {
+                appRoot: String = "/", dataRoot: String = "/", dataVolumes: JailDataVolumes? = nil) throws(MiniAppError) {
         if mode == .privileged && !CurrentProcess.isRoot {
             throw MiniAppError(.jailUnavailable, "privileged jail mode needs root; run the daemon as root or use rootless mode")
         }
@@ -69,6 +73,7 @@ public final class Jailer: Sendable {
         uids = mode == .privileged ? try UidAllocator(stateDir: stateDir, rangeStart: id.uidRangeStart, rangeCount: id.uidRangeCount) : nil
         self.warmJails = warmJails
         self.spawner = spawner
+        self.dataVolumes = mode == .privileged ? dataVolumes : nil
         netPool = mode == .privileged && configuration.policy.namespaces.net && !warmJails ? NetNamespacePool(size: Self.netPoolSize) : nil
         let l = configuration.policy.limits
         cgroupPool = warmCgroups > 0
@@ -162,6 +167,9 @@ public final class Jailer: Sendable {
         let (uid, gid) = try identity(launch.programId)
         let hostIDs = mode == .privileged ? (uid, gid) : (CurrentProcess.uid, CurrentProcess.gid)
         trace?.mark("validated")
+        if let dataVolumes, let dir = launch.dataDir {
+            try dataVolumes.prepare(programId: launch.programId, dataDir: dir, limits: limits, uid: hostIDs.0, gid: hostIDs.1)
+        }
         try prepareDataDir(launch.dataDir, uid: hostIDs.0, gid: hostIDs.1)
         trace?.mark("data_dir")
         let wanted = CgroupLimits(memoryBytes: limits.memoryBytes, pids: limits.pids, cpuPercent: limits.cpuPercent)

@@ -97,7 +97,10 @@ enum cjail_mount_kind {
     CJAIL_MNT_PROC = 4,    /* fresh procfs (the child is already in its pid namespace) */
     CJAIL_MNT_SYMLINK = 5, /* symlink(data, target) */
     CJAIL_MNT_FILE = 6,    /* create target with `data` (data_len bytes), mode */
-    CJAIL_MNT_SETATTR = 7  /* mount_setattr(target, AT_RECURSIVE, attr_set) on an existing mount */
+    CJAIL_MNT_SETATTR = 7, /* mount_setattr(target, AT_RECURSIVE, attr_set) on an existing mount */
+    CJAIL_MNT_MASK = 8,    /* cover an EXISTING target (never created): bind `source` over a file
+                            * (source_is_dir 0), or an empty read-only tmpfs over a directory (1);
+                            * then mount_setattr(attr_set) on the file's bind */
 };
 
 /* One filesystem operation; `target` is an absolute host path under the new root. */
@@ -463,6 +466,13 @@ int cjail_spawner_read_reply(int reply_fd, struct cjail_spawn_reply *rep, struct
  * `home_fd`. Returns an O_CLOEXEC descriptor (>= 10) or -errno; -EDEADLK when the thread could
  * not return home (it must then never be used for anything else). */
 int cjail_netns_create(int home_fd);
+
+/* Privileged (CAP_SYS_ADMIN in the initial namespaces; volume_mount.c): mounts the ext4 image
+ * `image_fd` (a regular file) on the directory `target_fd` through a loop device (reused when
+ * one is already backed by that file, else a free one with autoclear), nosuid, nodev,
+ * noatime, errors=remount-ro. 0 and *loop_index, or a positive errno (EINVAL: not a regular
+ * file; ENOTDIR: not a directory). */
+int cjail_volume_mount(int image_fd, int target_fd, int *loop_index);
 
 /* Parent: probe the Landlock ABI version (0: unsupported). */
 int cjail_landlock_abi(void);

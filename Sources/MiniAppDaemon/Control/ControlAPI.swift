@@ -117,6 +117,8 @@ public struct DaemonFacts: Sendable {
     public var mode: String
     /// `v1` or `v2`.
     public var cgroups: String
+    /// Whether /data has its size and inode limits (`enforced`), or why not.
+    public var dataLimits = "enforced"
 
     public init(version: String, hostVersion: String, mode: String, cgroups: String) {
         self.version = version
@@ -331,6 +333,7 @@ public final class ControlAPI: Sendable {
         return [
             "version": .string(facts.version), "hostVersion": .string(facts.hostVersion), "mode": .string(facts.mode),
             "cgroups": .string(facts.cgroups), "workers": .int(Int64(counts.values.reduce(0, +))),
+            "dataLimits": .string(facts.dataLimits),
             "workersByState": .object(JSONObject(counts.map { ($0.key, .int(Int64($0.value))) })),
             "simulator": .bool(simulator),
             "denials": .int(broker.denials()),

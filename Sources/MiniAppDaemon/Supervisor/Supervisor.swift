@@ -28,6 +28,8 @@ public struct SupervisorSettings: Sendable {
     /// The operator's overrides a worker of the program would start under now (nil: they cannot
     /// be read). A prewarmed worker made under other ones is never released.
     public var overridesOf: @Sendable (_ programId: String) -> [PolicyOverride]? = { _ in [] }
+    /// The program's /data usage and limits as `programs.list` members (empty: not enforced).
+    public var dataUsageOf: @Sendable (_ programId: String) -> JSONObject = { _ in [:] }
 
     public init() {}
 }
@@ -353,12 +355,14 @@ public final class Supervisor: Sendable {
         let workers = state.withLock { Array($0.workers.values) }
         return workers.sorted { $0.startMicros < $1.startMicros }.map { w in
             let usage = w.handle.usage()
-            return [
+            var entry: JSONObject = [
                 "workerId": .string(w.workerId), "id": .string(w.program.id), "version": .string(w.program.version),
                 "state": .string(w.state.rawValue), "pid": .int(Int64(w.handle.pid)),
                 "memoryBytes": .int(usage.memoryBytes), "cpuMicros": .int(usage.cpuMicros),
                 "bridgeCalls": .int(bridge.activity(workerId: w.workerId).calls),
             ]
+            for (k, v) in settings.dataUsageOf(w.program.id) { entry[k] = v }
+            return .object(entry)
         }
     }
 
