@@ -142,11 +142,6 @@ final class ControlServer: Sendable {
 
     // MARK: per connection (loop thread unless noted)
 
-    /// Requests that come with a descriptor: `packages.install {fd: true}`.
-    private static func wantsDescriptor(_ method: String, _ params: JSONValue?) -> Bool {
-        method == "packages.install" && params?["fd"]?.boolValue == true
-    }
-
     fileprivate func opened(_ peer: ControlConnectionPeer) { sessions.withLock { $0[peer.connectionId] = peer } }
 
     fileprivate func closed(_ peer: ControlConnectionPeer) {
@@ -176,7 +171,7 @@ final class ControlServer: Sendable {
             let api = self.api
             // Claimed here, on the loop thread, in request order (see takePassedDescriptor).
             var attachment: PassedDescriptor?
-            if Self.wantsDescriptor(r.method, r.params), let fd = conn.takePassedDescriptor() { attachment = PassedDescriptor(fd) }
+            if ControlAPI.takesDescriptor(method: r.method, params: r.params), let fd = conn.takePassedDescriptor() { attachment = PassedDescriptor(fd) }
             peer.queue.async { [attachment] in
                 api.handle(method: r.method, params: r.params, peer: peer, attachment: attachment) { result in peer.reply(id: id, result) }
             }

@@ -23,7 +23,7 @@ extension Supervisor {
     /// `programs.prewarm`: makes `id`'s prewarmed worker (answers with it, or with the running
     /// worker, when there is one already). Evicts the least recently prewarmed ones to stay
     /// within `prewarmMaxWorkers` and `prewarmMaxMemoryBytes`.
-    public func prewarm(_ id: String) throws(MiniAppError) -> JSONValue {
+    public func prewarm(_ id: String) throws(MiniAppError) -> StartedWorker {
         guard settings.prewarmMaxWorkers > 0 else {
             throw MiniAppError(.invalidParams, "prewarm is off (prewarm.maxWorkers is 0 in the config); launch the program instead")
         }
@@ -38,7 +38,7 @@ extension Supervisor {
         }
     }
 
-    private func startHeld(_ id: String) throws(MiniAppError) -> JSONValue {
+    private func startHeld(_ id: String) throws(MiniAppError) -> StartedWorker {
         var worker: Worker
         do throws(MiniAppError) {
             let program = try resolver.launchable(id)
@@ -58,7 +58,7 @@ extension Supervisor {
     }
 
     /// Enters a spawned prewarmed worker in `prewarmed` (as `register` does for a launch).
-    private func hold(_ spawned: Worker) throws(MiniAppError) -> JSONValue {
+    private func hold(_ spawned: Worker) throws(MiniAppError) -> StartedWorker {
         let w = spawned
         let (early, finished) = state.withLock { s -> (WorkerExitInfo??, Bool) in
             let launch = s.launching.removeValue(forKey: w.program.id)
@@ -81,7 +81,7 @@ extension Supervisor {
 
     /// The launch of a prewarmed worker (taken out of `prewarmed` by `admit`): checks it is still
     /// the program `id` resolves to now, sends it the launch, and registers it as running.
-    func release(_ held: Worker, args: [String]) throws(MiniAppError) -> JSONValue {
+    func release(_ held: Worker, args: [String]) throws(MiniAppError) -> StartedWorker {
         let program: LaunchableProgram
         do throws(MiniAppError) { program = try resolver.launchable(held.program.id) } catch {
             discard(held)
@@ -147,14 +147,12 @@ extension Supervisor {
     }
 
     /// `programs.list`'s `prewarmed`: the held workers, least recently prewarmed first.
-    public func prewarmedList() -> [JSONValue] {
+    public func prewarmedList() -> [PrewarmedListing] {
         let held = state.withLock { s in s.prewarmed.values.sorted { $0.idleSinceNanos < $1.idleSinceNanos } }
         return held.map { w in
-            [
-                "workerId": .string(w.workerId), "id": .string(w.program.id), "version": .string(w.program.version),
-                "pid": .int(Int64(w.handle.pid)), "memoryBytes": .int(w.handle.usage().memoryBytes),
-                "bridgeCalls": .int(bridge.activity(workerId: w.workerId).calls),
-            ]
+            PrewarmedListing(
+                workerId: w.workerId, id: w.program.id, version: w.program.version, pid: w.handle.pid,
+                memoryBytes: w.handle.usage().memoryBytes, bridgeCalls: bridge.activity(workerId: w.workerId).calls)
         }
     }
 
@@ -225,10 +223,9 @@ extension Supervisor {
         timers.async { [weak self] in _ = try? self?.prewarm(id) }
     }
 
-    static func prewarmInfo(_ w: Worker) -> JSONValue {
-        [
-            "workerId": .string(w.workerId), "id": .string(w.program.id), "version": .string(w.program.version),
-            "pid": .int(Int64(w.handle.pid)), "prewarmed": true,
-        ]
+    static func prewarmInfo(_ w: Worker) -> StartedWorker {
+        StartedWorker(
+            workerId: w.workerId, id: w.program.id, version: w.program.version, pid: w.handle.pid, startMicros: w.startMicros,
+            warm: w.handle.startedWarm, prewarmed: true)
     }
 }

@@ -137,7 +137,7 @@ public final class Supervisor: Sendable {
     /// arrives while the same program is being started waits for that start and answers with
     /// its worker (or its error).
     /// A prewarmed worker of the program (`programs.prewarm`) is released instead of starting one.
-    public func launch(_ id: String, args: [String] = []) throws(MiniAppError) -> JSONValue {
+    public func launch(_ id: String, args: [String] = []) throws(MiniAppError) -> StartedWorker {
         while true {
             switch try admit(id, prewarm: false) {
             case .running(let info): return info
@@ -155,14 +155,14 @@ public final class Supervisor: Sendable {
     }
 
     /// Runs a launch's work and publishes its outcome to the launches that joined it.
-    func finish(_ ticket: LaunchTicket, _ work: () throws(MiniAppError) -> JSONValue) throws(MiniAppError) -> JSONValue {
+    func finish(_ ticket: LaunchTicket, _ work: () throws(MiniAppError) -> StartedWorker) throws(MiniAppError) -> StartedWorker {
         let result = Result { () throws(MiniAppError) in try work() }
         ticket.finish(result)
         return try result.get()
     }
 
     enum Admission {
-        case running(JSONValue)
+        case running(StartedWorker)
         case joining(LaunchTicket)
         case starting(LaunchTicket)
         /// The program's prewarmed worker, taken out of `prewarmed`, to release.
@@ -193,7 +193,7 @@ public final class Supervisor: Sendable {
     }
 
     /// Resolves, spawns and registers; the caller owns `launching[id]` until this returns.
-    func startAndRegister(_ id: String, args: [String]) throws(MiniAppError) -> JSONValue {
+    func startAndRegister(_ id: String, args: [String]) throws(MiniAppError) -> StartedWorker {
         let worker: Worker
         do throws(MiniAppError) {
             worker = try start(try resolver.launchable(id), args: args)
@@ -242,7 +242,7 @@ public final class Supervisor: Sendable {
     /// launch, so that an exit is either parked on the launch (reported here) or finds the
     /// worker (reported by `workerExited`). A shutdown that began meanwhile did not see this
     /// worker: it is stopped here, and reported with reason `daemon-shutdown`.
-    func register(_ spawned: Worker) throws(MiniAppError) -> JSONValue {
+    func register(_ spawned: Worker) throws(MiniAppError) -> StartedWorker {
         var w = spawned
         let (outcome, finished) = state.withLock { s -> (Registration, Bool) in
             let launch = s.launching.removeValue(forKey: w.program.id)
@@ -280,11 +280,10 @@ public final class Supervisor: Sendable {
         if finished { drained.signal() }
     }
 
-    static func launchInfo(_ w: Worker) -> JSONValue {
-        [
-            "workerId": .string(w.workerId), "id": .string(w.program.id), "version": .string(w.program.version),
-            "pid": .int(Int64(w.handle.pid)), "startMicros": .int(w.startMicros), "warm": .bool(w.handle.startedWarm),
-        ]
+    static func launchInfo(_ w: Worker) -> StartedWorker {
+        StartedWorker(
+            workerId: w.workerId, id: w.program.id, version: w.program.version, pid: w.handle.pid, startMicros: w.startMicros,
+            warm: w.handle.startedWarm, prewarmed: false)
     }
 
     // MARK: control
@@ -349,17 +348,14 @@ public final class Supervisor: Sendable {
         try bridge.sendEvent(workerId: workerId, name: name, data: data)
     }
 
-    /// `programs.list`.
-    public func list() -> [JSONValue] {
+    /// `programs.list`'s `workers`, oldest first.
+    public func list() -> [WorkerListing] {
         let workers = state.withLock { Array($0.workers.values) }
         return workers.sorted { $0.startMicros < $1.startMicros }.map { w in
             let usage = w.handle.usage()
-            return [
-                "workerId": .string(w.workerId), "id": .string(w.program.id), "version": .string(w.program.version),
-                "state": .string(w.state.rawValue), "pid": .int(Int64(w.handle.pid)),
-                "memoryBytes": .int(usage.memoryBytes), "cpuMicros": .int(usage.cpuMicros),
-                "bridgeCalls": .int(bridge.activity(workerId: w.workerId).calls),
-            ]
+            return WorkerListing(
+                workerId: w.workerId, id: w.program.id, version: w.program.version, state: w.state.rawValue, pid: w.handle.pid,
+                memoryBytes: usage.memoryBytes, cpuMicros: usage.cpuMicros, bridgeCalls: bridge.activity(workerId: w.workerId).calls)
         }
     }
 
@@ -420,6 +416,47 @@ public final class Supervisor: Sendable {
     }
 }
 
+/// A worker a launch or a prewarm answers with (`programs.launch`, `programs.prewarm`).
+public struct StartedWorker: Sendable, Equatable {
+    public var workerId: String
+    /// Program id and the version the worker runs.
+    public var id: String
+    public var version: String
+    /// Host pid.
+    public var pid: Int32
+    /// When it started (Unix microseconds); for a held prewarmed worker, when it was made.
+    public var startMicros: Int64
+    /// It started in a warm jail.
+    public var warm: Bool
+    /// It is held before the program's own code (`programs.prewarm`), not running yet.
+    public var prewarmed: Bool
+}
+
+/// One running worker, as `programs.list` reports it.
+public struct WorkerListing: Sendable, Equatable {
+    public var workerId: String
+    public var id: String
+    public var version: String
+    /// `running`, `suspended` or `stopping`.
+    public var state: String
+    public var pid: Int32
+    /// Its cgroup's memory and CPU time.
+    public var memoryBytes: Int64
+    public var cpuMicros: Int64
+    /// Bridge calls served so far.
+    public var bridgeCalls: Int64
+}
+
+/// A prewarmed worker held for its launch, as `programs.list`'s `prewarmed` reports it.
+public struct PrewarmedListing: Sendable, Equatable {
+    public var workerId: String
+    public var id: String
+    public var version: String
+    public var pid: Int32
+    public var memoryBytes: Int64
+    public var bridgeCalls: Int64
+}
+
 /// A worker that ended, as `Supervisor.observeEnds` reports it.
 public struct EndedWorker: Sendable {
     /// Program id and the version the worker ran.
@@ -440,7 +477,7 @@ final class LaunchTicket: Sendable {
     /// It is a prewarm's: a launch that joined it looks again once it is done.
     let prewarm: Bool
     private let done = DispatchGroup()
-    private let outcome = Mutex<Result<JSONValue, MiniAppError>?>(nil)
+    private let outcome = Mutex<Result<StartedWorker, MiniAppError>?>(nil)
     private let joinCount = Atomic<Int>(0)
 
     init(prewarm: Bool = false) {
@@ -449,7 +486,7 @@ final class LaunchTicket: Sendable {
     }
 
     /// Publishes the outcome; called exactly once.
-    func finish(_ result: Result<JSONValue, MiniAppError>) {
+    func finish(_ result: Result<StartedWorker, MiniAppError>) {
         outcome.withLock { $0 = result }
         done.leave()
     }
@@ -461,7 +498,7 @@ final class LaunchTicket: Sendable {
     var joiners: Int { joinCount.load(ordering: .relaxed) }
 
     /// Blocks until `finish`, then answers like the first launch did.
-    func wait() throws(MiniAppError) -> JSONValue {
+    func wait() throws(MiniAppError) -> StartedWorker {
         done.wait()
         // finish stored it before leaving the group.
         guard let result = outcome.withLock({ $0 }) else { preconditionFailure("launch ticket finished without an outcome") }
