@@ -163,7 +163,7 @@ public final class Daemon {
 
         let metrics = DaemonMetricsSink(metrics: DaemonMetrics())
         let jail = JailBinding(
-            jailer: jailer, logger: Logger(label: "miniappd.worker"), metrics: metrics, bridgeMaxBytes: config.maxMessageBytes,
+            jailer: jailer, logger: Logger(label: "miniappd.worker"), metrics: metrics,
             limitsFor: { [partners] id, platform throws(MiniAppError) in
                 try ProgramOverrides.effectiveLimits(platform: platform, policyDir: policyDir, programId: id, partners: partners.partners).limits
             })
@@ -284,6 +284,7 @@ public final class Daemon {
         s.idleTimeoutSeconds = config.idleTimeoutSeconds
         s.stopGraceMillis = config.stopGraceMillis
         s.sdkDir = sdkDir
+        s.bridgeMaxBytes = config.maxMessageBytes
         s.prewarmMaxWorkers = config.prewarmMaxWorkers
         s.prewarmMaxMemoryBytes = Int64(config.prewarmMaxMemoryMiB) << 20
         s.prewarmRecent = config.prewarmRecent

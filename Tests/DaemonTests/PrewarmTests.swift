@@ -8,7 +8,9 @@ import Testing
 /// The supervisor's prewarm (Supervisor+Prewarm.swift) against the fakes of SupervisorTests;
 /// PrewarmEndToEndTests runs the same through a real daemon and real runtimes.
 @Suite struct PrewarmTests {
-    static func env(_ f: SupervisorFixture, _ i: Int) -> [String] { f.spawner.requests.withLock { $0[i].env } }
+    static func env(_ f: SupervisorFixture, _ i: Int) -> [String] {
+        f.spawner.requests.withLock { $0[i].environment(policy: [:]).map { "\($0.0)=\($0.1)" } }
+    }
 
     @Test func theLaunchOfItsProgramReleasesThePrewarmedWorker() throws {
         let f = try SupervisorFixture()

@@ -1,6 +1,7 @@
 import Foundation
 import MiniAppBroker
 @testable import MiniAppDaemon
+import MiniAppJail
 import MiniAppJSON
 import MiniAppModel
 import Synchronization
@@ -32,7 +33,7 @@ final class FakeWorker: WorkerHandle, @unchecked Sendable {
 
 final class FakeSpawner: WorkerSpawner, @unchecked Sendable {
     let spawned = Mutex<[FakeWorker]>([])
-    let requests = Mutex<[WorkerSpawnRequest]>([])
+    let requests = Mutex<[JailLaunch]>([])
     /// Reported from inside `spawn`, before it returns: a program that exits at once, seen by
     /// the jail's reaper before the supervisor got the handle.
     let exitDuringSpawn = Mutex<WorkerExitInfo?>(nil)
@@ -41,7 +42,7 @@ final class FakeSpawner: WorkerSpawner, @unchecked Sendable {
     /// What `usage()` reports for the workers spawned from now on.
     let memoryPerWorker = Mutex<Int64>(4096)
 
-    func spawn(_ r: WorkerSpawnRequest, onExit: @escaping @Sendable (WorkerExitInfo) -> Void) throws(MiniAppError) -> any WorkerHandle {
+    func spawn(_ r: JailLaunch, onExit: @escaping @Sendable (WorkerExitInfo) -> Void) throws(MiniAppError) -> any WorkerHandle {
         let w = FakeWorker(
             pid: Int32(1000 + spawned.withLock { $0.count }), memoryBytes: memoryPerWorker.withLock { $0 }, onExit: onExit)
         spawned.withLock { $0.append(w) }
@@ -71,7 +72,7 @@ final class FakeResolver: ProgramResolver, Sendable {
         guard id.hasPrefix("com.") else { throw MiniAppError(.notFound, "no package \(id)") }
         return LaunchableProgram(
             id: id, version: version.withLock { $0 }, partnerId: id.hasPrefix("com.q.") ? "com.q" : "com.p", appDir: "/nonexistent",
-            entryPoint: id.hasSuffix(".native") ? "main" : "main.js", runtime: id.hasSuffix(".native") ? "native" : "node",
+            entryPoint: id.hasSuffix(".native") ? "main" : "main.js", runtime: id.hasSuffix(".native") ? .native : .node,
             permissions: [], allowedDomains: [])
     }
     func dataDirectory(_ id: String) throws(MiniAppError) -> String { "/nonexistent/\(id)" }

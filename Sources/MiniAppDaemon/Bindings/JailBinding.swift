@@ -16,19 +16,16 @@ final class JailBinding: WorkerSpawner {
     private let current: Mutex<Jailer>
     private let logger: Logger
     private let metrics: DaemonMetricsSink
-    /// The Bridge's message limit (`maxMessageBytes`), announced to every worker.
-    private let bridgeMaxBytes: Int
     /// The limits of a program's next worker under the platform's (operator overrides).
     private let limitsFor: @Sendable (_ programId: String, _ platform: JailLimits) throws(MiniAppError) -> JailLimits
 
     init(
-        jailer: Jailer, logger: Logger, metrics: DaemonMetricsSink, bridgeMaxBytes: Int,
+        jailer: Jailer, logger: Logger, metrics: DaemonMetricsSink,
         limitsFor: @escaping @Sendable (String, JailLimits) throws(MiniAppError) -> JailLimits = { $1 }
     ) {
         current = Mutex(jailer)
         self.logger = logger
         self.metrics = metrics
-        self.bridgeMaxBytes = bridgeMaxBytes
         self.limitsFor = limitsFor
     }
 
@@ -38,13 +35,14 @@ final class JailBinding: WorkerSpawner {
     /// Swaps in a jailer built from reloaded policies.
     func replace(_ jailer: Jailer) { current.withLock { $0 = jailer } }
 
-    func spawn(_ request: WorkerSpawnRequest, onExit: @escaping @Sendable (WorkerExitInfo) -> Void)
+    func spawn(_ request: JailLaunch, onExit: @escaping @Sendable (WorkerExitInfo) -> Void)
         throws(MiniAppError) -> any WorkerHandle
     {
         let jailer = self.jailer
-        var launch = makeLaunch(request)
+        var launch = request
         // Read now, for this worker: an override file changed since the last launch applies.
         launch.limitsOverride = try limitsFor(request.programId, jailer.configuration.policy.limits)
+        launch.output = outputSink(workerId: request.program?.workerId ?? "")
         let started = DispatchTime.now().uptimeNanoseconds
         // The control handler runs on a Dispatch thread: spawn on it directly (no hop to a task
         // and back).
@@ -57,31 +55,16 @@ final class JailBinding: WorkerSpawner {
         return handle
     }
 
-    private func makeLaunch(_ r: WorkerSpawnRequest) -> JailLaunch {
-        var launch = JailLaunch(programId: r.programId, argv: r.argv)
-        for kv in r.env {
-            guard let eq = kv.firstIndex(of: "=") else { continue }
-            launch.env[String(kv[..<eq])] = String(kv[kv.index(after: eq)...])
-        }
-        // The SDKs refuse an oversized request themselves (MESSAGE_TOO_LARGE) instead of
-        // sending it: the daemon's answer to one has id null and closes the connection.
-        launch.env["MINIAPP_BRIDGE_MAX_BYTES"] = String(bridgeMaxBytes)
-        launch.appDir = r.appDir
-        launch.dataDir = r.dataDir
-        launch.extraReadOnlyBinds = r.readOnlyBinds.map { JailBind(hostPath: $0.0, jailPath: $0.1) }
-        launch.bridgeFD = r.bridgeFD
-        launch.workdir = "/app"
+    /// Program output is untrusted text: it goes to the log as a value with its origin
+    /// attached, never interpreted (a program printing fake daemon log lines is only noise
+    /// tagged with its own id).
+    private func outputSink(workerId: String) -> @Sendable (JailOutputLine) -> Void {
         let logger = self.logger
-        let workerId = r.workerId
-        // Program output is untrusted text: it goes to the log as a value with its origin
-        // attached, never interpreted (a program printing fake daemon log lines is only noise
-        // tagged with its own id).
-        launch.output = { line in
+        return { line in
             logger.info(
                 "\(TerminalText.escape(line.text))",
                 metadata: ["program": "\(line.programId)", "worker": "\(workerId)", "stream": "\(line.stream.rawValue)"])
         }
-        return launch
     }
 
     /// The jail's exit → the control API's `program.exited` fields.

@@ -1,6 +1,6 @@
 import Dispatch
 import Glibc
-public import MiniAppJSON
+import MiniAppJSON
 public import MiniAppModel
 
 // MARK: prewarm
@@ -8,7 +8,7 @@ public import MiniAppModel
 /// Prewarm (WeChat's preloaded base library, Android's zygote, done per program): a worker made
 /// ahead of a launch — the program's own jail, uid, mounts and Bridge identity, the runtime
 /// started and the SDK loaded — whose SDK loader holds the entry point until the launch releases
-/// it with a `lifecycle.launch` event carrying the launch's args (RuntimeCommand, the SDKs'
+/// it with a `lifecycle.launch` event carrying the launch's args (`ProgramRun`, the SDKs'
 /// loaders). It is an ordinary jailed worker: no code of another program ever runs in it, and
 /// nothing is shared between programs.
 ///
@@ -42,9 +42,9 @@ extension Supervisor {
         var worker: Worker
         do throws(MiniAppError) {
             let program = try resolver.launchable(id)
-            guard RuntimeCommand.canPrewarm(program) else {
+            guard program.runtime.canPrewarm else {
                 throw MiniAppError(
-                    .invalidParams, "\(id) is a \(program.runtime) program: only node and python programs have a runtime to prewarm")
+                    .invalidParams, "\(id) is a \(program.runtime.rawValue) program: only node and python programs have a runtime to prewarm")
             }
             evictForRoom()
             let overrides = settings.overridesOf(id)
@@ -217,7 +217,7 @@ extension Supervisor {
     /// `prewarm.recent`: a node or Python program whose worker ended cleanly (exit 0, or a stop
     /// that was asked for) is prewarmed again for its next launch, in the background.
     func prewarmAgainIfRecent(_ w: Worker, _ info: WorkerExitInfo) {
-        guard settings.prewarmRecent, settings.prewarmMaxWorkers > 0, RuntimeCommand.canPrewarm(w.program) else { return }
+        guard settings.prewarmRecent, settings.prewarmMaxWorkers > 0, w.program.runtime.canPrewarm else { return }
         guard info.status == 0 || info.reason == .stopped else { return }
         let id = w.program.id
         timers.async { [weak self] in _ = try? self?.prewarm(id) }

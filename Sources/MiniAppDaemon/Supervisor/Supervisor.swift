@@ -1,6 +1,7 @@
 import Dispatch
 import Glibc
 import MiniAppBroker
+import MiniAppJail
 public import MiniAppJSON
 public import MiniAppModel
 import MiniAppSystem
@@ -20,6 +21,8 @@ public struct SupervisorSettings: Sendable {
     public var stopGraceMillis = 2000
     /// Host directory with the SDKs, mounted at /sdk in every jail.
     public var sdkDir: String?
+    /// The Bridge's message limit (`maxMessageBytes`), announced to every worker.
+    public var bridgeMaxBytes = 1 << 20
     /// Prewarmed workers held at most (`programs.prewarm`); 0 = prewarm off.
     public var prewarmMaxWorkers = 4
     /// Memory (bytes) all prewarmed workers may use together; over it the least recently used go.
@@ -215,14 +218,17 @@ public final class Supervisor: Sendable {
         identity.simulated = program.simulated
         let workerFD = try bridge.attach(identity: identity)
         defer { close(workerFD) }
-        let request = WorkerSpawnRequest(
-            workerId: workerId, programId: program.id, argv: RuntimeCommand.argv(program, args: args, prewarm: prewarm),
-            env: RuntimeCommand.env(program, workerId: workerId, prewarm: prewarm), appDir: program.appDir,
-            dataDir: try resolver.dataDirectory(program.id),
-            readOnlyBinds: settings.sdkDir.map { [($0, "/sdk")] } ?? [], bridgeFD: workerFD)
+        let run = ProgramRun(
+            workerId: workerId, version: program.version, runtime: program.runtime, entryPoint: program.entryPoint, args: args,
+            prewarm: prewarm, bridgeMaxBytes: settings.bridgeMaxBytes)
+        var launch = JailLaunch(programId: program.id, program: run)
+        launch.appDir = program.appDir
+        launch.dataDir = try resolver.dataDirectory(program.id)
+        launch.extraReadOnlyBinds = settings.sdkDir.map { [JailBind(hostPath: $0, jailPath: "/sdk")] } ?? []
+        launch.bridgeFD = workerFD
         let started = Self.nowMicros()
         do {
-            let handle = try spawner.spawn(request) { [weak self] exit in self?.workerExited(workerId, exit) }
+            let handle = try spawner.spawn(launch) { [weak self] exit in self?.workerExited(workerId, exit) }
             return Worker(
                 workerId: workerId, program: program, args: args, handle: handle, state: .running, startMicros: started,
                 idleSinceNanos: clock())
