@@ -9,37 +9,63 @@ import MiniAppPackages
 import MiniAppSystem
 import Synchronization
 
-/// The composed daemon: builds every component from the configuration, then serves until
-/// SIGTERM. The order of `start` is the order of dependencies; `shutdown` undoes it.
+/// The composed daemon: builds every component from the configuration, then starts its
+/// long-running parts as one ordered list of services (`services`), and serves until SIGTERM;
+/// shutdown stops them in the reverse order.
 ///
-///     state dir ─ policies ─ jailer (+ sweep of a crashed run, crash guard) ─ catalogue
+///     build:  state dir ─ policies ─ jailer (+ sweep of a crashed run) ─ catalogue
 ///       ─ partners (watch first, then local files + the verified registry cache) ─ services
-///       ─ reactor + broker ─ package store ─ supervisor ─ control API
-///       ─ control socket (LISTEN_FDS or bind) ─ metrics ─ background update and partners checks
+///       ─ reactor + broker ─ package store ─ supervisor ─ control API and server
+///     start:  see `services(_:activated:)`
 public final class Daemon {
     let config: DaemonConfig
     let notifier = SystemdNotifier(environment: Daemon.environment())
     let logger = Logger(label: "miniappd")
     private var parts: Parts?
+    private lazy var lifecycle = ServiceGroup(logger: logger)
 
-    /// Everything `start` built, for `reload` and `shutdown`.
-    struct Parts {
-        var layout: StateLayout
-        var policyDir: String
-        var reactor: Reactor
-        var broker: Broker
-        var services: BuiltinServices
-        var brokerBinding: BrokerBinding
-        var partners: PartnerGrants
-        var partnersWatch: DirectoryWatcher?
-        var jail: JailBinding
-        var supervisor: Supervisor
-        var store: StoreBinding
-        var control: ControlServer
+    /// Everything `start` built, for the services, `reload` and `shutdown`.
+    final class Parts {
+        let layout: StateLayout
+        let policyDir: String
+        let reactor: Reactor
+        let broker: Broker
+        let services: BuiltinServices
+        let brokerBinding: BrokerBinding
+        let partners: PartnerGrants
+        let partnersWatch: DirectoryWatcher?
+        let jail: JailBinding
+        let supervisor: Supervisor
+        let store: StoreBinding
+        let updates: UpdateService
+        let metrics: DaemonMetricsSink
+        let control: ControlServer
+        /// Set as the services start (the crash guard: while building).
         var socketPath: String?
         var metricsServer: TinyHTTPServer?
         var updateTimer: (any DispatchSourceTimer)?
         var crashGuard: JailCrashGuard?
+
+        init(
+            layout: StateLayout, policyDir: String, reactor: Reactor, broker: Broker, services: BuiltinServices, brokerBinding: BrokerBinding,
+            partners: PartnerGrants, partnersWatch: DirectoryWatcher?, jail: JailBinding, supervisor: Supervisor, store: StoreBinding,
+            updates: UpdateService, metrics: DaemonMetricsSink, control: ControlServer
+        ) {
+            self.layout = layout
+            self.policyDir = policyDir
+            self.reactor = reactor
+            self.broker = broker
+            self.services = services
+            self.brokerBinding = brokerBinding
+            self.partners = partners
+            self.partnersWatch = partnersWatch
+            self.jail = jail
+            self.supervisor = supervisor
+            self.store = store
+            self.updates = updates
+            self.metrics = metrics
+            self.control = control
+        }
     }
 
     /// Builds the daemon; nothing is started yet. Call `SignalLoop.blockInProcess()` before,
@@ -102,6 +128,8 @@ public final class Daemon {
         if swept.cgroups > 0 {
             logger.notice("removed \(swept.cgroups) worker cgroup(s) and \(swept.processes) process(es) left by a previous run")
         }
+        // Spawned here, before the daemon opens any other descriptor: the guard shell must
+        // inherit none (a listening or connected socket would outlive a crashed daemon in it).
         let crashGuard = JailCrashGuard.start(for: jailer)
         let catalogue = try Self.loadCatalogue(policyDir)
         let transport = CurlRegistryTransport()
@@ -115,7 +143,6 @@ public final class Daemon {
         let broker: Broker
         do {
             reactor = try Reactor()
-            try reactor.start()
             broker = try Broker(
                 reactor: reactor, catalogue: catalogue, grants: partners.grants, services: services.all,
                 configuration: BrokerConfiguration(
@@ -141,11 +168,6 @@ public final class Daemon {
                 broker.updateGrants($0)
                 grantsChanged.publish($0)
             }
-        }
-        let partnersLog = Logger(label: "miniappd.partners")
-        watch?.start {
-            partnersLog.info("\(policyDir)/partners changed: re-reading the partner grants")
-            partners.refresh(fetchRegistry: false)
         }
         let brokerBinding = BrokerBinding(
             broker: broker, services: services, partners: partners,
@@ -195,15 +217,66 @@ public final class Daemon {
             reactor: reactor, api: api, broker: broker, access: access, maxMessageBytes: config.maxMessageBytes,
             logger: Logger(label: "miniappd.control"))
         notify.connect(control)
-        let socketPath = try serveControl(control, activated: activated)
-        parts = Parts(
+        let p = Parts(
             layout: layout, policyDir: policyDir, reactor: reactor, broker: broker, services: services, brokerBinding: brokerBinding,
-            partners: partners, partnersWatch: watch,
-            jail: jail, supervisor: supervisor, store: store, control: control, socketPath: socketPath,
-            metricsServer: try startMetrics(metrics, supervisor: supervisor, broker: broker),
-            updateTimer: startUpdateTimer(updates, partners: partners), crashGuard: crashGuard)
-        // Started from the cache: catch up with the registry without delaying readiness.
-        if partners.hasRegistry && !partners.fetchedAtStart { partners.refreshInBackground() }
+            partners: partners, partnersWatch: watch, jail: jail, supervisor: supervisor, store: store, updates: updates,
+            metrics: metrics, control: control)
+        p.crashGuard = crashGuard
+        parts = p
+        try lifecycle.start(self.services(p, activated: activated))
+    }
+
+    /// The daemon's long-running parts, in start order; shutdown stops them last to first:
+    /// the update timer and the partners watch stop, the control socket stops accepting, every
+    /// worker is stopped (hosts hear `program.exited` with reason `daemon-shutdown`), the
+    /// control connections close once those notifications are sent (bounded), the reactor
+    /// stops and the audit log is flushed, storage is flushed and closed, the crash guard and
+    /// the jail's pools last.
+    private func services(_ p: Parts, activated: [Int32]) -> [any DaemonService] {
+        let partnersLog = Logger(label: "miniappd.partners")
+        return [
+            ServiceStep("jail pools", stop: { p.jail.jailer.drainPools() }),
+            ServiceStep("crash guard", stop: { p.crashGuard?.finish() }),  // spawned while building (see there)
+            ServiceStep("built-in services", stop: { p.services.shutdown() }),
+            ServiceStep(
+                "reactor and broker",
+                start: { () throws(MiniAppError) in
+                    do { try p.reactor.start() } catch { throw MiniAppError(.internal, "cannot start the Bridge broker: \(error)") }
+                },
+                stop: {
+                    p.reactor.shutdown()
+                    p.broker.flushAudit()
+                }),
+            ServiceStep("control connections", stop: { p.control.closeAfterFlush(deadline: monotonicNanos() + UInt64(Self.controlFlushMillis) * 1_000_000) }),
+            ServiceStep(
+                "metrics", start: { [self] () throws(MiniAppError) in p.metricsServer = try startMetrics(p.metrics, supervisor: p.supervisor, broker: p.broker) },
+                stop: { p.metricsServer?.stop() }),
+            ServiceStep("workers", stop: { [self] in
+                p.supervisor.shutdown(graceMillis: config.stopGraceMillis)
+                // Their cgroups too (removed in the background once each worker ended).
+                if !JailedWorker.waitUntilAllRemoved(seconds: 5) { logger.warning("shutdown: some worker cgroups were still being removed; the next start sweeps them") }
+            }),
+            ServiceStep(
+                "control socket", start: { [self] () throws(MiniAppError) in p.socketPath = try serveControl(p.control, activated: activated) },
+                stop: {
+                    p.control.stopAccepting()
+                    if let path = p.socketPath { unlink(path) }
+                }),
+            ServiceStep(
+                "partners watch",
+                start: {
+                    let (partners, policyDir) = (p.partners, p.policyDir)
+                    p.partnersWatch?.start {
+                        partnersLog.info("\(policyDir)/partners changed: re-reading the partner grants")
+                        partners.refresh(fetchRegistry: false)
+                    }
+                }, stop: { p.partnersWatch?.stop() }),
+            ServiceStep("update checks", start: { [self] in p.updateTimer = startUpdateTimer(p.updates, partners: p.partners) }, stop: { p.updateTimer?.cancel() }),
+            // Started from the cache: catch up with the registry without delaying readiness.
+            ServiceStep("registry catch-up", start: {
+                if p.partners.hasRegistry && !p.partners.fetchedAtStart { p.partners.refreshInBackground() }
+            }),
+        ]
     }
 
     /// The update flow: the checker (with `--registry`), events to hosts and programs, the
@@ -351,25 +424,10 @@ public final class Daemon {
     /// How long shutdown waits for control peers to read what was queued for them.
     static let controlFlushMillis = 5000
 
-    /// SIGTERM: stop accepting, stop every worker (hosts hear `program.exited` with reason
-    /// `daemon-shutdown`), close the control connections once those notifications are sent
-    /// (bounded), then flush and close storage.
+    /// SIGTERM: the services stop in the reverse of their start order (`services`).
     func shutdown() {
-        guard let p = parts else { return }
-        p.updateTimer?.cancel()
-        p.partnersWatch?.stop()
-        p.control.stopAccepting()
-        p.supervisor.shutdown(graceMillis: config.stopGraceMillis)
-        // Their cgroups too (removed in the background once each worker ended).
-        if !JailedWorker.waitUntilAllRemoved(seconds: 5) { logger.warning("shutdown: some worker cgroups were still being removed; the next start sweeps them") }
-        p.metricsServer?.stop()
-        p.control.closeAfterFlush(deadline: .now() + .milliseconds(Self.controlFlushMillis))
-        p.reactor.shutdown()
-        p.broker.flushAudit()
-        p.services.shutdown()
-        if let path = p.socketPath { unlink(path) }
-        p.jail.jailer.drainPools()
-        p.crashGuard?.finish()
+        guard parts != nil else { return }
+        lifecycle.stop()
         logger.info("miniappd stopped")
         parts = nil
     }

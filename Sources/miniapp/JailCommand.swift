@@ -76,7 +76,7 @@ struct JailCommand: ParsableCommand {
                 let bytes = Array((text + "\n").utf8)
                 _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
             }
-            let worker = try await jailer.spawn(launch)
+            let worker = try jailer.spawn(launch)
             let exit = await worker.exit
             await worker.removed // its cgroup too, before this process exits
             if let why = Self.reasonToken(exit.reason) { printErr("miniapp jail: \(why) (\(exit))") }

@@ -10,7 +10,7 @@ import Synchronization
 ///
 /// The supervisor's seam is synchronous because it is called from the control queue (a
 /// Dispatch thread, never the Swift cooperative pool and never the reactor thread), so the
-/// spawn blocks that thread (`Jailer.spawnBlocking`) until the program was exec'd.
+/// spawn blocks that thread (`Jailer.spawn`) until the program was exec'd.
 /// The jailer can be replaced by a SIGHUP reload; workers already running keep their policy.
 final class JailBinding: WorkerSpawner {
     private let current: Mutex<Jailer>
@@ -29,6 +29,9 @@ final class JailBinding: WorkerSpawner {
         self.limitsFor = limitsFor
     }
 
+    /// Where workers' exits are reported to the supervisor, one at a time, in order.
+    static let exits = SerialThread(name: "worker-exits")
+
     /// The jailer new workers use.
     var jailer: Jailer { current.withLock { $0 } }
 
@@ -44,14 +47,15 @@ final class JailBinding: WorkerSpawner {
         launch.limitsOverride = try limitsFor(request.programId, jailer.configuration.policy.limits)
         launch.output = outputSink(workerId: request.program?.workerId ?? "")
         let started = DispatchTime.now().uptimeNanoseconds
-        // The control handler runs on a Dispatch thread: spawn on it directly (no hop to a task
-        // and back).
-        let worker = try jailer.spawnBlocking(launch)
+        let worker = try jailer.spawn(launch)
         metrics.launched(nanos: DispatchTime.now().uptimeNanoseconds - started)
         let handle = JailWorkerHandle(worker)
         // Exits are counted by the supervisor, after it has given them their final reason
         // (a stop it requested for shutdown is `daemon-shutdown`, not the jail's `stopped`).
-        Task.detached { onExit(Self.exitInfo(await worker.exit)) }
+        // Handed from the jail's event thread to the exits thread: what the supervisor does with
+        // an exit (notifications, a crash-loop rollback's file work) must not hold the loop that
+        // reads every worker's output and reaps the others.
+        worker.onExit { exit in Self.exits.submit { onExit(Self.exitInfo(exit)) } }
         return handle
     }
 
@@ -106,8 +110,7 @@ final class JailWorkerHandle: WorkerHandle {
     func kill() { worker.kill() }
 
     func stop(graceMillis: Int) {
-        let worker = self.worker
-        Task.detached { _ = await worker.stop(grace: Double(graceMillis) / 1000) }
+        worker.requestStop(grace: Double(graceMillis) / 1000)
     }
 
     func usage() -> (memoryBytes: Int64, cpuMicros: Int64) {

@@ -128,7 +128,7 @@ extension ControlAPI {
         }
         guard let wid = supervisor.workerId(programId: id) else { return launch() }
         do throws(MiniAppError) {
-            // The stop waiter runs on the jail's reaper thread: launch elsewhere.
+            // The stop waiter runs on the worker-exits thread, which must not block in a launch.
             try supervisor.stop(wid, graceMillis: nil) { _ in DispatchQueue.global().async(execute: launch) }
         } catch where error.code == .notFound {
             launch()  // it ended meanwhile

@@ -53,7 +53,7 @@ final class ControlServer: Sendable {
     private let listener = Mutex<LineListener?>(nil)
     /// Set by `closeAfterFlush`: from then on every closed connection signals `sessionClosed`.
     private let draining = Atomic<Bool>(false)
-    private let sessionClosed = DispatchSemaphore(value: 0)
+    private let sessionClosed = CountingSemaphore()
     private let admission: ControlAdmission
     /// Open connections per uid (loop thread writes; counted from accept to close).
     private let openByUID = Mutex<[UInt32: Int]>([:])
@@ -122,13 +122,13 @@ final class ControlServer: Sendable {
     /// for it has been sent — the `program.exited {reason: daemon-shutdown}` of every worker
     /// among it, which a host that was slow to read must still get. A peer that has not read
     /// everything by `deadline` is cut off, so shutdown stays bounded.
-    func closeAfterFlush(deadline: DispatchTime) {
+    func closeAfterFlush(deadline: UInt64) {
         stopAccepting()
         draining.store(true, ordering: .sequentiallyConsistent)
         // Queued on the loop after every notification already broadcast (execute is FIFO).
         for s in sessions.withLock({ Array($0.values) }) { s.connection?.closeAfterFlush() }
         while !sessions.withLock({ $0.isEmpty }) {
-            if sessionClosed.wait(timeout: deadline) == .timedOut { break }
+            if !sessionClosed.wait(untilMonotonicNanos: deadline) { break }
         }
         close()
     }

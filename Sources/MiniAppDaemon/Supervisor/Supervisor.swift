@@ -107,7 +107,7 @@ public final class Supervisor: Sendable {
     let state = Mutex(State())
     let timers = DispatchQueue(label: "miniappd.supervisor.timers")
     /// Signalled when, during shutdown, the last worker or launch goes away.
-    let drained = DispatchSemaphore(value: 0)
+    let drained = CountingSemaphore()
     /// Told of every worker's end (`observeEnds`).
     let endObservers = Mutex<[@Sendable (EndedWorker) -> Void]>([])
     /// Told of every worker entered in the table: (program id, version).
@@ -399,9 +399,9 @@ public final class Supervisor: Sendable {
         for id in ids {
             try? stop(id, graceMillis: graceMillis, reason: .daemonShutdown) { _ in }
         }
-        let deadline = DispatchTime.now() + .milliseconds(graceMillis + 2000)
+        let deadline = monotonicNanos() + UInt64(graceMillis + 2000) * 1_000_000
         while !state.withLock({ $0.isDrained }) {
-            if drained.wait(timeout: deadline) == .timedOut { return }
+            if !drained.wait(untilMonotonicNanos: deadline) { return }
         }
     }
 
@@ -482,19 +482,22 @@ public struct EndedWorker: Sendable {
 final class LaunchTicket: Sendable {
     /// It is a prewarm's: a launch that joined it looks again once it is done.
     let prewarm: Bool
-    private let done = DispatchGroup()
-    private let outcome = Mutex<Result<StartedWorker, MiniAppError>?>(nil)
+    /// The outcome once published, and the launches blocked until then.
+    private let state = Mutex<(outcome: Result<StartedWorker, MiniAppError>?, waiters: [Handoff<Result<StartedWorker, MiniAppError>>])>((nil, []))
     private let joinCount = Atomic<Int>(0)
 
     init(prewarm: Bool = false) {
         self.prewarm = prewarm
-        done.enter()
     }
 
     /// Publishes the outcome; called exactly once.
     func finish(_ result: Result<StartedWorker, MiniAppError>) {
-        outcome.withLock { $0 = result }
-        done.leave()
+        let waiters = state.withLock { s in
+            s.outcome = result
+            defer { s.waiters = [] }
+            return s.waiters
+        }
+        for w in waiters { w.give(result) }
     }
 
     /// Counts a waiting launch.
@@ -505,9 +508,12 @@ final class LaunchTicket: Sendable {
 
     /// Blocks until `finish`, then answers like the first launch did.
     func wait() throws(MiniAppError) -> StartedWorker {
-        done.wait()
-        // finish stored it before leaving the group.
-        guard let result = outcome.withLock({ $0 }) else { preconditionFailure("launch ticket finished without an outcome") }
-        return try result.get()
+        let handoff = Handoff<Result<StartedWorker, MiniAppError>>()
+        let done = state.withLock { s -> Result<StartedWorker, MiniAppError>? in
+            if let outcome = s.outcome { return outcome }
+            s.waiters.append(handoff)
+            return nil
+        }
+        return try (done ?? handoff.wait()).get()
     }
 }
