@@ -25,47 +25,31 @@ public final class Daemon {
     private lazy var lifecycle = ServiceGroup(logger: logger)
 
     /// Everything `start` built, for the services, `reload` and `shutdown`.
-    final class Parts {
-        let layout: StateLayout
-        let policyDir: String
-        let reactor: Reactor
-        let broker: Broker
-        let services: BuiltinServices
-        let brokerBinding: BrokerBinding
-        let partners: PartnerGrants
-        let partnersWatch: DirectoryWatcher?
-        let jail: JailBinding
-        let supervisor: Supervisor
-        let store: StoreBinding
-        let updates: UpdateService
-        let metrics: DaemonMetricsSink
-        let control: ControlServer
-        /// Set as the services start (the crash guard: while building).
+    struct Parts {
+        var layout: StateLayout
+        var policyDir: String
+        var reactor: Reactor
+        var broker: Broker
+        var services: BuiltinServices
+        var brokerBinding: BrokerBinding
+        var partners: PartnerGrants
+        var partnersWatch: DirectoryWatcher?
+        var jail: JailBinding
+        var supervisor: Supervisor
+        var store: StoreBinding
+        var updates: UpdateService
+        var metrics: DaemonMetricsSink
+        var control: ControlServer
+        /// What the services hold once started.
+        let running = Running()
+    }
+
+    /// The handles of started services (the crash guard's: spawned while building).
+    final class Running {
         var socketPath: String?
         var metricsServer: TinyHTTPServer?
         var updateTimer: (any DispatchSourceTimer)?
         var crashGuard: JailCrashGuard?
-
-        init(
-            layout: StateLayout, policyDir: String, reactor: Reactor, broker: Broker, services: BuiltinServices, brokerBinding: BrokerBinding,
-            partners: PartnerGrants, partnersWatch: DirectoryWatcher?, jail: JailBinding, supervisor: Supervisor, store: StoreBinding,
-            updates: UpdateService, metrics: DaemonMetricsSink, control: ControlServer
-        ) {
-            self.layout = layout
-            self.policyDir = policyDir
-            self.reactor = reactor
-            self.broker = broker
-            self.services = services
-            self.brokerBinding = brokerBinding
-            self.partners = partners
-            self.partnersWatch = partnersWatch
-            self.jail = jail
-            self.supervisor = supervisor
-            self.store = store
-            self.updates = updates
-            self.metrics = metrics
-            self.control = control
-        }
     }
 
     /// Builds the daemon; nothing is started yet. Call `SignalLoop.blockInProcess()` before,
@@ -80,7 +64,7 @@ public final class Daemon {
         do { signals = try SignalLoop() } catch { throw MiniAppError(.internal, "cannot set up signal handling: \(error)") }
         try start()
         _ = notifier.notify("READY=1\nSTATUS=serving")
-        logger.info("miniappd \(DaemonVersion.current) serving", metadata: ["control": "\(parts?.socketPath ?? "LISTEN_FDS")"])
+        logger.info("miniappd \(DaemonVersion.current) serving", metadata: ["control": "\(parts?.running.socketPath ?? "LISTEN_FDS")"])
         let tick = notifier.watchdogMicros.map { Int32(clamping: $0 / 2000) } ?? 1000
         while true {
             let sig = signals.next(timeoutMillis: max(tick, 50))
@@ -189,16 +173,16 @@ public final class Daemon {
             limitsFor: { [partners] id, platform throws(MiniAppError) in
                 try ProgramOverrides.effectiveLimits(platform: platform, policyDir: policyDir, programId: id, partners: partners.partners).limits
             })
-        let notify = NotifyRelay()
+        let sessions = ControlSessions()
         let supervisor = Supervisor(
             settings: supervisorSettings(
                 sdkDir: sdkDir,
                 overridesOf: { [partners] id in
                     (try? ProgramOverrides.layers(policyDir: policyDir, programId: id, partners: partners.partners))?.map(\.1)
                 }), ids: try WorkerIDAllocator(path: layout.workerSequence),
-            spawner: jail, resolver: store, bridge: brokerBinding, notify: { m, p in notify.send(m, p) },
+            spawner: jail, resolver: store, bridge: brokerBinding, notify: { sessions.broadcast(method: $0, params: $1) },
             observeExit: { metrics.exited($0) })
-        let updates = try makeUpdates(layout: layout, store: store, transport: transport, supervisor: supervisor, metrics: metrics, notify: notify)
+        let updates = try makeUpdates(layout: layout, store: store, transport: transport, supervisor: supervisor, metrics: metrics, sessions: sessions)
         store.connect(
             isRunning: { supervisor.isRunning(programId: $0) }, packageChanged: { supervisor.dropPrewarmed(programId: $0) },
             updates: updates)
@@ -214,14 +198,13 @@ public final class Daemon {
             logger.info("control: group \(name) (controlAllowedGroups) does not exist on this host; it admits nobody")
         }
         let control = ControlServer(
-            reactor: reactor, api: api, broker: broker, access: access, maxMessageBytes: config.maxMessageBytes,
+            reactor: reactor, api: api, broker: broker, sessions: sessions, access: access, maxMessageBytes: config.maxMessageBytes,
             logger: Logger(label: "miniappd.control"))
-        notify.connect(control)
         let p = Parts(
             layout: layout, policyDir: policyDir, reactor: reactor, broker: broker, services: services, brokerBinding: brokerBinding,
             partners: partners, partnersWatch: watch, jail: jail, supervisor: supervisor, store: store, updates: updates,
             metrics: metrics, control: control)
-        p.crashGuard = crashGuard
+        p.running.crashGuard = crashGuard
         parts = p
         try lifecycle.start(self.services(p, activated: activated))
     }
@@ -236,7 +219,7 @@ public final class Daemon {
         let partnersLog = Logger(label: "miniappd.partners")
         return [
             ServiceStep("jail pools", stop: { p.jail.jailer.drainPools() }),
-            ServiceStep("crash guard", stop: { p.crashGuard?.finish() }),  // spawned while building (see there)
+            ServiceStep("crash guard", stop: { p.running.crashGuard?.finish() }),  // spawned while building (see there)
             ServiceStep("built-in services", stop: { p.services.shutdown() }),
             ServiceStep(
                 "reactor and broker",
@@ -249,18 +232,18 @@ public final class Daemon {
                 }),
             ServiceStep("control connections", stop: { p.control.closeAfterFlush(deadline: monotonicNanos() + UInt64(Self.controlFlushMillis) * 1_000_000) }),
             ServiceStep(
-                "metrics", start: { [self] () throws(MiniAppError) in p.metricsServer = try startMetrics(p.metrics, supervisor: p.supervisor, broker: p.broker) },
-                stop: { p.metricsServer?.stop() }),
+                "metrics", start: { [self] () throws(MiniAppError) in p.running.metricsServer = try startMetrics(p.metrics, supervisor: p.supervisor, broker: p.broker) },
+                stop: { p.running.metricsServer?.stop() }),
             ServiceStep("workers", stop: { [self] in
                 p.supervisor.shutdown(graceMillis: config.stopGraceMillis)
                 // Their cgroups too (removed in the background once each worker ended).
                 if !JailedWorker.waitUntilAllRemoved(seconds: 5) { logger.warning("shutdown: some worker cgroups were still being removed; the next start sweeps them") }
             }),
             ServiceStep(
-                "control socket", start: { [self] () throws(MiniAppError) in p.socketPath = try serveControl(p.control, activated: activated) },
+                "control socket", start: { [self] () throws(MiniAppError) in p.running.socketPath = try serveControl(p.control, activated: activated) },
                 stop: {
                     p.control.stopAccepting()
-                    if let path = p.socketPath { unlink(path) }
+                    if let path = p.running.socketPath { unlink(path) }
                 }),
             ServiceStep(
                 "partners watch",
@@ -271,7 +254,7 @@ public final class Daemon {
                         partners.refresh(fetchRegistry: false)
                     }
                 }, stop: { p.partnersWatch?.stop() }),
-            ServiceStep("update checks", start: { [self] in p.updateTimer = startUpdateTimer(p.updates, partners: p.partners) }, stop: { p.updateTimer?.cancel() }),
+            ServiceStep("update checks", start: { [self] in p.running.updateTimer = startUpdateTimer(p.updates, partners: p.partners) }, stop: { p.running.updateTimer?.cancel() }),
             // Started from the cache: catch up with the registry without delaying readiness.
             ServiceStep("registry catch-up", start: {
                 if p.partners.hasRegistry && !p.partners.fetchedAtStart { p.partners.refreshInBackground() }
@@ -283,7 +266,7 @@ public final class Daemon {
     /// crash-loop watch. Leftover downloads of a killed daemon are removed first.
     private func makeUpdates(
         layout: StateLayout, store: StoreBinding, transport: CurlRegistryTransport, supervisor: Supervisor, metrics: DaemonMetricsSink,
-        notify: NotifyRelay
+        sessions: ControlSessions
     ) throws(MiniAppError) -> UpdateService {
         UpdateService.sweepDownloads(layout.downloads)
         var checker: UpdateChecker?
@@ -298,7 +281,7 @@ public final class Daemon {
         let rollbacks = metrics.metrics.counter("miniappd_update_rollbacks_total")
         let log = Logger(label: "miniappd.updates")
         return UpdateService(
-            checker: checker, store: store.store, settings: settings, notify: { notify.send($0, $1) },
+            checker: checker, store: store.store, settings: settings, notify: { sessions.broadcast(method: $0, params: $1) },
             sendEvent: { id, name, data in
                 guard let wid = supervisor.workerId(programId: id) else { return }
                 try? supervisor.send(wid, name: name, data: data)
@@ -525,14 +508,4 @@ public final class Daemon {
         }
         return env
     }
-}
-
-/// Delivers supervisor notifications to the control server, which is built after the
-/// supervisor (it needs the API, which needs the supervisor).
-final class NotifyRelay: Sendable {
-    private let server = Mutex<ControlServer?>(nil)
-
-    func connect(_ s: ControlServer) { server.withLock { $0 = s } }
-
-    func send(_ method: String, _ params: JSONValue) { server.withLock { $0 }?.broadcast(method: method, params: params) }
 }
