@@ -1,5 +1,4 @@
 import Foundation
-import Glibc
 import Logging
 import MiniAppBroker
 import MiniAppJail
@@ -161,7 +160,7 @@ public final class Daemon {
                     rateClasses: try EffectiveRates.resolve(catalogue: catalogue, layers: layers).lowered,
                     privateCIDRs: layers.flatMap(\.1.allowedPrivateCIDRs), storageQuotaBytes: PolicyOverride.storageQuota(layers)?.0)
             })
-        var verifierOptions = VerifierOptions(hostVersion: hostSemVer, knownPermissions: try KnownPermissions.load(policyDir: policyDir))
+        var verifierOptions = VerifierOptions(hostVersion: hostSemVer, knownPermissions: KnownPermissions.of(catalogue))
         verifierOptions.allowSimulated = simulatorMode
         let store = StoreBinding(
             store: try PackageStore(root: layout.packages, options: verifierOptions, partners: { brokerBinding.partners }),
@@ -243,7 +242,7 @@ public final class Daemon {
                 "control socket", start: { [self] () throws(MiniAppError) in p.running.socketPath = try serveControl(p.control, activated: activated) },
                 stop: {
                     p.control.stopAccepting()
-                    if let path = p.running.socketPath { unlink(path) }
+                    if let path = p.running.socketPath { try? FileSystem.removeFile(path) }
                 }),
             ServiceStep(
                 "partners watch",
@@ -355,7 +354,7 @@ public final class Daemon {
         do {
             if let fd = activated.first {
                 try control.serve(OwnedFD(adopting: fd))
-                for extra in activated.dropFirst() { close(extra) }
+                for extra in activated.dropFirst() { OwnedFD(adopting: extra).close() }
                 return nil
             }
             let dir = (config.controlSocket as NSString).deletingLastPathComponent
@@ -435,8 +434,9 @@ public final class Daemon {
                 logger.error("reload: keeping the previous jail policy: \(error)")
             }
             do throws(MiniAppError) {
-                p.broker.permissions.updateCatalogue(try Self.loadCatalogue(p.policyDir))
-                p.store.store.setKnownPermissions(try KnownPermissions.load(policyDir: p.policyDir))
+                let catalogue = try Self.loadCatalogue(p.policyDir)
+                p.broker.permissions.updateCatalogue(catalogue)
+                p.store.store.setKnownPermissions(KnownPermissions.of(catalogue))
             } catch {
                 logger.error("reload: keeping the previous method catalogue: \(error)")
             }
@@ -466,14 +466,14 @@ public final class Daemon {
         switch text {
         case "privileged": return .privileged
         case "rootless": return .rootless
-        default: return geteuid() == 0 ? .privileged : .rootless
+        default: return CurrentProcess.isRoot ? .privileged : .rootless
         }
     }
 
     static func loadCatalogue(_ policyDir: String) throws(MiniAppError) -> MethodCatalogue {
         let path = policyDir + "/methods.json"
         let bytes: [UInt8]
-        do { bytes = try OwnedFD.open(path, O_RDONLY | O_CLOEXEC).readAll(limit: 16 << 20) } catch {
+        do { bytes = try OwnedFD.open(path).readAll(limit: 16 << 20) } catch {
             throw MiniAppError(.internal, "cannot read the method catalogue \(path): \(error)")
         }
         do { return try MethodCatalogue.parse(bytes) } catch {

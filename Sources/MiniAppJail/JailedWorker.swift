@@ -1,7 +1,6 @@
 public import MiniAppModel
 public import MiniAppSystem
 import CJail
-import Glibc
 import Synchronization
 
 /// A running jailed worker. All methods are thread-safe; the exit is reported by callback
@@ -125,7 +124,7 @@ public final class JailedWorker: Sendable {
     /// reason becomes `.stopped`.
     public func kill() {
         state.withLock { $0.stopRequested = true }
-        signalPID1(SIGKILL)
+        signalPID1(Signal.kill)
     }
 
     /// SIGTERM (forwarded to the program by the reaper), then SIGKILL after `grace` seconds
@@ -133,8 +132,8 @@ public final class JailedWorker: Sendable {
     public func requestStop(grace: Double? = nil) {
         state.withLock { $0.stopRequested = true }
         if let cgroup { try? cgroup.thaw() } // a frozen worker cannot handle SIGTERM
-        signalPID1(SIGTERM)
-        let t = JailEventLoop.shared.after(seconds: grace ?? graceSeconds) { [self] in signalPID1(SIGKILL) }
+        signalPID1(Signal.term)
+        let t = JailEventLoop.shared.after(seconds: grace ?? graceSeconds) { [self] in signalPID1(Signal.kill) }
         state.withLock { $0.timers.append(t) }
     }
 
@@ -235,7 +234,7 @@ public final class JailedWorker: Sendable {
             s.limitHit = kind
             return true
         }
-        if first { signalPID1(SIGKILL) }
+        if first { signalPID1(Signal.kill) }
     }
 
     /// A fork bomb only makes fork fail at pids.max; the worker is ended as soon as it happens

@@ -1,4 +1,3 @@
-import Glibc
 public import MiniAppJSON
 public import MiniAppModel
 public import MiniAppSystem
@@ -29,7 +28,7 @@ public final class PassedDescriptor: Sendable {
     /// Takes ownership of `fd`.
     public init(_ fd: consuming OwnedFD) { raw = fd.take() }
 
-    deinit { _ = close(raw) }
+    deinit { OwnedFD(adopting: raw).close() }
 }
 
 /// Where `packages.install` reads the package from.

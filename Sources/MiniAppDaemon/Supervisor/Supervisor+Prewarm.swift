@@ -1,5 +1,4 @@
 import Dispatch
-import Glibc
 import MiniAppJSON
 public import MiniAppModel
 

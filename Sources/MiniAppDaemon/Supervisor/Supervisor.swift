@@ -1,5 +1,4 @@
 import Dispatch
-import Glibc
 import MiniAppBroker
 import MiniAppJail
 public import MiniAppJSON
@@ -217,7 +216,7 @@ public final class Supervisor: Sendable {
             declaredPermissions: Set(program.permissions), allowedDomains: program.allowedDomains)
         identity.simulated = program.simulated
         let workerFD = try bridge.attach(identity: identity)
-        defer { close(workerFD) }
+        defer { OwnedFD(adopting: workerFD).close() }
         let run = ProgramRun(
             workerId: workerId, version: program.version, runtime: program.runtime, entryPoint: program.entryPoint, args: args,
             prewarm: prewarm, bridgeMaxBytes: settings.bridgeMaxBytes)
@@ -415,11 +414,7 @@ public final class Supervisor: Sendable {
         MiniAppError(.notFound, "no worker \(id); `miniapp ps` lists the running ones")
     }
 
-    static func nowMicros() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return Int64(ts.tv_sec) * 1_000_000 + Int64(ts.tv_nsec) / 1000
-    }
+    static func nowMicros() -> Int64 { wallClockMicros() }
 }
 
 /// A worker a launch or a prewarm answers with (`programs.launch`, `programs.prewarm`).
