@@ -12,9 +12,9 @@ import Testing
     @Test(arguments: [
         (Runtime.native, false, ["/app/main", "a"]),
         (.node, false, ["/usr/bin/node", "--require", "/sdk/js/preload.js", "/app/main", "a"]),
-        (.node, true, ["/usr/bin/node", "--require", "/sdk/js/preload.js", "/app/main", "a"]),
+        // A prewarmed worker runs the SDK's loader; the launch's args come with its release.
+        (.node, true, ["/usr/bin/node", "--require", "/sdk/js/preload.js", "/sdk/js/loader.js", "/app/main"]),
         (.python, false, ["/usr/bin/python3", "-s", "-B", "/app/main", "a"]),
-        // A prewarmed Python worker runs the loader; the launch's args come with its release.
         (.python, true, ["/usr/bin/python3", "-s", "-B", "/sdk/python/miniapp_loader.py", "/app/main"]),
     ])
     func argvFollowsTheRuntime(runtime: Runtime, prewarm: Bool, argv: [String]) {
