@@ -8,20 +8,22 @@ import MiniAppPackages
 import MiniAppSystem
 import Synchronization
 
-/// The composed daemon: builds every component from the configuration, then serves until
-/// SIGTERM. The order of `start` is the order of dependencies; `shutdown` undoes it.
+/// The composed daemon: builds every component from the configuration, then starts its
+/// long-running parts as one ordered list of services (`services`), and serves until SIGTERM;
+/// shutdown stops them in the reverse order.
 ///
-///     state dir ─ policies ─ jailer (+ sweep of a crashed run, crash guard) ─ catalogue
+///     build:  state dir ─ policies ─ jailer (+ sweep of a crashed run) ─ catalogue
 ///       ─ partners (watch first, then local files + the verified registry cache) ─ services
-///       ─ reactor + broker ─ package store ─ supervisor ─ control API
-///       ─ control socket (LISTEN_FDS or bind) ─ metrics ─ background update and partners checks
+///       ─ reactor + broker ─ package store ─ supervisor ─ control API and server
+///     start:  see `services(_:activated:)`
 public final class Daemon {
     let config: DaemonConfig
     let notifier = SystemdNotifier(environment: Daemon.environment())
     let logger = Logger(label: "miniappd")
     private var parts: Parts?
+    private lazy var lifecycle = ServiceGroup(logger: logger)
 
-    /// Everything `start` built, for `reload` and `shutdown`.
+    /// Everything `start` built, for the services, `reload` and `shutdown`.
     struct Parts {
         var layout: StateLayout
         var policyDir: String
@@ -34,7 +36,15 @@ public final class Daemon {
         var jail: JailBinding
         var supervisor: Supervisor
         var store: StoreBinding
+        var updates: UpdateService
+        var metrics: DaemonMetricsSink
         var control: ControlServer
+        /// What the services hold once started.
+        let running = Running()
+    }
+
+    /// The handles of started services (the crash guard's: spawned while building).
+    final class Running {
         var socketPath: String?
         var metricsServer: TinyHTTPServer?
         var updateTimer: (any DispatchSourceTimer)?
@@ -53,7 +63,7 @@ public final class Daemon {
         do { signals = try SignalLoop() } catch { throw MiniAppError(.internal, "cannot set up signal handling: \(error)") }
         try start()
         _ = notifier.notify("READY=1\nSTATUS=serving")
-        logger.info("miniappd \(DaemonVersion.current) serving", metadata: ["control": "\(parts?.socketPath ?? "LISTEN_FDS")"])
+        logger.info("miniappd \(DaemonVersion.current) serving", metadata: ["control": "\(parts?.running.socketPath ?? "LISTEN_FDS")"])
         let tick = notifier.watchdogMicros.map { Int32(clamping: $0 / 2000) } ?? 1000
         while true {
             let sig = signals.next(timeoutMillis: max(tick, 50))
@@ -104,6 +114,8 @@ public final class Daemon {
         if swept.cgroups > 0 {
             logger.notice("removed \(swept.cgroups) worker cgroup(s) and \(swept.processes) process(es) left by a previous run")
         }
+        // Spawned here, before the daemon opens any other descriptor: the guard shell must
+        // inherit none (a listening or connected socket would outlive a crashed daemon in it).
         let crashGuard = JailCrashGuard.start(for: jailer)
         let catalogue = try Self.loadCatalogue(policyDir)
         let transport = CurlRegistryTransport()
@@ -118,7 +130,6 @@ public final class Daemon {
         let broker: Broker
         do {
             reactor = try Reactor()
-            try reactor.start()
             broker = try Broker(
                 reactor: reactor, catalogue: catalogue, grants: partners.grants, services: services.all,
                 configuration: BrokerConfiguration(
@@ -145,11 +156,6 @@ public final class Daemon {
                 grantsChanged.publish($0)
             }
         }
-        let partnersLog = Logger(label: "miniappd.partners")
-        watch?.start {
-            partnersLog.info("\(policyDir)/partners changed: re-reading the partner grants")
-            partners.refresh(fetchRegistry: false)
-        }
         let brokerBinding = BrokerBinding(
             broker: broker, services: services, partners: partners,
             overridesFor: { [partners] id, catalogue throws(MiniAppError) in
@@ -168,20 +174,20 @@ public final class Daemon {
 
         let metrics = DaemonMetricsSink(metrics: DaemonMetrics())
         let jail = JailBinding(
-            jailer: jailer, logger: Logger(label: "miniappd.worker"), metrics: metrics, bridgeMaxBytes: config.maxMessageBytes,
+            jailer: jailer, logger: Logger(label: "miniappd.worker"), metrics: metrics,
             limitsFor: { [partners] id, platform throws(MiniAppError) in
                 try ProgramOverrides.effectiveLimits(platform: platform, policyDir: policyDir, programId: id, partners: partners.partners).limits
             })
-        let notify = NotifyRelay()
+        let sessions = ControlSessions()
         let supervisor = Supervisor(
             settings: supervisorSettings(
                 sdkDir: sdkDir,
                 overridesOf: { [partners] id in
                     (try? ProgramOverrides.layers(policyDir: policyDir, programId: id, partners: partners.partners))?.map(\.1)
-                }, dataUsageOf: { [layout] id in Self.dataUsage(volumes, programId: id, dataRoot: layout.data) }), ids: try WorkerIDAllocator(path: layout.workerSequence),
-            spawner: jail, resolver: store, bridge: brokerBinding, notify: { m, p in notify.send(m, p) },
+                }, dataUsageOf: { [layout] id in volumes?.usage(programId: id, dataDir: layout.data + "/" + id) }), ids: try WorkerIDAllocator(path: layout.workerSequence),
+            spawner: jail, resolver: store, bridge: brokerBinding, notify: { sessions.broadcast(method: $0, params: $1) },
             observeExit: { metrics.exited($0) })
-        let updates = try makeUpdates(layout: layout, store: store, transport: transport, supervisor: supervisor, metrics: metrics, notify: notify)
+        let updates = try makeUpdates(layout: layout, store: store, transport: transport, supervisor: supervisor, metrics: metrics, sessions: sessions)
         store.connect(
             isRunning: { supervisor.isRunning(programId: $0) }, packageChanged: { supervisor.dropPrewarmed(programId: $0) },
             updates: updates)
@@ -198,25 +204,76 @@ public final class Daemon {
             logger.info("control: group \(name) (controlAllowedGroups) does not exist on this host; it admits nobody")
         }
         let control = ControlServer(
-            reactor: reactor, api: api, broker: broker, access: access, maxMessageBytes: config.maxMessageBytes,
+            reactor: reactor, api: api, broker: broker, sessions: sessions, access: access, maxMessageBytes: config.maxMessageBytes,
             logger: Logger(label: "miniappd.control"))
-        notify.connect(control)
-        let socketPath = try serveControl(control, activated: activated)
-        parts = Parts(
+        let p = Parts(
             layout: layout, policyDir: policyDir, reactor: reactor, broker: broker, services: services, brokerBinding: brokerBinding,
-            partners: partners, partnersWatch: watch,
-            jail: jail, supervisor: supervisor, store: store, control: control, socketPath: socketPath,
-            metricsServer: try startMetrics(metrics, supervisor: supervisor, broker: broker, volumes: volumes),
-            updateTimer: startUpdateTimer(updates, partners: partners), crashGuard: crashGuard)
-        // Started from the cache: catch up with the registry without delaying readiness.
-        if partners.hasRegistry && !partners.fetchedAtStart { partners.refreshInBackground() }
+            partners: partners, partnersWatch: watch, jail: jail, supervisor: supervisor, store: store, updates: updates,
+            metrics: metrics, control: control)
+        p.running.crashGuard = crashGuard
+        parts = p
+        try lifecycle.start(self.services(p, activated: activated))
+    }
+
+    /// The daemon's long-running parts, in start order; shutdown stops them last to first:
+    /// the update timer and the partners watch stop, the control socket stops accepting, every
+    /// worker is stopped (hosts hear `program.exited` with reason `daemon-shutdown`), the
+    /// control connections close once those notifications are sent (bounded), the reactor
+    /// stops and the audit log is flushed, storage is flushed and closed, the crash guard and
+    /// the jail's pools last.
+    private func services(_ p: Parts, activated: [Int32]) -> [any DaemonService] {
+        let partnersLog = Logger(label: "miniappd.partners")
+        return [
+            ServiceStep("data volumes", stop: { p.jail.jailer.dataVolumes?.unmountAll() }),
+            ServiceStep("jail pools", stop: { p.jail.jailer.drainPools() }),
+            ServiceStep("crash guard", stop: { p.running.crashGuard?.finish() }),  // spawned while building (see there)
+            ServiceStep("built-in services", stop: { p.services.shutdown() }),
+            ServiceStep(
+                "reactor and broker",
+                start: { () throws(MiniAppError) in
+                    do { try p.reactor.start() } catch { throw MiniAppError(.internal, "cannot start the Bridge broker: \(error)") }
+                },
+                stop: {
+                    p.reactor.shutdown()
+                    p.broker.flushAudit()
+                }),
+            ServiceStep("control connections", stop: { p.control.closeAfterFlush(deadline: monotonicNanos() + UInt64(Self.controlFlushMillis) * 1_000_000) }),
+            ServiceStep(
+                "metrics", start: { [self] () throws(MiniAppError) in p.running.metricsServer = try startMetrics(p.metrics, supervisor: p.supervisor, broker: p.broker, volumes: p.jail.jailer.dataVolumes) },
+                stop: { p.running.metricsServer?.stop() }),
+            ServiceStep("workers", stop: { [self] in
+                p.supervisor.shutdown(graceMillis: config.stopGraceMillis)
+                // Their cgroups too (removed in the background once each worker ended).
+                if !JailedWorker.waitUntilAllRemoved(seconds: 5) { logger.warning("shutdown: some worker cgroups were still being removed; the next start sweeps them") }
+            }),
+            ServiceStep(
+                "control socket", start: { [self] () throws(MiniAppError) in p.running.socketPath = try serveControl(p.control, activated: activated) },
+                stop: {
+                    p.control.stopAccepting()
+                    if let path = p.running.socketPath { try? FileSystem.removeFile(path) }
+                }),
+            ServiceStep(
+                "partners watch",
+                start: {
+                    let (partners, policyDir) = (p.partners, p.policyDir)
+                    p.partnersWatch?.start {
+                        partnersLog.info("\(policyDir)/partners changed: re-reading the partner grants")
+                        partners.refresh(fetchRegistry: false)
+                    }
+                }, stop: { p.partnersWatch?.stop() }),
+            ServiceStep("update checks", start: { [self] in p.running.updateTimer = startUpdateTimer(p.updates, partners: p.partners) }, stop: { p.running.updateTimer?.cancel() }),
+            // Started from the cache: catch up with the registry without delaying readiness.
+            ServiceStep("registry catch-up", start: {
+                if p.partners.hasRegistry && !p.partners.fetchedAtStart { p.partners.refreshInBackground() }
+            }),
+        ]
     }
 
     /// The update flow: the checker (with `--registry`), events to hosts and programs, the
     /// crash-loop watch. Leftover downloads of a killed daemon are removed first.
     private func makeUpdates(
         layout: StateLayout, store: StoreBinding, transport: CurlRegistryTransport, supervisor: Supervisor, metrics: DaemonMetricsSink,
-        notify: NotifyRelay
+        sessions: ControlSessions
     ) throws(MiniAppError) -> UpdateService {
         UpdateService.sweepDownloads(layout.downloads)
         var checker: UpdateChecker?
@@ -231,7 +288,7 @@ public final class Daemon {
         let rollbacks = metrics.metrics.counter("miniappd_update_rollbacks_total")
         let log = Logger(label: "miniappd.updates")
         return UpdateService(
-            checker: checker, store: store.store, settings: settings, notify: { notify.send($0, $1) },
+            checker: checker, store: store.store, settings: settings, notify: { sessions.broadcast(method: $0, params: $1) },
             sendEvent: { id, name, data in
                 guard let wid = supervisor.workerId(programId: id) else { return }
                 try? supervisor.send(wid, name: name, data: data)
@@ -283,18 +340,9 @@ public final class Daemon {
         }
     }
 
-    /// `programs.list` members for the program's /data volume (none when not mounted).
-    static func dataUsage(_ volumes: JailDataVolumes?, programId: String, dataRoot: String) -> JSONObject {
-        guard let u = volumes?.usage(programId: programId, dataDir: dataRoot + "/" + programId) else { return [:] }
-        return [
-            "dataBytes": .int(Int64(clamping: u.usedBytes)), "dataCapacityBytes": .int(Int64(clamping: u.capacityBytes)),
-            "dataInodes": .int(Int64(clamping: u.usedInodes)), "dataCapacityInodes": .int(Int64(clamping: u.capacityInodes)),
-        ]
-    }
-
     private func supervisorSettings(
         sdkDir: String, overridesOf: @escaping @Sendable (String) -> [PolicyOverride]?,
-        dataUsageOf: @escaping @Sendable (String) -> JSONObject
+        dataUsageOf: @escaping @Sendable (String) -> DataVolume.Usage?
     ) -> SupervisorSettings {
         var s = SupervisorSettings()
         s.maxWorkers = config.maxWorkers
@@ -303,6 +351,7 @@ public final class Daemon {
         s.idleTimeoutSeconds = config.idleTimeoutSeconds
         s.stopGraceMillis = config.stopGraceMillis
         s.sdkDir = sdkDir
+        s.bridgeMaxBytes = config.maxMessageBytes
         s.prewarmMaxWorkers = config.prewarmMaxWorkers
         s.prewarmMaxMemoryBytes = Int64(config.prewarmMaxMemoryMiB) << 20
         s.prewarmRecent = config.prewarmRecent
@@ -383,26 +432,10 @@ public final class Daemon {
     /// How long shutdown waits for control peers to read what was queued for them.
     static let controlFlushMillis = 5000
 
-    /// SIGTERM: stop accepting, stop every worker (hosts hear `program.exited` with reason
-    /// `daemon-shutdown`), close the control connections once those notifications are sent
-    /// (bounded), then flush and close storage.
+    /// SIGTERM: the services stop in the reverse of their start order (`services`).
     func shutdown() {
-        guard let p = parts else { return }
-        p.updateTimer?.cancel()
-        p.partnersWatch?.stop()
-        p.control.stopAccepting()
-        p.supervisor.shutdown(graceMillis: config.stopGraceMillis)
-        // Their cgroups too (removed in the background once each worker ended).
-        if !JailedWorker.waitUntilAllRemoved(seconds: 5) { logger.warning("shutdown: some worker cgroups were still being removed; the next start sweeps them") }
-        p.metricsServer?.stop()
-        p.control.closeAfterFlush(deadline: .now() + .milliseconds(Self.controlFlushMillis))
-        p.reactor.shutdown()
-        p.broker.flushAudit()
-        p.services.shutdown()
-        if let path = p.socketPath { try? FileSystem.removeFile(path) }
-        p.jail.jailer.drainPools()
-        p.jail.jailer.dataVolumes?.unmountAll()
-        p.crashGuard?.finish()
+        guard parts != nil else { return }
+        lifecycle.stop()
         logger.info("miniappd stopped")
         parts = nil
     }
@@ -502,14 +535,4 @@ public final class Daemon {
         }
         return env
     }
-}
-
-/// Delivers supervisor notifications to the control server, which is built after the
-/// supervisor (it needs the API, which needs the supervisor).
-final class NotifyRelay: Sendable {
-    private let server = Mutex<ControlServer?>(nil)
-
-    func connect(_ s: ControlServer) { server.withLock { $0 = s } }
-
-    func send(_ method: String, _ params: JSONValue) { server.withLock { $0 }?.broadcast(method: method, params: params) }
 }

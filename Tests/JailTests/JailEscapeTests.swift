@@ -64,12 +64,12 @@ struct JailEscapeTests {
                                 mode: .privileged, warmJails: true)
         var warm = 0
         for attack in ["allowed_calls"] + Attacks.all {
-            let lines = JailLock<[String]>([])
+            let lines = Locked<[String]>([])
             var launch = JailLaunch(programId: "test.probe-warm", argv: ["/app/probe", attack])
             launch.appDir = "\(JailHarness.base)/app"
             launch.dataDir = JailHarness.newDataDir("warm")
             launch.output = { l in lines.withLock { $0.append(l.text) } }
-            let w = try await jailer.spawn(launch)
+            let w = try jailer.spawn(launch)
             if w.startedWarm { warm += 1 }
             let exit = await w.exit
             let out = lines.withLock { $0 }

@@ -55,7 +55,7 @@ struct JailSpawnPathTests {
         if ending == .pidsLimit { l.pids = 16 }
         if ending == .oom { l.memoryBytes = 32 << 20 }
         launch.limitsOverride = l
-        let w = try await jailer.spawn(launch)
+        let w = try jailer.spawn(launch)
         if ending == .stop || ending == .wallClock { // the others may already be over
             // Whatever its name is right now (a cgroup made ahead is renamed right after the
             // spawn, under the same lock this read takes).
@@ -84,7 +84,7 @@ struct JailSpawnPathTests {
     func pooledCgroupTakesNameAndLimits() async throws {
         let jailer = try #require(Self.jailer)
         // A first spawn starts the refill; wait until two `p-` cgroups are ready.
-        _ = await (try await jailer.spawn(JailLaunch(programId: "test.pool-warm", argv: ["/bin/true"]))).exit
+        _ = await (try jailer.spawn(JailLaunch(programId: "test.pool-warm", argv: ["/bin/true"]))).exit
         guard case .v1(_, let bases) = jailer.configuration.cgroupDriver, let pidsBase = bases["pids"] else {
             Issue.record("this machine runs cgroup v1"); return
         }
@@ -99,7 +99,7 @@ struct JailSpawnPathTests {
         limits.pids = 77
         var launch = JailLaunch(programId: "test.pool-limits", argv: ["/bin/sh", "-c", "sleep 30"])
         launch.limitsOverride = limits
-        let w = try await jailer.spawn(launch)
+        let w = try jailer.spawn(launch)
         let dir = try await Self.settledLocation(w)
         #expect((dir as NSString).lastPathComponent.hasPrefix("w-test.pool-limits-\(getpid())-"), "\(dir)")
         let pidsDir = try #require(Self.v1Dirs(dir, jailer).first { $0.hasPrefix("/sys/fs/cgroup/pids/") })
@@ -114,7 +114,7 @@ struct JailSpawnPathTests {
         let jailer = try #require(Self.jailer)
         guard case .v1(_, let bases) = jailer.configuration.cgroupDriver else { Issue.record("cgroup v1 expected"); return }
         // A pid that is certainly dead: a reaped child of ours.
-        let dead = try #require(try? await jailer.spawn(JailLaunch(programId: "test.dead", argv: ["/bin/true"])))
+        let dead = try #require(try? jailer.spawn(JailLaunch(programId: "test.dead", argv: ["/bin/true"])))
         await dead.removed // not just `exit`: that comes with the program's status, before PID 1 is reaped
         let stale = "p-\(dead.pid)-1", live = "p-\(getpid())-999999"
         for base in bases.values { for n in [stale, live] { mkdir("\(base)/\(n)", 0o755) } }
@@ -129,7 +129,7 @@ struct JailSpawnPathTests {
     func drainRemovesReady() async throws {
         let c = try JailHarness.configuration()
         let j = try Jailer(configuration: c, stateDir: "\(JailHarness.base)/state-drain", mode: .privileged, warmCgroups: 2)
-        _ = await (try await j.spawn(JailLaunch(programId: "test.drain", argv: ["/bin/true"]))).exit
+        _ = await (try j.spawn(JailLaunch(programId: "test.drain", argv: ["/bin/true"]))).exit
         for _ in 0..<200 where j.readyCgroups.count < 2 { try await Task.sleep(for: .milliseconds(5)) }
         let mine = j.readyCgroups
         #expect(mine.count == 2 && mine.allSatisfy(Self.exists), "\(mine)")
@@ -143,7 +143,7 @@ struct JailSpawnPathTests {
         let slot = SpawnerSlot()
         let jailer = try Jailer(configuration: try JailHarness.configuration(), stateDir: "\(JailHarness.base)/state-respawn", mode: .privileged,
                                 spawner: slot)
-        _ = await (try await jailer.spawn(JailLaunch(programId: "test.spawner", argv: ["/bin/true"]))).exit
+        _ = await (try jailer.spawn(JailLaunch(programId: "test.spawner", argv: ["/bin/true"]))).exit
         let first = try #require(JailSpawner.spawnerPID(slot))
         kill(first, SIGKILL)
         // Dead (a zombie until the next spawn notices and reaps it). A request the spawner took
@@ -153,7 +153,7 @@ struct JailSpawnPathTests {
             if let close = stat.lastIndex(of: ")"), stat[stat.index(close, offsetBy: 2)] == "Z" { break }
             try await Task.sleep(for: .milliseconds(2))
         }
-        let exit = await (try await jailer.spawn(JailLaunch(programId: "test.spawner", argv: ["/bin/sh", "-c", "exit 4"]))).exit
+        let exit = await (try jailer.spawn(JailLaunch(programId: "test.spawner", argv: ["/bin/sh", "-c", "exit 4"]))).exit
         #expect(exit.status == 4, "\(exit)")
         let second = try #require(JailSpawner.spawnerPID(slot))
         #expect(second != first)
@@ -327,7 +327,7 @@ struct WarmJailTests {
     @Test("the next launch takes a warm jail; it runs like a cold one, and the jail held only its own descriptors")
     func nextLaunchTakesAWarmJail() async throws {
         let j = try Self.jailer("take")
-        let first = try await j.spawn(JailLaunch(programId: "test.warm", argv: ["/bin/true"]))
+        let first = try j.spawn(JailLaunch(programId: "test.warm", argv: ["/bin/true"]))
         #expect(!first.startedWarm)
         _ = await first.exit
         var warm: [Int32] = []
@@ -343,7 +343,7 @@ struct WarmJailTests {
             #expect(fds.count == 3, "warm jail \(pid) holds \(fds)")
         }
         // (Other tests' jails may evict ours under a parallel run: a few tries.)
-        let lines = JailLock<[String]>([])
+        let lines = Locked<[String]>([])
         var launch = JailLaunch(programId: "test.warm", argv: ["/bin/sh", "-c", "id -u; echo $$; cat /proc/1/comm; grep CapEff /proc/self/status; test -x /app/probe && echo app; touch /data/x && echo data"])
         // /app and /data reach a warm jail as the directories the spawner opened (mount trees
         // passed on its channel), not as paths it binds itself.
@@ -351,12 +351,12 @@ struct WarmJailTests {
         launch.appDir = "\(JailHarness.base)/app"
         launch.dataDir = JailHarness.newDataDir("warm-take")
         launch.output = { l in lines.withLock { $0.append(l.text) } }
-        var second = try await j.spawn(launch)
+        var second = try j.spawn(launch)
         for _ in 0..<5 where !second.startedWarm {
             _ = await second.exit
             lines.withLock { $0 = [] }
             _ = try await Self.waitForWarm(1)
-            second = try await j.spawn(launch)
+            second = try j.spawn(launch)
         }
         #expect(second.startedWarm)
         let exit = await second.exit
@@ -369,7 +369,7 @@ struct WarmJailTests {
     @Test("a dead warm jail is discarded and reaped; the launch still runs")
     func deadWarmJailIsReaped() async throws {
         let j = try Self.jailer("dead")
-        _ = await (try await j.spawn(JailLaunch(programId: "test.warm", argv: ["/bin/true"]))).exit
+        _ = await (try j.spawn(JailLaunch(programId: "test.warm", argv: ["/bin/true"]))).exit
         var ours: [Int32] = []
         for _ in 0..<250 where ours.count < 2 {
             ours = Self.ownWarmJails("dead")
@@ -382,7 +382,7 @@ struct WarmJailTests {
         for _ in 0..<250 where ours.contains(where: { pid in Self.jailChildren().contains { $0.pid == pid && $0.state != "Z" } }) {
             try await Task.sleep(for: .milliseconds(4))
         }
-        let w = try await j.spawn(JailLaunch(programId: "test.warm", argv: ["/bin/sh", "-c", "exit 5"]))
+        let w = try j.spawn(JailLaunch(programId: "test.warm", argv: ["/bin/sh", "-c", "exit 5"]))
         #expect(await w.exit.status == 5, "a dead warm jail never fails a launch: it spawns cold")
         let z = try await Self.lastingZombies()
         #expect(z.isEmpty, "reaped through the spawner's notices: \(z)")
@@ -392,7 +392,7 @@ struct WarmJailTests {
     func spawnerDeathReapsWarmJails() async throws {
         let slot = SpawnerSlot() // killing the shared spawner would disturb other tests
         let j = try Self.jailer("spawner-death", spawner: slot)
-        _ = await (try await j.spawn(JailLaunch(programId: "test.warm", argv: ["/bin/true"]))).exit
+        _ = await (try j.spawn(JailLaunch(programId: "test.warm", argv: ["/bin/true"]))).exit
         var ours: [Int32] = []
         for _ in 0..<250 where ours.count < 2 {
             ours = Self.ownWarmJails("spawner-death")
@@ -407,7 +407,7 @@ struct WarmJailTests {
         let z = try await Self.lastingZombies()
         #expect(!z.contains(where: ours.contains), "our warm jails exit with their spawner and are reaped: \(z)")
         // and the next launch gets a new spawner
-        #expect(await (try await j.spawn(JailLaunch(programId: "test.warm", argv: ["/bin/sh", "-c", "exit 6"]))).exit.status == 6)
+        #expect(await (try j.spawn(JailLaunch(programId: "test.warm", argv: ["/bin/sh", "-c", "exit 6"]))).exit.status == 6)
     }
 
     @Test("warm jails of other policies are evicted (and reaped) when room is needed")
@@ -415,7 +415,7 @@ struct WarmJailTests {
         let slot = SpawnerSlot()
         for name in ["evict-a", "evict-b", "evict-c"] {
             let j = try Self.jailer(name, spawner: slot)
-            _ = await (try await j.spawn(JailLaunch(programId: "test.warm", argv: ["/bin/true"]))).exit
+            _ = await (try j.spawn(JailLaunch(programId: "test.warm", argv: ["/bin/true"]))).exit
             for _ in 0..<250 where Self.ownWarmJails(name).count < 2 { try await Task.sleep(for: .milliseconds(4)) }
             #expect(Self.ownWarmJails(name).count == 2, "\(name)")
         }

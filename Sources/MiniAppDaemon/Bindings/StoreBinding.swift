@@ -64,7 +64,7 @@ final class StoreBinding: ProgramResolver, PackageControl, UpdateStaging {
             if a.simulated { simulatorGrants?.launched(a.partner) }
             var p = LaunchableProgram(
                 id: m.id, version: m.version.text, partnerId: a.partner.id, appDir: a.directory, entryPoint: m.entryPoint,
-                runtime: m.runtime.rawValue, permissions: m.permissions, allowedDomains: m.allowedDomains)
+                runtime: m.runtime, permissions: m.permissions, allowedDomains: m.allowedDomains)
             p.simulated = a.simulated
             return p
         } catch {

@@ -1,6 +1,7 @@
 public import MiniAppModel
 import CJail
 import Glibc
+import Synchronization
 
 /// The `miniappd-spawner` process that clones every jailed worker (Sources/CJail/
 /// spawner_server.c explains why the daemon never clones them itself). Started on first use
@@ -135,7 +136,7 @@ final class SpawnerProcess: Sendable {
 /// test that kills a spawner on purpose uses a slot of its own, so that it disturbs no other
 /// test's spawns.
 public final class SpawnerSlot: Sendable {
-    let current = JailLock<SpawnerProcess?>(nil)
+    let current = Mutex<SpawnerProcess?>(nil)
     /// What its spawners accept (SpawnerTemplate).
     let templates = SpawnerTemplates()
     /// The process-wide spawner.
@@ -254,7 +255,7 @@ enum WarmJails {
         var adoptedEarly: Set<Int32> = []
     }
 
-    private static let state = JailLock(State())
+    private static let state = Mutex(State())
 
     /// Watch and release happen under the lock: a pidfd closed by `adopt` before `track` had
     /// registered it would otherwise be registered afterwards, under a number that may by then
