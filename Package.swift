@@ -127,6 +127,7 @@ let package = Package(
             name: "fuzz-registry", dependencies: ["FuzzSupport", "MiniAppDaemon", "MiniAppModel"], path: "Sources/Fuzz/registry"),
         .executableTarget(name: "fuzz-policy", dependencies: ["FuzzSupport", "MiniAppJSON", "MiniAppModel"], path: "Sources/Fuzz/policy"),
         .executableTarget(name: "fuzz-specblob", dependencies: ["FuzzSupport", "CJail"], path: "Sources/Fuzz/specblob"),
+        .executableTarget(name: "fuzz-spawnrequest", dependencies: ["FuzzSupport", "CJail"], path: "Sources/Fuzz/spawnrequest"),
         .executableTarget(
             name: "fuzz-mockrules", dependencies: ["FuzzSupport", "MiniAppBridgeMock", "MiniAppJSON"], path: "Sources/Fuzz/mockrules"),
         .executableTarget(name: "fuzz-terminal", dependencies: ["FuzzSupport", "MiniAppJSON", "MiniAppModel"], path: "Sources/Fuzz/terminal"),

@@ -67,6 +67,14 @@ int child_embryo_finish(const struct cjail_spec *template, int chan, struct cjai
     /* The spawner matched the launch to this jail by its launch-independent part; the count
      * of ops already done must agree, or phase B would skip or repeat some. */
     if (launch_spec.static_mount_count != template->static_mount_count) return EINVAL;
+    /* The program directories the spawner resolved, as detached mount trees (child_mounts.c). */
+    for (int k = 0; k < CJAIL_MAX_TREES; k++) {
+        int32_t op = msg.tree_op[k];
+        int tree = fd[CJAIL_EMBRYO_FD_TREE + k];
+        if ((op < 0) != (tree < 0) || (op >= 0 && ((uint32_t)op < launch_spec.static_mount_count || (uint32_t)op >= launch_spec.mount_count)))
+            return EPROTO;
+        if (op >= 0) ((struct cjail_mount_op *)launch_spec.mounts)[op].source_fd = tree;
+    }
     launch_spec.stdin_fd = fd[CJAIL_EMBRYO_FD_STDIN];
     launch_spec.stdout_fd = fd[CJAIL_EMBRYO_FD_STDOUT];
     launch_spec.stderr_fd = fd[CJAIL_EMBRYO_FD_STDERR];

@@ -34,10 +34,17 @@ static int make_mountpoint(const char *target, int is_dir) {
 
 /* A plain MS_REMOUNT|MS_RDONLY is not recursive, so submounts of a bind (e.g. a mount below
  * /usr) would stay writable; mount_setattr(AT_RECURSIVE) applies to the whole tree. */
+/* A source the spawner resolved itself arrives as a detached mount tree (spawner_template.c):
+ * attached as it is, so no path is looked up again here (a directory swapped for a symlink
+ * after the spawner's check would otherwise be followed). */
 static int bind_op(const struct cjail_mount_op *op) {
     int e = make_mountpoint(op->target, op->source_is_dir);
     if (e) return e;
-    if (mount(op->source, op->target, NULL, MS_BIND | MS_REC, NULL) < 0) return errno;
+    if (op->source_fd >= 0) {
+        if (syscall(SYS_move_mount, op->source_fd, "", AT_FDCWD, op->target, MOVE_MOUNT_F_EMPTY_PATH) < 0) return errno;
+    } else if (mount(op->source, op->target, NULL, MS_BIND | MS_REC, NULL) < 0) {
+        return errno;
+    }
     if (op->attr_set == 0) return 0;
     struct mount_attr attr = {.attr_set = op->attr_set};
     long r = syscall(SYS_mount_setattr, AT_FDCWD, op->target, AT_RECURSIVE, &attr, sizeof attr);

@@ -169,7 +169,18 @@ int cjail_waitid_pidfd(int pidfd, int options, int32_t *code, int32_t *status) {
     return si.si_pid;
 }
 
-int cjail_memfd(const char *name) { return memfd_create(name, MFD_CLOEXEC); }
+int cjail_memfd(const char *name) { return memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING); }
+
+int cjail_trace_memfd(const char *name) {
+    int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0) return -errno;
+    if (ftruncate(fd, (off_t)(sizeof(uint64_t) * CJAIL_TRACE_SLOTS)) < 0 || fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
 
 #define CJAIL_SPEC_SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL)
 

@@ -101,3 +101,52 @@ int cjail_spawner_read_notice(int sock, struct cjail_spawner_notice *n, int32_t 
     }
     return 0;
 }
+
+/* Sends one message with its own reply socket (role `reply_role` among `fds`) and waits for the
+ * cjail_control_reply. 0 or -errno. */
+static int ask(int sock, const void *msg, size_t len, int32_t *fds, int n, int reply_role) {
+    int32_t pair[2];
+    int e = cjail_seqpacket_pair(pair);
+    if (e) return e;
+    fds[reply_role] = pair[1];
+    int out[CJAIL_MAX_PASSED_FDS], k = 0;
+    for (int i = 0; i < n; i++)
+        if (fds[i] >= 0) out[k++] = fds[i];
+    e = -cjail_send_with_fds(sock, msg, len, out, k);
+    close(pair[1]);
+    struct cjail_control_reply rep;
+    if (!e) {
+        int got = 0, none[1];
+        long r = cjail_recv_with_fds(pair[0], &rep, sizeof rep, 0, none, 0, &got);
+        if (r < 0) e = (int)r;
+        else if (r != (long)sizeof rep || rep.magic != CJAIL_CONTROL_MAGIC || rep.result > 0) e = -EPROTO;
+        else e = rep.result;
+    }
+    close(pair[0]);
+    return e;
+}
+
+int cjail_spawner_register(int sock, const struct cjail_template_request *t, int blob_fd, const int32_t *cgroup_fds, int cgroup_count) {
+    if (blob_fd < 0 || cgroup_count < 0 || cgroup_count > CJAIL_SPAWN_MAX_PROCS) return -EINVAL;
+    struct cjail_template_request req = *t;
+    req.magic = CJAIL_TEMPLATE_MAGIC;
+    int32_t fds[CJAIL_TEMPLATE_FD_COUNT];
+    for (int r = 0; r < CJAIL_TEMPLATE_FD_COUNT; r++) fds[r] = -1;
+    fds[CJAIL_TEMPLATE_FD_BLOB] = blob_fd;
+    for (int i = 0; i < cgroup_count; i++) fds[CJAIL_TEMPLATE_FD_CGROUP + i] = cgroup_fds[i];
+    req.fd_mask = 1u << CJAIL_TEMPLATE_FD_REPLY;
+    for (int r = 0; r < CJAIL_TEMPLATE_FD_COUNT; r++)
+        if (fds[r] >= 0) req.fd_mask |= 1u << r;
+    return ask(sock, &req, sizeof req, fds, CJAIL_TEMPLATE_FD_COUNT, CJAIL_TEMPLATE_FD_REPLY);
+}
+
+int cjail_spawner_control(int sock, const struct cjail_control_request *req) {
+    struct cjail_control_request r = *req;
+    r.magic = CJAIL_CONTROL_MAGIC;
+    int32_t fds[1] = {-1};
+    return ask(sock, &r, sizeof r, fds, 1, 0);
+}
+
+int cjail_send_message(int sock, const void *data, size_t len, const int32_t *fds, int n) {
+    return cjail_send_with_fds(sock, data, len, fds, n);
+}

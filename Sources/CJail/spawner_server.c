@@ -10,9 +10,13 @@
  * the multi-threaded-fork hazards apply (a lock held by another thread at clone time).
  *
  * Protocol (SOCK_SEQPACKET, one request → one reply, see cjail.h):
+ *     starter → spawner: cjail_template_request (registered once, before any launch), and
+ *                       cjail_control_request LOCK; replies on the request's own socket
  *     daemon → spawner: cjail_spawn_request + SCM_RIGHTS [blob memfd, stdin, stdout, stderr,
  *                       bridge, netns, trace, cgroup.procs…] (the ones present, in that order)
- *     spawner:          map + check the blob (spec_blob.c), clone with CLONE_PARENT so the
+ *     spawner:          copy + check the blob (spec_blob.c), check it against its template
+ *                       (spawner_check.c; refused: CJAIL_SPAWN_REFUSED, nothing cloned), open
+ *                       /app and /data itself (spawner_template.c), clone with CLONE_PARENT so the
  *                       worker is the daemon's child (its pidfd, waitid and SIGCHLD work there),
  *                       [rootless] write its id maps, write its pid into every cgroup.procs,
  *                       send "go": the child was in its cgroups before its first step
@@ -20,8 +24,9 @@
  *                       socket that came with the request
  * Doing the maps, the attach and "go" here saves the daemon a round trip: its caller sends the
  * request, and its event loop takes the reply (while the child sets itself up) and then the
- * error pipe's EOF (the exec). The spawner holds no state
- * between requests and exits when the daemon closes the socket or dies (PDEATHSIG). */
+ * error pipe's EOF (the exec). Between requests the spawner holds its templates, the pidfds of
+ * the workers it cloned (SIGNAL requests reach only those) and its warm jails; it exits when the
+ * daemon closes the socket or dies (PDEATHSIG). */
 #define _GNU_SOURCE
 #include "include/cjail.h"
 #include "fd_passing.h"
@@ -34,10 +39,11 @@
 #include <poll.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <sys/ioctl.h>
+#include <linux/nsfs.h>
+#include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
-
-#define MAX_IN_FDS CJAIL_SPAWN_FD_COUNT
 
 struct request_fds {
     int fd[CJAIL_SPAWN_FD_COUNT]; /* by role, -1 when absent */
@@ -45,6 +51,7 @@ struct request_fds {
 
 /* Warm jails (spawner_warm.c). */
 int spawner_warm_take(int sock, const struct cjail_spawn_request *req, const int *fds, const struct cjail_spec *spec,
+                      size_t blob_len, const struct cjail_check *ck, const int *trees,
                       uint64_t *trace, struct cjail_child *c, int *e, int32_t *step);
 void spawner_warm_make(int sock, const struct cjail_spawn_request *req, const struct cjail_spec *spec, int netns);
 void spawner_warm_discard(int sock);
@@ -59,25 +66,31 @@ static void close_all(int *fds, int n) {
         if (fds[i] >= 0) close(fds[i]);
 }
 
-/* Receives one request; returns 1 (got one), 0 (peer closed), or -errno. */
-static int receive(int sock, struct cjail_spawn_request *req, struct request_fds *rf) {
-    for (int r = 0; r < CJAIL_SPAWN_FD_COUNT; r++) rf->fd[r] = -1; /* also on every failure */
-    int got[MAX_IN_FDS], count = 0;
-    long n = cjail_recv_with_fds(sock, req, sizeof *req, 0, got, MAX_IN_FDS, &count);
-    if (n == 0) return 0;
-    if (n < 0) return (int)n;
-    int want = __builtin_popcount(req->fd_mask & ((1u << CJAIL_SPAWN_FD_COUNT) - 1));
-    if ((size_t)n != sizeof *req || req->magic != CJAIL_SPAWN_MAGIC || count != want) {
+/* Every message the spawner takes. Received into a buffer larger than the largest: a
+ * SOCK_SEQPACKET message longer than the buffer is cut silently (MSG_TRUNC), so an oversized
+ * message must not fit to be told from a valid one. */
+union message {
+    struct cjail_spawn_request spawn;
+    struct cjail_template_request tmpl;
+    struct cjail_control_request ctl;
+    char bytes[512];
+};
+
+/* Spreads the `count` descriptors of a message over roles by `mask` (the first `roles` bits):
+ * 0, or -EPROTO (every descriptor closed) when they do not match. */
+static int by_role(uint32_t mask, int roles, int *got, int count, int *out) {
+    for (int r = 0; r < roles; r++) out[r] = -1;
+    if ((mask >> roles) != 0 || __builtin_popcount(mask) != count) {
         close_all(got, count);
         return -EPROTO;
     }
-    for (int r = 0, i = 0; r < CJAIL_SPAWN_FD_COUNT; r++)
-        if (req->fd_mask & (1u << r)) rf->fd[r] = got[i++];
-    return 1;
+    for (int r = 0, i = 0; r < roles; r++)
+        if (mask & (1u << r)) out[r] = got[i++];
+    return 0;
 }
 
-static int reply(int sock, int32_t result, int32_t step, const struct cjail_child *c, int warm) {
-    struct cjail_spawn_reply rep = {CJAIL_SPAWN_MAGIC, result, step, c ? c->pid : 0, 0, warm};
+static int reply(int sock, int32_t result, int32_t step, const struct cjail_child *c, int warm, const struct cjail_check *ck) {
+    struct cjail_spawn_reply rep = {CJAIL_SPAWN_MAGIC, result, step, c ? c->pid : 0, 0, warm, ck ? ck->refused : 0, ck ? ck->index : -1};
     int fds[3], n = 0;
     if (c && c->pidfd >= 0) {
         fds[n++] = c->pidfd;
@@ -150,7 +163,7 @@ static int start(const struct cjail_spawn_request *req, const struct request_fds
     return e;
 }
 
-/* A request's spec, mapped and checked (the blob stays mapped while `spec` is used). */
+/* A request's spec: its sealed blob mapped, unpacked (the strings point into the mapping). */
 struct loaded {
     void *blob;
     size_t len;
@@ -158,21 +171,26 @@ struct loaded {
     uint64_t *trace;
 };
 
-static int load(const struct cjail_spawn_request *req, const struct request_fds *rf, struct loaded *l) {
-    *l = (struct loaded){MAP_FAILED, 0, {0}, NULL};
-    int blob_fd = rf->fd[CJAIL_SPAWN_FD_BLOB];
+/* The sealed spec memfd mapped (spawner_template.c): 0 or -errno (EPERM: not sealed). */
+int spawner_map_blob(int fd, uint64_t len, void **out);
+void spawner_unmap_blob(void *blob, uint64_t len);
+
+/* A trace memfd whose size is sealed at least as large as the slots. */
+static int trace_usable(int fd) {
     struct stat st;
-    if (blob_fd < 0 || fstat(blob_fd, &st) < 0 || req->blob_len == 0 || (uint64_t)st.st_size < req->blob_len) return -EINVAL;
-    /* Sealed, or refused: a memfd the sender can still truncate kills us with SIGBUS when a
-     * page of our mapping goes away, and one it can still write changes the spec after
-     * cjail_spec_unpack checked it. */
-    if (!cjail_memfd_is_sealed(blob_fd)) return -EPERM;
-    l->len = (size_t)req->blob_len;
-    l->blob = mmap(NULL, l->len, PROT_READ, MAP_PRIVATE, blob_fd, 0);
-    if (l->blob == MAP_FAILED) return -errno;
-    int e = cjail_spec_unpack(l->blob, l->len, &l->spec);
+    if (fd < 0 || fstat(fd, &st) < 0 || (size_t)st.st_size < sizeof(uint64_t) * CJAIL_TRACE_SLOTS) return 0;
+    int seals = fcntl(fd, F_GET_SEALS);
+    return seals >= 0 && (seals & F_SEAL_SHRINK);
+}
+
+static int load(const struct cjail_spawn_request *req, const struct request_fds *rf, struct loaded *l) {
+    *l = (struct loaded){NULL, 0, {0}, NULL};
+    int e = spawner_map_blob(rf->fd[CJAIL_SPAWN_FD_BLOB], req->blob_len, &l->blob);
     if (e) return e;
-    if (rf->fd[CJAIL_SPAWN_FD_TRACE] >= 0) {
+    l->len = (size_t)req->blob_len;
+    e = cjail_spec_unpack(l->blob, l->len, &l->spec);
+    if (e) return e;
+    if (trace_usable(rf->fd[CJAIL_SPAWN_FD_TRACE])) {
         void *t = mmap(NULL, sizeof(uint64_t) * CJAIL_TRACE_SLOTS, PROT_READ | PROT_WRITE, MAP_SHARED, rf->fd[CJAIL_SPAWN_FD_TRACE], 0);
         if (t != MAP_FAILED) l->trace = t;
     }
@@ -184,8 +202,8 @@ static int load(const struct cjail_spawn_request *req, const struct request_fds 
 static void unload(struct loaded *l) {
     cjail_spec_release(&l->spec); /* zeroed, so a no-op, when unpack refused the blob */
     if (l->trace) munmap(l->trace, sizeof(uint64_t) * CJAIL_TRACE_SLOTS);
-    if (l->blob != MAP_FAILED) munmap(l->blob, l->len); /* children have their own copies */
-    l->blob = MAP_FAILED;
+    spawner_unmap_blob(l->blob, l->len); /* children have their own copies */
+    l->blob = NULL;
     l->trace = NULL;
 }
 
@@ -219,7 +237,7 @@ static struct {
     struct loaded l;
     int netns;
     int after;
-} next_warm = {0, {0}, {MAP_FAILED, 0, {0}, NULL}, 0, -1};
+} next_warm = {0, {0}, {NULL, 0, {0}, NULL}, 0, -1};
 
 static void drop_pending(void) {
     if (!next_warm.pending) return;
@@ -258,51 +276,141 @@ static int wait_request(int sock) {
 
 extern int cjail_spawner_main_socket;
 
+/* The template a launch must match (spawner_template.c). */
+struct template;
+const struct template *spawner_template(uint32_t id);
+const struct cjail_spec *spawner_template_spec(const struct template *t);
+const struct cjail_template_request *spawner_template_request(const struct template *t);
+int spawner_resolve(const struct template *t, struct cjail_spec *spec, const struct cjail_check *ck, int trees[CJAIL_MAX_TREES], int32_t *index);
+int spawner_register(const struct cjail_template_request *req, const int *fds);
+int spawner_control(const struct cjail_control_request *req);
+void spawner_worker_add(pid_t pid, int pidfd);
+
+/* A pooled network namespace: a network namespace, and not the spawner's own (the host's):
+ * joining that would give the worker the host's network. */
+static int foreign_netns(int fd) {
+    struct stat a, b;
+    if (fd < 0) return 1;
+    if (ioctl(fd, NS_GET_NSTYPE) != CLONE_NEWNET) return 0;
+    if (fstat(fd, &a) < 0 || stat("/proc/self/ns/net", &b) < 0) return 0;
+    return a.st_dev != b.st_dev || a.st_ino != b.st_ino;
+}
+
+/* Checks a loaded launch against its template and resolves its program directories. 0, or
+ * -errno with *step and *ck saying why. */
+static int admit(const struct cjail_spawn_request *req, const struct request_fds *rf, struct loaded *l,
+                 struct cjail_check *ck, int trees[CJAIL_MAX_TREES], int32_t *step) {
+    for (int k = 0; k < CJAIL_MAX_TREES; k++) trees[k] = -1;
+    memset(ck, 0, sizeof *ck);
+    ck->index = -1;
+    *step = CJAIL_SPAWN_REFUSED;
+    const struct template *t = spawner_template(req->template_id);
+    if (!t) { ck->refused = CJAIL_REFUSE_TEMPLATE; return -EPERM; }
+    int netns = rf->fd[CJAIL_SPAWN_FD_NETNS];
+    if (!foreign_netns(netns)) { ck->refused = CJAIL_REFUSE_NAMESPACES; return -EPERM; }
+    int e = cjail_template_check(spawner_template_spec(t), spawner_template_request(t), req, &l->spec, netns >= 0, ck);
+    if (e) return e;
+    e = spawner_resolve(t, &l->spec, ck, trees, &ck->index);
+    if (e) {
+        ck->refused = CJAIL_REFUSE_SOURCE;
+        for (int k = 0; k < CJAIL_MAX_TREES; k++)
+            if (trees[k] >= 0) close(trees[k]);
+        return e;
+    }
+    ck->index = -1;
+    return 0;
+}
+
+/* One spawn request: answered on its own reply socket. */
+static void serve_spawn(int sock, const struct cjail_spawn_request *req, struct request_fds *rf) {
+    int out = rf->fd[CJAIL_SPAWN_FD_REPLY];
+    if (out < 0) { /* nowhere to answer */
+        close_all(rf->fd, CJAIL_SPAWN_FD_COUNT);
+        return;
+    }
+    drop_pending(); /* a newer launch is the template now */
+    struct cjail_child c = {0, -1, -1, -1, -1};
+    int32_t step = CJAIL_SPAWN_REQUEST;
+    struct cjail_check ck = {0};
+    int trees[CJAIL_MAX_TREES] = {-1, -1, -1, -1};
+    struct loaded l;
+    int e = load(req, rf, &l);
+    /* "Taken" is load's CJAIL_TRACE_SPAWNER_RECEIVED mark in the trace memfd (the daemon
+     * always sends one, its size sealed): a daemon whose reply socket reads EOF (we died)
+     * retries a request we never took. */
+    if (!e) e = admit(req, rf, &l, &ck, trees, &step);
+    int warm = 0;
+    if (!e && (req->flags & CJAIL_SPAWN_WARM))
+        warm = spawner_warm_take(sock, req, rf->fd, &l.spec, l.len, &ck, trees, l.trace, &c, &e, &step);
+    if (!e && !warm) e = spawn_cold(req, rf, &l, &c, &step);
+    for (int k = 0; k < CJAIL_MAX_TREES; k++)
+        if (trees[k] >= 0) close(trees[k]); /* the child has its copy (or the warm jail its own) */
+    if (!e) step = CJAIL_SPAWN_OK;
+    if (!e) spawner_worker_add(c.pid, c.pidfd);
+    int after = (!e && (req->flags & CJAIL_SPAWN_WARM) && c.err_fd >= 0) ? fcntl(c.err_fd, F_DUPFD_CLOEXEC, 10) : -1;
+    (void)reply(out, e, step, &c, warm, step == CJAIL_SPAWN_REFUSED ? &ck : NULL); /* a gone caller is not our failure */
+    int netns = rf->fd[CJAIL_SPAWN_FD_NETNS] >= 0 || (l.spec.clone_flags & CLONE_NEWNET) != 0;
+    close_all(rf->fd, CJAIL_SPAWN_FD_COUNT);
+    int mine[4] = {c.pidfd, c.go_fd, c.err_fd, c.status_fd};
+    close_all(mine, 4); /* the daemon has its copies now */
+    if (after >= 0) { /* keep this launch's spec as the next warm jail's template */
+        next_warm.pending = 1;
+        next_warm.req = *req;
+        next_warm.l = l;
+        next_warm.netns = netns;
+        next_warm.after = after;
+    } else {
+        unload(&l);
+    }
+}
+
+static void answer(int fd, int32_t result) {
+    struct cjail_control_reply rep = {CJAIL_CONTROL_MAGIC, result};
+    (void)cjail_send_with_fds(fd, &rep, sizeof rep, NULL, 0);
+}
+
+/* One message of any kind. A malformed one (unknown magic, wrong size: truncated or
+ * oversized, descriptors not matching its mask) is dropped: its descriptors are closed, so its
+ * sender's reply socket reads EOF; the spawner goes on serving. */
+static void serve_one(int sock, union message *m, long n, int *got, int count) {
+    if ((size_t)n == sizeof m->spawn && m->spawn.magic == CJAIL_SPAWN_MAGIC) {
+        struct request_fds rf;
+        if (by_role(m->spawn.fd_mask, CJAIL_SPAWN_FD_COUNT, got, count, rf.fd) == 0) serve_spawn(sock, &m->spawn, &rf);
+        return;
+    }
+    if ((size_t)n == sizeof m->tmpl && m->tmpl.magic == CJAIL_TEMPLATE_MAGIC) {
+        int fds[CJAIL_TEMPLATE_FD_COUNT];
+        if (by_role(m->tmpl.fd_mask, CJAIL_TEMPLATE_FD_COUNT, got, count, fds) != 0) return;
+        if (fds[CJAIL_TEMPLATE_FD_REPLY] >= 0) answer(fds[CJAIL_TEMPLATE_FD_REPLY], spawner_register(&m->tmpl, fds));
+        close_all(fds, CJAIL_TEMPLATE_FD_COUNT);
+        return;
+    }
+    if ((size_t)n == sizeof m->ctl && m->ctl.magic == CJAIL_CONTROL_MAGIC && count == 1) {
+        answer(got[0], spawner_control(&m->ctl));
+        close(got[0]);
+        return;
+    }
+    close_all(got, count);
+}
+
+/* recvmsg reads 0 both at EOF and for an empty SEQPACKET message. */
+static int hung_up(int sock) {
+    struct pollfd p = {sock, POLLIN | POLLRDHUP, 0};
+    return poll(&p, 1, 0) < 0 || (p.revents & (POLLHUP | POLLRDHUP | POLLERR)) != 0;
+}
+
 int cjail_spawner_serve(int sock) {
     cjail_spawner_main_socket = sock;
     for (;;) {
         if (!wait_request(sock)) break;
-        struct cjail_spawn_request req;
-        struct request_fds rf;
-        int r = receive(sock, &req, &rf);
-        if (r == 0) break;
-        if (r < 0 && r != -EPROTO) break;
-        int out = rf.fd[CJAIL_SPAWN_FD_REPLY];
-        if (r == -EPROTO || out < 0) {
-            /* Nowhere to answer a malformed request but its reply socket, if it has one. */
-            if (out >= 0) (void)reply(out, -EPROTO, CJAIL_SPAWN_REQUEST, NULL, 0);
-            close_all(rf.fd, CJAIL_SPAWN_FD_COUNT);
-            continue;
-        }
-        drop_pending(); /* a newer launch is the template now */
-        struct cjail_child c = {0, -1, -1, -1, -1};
-        int32_t step = CJAIL_SPAWN_REQUEST;
-        struct loaded l;
-        int e = load(&req, &rf, &l);
-        /* "Taken" is load's CJAIL_TRACE_SPAWNER_RECEIVED mark in the trace memfd (the daemon
-         * always sends one): a daemon whose reply socket reads EOF (we died) retries a request
-         * we never took. The spec memfd itself is sealed against writes. */
-        int warm = 0;
-        if (!e && (req.flags & CJAIL_SPAWN_WARM)) {
-            warm = spawner_warm_take(sock, &req, rf.fd, &l.spec, l.trace, &c, &e, &step);
-        }
-        if (!e && !warm) e = spawn_cold(&req, &rf, &l, &c, &step);
-        if (!e) step = CJAIL_SPAWN_OK;
-        int after = (!e && (req.flags & CJAIL_SPAWN_WARM) && c.err_fd >= 0) ? fcntl(c.err_fd, F_DUPFD_CLOEXEC, 10) : -1;
-        (void)reply(out, e, step, &c, warm); /* a gone caller is not our failure */
-        int netns = rf.fd[CJAIL_SPAWN_FD_NETNS] >= 0 || (l.spec.clone_flags & CLONE_NEWNET) != 0;
-        close_all(rf.fd, CJAIL_SPAWN_FD_COUNT);
-        int mine[4] = {c.pidfd, c.go_fd, c.err_fd, c.status_fd};
-        close_all(mine, 4); /* the daemon has its copies now */
-        if (after >= 0) { /* keep this launch's spec as the next warm jail's template */
-            next_warm.pending = 1;
-            next_warm.req = req;
-            next_warm.l = l;
-            next_warm.netns = netns;
-            next_warm.after = after;
-        } else {
-            unload(&l);
-        }
+        union message m;
+        int got[CJAIL_MAX_PASSED_FDS], count = 0;
+        long n = cjail_recv_with_fds(sock, &m, sizeof m, 0, got, CJAIL_MAX_PASSED_FDS, &count);
+        if (n == 0 && !hung_up(sock)) { close_all(got, count); continue; } /* an empty message, not EOF */
+        if (n == 0) break;
+        if (n == -EPROTO) continue; /* too many descriptors: all closed */
+        if (n < 0) break;
+        serve_one(sock, &m, n, got, count);
     }
     drop_pending();
     spawner_warm_discard(-1); /* the daemon is gone: nobody to notify */

@@ -24,6 +24,8 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -230,15 +232,24 @@ void spawner_warm_make(int sock, const struct cjail_spawn_request *req, const st
     if (((req->flags & CJAIL_SPAWN_IDMAP) && spawner_write_id_maps(req, c.pid)) || cjail_go(&warm[n].c)) discard_one(sock, n);
 }
 
-static int send_launch(struct warm_jail *w, const struct cjail_spawn_request *req, const int *fds) {
-    const int roles[CJAIL_EMBRYO_FD_COUNT] = {CJAIL_SPAWN_FD_BLOB, CJAIL_SPAWN_FD_STDIN, CJAIL_SPAWN_FD_STDOUT,
-                                               CJAIL_SPAWN_FD_STDERR, CJAIL_SPAWN_FD_BRIDGE, CJAIL_SPAWN_FD_TRACE};
-    struct cjail_embryo_launch m = {CJAIL_SPAWN_MAGIC, 0, req->blob_len};
+/* The launch, to a warm jail: the daemon's spec memfd itself (sealed against every change, so
+ * it still holds the bytes the spawner checked), its fds, and the opened program trees. -errno. */
+static int send_launch(struct warm_jail *w, const int *fds, size_t len, const struct cjail_check *ck, const int *trees) {
+    const int roles[6] = {CJAIL_SPAWN_FD_BLOB, CJAIL_SPAWN_FD_STDIN, CJAIL_SPAWN_FD_STDOUT,
+                          CJAIL_SPAWN_FD_STDERR, CJAIL_SPAWN_FD_BRIDGE, CJAIL_SPAWN_FD_TRACE};
+    struct cjail_embryo_launch m = {CJAIL_SPAWN_MAGIC, 0, len, {-1, -1, -1, -1}};
     int out[CJAIL_EMBRYO_FD_COUNT], n = 0;
-    for (int r = 0; r < CJAIL_EMBRYO_FD_COUNT; r++) {
-        if (fds[roles[r]] < 0) continue;
+    for (int r = 0; r < 6; r++) {
+        int fd = fds[roles[r]];
+        if (fd < 0) continue;
         m.fd_mask |= 1u << r;
-        out[n++] = fds[roles[r]];
+        out[n++] = fd;
+    }
+    for (int k = 0; k < CJAIL_MAX_TREES; k++) {
+        if (trees[k] < 0) continue;
+        m.fd_mask |= 1u << (CJAIL_EMBRYO_FD_TREE + k);
+        m.tree_op[k] = ck->tree_op[k];
+        out[n++] = trees[k];
     }
     return -cjail_send_with_fds(w->chan, &m, sizeof m, out, n);
 }
@@ -246,6 +257,7 @@ static int send_launch(struct warm_jail *w, const struct cjail_spawn_request *re
 /* Gives the launch to the oldest warm jail of its key (discarding dead ones). Returns 1 when a
  * warm jail took it, 0 when the launch must be spawned cold. */
 int spawner_warm_take(int sock, const struct cjail_spawn_request *req, const int *fds, const struct cjail_spec *spec,
+                      size_t blob_len, const struct cjail_check *ck, const int *trees,
                       uint64_t *trace, struct cjail_child *c, int *e, int32_t *step) {
     struct buf key;
     int netns = fds[CJAIL_SPAWN_FD_NETNS] >= 0 || (spec->clone_flags & CLONE_NEWNET);
@@ -265,7 +277,10 @@ int spawner_warm_take(int sock, const struct cjail_spawn_request *req, const int
     int r = spawner_attach(fds, w->c.pid);
     if (r == 0) {
         *step = CJAIL_SPAWN_GO;
-        r = send_launch(w, req, fds);
+        int given[CJAIL_SPAWN_FD_COUNT];
+        memcpy(given, fds, sizeof given);
+        if (!trace) given[CJAIL_SPAWN_FD_TRACE] = -1; /* refused by load(): not sealed */
+        r = send_launch(w, given, blob_len, ck, trees);
     }
     if (trace) {
         struct timespec ts;

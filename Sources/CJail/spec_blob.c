@@ -107,6 +107,7 @@ static void fix_mounts(struct blob *b, struct cjail_spec *s) {
     for (uint32_t i = 0; m && i < s->mount_count; i++) {
         m[i].source = str(b, m[i].source);
         m[i].target = str(b, m[i].target);
+        m[i].source_fd = -1; /* the spawner's own, after it resolved the source: never from a blob */
         if (m[i].kind == CJAIL_MNT_FILE) {
             m[i].data = at(b, (uintptr_t)m[i].data, m[i].data_len ? m[i].data_len : 1, 1);
             if (!m[i].data) b->bad = 1;

@@ -96,7 +96,7 @@ public final class Daemon {
         let mode = try Self.workerMode(config.workerMode)
         let jailConfig = try JailPolicy.load(policyDir: policyDir)
         let jailer = try Jailer(configuration: jailConfig, stateDir: layout.root, mode: mode, warmCgroups: Self.warmCgroups,
-                                warmJails: config.warmJails && mode == .privileged)
+                                warmJails: config.warmJails && mode == .privileged, appRoot: layout.packages, dataRoot: layout.data)
         for w in jailConfig.warnings { logger.warning("jail: \(w)") }
         let swept = jailer.sweepStaleWorkers()
         if swept.cgroups > 0 {
@@ -387,7 +387,7 @@ public final class Daemon {
                 let jailConfig = try JailPolicy.load(policyDir: p.policyDir)
                 let old = p.jail.jailer
                 p.jail.replace(try Jailer(configuration: jailConfig, stateDir: p.layout.root, mode: old.mode, warmCgroups: Self.warmCgroups,
-                                          warmJails: old.warmJails))
+                                          warmJails: old.warmJails, appRoot: p.layout.packages, dataRoot: p.layout.data))
                 old.drainPools()
             } catch {
                 logger.error("reload: keeping the previous jail policy: \(error)")

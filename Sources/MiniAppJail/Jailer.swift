@@ -30,17 +30,25 @@ public final class Jailer: Sendable {
     /// The launch-independent part of every worker's filesystem, planned once (host paths
     /// looked up once; a reload makes a new jailer).
     let sharedMounts: JailMountPlan
+    /// Where launches' program and data directories must be (the spawner checks each launch's
+    /// /app and /data sources resolve beneath them: SpawnerTemplate).
+    let appRoot: String, dataRoot: String
+    /// The spawner template of each launch variant (its extra binds and limits), by key.
+    let templateIDs = JailLock<[String: UInt32]>([:])
 
     /// Prepares the state directory (`<stateDir>/jail`: uid table, empty mountpoint of the
     /// worker roots). Throws `JAIL_UNAVAILABLE` when privileged mode is asked without root.
     /// `warmCgroups` > 0 keeps that many worker cgroups made ahead (a long-running supervisor;
     /// they are removed by `drainPools` or the next start's sweep). A one-shot caller such as
     /// `miniapp jail` leaves it 0 so it leaves nothing behind.
+    /// `appRoot` and `dataRoot`: every launch's `appDir` and `dataDir` must be a directory
+    /// beneath them (the spawner refuses others; "/" allows any).
     /// `warmJails` keeps a warm jail ready in the spawner: a worker cloned ahead of time with
     /// its namespaces and the launch-independent part of its filesystem, which the next launch
     /// takes (spawner_warm.c). It makes its own network namespace, so the namespace pool is off.
     public init(configuration: JailConfiguration, stateDir: String, mode: JailMode, hostIDFiles: HostIDFiles = .system,
-                warmCgroups: Int = 0, warmJails: Bool = false, spawner: SpawnerSlot = .shared) throws(MiniAppError) {
+                warmCgroups: Int = 0, warmJails: Bool = false, spawner: SpawnerSlot = .shared,
+                appRoot: String = "/", dataRoot: String = "/") throws(MiniAppError) {
         if mode == .privileged && geteuid() != 0 {
             throw MiniAppError(.jailUnavailable, "privileged jail mode needs root; run the daemon as root or use rootless mode")
         }
@@ -50,6 +58,8 @@ public final class Jailer: Sendable {
         self.mode = mode
         self.stateDir = stateDir
         rootDir = "\(stateDir)/jail/root"
+        self.appRoot = appRoot
+        self.dataRoot = dataRoot
         sharedMounts = JailMountPlan.shared(root: rootDir, policy: configuration.policy)
         let id = configuration.policy.identity
         uids = mode == .privileged ? try UidAllocator(stateDir: stateDir, rangeStart: id.uidRangeStart, rangeCount: id.uidRangeCount) : nil
@@ -101,7 +111,7 @@ public final class Jailer: Sendable {
         let p = try prepare(launch)
         defer { p.release() }
         let child: SpawnedChild
-        do { child = try await JailSpawner.spawn(p.plan, cgroupProcs: p.taken?.procs ?? [], warm: warmJails, slot: spawner, trace: p.trace) } catch {
+        do { child = try await JailSpawner.spawn(p.plan, template: p.template, cgroupProcs: p.taken?.procs ?? [], warm: warmJails, slot: spawner, trace: p.trace) } catch {
             throw p.failed(error)
         }
         return finish(p, child)
@@ -115,7 +125,7 @@ public final class Jailer: Sendable {
         let p = try prepare(launch)
         defer { p.release() }
         let child: SpawnedChild
-        do { child = try JailSpawner.spawnBlocking(p.plan, cgroupProcs: p.taken?.procs ?? [], warm: warmJails, slot: spawner, trace: p.trace) } catch {
+        do { child = try JailSpawner.spawnBlocking(p.plan, template: p.template, cgroupProcs: p.taken?.procs ?? [], warm: warmJails, slot: spawner, trace: p.trace) } catch {
             throw p.failed(error)
         }
         return finish(p, child)
@@ -129,6 +139,7 @@ public final class Jailer: Sendable {
         let taken: CgroupPool.Taken?
         let pipes: JailPipes
         let plan: JailSpawnPlan
+        let template: UInt32
         let netFD: Int32?
         let trace: JailTrace?
         let jailer: Jailer
@@ -170,9 +181,17 @@ public final class Jailer: Sendable {
             throw MiniAppError(.jailSetupFailed, "cannot create output pipes: \(error)", data: ["step": "pipes", "errno": "\(error.errno)"])
         }
         var plan = makePlan(launch, limits: limits, uid: uid, gid: gid, pipes: pipes)
+        let template: UInt32
+        do { template = try templateID(launch, limits: limits) } catch {
+            pipes.closeAll()
+            taken?.closeProcs()
+            taken?.cgroup.destroy()
+            throw error
+        }
         let netFD = useNetPool(&plan)
         trace?.mark("planned")
-        return Prepared(launch: launch, limits: limits, uid: uid, taken: taken, pipes: pipes, plan: plan, netFD: netFD, trace: trace, jailer: self)
+        return Prepared(launch: launch, limits: limits, uid: uid, taken: taken, pipes: pipes, plan: plan, template: template,
+                        netFD: netFD, trace: trace, jailer: self)
     }
 
     private func finish(_ p: Prepared, _ child: SpawnedChild) -> JailedWorker {

@@ -37,7 +37,7 @@ extension Jailer {
     static let cloneNewNS: UInt64 = 0x0002_0000, cloneNewUTS: UInt64 = 0x0400_0000, cloneNewIPC: UInt64 = 0x0800_0000
     static let cloneNewUser: UInt64 = 0x1000_0000, cloneNewPID: UInt64 = 0x2000_0000, cloneNewNet: UInt64 = 0x4000_0000
 
-    func makePlan(_ launch: JailLaunch, limits: JailLimits, uid: UInt32, gid: UInt32, pipes: JailPipes) -> JailSpawnPlan {
+    func makePlan(_ launch: JailLaunch, limits: JailLimits, uid: UInt32, gid: UInt32, pipes: JailPipes?) -> JailSpawnPlan {
         let policy = configuration.policy
         var p = JailSpawnPlan()
         let ns = policy.namespaces
@@ -60,9 +60,9 @@ extension Jailer {
         // RLIMIT_FSIZE 1, RLIMIT_CORE 4, RLIMIT_NOFILE 7: core 0 so a crash never writes the
         // program's memory (tokens, user data) to disk.
         p.rlimits = [(1, limits.fileSizeBytes, limits.fileSizeBytes), (4, 0, 0), (7, limits.openFiles, limits.openFiles)]
-        p.stdinFD = launch.stdinFD ?? pipes.devNull
-        p.stdoutFD = pipes.out.w
-        p.stderrFD = pipes.err.w
+        p.stdinFD = launch.stdinFD ?? pipes?.devNull ?? -1
+        p.stdoutFD = pipes?.out.w ?? -1
+        p.stderrFD = pipes?.err.w ?? -1
         p.bridgeFD = launch.bridgeFD ?? -1
         applyLandlock(&p, launch: launch)
         p.filters = configuration.seccompProgram.filters

@@ -350,7 +350,12 @@ struct WarmJailTests {
         }
         // (Other tests' jails may evict ours under a parallel run: a few tries.)
         let lines = JailLock<[String]>([])
-        var launch = JailLaunch(programId: "test.warm", argv: ["/bin/sh", "-c", "id -u; echo $$; cat /proc/1/comm; grep CapEff /proc/self/status"])
+        var launch = JailLaunch(programId: "test.warm", argv: ["/bin/sh", "-c", "id -u; echo $$; cat /proc/1/comm; grep CapEff /proc/self/status; test -x /app/probe && echo app; touch /data/x && echo data"])
+        // /app and /data reach a warm jail as the directories the spawner opened (mount trees
+        // passed on its channel), not as paths it binds itself.
+        _ = JailHarness.probeBuilt
+        launch.appDir = "\(JailHarness.base)/app"
+        launch.dataDir = JailHarness.newDataDir("warm-take")
         launch.output = { l in lines.withLock { $0.append(l.text) } }
         var second = try await j.spawn(launch)
         for _ in 0..<5 where !second.startedWarm {
@@ -364,7 +369,7 @@ struct WarmJailTests {
         #expect(exit.reason == .exit && exit.status == 0, "\(exit)")
         let out = lines.withLock { $0 }
         // Its own uid, a fresh pid namespace (the shell is PID 2 under the reaper), no capabilities.
-        #expect(out == ["\(second.uid)", "2", "miniapp-init", "CapEff:\t0000000000000000"], "\(out)")
+        #expect(out == ["\(second.uid)", "2", "miniapp-init", "CapEff:\t0000000000000000", "app", "data"], "\(out)")
     }
 
     @Test("a dead warm jail is discarded and reaped; the launch still runs")

@@ -15,13 +15,19 @@
  * Protocol (daemon thread P, spawner process S, child C = PID 1 of the new pid namespace,
  * G = the program):
  *
+ *     starter (the daemon at its start, or `miniapp jail`): start S, register templates
+ *        (the launch-independent part of every spec S may clone, the id range, the roots of
+ *        /app and /data), optionally lock the set (see "Templates" below)
  *     P: build the spec blob (memfd), pipes for output; send blob + fds to S (SCM_RIGHTS)
- *     S: check the blob, go/err pipes (O_CLOEXEC), block signals,
+ *     S: copy and unpack the blob, check it against its template (refused: reply, no clone),
+ *        open /app and /data from the held roots as detached mount trees,
+ *        go/err pipes (O_CLOEXEC), block signals,
  *        clone(CLONE_NEW*|CLONE_PIDFD|CLONE_PARENT): C is P's child, not S's;
  *        send pid + pidfd + go/err/status ends back to P, close its copies
  *     C:                                           wait for "go" byte on go pipe
  *     P: [rootless] write setgroups/gid_map/uid_map; attach C to the cgroup; write "go"
- *     C: steps: setsid, mounts, pivot_root, ids, caps, no_new_privs, Landlock, seccomp
+ *     C: steps: setsid, mounts (/app, /data: move_mount of S's trees), pivot_root, ids, caps,
+ *        no_new_privs, Landlock, seccomp
  *     C: [reaper] start G vfork-style (CLONE_VM|CLONE_VFORK: no copy of the address space);
  *        once G exec'd, C closes its pipe ends and waits for children
  *     G: reset signals, execve  --> error pipe closed by O_CLOEXEC: P reads EOF = success
@@ -93,7 +99,9 @@ struct cjail_mount_op {
     int32_t kind;
     int32_t source_is_dir; /* BIND: create a directory (1) or an empty file (0) as mountpoint */
     uint32_t mode;
-    uint32_t _pad;
+    int32_t source_fd;     /* BIND: -1, or a detached mount tree (open_tree) to attach instead of
+                              binding `source` by path: set by the spawner after it resolved the
+                              source itself (spawner_template.c), never taken from a blob */
     uint64_t attr_set;     /* MOUNT_ATTR_* for BIND; MS_* flags for TMPFS/PROC */
     const char *source;
     const char *target;
@@ -210,7 +218,9 @@ enum cjail_spawn_fd {
     CJAIL_SPAWN_FD_STDERR = 3,
     CJAIL_SPAWN_FD_BRIDGE = 4,
     CJAIL_SPAWN_FD_NETNS = 5,
-    CJAIL_SPAWN_FD_TRACE = 6,  /* memfd of CJAIL_TRACE_SLOTS uint64 slots (MINIAPP_JAIL_TRACE) */
+    CJAIL_SPAWN_FD_TRACE = 6,  /* memfd of CJAIL_TRACE_SLOTS uint64 slots (MINIAPP_JAIL_TRACE), its
+                                  size sealed (else ignored: a file shrunk under the spawner's
+                                  mapping would kill it with SIGBUS at its next mark) */
     CJAIL_SPAWN_FD_PROCS = 7,  /* 7..11: cgroup.procs of each hierarchy, opened for writing */
     CJAIL_SPAWN_FD_REPLY = 12, /* the request's own reply socket (required): the reply goes there */
     CJAIL_SPAWN_FD_COUNT = 13
@@ -239,12 +249,15 @@ enum cjail_embryo_fd {
     CJAIL_EMBRYO_FD_STDERR = 3,
     CJAIL_EMBRYO_FD_BRIDGE = 4,
     CJAIL_EMBRYO_FD_TRACE = 5,
-    CJAIL_EMBRYO_FD_COUNT = 6
+    CJAIL_EMBRYO_FD_TREE = 6,  /* 6..9: the mount trees of the ops named in tree_op */
+    CJAIL_EMBRYO_FD_COUNT = 10
 };
+#define CJAIL_MAX_TREES 4
 struct cjail_embryo_launch {
     uint32_t magic;    /* CJAIL_SPAWN_MAGIC */
     uint32_t fd_mask;  /* bit r: the fd of role r is attached */
-    uint64_t blob_len;
+    uint64_t blob_len; /* the blob is the spawner's own sealed copy, never the daemon's memfd */
+    int32_t tree_op[CJAIL_MAX_TREES]; /* mount op index of tree fd k, or -1 */
 };
 
 /* A notice the spawner sends on its main socket, unasked, for every warm jail it makes: the
@@ -263,7 +276,7 @@ struct cjail_spawn_request {
     uint64_t blob_len;  /* bytes of the blob in the memfd */
     uint32_t flags;
     uint32_t inside_uid, outside_uid, inside_gid, outside_gid; /* CJAIL_SPAWN_IDMAP */
-    uint32_t _pad;
+    uint32_t template_id; /* the registered template the launch must match */
 };
 
 /* Where a spawn failed on the spawner's side (reply.failed_step). */
@@ -273,7 +286,8 @@ enum cjail_spawn_step {
     CJAIL_SPAWN_CLONE = 2,
     CJAIL_SPAWN_IDMAP_STEP = 3,
     CJAIL_SPAWN_CGROUP = 4,
-    CJAIL_SPAWN_GO = 5
+    CJAIL_SPAWN_GO = 5,
+    CJAIL_SPAWN_REFUSED = 6  /* the launch does not match its template (reply.refused says where) */
 };
 
 struct cjail_spawn_reply {
@@ -283,7 +297,125 @@ struct cjail_spawn_reply {
     int32_t pid;         /* host pid of the worker's PID 1 (0: none was cloned) */
     int32_t fd_count;    /* attached when a child exists: pidfd, err (read end), [status (read end)] */
     int32_t warm;        /* 1: a warm jail took the launch (it did phase A ahead of time) */
+    int32_t refused;     /* CJAIL_SPAWN_REFUSED: enum cjail_refusal */
+    int32_t refused_index; /* the mount op / rlimit / rule / filter refused, or -1 */
 };
+
+/* ---- Templates: what a spawn may ask for (spawner_template.c) ----
+ * Whoever starts the spawner registers the launch-independent part of every spec it will ask
+ * for (a "template": a spec blob whose launch-dependent mount ops name the roots instead of one
+ * program's directories), then may lock the set (CJAIL_CTL_LOCK): from then on a request that
+ * does not match a registered template is refused, so a compromised daemon cannot have a
+ * worker bind a host path read-write, run as root, skip its seccomp filter, etc.
+ *
+ *     starter → spawner: cjail_template_request + SCM_RIGHTS [blob memfd, reply, cgroup dirs…]
+ *     spawner → starter: cjail_control_reply on the reply socket
+ *
+ * A spawn matches template T when: its clone flags, user namespace, root, static mount ops,
+ * read-only root, hostname, PDEATHSIG, reaper, Landlock ABI and handled sets and seccomp filters
+ * equal T's (byte for byte); each Landlock rule is one of T's; each rlimit of T is present and
+ * no higher; uid and gid are in T's range (an IDMAP maps them to T's outside ids only); each
+ * launch-dependent op is one of: FILE at a target where T has a FILE; DIR at a target where T
+ * has a DIR or BIND; BIND at <root>/app or <root>/data with T's attributes whose source
+ * resolves (no symlinks, no "..") beneath T's source there (the spawner opens it from the
+ * descriptor of that root it holds, and the jail binds that descriptor, not the path); any
+ * other BIND equal to one of T's. argv, envp, exec paths and workdir are free: they only act
+ * inside the jail. */
+#define CJAIL_TEMPLATE_MAGIC 0x504d4554 /* "TEMP" */
+#define CJAIL_CONTROL_MAGIC 0x4c525443  /* "CTRL" */
+#define CJAIL_TEMPLATES_MAX 64
+#define CJAIL_TEMPLATE_IDMAP 1u    /* rootless: launches must write this id map */
+#define CJAIL_TEMPLATE_NETNS_FD 2u /* launches may pass a pooled network namespace */
+
+enum cjail_template_fd {
+    CJAIL_TEMPLATE_FD_BLOB = 0,
+    CJAIL_TEMPLATE_FD_REPLY = 1,
+    CJAIL_TEMPLATE_FD_CGROUP = 2, /* 2..6: O_PATH directories the worker cgroups are made in */
+    CJAIL_TEMPLATE_FD_COUNT = 7
+};
+
+struct cjail_template_request {
+    uint32_t magic;     /* CJAIL_TEMPLATE_MAGIC */
+    uint32_t fd_mask;
+    uint64_t blob_len;
+    uint32_t id;        /* chosen by the starter, unique; spawn and control requests name it */
+    uint32_t flags;     /* CJAIL_TEMPLATE_* */
+    uint32_t uid_min, uid_count; /* the ids a launch may run as (uid and gid alike); never 0 on
+                                    the host: a range holding 0 is refused */
+    uint32_t outside_uid, outside_gid; /* CJAIL_TEMPLATE_IDMAP: the only outside ids */
+};
+
+/* Why a spawn was refused (reply.refused). Stable: the Swift side names them. */
+enum cjail_refusal {
+    CJAIL_REFUSE_NONE = 0,
+    CJAIL_REFUSE_TEMPLATE = 1,   /* unknown template id */
+    CJAIL_REFUSE_NAMESPACES = 2, /* clone flags, user namespace, cgroup namespace, netns fd */
+    CJAIL_REFUSE_ROOT = 3,       /* root path/options/read-only, hostname */
+    CJAIL_REFUSE_STATIC = 4,     /* the launch-independent mount ops */
+    CJAIL_REFUSE_MOUNT = 5,      /* a launch-dependent mount op (index) */
+    CJAIL_REFUSE_IDENTITY = 6,   /* uid, gid or id map */
+    CJAIL_REFUSE_RLIMIT = 7,
+    CJAIL_REFUSE_LANDLOCK = 8,
+    CJAIL_REFUSE_SECCOMP = 9,
+    CJAIL_REFUSE_LIFETIME = 10,  /* pdeathsig, reaper */
+    CJAIL_REFUSE_SOURCE = 11     /* a bind source did not resolve beneath its root (index) */
+};
+
+/* Fixed control requests (each with exactly one descriptor: its reply socket). */
+enum cjail_control_kind {
+    CJAIL_CTL_LOCK = 1,        /* no template may be registered any more */
+    CJAIL_CTL_SIGNAL = 2,      /* {pid, sig}: pid a live worker (or warm jail) this spawner cloned,
+                                  sig SIGTERM, SIGKILL, SIGINT, SIGHUP, SIGSTOP or SIGCONT */
+    CJAIL_CTL_KILL_CGROUP = 3, /* {template_id, name}: SIGKILL every process of cgroup `name`
+                                  under each of the template's cgroup directories */
+    CJAIL_CTL_CHOWN_DATA = 4   /* {template_id, name, uid}: the directory `name` right under the
+                                  template's data root: owner uid:uid, mode 0700 */
+};
+#define CJAIL_NAME_MAX 128
+struct cjail_control_request {
+    uint32_t magic;     /* CJAIL_CONTROL_MAGIC */
+    uint32_t kind;      /* enum cjail_control_kind */
+    uint32_t template_id;
+    int32_t pid;
+    int32_t sig;
+    uint32_t uid;
+    char name[CJAIL_NAME_MAX]; /* NUL-terminated; [A-Za-z0-9._-], not starting with '.' */
+};
+struct cjail_control_reply {
+    uint32_t magic;     /* CJAIL_CONTROL_MAGIC */
+    int32_t result;     /* 0 or -errno (EPERM: refused by a rule) */
+};
+
+/* What checking a spawn against a template found (cjail_template_check). */
+struct cjail_check {
+    int32_t refused;    /* enum cjail_refusal */
+    int32_t index;      /* the item refused, or -1 */
+    int32_t tree_op[CJAIL_MAX_TREES]; /* launch ops bound from a root: op index, or -1 */
+    const char *tree_rel[CJAIL_MAX_TREES]; /* their sources relative to the root */
+    int32_t tree_root[CJAIL_MAX_TREES];    /* 0: the /app root, 1: the /data root */
+};
+
+/* Checks `spec` (a launch, unpacked) against `tmpl` (a template, unpacked) and the template's
+ * request `t`; `netns_fd`: whether the launch passes a network namespace. Pure: no system
+ * call (the fuzz target runs it). 0, or -EPERM with out->refused/index set. */
+int cjail_template_check(const struct cjail_spec *tmpl, const struct cjail_template_request *t,
+                         const struct cjail_spawn_request *req, const struct cjail_spec *spec, int netns_fd,
+                         struct cjail_check *out);
+
+/* A control request's name: [A-Za-z0-9._-]{1,127}, NUL-terminated inside the field, not
+ * starting with '.' (so neither "." nor ".." nor a hidden entry). 1 when valid. */
+int cjail_name_valid(const char name[CJAIL_NAME_MAX]);
+
+/* Starter: registers a template (id, ranges and flags in *t; the blob in a memfd), waits for
+ * the reply. 0, or -errno (the spawner's refusal, or a transport error). */
+int cjail_spawner_register(int sock, const struct cjail_template_request *t, int blob_fd, const int32_t *cgroup_fds, int cgroup_count);
+
+/* Any message with descriptors on a spawner socket (tests send malformed ones with it). 0 or a
+ * positive errno. */
+int cjail_send_message(int sock, const void *data, size_t len, const int32_t *fds, int n);
+
+/* Daemon: sends a control request and waits for its reply: 0 or -errno. */
+int cjail_spawner_control(int sock, const struct cjail_control_request *req);
 
 /* Spawner: checks a blob and fills *out: strings and data point into the blob (which is only
  * read and must outlive *out), arrays are private copies. 0, or -EINVAL (nothing to release). */
@@ -331,12 +463,15 @@ int cjail_landlock_abi(void);
 
 /* Parent helpers for Swift (macros / variadic calls it cannot reach). */
 int cjail_pidfd_send_signal(int pidfd, int sig);
-int cjail_memfd(const char *name);
+int cjail_memfd(const char *name); /* MFD_CLOEXEC | MFD_ALLOW_SEALING */
+/* A memfd of CJAIL_TRACE_SLOTS zeroed slots, its size sealed (F_SEAL_SHRINK | F_SEAL_GROW): the
+ * spawner maps it shared and uses it only so sealed. The descriptor or -errno. */
+int cjail_trace_memfd(const char *name);
 /* A memfd holding `len` bytes of `data`, sealed against shrinking, growing and writing
  * (F_SEAL_SHRINK|F_SEAL_GROW|F_SEAL_WRITE|F_SEAL_SEAL): what the spawner maps can neither be
  * truncated under it (SIGBUS) nor changed after it was checked. The descriptor or -errno. */
 int cjail_sealed_memfd(const char *name, const void *data, size_t len);
-/* Whether `fd` carries those seals (the spawner refuses a spec memfd that does not). */
+/* Whether `fd` carries those seals (the spawner refuses a spec or template memfd that does not). */
 int cjail_memfd_is_sealed(int fd);
 int cjail_set_thread_name(const char *name);
 /* The calling thread runs at nice 19 from now on (background work). 0 or -errno. */

@@ -94,6 +94,15 @@ public enum CgroupDriver: Sendable, Equatable {
         return out
     }
 
+    /// The directories worker cgroups are made in (one per v1 hierarchy, sorted).
+    public var baseDirectories: [String] {
+        switch self {
+        case .none: []
+        case .v1(_, let base): base.values.sorted()
+        case .v2(let root): [root]
+        }
+    }
+
     /// Creates the cgroup of one worker with `limits`.
     public func create(name: String, limits: CgroupLimits) throws(MiniAppError) -> (any WorkerCgroup)? {
         do {

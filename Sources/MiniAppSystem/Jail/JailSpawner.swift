@@ -27,14 +27,14 @@ public enum JailSpawner {
     /// and the child work. Only starting (or replacing) the spawner process hops to `thread`.
     /// `warm`: take a matching warm jail if the spawner has one, and have it keep one ready
     /// for the next launch of the same policy (spawner_warm.c).
-    public static func spawn(_ plan: JailSpawnPlan, cgroupProcs: [Int32], warm: Bool = false, slot: SpawnerSlot = .shared,
+    public static func spawn(_ plan: JailSpawnPlan, template: UInt32, cgroupProcs: [Int32], warm: Bool = false, slot: SpawnerSlot = .shared,
                              trace: JailTrace? = nil) async throws(MiniAppError) -> SpawnedChild {
         let slots = trace != nil ? JailTrace.ChildSlots() : nil
         defer { if let slots { trace?.childSteps(slots.base) } }
         var (child, tookWarm): (cjail_child, Bool)
         var attempt = 0
         while true {
-            let request = try SpawnRequest(plan, cgroupProcs: cgroupProcs, traceFD: slots?.fd ?? -1, warm: warm)
+            let request = try SpawnRequest(plan, template: template, cgroupProcs: cgroupProcs, traceFD: slots?.fd ?? -1, warm: warm)
             let spawner: SpawnerProcess
             if attempt == 0, let s = SpawnerProcess.trySend(request, slot) { spawner = s } else {
                 spawner = try await thread.run { () throws(MiniAppError) -> SpawnerProcess in try SpawnerProcess.startAndSend(request, slot) }
@@ -51,14 +51,14 @@ public enum JailSpawner {
 
     /// The same, blocking the calling thread in the reads instead of suspending a task (see
     /// `Jailer.spawnBlocking`). Never from Swift's cooperative pool.
-    public static func spawnBlocking(_ plan: JailSpawnPlan, cgroupProcs: [Int32], warm: Bool = false, slot: SpawnerSlot = .shared,
+    public static func spawnBlocking(_ plan: JailSpawnPlan, template: UInt32, cgroupProcs: [Int32], warm: Bool = false, slot: SpawnerSlot = .shared,
                                      trace: JailTrace? = nil) throws(MiniAppError) -> SpawnedChild {
         let slots = trace != nil ? JailTrace.ChildSlots() : nil
         defer { if let slots { trace?.childSteps(slots.base) } }
         var (child, tookWarm): (cjail_child, Bool)
         var attempt = 0
         while true {
-            let request = try SpawnRequest(plan, cgroupProcs: cgroupProcs, traceFD: slots?.fd ?? -1, warm: warm)
+            let request = try SpawnRequest(plan, template: template, cgroupProcs: cgroupProcs, traceFD: slots?.fd ?? -1, warm: warm)
             let spawner: SpawnerProcess
             if attempt == 0, let s = SpawnerProcess.trySend(request, slot) { spawner = s } else {
                 spawner = try thread.runBlocking { () throws(MiniAppError) -> SpawnerProcess in try SpawnerProcess.startAndSend(request, slot) }
@@ -95,6 +95,16 @@ public enum JailSpawner {
         }
         if reply.result != 0 {
             if child.pidfd >= 0 { abort(&child) }
+            if UInt32(bitPattern: reply.failed_step) == CJAIL_SPAWN_REFUSED.rawValue {
+                // A template added while this spawner was being started may have missed it
+                // (it registers the slot's set once): registered now, the launch is sent again.
+                if retryable && reply.refused == Int32(CJAIL_REFUSE_TEMPLATE.rawValue),
+                   let t = slot.templates.template(request.header.template_id),
+                   t.register(id: request.header.template_id, on: spawner.socket) == 0 {
+                    return nil
+                }
+                throw refusalError(reply.result, refused: reply.refused, index: reply.refused_index)
+            }
             throw spawnerError(reply.result, step: reply.failed_step)
         }
         if reply.warm != 0 {
@@ -137,6 +147,19 @@ public enum JailSpawner {
         }
         return MiniAppError(.jailSetupFailed, "jail setup step '\(name)' failed: \(SystemError(name, errno: -r)); \(hint)",
                             data: ["step": name, "errno": "\(-r)"])
+    }
+
+    /// The spawner refused a launch that does not match its template (spawner_check.c): the
+    /// daemon planned something its starter did not allow (a bug, a policy changed after the
+    /// templates were locked), or the program directory does not resolve beneath its root.
+    static func refusalError(_ r: Int32, refused: Int32, index: Int32) -> MiniAppError {
+        let what = SpawnerTemplate.refusalName(refused)
+        let which = index >= 0 ? " (item \(index))" : ""
+        let hint = refused == Int32(CJAIL_REFUSE_SOURCE.rawValue)
+            ? "the program or data directory must be a real directory (no symlinks) beneath the state directory's packages/ or data/"
+            : "the launch does not match what the spawner was started with; restart the daemon after a policy change"
+        return MiniAppError(.jailSetupFailed, "the worker spawner refused the launch: \(what)\(which): \(SystemError("spawn", errno: -r)); \(hint)",
+                            data: ["step": "spawner_refused", "refused": what, "index": "\(index)", "errno": "\(-r)"])
     }
 
     static func setupError(_ rec: cjail_error) -> MiniAppError {

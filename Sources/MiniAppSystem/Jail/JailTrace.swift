@@ -60,9 +60,8 @@ public final class JailTrace: Sendable {
         private let size = Int(CJAIL_TRACE_SLOTS.rawValue) * 8
 
         init?() {
-            fd = cjail_memfd("miniapp-trace")
+            fd = cjail_trace_memfd("miniapp-trace")
             guard fd >= 0 else { return nil }
-            guard ftruncate(fd, off_t(size)) == 0 else { close(fd); return nil }
             let p = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
             guard let p, p != MAP_FAILED else { close(fd); return nil }
             base = p.bindMemory(to: UInt64.self, capacity: Int(CJAIL_TRACE_SLOTS.rawValue))

@@ -1,4 +1,4 @@
-import MiniAppModel
+public import MiniAppModel
 import CJail
 import Glibc
 
@@ -51,9 +51,28 @@ final class SpawnerProcess: Sendable {
                                data: ["step": "spawner", "errno": "\(-r)"])
         }
         let s = SpawnerProcess(pid: pid, socket: sock)
+        s.registerTemplates(slot.templates)
         slot.current.withLock { $0 = s }
         s.watchNotices()
         return s
+    }
+
+    /// Gives a new spawner every template of its slot, then locks its set if the slot is locked.
+    /// A template it refuses (its roots gone) is skipped: the launches that need it are refused
+    /// with the refusal "template".
+    private func registerTemplates(_ templates: SpawnerTemplates) {
+        let (all, locked) = templates.all
+        for (id, t) in all { _ = t.register(id: id, on: socket) }
+        if locked { _ = Self.control(socket, kind: CJAIL_CTL_LOCK) }
+    }
+
+    /// One control request on `socket`: 0 or -errno.
+    static func control(_ socket: Int32, kind: cjail_control_kind, pid: Int32 = 0, sig: Int32 = 0) -> Int32 {
+        var r = cjail_control_request()
+        r.kind = kind.rawValue
+        r.pid = pid
+        r.sig = sig
+        return cjail_spawner_control(socket, &r)
     }
 
     /// The spawner's unasked notices: each warm jail it makes, which is our child (see
@@ -117,9 +136,30 @@ final class SpawnerProcess: Sendable {
 /// test's spawns.
 public final class SpawnerSlot: Sendable {
     let current = JailLock<SpawnerProcess?>(nil)
+    /// What its spawners accept (SpawnerTemplate).
+    let templates = SpawnerTemplates()
     /// The process-wide spawner.
     public static let shared = SpawnerSlot()
     public init() {}
+
+    /// The id of `template` in this slot, registered (with the running spawner too) when new.
+    /// Throws JAIL_UNAVAILABLE when the slot is locked and has no such template.
+    public func templateID(_ template: SpawnerTemplate) throws(MiniAppError) -> UInt32 {
+        let (id, added) = try templates.id(of: template)
+        if let added, let s = SpawnerProcess.running(self) {
+            // EEXIST: a spawner started meanwhile registered it; another failure shows as the
+            // launch's refusal ("template").
+            _ = added.register(id: id, on: s.socket)
+        }
+        return id
+    }
+
+    /// Locks the set of templates, in the running spawner and every later one: a launch that
+    /// matches none is refused from now on, whoever sends it.
+    public func lockTemplates() {
+        templates.lock()
+        if let s = SpawnerProcess.running(self) { _ = SpawnerProcess.control(s.socket, kind: CJAIL_CTL_LOCK) }
+    }
 }
 
 /// One spawn request: the spec blob in a memfd, the fds it names, and its own reply socket.
@@ -135,7 +175,7 @@ final class SpawnRequest: @unchecked Sendable {
     private let ownsTakenFD: Bool
 
     /// `traceFD`: the slots' memfd or -1.
-    init(_ plan: JailSpawnPlan, cgroupProcs: [Int32], traceFD: Int32, warm: Bool) throws(MiniAppError) {
+    init(_ plan: JailSpawnPlan, template: UInt32, cgroupProcs: [Int32], traceFD: Int32, warm: Bool) throws(MiniAppError) {
         guard cgroupProcs.count <= Int(CJAIL_SPAWN_MAX_PROCS) else {
             throw MiniAppError(.internal, "\(cgroupProcs.count) cgroup hierarchies, the spawner takes \(CJAIL_SPAWN_MAX_PROCS)")
         }
@@ -147,10 +187,10 @@ final class SpawnRequest: @unchecked Sendable {
         }
         // Where the spawner marks that it took the request: the trace slots (ours when the
         // caller traces nothing).
-        let taken = traceFD >= 0 ? traceFD : cjail_memfd("miniapp-taken")
+        let taken = traceFD >= 0 ? traceFD : cjail_trace_memfd("miniapp-taken")
         var pair: [Int32] = [-1, -1]
-        guard taken >= 0, traceFD >= 0 || ftruncate(taken, off_t(8 * Int(CJAIL_TRACE_SLOTS.rawValue))) == 0, cjail_seqpacket_pair(&pair) == 0 else {
-            let e = errno
+        guard taken >= 0, cjail_seqpacket_pair(&pair) == 0 else {
+            let e = taken < 0 ? -taken : errno
             close(mfd)
             if traceFD < 0 && taken >= 0 { close(taken) }
             throw MiniAppError(.jailUnavailable, "preparing the worker spec failed: \(SystemError("memfd/socketpair", errno: e))", data: ["step": "spec", "errno": "\(e)"])
@@ -161,6 +201,7 @@ final class SpawnRequest: @unchecked Sendable {
         replyFD = pair[0]
         theirReplyEnd = pair[1]
         header.blob_len = UInt64(blob.count)
+        header.template_id = template
         if warm { header.flags |= CJAIL_SPAWN_WARM }
         if let m = plan.userNamespace {
             header.flags |= CJAIL_SPAWN_IDMAP
