@@ -309,25 +309,37 @@ struct WarmJailTests {
 
     /// Waits until at least `n` warm jails wait.
     static func waitForWarm(_ n: Int) async throws -> [Int32] {
-        for _ in 0..<7500 {
-            let warm = waitingWarmJails()
-            if warm.count >= n { return warm }
-            try await Task.sleep(for: .milliseconds(4))
-        }
+        try await waitUntil { waitingWarmJails().count >= n }
         return waitingWarmJails()
     }
+
+    /// Polls `condition` until it holds or 30 s pass. The bound is only a hang guard, and it is
+    /// kept in time, not in tries: a check that scans /proc takes long on a busy host.
+    static func waitUntil(_ condition: () -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while !condition() && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(4)) }
+    }
+
+    /// The state of `pid` when it is a child of this process (nil otherwise): one stat read,
+    /// where `jailChildren` scans every process.
+    static func childState(_ pid: Int32) -> Character? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
+        guard fields.count > 1, fields[1] == "\(getpid())" else { return nil }
+        return fields[0].first
+    }
+
+    /// Whether `pid` is a child of ours that has not ended (not a zombie).
+    static func liveChild(_ pid: Int32) -> Bool { childState(pid).map { $0 != "Z" && $0 != "X" } ?? false }
 
     /// Jail children that stay zombies: a worker's PID 1 is one for a moment before the event
     /// loop reaps it; one nobody reaps is still one 30 s later. (Waits for the reaping itself:
     /// on a loaded host the event loop may take more than a second to get to it.)
     static func lastingZombies() async throws -> [Int32] {
-        let now = Set(jailChildren().filter { $0.state == "Z" }.map(\.pid))
-        var left = now
-        for _ in 0..<3000 where !left.isEmpty {
-            try await Task.sleep(for: .milliseconds(10))
-            left = Set(jailChildren().filter { $0.state == "Z" && now.contains($0.pid) }.map(\.pid))
-        }
-        return left.sorted()
+        let now = jailChildren().filter { $0.state == "Z" }.map(\.pid)
+        let zombie = { (pid: Int32) in childState(pid) == "Z" }
+        try await waitUntil { !now.contains(where: zombie) }
+        return now.filter(zombie)
     }
 
     @Test("the next launch takes a warm jail; it runs like a cold one, and the jail held only its own descriptors")
@@ -336,11 +348,8 @@ struct WarmJailTests {
         let first = try await j.spawn(JailLaunch(programId: "test.warm", argv: ["/bin/true"]))
         #expect(!first.startedWarm)
         _ = await first.exit
-        var warm: [Int32] = []
-        for _ in 0..<7500 where warm.count < 2 {
-            warm = Self.ownWarmJails("take")
-            try await Task.sleep(for: .milliseconds(4))
-        }
+        try await Self.waitUntil { Self.ownWarmJails("take").count >= 2 }
+        let warm = Self.ownWarmJails("take")
         #expect(warm.count == 2, "two warm jails per policy: \(warm)")
         for pid in warm {
             // err pipe, status pipe, channel: nothing of the spawner (its daemon socket) or of
@@ -376,18 +385,13 @@ struct WarmJailTests {
     func deadWarmJailIsReaped() async throws {
         let j = try Self.jailer("dead")
         _ = await (try await j.spawn(JailLaunch(programId: "test.warm", argv: ["/bin/true"]))).exit
-        var ours: [Int32] = []
-        for _ in 0..<7500 where ours.count < 2 {
-            ours = Self.ownWarmJails("dead")
-            try await Task.sleep(for: .milliseconds(4))
-        }
+        try await Self.waitUntil { Self.ownWarmJails("dead").count >= 2 }
+        let ours = Self.ownWarmJails("dead")
         #expect(ours.count >= 2, "\(ours)")
         for pid in ours { kill(pid, SIGKILL) }
         // Dead, not dying: a jail killed at the very moment a launch takes it makes that launch
         // end by SIGKILL (as any worker killed then), which is not what this test is about.
-        for _ in 0..<7500 where ours.contains(where: { pid in Self.jailChildren().contains { $0.pid == pid && $0.state != "Z" } }) {
-            try await Task.sleep(for: .milliseconds(4))
-        }
+        try await Self.waitUntil { !ours.contains(where: Self.liveChild) }
         let w = try await j.spawn(JailLaunch(programId: "test.warm", argv: ["/bin/sh", "-c", "exit 5"]))
         #expect(await w.exit.status == 5, "a dead warm jail never fails a launch: it spawns cold")
         let z = try await Self.lastingZombies()
@@ -399,17 +403,12 @@ struct WarmJailTests {
         let slot = SpawnerSlot() // killing the shared spawner would disturb other tests
         let j = try Self.jailer("spawner-death", spawner: slot)
         _ = await (try await j.spawn(JailLaunch(programId: "test.warm", argv: ["/bin/true"]))).exit
-        var ours: [Int32] = []
-        for _ in 0..<7500 where ours.count < 2 {
-            ours = Self.ownWarmJails("spawner-death")
-            try await Task.sleep(for: .milliseconds(4))
-        }
+        try await Self.waitUntil { Self.ownWarmJails("spawner-death").count >= 2 }
+        let ours = Self.ownWarmJails("spawner-death")
         #expect(ours.count >= 2, "\(ours)")
         let spawner = try #require(JailSpawner.spawnerPID(slot))
         kill(spawner, SIGKILL)
-        for _ in 0..<7500 where ours.contains(where: { pid in Self.jailChildren().contains { $0.pid == pid && $0.state != "Z" } }) {
-            try await Task.sleep(for: .milliseconds(4))
-        }
+        try await Self.waitUntil { !ours.contains(where: Self.liveChild) }
         let z = try await Self.lastingZombies()
         #expect(!z.contains(where: ours.contains), "our warm jails exit with their spawner and are reaped: \(z)")
         // and the next launch gets a new spawner
@@ -422,12 +421,12 @@ struct WarmJailTests {
         for name in ["evict-a", "evict-b", "evict-c"] {
             let j = try Self.jailer(name, spawner: slot)
             _ = await (try await j.spawn(JailLaunch(programId: "test.warm", argv: ["/bin/true"]))).exit
-            for _ in 0..<7500 where Self.ownWarmJails(name).count < 2 { try await Task.sleep(for: .milliseconds(4)) }
+            try await Self.waitUntil { Self.ownWarmJails(name).count >= 2 }
             #expect(Self.ownWarmJails(name).count == 2, "\(name)")
         }
         // Four at most per spawner: the third policy's two evicted the oldest policy's (waited
         // for: the eviction's kill and reap may trail the new jails' readiness).
-        for _ in 0..<3000 where !Self.ownWarmJails("evict-a").isEmpty { try await Task.sleep(for: .milliseconds(10)) }
+        try await Self.waitUntil { Self.ownWarmJails("evict-a").isEmpty }
         #expect(Self.ownWarmJails("evict-a").isEmpty && Self.ownWarmJails("evict-b").count == 2 && Self.ownWarmJails("evict-c").count == 2)
         let z = try await Self.lastingZombies()
         #expect(z.isEmpty, "\(z)")
