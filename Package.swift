@@ -48,7 +48,7 @@ let package = Package(
         .target(name: "CLinuxShims", path: "Sources/CLinuxShims"),
         // Typed wrappers for libcurl's variadic curl_easy_setopt/getinfo (Swift cannot call C varargs).
         .target(name: "CCurlShim", dependencies: ["CCurl"], path: "Sources/CCurlShim"),
-        // epoll/eventfd/accept4/SO_PEEK_OFF wrappers for the reactor (branch broker)
+        // epoll/eventfd/accept4/SO_PEEK_OFF/SCM_RIGHTS wrappers for the reactor and the host client
         .target(name: "CNetShims", path: "Sources/CNetShims"),
 
         // MARK: pure Swift (no syscalls)
@@ -101,12 +101,12 @@ let package = Package(
         // MARK: SDK for Swift mini-programs (JS and Python SDKs live in Sources/SDK)
         .target(name: "MiniAppBridgeSDK", dependencies: ["MiniAppJSON"], swiftSettings: strict),
         // MARK: host SDK: the control API for host runtimes; nothing daemon-internal
-        .target(name: "MiniAppHost", dependencies: ["MiniAppJSON"], swiftSettings: strict),
+        .target(name: "MiniAppHost", dependencies: ["MiniAppJSON", "CNetShims"], swiftSettings: strict),
         // The blocking ControlClient of the CLI and tests, a facade over MiniAppHost with MiniAppError.
         .target(name: "MiniAppControl", dependencies: ["MiniAppHost", "MiniAppJSON", "MiniAppModel"], swiftSettings: strict),
         // The mock Bridge (rules file → answers) for unit tests and `miniapp mock-bridge`; the
         // broker's own framing and codec (MiniAppModel), so the wire is the daemon's.
-        .target(name: "MiniAppBridgeMock", dependencies: ["MiniAppJSON", "MiniAppModel", "MiniAppBridgeSDK"], swiftSettings: strict),
+        .target(name: "MiniAppBridgeMock", dependencies: ["MiniAppJSON", "MiniAppModel", "MiniAppSystem", "MiniAppBridgeSDK"], swiftSettings: strict),
 
         // MARK: fuzz targets (libFuzzer when built with -sanitize=fuzzer; corpus replay otherwise)
         .target(name: "CFuzzSupport", path: "Sources/CFuzzSupport"),
@@ -156,12 +156,14 @@ let package = Package(
             path: "Tests/Helpers/storage-crash-helper", swiftSettings: strict),
         .testTarget(
             name: "ServiceTests",
-            dependencies: ["MiniAppBroker", "MiniAppSystem", "MiniAppJSON", "MiniAppModel", "MiniAppBridgeSDK", "MiniAppBridgeMock"],
+            dependencies: [
+                "MiniAppBroker", "MiniAppSystem", "MiniAppJSON", "MiniAppModel", "MiniAppBridgeSDK", "MiniAppBridgeMock", "MiniAppTestSupport",
+            ],
             exclude: ["Fixtures"]),
         .testTarget(
             name: "BridgeTests",
             dependencies: [
-                "MiniAppJSON", "MiniAppModel", "MiniAppSystem", "MiniAppBroker", .product(name: "Logging", package: "swift-log"),
+                "MiniAppJSON", "MiniAppModel", "MiniAppSystem", "MiniAppBroker", "MiniAppTestSupport", .product(name: "Logging", package: "swift-log"),
             ]),
         .testTarget(
             name: "PackageTests",

@@ -6,3 +6,32 @@ int cfuzz_run_driver(int *argc, char ***argv, cfuzz_test_one_input fn) {
     if (!LLVMFuzzerRunDriver) return -1;
     return LLVMFuzzerRunDriver(argc, argv, fn);
 }
+
+#include <stdio.h>
+#include <stdlib.h>
+
+/* Replays the file at `path` once through `fn` (the empty input gets a valid pointer).
+ * Returns 1 when the file was read, 0 when it could not be opened. */
+int cfuzz_replay_file(const char *path, cfuzz_test_one_input fn) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    size_t cap = 65536, len = 0;
+    uint8_t *buf = malloc(cap);
+    if (!buf) abort();
+    size_t n;
+    while ((n = fread(buf + len, 1, cap - len, f)) > 0) {
+        len += n;
+        if (len == cap) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+            if (!buf) abort();
+        }
+    }
+    fclose(f);
+    fn(buf, len);
+    free(buf);
+    return 1;
+}
+
+/* Ends the process (the fuzz driver's exit, flushing stdio). */
+void cfuzz_exit(int status) { exit(status); }

@@ -28,10 +28,10 @@ int child_signals_default(void);
 int child_reaper_spawn(int (*program)(void *), void *arg, int err_fd, int status_fd);
 int child_exec(const struct cjail_spec *s);
 
-/* Warm jails (child_embryo.c): close every descriptor but these three; wait for a launch on
+/* Warm jails (child_warm_jail.c): close every descriptor but these three; wait for a launch on
  * `chan` and unpack its spec (fds and trace slots taken from the message) into *out. */
 int child_keep_fds(int err_fd, int status_fd, int chan);
-int child_embryo_finish(const struct cjail_spec *template, int chan, struct cjail_spec **out);
+int child_warm_jail_finish(const struct cjail_spec *template, int chan, struct cjail_spec **out);
 
 /* Writes a {step, errno, index} record on the error pipe (best effort). */
 void child_report(int err_fd, int step, int err, int index);

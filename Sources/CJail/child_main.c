@@ -1,6 +1,6 @@
 /* The child side: ONE ordered list of steps from "go" to execve, in two phases (A: namespaces
  * and the launch-independent part of the tree; B: the rest), so that a warm jail can run A
- * ahead of time (child_embryo.c). Order matters and each position is deliberate:
+ * ahead of time (child_warm_jail.c). Order matters and each position is deliberate:
  *  - not dumpable right after "go", before any setup step: from then on ptrace and
  *    /proc/PID/mem of the half-configured child (which still holds a copy of the parent's memory
  *    image) need CAP_SYS_PTRACE. It cannot come before "go": the rootless parent writes
@@ -90,7 +90,7 @@ static int program_entry(void *arg) {
 }
 
 /* Phase A: namespaces and the launch-independent part of the tree (mount ops [0, K), K =
- * static_mount_count): what a warm jail (child_embryo.c) does ahead of time. */
+ * static_mount_count): what a warm jail (child_warm_jail.c) does ahead of time. */
 static void phase_namespaces(const struct cjail_spec *s, int err_fd) {
     STEP(CJAIL_STEP_DUMPABLE, errno_of(prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)));
     STEP(CJAIL_STEP_SETSID, errno_of(setsid()));
@@ -150,9 +150,9 @@ int cjail_child_main(const struct cjail_spec *s, int go_fd, int err_fd, int stat
     return phase_program(s, err_fd, status_fd);
 }
 
-/* Entry point of a warm jail: phase A now on `template`, then (child_embryo_finish) the spec
+/* Entry point of a warm jail: phase A now on `template`, then (child_warm_jail_finish) the spec
  * of the launch it is given, and phase B on that. `chan` is its end of the spawner's channel. */
-int cjail_embryo_main(const struct cjail_spec *template, int go_fd, int err_fd, int status_fd, int chan) {
+int cjail_warm_jail_main(const struct cjail_spec *template, int go_fd, int err_fd, int status_fd, int chan) {
     const struct cjail_spec *s = template;
     (void)prctl(PR_SET_NAME, "miniapp-init", 0, 0, 0);
     STEP(CJAIL_STEP_WAIT_GO, wait_go(go_fd));
@@ -161,7 +161,7 @@ int cjail_embryo_main(const struct cjail_spec *template, int go_fd, int err_fd, 
     STEP(CJAIL_STEP_FDS, child_keep_fds(err_fd, status_fd, chan));
     phase_namespaces(template, err_fd);
     struct cjail_spec *launch = NULL;
-    STEP(CJAIL_STEP_EMBRYO_FINISH, child_embryo_finish(template, chan, &launch));
+    STEP(CJAIL_STEP_WARM_JAIL_FINISH, child_warm_jail_finish(template, chan, &launch));
     /* (Cloned at nice 19; spawner_warm.c set it back to the spawner's own before the launch.) */
     s = launch;
     trace_step(s, CJAIL_STEP_NONE);

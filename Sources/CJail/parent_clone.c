@@ -17,14 +17,14 @@
 #include <unistd.h>
 
 int cjail_child_main(const struct cjail_spec *s, int go_fd, int err_fd, int status_fd);
-int cjail_embryo_main(const struct cjail_spec *template, int go_fd, int err_fd, int status_fd, int chan);
+int cjail_warm_jail_main(const struct cjail_spec *template, int go_fd, int err_fd, int status_fd, int chan);
 
 #define STACK_SIZE (256 * 1024)
 
 struct trampoline {
     const struct cjail_spec *spec;
     int go_fd, err_fd, status_fd;
-    int chan; /* >= 0: a warm jail (cjail_embryo_main) */
+    int chan; /* >= 0: a warm jail (cjail_warm_jail_main) */
     /* The parent's ends of the same pipes and channel. Closed first: a child holding the write
      * end of its own go pipe would never see EOF there if the spawner died before "go" (it
      * would wait forever), nor EOF on its channel if it held the spawner's end of that. */
@@ -40,7 +40,7 @@ static int trampoline_fn(void *arg) {
     for (int i = 0; i < 4; i++)
         if (t->parent_ends[i] >= 0) close(t->parent_ends[i]);
     if (cjail_spawner_main_socket >= 0) close(cjail_spawner_main_socket);
-    if (t->chan >= 0) return cjail_embryo_main(t->spec, t->go_fd, t->err_fd, t->status_fd, t->chan);
+    if (t->chan >= 0) return cjail_warm_jail_main(t->spec, t->go_fd, t->err_fd, t->status_fd, t->chan);
     return cjail_child_main(t->spec, t->go_fd, t->err_fd, t->status_fd);
 }
 
@@ -108,7 +108,7 @@ fail:
 
 int cjail_clone(const struct cjail_spec *spec, struct cjail_child *out) { return clone_with(spec, out, -1, -1); }
 
-int cjail_clone_embryo(const struct cjail_spec *template, struct cjail_child *out, int *chan) {
+int cjail_clone_warm_jail(const struct cjail_spec *template, struct cjail_child *out, int *chan) {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return -errno;
     int theirs = high_cloexec(sv[1]);

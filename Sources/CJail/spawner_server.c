@@ -230,7 +230,7 @@ static int spawn_cold(const struct cjail_spawn_request *req, const struct reques
 /* The warm jail to make next: from the last launch that asked for one, once that launch's
  * program was exec'd (its error pipe reached EOF: `after` is the spawner's dup of the read
  * end). Made then, not at once: cloning it and running its phase A while the launch still sets
- * itself up would take the CPU that launch needs (two cores). */
+ * itself up would take the CPU that launch needs (on a machine with few cores). */
 static struct {
     int pending;
     struct cjail_spawn_request req;

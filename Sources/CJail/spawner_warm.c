@@ -1,5 +1,5 @@
 /* The spawner's warm jails: jails cloned ahead of time, through phase A (namespaces, the
- * launch-independent mount ops), each waiting for a launch (child_embryo.c).
+ * launch-independent mount ops), each waiting for a launch (child_warm_jail.c).
  *
  * One is made after a launch that asked for it (CJAIL_SPAWN_WARM), from that launch's own spec,
  * so it matches the next launch of the same daemon policy without any other message: its key
@@ -223,7 +223,7 @@ void spawner_warm_make(int sock, const struct cjail_spawn_request *req, const st
      * setting itself up, or the program it just started). Only when the spawner may return to
      * nice 0 afterwards (root: CAP_SYS_NICE); the jail is raised when taken. */
     int idle = geteuid() == 0 && idle_policy(0, 1) == 0;
-    int made = cjail_clone_embryo(&t, &c, &chan);
+    int made = cjail_clone_warm_jail(&t, &c, &chan);
     if (idle) idle_policy(0, 0);
     if (made != 0) { free(key.p); return; }
     warm[n] = (struct warm_jail){1, idle, c, chan, key.p, key.len};
@@ -237,8 +237,8 @@ void spawner_warm_make(int sock, const struct cjail_spawn_request *req, const st
 static int send_launch(struct warm_jail *w, const int *fds, size_t len, const struct cjail_check *ck, const int *trees) {
     const int roles[6] = {CJAIL_SPAWN_FD_BLOB, CJAIL_SPAWN_FD_STDIN, CJAIL_SPAWN_FD_STDOUT,
                           CJAIL_SPAWN_FD_STDERR, CJAIL_SPAWN_FD_BRIDGE, CJAIL_SPAWN_FD_TRACE};
-    struct cjail_embryo_launch m = {CJAIL_SPAWN_MAGIC, 0, len, {-1, -1, -1, -1}};
-    int out[CJAIL_EMBRYO_FD_COUNT], n = 0;
+    struct cjail_warm_jail_launch m = {CJAIL_SPAWN_MAGIC, 0, len, {-1, -1, -1, -1}};
+    int out[CJAIL_WARM_JAIL_FD_COUNT], n = 0;
     for (int r = 0; r < 6; r++) {
         int fd = fds[roles[r]];
         if (fd < 0) continue;
@@ -247,7 +247,7 @@ static int send_launch(struct warm_jail *w, const int *fds, size_t len, const st
     }
     for (int k = 0; k < CJAIL_MAX_TREES; k++) {
         if (trees[k] < 0) continue;
-        m.fd_mask |= 1u << (CJAIL_EMBRYO_FD_TREE + k);
+        m.fd_mask |= 1u << (CJAIL_WARM_JAIL_FD_TREE + k);
         m.tree_op[k] = ck->tree_op[k];
         out[n++] = trees[k];
     }

@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import CFuzzSupport
 
 /// The libFuzzer entry point type.
@@ -16,29 +13,17 @@ public func runFuzzer(_ body: FuzzTestOneInput) -> Never {
     var argc = CommandLine.argc
     var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
     currentBody = body
-    let rc = cfuzz_run_driver(&argc, &argv) { data, size in
+    let trampoline: cfuzz_test_one_input = { data, size in
         // libFuzzer may pass NULL for the empty input; hand the body a valid pointer.
         let fallback: UInt8 = 0
         return withUnsafePointer(to: fallback) { p in currentBody!(data ?? p, size) }
     }
-    if rc != -1 { exit(rc) }
+    let rc = cfuzz_run_driver(&argc, &argv, trampoline)
+    if rc != -1 { cfuzz_exit(rc) }
     var replayed = 0
     for path in CommandLine.arguments.dropFirst() where !path.hasPrefix("-") {
-        guard let f = fopen(path, "rb") else { continue }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = fread(&chunk, 1, chunk.count, f)
-            if n <= 0 { break }
-            bytes.append(contentsOf: chunk[0..<n])
-        }
-        fclose(f)
-        bytes.withUnsafeBufferPointer { p in
-            let base = p.baseAddress ?? UnsafePointer(bitPattern: 1)!
-            _ = body(base, p.count)
-        }
-        replayed += 1
+        replayed += Int(cfuzz_replay_file(path, trampoline))
     }
     print("replayed \(replayed) inputs")
-    exit(0)
+    cfuzz_exit(0)
 }

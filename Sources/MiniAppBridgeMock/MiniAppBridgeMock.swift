@@ -1,9 +1,7 @@
-#if canImport(Glibc)
-internal import Glibc
-#endif
 public import MiniAppBridgeSDK
 import MiniAppJSON
 public import MiniAppModel
+internal import MiniAppSystem
 
 /// An in-process mock Bridge for a Swift program's unit tests, from the same rules file as
 /// `miniapp mock-bridge`:
@@ -30,15 +28,18 @@ public final class MiniAppBridgeMock: Sendable {
 
     /// A mock answering by `rules`.
     public init(rules: MockRules, identity: MockBridge.Identity = MockBridge.Identity()) throws(MiniAppError) {
-        var fds: [Int32] = [0, 0]
-        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
-            throw MiniAppError(.internal, "socketpair failed (errno \(errno)); the process may be out of file descriptors")
+        let fds: (server: Int32, client: Int32)
+        do {
+            let pair = try UnixSocket.pair()
+            fds = (pair.daemonSide.take(), pair.workerSide.take())
+        } catch {
+            throw MiniAppError(.internal, "socketpair failed (\(error)); the process may be out of file descriptors")
         }
         engine = MockBridge(rules: rules, identity: identity)
-        server = MockBridgeServer(bridge: engine, fd: fds[0])
+        server = MockBridgeServer(bridge: engine, fd: fds.server)
         server.start()
-        clientFD = fds[1]
-        bridge = MiniAppBridge(fd: fds[1])
+        clientFD = fds.client
+        bridge = MiniAppBridge(fd: fds.client)
     }
 
     /// Every call answered so far.
@@ -46,6 +47,6 @@ public final class MiniAppBridgeMock: Sendable {
 
     deinit {
         // The server closes its end when it sees ours close.
-        shutdown(clientFD, Int32(SHUT_RDWR))
+        UnixSocket.shutdown(clientFD)
     }
 }

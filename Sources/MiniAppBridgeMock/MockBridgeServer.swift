@@ -1,9 +1,7 @@
-#if canImport(Glibc)
-internal import Glibc
-#endif
 import Dispatch
 import MiniAppJSON
 import MiniAppModel
+internal import MiniAppSystem
 import Synchronization
 
 /// Serves a `MockBridge` on one connected stream socket, speaking exactly the broker's wire:
@@ -40,7 +38,7 @@ public final class MockBridgeServer: Sendable {
         DispatchQueue.global().async { [self] in
             serve()
             inFlight.wait()
-            close(fd)
+            OwnedFD(adopting: fd).close()
             finished.signal()
         }
     }
@@ -54,8 +52,7 @@ public final class MockBridgeServer: Sendable {
     private func serve() {
         var framer = LineFramer(maxLineBytes: maxMessageBytes)
         while true {
-            let n = framer.withWritableSpace(minimum: 64 << 10) { raw in read(fd, raw.baseAddress, raw.count) }
-            if n < 0 && errno == EINTR { continue }
+            let n = framer.withWritableSpace(minimum: 64 << 10) { raw in (try? UnixSocket.receive(fd, into: raw)) ?? -1 }
             var open = true
             framer.drain { framed in
                 open = handle(framed)
@@ -75,7 +72,7 @@ public final class MockBridgeServer: Sendable {
         case .tooLarge(let size):
             log?("mock: a message of at least \(size) bytes is over the \(maxMessageBytes)-byte limit: MESSAGE_TOO_LARGE, connection closed")
             send(.null, .failure(MiniAppError(.messageTooLarge, "message exceeds \(maxMessageBytes) bytes; the connection is closed")))
-            shutdown(fd, Int32(SHUT_RD))
+            UnixSocket.shutdown(fd, readOnly: true)
             return false
         case .line(let buf):
             if buf.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { return true }
@@ -128,13 +125,7 @@ public final class MockBridgeServer: Sendable {
 
     private func writeAll(_ bytes: [UInt8]) {
         writeLock.withLock { _ in
-            var off = 0
-            while off < bytes.count {
-                let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + off, $0.count - off, Int32(MSG_NOSIGNAL)) }
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { return }  // the program went away: nobody to answer
-                off += n
-            }
+            try? UnixSocket.sendAll(fd, bytes)  // a failure: the program went away, nobody to answer
         }
     }
 

@@ -32,9 +32,12 @@ public final class ControlClient {
     public var hostClient: HostClient { host }
 
     /// Calls `method` and returns its `result`, or throws the daemon's error (code from `error.data.code`).
-    public func call(_ method: String, _ params: JSONObject = [:], timeoutMillis: Int32 = 120_000) throws(MiniAppError) -> JSONValue {
+    /// With `descriptor`, an open file goes with the request (`SCM_RIGHTS`; the caller keeps its own).
+    public func call(_ method: String, _ params: JSONObject = [:], timeoutMillis: Int32 = 120_000, passing descriptor: Int32? = nil)
+        throws(MiniAppError) -> JSONValue
+    {
         do {
-            return try host.callBlocking(method, params, timeoutMillis: Int(timeoutMillis))
+            return try host.callBlocking(method, params, timeoutMillis: Int(timeoutMillis), passing: descriptor)
         } catch {
             throw Self.convert(error)
         }

@@ -756,25 +756,47 @@ class _Events:
             cb(name, data)
 
 
-class Bridge:
+class _Listening:
+    """What ``Bridge`` and ``AsyncBridge`` share: the socket and limit they are given (or the
+    worker's, from the environment), request ids, and event subscriptions."""
+
+    def _attach(self, fd, max_bytes):
+        self._fd = int(os.environ.get("MINIAPP_BRIDGE_FD", "3")) if fd is None else fd
+        self.max_bytes = max_bytes or _env_max_bytes()
+        self._ids = itertools.count(1)
+        self._events = _Events()
+
+    def on_event(self, name, callback):
+        """``callback(data)`` for host event ``name``; ``"*"`` gets ``callback(name, data)``."""
+        self._events.add(name, callback)
+
+    def on_update_ready(self, callback):
+        """``callback({"version": …})`` when the daemon staged a newer version of this program
+        (it runs from the next launch; WeChat's ``onUpdateReady``)."""
+        self._events.add("update.ready", callback)
+
+
+def _result_of(message):
+    """The ``result`` of an answer, or its error raised as ``BridgeError``."""
+    if "error" in message:
+        raise BridgeError.from_wire(message["error"])
+    return message.get("result")
+
+
+class Bridge(_Listening):
     """A blocking bridge over a connected stream socket (``fd``, default MINIAPP_BRIDGE_FD or 3).
     ``max_bytes``: the message limit (default MINIAPP_BRIDGE_MAX_BYTES or 1 MiB)."""
 
     def __init__(self, fd=None, max_bytes=None):
-        if fd is None:
-            fd = int(os.environ.get("MINIAPP_BRIDGE_FD", "3"))
-        self.max_bytes = max_bytes or _env_max_bytes()
+        self._attach(fd, max_bytes)
         self._pending = set()
-        self._fd = fd
-        os.set_blocking(fd, True)
-        self._ids = itertools.count(1)
+        os.set_blocking(self._fd, True)
         self._send_lock = _thread.allocate_lock()
         self._cond = _Condition()
         self._results = {}
         self._reading = False
         self._closed = False
         self._buffer = b""
-        self._events = _Events()
 
     def call(self, method, params=None):
         """Calls ``method``; returns its ``result`` or raises ``BridgeError``."""
@@ -790,19 +812,7 @@ class Bridge:
                 with self._cond:
                     self._pending.discard(request_id)
                 raise _closed() from None
-        message = self._wait_for(request_id)
-        if "error" in message:
-            raise BridgeError.from_wire(message["error"])
-        return message.get("result")
-
-    def on_event(self, name, callback):
-        """``callback(data)`` for host event ``name``; ``"*"`` gets ``callback(name, data)``."""
-        self._events.add(name, callback)
-
-    def on_update_ready(self, callback):
-        """``callback({"version": …})`` when the daemon staged a newer version of this program
-        (it runs from the next launch; WeChat's ``onUpdateReady``)."""
-        self._events.add("update.ready", callback)
+        return _result_of(self._wait_for(request_id))
 
     def poll_events(self, timeout=None):
         """Reads and dispatches events for up to ``timeout`` seconds (None: until one arrives)."""
@@ -914,18 +924,13 @@ class Bridge:
         os.close(self._fd)
 
 
-class AsyncBridge:
+class AsyncBridge(_Listening):
     """The asyncio variant: ``result = await AsyncBridge().call("system.info")``.
     ``max_bytes``: the message limit (default MINIAPP_BRIDGE_MAX_BYTES or 1 MiB)."""
 
     def __init__(self, fd=None, max_bytes=None):
-        if fd is None:
-            fd = int(os.environ.get("MINIAPP_BRIDGE_FD", "3"))
-        self.max_bytes = max_bytes or _env_max_bytes()
-        self._fd = fd
-        self._ids = itertools.count(1)
+        self._attach(fd, max_bytes)
         self._pending = {}
-        self._events = _Events()
         self._writer = None
         self._reader_task = None
         self._start_lock = None
@@ -989,23 +994,10 @@ class AsyncBridge:
                 future.cancel()
                 raise _closed() from None
             # Answered (or failed by the reader) before the write noticed the close: that wins.
-        message = await future
-        if "error" in message:
-            raise BridgeError.from_wire(message["error"])
-        return message.get("result")
-
-    def on_event(self, name, callback):
-        """``callback(data)`` for host event ``name``; ``"*"`` gets ``callback(name, data)``."""
-        self._events.add(name, callback)
-
-    def on_update_ready(self, callback):
-        """``callback({"version": …})`` when the daemon staged a newer version of this program
-        (it runs from the next launch; WeChat's ``onUpdateReady``)."""
-        self._events.add("update.ready", callback)
+        return _result_of(await future)
 
 
-_default = None
-_default_async = None
+_defaults = {}  # the one process-wide bridge, keyed by its class
 _default_lock = _thread.allocate_lock()
 
 
@@ -1015,26 +1007,25 @@ def _both_defaults():
         "not both: they would be two readers of the one Bridge socket")
 
 
+def _default_of(cls):
+    """The process-wide bridge of class ``cls`` on MINIAPP_BRIDGE_FD (created on first use);
+    a bridge of the other class already made is an error (two readers of one socket)."""
+    with _default_lock:
+        if cls not in _defaults:
+            if _defaults:
+                raise _both_defaults()
+            _defaults[cls] = cls()
+        return _defaults[cls]
+
+
 def default_bridge():
     """The process-wide blocking bridge on MINIAPP_BRIDGE_FD (created on first use)."""
-    global _default
-    with _default_lock:
-        if _default is None:
-            if _default_async is not None:
-                raise _both_defaults()
-            _default = Bridge()
-        return _default
+    return _default_of(Bridge)
 
 
 def default_async_bridge():
     """The process-wide asyncio bridge on MINIAPP_BRIDGE_FD behind ``aio`` (created on first use)."""
-    global _default_async
-    with _default_lock:
-        if _default_async is None:
-            if _default is not None:
-                raise _both_defaults()
-            _default_async = AsyncBridge()
-        return _default_async
+    return _default_of(AsyncBridge)
 
 
 class _Aio:

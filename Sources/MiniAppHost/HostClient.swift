@@ -90,15 +90,20 @@ public final class HostClient: @unchecked Sendable {
 
     /// `call` for synchronous code (threads, the CLI). Must not run on the reader thread
     /// (inside a handler before its first suspension).
-    public func callBlocking(_ method: String, _ params: JSONObject = [:], timeoutMillis: Int? = nil) throws(HostError) -> JSONValue {
+    /// With `descriptor`, an open file goes with the request (`SCM_RIGHTS`), as
+    /// `packages.install {fd: true}` wants; the caller keeps (and closes) its own.
+    public func callBlocking(_ method: String, _ params: JSONObject = [:], timeoutMillis: Int? = nil, passing descriptor: Int32? = nil)
+        throws(HostError) -> JSONValue
+    {
         let box = ResultBox()
-        start(method, params, timeoutMillis: timeoutMillis) { box.put($0) }
+        start(method, params, timeoutMillis: timeoutMillis, passing: descriptor) { box.put($0) }
         return try box.take().get()
     }
 
     /// Sends a request; `complete` runs once with its outcome (on the reader thread, or here).
     func start(
-        _ method: String, _ params: JSONObject, timeoutMillis: Int?, complete: @escaping @Sendable (Result<JSONValue, HostError>) -> Void
+        _ method: String, _ params: JSONObject, timeoutMillis: Int?, passing descriptor: Int32? = nil,
+        complete: @escaping @Sendable (Result<JSONValue, HostError>) -> Void
     ) {
         let ms = max(1, timeoutMillis ?? options.callTimeoutMillis)
         lock.lock()
@@ -121,7 +126,7 @@ public final class HostClient: @unchecked Sendable {
         if wake { signalReader() }
         let request: JSONValue = ["jsonrpc": "2.0", "id": .int(id), "method": .string(method), "params": .object(params)]
         do {
-            try sock.send(request.serialized())
+            try sock.send(request.serialized(), passing: descriptor)
         } catch {
             // The socket is shut down: the reader fails every call in flight, this one included.
             signalReader()

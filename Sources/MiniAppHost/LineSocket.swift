@@ -1,3 +1,4 @@
+import CNetShims
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -43,12 +44,24 @@ final class LineSocket: @unchecked Sendable {
 
     /// Sends `line` and a newline, whole (a send that times out or fails shuts the socket down:
     /// a partial line would corrupt the stream for every later message).
-    func send(_ line: [UInt8]) throws(HostError) {
+    /// With `descriptor`, it rides on the first `sendmsg` (`SCM_RIGHTS`): the daemon receives a
+    /// duplicate with the line's first byte; the caller keeps (and closes) its own.
+    func send(_ line: [UInt8], passing descriptor: Int32? = nil) throws(HostError) {
         var out = line
         out.append(0x0A)
         sendLock.lock()
         defer { sendLock.unlock() }
         var off = 0
+        if let descriptor {
+            var n: Int
+            repeat { n = out.withUnsafeBytes { p in cnet_send_fd(fd, p.baseAddress!, UInt(p.count), descriptor) } } while n < 0 && errno == EINTR
+            if n < 0 {
+                let text = Self.errnoText()
+                shutdown(fd, Int32(SHUT_RDWR))
+                throw HostError(HostError.Code.hostUnavailable, "lost the connection to miniappd: \(text)")
+            }
+            off = n  // a short send carried the descriptor with the first part; the rest is plain
+        }
         while off < out.count {
             let n = out.withUnsafeBytes { p in Glibc.send(fd, p.baseAddress! + off, p.count - off, Int32(MSG_NOSIGNAL)) }
             if n < 0 {

@@ -1,6 +1,5 @@
 public import MiniAppModel
 public import MiniAppSystem
-import Glibc
 
 /// A jail policy loaded from a policy directory and fully checked against this host: the
 /// profile parsed and compiled, every host path present. Everything that can be wrong with a
@@ -47,7 +46,7 @@ extension JailPolicy {
         for (i, p) in policy.filesystem.readOnlyHostPaths.enumerated() where !isDirectory(p) {
             throw JailFieldReader.invalid("filesystem.readOnlyHostPaths[\(i)]", "'\(p)' does not exist or is not a directory on this host")
         }
-        for d in policy.filesystem.devices where access("/dev/\(d)", F_OK) != 0 {
+        for d in policy.filesystem.devices where !FileSystem.exists("/dev/\(d)") {
             throw JailFieldReader.invalid("filesystem.devices", "/dev/\(d) does not exist on this host")
         }
         let profilePath = "\(policyDir)/\(policy.seccompProfile)"
@@ -66,7 +65,7 @@ extension JailPolicy {
 
     static func readPolicyFile(_ path: String, field: String) throws(MiniAppError) -> [UInt8] {
         do {
-            let fd = try OwnedFD.open(path, O_RDONLY)
+            let fd = try OwnedFD.open(path)
             return try fd.readAll(limit: 4 << 20)
         } catch {
             throw MiniAppError(.policyInvalid, "cannot read policy file \(path): \(error); check --policy-dir", data: ["field": field], cause: error)
@@ -74,9 +73,6 @@ extension JailPolicy {
     }
 }
 
-func isDirectory(_ p: String) -> Bool {
-    var st = stat()
-    return stat(p, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
-}
+func isDirectory(_ p: String) -> Bool { FileSystem.isDirectory(p) }
 
-func exists(_ p: String) -> Bool { access(p, F_OK) == 0 }
+func exists(_ p: String) -> Bool { FileSystem.exists(p) }

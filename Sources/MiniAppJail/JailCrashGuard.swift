@@ -1,4 +1,3 @@
-import Glibc
 import MiniAppSystem
 
 /// Thaws this daemon's frozen workers if the daemon dies without stopping them (kill -9, crash).
@@ -39,35 +38,21 @@ public final class JailCrashGuard: Sendable {
     /// guard cannot be spawned: the next start's sweep still cleans up, so this is not fatal).
     public static func start(for jailer: Jailer) -> JailCrashGuard? {
         guard case .v1(_, let bases) = jailer.configuration.cgroupDriver, let freezer = bases["freezer"] else { return nil }
-        var fds: [Int32] = [-1, -1]
-        // pipe2 is not exported by Glibc's module map; the daemon spawns nothing yet at this
-        // point of its start, so setting close-on-exec right after pipe() leaves no window.
-        guard pipe(&fds) == 0 else { return nil }
-        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
-        _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, fds[0], 0)  // dup2 clears O_CLOEXEC on fd 0
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-        let argv = ["/bin/sh", "-c", script, "miniappd-crash-guard", freezer, "\(getpid())"]
-        var cargs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
-        defer { for p in cargs { free(p) } }
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, "/bin/sh", &actions, nil, &cargs, environ)
-        close(fds[0])
-        guard rc == 0 else {
-            close(fds[1])
+        // Both ends close-on-exec from creation; dup2 onto the guard's fd 0 clears it there.
+        guard let pipe = try? PipePair() else { return nil }
+        let argv = ["/bin/sh", "-c", script, "miniappd-crash-guard", freezer, "\(CurrentProcess.pid)"]
+        let (readFD, writeFD) = pipe.takeBoth()
+        defer { OwnedFD(adopting: readFD).close() }
+        guard let pid = try? Processes.spawn(argv, files: [.duplicate(readFD, to: 0), .devNull(1), .devNull(2)]) else {
+            OwnedFD(adopting: writeFD).close()
             return nil
         }
-        return JailCrashGuard(writeFD: fds[1], pid: pid)
+        return JailCrashGuard(writeFD: writeFD, pid: pid)
     }
 
     /// Clean shutdown: closes the pipe (the guard finds nothing to thaw and exits) and reaps it.
     public func finish() {
-        close(writeFD)
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        OwnedFD(adopting: writeFD).close()
+        _ = Processes.waitForExit(pid)
     }
 }

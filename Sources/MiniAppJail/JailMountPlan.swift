@@ -1,6 +1,5 @@
 import MiniAppModel
 import MiniAppSystem
-import Glibc
 
 /// Turns policy + launch into the ordered filesystem operations and Landlock rules of one
 /// worker (bubblewrap's "flags become a list of setup ops first"). Pure planning: the only
@@ -122,9 +121,8 @@ struct JailMountPlan {
     private mutating func etcFromHost(_ fs: JailPolicy.Filesystem) {
         dir("/etc")
         for p in fs.etc {
-            var st = stat()
-            guard lstat(p, &st) == 0 else { continue } // optional: absent on this host
-            if (st.st_mode & S_IFMT) == S_IFLNK, let t = readlinkString(p) {
+            guard let st = try? FileSystem.status(p, followSymlinks: false) else { continue } // optional: absent on this host
+            if st.kind == .symlink, let t = FileSystem.symlinkTarget(p) {
                 symlink(p, to: t)
             } else {
                 bind(p, at: p, readOnly: true)
@@ -137,13 +135,6 @@ struct JailMountPlan {
         file("/etc/passwd", "miniapp:x:\(uid):\(gid):mini-program:/data:/usr/sbin/nologin\n")
         file("/etc/group", "miniapp:x:\(gid):\n")
         file("/etc/hosts", "127.0.0.1 localhost \(hostname)\n::1 localhost\n")
-    }
-
-    private func readlinkString(_ p: String) -> String? {
-        var buf = [CChar](repeating: 0, count: 4096)
-        let n = readlink(p, &buf, buf.count - 1)
-        guard n > 0 else { return nil }
-        return String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }
 

@@ -1,5 +1,3 @@
-import Foundation
-import Glibc
 import MiniAppSystem
 
 /// Removes what a daemon killed with SIGKILL left behind (the promise: "kill -9 of the daemon
@@ -43,7 +41,7 @@ extension Jailer {
                 if let f = bases["freezer"] { try? CgroupFiles.write("\(f)/\(name)/freezer.state", "THAWED") }
                 for base in bases.values.sorted() {
                     let dir = base + "/" + name
-                    for pid in Self.members(dir) where Glibc.kill(pid, SIGKILL) == 0 { report.processes += 1 }
+                    for pid in Self.members(dir) where Processes.signal(pid, Signal.kill) { report.processes += 1 }
                 }
                 for base in bases.values.sorted() { CgroupFiles.rmdirRetrying(base + "/" + name) }
                 report.cgroups += 1
@@ -54,10 +52,10 @@ extension Jailer {
 
     /// Worker cgroup names under `dir` whose owning daemon is gone.
     static func staleNames(in dir: String) -> [String] {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+        let names = (try? FileSystem.list(dir)) ?? []
         return names.filter { name in
             guard name.hasPrefix("w-") || name.hasPrefix("p-"), let owner = ownerPid(name) else { return false }
-            return owner != getpid() && !isAlive(owner)
+            return owner != CurrentProcess.pid && !Processes.isAlive(owner)
         }
     }
 
@@ -68,7 +66,6 @@ extension Jailer {
         return Int32(parts[parts.count - 2])
     }
 
-    static func isAlive(_ pid: Int32) -> Bool { Glibc.kill(pid, 0) == 0 || errno == EPERM }
 
     static func members(_ dir: String) -> [Int32] {
         let text = (try? CgroupFiles.read(dir + "/cgroup.procs")) ?? ""

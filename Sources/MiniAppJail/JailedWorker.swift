@@ -1,7 +1,6 @@
 public import MiniAppModel
 public import MiniAppSystem
 import CJail
-import Glibc
 
 /// A running jailed worker. All methods are thread-safe; none blocks on the worker's exit
 /// except `exit`/`stop`, which suspend the calling task.
@@ -123,7 +122,7 @@ public final class JailedWorker: Sendable {
     /// reason becomes `.stopped`.
     public func kill() {
         state.withLock { $0.stopRequested = true }
-        signalPID1(SIGKILL)
+        signalPID1(Signal.kill)
     }
 
     /// SIGTERM (forwarded to the program by the reaper), then SIGKILL after `grace` seconds
@@ -131,8 +130,8 @@ public final class JailedWorker: Sendable {
     public func stop(grace: Double? = nil) async -> WorkerExit {
         state.withLock { $0.stopRequested = true }
         if let cgroup { try? cgroup.thaw() } // a frozen worker cannot handle SIGTERM
-        signalPID1(SIGTERM)
-        let t = JailEventLoop.shared.after(seconds: grace ?? graceSeconds) { [self] in signalPID1(SIGKILL) }
+        signalPID1(Signal.term)
+        let t = JailEventLoop.shared.after(seconds: grace ?? graceSeconds) { [self] in signalPID1(Signal.kill) }
         state.withLock { $0.timers.append(t) }
         return await exit
     }
@@ -227,7 +226,7 @@ public final class JailedWorker: Sendable {
             s.limitHit = kind
             return true
         }
-        if first { signalPID1(SIGKILL) }
+        if first { signalPID1(Signal.kill) }
     }
 
     /// A fork bomb only makes fork fail at pids.max; the worker is ended as soon as it happens

@@ -1,6 +1,5 @@
 import MiniAppModel
 import MiniAppSystem
-import Glibc
 
 /// The end of a worker, in two parts:
 ///
@@ -99,7 +98,7 @@ extension JailedWorker {
         let go = state.withLock { s -> Bool in
             guard s.exit != nil, s.reaped != nil, s.pidfdOpen else { return false }
             s.pidfdOpen = false
-            close(pidfd)
+            OwnedFD(adopting: pidfd).close()
             return true
         }
         guard go else { return }
@@ -131,7 +130,7 @@ extension JailedWorker {
         let reason: WorkerExit.Reason
         if let l = s.limitHit { reason = .killedLimit(l) }
         else if s.stopRequested { reason = .stopped }
-        else if signal == SIGKILL && events.oomKills > 0 { reason = .killedOOM }
+        else if signal == Signal.kill && events.oomKills > 0 { reason = .killedOOM }
         else if events.oomKills > 0 && !exited { reason = .killedOOM }
         else { reason = exited ? .exit : .signal }
         return WorkerExit(status: status, signal: signal, reason: reason,

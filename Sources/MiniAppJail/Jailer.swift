@@ -1,14 +1,18 @@
 public import MiniAppModel
 public import MiniAppSystem
-import Glibc
 
-/// Builds jailed workers from one validated configuration. Create one per daemon.
+/// Builds jailed workers from one validated jail policy: one per policy (a SIGHUP reload makes
+/// a new one). It plans each launch (uid, cgroup, pipes, mounts, Landlock, seccomp: a
+/// `JailSpawnPlan`) and hands it to the spawner process (`SpawnerSlot`, `miniappd-spawner`),
+/// which clones the worker as this process's child; it never clones itself. It owns what is
+/// made ahead of launches: worker cgroups (`CgroupPool`), network namespaces
+/// (`NetNamespacePool`, cold spawns only) and, with `warmJails`, the spawner's warm jails.
 ///
 ///     let config = try JailPolicy.load(policyDir: "/etc/miniappd/policies")
 ///     let jailer = try Jailer(configuration: config, stateDir: "/var/lib/miniapp", mode: .privileged)
 ///     var launch = JailLaunch(programId: "com.partner.app", argv: ["/usr/bin/node", "/app/main.js"])
 ///     launch.appDir = pkgDir; launch.dataDir = dataDir; launch.bridgeFD = sock
-///     let worker = try await jailer.spawn(launch)
+///     let worker = try await jailer.spawn(launch)   // or spawnBlocking off the cooperative pool
 ///     let exit = await worker.exit
 public final class Jailer: Sendable {
     public let configuration: JailConfiguration
@@ -49,10 +53,10 @@ public final class Jailer: Sendable {
     public init(configuration: JailConfiguration, stateDir: String, mode: JailMode, hostIDFiles: HostIDFiles = .system,
                 warmCgroups: Int = 0, warmJails: Bool = false, spawner: SpawnerSlot = .shared,
                 appRoot: String = "/", dataRoot: String = "/") throws(MiniAppError) {
-        if mode == .privileged && geteuid() != 0 {
+        if mode == .privileged && !CurrentProcess.isRoot {
             throw MiniAppError(.jailUnavailable, "privileged jail mode needs root; run the daemon as root or use rootless mode")
         }
-        if mode == .rootless { try Self.checkRootlessGroups(Self.supplementaryGroups(), primary: getegid()) }
+        if mode == .rootless { try Self.checkRootlessGroups(CurrentProcess.supplementaryGroups, primary: CurrentProcess.effectiveGID) }
         if mode == .privileged { try hostIDFiles.checkFree(configuration.policy.identity) }
         self.configuration = configuration
         self.mode = mode
@@ -94,15 +98,6 @@ public final class Jailer: Sendable {
         }
     }
 
-    /// The calling process's supplementary groups (getgroups).
-    static func supplementaryGroups() -> [UInt32] {
-        let n = getgroups(0, nil)
-        guard n > 0 else { return [] }
-        var g = [gid_t](repeating: 0, count: Int(n))
-        let got = getgroups(n, &g)
-        return got > 0 ? Array(g.prefix(Int(got))) : []
-    }
-
     /// Validates `launch`, prepares its cgroup and data dir, spawns the worker and returns once
     /// the program has been exec'd. Throws `POLICY_INVALID` for a bad launch (nothing spawned),
     /// `JAIL_SETUP_FAILED` with the failing step, or `JAIL_UNAVAILABLE`. The task is suspended
@@ -119,7 +114,7 @@ public final class Jailer: Sendable {
 
     /// The same, blocking the calling thread until the exec instead of suspending a task: for
     /// callers that are synchronous anyway (the daemon's control handlers run on Dispatch
-    /// threads), it saves the hops to a task and back (~0.1 ms each on a VM's idle CPUs).
+    /// threads), it saves the hops to a task and back (~0.1 ms each, even with idle CPUs).
     /// Never call it from Swift's cooperative pool.
     public func spawnBlocking(_ launch: JailLaunch) throws(MiniAppError) -> JailedWorker {
         let p = try prepare(launch)
@@ -147,7 +142,7 @@ public final class Jailer: Sendable {
         /// Descriptors only the spawn needed (the child has its copies); pools topped up.
         func release() {
             taken?.closeProcs()
-            if let netFD { close(netFD) } // the child holds the namespace from setns on
+            if let netFD { OwnedFD(adopting: netFD).close() } // the child holds the namespace from setns on
             jailer.refillPools()
         }
 
@@ -165,7 +160,7 @@ public final class Jailer: Sendable {
         try JailLaunchValidator.validate(launch, policy: configuration.policy)
         let limits = try (launch.limitsOverride ?? configuration.policy.limits).validated()
         let (uid, gid) = try identity(launch.programId)
-        let hostIDs = mode == .privileged ? (uid, gid) : (getuid(), getgid())
+        let hostIDs = mode == .privileged ? (uid, gid) : (CurrentProcess.uid, CurrentProcess.gid)
         trace?.mark("validated")
         try prepareDataDir(launch.dataDir, uid: hostIDs.0, gid: hostIDs.1)
         trace?.mark("data_dir")
@@ -232,18 +227,20 @@ public final class Jailer: Sendable {
     /// program uid can even list it.
     private func prepareDataDir(_ dir: String?, uid: UInt32, gid: UInt32) throws(MiniAppError) {
         guard let dir else { return }
-        if mode == .privileged && chown(dir, uid, gid) != 0 {
-            throw MiniAppError(.jailSetupFailed, "cannot chown the data dir \(dir): \(SystemError.current("chown"))", data: ["step": "data_dir", "errno": "\(errno)"])
+        if mode == .privileged {
+            do { try FileSystem.setOwner(dir, uid: uid, gid: gid) } catch {
+                throw MiniAppError(.jailSetupFailed, "cannot chown the data dir \(dir): \(error)", data: ["step": "data_dir", "errno": "\(error.errno)"])
+            }
         }
-        if chmod(dir, 0o700) != 0 {
-            throw MiniAppError(.jailSetupFailed, "cannot chmod the data dir \(dir): \(SystemError.current("chmod"))", data: ["step": "data_dir", "errno": "\(errno)"])
+        do { try FileSystem.setPermissions(dir, 0o700) } catch {
+            throw MiniAppError(.jailSetupFailed, "cannot chmod the data dir \(dir): \(error)", data: ["step": "data_dir", "errno": "\(error.errno)"])
         }
     }
 
     private static let serial = JailLock<UInt64>(0)
     static func nextSerial() -> String {
         let n = serial.withLock { s -> UInt64 in s += 1; return s }
-        return "\(getpid())-\(n)"
+        return "\(CurrentProcess.pid)-\(n)"
     }
 
     private func sanitized(_ id: String) -> String {
@@ -267,14 +264,14 @@ public struct HostIDFiles: Sendable {
     func checkFree(_ id: JailPolicy.Identity) throws(MiniAppError) {
         var sources: [HostIDRanges.Source] = []
         for (path, kind) in [(subuid, HostIDRanges.Source.Kind.subordinate), (subgid, .subordinate), (passwd, .passwd), (group, .group)] {
-            guard access(path, F_OK) == 0 else { continue }
-            guard let bytes = try? OwnedFD.open(path, O_RDONLY).readAll(limit: 64 << 20) else {
+            guard FileSystem.exists(path) else { continue }
+            guard let bytes = try? OwnedFD.open(path).readAll(limit: 64 << 20) else {
                 throw MiniAppError(.jailUnavailable, "cannot read \(path) to check identity.uidRangeStart against it; make it readable by the daemon")
             }
             sources.append(.init(path: path, kind: kind, text: String(decoding: bytes, as: UTF8.self)))
         }
         let overflow = [overflowUid, overflowGid].compactMap { p in
-            (try? OwnedFD.open(p, O_RDONLY).readAll(limit: 64)).flatMap { UInt64(String(decoding: $0, as: UTF8.self).filter(\.isNumber)) }
+            (try? OwnedFD.open(p).readAll(limit: 64)).flatMap { UInt64(String(decoding: $0, as: UTF8.self).filter(\.isNumber)) }
         }
         let hits = HostIDRanges.overlaps(start: UInt64(id.uidRangeStart), count: UInt64(id.uidRangeCount), sources: sources, overflowIDs: overflow)
         guard hits.isEmpty else {

@@ -1,7 +1,6 @@
 import MiniAppModel
 import MiniAppSystem
 import CJail
-import Glibc
 
 /// The pipes of one worker: stdout/stderr (read ends to the event loop) and /dev/null as stdin.
 final class JailPipes: @unchecked Sendable {
@@ -10,26 +9,30 @@ final class JailPipes: @unchecked Sendable {
     var devNull: Int32
 
     init() throws(SystemError) {
-        var a: [Int32] = [-1, -1], b: [Int32] = [-1, -1]
-        guard cjail_pipe_cloexec(&a) == 0 else { throw SystemError.current("pipe2") }
-        guard cjail_pipe_cloexec(&b) == 0 else {
-            close(a[0]); close(a[1])
-            throw SystemError.current("pipe2")
+        let a = try PipePair().takeBoth()
+        let b: (read: Int32, write: Int32)
+        do { b = try PipePair().takeBoth() } catch {
+            Self.close(a.read, a.write)
+            throw error
         }
-        out = (a[0], a[1])
-        err = (b[0], b[1])
-        devNull = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        out = (a.read, a.write)
+        err = (b.read, b.write)
+        devNull = (try? OwnedFD.open("/dev/null").take()) ?? -1
     }
 
     func closeChildEnds() {
-        for fd in [out.w, err.w, devNull] where fd >= 0 { close(fd) }
+        Self.close(out.w, err.w, devNull)
         out.w = -1; err.w = -1; devNull = -1
     }
 
     func closeAll() {
         closeChildEnds()
-        for fd in [out.r, err.r] where fd >= 0 { close(fd) }
+        Self.close(out.r, err.r)
         out.r = -1; err.r = -1
+    }
+
+    private static func close(_ fds: Int32...) {
+        for fd in fds where fd >= 0 { OwnedFD(adopting: fd).close() }
     }
 }
 
@@ -45,7 +48,7 @@ extension Jailer {
             | (ns.net ? Self.cloneNewNet : 0) | (ns.ipc ? Self.cloneNewIPC : 0) | (ns.uts ? Self.cloneNewUTS : 0)
         if mode == .rootless {
             p.cloneFlags |= Self.cloneNewUser
-            p.userNamespace = .init(insideUid: uid, outsideUid: getuid(), insideGid: gid, outsideGid: getgid())
+            p.userNamespace = .init(insideUid: uid, outsideUid: CurrentProcess.uid, insideGid: gid, outsideGid: CurrentProcess.gid)
         }
         p.unshareCgroup = ns.cgroup
         p.rootPath = rootDir
@@ -56,7 +59,7 @@ extension Jailer {
         p.workdir = launch.workdir
         p.uid = uid
         p.gid = gid
-        p.pdeathsig = policy.dieWithSupervisor ? SIGKILL : 0
+        p.pdeathsig = policy.dieWithSupervisor ? Signal.kill : 0
         // RLIMIT_FSIZE 1, RLIMIT_CORE 4, RLIMIT_NOFILE 7: core 0 so a crash never writes the
         // program's memory (tokens, user data) to disk.
         p.rlimits = [(1, limits.fileSizeBytes, limits.fileSizeBytes), (4, 0, 0), (7, limits.openFiles, limits.openFiles)]
@@ -126,7 +129,7 @@ enum JailLaunchValidator {
         }
         try JailPathRules.checkAbsolute(l.workdir == "/" ? "/x" : l.workdir, field: "launch.workdir")
         for (fd, f) in [(l.bridgeFD, "launch.bridgeFD"), (l.stdinFD, "launch.stdinFD")] {
-            if let fd, fcntl(fd, F_GETFD) < 0 { throw JailFieldReader.invalid(f, "is not an open descriptor") }
+            if let fd, !FileSystem.isOpenDescriptor(fd) { throw JailFieldReader.invalid(f, "is not an open descriptor") }
         }
     }
 

@@ -1,6 +1,5 @@
 import MiniAppModel
 import MiniAppSystem
-import Glibc
 
 extension Jailer {
     /// The spawner template `launch` must match (SpawnerTemplate): this jailer's policy with
@@ -27,7 +26,7 @@ extension Jailer {
         } else {
             let plan = makePlan(probe, limits: limits, uid: id.rootlessUid, gid: id.rootlessGid, pipes: nil)
             t = SpawnerTemplate(plan: plan, uidMin: min(id.rootlessUid, id.rootlessGid), uidCount: max(id.rootlessUid, id.rootlessGid) - min(id.rootlessUid, id.rootlessGid) + 1)
-            t.outside = (getuid(), getgid())
+            t.outside = (CurrentProcess.uid, CurrentProcess.gid)
         }
         t.allowsNetnsFD = netPool != nil
         t.cgroupDirectories = configuration.cgroupDriver.baseDirectories

@@ -1,90 +1,83 @@
 internal import MiniAppSystem
 import MiniAppModel
-#if canImport(Glibc)
-import Glibc
-#endif
 
-/// fd-relative file-system helpers for extraction and the store. Every path is resolved
-/// relative to a directory fd with `O_NOFOLLOW`, never as a string from `/`, so a symlink or a
-/// rename planted in the state directory cannot redirect a write (the extraction half of the
-/// zip-slip defence).
+/// The store's view of `DirectoryTree` (MiniAppSystem): the same fd-relative calls, with a
+/// failure reported as STORE_FAILURE and a hint to the operator.
 enum FileTree {
-    static func fail(_ call: String, _ detail: String) -> MiniAppError {
-        let e = SystemError.current(call, detail: detail)
-        return MiniAppError(.storeFailure, "\(e); check free space and permissions of the state directory", cause: e)
+    static func fail(_ e: SystemError) -> MiniAppError {
+        MiniAppError(.storeFailure, "\(e); check free space and permissions of the state directory", cause: e)
     }
 
     /// Opens (never follows) a directory relative to `dirFD`.
     static func openDir(_ dirFD: Int32, _ name: String) throws(MiniAppError) -> OwnedFD {
-        let fd = openat(dirFD, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0 else { throw fail("openat", name) }
-        return OwnedFD(adopting: fd)
+        do { return try DirectoryTree.openDirectory(at: dirFD, name) } catch { throw fail(error) }
     }
 
     /// Creates a directory; `exclusive` makes an existing one an error (the O_EXCL of mkdir).
-    static func makeDir(_ dirFD: Int32, _ name: String, mode: mode_t = 0o700, exclusive: Bool) throws(MiniAppError) {
-        if mkdirat(dirFD, name, mode) != 0 && !(errno == EEXIST && !exclusive) { throw fail("mkdirat", name) }
+    static func makeDir(_ dirFD: Int32, _ name: String, mode: UInt32 = 0o700, exclusive: Bool) throws(MiniAppError) {
+        do { try DirectoryTree.makeDirectory(at: dirFD, name, mode: mode, exclusive: exclusive) } catch { throw fail(error) }
     }
 
     static func fsyncFD(_ fd: Int32, _ what: String) throws(MiniAppError) {
-        if fsync(fd) != 0 { throw fail("fsync", what) }
+        do { try FileSystem.sync(descriptor: fd, what) } catch { throw fail(error) }
     }
 
-    /// A random hex suffix for temporary names (getentropy).
+    static func rename(_ fromDir: Int32, _ from: String, to toDir: Int32, _ to: String) throws(MiniAppError) {
+        do { try DirectoryTree.rename(at: fromDir, from, to: toDir, to) } catch { throw fail(error) }
+    }
+
+    /// Creates file `name` (0600, exclusively: nothing pre-existing, no link) for writing.
+    static func createFile(_ dirFD: Int32, _ name: String) throws(MiniAppError) -> OwnedFD {
+        do { return try DirectoryTree.openFile(at: dirFD, name, options: [.writeOnly, .create, .exclusive], mode: 0o600) } catch { throw fail(error) }
+    }
+
+    /// Opens (creating) lock file `name` and takes its exclusive `flock`, waiting for it; the
+    /// lock goes with the returned descriptor.
+    static func lockFile(_ dirFD: Int32, _ name: String) throws(MiniAppError) -> OwnedFD {
+        do {
+            let lock = try DirectoryTree.openFile(at: dirFD, name, options: [.readWrite, .create], mode: 0o600)
+            _ = try DirectoryTree.lockExclusive(lock.raw)
+            return lock
+        } catch {
+            throw fail(error)
+        }
+    }
+
+    /// A random hex suffix for temporary names (the system CSPRNG).
     static func randomSuffix() -> String {
-        var b = [UInt8](repeating: 0, count: 8)
-        _ = getentropy(&b, b.count)
-        return b.map { String($0, radix: 16).leftPad(2) }.joined()
+        var rng = SystemRandomNumberGenerator()
+        return (0..<8).map { _ in String(UInt8.random(in: 0...255, using: &rng), radix: 16).leftPad(2) }.joined()
     }
 
     /// Names in a directory (except `.` and `..`).
-    static func list(_ dirFD: Int32) -> [String] {
-        let dup = fcntl(dirFD, F_DUPFD_CLOEXEC, 0)
-        guard dup >= 0, let d = fdopendir(dup) else { return [] }
-        defer { closedir(d) }
-        rewinddir(d)
-        var names: [String] = []
-        while let ent = readdir(d) {
-            let name = withUnsafeBytes(of: ent.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names
-    }
+    static func list(_ dirFD: Int32) -> [String] { DirectoryTree.list(dirFD) }
 
-    /// Removes `name` under `dirFD` recursively, making read-only directories writable first.
-    /// Never follows symlinks (it unlinks them).
-    static func remove(_ dirFD: Int32, _ name: String) {
-        if unlinkat(dirFD, name, 0) == 0 || errno == ENOENT { return }
-        let fd = openat(dirFD, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0 else { return }
-        let sub = OwnedFD(adopting: fd)
-        _ = fchmod(sub.raw, 0o700)
-        for child in list(sub.raw) { remove(sub.raw, child) }
-        _ = unlinkat(dirFD, name, AT_REMOVEDIR)
-    }
+    /// Removes `name` under `dirFD` recursively (never following symlinks).
+    static func remove(_ dirFD: Int32, _ name: String) { DirectoryTree.remove(at: dirFD, name) }
 
     /// Writes `bytes` to `name` atomically: temp file, fsync, rename, fsync of the directory.
     static func writeAtomically(_ dirFD: Int32, _ name: String, _ bytes: [UInt8]) throws(MiniAppError) {
         let tmp = name + ".tmp"
-        _ = unlinkat(dirFD, tmp, 0)
-        let fd = openat(dirFD, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw fail("openat", tmp) }
-        let file = OwnedFD(adopting: fd)
-        do { try file.writeAll(bytes) } catch { throw MiniAppError(.storeFailure, "writing \(tmp): \(error)", cause: error) }
-        try fsyncFD(file.raw, tmp)
+        do {
+            try DirectoryTree.unlink(at: dirFD, tmp)
+            let file = try DirectoryTree.openFile(at: dirFD, tmp, options: [.writeOnly, .create, .exclusive], mode: 0o644)
+            try file.writeAll(bytes)
+            try FileSystem.sync(descriptor: file.raw, tmp)
+        } catch {
+            throw fail(error)
+        }
         CrashPoint.hit("state-tmp-written")
-        guard renameat(dirFD, tmp, dirFD, name) == 0 else { throw fail("renameat", name) }
+        try rename(dirFD, tmp, to: dirFD, name)
         try fsyncFD(dirFD, name)
     }
 
     static func readFile(_ dirFD: Int32, _ name: String, limit: Int) throws(MiniAppError) -> [UInt8]? {
-        let fd = openat(dirFD, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
-        if fd < 0 {
-            if errno == ENOENT { return nil }
-            throw fail("openat", name)
+        do {
+            return try DirectoryTree.openFile(at: dirFD, name).readAll(limit: limit)
+        } catch {
+            if error.isNoSuchEntry { return nil }
+            throw MiniAppError(.storeFailure, "reading \(name): \(error)", cause: error)
         }
-        let file = OwnedFD(adopting: fd)
-        do { return try file.readAll(limit: limit) } catch { throw MiniAppError(.storeFailure, "reading \(name): \(error)", cause: error) }
     }
 }
 
@@ -97,7 +90,7 @@ enum FileTree {
 public enum CrashPoint {
     /// Kills (or stops) the process if `MINIAPP_CRASH_AT` (or `MINIAPP_PAUSE_AT`) equals `name`.
     public static func hit(_ name: String) {
-        if let v = getenv("MINIAPP_CRASH_AT"), String(cString: v) == name { kill(getpid(), SIGKILL) }
-        if let v = getenv("MINIAPP_PAUSE_AT"), String(cString: v) == name { kill(getpid(), SIGSTOP) }
+        if CurrentProcess.environment("MINIAPP_CRASH_AT") == name { Processes.signal(CurrentProcess.pid, Signal.kill) }
+        if CurrentProcess.environment("MINIAPP_PAUSE_AT") == name { Processes.signal(CurrentProcess.pid, Signal.stop) }
     }
 }

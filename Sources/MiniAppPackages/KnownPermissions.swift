@@ -1,9 +1,6 @@
 public import MiniAppModel
 import MiniAppJSON
 internal import MiniAppSystem
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Where the verifier's set of known permission names comes from.
 ///
@@ -13,38 +10,24 @@ import Glibc
 /// `PermissionName.builtIn` (payment, geolocation, network, ui) is used, so
 /// `miniapp verify` works against a bare policy directory.
 public enum KnownPermissions {
-    /// Loads the set for `policyDir`.
+    /// Loads the set for `policyDir`: its catalogue read by the one parser of `methods.json`
+    /// (`MethodCatalogue.parse`, as the broker reads it), or the built-in list without one.
     public static func load(policyDir: String) throws(MiniAppError) -> Set<String> {
         let path = policyDir + "/methods.json"
-        guard access(path, F_OK) == 0 else { return PermissionName.builtIn }
+        guard FileSystem.exists(path) else { return PermissionName.builtIn }
         let bytes: [UInt8]
         do {
-            bytes = try OwnedFD.open(path, O_RDONLY).readAll(limit: 16 << 20)
+            bytes = try OwnedFD.open(path).readAll(limit: 16 << 20)
         } catch {
             throw MiniAppError(.internal, "cannot read \(path): \(error)")
         }
-        guard let doc = try? JSONValue.parse(bytes, options: .policy) else {
-            throw MiniAppError(.internal, "\(path) is not valid JSON; fix the method catalogue")
+        do { return of(try MethodCatalogue.parse(bytes)) } catch {
+            throw MiniAppError(.internal, "\(path) is not a valid method catalogue: \(error); fix it (miniapp policy lint)")
         }
-        var names = Set<String>()
-        collect(doc, into: &names)
-        return names
     }
 
-    private static func collect(_ v: JSONValue, into names: inout Set<String>) {
-        guard let o = v.objectValue else {
-            for item in v.arrayValue ?? [] { collect(item, into: &names) }
-            return
-        }
-        for (key, value) in o.members {
-            if key == "permissions" {
-                if let p = value.objectValue { names.formUnion(p.keys) }
-                for s in value.arrayValue ?? [] { if let s = s.stringValue { names.insert(s) } }
-            } else if key == "permission", let s = value.stringValue {
-                names.insert(s)
-            } else {
-                collect(value, into: &names)
-            }
-        }
+    /// The names a parsed catalogue knows: its `permissions` and every name its methods require.
+    public static func of(_ catalogue: MethodCatalogue) -> Set<String> {
+        catalogue.knownPermissions.union(catalogue.methods.values.flatMap(\.permissions))
     }
 }

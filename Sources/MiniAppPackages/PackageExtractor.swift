@@ -1,8 +1,5 @@
 public import MiniAppModel
 internal import MiniAppSystem
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Step 9: extraction into a new private directory, published by the store with one rename.
 ///
@@ -24,7 +21,7 @@ public enum PackageExtractor {
         do throws(MiniAppError) {
             let root = try FileTree.openDir(parentFD, name)
             try fill(root.raw, package)
-            _ = fchmod(root.raw, 0o555)
+            try? FileSystem.setPermissions(descriptor: root.raw, 0o555)
             try FileTree.fsyncFD(root.raw, name)
             try FileTree.fsyncFD(parentFD, name)
             CrashPoint.hit("extracted")
@@ -49,7 +46,7 @@ public enum PackageExtractor {
         // Deepest first, so a parent is sealed after its children.
         for d in dirs.sorted(by: { $0.count > $1.count }) {
             let fd = try openParent(rootFD, d.split(separator: "/").map(String.init))
-            _ = fchmod(fd.raw, 0o555)
+            try? FileSystem.setPermissions(descriptor: fd.raw, 0o555)
             try FileTree.fsyncFD(fd.raw, d)
         }
     }
@@ -67,22 +64,12 @@ public enum PackageExtractor {
     private static func writeFile(
         _ dirFD: Int32, leaf: String, entry: ZipEntry, package: VerifiedPackage, expected: String?, budget: inout UInt64
     ) throws(MiniAppError) {
-        let fd = openat(dirFD, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw FileTree.fail("openat", entry.path) }
-        let file = OwnedFD(adopting: fd)
+        let file = try FileTree.createFile(dirFD, leaf)
         let hasher = SHA256Hasher()
         do {
             try package.archive.stream(entry, budget: &budget) { chunk in
                 hasher.update(chunk)
-                var off = 0
-                while off < chunk.count {
-                    let n = write(file.raw, chunk.baseAddress! + off, chunk.count - off)
-                    if n < 0 {
-                        if errno == EINTR { continue }
-                        throw FileTree.fail("write", entry.path)
-                    }
-                    off += n
-                }
+                do throws(SystemError) { try file.writeAll(UnsafeRawBufferPointer(chunk)) } catch { throw FileTree.fail(error) }
             }
         } catch {
             throw PackageVerifier.wrap(error)
@@ -91,7 +78,7 @@ public enum PackageExtractor {
             throw MiniAppError(.badSignature, "entry \"\(entry.path)\" changed between verification and extraction", data: ["entry": entry.path])
         }
         let exec = entry.isExecutable || (entry.path == package.manifest.entryPoint && package.manifest.runtime == .native)
-        _ = fchmod(file.raw, exec ? 0o555 : 0o444)
+        try? FileSystem.setPermissions(descriptor: file.raw, exec ? 0o555 : 0o444)
         try FileTree.fsyncFD(file.raw, entry.path)
         CrashPoint.hit("file-written")
     }

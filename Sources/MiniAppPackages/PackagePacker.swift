@@ -1,9 +1,6 @@
 public import MiniAppModel
 public import MiniAppSystem
 import MiniAppJSON
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// `miniapp pack`: zips a directory deterministically and signs it per the spec.
 public enum PackagePacker {
@@ -59,22 +56,21 @@ public enum PackagePacker {
         _ dir: String, prefix: String, into files: inout [(String, [UInt8], UInt32)], skipHidden: Bool = false,
         budget: ZipLimits? = nil
     ) throws(MiniAppError) {
-        let fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { throw MiniAppError(.notFound, "cannot open directory \(dir)") }
-        let owned = OwnedFD(adopting: fd)
-        for name in FileTree.list(owned.raw).sorted() where !(skipHidden && name.hasPrefix(".")) {
+        let names: [String]
+        do { names = try FileSystem.list(dir) } catch { throw MiniAppError(.notFound, "cannot open directory \(dir)") }
+        for name in names.sorted() where !(skipHidden && name.hasPrefix(".")) {
             let rel = prefix.isEmpty ? name : prefix + "/" + name
-            var st = stat()
-            guard lstat(dir + "/" + name, &st) == 0 else { throw MiniAppError(.notFound, "cannot stat \(dir)/\(name)") }
+            let st: FileStatus
+            do { st = try FileSystem.status(dir + "/" + name, followSymlinks: false) } catch { throw MiniAppError(.notFound, "cannot stat \(dir)/\(name)") }
             if let problem = PackagePath.problem(rel) { throw MiniAppError(.badPath, "\(rel) \(problem)") }
-            switch st.st_mode & S_IFMT {
-            case S_IFDIR: try walk(dir + "/" + name, prefix: rel, into: &files, skipHidden: skipHidden, budget: budget)
-            case S_IFREG:
+            switch st.kind {
+            case .directory: try walk(dir + "/" + name, prefix: rel, into: &files, skipHidden: skipHidden, budget: budget)
+            case .regular:
                 let f: OwnedFD
-                do { f = try OwnedFD.open(dir + "/" + name, O_RDONLY | O_NOFOLLOW) } catch { throw MiniAppError(.notFound, "\(error)") }
+                do { f = try OwnedFD.open(dir + "/" + name, options: .noFollow) } catch { throw MiniAppError(.notFound, "\(error)") }
                 let bytes: [UInt8]
                 do { bytes = try f.readAll(limit: 200 << 20) } catch { throw MiniAppError(.archiveTooLarge, "\(rel): \(error)") }
-                files.append((rel, bytes, UInt32(st.st_mode & 0o7777)))
+                files.append((rel, bytes, st.permissions))
                 if let budget { try checkBudget(files, budget) }
             default:
                 throw MiniAppError(.badEntryType, "\(rel) is not a regular file or directory (symlinks and devices cannot be packed)", data: ["entry": rel])

@@ -1,9 +1,6 @@
 public import MiniAppModel
 internal import MiniAppSystem
 import Synchronization
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// The version store in the daemon's state directory.
 ///
@@ -42,7 +39,7 @@ public final class PackageStore: Sendable {
         self.root = root
         self.settings = Mutex(options)
         self.partners = partners
-        if mkdir(root, 0o755) != 0 && errno != EEXIST { throw FileTree.fail("mkdir", root) }
+        do { try FileSystem.makeDirectory(root, mode: 0o755) } catch { throw FileTree.fail(error) }
         try withLock { rootFD throws(MiniAppError) in recover(rootFD) }
     }
 
@@ -133,11 +130,11 @@ public final class PackageStore: Sendable {
     /// Removes every version of `id` (rename to a trash name under the lock, so it disappears
     /// atomically; the tree itself is deleted after the lock is released).
     public func remove(_ id: String) throws(MiniAppError) {
-        let rootFD = try FileTree.openDir(AT_FDCWD, root)
+        let rootFD = try FileTree.openDir(DirectoryTree.workingDirectory, root)
         let trash = ".trash-" + FileTree.randomSuffix()
         try withLock { rootFD throws(MiniAppError) in
             _ = try programDir(rootFD, id, create: false)
-            guard renameat(rootFD, id, rootFD, trash) == 0 else { throw FileTree.fail("renameat", id) }
+            try FileTree.rename(rootFD, id, to: rootFD, trash)
             try FileTree.fsyncFD(rootFD, root)
         }
         FileTree.remove(rootFD.raw, trash)
@@ -234,7 +231,7 @@ public final class PackageStore: Sendable {
         let version = stored.version
         let bytes: [UInt8]
         do {
-            bytes = try OwnedFD.open(directory(id, version) + "/manifest.json", O_RDONLY | O_NOFOLLOW).readAll(limit: Manifest.maxBytes)
+            bytes = try OwnedFD.open(directory(id, version) + "/manifest.json", options: .noFollow).readAll(limit: Manifest.maxBytes)
         } catch {
             throw MiniAppError(.storeFailure, "cannot read the manifest of \(id) \(version): \(error); reinstall it", cause: error)
         }
@@ -295,7 +292,7 @@ public final class PackageStore: Sendable {
             return (id, outcome)
         }
         try Self.check(deadline, before: "extracting")
-        let rootFD = try FileTree.openDir(AT_FDCWD, root)
+        let rootFD = try FileTree.openDir(DirectoryTree.workingDirectory, root)
         let tree = try StagingArea.extract(pre, rootFD: rootFD.raw)
         try Self.check(deadline, before: "committing")
         let outcome = try withLock { rootFD throws(MiniAppError) -> InstallOutcome in
@@ -330,7 +327,7 @@ public final class PackageStore: Sendable {
     private func settle(
         _ rootFD: Int32, _ id: String, _ new: StoredVersion, allowDowngrade: Bool, stageIf: (String) -> Bool, create: Bool
     ) throws(MiniAppError) -> InstallOutcome? {
-        guard create || faccessat(rootFD, id, F_OK, AT_SYMLINK_NOFOLLOW) == 0 else { return nil }
+        guard create || DirectoryTree.exists(at: rootFD, id) else { return nil }
         let dir = try programDir(rootFD, id, create: create)
         var state = try readState(dir.raw)
         if let active = state.active, new.version < active.version, !allowDowngrade {
@@ -343,7 +340,7 @@ public final class PackageStore: Sendable {
     private func reuse(_ dirFD: Int32, _ state: inout ProgramState, _ new: StoredVersion, stage: Bool) throws(MiniAppError) -> InstallOutcome? {
         let slots = [state.active, state.pending, state.previous].compactMap { $0 }
         guard let same = slots.first(where: { $0.version == new.version }),
-            faccessat(dirFD, "versions/" + same.version.text + "/manifest.json", F_OK, AT_SYMLINK_NOFOLLOW) == 0
+            DirectoryTree.exists(at: dirFD, "versions/" + same.version.text + "/manifest.json")
         else { return nil }
         guard same.digest == new.digest else {
             throw MiniAppError(.alreadyInstalled, "version \(new.version) is already installed with different content; publish a new version number", data: ["version": new.version.text])
@@ -380,14 +377,12 @@ public final class PackageStore: Sendable {
             try FileTree.makeDir(dir.raw, "versions", mode: 0o755, exclusive: false)
             return dir
         }
-        let fd = openat(rootFD, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0 else {
+        do { return try DirectoryTree.openDirectory(at: rootFD, id) } catch {
             // Only a missing directory means "not installed": out of descriptors (EMFILE) or an
             // I/O error is the daemon's problem and must say so, never pass for NOT_FOUND.
-            if errno == ENOENT || errno == ENOTDIR { throw MiniAppError(.packageNotInstalled, "\(id) is not installed", data: ["id": id]) }
-            throw MiniAppError(.storeFailure, "cannot open the store directory of \(id): \(SystemError.current("openat")); check the daemon's file descriptor limit and the state directory", data: ["id": id])
+            if error.isNotFound { throw MiniAppError(.packageNotInstalled, "\(id) is not installed", data: ["id": id]) }
+            throw MiniAppError(.storeFailure, "cannot open the store directory of \(id): \(error); check the daemon's file descriptor limit and the state directory", data: ["id": id])
         }
-        return OwnedFD(adopting: fd)
     }
 
     /// Deletes version directories not in `keep`, and `.tmp-*` extractions.
@@ -396,7 +391,7 @@ public final class PackageStore: Sendable {
         for name in FileTree.list(versions.raw) where !keep.contains(name) {
             FileTree.remove(versions.raw, name)
         }
-        _ = fsync(versions.raw)
+        try? FileSystem.sync(descriptor: versions.raw)
     }
 
     /// Startup garbage collection of interrupted installs and removals.
@@ -405,20 +400,16 @@ public final class PackageStore: Sendable {
         for name in FileTree.list(rootFD) {
             if name.hasPrefix(".trash-") { FileTree.remove(rootFD, name); continue }
             guard Manifest.isValidId(name), let dir = try? FileTree.openDir(rootFD, name) else { continue }
-            _ = unlinkat(dir.raw, "state.json.tmp", 0)
+            try? DirectoryTree.unlink(at: dir.raw, "state.json.tmp")
             let state = (try? readState(dir.raw)) ?? ProgramState()
             collect(dir.raw, keep: state.referenced)
         }
     }
 
     private func withLock<T>(_ body: (Int32) throws(MiniAppError) -> T) throws(MiniAppError) -> T {
-        let rootFD = try FileTree.openDir(AT_FDCWD, root)
-        let lockFD = openat(rootFD.raw, ".lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard lockFD >= 0 else { throw FileTree.fail("openat", root + "/.lock") }
-        let lock = OwnedFD(adopting: lockFD)
-        while flock(lock.raw, LOCK_EX) != 0 {
-            if errno != EINTR { throw FileTree.fail("flock", root + "/.lock") }
-        }
+        let rootFD = try FileTree.openDir(DirectoryTree.workingDirectory, root)
+        let lock = try FileTree.lockFile(rootFD.raw, ".lock")
+        defer { _ = lock.raw }  // held until the body is done
         return try body(rootFD.raw)
     }
 }

@@ -1,9 +1,6 @@
 public import MiniAppModel
 import MiniAppJSON
 internal import MiniAppSystem
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// What one read of `<policy-dir>/partners` found: one entry per `*.json` file, each valid or
 /// not on its own.
@@ -61,16 +58,15 @@ public enum PartnerDirectory {
     /// (`O_NONBLOCK` at open, then the type is checked).
     static func readRegularFile(_ path: String) throws(MiniAppError) -> [UInt8] {
         do {
-            let fd = try OwnedFD.open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
-            var st = stat()
-            guard fstat(fd.raw, &st) == 0, st.st_mode & S_IFMT == S_IFREG else {
+            let fd = try OwnedFD.open(path, options: [.noFollow, .nonBlocking])
+            guard (try? FileSystem.status(descriptor: fd.raw))?.kind == .regular else {
                 throw MiniAppError(.partnerInvalid, "\(path) is not a regular file; a registration must be a plain JSON file", data: ["file": path])
             }
             return try fd.readAll(limit: maxFileBytes)
         } catch let e as MiniAppError {
             throw e
         } catch {
-            let why = (error as? SystemError)?.errno == ELOOP ? "is a symlink (not followed)" : "cannot be read: \(error)"
+            let why = (error as? SystemError)?.isSymlink == true ? "is a symlink (not followed)" : "cannot be read: \(error)"
             throw MiniAppError(.partnerInvalid, "partner registration \(path) \(why)", data: ["file": path])
         }
     }
@@ -88,19 +84,12 @@ public enum PartnerDirectory {
     }
 
     static func listJSON(_ dir: String) throws(MiniAppError) -> [String] {
-        guard let d = opendir(dir) else {
-            if errno == ENOENT { return [] }
-            throw MiniAppError(
-                .partnerInvalid, "cannot list the partners directory \(dir): \(String(cString: strerror(errno))); fix its permissions",
-                data: ["file": dir])
+        let names: [String]
+        do { names = try FileSystem.list(dir) } catch {
+            if error.isNoSuchEntry { return [] }
+            throw MiniAppError(.partnerInvalid, "cannot list the partners directory \(dir): \(error); fix its permissions", data: ["file": dir])
         }
-        defer { closedir(d) }
-        var names: [String] = []
-        while let ent = readdir(d) {
-            let name = withUnsafeBytes(of: ent.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if isRegistrationFile(name) { names.append(name) }
-        }
-        return names.sorted()
+        return names.filter(isRegistrationFile).sorted()
     }
 
     /// Whether a file name in `partners/` is read as a registration: `*.json`, not hidden (an

@@ -1,7 +1,5 @@
 public import MiniAppModel
-#if canImport(Glibc)
-import Glibc
-#endif
+internal import MiniAppSystem
 
 /// The operator's overrides that apply to one program: its partner's (`overrides` in the
 /// partner registration) and its own (`<policy-dir>/programs/<program-id>.json`), in that
@@ -15,10 +13,9 @@ public enum ProgramOverrides {
     public static func programFile(policyDir: String, programId: String) throws(MiniAppError) -> PolicyOverride? {
         guard Manifest.isValidId(programId) else { return nil }
         let path = "\(policyDir)/programs/\(programId).json"
-        var st = stat()
-        guard lstat(path, &st) == 0 else {
-            if errno == ENOENT || errno == ENOTDIR { return nil }
-            throw MiniAppError(.policyInvalid, "cannot read \(path): \(String(cString: strerror(errno)))", data: ["file": path])
+        do { _ = try FileSystem.status(path, followSymlinks: false) } catch {
+            if error.isNotFound { return nil }
+            throw MiniAppError(.policyInvalid, "cannot read \(path): \(error)", data: ["file": path])
         }
         let bytes: [UInt8]
         do { bytes = try PartnerDirectory.readRegularFile(path) } catch {

@@ -1,8 +1,5 @@
 import MiniAppModel
 internal import MiniAppSystem
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Where installs extract without holding the store lock: `<root>/.staging/<random>/tree`.
 ///
@@ -29,34 +26,24 @@ enum StagingArea {
         for _ in 0..<3 {
             let name = FileTree.randomSuffix()
             try FileTree.makeDir(areaFD, name, mode: 0o700, exclusive: true)
-            let fd = openat(areaFD, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-            guard fd >= 0 else { continue }
-            if flock(fd, LOCK_EX | LOCK_NB) == 0 && isLinked(fd, areaFD, name) {
-                return StagedTree(areaFD: areaFD, entryFD: fd, name: name)
+            guard let entry = try? DirectoryTree.openDirectory(at: areaFD, name) else { continue }
+            if (try? DirectoryTree.lockExclusive(entry.raw, wait: false)) == true && DirectoryTree.isEntry(entry.raw, named: name, in: areaFD) {
+                return StagedTree(areaFD: areaFD, entryFD: entry.take(), name: name)
             }
-            close(fd)
         }
-        close(areaFD)
+        OwnedFD(adopting: areaFD).close()
         throw MiniAppError(.storeFailure, "cannot claim a staging directory in the package store; check the state directory")
-    }
-
-    private static func isLinked(_ fd: Int32, _ areaFD: Int32, _ name: String) -> Bool {
-        var own = stat(), linked = stat()
-        return fstat(fd, &own) == 0 && fstatat(areaFD, name, &linked, AT_SYMLINK_NOFOLLOW) == 0 && own.st_ino == linked.st_ino
-            && own.st_dev == linked.st_dev
     }
 
     /// Recovery: removes the entries no live installer holds.
     static func sweep(_ rootFD: Int32) {
         guard let area = try? FileTree.openDir(rootFD, directory) else { return }
         for name in FileTree.list(area.raw) {
-            let fd = openat(area.raw, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-            guard fd >= 0 else {
+            guard let entry = try? DirectoryTree.openDirectory(at: area.raw, name) else {
                 FileTree.remove(area.raw, name)  // not a directory: never ours to keep
                 continue
             }
-            if flock(fd, LOCK_EX | LOCK_NB) == 0 { FileTree.remove(area.raw, name) }
-            close(fd)
+            if (try? DirectoryTree.lockExclusive(entry.raw, wait: false)) == true { FileTree.remove(area.raw, name) }
         }
     }
 }
@@ -78,7 +65,7 @@ final class StagedTree {
     /// Moves the tree to `name` under `versionsFD` with one `renameat` (same file system: both
     /// are under the store root) and makes the rename durable. Call under the store lock.
     func publish(into versionsFD: Int32, name target: String) throws(MiniAppError) {
-        guard renameat(entryFD, Self.leaf, versionsFD, target) == 0 else { throw FileTree.fail("renameat", target) }
+        try FileTree.rename(entryFD, Self.leaf, to: versionsFD, target)
         CrashPoint.hit("renamed")
         try FileTree.fsyncFD(versionsFD, target)
     }
@@ -86,7 +73,7 @@ final class StagedTree {
     deinit {
         // Still locked while it is removed, so no sweep races us for it.
         FileTree.remove(areaFD, name)
-        close(entryFD)
-        close(areaFD)
+        OwnedFD(adopting: entryFD).close()
+        OwnedFD(adopting: areaFD).close()
     }
 }

@@ -1,8 +1,5 @@
 public import MiniAppModel
 internal import MiniAppSystem
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// A zip archive held in memory and validated from its central directory (spec step 1) before
 /// anything is inflated. Our own reader rather than a library: what is extracted, and how, must
@@ -40,7 +37,7 @@ public struct ZipArchive: Sendable {
     public static func open(path: String, limits: ZipLimits = ZipLimits()) throws(MiniAppError) -> ZipArchive {
         let fd: OwnedFD
         do {
-            fd = try OwnedFD.open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY)
+            fd = try OwnedFD.open(path, options: [.nonBlocking, .noFollow, .noControllingTerminal])
         } catch {
             throw MiniAppError(.archiveInvalid, "cannot read \(path): \(error)", cause: error)
         }
@@ -52,27 +49,23 @@ public struct ZipArchive: Sendable {
     /// is read with `pread` from offset 0, whatever the descriptor's position. `name` is for
     /// messages.
     public static func read(descriptor fd: Int32, name: String, limits: ZipLimits = ZipLimits()) throws(MiniAppError) -> ZipArchive {
-        var st = stat()
-        guard fstat(fd, &st) == 0 else {
-            throw MiniAppError(.archiveInvalid, "cannot read \(name): \(SystemError.current("fstat"))")
+        let st: FileStatus
+        do { st = try FileSystem.status(descriptor: fd) } catch {
+            throw MiniAppError(.archiveInvalid, "cannot read \(name): \(error)")
         }
-        guard st.st_mode & S_IFMT == S_IFREG else {
+        guard st.kind == .regular else {
             throw MiniAppError(.archiveInvalid, "\(name) is not a regular file (a FIFO, device, socket or directory); pass the package file itself")
         }
-        guard st.st_size <= limits.maxArchiveBytes else {
+        guard st.size <= limits.maxArchiveBytes else {
             throw MiniAppError(.archiveTooLarge, "\(name) is larger than \(limits.maxArchiveBytes) bytes")
         }
-        var data = [UInt8](repeating: 0, count: Int(st.st_size))
-        var off = 0
-        while off < data.count {
-            let n = data.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + off, $0.count - off, off_t(off)) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else {
-                // Shrunk while we read (or an I/O error): what we have is not the file.
-                throw MiniAppError(.archiveInvalid, "cannot read \(name): " + (n == 0 ? "it shrank while being read" : "\(SystemError.current("pread"))"))
-            }
-            off += n
+        var data = [UInt8](repeating: 0, count: st.size)
+        let got: Int
+        do { got = try data.withUnsafeMutableBytes { p throws(SystemError) in try FileSystem.read(descriptor: fd, into: p, at: 0) } } catch {
+            throw MiniAppError(.archiveInvalid, "cannot read \(name): \(error)")
         }
+        // Shrunk while we read: what we have is not the file.
+        guard got == data.count else { throw MiniAppError(.archiveInvalid, "cannot read \(name): it shrank while being read") }
         return try ZipArchive(bytes: data, limits: limits)
     }
 

@@ -45,12 +45,15 @@ extension OwnedFD {
         let arr = Array(bytes)
         var off = 0
         while off < arr.count {
-            let n = arr.withUnsafeBytes { p in Glibc.write(raw, p.baseAddress! + off, p.count - off) }
-            if n < 0 {
-                if Glibc.errno == EINTR { continue }
-                throw SystemError.current("write")
-            }
-            off += n
+            off += try retryingEINTR("write") { arr.withUnsafeBytes { p in Glibc.write(raw, p.baseAddress! + off, p.count - off) } }
+        }
+    }
+
+    /// Writes all of `buffer` (no copy), retrying short writes and EINTR.
+    public func writeAll(_ buffer: UnsafeRawBufferPointer) throws(SystemError) {
+        var off = 0
+        while off < buffer.count {
+            off += try retryingEINTR("write") { Glibc.write(raw, buffer.baseAddress! + off, buffer.count - off) }
         }
     }
 

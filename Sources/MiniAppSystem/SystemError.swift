@@ -42,3 +42,12 @@ public func retryingEINTR<T: FixedWidthInteger>(_ call: String, detail: String? 
         if Glibc.errno != EINTR { throw SystemError.current(call, detail: detail) }
     }
 }
+
+extension SystemError {
+    /// ENOENT: the name does not exist.
+    public var isNoSuchEntry: Bool { errno == ENOENT }
+    /// ENOENT or ENOTDIR: the name, or a directory on its path, does not exist.
+    public var isNotFound: Bool { errno == ENOENT || errno == ENOTDIR }
+    /// ELOOP: a final symlink met an `O_NOFOLLOW` open.
+    public var isSymlink: Bool { errno == ELOOP }
+}

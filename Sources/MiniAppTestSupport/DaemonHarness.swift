@@ -1,5 +1,6 @@
 public import Foundation
 import MiniAppDaemon
+import MiniAppSystem
 
 /// A real `miniappd` process on a private state dir and control socket, for end-to-end tests.
 /// Started by the test, stopped by the test (SIGTERM, then SIGKILL if it hangs).
@@ -53,7 +54,7 @@ public final class DaemonHarness: @unchecked Sendable {
         while Date() < deadline {
             if !process.isRunning { throw HarnessError("miniappd exited early:\n\(logText())") }
             if let c = try? ControlClient(socketPath: socket), (try? c.call("daemon.info", timeoutMillis: 2000)) != nil { return }
-            usleep(20_000)
+            CurrentProcess.sleep(micros: 20_000)
         }
         stop()
         throw HarnessError("miniappd did not become ready in \(timeout)s:\n\(logText())")
@@ -70,10 +71,10 @@ public final class DaemonHarness: @unchecked Sendable {
     public func stop(timeout: Double = 20) -> Int32 {
         guard process.processIdentifier != 0 else { return -1 }  // never started (run() threw)
         guard process.isRunning else { return process.terminationStatus }
-        kill(process.processIdentifier, SIGTERM)
+        Processes.signal(process.processIdentifier, Signal.term)
         let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(10_000) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        while process.isRunning && Date() < deadline { CurrentProcess.sleep(micros: 10_000) }
+        if process.isRunning { Processes.signal(process.processIdentifier, Signal.kill) }
         process.waitUntilExit()
         return process.terminationStatus
     }
@@ -81,7 +82,7 @@ public final class DaemonHarness: @unchecked Sendable {
     /// SIGKILL now (crash tests).
     public func crash() {
         guard process.processIdentifier != 0 else { return }
-        kill(process.processIdentifier, SIGKILL)
+        Processes.signal(process.processIdentifier, Signal.kill)
         process.waitUntilExit()
     }
 

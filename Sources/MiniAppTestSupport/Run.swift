@@ -1,4 +1,5 @@
 import Foundation
+import MiniAppSystem
 
 /// The result of running a command.
 public struct RunResult: Sendable {
@@ -31,9 +32,9 @@ public func run(
     let outData = OutputCollector(out.fileHandleForReading)
     let errData = OutputCollector(err.fileHandleForReading)
     let deadline = Date().addingTimeInterval(timeout)
-    while p.isRunning && Date() < deadline { usleep(2000) }
+    while p.isRunning && Date() < deadline { CurrentProcess.sleep(micros: 2000) }
     if p.isRunning {
-        kill(p.processIdentifier, SIGKILL)
+        Processes.signal(p.processIdentifier, Signal.kill)
     }
     p.waitUntilExit()
     let status = p.terminationReason == .uncaughtSignal ? 128 + p.terminationStatus : p.terminationStatus

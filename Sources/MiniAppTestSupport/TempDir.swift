@@ -1,4 +1,5 @@
 import Foundation
+import MiniAppSystem
 
 /// A private temporary directory (0700), removed when dropped unless `MINIAPP_KEEP_TMP` is set.
 public final class TempDir: @unchecked Sendable {
@@ -7,9 +8,13 @@ public final class TempDir: @unchecked Sendable {
 
     /// Creates `/tmp/miniapp-<label>-XXXXXX` (short: Unix socket paths must fit in 108 bytes).
     public init(_ label: String = "t") throws {
-        var template = Array("/tmp/ma-\(label.prefix(12))-XXXXXX".utf8CString)
-        guard let p = mkdtemp(&template) else { throw CocoaError(.fileWriteUnknown) }
-        path = String(cString: p)
+        path = try Self.makeDirectory(label)
+    }
+
+    /// A fresh private directory `/tmp/ma-<label>-XXXXXX` that the caller owns (removes, or
+    /// leaves behind for a post-mortem): for tests that hold a path, not a `TempDir`.
+    public static func makeDirectory(_ label: String = "t") throws -> String {
+        try FileSystem.makeTemporaryDirectory(prefix: "/tmp/ma-\(label.prefix(12))-")
     }
 
     /// `path/name`.
@@ -22,7 +27,7 @@ public final class TempDir: @unchecked Sendable {
         try FileManager.default.createDirectory(
             atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         try Data(text.utf8).write(to: URL(fileURLWithPath: full))
-        chmod(full, mode_t(mode))
+        try FileSystem.setPermissions(full, UInt32(mode))
         return full
     }
 

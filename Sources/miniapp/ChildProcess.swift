@@ -1,9 +1,9 @@
 import ArgumentParser
 import Foundation
-import Glibc
 import MiniAppBridgeMock
 import MiniAppDaemon
 import MiniAppModel
+import MiniAppSystem
 
 /// Runs a program outside the daemon with its Bridge (fd 3) served by a mock, set up as a
 /// worker is (spec: `MINIAPP_BRIDGE_FD=3`, the SDK on `NODE_PATH`/`PYTHONPATH`, node's
@@ -46,21 +46,27 @@ struct MockRun {
     /// Runs `argv` (a name is looked up on PATH) in `cwd` with the mock on fd 3; returns its
     /// exit status (128 + the signal when a signal ended it).
     func run(_ argv: [String], cwd: String?, sdk: String, addPreload: Bool) throws -> Int32 {
-        var fds: [Int32] = [0, 0]
-        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
-            throw ValidationError("socketpair failed: \(String(cString: strerror(errno)))")
+        let fds: (server: Int32, program: Int32)
+        do {
+            let pair = try UnixSocket.pair()
+            fds = (pair.daemonSide.take(), pair.workerSide.take())
+        } catch {
+            throw ValidationError("socketpair failed: \(error)")
         }
-        let logger: (@Sendable (String) -> Void)? = log ? { @Sendable line in FileHandle.standardError.write(Data((line + "\n").utf8)) } : nil
-        let server = MockBridgeServer(bridge: bridge, fd: fds[0], log: logger)
+        let logger: (@Sendable (String) -> Void)? = log ? { @Sendable line in CurrentProcess.writeStandardError(line + "\n") } : nil
+        let server = MockBridgeServer(bridge: bridge, fd: fds.server, log: logger)
         server.start()
         let env = Self.environment(sdk: sdk, identity: bridge.identity, addPreload: addPreload)
-        if let cwd, chdir(cwd) != 0 { throw ValidationError("cannot enter \(cwd): \(String(cString: strerror(errno)))") }
-        let pid = try Self.spawn(argv, env: env, bridgeFD: fds[1])
-        close(fds[1])
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        let signal = status & 0x7f
-        return signal == 0 ? (status >> 8) & 0xff : 128 + signal
+        if let cwd {
+            do { try CurrentProcess.changeDirectory(cwd) } catch { throw ValidationError("cannot enter \(cwd): \(error)") }
+        }
+        let pid: Int32
+        // posix_spawnp with the Bridge as fd 3 (dup2 clears close-on-exec on the copy).
+        do { pid = try Processes.spawn(argv, environment: env, files: [.duplicate(fds.program, to: 3)], searchPath: true) } catch {
+            throw ValidationError("cannot run \(argv[0]): \(error)")
+        }
+        OwnedFD(adopting: fds.program).close()
+        return Processes.waitForExit(pid)
     }
 
     static func environment(sdk: String, identity: MockBridge.Identity, addPreload: Bool) -> [String] {
@@ -81,26 +87,11 @@ struct MockRun {
         return env.map { "\($0.key)=\($0.value)" }
     }
 
-    /// posix_spawnp with `bridgeFD` as fd 3 (dup2 clears close-on-exec on the copy).
-    static func spawn(_ argv: [String], env: [String], bridgeFD: Int32) throws -> pid_t {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, bridgeFD, 3)
-        let cArgs = argv.map { strdup($0) } + [nil]
-        let cEnv = env.map { strdup($0) } + [nil]
-        defer { (cArgs + cEnv).forEach { free($0) } }
-        var pid: pid_t = 0
-        let rc = posix_spawnp(&pid, argv[0], &actions, nil, cArgs, cEnv)
-        guard rc == 0 else { throw ValidationError("cannot run \(argv[0]): \(String(cString: strerror(rc)))") }
-        return pid
-    }
-
     /// A fresh directory holding this binary's SDK (removed by the caller).
     static func temporarySDK() throws -> String {
-        var template = Array((NSTemporaryDirectory() + "/miniapp-sdk-XXXXXX").utf8CString)
-        guard let dir = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }).map({ String(cString: $0) }) else {
-            throw ValidationError("cannot create a temporary directory: \(String(cString: strerror(errno)))")
+        let dir: String
+        do { dir = try FileSystem.makeTemporaryDirectory(prefix: NSTemporaryDirectory() + "/miniapp-sdk-") } catch {
+            throw ValidationError("cannot create a temporary directory: \(error)")
         }
         do { return try SDKInstaller.install(into: dir + "/sdk") } catch {
             throw ValidationError("cannot write the SDK: \(error.message)")

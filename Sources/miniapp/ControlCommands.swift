@@ -44,42 +44,25 @@ extension ControlCommands {
         @Argument(help: "The package zip.") var file: String
         @Flag(help: "Allow installing a lower version than the active one.") var allowDowngrade = false
         func run() throws {
-            let fd = open(file, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
-            guard fd >= 0 else {
-                FileHandle.standardError.write(Data("miniapp: cannot open \(file): \(String(cString: strerror(errno)))\n".utf8))
-                throw ExitCode(1)
-            }
-            defer { close(fd) }
-            let r = try failing { try ControlCommands.install(descriptor: fd, socket: socket.socket, allowDowngrade: allowDowngrade) }
+            let fd = try ControlCommands.open(file)
+            let r = try failing { try ControlCommands.install(descriptor: fd.raw, socket: socket.socket, allowDowngrade: allowDowngrade) }
             print("installed \(r["id"]?.stringValue ?? "?") \(r["version"]?.stringValue ?? "?") active=\(r["active"]?.stringValue ?? r["active"]?.jsonString ?? "?")")
+        }
+    }
+
+    /// Opens the package (non-blocking: a FIFO must not hang the CLI; the daemon checks the type).
+    private static func open(_ file: String) throws -> OwnedFD {
+        do { return try OwnedFD.open(file, options: .nonBlocking) } catch {
+            CurrentProcess.writeStandardError("miniapp: cannot open \(file): \(error)\n")
+            throw ExitCode(1)
         }
     }
 
     /// One `packages.install {fd: true}` with `descriptor` attached (SCM_RIGHTS) to the request's
     /// own sendmsg, on a connection of its own.
     static func install(descriptor: Int32, socket: String, allowDowngrade: Bool) throws(MiniAppError) -> JSONValue {
-        let request: JSONValue = [
-            "jsonrpc": "2.0", "id": 1, "method": "packages.install", "params": ["fd": true, "allowDowngrade": .bool(allowDowngrade)],
-        ]
-        let answer: JSONObject
-        do {
-            let conn = try UnixLineClient(path: socket)
-            try conn.send(line: request.serialized(), passing: descriptor)
-            guard let line = try conn.readLine(timeoutMillis: 120_000), let obj = (try? JSONValue.parse(line))?.objectValue else {
-                throw MiniAppError(.hostUnavailable, "miniappd closed the connection")
-            }
-            answer = obj
-        } catch let e as MiniAppError {
-            throw e
-        } catch {
-            throw MiniAppError(.hostUnavailable, "cannot reach miniappd at \(socket): \(error). Is the daemon running? Pass --socket PATH.")
-        }
-        if let err = answer["error"]?.objectValue {
-            var data: [String: String] = [:]
-            for m in err["data"]?.objectValue ?? [:] where m.key != "code" { data[m.key] = m.value.stringValue ?? m.value.jsonString }
-            throw MiniAppError(ErrorCode(rawValue: err["data"]?["code"]?.stringValue ?? "INTERNAL"), err["message"]?.stringValue ?? "error", data: data)
-        }
-        return answer["result"] ?? .null
+        try ControlClient(socketPath: socket).call(
+            "packages.install", ["fd": true, "allowDowngrade": .bool(allowDowngrade)], passing: descriptor)
     }
 
     struct Launch: ParsableCommand {

@@ -1,6 +1,5 @@
 import ArgumentParser
 import Foundation
-import Glibc
 import MiniAppBridgeMock
 import MiniAppDaemon
 import MiniAppJSON
@@ -100,7 +99,7 @@ final class DevSession: @unchecked Sendable {
                 let info: JSONValue? = try? c.call("daemon.info")
                 if info != nil { return c }
             }
-            usleep(50_000)
+            CurrentProcess.sleep(micros: 50_000)
         }
         throw ValidationError("no simulator daemon answered on \(socketPath) within 30 s")
     }
@@ -111,11 +110,9 @@ final class DevSession: @unchecked Sendable {
     }
 
     static func makeTempDir() throws -> String {
-        var template = Array((NSTemporaryDirectory() + "/miniapp-dev-XXXXXX").utf8CString)
-        guard let p = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
-            throw ValidationError("cannot create a temporary directory: \(String(cString: strerror(errno)))")
+        do { return try FileSystem.makeTemporaryDirectory(prefix: NSTemporaryDirectory() + "/miniapp-dev-") } catch {
+            throw ValidationError("cannot create a temporary directory: \(error)")
         }
-        return String(cString: p)
     }
 
     /// The daemon's log: the program's output lines (`miniappd.worker`) become `[w-1] …`;
@@ -135,7 +132,7 @@ final class DevSession: @unchecked Sendable {
         if !stopping.load(ordering: .acquiring) {
             say("[dev] miniappd exited")
             cleanUp()
-            Glibc.exit(1)
+            CurrentProcess.exit(1)
         }
     }
 
@@ -166,7 +163,7 @@ final class DevSession: @unchecked Sendable {
         try p.run()
         host = p
         say("[dev] host runtime \(script) started (MINIAPPD_SOCKET=\(socketPath))")
-        usleep(300_000)  // let it register its methods before the first launch
+        CurrentProcess.sleep(micros: 300_000)  // let it register its methods before the first launch
     }
 
     private func answer(_ msg: JSONObject) {
@@ -196,10 +193,10 @@ final class DevSession: @unchecked Sendable {
     // MARK: the loop
 
     func watchAndServe() -> Never {
-        signal(SIGINT, SIG_IGN)
-        signal(SIGTERM, SIG_IGN)
+        Signal.ignore(Signal.interrupt)
+        Signal.ignore(Signal.term)
         var sources: [any DispatchSourceSignal] = []
-        for sig in [SIGINT, SIGTERM] {
+        for sig in [Signal.interrupt, Signal.term] {
             let s = DispatchSource.makeSignalSource(signal: sig, queue: .main)
             s.setEventHandler { [self] in shutdown() }
             s.resume()
@@ -286,7 +283,7 @@ final class DevSession: @unchecked Sendable {
                 if error.code == .notFound { return }
                 guard error.code == .alreadyRunning else { throw error }
             }
-            usleep(20_000)
+            CurrentProcess.sleep(micros: 20_000)
         }
         throw MiniAppError(.alreadyRunning, "\(id) did not stop; stop it (miniapp ps, miniapp stop) and save again")
     }
@@ -298,16 +295,16 @@ final class DevSession: @unchecked Sendable {
         if let control, daemon == nil { try? stopWorkers(control, of: programId) }
         cleanUp()
         say("[dev] stopped")
-        Glibc.exit(0)
+        CurrentProcess.exit(0)
     }
 
     private func cleanUp() {
         stopping.store(true, ordering: .releasing)
         if let host, host.isRunning { host.terminate(); host.waitUntilExit() }
         if let d = daemon, d.isRunning {
-            kill(d.processIdentifier, SIGTERM)
-            for _ in 0..<200 where d.isRunning { usleep(50_000) }
-            if d.isRunning { kill(d.processIdentifier, SIGKILL) }
+            Processes.signal(d.processIdentifier, Signal.term)
+            for _ in 0..<200 where d.isRunning { CurrentProcess.sleep(micros: 50_000) }
+            if d.isRunning { Processes.signal(d.processIdentifier, Signal.kill) }
             d.waitUntilExit()
         }
         if let tempDir { try? FileManager.default.removeItem(atPath: tempDir) }

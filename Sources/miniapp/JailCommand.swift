@@ -1,8 +1,8 @@
 import ArgumentParser
 import Dispatch
-import Glibc
 import MiniAppJail
 import MiniAppModel
+import MiniAppSystem
 
 /// `miniapp jail [--data DIR] [--app DIR] -- CMD [ARG…]`: runs one command in a worker jail
 /// built exactly as for a mini-program (spec/cli-and-config.md) and exits with its status
@@ -52,7 +52,7 @@ struct JailCommand: ParsableCommand {
             sem.signal()
         }
         sem.wait()
-        Glibc.exit(box.status)
+        CurrentProcess.exit(box.status)
     }
 
     private func jailed(_ argv: [String]) async -> Int32 {
@@ -69,12 +69,11 @@ struct JailCommand: ParsableCommand {
             if let cpu { limits.cpuPercent = UInt64(max(0, cpu)) }
             if let timeout { limits.wallClockSeconds = timeout }
             launch.limitsOverride = limits
-            let ttys = (isatty(1) == 1, isatty(2) == 1)
+            let ttys = (CurrentProcess.isTerminal(1), CurrentProcess.isTerminal(2))
             launch.output = { line in
                 let fd: Int32 = line.stream == .stdout ? 1 : 2
                 let text = (fd == 1 ? ttys.0 : ttys.1) ? TerminalText.escape(line.text) : line.text
-                let bytes = Array((text + "\n").utf8)
-                _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+                CurrentProcess.writeAll(fd, Array((text + "\n").utf8))
             }
             let worker = try await jailer.spawn(launch)
             let exit = await worker.exit
@@ -88,7 +87,7 @@ struct JailCommand: ParsableCommand {
     }
 
     private func makeJailer() throws(MiniAppError) -> Jailer {
-        let mode: JailMode = rootless || geteuid() != 0 ? .rootless : .privileged
+        let mode: JailMode = rootless || !CurrentProcess.isRoot ? .rootless : .privileged
         var cg: JailPolicy.Cgroup?
         if cgroup != nil || cgroupParent != nil {
             var c = JailPolicy.Cgroup()
@@ -104,7 +103,7 @@ struct JailCommand: ParsableCommand {
         let source = try PolicySource.resolve(policyDir)
         defer { source.cleanup() } // the profile is compiled at load: the files are not needed after
         let config = try JailPolicy.load(policyDir: source.dir, cgroupOverride: cg)
-        let state = stateDir ?? (geteuid() == 0 ? "/var/lib/miniapp" : "/tmp/miniapp-\(getuid())")
+        let state = stateDir ?? (CurrentProcess.isRoot ? "/var/lib/miniapp" : "/tmp/miniapp-\(CurrentProcess.uid)")
         let jailer = try Jailer(configuration: config, stateDir: state, mode: mode)
         for w in config.warnings { printErr("miniapp jail: warning: \(w)") }
         return jailer
@@ -125,29 +124,28 @@ struct JailCommand: ParsableCommand {
     /// attempts, TIOCCONS...) would act on the user's real terminal. From a tty the bytes are
     /// relayed through a pipe instead; a pipe or file stdin is passed as it is.
     static func stdinForJail() throws(MiniAppError) -> Int32 {
-        guard isatty(0) == 1 else { return 0 }
-        var fds: [Int32] = [-1, -1]
-        guard pipe(&fds) == 0 else {
-            throw MiniAppError(.jailSetupFailed, "cannot create the stdin relay pipe (errno \(errno))", data: ["step": "stdin", "errno": "\(errno)"])
+        guard CurrentProcess.isTerminal(0) else { return 0 }
+        let (r, w): (Int32, Int32)
+        do { (r, w) = try PipePair().takeBoth() } catch {
+            throw MiniAppError(.jailSetupFailed, "cannot create the stdin relay pipe (\(error))", data: ["step": "stdin", "errno": "\(error.errno)"])
         }
-        let (r, w) = (fds[0], fds[1])
-        _ = fcntl(w, F_SETFD, FD_CLOEXEC)
         DispatchQueue.global().async {
+            let relay = OwnedFD(adopting: w)
             var buf = [UInt8](repeating: 0, count: 4096)
             while true {
-                let n = read(0, &buf, buf.count)
-                if n <= 0 || buf.withUnsafeBytes({ write(w, $0.baseAddress, n) }) != n { break }
+                let n = (try? buf.withUnsafeMutableBytes { p throws(SystemError) in try FileSystem.read(descriptor: 0, into: p) }) ?? 0
+                if n <= 0 { break }
+                do { try relay.writeAll(buf[0..<n]) } catch { break }
             }
-            close(w)
+            relay.close()
         }
         return r
     }
 
     private func absolute(_ p: String) -> String {
         if p.hasPrefix("/") { return p }
-        var buf = [CChar](repeating: 0, count: 4096)
-        guard getcwd(&buf, buf.count) != nil else { return p }
-        return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) + "/" + p
+        guard let cwd = CurrentProcess.workingDirectory else { return p }
+        return cwd + "/" + p
     }
 
     private func parseBind(_ s: String) throws(MiniAppError) -> JailBind {
@@ -157,10 +155,7 @@ struct JailCommand: ParsableCommand {
     }
 }
 
-private func printErr(_ s: String) {
-    let bytes = Array((s + "\n").utf8)
-    _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
-}
+private func printErr(_ s: String) { CurrentProcess.writeStandardError(s + "\n") }
 
 /// The command's status, handed from the task to the main thread.
 private final class ExitBox: @unchecked Sendable { var status: Int32 = 125 }

@@ -4,6 +4,7 @@ import MiniAppBridgeMock
 import MiniAppDaemon
 import MiniAppJSON
 import MiniAppModel
+import MiniAppSystem
 
 extension ControlCommands {
     /// `miniapp inspect [ID]`: the Bridge Inspector as a live stream, one line per call.
@@ -31,7 +32,7 @@ extension ControlCommands {
                 if errors && e["code"] == nil { continue }
                 print(json ? TerminalText.escapeJSON(e.jsonString) : Self.line(e))
                 recorder?.append(e)
-                fflush(nil)
+                CurrentProcess.flushStandardOutput()
                 seen += 1
                 if count > 0 && seen >= count { return }
             }
@@ -90,7 +91,7 @@ extension ControlCommands {
         }
 
         func run() throws {
-            let clearScreen = isatty(STDOUT_FILENO) != 0
+            let clearScreen = CurrentProcess.isTerminal(1)
             let client = try failing { try socket.client() }
             var last: [String: (calls: Int64, cpu: Int64)] = [:]
             var n = 0
@@ -113,7 +114,7 @@ extension ControlCommands {
                     + "mode \(info["mode"]?.stringValue ?? "") cgroups \(info["cgroups"]?.stringValue ?? "") "
                     + "workers \(workers.count) denials \(info["denials"]?.intValue ?? 0)")
                 print(WorkerTable.render(workers, rates: rates))
-                fflush(nil)
+                CurrentProcess.flushStandardOutput()
                 n += 1
                 if iterations == 0 || n < iterations { Thread.sleep(forTimeInterval: interval) }
             }

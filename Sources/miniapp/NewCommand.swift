@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MiniAppSystem
 import MiniAppModel
 
 /// `miniapp new ID [--runtime node|python|native] [DIR]`: a working program skeleton — an
@@ -32,7 +33,7 @@ struct NewCommand: ParsableCommand {
         for (name, text, executable) in files {
             let path = target + "/" + name
             try text.write(toFile: path, atomically: true, encoding: .utf8)
-            if executable { chmod(path, 0o755) }
+            if executable { try FileSystem.setPermissions(path, 0o755) }
         }
         print("created \(target)/: \(files.map(\.0).joined(separator: ", "))")
         print("next: cd \(target) && miniapp mock-bridge --rules mock-rules.json -- \(Skeleton.testCommand(runtime))")

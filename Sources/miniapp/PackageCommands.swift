@@ -3,9 +3,6 @@ import MiniAppJSON
 import MiniAppModel
 import MiniAppPackages
 import MiniAppSystem
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// `keygen`, `pack`, `verify` (spec/cli-and-config.md), and the hidden `store-*` verbs used by
 /// the crash-safety tests and handy for operators without a daemon.
@@ -33,19 +30,19 @@ enum PackageCommands {
 
     static func readFile(_ path: String, limit: Int = 64 << 20) throws(MiniAppError) -> [UInt8] {
         do {
-            return try OwnedFD.open(path, O_RDONLY).readAll(limit: limit)
+            return try OwnedFD.open(path).readAll(limit: limit)
         } catch {
             throw MiniAppError(.notFound, "cannot read \(path): \(error)")
         }
     }
 
-    static func writeFile(_ path: String, _ bytes: [UInt8], mode: mode_t) throws(MiniAppError) {
+    static func writeFile(_ path: String, _ bytes: [UInt8], mode: UInt32) throws(MiniAppError) {
         do {
-            _ = unlink(path)
-            let fd = try OwnedFD.open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: mode)
-            _ = fchmod(fd.raw, mode)
+            try FileSystem.removeFile(path)
+            let fd = try OwnedFD.open(path, options: [.writeOnly, .create, .exclusive, .noFollow], mode: mode)
+            try FileSystem.setPermissions(descriptor: fd.raw, mode)  // whatever the umask
             try fd.writeAll(bytes)
-            guard fsync(fd.raw) == 0 else { throw SystemError.current("fsync", detail: path) }
+            try FileSystem.sync(descriptor: fd.raw, path)
         } catch {
             throw MiniAppError(.internal, "cannot write \(path): \(error)")
         }
@@ -54,8 +51,7 @@ enum PackageCommands {
 
 struct StandardError: TextOutputStream {
     mutating func write(_ string: String) {
-        let bytes = Array(string.utf8)
-        _ = bytes.withUnsafeBytes { Glibc.write(2, $0.baseAddress, $0.count) }
+        CurrentProcess.writeStandardError(string)
     }
 }
 

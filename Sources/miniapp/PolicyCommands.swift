@@ -1,5 +1,4 @@
 import ArgumentParser
-import Glibc
 import MiniAppJSON
 import MiniAppModel
 import MiniAppPackages

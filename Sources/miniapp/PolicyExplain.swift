@@ -1,5 +1,4 @@
 import Foundation
-import Glibc
 import MiniAppBroker
 import MiniAppDaemon
 import MiniAppJSON
@@ -22,7 +21,7 @@ struct ExplainSubject {
 
     static func load(_ arg: String, policies: LoadedPolicies, stateDir: String, catalogue: MethodCatalogue) throws(MiniAppError) -> ExplainSubject {
         let options = VerifierOptions(hostVersion: SemVer(PackageCommands.defaultHostVersion)!, knownPermissions: catalogue.knownPermissions)
-        if arg.hasSuffix(".zip") || access(arg, F_OK) == 0 && !Manifest.isValidId(arg) {
+        if arg.hasSuffix(".zip") || FileSystem.exists(arg) && !Manifest.isValidId(arg) {
             let (v, install) = try verify(arg, policies: policies, options: options)
             return ExplainSubject(
                 id: v.manifest.id, version: v.manifest.version.text, partnerId: v.partner.id, declared: Set(v.manifest.permissions),

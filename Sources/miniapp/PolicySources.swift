@@ -1,5 +1,4 @@
 import Foundation
-import Glibc
 import MiniAppDaemon
 import MiniAppJSON
 import MiniAppModel
@@ -21,8 +20,8 @@ struct PolicySource {
     static func resolve(_ explicit: String?) throws(MiniAppError) -> PolicySource {
         if let explicit { return PolicySource(dir: explicit, label: explicit, temporary: false) }
         let system = BuiltInPolicies.systemDirectory
-        if access(system + "/jail.json", F_OK) == 0 { return PolicySource(dir: system, label: system, temporary: false) }
-        let dir = NSTemporaryDirectory() + "/miniapp-policies-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        if FileSystem.exists(system + "/jail.json") { return PolicySource(dir: system, label: system, temporary: false) }
+        let dir = NSTemporaryDirectory() + "/miniapp-policies-\(CurrentProcess.pid)-\(UInt32.random(in: 0...UInt32.max))"
         return PolicySource(dir: try BuiltInPolicies.write(to: dir), label: "built-in", temporary: true)
     }
 
@@ -89,7 +88,7 @@ struct LoadedPolicies {
 
     /// A policy file's bytes (at most 16 MiB, like the daemon's reader).
     static func readFile(_ path: String) throws(MiniAppError) -> [UInt8] {
-        do { return try OwnedFD.open(path, O_RDONLY | O_CLOEXEC).readAll(limit: 16 << 20) } catch {
+        do { return try OwnedFD.open(path).readAll(limit: 16 << 20) } catch {
             throw MiniAppError(.policyInvalid, "cannot read \(path): \(error)", data: ["file": path])
         }
     }

@@ -4,14 +4,14 @@ import MiniAppJSON
 import MiniAppModel
 import MiniAppSystem
 import Testing
+import MiniAppTestSupport
 
 /// One program cannot push the others' records out of the audit log: per-program budget with
 /// "n similar events suppressed" summaries, denials counted (never dropped silently), and each
 /// program's latest records carried into every fresh file.
 @Suite struct AuditBudgetTests {
     private func tempDir() throws -> String {
-        var template = Array("/tmp/audit-budget-XXXXXX".utf8CString)
-        return String(cString: try #require(mkdtemp(&template)))
+        try TempDir.makeDirectory("audit-budget")
     }
 
     private func records(_ path: String, keep: Int) throws -> [JSONValue] {

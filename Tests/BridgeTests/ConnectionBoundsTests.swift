@@ -3,6 +3,7 @@ import MiniAppBroker
 import MiniAppModel
 import MiniAppSystem
 import Testing
+import MiniAppTestSupport
 
 /// The listener's and connections' own bounds: the shared budget of partial messages, the
 /// descriptor reserve, immediate refusal.
@@ -17,8 +18,7 @@ import Testing
     }
 
     private func socketPath() throws -> (String, String) {
-        var template = Array("/tmp/bounds-XXXXXX".utf8CString)
-        let dir = String(cString: try #require(mkdtemp(&template)))
+        let dir = try TempDir.makeDirectory("bounds")
         return (dir, dir + "/s.sock")
     }
 

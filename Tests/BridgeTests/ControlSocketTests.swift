@@ -6,6 +6,7 @@ import MiniAppModel
 import MiniAppSystem
 import Synchronization
 import Testing
+import MiniAppTestSupport
 
 /// The reactor serving a listening control socket: 0660, peer credentials handed to the accept
 /// callback, refused peers get one error answer and are disconnected.
@@ -30,8 +31,7 @@ import Testing
     }
 
     private func tempSocketPath() throws -> (String, String) {
-        var template = Array("/tmp/broker-ctl-XXXXXX".utf8CString)
-        let dir = String(cString: try #require(mkdtemp(&template)))
+        let dir = try TempDir.makeDirectory("broker-ctl")
         return (dir, dir + "/control.sock")
     }
 

@@ -6,6 +6,7 @@ import MiniAppModel
 import MiniAppSystem
 import Synchronization
 import Testing
+import MiniAppTestSupport
 
 @Suite struct PipeliningTests {
     @Test func manyCallsInOneWriteAreAllAnswered() throws {
@@ -264,8 +265,7 @@ import Testing
     }
 
     @Test func auditLogRecordsEveryDecisionAndRotates() throws {
-        var template = Array("/tmp/broker-audit-XXXXXX".utf8CString)
-        let dir = String(cString: try #require(mkdtemp(&template)))
+        let dir = try TempDir.makeDirectory("broker-audit")
         let path = dir + "/audit.jsonl"
         let h = try Harness(configuration: BrokerConfiguration(audit: AuditConfiguration(path: path, maxBytes: 4000, keep: 2)))
         let w = try h.worker("w-1")

@@ -7,6 +7,7 @@ import MiniAppModel
 import MiniAppSystem
 import Synchronization
 import Testing
+import MiniAppTestSupport
 
 // The broker with the daemon's real built-in services — SQLite storage in a temp dir, the
 // Ed25519 token signer, the libcurl egress proxy, system.info, log.write — driven through real
@@ -58,9 +59,7 @@ final class ServiceHarness {
         catalogue: MethodCatalogue? = nil, grants: [String: Set<String>] = ["com.partner": ["network"]],
         configuration: BrokerConfiguration = .init(), configure: (inout ServicesConfig) -> Void = { _ in }
     ) throws {
-        var template = Array("/tmp/broker-svc-XXXXXX".utf8CString)
-        guard let p = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else { throw TestFailure("mkdtemp") }
-        dir = String(cString: p)
+        dir = try TempDir.makeDirectory("broker-svc")
         var config = ServicesConfig(hostVersion: "3.1.4")
         configure(&config)
         let programLog = self.programLog

@@ -6,13 +6,13 @@ import MiniAppModel
 import MiniAppSystem
 import Synchronization
 import Testing
+import MiniAppTestSupport
 
 @Suite struct RealServiceRedactionTests {
     /// A token the daemon issued, carried under any name, in a value, a body, a header, a log
     /// message, a member name or a method name, never reaches the inspector or the audit log.
     @Test func issuedTokensAreRedactedWhereverTheyTravel() throws {
-        var template = Array("/tmp/broker-redact-XXXXXX".utf8CString)
-        let auditDir = String(cString: try #require(mkdtemp(&template)))
+        let auditDir = try TempDir.makeDirectory("broker-redact")
         defer { try? FileManager.default.removeItem(atPath: auditDir) }
         let audit = AuditConfiguration(path: auditDir + "/audit.jsonl", includePayloads: true)
         let h = try ServiceHarness(configuration: BrokerConfiguration(audit: audit, inspectorPayloads: true)) { c in

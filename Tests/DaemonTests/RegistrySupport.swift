@@ -10,29 +10,13 @@ import Synchronization
 /// the files it serves, and stops it (SIGKILL of its own child, by pid).
 final class RegistryServer {
     let root: TempDir
-    let process = Process()
-    let port: Int
+    let server: FixtureServer
+    var port: Int { server.port }
     var url: String { "http://127.0.0.1:\(port)" }
 
     init() throws {
         root = try TempDir("reg")
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        process.arguments = [repositoryRoot() + "/Tests/DaemonTests/Fixtures/registry_server.py", root.path]
-        let out = Pipe()
-        process.standardOutput = out
-        try process.run()
-        var line = Data()
-        while !line.contains(UInt8(ascii: "\n")) {
-            let chunk = out.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            line.append(chunk)
-        }
-        guard let p = Int(String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) else {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-            throw HarnessError("the test registry did not start")
-        }
-        port = p
+        server = try FixtureServer(["/usr/bin/python3", repositoryRoot() + "/Tests/DaemonTests/Fixtures/registry_server.py", root.path])
     }
 
     /// Serves `bytes` at `GET /path` from now on.
@@ -58,9 +42,7 @@ final class RegistryServer {
     }
 
     func stop() {
-        guard process.isRunning else { return }
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        server.stop()
     }
 
     deinit { stop() }

@@ -112,10 +112,20 @@ struct PackageModelTests {
         defer { cleanup(dir) }
         #expect(try KnownPermissions.load(policyDir: dir) == PermissionName.builtIn)
         write(dir + "/methods.json", bytes("""
-            // comment
-            {"version": 1, "permissions": {"network": "x", "payment": "y"},
-             "methods": {"camera.snap": {"permission": "camera"}, "system.info": {"permission": null}}}
+            {"version": 1, "permissions": {"network": "x", "payment": "y", "camera": "z"},
+             "classes": {"c": {"perSecond": 1, "burst": 1}}, "programBudget": {"perSecond": 1, "burst": 1},
+             "methods": {"camera.snap": {"provider": "host", "permissions": ["camera"], "class": "c", "timeoutMillis": 1000},
+                         "system.info": {"provider": "builtin", "permission": null, "class": "c", "timeoutMillis": 1000}}}
             """))
         #expect(try KnownPermissions.load(policyDir: dir) == ["network", "payment", "camera"])
+        // One parser of methods.json: what the broker refuses (a `//` remark, a method naming a
+        // permission the catalogue does not define) is refused here too, never read leniently.
+        for text in [
+            "// comment\n{\"version\": 1}",
+            #"{"version": 1, "permissions": {}, "classes": {"c": {"perSecond": 1, "burst": 1}}, "programBudget": {"perSecond": 1, "burst": 1}, "methods": {"camera.snap": {"provider": "host", "permissions": ["camera"], "class": "c", "timeoutMillis": 1000}}}"#,
+        ] {
+            write(dir + "/methods.json", bytes(text))
+            #expect(throws: MiniAppError.self) { try KnownPermissions.load(policyDir: dir) }
+        }
     }
 }

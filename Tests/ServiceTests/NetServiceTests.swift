@@ -2,6 +2,7 @@ import Foundation
 import MiniAppBroker
 import MiniAppJSON
 import MiniAppModel
+import MiniAppTestSupport
 import Synchronization
 import Testing
 
@@ -9,8 +10,8 @@ import Testing
 /// tests use all resolve to it through the resolver override.
 final class TLSServer {
     let dir: String
-    let port: Int
-    let process: Process
+    let server: FixtureServer
+    var port: Int { server.port }
 
     /// Names the DNS-rebinding test answers itself (`RebindingResolver`).
     static let rebindingNames = ["flip.partner.test", "trap.partner.test", "hop.partner.test"]
@@ -39,28 +40,11 @@ final class TLSServer {
             let r = try runProcess("/usr/bin/openssl", args, cwd: dir)
             guard r.status == 0 else { throw MiniAppError(.internal, "openssl \(args[0]) failed: \(r.err)") }
         }
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: debianPython)
-        process.arguments = [packageRoot() + "/Tests/ServiceTests/Fixtures/tls_server.py", dir + "/server.pem", dir + "/server.key"]
-        let out = Pipe()
-        process.standardOutput = out
-        try process.run()
-        var line = Data()
-        while !line.contains(UInt8(ascii: "\n")) {
-            let chunk = out.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            line.append(chunk)
-        }
-        guard let p = Int(String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) else {
-            process.terminate()
-            throw MiniAppError(.internal, "the test TLS server did not start")
-        }
-        port = p
+        server = try FixtureServer([debianPython, packageRoot() + "/Tests/ServiceTests/Fixtures/tls_server.py", dir + "/server.pem", dir + "/server.key"])
     }
 
     func stop() {
-        kill(process.processIdentifier, SIGKILL)  // our own child, by pid
-        process.waitUntilExit()
+        server.stop()
         removeTree(dir)
     }
 

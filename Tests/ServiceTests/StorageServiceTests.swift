@@ -3,6 +3,7 @@ import MiniAppBroker
 import MiniAppJSON
 import MiniAppModel
 import Testing
+import MiniAppTestSupport
 
 @Suite struct StorageServiceTests {
     func withStore(_ tweak: (inout ServicesConfig) -> Void = { _ in }, _ body: (StorageService, String) async throws -> Void)

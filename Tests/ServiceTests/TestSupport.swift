@@ -2,6 +2,7 @@ import Foundation
 import MiniAppBroker
 import MiniAppJSON
 import MiniAppModel
+import MiniAppTestSupport
 
 /// A caller as the broker would build it from a verified manifest.
 func caller(_ programId: String, domains: [String] = [], permissions: Set<String> = []) -> CallerIdentity {
@@ -27,30 +28,14 @@ extension Result where Success == JSONValue, Failure == MiniAppError {
 }
 
 /// A fresh private temporary directory, removed by the caller with `removeTree`.
-func makeTempDir(_ tag: String = "svc") throws -> String {
-    var template = Array("/tmp/miniapp-\(tag)-XXXXXX".utf8CString)
-    guard let p = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
-        throw MiniAppError(.internal, "mkdtemp failed")
-    }
-    return String(cString: p)
-}
+func makeTempDir(_ tag: String = "svc") throws -> String { try TempDir.makeDirectory(tag) }
 
 func removeTree(_ path: String) {
     try? FileManager.default.removeItem(atPath: path)
 }
 
-/// Directory of the test binary: where SwiftPM puts the helper executables too.
-func productsDirectory() -> String {
-    let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-    return (exe as NSString).deletingLastPathComponent
-}
-
 /// Path of the package root (for Sources/SDK).
-func packageRoot() -> String {
-    var url = URL(fileURLWithPath: #filePath)
-    for _ in 0..<3 { url.deleteLastPathComponent() }
-    return url.path
-}
+func packageRoot() -> String { repositoryRoot() }
 
 /// Runs a program to completion and returns its exit status, stdout and stderr.
 func runProcess(_ path: String, _ args: [String], environment: [String: String]? = nil, cwd: String? = nil) throws -> (

@@ -9,9 +9,8 @@
 // without MSG_PEEK, to measure what deferred consumption buys).
 //
 // The daemon side is the production path: Reactor + Broker + permission table + rate limiter,
-// with a trivial in-memory storage.get service (the real storage service lives on another
-// branch). Processes are started with posix_spawn (never fork from Swift, DESIGN.md).
-import Glibc
+// with a trivial in-memory storage.get service, so the row measures the broker path alone
+// (bench-daemon's bridge.rtt has the real SQLite-backed service). Processes are started with posix_spawn (never fork from Swift, DESIGN.md).
 import MiniAppBroker
 import MiniAppJSON
 import MiniAppModel
@@ -54,9 +53,8 @@ let benchCatalogue = """
     """
 
 func fail(_ msg: String) -> Never {
-    let bytes = Array("bench-bridge: \(msg)\n".utf8)
-    _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
-    exit(2)
+    CurrentProcess.writeStandardError("bench-bridge: \(msg)\n")
+    CurrentProcess.exit(2)
 }
 
 /// Bench setup steps: any failure ends the run with a message (exit 2).
@@ -65,23 +63,13 @@ func must<T>(_ what: String, _ body: () throws -> T) -> T {
 }
 
 /// posix_spawn `argv` with `fd` as fd 3 (and `extra` as fd 4 when given).
-func spawn(_ argv: [String], fd3: Int32, fd4: Int32? = nil) -> pid_t {
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_adddup2(&actions, fd3, 3)
-    if let fd4 { posix_spawn_file_actions_adddup2(&actions, fd4, 4) }
-    var cargs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
-    defer { for p in cargs { free(p) } }
-    var pid: pid_t = 0
-    let rc = posix_spawn(&pid, argv[0], &actions, nil, &cargs, environ)
-    if rc != 0 { fail("posix_spawn \(argv[0]): errno \(rc)") }
-    return pid
+func spawn(_ argv: [String], fd3: Int32, fd4: Int32? = nil) -> Int32 {
+    let files: [Processes.FileAction] = [.duplicate(fd3, to: 3)] + (fd4.map { [.duplicate($0, to: 4)] } ?? [])
+    do { return try Processes.spawn(argv, files: files) } catch { fail("posix_spawn \(argv[0]): \(error)") }
 }
 
-func wait(_ pid: pid_t) {
-    var status: Int32 = 0
-    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+func wait(_ pid: Int32) {
+    let status = Processes.waitForExit(pid)
     if status != 0 { fail("client \(pid) exited with status \(status)") }
 }
 
@@ -89,7 +77,7 @@ func makeBroker(_ reactor: Reactor) -> Broker {
     do {
         let catalogue = try MethodCatalogue.parse(Array(benchCatalogue.utf8))
         var config = BrokerConfiguration()
-        config.deferConsume = getenv("BENCH_NO_PEEK") == nil
+        config.deferConsume = CurrentProcess.environment("BENCH_NO_PEEK") == nil
         return try Broker(
             reactor: reactor, catalogue: catalogue, grants: ["com.bench": ["payment"]], services: [BenchStorage()],
             configuration: config)
@@ -127,7 +115,7 @@ func runLatency(client: String, host: Bool, raw: Bool = false, iters: String, wa
     let reactor = must("reactor") { try Reactor() }
     must("reactor start") { try reactor.start() }
     let broker = makeBroker(reactor)
-    var providerPid: pid_t?
+    var providerPid: Int32?
     if host {
         let fd = must("provider") { () throws -> Int32 in
             let pair = try UnixSocket.pair()
@@ -136,12 +124,12 @@ func runLatency(client: String, host: Bool, raw: Bool = false, iters: String, wa
             return pair.workerSide.take()
         }
         providerPid = spawn([client, "provider"], fd3: fd)
-        close(fd)
+        OwnedFD(adopting: fd).close()
     }
     let fd = raw
         ? must("raw") { () throws -> Int32 in
             let pair = try UnixSocket.pair()
-            let peek = getenv("BENCH_NO_PEEK") == nil
+            let peek = CurrentProcess.environment("BENCH_NO_PEEK") == nil
             _ = try reactor.adopt(pair.daemonSide, limits: .init(deferConsume: peek), handler: RawEcho())
             return pair.workerSide.take()
         }
@@ -150,7 +138,7 @@ func runLatency(client: String, host: Bool, raw: Bool = false, iters: String, wa
         ? [client, "lat", "broker.rtt.host", "payment.pay", #"{"orderId":"order-123","amount":99.99,"currency":"USD"}"#, iters, warmup]
         : [client, "lat", "broker.rtt", "storage.get", storageParams, iters, warmup]
     let pid = spawn(argv, fd3: fd)
-    close(fd)
+    OwnedFD(adopting: fd).close()
     wait(pid)
     reactor.shutdown()  // closes the provider's connection: it exits on EOF
     if let providerPid { wait(providerPid) }
@@ -160,20 +148,20 @@ func runThroughput(client: String, clients: Int, seconds: String, depth: String)
     let reactor = must("reactor") { try Reactor() }
     must("reactor start") { try reactor.start() }
     let broker = makeBroker(reactor)
-    var pipeFDs: [Int32] = [-1, -1]
-    guard pipe(&pipeFDs) == 0 else { fail("pipe") }
+    let pipeFDs = must("pipe") { () throws -> [Int32] in let p = try PipePair().takeBoth(); return [p.read, p.write] }
     let start = monotonicNanos() + 300_000_000 + UInt64(clients) * 20_000_000
-    var pids: [pid_t] = []
+    var pids: [Int32] = []
     for i in 0..<clients {
         let fd = attachWorker(broker, i + 1)
         pids.append(spawn([client, "tput", String(start), seconds, depth, "storage.get", storageParams], fd3: fd, fd4: pipeFDs[1]))
-        close(fd)
+        OwnedFD(adopting: fd).close()
     }
-    close(pipeFDs[1])
+    OwnedFD(adopting: pipeFDs[1]).close()
     var total: UInt64 = 0
     for _ in 0..<clients {
         var c: UInt64 = 0
-        guard read(pipeFDs[0], &c, 8) == 8 else { fail("a client died") }
+        let n = (try? withUnsafeMutableBytes(of: &c) { p throws(SystemError) in try FileSystem.read(descriptor: pipeFDs[0], into: p) }) ?? 0
+        guard n == 8 else { fail("a client died") }
         total += c
     }
     for p in pids { wait(p) }
@@ -206,10 +194,10 @@ func runCPU() {
     print("decode \(Double(t1 - t0) / Double(n)) ns/call, encode \(Double(t2 - t1) / Double(n)) ns/call (\(sink))")
 }
 
-signal(SIGPIPE, SIG_IGN)
+Signal.ignore(Signal.pipe)
 if CommandLine.arguments.count == 2 && CommandLine.arguments[1] == "cpu" {
     runCPU()
-    exit(0)
+    CurrentProcess.exit(0)
 }
 let args = CommandLine.arguments
 guard args.count >= 5 else {

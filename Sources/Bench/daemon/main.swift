@@ -19,7 +19,6 @@
 // reads the workers' reports from it. Prints `RESULT|name|p50|p99|p999|throughput|unit|notes`.
 import Foundation
 import BenchSupport
-import Glibc
 import MiniAppHost
 import MiniAppJSON
 import MiniAppSystem
@@ -28,60 +27,19 @@ let args = CommandLine.arguments
 guard args.count >= 2 else { fatalError("usage: bench-daemon POLICY_DIR [SCALE] [IDLE_WORKERS]") }
 let scale = args.count > 2 ? Double(args[2]) ?? 1 : 1
 let idleWorkers = args.count > 3 ? Int(args[3]) ?? 200 : 200
-let binDir = URL(fileURLWithPath: args[0]).deletingLastPathComponent().path
-let work = FileManager.default.temporaryDirectory.appendingPathComponent("bench-daemon-\(getpid())").path
-
-@MainActor func sh(_ argv: [String]) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: argv[0])
-    p.arguments = Array(argv.dropFirst())
-    p.standardOutput = FileHandle.nullDevice
-    try! p.run()
-    p.waitUntilExit()
-    guard p.terminationStatus == 0 else { fatalError("failed: \(argv.joined(separator: " "))") }
-}
+let env = BenchEnvironment(name: "bench-daemon", policyDir: args[1])
 
 @MainActor func now() -> UInt64 { monotonicNanos() }
 
 // MARK: setup
 
-/// Policies with raised rate limits and a bench partner; packages for the bench programs.
+/// The packages of the bench programs.
 @MainActor func prepare() -> [String] {
-    try? FileManager.default.removeItem(atPath: work)
-    try! FileManager.default.createDirectory(atPath: work + "/programs", withIntermediateDirectories: true)
-    sh(["/bin/cp", "-r", args[1], work + "/policies"])
-    let methods = work + "/policies/methods.json"
-    var text = try! String(contentsOfFile: methods, encoding: .utf8)
-    for key in ["perSecond", "burst"] {
-        text = text.replacingOccurrences(of: "\"\(key)\": *[0-9]+", with: "\"\(key)\": 10000000", options: .regularExpression)
-    }
-    try! text.write(toFile: methods, atomically: true, encoding: .utf8)
-    sh([binDir + "/miniapp", "keygen", "--out", work + "/key"])
-    let pub = try! String(contentsOfFile: work + "/key.pub", encoding: .utf8)
-    try! FileManager.default.createDirectory(atPath: work + "/policies/partners", withIntermediateDirectories: true)
-    let partner: JSONValue = ["id": "com.bench", "idPrefixes": ["com.bench."], "publicKeys": [.string(pub)], "permissions": ["ui"]]
-    try! Data(partner.serialized()).write(to: URL(fileURLWithPath: work + "/policies/partners/com.bench.json"))
     var zips: [String] = []
-    for i in 0..<8 { zips.append(pack("com.bench.w\(i)", entry: "worker", file: binDir + "/bench-daemon-worker")) }
-    if let probe = launchProbe { zips.append(pack("com.bench.launch", entry: "launch_probe", file: probe)) }
-    for i in 0..<idleWorkers { zips.append(pack("com.bench.idle\(i)", entry: "idle.sh", text: "#!/bin/sh\nexec cat <&3 >/dev/null\n")) }
+    for i in 0..<8 { zips.append(env.pack("com.bench.w\(i)", entry: "worker", file: env.binDir + "/bench-daemon-worker")) }
+    if let probe = launchProbe { zips.append(env.pack("com.bench.launch", entry: "launch_probe", file: probe)) }
+    for i in 0..<idleWorkers { zips.append(env.pack("com.bench.idle\(i)", entry: "idle.sh", text: "#!/bin/sh\nexec cat <&3 >/dev/null\n")) }
     return zips
-}
-
-@MainActor func pack(_ id: String, entry: String, file: String? = nil, text: String? = nil) -> String {
-    let dir = work + "/programs/" + id
-    try! FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    if let file { sh(["/bin/cp", file, dir + "/" + entry]) }
-    if let text { try! text.write(toFile: dir + "/" + entry, atomically: true, encoding: .utf8) }
-    chmod(dir + "/" + entry, 0o755)
-    let manifest: JSONValue = [
-        "id": .string(id), "version": "1.0.0", "minHostVersion": "0.1.0", "entryPoint": .string(entry), "runtime": "native",
-        "permissions": ["ui"],
-    ]
-    try! Data(manifest.serialized()).write(to: URL(fileURLWithPath: dir + "/manifest.json"))
-    let zip = work + "/programs/" + id + ".zip"
-    sh([binDir + "/miniapp", "pack", dir, "--key", work + "/key.key", "--out", zip])
-    return zip
 }
 
 // MARK: the host side of the control connection
@@ -109,7 +67,7 @@ final class Host: @unchecked Sendable {
         }
         for _ in 0..<400 {
             if let c = try? HostClient(path: socket, options: options) { connected = c; break }
-            usleep(25_000)
+            CurrentProcess.sleep(micros: 25_000)
         }
         guard let connected else { return nil }
         client = connected
@@ -180,17 +138,6 @@ final class ExitBox: @unchecked Sendable {
 
 // MARK: measurements
 
-@MainActor func percentiles(_ xs: [Double]) -> (Double, Double, Double) {
-    let s = xs.sorted()
-    func p(_ q: Double) -> Double { s[min(s.count - 1, Int(Double(s.count) * q))] }
-    return (p(0.5), p(0.99), p(0.999))
-}
-
-@MainActor func row(_ name: String, _ p: (Double, Double, Double), _ tput: Double, _ unit: String, _ notes: String) {
-    print(String(format: "RESULT|%@|%.1f|%.1f|%.1f|%.1f|%@|%@", name, p.0, p.1, p.2, tput, unit, notes))
-    fflush(nil)
-}
-
 /// The launch.cold program: scripts/bench.d/daemon builds Sources/Bench/launch-probe (a static C
 /// binary: the Bridge's /bin/true, as the row is stated against bwrap running /bin/true); run
 /// without it, the static Swift worker stands in (slower to exec).
@@ -222,11 +169,11 @@ let launchProbe = ProcessInfo.processInfo.environment["BENCH_LAUNCH_PROBE"]
 @MainActor func launchRow(_ name: String, _ samples: [Double], warm: Int, extra: String = "") {
     let what = launchProbe != nil ? "static C program" : "static Swift program"
     let jails = name == "launch.pool" ? "\(warm) of \(samples.count) took a warm jail" : "no warm jails (warmJails: false)"
-    row(name, percentiles(samples), 0, "us", "programs.launch to the first Bridge reply inside the worker (\(what), full default jail, real storage.get; \(jails)\(extra))")
+    benchRow(name, benchPercentiles(samples), 0, "us", "programs.launch to the first Bridge reply inside the worker (\(what), full default jail, real storage.get; \(jails)\(extra))")
 }
 
 /// launch.cold and launch.cold.registry_hang in alternating blocks (a daemon each, started
-/// afresh per block on the same state dir), so a burst of load on this shared machine falls on
+/// afresh per block on the same state dir), so a burst of other load on the machine falls on
 /// both rows alike instead of on whichever ran second.
 @MainActor func coldRows(iterations: Int, blocks: Int = 4) {
     let registry = hangingRegistry()
@@ -259,7 +206,7 @@ let launchProbe = ProcessInfo.processInfo.environment["BENCH_LAUNCH_PROBE"]
     }
     host.answer(id)
     host.call("programs.stop", ["workerId": workerId, "graceMillis": 500])
-    row("resume.warm", percentiles(samples), 0, "us", "programs.resume of a frozen worker to its next Bridge reply (cgroup v1 freezer)")
+    benchRow("resume.warm", benchPercentiles(samples), 0, "us", "programs.resume of a frozen worker to its next Bridge reply (cgroup v1 freezer)")
 }
 
 @MainActor func rtt(_ host: Host, program: String, mode: String, name: String, iterations: Int, notes: String) {
@@ -268,7 +215,7 @@ let launchProbe = ProcessInfo.processInfo.environment["BENCH_LAUNCH_PROBE"]
         let (id, p) = host.nextToast()
         host.answer(id)
         if p["message"]?.stringValue == "report" {
-            row(name, (p["p50"]!.doubleValue!, p["p99"]!.doubleValue!, p["p999"]!.doubleValue!), p["rate"]!.doubleValue!, "calls/s", notes)
+            benchRow(name, (p["p50"]!.doubleValue!, p["p99"]!.doubleValue!, p["p999"]!.doubleValue!), p["rate"]!.doubleValue!, "calls/s", notes)
             break
         }
     }
@@ -296,7 +243,7 @@ let launchProbe = ProcessInfo.processInfo.environment["BENCH_LAUNCH_PROBE"]
     for i in 0..<idleWorkers {
         ids.append(host.call("programs.launch", ["id": .string("com.bench.idle\(i)")]).objectValue!["workerId"]!)
     }
-    usleep(500_000)
+    CurrentProcess.sleep(micros: 500_000)
     let after = rssKiB(daemonPid)
     benchValueRow("daemon.rss_idle", Double(after), "KiB", "VmRSS of a fresh miniappd with \(idleWorkers) idle workers (\(before) KiB with none)")
     for id in ids { host.call("programs.stop", ["workerId": id, "graceMillis": 200]) }
@@ -313,67 +260,34 @@ let launchProbe = ProcessInfo.processInfo.environment["BENCH_LAUNCH_PROBE"]
 /// A registry that accepts TCP connections on 127.0.0.1 and never answers: a thread accepts
 /// and keeps every connection open without reading or writing. Returns its URL.
 @MainActor func hangingRegistry() -> String {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &addr) { p in
-        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+    guard let fd = try? ListeningSocket.listen(.tcp(host: "127.0.0.1", port: 0)), let port = ListeningSocket.boundPort(fd) else {
+        fatalError("hanging registry: cannot listen")
     }
-    guard bound, listen(fd, 128) == 0 else { fatalError("hanging registry: cannot listen") }
     Thread.detachNewThread {
         var held: [Int32] = []
         while true {
-            let c = accept(fd, nil, nil)
-            if c >= 0 { held.append(c) }
+            if let c = try? UnixSocket.accept(fd) { held.append(c.take()) }
         }
     }
-    return "http://127.0.0.1:\(UInt16(bigEndian: addr.sin_port))"
+    return "http://127.0.0.1:\(port)"
 }
 
 /// Starts miniappd on the bench's state dir (`warmJails`: its config setting; `registry`: with
 /// a check at every launch) and connects as the host provider.
 @MainActor func startDaemon(warmJails: Bool, registry: String? = nil) -> (Process, Host) {
-    let config = work + "/config-\(warmJails)-\(registry != nil).json"
     let checks = registry == nil ? "" : #", "updateCheckMinIntervalSeconds": 0, "updateCheckIntervalSeconds": 0"#
-    try! Data(#"{"warmJails": \#(warmJails)\#(checks)}"#.utf8).write(to: URL(fileURLWithPath: config))
-    try? FileManager.default.removeItem(atPath: work + "/control.sock")
-    let daemon = Process()
-    let args = ["--state-dir", work + "/state", "--control-socket", work + "/control.sock", "--policy-dir", work + "/policies",
-                        "--config", config] + (registry.map { ["--registry", $0] } ?? [])
-    // setpriv --pdeathsig: the daemon (and so its workers) dies with this bench even if the bench
-    // crashes, instead of running on as an orphan that skews the rows measured after it.
-    if FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") {
-        daemon.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-        daemon.arguments = ["--pdeathsig", "TERM", "--", binDir + "/miniappd"] + args
-    } else {
-        daemon.executableURL = URL(fileURLWithPath: binDir + "/miniappd")
-        daemon.arguments = args
-    }
-    daemon.standardOutput = FileHandle(forWritingAtPath: "/dev/null")!
-    daemon.standardError = FileHandle.standardError
-    var env = ProcessInfo.processInfo.environment
-    env["MINIAPPD_LOG_LEVEL"] = "warning"
-    daemon.environment = env
-    try! daemon.run()
-    for _ in 0..<400 where !FileManager.default.fileExists(atPath: work + "/control.sock") { usleep(25_000) }
-    guard let host = Host(socket: work + "/control.sock") else {
-        stopDaemon(daemon)
-        FileHandle.standardError.write(Data("bench-daemon: miniappd never answered on \(work)/control.sock\n".utf8))
-        exit(1)
-    }
+    let daemon = env.startDaemonProcess(
+        config: #"{"warmJails": \#(warmJails)\#(checks)}"#, name: "\(warmJails)-\(registry != nil)",
+        extraArgs: registry.map { ["--registry", $0] } ?? [])
+    guard let host = Host(socket: env.socket) else { BenchEnvironment.giveUp(daemon, env.socket) }
     host.provideToast()
     return (daemon, host)
 }
 
-@MainActor func stopDaemon(_ d: Process) {
-    kill(d.processIdentifier, SIGTERM)
-    d.waitUntilExit()
-}
+@MainActor func stopDaemon(_ d: Process) { BenchEnvironment.stopDaemon(d) }
 
 let zips = prepare()
-defer { try? FileManager.default.removeItem(atPath: work) }
+defer { env.cleanUp() }
 let n = max(20, Int(200 * scale))
 do { // the packages, once
     let (d, host) = startDaemon(warmJails: false)

@@ -1,5 +1,5 @@
 // bench-jail: jail benchmarks in the anchors' PROJECT_BENCH format
-// (RESULT|name|p50_us|p99_us|p999_us|throughput|unit|notes), see /work/shared/anchors.
+// (RESULT|name|p50_us|p99_us|p999_us|throughput|unit|notes), as scripts/bench.d/jail reports it.
 //
 //   jail.spawn_true     spawn + reap of /bin/true in the full default jail (namespaces incl. net,
 //                       tmpfs root + binds, cgroups, caps, Landlock, seccomp, PID-1 reaper),
@@ -9,16 +9,11 @@
 //
 // Usage: bench-jail [ITERATIONS] [POLICY_DIR] [STATE_DIR]   (ITERATIONS scaled by $SCALE)
 import Dispatch
-import Glibc
 import MiniAppJail
 import MiniAppModel
 import MiniAppSystem
 
-func now() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-}
+func now() -> UInt64 { monotonicNanos() }
 
 func percentile(_ sorted: [Double], _ p: Double) -> Double {
     guard !sorted.isEmpty else { return 0 }
@@ -67,7 +62,7 @@ func spawnTrue(_ jailer: Jailer, iterations: Int) async throws(MiniAppError) -> 
 
 func bench(iterations: Int, policyDir: String, stateDir: String) async throws(MiniAppError) {
     let config = try JailPolicy.load(policyDir: policyDir)
-    let privileged = geteuid() == 0
+    let privileged = CurrentProcess.isRoot
     let what = "full default jail (\(config.landlockABI > 0 ? "landlock abi \(config.landlockABI)" : "no landlock"), cgroup \(cgroupName(config.cgroupDriver)))"
     // Cold: every spawn clones and sets up its jail (cgroups and network namespaces made ahead
     // in the background, as the daemon does).
@@ -98,10 +93,10 @@ func bench(iterations: Int, policyDir: String, stateDir: String) async throws(Mi
 }
 
 let args = CommandLine.arguments
-let scale = Double(String(cString: getenv("SCALE") ?? strdup("1"))) ?? 1
+let scale = Double(CurrentProcess.environment("SCALE") ?? "1") ?? 1
 let iterations = max(20, Int(Double(args.count > 1 ? Int(args[1]) ?? 400 : 400) * scale))
 let policyDir = args.count > 2 ? args[2] : "policies"
-let stateDir = args.count > 3 ? args[3] : "/tmp/miniapp-bench-\(getuid())"
+let stateDir = args.count > 3 ? args[3] : "/tmp/miniapp-bench-\(CurrentProcess.uid)"
 let done = DispatchSemaphore(value: 0)
 nonisolated(unsafe) var failure: MiniAppError?
 Task.detached { // detached: top-level code is main-actor isolated and the main thread waits below
@@ -110,7 +105,6 @@ Task.detached { // detached: top-level code is main-actor isolated and the main 
 }
 done.wait()
 if let failure {
-    let msg = Array("bench-jail: \(failure)\n".utf8)
-    _ = msg.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
-    exit(1)
+    CurrentProcess.writeStandardError("bench-jail: \(failure)\n")
+    CurrentProcess.exit(1)
 }

@@ -22,7 +22,7 @@ func row(_ name: String, _ samples: [Double], bytes: Int, notes: String) {
 }
 
 let iterations = Int(CommandLine.arguments.dropFirst().first ?? "") ?? 40
-let dir = NSTemporaryDirectory() + "bench-packages-\(getpid())"
+let dir = NSTemporaryDirectory() + "bench-packages-\(CurrentProcess.pid)"
 try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
 defer { try? FileManager.default.removeItem(atPath: dir) }
 

@@ -20,7 +20,6 @@
 // Usage: bench-runtimes POLICY_DIR [SCALE]. Prints `RESULT|name|p50|p99|p999|throughput|unit|notes`.
 import BenchSupport
 import Foundation
-import Glibc
 import MiniAppJSON
 import MiniAppSystem
 
@@ -68,19 +67,8 @@ let anchorEnv = ["PATH=/usr/bin:/bin", "LANG=C.UTF-8", "HOME=/tmp"]
 
 /// posix_spawn + waitpid of `argv` (stdout and stderr to /dev/null), in µs.
 @MainActor func spawnWait(_ argv: [String]) -> Double {
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-    var cargs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
-    var cenv: [UnsafeMutablePointer<CChar>?] = anchorEnv.map { strdup($0) } + [nil]
-    defer { for a in cargs + cenv { free(a) } }
     let t0 = monotonicNanos()
-    var pid: pid_t = 0
-    guard posix_spawn(&pid, argv[0], &actions, nil, &cargs, &cenv) == 0 else { fatalError("cannot spawn \(argv[0])") }
-    var status: Int32 = 0
-    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    guard let status = try? Processes.run(argv, environment: anchorEnv, files: [.devNull(1), .devNull(2)]) else { fatalError("cannot spawn \(argv[0])") }
     let t1 = monotonicNanos()
     guard status == 0 else { fatalError("\(argv.joined(separator: " ")) failed with status \(status)") }
     return Double(t1 - t0) / 1000
@@ -117,7 +105,7 @@ var inWorker: [String: (up: [Double], cpu: [Double], answer: [Double])] = [:]
             let text = read("/proc/\(p)/syscall")
             if text.hasPrefix("0 0x3 ") || text.hasPrefix("45 0x3 ") { return }
         }
-        usleep(1000)
+        CurrentProcess.sleep(micros: 1000)
     }
     fatalError("the prewarmed worker \(pid) never reached its loader's wait")
 }

@@ -2,7 +2,6 @@
 // with a real `miniappd`, bench packages, and one blocking control connection that is also the
 // host provider of `ui.toast` (through which the jailed bench programs report their timings).
 public import Foundation
-import Glibc
 public import MiniAppJSON
 import MiniAppSystem
 
@@ -27,14 +26,14 @@ public func benchPercentiles(_ xs: [Double]) -> (Double, Double, Double) {
 /// One `RESULT|name|p50|p99|p999|throughput|unit|notes` line (the anchors' PROJECT_BENCH format).
 public func benchRow(_ name: String, _ p: (Double, Double, Double), _ tput: Double, _ unit: String, _ notes: String) {
     print(String(format: "RESULT|%@|%.1f|%.1f|%.1f|%.1f|%@|%@", name, p.0, p.1, p.2, tput, unit, notes))
-    fflush(nil)
+    CurrentProcess.flushStandardOutput()
 }
 
 /// A row that is a rate or a size, not a latency: its percentile columns are `-` (no p50/p99 in
 /// bench-results.json rather than a misleading 0).
 public func benchValueRow(_ name: String, _ value: Double, _ unit: String, _ notes: String) {
     print(String(format: "RESULT|%@|-|-|-|%.1f|%@|%@", name, value, unit, notes))
-    fflush(nil)
+    CurrentProcess.flushStandardOutput()
 }
 
 /// A bench state: work dir, policies with raised rate limits (a benchmark measures the path, not
@@ -45,7 +44,7 @@ public struct BenchEnvironment: Sendable {
 
     public init(name: String, policyDir: String) {
         binDir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path
-        work = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(getpid())").path
+        work = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(CurrentProcess.pid)").path
         try? FileManager.default.removeItem(atPath: work)
         try! FileManager.default.createDirectory(atPath: work + "/programs", withIntermediateDirectories: true)
         benchRun(["/bin/cp", "-r", policyDir, work + "/policies"])
@@ -69,7 +68,7 @@ public struct BenchEnvironment: Sendable {
         try! FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         if let file { benchRun(["/bin/cp", file, dir + "/" + entry]) }
         if let text { try! text.write(toFile: dir + "/" + entry, atomically: true, encoding: .utf8) }
-        chmod(dir + "/" + entry, 0o755)
+        try! FileSystem.setPermissions(dir + "/" + entry, 0o755)
         let manifest: JSONValue = [
             "id": .string(id), "version": "1.0.0", "minHostVersion": "0.1.0", "entryPoint": .string(entry),
             "runtime": .string(runtime), "permissions": ["ui"],
@@ -80,15 +79,27 @@ public struct BenchEnvironment: Sendable {
         return zip
     }
 
+    /// The daemon's control socket.
+    public var socket: String { work + "/control.sock" }
+
     /// Starts miniappd on this state dir with `config` (a JSON object's text) and connects as the
     /// host provider of `ui.toast`.
     public func startDaemon(config: String, name: String) -> (Process, BenchHost) {
+        let daemon = startDaemonProcess(config: config, name: name)
+        guard let host = BenchHost(socket: socket) else { Self.giveUp(daemon, socket) }
+        host.call("bridge.provide", ["methods": ["ui.toast"]])
+        return (daemon, host)
+    }
+
+    /// Starts miniappd on this state dir with `config` (a JSON object's text) and `extraArgs`,
+    /// and waits (up to 10 s) for its control socket to appear.
+    public func startDaemonProcess(config: String, name: String, extraArgs: [String] = []) -> Process {
         let configPath = work + "/config-\(name).json"
         try! Data(config.utf8).write(to: URL(fileURLWithPath: configPath))
-        try? FileManager.default.removeItem(atPath: work + "/control.sock")
+        try? FileManager.default.removeItem(atPath: socket)
         let daemon = Process()
-        let args = ["--state-dir", work + "/state", "--control-socket", work + "/control.sock", "--policy-dir", work + "/policies",
-                    "--config", configPath]
+        let args = ["--state-dir", work + "/state", "--control-socket", socket, "--policy-dir", work + "/policies",
+                    "--config", configPath] + extraArgs
         // setpriv --pdeathsig: the daemon (and so its workers) dies with this bench even if the
         // bench crashes, instead of running on as an orphan that skews the rows measured after it.
         if FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") {
@@ -104,19 +115,20 @@ public struct BenchEnvironment: Sendable {
         env["MINIAPPD_LOG_LEVEL"] = "warning"
         daemon.environment = env
         try! daemon.run()
-        for _ in 0..<400 where !FileManager.default.fileExists(atPath: work + "/control.sock") { usleep(25_000) }
-        guard let host = BenchHost(socket: work + "/control.sock") else {
-            Self.stopDaemon(daemon)
-            FileHandle.standardError.write(Data("bench: miniappd never answered on \(work)/control.sock\n".utf8))
-            exit(1)
-        }
-        host.call("bridge.provide", ["methods": ["ui.toast"]])
-        return (daemon, host)
+        for _ in 0..<400 where !FileManager.default.fileExists(atPath: socket) { CurrentProcess.sleep(micros: 25_000) }
+        return daemon
+    }
+
+    /// The daemon never answered: stop it and end the benchmark.
+    public static func giveUp(_ daemon: Process, _ socket: String) -> Never {
+        stopDaemon(daemon)
+        CurrentProcess.writeStandardError("bench: miniappd never answered on \(socket)\n")
+        CurrentProcess.exit(1)
     }
 
     /// SIGTERM and wait.
     public static func stopDaemon(_ d: Process) {
-        kill(d.processIdentifier, SIGTERM)
+        Processes.signal(d.processIdentifier, Signal.term)
         d.waitUntilExit()
     }
 
@@ -137,7 +149,7 @@ public final class BenchHost {
     init?(socket: String) {
         for _ in 0..<400 {
             if let c = try? UnixSocket.connect(path: socket) { fd = c.take(); return }
-            usleep(25_000)
+            CurrentProcess.sleep(micros: 25_000)
         }
         return nil
     }
@@ -145,12 +157,7 @@ public final class BenchHost {
     func write(_ v: JSONValue) {
         var line = v.serialized()
         line.append(10)
-        var off = 0
-        while off < line.count {
-            let n = line[off...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-            precondition(n > 0, "control socket write failed")
-            off += n
-        }
+        do { try UnixSocket.sendAll(fd, line) } catch { preconditionFailure("control socket write failed: \(error)") }
     }
 
     func readMessage() -> JSONObject {
@@ -161,7 +168,7 @@ public final class BenchHost {
                 return try! JSONValue.parse(line, options: .strict).objectValue!
             }
             var chunk = [UInt8](repeating: 0, count: 65536)
-            let n = read(fd, &chunk, chunk.count)
+            let n = (try? chunk.withUnsafeMutableBytes { p throws(SystemError) in try UnixSocket.receive(fd, into: p) }) ?? -1
             precondition(n > 0, "daemon closed the control connection")
             buf.append(contentsOf: chunk[..<n])
         }

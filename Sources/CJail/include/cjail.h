@@ -13,21 +13,27 @@
  * maps the step number to a name and formats the message (runc's advice: no strings in C).
  *
  * Protocol (daemon thread P, spawner process S, child C = PID 1 of the new pid namespace,
- * G = the program):
+ * G = the program; the request and reply types are below, spawner_server.c has the details):
  *
  *     starter (the daemon at its start, or `miniapp jail`): start S, register templates
  *        (the launch-independent part of every spec S may clone, the id range, the roots of
  *        /app and /data), optionally lock the set (see "Templates" below)
- *     P: build the spec blob (memfd), pipes for output; send blob + fds to S (SCM_RIGHTS)
+ *     P: build the spec blob (sealed memfd), pipes for output; send one cjail_spawn_request
+ *        + SCM_RIGHTS [blob, stdin, stdout, stderr, bridge, netns, trace, cgroup.procs...] to S
+ *        (SOCK_SEQPACKET), with its own reply socket
  *     S: copy and unpack the blob, check it against its template (refused: reply, no clone),
  *        open /app and /data from the held roots as detached mount trees,
- *        go/err pipes (O_CLOEXEC), block signals,
- *        clone(CLONE_NEW*|CLONE_PIDFD|CLONE_PARENT): C is P's child, not S's;
- *        send pid + pidfd + go/err/status ends back to P, close its copies
+ *        go/err/status pipes (O_CLOEXEC), block signals,
+ *        clone(CLONE_NEW*|CLONE_PIDFD|CLONE_PARENT): C is P's child, not S's
+ *        (or hand the launch to a warm jail of the same policy that did phase A ahead of time:
+ *        spawner_warm.c, child_warm_jail.c)
  *     C:                                           wait for "go" byte on go pipe
- *     P: [rootless] write setgroups/gid_map/uid_map; attach C to the cgroup; write "go"
- *     C: steps: setsid, mounts (/app, /data: move_mount of S's trees), pivot_root, ids, caps,
- *        no_new_privs, Landlock, seccomp
+ *     S: [rootless] write setgroups/gid_map/uid_map; write C's pid into every cgroup.procs;
+ *        write "go"; send cjail_spawn_reply + SCM_RIGHTS [pidfd, err, status?] on the reply
+ *        socket; close its copies
+ *     C: phase A (launch-independent): namespaces, the policy's mounts, the bounding set;
+ *        phase B: the launch's mounts (/app, /data: move_mount of S's trees), pivot_root, ids,
+ *        caps, no_new_privs, Landlock, seccomp
  *     C: [reaper] start G vfork-style (CLONE_VM|CLONE_VFORK: no copy of the address space);
  *        once G exec'd, C closes its pipe ends and waits for children
  *     G: reset signals, execve  --> error pipe closed by O_CLOEXEC: P reads EOF = success
@@ -39,7 +45,7 @@
 #include <stdint.h>
 #include <stddef.h>
 
-/* The ordered steps. Numbers are stable: the Swift side names them (JailStep.swift). */
+/* The ordered steps. Numbers are stable: the Swift side names them (JailStep in JailSpawnPlan.swift). */
 enum cjail_step {
     CJAIL_STEP_NONE = 0,
     CJAIL_STEP_WAIT_GO = 1,
@@ -70,7 +76,7 @@ enum cjail_step {
     CJAIL_STEP_SIGNALS = 26,
     CJAIL_STEP_EXEC = 27,
     CJAIL_STEP_NETNS = 28,
-    CJAIL_STEP_EMBRYO_FINISH = 29, /* a warm jail receiving its launch */
+    CJAIL_STEP_WARM_JAIL_FINISH = 29, /* a warm jail receiving its launch */
     CJAIL_STEP_UNSHARE = 30,       /* a warm jail making its namespaces other than pid/user */
     CJAIL_STEP_COUNT = 31
 };
@@ -193,8 +199,8 @@ struct cjail_child {
 int cjail_clone(const struct cjail_spec *spec, struct cjail_child *out);
 
 /* Spawner: clone a warm jail from `template` (phase A only; it then waits on its channel for a
- * launch, see child_embryo.c). *chan is the spawner's end of that channel. 0 or -errno. */
-int cjail_clone_embryo(const struct cjail_spec *template, struct cjail_child *out, int *chan);
+ * launch, see child_warm_jail.c). *chan is the spawner's end of that channel. 0 or -errno. */
+int cjail_clone_warm_jail(const struct cjail_spec *template, struct cjail_child *out, int *chan);
 
 /* Spawner: send "go" (the child starts its steps) and close go_fd. 0 or -errno. */
 int cjail_go(struct cjail_child *child);
@@ -241,19 +247,19 @@ enum cjail_trace_slot {
 #define CJAIL_SPAWN_WARM 2u  /* keep a warm jail made from this request's launch-independent part,
                                 and use one that matches it (spawner_server.c) */
 
-/* What the spawner sends a warm jail on its channel to give it a launch (child_embryo.c). */
-enum cjail_embryo_fd {
-    CJAIL_EMBRYO_FD_BLOB = 0,
-    CJAIL_EMBRYO_FD_STDIN = 1,
-    CJAIL_EMBRYO_FD_STDOUT = 2,
-    CJAIL_EMBRYO_FD_STDERR = 3,
-    CJAIL_EMBRYO_FD_BRIDGE = 4,
-    CJAIL_EMBRYO_FD_TRACE = 5,
-    CJAIL_EMBRYO_FD_TREE = 6,  /* 6..9: the mount trees of the ops named in tree_op */
-    CJAIL_EMBRYO_FD_COUNT = 10
+/* What the spawner sends a warm jail on its channel to give it a launch (child_warm_jail.c). */
+enum cjail_warm_jail_fd {
+    CJAIL_WARM_JAIL_FD_BLOB = 0,
+    CJAIL_WARM_JAIL_FD_STDIN = 1,
+    CJAIL_WARM_JAIL_FD_STDOUT = 2,
+    CJAIL_WARM_JAIL_FD_STDERR = 3,
+    CJAIL_WARM_JAIL_FD_BRIDGE = 4,
+    CJAIL_WARM_JAIL_FD_TRACE = 5,
+    CJAIL_WARM_JAIL_FD_TREE = 6,  /* 6..9: the mount trees of the ops named in tree_op */
+    CJAIL_WARM_JAIL_FD_COUNT = 10
 };
 #define CJAIL_MAX_TREES 4
-struct cjail_embryo_launch {
+struct cjail_warm_jail_launch {
     uint32_t magic;    /* CJAIL_SPAWN_MAGIC */
     uint32_t fd_mask;  /* bit r: the fd of role r is attached */
     uint64_t blob_len; /* the blob is the spawner's own sealed copy, never the daemon's memfd */

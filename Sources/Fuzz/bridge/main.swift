@@ -8,7 +8,6 @@
 // - a decision of `.allowed` only for methods that need no permission or whose permission is
 //   both declared and granted (the table's one rule).
 import FuzzSupport
-import Glibc
 import MiniAppBroker
 import MiniAppJSON
 import MiniAppModel

@@ -2,9 +2,6 @@ public import MiniAppJSON
 public import MiniAppModel
 internal import MiniAppSystem
 internal import Synchronization
-#if canImport(Glibc)
-internal import Glibc
-#endif
 
 /// `auth.getToken {scope?}` → `{token, expiresAt}`: a short-lived JWT (RFC 7519) that a
 /// program hands to its partner's backend, which verifies it with the keys of the control
@@ -170,8 +167,6 @@ public final class AuthService: BridgeService {
 /// Wall-clock Unix seconds (JWT times are wall-clock, not monotonic).
 enum WallClock {
     static func unixSeconds() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return Int64(ts.tv_sec)
+        wallClockMicros() / 1_000_000
     }
 }

@@ -1,7 +1,5 @@
 public import MiniAppModel
-#if canImport(Glibc)
-internal import Glibc
-#endif
+internal import MiniAppSystem
 
 /// Every built-in Bridge service, constructed from one configuration and state directory:
 /// what the daemon registers with the broker, and shuts down at exit.
@@ -31,9 +29,8 @@ public struct BuiltinServices: Sendable {
     /// Creates `stateDirectory` (0700) if missing, then every service. Throws INTERNAL when the
     /// directory, the storage database, the signing key or the net configuration is unusable.
     public init(stateDirectory: String, config: ServicesConfig, logSink: @escaping ProgramLogSink) throws(MiniAppError) {
-        if mkdir(stateDirectory, 0o700) != 0 && errno != EEXIST {
-            let reason = String(cString: strerror(errno))
-            throw MiniAppError(.internal, "cannot create the services state directory \(stateDirectory): \(reason)")
+        do { try FileSystem.makeDirectory(stateDirectory, mode: 0o700) } catch {
+            throw MiniAppError(.internal, "cannot create the services state directory \(stateDirectory): \(error)")
         }
         storage = try StorageService(stateDirectory: stateDirectory, config: config)
         auth = try AuthService(stateDirectory: stateDirectory, config: config)

@@ -1,7 +1,5 @@
 internal import MiniAppModel
-#if canImport(Glibc)
-internal import Glibc
-#endif
+internal import MiniAppSystem
 
 /// An IPv4 or IPv6 address as bytes (4 or 16).
 struct IPAddress: Hashable, CustomStringConvertible {
@@ -9,15 +7,8 @@ struct IPAddress: Hashable, CustomStringConvertible {
 
     /// Parses a numeric address in canonical inet_pton syntax (no brackets, no zone).
     init?(_ text: String) {
-        var v4 = in_addr()
-        var v6 = in6_addr()
-        if inet_pton(AF_INET, text, &v4) == 1 {
-            bytes = withUnsafeBytes(of: &v4) { Array($0) }
-        } else if inet_pton(AF_INET6, text, &v6) == 1 {
-            bytes = withUnsafeBytes(of: &v6) { Array($0) }
-        } else {
-            return nil
-        }
+        guard let b = InetAddress.parse(text) else { return nil }
+        bytes = b
     }
 
     init(bytes: [UInt8]) { self.bytes = bytes }
@@ -25,13 +16,7 @@ struct IPAddress: Hashable, CustomStringConvertible {
     var isV4: Bool { bytes.count == 4 }
 
     /// inet_ntop form: what the connection pin compares against.
-    var description: String {
-        var buf = [CChar](repeating: 0, count: 64)
-        var copy = bytes
-        let family = isV4 ? AF_INET : AF_INET6
-        _ = copy.withUnsafeMutableBytes { inet_ntop(family, $0.baseAddress, &buf, 64) }
-        return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
+    var description: String { InetAddress.format(bytes) }
 
     /// The IPv4 address embedded in an IPv4-mapped (`::ffff:a.b.c.d`) IPv6 address.
     var mappedV4: IPAddress? {
@@ -126,30 +111,7 @@ struct NetAddressPolicy {
     /// override table. Blocking: runs on the HTTP client's threads only.
     static func resolve(_ host: String, override: [String: [String]]) -> [IPAddress] {
         if let fixed = override[host] { return fixed.compactMap(IPAddress.init) }
-        var hints = addrinfo()
-        hints.ai_family = AF_UNSPEC
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        var res: UnsafeMutablePointer<addrinfo>?
-        guard getaddrinfo(host, nil, &hints, &res) == 0, let first = res else { return [] }
-        defer { freeaddrinfo(first) }
-        var out: [IPAddress] = []
-        var cur: UnsafeMutablePointer<addrinfo>? = first
-        while let ai = cur {
-            if let sa = ai.pointee.ai_addr {
-                if ai.pointee.ai_family == AF_INET {
-                    let b = sa.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { p in
-                        withUnsafeBytes(of: p.pointee.sin_addr) { Array($0) }
-                    }
-                    out.append(IPAddress(bytes: b))
-                } else if ai.pointee.ai_family == AF_INET6 {
-                    let b = sa.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { p in
-                        withUnsafeBytes(of: p.pointee.sin6_addr) { Array($0) }
-                    }
-                    out.append(IPAddress(bytes: b))
-                }
-            }
-            cur = ai.pointee.ai_next
-        }
+        let out = InetAddress.resolve(host).map(IPAddress.init(bytes:))
         var seen = Set<IPAddress>()
         return out.filter { seen.insert($0).inserted }
     }
@@ -158,8 +120,7 @@ struct NetAddressPolicy {
     /// (`127.1`, `2130706433`, `0x7f.1`) or an IPv6 literal.
     static func isIPLiteral(_ host: String) -> Bool {
         if host.hasPrefix("[") { return true }
-        var a = in_addr()
-        if inet_aton(host, &a) != 0 { return true }
+        if InetAddress.isLegacyIPv4(host) { return true }
         // WHATWG URL: a host whose last label is numeric is parsed as IPv4; refuse those too.
         if let last = host.split(separator: ".").last, last.allSatisfy({ $0.isNumber }) { return true }
         return false

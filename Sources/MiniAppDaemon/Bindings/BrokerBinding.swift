@@ -1,4 +1,3 @@
-import Glibc
 import MiniAppBroker
 import MiniAppJSON
 import MiniAppModel
@@ -61,7 +60,7 @@ final class BrokerBinding: BridgeAttacher, BrokerControl {
         do {
             try broker.attach(workerFD: daemonSide, identity: identity)
         } catch {
-            close(workerRaw)
+            OwnedFD(adopting: workerRaw).close()
             throw error
         }
         return workerRaw

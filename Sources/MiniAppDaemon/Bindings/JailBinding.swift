@@ -1,5 +1,4 @@
 import Dispatch
-import Glibc
 import Logging
 import MiniAppJail
 import MiniAppModel
@@ -99,15 +98,7 @@ final class JailBinding: WorkerSpawner {
         }
     }
 
-    static func signalName(_ n: Int32) -> String {
-        let names: [Int32: String] = [
-            SIGHUP: "SIGHUP", SIGINT: "SIGINT", SIGQUIT: "SIGQUIT", SIGILL: "SIGILL", SIGTRAP: "SIGTRAP",
-            SIGABRT: "SIGABRT", SIGBUS: "SIGBUS", SIGFPE: "SIGFPE", SIGKILL: "SIGKILL", SIGUSR1: "SIGUSR1",
-            SIGSEGV: "SIGSEGV", SIGUSR2: "SIGUSR2", SIGPIPE: "SIGPIPE", SIGALRM: "SIGALRM", SIGTERM: "SIGTERM",
-            SIGXCPU: "SIGXCPU", SIGXFSZ: "SIGXFSZ", SIGSYS: "SIGSYS",
-        ]
-        return names[n] ?? "SIG\(n)"
-    }
+    static func signalName(_ n: Int32) -> String { Signal.name(n) }
 }
 
 /// A `JailedWorker` as the supervisor's `WorkerHandle`.

@@ -1,4 +1,3 @@
-import Glibc
 import MiniAppJSON
 import MiniAppModel
 import MiniAppPackages
@@ -71,8 +70,8 @@ final class StoreBinding: ProgramResolver, PackageControl, UpdateStaging {
 
     func dataDirectory(_ id: String) throws(MiniAppError) -> String {
         let dir = dataRoot + "/" + id
-        if mkdir(dir, 0o700) != 0 && errno != EEXIST {
-            throw MiniAppError(.internal, "cannot create \(dir): \(SystemError.current("mkdir")); check the state directory")
+        do { try FileSystem.makeDirectory(dir, mode: 0o700) } catch {
+            throw MiniAppError(.internal, "cannot create \(dir): \(error); check the state directory")
         }
         return dir
     }

@@ -1,5 +1,4 @@
 import Dispatch
-import Glibc
 public import MiniAppJSON
 public import MiniAppModel
 public import MiniAppSystem
@@ -30,7 +29,7 @@ public final class PassedDescriptor: Sendable {
     /// Takes ownership of `fd`.
     public init(_ fd: consuming OwnedFD) { raw = fd.take() }
 
-    deinit { _ = close(raw) }
+    deinit { OwnedFD(adopting: raw).close() }
 }
 
 /// Where `packages.install` reads the package from.

@@ -1,5 +1,4 @@
 import Dispatch
-import Glibc
 import Logging
 import MiniAppBroker
 import MiniAppJSON
@@ -23,7 +22,7 @@ struct ControlAccess: Sendable {
     var unknownGroups: [String] = []
 
     init(config: DaemonConfig, groupID: (String) -> UInt32? = UserDatabase.groupID(named:)) {
-        uids = Set(config.controlAllowedUIDs + [0, geteuid()])
+        uids = Set(config.controlAllowedUIDs + [0, CurrentProcess.effectiveUID])
         gids = Set(config.controlAllowedGIDs)
         for name in config.controlAllowedGroups {
             if let gid = groupID(name) { gids.insert(gid) } else { unknownGroups.append(name) }

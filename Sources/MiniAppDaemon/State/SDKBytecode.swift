@@ -1,7 +1,7 @@
 import Dispatch
 import Foundation
-import Glibc
 import Logging
+import MiniAppSystem
 
 /// Compiles the Python SDK's bytecode where the SDK is materialized (`<state-dir>/sdk/python/
 /// __pycache__`), so that a Python worker loads `miniapp_bridge` (and the prewarm loader) from
@@ -18,7 +18,7 @@ enum SDKBytecode {
 
     /// Starts the compilation unless the host has no /usr/bin/python3.
     static func compileInBackground(sdkDir: String, logger: Logger) {
-        guard access(python, X_OK) == 0 else { return }
+        guard FileSystem.isExecutable(python) else { return }
         DispatchQueue.global(qos: .utility).async {
             if let problem = compile(pythonDir: sdkDir + "/python") {
                 logger.info("sdk: Python bytecode not precompiled (\(problem)); Python workers compile the SDK at each start")
@@ -43,7 +43,7 @@ enum SDKBytecode {
         p.waitUntilExit()
         guard p.terminationStatus == 0 else { return "\(python) compileall exited with status \(p.terminationStatus)" }
         // Readable by every worker uid, whatever the daemon's umask.
-        guard chmod(pythonDir + "/__pycache__", 0o755) == 0 else { return "chmod __pycache__: \(String(cString: strerror(errno)))" }
+        do { try FileSystem.setPermissions(pythonDir + "/__pycache__", 0o755) } catch { return "chmod __pycache__: \(error)" }
         return nil
     }
 }

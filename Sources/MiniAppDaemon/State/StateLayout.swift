@@ -1,5 +1,4 @@
 import Foundation
-import Glibc
 public import MiniAppModel
 import MiniAppSystem
 
@@ -32,16 +31,16 @@ public struct StateLayout: Sendable {
         }
     }
 
-    static func mkdir(_ path: String, mode: mode_t) throws(MiniAppError) {
-        if Glibc.mkdir(path, mode) != 0 && errno != EEXIST {
-            throw MiniAppError(.internal, "cannot create \(path): \(String(cString: strerror(errno))). Check --state-dir and its permissions.")
+    static func mkdir(_ path: String, mode: UInt32) throws(MiniAppError) {
+        do { try FileSystem.makeDirectory(path, mode: mode) } catch {
+            throw MiniAppError(.internal, "cannot create \(path): \(error). Check --state-dir and its permissions.")
         }
     }
 
     /// Writes `files` under `dir` afresh (a stale file from an older binary must not linger)
     /// and returns `dir`. Used for the embedded policies and SDKs.
     public func materialize(_ files: [(String, String)], into dir: String) throws(MiniAppError) -> String {
-        let staging = dir + ".new-\(getpid())"
+        let staging = dir + ".new-\(CurrentProcess.pid)"
         _ = try? removeTree(staging)
         try Self.mkdir(staging, mode: 0o755)
         for (rel, text) in files {
@@ -54,8 +53,8 @@ public struct StateLayout: Sendable {
             }
         }
         _ = try? removeTree(dir)
-        guard rename(staging, dir) == 0 else {
-            throw MiniAppError(.internal, "cannot install \(dir): \(String(cString: strerror(errno)))")
+        do { try FileSystem.rename(staging, to: dir) } catch {
+            throw MiniAppError(.internal, "cannot install \(dir): \(error)")
         }
         return dir
     }

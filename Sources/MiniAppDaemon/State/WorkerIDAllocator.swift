@@ -1,4 +1,3 @@
-import Glibc
 public import MiniAppModel
 import MiniAppSystem
 import Synchronization
@@ -33,9 +32,9 @@ public final class WorkerIDAllocator: Sendable {
     static func readStart(_ path: String) throws(MiniAppError) -> UInt64? {
         let bytes: [UInt8]
         do {
-            bytes = try OwnedFD.open(path, O_RDONLY | O_NOFOLLOW).readAll(limit: 64)
+            bytes = try OwnedFD.open(path, options: .noFollow).readAll(limit: 64)
         } catch {
-            if error.errno == ENOENT { return nil }
+            if error.isNoSuchEntry { return nil }
             throw MiniAppError(
                 .internal,
                 "cannot read the worker id counter \(path): \(error). Fix its permissions or file system; starting over at w-1 would reuse worker ids",

@@ -1,5 +1,4 @@
 import Dispatch
-import Glibc
 public import MiniAppJSON
 public import MiniAppModel
 

@@ -1,5 +1,4 @@
 import Dispatch
-import Glibc
 import MiniAppBroker
 public import MiniAppJSON
 public import MiniAppModel
@@ -214,7 +213,7 @@ public final class Supervisor: Sendable {
             declaredPermissions: Set(program.permissions), allowedDomains: program.allowedDomains)
         identity.simulated = program.simulated
         let workerFD = try bridge.attach(identity: identity)
-        defer { close(workerFD) }
+        defer { OwnedFD(adopting: workerFD).close() }
         let request = WorkerSpawnRequest(
             workerId: workerId, programId: program.id, argv: RuntimeCommand.argv(program, args: args, prewarm: prewarm),
             env: RuntimeCommand.env(program, workerId: workerId, prewarm: prewarm), appDir: program.appDir,
@@ -413,11 +412,7 @@ public final class Supervisor: Sendable {
         MiniAppError(.notFound, "no worker \(id); `miniapp ps` lists the running ones")
     }
 
-    static func nowMicros() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return Int64(ts.tv_sec) * 1_000_000 + Int64(ts.tv_nsec) / 1000
-    }
+    static func nowMicros() -> Int64 { wallClockMicros() }
 }
 
 /// A worker that ended, as `Supervisor.observeEnds` reports it.

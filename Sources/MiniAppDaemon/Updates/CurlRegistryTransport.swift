@@ -1,4 +1,3 @@
-import Glibc
 import MiniAppModel
 import MiniAppSystem
 
@@ -44,22 +43,6 @@ struct CurlRegistryTransport: RegistryTransport {
     /// First address of `host` (numeric hosts pass through).
     static func resolve(_ host: String) -> String? {
         let name = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
-        var hints = addrinfo()
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        var res: UnsafeMutablePointer<addrinfo>?
-        guard getaddrinfo(name, nil, &hints, &res) == 0, let first = res else { return nil }
-        defer { freeaddrinfo(res) }
-        var buf = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
-        switch first.pointee.ai_family {
-        case AF_INET:
-            var a = first.pointee.ai_addr.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_addr }
-            inet_ntop(AF_INET, &a, &buf, socklen_t(buf.count))
-        case AF_INET6:
-            var a = first.pointee.ai_addr.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { $0.pointee.sin6_addr }
-            inet_ntop(AF_INET6, &a, &buf, socklen_t(buf.count))
-        default: return nil
-        }
-        let bytes = buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
-        return String(decoding: bytes, as: UTF8.self)
+        return InetAddress.resolve(name).first.map(InetAddress.format)
     }
 }

@@ -1,4 +1,3 @@
-import Glibc
 import MiniAppModel
 import MiniAppSystem
 
@@ -30,7 +29,7 @@ final class RegistryPartners: Sendable {
     /// the registry issues.
     static func loadPlatformKey(_ path: String) throws(MiniAppError) -> RSAKey {
         let bytes: [UInt8]
-        do { bytes = try OwnedFD.open(path, O_RDONLY | O_CLOEXEC).readAll(limit: 64 << 10) } catch {
+        do { bytes = try OwnedFD.open(path).readAll(limit: 64 << 10) } catch {
             throw MiniAppError(.keyInvalid, "cannot read the platform key \(path): \(error); check --platform-key")
         }
         do { return try RSAKey.publicKey(pem: String(decoding: bytes, as: UTF8.self)) } catch {
@@ -41,9 +40,9 @@ final class RegistryPartners: Sendable {
     /// The cached document, verified again (the platform key may have been rotated since it
     /// was written); nil when there is none.
     func loadCache() throws(MiniAppError) -> PartnersDocument? {
-        guard access(cachePath, F_OK) == 0 else { return nil }
+        guard FileSystem.exists(cachePath) else { return nil }
         let bytes: [UInt8]
-        do { bytes = try OwnedFD.open(cachePath, O_RDONLY | O_NOFOLLOW | O_CLOEXEC).readAll(limit: PartnersDocument.maxBytes) } catch {
+        do { bytes = try OwnedFD.open(cachePath, options: .noFollow).readAll(limit: PartnersDocument.maxBytes) } catch {
             throw MiniAppError(.internal, "cannot read the cached partners document \(cachePath): \(error)")
         }
         return try decode(bytes)

@@ -1,4 +1,3 @@
-import Glibc
 public import MiniAppJSON
 public import MiniAppModel
 public import MiniAppPackages
@@ -26,7 +25,7 @@ public enum RegistryPublisher {
             throw MiniAppError(.invalidParams, "--rollout must be a fraction from 0 to 1 (0.1 = one device in ten)")
         }
         let bytes: [UInt8]
-        do { bytes = try OwnedFD.open(packagePath, O_RDONLY | O_CLOEXEC).readAll(limit: verifier.options.limits.maxArchiveBytes) } catch {
+        do { bytes = try OwnedFD.open(packagePath).readAll(limit: verifier.options.limits.maxArchiveBytes) } catch {
             throw MiniAppError(.notFound, "cannot read \(packagePath): \(error)")
         }
         let verified = try verifier.verify(bytes: bytes)
@@ -71,7 +70,7 @@ public enum RegistryPublisher {
     }
 
     private static func checkAgainstPublished(_ path: String, version: SemVer, sha256: String, allowDowngrade: Bool) throws(MiniAppError) {
-        guard let bytes = try? OwnedFD.open(path, O_RDONLY | O_CLOEXEC).readAll(limit: 64 << 10),
+        guard let bytes = try? OwnedFD.open(path).readAll(limit: 64 << 10),
             let o = (try? JSONValue.parse(bytes))?.objectValue,
             let current = o["version"]?.stringValue.flatMap(SemVer.init)
         else { return }  // nothing (readable) published yet
@@ -88,8 +87,8 @@ public enum RegistryPublisher {
     }
 
     private static func makeDirectories(_ site: String, _ relative: [String]) throws(MiniAppError) {
-        for path in [site] + relative.map({ "\(site)/\($0)" }) where mkdir(path, 0o755) != 0 && errno != EEXIST {
-            throw MiniAppError(.internal, "cannot create \(path): \(SystemError.current("mkdir"))")
+        for path in [site] + relative.map({ "\(site)/\($0)" }) {
+            do { try FileSystem.makeDirectory(path, mode: 0o755) } catch { throw MiniAppError(.internal, "cannot create \(path): \(error)") }
         }
     }
 

@@ -1,4 +1,3 @@
-import Glibc
 public import MiniAppModel
 import MiniAppSystem
 
@@ -40,33 +39,31 @@ public enum DeviceIdentity {
     /// file must not pin the device outside every rollout).
     public static func load(path: String) throws(MiniAppError) -> String {
         if let existing = read(path) { return existing }
-        var raw = [UInt8](repeating: 0, count: 16)
-        guard getentropy(&raw, raw.count) == 0 else {
-            throw MiniAppError(.internal, "cannot read random bytes for the device id: \(SystemError.current("getentropy"))")
-        }
+        var rng = SystemRandomNumberGenerator()  // getrandom(2)
+        let raw = (0..<16).map { _ in UInt8.random(in: 0...255, using: &rng) }
         let id = raw.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
-        let tmp = "\(path).tmp-\(getpid())"
-        unlink(tmp)
+        let tmp = "\(path).tmp-\(CurrentProcess.pid)"
+        try? FileSystem.removeFile(tmp)
         do {
-            let fd = try OwnedFD.open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o600)
+            let fd = try OwnedFD.open(tmp, options: [.writeOnly, .create, .exclusive, .noFollow], mode: 0o600)
             try fd.writeAll(Array((id + "\n").utf8))
-            _ = fsync(fd.raw)
+            try? FileSystem.sync(descriptor: fd.raw)
         } catch {
-            unlink(tmp)
+            try? FileSystem.removeFile(tmp)
             throw MiniAppError(.internal, "cannot write the device id \(tmp): \(error); check the state directory")
         }
-        defer { unlink(tmp) }
-        if link(tmp, path) != 0 {
+        defer { try? FileSystem.removeFile(tmp) }
+        if (try? FileSystem.link(tmp, to: path)) == nil {
             if let raced = read(path) { return raced }
-            guard rename(tmp, path) == 0 else {
-                throw MiniAppError(.internal, "cannot write the device id \(path): \(SystemError.current("rename")); check the state directory")
+            do { try FileSystem.rename(tmp, to: path) } catch {
+                throw MiniAppError(.internal, "cannot write the device id \(path): \(error); check the state directory")
             }
         }
         return id
     }
 
     private static func read(_ path: String) -> String? {
-        guard let bytes = try? OwnedFD.open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC).readAll(limit: 256) else { return nil }
+        guard let bytes = try? OwnedFD.open(path, options: .noFollow).readAll(limit: 256) else { return nil }
         let hex = bytes.last == 10 ? bytes.dropLast() : bytes[...]
         guard hex.count == 32, hex.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }) else { return nil }
         return String(decoding: hex, as: UTF8.self)

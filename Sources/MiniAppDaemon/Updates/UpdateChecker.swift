@@ -1,4 +1,3 @@
-import Glibc
 public import MiniAppJSON
 public import MiniAppModel
 import MiniAppSystem
@@ -173,13 +172,13 @@ public final class UpdateChecker: Sendable {
         guard body.count == v.size, staging.sha256Hex(body) == v.sha256 else {
             throw MiniAppError(.invalidPackage, "\(v.id) \(v.version): download does not match the announced size and sha256", data: ["reason": "DOWNLOAD_MISMATCH"])
         }
-        let path = "\(downloadsDir)/\(v.id)-\(v.version)-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).zip"
+        let path = "\(downloadsDir)/\(v.id)-\(v.version)-\(CurrentProcess.pid)-\(UInt32.random(in: 0...UInt32.max)).zip"
         do {
             try AtomicFile.write(path: path, bytes: body, mode: 0o600)
         } catch {
             throw MiniAppError(.internal, "cannot store the download at \(path): \(error)")
         }
-        defer { unlink(path) }
+        defer { try? FileSystem.removeFile(path) }
         return try staging.stageUpdate(path: path)
     }
 }

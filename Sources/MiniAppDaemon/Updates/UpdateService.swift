@@ -1,5 +1,4 @@
 import Dispatch
-import Glibc
 import Logging
 import MiniAppJSON
 import MiniAppModel
@@ -248,11 +247,7 @@ final class UpdateService: Sendable {
 
     /// Removes downloads a killed daemon left behind (they are verified again from scratch).
     static func sweepDownloads(_ dir: String) {
-        guard let d = opendir(dir) else { return }
-        defer { closedir(d) }
-        while let e = readdir(d) {
-            let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name != "." && name != ".." { unlinkat(dirfd(d), name, 0) }
-        }
+        guard let d = try? OwnedFD.open(dir, options: .directory) else { return }
+        for name in DirectoryTree.list(d.raw) { try? DirectoryTree.unlink(at: d.raw, name) }
     }
 }

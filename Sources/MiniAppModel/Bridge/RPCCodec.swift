@@ -172,10 +172,7 @@ extension RPCCodec {
         FastJSONWriter.writeInt(code, into: &out)
         out.append(contentsOf: #","message":"#.utf8)
         FastJSONWriter.writeString(message, into: &out)
-        if let data {
-            out.append(contentsOf: #","data":"#.utf8)
-            FastJSONWriter.write(data, into: &out)
-        }
+        writeMember(#","data":"#, data, into: &out)
         out.append(contentsOf: "}}\n".utf8)
     }
 
@@ -195,10 +192,15 @@ extension RPCCodec {
     private static func writeMethodAndParams(_ method: String, _ params: JSONValue?, into out: inout [UInt8]) {
         out.append(contentsOf: #","method":"#.utf8)
         FastJSONWriter.writeString(method, into: &out)
-        if let params {
-            out.append(contentsOf: #","params":"#.utf8)
-            FastJSONWriter.write(params, into: &out)
-        }
+        writeMember(#","params":"#, params, into: &out)
         out.append(contentsOf: "}\n".utf8)
+    }
+
+    /// Appends `key` (its comma, quotes and colon included) and `value`, when there is a value.
+    @inline(__always)
+    private static func writeMember(_ key: StaticString, _ value: JSONValue?, into out: inout [UInt8]) {
+        guard let value else { return }
+        out.append(contentsOf: UnsafeRawBufferPointer(start: key.utf8Start, count: key.utf8CodeUnitCount))
+        FastJSONWriter.write(value, into: &out)
     }
 }

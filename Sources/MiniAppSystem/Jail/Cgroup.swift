@@ -62,7 +62,7 @@ public enum CgroupDriver: Sendable, Equatable {
     case none
 
     /// Chooses v2 when the unified hierarchy has the memory and pids controllers, else v1 when the
-    /// legacy controllers are mounted (this machine), else fails (or `.none` if the policy says so).
+    /// legacy controllers are mounted (hosts on cgroup v1), else fails (or `.none` if the policy says so).
     /// The parent directory is made relative to the daemon's own cgroup, so workers stay inside
     /// whatever limits the service manager put on the daemon (systemd `Delegate=yes`).
     public static func select(_ policy: JailPolicy.Cgroup) throws(MiniAppError) -> CgroupDriver {

@@ -6,7 +6,7 @@ import Glibc
 /// of resolving `/sys/fs/cgroup/<controller>/<daemon's cgroup>/miniapp/<name>/<file>` component
 /// by component in every call: under perf those kernfs lookups and permission checks were about
 /// half of the CPU a v1 worker cgroup cost (five hierarchies, ~20 path-based calls per worker),
-/// and CPU is what back-to-back launches on two cores run short of.
+/// and CPU is what back-to-back launches on a small machine run short of.
 ///
 /// A descriptor is never closed: one found stale (its directory was removed, ENOENT) is only
 /// forgotten, so no thread can ever use a number that meanwhile names another file.

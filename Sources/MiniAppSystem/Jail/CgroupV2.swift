@@ -1,7 +1,7 @@
 import Glibc
 
 /// cgroup v2: one directory; controllers enabled in the parent's cgroup.subtree_control.
-/// Tested here against a fake directory tree (this machine mounts v1); the file names and
+/// Its unit tests use a fake directory tree (they must also run on v1-only hosts); the file names and
 /// formats are those of Documentation/admin-guide/cgroup-v2.rst.
 final class CgroupV2: WorkerCgroup {
     let dir: String

@@ -17,7 +17,7 @@ public final class SerialThread: @unchecked Sendable {
 
     /// Starts the thread (named `name` for debuggers and /proc/PID/task/*/comm). A `background`
     /// thread runs at nice 19, for work nobody waits on (refilling pools, removing the cgroups of
-    /// ended workers): on two cores, a pool refill at normal priority during a spawn took the CPU
+    /// ended workers): with few cores, a pool refill at normal priority during a spawn took the CPU
     /// the spawner process then waited ~0.4 ms for. Nice 19, not SCHED_IDLE: busy workers must
     /// not be able to starve it (it would then never remove the cgroups of ended workers).
     public init(name: String, background: Bool = false) {

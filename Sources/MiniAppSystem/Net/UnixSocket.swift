@@ -51,6 +51,24 @@ public enum UnixSocket {
         return SocketPair(daemonSide: OwnedFD(adopting: fds[0]), workerSide: OwnedFD(adopting: fds[1]))
     }
 
+    /// Sends all of `bytes` on a blocking stream socket (`MSG_NOSIGNAL`: a gone peer is EPIPE,
+    /// never a SIGPIPE that would kill the process), retrying short sends and EINTR.
+    public static func sendAll(_ fd: Int32, _ bytes: [UInt8]) throws(SystemError) {
+        var off = 0
+        while off < bytes.count {
+            off += try retryingEINTR("send") { bytes.withUnsafeBytes { p in Glibc.send(fd, p.baseAddress! + off, p.count - off, Int32(MSG_NOSIGNAL)) } }
+        }
+    }
+
+    /// One blocking `recv(2)` into `buffer` (EINTR retried); 0 at EOF.
+    public static func receive(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) throws(SystemError) -> Int {
+        try retryingEINTR("recv") { recv(fd, buffer.baseAddress, buffer.count, 0) }
+    }
+
+    /// `shutdown(2)`: with `readOnly`, stops reading only (SHUT_RD); otherwise both ways
+    /// (SHUT_RDWR: the peer sees EOF now, whoever else holds the descriptor).
+    public static func shutdown(_ fd: Int32, readOnly: Bool = false) { _ = Glibc.shutdown(fd, Int32(readOnly ? SHUT_RD : SHUT_RDWR)) }
+
     /// Sets or clears `O_NONBLOCK` with `fcntl(2)`.
     public static func setNonBlocking(_ fd: Int32, _ on: Bool = true) throws(SystemError) {
         let flags = try retryingEINTR("fcntl") { fcntl(fd, F_GETFL) }

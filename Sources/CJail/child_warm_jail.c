@@ -44,24 +44,24 @@ int child_keep_fds(int err_fd, int status_fd, int chan) {
 
 static struct cjail_spec launch_spec; /* lives until execve */
 
-int child_embryo_finish(const struct cjail_spec *template, int chan, struct cjail_spec **out) {
-    struct cjail_embryo_launch msg;
-    int fd[CJAIL_EMBRYO_FD_COUNT], got = 0;
-    for (int r = 0; r < CJAIL_EMBRYO_FD_COUNT; r++) fd[r] = -1;
-    int recv_fds[CJAIL_EMBRYO_FD_COUNT];
-    long n = cjail_recv_with_fds(chan, &msg, sizeof msg, 0, recv_fds, CJAIL_EMBRYO_FD_COUNT, &got);
+int child_warm_jail_finish(const struct cjail_spec *template, int chan, struct cjail_spec **out) {
+    struct cjail_warm_jail_launch msg;
+    int fd[CJAIL_WARM_JAIL_FD_COUNT], got = 0;
+    for (int r = 0; r < CJAIL_WARM_JAIL_FD_COUNT; r++) fd[r] = -1;
+    int recv_fds[CJAIL_WARM_JAIL_FD_COUNT];
+    long n = cjail_recv_with_fds(chan, &msg, sizeof msg, 0, recv_fds, CJAIL_WARM_JAIL_FD_COUNT, &got);
     if (n == 0) _exit(0); /* the spawner is gone or discarded us: nothing to report */
     if (n < 0) return (int)-n;
     if ((size_t)n != sizeof msg || msg.magic != CJAIL_SPAWN_MAGIC ||
-        got != __builtin_popcount(msg.fd_mask & ((1u << CJAIL_EMBRYO_FD_COUNT) - 1)))
+        got != __builtin_popcount(msg.fd_mask & ((1u << CJAIL_WARM_JAIL_FD_COUNT) - 1)))
         return EPROTO;
-    for (int r = 0, i = 0; r < CJAIL_EMBRYO_FD_COUNT; r++)
+    for (int r = 0, i = 0; r < CJAIL_WARM_JAIL_FD_COUNT; r++)
         if (msg.fd_mask & (1u << r)) fd[r] = recv_fds[i++];
     struct stat st;
-    if (fd[CJAIL_EMBRYO_FD_BLOB] < 0 || fstat(fd[CJAIL_EMBRYO_FD_BLOB], &st) < 0 || msg.blob_len == 0 ||
+    if (fd[CJAIL_WARM_JAIL_FD_BLOB] < 0 || fstat(fd[CJAIL_WARM_JAIL_FD_BLOB], &st) < 0 || msg.blob_len == 0 ||
         (uint64_t)st.st_size < msg.blob_len)
         return EPROTO;
-    void *blob = mmap(NULL, (size_t)msg.blob_len, PROT_READ, MAP_PRIVATE, fd[CJAIL_EMBRYO_FD_BLOB], 0);
+    void *blob = mmap(NULL, (size_t)msg.blob_len, PROT_READ, MAP_PRIVATE, fd[CJAIL_WARM_JAIL_FD_BLOB], 0);
     if (blob == MAP_FAILED) return errno;
     if (cjail_spec_unpack(blob, (size_t)msg.blob_len, &launch_spec) != 0) return EINVAL;
     /* The spawner matched the launch to this jail by its launch-independent part; the count
@@ -70,18 +70,18 @@ int child_embryo_finish(const struct cjail_spec *template, int chan, struct cjai
     /* The program directories the spawner resolved, as detached mount trees (child_mounts.c). */
     for (int k = 0; k < CJAIL_MAX_TREES; k++) {
         int32_t op = msg.tree_op[k];
-        int tree = fd[CJAIL_EMBRYO_FD_TREE + k];
+        int tree = fd[CJAIL_WARM_JAIL_FD_TREE + k];
         if ((op < 0) != (tree < 0) || (op >= 0 && ((uint32_t)op < launch_spec.static_mount_count || (uint32_t)op >= launch_spec.mount_count)))
             return EPROTO;
         if (op >= 0) ((struct cjail_mount_op *)launch_spec.mounts)[op].source_fd = tree;
     }
-    launch_spec.stdin_fd = fd[CJAIL_EMBRYO_FD_STDIN];
-    launch_spec.stdout_fd = fd[CJAIL_EMBRYO_FD_STDOUT];
-    launch_spec.stderr_fd = fd[CJAIL_EMBRYO_FD_STDERR];
-    launch_spec.bridge_fd = fd[CJAIL_EMBRYO_FD_BRIDGE];
+    launch_spec.stdin_fd = fd[CJAIL_WARM_JAIL_FD_STDIN];
+    launch_spec.stdout_fd = fd[CJAIL_WARM_JAIL_FD_STDOUT];
+    launch_spec.stderr_fd = fd[CJAIL_WARM_JAIL_FD_STDERR];
+    launch_spec.bridge_fd = fd[CJAIL_WARM_JAIL_FD_BRIDGE];
     launch_spec.netns_fd = -1;
-    if (fd[CJAIL_EMBRYO_FD_TRACE] >= 0) {
-        void *t = mmap(NULL, sizeof(uint64_t) * CJAIL_TRACE_SLOTS, PROT_READ | PROT_WRITE, MAP_SHARED, fd[CJAIL_EMBRYO_FD_TRACE], 0);
+    if (fd[CJAIL_WARM_JAIL_FD_TRACE] >= 0) {
+        void *t = mmap(NULL, sizeof(uint64_t) * CJAIL_TRACE_SLOTS, PROT_READ | PROT_WRITE, MAP_SHARED, fd[CJAIL_WARM_JAIL_FD_TRACE], 0);
         if (t != MAP_FAILED) launch_spec.trace = t;
     }
     *out = &launch_spec;
