@@ -195,7 +195,9 @@ import Testing
             #expect(try host.report(from: sleeper) == ["kind": "python", "got": [1, 2, 3]])
             let frozenWorker = try host.call("programs.list")["workers"]?.arrayValue?.first { $0["id"]?.stringValue == frozen }
             try host.call("programs.suspend", ["workerId": try #require(frozenWorker?["workerId"])])
-            #expect(E2EProbe.freezerState(daemonPid: oldPid, programId: frozen) == "FROZEN")
+            // Polled: a cgroup made ahead gets the worker's name right after the spawn, off the
+            // launch path, so it may still bear its pool name when the launch has answered.
+            #expect(E2EProbe.eventually { E2EProbe.freezerState(daemonPid: oldPid, programId: frozen) == "FROZEN" })
         }
         let spawners = E2EProbe.children(of: oldPid, named: "miniappd-spawn")
         #expect(spawners.count == 1, "the daemon clones workers through exactly one spawner process: \(spawners)")
