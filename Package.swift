@@ -23,6 +23,8 @@ let package = Package(
         .executable(name: "miniapp", targets: ["miniapp"]),
         // Installed beside miniappd: the process that clones every jailed worker (CJail only).
         .executable(name: "miniappd-spawner", targets: ["miniappd-spawner"]),
+        // Installed beside miniappd: the jailed helpers for untrusted bytes (libcurl, zlib).
+        .executable(name: "miniappd-helper", targets: ["miniappd-helper"]),
         .library(name: "MiniAppBridgeSDK", targets: ["MiniAppBridgeSDK"]),
         // The control API as a library for host runtimes (Python and Node twins in Sources/SDK/host).
         .library(name: "MiniAppHost", targets: ["MiniAppHost"]),
@@ -46,6 +48,8 @@ let package = Package(
         // MARK: C: the jail steps between clone and execve, and thin libc shims
         .target(name: "CJail", path: "Sources/CJail"),
         .target(name: "CLinuxShims", path: "Sources/CLinuxShims"),
+        // How a helper for untrusted bytes starts and confines itself (ids, caps, Landlock, seccomp).
+        .target(name: "CHelperShims", path: "Sources/CHelperShims"),
         // Typed wrappers for libcurl's variadic curl_easy_setopt/getinfo (Swift cannot call C varargs).
         .target(name: "CCurlShim", dependencies: ["CCurl"], path: "Sources/CCurlShim"),
         // epoll/eventfd/accept4/SO_PEEK_OFF/SCM_RIGHTS wrappers for the reactor and the host client
@@ -60,7 +64,7 @@ let package = Package(
             name: "MiniAppSystem",
             dependencies: [
                 "MiniAppModel", "CJail", "CLinuxShims", "CNetShims", "CSeccomp", "COpenSSL", "CSQLite", "CZlib", "CCurl",
-                "CCurlShim",
+                "CCurlShim", "CHelperShims",
             ],
             swiftSettings: strict),
 
@@ -90,6 +94,7 @@ let package = Package(
             ],
             swiftSettings: strict),
         .executableTarget(name: "miniappd-spawner", dependencies: ["CJail"], path: "Sources/miniappd-spawner"),
+        .executableTarget(name: "miniappd-helper", dependencies: ["MiniAppSystem", "MiniAppPackages"], swiftSettings: strict),
         .executableTarget(
             name: "miniapp",
             dependencies: [
@@ -130,6 +135,7 @@ let package = Package(
         .executableTarget(name: "fuzz-spawnrequest", dependencies: ["FuzzSupport", "CJail"], path: "Sources/Fuzz/spawnrequest"),
         .executableTarget(
             name: "fuzz-mockrules", dependencies: ["FuzzSupport", "MiniAppBridgeMock", "MiniAppJSON"], path: "Sources/Fuzz/mockrules"),
+        .executableTarget(name: "fuzz-helperwire", dependencies: ["FuzzSupport", "MiniAppModel"], path: "Sources/Fuzz/helperwire"),
         .executableTarget(name: "fuzz-terminal", dependencies: ["FuzzSupport", "MiniAppJSON", "MiniAppModel"], path: "Sources/Fuzz/terminal"),
 
         // MARK: benchmarks
@@ -167,7 +173,7 @@ let package = Package(
             ]),
         .testTarget(
             name: "PackageTests",
-            dependencies: ["MiniAppJSON", "MiniAppModel", "MiniAppSystem", "MiniAppPackages"],
+            dependencies: ["MiniAppJSON", "MiniAppModel", "MiniAppSystem", "MiniAppPackages", "MiniAppTestSupport"],
             exclude: ["Fixtures"]),
         .testTarget(
             name: "JailTests", dependencies: ["MiniAppJail", "MiniAppModel", "MiniAppSystem", "CJail"],

@@ -35,11 +35,18 @@ struct trampoline {
  * or the daemon could still send to a spawner that died, and wait for an answer forever. */
 int cjail_spawner_main_socket = -1;
 
+/* Set by the spawner before it clones a warm jail that is to be made in the background: the
+ * jail lowers itself to nice 19 as its first act. The spawner itself stays at its own priority
+ * through the clone: at nice 19 on a loaded machine, a spawner preempted inside clone(2) waited
+ * for the CPU for milliseconds while the next launch's request sat in its socket. */
+int cjail_warm_jail_nice19 = 0;
+
 static int trampoline_fn(void *arg) {
     struct trampoline *t = arg;
     for (int i = 0; i < 4; i++)
         if (t->parent_ends[i] >= 0) close(t->parent_ends[i]);
     if (cjail_spawner_main_socket >= 0) close(cjail_spawner_main_socket);
+    if (t->chan >= 0 && cjail_warm_jail_nice19) (void)setpriority(PRIO_PROCESS, 0, 19);
     if (t->chan >= 0) return cjail_warm_jail_main(t->spec, t->go_fd, t->err_fd, t->status_fd, t->chan);
     return cjail_child_main(t->spec, t->go_fd, t->err_fd, t->status_fd);
 }

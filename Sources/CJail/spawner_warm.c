@@ -105,6 +105,8 @@ static int make_key(const struct cjail_spawn_request *req, const struct cjail_sp
 
 /* ---- lifecycle ---- */
 
+extern int cjail_warm_jail_nice19; /* parent_clone.c */
+
 /* Process `pid` (0: the caller) at nice 19 (1) or back to the spawner's own nice value, the
  * daemon's (0; lowering needs CAP_SYS_NICE). */
 static int idle_policy(pid_t pid, int on) {
@@ -220,11 +222,14 @@ void spawner_warm_make(int sock, const struct cjail_spawn_request *req, const st
     struct cjail_child c;
     int chan = -1;
     /* Made in the background: at nice 19 it takes mostly CPU time nothing else wants (a launch
-     * setting itself up, or the program it just started). Only when the spawner may return to
-     * nice 0 afterwards (root: CAP_SYS_NICE); the jail is raised when taken. */
-    int idle = geteuid() == 0 && idle_policy(0, 1) == 0;
+     * setting itself up, or the program it just started). Only when it may be raised back when
+     * taken (root: CAP_SYS_NICE). The jail lowers itself right after the clone (parent_clone.c):
+     * the spawner never runs at nice 19, so a launch arriving during a refill waits for at
+     * most the clone call at the spawner's own priority. */
+    int idle = geteuid() == 0;
+    cjail_warm_jail_nice19 = idle;
     int made = cjail_clone_warm_jail(&t, &c, &chan);
-    if (idle) idle_policy(0, 0);
+    cjail_warm_jail_nice19 = 0;
     if (made != 0) { free(key.p); return; }
     warm[n] = (struct warm_jail){1, idle, c, chan, key.p, key.len};
     announce(sock, &warm[n]);

@@ -109,7 +109,8 @@ public final class Daemon {
         let sdkDir = try layout.materialize(EmbeddedSDK.files, into: layout.sdk)
         SDKBytecode.compileInBackground(sdkDir: sdkDir, logger: logger)
 
-        let services = try makeServices(layout: layout, hostVersion: hostVersion)
+        let helpers = HelperConfig.settings(policyDir: policyDir)
+        let services = try makeServices(layout: layout, hostVersion: hostVersion, helpers: helpers)
         let reactor: Reactor
         let broker: Broker
         do {
@@ -157,7 +158,9 @@ public final class Daemon {
         var verifierOptions = VerifierOptions(hostVersion: hostSemVer, knownPermissions: KnownPermissions.of(catalogue))
         verifierOptions.allowSimulated = simulatorMode
         let store = StoreBinding(
-            store: try PackageStore(root: layout.packages, options: verifierOptions, partners: { brokerBinding.partners }),
+            store: try PackageStore(
+                root: layout.packages, options: verifierOptions, extractionHelper: ExtractionHelper(settings: helpers),
+                partners: { brokerBinding.partners }),
             dataRoot: layout.data, simulatorGrants: simulatorGrants)
 
         let metrics = DaemonMetricsSink(metrics: DaemonMetrics())
@@ -264,11 +267,12 @@ public final class Daemon {
         return PartnerGrants(policyDir: policyDir, registry: registry, logger: log)
     }
 
-    private func makeServices(layout: StateLayout, hostVersion: String) throws(MiniAppError) -> BuiltinServices {
-        let servicesConfig: ServicesConfig
+    private func makeServices(layout: StateLayout, hostVersion: String, helpers: HelperSettings) throws(MiniAppError) -> BuiltinServices {
+        var servicesConfig: ServicesConfig
         do { servicesConfig = try ServicesConfig(hostVersion: hostVersion, json: config.services) } catch {
             throw MiniAppError(.invalidParams, "\(error)")
         }
+        servicesConfig.net.helpers = helpers
         let programLog = Logger(label: "miniappd.program")
         return try BuiltinServices(stateDirectory: layout.services, config: servicesConfig) { level, program, worker, message in
             programLog.log(level: Self.logLevel(level), "\(message)", metadata: ["program": "\(program)", "worker": "\(worker)"])

@@ -1190,5 +1190,525 @@ every program of this partner
 	]
 }
 """####),
+        ("seccomp/helper-extract.json", ####"""
+{
+  "comment": "Seccomp profile of the extraction helper (miniappd-helper extract): the process where zlib inflates partner packages (inflate bugs such as CVE-2022-37434 land here and not in the daemon). Docker/OCI format, installed by the helper itself as the last step of its jail (its own network namespace, an unprivileged uid, an empty capability set, no_new_privs, Landlock to the staging directory). An ALLOWLIST: anything not listed fails with EPERM; the calls in the kill rule end the process. It has no socket call at all (only the one it inherited from the daemon), and cannot make a symlink, hard link, device or FIFO, or change ownership: it only makes directories and regular files beneath the staging directory.",
+  "defaultAction": "SCMP_ACT_ERRNO",
+  "defaultErrnoRet": 1,
+  "architectures": [
+    "SCMP_ARCH_X86_64"
+  ],
+  "syscalls": [
+    {
+      "comment": "Memory, threads, time, reading the archive descriptor and the daemon's socket, answering on it: what the Swift runtime and zlib need.",
+      "names": [
+        "arch_prctl",
+        "brk",
+        "capget",
+        "clock_getres",
+        "clock_gettime",
+        "clock_nanosleep",
+        "close",
+        "close_range",
+        "dup",
+        "dup3",
+        "epoll_create1",
+        "epoll_ctl",
+        "epoll_pwait",
+        "epoll_pwait2",
+        "epoll_wait",
+        "eventfd2",
+        "exit",
+        "exit_group",
+        "fcntl",
+        "fstat",
+        "fstatfs",
+        "futex",
+        "futex_waitv",
+        "get_robust_list",
+        "getcpu",
+        "getegid",
+        "geteuid",
+        "getgid",
+        "getgroups",
+        "getpid",
+        "getppid",
+        "getrandom",
+        "getresgid",
+        "getresuid",
+        "getrlimit",
+        "getrusage",
+        "getsockopt",
+        "gettid",
+        "gettimeofday",
+        "getuid",
+        "lseek",
+        "madvise",
+        "membarrier",
+        "mincore",
+        "mmap",
+        "mprotect",
+        "mremap",
+        "munmap",
+        "nanosleep",
+        "newfstatat",
+        "pipe2",
+        "poll",
+        "ppoll",
+        "prctl",
+        "pread64",
+        "prlimit64",
+        "pwrite64",
+        "read",
+        "readv",
+        "recvfrom",
+        "recvmsg",
+        "restart_syscall",
+        "rseq",
+        "rt_sigaction",
+        "rt_sigprocmask",
+        "rt_sigreturn",
+        "rt_sigtimedwait",
+        "sched_getaffinity",
+        "sched_setaffinity",
+        "sched_yield",
+        "sendmsg",
+        "sendto",
+        "set_robust_list",
+        "set_tid_address",
+        "setsockopt",
+        "shutdown",
+        "sigaltstack",
+        "statx",
+        "sysinfo",
+        "tgkill",
+        "timerfd_create",
+        "timerfd_gettime",
+        "timerfd_settime",
+        "tkill",
+        "uname",
+        "write",
+        "writev"
+      ],
+      "action": "SCMP_ACT_ALLOW"
+    },
+    {
+      "comment": "Filling the staging tree through descriptors (openat with O_CREAT|O_EXCL|O_NOFOLLOW, mkdirat, fchmod, fsync) and removing a partial tree on failure (unlinkat, getdents64). Landlock confines all of it to beneath the staging directory.",
+      "names": [
+        "openat",
+        "mkdirat",
+        "fchmod",
+        "fsync",
+        "fdatasync",
+        "unlinkat",
+        "getdents64",
+        "ftruncate",
+        "flock"
+      ],
+      "action": "SCMP_ACT_ALLOW"
+    },
+    {
+      "comment": "clone: threads only, never with namespace flags: (flags & (NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET)) == 0, a masked compare. fork and vfork are killed above: a helper never starts a process.",
+      "names": [
+        "clone"
+      ],
+      "action": "SCMP_ACT_ALLOW",
+      "args": [
+        {
+          "index": 0,
+          "value": 2114060416,
+          "valueTwo": 0,
+          "op": "SCMP_CMP_MASKED_EQ"
+        }
+      ]
+    },
+    {
+      "comment": "kill: the crash-safety test hook (CrashPoint: MINIAPP_CRASH_AT / MINIAPP_PAUSE_AT) stops or kills the helper itself. Signals to any other process are refused by Landlock's signal scope (ABI 6 and later), and the helper's uid owns no other process the daemon started.",
+      "names": [
+        "kill"
+      ],
+      "action": "SCMP_ACT_ALLOW"
+    },
+    {
+      "comment": "clone3 passes its flags in memory, which seccomp cannot inspect: ENOSYS (38) makes glibc fall back to clone, filtered above.",
+      "names": [
+        "clone3"
+      ],
+      "action": "SCMP_ACT_ERRNO",
+      "errnoRet": 38
+    },
+    {
+      "comment": "Links, devices, FIFOs and ownership changes are what zip-slip and symlink attacks build on (CVE-2018-1002200 class); the extraction makes none, so the calls are refused (EPERM) even though Landlock would refuse most of them too.",
+      "names": [
+        "symlink",
+        "symlinkat",
+        "link",
+        "linkat",
+        "mknod",
+        "mknodat",
+        "chown",
+        "fchown",
+        "fchownat",
+        "lchown",
+        "rename",
+        "renameat",
+        "renameat2"
+      ],
+      "action": "SCMP_ACT_ERRNO"
+    },
+    {
+      "comment": "Never needed by a helper, and the first things an exploit reaches for: a new program (execve), another process (ptrace, process_vm_*), the kernel's larger attack surfaces (bpf, perf_event_open, io_uring, userfaultfd, keyctl, namespaces, mounts, modules, kexec), the 'shocker' handle calls, id and capability changes, and a new Landlock or seccomp layer of its own choosing. The process is killed on the spot: a helper that makes one of these calls is compromised, and the daemon sees it die (HOST_UNAVAILABLE/INTERNAL for the call in flight, a restart with backoff).",
+      "names": [
+        "acct",
+        "add_key",
+        "bpf",
+        "capset",
+        "chroot",
+        "delete_module",
+        "execve",
+        "execveat",
+        "finit_module",
+        "fork",
+        "fsconfig",
+        "fsmount",
+        "fsopen",
+        "fspick",
+        "init_module",
+        "io_uring_enter",
+        "io_uring_register",
+        "io_uring_setup",
+        "ioperm",
+        "iopl",
+        "kcmp",
+        "kexec_file_load",
+        "kexec_load",
+        "keyctl",
+        "landlock_add_rule",
+        "landlock_create_ruleset",
+        "landlock_restrict_self",
+        "memfd_create",
+        "modify_ldt",
+        "mount",
+        "mount_setattr",
+        "move_mount",
+        "name_to_handle_at",
+        "open_by_handle_at",
+        "open_tree",
+        "perf_event_open",
+        "personality",
+        "pidfd_getfd",
+        "pivot_root",
+        "process_vm_readv",
+        "process_vm_writev",
+        "ptrace",
+        "quotactl",
+        "reboot",
+        "request_key",
+        "seccomp",
+        "setfsgid",
+        "setfsuid",
+        "setgid",
+        "setgroups",
+        "setns",
+        "setregid",
+        "setresgid",
+        "setresuid",
+        "setreuid",
+        "setuid",
+        "swapoff",
+        "swapon",
+        "syslog",
+        "umount2",
+        "unshare",
+        "userfaultfd",
+        "vfork"
+      ],
+      "action": "SCMP_ACT_KILL_PROCESS"
+    }
+  ]
+}
+"""####),
+        ("seccomp/helper-net.json", ####"""
+{
+  "comment": "Seccomp profile of the net helper (miniappd-helper net): the process where libcurl and OpenSSL parse replies from partner-controlled servers (a heap overflow reachable from a server's reply, as CVE-2023-38545 in libcurl's SOCKS5 handshake, lands here and not in the daemon). Docker/OCI format, installed by the helper itself as the last step of its jail (after namespaces, an unprivileged uid, an empty capability set, no_new_privs and Landlock). An ALLOWLIST: anything not listed fails with EPERM; the calls in the kill rule end the process. No file is opened except what Landlock lets it read (CA certificates, libraries); no socket but TCP over IPv4/IPv6 (no AF_UNIX socket to reach a host daemon, no netlink, no packet sockets).",
+  "defaultAction": "SCMP_ACT_ERRNO",
+  "defaultErrnoRet": 1,
+  "architectures": [
+    "SCMP_ARCH_X86_64"
+  ],
+  "syscalls": [
+    {
+      "comment": "Memory, threads, time, signals to itself, reading and writing descriptors it holds, polling: what the Swift runtime, libcurl's transfer loop and OpenSSL need. openat/readlink/access: the CA store and OpenSSL's lazily loaded configuration, confined by Landlock to read-only trees.",
+      "names": [
+        "access",
+        "arch_prctl",
+        "brk",
+        "capget",
+        "clock_getres",
+        "clock_gettime",
+        "clock_nanosleep",
+        "close",
+        "close_range",
+        "connect",
+        "dup",
+        "dup3",
+        "epoll_create1",
+        "epoll_ctl",
+        "epoll_pwait",
+        "epoll_pwait2",
+        "epoll_wait",
+        "eventfd2",
+        "exit",
+        "exit_group",
+        "faccessat",
+        "faccessat2",
+        "fcntl",
+        "fstat",
+        "fstatfs",
+        "futex",
+        "futex_waitv",
+        "get_robust_list",
+        "getcpu",
+        "getdents64",
+        "getegid",
+        "geteuid",
+        "getgid",
+        "getgroups",
+        "getpeername",
+        "getpid",
+        "getppid",
+        "getrandom",
+        "getresgid",
+        "getresuid",
+        "getrlimit",
+        "getrusage",
+        "getsockname",
+        "getsockopt",
+        "gettid",
+        "gettimeofday",
+        "getuid",
+        "lseek",
+        "madvise",
+        "membarrier",
+        "mincore",
+        "mmap",
+        "mprotect",
+        "mremap",
+        "munmap",
+        "nanosleep",
+        "newfstatat",
+        "openat",
+        "pipe2",
+        "poll",
+        "ppoll",
+        "prctl",
+        "pread64",
+        "prlimit64",
+        "pwrite64",
+        "read",
+        "readlink",
+        "readlinkat",
+        "readv",
+        "recvfrom",
+        "recvmsg",
+        "restart_syscall",
+        "rseq",
+        "rt_sigaction",
+        "rt_sigprocmask",
+        "rt_sigreturn",
+        "rt_sigtimedwait",
+        "sched_getaffinity",
+        "sched_setaffinity",
+        "sched_yield",
+        "sendmsg",
+        "sendto",
+        "set_robust_list",
+        "set_tid_address",
+        "setsockopt",
+        "shutdown",
+        "sigaltstack",
+        "statx",
+        "sysinfo",
+        "tgkill",
+        "timerfd_create",
+        "timerfd_gettime",
+        "timerfd_settime",
+        "tkill",
+        "uname",
+        "write",
+        "writev"
+      ],
+      "action": "SCMP_ACT_ALLOW"
+    },
+    {
+      "comment": "socket: AF_INET (2) with any type, compared on the low 32 bits the kernel reads (a 64-bit compare is bypassed by high bits).",
+      "names": [
+        "socket"
+      ],
+      "action": "SCMP_ACT_ALLOW",
+      "args": [
+        {
+          "index": 0,
+          "value": 4294967295,
+          "valueTwo": 2,
+          "op": "SCMP_CMP_MASKED_EQ"
+        }
+      ]
+    },
+    {
+      "comment": "socket: AF_INET6 (10), same masked compare.",
+      "names": [
+        "socket"
+      ],
+      "action": "SCMP_ACT_ALLOW",
+      "args": [
+        {
+          "index": 0,
+          "value": 4294967295,
+          "valueTwo": 10,
+          "op": "SCMP_CMP_MASKED_EQ"
+        }
+      ]
+    },
+    {
+      "comment": "socketpair: AF_UNIX (1) only, libcurl's wake-up pair inside one transfer; it connects nothing outside the process.",
+      "names": [
+        "socketpair"
+      ],
+      "action": "SCMP_ACT_ALLOW",
+      "args": [
+        {
+          "index": 0,
+          "value": 4294967295,
+          "valueTwo": 1,
+          "op": "SCMP_CMP_MASKED_EQ"
+        }
+      ]
+    },
+    {
+      "comment": "ioctl: FIONBIO (0x5421) and FIONREAD (0x541B) only - libcurl and OpenSSL set sockets non-blocking and ask how much is buffered; every other command (terminals: TIOCSTI CVE-2017-5226, devices) is refused. Compared on the low 32 bits the kernel uses.",
+      "names": [
+        "ioctl"
+      ],
+      "action": "SCMP_ACT_ALLOW",
+      "args": [
+        {
+          "index": 1,
+          "value": 4294967295,
+          "valueTwo": 21537,
+          "op": "SCMP_CMP_MASKED_EQ"
+        }
+      ]
+    },
+    {
+      "comment": "ioctl FIONREAD (0x541B).",
+      "names": [
+        "ioctl"
+      ],
+      "action": "SCMP_ACT_ALLOW",
+      "args": [
+        {
+          "index": 1,
+          "value": 4294967295,
+          "valueTwo": 21531,
+          "op": "SCMP_CMP_MASKED_EQ"
+        }
+      ]
+    },
+    {
+      "comment": "clone: threads only, never with namespace flags: (flags & (NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET)) == 0, a masked compare. fork and vfork are killed above: a helper never starts a process.",
+      "names": [
+        "clone"
+      ],
+      "action": "SCMP_ACT_ALLOW",
+      "args": [
+        {
+          "index": 0,
+          "value": 2114060416,
+          "valueTwo": 0,
+          "op": "SCMP_CMP_MASKED_EQ"
+        }
+      ]
+    },
+    {
+      "comment": "clone3 passes its flags in memory, which seccomp cannot inspect: ENOSYS (38) makes glibc fall back to clone, filtered above.",
+      "names": [
+        "clone3"
+      ],
+      "action": "SCMP_ACT_ERRNO",
+      "errnoRet": 38
+    },
+    {
+      "comment": "Never needed by a helper, and the first things an exploit reaches for: a new program (execve), another process (ptrace, process_vm_*), the kernel's larger attack surfaces (bpf, perf_event_open, io_uring, userfaultfd, keyctl, namespaces, mounts, modules, kexec), the 'shocker' handle calls, id and capability changes, and a new Landlock or seccomp layer of its own choosing. The process is killed on the spot: a helper that makes one of these calls is compromised, and the daemon sees it die (HOST_UNAVAILABLE/INTERNAL for the call in flight, a restart with backoff).",
+      "names": [
+        "acct",
+        "add_key",
+        "bpf",
+        "capset",
+        "chroot",
+        "delete_module",
+        "execve",
+        "execveat",
+        "finit_module",
+        "fork",
+        "fsconfig",
+        "fsmount",
+        "fsopen",
+        "fspick",
+        "init_module",
+        "io_uring_enter",
+        "io_uring_register",
+        "io_uring_setup",
+        "ioperm",
+        "iopl",
+        "kcmp",
+        "kexec_file_load",
+        "kexec_load",
+        "keyctl",
+        "landlock_add_rule",
+        "landlock_create_ruleset",
+        "landlock_restrict_self",
+        "memfd_create",
+        "modify_ldt",
+        "mount",
+        "mount_setattr",
+        "move_mount",
+        "name_to_handle_at",
+        "open_by_handle_at",
+        "open_tree",
+        "perf_event_open",
+        "personality",
+        "pidfd_getfd",
+        "pivot_root",
+        "process_vm_readv",
+        "process_vm_writev",
+        "ptrace",
+        "quotactl",
+        "reboot",
+        "request_key",
+        "seccomp",
+        "setfsgid",
+        "setfsuid",
+        "setgid",
+        "setgroups",
+        "setns",
+        "setregid",
+        "setresgid",
+        "setresuid",
+        "setreuid",
+        "setuid",
+        "swapoff",
+        "swapon",
+        "syslog",
+        "umount2",
+        "unshare",
+        "userfaultfd",
+        "vfork"
+      ],
+      "action": "SCMP_ACT_KILL_PROCESS"
+    }
+  ]
+}
+"""####),
     ]
 }

@@ -53,6 +53,40 @@ Mocks for unit tests, with the rules file of `miniapp mock-bridge` (README "Part
 browser bundles take it as is), `from miniapp_bridge import mock` (`miniapp_bridge.parts/mock.py`,
 loaded only when imported), and the Swift library product `MiniAppBridgeMock` (in this repo).
 """####),
+        ("js/loader.js", ####"""
+'use strict';
+// The prewarm loader for node mini-programs (miniappd runs it, never a program):
+//
+//   node --require /sdk/js/preload.js /sdk/js/loader.js /app/main.js      (MINIAPP_PREWARM=1)
+//
+// A prewarmed worker is made ahead of its program's launch: node starts, the preload defines
+// the global `MiniAppBridge`, and this loader opens the Bridge's socket (node's stream
+// machinery is set up now, not at the program's first call) and returns to the event loop.
+// The program's entry point runs only when the daemon releases the worker with the event
+// `lifecycle.launch` ({"args": [...]}): then as the main module, with
+// `process.argv = [node, entry, ...args]`, as `node /app/main.js args…` would.
+// The event arrives on the SDK's own connection, so whatever the daemon sends after it is
+// already the program's; nothing is read that the program would miss.
+const Module = require('module');
+
+const entry = process.argv[2];
+if (typeof entry !== 'string') {
+  process.stderr.write('usage: loader.js ENTRY (run by miniappd for prewarmed workers)\n');
+  process.exit(2);
+}
+process.argv.splice(1, 2, entry);
+
+const bridge = globalThis.MiniAppBridge;
+bridge.keepAlive(true); // held: the event loop waits on the Bridge
+const off = bridge.on('lifecycle.launch', (data) => {
+  off();
+  delete process.env.MINIAPP_PREWARM;
+  const args = data && Array.isArray(data.args) ? data.args.filter((a) => typeof a === 'string') : [];
+  process.argv.push(...args);
+  bridge.keepAlive(false); // the program decides from now on, as in a direct start
+  Module.runMain(entry);
+});
+"""####),
         ("js/mini-program-bridge-mock.js", ####"""
 'use strict';
 // The name the partner documentation uses (`require('mini-program-bridge-mock')`): the same
@@ -492,42 +526,8 @@ Object.defineProperty(globalThis, 'MiniAppBridge', {
   configurable: false,
 });
 
-// A prewarmed worker (MINIAPP_PREWARM=1, made by miniappd ahead of the program's launch): node
-// and the SDK are loaded; the program's entry point runs only once the daemon releases the
-// worker with the event `lifecycle.launch` ({"args": [...]}), whose args are appended to
-// process.argv. The preload blocks here, before node loads the entry point; it reads the socket
-// one byte at a time so that nothing after the event's line is taken from the program's Bridge.
-if (process.env.MINIAPP_PREWARM === '1') {
-  delete process.env.MINIAPP_PREWARM;
-  const fs = require('fs');
-  const fd = Number.parseInt(process.env.MINIAPP_BRIDGE_FD || '3', 10);
-  const one = Buffer.alloc(1);
-  const readLine = () => {
-    const bytes = [];
-    for (;;) {
-      let n;
-      try { n = fs.readSync(fd, one, 0, 1, null); } catch (err) {
-        if (err.code === 'EAGAIN' || err.code === 'EINTR') { Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1); continue; }
-        throw err;
-      }
-      if (n === 0) return null;
-      if (one[0] === 10) return Buffer.from(bytes).toString('utf8');
-      bytes.push(one[0]);
-    }
-  };
-  for (;;) {
-    const line = readLine();
-    if (line === null) process.exit(0);  // the daemon dropped this worker before its launch
-    let msg;
-    try { msg = JSON.parse(line); } catch (_) { continue; }
-    const p = msg && msg.method === 'event' && msg.params;
-    if (p && p.name === 'lifecycle.launch') {
-      const args = (p.data && Array.isArray(p.data.args) ? p.data.args : []).filter((a) => typeof a === 'string');
-      process.argv.push(...args);
-      break;
-    }
-  }
-}
+// A prewarmed worker (made by miniappd ahead of its program's launch) runs loader.js as its main
+// module, which holds the program's entry point until the launch releases it.
 """####),
         ("python/miniapp_bridge.py", ####"""
 """MiniAppBridge for Python mini-programs: JSON-RPC 2.0 over the Bridge socket (fd 3,
@@ -1078,17 +1078,16 @@ __path__ = [os.path.join(os.path.dirname(os.path.abspath(__file__)), "miniapp_br
 
     python3 -s -B /sdk/python/miniapp_loader.py /app/main.py      (MINIAPP_PREWARM=1)
 
-A prewarmed worker is made ahead of its program's launch: the interpreter starts and the SDK is
-imported here, then this loader blocks on the Bridge until the daemon releases the worker with
-the event ``lifecycle.launch`` (``{"args": [...]}``), and only then runs the program's entry
-point as ``__main__`` with ``sys.argv = [entry] + args`` and ``sys.path[0]`` its directory, as
+A prewarmed worker is made ahead of its program's launch: the interpreter starts, the SDK is
+imported and the entry point's source is compiled here (compiling runs none of it), then this
+loader blocks on the Bridge until the daemon releases the worker with the event
+``lifecycle.launch`` (``{"args": [...]}``), and only then runs the entry point as ``__main__``
+with ``sys.argv = [entry] + args`` and ``sys.path[0]`` its directory, as
 ``python3 /app/main.py args…`` would. Exactly the event's line is read from the socket: anything
 after it is left for the program's Bridge.
 """
 
 import os
-import pkgutil  # noqa: F401  (runpy.run_path imports it: ~8 ms of CPU after the launch otherwise)
-import runpy
 import socket
 import sys
 
@@ -1135,15 +1134,39 @@ def await_launch(fd):
         sock.detach()  # the fd stays open for the program's Bridge
 
 
+def compile_entry(entry):
+    """The entry point's code object, or None when it cannot be read or compiled: the launch
+    then runs it with runpy, which reports the error as a direct start would."""
+    try:
+        with open(entry, "rb") as f:
+            return compile(f.read(), entry, "exec", dont_inherit=True)
+    except (OSError, SyntaxError, ValueError):
+        return None
+
+
+def run_as_main(entry, code):
+    """Runs `code` as the module ``__main__`` (the globals runpy.run_path gives a script)."""
+    if code is None:
+        import runpy
+
+        runpy.run_path(entry, run_name="__main__")
+        return
+    module = type(sys)("__main__")
+    module.__dict__.update(__file__=entry, __cached__=None, __loader__=None, __package__=None, __spec__=None)
+    sys.modules["__main__"] = module
+    exec(code, module.__dict__)
+
+
 def main():
     if len(sys.argv) < 2:
         sys.exit("usage: miniapp_loader.py ENTRY (run by miniappd for prewarmed workers)")
     entry = sys.argv[1]
+    code = compile_entry(entry)
     args = await_launch(int(os.environ.get("MINIAPP_BRIDGE_FD", "3")))
     os.environ.pop("MINIAPP_PREWARM", None)
     sys.argv = [entry] + args
     sys.path[0] = os.path.dirname(entry)
-    runpy.run_path(entry, run_name="__main__")
+    run_as_main(entry, code)
 
 
 if __name__ == "__main__":

@@ -29,16 +29,21 @@ public final class PackageStore: Sendable {
     public let root: String
     private let settings: Mutex<VerifierOptions>
     private let partners: @Sendable () -> PartnerSet
+    /// Inflates in a helper process when set (the daemon's store); in this process otherwise
+    /// (the CLI's offline store, library users).
+    public let extractionHelper: ExtractionHelper?
 
     /// The verifier options now (host version, known permissions, limits).
     public var options: VerifierOptions { settings.withLock { $0 } }
 
     /// Opens (creating) the store at `root` and garbage-collects interrupted installs.
     /// `partners` is asked for the current snapshot at each operation (grants change).
-    public init(root: String, options: VerifierOptions, partners: @escaping @Sendable () -> PartnerSet) throws(MiniAppError) {
+    public init(root: String, options: VerifierOptions, extractionHelper: ExtractionHelper? = nil,
+                partners: @escaping @Sendable () -> PartnerSet) throws(MiniAppError) {
         self.root = root
         self.settings = Mutex(options)
         self.partners = partners
+        self.extractionHelper = extractionHelper
         do { try FileSystem.makeDirectory(root, mode: 0o755) } catch { throw FileTree.fail(error) }
         try withLock { rootFD throws(MiniAppError) in recover(rootFD) }
     }
@@ -279,21 +284,60 @@ public final class PackageStore: Sendable {
     {
         var options = self.options
         options.allowUnsigned = simulated
-        // No lock yet: verification does not depend on the store (step 8 is re-checked at commit).
-        let pre = try PackageVerifier(partners: partners(), options: options)
-            .verify(archive: archive, installedVersion: nil, allowDowngrade: true)
-        let id = pre.manifest.id
-        let new = StoredVersion(version: pre.manifest.version, digest: (simulated ? "sim-" : "") + pre.contentDigest, simulated: simulated)
-        CrashPoint.hit("verified")
-        // A downgrade or a reinstall of present content is settled before extracting anything.
-        if let outcome = try withLock({ rootFD throws(MiniAppError) in
-            try settle(rootFD, id, new, allowDowngrade: allowDowngrade, stageIf: stageIf, create: false)
-        }) {
-            return (id, outcome)
+        if let helper = extractionHelper {
+            return try addThroughHelper(helper, archive, options, simulated, allowDowngrade, deadline, stageIf)
         }
+        // A downgrade or a reinstall of present content is settled before extracting anything.
+        let (pre, new, settled) = try verifyAndSettle(archive, nil, options, simulated, allowDowngrade, stageIf)
+        let id = pre.manifest.id
+        if let settled { return (id, settled) }
         try Self.check(deadline, before: "extracting")
         let rootFD = try FileTree.openDir(DirectoryTree.workingDirectory, root)
         let tree = try StagingArea.extract(pre, rootFD: rootFD.raw)
+        return try publish(tree, id: id, new, allowDowngrade: allowDowngrade, deadline: deadline, stageIf: stageIf)
+    }
+
+    /// `add` with the zlib work in the extraction helper: the helper inflates and writes the
+    /// tree first (the daemon cannot hash what it does not inflate), then the daemon verifies
+    /// the signature over the digests it reported, settles, and re-hashes and seals the tree
+    /// against the signed statement before publishing it.
+    private func addThroughHelper(
+        _ helper: ExtractionHelper, _ archive: ZipArchive, _ options: VerifierOptions, _ simulated: Bool, _ allowDowngrade: Bool,
+        _ deadline: UInt64?, _ stageIf: (String) -> Bool
+    ) throws(MiniAppError) -> (id: String, outcome: InstallOutcome) {
+        let rootFD = try FileTree.openDir(DirectoryTree.workingDirectory, root)
+        let tree = try StagingArea.claimEntry(rootFD: rootFD.raw)
+        let left = deadline.map { $0 > monotonicNanos() ? Int(($0 - monotonicNanos()) / 1_000_000) : 1 } ?? 600_000
+        let inflated = try helper.extract(archive, into: tree, timeoutMillis: left)
+        let (pre, new, settled) = try verifyAndSettle(archive, inflated, options, simulated, allowDowngrade, stageIf)
+        let id = pre.manifest.id
+        if let settled { return (id, settled) }
+        try Self.check(deadline, before: "sealing")
+        try StagedTreeCheck.checkAndSeal(entryFD: tree.entryFD, expected: StagedTreeCheck.expected(pre, manifest: inflated.manifest ?? []))
+        return try publish(tree, id: id, new, allowDowngrade: allowDowngrade, deadline: deadline, stageIf: stageIf)
+    }
+
+    /// Verifies (no lock: verification does not depend on the store; step 8 is re-checked at
+    /// commit), then under the lock settles a downgrade or a reinstall of present content.
+    private func verifyAndSettle(
+        _ archive: ZipArchive, _ inflated: InflatedContent?, _ options: VerifierOptions, _ simulated: Bool, _ allowDowngrade: Bool,
+        _ stageIf: (String) -> Bool
+    ) throws(MiniAppError) -> (VerifiedPackage, StoredVersion, InstallOutcome?) {
+        let pre = try PackageVerifier(partners: partners(), options: options)
+            .verify(archive: archive, inflated: inflated, installedVersion: nil, allowDowngrade: true)
+        let new = StoredVersion(version: pre.manifest.version, digest: (simulated ? "sim-" : "") + pre.contentDigest, simulated: simulated)
+        CrashPoint.hit("verified")
+        let settled = try withLock { rootFD throws(MiniAppError) in
+            try settle(rootFD, pre.manifest.id, new, allowDowngrade: allowDowngrade, stageIf: stageIf, create: false)
+        }
+        return (pre, new, settled)
+    }
+
+    /// Under the lock: publishes the extracted `tree` as version `new` of `id` (or settles on
+    /// what another install committed meanwhile).
+    private func publish(
+        _ tree: StagedTree, id: String, _ new: StoredVersion, allowDowngrade: Bool, deadline: UInt64?, stageIf: (String) -> Bool
+    ) throws(MiniAppError) -> (id: String, outcome: InstallOutcome) {
         try Self.check(deadline, before: "committing")
         let outcome = try withLock { rootFD throws(MiniAppError) -> InstallOutcome in
             // Another install may have committed meanwhile: decide on the state as it is now.

@@ -37,6 +37,21 @@ public struct VerifiedPackage: Sendable {
     public let contentDigest: String
 }
 
+/// What inflating an archive produced, when the extraction helper inflated it (the daemon runs
+/// no zlib): the manifest's bytes and each file's SHA-256 and size. Believed for the signature
+/// check only: the store re-hashes the extracted files against the signed statement before it
+/// publishes them (`StagedTreeCheck`), so a lying helper can make an install fail, never
+/// install bytes the partner did not sign.
+public struct InflatedContent: Sendable {
+    public var manifest: [UInt8]?
+    public var files: [String: (sha256Hex: String, size: UInt64)]
+
+    public init(manifest: [UInt8]?, files: [String: (sha256Hex: String, size: UInt64)]) {
+        self.manifest = manifest
+        self.files = files
+    }
+}
+
 /// Verifies packages in the spec's order (1–8), failing closed at the first error with a stable
 /// code and a message naming the entry. Stateless and `Sendable`: share one per partner snapshot.
 public struct PackageVerifier: Sendable {
@@ -61,11 +76,12 @@ public struct PackageVerifier: Sendable {
         try verify(archive: ZipArchive(bytes: bytes, limits: options.limits), installedVersion: installedVersion, allowDowngrade: allowDowngrade)
     }
 
-    /// Steps 2–8 on an archive that passed step 1.
-    public func verify(archive: ZipArchive, installedVersion: SemVer?, allowDowngrade: Bool) throws(MiniAppError) -> VerifiedPackage {
-        let manifest = try readManifest(archive)                                   // 2
+    /// Steps 2–8 on an archive that passed step 1; `inflated`: what the extraction helper
+    /// reported (nil: inflate here).
+    public func verify(archive: ZipArchive, inflated: InflatedContent? = nil, installedVersion: SemVer?, allowDowngrade: Bool) throws(MiniAppError) -> VerifiedPackage {
+        let manifest = try readManifest(archive, inflated)                         // 2
         let partner = try partner(for: manifest)                                   // 3
-        let (files, statement) = try hashEntries(archive, manifest: manifest)     // 4
+        let (files, statement) = try hashEntries(archive, manifest: manifest, inflated)  // 4
         try checkSignature(manifest, statement: statement, partner: partner)
         guard manifest.minHostVersion <= options.hostVersion else {                // 5
             throw MiniAppError(.hostUpdateRequired, "\(manifest.id) \(manifest.version) needs host version \(manifest.minHostVersion) or later; this host is \(options.hostVersion). Update the host.", data: ["required": manifest.minHostVersion.text])
@@ -94,7 +110,7 @@ public struct PackageVerifier: Sendable {
         }
     }
 
-    private func readManifest(_ archive: ZipArchive) throws(MiniAppError) -> Manifest {
+    private func readManifest(_ archive: ZipArchive, _ inflated: InflatedContent?) throws(MiniAppError) -> Manifest {
         guard let entry = archive.entry("manifest.json"), entry.kind == .file else {
             throw MiniAppError(.manifestInvalid, "manifest.json is missing from the archive root", data: ["entry": "manifest.json"])
         }
@@ -102,22 +118,36 @@ public struct PackageVerifier: Sendable {
             throw MiniAppError(.manifestInvalid, "manifest.json is \(entry.uncompressedSize) bytes; the limit is 64 KiB", data: ["entry": "manifest.json"])
         }
         var bytes: [UInt8] = []
-        var budget = archive.limits.maxInflatedBytes
-        do {
-            try archive.stream(entry, budget: &budget) { bytes.append(contentsOf: $0) }
-        } catch {
-            throw PackageVerifier.wrap(error)
+        if let inflated {
+            guard let m = inflated.manifest, m.count == entry.uncompressedSize else {
+                throw MiniAppError(.internal, "the extraction helper did not report manifest.json as the archive declares it; retry the install")
+            }
+            bytes = m
+        } else {
+            var budget = archive.limits.maxInflatedBytes
+            do {
+                try archive.stream(entry, budget: &budget) { bytes.append(contentsOf: $0) }
+            } catch {
+                throw PackageVerifier.wrap(error)
+            }
         }
         return try Manifest.parse(bytes, requireSignature: !options.allowUnsigned)
     }
 
     /// Step 4: every entry streamed once, hashed while inflating, real bytes counted.
-    private func hashEntries(_ archive: ZipArchive, manifest: Manifest) throws(MiniAppError) -> ([StatementEntry], [UInt8]) {
+    private func hashEntries(_ archive: ZipArchive, manifest: Manifest, _ inflated: InflatedContent?) throws(MiniAppError) -> ([StatementEntry], [UInt8]) {
         var budget = archive.limits.maxInflatedBytes
         var files: [StatementEntry] = []
         files.reserveCapacity(archive.entries.count)
         do {
             for e in archive.entries where e.kind == .file {
+                if let inflated {
+                    guard let d = inflated.files[e.path], d.size == e.uncompressedSize else {
+                        throw MiniAppError(.internal, "the extraction helper did not report entry \"\(e.path)\" as the archive declares it; retry the install", data: ["entry": e.path])
+                    }
+                    if e.path != "manifest.json" { files.append(StatementEntry(path: e.path, sha256Hex: d.sha256Hex, size: e.uncompressedSize)) }
+                    continue
+                }
                 let h = SHA256Hasher()
                 try archive.stream(e, budget: &budget) { h.update($0) }
                 if e.path != "manifest.json" {

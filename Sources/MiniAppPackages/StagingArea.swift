@@ -13,11 +13,16 @@ enum StagingArea {
 
     /// Creates a private staging entry under the store root and extracts `package` into it.
     static func extract(_ package: VerifiedPackage, rootFD: Int32) throws(MiniAppError) -> StagedTree {
-        try FileTree.makeDir(rootFD, directory, mode: 0o700, exclusive: false)
-        let area = try FileTree.openDir(rootFD, directory)
-        let tree = try claim(area.take())
+        let tree = try claimEntry(rootFD: rootFD)
         try PackageExtractor.extract(package, parentFD: tree.entryFD, name: StagedTree.leaf)
         return tree
+    }
+
+    /// A fresh, locked, empty staging entry (the extraction helper fills its `tree`).
+    static func claimEntry(rootFD: Int32) throws(MiniAppError) -> StagedTree {
+        try FileTree.makeDir(rootFD, directory, mode: 0o700, exclusive: false)
+        let area = try FileTree.openDir(rootFD, directory)
+        return try claim(area.take())
     }
 
     /// A fresh locked entry. Created, then locked, then checked to still be linked: a recovery

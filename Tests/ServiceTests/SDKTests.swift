@@ -92,6 +92,11 @@ final class FakeBridgeServer: @unchecked Sendable {
         }
     }
 
+    /// Sends the event `name` with `data` unasked (as the daemon sends `lifecycle.launch`).
+    func sendEvent(_ name: String, _ data: JSONValue) {
+        send(["jsonrpc": "2.0", "method": "event", "params": ["name": .string(name), "data": data]])
+    }
+
     private func send(_ v: JSONValue) {
         let bytes = v.serialized() + [UInt8(ascii: "\n")]
         _ = bytes.withUnsafeBytes { Foundation.send(serverFD, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }

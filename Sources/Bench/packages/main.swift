@@ -61,3 +61,29 @@ row("package.verify", verifySamples, bytes: zip.count, notes: "\(zip.count) B pa
 row("anchor.sha256sum", shaSamples, bytes: zip.count, notes: "sha256sum of the same file incl. process spawn, \(iterations) runs")
 let ratio = percentile(verifySamples, 0.5) / percentile(shaSamples, 0.5)
 print(String(format: "# package.verify p50 / sha256sum p50 = %.2f (target <= 1.5)", ratio))
+
+// Whole installs into a store (verify + extract + fsync + publish), zlib in this process (the
+// design before helpers: the baseline) and in `miniappd-helper extract` (the daemon's store),
+// alternating so both see the same machine.
+func installStore(_ tag: String, helper: Bool) throws -> PackageStore {
+    var settings = HelperSettings()
+    settings.executable = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path + "/miniappd-helper"
+    return try PackageStore(root: dir + "/store-" + tag, options: VerifierOptions(hostVersion: SemVer("1.0.0")!),
+                            extractionHelper: helper ? ExtractionHelper(settings: settings) : nil) { partners }
+}
+let stores = [("inprocess", try installStore("inprocess", helper: false)), ("helper", try installStore("helper", helper: true))]
+var installSamples: [String: [Double]] = [:]
+for _ in 0..<max(5, iterations / 4) {
+    for (tag, store) in stores {
+        let t = now()
+        _ = try store.install(path: path)
+        installSamples[tag, default: []].append(Double(now() - t) / 1000)
+        try store.remove("com.bench.app")
+    }
+}
+for (tag, _) in stores {
+    row("package.install.\(tag)", installSamples[tag]!, bytes: zip.count,
+        notes: "\(zip.count) B package: verify, extract, fsync, publish; zlib \(tag == "helper" ? "in miniappd-helper extract" : "in this process (baseline)"), \(installSamples[tag]!.count) runs")
+}
+print(String(format: "# package.install helper p50 / in-process p50 = %.2f",
+             percentile(installSamples["helper"]!, 0.5) / percentile(installSamples["inprocess"]!, 0.5)))

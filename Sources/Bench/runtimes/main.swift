@@ -31,12 +31,13 @@ let env = BenchEnvironment(name: "bench-runtimes", policyDir: args[1])
 /// The node program: the SDK is the global the preload injects; one storage.get, then the time
 /// its reply arrived goes to the bench; then it waits until stopped.
 let nodeMain = """
+    const tmain = Number(process.hrtime.bigint());
     MiniAppBridge.keepAlive(true);
     MiniAppBridge.call('storage.get', { key: 'bench' }).then(() => {
       const t = Number(process.hrtime.bigint());
       const u = process.cpuUsage();
       const up = process.uptime() * 1000, cpu = (u.user + u.system) / 1000;
-      return MiniAppBridge.call('ui.toast', { message: 'launch', t, up, cpu });
+      return MiniAppBridge.call('ui.toast', { message: 'launch', t, tmain, up, cpu });
     });
 
     """
@@ -44,11 +45,13 @@ let nodeMain = """
 /// The Python program: imports the SDK as programs do, same calls, then blocks until the Bridge
 /// closes (programs.stop).
 let pythonMain = """
-    import os, time
+    import time
+    tmain = time.monotonic_ns()
+    import os
     import miniapp_bridge as bridge
     bridge.call("storage.get", {"key": "bench"})
     t = time.monotonic_ns()
-    bridge.call("ui.toast", {"message": "launch", "t": t, "cpu": time.process_time() * 1000})
+    bridge.call("ui.toast", {"message": "launch", "t": t, "tmain": tmain, "cpu": time.process_time() * 1000})
     while os.read(3, 4096):
         pass
 
@@ -80,6 +83,8 @@ let anchorEnv = ["PATH=/usr/bin:/bin", "LANG=C.UTF-8", "HOME=/tmp"]
 /// started (node: process.uptime), ms of CPU (all threads) — where a launch's time goes.
 /// Also the time `programs.launch` took to answer (the daemon's part, before the program's).
 var inWorker: [String: (up: [Double], cpu: [Double], answer: [Double])] = [:]
+/// Per row: µs from programs.launch to the entry's first line, and from there to the first reply.
+var phases: [String: (toMain: [Double], mainToReply: [Double])] = [:]
 
 @MainActor func timedLaunch(_ host: BenchHost, _ program: String, row: String) -> (Double, JSONValue, Bool) {
     let t0 = monotonicNanos()
@@ -87,6 +92,10 @@ var inWorker: [String: (up: [Double], cpu: [Double], answer: [Double])] = [:]
     inWorker[row, default: ([], [], [])].answer.append(Double(monotonicNanos() - t0) / 1_000_000)
     let (id, p) = host.nextToast()
     let t1 = UInt64(p["t"]!.intValue!)
+    if let tm = p["tmain"]?.intValue {
+        phases[row, default: ([], [])].toMain.append(Double(Int64(UInt64(tm)) - Int64(t0)) / 1000)
+        phases[row, default: ([], [])].mainToReply.append(Double(Int64(t1) - tm) / 1000)
+    }
     if let up = p["up"]?.doubleValue { inWorker[row, default: ([], [], [])].up.append(up) }
     if let cpu = p["cpu"]?.doubleValue { inWorker[row, default: ([], [], [])].cpu.append(cpu) }
     host.answer(id)
@@ -94,8 +103,9 @@ var inWorker: [String: (up: [Double], cpu: [Double], answer: [Double])] = [:]
     return (Double(t1 - t0) / 1000, w.objectValue!["workerId"]!, w.objectValue?["warm"]?.boolValue == true)
 }
 
-/// Waits (up to 10 s) until `pid`'s main thread blocks reading the Bridge (fd 3) in the SDK
-/// loader: read(2) for node's preload, recvfrom(2) with MSG_PEEK for Python's loader.
+/// Waits (up to 10 s) until `pid`'s main thread blocks in the SDK loader: node's in its event
+/// loop (epoll_wait/epoll_pwait: the loader has run and returned), Python's reading the Bridge
+/// (fd 3, recvfrom(2) with MSG_PEEK).
 /// The worker's pid may be the jail's PID-1 reaper: its children are looked at too.
 @MainActor func waitHeld(_ pid: Int64) {
     func read(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
@@ -103,7 +113,7 @@ var inWorker: [String: (up: [Double], cpu: [Double], answer: [Double])] = [:]
         let children = read("/proc/\(pid)/task/\(pid)/children").split(separator: " ").map(String.init)
         for p in ["\(pid)"] + children {
             let text = read("/proc/\(p)/syscall")
-            if text.hasPrefix("0 0x3 ") || text.hasPrefix("45 0x3 ") { return }
+            if text.hasPrefix("45 0x3 ") || text.hasPrefix("232 ") || text.hasPrefix("281 ") { return }
         }
         CurrentProcess.sleep(micros: 1000)
     }
@@ -170,6 +180,9 @@ for r in table {
         let median = { (xs: [Double]) in xs.sorted()[xs.count / 2] }
         let up = m.up.isEmpty ? "" : String(format: "%.1f ms after the runtime started, ", median(m.up))
         notes += String(format: "; programs.launch answered after %.1f ms", median(m.answer))
+        if let ph = phases[r.name], !ph.toMain.isEmpty {
+            notes += String(format: "; launch to the entry's first line %.2f ms, from there to the first reply %.2f ms (medians)", median(ph.toMain) / 1000, median(ph.mainToReply) / 1000)
+        }
         if !m.cpu.isEmpty { notes += String(format: "; in the worker at the first reply (median): %@%.1f ms of CPU", up, median(m.cpu)) }
     }
     benchRow(r.name, benchPercentiles(r.samples), 0, "us", notes)

@@ -46,12 +46,19 @@ internal import Synchronization
 /// absent, `address`, `dns`); response over `maxResponseBytes` → QUOTA_EXCEEDED
 /// (`data.reason = "response-size"`); over `totalTimeoutSeconds` → TIMEOUT; connection or TLS
 /// verification failure → HOST_UNAVAILABLE (the destination is unavailable; details only in the
-/// daemon's log); daemon-wide backlog full → RATE_LIMITED.
+/// daemon's log); the net helper carrying the exchange died (crashed on the server's reply, was
+/// killed) → HOST_UNAVAILABLE, and the program's next call gets a fresh helper; daemon-wide
+/// backlog full → RATE_LIMITED.
+///
+/// libcurl and OpenSSL run in `miniappd-helper net` (one per program, see `NetHelperPool`),
+/// never in the daemon: every step above is taken here and sent to the helper as data.
 public final class NetService: BridgeService {
     public let methods = ["net.request"]
     private let config: ServicesConfig.Net
     private let policy: NetAddressPolicy
     private let client: HTTPClient
+    /// The helpers that perform the exchanges (nil: in this process, `helpers.enabled` false).
+    private let helpers: NetHelperPool?
     private let userAgent: String
     /// Requests in flight per program id.
     private let inFlight = Mutex<[String: Int]>([:])
@@ -61,6 +68,8 @@ public final class NetService: BridgeService {
         self.config = config.net
         policy = try NetAddressPolicy(allowedPrivateCIDRs: config.net.allowedPrivateCIDRs)
         client = HTTPClient(maxConcurrent: config.net.maxConcurrentRequests)
+        helpers = config.net.helpers.enabled
+            ? try NetHelperPool(settings: config.net.helpers, caFile: config.net.caFile, ports: config.net.allowedPorts) : nil
         userAgent = "miniappd/\(config.hostVersion)"
     }
 
@@ -83,6 +92,9 @@ public final class NetService: BridgeService {
             reply(.failure(error))
         }
     }
+
+    /// The pid of the net helper serving `programId`, if one runs (tests, the log).
+    public func helperPID(for programId: String) -> Int32? { helpers?.pid(for: programId) }
 
     private func acquireSlot(_ program: String) throws(MiniAppError) {
         let limit = config.maxConcurrentRequestsPerProgram
@@ -164,7 +176,8 @@ public final class NetService: BridgeService {
         req.connectTimeoutMillis = min(req.timeoutMillis, config.connectTimeoutSeconds * 1000)
         req.maxResponseBytes = config.maxResponseBytes
         req.userAgent = userAgent
-        return client.perform(req).mapError { Self.map($0, url: url, config: config) }
+        let result = helpers.map { $0.perform(req, key: caller.programId) } ?? client.perform(req)
+        return result.mapError { Self.map($0, url: url, config: config) }
     }
 
     private func checkSchemeAndPort(_ url: HTTPURL) throws(MiniAppError) {
@@ -231,6 +244,10 @@ public final class NetService: BridgeService {
             return MiniAppError(.hostUnavailable, "net.request: the exchange with \(url.host) failed", cause: HTTPErrorText(m))
         case .busy:
             return MiniAppError(.rateLimited, "net.request: too many requests in flight in the daemon; retry later")
+        case .helperFailed(let m):
+            return MiniAppError(
+                .hostUnavailable, "net.request: the exchange with \(url.host) was lost (the net helper stopped); retry the request",
+                cause: HTTPErrorText(m))
         }
     }
 }

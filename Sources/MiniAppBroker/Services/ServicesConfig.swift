@@ -1,3 +1,5 @@
+public import MiniAppSystem
+
 /// Configuration of the built-in Bridge services (`storage`, `auth`, `net`, `system`, `log`).
 ///
 /// Declared once, each field with its default and the reason for it (nsjail's config.proto
@@ -79,6 +81,10 @@ public struct ServicesConfig: Sendable {
         /// Concurrent requests in flight per program (RATE_LIMITED beyond). Default 4, so one
         /// program pointing at a slow server cannot occupy every thread and stall the others.
         public var maxConcurrentRequestsPerProgram: Int = 4
+        /// The libcurl/OpenSSL work runs in `miniappd-helper net` processes, one per program
+        /// (SECURITY.md, "Helpers for untrusted bytes"). Default on; `helpers.enabled = false`
+        /// only for the in-process comparison of the benchmarks.
+        public var helpers = HelperSettings()
         public init() {}
     }
 

@@ -3,14 +3,16 @@
 /// The SDKs are mounted read-only at /sdk: node programs get `MiniAppBridge` as a global through
 /// `--require` (as a WebView host injects its bridge), Python programs can `import miniapp_bridge`.
 ///
-/// A prewarmed worker (Supervisor+Prewarm.swift) has `MINIAPP_PREWARM=1`: the SDK's loader
-/// (node: the preload; Python: /sdk/python/miniapp_loader.py, which imports the SDK first) then
-/// blocks on the Bridge until the daemon's `lifecycle.launch` event before the entry point runs,
-/// and appends that event's args to the program's argv.
+/// A prewarmed worker (Supervisor+Prewarm.swift) has `MINIAPP_PREWARM=1` and runs the SDK's
+/// loader as its main script (node: /sdk/js/loader.js, after the preload, with the Bridge's
+/// socket open; Python: /sdk/python/miniapp_loader.py, which imports the SDK and compiles the
+/// entry first): it waits on the Bridge for the daemon's `lifecycle.launch` event, then runs the
+/// entry point as the main module with that event's args appended to the program's argv.
 enum RuntimeCommand {
     static func argv(_ p: LaunchableProgram, args: [String], prewarm: Bool = false) -> [String] {
         let entry = "/app/" + p.entryPoint
         switch p.runtime {
+        case "node" where prewarm: return ["/usr/bin/node", "--require", "/sdk/js/preload.js", "/sdk/js/loader.js", entry]
         case "node": return ["/usr/bin/node", "--require", "/sdk/js/preload.js", entry] + args
         // -s: no user site-packages; -B: nothing written next to /app (read-only anyway).
         case "python" where prewarm: return ["/usr/bin/python3", "-s", "-B", "/sdk/python/miniapp_loader.py", entry]

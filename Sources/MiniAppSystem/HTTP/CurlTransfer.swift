@@ -58,6 +58,7 @@ final class CurlTransfer {
     private let sink: CurlSink
     private let pin: UnsafeMutablePointer<miniapp_curl_pin>
     private var lists: [UnsafeMutablePointer<curl_slist>] = []
+    private var blob: UnsafeMutablePointer<curl_blob>?
 
     init(easy: UnsafeMutableRawPointer, request: HTTPClientRequest) {
         self.easy = easy
@@ -71,6 +72,7 @@ final class CurlTransfer {
         curl_easy_cleanup(easy)
         for list in lists { curl_slist_free_all(list) }
         pin.deallocate()
+        blob?.deallocate()
     }
 
     private func list(_ items: [String]) -> UnsafeMutablePointer<curl_slist>? {
@@ -122,7 +124,17 @@ final class CurlTransfer {
             miniapp_curl_setopt_pointer(easy, CURLOPT_WRITEDATA, Unmanaged.passUnretained(sink).toOpaque()),
             miniapp_curl_setopt_pointer(easy, CURLOPT_HEADERDATA, Unmanaged.passUnretained(sink).toOpaque()),
         ]
-        if let ca = r.caFile { codes.append(miniapp_curl_setopt_string(easy, CURLOPT_CAINFO, ca)) }
+        if let bundle = r.caBundle {
+            // CURL_BLOB_COPY: libcurl keeps its own copy, so the array need not outlive this call.
+            let b = UnsafeMutablePointer<curl_blob>.allocate(capacity: 1)
+            blob = b
+            codes.append(bundle.withUnsafeBytes { p in
+                b.initialize(to: curl_blob(data: UnsafeMutableRawPointer(mutating: p.baseAddress), len: p.count, flags: UInt32(CURL_BLOB_COPY)))
+                return miniapp_curl_setopt_pointer(easy, CURLOPT_CAINFO_BLOB, UnsafeMutableRawPointer(b))
+            })
+        } else if let ca = r.caFile {
+            codes.append(miniapp_curl_setopt_string(easy, CURLOPT_CAINFO, ca))
+        }
         codes += methodOptions()
         if let bad = codes.first(where: { $0 != CURLE_OK }) {
             return .transfer("option refused: \(String(cString: curl_easy_strerror(bad)))")

@@ -22,6 +22,9 @@ public struct HTTPClientRequest: Sendable {
     public var allowHTTP: Bool = false
     /// CA bundle to trust instead of the system store.
     public var caFile: String? = nil
+    /// CA bundle (PEM bytes) to trust instead of the system store; wins over `caFile`. The net
+    /// helper gets the bundle this way: its Landlock domain cannot read the operator's file.
+    public var caBundle: [UInt8]? = nil
     /// Connect (TCP + TLS) timeout, milliseconds.
     public var connectTimeoutMillis: Int = 10_000
     /// Whole-transfer timeout, milliseconds.
@@ -67,6 +70,9 @@ public enum HTTPClientError: Error, Sendable, Equatable, CustomStringConvertible
     case transfer(String)
     /// The client's backlog is full.
     case busy
+    /// The helper carrying the exchange died or stopped answering (crashed on the server's
+    /// reply, was killed, or ended by the daemon): the daemon is fine, the exchange is lost.
+    case helperFailed(String)
 
     public var description: String {
         switch self {
@@ -76,6 +82,7 @@ public enum HTTPClientError: Error, Sendable, Equatable, CustomStringConvertible
         case .connect(let m): "connect: \(m)"
         case .transfer(let m): "transfer: \(m)"
         case .busy: "too many requests in flight"
+        case .helperFailed(let m): "net helper: \(m)"
         }
     }
 }

@@ -2,17 +2,16 @@
 
     python3 -s -B /sdk/python/miniapp_loader.py /app/main.py      (MINIAPP_PREWARM=1)
 
-A prewarmed worker is made ahead of its program's launch: the interpreter starts and the SDK is
-imported here, then this loader blocks on the Bridge until the daemon releases the worker with
-the event ``lifecycle.launch`` (``{"args": [...]}``), and only then runs the program's entry
-point as ``__main__`` with ``sys.argv = [entry] + args`` and ``sys.path[0]`` its directory, as
+A prewarmed worker is made ahead of its program's launch: the interpreter starts, the SDK is
+imported and the entry point's source is compiled here (compiling runs none of it), then this
+loader blocks on the Bridge until the daemon releases the worker with the event
+``lifecycle.launch`` (``{"args": [...]}``), and only then runs the entry point as ``__main__``
+with ``sys.argv = [entry] + args`` and ``sys.path[0]`` its directory, as
 ``python3 /app/main.py args…`` would. Exactly the event's line is read from the socket: anything
 after it is left for the program's Bridge.
 """
 
 import os
-import pkgutil  # noqa: F401  (runpy.run_path imports it: ~8 ms of CPU after the launch otherwise)
-import runpy
 import socket
 import sys
 
@@ -59,15 +58,39 @@ def await_launch(fd):
         sock.detach()  # the fd stays open for the program's Bridge
 
 
+def compile_entry(entry):
+    """The entry point's code object, or None when it cannot be read or compiled: the launch
+    then runs it with runpy, which reports the error as a direct start would."""
+    try:
+        with open(entry, "rb") as f:
+            return compile(f.read(), entry, "exec", dont_inherit=True)
+    except (OSError, SyntaxError, ValueError):
+        return None
+
+
+def run_as_main(entry, code):
+    """Runs `code` as the module ``__main__`` (the globals runpy.run_path gives a script)."""
+    if code is None:
+        import runpy
+
+        runpy.run_path(entry, run_name="__main__")
+        return
+    module = type(sys)("__main__")
+    module.__dict__.update(__file__=entry, __cached__=None, __loader__=None, __package__=None, __spec__=None)
+    sys.modules["__main__"] = module
+    exec(code, module.__dict__)
+
+
 def main():
     if len(sys.argv) < 2:
         sys.exit("usage: miniapp_loader.py ENTRY (run by miniappd for prewarmed workers)")
     entry = sys.argv[1]
+    code = compile_entry(entry)
     args = await_launch(int(os.environ.get("MINIAPP_BRIDGE_FD", "3")))
     os.environ.pop("MINIAPP_PREWARM", None)
     sys.argv = [entry] + args
     sys.path[0] = os.path.dirname(entry)
-    runpy.run_path(entry, run_name="__main__")
+    run_as_main(entry, code)
 
 
 if __name__ == "__main__":
