@@ -79,7 +79,8 @@ struct JailLifecycleTests {
         l.dataDir = data
         let w = try jailer.spawn(l)
         func count() -> Int { Int((try? String(contentsOfFile: "\(data)/counter", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? -1 }
-        for _ in 0..<300 where count() < 3 { try await Task.sleep(for: .milliseconds(10)) }
+        // Waits for the events themselves; the bounds (30 s) only turn a hang into a failure.
+        for _ in 0..<3000 where count() < 3 { try await Task.sleep(for: .milliseconds(10)) }
         #expect(count() >= 3, "the counter never started")
         try w.suspend()
         let frozen = count()
@@ -87,7 +88,7 @@ struct JailLifecycleTests {
         #expect(count() == frozen, "the counter advanced while frozen: \(frozen) → \(count())")
         #expect(w.stats().memoryBytes > 0)
         try w.resume()
-        try await Task.sleep(for: .milliseconds(300))
+        for _ in 0..<3000 where count() <= frozen + 5 { try await Task.sleep(for: .milliseconds(10)) }
         #expect(count() > frozen + 5, "the counter did not resume: \(frozen) → \(count())")
         try w.suspend()
         let exit = await w.stop(grace: 1)

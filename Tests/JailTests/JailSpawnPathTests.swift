@@ -28,7 +28,7 @@ struct JailSpawnPathTests {
     /// The worker's cgroup location once a cgroup made ahead got the worker's name (renamed
     /// off the spawn path, right after it).
     static func settledLocation(_ w: JailedWorker) async throws -> String {
-        for _ in 0..<500 {
+        for _ in 0..<15000 {
             if let l = w.cgroupLocation, (l as NSString).lastPathComponent.hasPrefix("w-") { return l }
             try await Task.sleep(for: .milliseconds(2))
         }
@@ -56,7 +56,9 @@ struct JailSpawnPathTests {
         if ending == .oom { l.memoryBytes = 32 << 20 }
         launch.limitsOverride = l
         let w = try jailer.spawn(launch)
-        if ending == .stop || ending == .wallClock { // the others may already be over
+        // Only a stopped worker surely runs here: the others, the 0.3 s wall clock included,
+        // may already be over (a loaded host can take that long to get to this line).
+        if ending == .stop {
             // Whatever its name is right now (a cgroup made ahead is renamed right after the
             // spawn, under the same lock this read takes).
             // Read again when the first name is gone: the rename may have come between the read
@@ -91,7 +93,7 @@ struct JailSpawnPathTests {
         func ready() -> [String] {
             ((try? FileManager.default.contentsOfDirectory(atPath: pidsBase)) ?? []).filter { $0.hasPrefix("p-\(getpid())-") }
         }
-        for _ in 0..<200 where ready().count < 2 { try await Task.sleep(for: .milliseconds(5)) }
+        for _ in 0..<6000 where ready().count < 2 { try await Task.sleep(for: .milliseconds(5)) }
         let before = Set(ready())
         #expect(before.count >= 2, "\(before)") // (another pool of this process may have some too)
 
@@ -130,7 +132,7 @@ struct JailSpawnPathTests {
         let c = try JailHarness.configuration()
         let j = try Jailer(configuration: c, stateDir: "\(JailHarness.base)/state-drain", mode: .privileged, warmCgroups: 2)
         _ = await (try j.spawn(JailLaunch(programId: "test.drain", argv: ["/bin/true"]))).exit
-        for _ in 0..<200 where j.readyCgroups.count < 2 { try await Task.sleep(for: .milliseconds(5)) }
+        for _ in 0..<6000 where j.readyCgroups.count < 2 { try await Task.sleep(for: .milliseconds(5)) }
         let mine = j.readyCgroups
         #expect(mine.count == 2 && mine.allSatisfy(Self.exists), "\(mine)")
         j.drainPools()
@@ -148,7 +150,7 @@ struct JailSpawnPathTests {
         kill(first, SIGKILL)
         // Dead (a zombie until the next spawn notices and reaps it). A request the spawner took
         // before dying would fail its launch; one it never took is sent again to a new spawner.
-        for _ in 0..<500 {
+        for _ in 0..<15000 {
             let stat = (try? String(contentsOfFile: "/proc/\(first)/stat", encoding: .utf8)) ?? ""
             if let close = stat.lastIndex(of: ")"), stat[stat.index(close, offsetBy: 2)] == "Z" { break }
             try await Task.sleep(for: .milliseconds(2))
@@ -307,21 +309,37 @@ struct WarmJailTests {
 
     /// Waits until at least `n` warm jails wait.
     static func waitForWarm(_ n: Int) async throws -> [Int32] {
-        for _ in 0..<500 {
-            let warm = waitingWarmJails()
-            if warm.count >= n { return warm }
-            try await Task.sleep(for: .milliseconds(4))
-        }
+        try await waitUntil { waitingWarmJails().count >= n }
         return waitingWarmJails()
     }
 
+    /// Polls `condition` until it holds or 30 s pass. The bound is only a hang guard, and it is
+    /// kept in time, not in tries: a check that scans /proc takes long on a busy host.
+    static func waitUntil(_ condition: () -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while !condition() && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(4)) }
+    }
+
+    /// The state of `pid` when it is a child of this process (nil otherwise): one stat read,
+    /// where `jailChildren` scans every process.
+    static func childState(_ pid: Int32) -> Character? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
+        guard fields.count > 1, fields[1] == "\(getpid())" else { return nil }
+        return fields[0].first
+    }
+
+    /// Whether `pid` is a child of ours that has not ended (not a zombie).
+    static func liveChild(_ pid: Int32) -> Bool { childState(pid).map { $0 != "Z" && $0 != "X" } ?? false }
+
     /// Jail children that stay zombies: a worker's PID 1 is one for a moment before the event
-    /// loop reaps it; one nobody reaps is still one a second later.
+    /// loop reaps it; one nobody reaps is still one 30 s later. (Waits for the reaping itself:
+    /// on a loaded host the event loop may take more than a second to get to it.)
     static func lastingZombies() async throws -> [Int32] {
-        let now = Set(jailChildren().filter { $0.state == "Z" }.map(\.pid))
-        guard !now.isEmpty else { return [] }
-        try await Task.sleep(for: .seconds(1))
-        return jailChildren().filter { $0.state == "Z" && now.contains($0.pid) }.map(\.pid)
+        let now = jailChildren().filter { $0.state == "Z" }.map(\.pid)
+        let zombie = { (pid: Int32) in childState(pid) == "Z" }
+        try await waitUntil { !now.contains(where: zombie) }
+        return now.filter(zombie)
     }
 
     @Test("the next launch takes a warm jail; it runs like a cold one, and the jail held only its own descriptors")
@@ -330,11 +348,8 @@ struct WarmJailTests {
         let first = try j.spawn(JailLaunch(programId: "test.warm", argv: ["/bin/true"]))
         #expect(!first.startedWarm)
         _ = await first.exit
-        var warm: [Int32] = []
-        for _ in 0..<250 where warm.count < 2 {
-            warm = Self.ownWarmJails("take")
-            try await Task.sleep(for: .milliseconds(4))
-        }
+        try await Self.waitUntil { Self.ownWarmJails("take").count >= 2 }
+        let warm = Self.ownWarmJails("take")
         #expect(warm.count == 2, "two warm jails per policy: \(warm)")
         for pid in warm {
             // err pipe, status pipe, channel: nothing of the spawner (its daemon socket) or of
@@ -370,18 +385,13 @@ struct WarmJailTests {
     func deadWarmJailIsReaped() async throws {
         let j = try Self.jailer("dead")
         _ = await (try j.spawn(JailLaunch(programId: "test.warm", argv: ["/bin/true"]))).exit
-        var ours: [Int32] = []
-        for _ in 0..<250 where ours.count < 2 {
-            ours = Self.ownWarmJails("dead")
-            try await Task.sleep(for: .milliseconds(4))
-        }
+        try await Self.waitUntil { Self.ownWarmJails("dead").count >= 2 }
+        let ours = Self.ownWarmJails("dead")
         #expect(ours.count >= 2, "\(ours)")
         for pid in ours { kill(pid, SIGKILL) }
         // Dead, not dying: a jail killed at the very moment a launch takes it makes that launch
         // end by SIGKILL (as any worker killed then), which is not what this test is about.
-        for _ in 0..<250 where ours.contains(where: { pid in Self.jailChildren().contains { $0.pid == pid && $0.state != "Z" } }) {
-            try await Task.sleep(for: .milliseconds(4))
-        }
+        try await Self.waitUntil { !ours.contains(where: Self.liveChild) }
         let w = try j.spawn(JailLaunch(programId: "test.warm", argv: ["/bin/sh", "-c", "exit 5"]))
         #expect(await w.exit.status == 5, "a dead warm jail never fails a launch: it spawns cold")
         let z = try await Self.lastingZombies()
@@ -393,17 +403,12 @@ struct WarmJailTests {
         let slot = SpawnerSlot() // killing the shared spawner would disturb other tests
         let j = try Self.jailer("spawner-death", spawner: slot)
         _ = await (try j.spawn(JailLaunch(programId: "test.warm", argv: ["/bin/true"]))).exit
-        var ours: [Int32] = []
-        for _ in 0..<250 where ours.count < 2 {
-            ours = Self.ownWarmJails("spawner-death")
-            try await Task.sleep(for: .milliseconds(4))
-        }
+        try await Self.waitUntil { Self.ownWarmJails("spawner-death").count >= 2 }
+        let ours = Self.ownWarmJails("spawner-death")
         #expect(ours.count >= 2, "\(ours)")
         let spawner = try #require(JailSpawner.spawnerPID(slot))
         kill(spawner, SIGKILL)
-        for _ in 0..<250 where ours.contains(where: { pid in Self.jailChildren().contains { $0.pid == pid && $0.state != "Z" } }) {
-            try await Task.sleep(for: .milliseconds(4))
-        }
+        try await Self.waitUntil { !ours.contains(where: Self.liveChild) }
         let z = try await Self.lastingZombies()
         #expect(!z.contains(where: ours.contains), "our warm jails exit with their spawner and are reaped: \(z)")
         // and the next launch gets a new spawner
@@ -416,11 +421,12 @@ struct WarmJailTests {
         for name in ["evict-a", "evict-b", "evict-c"] {
             let j = try Self.jailer(name, spawner: slot)
             _ = await (try j.spawn(JailLaunch(programId: "test.warm", argv: ["/bin/true"]))).exit
-            for _ in 0..<250 where Self.ownWarmJails(name).count < 2 { try await Task.sleep(for: .milliseconds(4)) }
+            try await Self.waitUntil { Self.ownWarmJails(name).count >= 2 }
             #expect(Self.ownWarmJails(name).count == 2, "\(name)")
         }
-        // Four at most per spawner: the third policy's two evicted the oldest policy's.
-        try await Task.sleep(for: .milliseconds(50))
+        // Four at most per spawner: the third policy's two evicted the oldest policy's (waited
+        // for: the eviction's kill and reap may trail the new jails' readiness).
+        try await Self.waitUntil { Self.ownWarmJails("evict-a").isEmpty }
         #expect(Self.ownWarmJails("evict-a").isEmpty && Self.ownWarmJails("evict-b").count == 2 && Self.ownWarmJails("evict-c").count == 2)
         let z = try await Self.lastingZombies()
         #expect(z.isEmpty, "\(z)")
