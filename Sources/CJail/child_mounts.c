@@ -69,6 +69,22 @@ static int file_op(const struct cjail_mount_op *op) {
     return 0;
 }
 
+/* Masks a host-identifying entry of the fresh /proc (runc's maskedPaths): the kernel's command
+ * line and boot id name the host across every worker and jail, so a program that reads them
+ * can tell which machine (and which boot) it shares with other programs, and link its reports
+ * to one host. The bind is never nodev: on a nodev mount, opening the bound /dev/null fails
+ * EACCES, which is what an earlier bind over /proc/cmdline made read-only with the ordinary
+ * bind attributes (nosuid, nodev) met. The mountpoint is never created or opened for writing
+ * (it exists; opening proc entries for writing can act on the kernel). Not MS_REC: a device
+ * node has no submounts. A directory gets an empty read-only tmpfs. */
+static int mask_op(const struct cjail_mount_op *op) {
+    if (op->source_is_dir)
+        return err_or_zero(mount("tmpfs", op->target, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0,mode=0555"));
+    if (mount(op->source, op->target, NULL, MS_BIND, NULL) < 0) return errno;
+    struct mount_attr attr = {.attr_set = op->attr_set};
+    return err_or_zero(syscall(SYS_mount_setattr, AT_FDCWD, op->target, 0, &attr, sizeof attr));
+}
+
 static int one_op(const struct cjail_mount_op *op) {
     switch (op->kind) {
     case CJAIL_MNT_DIR:
@@ -95,6 +111,8 @@ static int one_op(const struct cjail_mount_op *op) {
         struct mount_attr attr = {.attr_set = op->attr_set};
         return err_or_zero(syscall(SYS_mount_setattr, AT_FDCWD, op->target, AT_RECURSIVE, &attr, sizeof attr));
     }
+    case CJAIL_MNT_MASK:
+        return mask_op(op);
     default:
         return EINVAL;
     }

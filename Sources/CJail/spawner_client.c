@@ -147,6 +147,14 @@ int cjail_spawner_control(int sock, const struct cjail_control_request *req) {
     return ask(sock, &r, sizeof r, fds, 1, 0);
 }
 
+int cjail_spawner_control_fd(int sock, const struct cjail_control_request *req, int fd) {
+    if (fd < 0) return -EBADF;
+    struct cjail_control_request r = *req;
+    r.magic = CJAIL_CONTROL_MAGIC;
+    int32_t fds[2] = {-1, fd}; /* the reply socket first: the spawner answers on got[0] */
+    return ask(sock, &r, sizeof r, fds, 2, 0);
+}
+
 int cjail_send_message(int sock, const void *data, size_t len, const int32_t *fds, int n) {
     return cjail_send_with_fds(sock, data, len, fds, n);
 }

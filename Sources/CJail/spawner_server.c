@@ -283,7 +283,7 @@ const struct cjail_spec *spawner_template_spec(const struct template *t);
 const struct cjail_template_request *spawner_template_request(const struct template *t);
 int spawner_resolve(const struct template *t, struct cjail_spec *spec, const struct cjail_check *ck, int trees[CJAIL_MAX_TREES], int32_t *index);
 int spawner_register(const struct cjail_template_request *req, const int *fds);
-int spawner_control(const struct cjail_control_request *req);
+int spawner_control(const struct cjail_control_request *req, int extra_fd);
 int spawner_open_procs(const struct template *t, const char name[CJAIL_NAME_MAX], int *procs);
 void spawner_worker_add(pid_t pid, int pidfd);
 
@@ -390,9 +390,11 @@ static void serve_one(int sock, union message *m, long n, int *got, int count) {
         close_all(fds, CJAIL_TEMPLATE_FD_COUNT);
         return;
     }
-    if ((size_t)n == sizeof m->ctl && m->ctl.magic == CJAIL_CONTROL_MAGIC && count == 1) {
-        answer(got[0], spawner_control(&m->ctl));
-        close(got[0]);
+    if ((size_t)n == sizeof m->ctl && m->ctl.magic == CJAIL_CONTROL_MAGIC && (count == 1 || count == 2)) {
+        /* The second descriptor (MOUNT_VOLUME's image) is the request's own: any other kind
+         * that brings one is refused. */
+        answer(got[0], spawner_control(&m->ctl, count == 2 ? got[1] : -1));
+        close_all(got, count);
         return;
     }
     close_all(got, count);

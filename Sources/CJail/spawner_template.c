@@ -299,8 +299,64 @@ static int chown_data(const struct template *t, const char *name, uint32_t uid) 
     return e;
 }
 
-/* Serves one control request; returns the result for its reply. */
-int spawner_control(const struct cjail_control_request *req) {
+/* The image of a MOUNT_VOLUME: what the (unprivileged) daemon made, and nothing else it could
+ * pass. A regular file only (never a block device: the loop device is ours to make), one link
+ * (not a hard link to some other file of the state filesystem), mode 0600, opened read-write,
+ * owned by the owner of the data root (the daemon's user after the drop) and never by root
+ * unless the data root is root's (a daemon that never dropped). */
+static int check_image(int image_fd, int data_root) {
+    struct stat img, root;
+    if (image_fd < 0 || fstat(image_fd, &img) < 0 || fstat(data_root, &root) < 0) return -EPERM;
+    int fl = fcntl(image_fd, F_GETFL);
+    if (!S_ISREG(img.st_mode) || img.st_nlink != 1 || (img.st_mode & 07777) != 0600 || img.st_size <= 0) return -EPERM;
+    if (fl < 0 || (fl & O_ACCMODE) != O_RDWR || img.st_uid != root.st_uid) return -EPERM;
+    return 0;
+}
+
+/* Loop-mounts the image on the directory `name` right under the data root (opened by us,
+ * beneath the root we hold, never through a link), then removes the fresh filesystem's empty
+ * lost+found (root's: the daemon could not). */
+static int mount_volume(const struct template *t, const char *name, int image_fd) {
+    if (t->root_fd[1] < 0) return -EPERM;
+    int e = check_image(image_fd, t->root_fd[1]);
+    if (e) return e;
+    int d = openat(t->root_fd[1], name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (d < 0) return -errno;
+    int loop = -1;
+    e = -cjail_volume_mount(image_fd, d, &loop);
+    close(d);
+    if (e) return e;
+    d = openat(t->root_fd[1], name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (d >= 0) {
+        (void)unlinkat(d, "lost+found", AT_REMOVEDIR); /* fails harmlessly once used */
+        close(d);
+    }
+    return 0;
+}
+
+/* Detaches the mount on `name` under the data root: only when that directory is a mount's
+ * root (its device differs from the data root's), so nothing else can be unmounted. */
+static int unmount_volume(const struct template *t, const char *name) {
+    if (t->root_fd[1] < 0) return -EPERM;
+    int d = openat(t->root_fd[1], name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (d < 0) return -errno;
+    struct stat st, root;
+    int e = 0;
+    if (fstat(d, &st) < 0 || fstat(t->root_fd[1], &root) < 0) e = -errno;
+    else if (st.st_dev == root.st_dev) e = -EINVAL;
+    else {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/self/fd/%d", d);
+        if (syscall(SYS_umount2, path, 2 /* MNT_DETACH */) < 0) e = -errno;
+    }
+    close(d);
+    return e;
+}
+
+/* Serves one control request; returns the result for its reply. `extra_fd`: the descriptor
+ * beside the reply socket (MOUNT_VOLUME's image), -1; the caller closes it. */
+int spawner_control(const struct cjail_control_request *req, int extra_fd) {
+    if ((extra_fd >= 0) != (req->kind == CJAIL_CTL_MOUNT_VOLUME)) return -EPERM;
     switch (req->kind) {
     case CJAIL_CTL_LOCK:
         locked = 1;
@@ -312,6 +368,12 @@ int spawner_control(const struct cjail_control_request *req) {
         const struct template *t = spawner_template(req->template_id);
         if (!t || !cjail_name_valid(req->name)) return -EPERM;
         return req->kind == CJAIL_CTL_KILL_CGROUP ? kill_cgroup(t, req->name) : chown_data(t, req->name, req->uid);
+    }
+    case CJAIL_CTL_MOUNT_VOLUME:
+    case CJAIL_CTL_UNMOUNT_VOLUME: {
+        const struct template *t = spawner_template(req->template_id);
+        if (!t || !cjail_name_valid(req->name)) return -EPERM;
+        return req->kind == CJAIL_CTL_MOUNT_VOLUME ? mount_volume(t, req->name, extra_fd) : unmount_volume(t, req->name);
     }
     default:
         return -EPROTO;

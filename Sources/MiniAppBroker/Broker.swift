@@ -173,7 +173,7 @@ public final class Broker: @unchecked Sendable {
         if reactor.isInLoopThread || reactor.isStopped {
             audit.flush(force: true)
         } else {
-            let done = DispatchSemaphore(value: 0)
+            let done = CountingSemaphore()
             reactor.execute {
                 audit.flush(force: true)
                 done.signal()

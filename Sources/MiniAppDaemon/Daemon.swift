@@ -8,22 +8,24 @@ import MiniAppPackages
 import MiniAppSystem
 import Synchronization
 
-/// The composed daemon: builds every component from the configuration, then serves until
-/// SIGTERM. The order of `start` is the order of dependencies; `shutdown` undoes it.
+/// The composed daemon: builds every component from the configuration, then starts its
+/// long-running parts as one ordered list of services (`services`), and serves until SIGTERM;
+/// shutdown stops them in the reverse order.
 ///
-///     state dir ─ policies ─ jailer (+ sweep of a crashed run) ─ privilege separation (root:
-///       start the spawner, drop to --user) ─ crash guard ─ catalogue
+///     build:  state dir ─ policies ─ jailer (+ sweep of a crashed run) ─ privilege separation
+///       (root: start the spawner, drop to --user) ─ crash guard ─ catalogue
 ///       ─ partners (watch first, then local files + the verified registry cache) ─ SDK (+ lock
 ///       the spawner's templates) ─ services
-///       ─ reactor + broker ─ package store ─ supervisor ─ control API
-///       ─ control socket (LISTEN_FDS or bind) ─ metrics ─ background update and partners checks
+///       ─ reactor + broker ─ package store ─ supervisor ─ control API and server
+///     start:  see `services(_:activated:)`
 public final class Daemon {
     let config: DaemonConfig
     let notifier = SystemdNotifier(environment: Daemon.environment())
     let logger = Logger(label: "miniappd")
     private var parts: Parts?
+    private lazy var lifecycle = ServiceGroup(logger: logger)
 
-    /// Everything `start` built, for `reload` and `shutdown`.
+    /// Everything `start` built, for the services, `reload` and `shutdown`.
     struct Parts {
         var layout: StateLayout
         var policyDir: String
@@ -36,7 +38,15 @@ public final class Daemon {
         var jail: JailBinding
         var supervisor: Supervisor
         var store: StoreBinding
+        var updates: UpdateService
+        var metrics: DaemonMetricsSink
         var control: ControlServer
+        /// What the services hold once started.
+        let running = Running()
+    }
+
+    /// The handles of started services (the crash guard's: spawned while building).
+    final class Running {
         var socketPath: String?
         var metricsServer: TinyHTTPServer?
         var updateTimer: (any DispatchSourceTimer)?
@@ -55,7 +65,7 @@ public final class Daemon {
         do { signals = try SignalLoop() } catch { throw MiniAppError(.internal, "cannot set up signal handling: \(error)") }
         try start()
         _ = notifier.notify("READY=1\nSTATUS=serving")
-        logger.info("miniappd \(DaemonVersion.current) serving", metadata: ["control": "\(parts?.socketPath ?? "LISTEN_FDS")"])
+        logger.info("miniappd \(DaemonVersion.current) serving", metadata: ["control": "\(parts?.running.socketPath ?? "LISTEN_FDS")"])
         let tick = notifier.watchdogMicros.map { Int32(clamping: $0 / 2000) } ?? 1000
         while true {
             let sig = signals.next(timeoutMillis: max(tick, 50))
@@ -96,14 +106,19 @@ public final class Daemon {
         }
         let mode = try Self.workerMode(config.workerMode)
         let jailConfig = try JailPolicy.load(policyDir: policyDir)
+        let reserve = StateReserve(directory: layout.root, bytes: UInt64(config.dataReserveBytes), inodes: UInt64(config.dataReserveInodes))
+        let volumes = try dataVolumes(mode: mode, reserve: reserve)
         let jailer = try Jailer(configuration: jailConfig, stateDir: layout.root, mode: mode, warmCgroups: Self.warmCgroups,
-                                warmJails: config.warmJails && mode == .privileged, appRoot: layout.packages, dataRoot: layout.data)
+                                warmJails: config.warmJails && mode == .privileged, appRoot: layout.packages, dataRoot: layout.data,
+                                dataVolumes: volumes)
         for w in jailConfig.warnings { logger.warning("jail: \(w)") }
         let swept = jailer.sweepStaleWorkers()
         if swept.cgroups > 0 {
             logger.notice("removed \(swept.cgroups) worker cgroup(s) and \(swept.processes) process(es) left by a previous run")
         }
         let separation = try PrivilegeSeparation.start(config, mode: mode, jailer: jailer, layout: layout, policyDir: policyDir, logger: logger)
+        // Spawned here, before the daemon opens any other descriptor: the guard shell must
+        // inherit none (a listening or connected socket would outlive a crashed daemon in it).
         let crashGuard = JailCrashGuard.start(for: jailer)
         let catalogue = try Self.loadCatalogue(policyDir)
         let transport = CurlRegistryTransport()
@@ -119,7 +134,6 @@ public final class Daemon {
         let broker: Broker
         do {
             reactor = try Reactor()
-            try reactor.start()
             broker = try Broker(
                 reactor: reactor, catalogue: catalogue, grants: partners.grants, services: services.all,
                 configuration: BrokerConfiguration(
@@ -146,11 +160,6 @@ public final class Daemon {
                 grantsChanged.publish($0)
             }
         }
-        let partnersLog = Logger(label: "miniappd.partners")
-        watch?.start {
-            partnersLog.info("\(policyDir)/partners changed: re-reading the partner grants")
-            partners.refresh(fetchRegistry: false)
-        }
         let brokerBinding = BrokerBinding(
             broker: broker, services: services, partners: partners,
             overridesFor: { [partners] id, catalogue throws(MiniAppError) in
@@ -165,24 +174,24 @@ public final class Daemon {
             store: try PackageStore(
                 root: layout.packages, options: verifierOptions, extractionHelper: ExtractionHelper(settings: helpers),
                 partners: { brokerBinding.partners }),
-            dataRoot: layout.data, simulatorGrants: simulatorGrants)
+            dataRoot: layout.data, simulatorGrants: simulatorGrants, reserve: reserve)
 
         let metrics = DaemonMetricsSink(metrics: DaemonMetrics())
         let jail = JailBinding(
-            jailer: jailer, logger: Logger(label: "miniappd.worker"), metrics: metrics, bridgeMaxBytes: config.maxMessageBytes,
+            jailer: jailer, logger: Logger(label: "miniappd.worker"), metrics: metrics,
             limitsFor: { [partners] id, platform throws(MiniAppError) in
                 try ProgramOverrides.effectiveLimits(platform: platform, policyDir: policyDir, programId: id, partners: partners.partners).limits
             })
-        let notify = NotifyRelay()
+        let sessions = ControlSessions()
         let supervisor = Supervisor(
             settings: supervisorSettings(
                 sdkDir: sdkDir,
                 overridesOf: { [partners] id in
                     (try? ProgramOverrides.layers(policyDir: policyDir, programId: id, partners: partners.partners))?.map(\.1)
-                }), ids: try WorkerIDAllocator(path: layout.workerSequence),
-            spawner: jail, resolver: store, bridge: brokerBinding, notify: { m, p in notify.send(m, p) },
+                }, dataUsageOf: { [layout] id in volumes?.usage(programId: id, dataDir: layout.data + "/" + id) }), ids: try WorkerIDAllocator(path: layout.workerSequence),
+            spawner: jail, resolver: store, bridge: brokerBinding, notify: { sessions.broadcast(method: $0, params: $1) },
             observeExit: { metrics.exited($0) })
-        let updates = try makeUpdates(layout: layout, store: store, transport: transport, supervisor: supervisor, metrics: metrics, notify: notify)
+        let updates = try makeUpdates(layout: layout, store: store, transport: transport, supervisor: supervisor, metrics: metrics, sessions: sessions)
         store.connect(
             isRunning: { supervisor.isRunning(programId: $0) }, packageChanged: { supervisor.dropPrewarmed(programId: $0) },
             updates: updates)
@@ -190,33 +199,85 @@ public final class Daemon {
         supervisor.observeEnds { updates.workerEnded($0) }
         supervisor.observeStarts { updates.workerStarted($0, version: $1) }
 
-        let facts = DaemonFacts(
+        var facts = DaemonFacts(
             version: DaemonVersion.current, hostVersion: hostVersion, mode: mode.rawValue, cgroups: Self.cgroupName(jailConfig.cgroupDriver))
+        if volumes == nil { facts.dataLimits = Self.dataLimitsOff }
         let api = ControlAPI(facts: facts, supervisor: supervisor, packages: store, broker: brokerBinding, simulator: simulatorMode)
         let access = ControlAccess(config: config)
         for name in access.unknownGroups {
             logger.info("control: group \(name) (controlAllowedGroups) does not exist on this host; it admits nobody")
         }
         let control = ControlServer(
-            reactor: reactor, api: api, broker: broker, access: access, maxMessageBytes: config.maxMessageBytes,
+            reactor: reactor, api: api, broker: broker, sessions: sessions, access: access, maxMessageBytes: config.maxMessageBytes,
             logger: Logger(label: "miniappd.control"))
-        notify.connect(control)
-        let socketPath = try serveControl(control, activated: activated)
-        parts = Parts(
+        let p = Parts(
             layout: layout, policyDir: policyDir, reactor: reactor, broker: broker, services: services, brokerBinding: brokerBinding,
-            partners: partners, partnersWatch: watch,
-            jail: jail, supervisor: supervisor, store: store, control: control, socketPath: socketPath,
-            metricsServer: try startMetrics(metrics, supervisor: supervisor, broker: broker),
-            updateTimer: startUpdateTimer(updates, partners: partners), crashGuard: crashGuard)
-        // Started from the cache: catch up with the registry without delaying readiness.
-        if partners.hasRegistry && !partners.fetchedAtStart { partners.refreshInBackground() }
+            partners: partners, partnersWatch: watch, jail: jail, supervisor: supervisor, store: store, updates: updates,
+            metrics: metrics, control: control)
+        p.running.crashGuard = crashGuard
+        parts = p
+        try lifecycle.start(self.services(p, activated: activated))
+    }
+
+    /// The daemon's long-running parts, in start order; shutdown stops them last to first:
+    /// the update timer and the partners watch stop, the control socket stops accepting, every
+    /// worker is stopped (hosts hear `program.exited` with reason `daemon-shutdown`), the
+    /// control connections close once those notifications are sent (bounded), the reactor
+    /// stops and the audit log is flushed, storage is flushed and closed, the crash guard and
+    /// the jail's pools last.
+    private func services(_ p: Parts, activated: [Int32]) -> [any DaemonService] {
+        let partnersLog = Logger(label: "miniappd.partners")
+        return [
+            ServiceStep("data volumes", stop: { p.jail.jailer.dataVolumes?.unmountAll() }),
+            ServiceStep("jail pools", stop: { p.jail.jailer.drainPools() }),
+            ServiceStep("crash guard", stop: { p.running.crashGuard?.finish() }),  // spawned while building (see there)
+            ServiceStep("built-in services", stop: { p.services.shutdown() }),
+            ServiceStep(
+                "reactor and broker",
+                start: { () throws(MiniAppError) in
+                    do { try p.reactor.start() } catch { throw MiniAppError(.internal, "cannot start the Bridge broker: \(error)") }
+                },
+                stop: {
+                    p.reactor.shutdown()
+                    p.broker.flushAudit()
+                }),
+            ServiceStep("control connections", stop: { p.control.closeAfterFlush(deadline: monotonicNanos() + UInt64(Self.controlFlushMillis) * 1_000_000) }),
+            ServiceStep(
+                "metrics", start: { [self] () throws(MiniAppError) in p.running.metricsServer = try startMetrics(p.metrics, supervisor: p.supervisor, broker: p.broker, volumes: p.jail.jailer.dataVolumes) },
+                stop: { p.running.metricsServer?.stop() }),
+            ServiceStep("workers", stop: { [self] in
+                p.supervisor.shutdown(graceMillis: config.stopGraceMillis)
+                // Their cgroups too (removed in the background once each worker ended).
+                if !JailedWorker.waitUntilAllRemoved(seconds: 5) { logger.warning("shutdown: some worker cgroups were still being removed; the next start sweeps them") }
+            }),
+            ServiceStep(
+                "control socket", start: { [self] () throws(MiniAppError) in p.running.socketPath = try serveControl(p.control, activated: activated) },
+                stop: {
+                    p.control.stopAccepting()
+                    if let path = p.running.socketPath { try? FileSystem.removeFile(path) }
+                }),
+            ServiceStep(
+                "partners watch",
+                start: {
+                    let (partners, policyDir) = (p.partners, p.policyDir)
+                    p.partnersWatch?.start {
+                        partnersLog.info("\(policyDir)/partners changed: re-reading the partner grants")
+                        partners.refresh(fetchRegistry: false)
+                    }
+                }, stop: { p.partnersWatch?.stop() }),
+            ServiceStep("update checks", start: { [self] in p.running.updateTimer = startUpdateTimer(p.updates, partners: p.partners) }, stop: { p.running.updateTimer?.cancel() }),
+            // Started from the cache: catch up with the registry without delaying readiness.
+            ServiceStep("registry catch-up", start: {
+                if p.partners.hasRegistry && !p.partners.fetchedAtStart { p.partners.refreshInBackground() }
+            }),
+        ]
     }
 
     /// The update flow: the checker (with `--registry`), events to hosts and programs, the
     /// crash-loop watch. Leftover downloads of a killed daemon are removed first.
     private func makeUpdates(
         layout: StateLayout, store: StoreBinding, transport: CurlRegistryTransport, supervisor: Supervisor, metrics: DaemonMetricsSink,
-        notify: NotifyRelay
+        sessions: ControlSessions
     ) throws(MiniAppError) -> UpdateService {
         UpdateService.sweepDownloads(layout.downloads)
         var checker: UpdateChecker?
@@ -231,7 +292,7 @@ public final class Daemon {
         let rollbacks = metrics.metrics.counter("miniappd_update_rollbacks_total")
         let log = Logger(label: "miniappd.updates")
         return UpdateService(
-            checker: checker, store: store.store, settings: settings, notify: { notify.send($0, $1) },
+            checker: checker, store: store.store, settings: settings, notify: { sessions.broadcast(method: $0, params: $1) },
             sendEvent: { id, name, data in
                 guard let wid = supervisor.workerId(programId: id) else { return }
                 try? supervisor.send(wid, name: name, data: data)
@@ -283,7 +344,10 @@ public final class Daemon {
         }
     }
 
-    private func supervisorSettings(sdkDir: String, overridesOf: @escaping @Sendable (String) -> [PolicyOverride]?) -> SupervisorSettings {
+    private func supervisorSettings(
+        sdkDir: String, overridesOf: @escaping @Sendable (String) -> [PolicyOverride]?,
+        dataUsageOf: @escaping @Sendable (String) -> DataVolume.Usage?
+    ) -> SupervisorSettings {
         var s = SupervisorSettings()
         s.maxWorkers = config.maxWorkers
         s.maxRestarts = config.maxRestarts
@@ -291,10 +355,12 @@ public final class Daemon {
         s.idleTimeoutSeconds = config.idleTimeoutSeconds
         s.stopGraceMillis = config.stopGraceMillis
         s.sdkDir = sdkDir
+        s.bridgeMaxBytes = config.maxMessageBytes
         s.prewarmMaxWorkers = config.prewarmMaxWorkers
         s.prewarmMaxMemoryBytes = Int64(config.prewarmMaxMemoryMiB) << 20
         s.prewarmRecent = config.prewarmRecent
         s.overridesOf = overridesOf
+        s.dataUsageOf = dataUsageOf
         return s
     }
 
@@ -317,7 +383,7 @@ public final class Daemon {
         }
     }
 
-    private func startMetrics(_ sink: DaemonMetricsSink, supervisor: Supervisor, broker: Broker) throws(MiniAppError) -> TinyHTTPServer? {
+    private func startMetrics(_ sink: DaemonMetricsSink, supervisor: Supervisor, broker: Broker, volumes: JailDataVolumes?) throws(MiniAppError) -> TinyHTTPServer? {
         guard let listen = config.metricsListen else { return nil }
         guard let address = ListenAddress.parse(listen) else {
             throw MiniAppError(.invalidParams, "metricsListen '\(listen)' must be 127.0.0.1:PORT or unix:/path")
@@ -328,7 +394,7 @@ public final class Daemon {
         }
         let server = TinyHTTPServer(listeningFD: fd) { path in
             guard path == "/metrics" else { return nil }
-            return (200, "text/plain; version=0.0.4", sink.scrape(workers: supervisor.counts(), broker: broker.counters()))
+            return (200, "text/plain; version=0.0.4", sink.scrape(workers: supervisor.counts(), broker: broker.counters(), data: volumes?.allUsage() ?? []))
         }
         server.start()
         return server
@@ -351,31 +417,29 @@ public final class Daemon {
 
     // MARK: shutdown and reload
 
+    /// What `daemon.info` says of /data limits when they are not enforced.
+    static let dataLimitsOff = "off: rootless mode cannot mount a filesystem per program; /data is bounded only by the state filesystem"
+
+    /// Per-program /data volumes: privileged mode only (mounting needs CAP_SYS_ADMIN in the
+    /// initial namespaces). Rootless mode runs without them, loudly.
+    private func dataVolumes(mode: JailMode, reserve: StateReserve) throws(MiniAppError) -> JailDataVolumes? {
+        guard mode == .privileged else {
+            logger.warning("/data limits (limits.dataBytes, limits.dataInodes) are NOT enforced: \(Self.dataLimitsOff)")
+            return nil
+        }
+        return try JailDataVolumes(stateDir: reserve.directory, reserve: reserve)
+    }
+
     /// Worker cgroups kept made ahead: two cover back-to-back launches (CgroupPool.swift).
     static let warmCgroups = 2
 
     /// How long shutdown waits for control peers to read what was queued for them.
     static let controlFlushMillis = 5000
 
-    /// SIGTERM: stop accepting, stop every worker (hosts hear `program.exited` with reason
-    /// `daemon-shutdown`), close the control connections once those notifications are sent
-    /// (bounded), then flush and close storage.
+    /// SIGTERM: the services stop in the reverse of their start order (`services`).
     func shutdown() {
-        guard let p = parts else { return }
-        p.updateTimer?.cancel()
-        p.partnersWatch?.stop()
-        p.control.stopAccepting()
-        p.supervisor.shutdown(graceMillis: config.stopGraceMillis)
-        // Their cgroups too (removed in the background once each worker ended).
-        if !JailedWorker.waitUntilAllRemoved(seconds: 5) { logger.warning("shutdown: some worker cgroups were still being removed; the next start sweeps them") }
-        p.metricsServer?.stop()
-        p.control.closeAfterFlush(deadline: .now() + .milliseconds(Self.controlFlushMillis))
-        p.reactor.shutdown()
-        p.broker.flushAudit()
-        p.services.shutdown()
-        if let path = p.socketPath { try? FileSystem.removeFile(path) }
-        p.jail.jailer.drainPools()
-        p.crashGuard?.finish()
+        guard parts != nil else { return }
+        lifecycle.stop()
         logger.info("miniappd stopped")
         parts = nil
     }
@@ -394,7 +458,8 @@ public final class Daemon {
                 let jailConfig = try JailPolicy.load(policyDir: p.policyDir)
                 let old = p.jail.jailer
                 p.jail.replace(try Jailer(configuration: jailConfig, stateDir: p.layout.root, mode: old.mode, warmCgroups: Self.warmCgroups,
-                                          warmJails: old.warmJails, appRoot: p.layout.packages, dataRoot: p.layout.data))
+                                          warmJails: old.warmJails, appRoot: p.layout.packages, dataRoot: p.layout.data,
+                                          dataVolumes: old.dataVolumes))
                 old.drainPools()
             } catch {
                 logger.error("reload: keeping the previous jail policy: \(error)")
@@ -474,14 +539,4 @@ public final class Daemon {
         }
         return env
     }
-}
-
-/// Delivers supervisor notifications to the control server, which is built after the
-/// supervisor (it needs the API, which needs the supervisor).
-final class NotifyRelay: Sendable {
-    private let server = Mutex<ControlServer?>(nil)
-
-    func connect(_ s: ControlServer) { server.withLock { $0 = s } }
-
-    func send(_ method: String, _ params: JSONValue) { server.withLock { $0 }?.broadcast(method: method, params: params) }
 }

@@ -158,13 +158,15 @@ from the catalogue.
   },
 
   "limits": {
-    "comment": "Resource limits (cgroup + rlimits); partners/*.json and programs/ID.json may only lower them. memoryBytes: cgroup memory (+swap) limit, beyond it the OOM killer acts. pids: processes+threads, at least 2 (reaper + program); reaching it ends the worker (fork bomb). cpuPercent: CPU quota in % of one CPU (cpu.max); 0 = none. wallClockSeconds: kill after this long; 0 = no wall-clock limit. openFiles: RLIMIT_NOFILE. fileSizeBytes: RLIMIT_FSIZE, the largest file a program may write.",
+    "comment": "Resource limits (cgroup + rlimits); partners/*.json and programs/ID.json may only lower them. memoryBytes: cgroup memory (+swap) limit, beyond it the OOM killer acts. pids: processes+threads, at least 2 (reaper + program); reaching it ends the worker (fork bomb). cpuPercent: CPU quota in % of one CPU (cpu.max); 0 = none. wallClockSeconds: kill after this long; 0 = no wall-clock limit. openFiles: RLIMIT_NOFILE. fileSizeBytes: RLIMIT_FSIZE, the largest file a program may write. dataBytes / dataInodes: the program's /data is a filesystem of its own of this size and file count (privileged mode: an ext4 image preallocated on the state filesystem at the program's first launch, its journal and inode tables counted within dataBytes); a full /data is ENOSPC for that program only. They apply when the volume is made: a lowered value applies to an existing volume once it is removed (see README, \"/data limits\"). Not enforced in rootless mode (daemon.info says so).",
     "memoryBytes": 268435456,
     "pids": 64,
     "cpuPercent": 100,
     "wallClockSeconds": 0,
     "openFiles": 256,
-    "fileSizeBytes": 67108864
+    "fileSizeBytes": 67108864,
+    "dataBytes": 67108864,
+    "dataInodes": 16384
   },
 
   "output": {

@@ -64,6 +64,8 @@ extension JailPolicy {
             return JailMountDescription(kind: "symlink", source: pointsTo, target: target, readOnly: true, flags: [])
         case .file(let target, _, _):
             return JailMountDescription(kind: "file", source: "generated", target: target, readOnly: true, flags: [])
+        case .mask(let source, let target, let isDir, _):
+            return JailMountDescription(kind: "mask", source: isDir ? "empty tmpfs" : source, target: target, readOnly: true, flags: ["nosuid", "noexec"])
         case .setattr(let target, let attrs):
             return JailMountDescription(kind: "setattr", source: "", target: target, readOnly: attrs & JailMountPlan.attrRdonly != 0,
                                         flags: words(attrs, rdonly: JailMountPlan.attrRdonly, nosuid: JailMountPlan.attrNosuid, nodev: JailMountPlan.attrNodev, noexec: JailMountPlan.attrNoexec))

@@ -32,7 +32,10 @@ public struct JailLaunch: Sendable {
     public var programId: String
     /// argv; `argv[0]` is a path inside the jail or a name searched in the jail's PATH.
     public var argv: [String]
-    /// Added to the policy's environment (MINIAPP_BRIDGE_FD / MINIAPP_PROGRAM_ID are set by the jail).
+    /// A mini-program's worker (the daemon's launches): its runtime, identity and prewarm
+    /// state, from which argv was made and the environment is (`environment(policy:)`).
+    public var program: ProgramRun?
+    /// Added to the policy's environment, for a plain command (`miniapp jail --env`).
     public var env: [String: String] = [:]
     /// Host directory mounted read-only at /app.
     public var appDir: String?
@@ -50,9 +53,29 @@ public struct JailLaunch: Sendable {
     /// Receives every captured output line (on the jail's event thread: do not block).
     public var output: (@Sendable (JailOutputLine) -> Void)?
 
+    /// A plain command.
     public init(programId: String, argv: [String]) {
         self.programId = programId
         self.argv = argv
+    }
+
+    /// A mini-program's worker: argv from its runtime, /app as its working directory.
+    public init(programId: String, program: ProgramRun) {
+        self.programId = programId
+        self.program = program
+        argv = program.argv
+        workdir = "/app"
+    }
+
+    /// The worker's whole environment, built once, here: the policy's, then the program's
+    /// (or a plain command's `env`), then what the jail itself sets (`MINIAPP_PROGRAM_ID`,
+    /// `MINIAPP_BRIDGE_FD` when there is a Bridge), sorted by name.
+    public func environment(policy: [String: String]) -> [(String, String)] {
+        var out = policy
+        for (k, v) in program?.environment ?? env { out[k] = v }
+        out["MINIAPP_PROGRAM_ID"] = programId
+        out["MINIAPP_BRIDGE_FD"] = bridgeFD != nil ? "3" : nil
+        return out.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
     }
 }
 

@@ -81,6 +81,26 @@ struct JailMountPlan {
         ops.append(.proc(target: root + jailPath, flags: Self.msNosuid | Self.msNodev | Self.msNoexec))
     }
 
+    /// Entries of the fresh /proc that identify the host, not the worker (runc's maskedPaths):
+    /// the kernel's command line (boot parameters, often a root device UUID or a serial) and
+    /// the boot id (the same for every worker and jail of one boot, a cross-program tracking
+    /// id), and the kernel-internal views runc masks too (`kcore`, `keys`, timers, scheduler
+    /// debug, latency stats; ACPI and SCSI device trees). A file reads as empty (/dev/null is
+    /// bound over it), a directory is an empty read-only tmpfs. Only those the host's /proc
+    /// has (the worker's /proc shows the same kernel) are planned.
+    static let maskedProcFiles = ["cmdline", "sys/kernel/random/boot_id", "kcore", "keys", "timer_list", "sched_debug", "latency_stats"]
+    static let maskedProcDirs = ["acpi", "scsi", "asound"]
+
+    /// Masks `maskedProcFiles` and `maskedProcDirs` under the jail's /proc (after its mount).
+    mutating func maskProc() {
+        for f in Self.maskedProcFiles where FileSystem.exists("/proc/\(f)") {
+            ops.append(.mask(source: "/dev/null", target: root + "/proc/\(f)", isDir: false, attrs: Self.attrRdonly | Self.attrNosuid | Self.attrNoexec))
+        }
+        for d in Self.maskedProcDirs where isDirectory("/proc/\(d)") {
+            ops.append(.mask(source: "", target: root + "/proc/\(d)", isDir: true, attrs: 0))
+        }
+    }
+
     /// The launch-independent part of a worker's filesystem (the same for every program under
     /// one policy): made once per jailer, and ahead of time by a warm jail. Its ops come first
     /// in every plan (`staticCount`).
@@ -101,6 +121,7 @@ struct JailMountPlan {
         // no symlink swapped in for /dev/stdout).
         m.sealDev()
         m.proc("/proc")
+        m.maskProc()
         m.tmpfs("/tmp", options: "mode=1777,size=\(fs.tmpSizeBytes),nr_inodes=\(fs.tmpInodes)", flags: msNosuid | msNodev)
         return m
     }

@@ -1,9 +1,11 @@
 public import MiniAppModel
 public import MiniAppSystem
 import CJail
+import Synchronization
 
-/// A running jailed worker. All methods are thread-safe; none blocks on the worker's exit
-/// except `exit`/`stop`, which suspend the calling task.
+/// A running jailed worker. All methods are thread-safe; the exit is reported by callback
+/// (`onExit`, on the jail's event thread); `exit`, `stop` and `waitExit` are that callback
+/// awaited, for tests and one-shot tools.
 public final class JailedWorker: Sendable {
     /// The program id it runs.
     public let programId: String
@@ -15,24 +17,24 @@ public final class JailedWorker: Sendable {
     public let startedWarm: Bool
     let pidfd: Int32
     /// Its cgroup; replaced once when a cgroup made ahead gets the worker's name (`renameCgroup`).
-    private let cgroupBox: JailLock<(any WorkerCgroup)?>
+    private let cgroupBox: Mutex<(any WorkerCgroup)?>
     var cgroup: (any WorkerCgroup)? { cgroupBox.withLock { $0 } }
     let graceSeconds: Double
     let collectors: (JailOutputCollector, JailOutputCollector)
-    let state = JailLock(State())
+    let state = Mutex(State())
     let trace: JailTrace?
     /// The spawner that cloned it: the one to ask for signals once this process dropped its
     /// privileges (the worker runs as another uid).
     let spawner: SpawnerSlot?
     /// Workers whose cgroup is not removed yet, and who waits for there to be none.
-    static let unremoved = JailLock<(count: Int, waiters: [OneShotSignal])>((0, []))
+    static let unremoved = Mutex<(count: Int, waiters: [CountingSemaphore])>((0, []))
 
     /// Blocks until every worker of this process has ended and had its cgroup removed, or
     /// `seconds` pass; whether they all were. For shutdown (the daemon's, `miniapp jail`'s): the
     /// removal runs on a background thread after the exit is reported, and a process that exits
     /// first would leave the directories to the next start's sweep.
     public static func waitUntilAllRemoved(seconds: Double) -> Bool {
-        let signal = OneShotSignal()
+        let signal = CountingSemaphore()
         let none = unremoved.withLock { u -> Bool in
             if u.count == 0 { return true }
             u.waiters.append(signal)
@@ -55,8 +57,8 @@ public final class JailedWorker: Sendable {
         var openStreams = 2
         var finalizing = false
         var exit: WorkerExit?
-        var waiters: [CheckedContinuation<WorkerExit, Never>] = []
-        var blockedWaiters: [OneShotSignal] = []
+        /// Told of the exit once, on the event thread (`onExit`).
+        var exitObservers: [@Sendable (WorkerExit) -> Void] = []
         var stopRequested = false
         var limitHit: JailLimitKind?
         var timers: [UInt64] = []
@@ -74,7 +76,7 @@ public final class JailedWorker: Sendable {
         startedWarm = child.warm
         pidfd = child.pidfd
         self.uid = uid
-        cgroupBox = JailLock(cgroup)
+        cgroupBox = Mutex(cgroup)
         graceSeconds = grace
         self.collectors = collectors
     }
@@ -130,46 +132,47 @@ public final class JailedWorker: Sendable {
     }
 
     /// SIGTERM (forwarded to the program by the reaper), then SIGKILL after `grace` seconds
-    /// (default: the policy's `stopGraceSeconds`); returns the exit.
-    public func stop(grace: Double? = nil) async -> WorkerExit {
+    /// (default: the policy's `stopGraceSeconds`). The exit comes through `onExit`.
+    public func requestStop(grace: Double? = nil) {
         state.withLock { $0.stopRequested = true }
         if let cgroup { try? cgroup.thaw() } // a frozen worker cannot handle SIGTERM
         signalPID1(Signal.term)
         let t = JailEventLoop.shared.after(seconds: grace ?? graceSeconds) { [self] in signalPID1(Signal.kill) }
         state.withLock { $0.timers.append(t) }
+    }
+
+    /// `requestStop`, then suspends until the exit.
+    public func stop(grace: Double? = nil) async -> WorkerExit {
+        requestStop(grace: grace)
         return await exit
     }
 
     /// Memory and CPU usage now (zeros without cgroups).
     public func stats() -> JailStats { reading { $0.stats() } ?? JailStats(memoryBytes: 0, cpuMicros: 0) }
 
-    /// Suspends until the worker has been reaped, and returns how it ended. Its cgroup is
-    /// removed right after (`removed`).
-    public var exit: WorkerExit {
-        get async {
-            await withCheckedContinuation { cont in
-                let done = state.withLock { s -> WorkerExit? in
-                    if let e = s.exit { return e }
-                    s.waiters.append(cont)
-                    return nil
-                }
-                if let done { cont.resume(returning: done) }
-            }
-        }
-    }
-
-    /// Blocks the calling thread until the worker has been reaped (for synchronous callers such
-    /// as a command-line tool; never from Swift's cooperative pool).
-    public func waitExit() -> WorkerExit {
-        let signal = OneShotSignal()
+    /// Calls `observer` once with how the worker ended, on the jail's event thread as soon as it
+    /// has been reaped (at once if it has been already). Its cgroup is removed right after
+    /// (`removed`). Do not block in it.
+    public func onExit(_ observer: @escaping @Sendable (WorkerExit) -> Void) {
         let done = state.withLock { s -> WorkerExit? in
             if let e = s.exit { return e }
-            s.blockedWaiters.append(signal)
+            s.exitObservers.append(observer)
             return nil
         }
-        if let done { return done }
-        signal.wait()
-        return state.withLock { $0.exit! }
+        if let done { observer(done) }
+    }
+
+    /// Suspends until the worker has been reaped, and returns how it ended (`onExit`, awaited).
+    public var exit: WorkerExit {
+        get async { await withCheckedContinuation { cont in onExit { cont.resume(returning: $0) } } }
+    }
+
+    /// Blocks the calling thread until the worker has been reaped (`onExit`, waited for; for
+    /// synchronous callers such as a command-line tool, never from Swift's cooperative pool).
+    public func waitExit() -> WorkerExit {
+        let exit = Handoff<WorkerExit>()
+        onExit { exit.give($0) }
+        return exit.wait()
     }
 
     /// Suspends until the worker has ended and its cgroup has been removed.
@@ -202,7 +205,12 @@ public final class JailedWorker: Sendable {
     /// Reads from the current cgroup under the same lock: read while a cgroup made ahead is
     /// being renamed, its files would be missing, and an OOM or pids kill would be reported
     /// as a plain signal. nil without cgroups.
-    func reading<R>(_ body: (any WorkerCgroup) -> R) -> R? { cgroupBox.withLock { $0.map(body) } }
+    func reading<R: Sendable>(_ body: (any WorkerCgroup) -> R) -> R? {
+        cgroupBox.withLock { cg -> R? in
+            guard let cg else { return nil }
+            return body(cg)
+        }
+    }
 
     /// Gives a cgroup made ahead (`p-…`) the worker's name, on the cleanup thread: a rename per
     /// hierarchy is ~0.1 ms the spawn need not wait for. Suspend and resume wait for it (same

@@ -81,15 +81,14 @@ extension JailedWorker {
         trace?.mark("finalize")
         let events = reading { $0.events() } ?? CgroupEvents()
         trace?.mark("cgroup_events")
-        let (exit, waiters, blocked, timers) = state.withLock { s -> (WorkerExit, [CheckedContinuation<WorkerExit, Never>], [OneShotSignal], [UInt64]) in
+        let (exit, observers, timers) = state.withLock { s -> (WorkerExit, [@Sendable (WorkerExit) -> Void], [UInt64]) in
             let e = makeExit(s, events: events)
             s.exit = e
-            defer { s.waiters = []; s.blockedWaiters = [] }
-            return (e, s.waiters, s.blockedWaiters, s.timers)
+            defer { s.exitObservers = [] }
+            return (e, s.exitObservers, s.timers)
         }
         for t in timers { JailEventLoop.shared.cancelTimer(t) }
-        for w in blocked { w.signal() }
-        for w in waiters { w.resume(returning: exit) }
+        for observe in observers { observe(exit) }
         trace?.mark("waiters_resumed")
     }
 
@@ -111,7 +110,7 @@ extension JailedWorker {
                 return s.removedWaiters
             }
             for w in removedWaiters { w.resume() }
-            let idle = Self.unremoved.withLock { u -> [OneShotSignal] in
+            let idle = Self.unremoved.withLock { u -> [CountingSemaphore] in
                 u.count -= 1
                 guard u.count == 0 else { return [] }
                 defer { u.waiters = [] }

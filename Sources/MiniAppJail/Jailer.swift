@@ -1,5 +1,6 @@
 public import MiniAppModel
 public import MiniAppSystem
+import Synchronization
 
 /// Builds jailed workers from one validated jail policy: one per policy (a SIGHUP reload makes
 /// a new one). It plans each launch (uid, cgroup, pipes, mounts, Landlock, seccomp: a
@@ -12,8 +13,8 @@ public import MiniAppSystem
 ///     let jailer = try Jailer(configuration: config, stateDir: "/var/lib/miniapp", mode: .privileged)
 ///     var launch = JailLaunch(programId: "com.partner.app", argv: ["/usr/bin/node", "/app/main.js"])
 ///     launch.appDir = pkgDir; launch.dataDir = dataDir; launch.bridgeFD = sock
-///     let worker = try await jailer.spawn(launch)   // or spawnBlocking off the cooperative pool
-///     let exit = await worker.exit
+///     let worker = try jailer.spawn(launch)
+///     worker.onExit { exit in … }
 public final class Jailer: Sendable {
     public let configuration: JailConfiguration
     public let mode: JailMode
@@ -38,7 +39,9 @@ public final class Jailer: Sendable {
     /// /app and /data sources resolve beneath them: SpawnerTemplate).
     let appRoot: String, dataRoot: String
     /// The spawner template of each launch variant (its extra binds and limits), by key.
-    let templateIDs = JailLock<[String: UInt32]>([:])
+    let templateIDs = Mutex<[String: UInt32]>([:])
+    /// Per-program /data volumes (nil: /data is a plain directory, unlimited).
+    public let dataVolumes: JailDataVolumes?
 
     /// Prepares the state directory (`<stateDir>/jail`: uid table, empty mountpoint of the
     /// worker roots). Throws `JAIL_UNAVAILABLE` when privileged mode is asked without root.
@@ -50,9 +53,11 @@ public final class Jailer: Sendable {
     /// `warmJails` keeps a warm jail ready in the spawner: a worker cloned ahead of time with
     /// its namespaces and the launch-independent part of its filesystem, which the next launch
     /// takes (spawner_warm.c). It makes its own network namespace, so the namespace pool is off.
+    /// `dataVolumes` (privileged mode): each launch's data dir becomes the program's own
+    /// size- and inode-limited filesystem (`limits.dataBytes`, `limits.dataInodes`).
     public init(configuration: JailConfiguration, stateDir: String, mode: JailMode, hostIDFiles: HostIDFiles = .system,
                 warmCgroups: Int = 0, warmJails: Bool = false, spawner: SpawnerSlot = .shared,
-                appRoot: String = "/", dataRoot: String = "/") throws(MiniAppError) {
+                appRoot: String = "/", dataRoot: String = "/", dataVolumes: JailDataVolumes? = nil) throws(MiniAppError) {
         if mode == .privileged && PrivilegeDrop.isDropped {
             throw MiniAppError(.jailUnavailable, "this daemon dropped its privileges: it keeps the jail policy it started with (the spawner's templates are locked); restart miniappd to apply a new one")
         }
@@ -72,6 +77,7 @@ public final class Jailer: Sendable {
         uids = mode == .privileged ? try UidAllocator(stateDir: stateDir, rangeStart: id.uidRangeStart, rangeCount: id.uidRangeCount) : nil
         self.warmJails = warmJails
         self.spawner = spawner
+        self.dataVolumes = mode == .privileged ? dataVolumes : nil
         netPool = mode == .privileged && configuration.policy.namespaces.net && !warmJails ? NetNamespacePool(size: Self.netPoolSize) : nil
         let l = configuration.policy.limits
         cgroupPool = warmCgroups > 0
@@ -103,29 +109,15 @@ public final class Jailer: Sendable {
 
     /// Validates `launch`, prepares its cgroup and data dir, spawns the worker and returns once
     /// the program has been exec'd. Throws `POLICY_INVALID` for a bad launch (nothing spawned),
-    /// `JAIL_SETUP_FAILED` with the failing step, or `JAIL_UNAVAILABLE`. The task is suspended
-    /// meanwhile, no thread blocks.
-    public func spawn(_ launch: JailLaunch) async throws(MiniAppError) -> JailedWorker {
+    /// `JAIL_SETUP_FAILED` with the failing step, or `JAIL_UNAVAILABLE`. Blocks the calling
+    /// thread meanwhile (`JailSpawner.spawn`): the one spawn API, for the daemon's control
+    /// handler threads, `miniapp jail`, benchmarks and tests alike.
+    public func spawn(_ launch: JailLaunch) throws(MiniAppError) -> JailedWorker {
         let p = try prepare(launch)
         defer { p.release() }
         let child: SpawnedChild
-        do { child = try await JailSpawner.spawn(p.plan, template: p.template, cgroupProcs: p.cgroupProcs, cgroupName: p.cgroupName, warm: warmJails, slot: spawner,
-                                                  trace: p.trace) } catch {
-            throw p.failed(error)
-        }
-        return finish(p, child)
-    }
-
-    /// The same, blocking the calling thread until the exec instead of suspending a task: for
-    /// callers that are synchronous anyway (the daemon's control handlers run on Dispatch
-    /// threads), it saves the hops to a task and back (~0.1 ms each, even with idle CPUs).
-    /// Never call it from Swift's cooperative pool.
-    public func spawnBlocking(_ launch: JailLaunch) throws(MiniAppError) -> JailedWorker {
-        let p = try prepare(launch)
-        defer { p.release() }
-        let child: SpawnedChild
-        do { child = try JailSpawner.spawnBlocking(p.plan, template: p.template, cgroupProcs: p.cgroupProcs, cgroupName: p.cgroupName, warm: warmJails, slot: spawner,
-                                                  trace: p.trace) } catch {
+        do { child = try JailSpawner.spawn(p.plan, template: p.template, cgroupProcs: p.cgroupProcs, cgroupName: p.cgroupName, warm: warmJails, slot: spawner,
+                                           trace: p.trace) } catch {
             throw p.failed(error)
         }
         return finish(p, child)
@@ -173,6 +165,10 @@ public final class Jailer: Sendable {
         let hostIDs = mode == .privileged ? (uid, gid) : (CurrentProcess.uid, CurrentProcess.gid)
         trace?.mark("validated")
         let template = try templateID(launch, limits: limits)
+        if let dataVolumes, let dir = launch.dataDir {
+            try dataVolumes.prepare(programId: launch.programId, dataDir: dir, limits: limits, uid: hostIDs.0, gid: hostIDs.1, spawner: spawner,
+                                    template: template)
+        }
         try prepareDataDir(launch.dataDir, uid: hostIDs.0, gid: hostIDs.1, template: template)
         trace?.mark("data_dir")
         let wanted = CgroupLimits(memoryBytes: limits.memoryBytes, pids: limits.pids, cpuPercent: limits.cpuPercent)
@@ -257,7 +253,7 @@ public final class Jailer: Sendable {
         }
     }
 
-    private static let serial = JailLock<UInt64>(0)
+    private static let serial = Mutex<UInt64>(0)
     static func nextSerial() -> String {
         let n = serial.withLock { s -> UInt64 in s += 1; return s }
         return "\(CurrentProcess.pid)-\(n)"

@@ -70,7 +70,7 @@ extension Jailer {
         applyLandlock(&p, launch: launch)
         p.filters = configuration.seccompProgram.filters
         p.reaper = policy.reaper
-        let env = environment(launch)
+        let env = launch.environment(policy: policy.env)
         p.env = env.map { "\($0.0)=\($0.1)" }
         p.argv = launch.argv
         p.execPaths = Self.execCandidates(launch.argv[0], path: env.first { $0.0 == "PATH" }?.1 ?? "/usr/bin:/bin")
@@ -86,14 +86,6 @@ extension Jailer {
         p.landlockRules = LandlockAccess.rules(abi: abi, extraReadOnly: launch.extraReadOnlyBinds.map(\.jailPath))
         if abi >= 4 && ll.denyTCP { p.landlockHandledNet = 0x3 } // BIND_TCP | CONNECT_TCP, no rule grants them
         if abi >= 6 && ll.scopeSignalsAndAbstractSockets { p.landlockScoped = 0x3 } // ABSTRACT_UNIX_SOCKET | SIGNAL
-    }
-
-    private func environment(_ launch: JailLaunch) -> [(String, String)] {
-        var env = configuration.policy.env
-        for (k, v) in launch.env { env[k] = v }
-        env["MINIAPP_PROGRAM_ID"] = launch.programId
-        if launch.bridgeFD != nil { env["MINIAPP_BRIDGE_FD"] = "3" } else { env["MINIAPP_BRIDGE_FD"] = nil }
-        return env.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
     }
 
     /// execvpe-style candidates, computed in the parent (the child must not build strings).

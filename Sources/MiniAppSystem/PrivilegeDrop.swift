@@ -1,6 +1,7 @@
 public import MiniAppModel
 import CLinuxShims
 import Glibc
+import Synchronization
 
 /// The user an unprivileged daemon runs as: `NAME` (looked up in the user database, its
 /// primary group) or numeric `UID:GID` (no user entry needed: tests, containers).
@@ -39,7 +40,7 @@ public struct DropUser: Sendable, Equatable {
 /// capability in any set (effective, permitted, inheritable, ambient, bounding), cannot gain any
 /// (`no_new_privs`), and runs under `seccomp` on every thread.
 public enum PrivilegeDrop {
-    private static let state = JailLock<DropUser?>(nil)
+    private static let state = Mutex<DropUser?>(nil)
 
     /// The user this process dropped to; nil while it keeps its start identity.
     public static var droppedTo: DropUser? { state.withLock { $0 } }
@@ -89,7 +90,7 @@ public enum PrivilegeDrop {
         guard lchown(path, user.uid, user.gid) == 0 else { throw SystemError.current("lchown", detail: path) }
     }
 
-    private static let cgroupKiller = JailLock<(@Sendable (String) -> Int32)?>(nil)
+    private static let cgroupKiller = Mutex<(@Sendable (String) -> Int32)?>(nil)
 
     /// How a dropped process kills the members of a worker cgroup by name (the spawner's
     /// KILL_CGROUP): set by whoever holds the spawner and a template naming the cgroup directories.

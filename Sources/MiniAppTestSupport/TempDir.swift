@@ -38,7 +38,19 @@ public final class TempDir: @unchecked Sendable {
 
     deinit {
         if ProcessInfo.processInfo.environment["MINIAPP_KEEP_TMP"] == nil {
+            Self.detachMounts(under: path)
             try? FileManager.default.removeItem(atPath: path)
         }
+    }
+
+    /// Detaches whatever is still mounted below `path` (a daemon killed with -9 leaves its
+    /// programs' /data volumes mounted), deepest first, so removing the tree removes it all.
+    public static func detachMounts(under path: String) {
+        guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return }
+        let points = text.split(separator: "\n").compactMap { line -> String? in
+            let f = line.split(separator: " ")
+            return f.count > 4 && f[4].hasPrefix(path + "/") ? String(f[4]) : nil
+        }
+        for p in points.sorted(by: { $0.count > $1.count }) { DataVolume(image: "", directory: p).unmount() }
     }
 }

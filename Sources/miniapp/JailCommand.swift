@@ -75,7 +75,7 @@ struct JailCommand: ParsableCommand {
                 let text = (fd == 1 ? ttys.0 : ttys.1) ? TerminalText.escape(line.text) : line.text
                 CurrentProcess.writeAll(fd, Array((text + "\n").utf8))
             }
-            let worker = try await jailer.spawn(launch)
+            let worker = try jailer.spawn(launch)
             let exit = await worker.exit
             await worker.removed // its cgroup too, before this process exits
             if let why = Self.reasonToken(exit.reason) { printErr("miniapp jail: \(why) (\(exit))") }

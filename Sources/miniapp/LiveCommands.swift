@@ -113,6 +113,7 @@ extension ControlCommands {
                 print("miniappd \(info["version"]?.stringValue ?? "") host \(info["hostVersion"]?.stringValue ?? "") "
                     + "mode \(info["mode"]?.stringValue ?? "") cgroups \(info["cgroups"]?.stringValue ?? "") "
                     + "workers \(workers.count) denials \(info["denials"]?.intValue ?? 0)")
+                if let data = info["dataLimits"]?.stringValue, data != "enforced" { print("/data limits \(data)") }
                 print(WorkerTable.render(workers, rates: rates))
                 CurrentProcess.flushStandardOutput()
                 n += 1
@@ -125,7 +126,7 @@ extension ControlCommands {
 /// The `ps`/`top` table.
 enum WorkerTable {
     static func render(_ workers: [JSONValue], rates: [String: (Double, Double)] = [:]) -> String {
-        var rows = [["WORKER", "PROGRAM", "VERSION", "STATE", "PID", "MEM", "CPU", "CALLS", "CALLS/S", "CPU%"]]
+        var rows = [["WORKER", "PROGRAM", "VERSION", "STATE", "PID", "MEM", "CPU", "CALLS", "CALLS/S", "CPU%", "DATA", "FILES"]]
         for w in workers {
             let id = w["workerId"]?.stringValue ?? "?"
             let rate = rates[id]
@@ -134,12 +135,19 @@ enum WorkerTable {
                 String(w["pid"]?.intValue ?? 0), bytes(w["memoryBytes"]?.intValue ?? 0),
                 String(format: "%.2fs", Double(w["cpuMicros"]?.intValue ?? 0) / 1e6), String(w["bridgeCalls"]?.intValue ?? 0),
                 rate.map { String(format: "%.0f", $0.0) } ?? "-", rate.map { String(format: "%.1f", $0.1) } ?? "-",
+                dataColumn(w, "dataBytes", "dataCapacityBytes", bytes), dataColumn(w, "dataInodes", "dataCapacityInodes") { String($0) },
             ])
         }
         let widths = (0..<rows[0].count).map { c in rows.map { $0[c].count }.max() ?? 0 }
         return rows.map { r in
             zip(r, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")
         }.joined(separator: "\n")
+    }
+
+    /// "used/capacity" of the worker's /data volume, "-" when it has none (rootless mode).
+    static func dataColumn(_ w: JSONValue, _ used: String, _ capacity: String, _ show: (Int64) -> String) -> String {
+        guard let u = w[used]?.intValue, let c = w[capacity]?.intValue else { return "-" }
+        return "\(show(u))/\(show(c))"
     }
 
     static func bytes(_ n: Int64) -> String {

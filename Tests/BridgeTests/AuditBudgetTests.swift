@@ -45,7 +45,9 @@ import MiniAppTestSupport
         #expect(all.filter { $0["programId"] == "com.partner.quiet" }.count >= 3, "the quiet program's records are still there")
         let loudRecords = all.filter { $0["programId"] == "com.partner.loud" && $0["suppressed"] == nil && $0["carried"] == nil }
         #expect(loudRecords.count < 300, "the flood is bounded: \(loudRecords.count) records written")
-        let summaries = all.filter { $0["programId"] == "com.partner.loud" && $0["suppressed"] != nil }
+        // A summary carried into a fresh file at rotation is a copy: counted once, where it was
+        // first written. (A slow flood rotates more often, so copies appear under load.)
+        let summaries = all.filter { $0["programId"] == "com.partner.loud" && $0["suppressed"] != nil && $0["carried"] == nil }
         #expect(!summaries.isEmpty)
         #expect(summaries.allSatisfy { $0["message"]?.stringValue?.contains("similar events suppressed") == true })
         let writtenDenials = loudRecords.filter { $0["decision"] == "deny" }.count

@@ -98,6 +98,6 @@ import Testing
         #expect { try over.call("daemon.info", timeoutMillis: 10_000) } throws: { ($0 as? MiniAppError)?.code == .rateLimited }
         #expect(try open[0].call("daemon.info")["version"] != nil)
         open.removeLast()
-        #expect(E2EProbe.eventually(seconds: 10) { (try? daemon.client().call("daemon.info", timeoutMillis: 5000)) != nil })
+        #expect(E2EProbe.eventually { (try? daemon.client().call("daemon.info", timeoutMillis: 5000)) != nil })
     }
 }

@@ -75,7 +75,7 @@ import Testing
             try host.call("programs.send", ["workerId": .string(wid), "name": "cli.tick", "data": ["n": .int(Int64(n))]])
             _ = try host.report(from: id, number: n + 1)
         }
-        #expect(E2EProbe.eventually(seconds: 10) { !inspect.isRunning }, "inspect did not stop after --count 3")
+        #expect(E2EProbe.eventually { !inspect.isRunning }, "inspect did not stop after --count 3")
         inspect.waitUntilExit()
         try out.close()
         #expect(inspect.terminationStatus == 0)

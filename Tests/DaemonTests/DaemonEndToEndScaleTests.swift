@@ -195,18 +195,20 @@ import Testing
             #expect(try host.report(from: sleeper) == ["kind": "python", "got": [1, 2, 3]])
             let frozenWorker = try host.call("programs.list")["workers"]?.arrayValue?.first { $0["id"]?.stringValue == frozen }
             try host.call("programs.suspend", ["workerId": try #require(frozenWorker?["workerId"])])
-            #expect(E2EProbe.freezerState(daemonPid: oldPid, programId: frozen) == "FROZEN")
+            // Polled: a cgroup made ahead gets the worker's name right after the spawn, off the
+            // launch path, so it may still bear its pool name when the launch has answered.
+            #expect(E2EProbe.eventually { E2EProbe.freezerState(daemonPid: oldPid, programId: frozen) == "FROZEN" })
         }
         let spawners = E2EProbe.children(of: oldPid, named: "miniappd-spawn")
         #expect(spawners.count == 1, "the daemon clones workers through exactly one spawner process: \(spawners)")
         first.crash()
-        #expect(E2EProbe.eventually(seconds: 5) { spawners.allSatisfy { !E2EProbe.isAlive($0) } }, "the spawner outlived the daemon")
+        #expect(E2EProbe.eventually { spawners.allSatisfy { !E2EProbe.isAlive($0) } }, "the spawner outlived the daemon")
 
         // PDEATHSIG ends every running worker; the suspended one only once the daemon's crash
         // guard has thawed it (under the v1 freezer a frozen task ignores even SIGKILL).
         let running = Array(workerPids.prefix(2))
-        #expect(E2EProbe.eventually(seconds: 5) { running.allSatisfy { !E2EProbe.isAlive($0) } }, "\(running)")
-        #expect(E2EProbe.eventually(seconds: 5) { !E2EProbe.isAlive(workerPids[2]) }, "the suspended worker outlived the daemon")
+        #expect(E2EProbe.eventually { running.allSatisfy { !E2EProbe.isAlive($0) } }, "\(running)")
+        #expect(E2EProbe.eventually { !E2EProbe.isAlive(workerPids[2]) }, "the suspended worker outlived the daemon")
 
         // The dead daemon's cgroup directories are left for the next start's sweep (here, or
         // that of any other daemon started meanwhile under the same parent cgroup).

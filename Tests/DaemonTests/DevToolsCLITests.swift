@@ -107,7 +107,9 @@ extension DevToolsCLITests {
         inspect.standardOutput = FileHandle.nullDevice
         try inspect.run()
         defer { if inspect.isRunning { kill(inspect.processIdentifier, SIGKILL) } }
-        usleep(500_000)  // the subscription is asynchronous
+        // inspect makes the recording only once its subscription was answered: from then on,
+        // every call is delivered to it.
+        #expect(E2EProbe.eventually { FileManager.default.fileExists(atPath: recording) }, "inspect never subscribed")
         try host.call("packages.install", ["dir": .string(app)])
         try host.call("programs.launch", ["id": "com.example.hello"])
         for _ in 0..<600 where inspect.isRunning {
@@ -116,7 +118,7 @@ extension DevToolsCLITests {
         }
         #expect(!inspect.isRunning, "inspect --count 4 ends")
         let live = ["hello from com.example.hello 0.1.0", "visit 1: paid, transaction tx-recorded-7"]
-        #expect(E2EProbe.eventually(seconds: 10) { live.allSatisfy { daemon.logText().contains($0) } }, "\(daemon.logText())")
+        #expect(E2EProbe.eventually { live.allSatisfy { daemon.logText().contains($0) } }, "\(daemon.logText())")
         let lines = try String(contentsOfFile: recording, encoding: .utf8).split(separator: "\n")
         #expect(lines.count == 4, "\(lines)")
         #expect(lines.allSatisfy { $0.contains(#""simulated":true"#) })

@@ -11,7 +11,7 @@ import Testing
         var value: Int { calls.load(ordering: .acquiring) }
         func bump() { calls.add(1, ordering: .acquiringAndReleasing) }
         /// Waits until the count is above `n`; true if it got there within `seconds`.
-        func waitAbove(_ n: Int, seconds: Double = 5) -> Bool { E2EProbe.eventually(seconds: seconds) { value > n } }
+        func waitAbove(_ n: Int, seconds: Double = 60) -> Bool { E2EProbe.eventually(seconds: seconds) { value > n } }
     }
 
     static func watch(_ dir: String, debounce: Int = 50) throws -> (DirectoryWatcher, Counter) {

@@ -222,7 +222,9 @@ enum E2EProbe {
     }
 
     /// Polls `condition` every 20 ms until it holds or `seconds` pass; returns its last value.
-    static func eventually(seconds: Double = 10, _ condition: () -> Bool) -> Bool {
+    /// Every caller waits for something that must happen, so the bound is only a hang guard,
+    /// never a statement of how fast it happens (a loaded host can take many seconds).
+    static func eventually(seconds: Double = 60, _ condition: () -> Bool) -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
             if condition() { return true }

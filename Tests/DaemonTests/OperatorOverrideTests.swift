@@ -25,7 +25,7 @@ import Testing
     func launch(_ host: E2EHost, _ daemon: DaemonHarness, _ id: String) throws -> (String, String?, String?) {
         let wid = try #require(try host.call("programs.launch", ["id": .string(id)])["workerId"]?.stringValue)
         let pid = daemon.process.processIdentifier
-        _ = E2EProbe.eventually(seconds: 10) { Self.cgroupValue(pid, id, Self.pidsFiles) != nil }
+        _ = E2EProbe.eventually { Self.cgroupValue(pid, id, Self.pidsFiles) != nil }
         return (wid, Self.cgroupValue(pid, id, Self.pidsFiles), Self.cgroupValue(pid, id, Self.memoryFiles))
     }
 

@@ -8,20 +8,22 @@ import Testing
 /// The supervisor's prewarm (Supervisor+Prewarm.swift) against the fakes of SupervisorTests;
 /// PrewarmEndToEndTests runs the same through a real daemon and real runtimes.
 @Suite struct PrewarmTests {
-    static func env(_ f: SupervisorFixture, _ i: Int) -> [String] { f.spawner.requests.withLock { $0[i].env } }
+    static func env(_ f: SupervisorFixture, _ i: Int) -> [String] {
+        f.spawner.requests.withLock { $0[i].environment(policy: [:]).map { "\($0.0)=\($0.1)" } }
+    }
 
     @Test func theLaunchOfItsProgramReleasesThePrewarmedWorker() throws {
         let f = try SupervisorFixture()
         let pre = try f.supervisor.prewarm("com.p.app")
-        #expect(pre["prewarmed"] == true)
+        #expect(pre.prewarmed)
         #expect(Self.env(f, 0).contains("MINIAPP_PREWARM=1"))
         #expect(f.supervisor.list().isEmpty)  // held, not running
         #expect(f.bridge.events.withLock { $0.isEmpty })
         let launched = try f.supervisor.launch("com.p.app", args: ["a"])
-        #expect(launched["workerId"] == pre["workerId"])
+        #expect(launched.workerId == pre.workerId)
         #expect(f.spawner.spawned.withLock { $0.count } == 1)
         #expect(f.bridge.events.withLock { $0.map(\.1) } == ["lifecycle.launch"])
-        #expect(f.bridge.events.withLock { $0.map(\.0) } == [pre["workerId"]!.stringValue!])
+        #expect(f.bridge.events.withLock { $0.map(\.0) } == [pre.workerId])
         #expect(f.supervisor.prewarmedPrograms().isEmpty)
         #expect(f.supervisor.list().count == 1)
     }
@@ -30,7 +32,7 @@ import Testing
         let f = try SupervisorFixture()
         let pre = try f.supervisor.prewarm("com.p.a")
         let other = try f.supervisor.launch("com.p.b")
-        #expect(other["workerId"] != pre["workerId"])
+        #expect(other.workerId != pre.workerId)
         #expect(f.spawner.spawned.withLock { $0.count } == 2)
         #expect(!Self.env(f, 1).contains("MINIAPP_PREWARM=1"))
         #expect(f.bridge.events.withLock { $0.isEmpty })
@@ -41,7 +43,7 @@ import Testing
         let f = try SupervisorFixture()
         let a = try f.supervisor.prewarm("com.p.app")
         let b = try f.supervisor.prewarm("com.p.app")
-        #expect(a["workerId"] == b["workerId"])
+        #expect(a.workerId == b.workerId)
         #expect(f.spawner.spawned.withLock { $0.count } == 1)
     }
 
@@ -49,7 +51,7 @@ import Testing
         let f = try SupervisorFixture()
         let running = try f.supervisor.launch("com.p.app")
         let pre = try f.supervisor.prewarm("com.p.app")
-        #expect(pre["workerId"] == running["workerId"])
+        #expect(pre.workerId == running.workerId)
         #expect(f.supervisor.prewarmedPrograms().isEmpty)
     }
 
@@ -62,7 +64,7 @@ import Testing
         #expect(f.supervisor.prewarmedPrograms().isEmpty)
         #expect(f.spawner.spawned.withLock { $0[0].killed.withLock { $0 } })
         let launched = try f.supervisor.launch("com.p.app")
-        #expect(launched["workerId"] != pre["workerId"])
+        #expect(launched.workerId != pre.workerId)
         #expect(f.notes.named("program.exited").isEmpty)  // a dropped prewarm never ran: nothing to report
     }
 
@@ -72,8 +74,8 @@ import Testing
         let pre = try f.supervisor.prewarm("com.p.app")
         f.resolver.version.withLock { $0 = "2.0.0" }
         let launched = try f.supervisor.launch("com.p.app")
-        #expect(launched["workerId"] != pre["workerId"])
-        #expect(launched["version"] == "2.0.0")
+        #expect(launched.workerId != pre.workerId)
+        #expect(launched.version == "2.0.0")
         #expect(f.spawner.spawned.withLock { $0[0].killed.withLock { $0 } })
         #expect(f.bridge.events.withLock { $0.isEmpty })
         #expect(f.supervisor.list().count == 1)
@@ -88,7 +90,7 @@ import Testing
         let pre = try f.supervisor.prewarm("com.p.app")
         current.value.withLock { $0 = changed }
         let launched = try f.supervisor.launch("com.p.app")
-        #expect(launched["workerId"] != pre["workerId"])
+        #expect(launched.workerId != pre.workerId)
         #expect(f.spawner.spawned.withLock { $0[0].killed.withLock { $0 } })
         #expect(f.bridge.events.withLock { $0.isEmpty })
     }
@@ -98,7 +100,7 @@ import Testing
         current.value.withLock { $0 = [PolicyOverride(storageQuotaBytes: 1000)] }
         let f = try SupervisorFixture { s in s.overridesOf = { _ in current.value.withLock { $0 } } }
         let pre = try f.supervisor.prewarm("com.p.app")
-        #expect(try f.supervisor.launch("com.p.app")["workerId"] == pre["workerId"])
+        #expect(try f.supervisor.launch("com.p.app").workerId == pre.workerId)
     }
 
     @Test func aGrantChangeOfItsPartnerDropsIt() throws {
@@ -144,7 +146,7 @@ import Testing
         for name in ["a", "b", "c", "d"] {
             _ = try f.supervisor.prewarm("com.p.\(name)")
             f.clock.advance(seconds: 1)
-            let held = f.supervisor.prewarmedList().compactMap { $0["memoryBytes"]?.intValue }.reduce(0, +)
+            let held = f.supervisor.prewarmedList().map(\.memoryBytes).reduce(0, +)
             #expect(held <= 250 << 20)
         }
         #expect(f.supervisor.prewarmedPrograms() == ["com.p.c", "com.p.d"])
@@ -187,7 +189,7 @@ import Testing
 
     @Test func recentProgramsArePrewarmedAgainAfterACleanStop() throws {
         let f = try SupervisorFixture { $0.prewarmRecent = true }
-        let w = try f.supervisor.launch("com.p.app")["workerId"]!.stringValue!
+        let w = try f.supervisor.launch("com.p.app").workerId
         try f.supervisor.stop(w, graceMillis: 10) { _ in }
         #expect(SupervisorFixture.eventually { f.supervisor.prewarmedPrograms() == ["com.p.app"] })
     }

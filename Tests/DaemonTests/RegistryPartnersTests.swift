@@ -152,7 +152,9 @@ import Testing
         w.server.stop()
         let t0 = Date()
         let g = w.grants()
-        #expect(Date().timeIntervalSince(t0) < 1)
+        // (Elapsed-time bounds in these tests only tell a wait for the registry from none: 10 s,
+        // half the slow registry's 20 s delay, never how fast a loaded host answers.)
+        #expect(Date().timeIntervalSince(t0) < 10)
         #expect(!g.fetchedAtStart)
         #expect(g.grants["com.reg"] == ["payment"])
         // Without a registry configured at all, the cache still counts (the key verifies it).
@@ -166,7 +168,7 @@ import Testing
         try w.server.delay("partners", 20)
         var t0 = Date()
         let cold = w.grants(timeoutMillis: 500)
-        #expect(Date().timeIntervalSince(t0) < 5)
+        #expect(Date().timeIntervalSince(t0) < 10, "bounded by the timeout, far below the 20 s delay")
         #expect(cold.grants == ["com.local": ["ui"]], "no cache, no answer: local partners only")
         try w.server.delay("partners", nil)
         let g = w.grants(timeoutMillis: 500)  // no cache yet: asks, and gets it
@@ -174,13 +176,13 @@ import Testing
         try w.server.delay("partners", 20)
         t0 = Date()
         let r = g.refresh()
-        #expect(Date().timeIntervalSince(t0) < 5)
+        #expect(Date().timeIntervalSince(t0) < 10)
         #expect(r["registry"]?["code"] == "TIMEOUT")
         #expect(g.grants["com.reg"] == ["payment"])
         // Started from the cache, the start does not ask at all.
         t0 = Date()
         #expect(w.grants(timeoutMillis: 500).fetchedAtStart == false)
-        #expect(Date().timeIntervalSince(t0) < 1)
+        #expect(Date().timeIntervalSince(t0) < 10)
     }
 
     /// A cache that no longer verifies (platform key rotated, file edited) is not trusted.

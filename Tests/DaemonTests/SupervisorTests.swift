@@ -1,6 +1,7 @@
 import Foundation
 import MiniAppBroker
 @testable import MiniAppDaemon
+import MiniAppJail
 import MiniAppJSON
 import MiniAppModel
 import Synchronization
@@ -32,7 +33,7 @@ final class FakeWorker: WorkerHandle, @unchecked Sendable {
 
 final class FakeSpawner: WorkerSpawner, @unchecked Sendable {
     let spawned = Mutex<[FakeWorker]>([])
-    let requests = Mutex<[WorkerSpawnRequest]>([])
+    let requests = Mutex<[JailLaunch]>([])
     /// Reported from inside `spawn`, before it returns: a program that exits at once, seen by
     /// the jail's reaper before the supervisor got the handle.
     let exitDuringSpawn = Mutex<WorkerExitInfo?>(nil)
@@ -41,7 +42,7 @@ final class FakeSpawner: WorkerSpawner, @unchecked Sendable {
     /// What `usage()` reports for the workers spawned from now on.
     let memoryPerWorker = Mutex<Int64>(4096)
 
-    func spawn(_ r: WorkerSpawnRequest, onExit: @escaping @Sendable (WorkerExitInfo) -> Void) throws(MiniAppError) -> any WorkerHandle {
+    func spawn(_ r: JailLaunch, onExit: @escaping @Sendable (WorkerExitInfo) -> Void) throws(MiniAppError) -> any WorkerHandle {
         let w = FakeWorker(
             pid: Int32(1000 + spawned.withLock { $0.count }), memoryBytes: memoryPerWorker.withLock { $0 }, onExit: onExit)
         spawned.withLock { $0.append(w) }
@@ -71,7 +72,7 @@ final class FakeResolver: ProgramResolver, Sendable {
         guard id.hasPrefix("com.") else { throw MiniAppError(.notFound, "no package \(id)") }
         return LaunchableProgram(
             id: id, version: version.withLock { $0 }, partnerId: id.hasPrefix("com.q.") ? "com.q" : "com.p", appDir: "/nonexistent",
-            entryPoint: id.hasSuffix(".native") ? "main" : "main.js", runtime: id.hasSuffix(".native") ? "native" : "node",
+            entryPoint: id.hasSuffix(".native") ? "main" : "main.js", runtime: id.hasSuffix(".native") ? .native : .node,
             permissions: [], allowedDomains: [])
     }
     func dataDirectory(_ id: String) throws(MiniAppError) -> String { "/nonexistent/\(id)" }
@@ -146,7 +147,7 @@ extension SupervisorFixture {
         let f = try SupervisorFixture()
         let a = try f.supervisor.launch("com.p.app")
         let b = try f.supervisor.launch("com.p.app")
-        #expect(a["workerId"] == b["workerId"])
+        #expect(a.workerId == b.workerId)
         #expect(f.spawner.spawned.withLock { $0.count } == 1)
         #expect(f.supervisor.list().count == 1)
     }
@@ -159,7 +160,7 @@ extension SupervisorFixture {
 
     @Test func stopReportsStoppedAndDetachesTheBridge() throws {
         let f = try SupervisorFixture()
-        let wid = try f.supervisor.launch("com.p.app")["workerId"]!.stringValue!
+        let wid = try f.supervisor.launch("com.p.app").workerId
         let status = Mutex<Int32?>(nil)
         try f.supervisor.stop(wid, graceMillis: 10) { s in status.withLock { $0 = s } }
         #expect(status.withLock { $0 } == 143)
@@ -174,24 +175,24 @@ extension SupervisorFixture {
 
     @Test func shutdownReportsDaemonShutdown() throws {
         let f = try SupervisorFixture()
-        let wid = try f.supervisor.launch("com.p.app")["workerId"]!
+        let wid = try f.supervisor.launch("com.p.app").workerId
         f.supervisor.shutdown(graceMillis: 10)
         let exited = f.notes.named("program.exited")
         #expect(exited.count == 1)
-        #expect(exited.first?["workerId"] == wid)
+        #expect(exited.first?["workerId"]?.stringValue == wid)
         #expect(exited.first?["reason"] == "daemon-shutdown")
         #expect(throws: MiniAppError.self) { try f.supervisor.launch("com.p.other") }
     }
 
     @Test func suspendResumeFollowTheStateMachine() throws {
         let f = try SupervisorFixture()
-        let wid = try f.supervisor.launch("com.p.app")["workerId"]!.stringValue!
+        let wid = try f.supervisor.launch("com.p.app").workerId
         #expect(throws: MiniAppError.self) { try f.supervisor.resume(wid) }
         try f.supervisor.suspend(wid)
-        #expect(f.supervisor.list().first?["state"] == "suspended")
+        #expect(f.supervisor.list().first?.state == "suspended")
         #expect(throws: MiniAppError.self) { try f.supervisor.suspend(wid) }
         try f.supervisor.resume(wid)
-        #expect(f.supervisor.list().first?["state"] == "running")
+        #expect(f.supervisor.list().first?.state == "running")
     }
 
     @Test func crashRestartsWithBackoffThenGivesUp() async throws {
@@ -263,17 +264,17 @@ extension SupervisorFixture {
         let first = try f.supervisor.launch("com.p.app")
         let exited = f.notes.named("program.exited")
         #expect(exited.count == 1)
-        #expect(exited.first?["workerId"] == first["workerId"])
+        #expect(exited.first?["workerId"]?.stringValue == first.workerId)
         #expect(exited.first?["reason"] == "exit")
         #expect(f.supervisor.list().isEmpty)
         #expect(!f.supervisor.isRunning(programId: "com.p.app"))
         #expect(f.bridge.attached.withLock { $0.isEmpty })
         f.spawner.exitDuringSpawn.withLock { $0 = nil }
         let second = try f.supervisor.launch("com.p.app")
-        #expect(second["workerId"] != first["workerId"])
+        #expect(second.workerId != first.workerId)
         #expect(f.supervisor.list().count == 1)
         let status = Mutex<Int32?>(nil)
-        try f.supervisor.stop(second["workerId"]!.stringValue!, graceMillis: 1) { s in status.withLock { $0 = s } }
+        try f.supervisor.stop(second.workerId, graceMillis: 1) { s in status.withLock { $0 = s } }
         #expect(status.withLock { $0 } == 143, "stop of the new worker replies")
     }
 
@@ -320,12 +321,12 @@ extension SupervisorFixture {
     @Test func launchDuringSpawnJoinsIt() throws {
         let f = try SupervisorFixture()
         let supervisor = f.supervisor
-        let joined = Mutex<Result<JSONValue, MiniAppError>?>(nil)
+        let joined = Mutex<Result<StartedWorker, MiniAppError>?>(nil)
         let joinedDone = DispatchSemaphore(value: 0)
         f.spawner.duringSpawn.withLock {
             $0 = {
                 Thread.detachNewThread {
-                    let r: Result<JSONValue, MiniAppError>
+                    let r: Result<StartedWorker, MiniAppError>
                     do throws(MiniAppError) { r = .success(try supervisor.launch("com.p.app")) } catch { r = .failure(error) }
                     joined.withLock { $0 = r }
                     joinedDone.signal()
@@ -336,7 +337,7 @@ extension SupervisorFixture {
         let first = try supervisor.launch("com.p.app")
         #expect(joinedDone.wait(timeout: .now() + 10) == .success)
         let second = try #require(joined.withLock { $0 })
-        #expect(try second.get()["workerId"] == first["workerId"])
+        #expect(try second.get().workerId == first.workerId)
         #expect(f.spawner.spawned.withLock { $0.count } == 1)
     }
 
@@ -344,7 +345,7 @@ extension SupervisorFixture {
     /// not stopped the moment it is thawed, only after a full idle period.
     @Test func resumeRestartsTheIdleClock() throws {
         let f = try SupervisorFixture { $0.idleTimeoutSeconds = 10 }
-        let wid = try f.supervisor.launch("com.p.app")["workerId"]!.stringValue!
+        let wid = try f.supervisor.launch("com.p.app").workerId
         try f.supervisor.suspend(wid)
         f.clock.advance(seconds: 60)
         f.supervisor.stopIdleWorkers()
@@ -360,7 +361,7 @@ extension SupervisorFixture {
     /// The metrics see the reason the hosts see (daemon-shutdown, not the jail's `stopped`).
     @Test func exitObserverSeesTheReportedReason() throws {
         let f = try SupervisorFixture()
-        let a = try f.supervisor.launch("com.p.a")["workerId"]!.stringValue!
+        let a = try f.supervisor.launch("com.p.a").workerId
         _ = try f.supervisor.launch("com.p.b")
         try f.supervisor.stop(a, graceMillis: 1) { _ in }
         f.supervisor.shutdown(graceMillis: 10)

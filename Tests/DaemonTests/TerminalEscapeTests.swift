@@ -62,7 +62,7 @@ import Testing
         #expect(shown.split(separator: "\n").count == 3, "one event is one line: \(shown.debugDescription)")
         Self.expectEscaped(shown, "inspect")
 
-        #expect(E2EProbe.eventually(seconds: 10) {
+        #expect(E2EProbe.eventually {
             let text = daemon.logText()
             return text.contains("err x") && text.contains("log x") && text.contains("out x")
         }, "the program's lines reach the log: \(daemon.logText())")

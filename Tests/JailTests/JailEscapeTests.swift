@@ -32,6 +32,8 @@ enum Attacks {
         "write_usr", "write_app", "write_root", "write_etc", "proc_sys_write", "sysrq_trigger",
         "host_processes", "interfaces", "caps_eff", "caps_prm", "caps_inh", "caps_bnd", "caps_amb",
         "no_new_privs", "seccomp_on", "nosuid_mounts", "fds", "setuid0", "mknod", "suid_binary", "kill_init",
+        // the host's identity in /proc (kernel command line, boot id) reads empty
+        "host_identity",
         // Landlock alone refuses these (see JailNetworkTests for the control without Landlock)
         "tcp_bind", "proc_comm_write",
         // and the positive control: what the profile must still allow
@@ -62,12 +64,12 @@ struct JailEscapeTests {
                                 mode: .privileged, warmJails: true)
         var warm = 0
         for attack in ["allowed_calls"] + Attacks.all {
-            let lines = JailLock<[String]>([])
+            let lines = Locked<[String]>([])
             var launch = JailLaunch(programId: "test.probe-warm", argv: ["/app/probe", attack])
             launch.appDir = "\(JailHarness.base)/app"
             launch.dataDir = JailHarness.newDataDir("warm")
             launch.output = { l in lines.withLock { $0.append(l.text) } }
-            let w = try await jailer.spawn(launch)
+            let w = try jailer.spawn(launch)
             if w.startedWarm { warm += 1 }
             let exit = await w.exit
             let out = lines.withLock { $0 }

@@ -2,6 +2,7 @@ import Foundation
 import MiniAppJail
 import MiniAppModel
 import MiniAppSystem
+import Synchronization
 
 /// Shared fixtures of the jail tests: the escape probe compiled with the system cc into an app
 /// dir, a state dir, and a privileged `Jailer` on the repository's default policies.
@@ -118,13 +119,13 @@ enum JailHarness {
     static func runWorker(_ args: [String], argv: [String]? = nil, programId: String = "test.probe", jailer: Jailer? = JailHarness.jailer,
                           configure: (inout JailLaunch) -> Void = { _ in }) async throws -> (WorkerExit, [String]) {
         guard probeBuilt, let jailer else { throw MiniAppError(.internal, "fixture setup failed (cc or policy)") }
-        let lines = JailLock<[String]>([])
+        let lines = Locked<[String]>([])
         var launch = JailLaunch(programId: programId, argv: argv ?? (["/app/probe"] + args))
         launch.appDir = "\(base)/app"
         launch.dataDir = newDataDir(programId)
         launch.output = { l in lines.withLock { $0.append(l.text) } }
         configure(&launch)
-        let worker = try await jailer.spawn(launch)
+        let worker = try jailer.spawn(launch)
         let exit = await worker.exit
         return (exit, lines.withLock { $0 })
     }
@@ -136,4 +137,14 @@ extension JailHarness {
         guard probeBuilt else { return false }
         return capture("\(base)/app/probe", ["ia32_available"]).1.hasPrefix("IA32 yes")
     }()
+}
+
+/// Test state shared with the jail's callbacks: a `Mutex` in a class, so escaping closures
+/// (output sinks, exit observers) can capture it.
+final class Locked<State: Sendable>: Sendable {
+    private let mutex: Mutex<State>
+    init(_ state: State) { mutex = Mutex(state) }
+    func withLock<R: Sendable, E: Error>(_ body: (inout State) throws(E) -> R) throws(E) -> R {
+        try mutex.withLock { (s: inout State) throws(E) -> R in try body(&s) }
+    }
 }

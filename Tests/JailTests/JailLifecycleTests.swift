@@ -26,9 +26,9 @@ struct JailLifecycleTests {
         a.appDir = "\(JailHarness.base)/app"
         let dataA = JailHarness.newDataDir("a")
         a.dataDir = dataA
-        let ready = JailLock(false)
+        let ready = Locked(false)
         a.output = { l in if l.text == "READY" { ready.withLock { $0 = true } } }
-        let wa = try await jailer.spawn(a)
+        let wa = try jailer.spawn(a)
         // Waits for the event itself; the bound only turns a hang into a failure.
         for _ in 0..<6000 where !ready.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(10)) }
         #expect(ready.withLock { $0 })
@@ -64,7 +64,7 @@ struct JailLifecycleTests {
     @Test("stop sends SIGTERM through the PID-1 reaper, then reports .stopped")
     func stop() async throws {
         guard let jailer = JailHarness.jailer else { Issue.record("no fixture"); return }
-        let w = try await jailer.spawn(JailLaunch(programId: "test.stop", argv: ["/bin/sh", "-c", "sleep 30"]))
+        let w = try jailer.spawn(JailLaunch(programId: "test.stop", argv: ["/bin/sh", "-c", "sleep 30"]))
         let exit = await w.stop(grace: 2)
         #expect(exit.reason == .stopped)
         #expect(exit.signal == SIGTERM || exit.signal == SIGKILL, "\(exit)")
@@ -77,9 +77,10 @@ struct JailLifecycleTests {
         l.appDir = "\(JailHarness.base)/app"
         let data = JailHarness.newDataDir("freeze")
         l.dataDir = data
-        let w = try await jailer.spawn(l)
+        let w = try jailer.spawn(l)
         func count() -> Int { Int((try? String(contentsOfFile: "\(data)/counter", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? -1 }
-        for _ in 0..<300 where count() < 3 { try await Task.sleep(for: .milliseconds(10)) }
+        // Waits for the events themselves; the bounds (30 s) only turn a hang into a failure.
+        for _ in 0..<3000 where count() < 3 { try await Task.sleep(for: .milliseconds(10)) }
         #expect(count() >= 3, "the counter never started")
         try w.suspend()
         let frozen = count()
@@ -87,7 +88,7 @@ struct JailLifecycleTests {
         #expect(count() == frozen, "the counter advanced while frozen: \(frozen) → \(count())")
         #expect(w.stats().memoryBytes > 0)
         try w.resume()
-        try await Task.sleep(for: .milliseconds(300))
+        for _ in 0..<3000 where count() <= frozen + 5 { try await Task.sleep(for: .milliseconds(10)) }
         #expect(count() > frozen + 5, "the counter did not resume: \(frozen) → \(count())")
         try w.suspend()
         let exit = await w.stop(grace: 1)
@@ -97,10 +98,10 @@ struct JailLifecycleTests {
     @Test("output is captured per line, tagged, and bounded")
     func outputBounded() async throws {
         guard let jailer = JailHarness.jailer else { Issue.record("no fixture"); return }
-        let lines = JailLock<[JailOutputLine]>([])
+        let lines = Locked<[JailOutputLine]>([])
         var l = JailLaunch(programId: "test.output", argv: ["/bin/sh", "-c", "echo out; echo err >&2; yes aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa | head -c 3000000"])
         l.output = { line in lines.withLock { $0.append(line) } }
-        let w = try await jailer.spawn(l)
+        let w = try jailer.spawn(l)
         let exit = await w.exit
         let got = lines.withLock { $0 }
         #expect(got.contains { $0.stream == .stdout && $0.text == "out" && $0.programId == "test.output" })

@@ -13,10 +13,10 @@ struct JailNetworkTests {
     /// A started worker whose output lines are collected; `ready` waits for a line.
     final class Running: Sendable {
         let worker: JailedWorker
-        let lines: JailLock<[String]>
+        let lines: Locked<[String]>
         /// Host path of the worker's /data: the test signals the probe by creating `go` there.
         let dataDir: String
-        init(worker: JailedWorker, lines: JailLock<[String]>, dataDir: String) { self.worker = worker; self.lines = lines; self.dataDir = dataDir }
+        init(worker: JailedWorker, lines: Locked<[String]>, dataDir: String) { self.worker = worker; self.lines = lines; self.dataDir = dataDir }
 
         /// Waits (by the clock: the task may be starved on a loaded machine) for a line.
         func waitFor(_ prefix: String, seconds: Double = 20) async throws -> String? {
@@ -35,13 +35,13 @@ struct JailNetworkTests {
     static func start(_ args: [String], programId: String) async throws -> Running {
         let jailer = try #require(JailHarness.jailer)
         try #require(JailHarness.probeBuilt)
-        let lines = JailLock<[String]>([])
+        let lines = Locked<[String]>([])
         var l = JailLaunch(programId: programId, argv: ["/app/probe"] + args)
         l.appDir = "\(JailHarness.base)/app"
         let data = JailHarness.newDataDir(programId)
         l.dataDir = data
         l.output = { line in lines.withLock { $0.append(line.text) } }
-        return Running(worker: try await jailer.spawn(l), lines: lines, dataDir: data)
+        return Running(worker: try jailer.spawn(l), lines: lines, dataDir: data)
     }
 
     static func hostNetns() -> String {

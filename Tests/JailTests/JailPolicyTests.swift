@@ -151,7 +151,7 @@ struct JailPolicyTests {
         var l = JailLaunch(programId: "test.bad", argv: ["/bin/true"])
         mutate(&l)
         do {
-            _ = try await jailer.spawn(l)
+            _ = try jailer.spawn(l)
             Issue.record("\(name) was accepted")
         } catch {
             #expect(error.code == .policyInvalid, "\(name): \(error)")
@@ -163,7 +163,7 @@ struct JailPolicyTests {
     func execFails() async {
         guard let jailer = JailHarness.jailer else { Issue.record("no fixture"); return }
         do {
-            _ = try await jailer.spawn(JailLaunch(programId: "test.noexec", argv: ["/usr/bin/no-such-program"]))
+            _ = try jailer.spawn(JailLaunch(programId: "test.noexec", argv: ["/usr/bin/no-such-program"]))
             Issue.record("spawned")
         } catch {
             #expect(error.code == .jailSetupFailed)

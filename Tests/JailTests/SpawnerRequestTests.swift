@@ -86,6 +86,17 @@ struct SpawnerRequestTests {
             return cjail_spawner_control(socket, &r)
         }
 
+        /// The same request with `fd` beside its reply socket.
+        func control(_ kind: cjail_control_kind, name: String, fd: Int32) -> Int32 {
+            var r = cjail_control_request()
+            r.kind = kind.rawValue
+            r.template_id = 1
+            withUnsafeMutableBytes(of: &r.name) { b in
+                for (i, c) in name.utf8.prefix(b.count).enumerated() { b[i] = c }
+            }
+            return cjail_spawner_control_fd(socket, &r, fd)
+        }
+
         /// Sends raw bytes with one reply socket; true when the spawner answered nothing (EOF).
         func raw(_ bytes: [UInt8]) -> Bool {
             var pair: [Int32] = [-1, -1]
@@ -203,6 +214,66 @@ struct SpawnerRequestTests {
         child.pidfd = -1
         #expect(status == 0)
         #expect((try? String(contentsOfFile: out, encoding: .utf8)) == "\(uid)\n")
+    }
+
+    /// An image file under the test's volumes dir: `mode`, optionally hard-linked.
+    static func image(_ name: String, mode: mode_t = 0o600, bytes: Int = 8 << 20) -> String {
+        let dir = "\(base)/volumes"
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let path = "\(dir)/\(name)"
+        unlink(path)
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, mode)
+        _ = ftruncate(fd, off_t(bytes))
+        fchmod(fd, mode)
+        close(fd)
+        return path
+    }
+
+    @Test("MOUNT_VOLUME: only a plain name under the data root, only a 0600 single-link regular file opened read-write, only with that request")
+    func hostileMountVolume() throws {
+        let s = try Spawner()
+        let good = Self.image("good.ext4")
+        let goodFD = open(good, O_RDWR | O_CLOEXEC)
+        defer { close(goodFD) }
+        for name in ["..", "../x", "a/b", ".hidden", "", "x\u{1}", String(repeating: "a", count: 200)] {
+            #expect(s.control(CJAIL_CTL_MOUNT_VOLUME, name: name, fd: goodFD) == -EPERM, "data dir \(name)")
+        }
+        let dirFD = open("\(Self.base)/outside", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        let fifo = "\(Self.base)/volumes/fifo"
+        unlink(fifo)
+        mkfifo(fifo, 0o600)
+        let fifoFD = open(fifo, O_RDWR | O_NONBLOCK | O_CLOEXEC)
+        let linked = Self.image("linked.ext4")
+        unlink("\(Self.base)/volumes/linked-2")
+        link(linked, "\(Self.base)/volumes/linked-2")
+        let linkedFD = open(linked, O_RDWR | O_CLOEXEC)
+        let readOnlyFD = open(good, O_RDONLY | O_CLOEXEC)
+        let groupFD = open(Self.image("group.ext4", mode: 0o640), O_RDWR | O_CLOEXEC)
+        let emptyFD = open(Self.image("empty.ext4", bytes: 0), O_RDWR | O_CLOEXEC)
+        let hostile: [(String, Int32)] = [("a directory", dirFD), ("a FIFO", fifoFD), ("a hard-linked file", linkedFD),
+                                          ("a read-only descriptor", readOnlyFD), ("a group-readable image", groupFD), ("an empty file", emptyFD)]
+        for (what, fd) in hostile {
+            #expect(fd >= 0, "\(what) opened")
+            #expect(s.control(CJAIL_CTL_MOUNT_VOLUME, name: "p1", fd: fd) == -EPERM, "\(what)")
+            close(fd)
+        }
+        #expect(s.control(CJAIL_CTL_MOUNT_VOLUME, name: "p1") == -EPERM, "no image descriptor")
+        #expect(s.control(CJAIL_CTL_CHOWN_DATA, name: "p1", fd: goodFD) == -EPERM, "a descriptor on another request")
+        #expect(s.control(CJAIL_CTL_UNMOUNT_VOLUME, name: "p1") == -EINVAL, "p1 is no mount: nothing is unmounted")
+        for name in ["..", "a/b", ""] { #expect(s.control(CJAIL_CTL_UNMOUNT_VOLUME, name: name) == -EPERM, "unmount \(name)") }
+        // A real volume mounts, and unmounts.
+        if DataVolume.mkfsPath != nil {
+            let v = DataVolume(image: "\(Self.base)/volumes/real.ext4", directory: "\(Self.base)/data/p1")
+            unlink(v.image)
+            try v.create(bytes: 8 << 20, inodes: 64, uid: Self.uid, gid: Self.uid)
+            try v.mount { s.control(CJAIL_CTL_MOUNT_VOLUME, name: "p1", fd: $0) }
+            #expect(v.isMounted)
+            #expect(access("\(Self.base)/data/p1/lost+found", F_OK) != 0, "the spawner removed lost+found")
+            #expect(s.control(CJAIL_CTL_UNMOUNT_VOLUME, name: "p1") == 0)
+            #expect(!v.isMounted)
+        }
+        #expect(s.alive)
+        try Self.expectServes(s)
     }
 
     @Test("control requests: only a worker of ours gets a signal, only a plain name is a cgroup or a data dir, no template after the lock")

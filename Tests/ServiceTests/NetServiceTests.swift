@@ -235,14 +235,19 @@ func withTLSServer(_ body: (TLSServer) async throws -> Void) async throws {
     @Test func perProgramConcurrencyCap() async throws {
         try await withTLSServer { server in
             let net = try NetService(config: server.config { $0.net.maxConcurrentRequestsPerProgram = 1 })
-            let slowURL = server.url("api.partner.test", "/slow?s=1")
-            async let slow = request(net, slowURL)
-            // Let the slow call take the slot first: an /ok racing ahead of it would hold the slot
-            // itself and turn the slow call away instead.
-            try await Task.sleep(for: .milliseconds(300))
+            let slowURL = server.url("api.partner.test", "/slow?s=2")
+            // The slow call retries while a probe holds the slot, so whichever comes first, it
+            // takes the slot in the end; the probes go on until one is turned away (the cap seen)
+            // or the slow call has finished. No sleep decides the order.
+            let slowDone = DoneFlag()
+            async let slow: Result<JSONValue, MiniAppError> = {
+                var r = await request(net, slowURL)
+                while r.code == .rateLimited { r = await request(net, slowURL) }
+                slowDone.value.withLock { $0 = true }
+                return r
+            }()
             var second: ErrorCode? = nil
-            // The first call holds the slot until the slow response; poll until the cap is observed.
-            for _ in 0..<100 {
+            while !slowDone.value.withLock({ $0 }) {
                 second = await request(net, server.url("api.partner.test", "/ok")).code
                 if second == .rateLimited { break }
             }
@@ -341,4 +346,9 @@ final class RebindingResolver: Sendable {
             #expect(meta.code == .domainNotAllowed, "\(meta)")
         }
     }
+}
+
+/// A flag one task sets and another polls.
+private final class DoneFlag: Sendable {
+    let value = Mutex(false)
 }

@@ -43,7 +43,7 @@ func cgroupName(_ d: CgroupDriver) -> String {
 
 /// spawn + reap of /bin/true, back to back, `iterations` times after a warm-up.
 func spawnTrue(_ jailer: Jailer, iterations: Int) async throws(MiniAppError) -> (samples: [UInt64], total: UInt64, warm: Int) {
-    for _ in 0..<max(3, iterations / 20) { _ = await (try await jailer.spawn(JailLaunch(programId: "bench.true", argv: ["/bin/true"]))).exit }
+    for _ in 0..<max(3, iterations / 20) { _ = try jailer.spawn(JailLaunch(programId: "bench.true", argv: ["/bin/true"])).waitExit() }
     var samples: [UInt64] = []
     var warm = 0
     let t0 = now()
@@ -51,7 +51,7 @@ func spawnTrue(_ jailer: Jailer, iterations: Int) async throws(MiniAppError) -> 
         let s = now()
         // Synchronous, as posix_spawn + waitpid in the anchor (and as the daemon's control
         // handlers spawn: they block their Dispatch thread).
-        let w = try jailer.spawnBlocking(JailLaunch(programId: "bench.true", argv: ["/bin/true"]))
+        let w = try jailer.spawn(JailLaunch(programId: "bench.true", argv: ["/bin/true"]))
         let e = w.waitExit()
         samples.append(now() - s)
         if w.startedWarm { warm += 1 }
@@ -78,7 +78,7 @@ func bench(iterations: Int, policyDir: String, stateDir: String) async throws(Mi
     report("jail.spawn_true", r.samples, totalNs: r.total,
            notes: "spawn+reap /bin/true, \(what), as the daemon runs: \(r.warm) of \(iterations) took a warm jail")
 
-    let w = try await jailer.spawn(JailLaunch(programId: "bench.freeze", argv: ["/bin/sh", "-c", "sleep 1000"]))
+    let w = try jailer.spawn(JailLaunch(programId: "bench.freeze", argv: ["/bin/sh", "-c", "sleep 1000"]))
     var fs: [UInt64] = []
     let f0 = now()
     for _ in 0..<(iterations * 2) {

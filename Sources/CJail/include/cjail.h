@@ -97,7 +97,10 @@ enum cjail_mount_kind {
     CJAIL_MNT_PROC = 4,    /* fresh procfs (the child is already in its pid namespace) */
     CJAIL_MNT_SYMLINK = 5, /* symlink(data, target) */
     CJAIL_MNT_FILE = 6,    /* create target with `data` (data_len bytes), mode */
-    CJAIL_MNT_SETATTR = 7  /* mount_setattr(target, AT_RECURSIVE, attr_set) on an existing mount */
+    CJAIL_MNT_SETATTR = 7, /* mount_setattr(target, AT_RECURSIVE, attr_set) on an existing mount */
+    CJAIL_MNT_MASK = 8,    /* cover an EXISTING target (never created): bind `source` over a file
+                            * (source_is_dir 0), or an empty read-only tmpfs over a directory (1);
+                            * then mount_setattr(attr_set) on the file's bind */
 };
 
 /* One filesystem operation; `target` is an absolute host path under the new root. */
@@ -383,8 +386,14 @@ enum cjail_control_kind {
                                   sig SIGTERM, SIGKILL, SIGINT, SIGHUP, SIGSTOP or SIGCONT */
     CJAIL_CTL_KILL_CGROUP = 3, /* {template_id, name}: SIGKILL every process of cgroup `name`
                                   under each of the template's cgroup directories */
-    CJAIL_CTL_CHOWN_DATA = 4   /* {template_id, name, uid}: the directory `name` right under the
+    CJAIL_CTL_CHOWN_DATA = 4,  /* {template_id, name, uid}: the directory `name` right under the
                                   template's data root: owner uid:uid, mode 0700 */
+    CJAIL_CTL_MOUNT_VOLUME = 5,   /* {template_id, name} + the image's descriptor: a regular file
+                                     (0600, one link, opened read-write) owned by the data root's
+                                     owner, loop-mounted on the directory `name` right under the
+                                     template's data root (cjail_volume_mount) */
+    CJAIL_CTL_UNMOUNT_VOLUME = 6  /* {template_id, name}: detaches what is mounted on that
+                                     directory (only a mount: never the data root itself) */
 };
 struct cjail_control_request {
     uint32_t magic;     /* CJAIL_CONTROL_MAGIC */
@@ -430,6 +439,8 @@ int cjail_send_message(int sock, const void *data, size_t len, const int32_t *fd
 
 /* Daemon: sends a control request and waits for its reply: 0 or -errno. */
 int cjail_spawner_control(int sock, const struct cjail_control_request *req);
+/* The same with one descriptor beside the reply socket (MOUNT_VOLUME: the image). */
+int cjail_spawner_control_fd(int sock, const struct cjail_control_request *req, int fd);
 
 /* Spawner: checks a blob and fills *out: strings and data point into the blob (which is only
  * read and must outlive *out), arrays are private copies. 0, or -EINVAL (nothing to release). */
@@ -471,6 +482,13 @@ int cjail_spawner_read_reply(int reply_fd, struct cjail_spawn_reply *rep, struct
  * `home_fd`. Returns an O_CLOEXEC descriptor (>= 10) or -errno; -EDEADLK when the thread could
  * not return home (it must then never be used for anything else). */
 int cjail_netns_create(int home_fd);
+
+/* Privileged (CAP_SYS_ADMIN in the initial namespaces; volume_mount.c): mounts the ext4 image
+ * `image_fd` (a regular file) on the directory `target_fd` through a loop device (reused when
+ * one is already backed by that file, else a free one with autoclear), nosuid, nodev,
+ * noatime, errors=remount-ro. 0 and *loop_index, or a positive errno (EINVAL: not a regular
+ * file; ENOTDIR: not a directory). */
+int cjail_volume_mount(int image_fd, int target_fd, int *loop_index);
 
 /* Parent: probe the Landlock ABI version (0: unsupported). */
 int cjail_landlock_abi(void);

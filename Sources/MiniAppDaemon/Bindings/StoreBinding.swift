@@ -1,4 +1,5 @@
 import MiniAppJSON
+import MiniAppJail
 import MiniAppModel
 import MiniAppPackages
 import MiniAppSystem
@@ -18,9 +19,12 @@ final class StoreBinding: ProgramResolver, PackageControl, UpdateStaging {
     private let updates = Mutex<UpdateService?>(nil)
     /// A simulator daemon's grants of simulated programs (nil: not a simulator).
     let simulatorGrants: SimulatorGrants?
+    /// What an install may never take from the state filesystem (nil: not checked).
+    private let reserve: StateReserve?
 
-    init(store: PackageStore, dataRoot: String, simulatorGrants: SimulatorGrants? = nil) {
+    init(store: PackageStore, dataRoot: String, simulatorGrants: SimulatorGrants? = nil, reserve: StateReserve? = nil) {
         self.store = store
+        self.reserve = reserve
         self.simulatorGrants = simulatorGrants
         self.dataRoot = dataRoot
     }
@@ -60,7 +64,7 @@ final class StoreBinding: ProgramResolver, PackageControl, UpdateStaging {
             if a.simulated { simulatorGrants?.launched(a.partner) }
             var p = LaunchableProgram(
                 id: m.id, version: m.version.text, partnerId: a.partner.id, appDir: a.directory, entryPoint: m.entryPoint,
-                runtime: m.runtime.rawValue, permissions: m.permissions, allowedDomains: m.allowedDomains)
+                runtime: m.runtime, permissions: m.permissions, allowedDomains: m.allowedDomains)
             p.simulated = a.simulated
             return p
         } catch {
@@ -128,6 +132,11 @@ final class StoreBinding: ProgramResolver, PackageControl, UpdateStaging {
         let added: (id: String, outcome: InstallOutcome)
         do {
             let archive = try Self.archive(source, limits: store.options.limits)
+            // Refused before anything is written: the extracted tree (and its directory
+            // entries) must fit above the daemon's reserve.
+            try reserve?.check(
+                needBytes: archive.entries.reduce(UInt64(4096) * UInt64(archive.entries.count)) { $0 &+ $1.uncompressedSize },
+                needInodes: UInt64(archive.entries.count) + 16, what: "this install")
             added = try store.add(archive: archive, allowDowngrade: allowDowngrade, deadline: deadline) { [self] id in isRunning(id) }
         } catch {
             throw Self.installError(error)
@@ -249,7 +258,7 @@ final class StoreBinding: ProgramResolver, PackageControl, UpdateStaging {
     /// I/O failures stay `INTERNAL`.
     static func installError(_ e: MiniAppError) -> MiniAppError {
         switch e.code {
-        case .timeout, .invalidParams:
+        case .timeout, .invalidParams, .quotaExceeded:
             return e
         case .internal, .storeFailure:
             return MiniAppError(.internal, e.message, data: e.data.merging(["reason": e.code.rawValue]) { a, _ in a })

@@ -48,19 +48,17 @@ final class ControlServer: Sendable {
     private let access: ControlAccess
     private let maxMessageBytes: Int
     private let logger: Logger
-    private let sessions = Mutex<[UInt64: ControlConnectionPeer]>([:])
+    private let sessions: ControlSessions
     private let listener = Mutex<LineListener?>(nil)
-    /// Set by `closeAfterFlush`: from then on every closed connection signals `sessionClosed`.
-    private let draining = Atomic<Bool>(false)
-    private let sessionClosed = DispatchSemaphore(value: 0)
     private let admission: ControlAdmission
     /// Open connections per uid (loop thread writes; counted from accept to close).
     private let openByUID = Mutex<[UInt32: Int]>([:])
 
     init(
-        reactor: Reactor, api: ControlAPI, broker: Broker, access: ControlAccess, maxMessageBytes: Int, logger: Logger,
-        admission: ControlAdmission = ControlAdmission()
+        reactor: Reactor, api: ControlAPI, broker: Broker, sessions: ControlSessions, access: ControlAccess, maxMessageBytes: Int,
+        logger: Logger, admission: ControlAdmission = ControlAdmission()
     ) {
+        self.sessions = sessions
         self.admission = admission
         self.reactor = reactor
         self.api = api
@@ -114,47 +112,26 @@ final class ControlServer: Sendable {
     /// Stops accepting and closes every control connection now, dropping unsent output.
     func close() {
         stopAccepting()
-        for s in sessions.withLock({ Array($0.values) }) { s.connection?.close() }
+        sessions.closeAll()
     }
 
-    /// Shutdown: stops accepting and reading, and closes each connection once what is queued
-    /// for it has been sent — the `program.exited {reason: daemon-shutdown}` of every worker
-    /// among it, which a host that was slow to read must still get. A peer that has not read
-    /// everything by `deadline` is cut off, so shutdown stays bounded.
-    func closeAfterFlush(deadline: DispatchTime) {
+    /// Shutdown: stops accepting, then closes the connections once what is queued for them is
+    /// sent, by `deadline` (`ControlSessions.closeAfterFlush`).
+    func closeAfterFlush(deadline: UInt64) {
         stopAccepting()
-        draining.store(true, ordering: .sequentiallyConsistent)
-        // Queued on the loop after every notification already broadcast (execute is FIFO).
-        for s in sessions.withLock({ Array($0.values) }) { s.connection?.closeAfterFlush() }
-        while !sessions.withLock({ $0.isEmpty }) {
-            if sessionClosed.wait(timeout: deadline) == .timedOut { break }
-        }
-        close()
-    }
-
-    /// Sends a notification to every control connection (`program.exited`, …).
-    func broadcast(method: String, params: JSONValue) {
-        var line: [UInt8] = []
-        RPCCodec.writeNotification(method: method, params: params, into: &line)
-        for s in sessions.withLock({ Array($0.values) }) { s.connection?.send(line) }
+        sessions.closeAfterFlush(deadline: deadline)
     }
 
     // MARK: per connection (loop thread unless noted)
 
-    /// Requests that come with a descriptor: `packages.install {fd: true}`.
-    private static func wantsDescriptor(_ method: String, _ params: JSONValue?) -> Bool {
-        method == "packages.install" && params?["fd"]?.boolValue == true
-    }
-
-    fileprivate func opened(_ peer: ControlConnectionPeer) { sessions.withLock { $0[peer.connectionId] = peer } }
+    fileprivate func opened(_ peer: ControlConnectionPeer) { sessions.opened(peer) }
 
     fileprivate func closed(_ peer: ControlConnectionPeer) {
-        _ = sessions.withLock { $0.removeValue(forKey: peer.connectionId) }
         openByUID.withLock { open in
             open[peer.uid, default: 1] -= 1
             if open[peer.uid] == 0 { open[peer.uid] = nil }
         }
-        if draining.load(ordering: .sequentiallyConsistent) { sessionClosed.signal() }
+        sessions.closed(peer)
     }
 
     fileprivate func received(_ line: UnsafeBufferPointer<UInt8>, from peer: ControlConnectionPeer, on conn: LineConnection) {
@@ -175,7 +152,7 @@ final class ControlServer: Sendable {
             let api = self.api
             // Claimed here, on the loop thread, in request order (see takePassedDescriptor).
             var attachment: PassedDescriptor?
-            if Self.wantsDescriptor(r.method, r.params), let fd = conn.takePassedDescriptor() { attachment = PassedDescriptor(fd) }
+            if ControlAPI.takesDescriptor(method: r.method, params: r.params), let fd = conn.takePassedDescriptor() { attachment = PassedDescriptor(fd) }
             peer.queue.async { [attachment] in
                 api.handle(method: r.method, params: r.params, peer: peer, attachment: attachment) { result in peer.reply(id: id, result) }
             }

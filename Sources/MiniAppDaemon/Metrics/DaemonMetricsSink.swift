@@ -1,5 +1,6 @@
 import Metrics
 import MiniAppBroker
+import MiniAppSystem
 import Synchronization
 
 /// What the daemon reports to Prometheus, and how (README "Metrics"):
@@ -8,7 +9,9 @@ import Synchronization
 /// - `miniappd_worker_exits_total{reason}` and `miniappd_limit_kills_total{limit}`;
 /// - `miniappd_workers{state}` (gauge), `miniappd_bridge_pending_host_calls` (gauge);
 /// - `miniappd_bridge_calls_total{method,decision}` and `miniappd_bridge_errors_total{code}`;
-/// - `miniappd_bridge_call_seconds{method}` (histogram).
+/// - `miniappd_bridge_call_seconds{method}` (histogram);
+/// - `miniappd_data_bytes{program}`, `miniappd_data_inodes{program}` and their
+///   `miniappd_data_capacity_*` (gauges): each program's /data volume.
 ///
 /// Bridge figures come from the broker's own counters at scrape time (the hot path never takes
 /// the metrics backend's lock); their growth since the last scrape becomes counter increments,
@@ -35,7 +38,14 @@ final class DaemonMetricsSink: Sendable {
     }
 
     /// The exposition, refreshed from the supervisor and broker now.
-    func scrape(workers: [String: Int], broker: BrokerCounters) -> [UInt8] {
+    func scrape(workers: [String: Int], broker: BrokerCounters, data: [(programId: String, usage: DataVolume.Usage)] = []) -> [UInt8] {
+        // Each program's /data volume: what it holds and what the kernel lets it hold.
+        for (id, u) in data {
+            metrics.gauge("miniappd_data_bytes", [("program", id)]).record(Int(clamping: u.usedBytes))
+            metrics.gauge("miniappd_data_capacity_bytes", [("program", id)]).record(Int(clamping: u.capacityBytes))
+            metrics.gauge("miniappd_data_inodes", [("program", id)]).record(Int(clamping: u.usedInodes))
+            metrics.gauge("miniappd_data_capacity_inodes", [("program", id)]).record(Int(clamping: u.capacityInodes))
+        }
         for state in ["running", "suspended", "stopping"] {
             metrics.gauge("miniappd_workers", [("state", state)]).record(workers[state] ?? 0)
         }

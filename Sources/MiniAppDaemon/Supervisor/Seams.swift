@@ -1,4 +1,5 @@
 public import MiniAppBroker
+public import MiniAppJail
 public import MiniAppJSON
 public import MiniAppModel
 
@@ -52,45 +53,12 @@ extension WorkerHandle {
     public var startedWarm: Bool { false }
 }
 
-/// What the supervisor asks the jail for.
-public struct WorkerSpawnRequest: Sendable {
-    /// Worker id (for logs and the output tag).
-    public var workerId: String
-    /// Program id.
-    public var programId: String
-    /// argv inside the jail.
-    public var argv: [String]
-    /// Environment inside the jail.
-    public var env: [String]
-    /// Host directory mounted read-only at /app.
-    public var appDir: String
-    /// Host directory mounted read-write at /data.
-    public var dataDir: String
-    /// Extra read-only binds (host path, jail path), e.g. the SDKs at /sdk.
-    public var readOnlyBinds: [(String, String)]
-    /// The worker's end of the Bridge socketpair; becomes fd 3.
-    public var bridgeFD: Int32
-
-    public init(
-        workerId: String, programId: String, argv: [String], env: [String], appDir: String, dataDir: String,
-        readOnlyBinds: [(String, String)], bridgeFD: Int32
-    ) {
-        self.workerId = workerId
-        self.programId = programId
-        self.argv = argv
-        self.env = env
-        self.appDir = appDir
-        self.dataDir = dataDir
-        self.readOnlyBinds = readOnlyBinds
-        self.bridgeFD = bridgeFD
-    }
-}
-
 /// Starts jailed workers (bound to MiniAppJail).
 public protocol WorkerSpawner: Sendable {
-    /// Spawns; `onExit` is called exactly once, from any thread, when the worker is gone and its
-    /// cgroup removed.
-    func spawn(_ request: WorkerSpawnRequest, onExit: @escaping @Sendable (WorkerExitInfo) -> Void)
+    /// Spawns the worker `launch` describes (a `ProgramRun`, its directories, binds and Bridge
+    /// descriptor; the binding adds the operator's limits and the output sink); `onExit` is
+    /// called exactly once, from any thread, when the worker is gone and its cgroup removed.
+    func spawn(_ launch: JailLaunch, onExit: @escaping @Sendable (WorkerExitInfo) -> Void)
         throws(MiniAppError) -> any WorkerHandle
 }
 
@@ -106,8 +74,7 @@ public struct LaunchableProgram: Sendable, Equatable {
     public var appDir: String
     /// Manifest `entryPoint`, relative to appDir.
     public var entryPoint: String
-    /// `native`, `node` or `python`.
-    public var runtime: String
+    public var runtime: Runtime
     /// Declared permissions.
     public var permissions: [String]
     /// Declared allowedDomains.
@@ -116,7 +83,7 @@ public struct LaunchableProgram: Sendable, Equatable {
     public var simulated = false
 
     public init(
-        id: String, version: String, partnerId: String, appDir: String, entryPoint: String, runtime: String,
+        id: String, version: String, partnerId: String, appDir: String, entryPoint: String, runtime: Runtime,
         permissions: [String], allowedDomains: [String]
     ) {
         self.id = id

@@ -90,7 +90,7 @@ extension Supervisor {
             guard let self else { return }
             do throws(MiniAppError) {
                 let r = try self.launch(id, args: args)
-                self.notify("program.restarted", ["id": .string(id), "attempt": .int(Int64(attempt)), "worker": r])
+                self.notify("program.restarted", ["id": .string(id), "attempt": .int(Int64(attempt)), "worker": r.json])
             } catch {
                 self.notify(
                     "program.restartFailed", ["id": .string(id), "code": .string(error.code.rawValue), "message": .string(error.message)])

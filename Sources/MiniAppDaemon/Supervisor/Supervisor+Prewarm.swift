@@ -1,5 +1,5 @@
 import Dispatch
-public import MiniAppJSON
+import MiniAppJSON
 public import MiniAppModel
 
 // MARK: prewarm
@@ -7,7 +7,7 @@ public import MiniAppModel
 /// Prewarm (WeChat's preloaded base library, Android's zygote, done per program): a worker made
 /// ahead of a launch — the program's own jail, uid, mounts and Bridge identity, the runtime
 /// started and the SDK loaded — whose SDK loader holds the entry point until the launch releases
-/// it with a `lifecycle.launch` event carrying the launch's args (RuntimeCommand, the SDKs'
+/// it with a `lifecycle.launch` event carrying the launch's args (`ProgramRun`, the SDKs'
 /// loaders). It is an ordinary jailed worker: no code of another program ever runs in it, and
 /// nothing is shared between programs.
 ///
@@ -22,7 +22,7 @@ extension Supervisor {
     /// `programs.prewarm`: makes `id`'s prewarmed worker (answers with it, or with the running
     /// worker, when there is one already). Evicts the least recently prewarmed ones to stay
     /// within `prewarmMaxWorkers` and `prewarmMaxMemoryBytes`.
-    public func prewarm(_ id: String) throws(MiniAppError) -> JSONValue {
+    public func prewarm(_ id: String) throws(MiniAppError) -> StartedWorker {
         guard settings.prewarmMaxWorkers > 0 else {
             throw MiniAppError(.invalidParams, "prewarm is off (prewarm.maxWorkers is 0 in the config); launch the program instead")
         }
@@ -37,13 +37,13 @@ extension Supervisor {
         }
     }
 
-    private func startHeld(_ id: String) throws(MiniAppError) -> JSONValue {
+    private func startHeld(_ id: String) throws(MiniAppError) -> StartedWorker {
         var worker: Worker
         do throws(MiniAppError) {
             let program = try resolver.launchable(id)
-            guard RuntimeCommand.canPrewarm(program) else {
+            guard program.runtime.canPrewarm else {
                 throw MiniAppError(
-                    .invalidParams, "\(id) is a \(program.runtime) program: only node and python programs have a runtime to prewarm")
+                    .invalidParams, "\(id) is a \(program.runtime.rawValue) program: only node and python programs have a runtime to prewarm")
             }
             evictForRoom()
             let overrides = settings.overridesOf(id)
@@ -57,7 +57,7 @@ extension Supervisor {
     }
 
     /// Enters a spawned prewarmed worker in `prewarmed` (as `register` does for a launch).
-    private func hold(_ spawned: Worker) throws(MiniAppError) -> JSONValue {
+    private func hold(_ spawned: Worker) throws(MiniAppError) -> StartedWorker {
         let w = spawned
         let (early, finished) = state.withLock { s -> (WorkerExitInfo??, Bool) in
             let launch = s.launching.removeValue(forKey: w.program.id)
@@ -80,7 +80,7 @@ extension Supervisor {
 
     /// The launch of a prewarmed worker (taken out of `prewarmed` by `admit`): checks it is still
     /// the program `id` resolves to now, sends it the launch, and registers it as running.
-    func release(_ held: Worker, args: [String]) throws(MiniAppError) -> JSONValue {
+    func release(_ held: Worker, args: [String]) throws(MiniAppError) -> StartedWorker {
         let program: LaunchableProgram
         do throws(MiniAppError) { program = try resolver.launchable(held.program.id) } catch {
             discard(held)
@@ -146,14 +146,12 @@ extension Supervisor {
     }
 
     /// `programs.list`'s `prewarmed`: the held workers, least recently prewarmed first.
-    public func prewarmedList() -> [JSONValue] {
+    public func prewarmedList() -> [PrewarmedListing] {
         let held = state.withLock { s in s.prewarmed.values.sorted { $0.idleSinceNanos < $1.idleSinceNanos } }
         return held.map { w in
-            [
-                "workerId": .string(w.workerId), "id": .string(w.program.id), "version": .string(w.program.version),
-                "pid": .int(Int64(w.handle.pid)), "memoryBytes": .int(w.handle.usage().memoryBytes),
-                "bridgeCalls": .int(bridge.activity(workerId: w.workerId).calls),
-            ]
+            PrewarmedListing(
+                workerId: w.workerId, id: w.program.id, version: w.program.version, pid: w.handle.pid,
+                memoryBytes: w.handle.usage().memoryBytes, bridgeCalls: bridge.activity(workerId: w.workerId).calls)
         }
     }
 
@@ -218,16 +216,15 @@ extension Supervisor {
     /// `prewarm.recent`: a node or Python program whose worker ended cleanly (exit 0, or a stop
     /// that was asked for) is prewarmed again for its next launch, in the background.
     func prewarmAgainIfRecent(_ w: Worker, _ info: WorkerExitInfo) {
-        guard settings.prewarmRecent, settings.prewarmMaxWorkers > 0, RuntimeCommand.canPrewarm(w.program) else { return }
+        guard settings.prewarmRecent, settings.prewarmMaxWorkers > 0, w.program.runtime.canPrewarm else { return }
         guard info.status == 0 || info.reason == .stopped else { return }
         let id = w.program.id
         timers.async { [weak self] in _ = try? self?.prewarm(id) }
     }
 
-    static func prewarmInfo(_ w: Worker) -> JSONValue {
-        [
-            "workerId": .string(w.workerId), "id": .string(w.program.id), "version": .string(w.program.version),
-            "pid": .int(Int64(w.handle.pid)), "prewarmed": true,
-        ]
+    static func prewarmInfo(_ w: Worker) -> StartedWorker {
+        StartedWorker(
+            workerId: w.workerId, id: w.program.id, version: w.program.version, pid: w.handle.pid, startMicros: w.startMicros,
+            warm: w.handle.startedWarm, prewarmed: true)
     }
 }

@@ -1,8 +1,9 @@
 import Dispatch
 import MiniAppBroker
+import MiniAppJail
 public import MiniAppJSON
 public import MiniAppModel
-import MiniAppSystem
+public import MiniAppSystem
 import Synchronization
 
 /// Lifecycle settings of workers.
@@ -19,6 +20,8 @@ public struct SupervisorSettings: Sendable {
     public var stopGraceMillis = 2000
     /// Host directory with the SDKs, mounted at /sdk in every jail.
     public var sdkDir: String?
+    /// The Bridge's message limit (`maxMessageBytes`), announced to every worker.
+    public var bridgeMaxBytes = 1 << 20
     /// Prewarmed workers held at most (`programs.prewarm`); 0 = prewarm off.
     public var prewarmMaxWorkers = 4
     /// Memory (bytes) all prewarmed workers may use together; over it the least recently used go.
@@ -28,6 +31,8 @@ public struct SupervisorSettings: Sendable {
     /// The operator's overrides a worker of the program would start under now (nil: they cannot
     /// be read). A prewarmed worker made under other ones is never released.
     public var overridesOf: @Sendable (_ programId: String) -> [PolicyOverride]? = { _ in [] }
+    /// The program's /data usage and limits (nil: not enforced, or not mounted).
+    public var dataUsageOf: @Sendable (_ programId: String) -> DataVolume.Usage? = { _ in nil }
 
     public init() {}
 }
@@ -103,7 +108,7 @@ public final class Supervisor: Sendable {
     let state = Mutex(State())
     let timers = DispatchQueue(label: "miniappd.supervisor.timers")
     /// Signalled when, during shutdown, the last worker or launch goes away.
-    let drained = DispatchSemaphore(value: 0)
+    let drained = CountingSemaphore()
     /// Told of every worker's end (`observeEnds`).
     let endObservers = Mutex<[@Sendable (EndedWorker) -> Void]>([])
     /// Told of every worker entered in the table: (program id, version).
@@ -136,7 +141,7 @@ public final class Supervisor: Sendable {
     /// arrives while the same program is being started waits for that start and answers with
     /// its worker (or its error).
     /// A prewarmed worker of the program (`programs.prewarm`) is released instead of starting one.
-    public func launch(_ id: String, args: [String] = []) throws(MiniAppError) -> JSONValue {
+    public func launch(_ id: String, args: [String] = []) throws(MiniAppError) -> StartedWorker {
         while true {
             switch try admit(id, prewarm: false) {
             case .running(let info): return info
@@ -154,14 +159,14 @@ public final class Supervisor: Sendable {
     }
 
     /// Runs a launch's work and publishes its outcome to the launches that joined it.
-    func finish(_ ticket: LaunchTicket, _ work: () throws(MiniAppError) -> JSONValue) throws(MiniAppError) -> JSONValue {
+    func finish(_ ticket: LaunchTicket, _ work: () throws(MiniAppError) -> StartedWorker) throws(MiniAppError) -> StartedWorker {
         let result = Result { () throws(MiniAppError) in try work() }
         ticket.finish(result)
         return try result.get()
     }
 
     enum Admission {
-        case running(JSONValue)
+        case running(StartedWorker)
         case joining(LaunchTicket)
         case starting(LaunchTicket)
         /// The program's prewarmed worker, taken out of `prewarmed`, to release.
@@ -192,7 +197,7 @@ public final class Supervisor: Sendable {
     }
 
     /// Resolves, spawns and registers; the caller owns `launching[id]` until this returns.
-    func startAndRegister(_ id: String, args: [String]) throws(MiniAppError) -> JSONValue {
+    func startAndRegister(_ id: String, args: [String]) throws(MiniAppError) -> StartedWorker {
         let worker: Worker
         do throws(MiniAppError) {
             worker = try start(try resolver.launchable(id), args: args)
@@ -214,14 +219,17 @@ public final class Supervisor: Sendable {
         identity.simulated = program.simulated
         let workerFD = try bridge.attach(identity: identity)
         defer { OwnedFD(adopting: workerFD).close() }
-        let request = WorkerSpawnRequest(
-            workerId: workerId, programId: program.id, argv: RuntimeCommand.argv(program, args: args, prewarm: prewarm),
-            env: RuntimeCommand.env(program, workerId: workerId, prewarm: prewarm), appDir: program.appDir,
-            dataDir: try resolver.dataDirectory(program.id),
-            readOnlyBinds: settings.sdkDir.map { [($0, "/sdk")] } ?? [], bridgeFD: workerFD)
+        let run = ProgramRun(
+            workerId: workerId, version: program.version, runtime: program.runtime, entryPoint: program.entryPoint, args: args,
+            prewarm: prewarm, bridgeMaxBytes: settings.bridgeMaxBytes)
+        var launch = JailLaunch(programId: program.id, program: run)
+        launch.appDir = program.appDir
+        launch.dataDir = try resolver.dataDirectory(program.id)
+        launch.extraReadOnlyBinds = settings.sdkDir.map { [JailBind(hostPath: $0, jailPath: "/sdk")] } ?? []
+        launch.bridgeFD = workerFD
         let started = Self.nowMicros()
         do {
-            let handle = try spawner.spawn(request) { [weak self] exit in self?.workerExited(workerId, exit) }
+            let handle = try spawner.spawn(launch) { [weak self] exit in self?.workerExited(workerId, exit) }
             return Worker(
                 workerId: workerId, program: program, args: args, handle: handle, state: .running, startMicros: started,
                 idleSinceNanos: clock())
@@ -241,7 +249,7 @@ public final class Supervisor: Sendable {
     /// launch, so that an exit is either parked on the launch (reported here) or finds the
     /// worker (reported by `workerExited`). A shutdown that began meanwhile did not see this
     /// worker: it is stopped here, and reported with reason `daemon-shutdown`.
-    func register(_ spawned: Worker) throws(MiniAppError) -> JSONValue {
+    func register(_ spawned: Worker) throws(MiniAppError) -> StartedWorker {
         var w = spawned
         let (outcome, finished) = state.withLock { s -> (Registration, Bool) in
             let launch = s.launching.removeValue(forKey: w.program.id)
@@ -279,11 +287,10 @@ public final class Supervisor: Sendable {
         if finished { drained.signal() }
     }
 
-    static func launchInfo(_ w: Worker) -> JSONValue {
-        [
-            "workerId": .string(w.workerId), "id": .string(w.program.id), "version": .string(w.program.version),
-            "pid": .int(Int64(w.handle.pid)), "startMicros": .int(w.startMicros), "warm": .bool(w.handle.startedWarm),
-        ]
+    static func launchInfo(_ w: Worker) -> StartedWorker {
+        StartedWorker(
+            workerId: w.workerId, id: w.program.id, version: w.program.version, pid: w.handle.pid, startMicros: w.startMicros,
+            warm: w.handle.startedWarm, prewarmed: false)
     }
 
     // MARK: control
@@ -348,17 +355,15 @@ public final class Supervisor: Sendable {
         try bridge.sendEvent(workerId: workerId, name: name, data: data)
     }
 
-    /// `programs.list`.
-    public func list() -> [JSONValue] {
+    /// `programs.list`'s `workers`, oldest first.
+    public func list() -> [WorkerListing] {
         let workers = state.withLock { Array($0.workers.values) }
         return workers.sorted { $0.startMicros < $1.startMicros }.map { w in
             let usage = w.handle.usage()
-            return [
-                "workerId": .string(w.workerId), "id": .string(w.program.id), "version": .string(w.program.version),
-                "state": .string(w.state.rawValue), "pid": .int(Int64(w.handle.pid)),
-                "memoryBytes": .int(usage.memoryBytes), "cpuMicros": .int(usage.cpuMicros),
-                "bridgeCalls": .int(bridge.activity(workerId: w.workerId).calls),
-            ]
+            return WorkerListing(
+                workerId: w.workerId, id: w.program.id, version: w.program.version, state: w.state.rawValue, pid: w.handle.pid,
+                memoryBytes: usage.memoryBytes, cpuMicros: usage.cpuMicros, bridgeCalls: bridge.activity(workerId: w.workerId).calls,
+                data: settings.dataUsageOf(w.program.id))
         }
     }
 
@@ -396,9 +401,9 @@ public final class Supervisor: Sendable {
         for id in ids {
             try? stop(id, graceMillis: graceMillis, reason: .daemonShutdown) { _ in }
         }
-        let deadline = DispatchTime.now() + .milliseconds(graceMillis + 2000)
+        let deadline = monotonicNanos() + UInt64(graceMillis + 2000) * 1_000_000
         while !state.withLock({ $0.isDrained }) {
-            if drained.wait(timeout: deadline) == .timedOut { return }
+            if !drained.wait(untilMonotonicNanos: deadline) { return }
         }
     }
 
@@ -413,6 +418,49 @@ public final class Supervisor: Sendable {
     }
 
     static func nowMicros() -> Int64 { wallClockMicros() }
+}
+
+/// A worker a launch or a prewarm answers with (`programs.launch`, `programs.prewarm`).
+public struct StartedWorker: Sendable, Equatable {
+    public var workerId: String
+    /// Program id and the version the worker runs.
+    public var id: String
+    public var version: String
+    /// Host pid.
+    public var pid: Int32
+    /// When it started (Unix microseconds); for a held prewarmed worker, when it was made.
+    public var startMicros: Int64
+    /// It started in a warm jail.
+    public var warm: Bool
+    /// It is held before the program's own code (`programs.prewarm`), not running yet.
+    public var prewarmed: Bool
+}
+
+/// One running worker, as `programs.list` reports it.
+public struct WorkerListing: Sendable, Equatable {
+    public var workerId: String
+    public var id: String
+    public var version: String
+    /// `running`, `suspended` or `stopping`.
+    public var state: String
+    public var pid: Int32
+    /// Its cgroup's memory and CPU time.
+    public var memoryBytes: Int64
+    public var cpuMicros: Int64
+    /// Bridge calls served so far.
+    public var bridgeCalls: Int64
+    /// Its program's /data volume: used and total bytes and inodes (nil: limits not enforced).
+    public var data: DataVolume.Usage? = nil
+}
+
+/// A prewarmed worker held for its launch, as `programs.list`'s `prewarmed` reports it.
+public struct PrewarmedListing: Sendable, Equatable {
+    public var workerId: String
+    public var id: String
+    public var version: String
+    public var pid: Int32
+    public var memoryBytes: Int64
+    public var bridgeCalls: Int64
 }
 
 /// A worker that ended, as `Supervisor.observeEnds` reports it.
@@ -434,19 +482,22 @@ public struct EndedWorker: Sendable {
 final class LaunchTicket: Sendable {
     /// It is a prewarm's: a launch that joined it looks again once it is done.
     let prewarm: Bool
-    private let done = DispatchGroup()
-    private let outcome = Mutex<Result<JSONValue, MiniAppError>?>(nil)
+    /// The outcome once published, and the launches blocked until then.
+    private let state = Mutex<(outcome: Result<StartedWorker, MiniAppError>?, waiters: [Handoff<Result<StartedWorker, MiniAppError>>])>((nil, []))
     private let joinCount = Atomic<Int>(0)
 
     init(prewarm: Bool = false) {
         self.prewarm = prewarm
-        done.enter()
     }
 
     /// Publishes the outcome; called exactly once.
-    func finish(_ result: Result<JSONValue, MiniAppError>) {
-        outcome.withLock { $0 = result }
-        done.leave()
+    func finish(_ result: Result<StartedWorker, MiniAppError>) {
+        let waiters = state.withLock { s in
+            s.outcome = result
+            defer { s.waiters = [] }
+            return s.waiters
+        }
+        for w in waiters { w.give(result) }
     }
 
     /// Counts a waiting launch.
@@ -456,10 +507,13 @@ final class LaunchTicket: Sendable {
     var joiners: Int { joinCount.load(ordering: .relaxed) }
 
     /// Blocks until `finish`, then answers like the first launch did.
-    func wait() throws(MiniAppError) -> JSONValue {
-        done.wait()
-        // finish stored it before leaving the group.
-        guard let result = outcome.withLock({ $0 }) else { preconditionFailure("launch ticket finished without an outcome") }
-        return try result.get()
+    func wait() throws(MiniAppError) -> StartedWorker {
+        let handoff = Handoff<Result<StartedWorker, MiniAppError>>()
+        let done = state.withLock { s -> Result<StartedWorker, MiniAppError>? in
+            if let outcome = s.outcome { return outcome }
+            s.waiters.append(handoff)
+            return nil
+        }
+        return try (done ?? handoff.wait()).get()
     }
 }

@@ -74,6 +74,12 @@ public struct DaemonConfig: Sendable, Equatable {
     /// for its next launch (within the same budget).
     public var prewarmRecent = false
 
+    /// Bytes of the state filesystem no /data volume or install may take (kept for storage,
+    /// the audit trail and package state).
+    public var dataReserveBytes = 256 << 20
+    /// Inodes of the state filesystem kept the same way.
+    public var dataReserveInodes = 4096
+
     /// The embedded defaults.
     public init() {}
 
@@ -121,6 +127,8 @@ public struct DaemonConfig: Sendable, Equatable {
             guard let o = v.objectValue else { throw ConfigError(field: key, problem: "must be an object") }
             services = o
         case "prewarm": try applyPrewarm(v)
+        case "dataReserveBytes": dataReserveBytes = try Self.int(v, key, 0...(1 << 44))
+        case "dataReserveInodes": dataReserveInodes = try Self.int(v, key, 0...(1 << 32))
         default:
             throw ConfigError(field: key, problem: "unknown setting (see README \"Configuration\" for the list)")
         }

@@ -118,6 +118,11 @@ public struct JailLimits: Sendable, Equatable {
     public var openFiles: UInt64 = 256
     /// RLIMIT_FSIZE: the largest file the program may write.
     public var fileSizeBytes: UInt64 = 64 << 20
+    /// Size of the program's /data volume (privileged mode: an ext4 image of its own, made at
+    /// the program's first launch; ext4's journal and inode tables are counted within it).
+    public var dataBytes: UInt64 = 64 << 20
+    /// Files and directories the program may have in /data (at least this many).
+    public var dataInodes: UInt64 = 16384
     public init() {}
 }
 

@@ -145,7 +145,7 @@ extension JailPolicy {
 extension JailLimits {
     /// Parses a `limits` object over `base` (the policy's values, for a per-launch override).
     public static func parse(_ r: JailFieldReader, base: JailLimits) throws(MiniAppError) -> JailLimits {
-        try r.rejectUnknown(["memoryBytes", "pids", "cpuPercent", "wallClockSeconds", "openFiles", "fileSizeBytes"])
+        try r.rejectUnknown(Set(JailLimitField.allCases.map(\.rawValue)))
         var l = base
         // Below ~4 MiB not even the dynamic loader of /bin/true fits: reject as impossible.
         l.memoryBytes = UInt64(try r.int("memoryBytes", default: Int64(l.memoryBytes), in: (4 << 20)...(1 << 40)) ?? 0)
@@ -155,6 +155,9 @@ extension JailLimits {
         l.wallClockSeconds = try r.number("wallClockSeconds", default: l.wallClockSeconds, in: 0...(7 * 86400)) ?? 0
         l.openFiles = UInt64(try r.int("openFiles", default: Int64(l.openFiles), in: 16...(1 << 20)) ?? 0)
         l.fileSizeBytes = UInt64(try r.int("fileSizeBytes", default: Int64(l.fileSizeBytes), in: 4096...(1 << 40)) ?? 0)
+        // Below 4 MiB an ext4 volume is mostly its own journal and metadata.
+        l.dataBytes = UInt64(try r.int("dataBytes", default: Int64(l.dataBytes), in: (4 << 20)...(1 << 44)) ?? 0)
+        l.dataInodes = UInt64(try r.int("dataInodes", default: Int64(l.dataInodes), in: 16...(1 << 26)) ?? 0)
         if l.cpuPercent != 0 && l.cpuPercent < 1 {
             throw JailFieldReader.invalid(r.field("cpuPercent"), "must be 0 (unlimited) or at least 1")
         }
@@ -170,6 +173,8 @@ extension JailLimits {
         o["wallClockSeconds"] = .double(wallClockSeconds)
         o["openFiles"] = .int(Int64(clamping: openFiles))
         o["fileSizeBytes"] = .int(Int64(clamping: fileSizeBytes))
+        o["dataBytes"] = .int(Int64(clamping: dataBytes))
+        o["dataInodes"] = .int(Int64(clamping: dataInodes))
         return try JailLimits.parse(try JailFieldReader(.object(o), path: field), base: self)
     }
 }

@@ -2,7 +2,7 @@ public import MiniAppJSON
 
 /// One tunable member of `limits` (jail.json), by its JSON name.
 public enum JailLimitField: String, Sendable, Hashable, CaseIterable {
-    case memoryBytes, pids, cpuPercent, wallClockSeconds, openFiles, fileSizeBytes
+    case memoryBytes, pids, cpuPercent, wallClockSeconds, openFiles, fileSizeBytes, dataBytes, dataInodes
 
     /// Whether 0 means "no limit" (so 0 is the loosest value, not the tightest).
     public var zeroIsUnlimited: Bool { self == .cpuPercent || self == .wallClockSeconds }
@@ -16,6 +16,8 @@ public enum JailLimitField: String, Sendable, Hashable, CaseIterable {
         case .wallClockSeconds: limits.wallClockSeconds
         case .openFiles: Double(limits.openFiles)
         case .fileSizeBytes: Double(limits.fileSizeBytes)
+        case .dataBytes: Double(limits.dataBytes)
+        case .dataInodes: Double(limits.dataInodes)
         }
     }
 
@@ -28,6 +30,8 @@ public enum JailLimitField: String, Sendable, Hashable, CaseIterable {
         case .wallClockSeconds: limits.wallClockSeconds = v
         case .openFiles: limits.openFiles = UInt64(v)
         case .fileSizeBytes: limits.fileSizeBytes = UInt64(v)
+        case .dataBytes: limits.dataBytes = UInt64(v)
+        case .dataInodes: limits.dataInodes = UInt64(v)
         }
     }
 

@@ -102,6 +102,9 @@ final class CSpecBlob {
             m.kind = Int32(CJAIL_MNT_SYMLINK.rawValue); m.target = str(t); m.data = str(to)
         case .setattr(let t, let attrs):
             m.kind = Int32(CJAIL_MNT_SETATTR.rawValue); m.target = str(t); m.attr_set = attrs
+        case .mask(let s, let t, let isDir, let attrs):
+            m.kind = Int32(CJAIL_MNT_MASK.rawValue); m.source = str(s); m.target = str(t)
+            m.source_is_dir = isDir ? 1 : 0; m.attr_set = attrs
         case .file(let t, let contents, let mode):
             m.kind = Int32(CJAIL_MNT_FILE.rawValue); m.target = str(t); m.data = raw(contents)
             m.data_len = contents.count; m.mode = mode

@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 
 /// Descriptors of the directories worker cgroups are made in (one per v1 hierarchy), made
 /// (`mkdir -p`) and opened at first use and kept for the life of the process. A worker's cgroup
@@ -11,7 +12,7 @@ import Glibc
 /// A descriptor is never closed: one found stale (its directory was removed, ENOENT) is only
 /// forgotten, so no thread can ever use a number that meanwhile names another file.
 enum CgroupBaseDirs {
-    private static let dirs = JailLock<[String: Int32]>([:])
+    private static let dirs = Mutex<[String: Int32]>([:])
     private static let oPath: Int32 = 0o10000000 // O_PATH (not exported by Glibc's Swift overlay)
 
     /// The O_PATH descriptor of `path`, made and opened at first use.

@@ -1,5 +1,6 @@
 public import MiniAppModel
 import Glibc
+import Synchronization
 
 /// Worker cgroups made ahead of time, so a spawn takes a ready one instead of creating it:
 /// creating a v1 cgroup is a mkdir and up to five limit writes in each of five hierarchies
@@ -32,11 +33,11 @@ public final class CgroupPool: Sendable {
     private let driver: CgroupDriver
     private let limits: CgroupLimits
     private let target: Int
-    private let state = JailLock(State())
+    private let state = Mutex(State())
     /// One thread for every pool: a jailer (and its pool) is replaced at each policy reload,
     /// and a `SerialThread` never ends.
     private static let thread = SerialThread(name: "jail-cgpool", background: true)
-    private static let serial = JailLock<UInt64>(0)
+    private static let serial = Mutex<UInt64>(0)
 
     /// Keeps `size` cgroups with `limits` ready; filled after the first `take`.
     public init(driver: CgroupDriver, limits: CgroupLimits, size: Int) {

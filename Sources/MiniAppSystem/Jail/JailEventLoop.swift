@@ -1,5 +1,6 @@
 import CJail
 import Glibc
+import Synchronization
 
 /// One OS thread with an epoll set over worker pidfds and output pipes, plus deadlines. Reaping
 /// never happens in Swift's cooperative pool and never with waitpid(-1) (which would steal
@@ -8,15 +9,15 @@ public final class JailEventLoop: @unchecked Sendable {
     /// The process-wide loop.
     public static let shared = JailEventLoop()
 
-    private enum Watch {
-        case exit(pidfd: Int32, (Int32, Int32) -> Void)
-        case read(fd: Int32, ([UInt8]) -> Void, () -> Void)
-        case once(() -> Void)
+    private enum Watch: Sendable {
+        case exit(pidfd: Int32, @Sendable (Int32, Int32) -> Void)
+        case read(fd: Int32, @Sendable ([UInt8]) -> Void, @Sendable () -> Void)
+        case once(@Sendable () -> Void)
     }
 
     private let epfd: Int32
     private let wakeFD: Int32
-    private let state = JailLock<(watches: [Int32: Watch], timers: [(deadline: UInt64, id: UInt64, fire: @Sendable () -> Void)], nextTimer: UInt64)>(([:], [], 1))
+    private let state = Mutex<(watches: [Int32: Watch], timers: [(deadline: UInt64, id: UInt64, fire: @Sendable () -> Void)], nextTimer: UInt64)>(([:], [], 1))
     private let thread: SerialThread
 
     private init() {
@@ -48,11 +49,6 @@ public final class JailEventLoop: @unchecked Sendable {
     public func whenReadable(fd: Int32, _ onReadable: @escaping @Sendable () -> Void) {
         state.withLock { $0.watches[fd] = .once(onReadable) }
         add(fd)
-    }
-
-    /// Suspends the calling task until `fd` is readable (no thread blocks meanwhile).
-    public func readable(_ fd: Int32) async {
-        await withCheckedContinuation { (cont: CheckedContinuation<Void, Never>) in whenReadable(fd: fd) { cont.resume() } }
     }
 
     /// Stops watching `fd` (its owner keeps and closes it).

@@ -13,6 +13,9 @@ public struct JailSpawnPlan: Sendable {
         case file(target: String, contents: [UInt8], mode: UInt32)
         /// MOUNT_ATTR_* set recursively on the mount at `target` and everything below it.
         case setattr(target: String, attrs: UInt64)
+        /// Covers an existing `target` (never created): `source` bound over a file with `attrs`
+        /// (MOUNT_ATTR_*), or an empty read-only tmpfs over a directory (`isDir`).
+        case mask(source: String, target: String, isDir: Bool, attrs: UInt64)
     }
 
     /// A user-namespace id mapping (rootless mode): one id inside → one id outside.

@@ -22,39 +22,14 @@ public enum JailSpawner {
 
     /// Spawns `plan`; the child is in the cgroups whose `cgroup.procs` files are open in
     /// `cgroupProcs` (the caller keeps and closes them) before it runs a single step. Returns
-    /// once the program was exec'd. The request is sent from the calling task; its reply and
-    /// then the exec are awaited through the jail event loop: no thread blocks while the spawner
-    /// and the child work. Only starting (or replacing) the spawner process hops to `thread`.
+    /// once the program was exec'd, blocking the calling thread in `poll` on the reply socket
+    /// and then on the error pipe (the daemon's launches come from control handler threads;
+    /// never call it from a thread a reply depends on). Only starting (or replacing) the
+    /// spawner process hops to `thread`.
     /// `warm`: take a matching warm jail if the spawner has one, and have it keep one ready
     /// for the next launch of the same policy (spawner_warm.c).
     public static func spawn(_ plan: JailSpawnPlan, template: UInt32, cgroupProcs: [Int32], cgroupName: String? = nil, warm: Bool = false,
-                             slot: SpawnerSlot = .shared,
-                             trace: JailTrace? = nil) async throws(MiniAppError) -> SpawnedChild {
-        let slots = trace != nil ? JailTrace.ChildSlots() : nil
-        defer { if let slots { trace?.childSteps(slots.base) } }
-        var (child, tookWarm): (cjail_child, Bool)
-        var attempt = 0
-        while true {
-            let request = try SpawnRequest(plan, template: template, cgroupProcs: cgroupProcs, cgroupName: cgroupName, traceFD: slots?.fd ?? -1, warm: warm)
-            let spawner: SpawnerProcess
-            if attempt == 0, let s = SpawnerProcess.trySend(request, slot) { spawner = s } else {
-                spawner = try await thread.run { () throws(MiniAppError) -> SpawnerProcess in try SpawnerProcess.startAndSend(request, slot) }
-            }
-            trace?.mark("sent")
-            await JailEventLoop.shared.readable(request.replyFD)
-            if let r = try takeReply(request, from: spawner, in: slot, retryable: attempt == 0, trace: trace) { (child, tookWarm) = r; break }
-            attempt += 1
-        }
-        // The child runs its steps now; EOF on the error pipe (close-on-exec) is its execve.
-        await JailEventLoop.shared.readable(child.err_fd)
-        return try confirmExec(&child, warm: tookWarm, trace: trace)
-    }
-
-    /// The same, blocking the calling thread in the reads instead of suspending a task (see
-    /// `Jailer.spawnBlocking`). Never from Swift's cooperative pool.
-    public static func spawnBlocking(_ plan: JailSpawnPlan, template: UInt32, cgroupProcs: [Int32], cgroupName: String? = nil, warm: Bool = false,
-                             slot: SpawnerSlot = .shared,
-                                     trace: JailTrace? = nil) throws(MiniAppError) -> SpawnedChild {
+                             slot: SpawnerSlot = .shared, trace: JailTrace? = nil) throws(MiniAppError) -> SpawnedChild {
         let slots = trace != nil ? JailTrace.ChildSlots() : nil
         defer { if let slots { trace?.childSteps(slots.base) } }
         var (child, tookWarm): (cjail_child, Bool)
@@ -70,6 +45,7 @@ public enum JailSpawner {
             if let r = try takeReply(request, from: spawner, in: slot, retryable: attempt == 0, trace: trace) { (child, tookWarm) = r; break }
             attempt += 1
         }
+        // The child runs its steps now; EOF on the error pipe (close-on-exec) is its execve.
         waitReadable(child.err_fd)
         return try confirmExec(&child, warm: tookWarm, trace: trace)
     }

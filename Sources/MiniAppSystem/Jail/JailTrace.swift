@@ -1,5 +1,6 @@
 import CJail
 import Glibc
+import Synchronization
 
 /// Profile of one worker's life, on only when `MINIAPP_JAIL_TRACE` is set: named timestamps from
 /// the supervisor side plus the end time of each step of the child (written by CJail into
@@ -13,7 +14,7 @@ public final class JailTrace: Sendable {
     public static let enabled = getenv("MINIAPP_JAIL_TRACE") != nil
 
     private let name: String
-    private let marks = JailLock<[(String, UInt64)]>([])
+    private let marks = Mutex<[(String, UInt64)]>([])
 
     /// A trace named `name`, or nil when tracing is off.
     public static func start(_ name: String) -> JailTrace? { enabled ? JailTrace(name) : nil }

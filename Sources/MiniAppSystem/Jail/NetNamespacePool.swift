@@ -1,5 +1,6 @@
 import CJail
 import Glibc
+import Synchronization
 
 /// Fresh network namespaces made ahead of time, so a spawn joins one (setns) instead of creating
 /// it inside clone: a new network namespace costs about 1 ms to create and as much again on the
@@ -19,7 +20,7 @@ public final class NetNamespacePool: Sendable {
     }
 
     private let target: Int
-    private let state = JailLock(State())
+    private let state = Mutex(State())
     /// One thread for every pool (pools are replaced at each policy reload; a `SerialThread`
     /// never ends).
     private static let thread = SerialThread(name: "jail-netns", background: true)

@@ -1,15 +1,15 @@
 import CJail
 import Glibc
+import Synchronization
 
 /// A long-lived OS thread that runs submitted jobs one at a time, outside Swift's cooperative
 /// pool. The spawner needs one: PR_SET_PDEATHSIG fires when the *thread* that cloned the worker
 /// exits, so clones must come from a thread that lives as long as the supervisor, and the
 /// blocking wait on the child's error pipe must not occupy a cooperative-pool thread.
-public final class SerialThread: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
-    private var cond = pthread_cond_t()
-    private var jobs: [@Sendable () -> Void] = []
-    private var thread = pthread_t()
+public final class SerialThread: Sendable {
+    private let jobs = Mutex<[@Sendable () -> Void]>([])
+    /// Signalled once per submitted job.
+    private let queued = CountingSemaphore()
     private let name: String
 
     /// Whether the thread runs at nice 19.
@@ -22,80 +22,70 @@ public final class SerialThread: @unchecked Sendable {
     /// not be able to starve it (it would then never remove the cgroups of ended workers).
     public init(name: String, background: Bool = false) {
         self.background = background
-        pthread_mutex_init(&mutex, nil)
-        pthread_cond_init(&cond, nil)
         self.name = String(name.prefix(15))
-        let box = Unmanaged.passRetained(self)
-        let r = pthread_create(&thread, nil, { arg in
-            let me = Unmanaged<SerialThread>.fromOpaque(arg!).takeRetainedValue()
-            me.loop()
-        }, box.toOpaque())
-        precondition(r == 0, "pthread_create failed: \(r)")
+        startThread(name: self.name) { [self] in loop() }
     }
 
     /// Queues `job`; it runs on the thread after the jobs queued before it.
     public func submit(_ job: @escaping @Sendable () -> Void) {
-        pthread_mutex_lock(&mutex)
-        jobs.append(job)
-        pthread_cond_signal(&cond)
-        pthread_mutex_unlock(&mutex)
+        jobs.withLock { $0.append(job) }
+        queued.signal()
     }
 
     /// Runs `body` on the thread and blocks the calling thread until it returns (never call it
     /// from this thread or from Swift's cooperative pool).
-    public func runBlocking<T: Sendable, E: Error>(_ body: @escaping @Sendable () throws(E) -> T) throws(E) -> T {
-        let box = JailLock<Result<T, E>?>(nil)
-        let done = OneShotSignal()
+    public func runBlocking<T: Sendable, E: Error & Sendable>(_ body: @escaping @Sendable () throws(E) -> T) throws(E) -> T {
+        let result = Handoff<Result<T, E>>()
         submit {
-            let r: Result<T, E>
-            do throws(E) { r = .success(try body()) } catch { r = .failure(error) }
-            box.withLock { $0 = r }
-            done.signal()
+            do throws(E) { result.give(.success(try body())) } catch { result.give(.failure(error)) }
         }
-        done.wait()
-        return try box.withLock { $0! }.get()
-    }
-
-    /// Runs `body` on the thread and returns its result to the awaiting task.
-    public func run<T: Sendable, E: Error>(_ body: @escaping @Sendable () throws(E) -> T) async throws(E) -> T {
-        let r: Result<T, E> = await withCheckedContinuation { cont in
-            submit {
-                do throws(E) { cont.resume(returning: .success(try body())) } catch { cont.resume(returning: .failure(error)) }
-            }
-        }
-        return try r.get()
+        return try result.wait().get()
     }
 
     private func loop() -> Never {
-        _ = cjail_set_thread_name(name)
         if background { _ = cjail_thread_background() }
         while true {
-            pthread_mutex_lock(&mutex)
-            while jobs.isEmpty { pthread_cond_wait(&cond, &mutex) }
-            let batch = jobs
-            jobs.removeAll(keepingCapacity: true)
-            pthread_mutex_unlock(&mutex)
-            for j in batch { j() }
+            queued.wait()
+            let job = jobs.withLock { $0.removeFirst() }
+            job()
         }
     }
 }
 
-/// A small lock for state shared between the event thread and callers.
-public final class JailLock<State>: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
-    private var state: State
-    public init(_ s: State) { state = s; pthread_mutex_init(&mutex, nil) }
-    public func withLock<R>(_ body: (inout State) throws -> R) rethrows -> R {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        return try body(&state)
+/// A value one thread gives once and another waits for: how a result is handed back to a
+/// thread that blocks for it (`SerialThread.runBlocking`, `JailedWorker.waitExit`).
+public final class Handoff<Value: Sendable>: Sendable {
+    private let value = Mutex<Value?>(nil)
+    private let ready = CountingSemaphore()
+
+    public init() {}
+
+    /// Gives the value; called once.
+    public func give(_ v: Value) {
+        value.withLock { $0 = v }
+        ready.signal()
+    }
+
+    /// Blocks until the value is given.
+    public func wait() -> Value {
+        ready.wait()
+        guard let v = value.withLock({ $0 }) else { preconditionFailure("handoff signalled without a value") }
+        return v
     }
 }
 
-/// A signal one thread waits for and another gives once (a POSIX semaphore).
-public final class OneShotSignal: @unchecked Sendable {
+/// The one semaphore of the daemon (a POSIX counting semaphore): each `signal` lets one
+/// `wait` through. Waits retry on EINTR.
+public final class CountingSemaphore: @unchecked Sendable {
     private let sem = UnsafeMutablePointer<sem_t>.allocate(capacity: 1)
     public init() { sem_init(sem, 0, 0) }
+
+    /// Waits until `deadline` (monotonic nanoseconds, `monotonicNanos()`); whether the signal came.
+    public func wait(untilMonotonicNanos deadline: UInt64) -> Bool {
+        let now = monotonicNanos()
+        guard deadline > now else { return sem_trywait(sem) == 0 }
+        return wait(seconds: Double(deadline - now) / 1e9)
+    }
     deinit {
         sem_destroy(sem)
         sem.deallocate()

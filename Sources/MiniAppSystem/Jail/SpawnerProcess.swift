@@ -1,6 +1,7 @@
 public import MiniAppModel
 import CJail
 import Glibc
+import Synchronization
 
 /// The `miniappd-spawner` process that clones every jailed worker (Sources/CJail/
 /// spawner_server.c explains why the daemon never clones them itself). Started on first use
@@ -155,7 +156,7 @@ final class SpawnerProcess: Sendable {
 /// test that kills a spawner on purpose uses a slot of its own, so that it disturbs no other
 /// test's spawns.
 public final class SpawnerSlot: Sendable {
-    let current = JailLock<SpawnerProcess?>(nil)
+    let current = Mutex<SpawnerProcess?>(nil)
     /// What its spawners accept (SpawnerTemplate).
     let templates = SpawnerTemplates()
     /// The process-wide spawner.
@@ -192,6 +193,23 @@ public final class SpawnerSlot: Sendable {
     public func chownData(_ name: String, uid: UInt32, template: UInt32) -> Int32 {
         guard let s = SpawnerProcess.running(self) else { return -ESRCH }
         return SpawnerProcess.control(s.socket, kind: CJAIL_CTL_CHOWN_DATA, template: template, name: name, uid: uid)
+    }
+
+    /// Loop-mounts the /data volume image `imageFD` (the daemon made it; the spawner checks it)
+    /// on the directory `name` right under the data root of `template` (MOUNT_VOLUME).
+    public func mountVolume(_ name: String, imageFD: Int32, template: UInt32) -> Int32 {
+        guard let s = SpawnerProcess.running(self) else { return -ESRCH }
+        var r = cjail_control_request()
+        r.kind = CJAIL_CTL_MOUNT_VOLUME.rawValue
+        r.template_id = template
+        guard SpawnerProcess.copyName(name, into: &r.name) else { return -EINVAL }
+        return cjail_spawner_control_fd(s.socket, &r, imageFD)
+    }
+
+    /// Detaches the volume mounted on the directory `name` under the data root of `template`.
+    public func unmountVolume(_ name: String, template: UInt32) -> Int32 {
+        guard let s = SpawnerProcess.running(self) else { return -ESRCH }
+        return SpawnerProcess.control(s.socket, kind: CJAIL_CTL_UNMOUNT_VOLUME, template: template, name: name)
     }
 
     /// Starts the spawner now if none runs (on `JailSpawner.thread`, its parent for good): a
@@ -303,7 +321,7 @@ enum WarmJails {
         var adoptedEarly: Set<Int32> = []
     }
 
-    private static let state = JailLock(State())
+    private static let state = Mutex(State())
 
     /// Watch and release happen under the lock: a pidfd closed by `adopt` before `track` had
     /// registered it would otherwise be registered afterwards, under a number that may by then

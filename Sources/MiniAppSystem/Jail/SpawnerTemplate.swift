@@ -1,6 +1,7 @@
 import MiniAppModel
 import CJail
 import Glibc
+import Synchronization
 
 /// What the spawner accepts from a launch (cjail.h, "Templates"; Sources/CJail/spawner_check.c
 /// applies the rules): the launch-independent part of a spec, whose launch-dependent binds at
@@ -79,7 +80,7 @@ final class SpawnerTemplates: Sendable {
         var locked = false
     }
 
-    private let state = JailLock(State())
+    private let state = Mutex(State())
 
     /// The id of template `t`, registering it when it is new (refused once locked:
     /// JAIL_UNAVAILABLE). `added` is set when it was new: the caller then registers it with the

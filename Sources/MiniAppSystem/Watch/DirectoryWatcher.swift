@@ -28,7 +28,7 @@ public final class DirectoryWatcher: Sendable {
     private let initialDirWatch: Int32
     private let stopFD: Int32
     private let stopped = Atomic<Bool>(false)
-    private let exited = DispatchSemaphore(value: 0)
+    private let exited = CountingSemaphore()
     private let running = Atomic<Bool>(false)
 
     /// Sets up the watch (`inotify_init1`, `inotify_add_watch`); `start` begins delivering.

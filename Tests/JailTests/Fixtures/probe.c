@@ -476,6 +476,21 @@ static int read_file(const char *p) {
     return expect_fail(read(fd, &c, 1) >= 0 ? 0 : -1);
 }
 
+/* The host's identity through /proc: the kernel command line and the boot id must read as
+ * nothing (masked) or not open at all. */
+static int host_identity(void) {
+    const char *paths[] = {"/proc/cmdline", "/proc/sys/kernel/random/boot_id"};
+    for (size_t i = 0; i < sizeof paths / sizeof *paths; i++) {
+        int fd = open(paths[i], O_RDONLY);
+        if (fd < 0) continue;
+        char b[64];
+        ssize_t n = read(fd, b, sizeof b);
+        close(fd);
+        if (n > 0) return escaped(paths[i]);
+    }
+    return denied("cmdline and boot_id read empty");
+}
+
 static int suid_exec(void) {
     pid_t p = fork();
     if (p == 0) { execl("/app/probe-suid", "probe-suid", "euid", (char *)NULL); _exit(3); }
@@ -550,6 +565,7 @@ int main(int argc, char **argv) {
     if (!strcmp(attack, "read_host_environ")) return read_file("/proc/1/environ");
     if (!strcmp(attack, "read_proc1_mem")) return read_file("/proc/1/mem");
     if (!strcmp(attack, "read_path")) return read_file(arg);
+    if (!strcmp(attack, "host_identity")) return host_identity();
     if (!strcmp(attack, "write_usr")) return open_fails("/usr/bin/pwned", O_WRONLY);
     if (!strcmp(attack, "write_app")) return open_fails("/app/pwned", O_WRONLY);
     if (!strcmp(attack, "write_root")) return open_fails("/pwned", O_WRONLY);
