@@ -284,6 +284,7 @@ const struct cjail_template_request *spawner_template_request(const struct templ
 int spawner_resolve(const struct template *t, struct cjail_spec *spec, const struct cjail_check *ck, int trees[CJAIL_MAX_TREES], int32_t *index);
 int spawner_register(const struct cjail_template_request *req, const int *fds);
 int spawner_control(const struct cjail_control_request *req, int extra_fd);
+void spawner_kill_workers(void);
 int spawner_open_procs(const struct template *t, const char name[CJAIL_NAME_MAX], int *procs);
 void spawner_worker_add(pid_t pid, int pidfd);
 
@@ -421,5 +422,6 @@ int cjail_spawner_serve(int sock) {
     }
     drop_pending();
     spawner_warm_discard(-1); /* the daemon is gone: nobody to notify */
+    spawner_kill_workers();
     return 0;
 }

@@ -200,6 +200,19 @@ void spawner_worker_add(pid_t pid, int pidfd) {
     if (fd >= 0) workers[worker_count++] = (struct worker){pid, fd};
 }
 
+/* The daemon is gone (its socket read EOF): SIGKILL every worker we cloned that still runs.
+ * PDEATHSIG alone is not enough once the daemon has dropped its privileges: the kernel sends
+ * the parent-death signal with the dying parent's credentials, and an unprivileged daemon may
+ * not signal a worker of another uid, so the signal is refused and the worker would outlive
+ * the daemon. A frozen worker (cgroup v1) dies once the crash guard thaws it. */
+void spawner_kill_workers(void) {
+    for (size_t i = 0; i < worker_count; i++) {
+        (void)syscall(SYS_pidfd_send_signal, workers[i].pidfd, SIGKILL, NULL, 0);
+        close(workers[i].pidfd);
+    }
+    worker_count = 0;
+}
+
 static int signal_worker(pid_t pid, int sig) {
     const int allowed[] = {SIGTERM, SIGKILL, SIGINT, SIGHUP, SIGSTOP, SIGCONT};
     int ok = 0;
