@@ -49,7 +49,7 @@ public final class Daemon {
     final class Running {
         var socketPath: String?
         var metricsServer: TinyHTTPServer?
-        var updateTimer: (any DispatchSourceTimer)?
+        var updateTimer: ScheduledJob?
         var crashGuard: JailCrashGuard?
     }
 
@@ -402,17 +402,12 @@ public final class Daemon {
 
     /// Every `updateCheckIntervalSeconds`: the registry's partners document first (a rotated
     /// partner key must be known before that partner's update is verified), then the updates.
-    private func startUpdateTimer(_ updates: UpdateService, partners: PartnerGrants) -> (any DispatchSourceTimer)? {
+    private func startUpdateTimer(_ updates: UpdateService, partners: PartnerGrants) -> ScheduledJob? {
         guard updates.checker != nil || partners.hasRegistry, config.updateCheckIntervalSeconds > 0 else { return nil }
-        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "miniappd.updates"))
-        let interval = DispatchTimeInterval.seconds(config.updateCheckIntervalSeconds)
-        timer.schedule(deadline: .now() + interval, repeating: interval)
-        timer.setEventHandler {
+        return WorkQueue(name: "update-timer").every(seconds: Double(config.updateCheckIntervalSeconds)) {
             if partners.hasRegistry { partners.refresh() }
             updates.checkAllScheduled()
         }
-        timer.resume()
-        return timer
     }
 
     // MARK: shutdown and reload

@@ -1,8 +1,8 @@
-import Dispatch
 import Logging
 import MiniAppJSON
 import MiniAppModel
 import MiniAppPackages
+import MiniAppSystem
 import Synchronization
 
 /// The running daemon's partners: `<policy-dir>/partners/*.json` merged with the registry's
@@ -28,7 +28,7 @@ final class PartnerGrants: Sendable {
     private let published: Mutex<Published>
     private let serial = Mutex(())
     private let sink = Mutex<(@Sendable ([String: Set<String>]) -> Void)?>(nil)
-    private let background = DispatchQueue(label: "miniappd.partners")
+    private let background = WorkQueue(name: "partners")
     /// Whether the start already asked the registry (no cache yet); else the daemon schedules a
     /// background fetch once it serves.
     let fetchedAtStart: Bool
@@ -110,7 +110,7 @@ final class PartnerGrants: Sendable {
     }
 
     /// `refresh()` on a background queue (SIGHUP, the first fetch after a start from cache).
-    func refreshInBackground() { background.async { [self] in refresh() } }
+    func refreshInBackground() { background.submit { [self] in refresh() } }
 
     /// Applies the freshness rule to a fetched document and caches it; returns the registry part
     /// of the report: `{status, issuedAt, code?, message?}`.

@@ -1,4 +1,3 @@
-import Dispatch
 import Logging
 import MiniAppJSON
 import MiniAppModel
@@ -53,7 +52,7 @@ final class UpdateService: Sendable {
     private let onRollback: @Sendable () -> Void
     private let logger: Logger
     private let state = Mutex(State())
-    private let queue = DispatchQueue(label: "miniappd.updates.check")
+    private let queue = WorkQueue(name: "update-checks")
 
     /// `notify(method, params)` reaches every control connection (and each event is appended
     /// to `audit`); `sendEvent(programId, name, data)` the program's running worker, if any;
@@ -95,7 +94,7 @@ final class UpdateService: Sendable {
             return true
         }
         guard go else { return }
-        queue.async { [self] in
+        queue.submit { [self] in
             state.withLock { _ = $0.queued.remove(id) }
             guard let result = checker?.checkOne(id) else { return }
             record([result])
@@ -107,7 +106,7 @@ final class UpdateService: Sendable {
         guard let checker else {
             throw MiniAppError(.hostUnavailable, "updates are off: start miniappd with --registry URL (and --platform-key) to use updates.check")
         }
-        let outcome: Result<[UpdateCheckResult], MiniAppError> = queue.sync {
+        let outcome: Result<[UpdateCheckResult], MiniAppError> = queue.runBlocking {
             do throws(MiniAppError) { return .success(try checker.checkAll(id: id)) } catch { return .failure(error) }
         }
         let results = try outcome.get()
@@ -118,7 +117,7 @@ final class UpdateService: Sendable {
     /// The scheduled check of every installed program (the daemon's timer).
     func checkAllScheduled() {
         guard let checker else { return }
-        queue.sync {
+        queue.runBlocking { [self] in
             do throws(MiniAppError) { record(try checker.checkAll(id: nil)) } catch {
                 logger.warning("scheduled update check failed: \(error)")
             }

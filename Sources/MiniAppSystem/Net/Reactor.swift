@@ -35,9 +35,7 @@ public final class Reactor: @unchecked Sendable {
     // Loop-confined state.
     private var sources: [UInt64: any ReactorSource] = [:]
     private var nextToken: UInt64 = 1
-    private var timerHeap: [(deadline: UInt64, id: UInt64)] = []
-    private var timerBodies: [UInt64: () -> Void] = [:]
-    private var nextTimer: UInt64 = 1
+    private var timers = TimerHeap<() -> Void>()
     private var beforeSleep: [() -> Void] = []
     /// Work that may wait a little (deferred consumption of peeked input), by source token,
     /// with the time it was listed; run once it is `lazyNanos` old, busy loop or not.
@@ -122,16 +120,12 @@ public final class Reactor: @unchecked Sendable {
     @discardableResult
     public func schedule(afterNanos nanos: UInt64, _ body: @escaping () -> Void) -> ReactorTimer {
         precondition(isInLoopThread, "Reactor.schedule must run on the loop thread")
-        let id = nextTimer
-        nextTimer += 1
-        timerBodies[id] = body
-        heapPush((monotonicNanos() &+ nanos, id))
-        return ReactorTimer(id: id)
+        return ReactorTimer(id: timers.add(deadline: monotonicNanos() &+ nanos, body))
     }
 
     /// Cancels a timer (loop thread only); no effect if it already fired.
     public func cancel(_ timer: ReactorTimer) {
-        timerBodies[timer.id] = nil
+        timers.cancel(timer.id)
     }
 
     /// Registers `body` to run on the loop thread each time before the loop sleeps: the place to
@@ -216,7 +210,7 @@ public final class Reactor: @unchecked Sendable {
         runTasks()
         for source in Array(sources.values) { source.reactorDidStop() }
         sources.removeAll()
-        timerBodies.removeAll()
+        timers.removeAll()
         for hook in beforeSleep { hook() }
     }
 
@@ -233,50 +227,16 @@ public final class Reactor: @unchecked Sendable {
     }
 
     private func nextTimeoutMillis() -> Int32 {
-        while let top = timerHeap.first, timerBodies[top.id] == nil { _ = heapPop() }
-        guard let top = timerHeap.first else { return -1 }
+        guard let next = timers.nextDeadline() else { return -1 }
         let now = monotonicNanos()
-        if top.deadline <= now { return 0 }
+        if next <= now { return 0 }
         // Round up so we never wake before the deadline and spin.
-        return Int32(min((top.deadline - now + 999_999) / 1_000_000, 60_000))
+        return Int32(min((next - now + 999_999) / 1_000_000, 60_000))
     }
 
     private func runTimers() {
-        guard !timerHeap.isEmpty else { return }
+        guard !timers.isEmpty else { return }
         let now = monotonicNanos()
-        while let top = timerHeap.first, top.deadline <= now {
-            _ = heapPop()
-            if let body = timerBodies.removeValue(forKey: top.id) { body() }
-        }
-    }
-
-    private func heapPush(_ e: (deadline: UInt64, id: UInt64)) {
-        timerHeap.append(e)
-        var i = timerHeap.count - 1
-        while i > 0 {
-            let parent = (i - 1) / 2
-            if timerHeap[parent].deadline <= timerHeap[i].deadline { break }
-            timerHeap.swapAt(parent, i)
-            i = parent
-        }
-    }
-
-    private func heapPop() -> (deadline: UInt64, id: UInt64)? {
-        guard !timerHeap.isEmpty else { return nil }
-        let top = timerHeap[0]
-        let last = timerHeap.removeLast()
-        if timerHeap.isEmpty { return top }
-        timerHeap[0] = last
-        var i = 0
-        while true {
-            let l = 2 * i + 1, r = l + 1
-            var m = i
-            if l < timerHeap.count && timerHeap[l].deadline < timerHeap[m].deadline { m = l }
-            if r < timerHeap.count && timerHeap[r].deadline < timerHeap[m].deadline { m = r }
-            if m == i { break }
-            timerHeap.swapAt(i, m)
-            i = m
-        }
-        return top
+        while let body = timers.popDue(now: now) { body() }
     }
 }
