@@ -116,12 +116,14 @@ public final class Supervisor: Sendable {
 
     /// `notify(method, params)` sends a notification to every control connection;
     /// `observeExit` sees every exit as reported (metrics); `clock` is monotonic nanoseconds,
-    /// the clock of the broker's `lastCallNanos` when nil (tests pass their own).
+    /// the clock of the broker's `lastCallNanos` when nil (tests pass their own). The
+    /// supervisor subscribes to `grantsChanges` (the partner grants): a partner whose grants
+    /// changed loses the prewarmed workers made under the old ones.
     public init(
         settings: SupervisorSettings, ids: WorkerIDAllocator, spawner: any WorkerSpawner, resolver: any ProgramResolver,
         bridge: any BridgeAttacher, notify: @escaping @Sendable (String, JSONValue) -> Void,
         observeExit: @escaping @Sendable (WorkerExitInfo) -> Void = { _ in },
-        clock: (@Sendable () -> UInt64)? = nil
+        clock: (@Sendable () -> UInt64)? = nil, grantsChanges: GrantsChanges? = nil
     ) {
         self.settings = settings
         self.ids = ids
@@ -132,6 +134,9 @@ public final class Supervisor: Sendable {
         self.observeExit = observeExit
         self.clock = clock ?? { monotonicNanos() }
         if settings.idleTimeoutSeconds > 0 { scheduleIdleCheck() }
+        grantsChanges?.subscribe { [weak self] change in
+            if !change.changed.isEmpty { self?.dropPrewarmed(partners: change.changed) }
+        }
     }
 
     // MARK: launch

@@ -56,11 +56,12 @@ final class UpdateService: Sendable {
 
     /// `notify(method, params)` reaches every control connection (and each event is appended
     /// to `audit`); `sendEvent(programId, name, data)` the program's running worker, if any;
-    /// `onRollback` counts rollbacks (metrics).
+    /// `onRollback` counts rollbacks (metrics). The service subscribes to the versions launches
+    /// activate (`activations`) and to the starts and ends of `workers` (the crash-loop watch).
     init(
         checker: UpdateChecker?, store: PackageStore, settings: Settings, notify: @escaping @Sendable (String, JSONValue) -> Void,
         sendEvent: @escaping @Sendable (String, String, JSONValue) -> Void, onRollback: @escaping @Sendable () -> Void,
-        audit: UpdateAudit? = nil, logger: Logger
+        audit: UpdateAudit? = nil, logger: Logger, activations: EventChannel<LaunchResolver.Activation>? = nil, workers: Supervisor? = nil
     ) {
         self.checker = checker
         self.store = store
@@ -72,6 +73,9 @@ final class UpdateService: Sendable {
         self.sendEvent = sendEvent
         self.onRollback = onRollback
         self.logger = logger
+        activations?.subscribe { [weak self] a in self?.activated(a.programId, version: a.version, previous: a.previous) }
+        workers?.observeEnds { [weak self] in self?.workerEnded($0) }
+        workers?.observeStarts { [weak self] in self?.workerStarted($0, version: $1) }
     }
 
     // MARK: checks
