@@ -100,11 +100,7 @@ public final class WorkQueue: Sendable {
         let width: Int
         let background: Bool
 
-        init(name: String, width: Int, background: Bool) {
-            self.name = name
-            self.width = width
-            self.background = background
-        }
+        init(name: String, width: Int, background: Bool) { (self.name, self.width, self.background) = (name, width, background) }
 
         @discardableResult
         func submit(_ body: @escaping @Sendable () -> Void) -> Bool {
