@@ -37,10 +37,6 @@ public final class Reactor: @unchecked Sendable {
     private var nextToken: UInt64 = 1
     private var timers = TimerHeap<() -> Void>()
     private var beforeSleep: [() -> Void] = []
-    /// Work that may wait a little (deferred consumption of peeked input), by source token,
-    /// with the time it was listed; run once it is `lazyNanos` old, busy loop or not.
-    private var lazy: [UInt64: (since: UInt64, body: () -> Void)] = [:]
-    private let lazyNanos: UInt64 = 1_000_000
     private var running = true
     private let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 16)
 
@@ -138,32 +134,6 @@ public final class Reactor: @unchecked Sendable {
     /// A 64 KiB buffer for bytes that are read only to be thrown away (loop thread only).
     func withScratch<R>(_ body: (UnsafeMutableRawBufferPointer) -> R) -> R { body(scratch) }
 
-    /// Lists `body` to run once it has waited 1 ms (loop thread only); replaces an earlier entry
-    /// of the same token.
-    func deferUntilIdle(_ token: UInt64, _ body: @escaping () -> Void) {
-        lazy[token] = (monotonicNanos(), body)
-    }
-
-    /// Removes a `deferUntilIdle` entry.
-    func cancelDeferred(_ token: UInt64) { lazy[token] = nil }
-
-    private func runLazy() -> Int32? {
-        guard !lazy.isEmpty else { return nil }
-        let now = monotonicNanos()
-        var due: [() -> Void] = []
-        var next = UInt64.max
-        for (token, e) in lazy {
-            if now &- e.since >= lazyNanos {
-                due.append(e.body)
-                lazy[token] = nil
-            } else {
-                next = min(next, e.since &+ lazyNanos &- now)
-            }
-        }
-        for body in due { body() }
-        return next == .max ? nil : Int32((next + 999_999) / 1_000_000)
-    }
-
     func register(fd: Int32, events: UInt32, source: any ReactorSource) throws(SystemError) -> UInt64 {
         let token = nextToken
         nextToken += 1
@@ -191,8 +161,7 @@ public final class Reactor: @unchecked Sendable {
         defer { cnet_epoll_events_free(events) }
         while running {
             for hook in beforeSleep { hook() }
-            var timeout = nextTimeoutMillis()
-            if let lazyTimeout = runLazy(), timeout < 0 || lazyTimeout < timeout { timeout = lazyTimeout }
+            let timeout = nextTimeoutMillis()
             let n = cnet_epoll_wait(epfd, events, capacity, timeout)
             if n < 0 && errno != EINTR { break }
             for i in 0..<max(0, n) {
