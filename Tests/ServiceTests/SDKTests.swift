@@ -17,6 +17,7 @@ final class FakeBridgeServer: @unchecked Sendable {
     let maxLineBytes: Int?
     private let lock = NSLock()
     private var requests: [JSONValue] = []
+    private var bytes: [UInt8] = []
     private var thread: Thread?
 
     init(maxLineBytes: Int? = nil) throws {
@@ -34,6 +35,8 @@ final class FakeBridgeServer: @unchecked Sendable {
     }
 
     var received: [JSONValue] { lock.lock(); defer { lock.unlock() }; return requests }
+    /// Every byte read from the client, as it came.
+    var receivedBytes: [UInt8] { lock.lock(); defer { lock.unlock() }; return bytes }
 
     private func serve() {
         var buffer: [UInt8] = []
@@ -43,6 +46,7 @@ final class FakeBridgeServer: @unchecked Sendable {
             let n = chunk.withUnsafeMutableBytes { recv(serverFD, $0.baseAddress, $0.count, 0) }
             if n <= 0 { break }
             buffer += chunk[0..<n]
+            lock.lock(); bytes += chunk[0..<n]; lock.unlock()
             var oversize = false
             while true {
                 let nl = buffer.firstIndex(of: UInt8(ascii: "\n"))
@@ -190,6 +194,26 @@ final class Reaped: @unchecked Sendable {
         #expect(Set(ids).count == ids.count)
         #expect(server.received.allSatisfy { $0["jsonrpc"] == "2.0" })
         #expect(server.received.first { $0["method"] == "flush" }?.objectValue?["params"] == nil)
+    }
+
+    /// `on` and `keepAlive` open the socket ahead of any call and prime node's write path with an
+    /// empty write: the Bridge must receive nothing from it, only the program's requests, byte
+    /// for byte (a stray newline or an empty JSON text would reach the daemon's parser).
+    @Test func nodePrimingSendsNothing() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: "/usr/bin/node"), "node is needed for the JS SDK test")
+        let dir = try makeTempDir("sdk")
+        defer { removeTree(dir) }
+        let program = """
+            MiniAppBridge.on('tick', () => {});
+            MiniAppBridge.keepAlive(true);
+            setTimeout(() => MiniAppBridge.call('echo', { n: 1 }).then((r) => { console.log(JSON.stringify(r)); MiniAppBridge.keepAlive(false); }), 50);
+            """
+        try program.write(toFile: dir + "/main.js", atomically: true, encoding: .utf8)
+        let server = try FakeBridgeServer()
+        let r = try server.run(["/usr/bin/node", "--require", Self.sdk + "/js/preload.js", dir + "/main.js"])
+        #expect(r.status == 0)
+        #expect(r.out == #"{"n":1}"# + "\n")
+        #expect(String(decoding: server.receivedBytes, as: UTF8.self) == #"{"jsonrpc":"2.0","id":1,"method":"echo","params":{"n":1}}"# + "\n")
     }
 
     static let pythonProgram = """

@@ -37,7 +37,10 @@ let nodeMain = """
       const t = Number(process.hrtime.bigint());
       const u = process.cpuUsage();
       const up = process.uptime() * 1000, cpu = (u.user + u.system) / 1000;
-      return MiniAppBridge.call('ui.toast', { message: 'launch', t, tmain, up, cpu });
+      const fs = require('fs');
+      let wait = 0;  // ms its threads waited for a CPU (run queue), field 2 of schedstat
+      for (const tid of fs.readdirSync('/proc/self/task')) wait += Number(fs.readFileSync(`/proc/self/task/${tid}/schedstat`, 'utf8').split(' ')[1]) / 1e6;
+      return MiniAppBridge.call('ui.toast', { message: 'launch', t, tmain, up, cpu, wait });
     });
 
     """
@@ -82,22 +85,23 @@ let anchorEnv = ["PATH=/usr/bin:/bin", "LANG=C.UTF-8", "HOME=/tmp"]
 /// What the programs measured themselves at their first reply, per row: ms since the runtime
 /// started (node: process.uptime), ms of CPU (all threads) — where a launch's time goes.
 /// Also the time `programs.launch` took to answer (the daemon's part, before the program's).
-var inWorker: [String: (up: [Double], cpu: [Double], answer: [Double])] = [:]
+var inWorker: [String: (up: [Double], cpu: [Double], answer: [Double], wait: [Double])] = [:]
 /// Per row: µs from programs.launch to the entry's first line, and from there to the first reply.
 var phases: [String: (toMain: [Double], mainToReply: [Double])] = [:]
 
 @MainActor func timedLaunch(_ host: BenchHost, _ program: String, row: String) -> (Double, JSONValue, Bool) {
     let t0 = monotonicNanos()
     let w = host.call("programs.launch", ["id": .string(program)])
-    inWorker[row, default: ([], [], [])].answer.append(Double(monotonicNanos() - t0) / 1_000_000)
+    inWorker[row, default: ([], [], [], [])].answer.append(Double(monotonicNanos() - t0) / 1_000_000)
     let (id, p) = host.nextToast()
     let t1 = UInt64(p["t"]!.intValue!)
     if let tm = p["tmain"]?.intValue {
         phases[row, default: ([], [])].toMain.append(Double(Int64(UInt64(tm)) - Int64(t0)) / 1000)
         phases[row, default: ([], [])].mainToReply.append(Double(Int64(t1) - tm) / 1000)
     }
-    if let up = p["up"]?.doubleValue { inWorker[row, default: ([], [], [])].up.append(up) }
-    if let cpu = p["cpu"]?.doubleValue { inWorker[row, default: ([], [], [])].cpu.append(cpu) }
+    if let up = p["up"]?.doubleValue { inWorker[row, default: ([], [], [], [])].up.append(up) }
+    if let cpu = p["cpu"]?.doubleValue { inWorker[row, default: ([], [], [], [])].cpu.append(cpu) }
+    if let wait = p["wait"]?.doubleValue { inWorker[row, default: ([], [], [], [])].wait.append(wait) }
     host.answer(id)
     host.call("programs.stop", ["workerId": w.objectValue!["workerId"]!, "graceMillis": 2000])
     return (Double(t1 - t0) / 1000, w.objectValue!["workerId"]!, w.objectValue?["warm"]?.boolValue == true)
@@ -184,6 +188,7 @@ for r in table {
             notes += String(format: "; launch to the entry's first line %.2f ms, from there to the first reply %.2f ms (medians)", median(ph.toMain) / 1000, median(ph.mainToReply) / 1000)
         }
         if !m.cpu.isEmpty { notes += String(format: "; in the worker at the first reply (median): %@%.1f ms of CPU", up, median(m.cpu)) }
+        if !m.wait.isEmpty { notes += String(format: ", its threads %.1f ms runnable but waiting for a CPU", median(m.wait)) }
     }
     benchRow(r.name, benchPercentiles(r.samples), 0, "us", notes)
 }
