@@ -33,6 +33,10 @@ public struct DaemonConfig: Sendable, Equatable {
     public var user: String?
     /// Started as root: drop to `user` (false keeps the single-process design, root throughout).
     public var privilegeSeparation = true
+    /// The socket of an already running spawner service (`miniappd-spawner --listen`,
+    /// systemd/miniappd-spawner.service) to use instead of starting one: the daemon may then
+    /// start unprivileged and still run privileged workers. nil: start the spawner as a child.
+    public var spawnerSocket: String?
     /// Stop a worker after this many seconds without a Bridge call; 0 = never.
     public var idleTimeoutSeconds = 0
     /// Keep warm jails (namespaces and shared mounts made ahead) for the next launches
@@ -118,6 +122,7 @@ public struct DaemonConfig: Sendable, Equatable {
         case "warmJails": warmJails = try Self.bool(v, key)
         case "user": user = try Self.optionalString(v, key)
         case "privilegeSeparation": privilegeSeparation = try Self.bool(v, key)
+        case "spawnerSocket": spawnerSocket = try Self.optionalString(v, key)
         case "updateCheckIntervalSeconds": updateCheckIntervalSeconds = try Self.int(v, key, 0...86_400 * 30)
         case "registryTimeoutMillis": registryTimeoutMillis = try Self.int(v, key, 100...600_000)
         case "updateCheckMinIntervalSeconds": updateCheckMinIntervalSeconds = try Self.int(v, key, 0...86_400 * 30)

@@ -1,0 +1,82 @@
+/* The spawner as a service of its own (systemd/miniappd-spawner.service): it listens on a Unix
+ * socket instead of being started by the daemon, so the daemon's unit can start unprivileged
+ * (User=miniappd, no capability at all) and only this unit keeps the capabilities.
+ *
+ * Who may connect: the socket file is made 0600 and owned by the daemon's user (the directory
+ * it is in belongs to root), and every connection's SO_PEERCRED uid must be that user's, else
+ * it is closed unread: the uid is the connection's, never a field a client sends. One daemon at
+ * a time: while one is served, further connections are accepted and closed at once.
+ *
+ * What a connection ends: every worker it started is SIGKILLed and reaped (the daemon is gone,
+ * nobody is left to stop them), and the template set is locked for good, so a reconnecting
+ * client finds the set the first daemon registered and locked and can add none (a compromised
+ * daemon that drops its connection to reconnect gains nothing but killing its own workers).
+ *
+ * The workers are this process's children (no CLONE_PARENT: its parent is the service
+ * manager): it reaps them and sends each exit on the worker's own exit pipe (cjail.h,
+ * CJAIL_REPLY_FD_EXIT), and they die with it (PDEATHSIG is now sent by root). */
+#define _GNU_SOURCE
+#include "include/cjail.h"
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+void spawner_serve_session(int sock, int listener);
+
+/* The listening socket at `path`: a stale socket file there is replaced (nothing else is), made
+ * 0600 from the start (umask) and then given to uid:gid. -errno on failure. */
+static int listen_at(const char *path, uint32_t uid, uint32_t gid) {
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof a.sun_path) return -ENAMETOOLONG;
+    strcpy(a.sun_path, path);
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) return -EEXIST;
+        if (unlink(path) < 0) return -errno;
+    }
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    mode_t old = umask(0177);
+    int r = bind(fd, (struct sockaddr *)&a, sizeof a);
+    umask(old);
+    if (r < 0 || chown(path, uid, gid) < 0 || chmod(path, 0600) < 0 || listen(fd, 4) < 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    return fd;
+}
+
+/* The connection's peer is `uid` (the kernel's word, taken at connect). */
+static int peer_is(int conn, uint32_t uid) {
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    return getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && len == sizeof cred && cred.uid == uid;
+}
+
+int cjail_spawner_listen(const char *path, uint32_t uid, uint32_t gid) {
+    if (uid == 0) return -EINVAL; /* the daemon's user is never root: that would separate nothing */
+    int listener = listen_at(path, uid, gid);
+    if (listener < 0) return listener;
+    cjail_spawner_own_children = 1;
+    for (;;) {
+        int conn = accept4(listener, NULL, NULL, SOCK_CLOEXEC);
+        if (conn < 0) {
+            if (errno == EINTR || errno == ECONNABORTED) continue;
+            int e = -errno;
+            close(listener);
+            return e;
+        }
+        if (!peer_is(conn, uid)) {
+            fprintf(stderr, "miniappd-spawner: refused a connection: its uid is not %u\n", uid);
+            close(conn);
+            continue;
+        }
+        spawner_serve_session(conn, listener);
+        close(conn);
+    }
+}
