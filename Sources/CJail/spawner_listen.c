@@ -27,24 +27,25 @@
 
 void spawner_serve_session(int sock, int listener);
 
-/* The listening socket at `path`: a stale socket file there is replaced (nothing else is), made
- * 0600 from the start (umask) and then given to uid:gid. -errno on failure. */
+/* The listening socket at `path`: made under a temporary name, 0600 from the start (umask),
+ * given to uid:gid and listening before it is renamed into place, so that a client never finds
+ * a socket it cannot use yet; a stale socket file at `path` is replaced (nothing else is).
+ * -errno on failure. */
 static int listen_at(const char *path, uint32_t uid, uint32_t gid) {
     struct sockaddr_un a = {.sun_family = AF_UNIX};
-    if (strlen(path) >= sizeof a.sun_path) return -ENAMETOOLONG;
-    strcpy(a.sun_path, path);
+    if (strlen(path) + 5 >= sizeof a.sun_path) return -ENAMETOOLONG;
+    snprintf(a.sun_path, sizeof a.sun_path, "%s.new", path);
     struct stat st;
-    if (lstat(path, &st) == 0) {
-        if (!S_ISSOCK(st.st_mode)) return -EEXIST;
-        if (unlink(path) < 0) return -errno;
-    }
+    if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode)) return -EEXIST;
+    if (lstat(a.sun_path, &st) == 0 && (!S_ISSOCK(st.st_mode) || unlink(a.sun_path) < 0)) return -EEXIST;
     int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
     if (fd < 0) return -errno;
     mode_t old = umask(0177);
     int r = bind(fd, (struct sockaddr *)&a, sizeof a);
     umask(old);
-    if (r < 0 || chown(path, uid, gid) < 0 || chmod(path, 0600) < 0 || listen(fd, 4) < 0) {
+    if (r < 0 || chown(a.sun_path, uid, gid) < 0 || chmod(a.sun_path, 0600) < 0 || listen(fd, 4) < 0 || rename(a.sun_path, path) < 0) {
         int e = -errno;
+        if (r == 0) unlink(a.sun_path);
         close(fd);
         return e;
     }
