@@ -22,7 +22,13 @@ final class SpawnerProcess: Sendable {
     /// Connects to the spawner service listening at `path` (`miniappd-spawner --listen`). It
     /// admits only our uid (SO_PEERCRED): a refusal shows as the connection closing.
     static func connect(_ path: String) throws(MiniAppError) -> SpawnerProcess {
-        let fd = cjail_spawner_connect(path)
+        var fd = cjail_spawner_connect(path)
+        // Started together (systemd starts the service's process, not its socket, before us):
+        // a socket not there yet, or not listening yet, is waited for a little.
+        for _ in 0..<100 where fd == -ENOENT || fd == -ECONNREFUSED {
+            usleep(50_000)
+            fd = cjail_spawner_connect(path)
+        }
         guard fd >= 0 else {
             throw MiniAppError(.jailUnavailable, "cannot connect to the worker spawner at \(path): \(SystemError("connect", errno: -fd)); start miniappd-spawner.service (or miniappd-spawner --listen \(path) --uid UID:GID) first",
                                data: ["step": "spawner", "errno": "\(-fd)"])
