@@ -163,4 +163,55 @@ struct SpawnerServiceTests {
         let wid = try #require(again["workerId"]?.stringValue)
         #expect(try host.exited(wid)["status"] == 3)
     }
+    /// What the units' tmpfiles snippet and `Delegate=yes` give the daemon's user before it
+    /// starts: its state directory and the directories worker cgroups are made in (v1 here: one
+    /// per hierarchy under this process's own cgroup, as the daemon computes them).
+    static func delegate(to uid: UInt32, state: String) throws {
+        try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
+        chown(state, uid, uid)
+        chmod(state, 0o700)
+        let own = CgroupFiles.ownCgroups()
+        let bases = FileSystem.exists("/sys/fs/cgroup/memory")
+            ? ["memory", "pids", "cpu", "cpuacct", "freezer"].map { "/sys/fs/cgroup/\($0)\(own[$0] ?? "")/miniapp" }
+            : ["/sys/fs/cgroup\(own[""] ?? "")/miniapp"]
+        for b in bases {
+            try FileManager.default.createDirectory(atPath: b, withIntermediateDirectories: true)
+            chown(b, uid, uid)
+        }
+    }
+
+    @Test("started unprivileged (the systemd unit's shape): confined at once, connected to the service, runs workers")
+    func unprivilegedStart() throws {
+        guard geteuid() == 0, let user = DaemonHarness.dropUser, FileSystem.exists("/usr/bin/setpriv") else { return }
+        let uid = UInt32(user.split(separator: ":")[0])!
+        let service = try Service()
+        let world = try E2EWorld()
+        let id = E2EPartner.programId("svcunpriv")
+        let zip = try world.package(E2EWorld.manifest(id: id, entry: "main.js", permissions: ["ui"]), files: ["main.js": Self.program])
+        let home = try TempDir("up")
+        chown(home.path, uid, uid)
+        try Self.delegate(to: uid, state: home.file("state"))
+        // User=miniappd, CapabilityBoundingSet= (empty), no supplementary group: what systemd does.
+        let wrapper = try home.write("miniappd", """
+            #!/bin/sh
+            exec /usr/bin/setpriv --reuid \(uid) --regid \(uid) --clear-groups --bounding-set=-all --inh-caps=-all \(productsDirectory())/miniappd "$@"
+            """, mode: 0o755)
+        let daemon = try DaemonHarness(policyDir: world.policyDir, extraArgs: ["--spawner-socket", service.socket], stateDir: home.file("state"),
+                                       socketPath: home.file("control.sock"), binary: wrapper)
+        defer { daemon.stop() }
+        let s = PrivilegeSeparationTests.status("/proc/\(daemon.pid)/status")
+        #expect(s["Uid"] == "\(uid)\t\(uid)\t\(uid)\t\(uid)")
+        for cap in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] { #expect(s[cap] == PrivilegeSeparationTests.zero, "\(cap)") }
+        #expect(s["NoNewPrivs"] == "1" && s["Seccomp"] == "2", "its own filter, from the start")
+        #expect(daemon.logText().contains("running unprivileged as uid \(uid)"))
+        let host = try E2EHost(daemon)
+        host.answers["ui.toast"] = { _ in [:] }
+        try host.call("bridge.provide", ["methods": ["ui.toast"]])
+        let info = try host.call("daemon.info")
+        #expect(info["mode"] == "privileged", "privileged workers without a privileged daemon")
+        try host.call("packages.install", ["path": .string(zip)])
+        let w = try host.call("programs.launch", ["id": .string(id), "args": ["5"]])
+        let wid = try #require(w["workerId"]?.stringValue)
+        #expect(try host.exited(wid)["status"] == 5)
+    }
 }
