@@ -62,6 +62,10 @@ int spawner_warm_pollfds(struct pollfd *out, int max);
 void spawner_warm_drop_dead(int sock);
 int spawner_write_id_maps(const struct cjail_spawn_request *req, pid_t pid);
 int spawner_attach(const int *fds, pid_t pid);
+/* The pool of network namespaces (spawner_netns.c). */
+int spawner_netns_take(void);
+int spawner_netns_wanted(void);
+void spawner_netns_refill(void);
 
 static void close_all(int *fds, int n) {
     for (int i = 0; i < n; i++)
@@ -222,10 +226,19 @@ static int spawn_cold(const struct cjail_spawn_request *req, const struct reques
     spec->bridge_fd = rf->fd[CJAIL_SPAWN_FD_BRIDGE];
     spec->netns_fd = rf->fd[CJAIL_SPAWN_FD_NETNS];
     uint64_t flags = spec->clone_flags;
+    /* No namespace passed (a dropped daemon makes none): one of ours, made ahead, instead of
+     * one made in the clone (spawner_netns.c). */
+    int pooled = (spec->netns_fd < 0 && (flags & CLONE_NEWNET)) ? spawner_netns_take() : -1;
+    if (pooled >= 0) {
+        spec->netns_fd = pooled;
+        spec->clone_flags &= ~(uint64_t)CLONE_NEWNET;
+    }
     if (!cjail_spawner_own_children) spec->clone_flags |= CLONE_PARENT;
     *step = CJAIL_SPAWN_CLONE;
     int e = cjail_clone(spec, c);
     spec->clone_flags = flags;
+    spec->netns_fd = rf->fd[CJAIL_SPAWN_FD_NETNS];
+    if (pooled >= 0) close(pooled); /* the child has its copy */
     mark(l->trace, CJAIL_TRACE_SPAWNER_CLONED);
     if (!e) e = start(req, rf, c, l->trace, step);
     return e;
@@ -252,6 +265,10 @@ static void drop_pending(void) {
 }
 
 int cjail_spawner_own_children;
+
+/* A dup of the error pipe of the last cold launch that needed a network namespace while the
+ * pool was short: the pool is filled once that launch has exec'd (EOF), never during it. */
+static int netns_after = -1;
 
 /* A spawner service's listening socket while it serves a daemon (-1 otherwise): a second
  * connection meanwhile is accepted and closed at once (one daemon at a time). */
@@ -282,7 +299,7 @@ static int wait_request(int sock) {
     size_t cap = 0;
     int result = 0;
     for (;;) {
-        size_t want = 3 + 8 + spawner_worker_count();
+        size_t want = 4 + 8 + spawner_worker_count();
         if (want > cap) {
             struct pollfd *q = realloc(p, want * sizeof *q);
             if (!q) break;
@@ -292,15 +309,21 @@ static int wait_request(int sock) {
         p[0] = (struct pollfd){sock, POLLIN, 0};
         p[1] = (struct pollfd){next_warm.pending ? next_warm.after : -1, POLLIN, 0};
         p[2] = (struct pollfd){session_listener, POLLIN, 0};
-        int jails = spawner_warm_pollfds(p + 3, 8);
-        int workers = spawner_worker_pollfds(p + 3 + jails, (int)(cap - 3 - (size_t)jails));
-        int n = poll(p, (nfds_t)(3 + jails + workers), -1);
+        p[3] = (struct pollfd){netns_after, POLLIN, 0};
+        int jails = spawner_warm_pollfds(p + 4, 8);
+        int workers = spawner_worker_pollfds(p + 4 + jails, (int)(cap - 4 - (size_t)jails));
+        int n = poll(p, (nfds_t)(4 + jails + workers), -1);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) break;
         for (int i = 0; i < jails; i++)
-            if (p[3 + i].revents) { spawner_warm_drop_dead(sock); break; }
+            if (p[4 + i].revents) { spawner_warm_drop_dead(sock); break; }
         for (int i = 0; i < workers; i++)
-            if (p[3 + jails + i].revents) { spawner_reap_workers(); break; }
+            if (p[4 + jails + i].revents) { spawner_reap_workers(); break; }
+        if (p[3].revents) { /* exec'd (EOF) or failed: fill the pool now */
+            close(netns_after);
+            netns_after = -1;
+            spawner_netns_refill();
+        }
         if (p[2].revents) { /* another daemon, or anyone: one connection at a time */
             int other = accept4(session_listener, NULL, NULL, SOCK_CLOEXEC);
             if (other >= 0) close(other);
@@ -419,6 +442,8 @@ static void serve_spawn(int sock, const struct cjail_spawn_request *req, struct 
     if (!e) step = CJAIL_SPAWN_OK;
     int exit_fd = keep_worker(&c, &e, &step);
     int after = (!e && (req->flags & CJAIL_SPAWN_WARM) && c.err_fd >= 0) ? fcntl(c.err_fd, F_DUPFD_CLOEXEC, 10) : -1;
+    if (!e && !warm && netns_after < 0 && rf->fd[CJAIL_SPAWN_FD_NETNS] < 0 && (l.spec.clone_flags & CLONE_NEWNET) && spawner_netns_wanted())
+        netns_after = fcntl(c.err_fd, F_DUPFD_CLOEXEC, 10);
     (void)reply(out, e, step, &c, exit_fd, warm, step == CJAIL_SPAWN_REFUSED ? &ck : NULL); /* a gone caller is not our failure */
     if (exit_fd >= 0) close(exit_fd);
     int netns = rf->fd[CJAIL_SPAWN_FD_NETNS] >= 0 || (l.spec.clone_flags & CLONE_NEWNET) != 0;
@@ -487,6 +512,8 @@ int cjail_spawner_serve(int sock) {
         serve_one(sock, &m, n, got, count);
     }
     drop_pending();
+    if (netns_after >= 0) close(netns_after);
+    netns_after = -1;
     spawner_warm_discard(-1); /* the daemon is gone: nobody to notify */
     spawner_kill_workers();
     return 0;

@@ -214,4 +214,43 @@ struct SpawnerServiceTests {
         let wid = try #require(w["workerId"]?.stringValue)
         #expect(try host.exited(wid)["status"] == 5)
     }
+    /// Reports its network namespace and interfaces, then exits 0.
+    static let netProbe = """
+        const fs = require('fs'), os = require('os');
+        MiniAppBridge.call('ui.toast', { message: JSON.stringify({
+          kind: 'net', ns: fs.readlinkSync('/proc/self/ns/net'), ifaces: Object.keys(os.networkInterfaces()).sort() }) })
+          .then(() => process.exit(0));
+        """
+
+    @Test("cold launches of a dropped daemon take the spawner's pooled network namespaces: each fresh, only lo, never shared")
+    func pooledNetworkNamespaces() throws {
+        guard geteuid() == 0, DaemonHarness.dropUser != nil else { return }
+        let service = try Service()
+        let world = try E2EWorld()
+        let id = E2EPartner.programId("svcnet")
+        let zip = try world.package(E2EWorld.manifest(id: id, entry: "main.js", permissions: ["ui"]), files: ["main.js": Self.netProbe])
+        let config = try world.dir.write("cold.json", #"{"warmJails": false}"#)
+        let daemon = try world.daemon(["--spawner-socket", service.socket, "--config", config], environment: ["MINIAPP_JAIL_TRACE": "1"])
+        defer { daemon.stop() }
+        let host = try E2EHost(daemon)
+        host.answers["ui.toast"] = { _ in [:] }
+        try host.call("bridge.provide", ["methods": ["ui.toast"]])
+        try host.call("packages.install", ["path": .string(zip)])
+        var seen: Set<String> = []
+        let hostNS = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/net")) ?? ""
+        for n in 1...4 {
+            let w = try host.call("programs.launch", ["id": .string(id)])
+            let report = try host.report(from: id, number: n)
+            #expect(report["ifaces"] == ["lo"], "\(report)")
+            let ns = report["ns"]?.stringValue ?? ""
+            #expect(!ns.isEmpty && ns != hostNS && !seen.contains(ns), "launch \(n): a namespace of its own: \(ns)")
+            seen.insert(ns)
+            #expect(try host.exited(try #require(w["workerId"]?.stringValue))["status"] == 0)
+        }
+        // Joined (setns), not made in the clone: the daemon's own pool made two before its
+        // drop, the spawner's pool the rest once the first launch without one had exec'd.
+        let traces = { daemon.logText().split(separator: "\n").filter { $0.contains("jail-trace") } }
+        #expect(E2EProbe.eventually(seconds: 20) { traces().count == 4 }, "each worker's trace is written once its cgroup is gone")
+        #expect(traces().filter { $0.contains(" child.netns=") }.count >= 3, "\(traces())")
+    }
 }
