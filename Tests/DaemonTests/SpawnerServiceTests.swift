@@ -52,6 +52,23 @@ struct SpawnerServiceTests {
         });
         """
 
+    /// A world with one package of `program` under the e2e partner: (world, program id, zip).
+    static func world(_ name: String, _ program: String) throws -> (E2EWorld, String, String) {
+        let world = try E2EWorld()
+        let id = E2EPartner.programId(name)
+        let zip = try world.package(E2EWorld.manifest(id: id, entry: "main.js", permissions: ["ui"]), files: ["main.js": program])
+        return (world, id, zip)
+    }
+
+    /// The host provider of `ui.toast` on `daemon`, with `zip` installed when given.
+    static func host(_ daemon: DaemonHarness, installing zip: String? = nil) throws -> E2EHost {
+        let host = try E2EHost(daemon)
+        host.answers["ui.toast"] = { _ in [:] }
+        try host.call("bridge.provide", ["methods": ["ui.toast"]])
+        if let zip { try host.call("packages.install", ["path": .string(zip)]) }
+        return host
+    }
+
     /// Connects to `path` as this process (root) and reports whether the peer closed the
     /// connection without a word (SOCK_SEQPACKET: a read of 0).
     static func closedUnread(_ path: String) -> Bool {
@@ -93,19 +110,14 @@ struct SpawnerServiceTests {
         guard geteuid() == 0, let user = DaemonHarness.dropUser else { return }
         let uid = user.split(separator: ":")[0]
         let service = try Service()
-        let world = try E2EWorld()
-        let id = E2EPartner.programId("svc")
-        let zip = try world.package(E2EWorld.manifest(id: id, entry: "main.js", permissions: ["ui"]), files: ["main.js": Self.program])
+        let (world, id, zip) = try Self.world("svc", Self.program)
         let daemon = try world.daemon(["--spawner-socket", service.socket])
         defer { daemon.stop() }
         let s = PrivilegeSeparationTests.status("/proc/\(daemon.pid)/status")
         #expect(s["Uid"]?.hasPrefix("\(uid)\t") == true && s["CapEff"] == PrivilegeSeparationTests.zero && s["NoNewPrivs"] == "1")
         #expect(E2EProbe.children(of: daemon.pid, named: "miniappd-spawn").isEmpty, "no spawner of its own")
         #expect(E2EProbe.children(of: daemon.pid, named: "miniapp-init").isEmpty)
-        let host = try E2EHost(daemon)
-        host.answers["ui.toast"] = { _ in [:] }
-        try host.call("bridge.provide", ["methods": ["ui.toast"]])
-        try host.call("packages.install", ["path": .string(zip)])
+        let host = try Self.host(daemon, installing: zip)
 
         // An exit status of the program's own, through the spawner's exit record.
         let first = try host.call("programs.launch", ["id": .string(id), "args": ["7"]])
@@ -134,16 +146,11 @@ struct SpawnerServiceTests {
     func daemonCrashKillsItsWorkers() throws {
         guard geteuid() == 0, DaemonHarness.dropUser != nil else { return }
         let service = try Service()
-        let world = try E2EWorld()
-        let id = E2EPartner.programId("svccrash")
-        let zip = try world.package(E2EWorld.manifest(id: id, entry: "main.js", permissions: ["ui"]), files: ["main.js": Self.program])
+        let (world, id, zip) = try Self.world("svccrash", Self.program)
         let first = try world.daemon(["--spawner-socket", service.socket])
         let state = first.dir.file("state")
         do {
-            let host = try E2EHost(first)
-            host.answers["ui.toast"] = { _ in [:] }
-            try host.call("bridge.provide", ["methods": ["ui.toast"]])
-            try host.call("packages.install", ["path": .string(zip)])
+            let host = try Self.host(first, installing: zip)
             try host.call("programs.launch", ["id": .string(id), "args": ["stay", "ignore-term"]])
             #expect(try host.report(from: id)["args"] == ["stay", "ignore-term"])
         }
@@ -156,9 +163,7 @@ struct SpawnerServiceTests {
         // The same state directory, the same policy: the templates the spawner locked match.
         let second = try world.daemon(["--spawner-socket", service.socket], stateDir: state)
         defer { second.stop() }
-        let host = try E2EHost(second)
-        host.answers["ui.toast"] = { _ in [:] }
-        try host.call("bridge.provide", ["methods": ["ui.toast"]])
+        let host = try Self.host(second)
         let again = try host.call("programs.launch", ["id": .string(id), "args": ["3"]])
         let wid = try #require(again["workerId"]?.stringValue)
         #expect(try host.exited(wid)["status"] == 3)
@@ -185,9 +190,7 @@ struct SpawnerServiceTests {
         guard geteuid() == 0, let user = DaemonHarness.dropUser, FileSystem.exists("/usr/bin/setpriv") else { return }
         let uid = UInt32(user.split(separator: ":")[0])!
         let service = try Service()
-        let world = try E2EWorld()
-        let id = E2EPartner.programId("svcunpriv")
-        let zip = try world.package(E2EWorld.manifest(id: id, entry: "main.js", permissions: ["ui"]), files: ["main.js": Self.program])
+        let (world, id, zip) = try Self.world("svcunpriv", Self.program)
         let home = try TempDir("up")
         chown(home.path, uid, uid)
         try Self.delegate(to: uid, state: home.file("state"))
@@ -204,9 +207,7 @@ struct SpawnerServiceTests {
         for cap in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] { #expect(s[cap] == PrivilegeSeparationTests.zero, "\(cap)") }
         #expect(s["NoNewPrivs"] == "1" && s["Seccomp"] == "2", "its own filter, from the start")
         #expect(daemon.logText().contains("running unprivileged as uid \(uid)"))
-        let host = try E2EHost(daemon)
-        host.answers["ui.toast"] = { _ in [:] }
-        try host.call("bridge.provide", ["methods": ["ui.toast"]])
+        let host = try Self.host(daemon)
         let info = try host.call("daemon.info")
         #expect(info["mode"] == "privileged", "privileged workers without a privileged daemon")
         try host.call("packages.install", ["path": .string(zip)])
@@ -226,16 +227,11 @@ struct SpawnerServiceTests {
     func pooledNetworkNamespaces() throws {
         guard geteuid() == 0, DaemonHarness.dropUser != nil else { return }
         let service = try Service()
-        let world = try E2EWorld()
-        let id = E2EPartner.programId("svcnet")
-        let zip = try world.package(E2EWorld.manifest(id: id, entry: "main.js", permissions: ["ui"]), files: ["main.js": Self.netProbe])
+        let (world, id, zip) = try Self.world("svcnet", Self.netProbe)
         let config = try world.dir.write("cold.json", #"{"warmJails": false}"#)
         let daemon = try world.daemon(["--spawner-socket", service.socket, "--config", config], environment: ["MINIAPP_JAIL_TRACE": "1"])
         defer { daemon.stop() }
-        let host = try E2EHost(daemon)
-        host.answers["ui.toast"] = { _ in [:] }
-        try host.call("bridge.provide", ["methods": ["ui.toast"]])
-        try host.call("packages.install", ["path": .string(zip)])
+        let host = try Self.host(daemon, installing: zip)
         var seen: Set<String> = []
         let hostNS = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/net")) ?? ""
         for n in 1...4 {
