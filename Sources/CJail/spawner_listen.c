@@ -7,8 +7,9 @@
  * it is closed unread: the uid is the connection's, never a field a client sends. One daemon at
  * a time: while one is served, further connections are accepted and closed at once.
  *
- * What a connection ends: every worker it started is SIGKILLed and reaped (the daemon is gone,
- * nobody is left to stop them), and the template set is locked for good, so a reconnecting
+ * What a connection ends: every worker it started is SIGKILLed (the daemon is gone, nobody is
+ * left to stop them) and reaped once gone (a frozen one once it is thawed), never signalled for
+ * another connection; and the template set is locked for good, so a reconnecting
  * client finds the set the first daemon registered and locked and can add none (a compromised
  * daemon that drops its connection to reconnect gains nothing but killing its own workers).
  *
@@ -18,6 +19,7 @@
 #define _GNU_SOURCE
 #include "include/cjail.h"
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -26,6 +28,8 @@
 #include <unistd.h>
 
 void spawner_serve_session(int sock, int listener);
+void spawner_reap_workers(void);
+int spawner_worker_pollfds(struct pollfd *out, int max);
 
 /* The listening socket at `path`: made under a temporary name, 0600 from the start (umask),
  * given to uid:gid and listening before it is renamed into place, so that a client never finds
@@ -59,16 +63,33 @@ static int peer_is(int conn, uint32_t uid) {
     return getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && len == sizeof cred && cred.uid == uid;
 }
 
+/* Waits for a connection, reaping meanwhile the workers of an ended connection that were
+ * still dying when it ended. 0, or -errno. */
+static int wait_connection(int listener) {
+    for (;;) {
+        struct pollfd p[1 + 64] = {{listener, POLLIN, 0}};
+        int n = spawner_worker_pollfds(p + 1, 64);
+        if (poll(p, (nfds_t)(1 + n), -1) < 0) {
+            if (errno == EINTR) continue;
+            return -errno;
+        }
+        for (int i = 1; i <= n; i++)
+            if (p[i].revents) { spawner_reap_workers(); break; }
+        if (p[0].revents) return 0;
+    }
+}
+
 int cjail_spawner_listen(const char *path, uint32_t uid, uint32_t gid) {
     if (uid == 0) return -EINVAL; /* the daemon's user is never root: that would separate nothing */
     int listener = listen_at(path, uid, gid);
     if (listener < 0) return listener;
     cjail_spawner_own_children = 1;
     for (;;) {
-        int conn = accept4(listener, NULL, NULL, SOCK_CLOEXEC);
+        int e = wait_connection(listener);
+        int conn = e ? -1 : accept4(listener, NULL, NULL, SOCK_CLOEXEC);
         if (conn < 0) {
-            if (errno == EINTR || errno == ECONNABORTED) continue;
-            int e = -errno;
+            if (!e && (errno == EINTR || errno == ECONNABORTED || errno == EAGAIN)) continue;
+            e = e ? e : -errno;
             close(listener);
             return e;
         }

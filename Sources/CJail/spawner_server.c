@@ -522,7 +522,7 @@ int cjail_spawner_serve(int sock) {
 /* One daemon's connection to a spawner service (spawner_listen.c): served like a started
  * spawner's socket; other connections meanwhile are turned away. Its end locks the template set
  * (a later daemon finds what the first one locked: a compromised daemon cannot reconnect to
- * register another), after every worker of the connection was killed and reaped. */
+ * register another), after every worker of the connection was killed. */
 void spawner_serve_session(int sock, int listener) {
     session_listener = listener;
     (void)cjail_spawner_serve(sock);

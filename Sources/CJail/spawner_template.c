@@ -171,9 +171,10 @@ int spawner_resolve(const struct template *t, struct cjail_spec *spec, const str
 
 /* ---- the workers we cloned ---- */
 
-/* exit_fd: the write end of the worker's exit pipe when it is our own child to reap
- * (cjail_spawner_own_children), else -1 (the daemon is its parent and reaps it). */
-static struct worker { pid_t pid; int pidfd; int exit_fd; } *workers;
+/* own: our child to reap (cjail_spawner_own_children), else the daemon's; exit_fd: the write
+ * end of its exit channel (own only, -1 once closed); stale: of a daemon connection that ended
+ * (killed, not yet gone: a frozen one dies once thawed), reaped here and never signalled again. */
+static struct worker { pid_t pid; int pidfd; int exit_fd; int own; int stale; } *workers;
 static size_t worker_count, worker_cap;
 
 static int exited(int pidfd) {
@@ -185,14 +186,16 @@ static int exited(int pidfd) {
  * its exit reported on its pipe; 0, or -EAGAIN when it has not exited yet (kept). */
 static int forget_worker(size_t i, int wait) {
     struct worker *w = &workers[i];
-    if (w->exit_fd >= 0) {
+    if (w->own) {
         int32_t code = 0, status = 0;
         int r;
         do { r = cjail_waitid_pidfd(w->pidfd, WEXITED | (wait ? 0 : WNOHANG), &code, &status); } while (r < 0 && errno == EINTR);
         if (r == 0) return -EAGAIN;
         struct cjail_exit_record rec = {r < 0 ? -1 : code, status};
-        (void)send(w->exit_fd, &rec, sizeof rec, MSG_NOSIGNAL | MSG_DONTWAIT); /* a gone reader is not our failure */
-        close(w->exit_fd);
+        if (w->exit_fd >= 0) {
+            (void)send(w->exit_fd, &rec, sizeof rec, MSG_NOSIGNAL | MSG_DONTWAIT); /* a gone reader is not our failure */
+            close(w->exit_fd);
+        }
     }
     close(w->pidfd);
     workers[i] = workers[--worker_count];
@@ -211,7 +214,7 @@ void spawner_reap_workers(void) {
 int spawner_worker_pollfds(struct pollfd *out, int max) {
     int n = 0;
     for (size_t i = 0; i < worker_count && n < max; i++)
-        if (workers[i].exit_fd >= 0) out[n++] = (struct pollfd){workers[i].pidfd, POLLIN, 0};
+        if (workers[i].own) out[n++] = (struct pollfd){workers[i].pidfd, POLLIN, 0};
     return n;
 }
 
@@ -231,7 +234,7 @@ int spawner_worker_add(pid_t pid, int pidfd, int exit_fd) {
     }
     int fd = fcntl(pidfd, F_DUPFD_CLOEXEC, 10);
     if (fd < 0) return -errno;
-    workers[worker_count++] = (struct worker){pid, fd, exit_fd};
+    workers[worker_count++] = (struct worker){pid, fd, exit_fd, cjail_spawner_own_children, 0};
     return 0;
 }
 
@@ -243,7 +246,12 @@ int spawner_worker_add(pid_t pid, int pidfd, int exit_fd) {
  * frozen worker (cgroup v1) dies once the crash guard thaws it. */
 void spawner_kill_workers(void) {
     for (size_t i = 0; i < worker_count; i++) (void)syscall(SYS_pidfd_send_signal, workers[i].pidfd, SIGKILL, NULL, 0);
-    while (worker_count > 0) (void)forget_worker(worker_count - 1, 1);
+    for (size_t i = worker_count; i-- > 0;) {
+        if (forget_worker(i, 0) == 0) continue; /* gone: reaped (own) or forgotten */
+        workers[i].stale = 1; /* dying (or frozen until thawed): reaped when it is gone */
+        if (workers[i].exit_fd >= 0) close(workers[i].exit_fd);
+        workers[i].exit_fd = -1;
+    }
 }
 
 /* No template may be added from now on (a spawner service locks its set when a daemon's
@@ -256,7 +264,7 @@ static int signal_worker(pid_t pid, int sig) {
     for (size_t i = 0; i < sizeof allowed / sizeof allowed[0]; i++) ok |= allowed[i] == sig;
     if (!ok || pid <= 1) return -EPERM;
     for (size_t i = 0; i < worker_count; i++) {
-        if (workers[i].pid != pid) continue;
+        if (workers[i].pid != pid || workers[i].stale) continue;
         if (syscall(SYS_pidfd_send_signal, workers[i].pidfd, sig, NULL, 0) == 0) return 0;
         int e = -errno;
         if (e == -ESRCH) (void)forget_worker(i, 0); /* kept when not yet reaped (a zombie) */
