@@ -204,7 +204,7 @@ let launchProbe = ProcessInfo.processInfo.environment["BENCH_LAUNCH_PROBE"]
     var pool: [Double] = [], single: [Double] = []
     var warm = 0, singleWarm = 0
     for _ in 0..<blocks {
-        for drop in (dropUser == nil ? [true] : [true, false]) {
+        for drop in (dropUser == nil || !runs("single") ? [true] : [true, false]) {
             let (d, host) = startDaemon(warmJails: true, drop: drop)
             let part = launchSamples(host, iterations: max(5, iterations / blocks))
             if drop { pool += part.samples; warm += part.warm } else { single += part.samples; singleWarm += part.warm }
@@ -328,6 +328,11 @@ let separationNote = dropUser.map { "; daemon dropped to \($0) (privilege separa
 
 @MainActor func stopDaemon(_ d: Process) { BenchEnvironment.stopDaemon(d) }
 
+/// `BENCH_ROWS` (comma-separated: cold, pool, resume, rtt, rtthost, tput, single, rss) runs only
+/// those groups, for profiling one path; unset runs them all.
+let wanted = ProcessInfo.processInfo.environment["BENCH_ROWS"].map { Set($0.split(separator: ",").map(String.init)) }
+@MainActor func runs(_ group: String) -> Bool { wanted?.contains(group) ?? true }
+
 let zips = prepare()
 defer { env.cleanUp() }
 let n = max(20, Int(200 * scale))
@@ -338,21 +343,27 @@ do { // the packages, once
 }
 // launch.cold (nothing made ahead waits for the launch) beside launch.cold.registry_hang (the
 // same, each launch starting a check the registry never answers).
-coldRows(iterations: n)
-poolRows(iterations: n)
+if runs("cold") { coldRows(iterations: n) }
+if runs("pool") { poolRows(iterations: n) }
 let (daemon, host) = startDaemon(warmJails: true)
-resumeWarm(host, iterations: n)
-rtt(host, program: "com.bench.w2", mode: "rtt", name: "bridge.rtt", iterations: max(2000, Int(50_000 * scale)), notes: "storage.get timed inside a jailed worker, real storage service, permission check included")
-rtt(host, program: "com.bench.w3", mode: "rtthost", name: "bridge.rtt.host", iterations: max(1000, Int(10_000 * scale)), notes: "ui.toast from a jailed worker, answered by a host provider process through the MiniAppHost library")
-throughput(host, seconds: max(1, Int(3 * scale)), depth: 16)
+if runs("resume") { resumeWarm(host, iterations: n) }
+if runs("rtt") {
+    rtt(host, program: "com.bench.w2", mode: "rtt", name: "bridge.rtt", iterations: max(2000, Int(50_000 * scale)), notes: "storage.get timed inside a jailed worker, real storage service, permission check included")
+}
+if runs("rtthost") {
+    rtt(host, program: "com.bench.w3", mode: "rtthost", name: "bridge.rtt.host", iterations: max(1000, Int(10_000 * scale)), notes: "ui.toast from a jailed worker, answered by a host provider process through the MiniAppHost library")
+}
+if runs("tput") { throughput(host, seconds: max(1, Int(3 * scale)), depth: 16) }
 stopDaemon(daemon)
-if dropUser != nil { // bridge.rtt with the single-process design, same run
+if dropUser != nil && runs("single") { // bridge.rtt with the single-process design, same run
     let (single, singleHost) = startDaemon(warmJails: true, drop: false)
     rtt(singleHost, program: "com.bench.w2", mode: "rtt", name: "bridge.rtt.single", iterations: max(2000, Int(50_000 * scale)), notes: "bridge.rtt with the single-process design (--no-drop)")
     stopDaemon(single)
 }
 // Memory on a fresh daemon (the one above has the heap the rows before grew): what idle workers
 // cost, not what the benchmark left behind.
-let (fresh, freshHost) = startDaemon(warmJails: true)
-idleRSS(freshHost, daemonPid: fresh.processIdentifier)
-stopDaemon(fresh)
+if runs("rss") {
+    let (fresh, freshHost) = startDaemon(warmJails: true)
+    idleRSS(freshHost, daemonPid: fresh.processIdentifier)
+    stopDaemon(fresh)
+}
