@@ -62,10 +62,12 @@ public struct JSONFieldReader<Failure: Error>: Sendable {
         try self.init(JSONField(value, path: path, rules: rules, errors: errors))
     }
 
-    /// Reads a field, which must be an object.
+    /// Reads a field, which must be an object (with a string remark, if any, when the document
+    /// allows remarks).
     public init(_ field: JSONField<Failure>) throws(Failure) {
         guard let o = field.value.objectValue else { throw field.error(.wrongType, "must be an object, not \(field.value.typeName)") }
         self.init(object: o, path: field.path, rules: field.rules, errors: field.errors)
+        try checkRemark()
     }
 
     /// Reads an object already known to be one.
@@ -211,9 +213,15 @@ public struct JSONField<Failure: Error>: Sendable {
         Int(try int(in: Int64(range.lowerBound)...Int64(range.upperBound)))
     }
 
+    /// A finite number.
+    public func number() throws(Failure) -> Double {
+        guard let x = value.doubleValue, x.isFinite else { throw wrongType("a number") }
+        return x
+    }
+
     /// A finite number in `range`.
     public func number(in range: ClosedRange<Double>) throws(Failure) -> Double {
-        guard let x = value.doubleValue, x.isFinite else { throw wrongType("a number") }
+        let x = try number()
         guard range.contains(x) else { throw error(.outOfRange, "is \(x), outside \(range.lowerBound)…\(range.upperBound)") }
         return x
     }
