@@ -27,12 +27,6 @@ public struct JSONFieldError: Error, Sendable, Equatable, CustomStringConvertibl
     /// string, not number", "is required".
     public let problem: String
 
-    public init(_ kind: Kind, at path: String, _ problem: String) {
-        self.kind = kind
-        self.path = path
-        self.problem = problem
-    }
-
     /// The path, or `(root)`.
     public var field: String { path.isEmpty ? "(root)" : path }
 
@@ -83,7 +77,7 @@ public struct JSONFieldReader<Failure: Error>: Sendable {
 
     /// The caller's error for `problem` at `path`.
     public func error(_ kind: JSONFieldError.Kind, at path: String, _ problem: String) -> Failure {
-        errors(JSONFieldError(kind, at: path, problem))
+        errors(JSONFieldError(kind: kind, path: path, problem: problem))
     }
 
     /// Member `key` as a field, or nil when absent (or `null`, when that reads as absent).
@@ -179,7 +173,7 @@ public struct JSONField<Failure: Error>: Sendable {
     }
 
     /// The caller's error for this field.
-    public func error(_ kind: JSONFieldError.Kind, _ problem: String) -> Failure { errors(JSONFieldError(kind, at: path, problem)) }
+    public func error(_ kind: JSONFieldError.Kind, _ problem: String) -> Failure { errors(JSONFieldError(kind: kind, path: path, problem: problem)) }
 
     /// The caller's error for a value of the right type it refuses.
     public func error(_ problem: String) -> Failure { error(.invalid, problem) }
@@ -249,7 +243,7 @@ public struct JSONField<Failure: Error>: Sendable {
         let r = try object()
         var out: [(String, String)] = []
         for (k, v) in r.object {
-            guard let s = v.stringValue else { throw errors(JSONFieldError(.wrongType, at: r.field(k), "must be a string, not \(v.typeName)")) }
+            guard let s = v.stringValue else { throw r.error(.wrongType, at: r.field(k), "must be a string, not \(v.typeName)") }
             out.append((k, s))
         }
         return out

@@ -92,12 +92,6 @@ public struct InstalledPackage: Sendable, Equatable {
     public var version: String
     /// Active now (false: staged, active at the program's next launch).
     public var active: Bool
-
-    public init(id: String, version: String, active: Bool) {
-        self.id = id
-        self.version = version
-        self.active = active
-    }
 }
 
 /// One program of `packages.list`.
@@ -109,24 +103,12 @@ public struct PackageListing: Sendable, Equatable {
     public var versions: [String]
     /// The version staged for the next launch.
     public var pending: String?
-
-    public init(id: String, active: String?, versions: [String], pending: String?) {
-        self.id = id
-        self.active = active
-        self.versions = versions
-        self.pending = pending
-    }
 }
 
 /// What `packages.rollback` made active.
 public struct RolledBackPackage: Sendable, Equatable {
     public var id: String
     public var active: String
-
-    public init(id: String, active: String) {
-        self.id = id
-        self.active = active
-    }
 }
 
 /// The broker side of the control API (bound to MiniAppBroker and its services).
