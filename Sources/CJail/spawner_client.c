@@ -3,8 +3,6 @@
 #include "include/cjail.h"
 #include "fd_passing.h"
 #include <errno.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -73,41 +71,14 @@ int cjail_spawner_connect(const char *path) {
 }
 
 /* Starts the spawner executable at `path` with its end of a SOCK_SEQPACKET pair as fd 3, an
- * empty environment, default signal dispositions and no other descriptor of the daemon.
- * posix_spawn is glibc's CLONE_VM|CLONE_VFORK path: nothing of the daemon's memory is copied,
- * and the calling thread is the spawner's parent (call it from the thread that clones, for
- * PDEATHSIG). Returns 0, or -errno. */
+ * empty environment, default signal dispositions and no other descriptor of the daemon
+ * (spawn_connected.c; call it from the thread that clones, for PDEATHSIG). Returns 0, or -errno. */
 int cjail_spawner_start(const char *path, int32_t *pid_out, int32_t *sock_out) {
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return -errno;
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawnattr_init(&attr);
-    posix_spawn_file_actions_adddup2(&fa, sv[1], 3); /* dup2 clears CLOEXEC on 3 */
-    posix_spawn_file_actions_addclosefrom_np(&fa, 4);
-    sigset_t none, all;
-    sigemptyset(&none);
-    sigfillset(&all);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setsigdefault(&attr, &all);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     char pidbuf[24];
     snprintf(pidbuf, sizeof pidbuf, "%d", (int)getpid());
     char *const argv[] = {(char *)path, "3", pidbuf, NULL};
     char *const envp[] = {NULL};
-    pid_t pid = 0;
-    int r = posix_spawn(&pid, path, &fa, &attr, argv, envp);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
-    close(sv[1]);
-    if (r != 0) {
-        close(sv[0]);
-        return -r;
-    }
-    *pid_out = pid;
-    *sock_out = sv[0];
-    return 0;
+    return cjail_spawn_connected(path, argv, envp, SOCK_SEQPACKET, NULL, 0, pid_out, sock_out);
 }
 
 int cjail_spawner_read_notice(int sock, struct cjail_spawner_notice *n, int32_t *pidfd) {

@@ -293,7 +293,7 @@ public struct HostIDFiles: Sendable {
         }
         let hits = HostIDRanges.overlaps(start: UInt64(id.uidRangeStart), count: UInt64(id.uidRangeCount), sources: sources, overflowIDs: overflow)
         guard hits.isEmpty else {
-            throw JailFieldReader.invalid("identity.uidRangeStart",
+            throw PolicyFieldReader.invalid("identity.uidRangeStart",
                 "gives programs ids another owner has: the range \(id.uidRangeStart)+\(id.uidRangeCount): \(hits.prefix(3).joined(separator: "; ")); move the range (the default 2130706432 is outside what useradd, systemd and container tools allocate)")
         }
     }

@@ -481,6 +481,13 @@ int cjail_spawner_connect(const char *path);
 /* Daemon: starts the spawner executable (see spawner_client.c). 0 or -errno. */
 int cjail_spawner_start(const char *path, int32_t *pid_out, int32_t *sock_out);
 
+/* Daemon: starts `path` with its end of a new `socket_type` socketpair as fd 3 and `fds` as 4,
+ * 5, …; every other descriptor of the daemon closed (closefrom), signals unblocked and at their
+ * defaults, `envp` as the whole environment (spawn_connected.c). Returns 0 with *pid_out and
+ * *sock_out (CLOEXEC), or -errno. */
+int cjail_spawn_connected(const char *path, char *const argv[], char *const envp[], int socket_type, const int32_t *fds,
+                          uint32_t nfds, int32_t *pid_out, int32_t *sock_out);
+
 /* Daemon: reads one notice from the spawner's main socket without blocking: 0 (and *pidfd),
  * -EAGAIN when there is none, -EPIPE at EOF, -EPROTO for a malformed one, other -errno. */
 int cjail_spawner_read_notice(int sock, struct cjail_spawner_notice *notice, int32_t *pidfd);
