@@ -1,6 +1,7 @@
 import Foundation
 import MiniAppJSON
 import MiniAppModel
+import MiniAppSystem
 import MiniAppTestSupport
 import Testing
 
@@ -38,6 +39,7 @@ import Testing
             out.written = fs.statSync('/data/small').size;
           } else {
             out.written = fs.existsSync('/data/big') ? fs.statSync('/data/big').size : -1;
+            out.small = fs.existsSync('/data/small') ? fs.statSync('/data/small').size : -1;
           }
         } catch (e) { out.code = e.code; }
         report(out);
@@ -211,5 +213,132 @@ import Testing
         let privileged = try world.daemon()
         defer { privileged.stop() }
         #expect(try privileged.client().call("daemon.info")["dataLimits"] == "enforced")
+    }
+
+    // MARK: - A changed limit applies to an existing volume; a damaged image is checked first
+
+    /// The program's volume image in `stateDir`.
+    static func image(_ stateDir: String, _ id: String) -> String { "\(stateDir)/volumes/\(id).ext4" }
+
+    static func imageSize(_ stateDir: String, _ id: String) throws -> Int64 {
+        Int64(try #require(try FileManager.default.attributesOfItem(atPath: image(stateDir, id))[.size] as? Int))
+    }
+
+    /// Sets (nil: removes) the program's `limits` override.
+    static func override(_ world: E2EWorld, _ id: String, _ limits: String?) throws {
+        let path = world.dir.file("policies/programs/\(id).json")
+        if let limits { _ = try world.dir.write("policies/programs/\(id).json", #"{"limits": "# + limits + "}") } else { unlink(path) }
+    }
+
+    /// A first daemon that installs `id` and runs it once in `small` mode, then stops: it owns
+    /// the state directory the next sessions use (kept while the returned harness lives).
+    static func firstSession(_ world: E2EWorld, _ id: String) throws -> DaemonHarness {
+        let daemon = try world.daemon()
+        let host = try Self.host(daemon)
+        try Self.install(world, host, id)
+        let (w, r) = try Self.run(host, id, "small")
+        #expect(r["written"] == .int(1 << 20), "\(r)")
+        try Self.stop(host, w)
+        #expect(daemon.stop() == 0)
+        return daemon
+    }
+
+    /// One daemon on `stateDir`: launches `id` in `mode` and stops it again; the launch's
+    /// answer (`result` or `error`) and the report when it ran.
+    static func session(_ world: E2EWorld, stateDir: String, _ id: String, _ mode: String) throws -> (JSONObject, JSONObject?) {
+        let daemon = try world.daemon(stateDir: stateDir)
+        defer { daemon.stop() }
+        let host = try Self.host(daemon)
+        let answer = try host.rawCall("programs.launch", ["id": .string(id), "args": [.string(mode)]])
+        guard let wid = answer["result"]?["workerId"]?.stringValue else { return (answer, nil) }
+        let report = try host.report(from: id)
+        try Self.stop(host, wid)
+        #expect(daemon.stop() == 0)
+        return (answer, report)
+    }
+
+    @Test func aLoweredOrRaisedLimitResizesTheVolumeAtTheNextStartAndDataThatNoLongerFitsIsRefused() throws {
+        let world = try Self.world()
+        let id = E2EPartner.programId("resized")
+        let first = try Self.firstSession(world, id)
+        let state = first.dir.file("state")
+        #expect(try Self.imageSize(state, id) == Int64(Self.limitBytes))
+
+        // Lowered to 5 MiB: shrunk with the data kept; a fill stops at the new size.
+        try Self.override(world, id, #"{"dataBytes": 5242880}"#)
+        let (_, lowered) = try Self.session(world, stateDir: state, id, "bytes")
+        #expect(try Self.imageSize(state, id) == 5 << 20)
+        #expect(Self.isFull(lowered?["code"]) && (lowered?["written"]?.intValue ?? .max) <= (5 << 20) - (1 << 20), "\(String(describing: lowered))")
+        let filled = lowered?["written"]?.intValue ?? 0
+
+        // Raised back to 8 MiB: grown, preallocated, the data kept.
+        try Self.override(world, id, nil)
+        let (_, raised) = try Self.session(world, stateDir: state, id, "check")
+        #expect(try Self.imageSize(state, id) == Int64(Self.limitBytes))
+        #expect(raised?["written"]?.intValue == filled && raised?["small"] == .int(1 << 20), "\(String(describing: raised))")
+        let blocks = try MiniAppTestSupport.run(["/usr/bin/stat", "-c", "%b %B", Self.image(state, id)]).stdout.split(separator: " ").compactMap { Int64($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        #expect(blocks.count == 2 && blocks[0] * blocks[1] >= Int64(Self.limitBytes), "preallocated: \(blocks)")
+
+        // Lowered below what the data needs: refused, the volume and its data untouched.
+        try Self.override(world, id, #"{"dataBytes": 4194304}"#)
+        let (refused, none) = try Self.session(world, stateDir: state, id, "check")
+        #expect(none == nil && refused["error"]?["data"]?["code"] == "QUOTA_EXCEEDED" && refused["error"]?["data"]?["reason"] == "DATA_LIMIT", "\(refused)")
+        #expect(refused["error"]?["message"]?.stringValue?.contains("Raise limits.dataBytes to at least") == true, "\(refused)")
+        #expect(try Self.imageSize(state, id) == Int64(Self.limitBytes))
+        try Self.override(world, id, nil)
+        let (_, kept) = try Self.session(world, stateDir: state, id, "check")
+        #expect(kept?["written"]?.intValue == filled && kept?["small"] == .int(1 << 20), "\(String(describing: kept))")
+        withExtendedLifetime(first) {}
+    }
+
+    @Test func aLoweredInodeLimitIsRefusedNotIgnored() throws {
+        let world = try Self.world()
+        let id = E2EPartner.programId("fewer-files")
+        let first = try Self.firstSession(world, id)
+        let state = first.dir.file("state")
+        try Self.override(world, id, #"{"dataInodes": 16}"#)
+        let (refused, none) = try Self.session(world, stateDir: state, id, "check")
+        #expect(none == nil && refused["error"]?["data"]?["code"] == "QUOTA_EXCEEDED" && refused["error"]?["data"]?["reason"] == "DATA_INODES", "\(refused)")
+        #expect(refused["error"]?["message"]?.stringValue?.contains("Raise limits.dataInodes to at least") == true, "\(refused)")
+        withExtendedLifetime(first) {}
+    }
+
+    @Test func aDamagedImageIsRepairedOrRefusedBeforeMountingAndNeighboursCarryOn() throws {
+        let world = try Self.world()
+        let repaired = E2EPartner.programId("repaired"), refused = E2EPartner.programId("refused"), neighbour = E2EPartner.programId("untouched")
+        let daemon = try world.daemon()
+        let host = try Self.host(daemon)
+        for id in [repaired, refused, neighbour] {
+            try Self.install(world, host, id)
+            let (w, r) = try Self.run(host, id, "small")
+            #expect(r["written"] == .int(1 << 20), "\(r)")
+            try Self.stop(host, w)
+        }
+        #expect(daemon.stop() == 0)
+        let state = daemon.dir.file("state")
+        // debugfs on an image the kernel still holds would write under a live filesystem:
+        // wait until the stopped workers' mounts and loop devices are gone.
+        for id in [repaired, refused] { #expect(VolumeImage.settledAttachment(Self.image(state, id), millis: 10_000) == .none) }
+        // What a crash or a crafted image leaves: a wrong link count (preen mode repairs it),
+        // no root directory (it does not).
+        for (id, request) in [(repaired, "sif /small links_count 7"), (refused, "clri <2>")] {
+            let r = try MiniAppTestSupport.run(["/usr/sbin/debugfs", "-w", "-R", request, Self.image(state, id)])
+            #expect(r.status == 0, "\(r.stderr)")
+        }
+
+        let again = try world.daemon(stateDir: state)
+        defer { again.stop() }
+        let host2 = try Self.host(again)
+        let (wr, fixed) = try Self.run(host2, repaired, "check")
+        #expect(fixed["small"] == .int(1 << 20), "\(fixed)")
+        let answer = try host2.rawCall("programs.launch", ["id": .string(refused), "args": ["check"]])
+        #expect(answer["error"]?["data"]?["code"] == "JAIL_SETUP_FAILED" && answer["error"]?["data"]?["check"] == "failed", "\(answer)")
+        #expect(answer["error"]?["message"]?.stringValue?.contains("e2fsck") == true, "\(answer)")
+        let mounts = try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)
+        #expect(!mounts.contains("/data/\(refused) "), "\(mounts)")
+        let (wn, fine) = try Self.run(host2, neighbour, "check", report: 1)
+        #expect(fine["small"] == .int(1 << 20), "\(fine)")
+        try Self.stop(host2, wr)
+        try Self.stop(host2, wn)
     }
 }
