@@ -86,7 +86,7 @@ extension JailDataVolumes {
             let need = StateReserve.mib(minimum * g.blockSize + (1 << 20) - 1), now = StateReserve.mib(g.blockCount * g.blockSize)
             throw MiniAppError(
                 .quotaExceeded,
-                "the /data of \(programId) needs at least \(need) but limits.dataBytes is now \(StateReserve.mib(target * g.blockSize)); its volume stays at \(now) and the program is not launched. Raise limits.dataBytes to at least \(need) (or back to \(now)), launch it and delete data from /data, then lower the limit again",
+                "the /data volume of \(programId) needs at least \(need) for its data, journal and tables but limits.dataBytes is now \(StateReserve.mib(target * g.blockSize)); its volume stays at \(now) and the program is not launched. Raise limits.dataBytes to at least \(need) (or back to \(now)), launch it and delete data from /data, then lower the limit again",
                 data: ["reason": "DATA_LIMIT", "field": "limits.dataBytes"])
         }
         do throws(SystemError) { try VolumeImage.resize(v.image, blocks: target) } catch {

@@ -193,8 +193,7 @@ extension Processes {
     /// input that makes one loop must not hold the caller forever.
     public static func run(_ argv: [String], environment: [String]? = nil, files: [FileAction] = [], timeoutMillis: Int,
                            outputLimit: Int = 65536) throws(SystemError) -> Outcome {
-        var pipe = try PipePair()
-        let (readEnd, writeEnd) = pipe.takeBoth()
+        let (readEnd, writeEnd) = try PipePair().takeBoth()
         defer { close(readEnd) }
         let pid: Int32
         do throws(SystemError) {
