@@ -245,8 +245,8 @@ import Testing
 
     /// One daemon on `stateDir`: launches `id` in `mode` and stops it again; the launch's
     /// answer (`result` or `error`) and the report when it ran.
-    static func session(_ world: E2EWorld, stateDir: String, _ id: String, _ mode: String) throws -> (JSONObject, JSONObject?) {
-        let daemon = try world.daemon(stateDir: stateDir)
+    static func session(_ world: E2EWorld, stateDir: String, _ id: String, _ mode: String, args: [String] = []) throws -> (JSONObject, JSONObject?) {
+        let daemon = try world.daemon(args, stateDir: stateDir)
         defer { daemon.stop() }
         let host = try Self.host(daemon)
         let answer = try host.rawCall("programs.launch", ["id": .string(id), "args": [.string(mode)]])
@@ -340,5 +340,21 @@ import Testing
         #expect(fine["small"] == .int(1 << 20), "\(fine)")
         try Self.stop(host2, wr)
         try Self.stop(host2, wn)
+    }
+
+    @Test func aGrowthThatWouldEatTheReserveIsRefusedAndTheVolumeKeepsItsSize() throws {
+        let world = try Self.world()
+        let id = E2EPartner.programId("no-room")
+        try Self.override(world, id, #"{"dataBytes": 5242880}"#)
+        let first = try Self.firstSession(world, id)
+        let state = first.dir.file("state")
+        #expect(try Self.imageSize(state, id) == 5 << 20)
+        try Self.override(world, id, nil)
+        let config = try world.dir.write("reserve.json", #"{"dataReserveBytes": 17592186044416}"#)
+        let (refused, none) = try Self.session(world, stateDir: state, id, "check", args: ["--config", config])
+        #expect(none == nil && refused["error"]?["data"]?["reason"] == "STATE_RESERVE", "\(refused)")
+        #expect(refused["error"]?["message"]?.stringValue?.contains("growing the /data volume") == true, "\(refused)")
+        #expect(try Self.imageSize(state, id) == 5 << 20)
+        withExtendedLifetime(first) {}
     }
 }
