@@ -21,6 +21,14 @@ extension JailDataVolumes {
     /// Inodes mke2fs may add over a requested count by rounding each group's inode table up.
     static let inodeRoundingPerGroup: UInt64 = 32
 
+    /// The inodes the filesystem has at `blocks` blocks (whole groups, each with its fixed
+    /// share) and whether that is more than `limits.dataInodes` allows.
+    static func inodes(_ g: VolumeImage.Geometry, blocks: UInt64, limits: JailLimits) -> (count: UInt64, tooMany: Bool) {
+        let groups = g.groups(forBlocks: blocks)
+        let count = g.inodesPerGroup * groups
+        return (count, count > limits.dataInodes + DataVolume.reservedInodes + inodeRoundingPerGroup * groups)
+    }
+
     /// `e2fsck -f -p`; what preen mode cannot repair (or a check that fails or times out) is
     /// refused, `JAIL_SETUP_FAILED` (`step: data_volume`, `check: failed`): never mounted.
     func check(_ v: DataVolume, programId: String) throws(MiniAppError) {
@@ -49,15 +57,32 @@ extension JailDataVolumes {
             throw Self.failed("cannot read the /data volume \(v.image)", error)
         }
         let target = limits.dataBytes / g.blockSize
-        let groups = g.groups(forBlocks: target)
-        let inodes = g.inodesPerGroup * groups, allowed = limits.dataInodes + DataVolume.reservedInodes + Self.inodeRoundingPerGroup * groups
-        guard inodes <= allowed else { throw tooManyInodes(v, programId: programId, inodes: inodes, limits: limits) }
+        let inodes = Self.inodes(g, blocks: target, limits: limits)
+        guard !inodes.tooMany else { throw tooManyInodes(v, programId: programId, inodes: inodes.count, limits: limits) }
         guard target != g.blockCount else { return }
         if target > g.blockCount {
             try grow(v, programId: programId, from: g, to: target)
         } else {
             try shrink(v, programId: programId, from: g, to: target)
         }
+    }
+
+    /// An image the kernel still has mounted (a worker's namespace that has not gone yet) is
+    /// shared as it is, not parsed again; but when the limits changed it cannot be resized
+    /// now (a mounted ext4 does not shrink), and a launch that kept the old size would leave
+    /// the operator's limit unenforced: refused, to be launched again once it is let go.
+    /// (`dumpe2fs -h` only reads the superblock: safe on a mounted filesystem.)
+    func refuseChangedWhileHeld(_ v: DataVolume, programId: String, limits: JailLimits) throws(MiniAppError) {
+        let g: VolumeImage.Geometry
+        do throws(SystemError) { g = try VolumeImage.geometry(v.image) } catch {
+            throw Self.failed("cannot read the /data volume \(v.image)", error)
+        }
+        let target = limits.dataBytes / g.blockSize
+        guard target != g.blockCount || Self.inodes(g, blocks: target, limits: limits).tooMany else { return }
+        throw MiniAppError(
+            .jailSetupFailed,
+            "the /data volume \(v.image) of \(programId) must be brought to changed limits (dataBytes, dataInodes) but is still mounted by workers that are ending; launch the program again in a moment",
+            data: ["step": "data_volume", "reason": "VOLUME_BUSY"])
     }
 
     private func grow(_ v: DataVolume, programId: String, from g: VolumeImage.Geometry, to target: UInt64) throws(MiniAppError) {

@@ -119,10 +119,10 @@ public final class JailDataVolumes: Sendable {
                 case .none:
                     try check(v, programId: programId)
                     try fit(v, programId: programId, limits: limits)
-                case .mounted: break // the kernel has this filesystem mounted already: shared, not parsed again
+                case .mounted: try refuseChangedWhileHeld(v, programId: programId, limits: limits)
                 case .detaching:
                     throw MiniAppError(.jailSetupFailed, "the loop device of the /data volume \(v.image) is still detaching; launch the program again",
-                                       data: ["step": "data_volume"])
+                                       data: ["step": "data_volume", "reason": "VOLUME_BUSY"])
                 }
             }
             do throws(SystemError) {

@@ -240,12 +240,23 @@ import Testing
         #expect(r["written"] == .int(1 << 20), "\(r)")
         try Self.stop(host, w)
         #expect(daemon.stop() == 0)
+        try Self.released(daemon.dir.file("state"), id)
         return daemon
+    }
+
+    /// Waits until the stopped workers' mounts of the volume and its loop device are gone, so
+    /// the next daemon finds the image unmounted however loaded the machine is (it would
+    /// otherwise refuse a changed limit as VOLUME_BUSY, rightly, and the test would measure
+    /// the machine's load).
+    static func released(_ stateDir: String, _ id: String) throws {
+        let a = VolumeImage.settledAttachment(image(stateDir, id), millis: 60_000)
+        try #require(a == .none, "the volume of \(id) is still held: \(a)")
     }
 
     /// One daemon on `stateDir`: launches `id` in `mode` and stops it again; the launch's
     /// answer (`result` or `error`) and the report when it ran.
-    static func session(_ world: E2EWorld, stateDir: String, _ id: String, _ mode: String, args: [String] = []) throws -> (JSONObject, JSONObject?) {
+    static func session(_ world: E2EWorld, stateDir: String, _ id: String, _ mode: String, args: [String] = [],
+                        releasedAfter: Bool = true) throws -> (JSONObject, JSONObject?) {
         let daemon = try world.daemon(args, stateDir: stateDir)
         defer { daemon.stop() }
         let host = try Self.host(daemon)
@@ -254,6 +265,7 @@ import Testing
         let report = try host.report(from: id)
         try Self.stop(host, wid)
         #expect(daemon.stop() == 0)
+        if releasedAfter { try Self.released(stateDir, id) }
         return (answer, report)
     }
 
@@ -318,7 +330,7 @@ import Testing
         let state = daemon.dir.file("state")
         // debugfs on an image the kernel still holds would write under a live filesystem:
         // wait until the stopped workers' mounts and loop devices are gone.
-        for id in [repaired, refused] { #expect(VolumeImage.settledAttachment(Self.image(state, id), millis: 10_000) == .none) }
+        for id in [repaired, refused] { try Self.released(state, id) }
         // What a crash or a crafted image leaves: a wrong link count (preen mode repairs it),
         // no root directory (it does not).
         for (id, request) in [(repaired, "sif /small links_count 7"), (refused, "clri <2>")] {
@@ -354,6 +366,31 @@ import Testing
         let (refused, none) = try Self.session(world, stateDir: state, id, "check", args: ["--config", config])
         #expect(none == nil && refused["error"]?["data"]?["reason"] == "STATE_RESERVE", "\(refused)")
         #expect(refused["error"]?["message"]?.stringValue?.contains("growing the /data volume") == true, "\(refused)")
+        #expect(try Self.imageSize(state, id) == 5 << 20)
+        withExtendedLifetime(first) {}
+    }
+
+    /// An image the kernel still has mounted (here: by the test itself, as a worker's namespace
+    /// that has not gone yet would) is never checked or resized; a changed limit then refuses
+    /// the launch (VOLUME_BUSY) instead of running at the old size, and applies once it is let go.
+    @Test func aChangedLimitOnAVolumeStillMountedElsewhereIsRefusedUntilItIsLetGo() throws {
+        let world = try Self.world()
+        let id = E2EPartner.programId("held")
+        let first = try Self.firstSession(world, id)
+        let state = first.dir.file("state")
+        let elsewhere = first.dir.file("held-mount")
+        try FileSystem.makeDirectory(elsewhere, mode: 0o700)
+        let v = DataVolume(image: Self.image(state, id), directory: elsewhere)
+        try v.mount()
+        defer { v.unmount() }
+        try Self.override(world, id, #"{"dataBytes": 5242880}"#)
+        let (busy, none) = try Self.session(world, stateDir: state, id, "check", releasedAfter: false)
+        #expect(none == nil && busy["error"]?["data"]?["reason"] == "VOLUME_BUSY", "\(busy)")
+        #expect(try Self.imageSize(state, id) == Int64(Self.limitBytes))
+        v.unmount()
+        try Self.released(state, id)
+        let (_, ran) = try Self.session(world, stateDir: state, id, "check")
+        #expect(ran?["small"] == .int(1 << 20), "\(String(describing: ran))")
         #expect(try Self.imageSize(state, id) == 5 << 20)
         withExtendedLifetime(first) {}
     }

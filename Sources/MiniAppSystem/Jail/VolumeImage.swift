@@ -63,7 +63,7 @@ public enum VolumeImage {
     /// `attachment`, after waiting up to `millis` for the image to be let go: the mounts of
     /// workers that have just ended (a daemon's restart stops them) go with their mount
     /// namespaces, then the loop device, a moment after the processes are reaped.
-    public static func settledAttachment(_ image: String, millis: Int = 3000) -> Attachment {
+    public static func settledAttachment(_ image: String, millis: Int = 10_000) -> Attachment {
         let deadline = monotonicNanos() + UInt64(millis) * 1_000_000
         while true {
             let a = attachment(image)
