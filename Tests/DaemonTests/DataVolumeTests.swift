@@ -230,6 +230,16 @@ import Testing
         if let limits { _ = try world.dir.write("policies/programs/\(id).json", #"{"limits": "# + limits + "}") } else { unlink(path) }
     }
 
+    /// A world and a program `name` whose volume a first daemon made (see `firstSession`); the
+    /// state directory lives as long as the returned harness.
+    static func volumeMade(_ name: String, override limits: String? = nil) throws -> (E2EWorld, String, DaemonHarness, String) {
+        let world = try Self.world()
+        let id = E2EPartner.programId(name)
+        try Self.override(world, id, limits)
+        let first = try Self.firstSession(world, id)
+        return (world, id, first, first.dir.file("state"))
+    }
+
     /// A first daemon that installs `id` and runs it once in `small` mode, then stops: it owns
     /// the state directory the next sessions use (kept while the returned harness lives).
     static func firstSession(_ world: E2EWorld, _ id: String) throws -> DaemonHarness {
@@ -270,10 +280,7 @@ import Testing
     }
 
     @Test func aLoweredOrRaisedLimitResizesTheVolumeAtTheNextStartAndDataThatNoLongerFitsIsRefused() throws {
-        let world = try Self.world()
-        let id = E2EPartner.programId("resized")
-        let first = try Self.firstSession(world, id)
-        let state = first.dir.file("state")
+        let (world, id, first, state) = try Self.volumeMade("resized")
         #expect(try Self.imageSize(state, id) == Int64(Self.limitBytes))
 
         // Lowered to 5 MiB: shrunk with the data kept; a fill stops at the new size.
@@ -304,10 +311,7 @@ import Testing
     }
 
     @Test func aLoweredInodeLimitIsRefusedNotIgnored() throws {
-        let world = try Self.world()
-        let id = E2EPartner.programId("fewer-files")
-        let first = try Self.firstSession(world, id)
-        let state = first.dir.file("state")
+        let (world, id, first, state) = try Self.volumeMade("fewer-files")
         try Self.override(world, id, #"{"dataInodes": 16}"#)
         let (refused, none) = try Self.session(world, stateDir: state, id, "check")
         #expect(none == nil && refused["error"]?["data"]?["code"] == "QUOTA_EXCEEDED" && refused["error"]?["data"]?["reason"] == "DATA_INODES", "\(refused)")
@@ -355,11 +359,7 @@ import Testing
     }
 
     @Test func aGrowthThatWouldEatTheReserveIsRefusedAndTheVolumeKeepsItsSize() throws {
-        let world = try Self.world()
-        let id = E2EPartner.programId("no-room")
-        try Self.override(world, id, #"{"dataBytes": 5242880}"#)
-        let first = try Self.firstSession(world, id)
-        let state = first.dir.file("state")
+        let (world, id, first, state) = try Self.volumeMade("no-room", override: #"{"dataBytes": 5242880}"#)
         #expect(try Self.imageSize(state, id) == 5 << 20)
         try Self.override(world, id, nil)
         let config = try world.dir.write("reserve.json", #"{"dataReserveBytes": 17592186044416}"#)
@@ -374,10 +374,7 @@ import Testing
     /// that has not gone yet would) is never checked or resized; a changed limit then refuses
     /// the launch (VOLUME_BUSY) instead of running at the old size, and applies once it is let go.
     @Test func aChangedLimitOnAVolumeStillMountedElsewhereIsRefusedUntilItIsLetGo() throws {
-        let world = try Self.world()
-        let id = E2EPartner.programId("held")
-        let first = try Self.firstSession(world, id)
-        let state = first.dir.file("state")
+        let (world, id, first, state) = try Self.volumeMade("held")
         let elsewhere = first.dir.file("held-mount")
         try FileSystem.makeDirectory(elsewhere, mode: 0o700)
         let v = DataVolume(image: Self.image(state, id), directory: elsewhere)
