@@ -1,6 +1,5 @@
 import MiniAppModel
 import MiniAppSystem
-import Glibc
 
 /// Before a volume the daemon did not just make is mounted: it is checked (`e2fsck -f -p`) and
 /// brought to the program's effective limits, so that the limit the operator set is the one
@@ -87,17 +86,7 @@ extension JailDataVolumes {
 
     private func grow(_ v: DataVolume, programId: String, from g: VolumeImage.Geometry, to target: UInt64) throws(MiniAppError) {
         try reserve.check(needBytes: (target - g.blockCount) * g.blockSize, what: "growing the /data volume of \(programId) to limits.dataBytes")
-        let fd = open(v.image, O_RDWR | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0 else { throw Self.failed("cannot open the /data volume \(v.image)", SystemError.current("open", detail: v.image)) }
-        defer { close(fd) }
-        // Preallocated like a new volume: a sparse tail would let the state filesystem fill
-        // up under the program's feet.
-        let r = posix_fallocate(fd, 0, off_t(target * g.blockSize))
-        do throws(SystemError) {
-            guard r == 0 else { throw SystemError("posix_fallocate", errno: r, detail: v.image) }
-            try VolumeImage.resize(v.image, blocks: target)
-        } catch {
-            _ = ftruncate(fd, off_t(g.blockCount * g.blockSize))
+        do throws(SystemError) { try VolumeImage.grow(v.image, from: g, to: target) } catch {
             throw Self.failed("cannot grow the /data volume \(v.image)", error)
         }
     }

@@ -36,8 +36,8 @@ public struct StateReserve: Sendable, Equatable {
 
 /// Every program's /data as a volume of its own (`DataVolume`), in privileged mode: made at
 /// the program's first launch with its effective `limits.dataBytes`/`dataInodes`, checked and
-/// brought to them again whenever it is mounted later (`JailDataVolumeFit.swift`), kept under `STATE/volumes/<program>.ext4`,
-/// mounted on `STATE/data/<program>` when a worker needs it and left mounted until
+/// brought to them again whenever it is mounted later (`JailDataVolumeFit.swift`), kept under
+/// `STATE/volumes/<program>.ext4`, mounted on `STATE/data/<program>` when a worker needs it and left mounted until
 /// `unmountAll` (shutdown). A daemon killed with -9 leaves them mounted; the next start finds
 /// them mounted and uses them as they are.
 public final class JailDataVolumes: Sendable {

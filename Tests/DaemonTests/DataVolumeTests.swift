@@ -370,21 +370,31 @@ import Testing
         withExtendedLifetime(first) {}
     }
 
-    /// An image the kernel still has mounted (here: by the test itself, as a worker's namespace
-    /// that has not gone yet would) is never checked or resized; a changed limit then refuses
-    /// the launch (VOLUME_BUSY) instead of running at the old size, and applies once it is let go.
+    /// An image the kernel still has mounted (here: by a process of the test's in a private
+    /// mount namespace, as a worker's namespace that has not gone yet would hold it; private so
+    /// that no daemon started meanwhile copies the mount into its own namespaces) is never
+    /// checked or resized; a changed limit then refuses the launch (VOLUME_BUSY) instead of
+    /// running at the old size, and applies once it is let go.
     @Test func aChangedLimitOnAVolumeStillMountedElsewhereIsRefusedUntilItIsLetGo() throws {
         let (world, id, first, state) = try Self.volumeMade("held")
         let elsewhere = first.dir.file("held-mount")
         try FileSystem.makeDirectory(elsewhere, mode: 0o700)
-        let v = DataVolume(image: Self.image(state, id), directory: elsewhere)
-        try v.mount()
-        defer { v.unmount() }
+        let holder = try Processes.spawn([
+            "/usr/bin/unshare", "-m", "--propagation", "private", "/bin/sh", "-c",
+            "mount -o loop,nosuid,nodev \"$0\" \"$1\" && exec sleep 600", Self.image(state, id), elsewhere,
+        ], files: [.devNull(0), .devNull(1), .devNull(2)])
+        var held = true
+        defer { if held { _ = Processes.signal(holder, Signal.kill); _ = Processes.waitForExit(holder) } }
+        let deadline = Date().addingTimeInterval(30)
+        while VolumeImage.attachment(Self.image(state, id)) != .mounted && Date() < deadline { usleep(20_000) }
+        try #require(VolumeImage.attachment(Self.image(state, id)) == .mounted)
         try Self.override(world, id, #"{"dataBytes": 5242880}"#)
         let (busy, none) = try Self.session(world, stateDir: state, id, "check", releasedAfter: false)
         #expect(none == nil && busy["error"]?["data"]?["reason"] == "VOLUME_BUSY", "\(busy)")
         #expect(try Self.imageSize(state, id) == Int64(Self.limitBytes))
-        v.unmount()
+        _ = Processes.signal(holder, Signal.kill)
+        _ = Processes.waitForExit(holder)
+        held = false
         try Self.released(state, id)
         let (_, ran) = try Self.session(world, stateDir: state, id, "check")
         #expect(ran?["small"] == .int(1 << 20), "\(String(describing: ran))")

@@ -129,12 +129,29 @@ public enum VolumeImage {
     }
 
     /// `resize2fs` to `blocks` filesystem blocks; the image file is truncated to the new size
-    /// when it shrinks (a growth must be preallocated by the caller first). Never forced (`-f`):
+    /// when it shrinks (a growth goes through `grow`, which preallocates first). Never forced (`-f`):
     /// resize2fs refuses a size the data does not fit in before changing anything.
     public static func resize(_ image: String, blocks: UInt64) throws(SystemError) {
         let out = try run(tool: "resize2fs", [], image, writable: true, timeoutMillis: resizeMillis, trailing: [String(blocks)])
         guard out.status == 0 else {
             throw SystemError("resize2fs", errno: out.status == nil ? ETIMEDOUT : EIO, detail: "\(image): \(out.output.suffix(300))")
+        }
+    }
+
+    /// Grows the filesystem of `g` to `blocks` blocks: the image is preallocated to the new
+    /// size first (a sparse tail would let the state filesystem fill up under the program's
+    /// feet), then `resize2fs`; on failure the image is truncated back to its old size.
+    public static func grow(_ image: String, from g: Geometry, to blocks: UInt64) throws(SystemError) {
+        let fd = open(image, O_RDWR | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { throw SystemError.current("open", detail: image) }
+        defer { close(fd) }
+        let r = posix_fallocate(fd, 0, off_t(blocks * g.blockSize))
+        do throws(SystemError) {
+            guard r == 0 else { throw SystemError("posix_fallocate", errno: r, detail: image) }
+            try resize(image, blocks: blocks)
+        } catch {
+            _ = ftruncate(fd, off_t(g.blockCount * g.blockSize))
+            throw error
         }
     }
 
