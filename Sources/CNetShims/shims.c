@@ -29,10 +29,6 @@ unsigned int cnet_epoll_event_mask(const void *events, int index) { return ((con
 
 int cnet_eventfd(void) { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }
 int cnet_accept4(int fd) { return accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK); }
-int cnet_enable_peek_offset(int fd) {
-    int zero = 0;
-    return setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof zero);
-}
 long cnet_recv_peek(int fd, void *buf, unsigned long len) { return (long)recv(fd, buf, len, MSG_PEEK); }
 int cnet_set_thread_name(const char *name) { return pthread_setname_np(pthread_self(), name); }
 

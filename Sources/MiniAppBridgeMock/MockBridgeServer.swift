@@ -1,4 +1,3 @@
-import Dispatch
 import MiniAppJSON
 import MiniAppModel
 internal import MiniAppSystem
@@ -12,8 +11,8 @@ import Synchronization
 /// after which the connection is closed. A program that passes against the mock sees the same
 /// protocol in the daemon.
 ///
-/// Reads on a dispatch thread; delayed answers are written from timers; every write goes out
-/// whole under one lock (lines never interleave). The socket is closed once the peer closed
+/// Reads on a thread of its own; delayed answers are written by a `WorkQueue` when their delay
+/// is up; every write goes out whole under one lock (lines never interleave). The socket is closed once the peer closed
 /// its end and every delayed answer was written.
 public final class MockBridgeServer: Sendable {
     private let bridge: MockBridge
@@ -21,8 +20,11 @@ public final class MockBridgeServer: Sendable {
     private let maxMessageBytes: Int
     private let log: (@Sendable (String) -> Void)?
     private let writeLock = Mutex(())
-    private let inFlight = DispatchGroup()
-    private let finished = DispatchSemaphore(value: 0)
+    /// Delayed answers not written yet; `written` is signalled whenever that drops to zero.
+    private let inFlight = Mutex(0)
+    private let written = CountingSemaphore()
+    private let delayed = WorkQueue(name: "mock-answers")
+    private let finished = CountingSemaphore()
 
     /// Serves `fd` (owned from now on: closed when the peer is done). `log` gets one line per
     /// message (`miniapp mock-bridge --log`).
@@ -35,12 +37,14 @@ public final class MockBridgeServer: Sendable {
 
     /// Starts serving in the background.
     public func start() {
-        DispatchQueue.global().async { [self] in
+        let reader = WorkQueue(name: "mock-bridge")
+        reader.submit { [self] in
             serve()
-            inFlight.wait()
+            while inFlight.withLock({ $0 }) > 0 { written.wait() }
             OwnedFD(adopting: fd).close()
             finished.signal()
         }
+        reader.finish()  // its thread ends with the connection
     }
 
     /// Blocks until the peer closed and every answer was written.
@@ -98,10 +102,10 @@ public final class MockBridgeServer: Sendable {
         log?(Self.describe(req, answer))
         guard let id = req.id else { return }  // a notification: never answered
         if delay == 0 { return write(id, answer) }
-        inFlight.enter()
-        DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(delay)) { [self] in
+        inFlight.withLock { $0 += 1 }
+        delayed.after(seconds: Double(delay) / 1000) { [self] in
             write(id, answer)
-            inFlight.leave()
+            if inFlight.withLock({ $0 -= 1; return $0 }) == 0 { written.signal() }
         }
     }
 

@@ -1,4 +1,3 @@
-import Dispatch
 import MiniAppSystem
 import MiniAppJSON
 import Logging
@@ -80,7 +79,7 @@ final class AuditLog: @unchecked Sendable {
     private var flushScheduled = false  // loop thread
     /// The longest a record waits in memory before it is handed to the writer.
     static let maxDelayNanos: UInt64 = 1_000_000
-    private let writer = DispatchQueue(label: "miniappd.audit")
+    private let writer = WorkQueue(name: "audit-writer")
     private var failed = false  // writer queue
 
     init(_ config: AuditConfiguration, logger: Logger) throws(SystemError) {
@@ -120,11 +119,11 @@ final class AuditLog: @unchecked Sendable {
         guard !batch.isEmpty else { return }
         let records = batch
         batch.removeAll(keepingCapacity: true)
-        writer.async { [self] in write(records) }
+        writer.submit { [self] in write(records) }
     }
 
     /// Waits until everything handed over so far is written.
-    func waitForWrites() { writer.sync {} }
+    func waitForWrites() { writer.runBlocking {} }
 
     private func write(_ entries: [AuditEntry]) {
         var out: [UInt8] = []

@@ -1,4 +1,3 @@
-import Dispatch
 public import MiniAppJSON
 public import MiniAppModel
 public import MiniAppSystem

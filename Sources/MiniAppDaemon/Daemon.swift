@@ -16,7 +16,11 @@ import Synchronization
 ///       (root: start the spawner, drop to --user) ─ crash guard ─ catalogue
 ///       ─ partners (watch first, then local files + the verified registry cache) ─ SDK (+ lock
 ///       the spawner's templates) ─ services
-///       ─ reactor + broker ─ package store ─ supervisor ─ control API and server
+///       ─ reactor + broker (+ its binding, subscribed to the partners' grant changes) ─ package
+///       store ─ launch resolver ─ supervisor ─ store binding ─ updates ─ control API and server.
+///       Each part is given, at construction, the parts built before it; where an earlier part
+///       has news for a later one (grant changes, activated versions, worker starts and ends),
+///       the later one subscribes to the earlier one's events in its own init.
 ///     start:  see `services(_:activated:)`
 public final class Daemon {
     let config: DaemonConfig
@@ -49,7 +53,7 @@ public final class Daemon {
     final class Running {
         var socketPath: String?
         var metricsServer: TinyHTTPServer?
-        var updateTimer: (any DispatchSourceTimer)?
+        var updateTimer: ScheduledJob?
         var crashGuard: JailCrashGuard?
     }
 
@@ -144,24 +148,12 @@ public final class Daemon {
             services.shutdown()
             throw MiniAppError(.internal, "cannot start the Bridge broker: \(error)")
         }
-        // Grant changes also reach the prewarmed workers (dropped when their partner's grants change).
-        let grantsChanged = GrantsChangeRelay(initial: partners.grants)
-        let simulatorGrants = simulatorMode ? SimulatorGrants { [broker] in broker.updateGrants($0) } : nil
-        if let simulatorGrants {
+        let simulatorGrants = simulatorMode ? SimulatorGrants(partners: partners.grants) { [broker] in broker.updateGrants($0) } : nil
+        if simulatorGrants != nil {
             logger.warning("SIMULATOR MODE: unsigned programs are accepted from directories and loopback URLs (packages.install {dir}/{url}); never run this on a device")
-            simulatorGrants.partnersChanged(partners.grants)
-            partners.connect {
-                simulatorGrants.partnersChanged($0)
-                grantsChanged.publish($0)
-            }
-        } else {
-            partners.connect { [broker] in
-                broker.updateGrants($0)
-                grantsChanged.publish($0)
-            }
         }
         let brokerBinding = BrokerBinding(
-            broker: broker, services: services, partners: partners,
+            broker: broker, services: services, partners: partners, simulatorGrants: simulatorGrants,
             overridesFor: { [partners] id, catalogue throws(MiniAppError) in
                 let layers = try ProgramOverrides.layers(policyDir: policyDir, programId: id, partners: partners.partners)
                 return IdentityOverrides(
@@ -170,11 +162,10 @@ public final class Daemon {
             })
         var verifierOptions = VerifierOptions(hostVersion: hostSemVer, knownPermissions: KnownPermissions.of(catalogue))
         verifierOptions.allowSimulated = simulatorMode
-        let store = StoreBinding(
-            store: try PackageStore(
-                root: layout.packages, options: verifierOptions, extractionHelper: ExtractionHelper(settings: helpers),
-                partners: { brokerBinding.partners }),
-            dataRoot: layout.data, simulatorGrants: simulatorGrants, reserve: reserve)
+        let packageStore = try PackageStore(
+            root: layout.packages, options: verifierOptions, extractionHelper: ExtractionHelper(settings: helpers),
+            partners: { brokerBinding.partners })
+        let resolver = LaunchResolver(store: packageStore, dataRoot: layout.data, simulatorGrants: simulatorGrants)
 
         let metrics = DaemonMetricsSink(metrics: DaemonMetrics())
         let jail = JailBinding(
@@ -189,20 +180,20 @@ public final class Daemon {
                 overridesOf: { [partners] id in
                     (try? ProgramOverrides.layers(policyDir: policyDir, programId: id, partners: partners.partners))?.map(\.1)
                 }, dataUsageOf: { [layout] id in volumes?.usage(programId: id, dataDir: layout.data + "/" + id) }), ids: try WorkerIDAllocator(path: layout.workerSequence),
-            spawner: jail, resolver: store, bridge: brokerBinding, notify: { sessions.broadcast(method: $0, params: $1) },
-            observeExit: { metrics.exited($0) })
-        let updates = try makeUpdates(layout: layout, store: store, transport: transport, supervisor: supervisor, metrics: metrics, sessions: sessions)
-        store.connect(
-            isRunning: { supervisor.isRunning(programId: $0) }, packageChanged: { supervisor.dropPrewarmed(programId: $0) },
-            updates: updates)
-        grantsChanged.connect { supervisor.dropPrewarmed(partners: $0) }
-        supervisor.observeEnds { updates.workerEnded($0) }
-        supervisor.observeStarts { updates.workerStarted($0, version: $1) }
+            spawner: jail, resolver: resolver, bridge: brokerBinding, notify: { sessions.broadcast(method: $0, params: $1) },
+            observeExit: { metrics.exited($0) }, grantsChanges: partners.changes)
+        let store = StoreBinding(
+            store: packageStore, simulatorGrants: simulatorGrants, reserve: reserve,
+            isRunning: { supervisor.isRunning(programId: $0) }, packageChanged: { supervisor.dropPrewarmed(programId: $0) })
+        let updates = try makeUpdates(
+            layout: layout, store: store, resolver: resolver, transport: transport, supervisor: supervisor, metrics: metrics, sessions: sessions)
 
         var facts = DaemonFacts(
             version: DaemonVersion.current, hostVersion: hostVersion, mode: mode.rawValue, cgroups: Self.cgroupName(jailConfig.cgroupDriver))
         if volumes == nil { facts.dataLimits = Self.dataLimitsOff }
-        let api = ControlAPI(facts: facts, supervisor: supervisor, packages: store, broker: brokerBinding, simulator: simulatorMode)
+        let api = ControlAPI(
+            facts: facts, supervisor: supervisor, packages: PackageControlBinding(packages: store, updates: updates), broker: brokerBinding,
+            simulator: simulatorMode)
         let access = ControlAccess(config: config)
         for name in access.unknownGroups {
             logger.info("control: group \(name) (controlAllowedGroups) does not exist on this host; it admits nobody")
@@ -274,10 +265,10 @@ public final class Daemon {
     }
 
     /// The update flow: the checker (with `--registry`), events to hosts and programs, the
-    /// crash-loop watch. Leftover downloads of a killed daemon are removed first.
+    /// crash-loop watch (the versions launches activate, the supervisor's starts and ends). Leftover downloads of a killed daemon are removed first.
     private func makeUpdates(
-        layout: StateLayout, store: StoreBinding, transport: CurlRegistryTransport, supervisor: Supervisor, metrics: DaemonMetricsSink,
-        sessions: ControlSessions
+        layout: StateLayout, store: StoreBinding, resolver: LaunchResolver, transport: CurlRegistryTransport, supervisor: Supervisor,
+        metrics: DaemonMetricsSink, sessions: ControlSessions
     ) throws(MiniAppError) -> UpdateService {
         UpdateService.sweepDownloads(layout.downloads)
         var checker: UpdateChecker?
@@ -297,7 +288,8 @@ public final class Daemon {
                 guard let wid = supervisor.workerId(programId: id) else { return }
                 try? supervisor.send(wid, name: name, data: data)
             },
-            onRollback: { rollbacks.increment() }, audit: UpdateAudit(path: layout.audit + "/updates.jsonl", logger: log), logger: log)
+            onRollback: { rollbacks.increment() }, audit: UpdateAudit(path: layout.audit + "/updates.jsonl", logger: log), logger: log,
+            activations: resolver.activations, workers: supervisor)
     }
 
     /// A watch on `<policy-dir>/partners`, so an edited, added or removed registration is in
@@ -402,17 +394,12 @@ public final class Daemon {
 
     /// Every `updateCheckIntervalSeconds`: the registry's partners document first (a rotated
     /// partner key must be known before that partner's update is verified), then the updates.
-    private func startUpdateTimer(_ updates: UpdateService, partners: PartnerGrants) -> (any DispatchSourceTimer)? {
+    private func startUpdateTimer(_ updates: UpdateService, partners: PartnerGrants) -> ScheduledJob? {
         guard updates.checker != nil || partners.hasRegistry, config.updateCheckIntervalSeconds > 0 else { return nil }
-        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "miniappd.updates"))
-        let interval = DispatchTimeInterval.seconds(config.updateCheckIntervalSeconds)
-        timer.schedule(deadline: .now() + interval, repeating: interval)
-        timer.setEventHandler {
+        return WorkQueue(name: "update-timer").every(seconds: Double(config.updateCheckIntervalSeconds)) {
             if partners.hasRegistry { partners.refresh() }
             updates.checkAllScheduled()
         }
-        timer.resume()
-        return timer
     }
 
     // MARK: shutdown and reload

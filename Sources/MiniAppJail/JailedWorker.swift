@@ -44,7 +44,7 @@ public final class JailedWorker: Sendable {
     }
 
     /// Removes the cgroups of ended workers and renames those made ahead: nobody waits on it.
-    static let cleanup = SerialThread(name: "jail-cleanup", background: true)
+    static let cleanup = WorkQueue(name: "jail-cleanup", background: true)
 
     struct State {
         /// PID 1 reaped through its pidfd: (si_code, si_status).

@@ -52,7 +52,7 @@ public enum PrivilegeDrop {
     /// Drops to `user`. `threads`: long-lived threads of ours that must empty their bounding set
     /// too (it is per thread; glibc's setresuid reaches every thread, prctl does not). Throws
     /// `INTERNAL` naming the failed step: the caller must exit, never go on half-dropped.
-    public static func drop(to user: DropUser, seccomp: SeccompProgram, threads: [SerialThread]) throws(MiniAppError) {
+    public static func drop(to user: DropUser, seccomp: SeccompProgram, threads: [WorkQueue]) throws(MiniAppError) {
         for t in threads {
             let r = t.runBlocking { () -> Int32 in clinux_drop_bounding_set() }
             guard r == 0 else { throw failure("bounding set (thread)", -r) }

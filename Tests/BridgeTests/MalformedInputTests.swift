@@ -171,9 +171,37 @@ import Testing
 }
 
 @Suite struct DeferredConsumeTests {
-    /// Requests are peeked and consumed later in batches; a peer with a tiny send buffer that
-    /// keeps sending without waiting must not stall forever (its unconsumed messages fill its
-    /// buffer; the daemon consumes them once they are 1 ms old).
+    /// Bytes the worker sent that the daemon has not consumed yet (SIOCOUTQ on a Unix socket:
+    /// the send buffer still charged to the sender).
+    static func unconsumed(_ w: Peer) -> Int {
+        var n: Int32 = -1
+        return ioctl(w.fd, UInt(TIOCOUTQ), &n) == 0 ? Int(n) : -1
+    }
+
+    /// Requests are peeked and consumed right after their answers are sent, within the same
+    /// loop turn: input left unconsumed keeps the socket readable, and the level-triggered loop
+    /// would spin on it. Pipelined requests read together are consumed together.
+    @Test(arguments: [1, 5])
+    func answeredRequestsAreConsumedInTheSameTurn(pipelined: Int) throws {
+        let h = try Harness()
+        let w = try h.worker("w-1")
+        for i in 1...pipelined {
+            try w.sendLine(#"{"jsonrpc":"2.0","id":\#(i),"method":"storage.get","params":{"key":"theme"}}"#)
+        }
+        for _ in 1...pipelined {
+            let a = try #require(try w.readLine())
+            #expect(a.contains(#""result""#))
+        }
+        h.settle()
+        #expect(Self.unconsumed(w) == 0)
+        let a = try w.call(99, "storage.get", #"{"key":"theme"}"#)
+        #expect(a["id"] == 99 && a.isResult)
+        h.settle()
+        #expect(Self.unconsumed(w) == 0)
+    }
+
+    /// A peer with a tiny send buffer that keeps sending without reading its answers must not
+    /// stall forever: what the daemon has answered no longer charges that buffer.
     @Test func tinySendBufferAndManyMessagesDoNotDeadlock() throws {
         let h = try Harness()
         let w = try h.worker("w-1")

@@ -148,7 +148,7 @@ import Testing
         let secret = try dir.write("a.zip", "PK not really")
         chmod(secret, 0o600)
         let store = try PackageStore(root: dir.file("store"), options: VerifierOptions(hostVersion: SemVer("1.0.0")!)) { try! PartnerSet([]) }
-        let binding = StoreBinding(store: store, dataRoot: dir.file("data"))
+        let binding = StoreBinding(store: store)
         func answer(_ path: String) -> MiniAppError? {
             do {
                 _ = try binding.install(from: .path(path, Self.nobody), allowDowngrade: false, deadline: .max)

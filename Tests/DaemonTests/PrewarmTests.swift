@@ -119,12 +119,13 @@ import Testing
         (["com.p": Set(["ui"])], ["com.p": Set(["ui"])], []),  // nothing changed
     ] as [([String: Set<String>], [String: Set<String>], Set<String>)])
     func grantChangesAreFoundPerPartner(old: [String: Set<String>], new: [String: Set<String>], changed: Set<String>) {
-        #expect(GrantsChangeRelay.changed(old, new) == changed)
-        let relay = GrantsChangeRelay(initial: old)
-        let seen = Mutex<Set<String>>([])
-        relay.connect { ids in seen.withLock { $0.formUnion(ids) } }
-        relay.publish(new)
-        #expect(seen.withLock { $0 } == changed)
+        #expect(GrantsChanges.changed(old, new) == changed)
+        let changes = GrantsChanges(initial: old)
+        let seen = Mutex<(grants: [String: Set<String>], ids: Set<String>)>(([:], []))
+        changes.subscribe { c in seen.withLock { $0 = (c.grants, $0.ids.union(c.changed)) } }
+        changes.publish(new)
+        #expect(seen.withLock { $0.ids } == changed)
+        #expect(seen.withLock { $0.grants } == new)
     }
 
     @Test func theWorkerBudgetEvictsTheLeastRecentlyPrewarmed() throws {

@@ -35,7 +35,7 @@ import Testing
                 registry: registry ? server.url : nil, platformKey: key, transport: CurlRegistryTransport(), cachePath: cachePath,
                 timeoutMillis: timeoutMillis)
             let g = PartnerGrants(policyDir: policyDir, registry: r, logger: log.logger)
-            g.connect { [weak self] grants in self?.applied.withLock { $0 = grants } }
+            g.changes.subscribe { [weak self] change in self?.applied.withLock { $0 = change.grants } }
             return g
         }
 

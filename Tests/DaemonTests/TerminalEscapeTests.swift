@@ -49,13 +49,18 @@ import Testing
         inspect.standardOutput = out
         try inspect.run()
         defer { if inspect.isRunning { kill(inspect.processIdentifier, SIGKILL) } }
-        // The subscription is asynchronous: poke the program until inspect has seen a call.
+        // The subscription is asynchronous and a loaded machine may start `miniapp inspect` late:
+        // poke the program until inspect has seen its calls and exited, however long it takes to
+        // subscribe (a fixed number of pokes left it waiting forever). The bound only turns a
+        // broken inspect into a failure instead of a hang.
         var n = 1
-        while inspect.isRunning && n <= 30 {
+        let giveUp = Date().addingTimeInterval(120)
+        while inspect.isRunning && Date() < giveUp {
             try host.call("programs.send", ["workerId": .string(wid), "name": "go", "data": [:]])
             n += 1
             _ = try host.report(from: id, number: n)
         }
+        try #require(!inspect.isRunning, "miniapp inspect saw no three calls in 120 s of pokes")
         inspect.waitUntilExit()
         try out.close()
         let shown = try String(contentsOfFile: outPath, encoding: .utf8)

@@ -17,7 +17,11 @@
 import Glibc
 
 let fd: Int32 = 3
-var buffer = [UInt8](repeating: 0, count: 1 << 16)
+/// Input buffer: raw memory, not an `[UInt8]`. Reading into a slice of a global array
+/// (`buffer[end...].withUnsafeMutableBytes`) copies the whole array on every read (the slice
+/// shares its storage, so mutating it is copy-on-write): 64 KiB of memmove per call that the
+/// bridge.rtt figure then charged to the daemon.
+nonisolated(unsafe) var buffer = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: 1 << 16)
 var start = 0
 var end = 0
 var nextId = 1
@@ -37,6 +41,10 @@ var nextId = 1
 @MainActor func send(_ text: String) {
     var bytes = Array(text.utf8)
     bytes.append(10)
+    sendBytes(bytes)
+}
+
+@MainActor func sendBytes(_ bytes: [UInt8]) {
     var off = 0
     while off < bytes.count {
         let n = bytes[off...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -45,28 +53,33 @@ var nextId = 1
     }
 }
 
-/// Next line from fd 3, or nil at EOF. Skips `event` notifications.
-@MainActor func readLine() -> ArraySlice<UInt8>? {
+/// Next line from fd 3 (valid until the next call), or nil at EOF.
+@MainActor func readLine() -> UnsafeBufferPointer<UInt8>? {
     while true {
         if let nl = buffer[start..<end].firstIndex(of: 10) {
-            let line = buffer[start..<nl]
+            let line = UnsafeBufferPointer(rebasing: buffer[start..<nl])
             start = nl + 1
             return line
         }
         if start > 0 {
-            buffer.replaceSubrange(0..<(end - start), with: buffer[start..<end])
+            if end > start { memmove(buffer.baseAddress!, buffer.baseAddress! + start, end - start) }
             end -= start
             start = 0
         }
-        if end == buffer.count { buffer.append(contentsOf: [UInt8](repeating: 0, count: buffer.count)) }
-        let n = buffer[end...].withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if end == buffer.count {
+            let bigger = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: buffer.count * 2)
+            memcpy(bigger.baseAddress!, buffer.baseAddress!, end)
+            buffer.deallocate()
+            buffer = bigger
+        }
+        let n = read(fd, buffer.baseAddress! + end, buffer.count - end)
         if n < 0 { if errno == EINTR { continue }; fail("read: errno \(errno)") }
         if n == 0 { return nil }
         end += n
     }
 }
 
-@MainActor func contains(_ line: ArraySlice<UInt8>, _ needle: String) -> Bool {
+@MainActor func contains(_ line: UnsafeBufferPointer<UInt8>, _ needle: String) -> Bool {
     var needle = needle
     return needle.withUTF8 { n in
         guard line.count >= n.count, let first = n.first else { return false }
@@ -98,6 +111,66 @@ var nextId = 1
     exit(0)  // EOF: the daemon closed the Bridge (stop)
 }
 
+/// `call` for the timed loop: the request is assembled once and only its id's digits change per
+/// call, and the answer is matched by parsing its id. No String is built per call (the anchors'
+/// C clients build none either): the figure must be the daemon's.
+struct TimedRequest {
+    private let prefix: [UInt8]
+    private var bytes: [UInt8] = []
+
+    init(_ method: String, _ params: String) {
+        prefix = Array("{\"jsonrpc\":\"2.0\",\"method\":\"\(method)\",\"params\":\(params),\"id\":".utf8)
+        bytes.reserveCapacity(prefix.count + 24)
+    }
+
+    @MainActor mutating func call() {
+        let id = nextId
+        nextId += 1
+        bytes.removeAll(keepingCapacity: true)
+        bytes.append(contentsOf: prefix)
+        appendDigits(id)
+        bytes.append(UInt8(ascii: "}"))
+        bytes.append(10)
+        sendBytes(bytes)
+        while let line = readLine() {
+            if contains(line, "\"method\":\"event\"") { continue }
+            guard answerId(line) == id else { fail("unexpected answer") }
+            if !contains(line, "\"result\"") { fail("error answer: \(String(decoding: line, as: UTF8.self))") }
+            return
+        }
+        exit(0)  // EOF: the daemon closed the Bridge (stop)
+    }
+
+    private mutating func appendDigits(_ v: Int) {
+        var div = 1
+        while div <= v / 10 { div *= 10 }
+        var rest = v
+        while div > 0 {
+            bytes.append(UInt8(ascii: "0") + UInt8(rest / div))
+            rest %= div
+            div /= 10
+        }
+    }
+}
+
+/// The number after the first `"id":` of an answer, or -1.
+@MainActor func answerId(_ line: UnsafeBufferPointer<UInt8>) -> Int {
+    let key = Array("\"id\":".utf8)
+    guard line.count > key.count else { return -1 }
+    var i = 0
+    while i + key.count <= line.count {
+        var j = 0
+        while j < key.count && line[i + j] == key[j] { j += 1 }
+        if j == key.count {
+            var v = 0, k = i + key.count
+            while k < line.count, line[k] >= 48, line[k] <= 57 { v = v * 10 + Int(line[k] - 48); k += 1 }
+            return k > i + key.count ? v : -1
+        }
+        i += 1
+    }
+    return -1
+}
+
 @MainActor func percentile(_ sorted: [UInt64], _ p: Double) -> Double {
     Double(sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]) / 1000
 }
@@ -116,12 +189,13 @@ case "resume":
 case "rtt", "rtthost":
     let n = Int(args[2])!, w = Int(args[3])!
     let (method, params) = mode == "rtt" ? ("storage.get", getParams) : ("ui.toast", "{\"message\":\"x\"}")
-    for _ in 0..<w { call(method, params) }
+    var request = TimedRequest(method, params)
+    for _ in 0..<w { request.call() }
     var samples = [UInt64](repeating: 0, count: n)
     let t0 = now()
     for i in 0..<n {
         let a = now()
-        call(method, params)
+        request.call()
         samples[i] = now() - a
     }
     let wall = Double(now() - t0) / 1e9

@@ -308,6 +308,11 @@ let separationNote = dropUser.map { "; daemon dropped to \($0) (privilege separa
 
 @MainActor func stopDaemon(_ d: Process) { BenchEnvironment.stopDaemon(d) }
 
+/// `BENCH_ROWS` (comma-separated: cold, pool, resume, rtt, rtthost, tput, single, rss) runs only
+/// those groups, for profiling one path; unset runs them all.
+let wanted = ProcessInfo.processInfo.environment["BENCH_ROWS"].map { Set($0.split(separator: ",").map(String.init)) }
+@MainActor func runs(_ group: String) -> Bool { wanted?.contains(group) ?? true }
+
 let zips = prepare()
 defer { env.cleanUp() }
 let n = max(20, Int(200 * scale))
@@ -318,16 +323,22 @@ do { // the packages, once
 }
 // launch.cold (nothing made ahead waits for the launch) beside launch.cold.registry_hang (the
 // same, each launch starting a check the registry never answers).
-coldRows(iterations: n)
+if runs("cold") { coldRows(iterations: n) }
 let (daemon, host) = startDaemon(warmJails: true)
-let pool = launchSamples(host, iterations: n)
-launchRow("launch.pool", pool.samples, warm: pool.warm, extra: separationNote)
-resumeWarm(host, iterations: n)
-rtt(host, program: "com.bench.w2", mode: "rtt", name: "bridge.rtt", iterations: max(2000, Int(50_000 * scale)), notes: "storage.get timed inside a jailed worker, real storage service, permission check included")
-rtt(host, program: "com.bench.w3", mode: "rtthost", name: "bridge.rtt.host", iterations: max(1000, Int(10_000 * scale)), notes: "ui.toast from a jailed worker, answered by a host provider process through the MiniAppHost library")
-throughput(host, seconds: max(1, Int(3 * scale)), depth: 16)
+if runs("pool") {
+    let pool = launchSamples(host, iterations: n)
+    launchRow("launch.pool", pool.samples, warm: pool.warm, extra: separationNote)
+}
+if runs("resume") { resumeWarm(host, iterations: n) }
+if runs("rtt") {
+    rtt(host, program: "com.bench.w2", mode: "rtt", name: "bridge.rtt", iterations: max(2000, Int(50_000 * scale)), notes: "storage.get timed inside a jailed worker, real storage service, permission check included")
+}
+if runs("rtthost") {
+    rtt(host, program: "com.bench.w3", mode: "rtthost", name: "bridge.rtt.host", iterations: max(1000, Int(10_000 * scale)), notes: "ui.toast from a jailed worker, answered by a host provider process through the MiniAppHost library")
+}
+if runs("tput") { throughput(host, seconds: max(1, Int(3 * scale)), depth: 16) }
 stopDaemon(daemon)
-if dropUser != nil { // the same rows with the single-process design, same run
+if dropUser != nil && runs("single") { // the same rows with the single-process design, same run
     let (single, singleHost) = startDaemon(warmJails: true, drop: false)
     let p = launchSamples(singleHost, iterations: n)
     benchRow("launch.pool.single", benchPercentiles(p.samples), 0, "us", "launch.pool with the single-process design (--no-drop: root throughout); \(p.warm) of \(p.samples.count) took a warm jail")
@@ -336,6 +347,8 @@ if dropUser != nil { // the same rows with the single-process design, same run
 }
 // Memory on a fresh daemon (the one above has the heap the rows before grew): what idle workers
 // cost, not what the benchmark left behind.
-let (fresh, freshHost) = startDaemon(warmJails: true)
-idleRSS(freshHost, daemonPid: fresh.processIdentifier)
-stopDaemon(fresh)
+if runs("rss") {
+    let (fresh, freshHost) = startDaemon(warmJails: true)
+    idleRSS(freshHost, daemonPid: fresh.processIdentifier)
+    stopDaemon(fresh)
+}

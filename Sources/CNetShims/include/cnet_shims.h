@@ -34,8 +34,6 @@ unsigned int cnet_epoll_event_mask(const void *events, int index);
 int cnet_eventfd(void);
 /* accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK). */
 int cnet_accept4(int fd);
-/* setsockopt(SO_PEEK_OFF, 0): later MSG_PEEK reads continue where the previous one ended. */
-int cnet_enable_peek_offset(int fd);
 /* recv(fd, buf, len, MSG_PEEK). */
 long cnet_recv_peek(int fd, void *buf, unsigned long len);
 /* recvmsg(fd, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) of up to `len` bytes, with room for `max_fds`

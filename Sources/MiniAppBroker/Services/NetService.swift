@@ -77,7 +77,7 @@ public final class NetService: BridgeService {
         do throws(MiniAppError) {
             guard method == "net.request" else { throw MiniAppError.unservedMethod(method, service: "net") }
             let request = try NetRequest(params, limits: config)
-            let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(max(1, config.totalTimeoutSeconds)) * 1_000_000_000
+            let deadline = monotonicNanos() + UInt64(max(1, config.totalTimeoutSeconds)) * 1_000_000_000
             try acquireSlot(caller.programId)
             let accepted = client.submit { [self] in
                 let result = run(request, caller: caller, deadline: deadline).map(\.json)
@@ -164,7 +164,7 @@ public final class NetService: BridgeService {
                 .domainNotAllowed, "net.request: \(url.host) resolves to \(bad), a non-public address; refused",
                 data: ["reason": "address"]))
         }
-        let now = DispatchTime.now().uptimeNanoseconds
+        let now = monotonicNanos()
         guard now < deadline else { return .failure(Self.timeout(config)) }
         var req = HTTPClientRequest(url: url, pinnedAddress: pinned.description)
         req.method = request.method

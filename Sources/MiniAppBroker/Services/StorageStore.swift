@@ -1,4 +1,3 @@
-internal import Dispatch
 internal import MiniAppJSON
 internal import MiniAppModel
 internal import MiniAppSystem
@@ -20,7 +19,7 @@ typealias KeyBytes = [UInt8]
 /// and no query ever takes a key pattern from the program.
 ///
 /// Writes use group commit: `enqueue` records the write and returns at once; one writer
-/// (a serial dispatch queue, never the caller's thread) takes every pending write, runs them in
+/// (a serial `WorkQueue`, never the caller's thread) takes every pending write, runs them in
 /// one `BEGIN IMMEDIATE … COMMIT` (fsynced: `synchronous=FULL`), then updates the cache and
 /// answers each caller. So a reply means durable, and N concurrent writers cost one fsync.
 final class StorageStore: Sendable {
@@ -90,7 +89,7 @@ final class StorageStore: Sendable {
     private let db: SQLiteDatabase
     private let limits: ServicesConfig.Storage
     private let state: Mutex<State>
-    private let writer = DispatchQueue(label: "miniappd.storage.writer", qos: .userInitiated)
+    private let writer = WorkQueue(name: "storage-writer")
 
     /// Opens or creates the database at `path` and loads every row into memory. A row whose
     /// value is not valid JSON means the file was damaged outside the daemon: opening fails
@@ -199,7 +198,7 @@ final class StorageStore: Sendable {
         }
         switch outcome {
         case .failure(let err): reply(.failure(err))
-        case .success(let schedule): if schedule { writer.async { self.drain() } }
+        case .success(let schedule): if schedule { writer.submit { self.drain() } }
         }
     }
 
@@ -225,7 +224,7 @@ final class StorageStore: Sendable {
 
     /// Commits everything queued so far; waits for it. For shutdown and tests.
     func flush() {
-        writer.sync { drain() }
+        writer.runBlocking { self.drain() }
     }
 
     /// Flushes, refuses further writes (INTERNAL "shutting down") and closes the database.

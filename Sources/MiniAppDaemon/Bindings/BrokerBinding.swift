@@ -7,8 +7,9 @@ import MiniAppSystem
 /// Binds the supervisor's `BridgeAttacher` and the control API's `BrokerControl` to
 /// MiniAppBroker's `Broker` and the built-in services.
 ///
-/// Grants come from `PartnerGrants`, which publishes every refresh into the broker's permission
-/// snapshot, so a revoked permission is denied from the next call on, without restarting any
+/// Grants come from `PartnerGrants`: this binding subscribes to its `changes` when built and puts
+/// every refresh into the broker's permission snapshot (through a simulator daemon's
+/// `SimulatorGrants`, which adds the simulated programs' grants), so a revoked permission is denied from the next call on, without restarting any
 /// worker (DESIGN.md, "The permission table").
 /// What an operator's overrides set on a worker's Bridge identity (see `ProgramOverrides`).
 struct IdentityOverrides {
@@ -26,13 +27,16 @@ final class BrokerBinding: BridgeAttacher, BrokerControl {
     private let overridesFor: @Sendable (_ programId: String, _ catalogue: MethodCatalogue) throws(MiniAppError) -> IdentityOverrides
 
     init(
-        broker: Broker, services: BuiltinServices, partners: PartnerGrants,
+        broker: Broker, services: BuiltinServices, partners: PartnerGrants, simulatorGrants: SimulatorGrants? = nil,
         overridesFor: @escaping @Sendable (String, MethodCatalogue) throws(MiniAppError) -> IdentityOverrides = { _, _ in IdentityOverrides() }
     ) {
         self.broker = broker
         self.services = services
         partnerGrants = partners
         self.overridesFor = overridesFor
+        partners.changes.subscribe { [broker] change in
+            if let simulatorGrants { simulatorGrants.partnersChanged(change.grants) } else { broker.updateGrants(change.grants) }
+        }
     }
 
     /// The partners now (the package store asks at every operation).

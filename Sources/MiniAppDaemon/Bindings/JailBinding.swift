@@ -1,4 +1,3 @@
-import Dispatch
 import Logging
 import MiniAppJail
 import MiniAppModel
@@ -7,8 +6,8 @@ import Synchronization
 
 /// Binds the supervisor's `WorkerSpawner` seam to MiniAppJail's `Jailer`.
 ///
-/// The supervisor's seam is synchronous because it is called from the control queue (a
-/// Dispatch thread, never the Swift cooperative pool and never the reactor thread), so the
+/// The supervisor's seam is synchronous because it is called from a control connection's
+/// `WorkQueue` (never the Swift cooperative pool and never the reactor thread), so the
 /// spawn blocks that thread (`Jailer.spawn`) until the program was exec'd.
 /// The jailer can be replaced by a SIGHUP reload; workers already running keep their policy.
 final class JailBinding: WorkerSpawner {
@@ -29,7 +28,7 @@ final class JailBinding: WorkerSpawner {
     }
 
     /// Where workers' exits are reported to the supervisor, one at a time, in order.
-    static let exits = SerialThread(name: "worker-exits")
+    static let exits = WorkQueue(name: "worker-exits")
 
     /// The jailer new workers use.
     var jailer: Jailer { current.withLock { $0 } }
@@ -45,9 +44,9 @@ final class JailBinding: WorkerSpawner {
         // Read now, for this worker: an override file changed since the last launch applies.
         launch.limitsOverride = try limitsFor(request.programId, jailer.configuration.policy.limits)
         launch.output = outputSink(workerId: request.program?.workerId ?? "")
-        let started = DispatchTime.now().uptimeNanoseconds
+        let started = monotonicNanos()
         let worker = try jailer.spawn(launch)
-        metrics.launched(nanos: DispatchTime.now().uptimeNanoseconds - started)
+        metrics.launched(nanos: monotonicNanos() - started)
         let handle = JailWorkerHandle(worker)
         // Exits are counted by the supervisor, after it has given them their final reason
         // (a stop it requested for shutdown is `daemon-shutdown`, not the jail's `stopped`).

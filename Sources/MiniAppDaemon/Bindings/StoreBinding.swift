@@ -5,80 +5,39 @@ import MiniAppPackages
 import MiniAppSystem
 import Synchronization
 
-/// Binds the supervisor's `ProgramResolver`, the control API's `PackageControl` and the update
-/// checker's `UpdateStaging` to MiniAppPackages' `PackageStore`.
-///
-/// Running programs: the store does not know what runs, so this binding asks `isRunning` (the
-/// supervisor, wired after construction). A package for a running program is staged and
-/// becomes active at its next launch; otherwise it is active at once.
-final class StoreBinding: ProgramResolver, PackageControl, UpdateStaging {
+/// Binds the control API's package operations and the update checker's `UpdateStaging` to
+/// MiniAppPackages' `PackageStore`. Built after the supervisor, which it is given at
+/// construction: the store does not know what runs, so this binding asks `isRunning`. A
+/// package for a running program is staged and becomes active at its next launch; otherwise it
+/// is active at once. Every change of a program's package (added, staged, rolled back,
+/// removed) drops its prewarmed worker (`packageChanged`). Launches resolve programs through
+/// `LaunchResolver`, built before the supervisor.
+final class StoreBinding: UpdateStaging {
     let store: PackageStore
-    private let dataRoot: String
-    private let running = Mutex<(@Sendable (String) -> Bool)?>(nil)
-    private let changed = Mutex<(@Sendable (String) -> Void)?>(nil)
-    private let updates = Mutex<UpdateService?>(nil)
+    private let isRunning: @Sendable (String) -> Bool
+    private let changed: @Sendable (String) -> Void
     /// A simulator daemon's grants of simulated programs (nil: not a simulator).
     let simulatorGrants: SimulatorGrants?
     /// What an install may never take from the state filesystem (nil: not checked).
     private let reserve: StateReserve?
 
-    init(store: PackageStore, dataRoot: String, simulatorGrants: SimulatorGrants? = nil, reserve: StateReserve? = nil) {
+    /// `isRunning(id)`: whether the program has a worker, or one being started (the
+    /// supervisor's); `packageChanged(id)`: what a package change of the program drops.
+    init(
+        store: PackageStore, simulatorGrants: SimulatorGrants? = nil, reserve: StateReserve? = nil,
+        isRunning: @escaping @Sendable (String) -> Bool = { _ in false }, packageChanged: @escaping @Sendable (String) -> Void = { _ in }
+    ) {
         self.store = store
         self.reserve = reserve
         self.simulatorGrants = simulatorGrants
-        self.dataRoot = dataRoot
+        self.isRunning = isRunning
+        changed = packageChanged
     }
-
-    /// Wires the supervisor's running check, what a package change of a program must drop (its
-    /// prewarmed worker), and the update flow.
-    func connect(
-        isRunning: @escaping @Sendable (String) -> Bool, packageChanged: @escaping @Sendable (String) -> Void = { _ in },
-        updates service: UpdateService
-    ) {
-        running.withLock { $0 = isRunning }
-        changed.withLock { $0 = packageChanged }
-        updates.withLock { $0 = service }
-    }
-
-    private func isRunning(_ id: String) -> Bool { running.withLock { $0 }?(id) ?? false }
 
     /// A package of `id` was added, staged, rolled back or removed (rollback and removal: before
     /// and after the change). A prewarm racing the change is caught when its worker is
     /// released: the release compares the program it was made from with the one resolved then.
-    private func packageChanged(_ id: String) { changed.withLock { $0 }?(id) }
-
-    // MARK: ProgramResolver
-
-    func launchable(_ id: String) throws(MiniAppError) -> LaunchableProgram {
-        guard Manifest.isValidId(id) else {
-            throw MiniAppError(.invalidParams, "'\(id)' is not a valid program id (reverse-DNS, e.g. com.partner.app)")
-        }
-        do {
-            // The supervisor asks only when it starts a worker (none runs): a staged update
-            // becomes active now.
-            if let (activated, previous) = try store.activateStaged(id) {
-                updates.withLock { $0 }?.activated(id, version: activated.text, previous: previous?.text)
-            }
-            let a = try store.runnable(id)
-            let m = a.manifest
-            if a.simulated { simulatorGrants?.launched(a.partner) }
-            var p = LaunchableProgram(
-                id: m.id, version: m.version.text, partnerId: a.partner.id, appDir: a.directory, entryPoint: m.entryPoint,
-                runtime: m.runtime, permissions: m.permissions, allowedDomains: m.allowedDomains)
-            p.simulated = a.simulated
-            return p
-        } catch {
-            throw Self.controlError(error, id: id)
-        }
-    }
-
-    func dataDirectory(_ id: String) throws(MiniAppError) -> String {
-        let dir = dataRoot + "/" + id
-        do { try FileSystem.makeDirectory(dir, mode: 0o700) } catch {
-            throw MiniAppError(.internal, "cannot create \(dir): \(error); check the state directory")
-        }
-        return dir
-    }
+    private func packageChanged(_ id: String) { changed(id) }
 
     // MARK: PackageControl
 
@@ -209,20 +168,6 @@ final class StoreBinding: ProgramResolver, PackageControl, UpdateStaging {
         do { try store.remove(id) } catch { throw Self.controlError(error, id: id) }
     }
 
-    func checkUpdates(id: String?) throws(MiniAppError) -> JSONValue {
-        guard let service = updates.withLock({ $0 }) else {
-            throw MiniAppError(.hostUnavailable, "updates are off: start miniappd with --registry URL (and --platform-key) to use updates.check")
-        }
-        return try service.checkNow(id: id)
-    }
-
-    func launchRequested(id: String) { updates.withLock { $0 }?.launchRequested(id) }
-
-    func updateStatus(id: String?) throws(MiniAppError) -> JSONValue {
-        guard let service = updates.withLock({ $0 }) else { throw MiniAppError(.internal, "the update service is not wired yet") }
-        return try service.status(id: id)
-    }
-
     // MARK: UpdateStaging
 
     func installedIDs() -> [String] { ((try? store.list()) ?? []).map(\.id) }
@@ -284,4 +229,35 @@ final class StoreBinding: ProgramResolver, PackageControl, UpdateStaging {
             return MiniAppError(.internal, e.message, data: e.data.merging(["reason": e.code.rawValue]) { a, _ in a })
         }
     }
+}
+
+/// The control API's `PackageControl`: the package operations of the store binding, the update
+/// operations of the update service (built after the store binding, through which it stages).
+struct PackageControlBinding: PackageControl {
+    let packages: StoreBinding
+    let updates: UpdateService
+
+    func install(path: String, allowDowngrade: Bool) throws(MiniAppError) -> JSONValue {
+        try packages.install(path: path, allowDowngrade: allowDowngrade)
+    }
+
+    func install(from source: PackageSource, allowDowngrade: Bool, deadline: UInt64) throws(MiniAppError) -> JSONValue {
+        try packages.install(from: source, allowDowngrade: allowDowngrade, deadline: deadline)
+    }
+
+    func installSimulated(dir: String?, url: String?) throws(MiniAppError) -> JSONValue {
+        try packages.installSimulated(dir: dir, url: url)
+    }
+
+    func list() throws(MiniAppError) -> JSONValue { try packages.list() }
+
+    func rollback(id: String) throws(MiniAppError) -> JSONValue { try packages.rollback(id: id) }
+
+    func remove(id: String) throws(MiniAppError) { try packages.remove(id: id) }
+
+    func checkUpdates(id: String?) throws(MiniAppError) -> JSONValue { try updates.checkNow(id: id) }
+
+    func launchRequested(id: String) { updates.launchRequested(id) }
+
+    func updateStatus(id: String?) throws(MiniAppError) -> JSONValue { try updates.status(id: id) }
 }

@@ -1,6 +1,6 @@
-import Dispatch
 import MiniAppJSON
 import MiniAppModel
+import MiniAppSystem
 
 /// The control API's methods (spec/control-api.md), one declaration each: name, params,
 /// handler. A method not in this table is METHOD_NOT_FOUND.
@@ -120,6 +120,10 @@ extension ControlAPI {
         }
     }
 
+    /// Where `programs.restart` launches once the stop is done: a launch blocks (the spawn), and
+    /// the stop waiter runs on the worker-exits thread. Four at once, then in order.
+    static let relaunches = WorkQueue(name: "relaunch", width: 4)
+
     /// `programs.restart {id}`: stops the program's worker (if one runs) and launches it again,
     /// which activates a staged version; answers with the launch (`workerId`, `version`, …).
     func restart(_ id: String, _ reply: @escaping ControlReply) {
@@ -129,7 +133,7 @@ extension ControlAPI {
         guard let wid = supervisor.workerId(programId: id) else { return launch() }
         do throws(MiniAppError) {
             // The stop waiter runs on the worker-exits thread, which must not block in a launch.
-            try supervisor.stop(wid, graceMillis: nil) { _ in DispatchQueue.global().async(execute: launch) }
+            try supervisor.stop(wid, graceMillis: nil) { _ in Self.relaunches.submit(launch) }
         } catch where error.code == .notFound {
             launch()  // it ended meanwhile
         } catch {

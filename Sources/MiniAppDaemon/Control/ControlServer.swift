@@ -1,4 +1,3 @@
-import Dispatch
 import Logging
 import MiniAppBroker
 import MiniAppJSON
@@ -153,7 +152,7 @@ final class ControlServer: Sendable {
             // Claimed here, on the loop thread, in request order (see takePassedDescriptor).
             var attachment: PassedDescriptor?
             if ControlAPI.takesDescriptor(method: r.method, params: r.params), let fd = conn.takePassedDescriptor() { attachment = PassedDescriptor(fd) }
-            peer.queue.async { [attachment] in
+            peer.queue.submit { [attachment] in
                 api.handle(method: r.method, params: r.params, peer: peer, attachment: attachment) { result in peer.reply(id: id, result) }
             }
         }
@@ -164,15 +163,15 @@ final class ControlServer: Sendable {
 final class ControlConnectionPeer: ControlPeer, LineHandler, @unchecked Sendable {
     private unowned let server: ControlServer
     private let peerCredentials: PeerCredentials
-    /// Requests of this connection run here, in order.
-    let queue: DispatchQueue
+    /// Requests of this connection run here, in order (a handler may block: a launch waits for
+    /// its worker). Its thread starts with the first request and ends after the close.
+    let queue = WorkQueue(name: "control-peer")
     private let conn = Mutex<LineConnection?>(nil)
     private let connId = Atomic<UInt64>(0)
 
     init(server: ControlServer, credentials: PeerCredentials) {
         self.server = server
         self.peerCredentials = credentials
-        queue = DispatchQueue(label: "miniappd.control.peer", target: .global())
     }
 
     var connection: LineConnection? { conn.withLock { $0 } }
@@ -212,6 +211,7 @@ final class ControlConnectionPeer: ControlPeer, LineHandler, @unchecked Sendable
 
     func connectionDidClose(_ connection: LineConnection, reason: LineConnection.CloseReason) {
         server.closed(self)
+        queue.finish()  // the requests already received still run (their answers go nowhere)
     }
 }
 

@@ -1,4 +1,3 @@
-import Dispatch
 import MiniAppModel
 import MiniAppSystem
 import Synchronization
@@ -30,9 +29,13 @@ public final class InstallGate: Sendable {
 
     private let limits: Limits
     private let running = Mutex<[UInt32: Int]>([:])
-    private let queue = DispatchQueue(label: "miniappd.install", qos: .utility, attributes: .concurrent)
+    /// As wide as the overall bound: every admitted install starts at once.
+    private let queue: WorkQueue
 
-    init(_ limits: Limits) { self.limits = limits }
+    init(_ limits: Limits) {
+        self.limits = limits
+        queue = WorkQueue(name: "install", width: max(1, limits.total))
+    }
 
     /// Installs in progress now.
     public var inProgress: Int { running.withLock { $0.values.reduce(0, +) } }
@@ -56,7 +59,7 @@ public final class InstallGate: Sendable {
         }
         if let refusal { return refusal }
         let deadline = monotonicNanos() + UInt64(limits.deadlineSeconds) * 1_000_000_000
-        queue.async { [self] in
+        queue.submit { [self] in
             let result = work(deadline)
             running.withLock { r in
                 r[uid, default: 1] -= 1

@@ -1,8 +1,8 @@
-import Dispatch
 import Logging
 import MiniAppJSON
 import MiniAppModel
 import MiniAppPackages
+import MiniAppSystem
 import Synchronization
 
 /// The running daemon's partners: `<policy-dir>/partners/*.json` merged with the registry's
@@ -27,14 +27,17 @@ final class PartnerGrants: Sendable {
     private let logger: Logger
     private let published: Mutex<Published>
     private let serial = Mutex(())
-    private let sink = Mutex<(@Sendable ([String: Set<String>]) -> Void)?>(nil)
-    private let background = DispatchQueue(label: "miniappd.partners")
+    private let background = WorkQueue(name: "partners")
     /// Whether the start already asked the registry (no cache yet); else the daemon schedules a
     /// background fetch once it serves.
     let fetchedAtStart: Bool
 
+    /// Every refresh's grants, for the parts built after this one (the broker binding, the
+    /// supervisor), which subscribe at their construction.
+    let changes: GrantsChanges
+
     /// Reads the local files and the cached registry document (nothing is applied anywhere yet:
-    /// the broker is built from `grants`, then `connect`ed). Only without a usable cache — the
+    /// the broker is built from `grants`, and takes every later refresh from `changes`). Only without a usable cache — the
     /// first start — is the registry asked here, bounded by its timeout; otherwise the start
     /// never waits for the registry.
     init(policyDir: String, registry: RegistryPartners?, logger: Logger) {
@@ -56,6 +59,7 @@ final class PartnerGrants: Sendable {
         let scan = PartnerDirectory.scan(policyDir: policyDir)
         let first = PartnerMerge.merge(local: scan.entries, localUnreadable: scan.unreadable, registry: document?.entries ?? [], previous: nil)
         published = Mutex(Published(merge: first, document: document))
+        changes = GrantsChanges(initial: Self.grants(first.set))
         log(first)
     }
 
@@ -81,9 +85,6 @@ final class PartnerGrants: Sendable {
 
     static func grants(_ set: PartnerSet) -> [String: Set<String>] { set.partners.mapValues(\.permissions) }
 
-    /// Where every later refresh is published (the broker's `updateGrants`).
-    func connect(_ apply: @escaping @Sendable ([String: Set<String>]) -> Void) { sink.withLock { $0 = apply } }
-
     /// Re-reads the partner files and, when `fetchRegistry` and a registry is configured, the
     /// registry's document (bounded by its timeout), then publishes the merge. Returns the
     /// report `permissions.refresh` answers with. Never throws: every problem is per partner
@@ -101,7 +102,7 @@ final class PartnerGrants: Sendable {
             state.merge = PartnerMerge.merge(
                 local: scan.entries, localUnreadable: scan.unreadable, registry: state.document?.entries ?? [], previous: state.merge)
             published.withLock { $0 = state }
-            sink.withLock { $0 }?(Self.grants(state.merge.set))
+            changes.publish(Self.grants(state.merge.set))
             log(state.merge)
             guard case .object(var report) = Self.report(state.merge) else { return Self.report(state.merge) }
             report["registry"] = registryReport
@@ -110,7 +111,7 @@ final class PartnerGrants: Sendable {
     }
 
     /// `refresh()` on a background queue (SIGHUP, the first fetch after a start from cache).
-    func refreshInBackground() { background.async { [self] in refresh() } }
+    func refreshInBackground() { background.submit { [self] in refresh() } }
 
     /// Applies the freshness rule to a fetched document and caches it; returns the registry part
     /// of the report: `{status, issuedAt, code?, message?}`.

@@ -17,10 +17,14 @@ final class SimulatorGrants: Sendable {
     private let apply: @Sendable ([String: Set<String>]) -> Void
 
     /// `apply` receives every merged snapshot (the broker's `updateGrants`), under this
-    /// object's lock, so two publications never reach the broker out of order.
-    init(apply: @escaping @Sendable ([String: Set<String>]) -> Void) { self.apply = apply }
+    /// object's lock, so two publications never reach the broker out of order; the first one,
+    /// of the `partners` grants in effect, now.
+    init(partners: [String: Set<String>], apply: @escaping @Sendable ([String: Set<String>]) -> Void) {
+        self.apply = apply
+        partnersChanged(partners)
+    }
 
-    /// New partner grants (PartnerGrants' sink).
+    /// New partner grants (each `PartnerGrants` refresh, through the broker binding).
     func partnersChanged(_ grants: [String: Set<String>]) {
         state.withLock { s in
             s.partners = grants

@@ -1,4 +1,3 @@
-import Dispatch
 import Foundation
 import Logging
 import MiniAppSystem
@@ -19,11 +18,13 @@ enum SDKBytecode {
     /// Starts the compilation unless the host has no /usr/bin/python3.
     static func compileInBackground(sdkDir: String, logger: Logger) {
         guard FileSystem.isExecutable(python) else { return }
-        DispatchQueue.global(qos: .utility).async {
+        let queue = WorkQueue(name: "sdk-bytecode", background: true)
+        queue.submit {
             if let problem = compile(pythonDir: sdkDir + "/python") {
                 logger.info("sdk: Python bytecode not precompiled (\(problem)); Python workers compile the SDK at each start")
             }
         }
+        queue.finish()  // its thread ends after this one job
     }
 
     /// Compiles every .py of `pythonDir`; nil on success, else what went wrong.

@@ -1,4 +1,3 @@
-import Dispatch
 import MiniAppJSON
 import MiniAppModel
 
@@ -86,7 +85,7 @@ extension Supervisor {
         guard let attempt else { return }
         let delay = settings.restartBackoffMillis << min(attempt - 1, 16)
         let (id, args) = (w.program.id, w.args)
-        timers.asyncAfter(deadline: .now() + .milliseconds(delay)) { [weak self] in
+        timers.after(seconds: Double(delay) / 1000) { [weak self] in
             guard let self else { return }
             do throws(MiniAppError) {
                 let r = try self.launch(id, args: args)
@@ -99,7 +98,7 @@ extension Supervisor {
     }
 
     func scheduleIdleCheck() {
-        timers.asyncAfter(deadline: .now() + .seconds(1)) { [weak self] in
+        timers.after(seconds: 1) { [weak self] in
             guard let self else { return }
             self.stopIdleWorkers()
             self.scheduleIdleCheck()

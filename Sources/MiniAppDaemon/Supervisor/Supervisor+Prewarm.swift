@@ -1,4 +1,3 @@
-import Dispatch
 import MiniAppJSON
 public import MiniAppModel
 
@@ -206,7 +205,7 @@ extension Supervisor {
     private func scheduleTrim() {
         guard !state.withLock({ $0.prewarmed.isEmpty || $0.trimScheduled }) else { return }
         state.withLock { $0.trimScheduled = true }
-        timers.asyncAfter(deadline: .now() + .seconds(1)) { [weak self] in
+        timers.after(seconds: 1) { [weak self] in
             guard let self else { return }
             self.state.withLock { $0.trimScheduled = false }
             self.trimPrewarmed()
@@ -219,7 +218,7 @@ extension Supervisor {
         guard settings.prewarmRecent, settings.prewarmMaxWorkers > 0, w.program.runtime.canPrewarm else { return }
         guard info.status == 0 || info.reason == .stopped else { return }
         let id = w.program.id
-        timers.async { [weak self] in _ = try? self?.prewarm(id) }
+        timers.submit { [weak self] in _ = try? self?.prewarm(id) }
     }
 
     static func prewarmInfo(_ w: Worker) -> StartedWorker {

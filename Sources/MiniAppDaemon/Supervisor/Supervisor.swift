@@ -1,4 +1,3 @@
-import Dispatch
 import MiniAppBroker
 import MiniAppJail
 public import MiniAppJSON
@@ -41,7 +40,7 @@ public struct SupervisorSettings: Sendable {
 /// and `program.exited` notifications. One worker per program id.
 ///
 /// Thread-safe: control requests arrive on the control queues, exits on the jail's reaper
-/// thread, timers on a private queue. State is one value under one mutex; callbacks
+/// thread, timers and background work on its own serial `WorkQueue`. State is one value under one mutex; callbacks
 /// (spawn, notifications) run outside the lock.
 ///
 /// A launch is admitted (an entry in `launching`), resolved and spawned outside the lock, then
@@ -106,7 +105,8 @@ public final class Supervisor: Sendable {
     let observeExit: @Sendable (WorkerExitInfo) -> Void
     let clock: @Sendable () -> UInt64
     let state = Mutex(State())
-    let timers = DispatchQueue(label: "miniappd.supervisor.timers")
+    /// Restarts, idle checks, prewarm trims and prewarms again: serial, off every caller's thread.
+    let timers = WorkQueue(name: "supervisor")
     /// Signalled when, during shutdown, the last worker or launch goes away.
     let drained = CountingSemaphore()
     /// Told of every worker's end (`observeEnds`).
@@ -116,12 +116,14 @@ public final class Supervisor: Sendable {
 
     /// `notify(method, params)` sends a notification to every control connection;
     /// `observeExit` sees every exit as reported (metrics); `clock` is monotonic nanoseconds,
-    /// the clock of the broker's `lastCallNanos` when nil (tests pass their own).
+    /// the clock of the broker's `lastCallNanos` when nil (tests pass their own). The
+    /// supervisor subscribes to `grantsChanges` (the partner grants): a partner whose grants
+    /// changed loses the prewarmed workers made under the old ones.
     public init(
         settings: SupervisorSettings, ids: WorkerIDAllocator, spawner: any WorkerSpawner, resolver: any ProgramResolver,
         bridge: any BridgeAttacher, notify: @escaping @Sendable (String, JSONValue) -> Void,
         observeExit: @escaping @Sendable (WorkerExitInfo) -> Void = { _ in },
-        clock: (@Sendable () -> UInt64)? = nil
+        clock: (@Sendable () -> UInt64)? = nil, grantsChanges: GrantsChanges? = nil
     ) {
         self.settings = settings
         self.ids = ids
@@ -132,6 +134,9 @@ public final class Supervisor: Sendable {
         self.observeExit = observeExit
         self.clock = clock ?? { monotonicNanos() }
         if settings.idleTimeoutSeconds > 0 { scheduleIdleCheck() }
+        grantsChanges?.subscribe { [weak self] change in
+            if !change.changed.isEmpty { self?.dropPrewarmed(partners: change.changed) }
+        }
     }
 
     // MARK: launch

@@ -1,4 +1,3 @@
-import Dispatch
 import Logging
 import MiniAppJSON
 import MiniAppModel
@@ -53,15 +52,16 @@ final class UpdateService: Sendable {
     private let onRollback: @Sendable () -> Void
     private let logger: Logger
     private let state = Mutex(State())
-    private let queue = DispatchQueue(label: "miniappd.updates.check")
+    private let queue = WorkQueue(name: "update-checks")
 
     /// `notify(method, params)` reaches every control connection (and each event is appended
     /// to `audit`); `sendEvent(programId, name, data)` the program's running worker, if any;
-    /// `onRollback` counts rollbacks (metrics).
+    /// `onRollback` counts rollbacks (metrics). The service subscribes to the versions launches
+    /// activate (`activations`) and to the starts and ends of `workers` (the crash-loop watch).
     init(
         checker: UpdateChecker?, store: PackageStore, settings: Settings, notify: @escaping @Sendable (String, JSONValue) -> Void,
         sendEvent: @escaping @Sendable (String, String, JSONValue) -> Void, onRollback: @escaping @Sendable () -> Void,
-        audit: UpdateAudit? = nil, logger: Logger
+        audit: UpdateAudit? = nil, logger: Logger, activations: EventChannel<LaunchResolver.Activation>? = nil, workers: Supervisor? = nil
     ) {
         self.checker = checker
         self.store = store
@@ -73,6 +73,9 @@ final class UpdateService: Sendable {
         self.sendEvent = sendEvent
         self.onRollback = onRollback
         self.logger = logger
+        activations?.subscribe { [weak self] a in self?.activated(a.programId, version: a.version, previous: a.previous) }
+        workers?.observeEnds { [weak self] in self?.workerEnded($0) }
+        workers?.observeStarts { [weak self] in self?.workerStarted($0, version: $1) }
     }
 
     // MARK: checks
@@ -95,7 +98,7 @@ final class UpdateService: Sendable {
             return true
         }
         guard go else { return }
-        queue.async { [self] in
+        queue.submit { [self] in
             state.withLock { _ = $0.queued.remove(id) }
             guard let result = checker?.checkOne(id) else { return }
             record([result])
@@ -107,7 +110,7 @@ final class UpdateService: Sendable {
         guard let checker else {
             throw MiniAppError(.hostUnavailable, "updates are off: start miniappd with --registry URL (and --platform-key) to use updates.check")
         }
-        let outcome: Result<[UpdateCheckResult], MiniAppError> = queue.sync {
+        let outcome: Result<[UpdateCheckResult], MiniAppError> = queue.runBlocking {
             do throws(MiniAppError) { return .success(try checker.checkAll(id: id)) } catch { return .failure(error) }
         }
         let results = try outcome.get()
@@ -118,7 +121,7 @@ final class UpdateService: Sendable {
     /// The scheduled check of every installed program (the daemon's timer).
     func checkAllScheduled() {
         guard let checker else { return }
-        queue.sync {
+        queue.runBlocking { [self] in
             do throws(MiniAppError) { record(try checker.checkAll(id: nil)) } catch {
                 logger.warning("scheduled update check failed: \(error)")
             }

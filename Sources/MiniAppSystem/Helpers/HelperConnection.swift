@@ -1,7 +1,6 @@
 public import MiniAppModel
 internal import CHelperShims
 internal import CJail
-internal import Dispatch
 internal import Synchronization
 import Glibc
 
@@ -70,7 +69,7 @@ public final class HelperConnection: Sendable {
     private let state = Mutex(State())
     private let writeLock = Mutex(())
     /// Signalled once the process is reaped.
-    private let exited = DispatchSemaphore(value: 0)
+    private let exited = CountingSemaphore()
 
     private struct State {
         var nextID: UInt64 = 1
@@ -79,7 +78,7 @@ public final class HelperConnection: Sendable {
     }
 
     private final class Waiter: Sendable {
-        let done = DispatchSemaphore(value: 0)
+        let done = CountingSemaphore()
         let result = Mutex<Result<HelperFrame, HelperCallError>?>(nil)
     }
 
@@ -186,7 +185,7 @@ public final class HelperConnection: Sendable {
         out.id = id
         let sent: Bool = writeLock.withLock { _ in (try? Self.writeFrame(socket, out)) != nil }
         if !sent { end("its socket is closed") }
-        if waiter.done.wait(timeout: .now() + .milliseconds(max(1, timeoutMillis))) == .timedOut {
+        if !waiter.done.wait(seconds: Double(max(1, timeoutMillis)) / 1000) {
             state.withLock { _ = $0.waiters.removeValue(forKey: id) }
             end("it did not answer within \(timeoutMillis) ms")
             return .failure(.timedOut)
@@ -210,7 +209,7 @@ public final class HelperConnection: Sendable {
     /// descriptor, so nothing it opened can still be written through.
     public func endAndWait(_ why: String) {
         end(why)
-        if exited.wait(timeout: .now() + .seconds(5)) == .success { exited.signal() }
+        if exited.wait(seconds: 5) { exited.signal() }
     }
 
     private func readLoop() {

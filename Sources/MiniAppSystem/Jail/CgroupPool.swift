@@ -35,8 +35,8 @@ public final class CgroupPool: Sendable {
     private let target: Int
     private let state = Mutex(State())
     /// One thread for every pool: a jailer (and its pool) is replaced at each policy reload,
-    /// and a `SerialThread` never ends.
-    private static let thread = SerialThread(name: "jail-cgpool", background: true)
+    /// and a static `WorkQueue` never ends.
+    private static let thread = WorkQueue(name: "jail-cgpool", background: true)
     private static let serial = Mutex<UInt64>(0)
 
     /// Keeps `size` cgroups with `limits` ready; filled after the first `take`.

@@ -17,14 +17,14 @@ public final class JailEventLoop: @unchecked Sendable {
 
     private let epfd: Int32
     private let wakeFD: Int32
-    private let state = Mutex<(watches: [Int32: Watch], timers: [(deadline: UInt64, id: UInt64, fire: @Sendable () -> Void)], nextTimer: UInt64)>(([:], [], 1))
-    private let thread: SerialThread
+    private let state = Mutex<(watches: [Int32: Watch], timers: TimerHeap<@Sendable () -> Void>)>(([:], TimerHeap()))
+    private let thread: WorkQueue
 
     private init() {
         epfd = cjail_poller_create()
         wakeFD = cjail_eventfd()
         precondition(epfd >= 0 && wakeFD >= 0, "epoll/eventfd unavailable")
-        thread = SerialThread(name: "jail-events")
+        thread = WorkQueue(name: "jail-events")
         add(wakeFD)
         thread.submit { [self] in run() }
     }
@@ -58,17 +58,13 @@ public final class JailEventLoop: @unchecked Sendable {
     @discardableResult
     public func after(seconds: Double, _ fire: @escaping @Sendable () -> Void) -> UInt64 {
         let deadline = Self.now() + UInt64(max(0, seconds) * 1e9)
-        let id = state.withLock { s -> UInt64 in
-            let id = s.nextTimer
-            s.nextTimer += 1
-            s.timers.append((deadline, id, fire))
-            return id
-        }
+        let id = state.withLock { $0.timers.add(deadline: deadline, fire) }
         wake()
         return id
     }
 
-    public func cancelTimer(_ id: UInt64) { state.withLock { $0.timers.removeAll { $0.id == id } } }
+    /// Cancels timer `id`; no effect if it already fired.
+    public func cancelTimer(_ id: UInt64) { state.withLock { $0.timers.cancel(id) } }
 
     private func add(_ fd: Int32) {
         _ = cjail_poller_add(epfd, fd)
@@ -99,9 +95,9 @@ public final class JailEventLoop: @unchecked Sendable {
     private func fireDueTimers() -> Int32 {
         let now = Self.now()
         let (due, next) = state.withLock { s -> ([@Sendable () -> Void], UInt64?) in
-            let due = s.timers.filter { $0.deadline <= now }.map(\.fire)
-            s.timers.removeAll { $0.deadline <= now }
-            return (due, s.timers.map(\.deadline).min())
+            var due: [@Sendable () -> Void] = []
+            while let fire = s.timers.popDue(now: now) { due.append(fire) }
+            return (due, s.timers.nextDeadline())
         }
         for f in due { f() }
         guard let next else { return Self.maxSleepMillis }

@@ -14,11 +14,11 @@ public struct SpawnedChild: Sendable {
     public let statusFD: Int32
 }
 
-/// Clones jailed children from one long-lived thread (see `SerialThread`) and runs the
+/// Clones jailed children from one long-lived thread (a serial `WorkQueue`, see there) and runs the
 /// go / error-pipe protocol of CJail.
 public enum JailSpawner {
     /// The thread every clone happens on.
-    public static let thread = SerialThread(name: "jail-spawner")
+    public static let thread = WorkQueue(name: "jail-spawner")
 
     /// Spawns `plan`; the child is in the cgroups whose `cgroup.procs` files are open in
     /// `cgroupProcs` (the caller keeps and closes them) before it runs a single step. Returns

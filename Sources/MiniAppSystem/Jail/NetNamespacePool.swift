@@ -21,9 +21,9 @@ public final class NetNamespacePool: Sendable {
 
     private let target: Int
     private let state = Mutex(State())
-    /// One thread for every pool (pools are replaced at each policy reload; a `SerialThread`
-    /// never ends).
-    private static let thread = SerialThread(name: "jail-netns", background: true)
+    /// One thread for every pool (pools are replaced at each policy reload; a static
+    /// `WorkQueue` never ends).
+    private static let thread = WorkQueue(name: "jail-netns", background: true)
 
     /// Keeps `size` namespaces ready (made in the background, starting now).
     public init(size: Int) {

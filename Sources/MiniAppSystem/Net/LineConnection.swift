@@ -45,8 +45,8 @@ public final class LineConnection: @unchecked Sendable {
         public var maxQueuedOutputBytes: Int
         /// Bytes read per readiness event; bounds how long one busy peer holds the loop.
         public var readChunkBytes: Int
-        /// Read with `MSG_PEEK` and consume only after the answers are sent (see
-        /// `consumePeeked`): one more syscall per read, off the latency path.
+        /// Read with `MSG_PEEK` and consume only once the answers this read produced are sent
+        /// (see `consumePeeked`): one more syscall per read, after the reply is out.
         public var deferConsume: Bool
         /// Descriptors (`SCM_RIGHTS`) the peer may have passed and not yet claimed; 0 = none are
         /// accepted (the kernel closes any that arrive). Over the limit the connection is closed:
@@ -116,11 +116,8 @@ public final class LineConnection: @unchecked Sendable {
     private var drained = 0
     private var closed = false
     private var closeObservers: [() -> Void] = []
-    /// Peeked bytes not yet consumed (deferConsume), and whether the kernel keeps a peek offset.
+    /// Peeked bytes not yet consumed (deferConsume): nonzero only within one `readOnce`.
     private var unconsumed = 0
-    private var unconsumedReads = 0
-    private var lazyListed = false
-    private var peekOffset = false
     /// Bytes of this connection charged to `limits.sharedInputBudget`.
     private var charged = 0
     /// Descriptors passed by the peer and not yet claimed (`takePassedDescriptor`), oldest first.
@@ -205,9 +202,6 @@ public final class LineConnection: @unchecked Sendable {
     // MARK: Reactor side
 
     func open() {
-        if limits.deferConsume {
-            peekOffset = cnet_enable_peek_offset(fd) == 0
-        }
         do throws(SystemError) {
             interest = CNET_EPOLLIN | CNET_EPOLLRDHUP
             token = try reactor.register(fd: fd, events: interest, source: self)
@@ -230,7 +224,6 @@ public final class LineConnection: @unchecked Sendable {
         // over unread data resets the peer (ECONNRESET) instead of a clean EOF.
         if unconsumed > 0 && !draining { _ = discard(unconsumed) }
         unconsumed = 0
-        if lazyListed { reactor.cancelDeferred(token) }
         _ = Glibc.close(fd)
         for d in passed { _ = Glibc.close(d) }
         passed = []
@@ -354,6 +347,9 @@ extension LineConnection: ReactorSource {
             close(reason: err == ECONNRESET ? .peerClosed : .ioError(err))
             return
         }
+        // Counted from here, so a close while handling these lines discards them (closing over
+        // unread input would reset the peer instead of a clean EOF).
+        if peek { unconsumed = n }
         corked = true
         if n == 0 {
             readEnded = true
@@ -375,20 +371,12 @@ extension LineConnection: ReactorSource {
         }
         if !closed { flush() }
         guard peek, !closed, !draining else { return }
-        unconsumed += n
-        unconsumedReads += 1
-        // With a kernel peek offset the next peek starts after these bytes, so consuming can
-        // wait and be batched. But unconsumed messages still charge the peer's send buffer (per
-        // message, ~1 KiB of kernel overhead each): a peer that keeps sending without waiting
-        // could fill it and block in send(2) while we wait for more input — so consume after
-        // 16 KiB or 32 reads, and in any case once the data is 1 ms old (the reactor's lazy
-        // list), which bounds such a stall instead of letting it deadlock.
-        if !peekOffset || unconsumed >= 16 << 10 || unconsumedReads >= 32 {
-            consumeNow()
-        } else if !lazyListed {
-            lazyListed = true
-            reactor.deferUntilIdle(token) { [weak self] in self?.consumeNow() }
-        }
+        // Consume now, every time: input left in the socket keeps it readable, and the
+        // level-triggered loop would then wake at once, peek nothing new, and spin until it is
+        // consumed (measured: ~20 epoll_wait + recv pairs per Bridge call, a CPU burnt per busy
+        // worker). Unconsumed input also charges the peer's send buffer, so a peer that keeps
+        // sending without reading answers could fill it and stall.
+        consumeNow()
     }
 
     /// Charges this connection's buffered partial message to the shared budget; false when the
@@ -411,16 +399,11 @@ extension LineConnection: ReactorSource {
         return r
     }
 
-    /// Consumes every peeked byte now (batch threshold reached, or the data is getting old).
+    /// Consumes the bytes of this read's peek, now that its answers are out.
     private func consumeNow() {
-        if lazyListed {
-            lazyListed = false
-            reactor.cancelDeferred(token)
-        }
         guard unconsumed > 0, !closed, !draining else { return }
         let n = unconsumed
         unconsumed = 0
-        unconsumedReads = 0
         consumePeeked(n)
     }
 
@@ -428,7 +411,8 @@ extension LineConnection: ReactorSource {
     /// Consuming a Unix-socket message frees its buffer, which wakes every sleeper on the
     /// *sender's* socket — including the peer blocked in `read` for its answer — whether or not
     /// an answer is there yet. Reading first and consuming after answering turns that spurious
-    /// wake-up (a VM exit and an IPI here) into one that finds the answer waiting.
+    /// wake-up (a VM exit and an IPI here, or two context switches when both share a CPU) into
+    /// none: the answer has woken the peer already, and its wait-queue entry is gone.
     private func consumePeeked(_ n: Int) {
         if let e = discard(n) { close(reason: e == 0 ? .peerClosed : .ioError(e)) }
     }

@@ -35,14 +35,8 @@ public final class Reactor: @unchecked Sendable {
     // Loop-confined state.
     private var sources: [UInt64: any ReactorSource] = [:]
     private var nextToken: UInt64 = 1
-    private var timerHeap: [(deadline: UInt64, id: UInt64)] = []
-    private var timerBodies: [UInt64: () -> Void] = [:]
-    private var nextTimer: UInt64 = 1
+    private var timers = TimerHeap<() -> Void>()
     private var beforeSleep: [() -> Void] = []
-    /// Work that may wait a little (deferred consumption of peeked input), by source token,
-    /// with the time it was listed; run once it is `lazyNanos` old, busy loop or not.
-    private var lazy: [UInt64: (since: UInt64, body: () -> Void)] = [:]
-    private let lazyNanos: UInt64 = 1_000_000
     private var running = true
     private let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 16)
 
@@ -122,16 +116,12 @@ public final class Reactor: @unchecked Sendable {
     @discardableResult
     public func schedule(afterNanos nanos: UInt64, _ body: @escaping () -> Void) -> ReactorTimer {
         precondition(isInLoopThread, "Reactor.schedule must run on the loop thread")
-        let id = nextTimer
-        nextTimer += 1
-        timerBodies[id] = body
-        heapPush((monotonicNanos() &+ nanos, id))
-        return ReactorTimer(id: id)
+        return ReactorTimer(id: timers.add(deadline: monotonicNanos() &+ nanos, body))
     }
 
     /// Cancels a timer (loop thread only); no effect if it already fired.
     public func cancel(_ timer: ReactorTimer) {
-        timerBodies[timer.id] = nil
+        timers.cancel(timer.id)
     }
 
     /// Registers `body` to run on the loop thread each time before the loop sleeps: the place to
@@ -143,32 +133,6 @@ public final class Reactor: @unchecked Sendable {
 
     /// A 64 KiB buffer for bytes that are read only to be thrown away (loop thread only).
     func withScratch<R>(_ body: (UnsafeMutableRawBufferPointer) -> R) -> R { body(scratch) }
-
-    /// Lists `body` to run once it has waited 1 ms (loop thread only); replaces an earlier entry
-    /// of the same token.
-    func deferUntilIdle(_ token: UInt64, _ body: @escaping () -> Void) {
-        lazy[token] = (monotonicNanos(), body)
-    }
-
-    /// Removes a `deferUntilIdle` entry.
-    func cancelDeferred(_ token: UInt64) { lazy[token] = nil }
-
-    private func runLazy() -> Int32? {
-        guard !lazy.isEmpty else { return nil }
-        let now = monotonicNanos()
-        var due: [() -> Void] = []
-        var next = UInt64.max
-        for (token, e) in lazy {
-            if now &- e.since >= lazyNanos {
-                due.append(e.body)
-                lazy[token] = nil
-            } else {
-                next = min(next, e.since &+ lazyNanos &- now)
-            }
-        }
-        for body in due { body() }
-        return next == .max ? nil : Int32((next + 999_999) / 1_000_000)
-    }
 
     func register(fd: Int32, events: UInt32, source: any ReactorSource) throws(SystemError) -> UInt64 {
         let token = nextToken
@@ -197,8 +161,7 @@ public final class Reactor: @unchecked Sendable {
         defer { cnet_epoll_events_free(events) }
         while running {
             for hook in beforeSleep { hook() }
-            var timeout = nextTimeoutMillis()
-            if let lazyTimeout = runLazy(), timeout < 0 || lazyTimeout < timeout { timeout = lazyTimeout }
+            let timeout = nextTimeoutMillis()
             let n = cnet_epoll_wait(epfd, events, capacity, timeout)
             if n < 0 && errno != EINTR { break }
             for i in 0..<max(0, n) {
@@ -216,7 +179,7 @@ public final class Reactor: @unchecked Sendable {
         runTasks()
         for source in Array(sources.values) { source.reactorDidStop() }
         sources.removeAll()
-        timerBodies.removeAll()
+        timers.removeAll()
         for hook in beforeSleep { hook() }
     }
 
@@ -233,50 +196,16 @@ public final class Reactor: @unchecked Sendable {
     }
 
     private func nextTimeoutMillis() -> Int32 {
-        while let top = timerHeap.first, timerBodies[top.id] == nil { _ = heapPop() }
-        guard let top = timerHeap.first else { return -1 }
+        guard let next = timers.nextDeadline() else { return -1 }
         let now = monotonicNanos()
-        if top.deadline <= now { return 0 }
+        if next <= now { return 0 }
         // Round up so we never wake before the deadline and spin.
-        return Int32(min((top.deadline - now + 999_999) / 1_000_000, 60_000))
+        return Int32(min((next - now + 999_999) / 1_000_000, 60_000))
     }
 
     private func runTimers() {
-        guard !timerHeap.isEmpty else { return }
+        guard !timers.isEmpty else { return }
         let now = monotonicNanos()
-        while let top = timerHeap.first, top.deadline <= now {
-            _ = heapPop()
-            if let body = timerBodies.removeValue(forKey: top.id) { body() }
-        }
-    }
-
-    private func heapPush(_ e: (deadline: UInt64, id: UInt64)) {
-        timerHeap.append(e)
-        var i = timerHeap.count - 1
-        while i > 0 {
-            let parent = (i - 1) / 2
-            if timerHeap[parent].deadline <= timerHeap[i].deadline { break }
-            timerHeap.swapAt(parent, i)
-            i = parent
-        }
-    }
-
-    private func heapPop() -> (deadline: UInt64, id: UInt64)? {
-        guard !timerHeap.isEmpty else { return nil }
-        let top = timerHeap[0]
-        let last = timerHeap.removeLast()
-        if timerHeap.isEmpty { return top }
-        timerHeap[0] = last
-        var i = 0
-        while true {
-            let l = 2 * i + 1, r = l + 1
-            var m = i
-            if l < timerHeap.count && timerHeap[l].deadline < timerHeap[m].deadline { m = l }
-            if r < timerHeap.count && timerHeap[r].deadline < timerHeap[m].deadline { m = r }
-            if m == i { break }
-            timerHeap.swapAt(i, m)
-            i = m
-        }
-        return top
+        while let body = timers.popDue(now: now) { body() }
     }
 }

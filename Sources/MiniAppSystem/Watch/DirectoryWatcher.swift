@@ -1,5 +1,4 @@
 import CNetShims
-import Dispatch
 import Glibc
 import Synchronization
 
