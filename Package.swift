@@ -48,7 +48,7 @@ let package = Package(
         // MARK: C: the jail steps between clone and execve, and thin libc shims
         .target(name: "CJail", path: "Sources/CJail"),
         .target(name: "CLinuxShims", path: "Sources/CLinuxShims"),
-        // How a helper for untrusted bytes starts and confines itself (ids, caps, Landlock, seccomp).
+        // How a helper for untrusted bytes confines itself (ids, caps, Landlock, seccomp).
         .target(name: "CHelperShims", path: "Sources/CHelperShims"),
         // Typed wrappers for libcurl's variadic curl_easy_setopt/getinfo (Swift cannot call C varargs).
         .target(name: "CCurlShim", dependencies: ["CCurl"], path: "Sources/CCurlShim"),

@@ -3,11 +3,10 @@
 #include "include/cjail.h"
 #include "fd_passing.h"
 #include <errno.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 static int send_request(int sock, struct cjail_spawn_request req, const int32_t fds[CJAIL_SPAWN_FD_COUNT]) {
@@ -35,57 +34,51 @@ int cjail_spawner_send(int sock, const struct cjail_spawn_request *req, const in
     return send_request(sock, *req, fds);
 }
 
-int cjail_spawner_read_reply(int reply_fd, struct cjail_spawn_reply *rep, struct cjail_child *out) {
+int cjail_spawner_read_reply(int reply_fd, struct cjail_spawn_reply *rep, struct cjail_child *out, int32_t *exit_fd) {
     *out = (struct cjail_child){0, -1, -1, -1, -1};
-    int got[3], count = 0;
-    long n = cjail_recv_with_fds(reply_fd, rep, sizeof *rep, MSG_DONTWAIT, got, 3, &count);
+    *exit_fd = -1;
+    int got[4], count = 0;
+    long n = cjail_recv_with_fds(reply_fd, rep, sizeof *rep, MSG_DONTWAIT, got, 4, &count);
     if (n <= 0) return n == 0 ? EPIPE : (int)-n;
+    uint32_t roles = rep->fd_roles, both = CJAIL_REPLY_FD_PIDFD | CJAIL_REPLY_FD_ERR;
     int shaped = (size_t)n == sizeof *rep && rep->magic == CJAIL_SPAWN_MAGIC && count == rep->fd_count &&
-                 (count == 0 || count == 2 || count == 3) && rep->result <= 0 && (rep->result != 0 || count >= 2);
+                 count == __builtin_popcount(roles) && (roles >> 4) == 0 && (count == 0 || (roles & both) == both) &&
+                 rep->result <= 0 && (rep->result != 0 || count >= 2);
     if (!shaped) {
         for (int i = 0; i < count; i++) close(got[i]);
         return EPROTO;
     }
-    if (count > 0) *out = (struct cjail_child){rep->pid, got[0], -1, got[1], count == 3 ? got[2] : -1};
+    if (count == 0) return 0;
+    int i = 2;
+    *out = (struct cjail_child){rep->pid, got[0], -1, got[1], -1};
+    if (roles & CJAIL_REPLY_FD_STATUS) out->status_fd = got[i++];
+    if (roles & CJAIL_REPLY_FD_EXIT) *exit_fd = got[i++];
     return 0;
 }
 
+int cjail_spawner_connect(const char *path) {
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof a.sun_path) return -ENAMETOOLONG;
+    strcpy(a.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    return fd;
+}
+
 /* Starts the spawner executable at `path` with its end of a SOCK_SEQPACKET pair as fd 3, an
- * empty environment, default signal dispositions and no other descriptor of the daemon.
- * posix_spawn is glibc's CLONE_VM|CLONE_VFORK path: nothing of the daemon's memory is copied,
- * and the calling thread is the spawner's parent (call it from the thread that clones, for
- * PDEATHSIG). Returns 0, or -errno. */
+ * empty environment, default signal dispositions and no other descriptor of the daemon
+ * (spawn_connected.c; call it from the thread that clones, for PDEATHSIG). Returns 0, or -errno. */
 int cjail_spawner_start(const char *path, int32_t *pid_out, int32_t *sock_out) {
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return -errno;
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawnattr_init(&attr);
-    posix_spawn_file_actions_adddup2(&fa, sv[1], 3); /* dup2 clears CLOEXEC on 3 */
-    posix_spawn_file_actions_addclosefrom_np(&fa, 4);
-    sigset_t none, all;
-    sigemptyset(&none);
-    sigfillset(&all);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setsigdefault(&attr, &all);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     char pidbuf[24];
     snprintf(pidbuf, sizeof pidbuf, "%d", (int)getpid());
     char *const argv[] = {(char *)path, "3", pidbuf, NULL};
     char *const envp[] = {NULL};
-    pid_t pid = 0;
-    int r = posix_spawn(&pid, path, &fa, &attr, argv, envp);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
-    close(sv[1]);
-    if (r != 0) {
-        close(sv[0]);
-        return -r;
-    }
-    *pid_out = pid;
-    *sock_out = sv[0];
-    return 0;
+    return cjail_spawn_connected(path, argv, envp, SOCK_SEQPACKET, NULL, 0, pid_out, sock_out);
 }
 
 int cjail_spawner_read_notice(int sock, struct cjail_spawner_notice *n, int32_t *pidfd) {

@@ -44,6 +44,8 @@
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
+#include <signal.h>
+#include <sys/syscall.h>
 
 struct request_fds {
     int fd[CJAIL_SPAWN_FD_COUNT]; /* by role, -1 when absent */
@@ -60,6 +62,10 @@ int spawner_warm_pollfds(struct pollfd *out, int max);
 void spawner_warm_drop_dead(int sock);
 int spawner_write_id_maps(const struct cjail_spawn_request *req, pid_t pid);
 int spawner_attach(const int *fds, pid_t pid);
+/* The pool of network namespaces (spawner_netns.c). */
+int spawner_netns_take(void);
+int spawner_netns_wanted(void);
+void spawner_netns_refill(void);
 
 static void close_all(int *fds, int n) {
     for (int i = 0; i < n; i++)
@@ -89,13 +95,15 @@ static int by_role(uint32_t mask, int roles, int *got, int count, int *out) {
     return 0;
 }
 
-static int reply(int sock, int32_t result, int32_t step, const struct cjail_child *c, int warm, const struct cjail_check *ck) {
-    struct cjail_spawn_reply rep = {CJAIL_SPAWN_MAGIC, result, step, c ? c->pid : 0, 0, warm, ck ? ck->refused : 0, ck ? ck->index : -1};
-    int fds[3], n = 0;
+static int reply(int sock, int32_t result, int32_t step, const struct cjail_child *c, int exit_fd, int warm, const struct cjail_check *ck) {
+    struct cjail_spawn_reply rep = {CJAIL_SPAWN_MAGIC, result, step, c ? c->pid : 0, 0, warm, ck ? ck->refused : 0, ck ? ck->index : -1, 0};
+    int fds[4], n = 0;
     if (c && c->pidfd >= 0) {
         fds[n++] = c->pidfd;
         fds[n++] = c->err_fd;
-        if (c->status_fd >= 0) fds[n++] = c->status_fd;
+        rep.fd_roles = CJAIL_REPLY_FD_PIDFD | CJAIL_REPLY_FD_ERR;
+        if (c->status_fd >= 0) { fds[n++] = c->status_fd; rep.fd_roles |= CJAIL_REPLY_FD_STATUS; }
+        if (exit_fd >= 0) { fds[n++] = exit_fd; rep.fd_roles |= CJAIL_REPLY_FD_EXIT; }
         rep.fd_count = n;
     }
     return -cjail_send_with_fds(sock, &rep, sizeof rep, fds, n);
@@ -218,10 +226,19 @@ static int spawn_cold(const struct cjail_spawn_request *req, const struct reques
     spec->bridge_fd = rf->fd[CJAIL_SPAWN_FD_BRIDGE];
     spec->netns_fd = rf->fd[CJAIL_SPAWN_FD_NETNS];
     uint64_t flags = spec->clone_flags;
-    spec->clone_flags |= CLONE_PARENT;
+    /* No namespace passed (a dropped daemon makes none): one of ours, made ahead, instead of
+     * one made in the clone (spawner_netns.c). */
+    int pooled = (spec->netns_fd < 0 && (flags & CLONE_NEWNET)) ? spawner_netns_take() : -1;
+    if (pooled >= 0) {
+        spec->netns_fd = pooled;
+        spec->clone_flags &= ~(uint64_t)CLONE_NEWNET;
+    }
+    if (!cjail_spawner_own_children) spec->clone_flags |= CLONE_PARENT;
     *step = CJAIL_SPAWN_CLONE;
     int e = cjail_clone(spec, c);
     spec->clone_flags = flags;
+    spec->netns_fd = rf->fd[CJAIL_SPAWN_FD_NETNS];
+    if (pooled >= 0) close(pooled); /* the child has its copy */
     mark(l->trace, CJAIL_TRACE_SPAWNER_CLONED);
     if (!e) e = start(req, rf, c, l->trace, step);
     return e;
@@ -247,31 +264,76 @@ static void drop_pending(void) {
     next_warm.after = -1;
 }
 
-/* Waits for a request on `sock`, making the pending warm jail when its launch has exec'd.
+int cjail_spawner_own_children;
+
+/* A dup of the error pipe of the last cold launch that needed a network namespace while the
+ * pool was short: the pool is filled once that launch has exec'd (EOF), never during it. */
+static int netns_after = -1;
+
+/* A spawner service's listening socket while it serves a daemon (-1 otherwise): a second
+ * connection meanwhile is accepted and closed at once (one daemon at a time). */
+static int session_listener = -1;
+
+void spawner_reap_workers(void);
+int spawner_worker_pollfds(struct pollfd *out, int max);
+size_t spawner_worker_count(void);
+
+/* The warm jail of the pending launch, up to the pool's size, once that launch has exec'd (or
+ * failed), one after the other: each is cloned at nice 19. */
+static void refill_warm(int sock) {
+    while (spawner_warm_missing(&next_warm.req, &next_warm.l.spec, next_warm.netns) > 0) {
+        int before = spawner_warm_missing(&next_warm.req, &next_warm.l.spec, next_warm.netns);
+        spawner_warm_make(sock, &next_warm.req, &next_warm.l.spec, next_warm.netns);
+        if (spawner_warm_missing(&next_warm.req, &next_warm.l.spec, next_warm.netns) == before) break; /* none made */
+        struct pollfd q = {sock, POLLIN, 0};
+        if (poll(&q, 1, 0) > 0) break; /* a launch is waiting: serve it first */
+    }
+    drop_pending();
+}
+
+/* Waits for a request on `sock`, making the pending warm jail when its launch has exec'd, and
+ * (a spawner service) reaping the workers that exited and turning away other connections.
  * Returns 1 when a request is there to read, 0 at EOF (or error) on `sock`. */
 static int wait_request(int sock) {
+    struct pollfd *p = NULL;
+    size_t cap = 0;
+    int result = 0;
     for (;;) {
-        struct pollfd p[2 + 8] = {{sock, POLLIN, 0}, {next_warm.pending ? next_warm.after : -1, POLLIN, 0}};
-        int jails = spawner_warm_pollfds(p + 2, 8);
-        int n = poll(p, (nfds_t)(2 + jails), -1);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return 0;
-        for (int i = 0; i < jails; i++)
-            if (p[2 + i].revents) { spawner_warm_drop_dead(sock); break; }
-        if (p[1].revents) { /* exec'd (EOF) or failed (a record, or the child is gone) */
-            /* Up to the pool's size, one after the other: each is cloned at nice 19. */
-            while (spawner_warm_missing(&next_warm.req, &next_warm.l.spec, next_warm.netns) > 0) {
-                int before = spawner_warm_missing(&next_warm.req, &next_warm.l.spec, next_warm.netns);
-                spawner_warm_make(sock, &next_warm.req, &next_warm.l.spec, next_warm.netns);
-                if (spawner_warm_missing(&next_warm.req, &next_warm.l.spec, next_warm.netns) == before) break; /* none made */
-                struct pollfd q = {sock, POLLIN, 0};
-                if (poll(&q, 1, 0) > 0) break; /* a launch is waiting: serve it first */
-            }
-            drop_pending();
+        size_t want = 4 + 8 + spawner_worker_count();
+        if (want > cap) {
+            struct pollfd *q = realloc(p, want * sizeof *q);
+            if (!q) break;
+            p = q;
+            cap = want;
         }
-        if (p[0].revents & POLLIN) return 1;
-        if (p[0].revents & (POLLHUP | POLLERR)) return 0;
+        p[0] = (struct pollfd){sock, POLLIN, 0};
+        p[1] = (struct pollfd){next_warm.pending ? next_warm.after : -1, POLLIN, 0};
+        p[2] = (struct pollfd){session_listener, POLLIN, 0};
+        p[3] = (struct pollfd){netns_after, POLLIN, 0};
+        int jails = spawner_warm_pollfds(p + 4, 8);
+        int workers = spawner_worker_pollfds(p + 4 + jails, (int)(cap - 4 - (size_t)jails));
+        int n = poll(p, (nfds_t)(4 + jails + workers), -1);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) break;
+        for (int i = 0; i < jails; i++)
+            if (p[4 + i].revents) { spawner_warm_drop_dead(sock); break; }
+        for (int i = 0; i < workers; i++)
+            if (p[4 + jails + i].revents) { spawner_reap_workers(); break; }
+        if (p[3].revents) { /* exec'd (EOF) or failed: fill the pool now */
+            close(netns_after);
+            netns_after = -1;
+            spawner_netns_refill();
+        }
+        if (p[2].revents) { /* another daemon, or anyone: one connection at a time */
+            int other = accept4(session_listener, NULL, NULL, SOCK_CLOEXEC);
+            if (other >= 0) close(other);
+        }
+        if (p[1].revents) refill_warm(sock); /* exec'd (EOF) or failed (a record, or the child is gone) */
+        if (p[0].revents & POLLIN) { result = 1; break; }
+        if (p[0].revents & (POLLHUP | POLLERR)) break;
     }
+    free(p);
+    return result;
 }
 
 extern int cjail_spawner_main_socket;
@@ -286,7 +348,11 @@ int spawner_register(const struct cjail_template_request *req, const int *fds);
 int spawner_control(const struct cjail_control_request *req, int extra_fd);
 void spawner_kill_workers(void);
 int spawner_open_procs(const struct template *t, const char name[CJAIL_NAME_MAX], int *procs);
-void spawner_worker_add(pid_t pid, int pidfd);
+int spawner_worker_add(pid_t pid, int pidfd, int exit_fd);
+void spawner_reap_workers(void);
+int spawner_worker_pollfds(struct pollfd *out, int max);
+size_t spawner_worker_count(void);
+void spawner_lock_templates(void);
 
 /* A pooled network namespace: a network namespace, and not the spawner's own (the host's):
  * joining that would give the worker the host's network. */
@@ -327,6 +393,28 @@ static int admit(const struct cjail_spawn_request *req, struct request_fds *rf, 
     return 0;
 }
 
+/* After a spawn: remembers a started worker (SIGNAL reaches only those), and when it is our own
+ * child (a spawner service) opens its exit channel, whose read end is returned for the reply (-1
+ * otherwise). A child of ours whose spawn failed, or that cannot be remembered, is killed and
+ * reaped here: nobody else could reap it. */
+static int keep_worker(struct cjail_child *c, int *e, int32_t *step) {
+    int p[2] = {-1, -1};
+    /* A socket, not a pipe: the record is sent with MSG_NOSIGNAL, so a daemon that closed its
+     * end cannot kill us with SIGPIPE (which workers must inherit as SIG_DFL, not ignored). */
+    if (!*e && cjail_spawner_own_children && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p) < 0) *e = -errno;
+    if (p[1] >= 0) shutdown(p[1], SHUT_RD);
+    if (!*e && (*e = spawner_worker_add(c->pid, c->pidfd, p[1])) == 0) return p[0];
+    if (p[0] >= 0) close(p[0]);
+    if (p[1] >= 0) close(p[1]);
+    if (*step == CJAIL_SPAWN_OK) *step = CJAIL_SPAWN_CLONE;
+    if (c->pidfd >= 0 && cjail_spawner_own_children) {
+        int32_t code, status;
+        (void)syscall(SYS_pidfd_send_signal, c->pidfd, SIGKILL, NULL, 0);
+        while (cjail_waitid_pidfd(c->pidfd, WEXITED, &code, &status) < 0 && errno == EINTR) {}
+    }
+    return -1;
+}
+
 /* One spawn request: answered on its own reply socket. */
 static void serve_spawn(int sock, const struct cjail_spawn_request *req, struct request_fds *rf) {
     int out = rf->fd[CJAIL_SPAWN_FD_REPLY];
@@ -352,9 +440,12 @@ static void serve_spawn(int sock, const struct cjail_spawn_request *req, struct 
     for (int k = 0; k < CJAIL_MAX_TREES; k++)
         if (trees[k] >= 0) close(trees[k]); /* the child has its copy (or the warm jail its own) */
     if (!e) step = CJAIL_SPAWN_OK;
-    if (!e) spawner_worker_add(c.pid, c.pidfd);
+    int exit_fd = keep_worker(&c, &e, &step);
     int after = (!e && (req->flags & CJAIL_SPAWN_WARM) && c.err_fd >= 0) ? fcntl(c.err_fd, F_DUPFD_CLOEXEC, 10) : -1;
-    (void)reply(out, e, step, &c, warm, step == CJAIL_SPAWN_REFUSED ? &ck : NULL); /* a gone caller is not our failure */
+    if (!e && !warm && netns_after < 0 && rf->fd[CJAIL_SPAWN_FD_NETNS] < 0 && (l.spec.clone_flags & CLONE_NEWNET) && spawner_netns_wanted())
+        netns_after = fcntl(c.err_fd, F_DUPFD_CLOEXEC, 10);
+    (void)reply(out, e, step, &c, exit_fd, warm, step == CJAIL_SPAWN_REFUSED ? &ck : NULL); /* a gone caller is not our failure */
+    if (exit_fd >= 0) close(exit_fd);
     int netns = rf->fd[CJAIL_SPAWN_FD_NETNS] >= 0 || (l.spec.clone_flags & CLONE_NEWNET) != 0;
     close_all(rf->fd, CJAIL_SPAWN_FD_COUNT);
     int mine[4] = {c.pidfd, c.go_fd, c.err_fd, c.status_fd};
@@ -421,7 +512,20 @@ int cjail_spawner_serve(int sock) {
         serve_one(sock, &m, n, got, count);
     }
     drop_pending();
+    if (netns_after >= 0) close(netns_after);
+    netns_after = -1;
     spawner_warm_discard(-1); /* the daemon is gone: nobody to notify */
     spawner_kill_workers();
     return 0;
+}
+
+/* One daemon's connection to a spawner service (spawner_listen.c): served like a started
+ * spawner's socket; other connections meanwhile are turned away. Its end locks the template set
+ * (a later daemon finds what the first one locked: a compromised daemon cannot reconnect to
+ * register another), after every worker of the connection was killed. */
+void spawner_serve_session(int sock, int listener) {
+    session_listener = listener;
+    (void)cjail_spawner_serve(sock);
+    session_listener = -1;
+    spawner_lock_templates();
 }

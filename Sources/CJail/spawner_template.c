@@ -30,6 +30,8 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define MAX_BLOB (16u << 20)
@@ -169,7 +171,10 @@ int spawner_resolve(const struct template *t, struct cjail_spec *spec, const str
 
 /* ---- the workers we cloned ---- */
 
-static struct worker { pid_t pid; int pidfd; } *workers;
+/* own: our child to reap (cjail_spawner_own_children), else the daemon's; exit_fd: the write
+ * end of its exit channel (own only, -1 once closed); stale: of a daemon connection that ended
+ * (killed, not yet gone: a frozen one dies once thawed), reaped here and never signalled again. */
+static struct worker { pid_t pid; int pidfd; int exit_fd; int own; int stale; } *workers;
 static size_t worker_count, worker_cap;
 
 static int exited(int pidfd) {
@@ -177,41 +182,81 @@ static int exited(int pidfd) {
     return poll(&p, 1, 0) != 0;
 }
 
-static void sweep_workers(void) {
-    size_t k = 0;
-    for (size_t i = 0; i < worker_count; i++) {
-        if (exited(workers[i].pidfd)) close(workers[i].pidfd);
-        else workers[k++] = workers[i];
+/* Forgets worker i. Our own child is reaped first (`wait`: blocking, for one just killed) and
+ * its exit reported on its pipe; 0, or -EAGAIN when it has not exited yet (kept). */
+static int forget_worker(size_t i, int wait) {
+    struct worker *w = &workers[i];
+    if (w->own) {
+        int32_t code = 0, status = 0;
+        int r;
+        do { r = cjail_waitid_pidfd(w->pidfd, WEXITED | (wait ? 0 : WNOHANG), &code, &status); } while (r < 0 && errno == EINTR);
+        if (r == 0) return -EAGAIN;
+        struct cjail_exit_record rec = {r < 0 ? -1 : code, status};
+        if (w->exit_fd >= 0) {
+            (void)send(w->exit_fd, &rec, sizeof rec, MSG_NOSIGNAL | MSG_DONTWAIT); /* a gone reader is not our failure */
+            close(w->exit_fd);
+        }
     }
-    worker_count = k;
+    close(w->pidfd);
+    workers[i] = workers[--worker_count];
+    return 0;
 }
 
-/* Remembers a worker we cloned (its pidfd is duplicated). */
-void spawner_worker_add(pid_t pid, int pidfd) {
-    if (worker_count == worker_cap) sweep_workers(); /* amortized: only when full */
+/* Reaps (own children) or forgets every worker that exited. */
+void spawner_reap_workers(void) {
+    for (size_t i = 0; i < worker_count;) {
+        if (exited(workers[i].pidfd) && forget_worker(i, 0) == 0) continue; /* i now holds the last one */
+        i++;
+    }
+}
+
+/* The pidfds of the workers we must reap, for the spawner's poll: up to `max`. */
+int spawner_worker_pollfds(struct pollfd *out, int max) {
+    int n = 0;
+    for (size_t i = 0; i < worker_count && n < max; i++)
+        if (workers[i].own) out[n++] = (struct pollfd){workers[i].pidfd, POLLIN, 0};
+    return n;
+}
+
+size_t spawner_worker_count(void) { return worker_count; }
+
+/* Remembers a worker we cloned (its pidfd is duplicated; `exit_fd` is the table's from now on).
+ * 0, or -errno: then nothing was kept (the caller kills the worker: it could be neither
+ * signalled through us nor, when it is our child, reaped and reported). */
+int spawner_worker_add(pid_t pid, int pidfd, int exit_fd) {
+    if (worker_count == worker_cap) spawner_reap_workers(); /* amortized: only when full */
     if (worker_count == worker_cap) {
         size_t cap = worker_cap ? worker_cap * 2 : 64;
         struct worker *w = realloc(workers, cap * sizeof *w);
-        if (!w) return; /* not signalable through us: the daemon still has its pidfd */
+        if (!w) return -ENOMEM;
         workers = w;
         worker_cap = cap;
     }
     int fd = fcntl(pidfd, F_DUPFD_CLOEXEC, 10);
-    if (fd >= 0) workers[worker_count++] = (struct worker){pid, fd};
+    if (fd < 0) return -errno;
+    workers[worker_count++] = (struct worker){pid, fd, exit_fd, cjail_spawner_own_children, 0};
+    return 0;
 }
 
-/* The daemon is gone (its socket read EOF): SIGKILL every worker we cloned that still runs.
- * PDEATHSIG alone is not enough once the daemon has dropped its privileges: the kernel sends
- * the parent-death signal with the dying parent's credentials, and an unprivileged daemon may
- * not signal a worker of another uid, so the signal is refused and the worker would outlive
- * the daemon. A frozen worker (cgroup v1) dies once the crash guard thaws it. */
+/* The daemon is gone (its socket read EOF): SIGKILL every worker we cloned that still runs
+ * (and reap those that are our own children). PDEATHSIG alone is not enough once the daemon
+ * has dropped its privileges: the kernel sends the parent-death signal with the dying parent's
+ * credentials, and an unprivileged daemon may not signal a worker of another uid, so the signal
+ * is refused and the worker would outlive the daemon; a spawner service is nobody's child. A
+ * frozen worker (cgroup v1) dies once the crash guard thaws it. */
 void spawner_kill_workers(void) {
-    for (size_t i = 0; i < worker_count; i++) {
-        (void)syscall(SYS_pidfd_send_signal, workers[i].pidfd, SIGKILL, NULL, 0);
-        close(workers[i].pidfd);
+    for (size_t i = 0; i < worker_count; i++) (void)syscall(SYS_pidfd_send_signal, workers[i].pidfd, SIGKILL, NULL, 0);
+    for (size_t i = worker_count; i-- > 0;) {
+        if (forget_worker(i, 0) == 0) continue; /* gone: reaped (own) or forgotten */
+        workers[i].stale = 1; /* dying (or frozen until thawed): reaped when it is gone */
+        if (workers[i].exit_fd >= 0) close(workers[i].exit_fd);
+        workers[i].exit_fd = -1;
     }
-    worker_count = 0;
 }
+
+/* No template may be added from now on (a spawner service locks its set when a daemon's
+ * connection ends, so that a later connection finds the set its first daemon locked). */
+void spawner_lock_templates(void) { locked = 1; }
 
 static int signal_worker(pid_t pid, int sig) {
     const int allowed[] = {SIGTERM, SIGKILL, SIGINT, SIGHUP, SIGSTOP, SIGCONT};
@@ -219,10 +264,10 @@ static int signal_worker(pid_t pid, int sig) {
     for (size_t i = 0; i < sizeof allowed / sizeof allowed[0]; i++) ok |= allowed[i] == sig;
     if (!ok || pid <= 1) return -EPERM;
     for (size_t i = 0; i < worker_count; i++) {
-        if (workers[i].pid != pid) continue;
+        if (workers[i].pid != pid || workers[i].stale) continue;
         if (syscall(SYS_pidfd_send_signal, workers[i].pidfd, sig, NULL, 0) == 0) return 0;
         int e = -errno;
-        if (e == -ESRCH) { close(workers[i].pidfd); workers[i] = workers[--worker_count]; }
+        if (e == -ESRCH) (void)forget_worker(i, 0); /* kept when not yet reaped (a zombie) */
         return e;
     }
     return -ESRCH; /* not a worker of ours (or gone) */

@@ -10,8 +10,8 @@
  * key spawns cold. Jails of other keys (another jailer, or the policy before a reload) stay
  * until they are the oldest when room is needed.
  *
- * A warm jail is the daemon's child (CLONE_PARENT, like every worker), so one that is never
- * used is the daemon's to reap: the spawner announces each on its main socket with its pidfd
+ * A warm jail is the daemon's child (CLONE_PARENT, like every worker; a spawner service's are
+ * its own, reaped here), so one that is never used is the daemon's to reap: the spawner announces each on its main socket with its pidfd
  * (cjail_spawner_notice), and the daemon reaps it if it dies first, also if the spawner died. Two warm jails per key (four in all): made after a launch's
  * program was exec'd, at nice 19, so that even back-to-back launches find one that finished its
  * phase A mostly on CPU time nothing else wanted. */
@@ -143,16 +143,23 @@ static int count(void) {
     return n;
 }
 
-/* Tells the daemon about a new warm jail: its child to reap should it never be used. */
+/* Tells the daemon about a new warm jail: its child to reap should it never be used. A
+ * spawner service's jails are its own children: nothing to tell. */
 static void announce(int sock, const struct warm_jail *w) {
+    if (cjail_spawner_own_children) return;
     struct cjail_spawner_notice n = {CJAIL_SPAWN_MAGIC, w->c.pid};
     (void)cjail_send_with_fds(sock, &n, sizeof n, &w->c.pidfd, 1);
 }
 
-/* Kills warm jail i (the daemon, told at its making, reaps it). */
+/* Kills warm jail i (the daemon, told at its making, reaps it; a spawner service reaps its
+ * own: SIGKILLed, it is gone at once). */
 static void discard_one(int sock, int i) {
     (void)sock;
     syscall(SYS_pidfd_send_signal, warm[i].c.pidfd, SIGKILL, NULL, 0);
+    if (cjail_spawner_own_children) {
+        int32_t code, status;
+        while (cjail_waitid_pidfd(warm[i].c.pidfd, WEXITED, &code, &status) < 0 && errno == EINTR) {}
+    }
     forget(&warm[i]);
     remove_slot(i);
 }
@@ -213,7 +220,7 @@ void spawner_warm_make(int sock, const struct cjail_spawn_request *req, const st
     /* Cloned into its pid (and user) namespaces only, the rest unshared by the jail itself
      * (child_main.c, phase A): the spawner is back serving requests in ~60 µs instead of ~500. */
     uint64_t at_clone = all & (uint64_t)(CLONE_NEWPID | CLONE_NEWUSER);
-    t.clone_flags = at_clone | CLONE_PARENT;
+    t.clone_flags = at_clone | (cjail_spawner_own_children ? 0 : CLONE_PARENT);
     t.late_unshare = (int32_t)(all & ~at_clone & (uint64_t)(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS));
     if ((all & ~at_clone) != (uint64_t)t.late_unshare) { free(key.p); return; } /* a flag we do not know how to move */
     t.netns_fd = -1;

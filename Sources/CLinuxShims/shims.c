@@ -60,6 +60,19 @@ int clinux_drop_to(unsigned int uid, unsigned int gid, const char **step) {
     return 0;
 }
 
+int clinux_confine_unprivileged(const char **step) {
+    *step = "ambient";
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL) return -errno;
+    *step = "capset";
+    struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct d[2] = {{0, 0, 0}, {0, 0, 0}};
+    if (syscall(SYS_capset, &h, d) < 0) return -errno;
+    *step = "no_new_privs";
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return -errno;
+    *step = NULL;
+    return 0;
+}
+
 int clinux_seccomp_install(const void *insns, unsigned long len) {
     struct sock_fprog prog = {(unsigned short)(len / sizeof(struct sock_filter)), (struct sock_filter *)insns};
     if (len == 0 || len % sizeof(struct sock_filter) != 0 || len / sizeof(struct sock_filter) > 4096) return -EINVAL;

@@ -14,8 +14,7 @@ import Synchronization
 ///
 ///     build:  state dir ─ policies ─ jailer (+ sweep of a crashed run) ─ privilege separation
 ///       (root: start the spawner, drop to --user) ─ crash guard ─ catalogue
-///       ─ partners (watch first, then local files + the verified registry cache) ─ SDK (+ lock
-///       the spawner's templates) ─ services
+///       ─ partners (watch first, then local files + the verified registry cache) ─ SDK ─ services
 ///       ─ reactor + broker (+ its binding, subscribed to the partners' grant changes) ─ package
 ///       store ─ launch resolver ─ supervisor ─ store binding ─ updates ─ control API and server.
 ///       Each part is given, at construction, the parts built before it; where an earlier part
@@ -45,6 +44,10 @@ public final class Daemon {
         var updates: UpdateService
         var metrics: DaemonMetricsSink
         var control: ControlServer
+        /// The privilege split (nil: the daemon keeps its start identity) and the SDK directory
+        /// its launch template binds: the "spawner templates" step registers and locks.
+        var separation: PrivilegeSeparation?
+        var sdkDir: String
         /// What the services hold once started.
         let running = Running()
     }
@@ -108,7 +111,13 @@ public final class Daemon {
         guard let hostSemVer = SemVer(hostVersion) else {
             throw MiniAppError(.invalidParams, "host version '\(hostVersion)' is not a SemVer 2.0.0 version (e.g. 4.2.0)")
         }
-        let mode = try Self.workerMode(config.workerMode)
+        // A spawner service replaces the spawner of our own; started unprivileged, the daemon
+        // connects at once (a refusal stops the start here), as root only once it dropped.
+        if let path = config.spawnerSocket {
+            SpawnerSlot.shared.useService(path)
+            if !CurrentProcess.isRoot { try SpawnerSlot.shared.start() }
+        }
+        let mode = try Self.workerMode(config.workerMode, spawnerService: config.spawnerSocket != nil)
         let jailConfig = try JailPolicy.load(policyDir: policyDir)
         let reserve = StateReserve(directory: layout.root, bytes: UInt64(config.dataReserveBytes), inodes: UInt64(config.dataReserveInodes))
         let volumes = try dataVolumes(mode: mode, reserve: reserve)
@@ -130,7 +139,6 @@ public final class Daemon {
         let partners = try makePartners(layout: layout, policyDir: policyDir, transport: transport)
         let sdkDir = try layout.materialize(EmbeddedSDK.files, into: layout.sdk)
         SDKBytecode.compileInBackground(sdkDir: sdkDir, logger: logger)
-        try separation?.lock(jailer: jailer, sdkDir: sdkDir)
 
         let helpers = HelperConfig.settings(policyDir: policyDir)
         let services = try makeServices(layout: layout, hostVersion: hostVersion, helpers: helpers)
@@ -204,7 +212,7 @@ public final class Daemon {
         let p = Parts(
             layout: layout, policyDir: policyDir, reactor: reactor, broker: broker, services: services, brokerBinding: brokerBinding,
             partners: partners, partnersWatch: watch, jail: jail, supervisor: supervisor, store: store, updates: updates,
-            metrics: metrics, control: control)
+            metrics: metrics, control: control, separation: separation, sdkDir: sdkDir)
         p.running.crashGuard = crashGuard
         parts = p
         try lifecycle.start(self.services(p, activated: activated))
@@ -219,6 +227,9 @@ public final class Daemon {
     private func services(_ p: Parts, activated: [Int32]) -> [any DaemonService] {
         let partnersLog = Logger(label: "miniappd.partners")
         return [
+            // First: nothing launches a worker before the spawner's template set is locked (a
+            // compromised daemon can register no other from then on).
+            ServiceStep("spawner templates", start: { () throws(MiniAppError) in try p.separation?.lock(jailer: p.jail.jailer, sdkDir: p.sdkDir) }),
             ServiceStep("data volumes", stop: { p.jail.jailer.dataVolumes?.unmountAll() }),
             ServiceStep("jail pools", stop: { p.jail.jailer.drainPools() }),
             ServiceStep("crash guard", stop: { p.running.crashGuard?.finish() }),  // spawned while building (see there)
@@ -480,11 +491,11 @@ public final class Daemon {
         #endif
     }
 
-    static func workerMode(_ text: String) throws(MiniAppError) -> JailMode {
+    static func workerMode(_ text: String, spawnerService: Bool = false) throws(MiniAppError) -> JailMode {
         switch text {
         case "privileged": return .privileged
         case "rootless": return .rootless
-        default: return CurrentProcess.isRoot ? .privileged : .rootless
+        default: return CurrentProcess.isRoot || spawnerService ? .privileged : .rootless
         }
     }
 

@@ -53,6 +53,26 @@ Mocks for unit tests, with the rules file of `miniapp mock-bridge` (README "Part
 browser bundles take it as is), `from miniapp_bridge import mock` (`miniapp_bridge.parts/mock.py`,
 loaded only when imported), and the Swift library product `MiniAppBridgeMock` (in this repo).
 """####),
+        ("js/bridge-error.js", ####"""
+'use strict';
+/**
+ * The error a rejected Bridge call gives: `code` is the stable string of the spec's error table,
+ * `rpcCode` the JSON-RPC number, `data` what the error carried. One definition for the SDK
+ * (miniapp-bridge.js) and the mock (miniapp-bridge-mock.js); it uses no Node.js module, so a
+ * browser bundle of the mock can include it.
+ */
+class BridgeError extends Error {
+  constructor(code, message, rpcCode, data) {
+    super(message);
+    this.name = 'BridgeError';
+    this.code = code;
+    this.rpcCode = rpcCode;
+    this.data = data;
+  }
+}
+
+module.exports = { BridgeError };
+"""####),
         ("js/loader.js", ####"""
 'use strict';
 // The prewarm loader for node mini-programs (miniappd runs it, never a program):
@@ -114,7 +134,8 @@ module.exports = require('./miniapp-bridge-mock.js');
  * call must contain; `result` or `error: {code, message, data?}`; `delayMs`; `times` (the rule
  * answers that many calls). Unmatched calls: `storage.*` from an in-memory map and
  * `system.info` (`options.programId`, `version`, `hostVersion`), else METHOD_NOT_FOUND naming
- * the method. No Node.js module is used, so bundlers can include it as is.
+ * the method. No Node.js module is used (bridge-error.js, beside it, neither), so bundlers can
+ * include it as is.
  */
 
 const NUMBER_BY_CODE = {
@@ -126,19 +147,8 @@ const NUMBER_BY_CODE = {
 };
 const RULE_KEYS = ['method', 'params', 'result', 'error', 'delayMs', 'times'];
 
-/**
- * The error a rejected call gives, the same shape as the real SDK's BridgeError. Not imported
- * from miniapp-bridge.js: that module loads Node's `net` at once, which a browser bundle lacks.
- */
-class BridgeError extends Error {
-  constructor(code, message, rpcCode, data) {
-    super(message);
-    this.name = 'BridgeError';
-    this.code = code;
-    this.rpcCode = rpcCode;
-    this.data = data;
-  }
-}
+// The error a rejected call gives (the SDK's and the mock's: bridge-error.js, no Node.js module).
+const { BridgeError } = require('./bridge-error.js');
 
 function isObject(v) { return v !== null && typeof v === 'object' && !Array.isArray(v); }
 
@@ -323,15 +333,7 @@ const CODE_BY_NUMBER = {
 };
 
 /** The error a rejected call gives: `code` is the stable string of the spec's error table. */
-class BridgeError extends Error {
-  constructor(code, message, rpcCode, data) {
-    super(message);
-    this.name = 'BridgeError';
-    this.code = code;
-    this.rpcCode = rpcCode;
-    this.data = data;
-  }
-}
+const { BridgeError } = require('./bridge-error.js');
 
 function errorFromWire(error) {
   const e = error && typeof error === 'object' ? error : {};

@@ -30,6 +30,13 @@ struct PrivilegeSeparation {
     /// be its own).
     static func start(_ config: DaemonConfig, mode: JailMode, jailer: Jailer, layout: StateLayout, policyDir: String,
                       logger: Logger) throws(MiniAppError) -> PrivilegeSeparation? {
+        if !CurrentProcess.isRoot && mode == .privileged && config.spawnerSocket != nil {
+            // Started unprivileged beside a spawner service (systemd: User=miniappd): nothing
+            // to drop, only to confine; the state directory must already be ours.
+            try PrivilegeDrop.confine(seccomp: try daemonFilter(policyDir: policyDir))
+            logger.notice("running unprivileged as uid \(CurrentProcess.uid); the spawner service keeps the privileges")
+            return PrivilegeSeparation(user: DropUser(uid: CurrentProcess.uid, gid: CurrentProcess.gid))
+        }
         guard let user = try target(config, mode: mode) else {
             if CurrentProcess.isRoot { try handOver(layout, to: DropUser(uid: 0, gid: 0)) }
             return nil

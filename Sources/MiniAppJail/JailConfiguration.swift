@@ -44,10 +44,10 @@ extension JailPolicy {
     /// Checks a parsed `policy` against the host and compiles its profile from `policyDir`.
     public static func configure(_ policy: JailPolicy, policyDir: String) throws(MiniAppError) -> JailConfiguration {
         for (i, p) in policy.filesystem.readOnlyHostPaths.enumerated() where !isDirectory(p) {
-            throw JailFieldReader.invalid("filesystem.readOnlyHostPaths[\(i)]", "'\(p)' does not exist or is not a directory on this host")
+            throw PolicyFieldReader.invalid("filesystem.readOnlyHostPaths[\(i)]", "'\(p)' does not exist or is not a directory on this host")
         }
         for d in policy.filesystem.devices where !FileSystem.exists("/dev/\(d)") {
-            throw JailFieldReader.invalid("filesystem.devices", "/dev/\(d) does not exist on this host")
+            throw PolicyFieldReader.invalid("filesystem.devices", "/dev/\(d) does not exist on this host")
         }
         let profilePath = "\(policyDir)/\(policy.seccompProfile)"
         let profile = try SeccompProfile.parse(try readPolicyFile(profilePath, field: "seccompProfile"), source: policy.seccompProfile)

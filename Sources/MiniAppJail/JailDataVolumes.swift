@@ -35,9 +35,9 @@ public struct StateReserve: Sendable, Equatable {
 }
 
 /// Every program's /data as a volume of its own (`DataVolume`), in privileged mode: made at
-/// the program's first launch with its effective `limits.dataBytes`/`dataInodes` (so an
-/// operator override that lowers them applies), kept under `STATE/volumes/<program>.ext4`,
-/// mounted on `STATE/data/<program>` when a worker needs it and left mounted until
+/// the program's first launch with its effective `limits.dataBytes`/`dataInodes`, checked and
+/// brought to them again whenever it is mounted later (`JailDataVolumeFit.swift`), kept under
+/// `STATE/volumes/<program>.ext4`, mounted on `STATE/data/<program>` when a worker needs it and left mounted until
 /// `unmountAll` (shutdown). A daemon killed with -9 leaves them mounted; the next start finds
 /// them mounted and uses them as they are.
 public final class JailDataVolumes: Sendable {
@@ -50,6 +50,16 @@ public final class JailDataVolumes: Sendable {
     /// Once the daemon has dropped its privileges: the spawner and template that mount and
     /// unmount for it (MOUNT_VOLUME, UNMOUNT_VOLUME).
     private let spawnerMounts = Mutex<(SpawnerSlot, UInt32)?>(nil)
+    /// One lock per program's volume.
+    private let programLocks = Mutex<[String: ProgramLock]>([:])
+
+    /// Held while a volume is checked, resized and mounted.
+    final class ProgramLock: Sendable {
+        private let mutex = Mutex<Void>(())
+        func withLock<E: Error>(_ body: () throws(E) -> Void) throws(E) {
+            try mutex.withLock { (_: inout Void) throws(E) in try body() }
+        }
+    }
 
     /// Throws `JAIL_UNAVAILABLE` when mkfs.ext4 is missing or the image directory cannot be made.
     public init(stateDir: String, reserve: StateReserve) throws(MiniAppError) {
@@ -91,9 +101,11 @@ public final class JailDataVolumes: Sendable {
         }
         let v = volume(programId: programId, dataDir: dataDir)
         if PrivilegeDrop.isDropped { spawnerMounts.withLock { $0 = (spawner, template) } }
-        try mounted.withLock { (set: inout Set<String>) throws(MiniAppError) in
+        // One program at a time per volume (two launches must never check or resize one image
+        // at once), other programs never wait for this one's check or resize.
+        try lock(for: programId).withLock { () throws(MiniAppError) in
             if v.isMounted {
-                set.insert(dataDir)
+                mounted.withLock { _ = $0.insert(dataDir) }
                 return
             }
             if !v.exists {
@@ -101,6 +113,16 @@ public final class JailDataVolumes: Sendable {
                 try reserve.check(needBytes: limits.dataBytes, what: "the /data volume of \(programId) (limits.dataBytes)")
                 do throws(SystemError) { try v.create(bytes: limits.dataBytes, inodes: limits.dataInodes, uid: uid, gid: gid) } catch {
                     throw Self.failed("cannot make the /data volume \(v.image)", error)
+                }
+            } else {
+                switch VolumeImage.settledAttachment(v.image) {
+                case .none:
+                    try check(v, programId: programId)
+                    try fit(v, programId: programId, limits: limits)
+                case .mounted: try refuseChangedWhileHeld(v, programId: programId, limits: limits)
+                case .detaching:
+                    throw MiniAppError(.jailSetupFailed, "the loop device of the /data volume \(v.image) is still detaching; launch the program again",
+                                       data: ["step": "data_volume", "reason": "VOLUME_BUSY"])
                 }
             }
             do throws(SystemError) {
@@ -111,7 +133,17 @@ public final class JailDataVolumes: Sendable {
                     try v.mount()
                 }
             } catch { throw Self.failed("cannot mount the /data volume \(v.image)", error) }
-            set.insert(dataDir)
+            mounted.withLock { _ = $0.insert(dataDir) }
+        }
+    }
+
+    /// The lock of `programId`'s volume.
+    private func lock(for programId: String) -> ProgramLock {
+        programLocks.withLock { locks in
+            if let l = locks[programId] { return l }
+            let l = ProgramLock()
+            locks[programId] = l
+            return l
         }
     }
 

@@ -100,7 +100,16 @@ public final class JailedWorker: Sendable {
             w.state.withLock { $0.statusOpen = true }
             loop.watchOutput(fd: child.statusFD, onData: { w.statusBytes($0) }, onEOF: { w.statusClosed() })
         }
-        loop.watchExit(pidfd: child.pidfd) { code, status in w.reaped(code: code, status: status) }
+        if child.exitFD >= 0 {
+            // A spawner service's child: it reaps it and sends the exit record, then closes.
+            let record = Mutex<[UInt8]>([])
+            loop.watchOutput(fd: child.exitFD, onData: { b in record.withLock { $0 += b } }, onEOF: {
+                let (code, status) = Self.exitRecord(record.withLock { $0 })
+                w.reaped(code: code, status: status)
+            })
+        } else {
+            loop.watchExit(pidfd: child.pidfd) { code, status in w.reaped(code: code, status: status) }
+        }
         if limits.wallClockSeconds > 0 {
             let t = loop.after(seconds: limits.wallClockSeconds) { w.limitReached(.wallClock) }
             w.state.withLock { $0.timers.append(t) }

@@ -1,3 +1,4 @@
+import CJail
 import MiniAppModel
 import MiniAppSystem
 
@@ -53,6 +54,14 @@ extension JailedWorker {
         trace?.mark("stream_eof")
         state.withLock { $0.openStreams -= 1 }
         finalizeIfReady(force: false)
+    }
+
+    /// A spawner service's exit record (`cjail_exit_record`: si_code, si_status) → the pair
+    /// `reaped` takes; (-1, 0), as a failed waitid, when the spawner closed without one (it died).
+    static func exitRecord(_ bytes: [UInt8]) -> (Int32, Int32) {
+        guard bytes.count == MemoryLayout<cjail_exit_record>.size else { return (-1, 0) }
+        let r = bytes.withUnsafeBytes { $0.loadUnaligned(as: cjail_exit_record.self) }
+        return (r.code, r.status)
     }
 
     /// Raw wait status → (si_code, si_status) as waitid reports them.

@@ -61,8 +61,8 @@ public final class Jailer: Sendable {
         if mode == .privileged && PrivilegeDrop.isDropped {
             throw MiniAppError(.jailUnavailable, "this daemon dropped its privileges: it keeps the jail policy it started with (the spawner's templates are locked); restart miniappd to apply a new one")
         }
-        if mode == .privileged && !CurrentProcess.isRoot {
-            throw MiniAppError(.jailUnavailable, "privileged jail mode needs root; run the daemon as root or use rootless mode")
+        if mode == .privileged && !CurrentProcess.isRoot && spawner.servicePath == nil {
+            throw MiniAppError(.jailUnavailable, "privileged jail mode needs root or a spawner service (--spawner-socket); run the daemon as root or use rootless mode")
         }
         if mode == .rootless { try Self.checkRootlessGroups(CurrentProcess.supplementaryGroups, primary: CurrentProcess.effectiveGID) }
         if mode == .privileged { try hostIDFiles.checkFree(configuration.policy.identity) }
@@ -78,7 +78,9 @@ public final class Jailer: Sendable {
         self.warmJails = warmJails
         self.spawner = spawner
         self.dataVolumes = mode == .privileged ? dataVolumes : nil
-        netPool = mode == .privileged && configuration.policy.namespaces.net && !warmJails ? NetNamespacePool(size: Self.netPoolSize) : nil
+        // Made by this process: only as root (beside a spawner service, each spawn makes its own).
+        netPool = mode == .privileged && CurrentProcess.isRoot && configuration.policy.namespaces.net && !warmJails
+            ? NetNamespacePool(size: Self.netPoolSize) : nil
         let l = configuration.policy.limits
         cgroupPool = warmCgroups > 0
             ? CgroupPool(driver: configuration.cgroupDriver, limits: CgroupLimits(memoryBytes: l.memoryBytes, pids: l.pids, cpuPercent: l.cpuPercent), size: warmCgroups)
@@ -291,7 +293,7 @@ public struct HostIDFiles: Sendable {
         }
         let hits = HostIDRanges.overlaps(start: UInt64(id.uidRangeStart), count: UInt64(id.uidRangeCount), sources: sources, overflowIDs: overflow)
         guard hits.isEmpty else {
-            throw JailFieldReader.invalid("identity.uidRangeStart",
+            throw PolicyFieldReader.invalid("identity.uidRangeStart",
                 "gives programs ids another owner has: the range \(id.uidRangeStart)+\(id.uidRangeCount): \(hits.prefix(3).joined(separator: "; ")); move the range (the default 2130706432 is outside what useradd, systemd and container tools allocate)")
         }
     }

@@ -101,32 +101,32 @@ enum JailLaunchValidator {
         let idOK = !l.programId.isEmpty && l.programId.utf8.count <= 128 && l.programId.utf8.allSatisfy {
             ($0 >= 97 && $0 <= 122) || ($0 >= 65 && $0 <= 90) || ($0 >= 48 && $0 <= 57) || $0 == 46 || $0 == 45 || $0 == 95
         }
-        guard idOK else { throw JailFieldReader.invalid("launch.programId", "must be 1-128 characters of A-Z a-z 0-9 . - _") }
-        guard let a0 = l.argv.first, !a0.isEmpty else { throw JailFieldReader.invalid("launch.argv", "must name a program") }
+        guard idOK else { throw PolicyFieldReader.invalid("launch.programId", "must be 1-128 characters of A-Z a-z 0-9 . - _") }
+        guard let a0 = l.argv.first, !a0.isEmpty else { throw PolicyFieldReader.invalid("launch.argv", "must name a program") }
         for (i, a) in l.argv.enumerated() where a.utf8.contains(0) {
-            throw JailFieldReader.invalid("launch.argv[\(i)]", "contains a NUL byte")
+            throw PolicyFieldReader.invalid("launch.argv[\(i)]", "contains a NUL byte")
         }
         for (k, v) in l.env where k.isEmpty || k.contains("=") || k.utf8.contains(0) || v.utf8.contains(0) {
-            throw JailFieldReader.invalid("launch.env.\(k)", "is not a valid environment entry")
+            throw PolicyFieldReader.invalid("launch.env.\(k)", "is not a valid environment entry")
         }
         if let d = l.appDir { try dir(d, "launch.appDir") }
         if let d = l.dataDir { try dir(d, "launch.dataDir") }
         for (i, b) in l.extraReadOnlyBinds.enumerated() {
             try JailPathRules.checkAbsolute(b.hostPath, field: "launch.extraReadOnlyBinds[\(i)].hostPath")
-            guard exists(b.hostPath) else { throw JailFieldReader.invalid("launch.extraReadOnlyBinds[\(i)].hostPath", "'\(b.hostPath)' does not exist") }
+            guard exists(b.hostPath) else { throw PolicyFieldReader.invalid("launch.extraReadOnlyBinds[\(i)].hostPath", "'\(b.hostPath)' does not exist") }
             try JailPathRules.checkMountPath(b.jailPath, field: "launch.extraReadOnlyBinds[\(i)].jailPath")
             if policy.filesystem.readOnlyHostPaths.contains(JailPathRules.normalized(b.jailPath)) {
-                throw JailFieldReader.invalid("launch.extraReadOnlyBinds[\(i)].jailPath", "would hide \(b.jailPath) of the policy")
+                throw PolicyFieldReader.invalid("launch.extraReadOnlyBinds[\(i)].jailPath", "would hide \(b.jailPath) of the policy")
             }
         }
         try JailPathRules.checkAbsolute(l.workdir == "/" ? "/x" : l.workdir, field: "launch.workdir")
         for (fd, f) in [(l.bridgeFD, "launch.bridgeFD"), (l.stdinFD, "launch.stdinFD")] {
-            if let fd, !FileSystem.isOpenDescriptor(fd) { throw JailFieldReader.invalid(f, "is not an open descriptor") }
+            if let fd, !FileSystem.isOpenDescriptor(fd) { throw PolicyFieldReader.invalid(f, "is not an open descriptor") }
         }
     }
 
     private static func dir(_ d: String, _ field: String) throws(MiniAppError) {
         try JailPathRules.checkAbsolute(d, field: field)
-        guard isDirectory(d) else { throw JailFieldReader.invalid(field, "'\(d)' does not exist or is not a directory") }
+        guard isDirectory(d) else { throw PolicyFieldReader.invalid(field, "'\(d)' does not exist or is not a directory") }
     }
 }

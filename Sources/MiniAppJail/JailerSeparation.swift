@@ -11,7 +11,7 @@ extension Jailer {
     /// are made in to `user`. Throws `JAIL_UNAVAILABLE` naming the directory it could not hand over.
     public func prepareDrop(to user: DropUser) throws(MiniAppError) {
         guard mode == .privileged else { return }
-        try spawner.start()
+        if spawner.servicePath == nil { try spawner.start() } // a service is connected after the drop, as the user it admits
         let v2 = if case .v2 = configuration.cgroupDriver { true } else { false }
         for dir in configuration.cgroupDriver.baseDirectories {
             do { try CgroupFiles.mkdirs(dir) } catch {
@@ -43,6 +43,7 @@ extension Jailer {
     /// cgroup kills to the spawner. Returns the template id.
     @discardableResult
     public func lockTemplates(readOnlyBinds: [JailBind]) throws(MiniAppError) -> UInt32 {
+        try spawner.start() // a spawner service: connected now, as the dropped user
         var probe = JailLaunch(programId: "template", argv: ["/"])
         probe.extraReadOnlyBinds = readOnlyBinds
         let id = try templateID(probe, limits: configuration.policy.limits)

@@ -69,6 +69,23 @@ public enum PrivilegeDrop {
         state.withLock { $0 = user }
     }
 
+    /// A daemon that starts unprivileged beside a spawner service (`--spawner-socket`): it has
+    /// no identity to leave, so it empties its capability sets (ambient, permitted, effective,
+    /// inheritable; the bounding set is the service manager's to empty: `CapabilityBoundingSet=`),
+    /// sets `no_new_privs` and installs `seccomp` on every thread, and from then on counts as
+    /// dropped (privileged acts on workers go through the spawner). Root is refused.
+    public static func confine(seccomp: SeccompProgram) throws(MiniAppError) {
+        guard getuid() != 0, geteuid() != 0 else { throw failure("confine", EPERM) }
+        var step: UnsafePointer<CChar>?
+        let r = clinux_confine_unprivileged(&step)
+        guard r == 0 else { throw failure(step.map { String(cString: $0) } ?? "confine", -r) }
+        for f in seccomp.filters {
+            let s = f.withUnsafeBytes { clinux_seccomp_install($0.baseAddress, UInt($0.count)) }
+            guard s == 0 else { throw failure("seccomp", -s) }
+        }
+        state.withLock { $0 = DropUser(uid: getuid(), gid: getgid()) }
+    }
+
     /// Gives `root` and everything beneath it to `user` (lchown, links not followed), except the
     /// children of `keep` and what they hold (the programs' data dirs: their uids'). Entries
     /// already owned are left alone. Throws the first failure.

@@ -25,6 +25,8 @@ struct MiniAppD: ParsableCommand {
     @Option(help: "auto, privileged or rootless.") var workerMode: String?
     @Option(help: "Started as root: the user to drop to after starting the privileged spawner, NAME or UID:GID (default: miniappd when that user exists).")
     var user: String?
+    @Option(name: .customLong("spawner-socket"), help: "Use the spawner service listening on PATH (miniappd-spawner --listen) instead of starting one; the daemon may then start unprivileged.")
+    var spawnerSocket: String?
     @Flag(name: .customLong("no-drop"), help: "Started as root: keep root (the single-process design; for comparison only).")
     var noDrop = false
     @Flag(help: "Simulator mode (debug builds only): install unsigned programs from a directory or a loopback URL.")
@@ -86,6 +88,7 @@ struct MiniAppD: ParsableCommand {
         if let workerMode { try cfg.apply(file: ["workerMode": .string(workerMode)]) }
         if let user { cfg.user = user }
         if noDrop { cfg.privilegeSeparation = false }
+        if let spawnerSocket { cfg.spawnerSocket = spawnerSocket }
         cfg.simulator = simulator
         return cfg
     }

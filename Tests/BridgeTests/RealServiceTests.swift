@@ -60,7 +60,7 @@ import Testing
         Row("net.request", #"{"url":"https://u:p@api.partner.test/x"}"#, "user:password@ are refused"),
         Row("net.request", #"{"url":"\#(url)","method":"CONNECT"}"#, "method must be one of"),
         Row("net.request", #"{"url":"\#(url)","headers":"x"}"#, "params.headers must be an object of strings"),
-        Row("net.request", #"{"url":"\#(url)","headers":{"X-A":1}}"#, "'headers.X-A' must be a string"),
+        Row("net.request", #"{"url":"\#(url)","headers":{"X-A":1}}"#, "params.headers.X-A must be a string, not number"),
         Row("net.request", #"{"url":"\#(url)","headers":{"X-A":"a\r\nInjected: 1"}}"#, "contains CR, LF or NUL"),
         Row("net.request", #"{"url":"\#(url)","headers":{"Bad Name":"x"}}"#, "is not an HTTP token"),
         Row("net.request", #"{"url":"\#(url)","body":"x"}"#, "GET cannot carry a body"),

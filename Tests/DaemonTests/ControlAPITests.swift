@@ -1,4 +1,5 @@
 import Dispatch
+import MiniAppBroker
 @testable import MiniAppDaemon
 import MiniAppJSON
 import MiniAppModel
@@ -8,13 +9,13 @@ import Testing
 /// Fakes for the package and broker sides; the control API's own job is to decode, validate and
 /// route, which is what these tests check through `handle`.
 struct FakePackages: PackageControl {
-    func install(path: String, allowDowngrade: Bool) throws(MiniAppError) -> JSONValue {
-        ["id": "com.p.app", "version": "1.0.0", "active": "1.0.0"]
+    func install(path: String, allowDowngrade: Bool) throws(MiniAppError) -> InstalledPackage {
+        InstalledPackage(id: "com.p.app", version: "1.0.0", active: true)
     }
-    func list() throws(MiniAppError) -> JSONValue { ["packages": []] }
-    func rollback(id: String) throws(MiniAppError) -> JSONValue { ["id": .string(id), "active": "0.9.0"] }
+    func list() throws(MiniAppError) -> [PackageListing] { [] }
+    func rollback(id: String) throws(MiniAppError) -> RolledBackPackage { RolledBackPackage(id: id, active: "0.9.0") }
     func remove(id: String) throws(MiniAppError) {}
-    func checkUpdates(id: String?) throws(MiniAppError) -> JSONValue { ["updates": []] }
+    func checkUpdates(id: String?) throws(MiniAppError) -> UpdateCheckReport { UpdateCheckReport([]) }
 }
 
 final class FakeBroker: BrokerControl, @unchecked Sendable {
@@ -23,9 +24,9 @@ final class FakeBroker: BrokerControl, @unchecked Sendable {
     func subscribeInspector(programId: String?, peer: any ControlPeer) {}
     func providerReply(_ message: JSONObject, peer: any ControlPeer) {}
     func peerClosed(_ peer: any ControlPeer) {}
-    func refreshPermissions() throws(MiniAppError) -> JSONValue { [:] }
+    func refreshPermissions() throws(MiniAppError) -> PermissionsReport { PermissionsReport(merge: .empty, registry: .init(status: .off)) }
     func setSession(userId: String, claims: JSONObject) throws(MiniAppError) {}
-    func jwks() -> JSONValue { ["keys": []] }
+    func verificationKeys() -> [PublicJWK] { [] }
     func denials() -> Int64 { 7 }
 }
 

@@ -1,6 +1,7 @@
 import Foundation
 import MiniAppJSON
 import MiniAppModel
+import MiniAppSystem
 import MiniAppTestSupport
 import Testing
 
@@ -38,6 +39,7 @@ import Testing
             out.written = fs.statSync('/data/small').size;
           } else {
             out.written = fs.existsSync('/data/big') ? fs.statSync('/data/big').size : -1;
+            out.small = fs.existsSync('/data/small') ? fs.statSync('/data/small').size : -1;
           }
         } catch (e) { out.code = e.code; }
         report(out);
@@ -211,5 +213,192 @@ import Testing
         let privileged = try world.daemon()
         defer { privileged.stop() }
         #expect(try privileged.client().call("daemon.info")["dataLimits"] == "enforced")
+    }
+
+    // MARK: - A changed limit applies to an existing volume; a damaged image is checked first
+
+    /// The program's volume image in `stateDir`.
+    static func image(_ stateDir: String, _ id: String) -> String { "\(stateDir)/volumes/\(id).ext4" }
+
+    static func imageSize(_ stateDir: String, _ id: String) throws -> Int64 {
+        Int64(try #require(try FileManager.default.attributesOfItem(atPath: image(stateDir, id))[.size] as? Int))
+    }
+
+    /// Sets (nil: removes) the program's `limits` override.
+    static func override(_ world: E2EWorld, _ id: String, _ limits: String?) throws {
+        let path = world.dir.file("policies/programs/\(id).json")
+        if let limits { _ = try world.dir.write("policies/programs/\(id).json", #"{"limits": "# + limits + "}") } else { unlink(path) }
+    }
+
+    /// A world and a program `name` whose volume a first daemon made (see `firstSession`); the
+    /// state directory lives as long as the returned harness.
+    static func volumeMade(_ name: String, override limits: String? = nil) throws -> (E2EWorld, String, DaemonHarness, String) {
+        let world = try Self.world()
+        let id = E2EPartner.programId(name)
+        try Self.override(world, id, limits)
+        let first = try Self.firstSession(world, id)
+        return (world, id, first, first.dir.file("state"))
+    }
+
+    /// A first daemon that installs `id` and runs it once in `small` mode, then stops: it owns
+    /// the state directory the next sessions use (kept while the returned harness lives).
+    static func firstSession(_ world: E2EWorld, _ id: String) throws -> DaemonHarness {
+        let daemon = try world.daemon()
+        let host = try Self.host(daemon)
+        try Self.install(world, host, id)
+        let (w, r) = try Self.run(host, id, "small")
+        #expect(r["written"] == .int(1 << 20), "\(r)")
+        try Self.stop(host, w)
+        #expect(daemon.stop() == 0)
+        try Self.released(daemon.dir.file("state"), id)
+        return daemon
+    }
+
+    /// Waits until the stopped workers' mounts of the volume and its loop device are gone, so
+    /// the next daemon finds the image unmounted however loaded the machine is (it would
+    /// otherwise refuse a changed limit as VOLUME_BUSY, rightly, and the test would measure
+    /// the machine's load).
+    static func released(_ stateDir: String, _ id: String) throws {
+        let a = VolumeImage.settledAttachment(image(stateDir, id), millis: 60_000)
+        try #require(a == .none, "the volume of \(id) is still held: \(a)")
+    }
+
+    /// One daemon on `stateDir`: launches `id` in `mode` and stops it again; the launch's
+    /// answer (`result` or `error`) and the report when it ran.
+    static func session(_ world: E2EWorld, stateDir: String, _ id: String, _ mode: String, args: [String] = [],
+                        releasedAfter: Bool = true) throws -> (JSONObject, JSONObject?) {
+        let daemon = try world.daemon(args, stateDir: stateDir)
+        defer { daemon.stop() }
+        let host = try Self.host(daemon)
+        let answer = try host.rawCall("programs.launch", ["id": .string(id), "args": [.string(mode)]])
+        guard let wid = answer["result"]?["workerId"]?.stringValue else { return (answer, nil) }
+        let report = try host.report(from: id)
+        try Self.stop(host, wid)
+        #expect(daemon.stop() == 0)
+        if releasedAfter { try Self.released(stateDir, id) }
+        return (answer, report)
+    }
+
+    @Test func aLoweredOrRaisedLimitResizesTheVolumeAtTheNextStartAndDataThatNoLongerFitsIsRefused() throws {
+        let (world, id, first, state) = try Self.volumeMade("resized")
+        #expect(try Self.imageSize(state, id) == Int64(Self.limitBytes))
+
+        // Lowered to 5 MiB: shrunk with the data kept; a fill stops at the new size.
+        try Self.override(world, id, #"{"dataBytes": 5242880}"#)
+        let (_, lowered) = try Self.session(world, stateDir: state, id, "bytes")
+        #expect(try Self.imageSize(state, id) == 5 << 20)
+        #expect(Self.isFull(lowered?["code"]) && (lowered?["written"]?.intValue ?? .max) <= (5 << 20) - (1 << 20), "\(String(describing: lowered))")
+        let filled = lowered?["written"]?.intValue ?? 0
+
+        // Raised back to 8 MiB: grown, preallocated, the data kept.
+        try Self.override(world, id, nil)
+        let (_, raised) = try Self.session(world, stateDir: state, id, "check")
+        #expect(try Self.imageSize(state, id) == Int64(Self.limitBytes))
+        #expect(raised?["written"]?.intValue == filled && raised?["small"] == .int(1 << 20), "\(String(describing: raised))")
+        let blocks = try MiniAppTestSupport.run(["/usr/bin/stat", "-c", "%b %B", Self.image(state, id)]).stdout.split(separator: " ").compactMap { Int64($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        #expect(blocks.count == 2 && blocks[0] * blocks[1] >= Int64(Self.limitBytes), "preallocated: \(blocks)")
+
+        // Lowered below what the data needs: refused, the volume and its data untouched.
+        try Self.override(world, id, #"{"dataBytes": 4194304}"#)
+        let (refused, none) = try Self.session(world, stateDir: state, id, "check")
+        #expect(none == nil && refused["error"]?["data"]?["code"] == "QUOTA_EXCEEDED" && refused["error"]?["data"]?["reason"] == "DATA_LIMIT", "\(refused)")
+        #expect(refused["error"]?["message"]?.stringValue?.contains("Raise limits.dataBytes to at least") == true, "\(refused)")
+        #expect(try Self.imageSize(state, id) == Int64(Self.limitBytes))
+        try Self.override(world, id, nil)
+        let (_, kept) = try Self.session(world, stateDir: state, id, "check")
+        #expect(kept?["written"]?.intValue == filled && kept?["small"] == .int(1 << 20), "\(String(describing: kept))")
+        withExtendedLifetime(first) {}
+    }
+
+    @Test func aLoweredInodeLimitIsRefusedNotIgnored() throws {
+        let (world, id, first, state) = try Self.volumeMade("fewer-files")
+        try Self.override(world, id, #"{"dataInodes": 16}"#)
+        let (refused, none) = try Self.session(world, stateDir: state, id, "check")
+        #expect(none == nil && refused["error"]?["data"]?["code"] == "QUOTA_EXCEEDED" && refused["error"]?["data"]?["reason"] == "DATA_INODES", "\(refused)")
+        #expect(refused["error"]?["message"]?.stringValue?.contains("Raise limits.dataInodes to at least") == true, "\(refused)")
+        withExtendedLifetime(first) {}
+    }
+
+    @Test func aDamagedImageIsRepairedOrRefusedBeforeMountingAndNeighboursCarryOn() throws {
+        let world = try Self.world()
+        let repaired = E2EPartner.programId("repaired"), refused = E2EPartner.programId("refused"), neighbour = E2EPartner.programId("untouched")
+        let daemon = try world.daemon()
+        let host = try Self.host(daemon)
+        for id in [repaired, refused, neighbour] {
+            try Self.install(world, host, id)
+            let (w, r) = try Self.run(host, id, "small")
+            #expect(r["written"] == .int(1 << 20), "\(r)")
+            try Self.stop(host, w)
+        }
+        #expect(daemon.stop() == 0)
+        let state = daemon.dir.file("state")
+        // debugfs on an image the kernel still holds would write under a live filesystem:
+        // wait until the stopped workers' mounts and loop devices are gone.
+        for id in [repaired, refused] { try Self.released(state, id) }
+        // What a crash or a crafted image leaves: a wrong link count (preen mode repairs it),
+        // no root directory (it does not).
+        for (id, request) in [(repaired, "sif /small links_count 7"), (refused, "clri <2>")] {
+            let r = try MiniAppTestSupport.run(["/usr/sbin/debugfs", "-w", "-R", request, Self.image(state, id)])
+            #expect(r.status == 0, "\(r.stderr)")
+        }
+
+        let again = try world.daemon(stateDir: state)
+        defer { again.stop() }
+        let host2 = try Self.host(again)
+        let (wr, fixed) = try Self.run(host2, repaired, "check")
+        #expect(fixed["small"] == .int(1 << 20), "\(fixed)")
+        let answer = try host2.rawCall("programs.launch", ["id": .string(refused), "args": ["check"]])
+        #expect(answer["error"]?["data"]?["code"] == "JAIL_SETUP_FAILED" && answer["error"]?["data"]?["check"] == "failed", "\(answer)")
+        #expect(answer["error"]?["message"]?.stringValue?.contains("e2fsck") == true, "\(answer)")
+        let mounts = try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)
+        #expect(!mounts.contains("/data/\(refused) "), "\(mounts)")
+        let (wn, fine) = try Self.run(host2, neighbour, "check", report: 1)
+        #expect(fine["small"] == .int(1 << 20), "\(fine)")
+        try Self.stop(host2, wr)
+        try Self.stop(host2, wn)
+    }
+
+    @Test func aGrowthThatWouldEatTheReserveIsRefusedAndTheVolumeKeepsItsSize() throws {
+        let (world, id, first, state) = try Self.volumeMade("no-room", override: #"{"dataBytes": 5242880}"#)
+        #expect(try Self.imageSize(state, id) == 5 << 20)
+        try Self.override(world, id, nil)
+        let config = try world.dir.write("reserve.json", #"{"dataReserveBytes": 17592186044416}"#)
+        let (refused, none) = try Self.session(world, stateDir: state, id, "check", args: ["--config", config])
+        #expect(none == nil && refused["error"]?["data"]?["reason"] == "STATE_RESERVE", "\(refused)")
+        #expect(refused["error"]?["message"]?.stringValue?.contains("growing the /data volume") == true, "\(refused)")
+        #expect(try Self.imageSize(state, id) == 5 << 20)
+        withExtendedLifetime(first) {}
+    }
+
+    /// An image the kernel still has mounted (here: by a process of the test's in a private
+    /// mount namespace, as a worker's namespace that has not gone yet would hold it; private so
+    /// that no daemon started meanwhile copies the mount into its own namespaces) is never
+    /// checked or resized; a changed limit then refuses the launch (VOLUME_BUSY) instead of
+    /// running at the old size, and applies once it is let go.
+    @Test func aChangedLimitOnAVolumeStillMountedElsewhereIsRefusedUntilItIsLetGo() throws {
+        let (world, id, first, state) = try Self.volumeMade("held")
+        let elsewhere = first.dir.file("held-mount")
+        try FileSystem.makeDirectory(elsewhere, mode: 0o700)
+        let holder = try Processes.spawn([
+            "/usr/bin/unshare", "-m", "--propagation", "private", "/bin/sh", "-c",
+            "mount -o loop,nosuid,nodev \"$0\" \"$1\" && exec sleep 600", Self.image(state, id), elsewhere,
+        ], files: [.devNull(0), .devNull(1), .devNull(2)])
+        var held = true
+        defer { if held { _ = Processes.signal(holder, Signal.kill); _ = Processes.waitForExit(holder) } }
+        let deadline = Date().addingTimeInterval(30)
+        while VolumeImage.attachment(Self.image(state, id)) != .mounted && Date() < deadline { usleep(20_000) }
+        try #require(VolumeImage.attachment(Self.image(state, id)) == .mounted)
+        try Self.override(world, id, #"{"dataBytes": 5242880}"#)
+        let (busy, none) = try Self.session(world, stateDir: state, id, "check", releasedAfter: false)
+        #expect(none == nil && busy["error"]?["data"]?["reason"] == "VOLUME_BUSY", "\(busy)")
+        #expect(try Self.imageSize(state, id) == Int64(Self.limitBytes))
+        _ = Processes.signal(holder, Signal.kill)
+        _ = Processes.waitForExit(holder)
+        held = false
+        try Self.released(state, id)
+        let (_, ran) = try Self.session(world, stateDir: state, id, "check")
+        #expect(ran?["small"] == .int(1 << 20), "\(String(describing: ran))")
+        #expect(try Self.imageSize(state, id) == 5 << 20)
+        withExtendedLifetime(first) {}
     }
 }

@@ -64,16 +64,16 @@ import Testing
         #expect(try g.partners.partner(for: "com.reg.app").publicKeys == [E2EPartner.pub], "the registry's keys verify packages")
 
         let v2 = try w.publish(200, [Self.reg("com.reg", ["ui"])])
-        let r2 = g.refresh()
+        let r2 = g.refresh().json
         #expect(r2["registry"]?["status"] == "applied")
         #expect(r2["registry"]?["issuedAt"] == 200)
         #expect(w.applied.withLock { $0 } == ["com.local": ["ui"], "com.reg": ["ui"]], "revoked")
         #expect(w.cache() == v2)
 
         _ = try w.publish(300, [Self.reg("com.reg", ["ui", "geolocation"]), Self.reg("com.new", ["payment"])])
-        #expect(g.refresh()["registry"]?["status"] == "applied")
+        #expect(g.refresh().json["registry"]?["status"] == "applied")
         #expect(w.applied.withLock { $0 } == ["com.local": ["ui"], "com.reg": ["geolocation", "ui"], "com.new": ["payment"]])
-        #expect(g.refresh()["registry"]?["status"] == "unchanged")
+        #expect(g.refresh().json["registry"]?["status"] == "unchanged")
     }
 
     /// A document signed the spec's way by other tools — `miniapp keygen`'s key, Python's JSON
@@ -134,7 +134,7 @@ import Testing
         case "HTTP 404": unlink(w.server.root.file("partners"))
         default: w.server.stop()
         }
-        let r = g.refresh()
+        let r = g.refresh().json
         #expect(r["registry"]?["code"]?.stringValue == code, "\(what): \(r)")
         #expect(r["registry"]?["status"]?.stringValue == status, "\(what)")
         #expect(r["registry"]?["issuedAt"] == 200, "the cached document stays in effect")
@@ -175,7 +175,7 @@ import Testing
         #expect(g.grants["com.reg"] == ["payment"])
         try w.server.delay("partners", 20)
         t0 = Date()
-        let r = g.refresh()
+        let r = g.refresh().json
         #expect(Date().timeIntervalSince(t0) < 10)
         #expect(r["registry"]?["code"] == "TIMEOUT")
         #expect(g.grants["com.reg"] == ["payment"])
@@ -203,7 +203,7 @@ import Testing
         doc["partners"] = .array((doc["partners"]?.arrayValue ?? []) + [["id": "com.broken", "idPrefixes": ["com.broken"]], 42])
         try w.server.publish("partners", try Platform.signed(doc))
         let g = w.grants()
-        let r = g.refresh()
+        let r = g.refresh().json
         #expect(g.grants == ["com.local": ["ui"], "com.reg": ["payment"]])
         #expect(r["blocked"]?.arrayValue?.first?["id"] == "com.broken")
         #expect(r["invalid"]?.arrayValue?.first?["source"] == "registry partners[3]")

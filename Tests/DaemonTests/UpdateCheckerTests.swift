@@ -1,4 +1,4 @@
-import MiniAppDaemon
+@testable import MiniAppDaemon
 import MiniAppJSON
 import MiniAppModel
 import MiniAppSystem
@@ -57,7 +57,7 @@ final class FakeStaging: UpdateStaging, Sendable {
         let checker = UpdateChecker(
             registry: Self.base, transport: registry, staging: staging, downloadsDir: downloads.path, timeoutMillis: 1000,
             deviceId: "0123456789abcdef0123456789abcdef")
-        return (try checker.check(id: nil)["updates"]?.arrayValue?.first, registry, staging)
+        return (try checker.check(id: nil).json["updates"]?.arrayValue?.first, registry, staging)
     }
 
     /// A version this host cannot run is reported (with `to` and `required`) and never downloaded.

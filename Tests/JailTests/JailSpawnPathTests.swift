@@ -255,7 +255,8 @@ struct JailSpawnPathTests {
             guard poll(&ready, 1, 30_000) == 1 else { return nil }  // bounded: a hang fails the test
             var reply = cjail_spawn_reply()
             var child = cjail_child()
-            guard cjail_spawner_read_reply(pair[0], &reply, &child) == 0 else { return nil }
+            var exitFD: Int32 = -1
+            guard cjail_spawner_read_reply(pair[0], &reply, &child, &exitFD) == 0 else { return nil }
             return reply.result
         }
         #expect(result(plain) == -EPERM, "an unsealed spec is refused before it is mapped")

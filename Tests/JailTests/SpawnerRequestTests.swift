@@ -69,7 +69,8 @@ struct SpawnerRequestTests {
             var pfd = pollfd(fd: req.replyFD, events: Int16(POLLIN), revents: 0)
             _ = poll(&pfd, 1, 10_000)
             var rep = cjail_spawn_reply(), child = cjail_child()
-            guard cjail_spawner_read_reply(req.replyFD, &rep, &child) == 0 else { return nil }
+            var exitFD: Int32 = -1 // a started spawner's workers are our children: none
+            guard cjail_spawner_read_reply(req.replyFD, &rep, &child, &exitFD) == 0 else { return nil }
             return (rep, child)
         }
 

@@ -16,7 +16,7 @@ import Testing
         try c.apply(file: JSONValue.parse("""
             // operators may comment
             {"stateDir": "/srv/m", "idleTimeoutSeconds": 30, "workerMode": "rootless", "controlAllowedGids": [1000],
-             "controlAllowedGroups": [],
+             "controlAllowedGroups": [], "spawnerSocket": "/run/miniappd/spawner.sock",
              "services": {"storage": {"quotaBytes": 1024}}}
             """, options: .policy))
         #expect(c.stateDir == "/srv/m")
@@ -24,6 +24,8 @@ import Testing
         #expect(c.workerMode == "rootless")
         #expect(c.controlAllowedGIDs == [1000])
         #expect(c.controlAllowedGroups == [])
+        #expect(c.spawnerSocket == "/run/miniappd/spawner.sock")
+        #expect(DaemonConfig().spawnerSocket == nil, "by default the daemon starts its own spawner")
         #expect(c.services["storage"]?["quotaBytes"]?.intValue == 1024)
     }
 
@@ -32,11 +34,12 @@ import Testing
         ("{\"idleTimeoutSeconds\": -1}", "idleTimeoutSeconds"),
         ("{\"maxWorkers\": \"many\"}", "maxWorkers"),
         ("{\"workerMode\": \"root\"}", "workerMode"),
-        ("{\"controlAllowedUids\": [-1]}", "controlAllowedUids"),
+        ("{\"controlAllowedUids\": [-1]}", "controlAllowedUids[0]"),
         ("{\"stateDir\": \"\"}", "stateDir"),
         ("{\"controlAllowedGroups\": \"miniappd\"}", "controlAllowedGroups"),
-        ("{\"controlAllowedGroups\": [\"\"]}", "controlAllowedGroups"),
-        ("{\"controlAllowedGroups\": [100]}", "controlAllowedGroups"),
+        ("{\"controlAllowedGroups\": [\"\"]}", "controlAllowedGroups[0]"),
+        ("{\"controlAllowedGroups\": [100]}", "controlAllowedGroups[0]"),
+        ("{\"spawnerSocket\": 3}", "spawnerSocket"),
         ("[]", "(root)"),
         ("{\"updateCheckMinIntervalSeconds\": -1}", "updateCheckMinIntervalSeconds"),
         ("{\"rollbackCrashCount\": 1.5}", "rollbackCrashCount"),

@@ -197,6 +197,26 @@ let launchProbe = ProcessInfo.processInfo.environment["BENCH_LAUNCH_PROBE"]
     if !single.isEmpty { launchRow("launch.cold.single", single, warm: 0, extra: "; the single-process design (--no-drop: root throughout), same blocks") }
 }
 
+/// launch.pool and, run as root, launch.pool.single (`--no-drop`) in alternating blocks, a
+/// daemon each per block (3 warm-up launches each: the first makes its warm jails), for the
+/// same reason as `coldRows`: the two rows are compared with each other.
+@MainActor func poolRows(iterations: Int, blocks: Int = 4) {
+    var pool: [Double] = [], single: [Double] = []
+    var warm = 0, singleWarm = 0
+    for _ in 0..<blocks {
+        for drop in (dropUser == nil || !runs("single") ? [true] : [true, false]) {
+            let (d, host) = startDaemon(warmJails: true, drop: drop)
+            let part = launchSamples(host, iterations: max(5, iterations / blocks))
+            if drop { pool += part.samples; warm += part.warm } else { single += part.samples; singleWarm += part.warm }
+            stopDaemon(d)
+        }
+    }
+    launchRow("launch.pool", pool, warm: warm, extra: "; \(blocks) blocks alternating with launch.pool.single\(separationNote)")
+    if !single.isEmpty {
+        benchRow("launch.pool.single", benchPercentiles(single), 0, "us", "launch.pool with the single-process design (--no-drop: root throughout), same blocks; \(singleWarm) of \(single.count) took a warm jail")
+    }
+}
+
 /// Run as root, the daemon drops to this user (privilege separation, the default design);
 /// the `.single` rows keep it root (`--no-drop`). nil when not root: rootless, no drop.
 let dropUser: String? = CurrentProcess.isRoot ? (ProcessInfo.processInfo.environment["BENCH_DROP_USER"] ?? "60999:60999") : nil
@@ -324,11 +344,8 @@ do { // the packages, once
 // launch.cold (nothing made ahead waits for the launch) beside launch.cold.registry_hang (the
 // same, each launch starting a check the registry never answers).
 if runs("cold") { coldRows(iterations: n) }
+if runs("pool") { poolRows(iterations: n) }
 let (daemon, host) = startDaemon(warmJails: true)
-if runs("pool") {
-    let pool = launchSamples(host, iterations: n)
-    launchRow("launch.pool", pool.samples, warm: pool.warm, extra: separationNote)
-}
 if runs("resume") { resumeWarm(host, iterations: n) }
 if runs("rtt") {
     rtt(host, program: "com.bench.w2", mode: "rtt", name: "bridge.rtt", iterations: max(2000, Int(50_000 * scale)), notes: "storage.get timed inside a jailed worker, real storage service, permission check included")
@@ -338,10 +355,8 @@ if runs("rtthost") {
 }
 if runs("tput") { throughput(host, seconds: max(1, Int(3 * scale)), depth: 16) }
 stopDaemon(daemon)
-if dropUser != nil && runs("single") { // the same rows with the single-process design, same run
+if dropUser != nil && runs("single") { // bridge.rtt with the single-process design, same run
     let (single, singleHost) = startDaemon(warmJails: true, drop: false)
-    let p = launchSamples(singleHost, iterations: n)
-    benchRow("launch.pool.single", benchPercentiles(p.samples), 0, "us", "launch.pool with the single-process design (--no-drop: root throughout); \(p.warm) of \(p.samples.count) took a warm jail")
     rtt(singleHost, program: "com.bench.w2", mode: "rtt", name: "bridge.rtt.single", iterations: max(2000, Int(50_000 * scale)), notes: "bridge.rtt with the single-process design (--no-drop)")
     stopDaemon(single)
 }

@@ -46,9 +46,4 @@ uint64_t chelper_landlock_fs_all(int abi);
 uint64_t chelper_landlock_fs_read(int exec);
 /* Rights to fill a staging tree: read, write, make dir/reg, remove, truncate (when known). */
 uint64_t chelper_landlock_fs_fill(int abi);
-/* Starts `path` with a new stream socketpair's other end as fd 3 and `fds` as 4, 5, …; every
- * other descriptor of the daemon closed (closefrom), signals unblocked and at their defaults,
- * `envp` as the whole environment. Returns 0 with *pid and *sock (CLOEXEC), or -errno. */
-int chelper_spawn(const char *path, char *const argv[], char *const envp[], const int32_t *fds, uint32_t nfds,
-                  int32_t *pid, int32_t *sock);
 #endif

@@ -315,6 +315,18 @@ struct cjail_spawn_reply {
     int32_t warm;        /* 1: a warm jail took the launch (it did phase A ahead of time) */
     int32_t refused;     /* CJAIL_SPAWN_REFUSED: enum cjail_refusal */
     int32_t refused_index; /* the mount op / rlimit / rule / filter refused, or -1 */
+    uint32_t fd_roles;   /* which descriptors are attached, in this order: CJAIL_REPLY_FD_* bits */
+};
+#define CJAIL_REPLY_FD_PIDFD 1u
+#define CJAIL_REPLY_FD_ERR 2u
+#define CJAIL_REPLY_FD_STATUS 4u
+/* A spawner that is its own service (cjail_spawner_listen) is the worker's parent, not the
+ * daemon: it reaps the worker and sends one struct cjail_exit_record (waitid's si_code and
+ * si_status) on this stream socket, then closes it. EOF without a record: the spawner died. */
+#define CJAIL_REPLY_FD_EXIT 8u
+struct cjail_exit_record {
+    int32_t code;
+    int32_t status;
 };
 
 /* ---- Templates: what a spawn may ask for (spawner_template.c) ----
@@ -453,8 +465,28 @@ void cjail_spec_release(struct cjail_spec *spec);
  * fails (-errno). */
 int cjail_spawner_serve(int sock);
 
+/* Spawner as a service of its own (spawner_listen.c): listens on the SOCK_SEQPACKET socket
+ * `path` (made 0600, owned by uid:gid), admits one connection at a time and only from `uid`
+ * (SO_PEERCRED), serves it as cjail_spawner_serve serves its socket, and then waits for the
+ * next. Workers are its own children (no CLONE_PARENT): it reaps them and reports each exit on
+ * the worker's exit pipe (CJAIL_REPLY_FD_EXIT). Returns only on a listening failure: -errno. */
+int cjail_spawner_listen(const char *path, uint32_t uid, uint32_t gid);
+
+/* Set by cjail_spawner_listen: the spawner's children are its own to reap (no CLONE_PARENT). */
+extern int cjail_spawner_own_children;
+
+/* Daemon: connects to a spawner service's socket (cjail_spawner_listen). The socket or -errno. */
+int cjail_spawner_connect(const char *path);
+
 /* Daemon: starts the spawner executable (see spawner_client.c). 0 or -errno. */
 int cjail_spawner_start(const char *path, int32_t *pid_out, int32_t *sock_out);
+
+/* Daemon: starts `path` with its end of a new `socket_type` socketpair as fd 3 and `fds` as 4,
+ * 5, …; every other descriptor of the daemon closed (closefrom), signals unblocked and at their
+ * defaults, `envp` as the whole environment (spawn_connected.c). Returns 0 with *pid_out and
+ * *sock_out (CLOEXEC), or -errno. */
+int cjail_spawn_connected(const char *path, char *const argv[], char *const envp[], int socket_type, const int32_t *fds,
+                          uint32_t nfds, int32_t *pid_out, int32_t *sock_out);
 
 /* Daemon: reads one notice from the spawner's main socket without blocking: 0 (and *pidfd),
  * -EAGAIN when there is none, -EPIPE at EOF, -EPROTO for a malformed one, other -errno. */
@@ -471,11 +503,12 @@ int cjail_spawner_send(int sock, const struct cjail_spawn_request *req, const in
 /* Daemon: reads the reply from the request's reply socket once it is readable. The spawner
  * replies once the child runs its steps: it cloned, wrote the id maps when asked, attached the
  * child to the cgroups whose cgroup.procs fds were passed and sent "go". Returns 0 and fills
- * *rep and *out (pidfd, err_fd for cjail_wait_exec, status_fd) when the spawner could act;
+ * *rep and *out (pidfd, err_fd for cjail_wait_exec, status_fd) when the spawner could act, and
+ * *exit_fd (-1, or the worker's exit pipe from a spawner service: CJAIL_REPLY_FD_EXIT);
  * rep->result < 0 (with rep->failed_step) says what failed, and a child that exists must then
  * be killed and reaped by the caller. Returns a positive errno when no well-formed reply came
  * (EPIPE: the spawner died). */
-int cjail_spawner_read_reply(int reply_fd, struct cjail_spawn_reply *rep, struct cjail_child *out);
+int cjail_spawner_read_reply(int reply_fd, struct cjail_spawn_reply *rep, struct cjail_child *out, int32_t *exit_fd);
 
 /* Parent: make a fresh network namespace ahead of time (privileged mode): unshare(CLONE_NEWNET)
  * on the calling thread, bring its loopback up, open it, then setns the thread back to

@@ -21,6 +21,11 @@ int clinux_drop_bounding_set(void);
  * `gid` alone, then real/effective/saved gid and uid (glibc applies both to every thread), every
  * capability set emptied (capset), and no_new_privs set. 0, or -errno of the step that failed
  * (*step names it). */
+/* For a process that starts unprivileged (a daemon beside a spawner service): empties the
+ * ambient, permitted, effective and inheritable sets and sets no_new_privs. 0 or -errno with
+ * *step naming the failed step. (The bounding set needs CAP_SETPCAP: the service manager's.) */
+int clinux_confine_unprivileged(const char **step);
+
 int clinux_drop_to(unsigned int uid, unsigned int gid, const char **step);
 /* Installs a classic BPF seccomp program of `len` bytes on every thread (SECCOMP_FILTER_FLAG_TSYNC,
  * which also gives each thread no_new_privs). 0 or -errno (-ESRCH: a thread could not be synced). */

@@ -49,7 +49,8 @@ public final class AuthService: BridgeService {
 
     private let key: Ed25519PrivateKey
     private let kid: String
-    private let publicJWK: JSONValue
+    /// The public half of the signing key, as `auth.keys` publishes it.
+    public let publicKey: PublicJWK
     private let config: ServicesConfig.Auth
     private let session = Mutex<Session?>(nil)
     private let now: @Sendable () -> Int64
@@ -69,9 +70,7 @@ public final class AuthService: BridgeService {
             // RFC 7638 thumbprint: members in lexicographic order, no whitespace.
             let thumbprintInput = Array("{\"crv\":\"Ed25519\",\"kty\":\"OKP\",\"x\":\"\(x)\"}".utf8)
             kid = Ed25519Base64URL.encode(ed25519SHA256(thumbprintInput))
-            publicJWK = [
-                "kty": "OKP", "crv": "Ed25519", "x": .string(x), "kid": .string(kid), "use": "sig", "alg": "EdDSA",
-            ]
+            publicKey = PublicJWK(x: x, kid: kid)
         } catch {
             throw MiniAppError(
                 .internal, "cannot load or create the token signing key \(path); check its mode (0600) and owner",
@@ -97,7 +96,7 @@ public final class AuthService: BridgeService {
     /// The verification keys for `auth.keys`: `{keys:[{kty:"OKP", crv:"Ed25519", x, kid,
     /// use:"sig", alg:"EdDSA"}]}` (RFC 7517 JWK Set).
     public func jwks() -> JSONValue {
-        ["keys": [publicJWK]]
+        ["keys": [publicKey.json]]
     }
 
     /// The `kid` of the current signing key (its RFC 7638 thumbprint).
@@ -168,5 +167,19 @@ public final class AuthService: BridgeService {
 enum WallClock {
     static func unixSeconds() -> Int64 {
         wallClockMicros() / 1_000_000
+    }
+}
+
+/// An Ed25519 verification key as an RFC 7517 JWK (RFC 8037 `OKP`): `{kty:"OKP", crv:"Ed25519",
+/// x, kid, use:"sig", alg:"EdDSA"}`.
+public struct PublicJWK: Sendable, Equatable {
+    /// The raw public key, base64url without padding.
+    public var x: String
+    /// Its RFC 7638 thumbprint.
+    public var kid: String
+
+    /// The key's own RFC 7517 serialization (the members a JWK Set lists).
+    public var json: JSONValue {
+        ["kty": "OKP", "crv": "Ed25519", "x": .string(x), "kid": .string(kid), "use": "sig", "alg": "EdDSA"]
     }
 }

@@ -110,13 +110,13 @@ final class BrokerBinding: BridgeAttacher, BrokerControl {
 
     /// Re-reads the partner grants; a bad registration blocks only its own partner and is
     /// reported in the result, so this does not fail.
-    func refreshPermissions() throws(MiniAppError) -> JSONValue { partnerGrants.refresh() }
+    func refreshPermissions() throws(MiniAppError) -> PermissionsReport { partnerGrants.refresh() }
 
     func setSession(userId: String, claims: JSONObject) throws(MiniAppError) {
         try services.auth.setSession(userId: userId, claims: claims)
     }
 
-    func jwks() -> JSONValue { services.auth.jwks() }
+    func verificationKeys() -> [PublicJWK] { [services.auth.publicKey] }
 
     func denials() -> Int64 {
         let c = broker.counters()

@@ -41,7 +41,7 @@ final class StoreBinding: UpdateStaging {
 
     // MARK: PackageControl
 
-    func install(path: String, allowDowngrade: Bool) throws(MiniAppError) -> JSONValue {
+    func install(path: String, allowDowngrade: Bool) throws(MiniAppError) -> InstalledPackage {
         guard path.hasPrefix("/") else {
             throw MiniAppError(.invalidParams, "params.path must be an absolute path to a package zip on the daemon's host")
         }
@@ -57,7 +57,7 @@ final class StoreBinding: UpdateStaging {
     /// `packages.install {dir}` / `{url}` (simulator mode): an unsigned program, checked as a
     /// package is, stored as simulated. A URL must be `http://` on a loopback address (a dev
     /// server on this machine): the daemon never fetches unsigned code from elsewhere.
-    func installSimulated(dir: String?, url: String?) throws(MiniAppError) -> JSONValue {
+    func installSimulated(dir: String?, url: String?) throws(MiniAppError) -> InstalledPackage {
         let source: SimulatedSource
         if let dir {
             guard dir.hasPrefix("/") else { throw MiniAppError(.invalidParams, "params.dir must be an absolute path to a program directory") }
@@ -87,7 +87,7 @@ final class StoreBinding: UpdateStaging {
         return r.body
     }
 
-    func install(from source: PackageSource, allowDowngrade: Bool, deadline: UInt64) throws(MiniAppError) -> JSONValue {
+    func install(from source: PackageSource, allowDowngrade: Bool, deadline: UInt64) throws(MiniAppError) -> InstalledPackage {
         let added: (id: String, outcome: InstallOutcome)
         do {
             let archive = try Self.archive(source, limits: store.options.limits)
@@ -125,38 +125,32 @@ final class StoreBinding: UpdateStaging {
         }
     }
 
-    private func installed(_ added: (id: String, outcome: InstallOutcome)) -> JSONValue {
+    private func installed(_ added: (id: String, outcome: InstallOutcome)) -> InstalledPackage {
         let (id, outcome) = added
         packageChanged(id)
         switch outcome {
-        case .activated(let v): return ["id": .string(id), "version": .string(v.text), "active": true]
-        case .staged(let v): return ["id": .string(id), "version": .string(v.text), "active": false]
-        case .unchanged(let v): return ["id": .string(id), "version": .string(v.text), "active": true]
+        case .activated(let v), .unchanged(let v): return InstalledPackage(id: id, version: v.text, active: true)
+        case .staged(let v): return InstalledPackage(id: id, version: v.text, active: false)
         }
     }
 
-    func list() throws(MiniAppError) -> JSONValue {
+    func list() throws(MiniAppError) -> [PackageListing] {
         let programs: [InstalledProgram]
         do { programs = try store.list() } catch { throw Self.controlError(error, id: nil) }
-        return [
-            "packages": .array(
-                programs.map { p in
-                    let versions = [p.state.previous, p.state.active, p.state.pending].compactMap { $0?.version }
-                    return [
-                        "id": .string(p.id), "active": p.state.active.map { .string($0.version.text) } ?? .null,
-                        "versions": .array(Array(Set(versions)).sorted().map { .string($0.text) }),
-                        "pending": p.state.pending.map { .string($0.version.text) } ?? .null,
-                    ]
-                })
-        ]
+        return programs.map { p in
+            let versions = [p.state.previous, p.state.active, p.state.pending].compactMap { $0?.version }
+            return PackageListing(
+                id: p.id, active: p.state.active?.version.text, versions: Array(Set(versions)).sorted().map(\.text),
+                pending: p.state.pending?.version.text)
+        }
     }
 
-    func rollback(id: String) throws(MiniAppError) -> JSONValue {
+    func rollback(id: String) throws(MiniAppError) -> RolledBackPackage {
         packageChanged(id)
         defer { packageChanged(id) }
         do {
             let v = try store.rollback(id)
-            return ["id": .string(id), "active": .string(v.text)]
+            return RolledBackPackage(id: id, active: v.text)
         } catch {
             throw Self.controlError(error, id: id)
         }
@@ -188,7 +182,7 @@ final class StoreBinding: UpdateStaging {
     }
 
     func stageUpdate(path: String) throws(MiniAppError) -> Bool {
-        (try install(path: path, allowDowngrade: false))["active"]?.boolValue ?? false
+        try install(path: path, allowDowngrade: false).active
     }
 
     func sha256Hex(_ bytes: [UInt8]) -> String { SHA256Hasher.hex(SHA256Hasher.digest(bytes)) }
@@ -237,27 +231,27 @@ struct PackageControlBinding: PackageControl {
     let packages: StoreBinding
     let updates: UpdateService
 
-    func install(path: String, allowDowngrade: Bool) throws(MiniAppError) -> JSONValue {
+    func install(path: String, allowDowngrade: Bool) throws(MiniAppError) -> InstalledPackage {
         try packages.install(path: path, allowDowngrade: allowDowngrade)
     }
 
-    func install(from source: PackageSource, allowDowngrade: Bool, deadline: UInt64) throws(MiniAppError) -> JSONValue {
+    func install(from source: PackageSource, allowDowngrade: Bool, deadline: UInt64) throws(MiniAppError) -> InstalledPackage {
         try packages.install(from: source, allowDowngrade: allowDowngrade, deadline: deadline)
     }
 
-    func installSimulated(dir: String?, url: String?) throws(MiniAppError) -> JSONValue {
+    func installSimulated(dir: String?, url: String?) throws(MiniAppError) -> InstalledPackage {
         try packages.installSimulated(dir: dir, url: url)
     }
 
-    func list() throws(MiniAppError) -> JSONValue { try packages.list() }
+    func list() throws(MiniAppError) -> [PackageListing] { try packages.list() }
 
-    func rollback(id: String) throws(MiniAppError) -> JSONValue { try packages.rollback(id: id) }
+    func rollback(id: String) throws(MiniAppError) -> RolledBackPackage { try packages.rollback(id: id) }
 
     func remove(id: String) throws(MiniAppError) { try packages.remove(id: id) }
 
-    func checkUpdates(id: String?) throws(MiniAppError) -> JSONValue { try updates.checkNow(id: id) }
+    func checkUpdates(id: String?) throws(MiniAppError) -> UpdateCheckReport { try updates.checkNow(id: id) }
 
     func launchRequested(id: String) { updates.launchRequested(id) }
 
-    func updateStatus(id: String?) throws(MiniAppError) -> JSONValue { try updates.status(id: id) }
+    func updateStatus(id: String?) throws(MiniAppError) -> [ProgramUpdateStatus] { try updates.status(id: id) }
 }

@@ -17,7 +17,7 @@ enum ControlMethods {
         .later("packages.install", params: InstallParams.init, takesDescriptor: InstallParams.takesDescriptor) { api, p, request, reply in
             api.install(p, request, reply)
         },
-        .answer("packages.list", params: NoParams.init) { api, _, _ throws(MiniAppError) in try api.packages.list() },
+        .answer("packages.list", params: NoParams.init) { api, _, _ throws(MiniAppError) in PackageList(packages: try api.packages.list()) },
         .answer("packages.rollback", params: ProgramParams.init) { api, p, _ throws(MiniAppError) in
             try api.refuseIfRunning(p.id, "rolling it back")
             return try api.packages.rollback(id: p.id)
@@ -28,7 +28,9 @@ enum ControlMethods {
             return Empty()
         },
         .answer("updates.check", params: OptionalProgramParams.init) { api, p, _ throws(MiniAppError) in try api.packages.checkUpdates(id: p.id) },
-        .answer("updates.status", params: OptionalProgramParams.init) { api, p, _ throws(MiniAppError) in try api.packages.updateStatus(id: p.id) },
+        .answer("updates.status", params: OptionalProgramParams.init) { api, p, _ throws(MiniAppError) in
+            UpdateStatusList(programs: try api.packages.updateStatus(id: p.id))
+        },
     ]
 
     static let programs: [ControlMethod] = [
@@ -49,7 +51,7 @@ enum ControlMethods {
         },
         .later("programs.stop", params: StopParams.init) { api, p, _, reply in
             do throws(MiniAppError) {
-                try api.supervisor.stop(p.workerId, graceMillis: p.graceMillis) { status in reply(.success(["status": .int(Int64(status))])) }
+                try api.supervisor.stop(p.workerId, graceMillis: p.graceMillis) { status in reply(.success(StoppedWorker(status: status).json)) }
             } catch {
                 reply(.failure(error))
             }
@@ -78,7 +80,7 @@ enum ControlMethods {
             return Empty()
         },
         .answer("permissions.refresh", params: NoParams.init) { api, _, _ throws(MiniAppError) in try api.broker.refreshPermissions() },
-        .answer("auth.keys", params: NoParams.init) { api, _, _ throws(MiniAppError) in api.broker.jwks() },
+        .answer("auth.keys", params: NoParams.init) { api, _, _ throws(MiniAppError) in VerificationKeys(keys: api.broker.verificationKeys()) },
     ]
 }
 

@@ -1,44 +1,14 @@
 import MiniAppJSON
 import MiniAppModel
 
-/// Typed access to request params, with INVALID_PARAMS messages that name the member.
-enum Params {
-    static func string(_ p: JSONObject, _ key: String) throws(MiniAppError) -> String {
-        guard let s = p[key]?.stringValue, !s.isEmpty else {
-            throw MiniAppError(.invalidParams, "params.\(key) must be a non-empty string")
-        }
-        return s
-    }
+/// Request params, read by the one JSON-field reader: INVALID_PARAMS naming the member
+/// (`params.graceMillis is -1, outside 0…600000`).
+typealias ParamsReader = JSONFieldReader<MiniAppError>
 
-    static func optionalString(_ p: JSONObject, _ key: String) throws(MiniAppError) -> String? {
-        guard let v = p[key], !v.isNull else { return nil }
-        return try string(p, key)
-    }
+extension JSONFieldReader where Failure == MiniAppError {
+    init(params p: JSONObject) { self.init(object: p, path: "params", errors: Self.paramsError) }
 
-    static func bool(_ p: JSONObject, _ key: String) throws(MiniAppError) -> Bool? {
-        guard let v = p[key], !v.isNull else { return nil }
-        guard let b = v.boolValue else { throw MiniAppError(.invalidParams, "params.\(key) must be true or false") }
-        return b
-    }
-
-    static func int(_ p: JSONObject, _ key: String, _ range: ClosedRange<Int>) throws(MiniAppError) -> Int? {
-        guard let v = p[key], !v.isNull else { return nil }
-        guard let i = v.intValue, let n = Int(exactly: i), range.contains(n) else {
-            throw MiniAppError(.invalidParams, "params.\(key) must be an integer in \(range.lowerBound)…\(range.upperBound)")
-        }
-        return n
-    }
-
-    static func strings(_ p: JSONObject, _ key: String) throws(MiniAppError) -> [String]? {
-        guard let v = p[key], !v.isNull else { return nil }
-        guard let a = v.arrayValue else { throw MiniAppError(.invalidParams, "params.\(key) must be an array of strings") }
-        var out: [String] = []
-        for x in a {
-            guard let s = x.stringValue else { throw MiniAppError(.invalidParams, "params.\(key) must be an array of strings") }
-            out.append(s)
-        }
-        return out
-    }
+    @Sendable static func paramsError(_ e: JSONFieldError) -> MiniAppError { MiniAppError(.invalidParams, "\(e.path) \(e.problem)") }
 }
 
 // MARK: the params of each method (decoded before anything is done; INVALID_PARAMS names the member)
@@ -51,19 +21,19 @@ struct NoParams: Sendable {
 /// `{id}`: a program id.
 struct ProgramParams: Sendable {
     let id: String
-    init(_ p: JSONObject) throws(MiniAppError) { id = try Params.string(p, "id") }
+    init(_ p: JSONObject) throws(MiniAppError) { id = try ParamsReader(params: p).require("id").string(nonEmpty: true) }
 }
 
 /// `{id?}`: a program id, or all programs.
 struct OptionalProgramParams: Sendable {
     let id: String?
-    init(_ p: JSONObject) throws(MiniAppError) { id = try Params.optionalString(p, "id") }
+    init(_ p: JSONObject) throws(MiniAppError) { id = try ParamsReader(params: p).member("id")?.string(nonEmpty: true) }
 }
 
 /// `{workerId}`.
 struct WorkerParams: Sendable {
     let workerId: String
-    init(_ p: JSONObject) throws(MiniAppError) { workerId = try Params.string(p, "workerId") }
+    init(_ p: JSONObject) throws(MiniAppError) { workerId = try ParamsReader(params: p).require("workerId").string(nonEmpty: true) }
 }
 
 /// `programs.launch {id, args?}`.
@@ -71,8 +41,9 @@ struct LaunchParams: Sendable {
     let id: String
     let args: [String]
     init(_ p: JSONObject) throws(MiniAppError) {
-        id = try Params.string(p, "id")
-        args = try Params.strings(p, "args") ?? []
+        let r = ParamsReader(params: p)
+        id = try r.require("id").string(nonEmpty: true)
+        args = try r.strings("args", default: [])
     }
 }
 
@@ -81,8 +52,9 @@ struct StopParams: Sendable {
     let workerId: String
     let graceMillis: Int?
     init(_ p: JSONObject) throws(MiniAppError) {
-        workerId = try Params.string(p, "workerId")
-        graceMillis = try Params.int(p, "graceMillis", 0...600_000)
+        let r = ParamsReader(params: p)
+        workerId = try r.require("workerId").string(nonEmpty: true)
+        graceMillis = try r.member("graceMillis")?.int(in: 0...600_000)
     }
 }
 
@@ -92,8 +64,9 @@ struct SendParams: Sendable {
     let name: String
     let data: JSONValue
     init(_ p: JSONObject) throws(MiniAppError) {
-        workerId = try Params.string(p, "workerId")
-        name = try Params.string(p, "name")
+        let r = ParamsReader(params: p)
+        workerId = try r.require("workerId").string(nonEmpty: true)
+        name = try r.require("name").string(nonEmpty: true)
         data = p["data"] ?? [:]
     }
 }
@@ -102,9 +75,8 @@ struct SendParams: Sendable {
 struct ProvideParams: Sendable {
     let methods: [String]
     init(_ p: JSONObject) throws(MiniAppError) {
-        guard let methods = try Params.strings(p, "methods"), !methods.isEmpty else {
-            throw MiniAppError(.invalidParams, "methods must be a non-empty array of method names")
-        }
+        let methods = try ParamsReader(params: p).require("methods").strings()
+        guard !methods.isEmpty else { throw MiniAppError(.invalidParams, "params.methods must be a non-empty array of method names") }
         self.methods = methods
     }
 }
@@ -114,19 +86,16 @@ struct SessionParams: Sendable {
     let userId: String
     let claims: JSONObject
     init(_ p: JSONObject) throws(MiniAppError) {
-        let claims = p["claims"]
-        if let claims, claims.objectValue == nil, !claims.isNull {
-            throw MiniAppError(.invalidParams, "claims must be an object")
-        }
-        userId = try Params.string(p, "userId")
-        self.claims = claims?.objectValue ?? [:]
+        let r = ParamsReader(params: p)
+        claims = try r.child("claims")?.object ?? [:]
+        userId = try r.require("userId").string(nonEmpty: true)
     }
 }
 
 /// `inspector.subscribe {programId?}`.
 struct InspectorParams: Sendable {
     let programId: String?
-    init(_ p: JSONObject) throws(MiniAppError) { programId = try Params.optionalString(p, "programId") }
+    init(_ p: JSONObject) throws(MiniAppError) { programId = try ParamsReader(params: p).member("programId")?.string(nonEmpty: true) }
 }
 
 /// `packages.install {path | fd: true | dir | url, allowDowngrade?}`.
@@ -144,19 +113,18 @@ struct InstallParams: Sendable {
     let allowDowngrade: Bool
 
     init(_ p: JSONObject) throws(MiniAppError) {
+        let r = ParamsReader(params: p)
         if p["dir"] != nil || p["url"] != nil {
-            source = .simulated(dir: try Params.optionalString(p, "dir"), url: try Params.optionalString(p, "url"))
+            source = .simulated(dir: try r.member("dir")?.string(nonEmpty: true), url: try r.member("url")?.string(nonEmpty: true))
             allowDowngrade = false
             return
         }
-        allowDowngrade = try Params.bool(p, "allowDowngrade") ?? false
-        if try Params.bool(p, "fd") ?? false {
-            guard p["path"] == nil || p["path"]!.isNull else {
-                throw MiniAppError(.invalidParams, "pass either params.path or params.fd, not both")
-            }
+        allowDowngrade = try r.bool("allowDowngrade", default: false)
+        if try r.bool("fd", default: false) {
+            guard r.member("path") == nil else { throw MiniAppError(.invalidParams, "pass either params.path or params.fd, not both") }
             source = .descriptor
         } else {
-            source = .path(try Params.string(p, "path"))
+            source = .path(try r.require("path").string(nonEmpty: true))
         }
     }
 

@@ -1,3 +1,4 @@
+public import MiniAppBroker
 public import MiniAppJSON
 public import MiniAppModel
 public import MiniAppSystem
@@ -42,47 +43,72 @@ public enum PackageSource: Sendable {
 /// The package side of the control API (bound to MiniAppPackages' store).
 public protocol PackageControl: Sendable {
     /// `packages.install` → `{id, version, active}`; throws `INVALID_PACKAGE` with `data.reason`.
-    func install(path: String, allowDowngrade: Bool) throws(MiniAppError) -> JSONValue
+    func install(path: String, allowDowngrade: Bool) throws(MiniAppError) -> InstalledPackage
     /// `packages.install` from a passed descriptor or a path opened as the peer; the install
     /// neither commits nor runs on after `deadline` (monotonic nanoseconds).
-    func install(from source: PackageSource, allowDowngrade: Bool, deadline: UInt64) throws(MiniAppError) -> JSONValue
+    func install(from source: PackageSource, allowDowngrade: Bool, deadline: UInt64) throws(MiniAppError) -> InstalledPackage
     /// `packages.list` → `{packages:[…]}`.
-    func list() throws(MiniAppError) -> JSONValue
+    func list() throws(MiniAppError) -> [PackageListing]
     /// `packages.rollback` → `{id, active}`.
-    func rollback(id: String) throws(MiniAppError) -> JSONValue
+    func rollback(id: String) throws(MiniAppError) -> RolledBackPackage
     /// `packages.remove`.
     func remove(id: String) throws(MiniAppError)
     /// `updates.check` → `{updates:[…]}`.
-    func checkUpdates(id: String?) throws(MiniAppError) -> JSONValue
+    func checkUpdates(id: String?) throws(MiniAppError) -> UpdateCheckReport
     /// A launch of `id` was asked for: start a background update check of it (never waited for).
     func launchRequested(id: String)
     /// `updates.status {id?}` → `{programs:[{id, active, previous, staged, rejected?, lastCheck?}]}`.
-    func updateStatus(id: String?) throws(MiniAppError) -> JSONValue
+    func updateStatus(id: String?) throws(MiniAppError) -> [ProgramUpdateStatus]
     /// `packages.install {dir}` / `{url}` (simulator mode only): an unsigned program.
-    func installSimulated(dir: String?, url: String?) throws(MiniAppError) -> JSONValue
+    func installSimulated(dir: String?, url: String?) throws(MiniAppError) -> InstalledPackage
 }
 
 extension PackageControl {
     public func launchRequested(id: String) {}
 
-    public func updateStatus(id: String?) throws(MiniAppError) -> JSONValue {
+    public func updateStatus(id: String?) throws(MiniAppError) -> [ProgramUpdateStatus] {
         throw MiniAppError(.hostUnavailable, "updates.status is not served here")
     }
 
     /// Not a simulator: refused.
-    public func installSimulated(dir: String?, url: String?) throws(MiniAppError) -> JSONValue {
+    public func installSimulated(dir: String?, url: String?) throws(MiniAppError) -> InstalledPackage {
         throw ControlAPI.notSimulator
     }
 }
 
 extension PackageControl {
     /// For package sides that only know paths (tests' fakes): a path as the daemon sees it.
-    public func install(from source: PackageSource, allowDowngrade: Bool, deadline: UInt64) throws(MiniAppError) -> JSONValue {
+    public func install(from source: PackageSource, allowDowngrade: Bool, deadline: UInt64) throws(MiniAppError) -> InstalledPackage {
         guard case .path(let path, _) = source else {
             throw MiniAppError(.invalidParams, "this daemon does not take packages as descriptors; pass params.path")
         }
         return try install(path: path, allowDowngrade: allowDowngrade)
     }
+}
+
+/// A package added by `packages.install`.
+public struct InstalledPackage: Sendable, Equatable {
+    public var id: String
+    public var version: String
+    /// Active now (false: staged, active at the program's next launch).
+    public var active: Bool
+}
+
+/// One program of `packages.list`.
+public struct PackageListing: Sendable, Equatable {
+    public var id: String
+    /// The active version (nil: none runs on this host yet).
+    public var active: String?
+    /// Every version kept, in SemVer order.
+    public var versions: [String]
+    /// The version staged for the next launch.
+    public var pending: String?
+}
+
+/// What `packages.rollback` made active.
+public struct RolledBackPackage: Sendable, Equatable {
+    public var id: String
+    public var active: String
 }
 
 /// The broker side of the control API (bound to MiniAppBroker and its services).
@@ -97,11 +123,11 @@ public protocol BrokerControl: Sendable {
     func peerClosed(_ peer: any ControlPeer)
     /// `permissions.refresh`: re-reads the partner grants now; the result reports what is in
     /// effect (partners, blocked partners, the registry document's outcome).
-    func refreshPermissions() throws(MiniAppError) -> JSONValue
+    func refreshPermissions() throws(MiniAppError) -> PermissionsReport
     /// `session.set`.
     func setSession(userId: String, claims: JSONObject) throws(MiniAppError)
-    /// `auth.keys`.
-    func jwks() -> JSONValue
+    /// `auth.keys`: the keys that verify the tokens `auth.getToken` issues.
+    func verificationKeys() -> [PublicJWK]
     /// Bridge denials so far (for `daemon.info` and `miniapp top`).
     func denials() -> Int64
 }

@@ -1,6 +1,6 @@
 import Logging
 import MiniAppJSON
-import MiniAppModel
+public import MiniAppModel
 import MiniAppPackages
 import MiniAppSystem
 import Synchronization
@@ -90,7 +90,7 @@ final class PartnerGrants: Sendable {
     /// report `permissions.refresh` answers with. Never throws: every problem is per partner
     /// or per document, reported and logged, and the last good state of that part is kept.
     @discardableResult
-    func refresh(fetchRegistry: Bool = true) -> JSONValue {
+    func refresh(fetchRegistry: Bool = true) -> PermissionsReport {
         var fetched: Result<PartnersDocument, MiniAppError>?
         if fetchRegistry, let registry, registry.url != nil {
             do throws(MiniAppError) { fetched = .success(try registry.fetch()) } catch { fetched = .failure(error) }
@@ -104,9 +104,7 @@ final class PartnerGrants: Sendable {
             published.withLock { $0 = state }
             changes.publish(Self.grants(state.merge.set))
             log(state.merge)
-            guard case .object(var report) = Self.report(state.merge) else { return Self.report(state.merge) }
-            report["registry"] = registryReport
-            return .object(report)
+            return PermissionsReport(merge: state.merge, registry: registryReport)
         }
     }
 
@@ -114,16 +112,15 @@ final class PartnerGrants: Sendable {
     func refreshInBackground() { background.submit { [self] in refresh() } }
 
     /// Applies the freshness rule to a fetched document and caches it; returns the registry part
-    /// of the report: `{status, issuedAt, code?, message?}`.
-    private func accept(_ fetched: Result<PartnersDocument, MiniAppError>?, into state: inout Published) -> JSONValue {
-        var r: JSONObject = [:]
+    /// of the report.
+    private func accept(_ fetched: Result<PartnersDocument, MiniAppError>?, into state: inout Published) -> PermissionsReport.Registry {
+        var r = PermissionsReport.Registry(status: .off)
         switch fetched {
         case nil:
-            r["status"] = .string(registry == nil ? "off" : state.document == nil ? "none" : "cached")
+            r.status = registry == nil ? .off : state.document == nil ? .none : .cached
         case .failure(let e):
-            r["status"] = .string([.timeout, .hostUnavailable].contains(e.code) ? "unavailable" : "refused")
-            r["code"] = .string(e.code.rawValue)
-            r["message"] = .string(e.message)
+            r.status = [.timeout, .hostUnavailable].contains(e.code) ? .unavailable : .refused
+            r.error = e
             logger.warning("registry partners document not applied, keeping the cached one: \(e.code.rawValue): \(e.message)")
         case .success(let doc):
             if let current = state.document, !doc.isAcceptable(after: current) {
@@ -133,19 +130,19 @@ final class PartnerGrants: Sendable {
                 return accept(.failure(e), into: &state)
             }
             if state.document?.raw == doc.raw {
-                r["status"] = "unchanged"
+                r.status = .unchanged
             } else {
                 do throws(MiniAppError) { try registry?.store(doc) } catch {
                     // Still applied: the running daemon must honor a revocation it verified.
                     logger.error("\(error.message) (the new grants are in effect until the daemon restarts)")
                 }
                 state.document = doc
-                r["status"] = "applied"
+                r.status = .applied
                 logger.info("registry partners document issued at \(doc.issuedAt) applied (\(doc.partners.count) registrations)")
             }
         }
-        r["issuedAt"] = state.document.map { .int($0.issuedAt) } ?? .null
-        return .object(r)
+        r.issuedAt = state.document?.issuedAt
+        return r
     }
 
     private func log(_ merged: PartnerMerge) {
@@ -158,21 +155,24 @@ final class PartnerGrants: Sendable {
             logger.error("ignoring partner registration \(e.source): \(e.error.map { "\($0.code.rawValue): \($0.message)" } ?? "invalid")")
         }
     }
+}
 
-    /// `{partners:[{id, origin, permissions}], blocked:[{id, origin, problems}], invalid:[{source, code, message}]}`.
-    static func report(_ m: PartnerMerge) -> JSONValue {
-        let partners: [JSONValue] = m.set.partners.keys.sorted().map { id in
-            [
-                "id": .string(id), "origin": .string(m.origins[id]?.rawValue ?? "local"),
-                "permissions": .array((m.set.partners[id]?.permissions ?? []).sorted().map { .string($0) }),
-            ]
-        }
-        let blocked: [JSONValue] = m.blocked.map { b in
-            ["id": .string(b.id), "origin": .string(b.origin.rawValue), "problems": .array(b.problems.map { .string($0) })]
-        }
-        let invalid: [JSONValue] = m.unattributed.map { e in
-            ["source": .string(e.source), "code": .string(e.error?.code.rawValue ?? ""), "message": .string(e.error?.message ?? "")]
-        }
-        return ["partners": .array(partners), "blocked": .array(blocked), "invalid": .array(invalid)]
+/// What `permissions.refresh` reports: the partners in effect, those blocked, the
+/// registrations that could not be attributed, and the registry document's outcome.
+public struct PermissionsReport: Sendable {
+    /// The registry document's part of a refresh.
+    public struct Registry: Sendable {
+        /// `off` (no registry), `none` (nothing fetched or cached), `cached` (not fetched this
+        /// time), `unavailable`/`refused` (fetched and not applied), `unchanged`, `applied`.
+        public enum Status: String, Sendable { case off, none, cached, unavailable, refused, unchanged, applied }
+        public var status: Status
+        /// Why it was not applied.
+        public var error: MiniAppError?
+        /// When the document in effect was issued (nil: none).
+        public var issuedAt: Int64?
     }
+
+    /// The merged grants now in effect.
+    public var merge: PartnerMerge
+    public var registry: Registry
 }

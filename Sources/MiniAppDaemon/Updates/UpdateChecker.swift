@@ -1,4 +1,3 @@
-public import MiniAppJSON
 public import MiniAppModel
 import MiniAppSystem
 
@@ -54,24 +53,18 @@ public struct UpdateCheckResult: Sendable {
     public var error: MiniAppError?
     /// The published rollout fraction, when a version was offered.
     public var rollout: Double?
+}
 
-    /// The `updates.check` entry: `{id, from, to, staged, active?, outcome, code?, message?,
-    /// reason?, required?, rollout?}`.
-    public var entry: JSONValue {
-        var e: JSONObject = [
-            "id": .string(id), "from": .string(from), "outcome": .string(outcome.rawValue),
-            "staged": .bool(outcome == .staged || outcome == .activated),
-        ]
-        if let to { e["to"] = .string(to) }
-        if outcome == .staged || outcome == .activated { e["active"] = .bool(outcome == .activated) }
-        if let rollout, rollout < 1 { e["rollout"] = .double(rollout) }
-        if let error {
-            e["code"] = .string(error.code.rawValue)
-            e["message"] = .string(error.message)
-            for key in ["reason", "required"] { if let v = error.data[key] { e[key] = .string(v) } }
-        }
-        return .object(e)
-    }
+/// The `updates.check` answer: an entry per program offered a newer version or whose check
+/// failed (ControlResults.swift encodes it).
+public struct UpdateCheckReport: Sendable {
+    /// Every program's result, including those with nothing to report.
+    public var results: [UpdateCheckResult]
+
+    /// The results `updates.check` lists.
+    public var reported: [UpdateCheckResult] { results.filter { $0.to != nil || $0.error != nil } }
+
+    public init(_ results: [UpdateCheckResult]) { self.results = results }
 }
 
 /// Checks the registry for newer versions and stages them (spec/registry.md). Everything
@@ -105,14 +98,8 @@ public final class UpdateChecker: Sendable {
     /// the registry offers a newer version of. One program's failure is reported in its entry
     /// (`code`, `message`, `reason`/`required` when known, and `to` once the registry named the
     /// version) and never stops the others.
-    public func check(id: String?) throws(MiniAppError) -> JSONValue {
-        Self.answer(try checkAll(id: id))
-    }
-
-    /// The `updates.check` answer for `results`: an entry per program offered a newer version
-    /// or whose check failed.
-    public static func answer(_ results: [UpdateCheckResult]) -> JSONValue {
-        ["updates": .array(results.filter { $0.to != nil || $0.error != nil }.map(\.entry))]
+    public func check(id: String?) throws(MiniAppError) -> UpdateCheckReport {
+        UpdateCheckReport(try checkAll(id: id))
     }
 
     /// Checks `id` (or every installed program) and returns every program's result.

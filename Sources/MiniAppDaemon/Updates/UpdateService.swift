@@ -106,7 +106,7 @@ final class UpdateService: Sendable {
     }
 
     /// `updates.check {id?}`: runs now (after any check in progress) and answers.
-    func checkNow(id: String?) throws(MiniAppError) -> JSONValue {
+    func checkNow(id: String?) throws(MiniAppError) -> UpdateCheckReport {
         guard let checker else {
             throw MiniAppError(.hostUnavailable, "updates are off: start miniappd with --registry URL (and --platform-key) to use updates.check")
         }
@@ -115,7 +115,7 @@ final class UpdateService: Sendable {
         }
         let results = try outcome.get()
         record(results)
-        return UpdateChecker.answer(results)
+        return UpdateCheckReport(results)
     }
 
     /// The scheduled check of every installed program (the daemon's timer).
@@ -221,36 +221,47 @@ final class UpdateService: Sendable {
     // MARK: status
 
     /// `updates.status {id?}` → `{programs:[{id, active, previous, staged, rejected?, lastCheck?}]}`.
-    func status(id: String?) throws(MiniAppError) -> JSONValue {
+    func status(id: String?) throws(MiniAppError) -> [ProgramUpdateStatus] {
         let programs: [InstalledProgram]
         do { programs = try store.list() } catch { throw StoreBinding.controlError(error, id: id) }
         let chosen = programs.filter { id == nil || $0.id == id }
         if let id, chosen.isEmpty { throw MiniAppError(.notFound, "\(id) is not installed") }
         let checks = state.withLock { $0.lastCheck }
-        return [
-            "programs": .array(
-                chosen.map { p in
-                    var o: JSONObject = [
-                        "id": .string(p.id), "active": Self.text(p.state.active), "previous": Self.text(p.state.previous),
-                        "staged": Self.text(p.state.pending),
-                    ]
-                    if let r = p.state.rejected { o["rejected"] = ["version": .string(r.version.text), "reason": .string(r.reason)] }
-                    if let c = checks[p.id] {
-                        var e = c.result.entry.objectValue ?? [:]
-                        e["at"] = .int(c.atSeconds)
-                        e["id"] = nil
-                        o["lastCheck"] = .object(e)
-                    }
-                    return .object(o)
-                })
-        ]
+        return chosen.map { p in
+            ProgramUpdateStatus(
+                id: p.id, active: p.state.active?.version.text, previous: p.state.previous?.version.text,
+                staged: p.state.pending?.version.text,
+                rejected: p.state.rejected.map { ProgramUpdateStatus.Rejected(version: $0.version.text, reason: $0.reason) },
+                lastCheck: checks[p.id].map { ProgramUpdateStatus.Check(atSeconds: $0.atSeconds, result: $0.result) })
+        }
     }
-
-    private static func text(_ v: StoredVersion?) -> JSONValue { v.map { .string($0.version.text) } ?? .null }
 
     /// Removes downloads a killed daemon left behind (they are verified again from scratch).
     static func sweepDownloads(_ dir: String) {
         guard let d = try? OwnedFD.open(dir, options: .directory) else { return }
         for name in DirectoryTree.list(d.raw) { try? DirectoryTree.unlink(at: d.raw, name) }
     }
+}
+
+/// One program of `updates.status`.
+public struct ProgramUpdateStatus: Sendable {
+    /// A version rolled back automatically: it, and anything older, is not offered again.
+    public struct Rejected: Sendable {
+        public var version: String
+        public var reason: String
+    }
+
+    /// The last check of the program, and when it ran.
+    public struct Check: Sendable {
+        /// Unix seconds.
+        public var atSeconds: Int64
+        public var result: UpdateCheckResult
+    }
+
+    public var id: String
+    public var active: String?
+    public var previous: String?
+    public var staged: String?
+    public var rejected: Rejected?
+    public var lastCheck: Check?
 }

@@ -33,6 +33,10 @@ public struct DaemonConfig: Sendable, Equatable {
     public var user: String?
     /// Started as root: drop to `user` (false keeps the single-process design, root throughout).
     public var privilegeSeparation = true
+    /// The socket of an already running spawner service (`miniappd-spawner --listen`,
+    /// systemd/miniappd-spawner.service) to use instead of starting one: the daemon may then
+    /// start unprivileged and still run privileged workers. nil: start the spawner as a child.
+    public var spawnerSocket: String?
     /// Stop a worker after this many seconds without a Bridge call; 0 = never.
     public var idleTimeoutSeconds = 0
     /// Keep warm jails (namespaces and shared mounts made ahead) for the next launches
@@ -85,117 +89,100 @@ public struct DaemonConfig: Sendable, Equatable {
 
     /// Applies a config file's members over `self`. Throws on unknown keys and wrong types.
     public mutating func apply(file value: JSONValue) throws(ConfigError) {
-        guard let obj = value.objectValue else { throw ConfigError(field: "(root)", problem: "must be a JSON object") }
-        for (key, v) in obj {
-            try apply(key: key, value: v)
+        for (key, field) in try ConfigField(config: value, at: "").object().members {
+            try apply(key: key, field)
         }
     }
 
-    private mutating func apply(key: String, value v: JSONValue) throws(ConfigError) {
+    private mutating func apply(key: String, _ x: ConfigField) throws(ConfigError) {
         switch key {
-        case "stateDir": stateDir = try Self.string(v, key)
-        case "controlSocket": controlSocket = try Self.string(v, key)
-        case "policyDir": policyDir = try Self.optionalString(v, key)
-        case "hostVersion": hostVersion = try Self.optionalString(v, key)
-        case "registry": registry = try Self.optionalString(v, key)
-        case "platformKey": platformKey = try Self.optionalString(v, key)
-        case "controlAllowedUids": controlAllowedUIDs = try Self.ids(v, key)
-        case "controlAllowedGids": controlAllowedGIDs = try Self.ids(v, key)
-        case "controlAllowedGroups": controlAllowedGroups = try Self.names(v, key)
-        case "metricsListen": metricsListen = try Self.optionalString(v, key)
+        case "stateDir": stateDir = try x.string(nonEmpty: true)
+        case "controlSocket": controlSocket = try x.string(nonEmpty: true)
+        case "policyDir": policyDir = try x.nonNull?.string(nonEmpty: true)
+        case "hostVersion": hostVersion = try x.nonNull?.string(nonEmpty: true)
+        case "registry": registry = try x.nonNull?.string(nonEmpty: true)
+        case "platformKey": platformKey = try x.nonNull?.string(nonEmpty: true)
+        case "controlAllowedUids": controlAllowedUIDs = try Self.ids(x)
+        case "controlAllowedGids": controlAllowedGIDs = try Self.ids(x)
+        case "controlAllowedGroups": controlAllowedGroups = try Self.names(x)
+        case "metricsListen": metricsListen = try x.nonNull?.string(nonEmpty: true)
         case "workerMode":
-            workerMode = try Self.string(v, key)
+            workerMode = try x.string(nonEmpty: true)
             guard ["auto", "privileged", "rootless"].contains(workerMode) else {
-                throw ConfigError(field: key, problem: "must be auto, privileged or rootless")
+                throw x.error("must be auto, privileged or rootless")
             }
-        case "idleTimeoutSeconds": idleTimeoutSeconds = try Self.int(v, key, 0...86_400 * 365)
-        case "maxRestarts": maxRestarts = try Self.int(v, key, 0...1000)
-        case "restartBackoffMillis": restartBackoffMillis = try Self.int(v, key, 0...3_600_000)
-        case "stopGraceMillis": stopGraceMillis = try Self.int(v, key, 0...600_000)
-        case "maxWorkers": maxWorkers = try Self.int(v, key, 1...100_000)
-        case "maxMessageBytes": maxMessageBytes = try Self.int(v, key, 1024...(64 << 20))
-        case "inspectorPayloads": inspectorPayloads = try Self.bool(v, key)
-        case "warmJails": warmJails = try Self.bool(v, key)
-        case "user": user = try Self.optionalString(v, key)
-        case "privilegeSeparation": privilegeSeparation = try Self.bool(v, key)
-        case "updateCheckIntervalSeconds": updateCheckIntervalSeconds = try Self.int(v, key, 0...86_400 * 30)
-        case "registryTimeoutMillis": registryTimeoutMillis = try Self.int(v, key, 100...600_000)
-        case "updateCheckMinIntervalSeconds": updateCheckMinIntervalSeconds = try Self.int(v, key, 0...86_400 * 30)
-        case "rollbackCrashCount": rollbackCrashCount = try Self.int(v, key, 0...1000)
-        case "rollbackWindowSeconds": rollbackWindowSeconds = try Self.int(v, key, 1...86_400)
-        case "services":
-            guard let o = v.objectValue else { throw ConfigError(field: key, problem: "must be an object") }
-            services = o
-        case "prewarm": try applyPrewarm(v)
-        case "dataReserveBytes": dataReserveBytes = try Self.int(v, key, 0...(1 << 44))
-        case "dataReserveInodes": dataReserveInodes = try Self.int(v, key, 0...(1 << 32))
+        case "idleTimeoutSeconds": idleTimeoutSeconds = try x.int(in: 0...86_400 * 365)
+        case "maxRestarts": maxRestarts = try x.int(in: 0...1000)
+        case "restartBackoffMillis": restartBackoffMillis = try x.int(in: 0...3_600_000)
+        case "stopGraceMillis": stopGraceMillis = try x.int(in: 0...600_000)
+        case "maxWorkers": maxWorkers = try x.int(in: 1...100_000)
+        case "maxMessageBytes": maxMessageBytes = try x.int(in: 1024...(64 << 20))
+        case "inspectorPayloads": inspectorPayloads = try x.bool()
+        case "warmJails": warmJails = try x.bool()
+        case "user": user = try x.nonNull?.string(nonEmpty: true)
+        case "privilegeSeparation": privilegeSeparation = try x.bool()
+        case "spawnerSocket": spawnerSocket = try x.nonNull?.string(nonEmpty: true)
+        case "updateCheckIntervalSeconds": updateCheckIntervalSeconds = try x.int(in: 0...86_400 * 30)
+        case "registryTimeoutMillis": registryTimeoutMillis = try x.int(in: 100...600_000)
+        case "updateCheckMinIntervalSeconds": updateCheckMinIntervalSeconds = try x.int(in: 0...86_400 * 30)
+        case "rollbackCrashCount": rollbackCrashCount = try x.int(in: 0...1000)
+        case "rollbackWindowSeconds": rollbackWindowSeconds = try x.int(in: 1...86_400)
+        case "services": services = try x.object().object
+        case "prewarm": try applyPrewarm(x)
+        case "dataReserveBytes": dataReserveBytes = try x.int(in: 0...(1 << 44))
+        case "dataReserveInodes": dataReserveInodes = try x.int(in: 0...(1 << 32))
         default:
             throw ConfigError(field: key, problem: "unknown setting (see README \"Configuration\" for the list)")
         }
     }
 
-    private mutating func applyPrewarm(_ v: JSONValue) throws(ConfigError) {
-        guard let o = v.objectValue else { throw ConfigError(field: "prewarm", problem: "must be an object") }
-        for (key, x) in o {
+    private mutating func applyPrewarm(_ prewarm: ConfigField) throws(ConfigError) {
+        for (key, x) in try prewarm.object().members {
             switch key {
-            case "maxWorkers": prewarmMaxWorkers = try Self.int(x, "prewarm.maxWorkers", 0...1000)
-            case "maxMemoryMiB": prewarmMaxMemoryMiB = try Self.int(x, "prewarm.maxMemoryMiB", 1...1 << 20)
-            case "recent": prewarmRecent = try Self.bool(x, "prewarm.recent")
-            default: throw ConfigError(field: "prewarm.\(key)", problem: "unknown setting (maxWorkers, maxMemoryMiB, recent)")
+            case "maxWorkers": prewarmMaxWorkers = try x.int(in: 0...1000)
+            case "maxMemoryMiB": prewarmMaxMemoryMiB = try x.int(in: 1...1 << 20)
+            case "recent": prewarmRecent = try x.bool()
+            default: throw x.error(.unknownMember, "unknown setting (maxWorkers, maxMemoryMiB, recent)")
             }
         }
     }
 
-    static func string(_ v: JSONValue, _ key: String) throws(ConfigError) -> String {
-        guard let s = v.stringValue, !s.isEmpty else { throw ConfigError(field: key, problem: "must be a non-empty string") }
-        return s
-    }
-
-    static func optionalString(_ v: JSONValue, _ key: String) throws(ConfigError) -> String? {
-        if v.isNull { return nil }
-        return try string(v, key)
-    }
-
-    static func bool(_ v: JSONValue, _ key: String) throws(ConfigError) -> Bool {
-        guard let b = v.boolValue else { throw ConfigError(field: key, problem: "must be true or false") }
-        return b
-    }
-
-    static func int(_ v: JSONValue, _ key: String, _ range: ClosedRange<Int>) throws(ConfigError) -> Int {
-        guard let i = v.intValue, let n = Int(exactly: i), range.contains(n) else {
-            throw ConfigError(field: key, problem: "must be an integer in \(range.lowerBound)…\(range.upperBound)")
-        }
-        return n
-    }
-
-    static func names(_ v: JSONValue, _ key: String) throws(ConfigError) -> [String] {
-        guard let a = v.arrayValue else { throw ConfigError(field: key, problem: "must be an array of group names") }
+    /// Group names: non-empty, no NUL.
+    static func names(_ x: ConfigField) throws(ConfigError) -> [String] {
         var out: [String] = []
-        for x in a {
-            guard let s = x.stringValue, !s.isEmpty, !s.contains("\u{0}") else {
-                throw ConfigError(field: key, problem: "must be an array of non-empty group names")
-            }
+        for e in try x.array() {
+            let s = try e.string(nonEmpty: true)
+            guard !s.contains("\u{0}") else { throw e.error("must be a group name (no NUL)") }
             out.append(s)
         }
         return out
     }
 
-    static func ids(_ v: JSONValue, _ key: String) throws(ConfigError) -> [UInt32] {
-        guard let a = v.arrayValue else { throw ConfigError(field: key, problem: "must be an array of numeric ids") }
+    /// Numeric user or group ids.
+    static func ids(_ x: ConfigField) throws(ConfigError) -> [UInt32] {
         var out: [UInt32] = []
-        for x in a {
-            guard let i = x.intValue, let u = UInt32(exactly: i) else {
-                throw ConfigError(field: key, problem: "must be an array of numeric ids")
-            }
-            out.append(u)
-        }
+        for e in try x.array() { out.append(UInt32(try e.int(in: 0...Int64(UInt32.max)))) }
         return out
+    }
+}
+
+/// One value of the config file (or of its `services` object), read by the one JSON-field
+/// reader; its problems are `ConfigError`s naming the setting (`prewarm.maxWorkers`). `null` is a
+/// wrong type except where a setting says it may be null.
+public typealias ConfigField = JSONField<ConfigError>
+/// An object of the config file.
+public typealias ConfigReader = JSONFieldReader<ConfigError>
+
+extension JSONField where Failure == ConfigError {
+    /// `value`, the setting at `path`.
+    public init(config value: JSONValue, at path: String) {
+        self.init(value, path: path, rules: JSONFieldRules(nullIsAbsent: false), errors: { ConfigError(field: $0.field, problem: $0.problem) })
     }
 }
 
 /// A configuration value that cannot be used; names the field and says what it must be.
 public struct ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
-    /// The setting's name.
+    /// The setting's path (`prewarm.maxWorkers`, `controlAllowedUids[0]`; `(root)` for the file).
     public let field: String
     /// What is wrong with it.
     public let problem: String

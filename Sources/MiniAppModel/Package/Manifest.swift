@@ -80,29 +80,28 @@ public struct Manifest: Sendable, Hashable {
 
     /// Validates an already parsed document.
     public init(object: JSONObject, requireSignature: Bool = true) throws(MiniAppError) {
-        for key in object.keys where !Manifest.knownKeys.contains(key) && !key.hasPrefix("x-") {
-            throw Manifest.invalid("has unknown field \"\(key)\"; only the spec's fields and \"x-…\" keys are allowed")
-        }
-        let id = try Manifest.string(object, "id")
+        let r = ManifestReader(manifest: object)
+        try r.rejectUnknown(Manifest.knownKeys, alsoAllowed: { $0.hasPrefix("x-") })
+        let id = try r.require("id").string()
         guard Manifest.isValidId(id) else {
             throw Manifest.invalid(
                 "field \"id\" \"\(id)\" must be lowercase reverse-DNS (^[a-z][a-z0-9-]*(\\.[a-z][a-z0-9-]*)+$), at most 128 bytes")
         }
         self.id = id
-        version = try Manifest.semver(object, "version")
-        minHostVersion = try Manifest.semver(object, "minHostVersion")
-        entryPoint = try Manifest.string(object, "entryPoint")
+        version = try Manifest.semver(r.require("version"))
+        minHostVersion = try Manifest.semver(r.require("minHostVersion"))
+        entryPoint = try r.require("entryPoint").string()
         if let problem = PackagePath.problem(entryPoint) ?? (entryPoint == "manifest.json" ? "is the manifest" : nil) {
             throw Manifest.invalid("field \"entryPoint\" \"\(entryPoint)\" \(problem)")
         }
-        permissions = try Manifest.stringArray(object, "permissions") { name in
+        permissions = try Manifest.stringArray(r.member("permissions")) { name in
             PermissionName.isValid(name) ? nil : "is not a permission name ([a-z][a-z0-9._-]*)"
         }
-        allowedDomains = try Manifest.stringArray(object, "allowedDomains") { DomainPattern.problem($0) }
-        runtime = try Manifest.runtime(object, entryPoint: entryPoint)
-        name = try Manifest.optionalString(object, "name")
-        description = try Manifest.optionalString(object, "description")
-        signature = try Manifest.optionalString(object, "signature")
+        allowedDomains = try Manifest.stringArray(r.member("allowedDomains")) { DomainPattern.problem($0) }
+        runtime = try Manifest.runtime(r.member("runtime"), entryPoint: entryPoint)
+        name = try r.member("name")?.string()
+        description = try r.member("description")?.string()
+        signature = try r.member("signature")?.string()
         if requireSignature, signature == nil {
             throw Manifest.invalid("has no \"signature\"; sign the package with `miniapp pack` or per the spec")
         }
@@ -145,48 +144,49 @@ public struct Manifest: Sendable, Hashable {
         MiniAppError(.manifestInvalid, "manifest.json \(what)", data: ["entry": "manifest.json"])
     }
 
-    private static func string(_ o: JSONObject, _ key: String) throws(MiniAppError) -> String {
-        guard let v = o[key] else { throw invalid("is missing required field \"\(key)\"") }
-        guard let s = v.stringValue else { throw invalid("field \"\(key)\" must be a string, not \(v.typeName)") }
-        return s
-    }
-
-    private static func optionalString(_ o: JSONObject, _ key: String) throws(MiniAppError) -> String? {
-        guard let v = o[key] else { return nil }
-        guard let s = v.stringValue else { throw invalid("field \"\(key)\" must be a string, not \(v.typeName)") }
-        return s
-    }
-
-    private static func semver(_ o: JSONObject, _ key: String) throws(MiniAppError) -> SemVer {
-        let s = try string(o, key)
-        guard let v = SemVer(s) else {
-            throw invalid("field \"\(key)\" \"\(s)\" is not a Semantic Versioning 2.0.0 version (e.g. 1.2.3)")
+    /// A field's problem as MANIFEST_INVALID, in the manifest's words.
+    @Sendable static func fieldError(_ e: JSONFieldError) -> MiniAppError {
+        switch e.kind {
+        case .missing: invalid("is missing required field \"\(e.path)\"")
+        case .unknownMember: invalid("has unknown field \"\(e.path)\"; only the spec's fields and \"x-…\" keys are allowed")
+        default: invalid("field \"\(e.path)\" \(e.problem)")
         }
+    }
+
+    private static func semver(_ f: ManifestField) throws(MiniAppError) -> SemVer {
+        let s = try f.string()
+        guard let v = SemVer(s) else { throw f.error("\"\(s)\" is not a Semantic Versioning 2.0.0 version (e.g. 1.2.3)") }
         return v
     }
 
-    private static func stringArray(_ o: JSONObject, _ key: String, check: (String) -> String?) throws(MiniAppError)
-        -> [String]
-    {
-        guard let v = o[key] else { return [] }
-        guard let arr = v.arrayValue else { throw invalid("field \"\(key)\" must be an array, not \(v.typeName)") }
+    /// A list of distinct strings, each passing `check` (nil: fine, else the problem).
+    private static func stringArray(_ f: ManifestField?, check: (String) -> String?) throws(MiniAppError) -> [String] {
+        guard let f else { return [] }
         var seen = Set<String>()
         var out: [String] = []
-        for item in arr {
-            guard let s = item.stringValue else { throw invalid("field \"\(key)\" must contain only strings") }
-            if let problem = check(s) { throw invalid("field \"\(key)\" item \"\(s)\" \(problem)") }
-            guard seen.insert(s).inserted else { throw invalid("field \"\(key)\" lists \"\(s)\" twice") }
+        for (item, s) in zip(try f.array(), try f.strings()) {
+            if let problem = check(s) { throw item.error("\"\(s)\" \(problem)") }
+            guard seen.insert(s).inserted else { throw f.error("lists \"\(s)\" twice") }
             out.append(s)
         }
         return out
     }
 
-    private static func runtime(_ o: JSONObject, entryPoint: String) throws(MiniAppError) -> Runtime {
-        guard let v = o["runtime"] else { return .inferred(from: entryPoint) }
-        guard let s = v.stringValue, let r = Runtime(rawValue: s) else {
-            throw invalid("field \"runtime\" must be one of native, node, python")
-        }
+    private static func runtime(_ f: ManifestField?, entryPoint: String) throws(MiniAppError) -> Runtime {
+        guard let f else { return .inferred(from: entryPoint) }
+        guard let r = Runtime(rawValue: try f.string()) else { throw f.error("must be one of native, node, python") }
         return r
+    }
+}
+
+/// A manifest object, read by the one JSON-field reader: MANIFEST_INVALID naming the field;
+/// `null` is a wrong type (the spec has no null member).
+typealias ManifestReader = JSONFieldReader<MiniAppError>
+typealias ManifestField = JSONField<MiniAppError>
+
+extension JSONFieldReader where Failure == MiniAppError {
+    init(manifest object: JSONObject) {
+        self.init(object: object, rules: JSONFieldRules(nullIsAbsent: false), errors: Manifest.fieldError)
     }
 }
 

@@ -44,26 +44,23 @@ public struct PartnerRegistration: Sendable, Hashable {
 
     /// Validates a parsed registration (also used for each entry of the registry's document).
     public init(object o: JSONObject, source: String) throws(MiniAppError) {
-        for key in o.keys where !["id", "idPrefixes", "publicKeys", "permissions", "comment", "description", "overrides"].contains(key) {
-            throw PartnerRegistration.invalid(source, "has unknown member \"\(key)\"")
-        }
+        let r = JSONFieldReader(
+            object: o, rules: JSONFieldRules(nullIsAbsent: false, remarks: true),
+            errors: { e in PartnerRegistration.fieldError(e, source: source) })
+        try r.rejectUnknown(["id", "idPrefixes", "publicKeys", "permissions", "description", "overrides"])
         // Remarks for reviewers (who the partner is, why it holds a grant); never read otherwise.
-        for key in ["comment", "description"] where o[key] != nil && o[key]?.stringValue == nil {
-            throw PartnerRegistration.invalid(source, "member \"\(key)\" must be a string")
-        }
-        guard let id = o["id"]?.stringValue, !id.isEmpty else {
-            throw PartnerRegistration.invalid(source, "needs a string \"id\"")
-        }
-        let prefixes = try PartnerRegistration.strings(o, "idPrefixes", source)
+        _ = try r.member("description")?.string()
+        let id = try r.require("id").string(nonEmpty: true)
+        let prefixes = try r.require("idPrefixes").strings()
         for p in prefixes where !(p.hasSuffix(".") && Manifest.isValidId(p + "x")) {
             throw PartnerRegistration.invalid(source, "idPrefixes item \"\(p)\" must be a reverse-DNS prefix ending in '.' (com.partner.)")
         }
         guard !prefixes.isEmpty else { throw PartnerRegistration.invalid(source, "needs at least one idPrefixes item") }
-        let keys = try PartnerRegistration.strings(o, "publicKeys", source)
+        let keys = try r.require("publicKeys").strings()
         guard !keys.isEmpty, keys.allSatisfy({ $0.contains("-----BEGIN PUBLIC KEY-----") }) else {
             throw PartnerRegistration.invalid(source, "needs publicKeys as PEM \"-----BEGIN PUBLIC KEY-----\" blocks")
         }
-        let perms = try PartnerRegistration.strings(o, "permissions", source)
+        let perms = try r.require("permissions").strings()
         // Limits for the partner's programs, lower than jail.json's; whether they are lower is
         // checked against the platform when a worker starts (and by `miniapp policy lint`).
         var overrides: PolicyOverride?
@@ -86,14 +83,13 @@ public struct PartnerRegistration: Sendable, Hashable {
         return .object(o)
     }
 
-    private static func strings(_ o: JSONObject, _ key: String, _ source: String) throws(MiniAppError) -> [String] {
-        guard let arr = o[key]?.arrayValue else { throw invalid(source, "needs an array \"\(key)\"") }
-        var out: [String] = []
-        for v in arr {
-            guard let s = v.stringValue else { throw invalid(source, "\"\(key)\" must contain only strings") }
-            out.append(s)
+    /// A field's problem as PARTNER_INVALID naming the file and the member.
+    static func fieldError(_ e: JSONFieldError, source: String) -> MiniAppError {
+        switch e.kind {
+        case .missing: invalid(source, "needs \"\(e.path)\"")
+        case .unknownMember: invalid(source, "has unknown member \"\(e.path)\"")
+        default: invalid(source, "member \"\(e.path)\" \(e.problem)")
         }
-        return out
     }
 
     static func invalid(_ source: String, _ what: String) -> MiniAppError {

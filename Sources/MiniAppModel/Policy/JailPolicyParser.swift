@@ -5,7 +5,7 @@ extension JailPolicy {
     /// `POLICY_INVALID` naming the field.
     public static func parse(_ bytes: some Collection<UInt8>) throws(MiniAppError) -> JailPolicy {
         let doc = try JSONValue.parsePolicyFile(bytes, what: "jail policy")
-        let r = try JailFieldReader(doc, path: "")
+        let r = try PolicyFieldReader(policy: doc, path: "")
         try r.rejectUnknown([
             "namespaces", "hostname", "identity", "filesystem", "limits", "output", "landlock", "cgroup",
             "seccompProfile", "reaper", "dieWithSupervisor", "stopGraceSeconds", "env",
@@ -27,9 +27,9 @@ extension JailPolicy {
         // never reaches it, and its orphans stay zombies eating the pids limit); without PDEATHSIG
         // a worker outlives a crashed daemon, unsupervised (no wall-clock limit, nobody to stop it).
         p.reaper = try r.bool("reaper", default: p.reaper)
-        guard p.reaper else { throw JailFieldReader.invalid(r.field("reaper"), "cannot be false: without the PID-1 reaper stop signals and orphan reaping are lost") }
+        guard p.reaper else { throw PolicyFieldReader.invalid(r.field("reaper"), "cannot be false: without the PID-1 reaper stop signals and orphan reaping are lost") }
         p.dieWithSupervisor = try r.bool("dieWithSupervisor", default: p.dieWithSupervisor)
-        guard p.dieWithSupervisor else { throw JailFieldReader.invalid(r.field("dieWithSupervisor"), "cannot be false: a worker must never outlive the daemon that supervises it") }
+        guard p.dieWithSupervisor else { throw PolicyFieldReader.invalid(r.field("dieWithSupervisor"), "cannot be false: a worker must never outlive the daemon that supervises it") }
         p.stopGraceSeconds = try r.number("stopGraceSeconds", default: p.stopGraceSeconds, in: 0...3600) ?? 2
         for (k, v) in try r.stringMap("env") {
             try JailPathRules.checkEnvName(k, field: r.field("env.\(k)"))
@@ -38,7 +38,7 @@ extension JailPolicy {
         return p
     }
 
-    private static func parseNamespaces(_ r: JailFieldReader) throws(MiniAppError) -> Namespaces {
+    private static func parseNamespaces(_ r: PolicyFieldReader) throws(MiniAppError) -> Namespaces {
         try r.rejectUnknown(["mount", "pid", "net", "ipc", "uts", "cgroup"])
         var n = Namespaces()
         n.mount = try r.bool("mount", default: true)
@@ -49,12 +49,12 @@ extension JailPolicy {
         n.cgroup = try r.bool("cgroup", default: true)
         // The filesystem view and the PID-1 reaper are built on these two: without them the
         // worker would see the host tree or the host's processes.
-        guard n.mount else { throw JailFieldReader.invalid(r.field("mount"), "cannot be false: the jail's filesystem view needs a mount namespace") }
-        guard n.pid else { throw JailFieldReader.invalid(r.field("pid"), "cannot be false: workers must not see or signal host processes") }
+        guard n.mount else { throw PolicyFieldReader.invalid(r.field("mount"), "cannot be false: the jail's filesystem view needs a mount namespace") }
+        guard n.pid else { throw PolicyFieldReader.invalid(r.field("pid"), "cannot be false: workers must not see or signal host processes") }
         return n
     }
 
-    private static func parseIdentity(_ r: JailFieldReader) throws(MiniAppError) -> Identity {
+    private static func parseIdentity(_ r: PolicyFieldReader) throws(MiniAppError) -> Identity {
         try r.rejectUnknown(["uidRangeStart", "uidRangeCount", "rootlessUid", "rootlessGid"])
         var i = Identity()
         // uid 0..999 are system accounts on Debian; never hand them to untrusted code.
@@ -63,17 +63,17 @@ extension JailPolicy {
         // Below 2^31: ids above it are negative to every tool that treats uid_t as signed, and
         // the range must not hold nobody (65534) or the 16-bit -1 (65535).
         if UInt64(i.uidRangeStart) + UInt64(i.uidRangeCount) > 2_147_483_648 {
-            throw JailFieldReader.invalid(r.field("uidRangeCount"), "makes the range pass 2147483647 (ids above are negative to tools that treat uid_t as signed)")
+            throw PolicyFieldReader.invalid(r.field("uidRangeCount"), "makes the range pass 2147483647 (ids above are negative to tools that treat uid_t as signed)")
         }
         if let bad = HostIDRanges.reserved.first(where: { (UInt64(i.uidRangeStart)..<UInt64(i.uidRangeStart) + UInt64(i.uidRangeCount)).contains($0) }) {
-            throw JailFieldReader.invalid(r.field("uidRangeStart"), "makes the range hold \(bad) (nobody / the 16-bit -1)")
+            throw PolicyFieldReader.invalid(r.field("uidRangeStart"), "makes the range hold \(bad) (nobody / the 16-bit -1)")
         }
         i.rootlessUid = UInt32(try r.int("rootlessUid", default: 1000, in: 1...65533) ?? 1000)
         i.rootlessGid = UInt32(try r.int("rootlessGid", default: 1000, in: 1...65533) ?? 1000)
         return i
     }
 
-    private static func parseFilesystem(_ r: JailFieldReader) throws(MiniAppError) -> Filesystem {
+    private static func parseFilesystem(_ r: PolicyFieldReader) throws(MiniAppError) -> Filesystem {
         try r.rejectUnknown(["readOnlyHostPaths", "symlinks", "etc", "generateEtc", "rootSizeBytes", "tmpSizeBytes", "tmpInodes", "devices"])
         var f = Filesystem()
         f.readOnlyHostPaths = try r.strings("readOnlyHostPaths", default: f.readOnlyHostPaths)
@@ -85,10 +85,10 @@ extension JailPolicy {
         f.etc = try r.strings("etc", default: f.etc)
         for (i, p) in f.etc.enumerated() {
             try JailPathRules.checkAbsolute(p, field: "\(r.field("etc"))[\(i)]")
-            guard p.hasPrefix("/etc/") else { throw JailFieldReader.invalid("\(r.field("etc"))[\(i)]", "must be a path under /etc/") }
+            guard p.hasPrefix("/etc/") else { throw PolicyFieldReader.invalid("\(r.field("etc"))[\(i)]", "must be a path under /etc/") }
             let n = JailPathRules.normalized(p)
             if let secret = Self.secretEtcPaths.first(where: { $0 == n || $0.hasPrefix(n + "/") || n.hasPrefix($0 + "/") }) {
-                throw JailFieldReader.invalid("\(r.field("etc"))[\(i)]", "would expose \(secret) to every program; bind only what programs need (e.g. /etc/ssl/certs)")
+                throw PolicyFieldReader.invalid("\(r.field("etc"))[\(i)]", "would expose \(secret) to every program; bind only what programs need (e.g. /etc/ssl/certs)")
             }
         }
         f.generateEtc = try r.bool("generateEtc", default: true)
@@ -98,7 +98,7 @@ extension JailPolicy {
         f.devices = try r.strings("devices", default: f.devices)
         let allowed: Set<String> = ["null", "zero", "full", "random", "urandom", "tty"]
         for (i, d) in f.devices.enumerated() where !allowed.contains(d) {
-            throw JailFieldReader.invalid("\(r.field("devices"))[\(i)]", "'\(d)' is not an allowed device (\(allowed.sorted().joined(separator: ", ")))")
+            throw PolicyFieldReader.invalid("\(r.field("devices"))[\(i)]", "'\(d)' is not an allowed device (\(allowed.sorted().joined(separator: ", ")))")
         }
         return f
     }
@@ -107,7 +107,7 @@ extension JailPolicy {
     /// sudo rules, SSH host keys.
     public static let secretEtcPaths = ["/etc/ssl/private", "/etc/shadow", "/etc/gshadow", "/etc/sudoers", "/etc/ssh"]
 
-    private static func parseOutput(_ r: JailFieldReader) throws(MiniAppError) -> JailOutputLimits {
+    private static func parseOutput(_ r: PolicyFieldReader) throws(MiniAppError) -> JailOutputLimits {
         try r.rejectUnknown(["maxBytesPerStream", "maxLineBytes"])
         var o = JailOutputLimits()
         o.maxBytesPerStream = Int(try r.int("maxBytesPerStream", default: Int64(o.maxBytesPerStream), in: 0...(1 << 32)) ?? 0)
@@ -115,22 +115,22 @@ extension JailPolicy {
         return o
     }
 
-    private static func parseLandlock(_ r: JailFieldReader) throws(MiniAppError) -> Landlock {
+    private static func parseLandlock(_ r: PolicyFieldReader) throws(MiniAppError) -> Landlock {
         try r.rejectUnknown(["mode", "denyTCP", "scopeSignalsAndAbstractSockets"])
         var l = Landlock()
         let m = try r.string("mode", default: l.mode.rawValue) ?? ""
-        guard let mode = LandlockMode(rawValue: m) else { throw JailFieldReader.invalid(r.field("mode"), "must be off, bestEffort or required") }
+        guard let mode = LandlockMode(rawValue: m) else { throw PolicyFieldReader.invalid(r.field("mode"), "must be off, bestEffort or required") }
         l.mode = mode
         l.denyTCP = try r.bool("denyTCP", default: true)
         l.scopeSignalsAndAbstractSockets = try r.bool("scopeSignalsAndAbstractSockets", default: true)
         return l
     }
 
-    private static func parseCgroup(_ r: JailFieldReader) throws(MiniAppError) -> Cgroup {
+    private static func parseCgroup(_ r: PolicyFieldReader) throws(MiniAppError) -> Cgroup {
         try r.rejectUnknown(["version", "v1Root", "v2Root", "parent"])
         var c = Cgroup()
         let v = try r.string("version", default: "auto") ?? ""
-        guard let ver = CgroupVersion(rawValue: v) else { throw JailFieldReader.invalid(r.field("version"), "must be auto, v1, v2 or none") }
+        guard let ver = CgroupVersion(rawValue: v) else { throw PolicyFieldReader.invalid(r.field("version"), "must be auto, v1, v2 or none") }
         c.version = ver
         c.v1Root = try r.string("v1Root", default: c.v1Root) ?? c.v1Root
         c.v2Root = try r.string("v2Root", default: c.v2Root) ?? c.v2Root
@@ -144,7 +144,7 @@ extension JailPolicy {
 
 extension JailLimits {
     /// Parses a `limits` object over `base` (the policy's values, for a per-launch override).
-    public static func parse(_ r: JailFieldReader, base: JailLimits) throws(MiniAppError) -> JailLimits {
+    public static func parse(_ r: PolicyFieldReader, base: JailLimits) throws(MiniAppError) -> JailLimits {
         try r.rejectUnknown(Set(JailLimitField.allCases.map(\.rawValue)))
         var l = base
         // Below ~4 MiB not even the dynamic loader of /bin/true fits: reject as impossible.
@@ -159,7 +159,7 @@ extension JailLimits {
         l.dataBytes = UInt64(try r.int("dataBytes", default: Int64(l.dataBytes), in: (4 << 20)...(1 << 44)) ?? 0)
         l.dataInodes = UInt64(try r.int("dataInodes", default: Int64(l.dataInodes), in: 16...(1 << 26)) ?? 0)
         if l.cpuPercent != 0 && l.cpuPercent < 1 {
-            throw JailFieldReader.invalid(r.field("cpuPercent"), "must be 0 (unlimited) or at least 1")
+            throw PolicyFieldReader.invalid(r.field("cpuPercent"), "must be 0 (unlimited) or at least 1")
         }
         return l
     }
@@ -175,6 +175,6 @@ extension JailLimits {
         o["fileSizeBytes"] = .int(Int64(clamping: fileSizeBytes))
         o["dataBytes"] = .int(Int64(clamping: dataBytes))
         o["dataInodes"] = .int(Int64(clamping: dataInodes))
-        return try JailLimits.parse(try JailFieldReader(.object(o), path: field), base: self)
+        return try JailLimits.parse(try PolicyFieldReader(policy: .object(o), path: field), base: self)
     }
 }

@@ -76,6 +76,12 @@ public struct CatalogueError: Error, Sendable, Equatable, CustomStringConvertibl
     }
 
     public var description: String { "\(reason.rawValue) at \(path): \(message)" }
+
+    /// A field's problem, read by the one JSON-field reader.
+    @Sendable public init(field e: JSONFieldError) {
+        let reasons: [JSONFieldError.Kind: Reason] = [.missing: .missingField, .unknownMember: .unknownField, .outOfRange: .outOfRange]
+        self.init(reasons[e.kind] ?? .wrongType, at: e.path, e.problem)
+    }
 }
 
 /// The Bridge method catalogue (`policies/methods.json`): every method a program can call, the
@@ -133,6 +139,10 @@ public struct MethodCatalogue: Sendable {
 
 // MARK: File format
 
+/// An object of `methods.json`, read by the one JSON-field reader (remarks allowed; `null` is a
+/// wrong type, except where `"permission": null` says "no permission").
+typealias CatalogueReader = JSONFieldReader<CatalogueError>
+
 extension MethodCatalogue {
     /// Parses `policies/methods.json` (plain JSON; remarks in `"comment"` members, which every
     /// object may carry — so `"comment"` is never a permission, class or method name). Strict:
@@ -144,73 +154,60 @@ extension MethodCatalogue {
             let hint = error.reason == .unexpectedByte ? " (plain JSON: remarks go in \"comment\" members, not // lines)" : ""
             throw CatalogueError(.notJSON, at: "$", error.description + hint)
         }
-        let top = try object(doc, at: "$", allowed: ["version", "permissions", "programBudget", "classes", "methods"])
-        guard top["version"]?.intValue == 1 else { throw CatalogueError(.badVersion, at: "version", "must be 1") }
+        let top = try CatalogueReader(doc, rules: JSONFieldRules(nullIsAbsent: false, remarks: true), errors: CatalogueError.init(field:))
+        try top.rejectUnknown(["version", "permissions", "programBudget", "classes", "methods"])
+        guard top.object["version"]?.intValue == 1 else { throw CatalogueError(.badVersion, at: "version", "must be 1") }
         var permissions: [String: String] = [:]
-        for m in try object(required(top, "permissions", at: "$"), at: "permissions") where m.key != commentKey {
-            guard case .string(let d) = m.value else {
-                throw CatalogueError(.wrongType, at: "permissions.\(m.key)", "expected a description string")
-            }
-            permissions[m.key] = d
+        for (name, f) in try top.require("permissions").object().members {
+            permissions[name] = try f.string()
         }
         var classes: [String: RateLimit] = [:]
-        for m in try object(required(top, "classes", at: "$"), at: "classes") where m.key != commentKey {
-            classes[m.key] = try rate(m.value, at: "classes.\(m.key)")
+        for (name, f) in try top.require("classes").object().members {
+            classes[name] = try rate(f)
         }
-        let budget = try rate(required(top, "programBudget", at: "$"), at: "programBudget")
+        let budget = try rate(top.require("programBudget"))
         var specs: [MethodSpec] = []
-        for m in try object(required(top, "methods", at: "$"), at: "methods") where m.key != commentKey {
-            specs.append(try method(m.key, m.value))
+        for (name, f) in try top.require("methods").object().members {
+            specs.append(try method(name, f))
         }
         return try MethodCatalogue(methods: specs, permissions: permissions, classes: classes, programBudget: budget)
     }
 
-    private static func method(_ name: String, _ v: JSONValue) throws(CatalogueError) -> MethodSpec {
-        let path = "methods.\(name)"
-        let o = try object(v, at: path, allowed: ["provider", "permissions", "permission", "class", "timeoutMillis"])
-        guard case .string(let p) = try required(o, "provider", at: path), let provider = MethodProvider(rawValue: p) else {
-            throw CatalogueError(.wrongType, at: path + ".provider", "must be \"builtin\" or \"host\"")
+    private static func method(_ name: String, _ f: JSONField<CatalogueError>) throws(CatalogueError) -> MethodSpec {
+        let o = try f.object()
+        try o.rejectUnknown(["provider", "permissions", "permission", "class", "timeoutMillis"])
+        let providerField = try o.require("provider")
+        guard let provider = MethodProvider(rawValue: try providerField.string()) else {
+            throw providerField.error(.wrongType, "must be \"builtin\" or \"host\"")
         }
-        let permissions = try methodPermissions(o, at: path)
-        guard case .string(let cls) = try required(o, "class", at: path) else {
-            throw CatalogueError(.wrongType, at: path + ".class", "must be a class name")
-        }
-        guard let t = try required(o, "timeoutMillis", at: path).intValue, t > 0, t <= 600_000 else {
-            throw CatalogueError(.outOfRange, at: path + ".timeoutMillis", "must be an integer from 1 to 600000")
-        }
+        let permissions = try methodPermissions(o)
+        let cls = try o.require("class").string()
+        let t = try o.require("timeoutMillis").int(in: 1...600_000)
         return MethodSpec(name: name, permissions: permissions, provider: provider, rateClass: cls, timeoutMillis: Int(t))
     }
 
     /// `"permissions": ["a", "b"]` (all required), or the older single `"permission": "a" | null`.
     /// Exactly one of the two: a file giving both would leave a reviewer guessing which counts.
-    private static func methodPermissions(_ o: JSONObject, at path: String) throws(CatalogueError) -> [String] {
-        switch (o["permissions"], o["permission"]) {
+    private static func methodPermissions(_ o: CatalogueReader) throws(CatalogueError) -> [String] {
+        switch (o.member("permissions"), o.member("permission")) {
         case (.some(let list), nil):
-            guard case .array(let items) = list else { throw CatalogueError(.wrongType, at: path + ".permissions", "must be an array of permission names") }
-            var out: [String] = []
-            for (i, item) in items.enumerated() {
-                guard case .string(let s) = item else { throw CatalogueError(.wrongType, at: path + ".permissions[\(i)]", "must be a permission name") }
-                out.append(s)
-            }
-            return out
-        case (nil, .some(.null)): return []
-        case (nil, .some(.string(let s))): return [s]
-        case (nil, .some): throw CatalogueError(.wrongType, at: path + ".permission", "must be a permission name or null")
-        case (nil, nil): throw CatalogueError(.missingField, at: path + ".permissions", "required (an array; [] = no permission needed)")
-        case (.some, .some): throw CatalogueError(.unknownField, at: path + ".permission", "give \"permissions\" or \"permission\", not both")
+            return try list.strings()
+        case (nil, .some(let one)):
+            guard let named = one.nonNull else { return [] }
+            guard case .string(let s) = named.value else { throw one.error(.wrongType, "must be a permission name or null") }
+            return [s]
+        case (nil, nil):
+            throw o.error(.missing, at: o.field("permissions"), "required (an array; [] = no permission needed)")
+        case (.some, .some):
+            throw o.error(.unknownMember, at: o.field("permission"), "give \"permissions\" or \"permission\", not both")
         }
     }
 
-    /// The member every object of the catalogue may carry for a reviewer's remarks.
-    static let commentKey = "comment"
-
-    private static func rate(_ v: JSONValue, at path: String) throws(CatalogueError) -> RateLimit {
-        let o = try object(v, at: path, allowed: ["perSecond", "burst"])
-        guard let ps = try required(o, "perSecond", at: path).doubleValue,
-            let b = try required(o, "burst", at: path).doubleValue
-        else { throw CatalogueError(.wrongType, at: path, "perSecond and burst must be numbers") }
-        let r = RateLimit(perSecond: ps, burst: b)
-        try checkRate(r, at: path)
+    private static func rate(_ f: JSONField<CatalogueError>) throws(CatalogueError) -> RateLimit {
+        let o = try f.object()
+        try o.rejectUnknown(["perSecond", "burst"])
+        let r = RateLimit(perSecond: try o.require("perSecond").number(), burst: try o.require("burst").number())
+        try checkRate(r, at: f.path)
         return r
     }
 
@@ -221,24 +218,6 @@ extension MethodCatalogue {
         guard r.burst.isFinite, r.burst >= 1, r.burst <= 10_000_000 else {
             throw CatalogueError(.outOfRange, at: path + ".burst", "must be >= 1 and <= 10000000")
         }
-    }
-
-    private static func object(_ v: JSONValue, at path: String, allowed: Set<String>? = nil) throws(CatalogueError) -> JSONObject {
-        guard case .object(let o) = v else { throw CatalogueError(.wrongType, at: path, "expected an object, got \(v.typeName)") }
-        if let c = o[commentKey], c.stringValue == nil {
-            throw CatalogueError(.wrongType, at: "\(path).\(commentKey)", "must be a string (a reviewer's remark)")
-        }
-        if let allowed {
-            for k in o.keys where !allowed.contains(k) && k != commentKey {
-                throw CatalogueError(.unknownField, at: "\(path).\(k)", "unknown member; allowed: \(allowed.sorted().joined(separator: ", "))")
-            }
-        }
-        return o
-    }
-
-    private static func required(_ o: JSONObject, _ key: String, at path: String) throws(CatalogueError) -> JSONValue {
-        guard let v = o[key] else { throw CatalogueError(.missingField, at: "\(path).\(key)", "required") }
-        return v
     }
 
     enum NamePattern { case method, permission }

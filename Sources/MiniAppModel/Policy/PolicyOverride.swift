@@ -91,14 +91,14 @@ public struct PolicyOverride: Sendable, Hashable {
     /// as in jail.json. Throws POLICY_INVALID naming `source` and the field.
     public static func parse(_ value: JSONValue, source: String) throws(MiniAppError) -> PolicyOverride {
         do throws(MiniAppError) {
-            let r = try JailFieldReader(value, path: "")
+            let r = try PolicyFieldReader(policy: value, path: "")
             try r.rejectUnknown(members)
             var o = PolicyOverride()
             if let c = try r.child("classes") { o.classes = try parseClasses(c) }
             o.storageQuotaBytes = try r.int("storageQuotaBytes", default: nil, in: 0...(1 << 40)).map { UInt64($0) }
             o.allowedPrivateCIDRs = try r.strings("allowedPrivateCIDRs", default: [])
             for (i, c) in o.allowedPrivateCIDRs.enumerated() where !Self.looksLikeCIDR(c) {
-                throw JailFieldReader.invalid("allowedPrivateCIDRs[\(i)]", "'\(c)' is not a CIDR like 10.20.0.0/16 or fd00::/8")
+                throw PolicyFieldReader.invalid("allowedPrivateCIDRs[\(i)]", "'\(c)' is not a CIDR like 10.20.0.0/16 or fd00::/8")
             }
             guard let l = try r.child("limits") else { return o }
             try l.rejectUnknown(Set(JailLimitField.allCases.map(\.rawValue)))
@@ -113,14 +113,14 @@ public struct PolicyOverride: Sendable, Hashable {
     }
 
     /// `{"net": {"perSecond": 5, "burst": 10}, …}`: both members required, as in methods.json.
-    private static func parseClasses(_ r: JailFieldReader) throws(MiniAppError) -> [String: RateLimit] {
+    private static func parseClasses(_ r: PolicyFieldReader) throws(MiniAppError) -> [String: RateLimit] {
         var out: [String: RateLimit] = [:]
-        for (name, _) in r.object where name != JailFieldReader.commentKey {
-            guard let c = try r.child(name) else { throw JailFieldReader.invalid(r.field(name), "must be {\"perSecond\", \"burst\"}") }
+        for (name, _) in r.object where name != PolicyFieldReader.commentKey {
+            guard let c = try r.child(name) else { throw PolicyFieldReader.invalid(r.field(name), "must be {\"perSecond\", \"burst\"}") }
             try c.rejectUnknown(["perSecond", "burst"])
             guard let ps = try c.number("perSecond", default: nil, in: 0.000001...10_000_000),
                   let b = try c.number("burst", default: nil, in: 1...10_000_000)
-            else { throw JailFieldReader.invalid(r.field(name), "needs perSecond (> 0) and burst (>= 1)") }
+            else { throw PolicyFieldReader.invalid(r.field(name), "needs perSecond (> 0) and burst (>= 1)") }
             out[name] = RateLimit(perSecond: ps, burst: b)
         }
         return out

@@ -13,22 +13,22 @@ extension SeccompProfile {
     /// `"comment"` members (top level and per rule). Throws `POLICY_INVALID` naming the field.
     public static func parse(_ bytes: some Collection<UInt8>, source: String = "seccomp") throws(MiniAppError) -> SeccompProfile {
         let doc = try JSONValue.parsePolicyFile(bytes, what: "seccomp profile \(source)", field: source)
-        let r = try JailFieldReader(doc, path: "")
+        let r = try PolicyFieldReader(policy: doc, path: "")
         try r.rejectUnknown(["defaultAction", "defaultErrnoRet", "architectures", "archMap", "syscalls", "comment", "flags", "listenerPath", "listenerMetadata"])
         guard let da = try r.string("defaultAction"), let action = SeccompAction(name: da) else {
-            throw JailFieldReader.invalid(r.field("defaultAction"), "must be one of SCMP_ACT_ALLOW, SCMP_ACT_ERRNO, SCMP_ACT_KILL, …")
+            throw PolicyFieldReader.invalid(r.field("defaultAction"), "must be one of SCMP_ACT_ALLOW, SCMP_ACT_ERRNO, SCMP_ACT_KILL, …")
         }
         var p = SeccompProfile(defaultAction: action)
         p.comment = try r.string("comment")
         if let e = try r.int("defaultErrnoRet", default: nil, in: 0...4095) { p.defaultErrnoRet = UInt32(e) }
         p.architectures = try r.strings("architectures", default: [])
         for (i, a) in p.architectures.enumerated() where !knownArchitectures.contains(a) {
-            throw JailFieldReader.invalid("architectures[\(i)]", "'\(a)' is not a known SCMP_ARCH_* name")
+            throw PolicyFieldReader.invalid("architectures[\(i)]", "'\(a)' is not a known SCMP_ARCH_* name")
         }
         p.archMap = try parseArchMap(doc["archMap"])
         try checkFlagsAndListener(r)
         guard let calls = doc["syscalls"]?.arrayValue ?? (doc["syscalls"] == nil ? [] : nil) else {
-            throw JailFieldReader.invalid("syscalls", "must be an array")
+            throw PolicyFieldReader.invalid("syscalls", "must be an array")
         }
         for (i, c) in calls.enumerated() { p.syscalls.append(try parseRule(c, path: "syscalls[\(i)]")) }
         return p
@@ -43,28 +43,28 @@ extension SeccompProfile {
     /// mitigation), LOG or NEW_LISTENER would silently get something else. `listenerPath` /
     /// `listenerMetadata` belong to SCMP_ACT_NOTIFY, which miniappd does not support (a user-space
     /// supervisor answering syscalls is a second policy engine, and TOCTOU-prone).
-    private static func checkFlagsAndListener(_ r: JailFieldReader) throws(MiniAppError) {
+    private static func checkFlagsAndListener(_ r: PolicyFieldReader) throws(MiniAppError) {
         for (i, f) in try r.strings("flags", default: []).enumerated() where !acceptedFlags.contains(f) {
-            throw JailFieldReader.invalid("flags[\(i)]", "'\(f)' is not supported: miniappd installs filters without flags (accepted: \(acceptedFlags.sorted().joined(separator: ", "))); remove it")
+            throw PolicyFieldReader.invalid("flags[\(i)]", "'\(f)' is not supported: miniappd installs filters without flags (accepted: \(acceptedFlags.sorted().joined(separator: ", "))); remove it")
         }
         for key in ["listenerPath", "listenerMetadata"] where !((try r.string(key)) ?? "").isEmpty {
-            throw JailFieldReader.invalid(key, "is not supported: miniappd has no seccomp notify listener (SCMP_ACT_NOTIFY); remove it")
+            throw PolicyFieldReader.invalid(key, "is not supported: miniappd has no seccomp notify listener (SCMP_ACT_NOTIFY); remove it")
         }
     }
 
     private static func parseArchMap(_ v: JSONValue?) throws(MiniAppError) -> [ArchMapEntry] {
         guard let v, !v.isNull else { return [] }
-        guard let a = v.arrayValue else { throw JailFieldReader.invalid("archMap", "must be an array") }
+        guard let a = v.arrayValue else { throw PolicyFieldReader.invalid("archMap", "must be an array") }
         var out: [ArchMapEntry] = []
         for (i, e) in a.enumerated() {
-            let r = try JailFieldReader(e, path: "archMap[\(i)]")
+            let r = try PolicyFieldReader(policy: e, path: "archMap[\(i)]")
             try r.rejectUnknown(["architecture", "subArchitectures"])
             guard let arch = try r.string("architecture"), knownArchitectures.contains(arch) else {
-                throw JailFieldReader.invalid(r.field("architecture"), "must be a known SCMP_ARCH_* name")
+                throw PolicyFieldReader.invalid(r.field("architecture"), "must be a known SCMP_ARCH_* name")
             }
             let subs = try r.strings("subArchitectures", default: [])
             for (j, s) in subs.enumerated() where !knownArchitectures.contains(s) {
-                throw JailFieldReader.invalid("\(r.field("subArchitectures"))[\(j)]", "'\(s)' is not a known SCMP_ARCH_* name")
+                throw PolicyFieldReader.invalid("\(r.field("subArchitectures"))[\(j)]", "'\(s)' is not a known SCMP_ARCH_* name")
             }
             out.append(ArchMapEntry(architecture: arch, subArchitectures: subs))
         }
@@ -72,24 +72,24 @@ extension SeccompProfile {
     }
 
     private static func parseRule(_ v: JSONValue, path: String) throws(MiniAppError) -> SeccompRule {
-        let r = try JailFieldReader(v, path: path)
+        let r = try PolicyFieldReader(policy: v, path: path)
         try r.rejectUnknown(["names", "name", "action", "args", "errnoRet", "includes", "excludes", "comment"])
         var names = try r.strings("names", default: [])
         if let n = try r.string("name") { names.append(n) } // the pre-1.0 OCI form
-        guard !names.isEmpty else { throw JailFieldReader.invalid(r.field("names"), "must list at least one syscall") }
+        guard !names.isEmpty else { throw PolicyFieldReader.invalid(r.field("names"), "must list at least one syscall") }
         for (i, n) in names.enumerated() where !isSyscallName(n) {
-            throw JailFieldReader.invalid("\(r.field("names"))[\(i)]", "'\(n)' is not a syscall name")
+            throw PolicyFieldReader.invalid("\(r.field("names"))[\(i)]", "'\(n)' is not a syscall name")
         }
         guard let an = try r.string("action"), var action = SeccompAction(name: an) else {
-            throw JailFieldReader.invalid(r.field("action"), "must be an SCMP_ACT_* action")
+            throw PolicyFieldReader.invalid(r.field("action"), "must be an SCMP_ACT_* action")
         }
         let errnoRet = try r.int("errnoRet", default: nil, in: 0...4095).map { UInt32($0) }
         if case .errno = action { action = .errno(errnoRet) }
         var rule = SeccompRule(names: names, action: action, errnoRet: errnoRet)
         rule.comment = try r.string("comment")
         if let args = v["args"], !args.isNull {
-            guard let a = args.arrayValue else { throw JailFieldReader.invalid(r.field("args"), "must be an array") }
-            guard a.count <= 6 else { throw JailFieldReader.invalid(r.field("args"), "has more than 6 comparisons") }
+            guard let a = args.arrayValue else { throw PolicyFieldReader.invalid(r.field("args"), "must be an array") }
+            guard a.count <= 6 else { throw PolicyFieldReader.invalid(r.field("args"), "has more than 6 comparisons") }
             for (i, e) in a.enumerated() { rule.args.append(try parseArg(e, path: "\(r.field("args"))[\(i)]")) }
         }
         if let c = try r.child("includes") { rule.includes = try parseCondition(c) }
@@ -98,11 +98,11 @@ extension SeccompProfile {
     }
 
     private static func parseArg(_ v: JSONValue, path: String) throws(MiniAppError) -> SeccompArg {
-        let r = try JailFieldReader(v, path: path)
+        let r = try PolicyFieldReader(policy: v, path: path)
         try r.rejectUnknown(["index", "value", "valueTwo", "op"])
-        guard let idx = try r.int("index", default: nil, in: 0...5) else { throw JailFieldReader.invalid(r.field("index"), "is required (0-5)") }
+        guard let idx = try r.int("index", default: nil, in: 0...5) else { throw PolicyFieldReader.invalid(r.field("index"), "is required (0-5)") }
         guard let opName = try r.string("op"), let op = SeccompOp(rawValue: opName) else {
-            throw JailFieldReader.invalid(r.field("op"), "must be an SCMP_CMP_* operator")
+            throw PolicyFieldReader.invalid(r.field("op"), "must be an SCMP_CMP_* operator")
         }
         return SeccompArg(index: UInt32(idx), value: try u64(v["value"], r.field("value")),
                           valueTwo: try u64(v["valueTwo"], r.field("valueTwo")), op: op)
@@ -114,21 +114,21 @@ extension SeccompProfile {
     private static func u64(_ v: JSONValue?, _ field: String) throws(MiniAppError) -> UInt64 {
         guard let v, !v.isNull else { return 0 }
         if let i = v.intValue {
-            guard i >= 0 else { throw JailFieldReader.invalid(field, "must not be negative") }
+            guard i >= 0 else { throw PolicyFieldReader.invalid(field, "must not be negative") }
             return UInt64(i)
         }
         if let d = v.doubleValue, d >= 0, d < 18_446_744_073_709_551_616.0, d == d.rounded() { return UInt64(d) }
-        throw JailFieldReader.invalid(field, "must be an unsigned 64-bit integer")
+        throw PolicyFieldReader.invalid(field, "must be an unsigned 64-bit integer")
     }
 
-    private static func parseCondition(_ r: JailFieldReader) throws(MiniAppError) -> SeccompCondition {
+    private static func parseCondition(_ r: PolicyFieldReader) throws(MiniAppError) -> SeccompCondition {
         try r.rejectUnknown(["caps", "arches", "minKernel"])
         var c = SeccompCondition()
         c.caps = try r.strings("caps", default: [])
         c.arches = try r.strings("arches", default: [])
         c.minKernel = try r.string("minKernel")
         if let k = c.minKernel, SeccompCondition.parseKernel(k) == nil {
-            throw JailFieldReader.invalid(r.field("minKernel"), "must look like '5.10'")
+            throw PolicyFieldReader.invalid(r.field("minKernel"), "must look like '5.10'")
         }
         return c
     }

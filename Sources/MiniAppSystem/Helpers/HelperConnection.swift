@@ -102,7 +102,7 @@ public final class HelperConnection: Sendable {
         let cEnv = launch.environment.map { strdup($0) } + [nil]
         defer { (cArgs + cEnv).forEach { free($0) } }
         var pid: Int32 = 0, sock: Int32 = -1
-        let r = launch.fds.withUnsafeBufferPointer { chelper_spawn(launch.executable, cArgs, cEnv, $0.baseAddress, UInt32($0.count), &pid, &sock) }
+        let r = launch.fds.withUnsafeBufferPointer { cjail_spawn_connected(launch.executable, cArgs, cEnv, Int32(SOCK_STREAM.rawValue), $0.baseAddress, UInt32($0.count), &pid, &sock) }
         guard r == 0 else { throw MiniAppError(.hostUnavailable, "cannot start the \(launch.role) helper: \(SystemError("posix_spawn", errno: -r))") }
         do throws(MiniAppError) {
             try writeFrame(sock, launch.hello.frame())

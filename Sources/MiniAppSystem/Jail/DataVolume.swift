@@ -35,7 +35,7 @@ public struct DataVolume: Sendable, Equatable {
     /// Added to the program's count so it gets at least `inodes` files of its own: ext4 keeps
     /// inodes 1…10 for itself (the root directory among them), and mke2fs rounds the count
     /// down to whole inode-table blocks and bitmap bytes (up to 32 per block group here).
-    static let reservedInodes: UInt64 = 48
+    public static let reservedInodes: UInt64 = 48
 
     /// The image exists.
     public var exists: Bool { access(image, F_OK) == 0 }

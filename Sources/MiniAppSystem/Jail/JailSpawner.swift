@@ -12,6 +12,10 @@ public struct SpawnedChild: Sendable {
     public let pidfd: Int32
     /// Read end of the reaper's status pipe (-1 without reaper; owned by the caller).
     public let statusFD: Int32
+    /// A spawner service's worker is its child, not ours: the exit record it sends when it
+    /// reaps it (`cjail_exit_record`) arrives here (owned by the caller); -1 when we reap it
+    /// through `pidfd`.
+    public var exitFD: Int32 = -1
 }
 
 /// Clones jailed children from one long-lived thread (a serial `WorkQueue`, see there) and runs the
@@ -32,7 +36,7 @@ public enum JailSpawner {
                              slot: SpawnerSlot = .shared, trace: JailTrace? = nil) throws(MiniAppError) -> SpawnedChild {
         let slots = trace != nil ? JailTrace.ChildSlots() : nil
         defer { if let slots { trace?.childSteps(slots.base) } }
-        var (child, tookWarm): (cjail_child, Bool)
+        var (child, tookWarm, exitFD): (cjail_child, Bool, Int32)
         var attempt = 0
         while true {
             let request = try SpawnRequest(plan, template: template, cgroupProcs: cgroupProcs, cgroupName: cgroupName, traceFD: slots?.fd ?? -1, warm: warm)
@@ -42,12 +46,12 @@ public enum JailSpawner {
             }
             trace?.mark("sent")
             waitReadable(request.replyFD)
-            if let r = try takeReply(request, from: spawner, in: slot, retryable: attempt == 0, trace: trace) { (child, tookWarm) = r; break }
+            if let r = try takeReply(request, from: spawner, in: slot, retryable: attempt == 0, trace: trace) { (child, tookWarm, exitFD) = r; break }
             attempt += 1
         }
         // The child runs its steps now; EOF on the error pipe (close-on-exec) is its execve.
         waitReadable(child.err_fd)
-        return try confirmExec(&child, warm: tookWarm, trace: trace)
+        return try confirmExec(&child, exitFD: exitFD, warm: tookWarm, trace: trace)
     }
 
     private static func waitReadable(_ fd: Int32) {
@@ -58,11 +62,12 @@ public enum JailSpawner {
     /// Reads the spawner's reply: the child, or the error it reported; nil when the spawner died
     /// before it took the request (`retryable`: then the request is sent again, to a new one).
     private static func takeReply(_ request: SpawnRequest, from spawner: SpawnerProcess, in slot: SpawnerSlot, retryable: Bool,
-                                  trace: JailTrace?) throws(MiniAppError) -> (cjail_child, Bool)? {
+                                  trace: JailTrace?) throws(MiniAppError) -> (cjail_child, Bool, Int32)? {
         trace?.mark("replied")
         var reply = cjail_spawn_reply()
         var child = cjail_child()
-        let r = cjail_spawner_read_reply(request.replyFD, &reply, &child)
+        var exitFD: Int32 = -1
+        let r = cjail_spawner_read_reply(request.replyFD, &reply, &child, &exitFD)
         guard r == 0 else {
             SpawnerProcess.discard(spawner, from: slot)
             if retryable && !request.taken { return nil } // never acted on: safe to send again
@@ -72,6 +77,7 @@ public enum JailSpawner {
                                data: ["step": "spawner", "errno": "\(r)"])
         }
         if reply.result != 0 {
+            if exitFD >= 0 { close(exitFD) }
             if child.pidfd >= 0 { abort(&child) }
             if UInt32(bitPattern: reply.failed_step) == CJAIL_SPAWN_REFUSED.rawValue {
                 // A template added while this spawner was being started may have missed it
@@ -86,28 +92,32 @@ public enum JailSpawner {
             throw spawnerError(reply.result, step: reply.failed_step)
         }
         if reply.warm != 0 {
-            WarmJails.adopt(pid: child.pid)
+            if exitFD < 0 { WarmJails.adopt(pid: child.pid) } // a service's warm jails are its own children
             trace?.mark("warm_jail")
         }
-        return (child, reply.warm != 0)
+        return (child, reply.warm != 0, exitFD)
     }
 
     /// Reads the error pipe once it is readable: EOF is the exec, a record a failed step.
-    private static func confirmExec(_ child: inout cjail_child, warm: Bool, trace: JailTrace?) throws(MiniAppError) -> SpawnedChild {
+    private static func confirmExec(_ child: inout cjail_child, exitFD: Int32, warm: Bool, trace: JailTrace?) throws(MiniAppError) -> SpawnedChild {
         var rec = cjail_error()
         let failed = cjail_wait_exec(child.err_fd, &rec) != 0
         child.err_fd = -1
         trace?.mark("exec_confirmed")
         if failed {
+            if exitFD >= 0 { close(exitFD) }
             abort(&child)
             throw setupError(rec)
         }
-        return SpawnedChild(warm: warm, pid: child.pid, pidfd: child.pidfd, statusFD: child.status_fd)
+        return SpawnedChild(warm: warm, pid: child.pid, pidfd: child.pidfd, statusFD: child.status_fd, exitFD: exitFD)
     }
 
     /// Starts the spawner process now (on the spawner thread) so the first spawn does not pay
     /// for it; a failure here is reported again, with its cause, by that spawn.
+    /// A spawner service is left alone: it is connected when its user first needs it (a root
+    /// daemon connects only once it dropped to the uid the service admits).
     public static func prepare(_ slot: SpawnerSlot = .shared) {
+        guard slot.servicePath == nil else { return }
         thread.submit { _ = try? SpawnerProcess.shared(slot) }
     }
 
@@ -151,7 +161,8 @@ public enum JailSpawner {
                             data: ["step": step, "errno": "\(rec.err)", "index": "\(rec.index)"])
     }
 
-    /// Kills and reaps a child that never reached execve.
+    /// Kills and reaps a child that never reached execve (a spawner service's child: its own to
+    /// reap, waitid answers ECHILD at once; it exits by itself after a failed step).
     private static func abort(_ c: inout cjail_child) {
         _ = cjail_pidfd_send_signal(c.pidfd, SIGKILL)
         var code: Int32 = 0, status: Int32 = 0

@@ -85,7 +85,7 @@ public enum SeccompCompiler {
                 let nr = seccomp_syscall_resolve_name(name)
                 if nr == __NR_SCMP_ERROR {
                     if unknown == .skip { skipped.append(name); continue }
-                    throw JailFieldReader.invalid("\(source): syscalls[\(index)].names[\(j)]", "'\(name)' is not a syscall known to libseccomp on this host")
+                    throw PolicyFieldReader.invalid("\(source): syscalls[\(index)].names[\(j)]", "'\(name)' is not a syscall known to libseccomp on this host")
                 }
                 try checkConflict(&decided, nr: nr, name: name, Decision(action: action, conditional: !rule.args.isEmpty, rule: index), source: source)
                 if rule.args.isEmpty && action == defaultAction { continue } // libseccomp: EACCES, and a no-op
@@ -115,7 +115,7 @@ public enum SeccompCompiler {
             return
         }
         if prev.action != new.action && !(prev.conditional && new.conditional) {
-            throw JailFieldReader.invalid("\(source): syscalls[\(new.rule)]",
+            throw PolicyFieldReader.invalid("\(source): syscalls[\(new.rule)]",
                 "'\(name)' is already decided differently by syscalls[\(prev.rule)]; a syscall may not be both allowed and denied: remove one of the rules")
         }
         if !new.conditional { decided[nr] = new }
@@ -151,7 +151,7 @@ public enum SeccompCompiler {
         // EACCES: a conditional rule whose action is the filter's default (a no-op). EEXIST: the
         // same rule again; conflicting actions were refused by checkConflict before.
         if r != 0 && r != -EEXIST && r != -EACCES {
-            throw JailFieldReader.invalid(field, "cannot be compiled (\(String(cString: strerror(-r)))); e.g. two comparisons on one argument")
+            throw PolicyFieldReader.invalid(field, "cannot be compiled (\(String(cString: strerror(-r)))); e.g. two comparisons on one argument")
         }
     }
 

@@ -10,12 +10,38 @@ import Synchronization
 /// *thread*). Requests are sent from any thread; each carries its own reply socket.
 final class SpawnerProcess: Sendable {
 
+    /// 0 for a spawner service we connected to (not our child).
     let pid: Int32
     let socket: Int32
 
     private init(pid: Int32, socket: Int32) {
         self.pid = pid
         self.socket = socket
+    }
+
+    /// Connects to the spawner service listening at `path` (`miniappd-spawner --listen`). It
+    /// admits only our uid (SO_PEERCRED): a refusal shows as the connection closing.
+    static func connect(_ path: String) throws(MiniAppError) -> SpawnerProcess {
+        var fd = cjail_spawner_connect(path)
+        // Started together (systemd starts the service's process, not its socket, before us):
+        // a socket not there yet, or not listening yet, is waited for a little.
+        for _ in 0..<100 where fd == -ENOENT || fd == -ECONNREFUSED {
+            usleep(50_000)
+            fd = cjail_spawner_connect(path)
+        }
+        guard fd >= 0 else {
+            throw MiniAppError(.jailUnavailable, "cannot connect to the worker spawner at \(path): \(SystemError("connect", errno: -fd)); start miniappd-spawner.service (or miniappd-spawner --listen \(path) --uid UID:GID) first",
+                               data: ["step": "spawner", "errno": "\(-fd)"])
+        }
+        // A request every spawner refuses (a signal to pid 0) tells an admitted connection from
+        // one it closed unread: another uid than the one it serves, or another daemon connected.
+        let probe = control(fd, kind: CJAIL_CTL_SIGNAL, pid: 0, sig: 0)
+        guard probe == -EPERM else {
+            close(fd)
+            throw MiniAppError(.jailUnavailable, "the worker spawner at \(path) closed our connection: it serves another uid than ours (\(getuid())), or another daemon is connected; start it with --uid of this daemon's user",
+                               data: ["step": "spawner", "errno": "\(-probe)"])
+        }
+        return SpawnerProcess(pid: 0, socket: fd)
     }
 
     /// The socket is closed only here, once nobody holds this spawner any more: another thread
@@ -40,6 +66,7 @@ final class SpawnerProcess: Sendable {
     /// The running spawner of `slot`, started if needed. Only on `JailSpawner.thread`.
     static func shared(_ slot: SpawnerSlot) throws(MiniAppError) -> SpawnerProcess {
         if let s = running(slot) { return s }
+        if let path = slot.servicePath { return try connectOnce(path, slot) }
         if PrivilegeDrop.isDropped {
             // Started by us now, it would have our (no) privileges: fail closed instead.
             throw MiniAppError(.jailUnavailable, "the privileged worker spawner is gone and an unprivileged daemon cannot start another; restart miniappd",
@@ -60,6 +87,22 @@ final class SpawnerProcess: Sendable {
         s.registerTemplates(slot.templates)
         slot.current.withLock { $0 = s }
         s.watchNotices()
+        return s
+    }
+
+    /// The slot's one connection to its spawner service: made at the first use, with the slot's
+    /// templates registered (and locked if the slot is). Never made again: the end of a
+    /// connection killed every worker the service started for it and locked its templates, so
+    /// a new one would find no worker of ours and, after a policy change, templates we do not
+    /// match; the daemon restarts instead (systemd: BindsTo).
+    private static func connectOnce(_ path: String, _ slot: SpawnerSlot) throws(MiniAppError) -> SpawnerProcess {
+        guard slot.connected.withLock({ c -> Bool in defer { c = true }; return !c }) else {
+            throw MiniAppError(.jailUnavailable, "the connection to the worker spawner at \(path) is gone; restart miniappd (and miniappd-spawner.service after a jail policy change)",
+                               data: ["step": "spawner", "errno": "\(EPIPE)"])
+        }
+        let s = try connect(path)
+        s.registerTemplates(slot.templates)
+        slot.current.withLock { $0 = s }
         return s
     }
 
@@ -123,6 +166,7 @@ final class SpawnerProcess: Sendable {
         }
         guard mine else { return }
         shutdown(s.socket, Int32(SHUT_RDWR))
+        guard s.pid > 0 else { return } // a service: not ours to reap
         var status: Int32 = 0
         while waitpid(s.pid, &status, 0) < 0 && errno == EINTR {}
     }
@@ -161,7 +205,19 @@ public final class SpawnerSlot: Sendable {
     let templates = SpawnerTemplates()
     /// The process-wide spawner.
     public static let shared = SpawnerSlot()
+    /// The socket of the spawner service this slot uses (`useService`), nil when its spawners
+    /// are started as our children.
+    public var servicePath: String? { service.withLock { $0 } }
+    private let service = Mutex<String?>(nil)
+    /// Whether the service was connected to (once only: `SpawnerProcess.connectOnce`).
+    let connected = Mutex(false)
     public init() {}
+
+    /// Uses the spawner service listening at `path` (`miniappd-spawner --listen`) instead of
+    /// starting spawners: connected at the first use (`start`), as the uid the service admits.
+    /// Its workers are its own children, which it reaps and whose exits it reports (cjail.h,
+    /// CJAIL_REPLY_FD_EXIT). Call before anything spawns.
+    public func useService(_ path: String) { service.withLock { $0 = path } }
 
     /// The id of `template` in this slot, registered (with the running spawner too) when new.
     /// Throws JAIL_UNAVAILABLE when the slot is locked and has no such template.

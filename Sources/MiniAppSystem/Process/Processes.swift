@@ -177,3 +177,57 @@ extension OwnedFD {
         try retryingEINTR("read") { Glibc.read(raw, buffer.baseAddress, buffer.count) }
     }
 }
+
+extension Processes {
+    /// What `run(_:environment:files:timeoutMillis:outputLimit:)` saw: the shell status (nil:
+    /// killed at the deadline) and the first `outputLimit` bytes of stdout and stderr together.
+    public struct Outcome: Sendable {
+        public var status: Int32?
+        public var output: String
+    }
+
+    /// Spawns `argv` with stdin on /dev/null and stdout and stderr into one pipe, collects at
+    /// most `outputLimit` bytes of it (the rest is read and dropped, so a chatty child never
+    /// blocks on a full pipe), and SIGKILLs it when it has not ended within `timeoutMillis`.
+    /// For tools that read untrusted input (e2fsck on a program's filesystem image): a crafted
+    /// input that makes one loop must not hold the caller forever.
+    public static func run(_ argv: [String], environment: [String]? = nil, files: [FileAction] = [], timeoutMillis: Int,
+                           outputLimit: Int = 65536) throws(SystemError) -> Outcome {
+        let (readEnd, writeEnd) = try PipePair().takeBoth()
+        defer { close(readEnd) }
+        let pid: Int32
+        do throws(SystemError) {
+            pid = try spawn(argv, environment: environment, files: [.devNull(0), .duplicate(writeEnd, to: 1), .duplicate(writeEnd, to: 2)] + files)
+        } catch {
+            close(writeEnd)
+            throw error
+        }
+        close(writeEnd)
+        let deadline = monotonicNanos() + UInt64(max(1, timeoutMillis)) * 1_000_000
+        let (output, inTime) = drain(readEnd, until: deadline, limit: outputLimit)
+        guard inTime else {
+            _ = signal(pid, Signal.kill)
+            _ = waitForExit(pid)
+            return Outcome(status: nil, output: output)
+        }
+        return Outcome(status: waitForExit(pid), output: output)
+    }
+
+    /// Reads `fd` until EOF (true) or the deadline (false), keeping the first `limit` bytes.
+    private static func drain(_ fd: Int32, until deadline: UInt64, limit: Int) -> (String, Bool) {
+        var kept: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 16384)
+        while true {
+            let now = monotonicNanos()
+            guard now < deadline else { return (String(decoding: kept, as: UTF8.self), false) }
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&p, 1, Int32(min((deadline - now) / 1_000_000 + 1, 60_000)))
+            if ready < 0 && errno != EINTR { return (String(decoding: kept, as: UTF8.self), true) }
+            guard ready > 0 else { continue }
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { return (String(decoding: kept, as: UTF8.self), true) }
+            kept.append(contentsOf: chunk[0..<min(n, max(0, limit - kept.count))])
+        }
+    }
+}

@@ -18,7 +18,8 @@
  * call must contain; `result` or `error: {code, message, data?}`; `delayMs`; `times` (the rule
  * answers that many calls). Unmatched calls: `storage.*` from an in-memory map and
  * `system.info` (`options.programId`, `version`, `hostVersion`), else METHOD_NOT_FOUND naming
- * the method. No Node.js module is used, so bundlers can include it as is.
+ * the method. No Node.js module is used (bridge-error.js, beside it, neither), so bundlers can
+ * include it as is.
  */
 
 const NUMBER_BY_CODE = {
@@ -30,19 +31,8 @@ const NUMBER_BY_CODE = {
 };
 const RULE_KEYS = ['method', 'params', 'result', 'error', 'delayMs', 'times'];
 
-/**
- * The error a rejected call gives, the same shape as the real SDK's BridgeError. Not imported
- * from miniapp-bridge.js: that module loads Node's `net` at once, which a browser bundle lacks.
- */
-class BridgeError extends Error {
-  constructor(code, message, rpcCode, data) {
-    super(message);
-    this.name = 'BridgeError';
-    this.code = code;
-    this.rpcCode = rpcCode;
-    this.data = data;
-  }
-}
+// The error a rejected call gives (the SDK's and the mock's: bridge-error.js, no Node.js module).
+const { BridgeError } = require('./bridge-error.js');
 
 function isObject(v) { return v !== null && typeof v === 'object' && !Array.isArray(v); }
 

@@ -38,15 +38,7 @@ const CODE_BY_NUMBER = {
 };
 
 /** The error a rejected call gives: `code` is the stable string of the spec's error table. */
-class BridgeError extends Error {
-  constructor(code, message, rpcCode, data) {
-    super(message);
-    this.name = 'BridgeError';
-    this.code = code;
-    this.rpcCode = rpcCode;
-    this.data = data;
-  }
-}
+const { BridgeError } = require('./bridge-error.js');
 
 function errorFromWire(error) {
   const e = error && typeof error === 'object' ? error : {};
