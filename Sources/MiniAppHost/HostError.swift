@@ -26,11 +26,14 @@ public struct HostError: Error, Sendable, Equatable, CustomStringConvertible {
 
     public var description: String { "\(code) \(message)" }
 
-    /// The error of a JSON-RPC `error` object (code from `data.code`, else from the number).
+    /// The error of a JSON-RPC `error` object (code from `data.code`, else from the number). An
+    /// empty `data.code` counts as absent: every error a caller sees has a code to branch on
+    /// (a daemon answering `"code": ""` once reached callers as an error without one).
     init(rpcError e: JSONObject) {
         let number = e["code"]?.intValue
         var data = e["data"]?.objectValue ?? [:]
-        let code = data["code"]?.stringValue ?? number.flatMap(Self.codeByNumber) ?? Code.internalError
+        let named = data["code"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 }
+        let code = named ?? number.flatMap(Self.codeByNumber) ?? Code.internalError
         data = JSONObject(data.filter { $0.key != "code" }.map { ($0.key, $0.value) })
         self.init(code, e["message"]?.stringValue ?? "error", data: data, rpcCode: number)
     }

@@ -206,6 +206,9 @@ import Testing
         ("null-id refusal", { _ in [#"{"jsonrpc":"2.0","id":null,"error":{"code":-32014,"message":"no","data":{"code":"UNAUTHORIZED"}}}"#, nil] }, "UNAUTHORIZED"),
         ("no answer", { _ in [] }, "TIMEOUT"),
         ("an answer with the daemon's error", { l in [#"{"jsonrpc":"2.0","id":\#(FakeDaemon.id(l)),"error":{"code":-32010,"message":"gone","data":{"code":"NOT_FOUND"}}}"#] }, "NOT_FOUND"),
+        // Found by fuzz-host (Tests/Fixtures/fuzz/host/error-empty-code): an empty data.code.
+        ("an empty data.code: the number's code", { l in [#"{"jsonrpc":"2.0","id":\#(FakeDaemon.id(l)),"error":{"code":-32010,"message":"gone","data":{"code":""}}}"#] }, "NOT_FOUND"),
+        ("an empty data.code and no number", { l in [#"{"jsonrpc":"2.0","id":\#(FakeDaemon.id(l)),"error":{"message":"no","data":{"code":""}}}"#] }, "INTERNAL"),
     ]
 
     // Synchronous, with `callBlocking`: the elapsed time is the library's, not how long the
