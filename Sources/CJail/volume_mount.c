@@ -84,7 +84,9 @@ static int mount_loop(int n, int target_fd) {
      * nosuid and nodev: the image is the program's to fill, never a way to a setuid file or a
      * device. */
     snprintf(target, sizeof target, "/proc/self/fd/%d", target_fd);
-    return mount(dev, target, "ext4", MS_NOSUID | MS_NODEV | MS_NOATIME, "errors=remount-ro") == 0 ? 0 : errno;
+    /* noinit_itable: no lazy zeroing of inode tables by the kernel (through a loop device a
+     * zero-out becomes a punched hole in the preallocated image; see DataVolume.swift). */
+    return mount(dev, target, "ext4", MS_NOSUID | MS_NODEV | MS_NOATIME, "errors=remount-ro,noinit_itable") == 0 ? 0 : errno;
 }
 
 int cjail_volume_mount(int image_fd, int target_fd, int *loop_index) {

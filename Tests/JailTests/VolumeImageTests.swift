@@ -96,6 +96,29 @@ struct VolumeImageTests {
         #expect(VolumeImage.settledAttachment(v.image) == .none)
     }
 
+    /// A hole in an image (what a zero-out through the loop device leaves) is allocated again
+    /// before the mount: a write into it must never wait for a block a full state filesystem
+    /// no longer has (the loop device's I/O error aborts ext4's journal: read-only /data).
+    @Test(.enabled(if: CurrentProcess.isRoot)) func aHoleInTheImageIsBackedAgainBeforeTheMount() throws {
+        let v = try Self.image("holes")
+        func allocated() throws -> Int {
+            var st = stat()
+            try #require(stat(v.image, &st) == 0)
+            return Int(st.st_blocks) * 512
+        }
+        #expect(try allocated() >= 8 << 20, "mkfs left the image preallocated")
+        let punch = try Processes.run(["/usr/bin/fallocate", "--punch-hole", "--offset", "2MiB", "--length", "4MiB", v.image],
+                                      files: [.devNull(0), .devNull(1), .devNull(2)])
+        try #require(punch == 0)
+        #expect(try allocated() < 8 << 20, "the hole is punched")
+        try FileSystem.makeDirectory(v.directory, mode: 0o700)
+        try v.mount()
+        defer { v.unmount() }
+        #expect(try allocated() >= 8 << 20, "every byte backed again before the kernel writes through it")
+        v.unmount()
+        _ = VolumeImage.settledAttachment(v.image)
+    }
+
     @Test(arguments: ["symlink", "fifo", "directory", "hardlink"])
     func theToolsRunOnARegularFileWithOneLinkOnly(kind: String) throws {
         let target = try Self.image("target-\(kind)")

@@ -70,8 +70,7 @@ public struct DataVolume: Sendable, Equatable {
     /// Mounts the image on `directory` (the directory must exist). The first mount of a fresh
     /// image removes its empty lost+found, so /data starts empty.
     public func mount() throws(SystemError) {
-        let img = open(image, O_RDWR | O_CLOEXEC | O_NOFOLLOW)
-        guard img >= 0 else { throw SystemError.current("open", detail: image) }
+        let img = try openBacked()
         defer { close(img) }
         let dir = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW)
         guard dir >= 0 else { throw SystemError.current("open", detail: directory) }
@@ -85,11 +84,34 @@ public struct DataVolume: Sendable, Equatable {
     /// Mounts the image through `mounter` (a privileged process, given the opened image):
     /// for a daemon that dropped its privileges. 0 or -errno from the mounter.
     public func mount(through mounter: (Int32) -> Int32) throws(SystemError) {
-        let img = open(image, O_RDWR | O_CLOEXEC | O_NOFOLLOW)
-        guard img >= 0 else { throw SystemError.current("open", detail: image) }
+        let img = try openBacked()
         defer { close(img) }
         let r = mounter(img)
         guard r == 0 else { throw SystemError("mount", errno: -r, detail: "\(image) on \(directory) (through the spawner)") }
+    }
+
+    /// The image opened for mounting, every byte of it backed by the state filesystem first.
+    /// A hole in the image (a zero-out the kernel turned into a punched hole, an image made by
+    /// an older mkfs, a copy) would take a block only when the program writes there: on a full
+    /// state filesystem that write fails inside the kernel, the loop device reports an I/O
+    /// error, ext4 aborts its journal and the volume turns read-only under the program.
+    /// Allocating again is a no-op for allocated ranges; a state filesystem that cannot back
+    /// the volume refuses the launch here, with ENOSPC, instead.
+    private func openBacked() throws(SystemError) -> Int32 {
+        let img = open(image, O_RDWR | O_CLOEXEC | O_NOFOLLOW)
+        guard img >= 0 else { throw SystemError.current("open", detail: image) }
+        var st = stat()
+        guard fstat(img, &st) == 0 else {
+            let e = SystemError.current("fstat", detail: image)
+            close(img)
+            throw e
+        }
+        let r = st.st_size > 0 ? posix_fallocate(img, 0, st.st_size) : 0
+        guard r == 0 else {
+            close(img)
+            throw SystemError("posix_fallocate", errno: r, detail: "\(image): the state filesystem cannot back the whole /data volume")
+        }
+        return img
     }
 
     /// Detaches the mount (workers still holding it keep it until they end; the loop device
@@ -117,11 +139,14 @@ public struct DataVolume: Sendable, Equatable {
     public static let mkfsPath: String? = ["/usr/sbin/mkfs.ext4", "/sbin/mkfs.ext4"].first { access($0, X_OK) == 0 }
 
     /// `-m 0`: the program gets every block (it never runs as root there); `nodiscard`: a
-    /// discard would punch the preallocated blocks back out of the image; no resize inode.
+    /// discard would punch the preallocated blocks back out of the image; inode tables and
+    /// journal written now (`lazy_itable_init=0,lazy_journal_init=0`): left to the kernel's
+    /// lazy init, they are zeroed through the loop device as punched holes, which a full state
+    /// filesystem then cannot fill; no resize inode.
     private static func mkfs(_ image: String, inodes: UInt64, uid: UInt32, gid: UInt32) throws(SystemError) {
         guard let mkfs = mkfsPath else { throw SystemError("mkfs.ext4", errno: ENOENT, detail: "install e2fsprogs") }
         let args = [mkfs, "-q", "-F", "-t", "ext4", "-m", "0", "-N", String(inodes), "-O", "^resize_inode",
-                    "-E", "root_owner=\(uid):\(gid),nodiscard", "-L", "miniapp-data", image]
+                    "-E", "root_owner=\(uid):\(gid),nodiscard,lazy_itable_init=0,lazy_journal_init=0", "-L", "miniapp-data", image]
         let status = try Processes.run(args, environment: ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"], files: [.devNull(0), .devNull(1), .devNull(2)])
         guard status == 0 else { throw SystemError("mkfs.ext4", errno: EIO, detail: "\(image): exit status \(status)") }
     }
