@@ -51,7 +51,7 @@ struct PrivilegeSeparation {
         let filter = try daemonFilter(policyDir: policyDir)
         try jailer.prepareDrop(to: user)
         try handOver(layout, to: user)
-        try PrivilegeDrop.drop(to: user, seccomp: filter, threads: [JailSpawner.thread])
+        try PrivilegeDrop.drop(to: user, seccomp: filter)
         return PrivilegeSeparation(user: user)
     }
 
