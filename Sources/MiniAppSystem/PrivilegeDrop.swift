@@ -9,10 +9,10 @@ public struct DropUser: Sendable, Equatable {
     public let uid: UInt32
     public let gid: UInt32
 
-    public init(uid: UInt32, gid: UInt32) {
-        self.uid = uid
-        self.gid = gid
-    }
+    /// This process's real uid and gid.
+    public static var current: DropUser { DropUser(uid: getuid(), gid: getgid()) }
+    /// uid 0, gid 0 (what a daemon that keeps root hands its state directory to).
+    public static let root = DropUser(uid: 0, gid: 0)
 
     /// The system user daemons drop to by default (systemd/miniappd.sysusers.conf).
     public static let defaultName = "miniappd"
@@ -85,7 +85,7 @@ public enum PrivilegeDrop {
             let s = f.withUnsafeBytes { clinux_seccomp_install($0.baseAddress, UInt($0.count)) }
             guard s == 0 else { throw failure("seccomp", -s) }
         }
-        state.withLock { $0 = DropUser(uid: getuid(), gid: getgid()) }
+        state.withLock { $0 = .current }
     }
 
     /// Gives `root` and everything beneath it to `user` (lchown, links not followed), except the
