@@ -21,6 +21,11 @@ public final class CgroupPool: Sendable {
         public var pendingName: String? = nil
         /// Closes the `cgroup.procs` descriptors (the cgroup stays).
         public func closeProcs() { for fd in procs { close(fd) } }
+        /// The same cgroup with its `cgroup.procs` files closed (the spawner opens them by name).
+        public func closingProcs() -> Taken {
+            closeProcs()
+            return Taken(cgroup: cgroup, procs: [], pendingName: pendingName)
+        }
     }
 
     private struct State {
@@ -62,6 +67,37 @@ public final class CgroupPool: Sendable {
             }
         }
         return try Self.fresh(driver, name: name, limits: wanted)
+    }
+
+    /// A ready cgroup carrying `wanted` (limits rewritten when they differ), or nil when none is
+    /// ready: never one created now (a warm jail's spare, which the launch can do without).
+    public func takeReady(limits wanted: CgroupLimits) -> Taken? {
+        guard let ready = state.withLock({ s -> Taken? in s.ready.isEmpty ? nil : s.ready.removeFirst() }) else { return nil }
+        do {
+            if wanted != limits { try ready.cgroup.setLimits(wanted) }
+            return ready
+        } catch {
+            ready.closeProcs()
+            ready.cgroup.destroy()
+            return nil
+        }
+    }
+
+    /// A cgroup taken from this pool and not used (empty): ready again when it carries the
+    /// pool's limits and its files open as a fresh one's, else removed.
+    public func giveBack(_ cgroup: any WorkerCgroup, limits got: CgroupLimits) {
+        var entry: Taken? = nil
+        if got == limits {
+            if PrivilegeDrop.isDropped { entry = Taken(cgroup: cgroup, procs: []) }
+            else if let procs = try? cgroup.openProcs() { entry = Taken(cgroup: cgroup, procs: procs) }
+        }
+        let extra = state.withLock { s -> Taken? in
+            guard let entry, !s.closed, s.ready.count < target else { return entry }
+            s.ready.append(entry)
+            return nil
+        }
+        extra?.closeProcs()
+        if entry == nil || extra != nil { Self.thread.submit { cgroup.destroy() } }
     }
 
     /// A cgroup created now, with its `cgroup.procs` files open.
