@@ -44,9 +44,12 @@ public struct BridgeError: Error, Sendable, CustomStringConvertible {
             rpcCode: -32007, data: ["code": "MESSAGE_TOO_LARGE", "limit": .int(Int64(limit))])
     }
 
+    /// A `data.code` that is missing, empty or not a string counts as absent (the number's code,
+    /// else `INTERNAL`): a program branching on `code` never sees `""`.
     static func fromWire(_ error: JSONValue) -> BridgeError {
         let number = error["code"]?.intValue ?? -32603
-        let code = error["data"]?["code"]?.stringValue ?? byNumber[number] ?? "INTERNAL"
+        let sent = error["data"]?["code"]?.stringValue ?? ""
+        let code = sent.isEmpty ? byNumber[number] ?? "INTERNAL" : sent
         return BridgeError(
             code: code, message: error["message"]?.stringValue ?? "bridge call failed", rpcCode: number, data: error["data"])
     }

@@ -614,8 +614,11 @@ class BridgeError(Exception):
     def from_wire(cls, error):
         e = error if isinstance(error, dict) else {}
         data = e.get("data") if isinstance(e.get("data"), dict) else None
-        number = e.get("code") if isinstance(e.get("code"), int) else -32603
-        code = (data or {}).get("code") or _CODE_BY_NUMBER.get(number, "INTERNAL")
+        number = e.get("code") if type(e.get("code")) is int else -32603
+        # A data.code that is missing, empty or not a string counts as absent: a program
+        # branching on ``code`` never sees "" or a number.
+        sent = (data or {}).get("code")
+        code = sent if isinstance(sent, str) and sent else _CODE_BY_NUMBER.get(number, "INTERNAL")
         message = e.get("message") if isinstance(e.get("message"), str) else "bridge call failed"
         return cls(code, message, number, data)
 
@@ -1470,9 +1473,12 @@ public struct BridgeError: Error, Sendable, CustomStringConvertible {
             rpcCode: -32007, data: ["code": "MESSAGE_TOO_LARGE", "limit": .int(Int64(limit))])
     }
 
+    /// A `data.code` that is missing, empty or not a string counts as absent (the number's code,
+    /// else `INTERNAL`): a program branching on `code` never sees `""`.
     static func fromWire(_ error: JSONValue) -> BridgeError {
         let number = error["code"]?.intValue ?? -32603
-        let code = error["data"]?["code"]?.stringValue ?? byNumber[number] ?? "INTERNAL"
+        let sent = error["data"]?["code"]?.stringValue ?? ""
+        let code = sent.isEmpty ? byNumber[number] ?? "INTERNAL" : sent
         return BridgeError(
             code: code, message: error["message"]?.stringValue ?? "bridge call failed", rpcCode: number, data: error["data"])
     }

@@ -7,7 +7,8 @@ import Testing
 /// socketpair (the real broker is tested by its own suite). Methods:
 /// `echo` → params; `fail` → PERMISSION_DENIED; `delayed` → no reply until `flush`, which
 /// answers itself first and then the delayed calls in reverse order (out-of-order replies);
-/// `emit {name, data}` → an `event` notification, then `{}`; `delayed {ack: true}` also sends
+/// `emit {name, data}` → an `event` notification, then `{}`; `raw-error {error}` → that error
+/// object as sent; `delayed {ack: true}` also sends
 /// an event `held` once the call is held. With `maxLineBytes`, a longer line is answered as the
 /// daemon answers it (tested against the real broker in MalformedInputTests): one
 /// MESSAGE_TOO_LARGE error with id null, then the connection is closed.
@@ -81,6 +82,7 @@ final class FakeBridgeServer: @unchecked Sendable {
             send(["jsonrpc": "2.0", "id": id, "error": [
                 "code": -32001, "message": "payment.pay needs permission 'payment'", "data": ["code": "PERMISSION_DENIED"],
             ]])
+        case "raw-error": send(["jsonrpc": "2.0", "id": id, "error": req["params"]?["error"] ?? .null])
         case "delayed":
             delayed.append(req)
             if req["params"]?["ack"] == true { send(["jsonrpc": "2.0", "method": "event", "params": ["name": "held", "data": req["params"]?["n"] ?? .null]]) }
@@ -342,6 +344,70 @@ final class Reaped: @unchecked Sendable {
         #expect(events.all == ["tick={\"k\":1}"])
         shutdown(server.clientFD, Int32(SHUT_RDWR))
         await #expect(throws: BridgeError.self) { try await bridge.call("echo") }
+    }
+
+    // MARK: odd error objects
+
+    /// Error objects a broken or hostile far side could send, and the code each SDK must give:
+    /// a `data.code` that is missing, empty or not a string counts as absent (the number's code,
+    /// else `INTERNAL`), so a program branching on `code` never sees `""` or a number.
+    static let oddErrors: [(error: JSONValue, code: String)] = [
+        (["code": -32001, "message": "m", "data": ["code": ""]], "PERMISSION_DENIED"),
+        (["code": -32003, "message": "m", "data": ["code": 5]], "QUOTA_EXCEEDED"),
+        (["code": -32002, "message": "m", "data": "RATE_LIMITED"], "RATE_LIMITED"),
+        (["code": -32099, "message": "m", "data": ["code": ""]], "INTERNAL"),
+        (["code": "x", "message": "m"], "INTERNAL"),
+        (["code": -32001, "message": "m", "data": ["code": "RATE_LIMITED"]], "RATE_LIMITED"),
+    ]
+
+    static let oddErrorsNode = """
+        (async () => {
+          const errors = JSON.parse(process.argv[2]);
+          const out = [];
+          for (const error of errors) out.push(await MiniAppBridge.call('raw-error', { error }).then(() => 'resolved', (e) => e.code));
+          console.log(JSON.stringify(out));
+        })();
+        """
+
+    static let oddErrorsPython = """
+        import json, sys
+        import miniapp_bridge as bridge
+        out = []
+        for error in json.loads(sys.argv[1]):
+            try:
+                bridge.call("raw-error", {"error": error})
+                out.append("resolved")
+            except bridge.BridgeError as e:
+                out.append(e.code)
+        print(json.dumps(out))
+        """
+
+    @Test func oddErrorObjectsGetACodeInEverySDK() async throws {
+        let errors = JSONValue.array(Self.oddErrors.map(\.error)).jsonString
+        let want = JSONValue.array(Self.oddErrors.map { .string($0.code) })
+        let swiftServer = try FakeBridgeServer()
+        let bridge = MiniAppBridge(fd: swiftServer.clientFD)
+        var swiftCodes: [JSONValue] = []
+        for odd in Self.oddErrors {
+            do {
+                _ = try await bridge.call("raw-error", ["error": odd.error])
+                swiftCodes.append("resolved")
+            } catch {
+                swiftCodes.append(.string(error.code))
+            }
+        }
+        #expect(JSONValue.array(swiftCodes) == want)
+        let dir = try makeTempDir("sdk")
+        defer { removeTree(dir) }
+        try Self.oddErrorsPython.write(toFile: dir + "/main.py", atomically: true, encoding: .utf8)
+        let py = try FakeBridgeServer().run([debianPython, dir + "/main.py", errors], env: ["PYTHONPATH": Self.sdk + "/python"])
+        #expect(py.status == 0)
+        #expect(try JSONValue.parse(py.out.trimmingCharacters(in: .whitespacesAndNewlines)) == want)
+        try #require(FileManager.default.isExecutableFile(atPath: "/usr/bin/node"), "node is needed for the JS SDK test")
+        try Self.oddErrorsNode.write(toFile: dir + "/main.js", atomically: true, encoding: .utf8)
+        let js = try FakeBridgeServer().run(["/usr/bin/node", "--require", Self.sdk + "/js/preload.js", dir + "/main.js", errors])
+        #expect(js.status == 0)
+        #expect(try JSONValue.parse(js.out.trimmingCharacters(in: .whitespacesAndNewlines)) == want)
     }
 
     // MARK: message limit and errors with id null
