@@ -57,6 +57,7 @@ int spawner_warm_take(int sock, const struct cjail_spawn_request *req, int *fds,
                       uint64_t *trace, struct cjail_child *c, int *e, int32_t *step, char jail_cgroup[CJAIL_NAME_MAX]);
 int spawner_warm_make(int sock, const struct cjail_spawn_request *req, const struct cjail_spec *spec, int netns, const char *lent);
 void spawner_warm_return_cgroup(int sock, const char name[CJAIL_NAME_MAX]);
+int spawner_warm_replace_bare(int sock, const struct cjail_spawn_request *req, const struct cjail_spec *spec, int netns, const char *lent);
 void spawner_warm_discard(int sock);
 int spawner_warm_missing(const struct cjail_spawn_request *req, const struct cjail_spec *spec, int netns);
 int spawner_warm_pollfds(struct pollfd *out, int max);
@@ -297,7 +298,12 @@ static void refill_warm(int sock) {
         if (spawner_warm_make(sock, &next_warm.req, &next_warm.l.spec, next_warm.netns, lent)) lent[0] = 0;
         if (spawner_warm_missing(&next_warm.req, &next_warm.l.spec, next_warm.netns) == before) break; /* none made */
         struct pollfd q = {sock, POLLIN, 0};
-        if (poll(&q, 1, 0) > 0) break; /* a launch is waiting: serve it first */
+        if (poll(&q, 1, 0) > 0) { drop_pending(); return; } /* a launch is waiting: serve it first */
+    }
+    for (int i = 0; i < 2; i++) { /* a cgroup still lent: for a jail of the key that has none */
+        struct pollfd q = {sock, POLLIN, 0};
+        if (poll(&q, 1, 0) > 0) break;
+        if (spawner_warm_replace_bare(sock, &next_warm.req, &next_warm.l.spec, next_warm.netns, next_warm.lent[i])) next_warm.lent[i][0] = 0;
     }
     drop_pending();
 }

@@ -294,6 +294,23 @@ int spawner_warm_make(int sock, const struct cjail_spawn_request *req, const str
     return used;
 }
 
+/* A cgroup lent and not used by the refill: it replaces a warm jail of this launch's key that
+ * waits without a cgroup (made when none was lent: after a daemon's first, cold launch), so the
+ * launch that would take that one moves no task either. The old jail is discarded (the daemon
+ * reaps it) and a new one made in `lent`. Returns what spawner_warm_make returns. */
+int spawner_warm_replace_bare(int sock, const struct cjail_spawn_request *req, const struct cjail_spec *spec, int netns, const char *lent) {
+    if (!lent || !lent[0] || !(req->flags & CJAIL_SPAWN_WARM_CGROUP)) return 0;
+    struct buf key;
+    if (make_key(req, spec, netns, &key)) { free(key.p); return 0; }
+    int bare = -1;
+    for (int i = 0; i < count() && bare < 0; i++)
+        if (same_key(&warm[i], &key) && !warm[i].cgroup[0]) bare = i;
+    free(key.p);
+    if (bare < 0) return 0;
+    discard_one(sock, bare);
+    return spawner_warm_make(sock, req, spec, netns, lent);
+}
+
 /* The launch, to a warm jail: the daemon's spec memfd itself (sealed against every change, so
  * it still holds the bytes the spawner checked), its fds, and the opened program trees. -errno. */
 static int send_launch(struct warm_jail *w, const int *fds, size_t len, const struct cjail_check *ck, const int *trees) {

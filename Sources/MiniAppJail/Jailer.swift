@@ -87,6 +87,8 @@ public final class Jailer: Sendable {
             ? CgroupPool(driver: configuration.cgroupDriver, limits: CgroupLimits(memoryBytes: l.memoryBytes, pids: l.pids, cpuPercent: l.cpuPercent),
                          size: warmCgroups + (warmJails ? 1 : 0))
             : nil
+        // Pooled cgroups: ready before the first launch, which then lends one to its warm jail.
+        if pooledCgroups { cgroupPool?.refill() }
         JailSpawner.prepare(spawner)
         do { try CgroupFiles.mkdirs(rootDir) } catch {
             throw MiniAppError(.jailUnavailable, "cannot create \(rootDir): \(error); pass a writable state directory", cause: error)

@@ -74,6 +74,22 @@ struct WarmJailCgroupTests {
         #expect(JailSpawnPathTests.v1Dirs(dir, j).allSatisfy { !JailSpawnPathTests.exists($0) })
     }
 
+    @Test("from a jailer's second launch on, every waiting warm jail is in a pooled cgroup")
+    func secondLaunchOnPooled() async throws {
+        let j = try Self.jailer("cg-early")
+        defer { j.drainPools() }
+        // The pool is filled when the jailer is made: the first (cold) launch lends a spare
+        // already; a jail made without one is replaced by the next refill that has one left.
+        for _ in 0..<2 { _ = await (try j.spawn(JailLaunch(programId: "test.warm-cgroup", argv: ["/bin/true"]))).exit }
+        try await WarmJailTests.waitUntil {
+            let jails = WarmJailTests.ownWarmJails("cg-early")
+            return jails.count >= 2 && jails.allSatisfy { Self.memoryCgroup($0).map(Self.pooled) ?? false }
+        }
+        let jails = WarmJailTests.ownWarmJails("cg-early")
+        #expect(jails.count >= 2 && jails.allSatisfy { Self.memoryCgroup($0).map(Self.pooled) ?? false },
+                "\(jails.map { ($0, Self.memoryCgroup($0) ?? "?") })")
+    }
+
     enum Limit: String, CaseIterable, Sendable { case pids, memory }
 
     @Test("the limits hold in the worker released from a pooled cgroup", arguments: Limit.allCases)

@@ -44,7 +44,7 @@ public final class CgroupPool: Sendable {
     private static let thread = WorkQueue(name: "jail-cgpool", background: true)
     private static let serial = Mutex<UInt64>(0)
 
-    /// Keeps `size` cgroups with `limits` ready; filled after the first `take`.
+    /// Keeps `size` cgroups with `limits` ready; filled after the first `take` (or at the first `refill`).
     public init(driver: CgroupDriver, limits: CgroupLimits, size: Int) {
         self.driver = driver
         self.limits = limits
