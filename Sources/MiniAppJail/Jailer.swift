@@ -208,7 +208,7 @@ public final class Jailer: Sendable {
         trace?.mark("data_dir")
         let wanted = CgroupLimits(memoryBytes: limits.memoryBytes, pids: limits.pids, cpuPercent: limits.cpuPercent)
         var taken: CgroupPool.Taken?
-        if let cgroupPool { taken = try cgroupPool.take(name: cgName, limits: wanted) }
+        if let cgroupPool { taken = try cgroupPool.take(name: cgName, limits: wanted, pooledName: pooledCgroups) }
         else { taken = try CgroupPool.fresh(configuration.cgroupDriver, name: cgName, limits: wanted) }
         trace?.mark("cgroup_created")
         let pipes: JailPipes

@@ -55,7 +55,9 @@ public final class CgroupPool: Sendable {
     /// empty, rename refused) one created now. nil when the driver is `.none`. Call `refill`
     /// once the spawn is done (not before: creating cgroups takes the kernel's cgroup lock the
     /// spawn's attach needs).
-    public func take(name: String, limits wanted: CgroupLimits) throws(MiniAppError) -> Taken? {
+    /// `pooledName`: one created now gets a pool name too (renamed like a ready one): a cgroup
+    /// that may be lent to a warm jail (`WarmJailCgroups`) must not carry a worker's name.
+    public func take(name: String, limits wanted: CgroupLimits, pooledName: Bool = false) throws(MiniAppError) -> Taken? {
         let ready = state.withLock { s -> Taken? in s.ready.isEmpty ? nil : s.ready.removeFirst() }
         if let ready {
             do {
@@ -66,7 +68,16 @@ public final class CgroupPool: Sendable {
                 ready.cgroup.destroy()
             }
         }
-        return try Self.fresh(driver, name: name, limits: wanted)
+        guard pooledName else { return try Self.fresh(driver, name: name, limits: wanted) }
+        let made = try Self.fresh(driver, name: Self.nextName(), limits: wanted)
+        return made.map { Taken(cgroup: $0.cgroup, procs: $0.procs, pendingName: name) }
+    }
+
+    /// `p-<daemon pid>-<serial>`: the name of a cgroup made ahead (JailSweep removes a dead
+    /// daemon's).
+    private static func nextName() -> String {
+        let n = serial.withLock { s -> UInt64 in s += 1; return s }
+        return "p-\(getpid())-\(n)"
     }
 
     /// A ready cgroup carrying `wanted` (limits rewritten when they differ), or nil when none is
@@ -141,8 +152,7 @@ public final class CgroupPool: Sendable {
     }
 
     private func makeOne() {
-        let n = Self.serial.withLock { s -> UInt64 in s += 1; return s }
-        let made = try? Self.fresh(driver, name: "p-\(getpid())-\(n)", limits: limits)
+        let made = try? Self.fresh(driver, name: Self.nextName(), limits: limits)
         let extra = state.withLock { s -> Taken? in
             s.making -= 1
             guard let made else { s.disabled = true; return nil } // spawns then create their own
