@@ -87,8 +87,6 @@ public final class Jailer: Sendable {
             ? CgroupPool(driver: configuration.cgroupDriver, limits: CgroupLimits(memoryBytes: l.memoryBytes, pids: l.pids, cpuPercent: l.cpuPercent),
                          size: warmCgroups + (warmJails ? 1 : 0))
             : nil
-        // Pooled cgroups: ready before the first launch, which then lends one to its warm jail.
-        if pooledCgroups { cgroupPool?.refill() }
         JailSpawner.prepare(spawner)
         do { try CgroupFiles.mkdirs(rootDir) } catch {
             throw MiniAppError(.jailUnavailable, "cannot create \(rootDir): \(error); pass a writable state directory", cause: error)
@@ -249,6 +247,13 @@ public final class Jailer: Sendable {
     func refillPools() {
         netPool?.refill()
         cgroupPool?.refill()
+    }
+
+    /// Starts filling the pools now, not at the first launch: with pooled cgroups that launch
+    /// then has a spare to lend to its warm jail. Call it as the identity that will own the
+    /// cgroups (the daemon: after its privilege drop).
+    public func fillPools() {
+        if pooledCgroups { cgroupPool?.refill() }
     }
 
     /// The cgroups made ahead and waiting (their memory-hierarchy directories).

@@ -11,8 +11,17 @@ import Testing
 struct WarmJailCgroupTests {
     /// A jailer as the daemon runs it (cgroups made ahead, warm jails), on a spawner of its own.
     static func jailer(_ name: String) throws -> Jailer {
-        try Jailer(configuration: try JailHarness.configuration(), stateDir: WarmJailTests.stateDir(name), mode: .privileged,
-                   warmCgroups: 2, warmJails: true, spawner: SpawnerSlot())
+        let j = try Jailer(configuration: try JailHarness.configuration(), stateDir: WarmJailTests.stateDir(name), mode: .privileged,
+                           warmCgroups: 2, warmJails: true, spawner: SpawnerSlot())
+        j.fillPools()
+        return j
+    }
+
+    /// Waits until `j`'s pool has cgroups ready (the daemon fills it at its start, long before
+    /// a first launch; here the pool thread is shared with other suites' pools).
+    static func poolReady(_ j: Jailer) async throws {
+        try await WarmJailTests.waitUntil { j.readyCgroups.count >= 2 }
+        try #require(j.readyCgroups.count >= 2)
     }
 
     /// The memory hierarchy's mount and the path of `pid`'s cgroup in it (/proc/PID/cgroup).
@@ -78,7 +87,8 @@ struct WarmJailCgroupTests {
     func secondLaunchOnPooled() async throws {
         let j = try Self.jailer("cg-early")
         defer { j.drainPools() }
-        // The pool is filled when the jailer is made: the first (cold) launch lends a spare
+        try await Self.poolReady(j)
+        // The pool is filled before the first launch (fillPools): that cold launch lends a spare
         // already; a jail made without one is replaced by the next refill that has one left.
         for _ in 0..<2 { _ = await (try j.spawn(JailLaunch(programId: "test.warm-cgroup", argv: ["/bin/true"]))).exit }
         try await WarmJailTests.waitUntil {
