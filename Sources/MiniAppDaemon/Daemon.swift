@@ -119,7 +119,7 @@ public final class Daemon {
         }
         let mode = try Self.workerMode(config.workerMode, spawnerService: config.spawnerSocket != nil)
         let jailConfig = try JailPolicy.load(policyDir: policyDir)
-        let reserve = StateReserve(directory: layout.root, bytes: UInt64(config.dataReserveBytes), inodes: UInt64(config.dataReserveInodes))
+        let reserve = StateReserve(directory: layout.root, config: config)
         let volumes = try dataVolumes(mode: mode, reserve: reserve)
         let jailer = try Jailer(configuration: jailConfig, stateDir: layout.root, mode: mode, warmCgroups: Self.warmCgroups,
                                 warmJails: config.warmJails && mode == .privileged, appRoot: layout.packages, dataRoot: layout.data,

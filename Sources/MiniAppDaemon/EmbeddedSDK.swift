@@ -1842,15 +1842,9 @@ struct JSONScanner {
     }
 
     mutating func object(depth: Int) throws(JSONError) -> JSONValue {
-        guard depth <= options.maxDepth else { throw JSONError(.tooDeep, at: pos) }
-        pos += 1
         var obj = JSONObject()
-        skipSpace()
-        if try peek() == UInt8(ascii: "}") {
-            pos += 1
-            return .object(obj)
-        }
-        while true {
+        guard try enter(depth: depth, closedBy: UInt8(ascii: "}")) else { return .object(obj) }
+        repeat {
             skipSpace()
             guard try peek() == UInt8(ascii: "\"") else { throw JSONError(.unexpectedByte, at: pos) }
             let keyStart = pos
@@ -1863,32 +1857,40 @@ struct JSONScanner {
             pos += 1
             skipSpace()
             obj.appendUnchecked(key, try value(depth: depth))
-            skipSpace()
-            let c = try peek()
-            pos += 1
-            if c == UInt8(ascii: "}") { return .object(obj) }
-            guard c == UInt8(ascii: ",") else { throw JSONError(.unexpectedByte, at: pos - 1) }
-        }
+        } while try !closes(UInt8(ascii: "}"))
+        return .object(obj)
     }
 
     mutating func array(depth: Int) throws(JSONError) -> JSONValue {
-        guard depth <= options.maxDepth else { throw JSONError(.tooDeep, at: pos) }
-        pos += 1
         var items: [JSONValue] = []
-        skipSpace()
-        if try peek() == UInt8(ascii: "]") {
-            pos += 1
-            return .array(items)
-        }
-        while true {
+        guard try enter(depth: depth, closedBy: UInt8(ascii: "]")) else { return .array(items) }
+        repeat {
             skipSpace()
             items.append(try value(depth: depth))
-            skipSpace()
-            let c = try peek()
-            pos += 1
-            if c == UInt8(ascii: "]") { return .array(items) }
-            guard c == UInt8(ascii: ",") else { throw JSONError(.unexpectedByte, at: pos - 1) }
-        }
+        } while try !closes(UInt8(ascii: "]"))
+        return .array(items)
+    }
+
+    /// Steps past the opening byte of an object or array at `depth` (bounded); false when the
+    /// container is empty (its `close` byte is then consumed too).
+    mutating func enter(depth: Int, closedBy close: UInt8) throws(JSONError) -> Bool {
+        guard depth <= options.maxDepth else { throw JSONError(.tooDeep, at: pos) }
+        pos += 1
+        skipSpace()
+        guard try peek() == close else { return true }
+        pos += 1
+        return false
+    }
+
+    /// After a member or item: true past `close` (the container ends), false past a `,`; any
+    /// other byte is refused.
+    mutating func closes(_ close: UInt8) throws(JSONError) -> Bool {
+        skipSpace()
+        let c = try peek()
+        pos += 1
+        if c == close { return true }
+        guard c == UInt8(ascii: ",") else { throw JSONError(.unexpectedByte, at: pos - 1) }
+        return false
     }
 
     mutating func number() throws(JSONError) -> JSONValue {

@@ -35,10 +35,10 @@ struct PrivilegeSeparation {
             // to drop, only to confine; the state directory must already be ours.
             try PrivilegeDrop.confine(seccomp: try daemonFilter(policyDir: policyDir))
             logger.notice("running unprivileged as uid \(CurrentProcess.uid); the spawner service keeps the privileges")
-            return PrivilegeSeparation(user: DropUser(uid: CurrentProcess.uid, gid: CurrentProcess.gid))
+            return PrivilegeSeparation(user: .current)
         }
         guard let user = try target(config, mode: mode) else {
-            if CurrentProcess.isRoot { try handOver(layout, to: DropUser(uid: 0, gid: 0)) }
+            if CurrentProcess.isRoot { try handOver(layout, to: .root) }
             return nil
         }
         let s = try drop(to: user, jailer: jailer, layout: layout, policyDir: policyDir)
@@ -51,7 +51,7 @@ struct PrivilegeSeparation {
         let filter = try daemonFilter(policyDir: policyDir)
         try jailer.prepareDrop(to: user)
         try handOver(layout, to: user)
-        try PrivilegeDrop.drop(to: user, seccomp: filter, threads: [JailSpawner.thread])
+        try PrivilegeDrop.drop(to: user, seccomp: filter)
         return PrivilegeSeparation(user: user)
     }
 

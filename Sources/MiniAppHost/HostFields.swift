@@ -49,21 +49,20 @@ struct HostFields {
     }
 
     func objects(_ key: String) throws(HostError) -> [JSONObject] {
-        guard let a = object[key]?.arrayValue else { throw bad(key, "an array") }
-        var out: [JSONObject] = []
-        for v in a {
-            guard let o = v.objectValue else { throw bad(key, "an array of objects") }
-            out.append(o)
-        }
-        return out
+        try array(key, of: "objects") { $0.objectValue }
     }
 
     func strings(_ key: String) throws(HostError) -> [String] {
+        try array(key, of: "strings") { $0.stringValue }
+    }
+
+    /// The array at `key` with every item read by `item` (nil: the item is not one of `kind`).
+    private func array<T>(_ key: String, of kind: String, _ item: (JSONValue) -> T?) throws(HostError) -> [T] {
         guard let a = object[key]?.arrayValue else { throw bad(key, "an array") }
-        var out: [String] = []
+        var out: [T] = []
         for v in a {
-            guard let s = v.stringValue else { throw bad(key, "an array of strings") }
-            out.append(s)
+            guard let x = item(v) else { throw bad(key, "an array of \(kind)") }
+            out.append(x)
         }
         return out
     }

@@ -8,13 +8,16 @@ import Synchronization
 public struct StateReserve: Sendable, Equatable {
     /// The directory whose filesystem is checked (the state directory).
     public var directory: String
+    /// Bytes kept free (`dataReserveBytes`).
     public var bytes: UInt64
+    /// Inodes kept free (`dataReserveInodes`).
     public var inodes: UInt64
 
-    public init(directory: String, bytes: UInt64, inodes: UInt64) {
+    /// The reserve `config` asks for, on the filesystem of `directory`.
+    public init(directory: String, config: DaemonConfig) {
         self.directory = directory
-        self.bytes = bytes
-        self.inodes = inodes
+        bytes = UInt64(config.dataReserveBytes)
+        inodes = UInt64(config.dataReserveInodes)
     }
 
     /// Throws `QUOTA_EXCEEDED` (`data.reason: STATE_RESERVE`) when taking `needBytes` and
@@ -77,13 +80,13 @@ public final class JailDataVolumes: Sendable {
     /// Volumes a killed daemon left mounted are this one's to report and unmount.
     private func adoptMounted(dataRoot: String) {
         let found = Self.names(in: dataRoot).filter(Self.isSafeName).map { dataRoot + "/" + $0 }
-            .filter { DataVolume(image: "", directory: $0).isMounted }
+            .filter(DataVolume.isMounted)
         mounted.withLock { $0.formUnion(found) }
     }
 
     /// The volume of `programId` mounted on `dataDir`.
     public func volume(programId: String, dataDir: String) -> DataVolume {
-        DataVolume(image: "\(imageDirectory)/\(programId).ext4", directory: dataDir)
+        DataVolume(programId: programId, imagesIn: imageDirectory, mountedOn: dataDir)
     }
 
     /// Makes `dataDir` the program's volume before a worker binds it: made at `limits` when
@@ -175,7 +178,7 @@ public final class JailDataVolumes: Sendable {
             if let (slot, template) = through {
                 _ = slot.unmountVolume(String(d.split(separator: "/").last ?? ""), template: template)
             } else {
-                DataVolume(image: "", directory: d).unmount()
+                DataVolume.unmount(d)
             }
         }
     }

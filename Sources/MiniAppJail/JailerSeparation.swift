@@ -11,6 +11,7 @@ extension Jailer {
     /// are made in to `user`. Throws `JAIL_UNAVAILABLE` naming the directory it could not hand over.
     public func prepareDrop(to user: DropUser) throws(MiniAppError) {
         guard mode == .privileged else { return }
+        netPool?.settle()
         if spawner.servicePath == nil { try spawner.start() } // a service is connected after the drop, as the user it admits
         let v2 = if case .v2 = configuration.cgroupDriver { true } else { false }
         for dir in configuration.cgroupDriver.baseDirectories {

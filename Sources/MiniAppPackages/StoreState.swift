@@ -77,11 +77,6 @@ public struct RejectedVersion: Sendable, Hashable {
     public let version: SemVer
     /// Why (for `updates.status` and logs).
     public let reason: String
-
-    public init(version: SemVer, reason: String) {
-        self.version = version
-        self.reason = reason
-    }
 }
 
 /// A program as listed by the store.

@@ -9,10 +9,10 @@ public struct DropUser: Sendable, Equatable {
     public let uid: UInt32
     public let gid: UInt32
 
-    public init(uid: UInt32, gid: UInt32) {
-        self.uid = uid
-        self.gid = gid
-    }
+    /// This process's real uid and gid.
+    public static var current: DropUser { DropUser(uid: getuid(), gid: getgid()) }
+    /// uid 0, gid 0 (what a daemon that keeps root hands its state directory to).
+    public static let root = DropUser(uid: 0, gid: 0)
 
     /// The system user daemons drop to by default (systemd/miniappd.sysusers.conf).
     public static let defaultName = "miniappd"
@@ -49,16 +49,14 @@ public enum PrivilegeDrop {
     /// attach) must go through the spawner: this process dropped its privileges.
     public static var isDropped: Bool { droppedTo != nil }
 
-    /// Drops to `user`. `threads`: long-lived threads of ours that must empty their bounding set
-    /// too (it is per thread; glibc's setresuid reaches every thread, prctl does not). Throws
-    /// `INTERNAL` naming the failed step: the caller must exit, never go on half-dropped.
-    public static func drop(to user: DropUser, seccomp: SeccompProgram, threads: [WorkQueue]) throws(MiniAppError) {
-        for t in threads {
-            let r = t.runBlocking { () -> Int32 in clinux_drop_bounding_set() }
-            guard r == 0 else { throw failure("bounding set (thread)", -r) }
-        }
-        let b = clinux_drop_bounding_set()
-        guard b == 0 else { throw failure("bounding set", -b) }
+    /// Drops to `user`. The bounding set is emptied on every thread (it is per thread; glibc's
+    /// setresuid reaches every thread, prctl does not: the shim broadcasts it the same way and
+    /// reads each thread's set back). Throws `INTERNAL` naming the failed step: the caller must
+    /// exit, never go on half-dropped.
+    public static func drop(to user: DropUser, seccomp: SeccompProgram) throws(MiniAppError) {
+        var stuck: Int32 = 0
+        let b = clinux_drop_bounding_set_all_threads(&stuck)
+        guard b == 0 else { throw failure(stuck > 0 ? "bounding set (thread \(stuck) \(threadName(stuck)))" : "bounding set", -b) }
         var step: UnsafePointer<CChar>?
         let r = clinux_drop_to(user.uid, user.gid, &step)
         guard r == 0 else { throw failure(step.map { String(cString: $0) } ?? "drop", -r) }
@@ -67,6 +65,10 @@ public enum PrivilegeDrop {
             guard s == 0 else { throw failure("seccomp", -s) }
         }
         state.withLock { $0 = user }
+    }
+
+    private static func threadName(_ tid: Int32) -> String {
+        (try? OwnedFD.open("/proc/self/task/\(tid)/comm").readAll(limit: 64)).map { String(decoding: $0, as: UTF8.self).trimmingWhitespace() } ?? "?"
     }
 
     /// A daemon that starts unprivileged beside a spawner service (`--spawner-socket`): it has
@@ -83,7 +85,7 @@ public enum PrivilegeDrop {
             let s = f.withUnsafeBytes { clinux_seccomp_install($0.baseAddress, UInt($0.count)) }
             guard s == 0 else { throw failure("seccomp", -s) }
         }
-        state.withLock { $0 = DropUser(uid: getuid(), gid: getgid()) }
+        state.withLock { $0 = .current }
     }
 
     /// Gives `root` and everything beneath it to `user` (lchown, links not followed), except the

@@ -51,6 +51,6 @@ public final class TempDir: @unchecked Sendable {
             let f = line.split(separator: " ")
             return f.count > 4 && f[4].hasPrefix(path + "/") ? String(f[4]) : nil
         }
-        for p in points.sorted(by: { $0.count > $1.count }) { DataVolume(image: "", directory: p).unmount() }
+        for p in points.sorted(by: { $0.count > $1.count }) { DataVolume.unmount(p) }
     }
 }

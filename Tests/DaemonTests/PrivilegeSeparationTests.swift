@@ -23,12 +23,16 @@ struct PrivilegeSeparationTests {
         return out
     }
 
-    @Test("the daemon runs as --user with no capability, no_new_privs and its seccomp filter on every thread; the spawner alone keeps root")
-    func droppedDaemonStatus() throws {
+    /// With and without warm jails: each shape starts its own pools, whose threads live from
+    /// before the drop (the bounding set is per thread: one left out keeps a full set).
+    @Test("the daemon runs as --user with no capability, no_new_privs and its seccomp filter on every thread; the spawner alone keeps root",
+          arguments: [true, false])
+    func droppedDaemonStatus(warmJails: Bool) throws {
         guard geteuid() == 0, let user = DaemonHarness.dropUser else { return }
         let ids = user.split(separator: ":").map(String.init)
         let world = try E2EWorld()
-        let daemon = try world.daemon()
+        let config = try world.dir.write("pools.json", #"{"warmJails": \#(warmJails)}"#)
+        let daemon = try world.daemon(["--config", config])
         defer { daemon.stop() }
         let s = Self.status("/proc/\(daemon.pid)/status")
         #expect(s["Uid"] == "\(ids[0])\t\(ids[0])\t\(ids[0])\t\(ids[0])")
@@ -43,7 +47,8 @@ struct PrivilegeSeparationTests {
         for t in tasks {
             let ts = Self.status("/proc/\(daemon.pid)/task/\(t)/status")
             guard !ts.isEmpty else { continue } // ended meanwhile
-            #expect(ts["Uid"] == s["Uid"] && ts["CapEff"] == Self.zero && ts["CapPrm"] == Self.zero, "thread \(t)")
+            for cap in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] { #expect(ts[cap] == Self.zero, "thread \(t) \(ts["Name"] ?? ""): \(cap)") }
+            #expect(ts["Uid"] == s["Uid"], "thread \(t)")
             #expect(ts["NoNewPrivs"] == "1" && ts["Seccomp"] == "2", "thread \(t)")
         }
         // The spawner, its child, holds the privileges (and nothing that parses a program's bytes).

@@ -17,6 +17,12 @@ int clinux_thread_fs_identity(unsigned int uid, unsigned int gid, const unsigned
 /* Empties the calling thread's capability bounding set (needs CAP_SETPCAP: before the uid
  * change). 0 or -errno. */
 int clinux_drop_bounding_set(void);
+/* Empties the bounding set of every thread of the process (a signal broadcast, as glibc does
+ * for setresuid) and checks each in /proc; 0, or -errno (-EAGAIN: a thread never dropped; its tid in *stuck_tid). */
+int clinux_drop_bounding_set_all_threads(int *stuck_tid);
+/* Unblocks that broadcast's signal in the calling thread (a thread started from one of the
+ * runtime's threads inherits a mask that blocks nearly every signal). */
+void clinux_thread_accept_broadcast(void);
 /* The process gives up root for good: ambient capabilities cleared, supplementary groups set to
  * `gid` alone, then real/effective/saved gid and uid (glibc applies both to every thread), every
  * capability set emptied (capset), and no_new_privs set. 0, or -errno of the step that failed

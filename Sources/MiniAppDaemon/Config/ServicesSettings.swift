@@ -12,37 +12,12 @@ extension ServicesConfig {
         self.init(hostVersion: hostVersion)
         for (section, value) in json {
             let o = try ConfigField(config: value, at: "services.\(section)").object()
-            switch section {
-            case "storage": try applyStorage(o)
-            case "auth": try applyAuth(o)
-            case "net": try applyNet(o)
-            case "log": try applyLog(o)
-            default: throw ConfigError(field: "services.\(section)", problem: "unknown section (storage, auth, net or log)")
+            guard let settings = Self.settings[section] else {
+                throw ConfigError(field: "services.\(section)", problem: "unknown section (storage, auth, net or log)")
             }
-        }
-    }
-
-    private mutating func applyStorage(_ o: ConfigReader) throws(ConfigError) {
-        for (k, x) in o.members {
-            switch k {
-            case "maxKeyBytes": storage.maxKeyBytes = try x.int(in: 1...4096)
-            case "maxValueBytes": storage.maxValueBytes = try x.int(in: 1...(16 << 20))
-            case "quotaBytesPerProgram": storage.quotaBytesPerProgram = try x.int(in: 1...(1 << 40))
-            case "quotaKeysPerProgram": storage.quotaKeysPerProgram = try x.int(in: 1...10_000_000)
-            case "maxPendingWritesPerProgram": storage.maxPendingWritesPerProgram = try x.int(in: 1...1_000_000)
-            default: throw x.error(.unknownMember, "unknown setting")
-            }
-        }
-    }
-
-    private mutating func applyAuth(_ o: ConfigReader) throws(ConfigError) {
-        for (k, x) in o.members {
-            switch k {
-            case "issuer": auth.issuer = try x.string(nonEmpty: true)
-            case "allowedScopes": auth.allowedScopes = Set(try x.strings(nonEmpty: true))
-            case "defaultScope": auth.defaultScope = try x.string(nonEmpty: true)
-            case "forwardedClaims": auth.forwardedClaims = Set(try x.strings(nonEmpty: true))
-            default: throw x.error(.unknownMember, "unknown setting")
+            for (k, x) in o.members {
+                guard let apply = settings[k] else { throw x.error(.unknownMember, "unknown setting") }
+                try apply(&self, x)
             }
         }
         guard auth.allowedScopes.contains(auth.defaultScope) else {
@@ -50,39 +25,49 @@ extension ServicesConfig {
         }
     }
 
-    private mutating func applyNet(_ o: ConfigReader) throws(ConfigError) {
-        for (k, x) in o.members {
-            switch k {
-            case "allowedPorts":
+    /// Reads one setting into the configuration (its type and range checked).
+    private typealias Setting = @Sendable (inout ServicesConfig, ConfigField) throws(ConfigError) -> Void
+
+    /// Every setting, by section and name; a name not listed is refused.
+    private static let settings: [String: [String: Setting]] = [
+        "storage": [
+            "maxKeyBytes": { c, x throws(ConfigError) in c.storage.maxKeyBytes = try x.int(in: 1...4096) },
+            "maxValueBytes": { c, x throws(ConfigError) in c.storage.maxValueBytes = try x.int(in: 1...(16 << 20)) },
+            "quotaBytesPerProgram": { c, x throws(ConfigError) in c.storage.quotaBytesPerProgram = try x.int(in: 1...(1 << 40)) },
+            "quotaKeysPerProgram": { c, x throws(ConfigError) in c.storage.quotaKeysPerProgram = try x.int(in: 1...10_000_000) },
+            "maxPendingWritesPerProgram": { c, x throws(ConfigError) in c.storage.maxPendingWritesPerProgram = try x.int(in: 1...1_000_000) },
+        ],
+        "auth": [
+            "issuer": { c, x throws(ConfigError) in c.auth.issuer = try x.string(nonEmpty: true) },
+            "allowedScopes": { c, x throws(ConfigError) in c.auth.allowedScopes = Set(try x.strings(nonEmpty: true)) },
+            "defaultScope": { c, x throws(ConfigError) in c.auth.defaultScope = try x.string(nonEmpty: true) },
+            "forwardedClaims": { c, x throws(ConfigError) in c.auth.forwardedClaims = Set(try x.strings(nonEmpty: true)) },
+        ],
+        "net": [
+            "allowedPorts": { c, x throws(ConfigError) in
                 var ports = Set<Int>()
                 for p in try x.array() { ports.insert(try p.int(in: 1...65535)) }
-                net.allowedPorts = ports
-            case "allowHTTP": net.allowHTTP = try x.bool()
-            case "caFile": net.caFile = try x.nonNull?.string(nonEmpty: true)
-            case "resolverOverride":
+                c.net.allowedPorts = ports
+            },
+            "allowHTTP": { c, x throws(ConfigError) in c.net.allowHTTP = try x.bool() },
+            "caFile": { c, x throws(ConfigError) in c.net.caFile = try x.nonNull?.string(nonEmpty: true) },
+            "resolverOverride": { c, x throws(ConfigError) in
                 guard x.value.objectValue != nil else { throw x.error(.wrongType, "must map host names to arrays of addresses") }
                 var out: [String: [String]] = [:]
                 for (host, addrs) in try x.object().members { out[host] = try addrs.strings(nonEmpty: true) }
-                net.resolverOverride = out
-            case "allowedPrivateCIDRs": net.allowedPrivateCIDRs = try x.strings(nonEmpty: true)
-            case "maxRedirects": net.maxRedirects = try x.int(in: 0...20)
-            case "maxRequestBodyBytes": net.maxRequestBodyBytes = try x.int(in: 0...(64 << 20))
-            case "maxResponseBytes": net.maxResponseBytes = try x.int(in: 1...(64 << 20))
-            case "connectTimeoutSeconds": net.connectTimeoutSeconds = try x.int(in: 1...600)
-            case "totalTimeoutSeconds": net.totalTimeoutSeconds = try x.int(in: 1...3600)
-            case "maxConcurrentRequests": net.maxConcurrentRequests = try x.int(in: 1...4096)
-            case "maxConcurrentRequestsPerProgram": net.maxConcurrentRequestsPerProgram = try x.int(in: 1...4096)
-            default: throw x.error(.unknownMember, "unknown setting")
-            }
-        }
-    }
-
-    private mutating func applyLog(_ o: ConfigReader) throws(ConfigError) {
-        for (k, x) in o.members {
-            switch k {
-            case "maxMessageBytes": log.maxMessageBytes = try x.int(in: 16...(1 << 20))
-            default: throw x.error(.unknownMember, "unknown setting")
-            }
-        }
-    }
+                c.net.resolverOverride = out
+            },
+            "allowedPrivateCIDRs": { c, x throws(ConfigError) in c.net.allowedPrivateCIDRs = try x.strings(nonEmpty: true) },
+            "maxRedirects": { c, x throws(ConfigError) in c.net.maxRedirects = try x.int(in: 0...20) },
+            "maxRequestBodyBytes": { c, x throws(ConfigError) in c.net.maxRequestBodyBytes = try x.int(in: 0...(64 << 20)) },
+            "maxResponseBytes": { c, x throws(ConfigError) in c.net.maxResponseBytes = try x.int(in: 1...(64 << 20)) },
+            "connectTimeoutSeconds": { c, x throws(ConfigError) in c.net.connectTimeoutSeconds = try x.int(in: 1...600) },
+            "totalTimeoutSeconds": { c, x throws(ConfigError) in c.net.totalTimeoutSeconds = try x.int(in: 1...3600) },
+            "maxConcurrentRequests": { c, x throws(ConfigError) in c.net.maxConcurrentRequests = try x.int(in: 1...4096) },
+            "maxConcurrentRequestsPerProgram": { c, x throws(ConfigError) in c.net.maxConcurrentRequestsPerProgram = try x.int(in: 1...4096) },
+        ],
+        "log": [
+            "maxMessageBytes": { c, x throws(ConfigError) in c.log.maxMessageBytes = try x.int(in: 16...(1 << 20)) },
+        ],
+    ]
 }

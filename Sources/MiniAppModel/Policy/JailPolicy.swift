@@ -30,7 +30,6 @@ public struct JailPolicy: Sendable, Equatable {
     public struct Symlink: Sendable, Equatable {
         public var path: String
         public var target: String
-        public init(path: String, target: String) { self.path = path; self.target = target }
     }
 
     /// The filesystem view.

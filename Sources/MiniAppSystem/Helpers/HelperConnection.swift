@@ -213,25 +213,30 @@ public final class HelperConnection: Sendable {
     }
 
     private func readLoop() {
-        var reader = HelperFrameReader(maxPayload: maxReplyPayload)
-        var buf = [UInt8](repeating: 0, count: 64 << 10)
         var why = "it exited"
-        loop: while true {
-            let n = buf.withUnsafeMutableBytes { read(socket, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            buf.withUnsafeBytes { reader.append(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
-            while true {
-                let frame: HelperFrame?
-                do { frame = try reader.next() } catch {
-                    why = "it sent a malformed frame (\(error))"
-                    break loop
-                }
-                guard let frame else { break }
-                deliver(frame)
-            }
+        if let error = Self.readFrames(socket, maxPayload: maxReplyPayload, deliver) {
+            why = "it sent a malformed frame (\(error))"
         }
         finish(why)
+    }
+
+    /// Reads frames from `sock` and hands each complete one to `each`, in order, until end of
+    /// file or a failed read (nil) or a malformed frame (its error): the one read loop of both
+    /// ends of a helper connection.
+    static func readFrames(_ sock: Int32, maxPayload: Int, _ each: (HelperFrame) -> Void) -> HelperWireError? {
+        var reader = HelperFrameReader(maxPayload: maxPayload)
+        var buf = [UInt8](repeating: 0, count: 64 << 10)
+        while true {
+            guard let n = try? retryingEINTR("read", { buf.withUnsafeMutableBytes { read(sock, $0.baseAddress, $0.count) } }), n > 0 else {
+                return nil
+            }
+            buf.withUnsafeBytes { reader.append(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            do throws(HelperWireError) {
+                while let frame = try reader.next() { each(frame) }
+            } catch {
+                return error
+            }
+        }
     }
 
     private func deliver(_ frame: HelperFrame) {

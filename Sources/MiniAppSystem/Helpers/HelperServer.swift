@@ -91,23 +91,13 @@ public enum HelperServer {
     /// and its reply written back. Returns when the daemon closes the socket.
     public static func serve(concurrent: Bool, _ handle: @escaping @Sendable (HelperFrame) -> HelperFrame) {
         let writer = Mutex(())
-        var reader = HelperFrameReader(maxPayload: maxRequestPayload)
-        var buf = [UInt8](repeating: 0, count: 64 << 10)
-        while true {
-            let n = buf.withUnsafeMutableBytes { read(socketFD, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { return }
-            buf.withUnsafeBytes { reader.append(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
-            while true {
-                let frame: HelperFrame?
-                do { frame = try reader.next() } catch { return }  // the daemon is trusted; a bad frame is a bug: stop
-                guard let frame else { break }
-                let job: @Sendable () -> Void = {
-                    let reply = handle(frame)
-                    writer.withLock { _ in _ = try? HelperConnection.writeFrame(socketFD, reply) }
-                }
-                if concurrent { startThread(name: "helper-req", job) } else { job() }
+        // The daemon is trusted: a malformed frame is a bug, and ends the service like end of file.
+        _ = HelperConnection.readFrames(socketFD, maxPayload: maxRequestPayload) { frame in
+            let job: @Sendable () -> Void = {
+                let reply = handle(frame)
+                writer.withLock { _ in _ = try? HelperConnection.writeFrame(socketFD, reply) }
             }
+            if concurrent { startThread(name: "helper-req", job) } else { job() }
         }
     }
 }

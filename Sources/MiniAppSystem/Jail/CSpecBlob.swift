@@ -91,8 +91,10 @@ final class CSpecBlob {
         switch op {
         case .dir(let t, let mode):
             m.kind = Int32(CJAIL_MNT_DIR.rawValue); m.target = str(t); m.mode = mode
-        case .bind(let s, let t, let isDir, let attrs):
-            m.kind = Int32(CJAIL_MNT_BIND.rawValue); m.source = str(s); m.target = str(t)
+        case .bind(let s, let t, let isDir, let attrs), .mask(let s, let t, let isDir, let attrs):
+            // Same fields; the C side tells a bind from a mask by the kind alone.
+            if case .mask = op { m.kind = Int32(CJAIL_MNT_MASK.rawValue) } else { m.kind = Int32(CJAIL_MNT_BIND.rawValue) }
+            m.source = str(s); m.target = str(t)
             m.source_is_dir = isDir ? 1 : 0; m.attr_set = attrs
         case .tmpfs(let t, let opts, let flags):
             m.kind = Int32(CJAIL_MNT_TMPFS.rawValue); m.target = str(t); m.data = str(opts); m.attr_set = flags
@@ -102,9 +104,6 @@ final class CSpecBlob {
             m.kind = Int32(CJAIL_MNT_SYMLINK.rawValue); m.target = str(t); m.data = str(to)
         case .setattr(let t, let attrs):
             m.kind = Int32(CJAIL_MNT_SETATTR.rawValue); m.target = str(t); m.attr_set = attrs
-        case .mask(let s, let t, let isDir, let attrs):
-            m.kind = Int32(CJAIL_MNT_MASK.rawValue); m.source = str(s); m.target = str(t)
-            m.source_is_dir = isDir ? 1 : 0; m.attr_set = attrs
         case .file(let t, let contents, let mode):
             m.kind = Int32(CJAIL_MNT_FILE.rawValue); m.target = str(t); m.data = raw(contents)
             m.data_len = contents.count; m.mode = mode

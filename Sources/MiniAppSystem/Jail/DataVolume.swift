@@ -19,11 +19,6 @@ public struct DataVolume: Sendable, Equatable {
     /// Where it is mounted (`STATE/data/<program>`).
     public let directory: String
 
-    public init(image: String, directory: String) {
-        self.image = image
-        self.directory = directory
-    }
-
     /// What the mounted filesystem reports (statvfs): used and total bytes and inodes.
     public struct Usage: Sendable, Equatable {
         public var usedBytes: UInt64, capacityBytes: UInt64, usedInodes: UInt64, capacityInodes: UInt64
@@ -43,7 +38,10 @@ public struct DataVolume: Sendable, Equatable {
     /// Whether something is mounted on `directory` (its device differs from its parent's).
     /// The parent is named by its path, not `directory/..`: a daemon that dropped its
     /// privileges may not search the program's 0700 directory.
-    public var isMounted: Bool {
+    public var isMounted: Bool { Self.isMounted(directory) }
+
+    /// Whether something is mounted on `directory` (see `isMounted`).
+    public static func isMounted(_ directory: String) -> Bool {
         var d = stat(), p = stat()
         let parent = directory.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
         guard stat(directory, &d) == 0, stat(parent.isEmpty ? "/" : parent, &p) == 0 else { return false }
@@ -116,7 +114,10 @@ public struct DataVolume: Sendable, Equatable {
 
     /// Detaches the mount (workers still holding it keep it until they end; the loop device
     /// goes with the last of them).
-    public func unmount() { _ = umount2(directory, Int32(MNT_DETACH)) }
+    public func unmount() { Self.unmount(directory) }
+
+    /// Detaches whatever is mounted on `directory` (see `unmount()`).
+    public static func unmount(_ directory: String) { _ = umount2(directory, Int32(MNT_DETACH)) }
 
     /// The mounted filesystem's usage, or nil when nothing is mounted.
     public func usage() -> Usage? {
@@ -149,5 +150,12 @@ public struct DataVolume: Sendable, Equatable {
                     "-E", "root_owner=\(uid):\(gid),nodiscard,lazy_itable_init=0,lazy_journal_init=0", "-L", "miniapp-data", image]
         let status = try Processes.run(args, environment: ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"], files: [.devNull(0), .devNull(1), .devNull(2)])
         guard status == 0 else { throw SystemError("mkfs.ext4", errno: EIO, detail: "\(image): exit status \(status)") }
+    }
+}
+
+extension DataVolume {
+    /// `programId`'s volume: the image `<imageDirectory>/<programId>.ext4`, mounted on `directory`.
+    public init(programId: String, imagesIn imageDirectory: String, mountedOn directory: String) {
+        self.init(image: "\(imageDirectory)/\(programId).ext4", directory: directory)
     }
 }

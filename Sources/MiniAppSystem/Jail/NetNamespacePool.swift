@@ -33,6 +33,11 @@ public final class NetNamespacePool: Sendable {
 
     deinit { for fd in state.withLock({ $0.ready + [$0.homeFD] }) where fd >= 0 { close(fd) } }
 
+    /// Waits until the namespaces being made now are made. A start that drops its privileges
+    /// calls it first: made after the drop they would fail (no CAP_SYS_ADMIN), and a slow start
+    /// would leave the pool disabled with none ready.
+    public func settle() { Self.thread.runBlocking {} }
+
     /// A ready namespace (the caller owns and closes the fd), or nil when none is ready. Call
     /// `refill` once the spawn is done (creating a namespace costs ~0.4 ms of CPU a spawn should
     /// not compete with).

@@ -29,13 +29,6 @@ public struct SQLiteError: Error, Sendable, Equatable, CustomStringConvertible {
     /// What the wrapper was doing ("open", "prepare", "step", …).
     public let operation: String
 
-    public init(code: Int32, extendedCode: Int32, message: String, operation: String) {
-        self.code = code
-        self.extendedCode = extendedCode
-        self.message = message
-        self.operation = operation
-    }
-
     /// True for "the disk is full" (SQLITE_FULL): the caller may report a quota-like error.
     public var isDiskFull: Bool { code == SQLITE_FULL }
 

@@ -1,3 +1,4 @@
+import CLinuxShims
 import CNetShims
 import Glibc
 
@@ -17,6 +18,10 @@ public func startThread(name: String, _ body: @escaping @Sendable () -> Void) {
     let rc = pthread_create(&tid, nil, { arg in
         let b = Unmanaged<AnyObject>.fromOpaque(arg!).takeRetainedValue() as! Box
         _ = cnet_set_thread_name(String(b.name.prefix(15)))
+        // Started from a thread of Swift's cooperative pool, it would inherit a mask blocking
+        // nearly every signal, and the privilege drop's broadcast (PrivilegeDrop) would never
+        // reach it: the drop would then refuse to go on.
+        clinux_thread_accept_broadcast()
         b.body()
         return nil
     }, box)
