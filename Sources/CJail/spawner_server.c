@@ -19,7 +19,9 @@
  *                       /app and /data itself (spawner_template.c), clone with CLONE_PARENT so the
  *                       worker is the daemon's child (its pidfd, waitid and SIGCHLD work there),
  *                       [rootless] write its id maps, write its pid into every cgroup.procs,
- *                       send "go": the child was in its cgroups before its first step
+ *                       send "go": the child was in its cgroups before its first step (a warm
+ *                       jail waiting in a pooled cgroup is in its cgroups already: nothing is
+ *                       written, spawner_warm.c)
  *     spawner → daemon: cjail_spawn_reply + SCM_RIGHTS [pidfd, err, status?], on the reply
  *                       socket that came with the request
  * Doing the maps, the attach and "go" here saves the daemon a round trip: its caller sends the
@@ -56,7 +58,7 @@ int spawner_warm_take(int sock, const struct cjail_spawn_request *req, int *fds,
                       size_t blob_len, const struct cjail_check *ck, const int *trees,
                       uint64_t *trace, struct cjail_child *c, int *e, int32_t *step, char jail_cgroup[CJAIL_NAME_MAX]);
 int spawner_warm_make(int sock, const struct cjail_spawn_request *req, const struct cjail_spec *spec, int netns, const char *lent);
-void spawner_warm_return_cgroup(int sock, const char name[CJAIL_NAME_MAX]);
+void spawner_warm_return_cgroup(int sock, const char *name);
 int spawner_warm_replace_bare(int sock, const struct cjail_spawn_request *req, const struct cjail_spec *spec, int netns, const char *lent);
 void spawner_warm_discard(int sock);
 int spawner_warm_missing(const struct cjail_spawn_request *req, const struct cjail_spec *spec, int netns);
@@ -464,8 +466,9 @@ static void lend(const struct cjail_spawn_request *req, int e, const char *jail_
     const char *names[2] = {jail_cgroup[0] ? req->cgroup : "", req->spare_cgroup};
     for (int i = 0; i < 2; i++) {
         if (pending) {
-            memcpy(next_warm.lent[i], names[i], CJAIL_NAME_MAX);
-            next_warm.lent[i][CJAIL_NAME_MAX - 1] = 0;
+            size_t n = strnlen(names[i], CJAIL_NAME_MAX - 1); /* names[i] may be a short literal */
+            memcpy(next_warm.lent[i], names[i], n);
+            next_warm.lent[i][n] = 0;
         } else {
             spawner_warm_return_cgroup(cjail_spawner_main_socket, names[i]);
         }

@@ -173,11 +173,10 @@ static void announce(int sock, const struct warm_jail *w) {
     (void)cjail_send_with_fds(sock, &n, sizeof n, &w->c.pidfd, 1);
 }
 
-void spawner_warm_return_cgroup(int sock, const char name[CJAIL_NAME_MAX]) {
+void spawner_warm_return_cgroup(int sock, const char *name) {
     if (!name[0] || sock < 0) return;
     struct cjail_spawner_notice n = {CJAIL_SPAWN_MAGIC, 0, {0}};
-    memcpy(n.cgroup, name, sizeof n.cgroup);
-    n.cgroup[CJAIL_NAME_MAX - 1] = 0;
+    memcpy(n.cgroup, name, strnlen(name, CJAIL_NAME_MAX - 1)); /* NUL-terminated: n is zeroed */
     (void)cjail_send_with_fds(sock, &n, sizeof n, NULL, 0);
 }
 

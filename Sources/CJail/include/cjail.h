@@ -26,7 +26,8 @@
  *        go/err/status pipes (O_CLOEXEC), block signals,
  *        clone(CLONE_NEW*|CLONE_PIDFD|CLONE_PARENT): C is P's child, not S's
  *        (or hand the launch to a warm jail of the same policy that did phase A ahead of time:
- *        spawner_warm.c, child_warm_jail.c)
+ *        spawner_warm.c, child_warm_jail.c; one waiting in a pooled cgroup carrying the
+ *        launch's limits, CJAIL_SPAWN_WARM_CGROUP, is not moved: no cgroup.procs below)
  *     C:                                           wait for "go" byte on go pipe
  *     S: [rootless] write setgroups/gid_map/uid_map; write C's pid into every cgroup.procs;
  *        write "go"; send cjail_spawn_reply + SCM_RIGHTS [pidfd, err, status?] on the reply
