@@ -148,7 +148,7 @@ public final class Jailer: Sendable {
         let trace: JailTrace?
         let jailer: Jailer
         /// The worker cgroup's final name (`taken` may be a pooled one still to be renamed).
-        let cgroupName0: String
+        let workerCgroupName: String
         /// Pooled cgroups: the limits of `taken` and the spare lent with it (both `offer`ed).
         let pooled: PooledCgroups?
 
@@ -171,7 +171,7 @@ public final class Jailer: Sendable {
                 }
                 return (taken.cgroup, taken.pendingName)
             }
-            return (WarmJailCgroups.claim(ranIn)?.cgroup, cgroupName0)
+            return (WarmJailCgroups.claim(ranIn)?.cgroup, workerCgroupName)
         }
 
         /// Descriptors only the spawn needed (the child has its copies); pools topped up.
@@ -220,7 +220,7 @@ public final class Jailer: Sendable {
         let netFD = useNetPool(&plan)
         trace?.mark("planned")
         return Prepared(launch: launch, limits: limits, uid: uid, taken: taken, pipes: pipes, plan: plan, template: template,
-                        netFD: netFD, trace: trace, jailer: self, cgroupName0: cgName, pooled: pooled)
+                        netFD: netFD, trace: trace, jailer: self, workerCgroupName: cgName, pooled: pooled)
     }
 
     /// Pooled cgroups: the spawner is told `taken`'s name (it opens its files only if the
