@@ -87,7 +87,9 @@ int cjail_spawner_read_notice(int sock, struct cjail_spawner_notice *n, int32_t 
     long r = cjail_recv_with_fds(sock, n, sizeof *n, MSG_DONTWAIT, pidfd, 1, &count);
     if (r < 0) return (int)r;
     if (r == 0) return -EPIPE;
-    if ((size_t)r != sizeof *n || n->magic != CJAIL_SPAWN_MAGIC || *pidfd < 0) {
+    /* A jail comes with its pidfd; a returned cgroup (pid 0) with none. */
+    int shape_ok = n->pid > 0 ? *pidfd >= 0 : (n->pid == 0 && *pidfd < 0 && n->cgroup[0]);
+    if ((size_t)r != sizeof *n || n->magic != CJAIL_SPAWN_MAGIC || !shape_ok || !memchr(n->cgroup, 0, sizeof n->cgroup)) {
         if (*pidfd >= 0) close(*pidfd);
         *pidfd = -1;
         return -EPROTO;

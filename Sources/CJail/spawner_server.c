@@ -19,7 +19,9 @@
  *                       /app and /data itself (spawner_template.c), clone with CLONE_PARENT so the
  *                       worker is the daemon's child (its pidfd, waitid and SIGCHLD work there),
  *                       [rootless] write its id maps, write its pid into every cgroup.procs,
- *                       send "go": the child was in its cgroups before its first step
+ *                       send "go": the child was in its cgroups before its first step (a warm
+ *                       jail waiting in a pooled cgroup is in its cgroups already: nothing is
+ *                       written, spawner_warm.c)
  *     spawner → daemon: cjail_spawn_reply + SCM_RIGHTS [pidfd, err, status?], on the reply
  *                       socket that came with the request
  * Doing the maps, the attach and "go" here saves the daemon a round trip: its caller sends the
@@ -52,10 +54,12 @@ struct request_fds {
 };
 
 /* Warm jails (spawner_warm.c). */
-int spawner_warm_take(int sock, const struct cjail_spawn_request *req, const int *fds, const struct cjail_spec *spec,
+int spawner_warm_take(int sock, const struct cjail_spawn_request *req, int *fds, const struct cjail_spec *spec,
                       size_t blob_len, const struct cjail_check *ck, const int *trees,
-                      uint64_t *trace, struct cjail_child *c, int *e, int32_t *step);
-void spawner_warm_make(int sock, const struct cjail_spawn_request *req, const struct cjail_spec *spec, int netns);
+                      uint64_t *trace, struct cjail_child *c, int *e, int32_t *step, char jail_cgroup[CJAIL_NAME_MAX]);
+int spawner_warm_make(int sock, const struct cjail_spawn_request *req, const struct cjail_spec *spec, int netns, const char *lent);
+void spawner_warm_return_cgroup(int sock, const char *name);
+int spawner_warm_replace_bare(int sock, const struct cjail_spawn_request *req, const struct cjail_spec *spec, int netns, const char *lent);
 void spawner_warm_discard(int sock);
 int spawner_warm_missing(const struct cjail_spawn_request *req, const struct cjail_spec *spec, int netns);
 int spawner_warm_pollfds(struct pollfd *out, int max);
@@ -95,8 +99,10 @@ static int by_role(uint32_t mask, int roles, int *got, int count, int *out) {
     return 0;
 }
 
-static int reply(int sock, int32_t result, int32_t step, const struct cjail_child *c, int exit_fd, int warm, const struct cjail_check *ck) {
-    struct cjail_spawn_reply rep = {CJAIL_SPAWN_MAGIC, result, step, c ? c->pid : 0, 0, warm, ck ? ck->refused : 0, ck ? ck->index : -1, 0};
+static int reply(int sock, int32_t result, int32_t step, const struct cjail_child *c, int exit_fd, int warm, const struct cjail_check *ck,
+                 const char cgroup[CJAIL_NAME_MAX]) {
+    struct cjail_spawn_reply rep = {CJAIL_SPAWN_MAGIC, result, step, c ? c->pid : 0, 0, warm, ck ? ck->refused : 0, ck ? ck->index : -1, 0, {0}};
+    if (!result) memcpy(rep.cgroup, cgroup, sizeof rep.cgroup);
     int fds[4], n = 0;
     if (c && c->pidfd >= 0) {
         fds[n++] = c->pidfd;
@@ -254,9 +260,16 @@ static struct {
     struct loaded l;
     int netns;
     int after;
-} next_warm = {0, {0}, {NULL, 0, {0}, NULL}, 0, -1};
+    char lent[2][CJAIL_NAME_MAX]; /* cgroups lent for its warm jails (pooled cgroups), not used yet */
+} next_warm = {0, {0}, {NULL, 0, {0}, NULL}, 0, -1, {{0}, {0}}};
+
+extern int cjail_spawner_main_socket;
 
 static void drop_pending(void) {
+    for (int i = 0; i < 2; i++) { /* back to the daemon, unused */
+        spawner_warm_return_cgroup(cjail_spawner_main_socket, next_warm.lent[i]);
+        next_warm.lent[i][0] = 0;
+    }
     if (!next_warm.pending) return;
     unload(&next_warm.l);
     if (next_warm.after >= 0) close(next_warm.after);
@@ -283,10 +296,16 @@ size_t spawner_worker_count(void);
 static void refill_warm(int sock) {
     while (spawner_warm_missing(&next_warm.req, &next_warm.l.spec, next_warm.netns) > 0) {
         int before = spawner_warm_missing(&next_warm.req, &next_warm.l.spec, next_warm.netns);
-        spawner_warm_make(sock, &next_warm.req, &next_warm.l.spec, next_warm.netns);
+        char *lent = next_warm.lent[0][0] ? next_warm.lent[0] : next_warm.lent[1];
+        if (spawner_warm_make(sock, &next_warm.req, &next_warm.l.spec, next_warm.netns, lent)) lent[0] = 0;
         if (spawner_warm_missing(&next_warm.req, &next_warm.l.spec, next_warm.netns) == before) break; /* none made */
         struct pollfd q = {sock, POLLIN, 0};
-        if (poll(&q, 1, 0) > 0) break; /* a launch is waiting: serve it first */
+        if (poll(&q, 1, 0) > 0) { drop_pending(); return; } /* a launch is waiting: serve it first */
+    }
+    for (int i = 0; i < 2; i++) { /* a cgroup still lent: for a jail of the key that has none */
+        struct pollfd q = {sock, POLLIN, 0};
+        if (poll(&q, 1, 0) > 0) break;
+        if (spawner_warm_replace_bare(sock, &next_warm.req, &next_warm.l.spec, next_warm.netns, next_warm.lent[i])) next_warm.lent[i][0] = 0;
     }
     drop_pending();
 }
@@ -336,8 +355,6 @@ static int wait_request(int sock) {
     return result;
 }
 
-extern int cjail_spawner_main_socket;
-
 /* The template a launch must match (spawner_template.c). */
 struct template;
 const struct template *spawner_template(uint32_t id);
@@ -348,6 +365,7 @@ int spawner_register(const struct cjail_template_request *req, const int *fds);
 int spawner_control(const struct cjail_control_request *req, int extra_fd);
 void spawner_kill_workers(void);
 int spawner_open_procs(const struct template *t, const char name[CJAIL_NAME_MAX], int *procs);
+int spawner_template_cgroup_count(const struct template *t);
 int spawner_worker_add(pid_t pid, int pidfd, int exit_fd);
 void spawner_reap_workers(void);
 int spawner_worker_pollfds(struct pollfd *out, int max);
@@ -364,6 +382,28 @@ static int foreign_netns(int fd) {
     return a.st_dev != b.st_dev || a.st_ino != b.st_ino;
 }
 
+/* A CJAIL_SPAWN_WARM_CGROUP request: a warm one, its cgroups plain names (a spare naming the
+ * launch's own cgroup would put two processes in one), the template has cgroup directories, no
+ * cgroup.procs descriptor came with it. 0 or -EPERM. */
+static int pooled_cgroups_valid(const struct template *t, const struct cjail_spawn_request *req, const struct request_fds *rf) {
+    if (!(req->flags & CJAIL_SPAWN_WARM) || !cjail_name_valid(req->cgroup) || spawner_template_cgroup_count(t) == 0) return -EPERM;
+    if (req->spare_cgroup[0] && (!cjail_name_valid(req->spare_cgroup) || strcmp(req->spare_cgroup, req->cgroup) == 0)) return -EPERM;
+    for (int r = CJAIL_SPAWN_FD_PROCS; r < CJAIL_SPAWN_FD_PROCS + CJAIL_SPAWN_MAX_PROCS; r++)
+        if (rf->fd[r] >= 0) return -EPERM;
+    return 0;
+}
+
+int spawner_request_procs(const struct cjail_spawn_request *req, int *fds) {
+    if (!(req->flags & CJAIL_SPAWN_WARM_CGROUP) || fds[CJAIL_SPAWN_FD_PROCS] >= 0) return 0;
+    const struct template *t = spawner_template(req->template_id);
+    return t ? spawner_open_procs(t, req->cgroup, fds + CJAIL_SPAWN_FD_PROCS) : -EPERM;
+}
+
+int spawner_lent_procs(const struct cjail_spawn_request *req, const char name[CJAIL_NAME_MAX], int *procs) {
+    const struct template *t = spawner_template(req->template_id);
+    return t ? spawner_open_procs(t, name, procs) : -EPERM;
+}
+
 /* Checks a loaded launch against its template and resolves its program directories. 0, or
  * -errno with *step and *ck saying why. */
 static int admit(const struct cjail_spawn_request *req, struct request_fds *rf, struct loaded *l,
@@ -378,7 +418,10 @@ static int admit(const struct cjail_spawn_request *req, struct request_fds *rf, 
     if (!foreign_netns(netns)) { ck->refused = CJAIL_REFUSE_NAMESPACES; return -EPERM; }
     int e = cjail_template_check(spawner_template_spec(t), spawner_template_request(t), req, &l->spec, netns >= 0, ck);
     if (e) return e;
-    if (req->cgroup[0] && (e = spawner_open_procs(t, req->cgroup, rf->fd + CJAIL_SPAWN_FD_PROCS))) {
+    if (req->flags & CJAIL_SPAWN_WARM_CGROUP) {
+        /* Pooled cgroups: opened only if the launch needs its own (spawner_request_procs). */
+        if ((e = pooled_cgroups_valid(t, req, rf))) { ck->refused = CJAIL_REFUSE_CGROUP; return e; }
+    } else if (req->cgroup[0] && (e = spawner_open_procs(t, req->cgroup, rf->fd + CJAIL_SPAWN_FD_PROCS))) {
         ck->refused = CJAIL_REFUSE_CGROUP;
         return e;
     }
@@ -415,6 +458,23 @@ static int keep_worker(struct cjail_child *c, int *e, int32_t *step) {
     return -1;
 }
 
+/* After a successful CJAIL_SPAWN_WARM_CGROUP launch: the cgroups the daemon lent (its spare, and
+ * its own cgroup when the launch ran in its warm jail's), kept for the warm jails made once it
+ * exec'd (`pending`), else given back at once. */
+static void lend(const struct cjail_spawn_request *req, int e, const char *jail_cgroup, int pending) {
+    if (e || !(req->flags & CJAIL_SPAWN_WARM_CGROUP)) return;
+    const char *names[2] = {jail_cgroup[0] ? req->cgroup : "", req->spare_cgroup};
+    for (int i = 0; i < 2; i++) {
+        if (pending) {
+            size_t n = strnlen(names[i], CJAIL_NAME_MAX - 1); /* names[i] may be a short literal */
+            memcpy(next_warm.lent[i], names[i], n);
+            next_warm.lent[i][n] = 0;
+        } else {
+            spawner_warm_return_cgroup(cjail_spawner_main_socket, names[i]);
+        }
+    }
+}
+
 /* One spawn request: answered on its own reply socket. */
 static void serve_spawn(int sock, const struct cjail_spawn_request *req, struct request_fds *rf) {
     int out = rf->fd[CJAIL_SPAWN_FD_REPLY];
@@ -434,8 +494,10 @@ static void serve_spawn(int sock, const struct cjail_spawn_request *req, struct 
      * retries a request we never took. */
     if (!e) e = admit(req, rf, &l, &ck, trees, &step);
     int warm = 0;
+    char jail_cgroup[CJAIL_NAME_MAX] = {0};
     if (!e && (req->flags & CJAIL_SPAWN_WARM))
-        warm = spawner_warm_take(sock, req, rf->fd, &l.spec, l.len, &ck, trees, l.trace, &c, &e, &step);
+        warm = spawner_warm_take(sock, req, rf->fd, &l.spec, l.len, &ck, trees, l.trace, &c, &e, &step, jail_cgroup);
+    if (!e && !warm && (e = spawner_request_procs(req, rf->fd))) step = CJAIL_SPAWN_CGROUP;
     if (!e && !warm) e = spawn_cold(req, rf, &l, &c, &step);
     for (int k = 0; k < CJAIL_MAX_TREES; k++)
         if (trees[k] >= 0) close(trees[k]); /* the child has its copy (or the warm jail its own) */
@@ -444,7 +506,9 @@ static void serve_spawn(int sock, const struct cjail_spawn_request *req, struct 
     int after = (!e && (req->flags & CJAIL_SPAWN_WARM) && c.err_fd >= 0) ? fcntl(c.err_fd, F_DUPFD_CLOEXEC, 10) : -1;
     if (!e && !warm && netns_after < 0 && rf->fd[CJAIL_SPAWN_FD_NETNS] < 0 && (l.spec.clone_flags & CLONE_NEWNET) && spawner_netns_wanted())
         netns_after = fcntl(c.err_fd, F_DUPFD_CLOEXEC, 10);
-    (void)reply(out, e, step, &c, exit_fd, warm, step == CJAIL_SPAWN_REFUSED ? &ck : NULL); /* a gone caller is not our failure */
+    if (e) jail_cgroup[0] = 0;
+    (void)reply(out, e, step, &c, exit_fd, warm, step == CJAIL_SPAWN_REFUSED ? &ck : NULL, jail_cgroup); /* a gone caller is not our failure */
+    lend(req, e, jail_cgroup, after >= 0);
     if (exit_fd >= 0) close(exit_fd);
     int netns = rf->fd[CJAIL_SPAWN_FD_NETNS] >= 0 || (l.spec.clone_flags & CLONE_NEWNET) != 0;
     close_all(rf->fd, CJAIL_SPAWN_FD_COUNT);

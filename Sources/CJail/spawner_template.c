@@ -326,6 +326,8 @@ static int kill_cgroup(const struct template *t, const char *name) {
     return found ? 0 : -ENOENT;
 }
 
+int spawner_template_cgroup_count(const struct template *t) { return t->cgroup_count; }
+
 int spawner_open_procs(const struct template *t, const char name[CJAIL_NAME_MAX], int *procs) {
     for (int i = 0; i < CJAIL_SPAWN_MAX_PROCS; i++)
         if (procs[i] >= 0) return -EINVAL; /* a name, or descriptors: never both */

@@ -14,7 +14,18 @@
  * its own, reaped here), so one that is never used is the daemon's to reap: the spawner announces each on its main socket with its pidfd
  * (cjail_spawner_notice), and the daemon reaps it if it dies first, also if the spawner died. Two warm jails per key (four in all): made after a launch's
  * program was exec'd, at nice 19, so that even back-to-back launches find one that finished its
- * phase A mostly on CPU time nothing else wanted. */
+ * phase A mostly on CPU time nothing else wanted.
+ *
+ * Pooled cgroups (CJAIL_SPAWN_WARM_CGROUP): a warm jail is put into a cgroup the daemon lent
+ * (made ahead, carrying the limits of the launch that lent it) when it is made, before its
+ * phase A, so the launch that takes it writes no cgroup.procs and opens none. Moving a task on
+ * cgroup v1 takes cgroup_threadgroup_rwsem for writing, whose percpu rwsem must first wait for
+ * an RCU grace period (rcu_sync_enter: 5-11 ms on an idle kernel for the first write of a
+ * move): paid here, by the refill, instead of by the launch. The cgroup limits are part of the
+ * key, so a launch only takes a jail whose cgroup already carries its limits (set before the
+ * program's code runs, as for a cold spawn). A jail of the key made without one (none lent) is
+ * attached at the take, as before. Each lent cgroup goes back to the daemon in a notice: with
+ * the jail put in it (the daemon removes the cgroup if it reaps the jail untaken), or unused. */
 #define _GNU_SOURCE
 #include "include/cjail.h"
 #include "fd_passing.h"
@@ -34,6 +45,8 @@
 
 int spawner_write_id_maps(const struct cjail_spawn_request *req, pid_t pid);
 int spawner_attach(const int *fds, pid_t pid);
+int spawner_request_procs(const struct cjail_spawn_request *req, int *fds);
+int spawner_lent_procs(const struct cjail_spawn_request *req, const char name[CJAIL_NAME_MAX], int *procs);
 
 #define WARM_MAX 4     /* in all */
 #define WARM_PER_KEY 2
@@ -45,6 +58,7 @@ struct warm_jail {
     int chan;
     unsigned char *key;
     size_t key_len;
+    char cgroup[CJAIL_NAME_MAX]; /* the lent cgroup it was put in, or empty */
 };
 
 static struct warm_jail warm[WARM_MAX]; /* in the order they were made */
@@ -83,6 +97,13 @@ static int make_key(const struct cjail_spawn_request *req, const struct cjail_sp
     put(b, &flags, sizeof flags);
     uint32_t idmap[5] = {req->flags & CJAIL_SPAWN_IDMAP, req->inside_uid, req->outside_uid, req->inside_gid, req->outside_gid};
     put(b, idmap, sizeof idmap);
+    /* Pooled cgroups: which limits its cgroup carries (the daemon wrote them before lending it). */
+    uint64_t cg[4] = {0, 0, 0, 0};
+    if (req->flags & CJAIL_SPAWN_WARM_CGROUP) {
+        cg[0] = 1;
+        memcpy(cg + 1, req->cgroup_limits, sizeof req->cgroup_limits);
+    }
+    put(b, cg, sizeof cg);
     put_str(b, s->root_path);
     put_str(b, s->root_options);
     put(b, &s->static_mount_count, sizeof s->static_mount_count);
@@ -147,8 +168,27 @@ static int count(void) {
  * spawner service's jails are its own children: nothing to tell. */
 static void announce(int sock, const struct warm_jail *w) {
     if (cjail_spawner_own_children) return;
-    struct cjail_spawner_notice n = {CJAIL_SPAWN_MAGIC, w->c.pid};
+    struct cjail_spawner_notice n = {CJAIL_SPAWN_MAGIC, w->c.pid, {0}};
+    memcpy(n.cgroup, w->cgroup, sizeof n.cgroup);
     (void)cjail_send_with_fds(sock, &n, sizeof n, &w->c.pidfd, 1);
+}
+
+void spawner_warm_return_cgroup(int sock, const char *name) {
+    if (!name[0] || sock < 0) return;
+    struct cjail_spawner_notice n = {CJAIL_SPAWN_MAGIC, 0, {0}};
+    memcpy(n.cgroup, name, strnlen(name, CJAIL_NAME_MAX - 1)); /* NUL-terminated: n is zeroed */
+    (void)cjail_send_with_fds(sock, &n, sizeof n, NULL, 0);
+}
+
+/* Puts warm jail w (not started yet) into the lent cgroup it was announced with. -errno. */
+static int put_in_cgroup(const struct cjail_spawn_request *req, const struct warm_jail *w) {
+    int procs[CJAIL_SPAWN_FD_COUNT];
+    for (int i = 0; i < CJAIL_SPAWN_FD_COUNT; i++) procs[i] = -1;
+    int e = spawner_lent_procs(req, w->cgroup, procs + CJAIL_SPAWN_FD_PROCS);
+    if (!e) e = spawner_attach(procs, w->c.pid);
+    for (int i = 0; i < CJAIL_SPAWN_FD_COUNT; i++)
+        if (procs[i] >= 0) close(procs[i]);
+    return e;
 }
 
 /* Kills warm jail i (the daemon, told at its making, reaps it; a spawner service reaps its
@@ -203,15 +243,17 @@ int spawner_warm_missing(const struct cjail_spawn_request *req, const struct cja
     return n > 0 ? n : 0;
 }
 
-void spawner_warm_make(int sock, const struct cjail_spawn_request *req, const struct cjail_spec *spec, int netns) {
+/* Makes one warm jail of this launch's key, in cgroup `lent` when not empty. Returns 1 when
+ * `lent` was used (announced with the jail: the daemon gets it back when it reaps the jail). */
+int spawner_warm_make(int sock, const struct cjail_spawn_request *req, const struct cjail_spec *spec, int netns, const char *lent) {
     struct buf key;
-    if (make_key(req, spec, netns, &key)) { free(key.p); return; }
-    if (count_key(&key) >= WARM_PER_KEY) { free(key.p); return; }
+    if (make_key(req, spec, netns, &key)) { free(key.p); return 0; }
+    if (count_key(&key) >= WARM_PER_KEY) { free(key.p); return 0; }
     if (count() >= WARM_MAX) { /* room: the oldest jail of another key goes */
         int victim = -1;
         for (int i = 0; i < count() && victim < 0; i++)
             if (!same_key(&warm[i], &key)) victim = i;
-        if (victim < 0) { free(key.p); return; }
+        if (victim < 0) { free(key.p); return 0; }
         discard_one(sock, victim);
     }
     int n = count();
@@ -222,7 +264,7 @@ void spawner_warm_make(int sock, const struct cjail_spawn_request *req, const st
     uint64_t at_clone = all & (uint64_t)(CLONE_NEWPID | CLONE_NEWUSER);
     t.clone_flags = at_clone | (cjail_spawner_own_children ? 0 : CLONE_PARENT);
     t.late_unshare = (int32_t)(all & ~at_clone & (uint64_t)(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS));
-    if ((all & ~at_clone) != (uint64_t)t.late_unshare) { free(key.p); return; } /* a flag we do not know how to move */
+    if ((all & ~at_clone) != (uint64_t)t.late_unshare) { free(key.p); return 0; } /* a flag we do not know how to move */
     t.netns_fd = -1;
     t.stdin_fd = t.stdout_fd = t.stderr_fd = t.bridge_fd = -1;
     t.trace = NULL;
@@ -237,11 +279,35 @@ void spawner_warm_make(int sock, const struct cjail_spawn_request *req, const st
     cjail_warm_jail_nice19 = idle;
     int made = cjail_clone_warm_jail(&t, &c, &chan);
     cjail_warm_jail_nice19 = 0;
-    if (made != 0) { free(key.p); return; }
-    warm[n] = (struct warm_jail){1, idle, c, chan, key.p, key.len};
-    announce(sock, &warm[n]);
-    /* Rootless: the maps first (it must become root of its user namespace before phase A). */
-    if (((req->flags & CJAIL_SPAWN_IDMAP) && spawner_write_id_maps(req, c.pid)) || cjail_go(&warm[n].c)) discard_one(sock, n);
+    if (made != 0) { free(key.p); return 0; }
+    warm[n] = (struct warm_jail){1, idle, c, chan, key.p, key.len, {0}};
+    int used = lent && lent[0];
+    if (used) memcpy(warm[n].cgroup, lent, CJAIL_NAME_MAX);
+    announce(sock, &warm[n]); /* with its cgroup: from now on the daemon's to remove should the jail die untaken */
+    /* Into its cgroup before it runs anything (the move's RCU wait is paid here, off every
+     * launch's path); rootless, the maps first (it must become root of its user namespace
+     * before phase A). */
+    if ((used && put_in_cgroup(req, &warm[n])) ||
+        ((req->flags & CJAIL_SPAWN_IDMAP) && spawner_write_id_maps(req, c.pid)) || cjail_go(&warm[n].c))
+        discard_one(sock, n);
+    return used;
+}
+
+/* A cgroup lent and not used by the refill: it replaces a warm jail of this launch's key that
+ * waits without a cgroup (made when none was lent: after a daemon's first, cold launch), so the
+ * launch that would take that one moves no task either. The old jail is discarded (the daemon
+ * reaps it) and a new one made in `lent`. Returns what spawner_warm_make returns. */
+int spawner_warm_replace_bare(int sock, const struct cjail_spawn_request *req, const struct cjail_spec *spec, int netns, const char *lent) {
+    if (!lent || !lent[0] || !(req->flags & CJAIL_SPAWN_WARM_CGROUP)) return 0;
+    struct buf key;
+    if (make_key(req, spec, netns, &key)) { free(key.p); return 0; }
+    int bare = -1;
+    for (int i = 0; i < count() && bare < 0; i++)
+        if (same_key(&warm[i], &key) && !warm[i].cgroup[0]) bare = i;
+    free(key.p);
+    if (bare < 0) return 0;
+    discard_one(sock, bare);
+    return spawner_warm_make(sock, req, spec, netns, lent);
 }
 
 /* The launch, to a warm jail: the daemon's spec memfd itself (sealed against every change, so
@@ -268,9 +334,9 @@ static int send_launch(struct warm_jail *w, const int *fds, size_t len, const st
 
 /* Gives the launch to the oldest warm jail of its key (discarding dead ones). Returns 1 when a
  * warm jail took it, 0 when the launch must be spawned cold. */
-int spawner_warm_take(int sock, const struct cjail_spawn_request *req, const int *fds, const struct cjail_spec *spec,
+int spawner_warm_take(int sock, const struct cjail_spawn_request *req, int *fds, const struct cjail_spec *spec,
                       size_t blob_len, const struct cjail_check *ck, const int *trees,
-                      uint64_t *trace, struct cjail_child *c, int *e, int32_t *step) {
+                      uint64_t *trace, struct cjail_child *c, int *e, int32_t *step, char jail_cgroup[CJAIL_NAME_MAX]) {
     struct buf key;
     int netns = fds[CJAIL_SPAWN_FD_NETNS] >= 0 || (spec->clone_flags & CLONE_NEWNET);
     if (make_key(req, spec, netns, &key)) { free(key.p); return 0; }
@@ -286,7 +352,9 @@ int spawner_warm_take(int sock, const struct cjail_spawn_request *req, const int
     struct warm_jail *w = &warm[found];
     if (w->idle) idle_policy(w->c.pid, 0); /* a launch runs at the normal policy, also its phase A's rest */
     *step = CJAIL_SPAWN_CGROUP;
-    int r = spawner_attach(fds, w->c.pid);
+    /* In its own pooled cgroup already: nothing to move, nothing to open. */
+    int r = w->cgroup[0] ? 0 : spawner_request_procs(req, fds);
+    if (r == 0 && !w->cgroup[0]) r = spawner_attach(fds, w->c.pid);
     if (r == 0) {
         *step = CJAIL_SPAWN_GO;
         int given[CJAIL_SPAWN_FD_COUNT];
@@ -307,6 +375,7 @@ int spawner_warm_take(int sock, const struct cjail_spawn_request *req, const int
         return 0;
     }
     *c = w->c;
+    memcpy(jail_cgroup, w->cgroup, CJAIL_NAME_MAX);
     w->c = (struct cjail_child){0, -1, -1, -1, -1};
     forget(w);
     remove_slot(found);

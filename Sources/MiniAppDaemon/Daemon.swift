@@ -231,7 +231,8 @@ public final class Daemon {
             // compromised daemon can register no other from then on).
             ServiceStep("spawner templates", start: { () throws(MiniAppError) in try p.separation?.lock(jailer: p.jail.jailer, sdkDir: p.sdkDir) }),
             ServiceStep("data volumes", stop: { p.jail.jailer.dataVolumes?.unmountAll() }),
-            ServiceStep("jail pools", stop: { p.jail.jailer.drainPools() }),
+            // Filled once the daemon runs as its own user (the cgroups made must be its own).
+            ServiceStep("jail pools", start: { p.jail.jailer.fillPools() }, stop: { p.jail.jailer.drainPools() }),
             ServiceStep("crash guard", stop: { p.running.crashGuard?.finish() }),  // spawned while building (see there)
             ServiceStep("built-in services", stop: { p.services.shutdown() }),
             ServiceStep(
@@ -458,6 +459,7 @@ public final class Daemon {
                 p.jail.replace(try Jailer(configuration: jailConfig, stateDir: p.layout.root, mode: old.mode, warmCgroups: Self.warmCgroups,
                                           warmJails: old.warmJails, appRoot: p.layout.packages, dataRoot: p.layout.data,
                                           dataVolumes: old.dataVolumes))
+                p.jail.jailer.fillPools()
                 old.drainPools()
             } catch {
                 logger.error("reload: keeping the previous jail policy: \(error)")

@@ -82,8 +82,10 @@ public final class Jailer: Sendable {
         netPool = mode == .privileged && CurrentProcess.isRoot && configuration.policy.namespaces.net && !warmJails
             ? NetNamespacePool(size: Self.netPoolSize) : nil
         let l = configuration.policy.limits
+        // Warm jails in pooled cgroups take one more (a launch lends a spare for the next jail).
         cgroupPool = warmCgroups > 0
-            ? CgroupPool(driver: configuration.cgroupDriver, limits: CgroupLimits(memoryBytes: l.memoryBytes, pids: l.pids, cpuPercent: l.cpuPercent), size: warmCgroups)
+            ? CgroupPool(driver: configuration.cgroupDriver, limits: CgroupLimits(memoryBytes: l.memoryBytes, pids: l.pids, cpuPercent: l.cpuPercent),
+                         size: warmCgroups + (warmJails ? 1 : 0))
             : nil
         JailSpawner.prepare(spawner)
         do { try CgroupFiles.mkdirs(rootDir) } catch {
@@ -118,12 +120,20 @@ public final class Jailer: Sendable {
         let p = try prepare(launch)
         defer { p.release() }
         let child: SpawnedChild
-        do { child = try JailSpawner.spawn(p.plan, template: p.template, cgroupProcs: p.cgroupProcs, cgroupName: p.cgroupName, warm: warmJails, slot: spawner,
-                                           trace: p.trace) } catch {
-            throw p.failed(error)
+        var ranIn: String? = nil // pooled cgroups: where the worker runs, once the spawner answered
+        do {
+            child = try JailSpawner.spawn(p.plan, template: p.template, cgroupProcs: p.cgroupProcs, cgroupName: p.cgroupName, warm: warmJails,
+                                          pooled: p.pooled, replied: { ranIn = $0 }, slot: spawner, trace: p.trace)
+        } catch {
+            throw p.failed(error, ranIn: ranIn)
         }
-        return finish(p, child)
+        return finish(p, child, ranIn: ranIn)
     }
+
+    /// Warm jails wait in pooled cgroups (`WarmJailCgroups`): launches that take one move no
+    /// task. Only with a spawner of ours: a spawner service's warm jails are its own children,
+    /// which it announces to nobody, so a cgroup lent to one could never be given back.
+    var pooledCgroups: Bool { warmJails && cgroupPool != nil && spawner.servicePath == nil }
 
     /// What a spawn has made before the clone: its cgroup, pipes, plan.
     struct Prepared {
@@ -137,11 +147,32 @@ public final class Jailer: Sendable {
         let netFD: Int32?
         let trace: JailTrace?
         let jailer: Jailer
+        /// The worker cgroup's final name (`taken` may be a pooled one still to be renamed).
+        let workerCgroupName: String
+        /// Pooled cgroups: the limits of `taken` and the spare lent with it (both `offer`ed).
+        let pooled: PooledCgroups?
 
         /// How the spawner finds the worker's cgroups: our open `cgroup.procs` files, or (this
-        /// process dropped its privileges) the cgroup's name, which the spawner opens itself.
-        var cgroupProcs: [Int32] { PrivilegeDrop.isDropped ? [] : taken?.procs ?? [] }
-        var cgroupName: String? { PrivilegeDrop.isDropped ? taken?.cgroup.name : nil }
+        /// process dropped its privileges, or warm jails in pooled cgroups) the cgroup's name,
+        /// which the spawner opens itself when it needs them.
+        var cgroupProcs: [Int32] { PrivilegeDrop.isDropped || pooled != nil ? [] : taken?.procs ?? [] }
+        var cgroupName: String? { PrivilegeDrop.isDropped || pooled != nil ? taken?.cgroup.name : nil }
+
+        /// The worker's cgroup and the name it is to get, once `ranIn` (the spawner's answer,
+        /// nil when none came) says which: the request's own, or its warm jail's pooled one.
+        /// Takes back from `WarmJailCgroups` what the spawner does not hold: the worker's, and
+        /// (no answer) the spare. What it holds comes back in its notices.
+        func settle(_ ranIn: String?) -> (cgroup: (any WorkerCgroup)?, rename: String?) {
+            guard let pooled, let taken else { return (taken?.cgroup, taken?.pendingName) }
+            guard let ranIn, !ranIn.isEmpty else {
+                _ = WarmJailCgroups.claim(taken.cgroup.name)
+                if ranIn == nil, let spare = pooled.spare, let e = WarmJailCgroups.claim(spare) {
+                    jailer.cgroupPool?.giveBack(e.cgroup, limits: e.limits)
+                }
+                return (taken.cgroup, taken.pendingName)
+            }
+            return (WarmJailCgroups.claim(ranIn)?.cgroup, workerCgroupName)
+        }
 
         /// Descriptors only the spawn needed (the child has its copies); pools topped up.
         func release() {
@@ -151,9 +182,9 @@ public final class Jailer: Sendable {
         }
 
         /// Undoes what `prepare` made; returns the error to throw.
-        func failed(_ error: MiniAppError) -> MiniAppError {
+        func failed(_ error: MiniAppError, ranIn: String?) -> MiniAppError {
             pipes.closeAll()
-            taken?.cgroup.destroy()
+            settle(ranIn).cgroup?.destroy()
             return error
         }
     }
@@ -174,8 +205,8 @@ public final class Jailer: Sendable {
         try prepareDataDir(launch.dataDir, uid: hostIDs.0, gid: hostIDs.1, template: template)
         trace?.mark("data_dir")
         let wanted = CgroupLimits(memoryBytes: limits.memoryBytes, pids: limits.pids, cpuPercent: limits.cpuPercent)
-        let taken: CgroupPool.Taken?
-        if let cgroupPool { taken = try cgroupPool.take(name: cgName, limits: wanted) }
+        var taken: CgroupPool.Taken?
+        if let cgroupPool { taken = try cgroupPool.take(name: cgName, limits: wanted, pooledName: pooledCgroups) }
         else { taken = try CgroupPool.fresh(configuration.cgroupDriver, name: cgName, limits: wanted) }
         trace?.mark("cgroup_created")
         let pipes: JailPipes
@@ -184,17 +215,31 @@ public final class Jailer: Sendable {
             taken?.cgroup.destroy()
             throw MiniAppError(.jailSetupFailed, "cannot create output pipes: \(error)", data: ["step": "pipes", "errno": "\(error.errno)"])
         }
+        let pooled = lendPooled(&taken, limits: wanted)
         var plan = makePlan(launch, limits: limits, uid: uid, gid: gid, pipes: pipes)
         let netFD = useNetPool(&plan)
         trace?.mark("planned")
         return Prepared(launch: launch, limits: limits, uid: uid, taken: taken, pipes: pipes, plan: plan, template: template,
-                        netFD: netFD, trace: trace, jailer: self)
+                        netFD: netFD, trace: trace, jailer: self, workerCgroupName: cgName, pooled: pooled)
     }
 
-    private func finish(_ p: Prepared, _ child: SpawnedChild) -> JailedWorker {
+    /// Pooled cgroups: the spawner is told `taken`'s name (it opens its files only if the
+    /// launch needs them: ours are closed) and a spare ready cgroup with the same limits; both
+    /// are lent from here on (`WarmJailCgroups`).
+    private func lendPooled(_ taken: inout CgroupPool.Taken?, limits: CgroupLimits) -> PooledCgroups? {
+        guard pooledCgroups, let t = taken, let pool = cgroupPool else { return nil }
+        taken = t.closingProcs()
+        let spare = pool.takeReady(limits: limits)?.closingProcs()
+        WarmJailCgroups.offer(.init(cgroup: t.cgroup, limits: limits, pool: pool))
+        if let spare { WarmJailCgroups.offer(.init(cgroup: spare.cgroup, limits: limits, pool: pool)) }
+        return PooledCgroups(limits: limits, spare: spare?.cgroup.name)
+    }
+
+    private func finish(_ p: Prepared, _ child: SpawnedChild, ranIn: String?) -> JailedWorker {
         p.pipes.closeChildEnds()
-        return JailedWorker.start(child: child, launch: p.launch, uid: p.uid, limits: p.limits, cgroup: p.taken?.cgroup,
-                                  renameCgroupTo: p.taken?.pendingName, pipes: p.pipes, policy: configuration.policy, trace: p.trace,
+        let (cgroup, rename) = p.settle(ranIn)
+        return JailedWorker.start(child: child, launch: p.launch, uid: p.uid, limits: p.limits, cgroup: cgroup,
+                                  renameCgroupTo: rename, pipes: p.pipes, policy: configuration.policy, trace: p.trace,
                                   spawner: spawner)
     }
 
@@ -204,11 +249,22 @@ public final class Jailer: Sendable {
         cgroupPool?.refill()
     }
 
+    /// Starts filling the pools now, not at the first launch: with pooled cgroups that launch
+    /// then has a spare to lend to its warm jail. Call it as the identity that will own the
+    /// cgroups (the daemon: after its privilege drop).
+    public func fillPools() {
+        if pooledCgroups { cgroupPool?.refill() }
+    }
+
     /// The cgroups made ahead and waiting (their memory-hierarchy directories).
     public var readyCgroups: [String] { cgroupPool?.readyLocations ?? [] }
 
     /// Removes the cgroups made ahead (clean shutdown, or this jailer being replaced).
-    public func drainPools() { cgroupPool?.drain() }
+    public func drainPools() {
+        guard let cgroupPool else { return }
+        cgroupPool.drain()
+        WarmJailCgroups.drain(pool: cgroupPool) // a warm jail still in one is killed with it
+    }
 
     /// Swaps CLONE_NEWNET for a ready pooled namespace when there is one; returns its fd.
     private func useNetPool(_ plan: inout JailSpawnPlan) -> Int32? {

@@ -178,12 +178,21 @@ import Testing
         return ioctl(w.fd, UInt(TIOCOUTQ), &n) == 0 ? Int(n) : -1
     }
 
-    /// Requests are peeked and consumed right after their answers are sent, within the same
-    /// loop turn: input left unconsumed keeps the socket readable, and the level-triggered loop
-    /// would spin on it. Pipelined requests read together are consumed together.
-    @Test(arguments: [1, 5])
-    func answeredRequestsAreConsumedInTheSameTurn(pipelined: Int) throws {
-        let h = try Harness()
+    /// Both ways of reading: peeked and consumed after answering (`deferConsume`), or read at
+    /// once (the broker's default).
+    static func harness(deferConsume: Bool) throws -> Harness {
+        var configuration = BrokerConfiguration()
+        configuration.deferConsume = deferConsume
+        return try Harness(configuration: configuration)
+    }
+
+    /// Requests are consumed within the loop turn that answers them (peeked ones right after
+    /// their answers are sent): input left unconsumed keeps the socket readable, and the
+    /// level-triggered loop would spin on it. Pipelined requests read together are consumed
+    /// together.
+    @Test(arguments: [1, 5], [true, false])
+    func answeredRequestsAreConsumedInTheSameTurn(pipelined: Int, deferConsume: Bool) throws {
+        let h = try Self.harness(deferConsume: deferConsume)
         let w = try h.worker("w-1")
         for i in 1...pipelined {
             try w.sendLine(#"{"jsonrpc":"2.0","id":\#(i),"method":"storage.get","params":{"key":"theme"}}"#)
@@ -202,8 +211,8 @@ import Testing
 
     /// A peer with a tiny send buffer that keeps sending without reading its answers must not
     /// stall forever: what the daemon has answered no longer charges that buffer.
-    @Test func tinySendBufferAndManyMessagesDoNotDeadlock() throws {
-        let h = try Harness()
+    @Test(arguments: [true, false]) func tinySendBufferAndManyMessagesDoNotDeadlock(deferConsume: Bool) throws {
+        let h = try Self.harness(deferConsume: deferConsume)
         let w = try h.worker("w-1")
         var size: Int32 = 4096
         setsockopt(w.fd, SOL_SOCKET, SO_SNDBUF, &size, socklen_t(MemoryLayout<Int32>.size))

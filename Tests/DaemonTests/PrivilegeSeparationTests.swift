@@ -85,6 +85,8 @@ struct PrivilegeSeparationTests {
         #expect(try host.report(from: id) == ["kind": "ready", "args": ["a"]])
         var st = stat()
         #expect(stat(daemon.dir.file("state/data/\(id)"), &st) == 0 && st.st_uid != uid && st.st_uid != 0 && st.st_mode & 0o777 == 0o700)
+        // A cgroup made ahead gets the worker's name right after the spawn, off its path.
+        #expect(E2EProbe.eventually { !E2EProbe.workerCgroups(daemonPid: daemon.pid).isEmpty })
         let cgroups = E2EProbe.workerCgroups(daemonPid: daemon.pid)
         #expect(!cgroups.isEmpty)
         for dir in cgroups { #expect(stat(dir, &st) == 0 && st.st_uid == uid, "\(dir) is the daemon's (delegated)") }

@@ -117,7 +117,8 @@ struct SpawnerRequestTests {
     enum Hostile: String, CaseIterable, CustomTestStringConvertible {
         case bindHostRootReadWrite, bindOutsideDataRoot, appDotDot, appThroughSymlink, extraHostBind, mapUidZero, uidOutsideRange,
              idMapToRoot, rlimitRaised, seccompDropped, staticMountWritable, noPidNamespace, landlockRuleAdded, noPdeathsig,
-             unknownTemplate, hostNetworkNamespace, cgroupDotDot, cgroupPath, cgroupNotThere
+             unknownTemplate, hostNetworkNamespace, cgroupDotDot, cgroupPath, cgroupNotThere,
+             pooledDotDot, pooledSpareDotDot, pooledSpareSameAsCgroup, pooledWithoutWarm
         var testDescription: String { rawValue }
     }
 
@@ -128,7 +129,22 @@ struct SpawnerRequestTests {
         case .cgroupDotDot: ".."
         case .cgroupPath: "../../../init.scope"
         case .cgroupNotThere: "no-such-cgroup"
+        case .pooledDotDot: ".."
+        case .pooledSpareDotDot, .pooledSpareSameAsCgroup, .pooledWithoutWarm: "no-such-cgroup"
         default: nil
+        }
+    }
+
+    /// Pooled cgroups (CJAIL_SPAWN_WARM_CGROUP: names only, opened by the spawner when it needs
+    /// them): the flags and the spare cgroup lent for the next warm jail.
+    static func pooled(_ h: Hostile) -> (flags: UInt32, spare: String)? {
+        let both = CJAIL_SPAWN_WARM | CJAIL_SPAWN_WARM_CGROUP
+        switch h {
+        case .pooledDotDot: return (both, "")
+        case .pooledSpareDotDot: return (both, "../init.scope")
+        case .pooledSpareSameAsCgroup: return (both, "no-such-cgroup") // one cgroup lent twice: two jails in it
+        case .pooledWithoutWarm: return (CJAIL_SPAWN_WARM_CGROUP, "")
+        default: return nil
         }
     }
 
@@ -162,7 +178,8 @@ struct SpawnerRequestTests {
         case .hostNetworkNamespace:
             p.cloneFlags &= ~Jailer.cloneNewNet
             return (1, open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC), false)
-        case .cgroupDotDot, .cgroupPath, .cgroupNotThere: break // the request's cgroup name (cgroupName)
+        case .cgroupDotDot, .cgroupPath, .cgroupNotThere, .pooledDotDot, .pooledSpareDotDot, .pooledSpareSameAsCgroup, .pooledWithoutWarm:
+            break // the request's cgroup names (cgroupName, pooled)
         }
         return (1, -1, false)
     }
@@ -179,6 +196,10 @@ struct SpawnerRequestTests {
                 r.inside_uid = 0; r.outside_uid = 0; r.inside_gid = 0; r.outside_gid = 0
             }
             if let name = Self.cgroupName(h) { _ = SpawnerProcess.copyName(name, into: &r.cgroup) }
+            if let (flags, spare) = Self.pooled(h) {
+                r.flags |= flags
+                _ = SpawnerProcess.copyName(spare, into: &r.spare_cgroup)
+            }
         }
         let (rep, child) = try #require(got)
         #expect(rep.result == -EPERM || rep.failed_step == Int32(CJAIL_SPAWN_REFUSED.rawValue), "\(h): \(rep)")
@@ -191,7 +212,8 @@ struct SpawnerRequestTests {
             .seccompDropped: CJAIL_REFUSE_SECCOMP, .staticMountWritable: CJAIL_REFUSE_STATIC, .noPidNamespace: CJAIL_REFUSE_NAMESPACES,
             .landlockRuleAdded: CJAIL_REFUSE_LANDLOCK, .noPdeathsig: CJAIL_REFUSE_LIFETIME, .unknownTemplate: CJAIL_REFUSE_TEMPLATE,
             .hostNetworkNamespace: CJAIL_REFUSE_NAMESPACES, .cgroupDotDot: CJAIL_REFUSE_CGROUP, .cgroupPath: CJAIL_REFUSE_CGROUP,
-            .cgroupNotThere: CJAIL_REFUSE_CGROUP,
+            .cgroupNotThere: CJAIL_REFUSE_CGROUP, .pooledDotDot: CJAIL_REFUSE_CGROUP, .pooledSpareDotDot: CJAIL_REFUSE_CGROUP,
+            .pooledSpareSameAsCgroup: CJAIL_REFUSE_CGROUP, .pooledWithoutWarm: CJAIL_REFUSE_CGROUP,
         ]
         #expect(rep.refused == Int32(expected[h]!.rawValue), "\(h): refused as \(SpawnerTemplate.refusalName(rep.refused))")
         #expect(s.alive)

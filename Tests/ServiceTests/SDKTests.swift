@@ -200,13 +200,15 @@ final class Reaped: @unchecked Sendable {
 
     /// `on` and `keepAlive` open the socket ahead of any call and prime node's write path with an
     /// empty write: the Bridge must receive nothing from it, only the program's requests, byte
-    /// for byte (a stray newline or an empty JSON text would reach the daemon's parser).
+    /// for byte (a stray newline or an empty JSON text would reach the daemon's parser). The read
+    /// path is primed with a message pushed into the socket's readable side: no listener (not
+    /// even '*', registered first) and no call may see it.
     @Test func nodePrimingSendsNothing() throws {
         try #require(FileManager.default.isExecutableFile(atPath: "/usr/bin/node"), "node is needed for the JS SDK test")
         let dir = try makeTempDir("sdk")
         defer { removeTree(dir) }
         let program = """
-            MiniAppBridge.on('tick', () => {});
+            MiniAppBridge.on('*', (name, data) => console.log('event', name, JSON.stringify(data)));
             MiniAppBridge.keepAlive(true);
             setTimeout(() => MiniAppBridge.call('echo', { n: 1 }).then((r) => { console.log(JSON.stringify(r)); MiniAppBridge.keepAlive(false); }), 50);
             """

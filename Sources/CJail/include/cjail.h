@@ -26,7 +26,8 @@
  *        go/err/status pipes (O_CLOEXEC), block signals,
  *        clone(CLONE_NEW*|CLONE_PIDFD|CLONE_PARENT): C is P's child, not S's
  *        (or hand the launch to a warm jail of the same policy that did phase A ahead of time:
- *        spawner_warm.c, child_warm_jail.c)
+ *        spawner_warm.c, child_warm_jail.c; one waiting in a pooled cgroup carrying the
+ *        launch's limits, CJAIL_SPAWN_WARM_CGROUP, is not moved: no cgroup.procs below)
  *     C:                                           wait for "go" byte on go pipe
  *     S: [rootless] write setgroups/gid_map/uid_map; write C's pid into every cgroup.procs;
  *        write "go"; send cjail_spawn_reply + SCM_RIGHTS [pidfd, err, status?] on the reply
@@ -249,6 +250,11 @@ enum cjail_trace_slot {
 #define CJAIL_SPAWN_IDMAP 1u /* write setgroups=deny, gid_map and uid_map (rootless mode) */
 #define CJAIL_SPAWN_WARM 2u  /* keep a warm jail made from this request's launch-independent part,
                                 and use one that matches it (spawner_server.c) */
+#define CJAIL_SPAWN_WARM_CGROUP 4u /* with WARM and a cgroup name: warm jails live in pooled cgroups
+                                      (spawner_warm.c). A jail taken from its own cgroup is not
+                                      moved (the reply names that cgroup); the request's cgroup
+                                      is then lent to the next warm jail made (a notice says what
+                                      became of it). Needs cgroup_limits; spare_cgroup optional. */
 
 /* What the spawner sends a warm jail on its channel to give it a launch (child_warm_jail.c). */
 enum cjail_warm_jail_fd {
@@ -274,12 +280,14 @@ struct cjail_warm_jail_launch {
  * reaps it if it dies or is discarded before a launch takes it; a launch that takes it hands it
  * over to the worker's own watch (the reply names the pid). The daemon thus reaps every warm
  * jail even when the spawner itself dies. */
+#define CJAIL_NAME_MAX 128
 struct cjail_spawner_notice {
     uint32_t magic;    /* CJAIL_SPAWN_MAGIC */
-    int32_t pid;
+    int32_t pid;       /* 0: no jail; `cgroup`, lent by a CJAIL_SPAWN_WARM_CGROUP request, was
+                          not used (nothing was put in it): it is the daemon's again */
+    char cgroup[CJAIL_NAME_MAX]; /* the pooled cgroup the jail was put in before its phase A, or empty */
 };
 
-#define CJAIL_NAME_MAX 128
 struct cjail_spawn_request {
     uint32_t magic;
     uint32_t fd_mask;   /* bit r set: the fd of role r is attached */
@@ -293,6 +301,15 @@ struct cjail_spawn_request {
      * unprivileged daemon cannot pass its own: since Linux 5.16 a cgroup.procs write is
      * checked against the credentials of whoever opened the file (CVE-2021-4197). */
     char cgroup[CJAIL_NAME_MAX];
+    /* CJAIL_SPAWN_WARM_CGROUP: the limits the daemon wrote into `cgroup` (memory bytes, pids,
+     * cpu percent). Part of the warm jails' key: a jail waits in a cgroup carrying the limits
+     * of the launch that lent it, and only a launch asking for the same ones takes it. */
+    uint64_t cgroup_limits[3];
+    /* CJAIL_SPAWN_WARM_CGROUP, optional: another cgroup of the daemon's carrying the same
+     * limits, lent for a warm jail made after this launch (the request's own `cgroup` is lent
+     * too when the launch does not need it). Each lent cgroup comes back in a notice: holding a
+     * jail (its pid), or unused (pid 0). */
+    char spare_cgroup[CJAIL_NAME_MAX];
 };
 
 /* Where a spawn failed on the spawner's side (reply.failed_step). */
@@ -316,6 +333,8 @@ struct cjail_spawn_reply {
     int32_t refused;     /* CJAIL_SPAWN_REFUSED: enum cjail_refusal */
     int32_t refused_index; /* the mount op / rlimit / rule / filter refused, or -1 */
     uint32_t fd_roles;   /* which descriptors are attached, in this order: CJAIL_REPLY_FD_* bits */
+    char cgroup[CJAIL_NAME_MAX]; /* non-empty: the worker runs in this pooled cgroup, its warm
+                                    jail's (CJAIL_SPAWN_WARM_CGROUP), not the request's */
 };
 #define CJAIL_REPLY_FD_PIDFD 1u
 #define CJAIL_REPLY_FD_ERR 2u

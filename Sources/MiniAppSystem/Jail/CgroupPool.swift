@@ -21,6 +21,11 @@ public final class CgroupPool: Sendable {
         public var pendingName: String? = nil
         /// Closes the `cgroup.procs` descriptors (the cgroup stays).
         public func closeProcs() { for fd in procs { close(fd) } }
+        /// The same cgroup with its `cgroup.procs` files closed (the spawner opens them by name).
+        public func closingProcs() -> Taken {
+            closeProcs()
+            return Taken(cgroup: cgroup, procs: [], pendingName: pendingName)
+        }
     }
 
     private struct State {
@@ -39,7 +44,7 @@ public final class CgroupPool: Sendable {
     private static let thread = WorkQueue(name: "jail-cgpool", background: true)
     private static let serial = Mutex<UInt64>(0)
 
-    /// Keeps `size` cgroups with `limits` ready; filled after the first `take`.
+    /// Keeps `size` cgroups with `limits` ready; filled after the first `take` (or at the first `refill`).
     public init(driver: CgroupDriver, limits: CgroupLimits, size: Int) {
         self.driver = driver
         self.limits = limits
@@ -50,7 +55,9 @@ public final class CgroupPool: Sendable {
     /// empty, rename refused) one created now. nil when the driver is `.none`. Call `refill`
     /// once the spawn is done (not before: creating cgroups takes the kernel's cgroup lock the
     /// spawn's attach needs).
-    public func take(name: String, limits wanted: CgroupLimits) throws(MiniAppError) -> Taken? {
+    /// `pooledName`: one created now gets a pool name too (renamed like a ready one): a cgroup
+    /// that may be lent to a warm jail (`WarmJailCgroups`) must not carry a worker's name.
+    public func take(name: String, limits wanted: CgroupLimits, pooledName: Bool = false) throws(MiniAppError) -> Taken? {
         let ready = state.withLock { s -> Taken? in s.ready.isEmpty ? nil : s.ready.removeFirst() }
         if let ready {
             do {
@@ -61,7 +68,47 @@ public final class CgroupPool: Sendable {
                 ready.cgroup.destroy()
             }
         }
-        return try Self.fresh(driver, name: name, limits: wanted)
+        guard pooledName else { return try Self.fresh(driver, name: name, limits: wanted) }
+        let made = try Self.fresh(driver, name: Self.nextName(), limits: wanted)
+        return made.map { Taken(cgroup: $0.cgroup, procs: $0.procs, pendingName: name) }
+    }
+
+    /// `p-<daemon pid>-<serial>`: the name of a cgroup made ahead (JailSweep removes a dead
+    /// daemon's).
+    private static func nextName() -> String {
+        let n = serial.withLock { s -> UInt64 in s += 1; return s }
+        return "p-\(getpid())-\(n)"
+    }
+
+    /// A ready cgroup carrying `wanted` (limits rewritten when they differ), or nil when none is
+    /// ready: never one created now (a warm jail's spare, which the launch can do without).
+    public func takeReady(limits wanted: CgroupLimits) -> Taken? {
+        guard let ready = state.withLock({ s -> Taken? in s.ready.isEmpty ? nil : s.ready.removeFirst() }) else { return nil }
+        do {
+            if wanted != limits { try ready.cgroup.setLimits(wanted) }
+            return ready
+        } catch {
+            ready.closeProcs()
+            ready.cgroup.destroy()
+            return nil
+        }
+    }
+
+    /// A cgroup taken from this pool and not used (empty): ready again when it carries the
+    /// pool's limits and its files open as a fresh one's, else removed.
+    public func giveBack(_ cgroup: any WorkerCgroup, limits got: CgroupLimits) {
+        var entry: Taken? = nil
+        if got == limits {
+            if PrivilegeDrop.isDropped { entry = Taken(cgroup: cgroup, procs: []) }
+            else if let procs = try? cgroup.openProcs() { entry = Taken(cgroup: cgroup, procs: procs) }
+        }
+        let extra = state.withLock { s -> Taken? in
+            guard let entry, !s.closed, s.ready.count < target else { return entry }
+            s.ready.append(entry)
+            return nil
+        }
+        extra?.closeProcs()
+        if entry == nil || extra != nil { Self.thread.submit { cgroup.destroy() } }
     }
 
     /// A cgroup created now, with its `cgroup.procs` files open.
@@ -105,8 +152,7 @@ public final class CgroupPool: Sendable {
     }
 
     private func makeOne() {
-        let n = Self.serial.withLock { s -> UInt64 in s += 1; return s }
-        let made = try? Self.fresh(driver, name: "p-\(getpid())-\(n)", limits: limits)
+        let made = try? Self.fresh(driver, name: Self.nextName(), limits: limits)
         let extra = state.withLock { s -> Taken? in
             s.making -= 1
             guard let made else { s.disabled = true; return nil } // spawns then create their own

@@ -18,6 +18,15 @@ public struct SpawnedChild: Sendable {
     public var exitFD: Int32 = -1
 }
 
+/// A launch whose warm jail may wait in a pooled cgroup (CJAIL_SPAWN_WARM_CGROUP,
+/// `WarmJailCgroups`): the limits written into the launch's cgroup, and a spare cgroup carrying
+/// them too, lent for the warm jail made after it.
+public struct PooledCgroups: Sendable {
+    public var limits: CgroupLimits
+    public var spare: String?
+    public init(limits: CgroupLimits, spare: String?) { (self.limits, self.spare) = (limits, spare) }
+}
+
 /// Clones jailed children from one long-lived thread (a serial `WorkQueue`, see there) and runs the
 /// go / error-pipe protocol of CJail.
 public enum JailSpawner {
@@ -32,21 +41,30 @@ public enum JailSpawner {
     /// spawner process hops to `thread`.
     /// `warm`: take a matching warm jail if the spawner has one, and have it keep one ready
     /// for the next launch of the same policy (spawner_warm.c).
+    /// `pooled` (with `warm` and `cgroupName`): warm jails wait in pooled cgroups; `replied` is
+    /// then told, once the spawner answered, which cgroup the worker runs in: its warm jail's
+    /// (that name), or the request's own (""). Not called when the request failed.
     public static func spawn(_ plan: JailSpawnPlan, template: UInt32, cgroupProcs: [Int32], cgroupName: String? = nil, warm: Bool = false,
+                             pooled: PooledCgroups? = nil, replied: (String) -> Void = { _ in },
                              slot: SpawnerSlot = .shared, trace: JailTrace? = nil) throws(MiniAppError) -> SpawnedChild {
         let slots = trace != nil ? JailTrace.ChildSlots() : nil
         defer { if let slots { trace?.childSteps(slots.base) } }
         var (child, tookWarm, exitFD): (cjail_child, Bool, Int32)
         var attempt = 0
         while true {
-            let request = try SpawnRequest(plan, template: template, cgroupProcs: cgroupProcs, cgroupName: cgroupName, traceFD: slots?.fd ?? -1, warm: warm)
+            let request = try SpawnRequest(plan, template: template, cgroupProcs: cgroupProcs, cgroupName: cgroupName, traceFD: slots?.fd ?? -1, warm: warm,
+                                           pooled: pooled)
             let spawner: SpawnerProcess
             if attempt == 0, let s = SpawnerProcess.trySend(request, slot) { spawner = s } else {
                 spawner = try thread.runBlocking { () throws(MiniAppError) -> SpawnerProcess in try SpawnerProcess.startAndSend(request, slot) }
             }
             trace?.mark("sent")
             waitReadable(request.replyFD)
-            if let r = try takeReply(request, from: spawner, in: slot, retryable: attempt == 0, trace: trace) { (child, tookWarm, exitFD) = r; break }
+            if let r = try takeReply(request, from: spawner, in: slot, retryable: attempt == 0, trace: trace) {
+                (child, tookWarm, exitFD) = (r.0, r.1, r.2)
+                if pooled != nil { replied(r.3) }
+                break
+            }
             attempt += 1
         }
         // The child runs its steps now; EOF on the error pipe (close-on-exec) is its execve.
@@ -62,7 +80,7 @@ public enum JailSpawner {
     /// Reads the spawner's reply: the child, or the error it reported; nil when the spawner died
     /// before it took the request (`retryable`: then the request is sent again, to a new one).
     private static func takeReply(_ request: SpawnRequest, from spawner: SpawnerProcess, in slot: SpawnerSlot, retryable: Bool,
-                                  trace: JailTrace?) throws(MiniAppError) -> (cjail_child, Bool, Int32)? {
+                                  trace: JailTrace?) throws(MiniAppError) -> (cjail_child, Bool, Int32, String)? {
         trace?.mark("replied")
         var reply = cjail_spawn_reply()
         var child = cjail_child()
@@ -95,7 +113,7 @@ public enum JailSpawner {
             if exitFD < 0 { WarmJails.adopt(pid: child.pid) } // a service's warm jails are its own children
             trace?.mark("warm_jail")
         }
-        return (child, reply.warm != 0, exitFD)
+        return (child, reply.warm != 0, exitFD, SpawnerProcess.name(reply.cgroup))
     }
 
     /// Reads the error pipe once it is readable: EOF is the exec, a record a failed step.

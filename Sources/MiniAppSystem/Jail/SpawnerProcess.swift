@@ -139,6 +139,11 @@ final class SpawnerProcess: Sendable {
         return true
     }
 
+    /// A NUL-terminated C name field as a string.
+    static func name<T>(_ field: T) -> String {
+        withUnsafeBytes(of: field) { raw in String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self) }
+    }
+
     /// The spawner's unasked notices: each warm jail it makes, which is our child (see
     /// `WarmJails`). Read on the jail event loop; stops at EOF (the spawner is gone).
     private func watchNotices() {
@@ -150,7 +155,9 @@ final class SpawnerProcess: Sendable {
                 if r == -EAGAIN { break }
                 if r == -EPROTO { continue } // malformed: dropped (its pidfd closed), keep reading
                 if r != 0 { return } // EOF: the spawner is gone; discard() handles the rest
-                WarmJails.track(pid: notice.pid, pidfd: pidfd)
+                let cgroup = SpawnerProcess.name(notice.cgroup)
+                if notice.pid == 0 { WarmJailCgroups.returned(cgroup) } // a lent cgroup it did not use
+                else { WarmJails.track(pid: notice.pid, pidfd: pidfd, cgroup: cgroup) }
             }
             watchNotices()
         }
@@ -295,7 +302,8 @@ final class SpawnRequest: @unchecked Sendable {
     private let ownsTakenFD: Bool
 
     /// `traceFD`: the slots' memfd or -1.
-    init(_ plan: JailSpawnPlan, template: UInt32, cgroupProcs: [Int32], cgroupName: String?, traceFD: Int32, warm: Bool) throws(MiniAppError) {
+    init(_ plan: JailSpawnPlan, template: UInt32, cgroupProcs: [Int32], cgroupName: String?, traceFD: Int32, warm: Bool,
+         pooled: PooledCgroups? = nil) throws(MiniAppError) {
         guard cgroupProcs.count <= Int(CJAIL_SPAWN_MAX_PROCS) else {
             throw MiniAppError(.internal, "\(cgroupProcs.count) cgroup hierarchies, the spawner takes \(CJAIL_SPAWN_MAX_PROCS)")
         }
@@ -326,6 +334,13 @@ final class SpawnRequest: @unchecked Sendable {
             throw MiniAppError(.internal, "cgroup name \(cgroupName) is too long for the spawner")
         }
         if warm { header.flags |= CJAIL_SPAWN_WARM }
+        if let pooled, warm, cgroupName != nil, cgroupProcs.isEmpty {
+            header.flags |= CJAIL_SPAWN_WARM_CGROUP
+            header.cgroup_limits = (pooled.limits.memoryBytes, pooled.limits.pids, pooled.limits.cpuPercent)
+            if let spare = pooled.spare, !SpawnerProcess.copyName(spare, into: &header.spare_cgroup) {
+                throw MiniAppError(.internal, "cgroup name \(spare) is too long for the spawner")
+            }
+        }
         if let m = plan.userNamespace {
             header.flags |= CJAIL_SPAWN_IDMAP
             header.inside_uid = m.insideUid; header.outside_uid = m.outsideUid
@@ -382,7 +397,8 @@ enum WarmJails {
     /// Watch and release happen under the lock: a pidfd closed by `adopt` before `track` had
     /// registered it would otherwise be registered afterwards, under a number that may by then
     /// belong to the worker's own pidfd (whose exit this watch would then steal).
-    static func track(pid: Int32, pidfd: Int32) {
+    /// `cgroup`: the lent cgroup it was put in (removed if it dies untaken), or empty.
+    static func track(pid: Int32, pidfd: Int32, cgroup: String = "") {
         state.withLock { s in
             if s.adoptedEarly.remove(pid) != nil {
                 close(pidfd)
@@ -391,11 +407,13 @@ enum WarmJails {
             s.watched[pid] = pidfd
             // The loop reaps it (waitid on the pidfd) when it exits; only the fd is left to close.
             JailEventLoop.shared.watchExit(pidfd: pidfd) { _, _ in
-                state.withLock { s in
-                    guard s.watched[pid] == pidfd else { return }
+                let untaken = state.withLock { s -> Bool in
+                    guard s.watched[pid] == pidfd else { return false }
                     s.watched[pid] = nil
                     close(pidfd)
+                    return true
                 }
+                if untaken && !cgroup.isEmpty { WarmJailCgroups.jailGone(cgroup) }
             }
         }
     }
