@@ -56,7 +56,12 @@ import Testing
         var n = 1
         let giveUp = Date().addingTimeInterval(120)
         while inspect.isRunning && Date() < giveUp {
-            try host.call("programs.send", ["workerId": .string(wid), "name": "go", "data": [:]])
+            do {
+                try host.call("programs.send", ["workerId": .string(wid), "name": "go", "data": [:]])
+            } catch {
+                Issue.record("poke \(n): \(error); daemon log: \(daemon.logText())")
+                throw error
+            }
             n += 1
             _ = try host.report(from: id, number: n)
         }
