@@ -5,8 +5,8 @@
 //   bench-bridge <client-binary> host <iters> <warmup>      -> RESULT|broker.rtt.host|…
 //   bench-bridge <client-binary> tput <clients> <secs> <depth> -> RESULT|broker.throughput|…
 // Diagnostics: `raw` (the reactor alone answering canned results: the event loop's floor),
-// `bench-bridge cpu` (in-process decode/encode cost per call), BENCH_NO_PEEK=1 (read requests
-// without MSG_PEEK, to measure what deferred consumption buys).
+// `bench-bridge cpu` (in-process decode/encode cost per call), BENCH_PEEK=1 (peek requests and
+// consume them after answering, the daemon's other read mode; by default the daemon's own).
 //
 // The daemon side is the production path: Reactor + Broker + permission table + rate limiter,
 // with a trivial in-memory storage.get service, so the row measures the broker path alone
@@ -77,7 +77,8 @@ func makeBroker(_ reactor: Reactor) -> Broker {
     do {
         let catalogue = try MethodCatalogue.parse(Array(benchCatalogue.utf8))
         var config = BrokerConfiguration()
-        config.deferConsume = CurrentProcess.environment("BENCH_NO_PEEK") == nil
+        // The daemon's own read mode (one recv per request); BENCH_PEEK=1 measures peek-and-consume.
+        config.deferConsume = CurrentProcess.environment("BENCH_PEEK") != nil
         return try Broker(
             reactor: reactor, catalogue: catalogue, grants: ["com.bench": ["payment"]], services: [BenchStorage()],
             configuration: config)
@@ -129,7 +130,7 @@ func runLatency(client: String, host: Bool, raw: Bool = false, iters: String, wa
     let fd = raw
         ? must("raw") { () throws -> Int32 in
             let pair = try UnixSocket.pair()
-            let peek = CurrentProcess.environment("BENCH_NO_PEEK") == nil
+            let peek = CurrentProcess.environment("BENCH_PEEK") != nil
             _ = try reactor.adopt(pair.daemonSide, limits: .init(deferConsume: peek), handler: RawEcho())
             return pair.workerSide.take()
         }
